@@ -1,0 +1,2 @@
+//! The `proxy` binary (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Listeners, accept loop, connection caps, shutdown.

@@ -1,0 +1,4 @@
+//! Upstream peers at run time: balancing, health, connection pools.
+
+pub mod balance;
+pub mod pool;

@@ -1,5 +1,6 @@
 //! The request pipeline: routing, URI mapping, header edits, variables, forwarding.
 
+pub mod errors;
 pub mod forward;
 pub mod headers;
 pub mod route;

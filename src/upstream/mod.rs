@@ -1,4 +1,5 @@
 //! Upstream peers at run time: balancing, health, connection pools.
 
 pub mod balance;
+pub mod health;
 pub mod pool;

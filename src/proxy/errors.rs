@@ -1,0 +1,1 @@
+//! (being written) proxy-made responses and the one error -> status mapping.

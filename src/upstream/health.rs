@@ -1,0 +1,1 @@
+//! (being written) passive health: max_fails / fail_timeout accounting.

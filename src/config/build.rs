@@ -684,10 +684,10 @@ impl Builder {
             match d.name.as_str() {
                 "worker_connections" => {
                     simple(d, 1, 1)?;
-                    let n: usize = number(d, arg(d, 0))?;
-                    if n == 0 {
-                        return Err(directive_err(d, "invalid number"));
-                    }
+                    let n = match arg(d, 0).parse::<usize>() {
+                        Ok(n) if n > 0 && arg(d, 0).bytes().all(|b| b.is_ascii_digit()) => n,
+                        _ => return Err(err(format!("invalid number \"{}\"", arg(d, 0)), d)),
+                    };
                     set_once(worker_connections, n, d)?;
                 }
                 "use" => {
@@ -918,7 +918,12 @@ impl Builder {
             }
             "server_tokens" => {
                 simple(d, 1, 1)?;
-                set_once(&mut layer.server_tokens, flag(d)?, d)?;
+                let on = match arg(d, 0) {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(err(format!("invalid value \"{other}\""), d)),
+                };
+                set_once(&mut layer.server_tokens, on, d)?;
             }
             "access_log" => self.access_log(d, layer, st)?,
             "log_format" => log_format(d, st)?,
@@ -995,7 +1000,9 @@ impl Builder {
         simple(d, 1, usize::MAX)?;
         let path = arg(d, 0);
         if path == "off" {
-            arity(d, 1, 1)?;
+            if let Some(extra) = d.args.get(1) {
+                return Err(err(format!("invalid parameter \"{}\"", extra.value), d));
+            }
             layer.access_log = Some(AccessLog::Off);
             return Ok(());
         }
@@ -1163,17 +1170,19 @@ impl Builder {
                 "default_server" | "default" => default_server = true,
                 "reuseport" => reuseport = true,
                 "bind" => {}
-                "ssl" | "http2" | "quic" | "proxy_protocol" => return Err(err(
-                    format!(
+                "ssl" | "http2" | "quic" | "proxy_protocol" => {
+                    return Err(err(
+                        format!(
                         "the \"{p}\" parameter of the \"listen\" directive is not supported yet"
                     ),
-                    d,
-                )),
+                        d,
+                    ))
+                }
                 _ => match p.strip_prefix("backlog=") {
                     Some(n) => {
                         backlog = match n.parse::<i32>() {
                             Ok(v) if v > 0 => v,
-                            _ => return Err(err(format!("invalid backlog \"{n}\""), d)),
+                            _ => return Err(err(format!("invalid backlog \"{p}\""), d)),
                         }
                     }
                     None => return Err(err(format!("invalid parameter \"{p}\""), d)),
@@ -1554,7 +1563,7 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
             d,
         ));
     } else {
-        return Err(err(format!("invalid URL prefix in \"{url}\""), d));
+        return Err(err("invalid URL prefix", d));
     };
     let (host_port, uri) = match rest.find('/') {
         Some(i) => (&rest[..i], Some(rest[i..].to_string())),

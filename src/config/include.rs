@@ -200,8 +200,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     Ok(src)
 }
 
-/// An I/O error as nginx prints it: `(2: No such file or directory)`.
-fn os_error(e: &std::io::Error) -> String {
+/// An I/O error as nginx prints it after a failed call: `(2: No such file or
+/// directory)`. Shared with the binary's messages.
+pub fn os_error(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => {
             let text = e.to_string();

@@ -89,7 +89,6 @@ fn valid_conf(dir: &Scratch) -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs the builder (branch build), not merged yet"]
 fn test_flag_prints_nginx_success_lines() {
     let dir = Scratch::new("ok");
     let conf = valid_conf(&dir);
@@ -107,7 +106,6 @@ fn test_flag_prints_nginx_success_lines() {
 }
 
 #[test]
-#[ignore = "needs the builder (branch build), not merged yet"]
 fn quiet_test_prints_nothing_on_success() {
     let dir = Scratch::new("quiet");
     let conf = valid_conf(&dir);
@@ -191,7 +189,6 @@ fn running_with_a_broken_config_exits_with_emerg() {
 }
 
 #[test]
-#[ignore = "needs the builder (branch build), not merged yet"]
 fn dump_flag_prints_expanded_config_that_tests_ok_again() {
     let dir = Scratch::new("dump");
     let conf = valid_conf(&dir);
@@ -248,4 +245,30 @@ fn help_and_bad_options() {
     let out = proxy(&["-x"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("'-x'"), "{}", stderr(&out));
+}
+
+#[test]
+fn warnings_print_before_success_and_quiet_hides_them() {
+    let dir = Scratch::new("warn");
+    valid_conf(&dir);
+    let conf = dir.write(
+        "sticky.conf",
+        &VALID.replace("http {\n", "http {\n    sendfile on;\n"),
+    );
+    let file = conf.display();
+    let out = with_conf(&["-t"], &conf);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stderr(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("proxy: [warn] \"sendfile\""), "{text}");
+    assert!(lines[0].ends_with(&format!(" in {file}:4")), "{text}");
+    assert_eq!(
+        lines[1],
+        format!("proxy: the configuration file {file} syntax is ok")
+    );
+
+    let out = with_conf(&["-t", "-q"], &conf);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stderr(&out), "");
 }

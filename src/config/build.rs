@@ -675,6 +675,62 @@ impl Builder {
         });
     }
 
+    /// nginx's `conflicting server name "x" on ADDR, ignored` for an exact name
+    /// that an earlier server already claims on the same address.
+    fn warn_conflicting_names(
+        &mut self,
+        d: &Directive,
+        server: &ServerConf,
+        seen: &mut HashSet<(SocketAddr, String)>,
+    ) {
+        for listen in &server.listens {
+            for name in &server.names {
+                let ServerName::Exact(name) = name else {
+                    continue;
+                };
+                if name.is_empty() {
+                    continue;
+                }
+                if !seen.insert((listen.addr, name.clone())) {
+                    self.warn(
+                        d,
+                        &format!(
+                            "conflicting server name \"{name}\" on {}, ignored",
+                            listen.addr
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Two peers of a sticky upstream with the same server id cannot be told apart
+    /// by the cookie; the first one would get every pinned request.
+    fn warn_shared_sids(
+        &mut self,
+        d: &Directive,
+        upstream: &str,
+        conf: &StickyConf,
+        peers: &[PeerConf],
+    ) {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for p in peers {
+            let sid = match (conf.hash, &p.id) {
+                (Hash::Plain, Some(id)) => id.as_str(),
+                _ => p.name.as_str(),
+            };
+            if !seen.insert(sid) {
+                self.warn(
+                    d,
+                    &format!(
+                        "servers of upstream \"{upstream}\" share the server id of \"{sid}\"; \
+                         sticky cookies cannot tell them apart"
+                    ),
+                );
+            }
+        }
+    }
+
     fn ignored(&mut self, d: &Directive, why: &str) {
         self.warn(d, &format!("\"{}\" directive is ignored: {why}", d.name));
     }
@@ -764,8 +820,11 @@ impl Builder {
             }
         }
         let mut built = Vec::new();
+        let mut names_seen: HashSet<(SocketAddr, String)> = HashSet::new();
         for d in servers {
-            built.push(Arc::new(self.server(d, &layer, &conn, &mut st)?));
+            let server = self.server(d, &layer, &conn, &mut st)?;
+            self.warn_conflicting_names(d, &server, &mut names_seen);
+            built.push(Arc::new(server));
         }
         for (format, span) in &st.format_uses {
             if !st.log_formats.contains_key(format) {
@@ -841,6 +900,9 @@ impl Builder {
         }
         if !has_server {
             return Err(err("no servers are inside upstream", d));
+        }
+        if let Some(conf) = &sticky {
+            self.warn_shared_sids(d, &name, conf, &peers);
         }
         Ok(UpstreamConf {
             name,
@@ -2099,6 +2161,27 @@ mod tests {
         assert_eq!(conn.send_timeout, Duration::from_millis(500));
         assert_eq!(conn.large_client_header_buffers, (2, 16384));
         assert_eq!(conn.keepalive_requests, 10);
+    }
+
+    #[test]
+    fn conflicting_names_and_shared_server_ids_warn() {
+        let (_, warnings) = ok("http {
+              upstream u { server 127.0.0.1:9000 id=a; server 127.0.0.1:9001 id=a;
+                           session_sticky hash=plain; }
+              upstream v { server 127.0.0.1:9000 id=a; server 127.0.0.1:9001 id=a;
+                           session_sticky; }
+              server { listen 127.0.0.1:8080; server_name a.example; }
+              server { listen 127.0.0.1:8080; server_name A.example b.example; }
+              server { listen 127.0.0.1:8081; server_name a.example; }
+            }");
+        let messages: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "servers of upstream \"u\" share the server id of \"a\"; sticky cookies cannot tell them apart",
+                "conflicting server name \"a.example\" on 127.0.0.1:8080, ignored",
+            ]
+        );
     }
 
     #[test]

@@ -1618,7 +1618,7 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
     }
     let lower = url.to_ascii_lowercase();
     let rest = if lower.starts_with("http://") {
-        &url[7..]
+        url.get("http://".len()..).unwrap_or_default()
     } else if lower.starts_with("https://") {
         return Err(err(
             format!("\"proxy_pass\" to https:// is not supported yet in \"{url}\""),
@@ -1628,9 +1628,10 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
         return Err(err("invalid URL prefix", d));
     };
     let (host_port, uri) = match rest.find('/') {
-        Some(i) => (&rest[..i], Some(rest[i..].to_string())),
-        None => (rest, None),
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
     };
+    let uri = (!uri.is_empty()).then(|| uri.to_string());
     if host_port.is_empty() {
         return Err(err(format!("no host in upstream \"{rest}\""), d));
     }
@@ -1642,8 +1643,8 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
         ));
     }
     // `[v6]:port` has its colon after the bracket; a name has at most one colon.
-    let (host, port) = match host_port.rfind(':') {
-        Some(i) if !host_port[i..].contains(']') => (&host_port[..i], Some(&host_port[i + 1..])),
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
         _ => (host_port, None),
     };
     if let Some(index) = st

@@ -2186,6 +2186,37 @@ mod tests {
     }
 
     #[test]
+    fn address_resolution_reasons() {
+        let cases: &[(&str, bool, Result<&str, &str>)] = &[
+            ("127.0.0.1:9000", false, Ok("127.0.0.1:9000")),
+            ("127.0.0.1", false, Ok("127.0.0.1:80")),
+            ("[::1]:9000", false, Ok("[::1]:9000")),
+            ("[::1]", false, Ok("[::1]:80")),
+            ("127.0.0.1:0", true, Ok("127.0.0.1:0")),
+            ("127.0.0.1:0", false, Err("invalid port")),
+            ("127.0.0.1:65536", false, Err("invalid port")),
+            ("127.0.0.1:+80", false, Err("invalid port")),
+            ("localhost:", false, Err("invalid port")),
+            (":80", false, Err("no host")),
+            ("::1", false, Err("invalid host")),
+            ("[::1", false, Err("invalid host")),
+            ("[::1]9000", false, Err("invalid host")),
+            ("[nope]:80", false, Err("invalid host")),
+            ("a:b:80", false, Err("invalid host")),
+            (
+                "unix:/tmp/s.sock",
+                false,
+                Err("unix domain sockets are not supported"),
+            ),
+            ("no-such-host.invalid", false, Err("host not found")),
+        ];
+        for (text, zero, expected) in cases {
+            let got = resolve(text, 80, *zero).map(|a| a[0].to_string());
+            assert_eq!(got.as_deref().map_err(String::as_str), *expected, "{text}");
+        }
+    }
+
+    #[test]
     fn a_hand_built_tree_without_http_is_rejected() {
         let tree = vec![Directive {
             name: "worker_processes".into(),

@@ -346,3 +346,404 @@ fn search<'a>(locations: &'a [Location], path: &[u8], text: &str) -> Found<'a> {
     }
     found
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::{ast::Span, AccessLog, ConnectionConf, Listen, LocationConf, NextUpstream};
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn conf() -> Arc<LocationConf> {
+        Arc::new(LocationConf {
+            proxy_pass: None,
+            return_: None,
+            proxy_set_headers: Vec::new(),
+            proxy_hide_headers: Vec::new(),
+            proxy_pass_headers: Vec::new(),
+            proxy_http_version: http::Version::HTTP_10,
+            proxy_connect_timeout: Duration::from_secs(60),
+            proxy_read_timeout: Duration::from_secs(60),
+            proxy_send_timeout: Duration::from_secs(60),
+            proxy_next_upstream: NextUpstream::default(),
+            proxy_next_upstream_tries: 0,
+            proxy_next_upstream_timeout: Duration::ZERO,
+            client_max_body_size: 1 << 20,
+            access_log: AccessLog::Off,
+            server_tokens: true,
+            sticky_hide_cookie: None,
+        })
+    }
+
+    fn listen(addr: &str, default_server: bool) -> Listen {
+        Listen {
+            addr: addr.parse().unwrap(),
+            default_server,
+            reuseport: false,
+            backlog: 511,
+        }
+    }
+
+    /// Parses `server_name` arguments the way the builder stores them.
+    fn name(text: &str) -> ServerName {
+        if let Some(re) = text.strip_prefix('~') {
+            ServerName::Regex(regex::Regex::new(re).unwrap())
+        } else if let Some(suffix) = text.strip_prefix("*.") {
+            ServerName::LeadingWildcard {
+                suffix: format!(".{suffix}"),
+                dot_form: false,
+            }
+        } else if text.starts_with('.') {
+            ServerName::LeadingWildcard {
+                suffix: text.to_string(),
+                dot_form: true,
+            }
+        } else if let Some(prefix) = text.strip_suffix('*') {
+            ServerName::TrailingWildcard {
+                prefix: prefix.to_string(),
+            }
+        } else {
+            ServerName::Exact(text.to_string())
+        }
+    }
+
+    fn server(listens: Vec<Listen>, names: &[&str], line: u32) -> Arc<ServerConf> {
+        Arc::new(ServerConf {
+            listens,
+            names: names.iter().map(|n| name(n)).collect(),
+            return_: None,
+            locations: Vec::new(),
+            conf: conf(),
+            connection: ConnectionConf {
+                client_header_timeout: Duration::from_secs(60),
+                client_body_timeout: Duration::from_secs(60),
+                send_timeout: Duration::from_secs(60),
+                keepalive_timeout: Duration::from_secs(75),
+                keepalive_requests: 1000,
+                large_client_header_buffers: (4, 8192),
+            },
+            span: Span {
+                file: Arc::new(PathBuf::from("test.conf")),
+                line,
+            },
+        })
+    }
+
+    fn chosen(router: &Router, local: &str, host: Option<&str>) -> Result<u32, RouteError> {
+        router
+            .server(local.parse().unwrap(), host.map(str::as_bytes))
+            .map(|r| r.server.span.line)
+    }
+
+    #[test]
+    fn host_normalization_table() {
+        let cases: &[(&[u8], Result<&str, RouteError>)] = &[
+            (b"example.com", Ok("example.com")),
+            (b"Example.COM", Ok("example.com")),
+            (b"example.com:8080", Ok("example.com")),
+            (b"example.com.", Ok("example.com")),
+            (b"example.com.:80", Ok("example.com")),
+            (b"[::1]:8080", Ok("[::1]")),
+            (b"[::1]", Ok("[::1]")),
+            (b"127.0.0.1:80", Ok("127.0.0.1")),
+            (b"", Err(RouteError::InvalidHost)),
+            (b":80", Err(RouteError::InvalidHost)),
+            (b".", Err(RouteError::InvalidHost)),
+            (b"a..b", Err(RouteError::InvalidHost)),
+            (b"a/b", Err(RouteError::InvalidHost)),
+            (b"a\\b", Err(RouteError::InvalidHost)),
+            (b"a\0b", Err(RouteError::InvalidHost)),
+            (b"\xff\xfe", Err(RouteError::InvalidHost)),
+        ];
+        for (raw, want) in cases {
+            let got = normalize_host(raw);
+            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn server_name_precedence_matches_nginx() {
+        let l = || vec![listen("0.0.0.0:80", false)];
+        let router = Router::from_servers(&[
+            server(l(), &["first.test"], 1),
+            server(l(), &["~^(www|api)\\.regex\\.test$"], 2),
+            server(l(), &["www.example.*"], 3),
+            server(l(), &["*.example.com"], 4),
+            server(l(), &["*.sub.example.com"], 5),
+            server(l(), &["exact.example.com"], 6),
+            server(l(), &[".dot.test"], 7),
+            server(l(), &["~example"], 8),
+            server(l(), &["www.example.com.*"], 9),
+        ]);
+        let cases: &[(Option<&str>, u32)] = &[
+            (Some("exact.example.com"), 6),
+            (Some("EXACT.example.com:80"), 6),
+            (Some("a.example.com"), 4),
+            (Some("a.b.example.com"), 4),
+            (Some("a.sub.example.com"), 5),
+            // Leading wildcard beats trailing wildcard.
+            (Some("www.example.com"), 4),
+            (Some("www.example.org"), 3),
+            (Some("www.example.com.au"), 9),
+            (Some("dot.test"), 7),
+            (Some("x.dot.test"), 7),
+            (Some("api.regex.test"), 2),
+            (Some("example.net"), 8),
+            (Some("unknown.test"), 1),
+            (None, 1),
+        ];
+        for (host, want) in cases {
+            assert_eq!(chosen(&router, "10.0.0.1:80", *host), Ok(*want), "{host:?}");
+        }
+    }
+
+    #[test]
+    fn default_server_catches_unknown_hosts() {
+        let router = Router::from_servers(&[
+            server(vec![listen("0.0.0.0:80", false)], &["a.test"], 1),
+            server(vec![listen("0.0.0.0:80", true)], &["b.test"], 2),
+        ]);
+        let cases: &[(Option<&str>, u32)] = &[
+            (Some("a.test"), 1),
+            (Some("b.test"), 2),
+            (Some("c.test"), 2),
+            (None, 2),
+        ];
+        for (host, want) in cases {
+            assert_eq!(
+                chosen(&router, "127.0.0.1:80", *host),
+                Ok(*want),
+                "{host:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_server_name_catches_requests_without_host() {
+        let router = Router::from_servers(&[
+            server(vec![listen("0.0.0.0:80", false)], &["a.test"], 1),
+            server(vec![listen("0.0.0.0:80", false)], &[""], 2),
+        ]);
+        assert_eq!(chosen(&router, "127.0.0.1:80", None), Ok(2));
+        assert_eq!(chosen(&router, "127.0.0.1:80", Some("zzz")), Ok(1));
+    }
+
+    #[test]
+    fn only_servers_on_the_connection_address_are_considered() {
+        let router = Router::from_servers(&[
+            server(vec![listen("0.0.0.0:80", false)], &["wild.test"], 1),
+            server(vec![listen("127.0.0.1:80", false)], &["local.test"], 2),
+            server(vec![listen("0.0.0.0:81", false)], &["wild.test"], 3),
+            server(
+                vec![listen("127.0.0.1:80", false), listen("0.0.0.0:81", true)],
+                &["both.test"],
+                4,
+            ),
+        ]);
+        let cases: &[(&str, Option<&str>, Result<u32, RouteError>)] = &[
+            ("127.0.0.1:80", Some("wild.test"), Ok(2)),
+            ("127.0.0.1:80", Some("both.test"), Ok(4)),
+            ("10.1.1.1:80", Some("local.test"), Ok(1)),
+            ("10.1.1.1:81", Some("wild.test"), Ok(3)),
+            ("10.1.1.1:81", Some("nope.test"), Ok(4)),
+            (
+                "10.1.1.1:82",
+                Some("wild.test"),
+                Err(RouteError::NoListener),
+            ),
+            (
+                "127.0.0.1:80",
+                Some("bad/host"),
+                Err(RouteError::InvalidHost),
+            ),
+        ];
+        for (local, host, want) in cases {
+            assert_eq!(chosen(&router, local, *host), *want, "{local} {host:?}");
+        }
+    }
+
+    #[test]
+    fn first_server_with_a_duplicate_name_wins() {
+        let l = || vec![listen("0.0.0.0:80", false)];
+        let router = Router::from_servers(&[
+            server(l(), &["other.test"], 1),
+            server(l(), &["dup.test"], 2),
+            server(l(), &["dup.test"], 3),
+        ]);
+        assert_eq!(chosen(&router, "1.2.3.4:80", Some("dup.test")), Ok(2));
+    }
+
+    fn prefix(uri: &str, nested: Vec<Location>) -> Location {
+        Location {
+            matcher: LocationMatch::Prefix {
+                uri: uri.to_string(),
+                stop_regex: false,
+            },
+            conf: conf(),
+            nested,
+        }
+    }
+
+    fn stop(uri: &str, nested: Vec<Location>) -> Location {
+        Location {
+            matcher: LocationMatch::Prefix {
+                uri: uri.to_string(),
+                stop_regex: true,
+            },
+            conf: conf(),
+            nested,
+        }
+    }
+
+    fn exact(uri: &str) -> Location {
+        Location {
+            matcher: LocationMatch::Exact(uri.to_string()),
+            conf: conf(),
+            nested: Vec::new(),
+        }
+    }
+
+    fn re(source: &str, case_insensitive: bool, nested: Vec<Location>) -> Location {
+        let pattern = if case_insensitive {
+            format!("(?i){source}")
+        } else {
+            source.to_string()
+        };
+        Location {
+            matcher: LocationMatch::Regex {
+                re: regex::Regex::new(&pattern).unwrap(),
+                case_insensitive,
+                source: source.to_string(),
+            },
+            conf: conf(),
+            nested,
+        }
+    }
+
+    fn label(loc: Option<&Location>) -> String {
+        match loc.map(|l| &l.matcher) {
+            None => "none".to_string(),
+            Some(LocationMatch::Exact(u)) => format!("={u}"),
+            Some(LocationMatch::Prefix {
+                uri,
+                stop_regex: false,
+            }) => uri.clone(),
+            Some(LocationMatch::Prefix {
+                uri,
+                stop_regex: true,
+            }) => format!("^~{uri}"),
+            Some(LocationMatch::Regex { source, .. }) => format!("~{source}"),
+        }
+    }
+
+    #[test]
+    fn location_order_matches_nginx() {
+        // The example of nginx's documentation, plus more.
+        let locations = vec![
+            exact("/"),
+            prefix("/", vec![]),
+            prefix("/documents/", vec![]),
+            stop("/images/", vec![]),
+            re("\\.(gif|jpg|jpeg)$", true, vec![]),
+            prefix("/documents/deep/", vec![]),
+            re("^/documents/.*\\.txt$", false, vec![]),
+            re("^/documents/", false, vec![]),
+            exact("/exact"),
+        ];
+        let cases = [
+            ("/", "=/"),
+            ("/index.html", "/"),
+            ("/documents/document.html", "~^/documents/"),
+            ("/documents/a.txt", "~^/documents/.*\\.txt$"),
+            ("/documents/deep/x", "~^/documents/"),
+            ("/images/1.gif", "^~/images/"),
+            ("/documents/1.JPG", "~\\.(gif|jpg|jpeg)$"),
+            ("/exact", "=/exact"),
+            ("/exact/more", "/"),
+            ("/exac", "/"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                label(find_location(&locations, path.as_bytes())),
+                want,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn longest_prefix_is_used_when_no_regex_matches() {
+        let locations = vec![
+            prefix("/a", vec![]),
+            prefix("/a/b", vec![]),
+            prefix("/a/bc", vec![]),
+            re("\\.php$", false, vec![]),
+        ];
+        let cases = [
+            ("/a", "/a"),
+            ("/a/b", "/a/b"),
+            ("/a/bcd", "/a/bc"),
+            ("/a/b/c", "/a/b"),
+            ("/ab", "/a"),
+            ("/b", "none"),
+            ("/b/x.php", "~\\.php$"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                label(find_location(&locations, path.as_bytes())),
+                want,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn nested_locations_are_searched_like_nginx() {
+        let locations = vec![
+            prefix(
+                "/app/",
+                vec![
+                    exact("/app/health"),
+                    prefix("/app/static/", vec![]),
+                    stop("/app/raw/", vec![]),
+                    re("\\.json$", false, vec![]),
+                ],
+            ),
+            re("\\.(json|php)$", false, vec![]),
+            stop("/fixed/", vec![re("\\.php$", false, vec![])]),
+            re("^/r/", false, vec![prefix("/r/in/", vec![])]),
+        ];
+        let cases = [
+            ("/app/x", "/app/"),
+            ("/app/health", "=/app/health"),
+            ("/app/static/a.css", "/app/static/"),
+            // The nested regex runs before the outer one.
+            ("/app/a.json", "~\\.json$"),
+            ("/app/a.php", "~\\.(json|php)$"),
+            // A nested ^~ stops the nested regexes, not the outer ones.
+            ("/app/raw/a.json", "~\\.(json|php)$"),
+            ("/app/raw/a.txt", "^~/app/raw/"),
+            // An outer ^~ stops the outer regexes, its nested ones still run.
+            ("/fixed/a.json", "^~/fixed/"),
+            ("/fixed/a.php", "~\\.php$"),
+            // Inside a regex location, nested locations refine the match.
+            ("/r/in/x", "/r/in/"),
+            ("/r/out", "~^/r/"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                label(find_location(&locations, path.as_bytes())),
+                want,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn regexes_see_invalid_utf8_paths_lossily_without_panicking() {
+        let locations = vec![prefix("/", vec![]), re("^/x", false, vec![])];
+        assert_eq!(label(find_location(&locations, b"/x\xff")), "~^/x");
+        assert_eq!(label(find_location(&locations, b"/\xff")), "/");
+    }
+}

@@ -194,3 +194,137 @@ fn escape_into(bytes: &[u8], escape_all: bool, out: &mut String) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalization_table() {
+        let cases: &[(&str, Result<&str, UriError>)] = &[
+            ("/", Ok("/")),
+            ("/a/b", Ok("/a/b")),
+            ("/a/b/", Ok("/a/b/")),
+            ("//a///b", Ok("/a/b")),
+            ("/a/./b", Ok("/a/b")),
+            ("/a/.", Ok("/a/")),
+            ("/a/b/..", Ok("/a/")),
+            ("/a/b/../c", Ok("/a/c")),
+            ("/a/../../", Err(UriError::AboveRoot)),
+            ("/..", Err(UriError::AboveRoot)),
+            ("/../a", Err(UriError::AboveRoot)),
+            ("/a/..", Ok("/")),
+            ("/.hidden/..x/...", Ok("/.hidden/..x/...")),
+            ("/a%20b", Ok("/a b")),
+            ("/%41%62", Ok("/Ab")),
+            ("/a%2Fb", Ok("/a/b")),
+            ("/a/%2e%2e/b", Ok("/b")),
+            ("/%2e%2e", Err(UriError::AboveRoot)),
+            ("/a%2F%2Fb", Ok("/a/b")),
+            ("/%25", Ok("/%")),
+            ("/%25%34%31", Ok("/%41")),
+            ("/a%", Err(UriError::BadEscape)),
+            ("/a%4", Err(UriError::BadEscape)),
+            ("/a%zz", Err(UriError::BadEscape)),
+            ("/a%00b", Err(UriError::Nul)),
+            ("a/b", Err(UriError::NotAbsolute)),
+            ("", Err(UriError::NotAbsolute)),
+            ("*", Err(UriError::NotAbsolute)),
+        ];
+        for (raw, want) in cases {
+            let got = normalize_path(raw.as_bytes());
+            let got = got.as_deref().map(|b| std::str::from_utf8(b).unwrap());
+            assert_eq!(got.map_err(|e| *e), *want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn plain_paths_are_borrowed() {
+        for raw in ["/", "/a/b.c", "/a.b/", "/x..y", "/.well-known/x"] {
+            assert!(
+                matches!(normalize_path(raw.as_bytes()), Ok(Cow::Borrowed(_))),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn decoded_bytes_that_are_not_utf8_survive() {
+        assert_eq!(normalize_path(b"/%FF").unwrap().as_ref(), b"/\xff");
+    }
+
+    fn prefix(uri: &str) -> LocationMatch {
+        LocationMatch::Prefix {
+            uri: uri.to_string(),
+            stop_regex: false,
+        }
+    }
+
+    fn map(target: &str, location: &LocationMatch, proxy_uri: Option<&str>) -> String {
+        let (path, _) = split_query(target);
+        let norm = normalize_path(path.as_bytes()).unwrap();
+        upstream_uri(target, &norm, location, proxy_uri).into_owned()
+    }
+
+    #[test]
+    fn proxy_pass_uri_rules_match_nginx() {
+        let regex = LocationMatch::Regex {
+            re: regex::Regex::new("^/r").unwrap(),
+            case_insensitive: false,
+            source: "^/r".to_string(),
+        };
+        let cases: &[(&str, LocationMatch, Option<&str>, &str)] = &[
+            // No URI part: the original target untouched, even unnormalized.
+            ("/test_x/y?z=1", prefix("/test_x"), None, "/test_x/y?z=1"),
+            ("//a/../b%20c?q", prefix("/"), None, "//a/../b%20c?q"),
+            // URI part: the matched prefix replaced.
+            ("/test_x", prefix("/test_x"), Some("/"), "/"),
+            ("/test_x/y?z=1", prefix("/test_x"), Some("/"), "//y?z=1"),
+            ("/test_x/y", prefix("/test_x/"), Some("/"), "/y"),
+            (
+                "/api/v1/users?id=3",
+                prefix("/api/"),
+                Some("/base/"),
+                "/base/v1/users?id=3",
+            ),
+            ("/api/", prefix("/api/"), Some("/base/"), "/base/"),
+            // An empty query is dropped, as nginx does.
+            ("/api/x?", prefix("/api/"), Some("/b/"), "/b/x"),
+            // The normalized path is used.
+            ("/api//x/./y", prefix("/api/"), Some("/b/"), "/b/x/y"),
+            // Escaped input is re-escaped (space, %, #, ?), other bytes decoded.
+            (
+                "/api/a%20b%41%25%23%3F",
+                prefix("/api/"),
+                Some("/b/"),
+                "/b/a%20bA%25%23%3F",
+            ),
+            ("/api/%C3%A9", prefix("/api/"), Some("/"), "/%C3%A9"),
+            // Exact locations too.
+            (
+                "/exact?x=1",
+                LocationMatch::Exact("/exact".into()),
+                Some("/other"),
+                "/other?x=1",
+            ),
+            // A regex location replaces nothing.
+            ("/rx", regex, Some("/b"), "/b/rx"),
+        ];
+        for (target, location, proxy_uri, want) in cases {
+            assert_eq!(map(target, location, *proxy_uri), *want, "{target}");
+        }
+    }
+
+    #[test]
+    fn split_query_table() {
+        let cases = [
+            ("/a", ("/a", None)),
+            ("/a?", ("/a", Some(""))),
+            ("/a?b=1?c", ("/a", Some("b=1?c"))),
+        ];
+        for (target, want) in cases {
+            assert_eq!(split_query(target), want, "{target}");
+        }
+    }
+}

@@ -236,7 +236,8 @@ mod tests {
 
     #[test]
     fn hop_by_hop_headers_are_removed() {
-        let cases: &[(&[(&str, &str)], bool, &[&str])] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
             (
                 &[
                     ("connection", "keep-alive, X-Secret"),
@@ -463,7 +464,8 @@ mod tests {
             ("content-type", "text/plain"),
         ];
         let h = |n: &str| HeaderName::from_bytes(n.as_bytes()).unwrap();
-        let cases: Vec<(Vec<HeaderName>, Vec<HeaderName>, Vec<&str>)> = vec![
+        type Case<'a> = (Vec<HeaderName>, Vec<HeaderName>, Vec<&'a str>);
+        let cases: Vec<Case<'_>> = vec![
             (
                 vec![],
                 vec![],

@@ -141,14 +141,31 @@ pub fn to_upstream_request(
     proxy_host: &str,
     connection: UpstreamConnection,
 ) {
+    to_upstream_request_with_host(
+        headers,
+        set,
+        HeaderValue::from_str(proxy_host).ok(),
+        connection,
+    );
+}
+
+/// [`to_upstream_request`] with the `Host` value prepared once (e.g. per location at
+/// start-up: cloning a [`HeaderValue`] does not copy the bytes). `None` sends no
+/// Host unless `set` names one.
+pub fn to_upstream_request_with_host(
+    headers: &mut HeaderMap,
+    set: SetHeaders,
+    proxy_host: Option<HeaderValue>,
+    connection: UpstreamConnection,
+) {
     let upgrade = connection == UpstreamConnection::Upgrade;
     remove_hop_by_hop(headers, upgrade);
     headers.remove(header::EXPECT);
-    match HeaderValue::from_str(proxy_host) {
-        Ok(host) => {
+    match proxy_host {
+        Some(host) => {
             headers.insert(header::HOST, host);
         }
-        Err(_) => {
+        None => {
             headers.remove(header::HOST);
         }
     }

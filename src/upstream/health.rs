@@ -100,9 +100,23 @@ pub struct Health {
 }
 
 impl Health {
+    /// Fresh accounting for the peers of `upstream`. As in nginx, an upstream of a
+    /// single peer without backups is never marked failed (there is nothing else to
+    /// try), so its accounting is disabled.
     pub fn new(upstream: &UpstreamConf) -> Health {
+        let single = upstream.peers.len() == 1;
         Health {
-            peers: upstream.peers.iter().map(PeerHealth::for_peer).collect(),
+            peers: upstream
+                .peers
+                .iter()
+                .map(|p| {
+                    let mut h = PeerHealth::for_peer(p);
+                    if single {
+                        h.max_fails = 0;
+                    }
+                    h
+                })
+                .collect(),
         }
     }
 
@@ -261,7 +275,7 @@ mod tests {
     }
 
     #[test]
-    fn upstream_health_is_indexed_by_peer_and_ignores_unknown_indexes() {
+    fn upstream_health_is_indexed_by_peer_and_a_single_peer_never_fails() {
         let peer = |port: u16, max_fails| PeerConf {
             name: format!("127.0.0.1:{port}"),
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -283,6 +297,17 @@ mod tests {
             keepalive_requests: 1000,
         };
         let now = Instant::now();
+        let single = UpstreamConf {
+            peers: vec![peer(3, 1)],
+            ..upstream.clone()
+        };
+        let mut alone = Health::new(&single);
+        alone.note_failure(0, now);
+        alone.note_failure(0, now);
+        assert!(
+            alone.is_available(0, now),
+            "a single peer is never marked failed"
+        );
         let mut health = Health::new(&upstream);
         health.note_failure(0, now);
         health.note_failure(1, now);

@@ -209,14 +209,10 @@ pub fn filter_response(
     pass: &[HeaderName],
     upgrade: bool,
 ) {
-    if upgrade {
-        let connection = headers.remove(header::CONNECTION);
-        remove_hop_by_hop(headers, true);
-        if connection.is_some() {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        }
-    } else {
-        remove_hop_by_hop(headers, false);
+    let had_connection = headers.contains_key(header::CONNECTION);
+    remove_hop_by_hop(headers, upgrade);
+    if upgrade && had_connection {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     for name in &DEFAULT_HIDDEN {
         if !pass.contains(name) {
@@ -519,7 +515,8 @@ mod tests {
     #[test]
     fn switching_protocols_response_keeps_upgrade() {
         let mut map = headers(&[
-            ("connection", "Upgrade"),
+            ("connection", "Upgrade, X-Hop"),
+            ("x-hop", "1"),
             ("upgrade", "websocket"),
             ("sec-websocket-accept", "x"),
             ("server", "b"),

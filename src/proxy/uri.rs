@@ -328,3 +328,109 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod robustness {
+    use super::*;
+
+    /// xorshift64*: deterministic bytes for the property tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn pick<'a>(&mut self, from: &'a [&'a str]) -> &'a str {
+            from[(self.next() % from.len() as u64) as usize]
+        }
+    }
+
+    const PIECES: &[&str] = &[
+        "/", "//", ".", "..", "/.", "/..", "a", "b.c", "%2e", "%2E%2e", "%2F", "%25", "%20", "%00",
+        "%", "%4", "%zz", "%C3%A9", "%FF", "?", "#", "x=1", "&", "+", "~",
+    ];
+
+    #[test]
+    fn normalized_paths_never_keep_dot_segments_or_double_slashes() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..20_000 {
+            let n = (rng.next() % 8) as usize;
+            let mut raw = String::from("/");
+            for _ in 0..n {
+                raw.push_str(rng.pick(PIECES));
+            }
+            let (path, _) = split_query(&raw);
+            let Ok(norm) = normalize_path(path.as_bytes()) else {
+                continue;
+            };
+            assert_eq!(norm.first(), Some(&b'/'), "{raw}");
+            for seg in norm.split(|&b| b == b'/').skip(1) {
+                assert!(seg != b"." && seg != b"..", "{raw} -> {norm:?}");
+            }
+            assert!(!norm.windows(2).any(|w| w == b"//"), "{raw} -> {norm:?}");
+            assert!(!norm.contains(&0), "{raw}");
+        }
+    }
+
+    #[test]
+    fn mapped_targets_always_parse_as_request_targets() {
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        let location = LocationMatch::Prefix {
+            uri: "/".to_string(),
+            stop_regex: false,
+        };
+        let mut checked = 0;
+        for _ in 0..20_000 {
+            let n = (rng.next() % 8) as usize;
+            let mut raw = String::from("/");
+            for _ in 0..n {
+                raw.push_str(rng.pick(PIECES));
+            }
+            // Only targets a client could send (the HTTP parser rejects the rest).
+            if raw.contains('#') || raw.parse::<http::uri::PathAndQuery>().is_err() {
+                continue;
+            }
+            let (path, _) = split_query(&raw);
+            let Ok(norm) = normalize_path(path.as_bytes()) else {
+                continue;
+            };
+            let mapped = upstream_uri(&raw, &norm, &location, Some("/base/"));
+            let parsed = mapped.parse::<http::uri::PathAndQuery>();
+            assert!(parsed.is_ok(), "{raw} -> {mapped}");
+            checked += 1;
+        }
+        assert!(checked > 1000, "only {checked} targets checked");
+    }
+
+    #[test]
+    fn arbitrary_bytes_give_valid_results_or_errors() {
+        let mut rng = Rng(42);
+        for _ in 0..20_000 {
+            let len = (rng.next() % 24) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = rng.next();
+                    // Bias towards the interesting bytes.
+                    b"/.%2eE0aF\0:[]\\"
+                        .get((r % 20) as usize)
+                        .copied()
+                        .unwrap_or((r >> 8) as u8)
+                })
+                .collect();
+            if let Ok(path) = normalize_path(&bytes) {
+                assert_eq!(path.first(), Some(&b'/'), "{bytes:?}");
+            }
+            if let Ok(host) = crate::proxy::route::normalize_host(&bytes) {
+                assert!(!host.is_empty(), "{bytes:?}");
+                assert!(!host.bytes().any(|b| b.is_ascii_uppercase()), "{bytes:?}");
+                assert!(!host.contains("..") && !host.contains('/'), "{bytes:?}");
+                assert!(!host.contains('\0') && !host.ends_with('.'), "{bytes:?}");
+            }
+        }
+    }
+}

@@ -778,6 +778,47 @@ http {
 }
 "#;
 
+    /// Per-request cost of the pure routing path (Host normalization, server choice,
+    /// path normalization, location search, URI mapping). Run with
+    /// `cargo test --release --lib route_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing; run by hand in release mode"]
+    fn route_cost() {
+        let (config, _) = crate::config::load_str(CONF, std::path::Path::new("/t/nginx.conf"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let router = Router::new(&config);
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let cases: &[(&[u8], &str)] = &[
+            (b"first.test", "/a/b/c?x=1"),
+            (b"www.example.com:8080", "/test_x/y?z=1"),
+            (b"Api12.test", "/outer/inner/deep/path/file.json"),
+            (b"unknown.test", "/static/img/logo.png"),
+        ];
+        for (host, target) in cases {
+            let rounds = 200_000u32;
+            let start = std::time::Instant::now();
+            let mut mapped_len = 0usize;
+            for _ in 0..rounds {
+                let routed = router
+                    .server(local, Some(std::hint::black_box(host)))
+                    .unwrap();
+                let (raw, _) = uri::split_query(target);
+                let path = uri::normalize_path(raw.as_bytes()).unwrap();
+                let loc = find_location(&routed.server.locations, &path).unwrap();
+                let pass = loc.conf.proxy_pass.as_ref().unwrap();
+                mapped_len +=
+                    uri::upstream_uri(target, &path, &loc.matcher, pass.uri.as_deref()).len();
+            }
+            let ns = start.elapsed().as_nanos() / u128::from(rounds);
+            assert!(mapped_len >= rounds as usize);
+            println!(
+                "{:>22} {:<36} {ns} ns/request",
+                String::from_utf8_lossy(host),
+                target
+            );
+        }
+    }
+
     /// (Host, target) -> (server line with `server_name`, upstream target).
     #[test]
     fn requests_route_and_map_as_nginx_from_config_text() {

@@ -150,6 +150,8 @@ impl Router {
     /// The table for `local`: the exact address, else a wildcard address
     /// (`0.0.0.0` / `[::]`) on the same port.
     fn table(&self, local: SocketAddr) -> Option<&AddrTable> {
+        // An IPv4 client on a dual-stack socket shows as `[::ffff:a.b.c.d]`.
+        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
         self.tables
             .iter()
             .find(|t| t.addr == local)
@@ -557,6 +559,8 @@ mod tests {
                 Some("bad/host"),
                 Err(RouteError::InvalidHost),
             ),
+            ("[::ffff:127.0.0.1]:80", Some("wild.test"), Ok(2)),
+            ("[::1]:81", Some("wild.test"), Ok(3)),
         ];
         for (local, host, want) in cases {
             assert_eq!(chosen(&router, local, *host), *want, "{local} {host:?}");

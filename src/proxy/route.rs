@@ -290,29 +290,74 @@ pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, RouteError> {
 enum Found<'a> {
     /// Final: an exact or regex match (nginx `NGX_OK`).
     Done(&'a Location),
+    /// Final: the path is a proxied location's name without its trailing slash
+    /// (nginx `NGX_DONE`).
+    AddSlash(&'a Location),
     /// The longest prefix at this level or below (nginx `NGX_AGAIN`).
     Prefix(&'a Location),
     None,
 }
 
+/// The outcome of the location search.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    /// The location that handles the request.
+    Location(&'a Location),
+    /// nginx's automatic redirect: the path equals the name of a location ending
+    /// in `/` that proxies (`location /static/ { proxy_pass ...; }` and a request
+    /// for `/static`), and no location is named exactly like the path. The answer
+    /// is a 301 to the path with `/` appended (see `uri::add_slash_target`).
+    AddSlash(&'a Location),
+    /// No location matches: the server's own settings apply.
+    NoMatch,
+}
+
 /// The location for the normalized path `path` among `locations` (a server's
 /// top-level locations), or `None` when none matches (the server's own settings
-/// apply).
+/// apply). This ignores nginx's automatic trailing-slash redirect; see
+/// [`lookup_location`] for it.
 pub fn find_location<'a>(locations: &'a [Location], path: &[u8]) -> Option<&'a Location> {
     let text = String::from_utf8_lossy(path);
-    match search(locations, path, &text) {
-        Found::Done(loc) | Found::Prefix(loc) => Some(loc),
+    match search(locations, path, &text, false) {
+        Found::Done(loc) | Found::Prefix(loc) | Found::AddSlash(loc) => Some(loc),
         Found::None => None,
     }
 }
 
-fn search<'a>(locations: &'a [Location], path: &[u8], text: &str) -> Found<'a> {
+/// The location search with nginx's automatic trailing-slash redirect.
+pub fn lookup_location<'a>(locations: &'a [Location], path: &[u8]) -> Lookup<'a> {
+    let text = String::from_utf8_lossy(path);
+    match search(locations, path, &text, true) {
+        Found::Done(loc) | Found::Prefix(loc) => Lookup::Location(loc),
+        Found::AddSlash(loc) => Lookup::AddSlash(loc),
+        Found::None => Lookup::NoMatch,
+    }
+}
+
+/// True when `path` is `uri` minus its trailing `/` and the location proxies.
+fn slash_redirect(uri: &str, path: &[u8], loc: &Location) -> bool {
+    loc.conf.proxy_pass.is_some()
+        && uri.len() == path.len() + 1
+        && uri.as_bytes().starts_with(path)
+        && uri.ends_with('/')
+}
+
+fn search<'a>(
+    locations: &'a [Location],
+    path: &[u8],
+    text: &str,
+    auto_redirect: bool,
+) -> Found<'a> {
     let mut longest: Option<(&'a Location, usize, bool)> = None;
+    let mut add_slash: Option<&'a Location> = None;
     for loc in locations {
         match &loc.matcher {
             LocationMatch::Exact(uri) => {
                 if uri.as_bytes() == path {
                     return Found::Done(loc);
+                }
+                if auto_redirect && add_slash.is_none() && slash_redirect(uri, path, loc) {
+                    add_slash = Some(loc);
                 }
             }
             LocationMatch::Prefix { uri, stop_regex } => {
@@ -320,16 +365,26 @@ fn search<'a>(locations: &'a [Location], path: &[u8], text: &str) -> Found<'a> {
                 if path.starts_with(uri.as_bytes()) && longest.map_or(true, |(_, l, _)| len > l) {
                     longest = Some((loc, len, *stop_regex));
                 }
+                if auto_redirect && add_slash.is_none() && slash_redirect(uri, path, loc) {
+                    add_slash = Some(loc);
+                }
             }
             LocationMatch::Regex { .. } => {}
+        }
+    }
+    if let Some(loc) = add_slash {
+        // A location named exactly like the path would have been found instead.
+        if longest.map_or(true, |(_, len, _)| len < path.len()) {
+            return Found::AddSlash(loc);
         }
     }
     let mut found = Found::None;
     let mut noregex = false;
     if let Some((loc, _, stop)) = longest {
         noregex = stop;
-        found = match search(&loc.nested, path, text) {
+        found = match search(&loc.nested, path, text, auto_redirect) {
             Found::Done(inner) => return Found::Done(inner),
+            Found::AddSlash(inner) => return Found::AddSlash(inner),
             Found::Prefix(inner) => Found::Prefix(inner),
             Found::None => Found::Prefix(loc),
         };
@@ -338,8 +393,10 @@ fn search<'a>(locations: &'a [Location], path: &[u8], text: &str) -> Found<'a> {
         for loc in locations {
             if let LocationMatch::Regex { re, .. } = &loc.matcher {
                 if re.is_match(text) {
-                    return match search(&loc.nested, path, text) {
-                        Found::Done(inner) | Found::Prefix(inner) => Found::Done(inner),
+                    return match search(&loc.nested, path, text, auto_redirect) {
+                        Found::Done(inner) | Found::AddSlash(inner) | Found::Prefix(inner) => {
+                            Found::Done(inner)
+                        }
                         Found::None => Found::Done(loc),
                     };
                 }
@@ -742,6 +799,60 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    fn proxied(mut loc: Location) -> Location {
+        let mut c = (*loc.conf).clone();
+        c.proxy_pass = Some(crate::config::ProxyPass {
+            upstream: 0,
+            proxy_host: "app".into(),
+            uri: None,
+        });
+        loc.conf = Arc::new(c);
+        loc
+    }
+
+    fn lookup_label(locations: &[Location], path: &str) -> String {
+        match lookup_location(locations, path.as_bytes()) {
+            Lookup::Location(loc) => label(Some(loc)),
+            Lookup::AddSlash(loc) => format!("301 {}", label(Some(loc))),
+            Lookup::NoMatch => "none".into(),
+        }
+    }
+
+    #[test]
+    fn proxied_locations_ending_in_slash_redirect_the_bare_name() {
+        let locations = vec![
+            prefix("/", vec![]),
+            proxied(prefix("/static/", vec![])),
+            prefix("/plain/", vec![]),
+            proxied(prefix("/both/", vec![])),
+            prefix("/both", vec![]),
+            proxied(stop("/stop/", vec![])),
+            re("^/stop$", false, vec![]),
+            proxied(exact("/ex/")),
+            prefix("/outer/", vec![proxied(prefix("/outer/in/", vec![]))]),
+        ];
+        let cases = [
+            ("/static", "301 /static/"),
+            ("/static/", "/static/"),
+            ("/static/x", "/static/"),
+            ("/stati", "/"),
+            // Not proxied: no redirect.
+            ("/plain", "/"),
+            // A location named like the path wins.
+            ("/both", "/both"),
+            // Regexes are not consulted.
+            ("/stop", "301 ^~/stop/"),
+            ("/ex", "301 =/ex/"),
+            ("/outer/in", "301 /outer/in/"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(lookup_label(&locations, path), want, "{path}");
+        }
+        // find_location ignores the redirect: plain longest-prefix rules.
+        assert_eq!(label(find_location(&locations, b"/static")), "/");
+        assert_eq!(label(find_location(&locations, b"/stop")), "~^/stop$");
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! locations are searched the same way; a `^~` longest prefix skips the regexes of
 //! its level; otherwise the regexes of the level in config order (nested ones first,
 //! since the nested search runs first), the first match winning; else the longest
-//! prefix. Nothing here allocates per request unless the Host has upper case letters.
+//! prefix. [`lookup_location`] adds nginx's automatic redirect: a request for
+//! `/static` where `location /static/` proxies (and no location is named `/static`)
+//! gets a 301 to `/static/`. Nothing here allocates per request unless the Host has
+//! upper case letters or the path is not UTF-8.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -365,15 +365,13 @@ fn header_value(headers: &HeaderMap, name: &str, out: &mut Vec<u8>) {
     } else {
         return;
     };
-    let Ok(key) = http::HeaderName::from_bytes(key) else {
+    // A `&str` key is looked up without building a `HeaderName` (no allocation);
+    // a name that is not a valid header name finds nothing.
+    let Ok(key) = std::str::from_utf8(key) else {
         return;
     };
-    let sep: &[u8] = if key == http::header::COOKIE {
-        b"; "
-    } else {
-        b", "
-    };
-    for (i, value) in headers.get_all(&key).iter().enumerate() {
+    let sep: &[u8] = if key == "cookie" { b"; " } else { b", " };
+    for (i, value) in headers.get_all(key).iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(sep);
         }

@@ -66,6 +66,10 @@ struct AddrTable {
     trailing: Vec<(Box<str>, usize)>,
     regex: Vec<(regex::Regex, usize)>,
     default: usize,
+    /// A `default_server` listen set `default` (the first one wins).
+    explicit_default: bool,
+    /// Servers already added to this table.
+    members: Vec<usize>,
 }
 
 /// The precomputed virtual-server tables of one configuration.
@@ -96,6 +100,8 @@ impl Router {
                             trailing: Vec::new(),
                             regex: Vec::new(),
                             default: index,
+                            explicit_default: false,
+                            members: Vec::new(),
                         });
                         tables.len() - 1
                     }
@@ -103,17 +109,13 @@ impl Router {
                 let Some(table) = tables.get_mut(pos) else {
                     continue;
                 };
-                if table.regex.iter().any(|(_, i)| *i == index)
-                    || table.exact.values().any(|i| *i == index)
-                    || table.leading.iter().any(|(_, _, i)| *i == index)
-                    || table.trailing.iter().any(|(_, i)| *i == index)
-                {
-                    // Same server listed twice on this address.
-                } else {
+                if !table.members.contains(&index) {
+                    table.members.push(index);
                     add_names(table, server, index);
                 }
-                if listen.default_server {
+                if listen.default_server && !table.explicit_default {
                     table.default = index;
+                    table.explicit_default = true;
                 }
             }
         }
@@ -636,6 +638,24 @@ mod tests {
             server(l(), &["dup.test"], 3),
         ]);
         assert_eq!(chosen(&router, "1.2.3.4:80", Some("dup.test")), Ok(2));
+        // A server listing one address twice; two default_server flags: first wins.
+        let router = Router::from_servers(&[
+            server(vec![listen("0.0.0.0:80", false)], &["a.test"], 1),
+            server(
+                vec![listen("0.0.0.0:80", true), listen("0.0.0.0:80", false)],
+                &["*.w.test"],
+                2,
+            ),
+            server(vec![listen("0.0.0.0:80", true)], &["c.test"], 3),
+        ]);
+        let cases: &[(&str, u32)] = &[("x.w.test", 2), ("c.test", 3), ("zzz", 2)];
+        for (host, want) in cases {
+            assert_eq!(
+                chosen(&router, "1.2.3.4:80", Some(host)),
+                Ok(*want),
+                "{host}"
+            );
+        }
     }
 
     fn prefix(uri: &str, nested: Vec<Location>) -> Location {

@@ -348,7 +348,8 @@ fn trim(mut s: &[u8]) -> &[u8] {
 }
 
 /// Appends request header NAME (`_` read as `-`, case-insensitive); several headers
-/// of the name are joined with `, ` (`; ` for Cookie), as nginx 1.23+.
+/// of the name are joined with `, ` (`; ` for Cookie), as nginx 1.23+. Names longer
+/// than 64 bytes (no real header) evaluate empty.
 fn header_value(headers: &HeaderMap, name: &str, out: &mut Vec<u8>) {
     let mut buf = [0u8; 64];
     let bytes = name.as_bytes();

@@ -1,1 +1,534 @@
-//! (being written)
+//! Header edits between client and backend, each a small function over
+//! [`http::HeaderMap`].
+//!
+//! Request side: [`eval_set_headers`] evaluates the `proxy_set_header` list against
+//! the request (while the client headers are still borrowed), then
+//! [`to_upstream_request`] turns the client's headers, in place, into the headers
+//! sent upstream: hop-by-hop headers out, `Host: $proxy_host` unless set, the
+//! evaluated values applied (an empty value removes the header), the `Connection`
+//! header chosen by the engine ([`UpstreamConnection`]).
+//! Response side: [`filter_response`] removes hop-by-hop headers and the hidden ones
+//! (nginx's default `proxy_hide_header` list plus the configured ones, minus
+//! `proxy_pass_header`). No header value is ever built from bytes containing CR, LF
+//! or NUL: [`HeaderValue::from_bytes`] rejects them and the header is dropped.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::HeaderMap;
+
+use crate::config::Template;
+use crate::proxy::vars::{self, RequestVars, Style};
+
+/// Hop-by-hop headers (RFC 9110 7.6.1 plus the legacy ones), never forwarded.
+pub const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Response headers nginx hides by default (`proxy_hide_header` defaults of
+/// ngx_http_proxy_module): the proxy sends its own `Date` and `Server`.
+pub const DEFAULT_HIDDEN: [HeaderName; 8] = [
+    header::DATE,
+    header::SERVER,
+    HeaderName::from_static("x-pad"),
+    HeaderName::from_static("x-accel-expires"),
+    HeaderName::from_static("x-accel-redirect"),
+    HeaderName::from_static("x-accel-limit-rate"),
+    HeaderName::from_static("x-accel-buffering"),
+    HeaderName::from_static("x-accel-charset"),
+];
+
+/// What the `Connection` header to the backend says (decided by the engine).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamConnection {
+    /// HTTP/1.1 persistent connection: no `Connection` header.
+    KeepAlive,
+    /// `Connection: close` (nginx's default without `keepalive`).
+    Close,
+    /// The client asked for a protocol upgrade: `Connection: upgrade` and the
+    /// client's `Upgrade` header kept.
+    Upgrade,
+}
+
+/// The evaluated `proxy_set_header` list: `None` removes the header.
+pub type SetHeaders = Vec<(HeaderName, Option<HeaderValue>)>;
+
+/// Removes hop-by-hop headers and the headers named in `Connection`. With
+/// `keep_upgrade` the `Upgrade` header survives (tunnelling an upgrade).
+pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // Headers named in Connection first (it is removed below).
+    let mut named: [Option<HeaderName>; 8] = Default::default();
+    let mut extra: Vec<HeaderName> = Vec::new();
+    let mut count = 0;
+    for value in headers.get_all(header::CONNECTION) {
+        for token in value.as_bytes().split(|&b| b == b',') {
+            let token = token.trim_ascii();
+            if token.is_empty() {
+                continue;
+            }
+            let Ok(name) = HeaderName::from_bytes(token) else {
+                continue;
+            };
+            if keep_upgrade && name == header::UPGRADE {
+                continue;
+            }
+            match named.get_mut(count) {
+                Some(slot) => *slot = Some(name),
+                None => extra.push(name),
+            }
+            count += 1;
+        }
+    }
+    for name in named.iter().flatten().chain(extra.iter()) {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        if keep_upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(name);
+    }
+}
+
+/// True when the request asks for a protocol upgrade (`Connection: upgrade` with an
+/// `Upgrade` header), as for WebSocket.
+pub fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
+}
+
+/// True when a `Connection` header lists `token` (case-insensitive).
+pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
+}
+
+/// Evaluates the `proxy_set_header` list. Values that evaluate to bytes not allowed
+/// in a header value (CR, LF, NUL, other controls) make the header removed. An empty
+/// list allocates nothing.
+pub fn eval_set_headers(set: &[(HeaderName, Template)], vars: &RequestVars<'_>) -> SetHeaders {
+    let mut out = Vec::with_capacity(set.len());
+    let mut buf = Vec::new();
+    for (name, template) in set {
+        buf.clear();
+        vars::eval(template, vars, Style::Plain, &mut buf);
+        let value = if buf.is_empty() {
+            None
+        } else {
+            HeaderValue::from_bytes(&buf).ok()
+        };
+        out.push((name.clone(), value));
+    }
+    out
+}
+
+/// Turns the client's request headers, in place, into the headers for the backend:
+/// hop-by-hop and `Expect` removed, `Host: proxy_host` (unless `set` names Host), the
+/// `Connection` header per `connection`, then every `set` entry applied (replacing the
+/// client's value; `None` removes). `Content-Length` is left as the client sent it.
+pub fn to_upstream_request(
+    headers: &mut HeaderMap,
+    set: SetHeaders,
+    proxy_host: &str,
+    connection: UpstreamConnection,
+) {
+    to_upstream_request_with_host(
+        headers,
+        set,
+        HeaderValue::from_str(proxy_host).ok(),
+        connection,
+    );
+}
+
+/// [`to_upstream_request`] with the `Host` value prepared once (e.g. per location at
+/// start-up: cloning a [`HeaderValue`] does not copy the bytes). `None` sends no
+/// Host unless `set` names one.
+pub fn to_upstream_request_with_host(
+    headers: &mut HeaderMap,
+    set: SetHeaders,
+    proxy_host: Option<HeaderValue>,
+    connection: UpstreamConnection,
+) {
+    let upgrade = connection == UpstreamConnection::Upgrade;
+    remove_hop_by_hop(headers, upgrade);
+    headers.remove(header::EXPECT);
+    match proxy_host {
+        Some(host) => {
+            headers.insert(header::HOST, host);
+        }
+        None => {
+            headers.remove(header::HOST);
+        }
+    }
+    match connection {
+        UpstreamConnection::KeepAlive => {}
+        UpstreamConnection::Close => {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        UpstreamConnection::Upgrade => {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+    }
+    for (name, value) in set {
+        match value {
+            Some(value) => {
+                headers.insert(name, value);
+            }
+            None => {
+                headers.remove(name);
+            }
+        }
+    }
+}
+
+/// `$proxy_add_x_forwarded_for`: the client's `X-Forwarded-For` values joined with
+/// `, `, then `, ` and the client address; just the address when there were none.
+pub fn x_forwarded_for(headers: &HeaderMap, remote: IpAddr, out: &mut Vec<u8>) {
+    for value in headers.get_all("x-forwarded-for") {
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b", ");
+    }
+    vars::ip_text(remote, out);
+}
+
+/// Filters the backend's response headers in place: hop-by-hop headers out (with
+/// `upgrade`, a 101 switching protocols, `Upgrade` and `Connection` stay), nginx's
+/// default hidden headers unless re-allowed by `pass`, and every `hide` header.
+pub fn filter_response(
+    headers: &mut HeaderMap,
+    hide: &[HeaderName],
+    pass: &[HeaderName],
+    upgrade: bool,
+) {
+    let had_connection = headers.contains_key(header::CONNECTION);
+    remove_hop_by_hop(headers, upgrade);
+    if upgrade && had_connection {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    for name in &DEFAULT_HIDDEN {
+        if !pass.contains(name) {
+            headers.remove(name);
+        }
+    }
+    for name in hide {
+        headers.remove(name);
+    }
+}
+
+/// A header value from untrusted bytes, or `None` when they hold CR, LF, NUL or
+/// another byte a header value may not carry.
+pub fn checked_value(bytes: &[u8]) -> Option<HeaderValue> {
+    HeaderValue::from_bytes(bytes).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::{Part, Variable};
+    use crate::proxy::vars::tests::{headers, vars};
+    use http::Method;
+
+    fn names(map: &HeaderMap) -> Vec<String> {
+        let mut v: Vec<String> = map
+            .iter()
+            .map(|(k, v)| format!("{}: {}", k, v.to_str().unwrap_or("<bin>")))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
+            (
+                &[
+                    ("connection", "keep-alive, X-Secret"),
+                    ("x-secret", "1"),
+                    ("keep-alive", "timeout=5"),
+                    ("proxy-connection", "keep-alive"),
+                    ("te", "trailers"),
+                    ("trailer", "x"),
+                    ("transfer-encoding", "chunked"),
+                    ("upgrade", "websocket"),
+                    ("x-kept", "yes"),
+                ],
+                false,
+                &["x-kept: yes"],
+            ),
+            (
+                &[
+                    ("connection", "Upgrade"),
+                    ("upgrade", "websocket"),
+                    ("sec-websocket-key", "k"),
+                ],
+                true,
+                &["sec-websocket-key: k", "upgrade: websocket"],
+            ),
+            (
+                &[("connection", ",, bad header name ,"), ("x-a", "1")],
+                false,
+                &["x-a: 1"],
+            ),
+        ];
+        for (input, keep_upgrade, want) in cases {
+            let mut map = headers(input);
+            remove_hop_by_hop(&mut map, *keep_upgrade);
+            assert_eq!(names(&map), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn many_connection_tokens_are_all_removed() {
+        let list: Vec<String> = (0..20).map(|i| format!("x-h{i}")).collect();
+        let joined = list.join(",");
+        let mut pairs: Vec<(&str, &str)> = list.iter().map(|n| (n.as_str(), "v")).collect();
+        pairs.push(("connection", &joined));
+        pairs.push(("x-stay", "1"));
+        let mut map = headers(&pairs);
+        remove_hop_by_hop(&mut map, false);
+        assert_eq!(names(&map), ["x-stay: 1"]);
+    }
+
+    #[test]
+    fn upgrade_detection_table() {
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[("connection", "Upgrade"), ("upgrade", "websocket")], true),
+            (
+                &[("connection", "keep-alive, upgrade"), ("upgrade", "h2c")],
+                true,
+            ),
+            (&[("connection", "upgrade")], false),
+            (&[("upgrade", "websocket")], false),
+            (&[("connection", "close"), ("upgrade", "websocket")], false),
+        ];
+        for (input, want) in cases {
+            assert_eq!(wants_upgrade(&headers(input)), *want, "{input:?}");
+        }
+    }
+
+    fn template(parts: Vec<Part>) -> Template {
+        Template {
+            source: String::new(),
+            parts,
+        }
+    }
+
+    fn upstream(
+        client: &[(&str, &str)],
+        set: &[(&str, Template)],
+        connection: UpstreamConnection,
+    ) -> Vec<String> {
+        let mut map = headers(client);
+        let m = Method::GET;
+        let set: Vec<(HeaderName, Template)> = set
+            .iter()
+            .map(|(n, t)| (HeaderName::from_bytes(n.as_bytes()).unwrap(), t.clone()))
+            .collect();
+        let evaluated = {
+            let v = vars(&map, &m);
+            eval_set_headers(&set, &v)
+        };
+        to_upstream_request(&mut map, evaluated, "backend:8080", connection);
+        names(&map)
+    }
+
+    #[test]
+    fn upstream_request_headers_follow_nginx() {
+        let lit = |s: &str| template(vec![Part::Literal(s.into())]);
+        let var = |v: Variable| template(vec![Part::Var(v)]);
+        let client: &[(&str, &str)] = &[
+            ("host", "example.com"),
+            ("connection", "keep-alive"),
+            ("keep-alive", "300"),
+            ("expect", "100-continue"),
+            ("user-agent", "curl"),
+            ("content-length", "5"),
+            ("x-forwarded-for", "10.0.0.1"),
+        ];
+        let base = [
+            "content-length: 5",
+            "host: backend:8080",
+            "user-agent: curl",
+            "x-forwarded-for: 10.0.0.1",
+        ];
+        // Keep-alive: no Connection header, Host is $proxy_host.
+        assert_eq!(upstream(client, &[], UpstreamConnection::KeepAlive), base);
+        // Close.
+        let mut want: Vec<&str> = base.to_vec();
+        want.insert(0, "connection: close");
+        assert_eq!(upstream(client, &[], UpstreamConnection::Close), want);
+        // proxy_set_header: Host $host, XFF, a literal, an empty value removes.
+        let set = [
+            ("host", var(Variable::Host)),
+            ("x-forwarded-for", var(Variable::ProxyAddXForwardedFor)),
+            ("x-real-ip", var(Variable::RemoteAddr)),
+            ("user-agent", lit("")),
+            ("x-absent", var(Variable::Http("nope".into()))),
+            ("x-static", lit("on")),
+        ];
+        assert_eq!(
+            upstream(client, &set, UpstreamConnection::KeepAlive),
+            [
+                "content-length: 5",
+                "host: example.com",
+                "x-forwarded-for: 10.0.0.1, 192.0.2.7",
+                "x-real-ip: 192.0.2.7",
+                "x-static: on",
+            ]
+        );
+        // Upgrade keeps Upgrade and says Connection: upgrade.
+        let ws: &[(&str, &str)] = &[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+        ];
+        assert_eq!(
+            upstream(ws, &[], UpstreamConnection::Upgrade),
+            [
+                "connection: upgrade",
+                "host: backend:8080",
+                "sec-websocket-version: 13",
+                "upgrade: websocket",
+            ]
+        );
+        // The usual WebSocket config sets both explicitly.
+        let set = [
+            ("upgrade", var(Variable::Http("upgrade".into()))),
+            ("connection", lit("upgrade")),
+        ];
+        assert_eq!(
+            upstream(ws, &set, UpstreamConnection::Close),
+            [
+                "connection: upgrade",
+                "host: backend:8080",
+                "sec-websocket-version: 13",
+                "upgrade: websocket",
+            ]
+        );
+    }
+
+    #[test]
+    fn set_header_values_with_control_bytes_are_dropped() {
+        // $uri is decoded: %0D%0A must never reach a header.
+        let h = headers(&[]);
+        let m = Method::GET;
+        let mut v = vars(&h, &m);
+        v.path = b"/a\r\nInjected: 1";
+        let set = vec![(
+            HeaderName::from_static("x-uri"),
+            template(vec![Part::Var(Variable::Uri)]),
+        )];
+        assert_eq!(
+            eval_set_headers(&set, &v),
+            vec![(HeaderName::from_static("x-uri"), None)]
+        );
+        assert!(checked_value(b"ok value").is_some());
+        for bad in [&b"a\rb"[..], b"a\nb", b"a\0b"] {
+            assert!(checked_value(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn x_forwarded_for_table() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "192.0.2.7"),
+            (&[("x-forwarded-for", "10.0.0.1")], "10.0.0.1, 192.0.2.7"),
+            (
+                &[
+                    ("x-forwarded-for", "10.0.0.1, 10.0.0.2"),
+                    ("x-forwarded-for", "10.0.0.3"),
+                ],
+                "10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7",
+            ),
+        ];
+        for (input, want) in cases {
+            let mut out = Vec::new();
+            x_forwarded_for(&headers(input), "192.0.2.7".parse().unwrap(), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), *want, "{input:?}");
+        }
+        let mut out = Vec::new();
+        x_forwarded_for(&headers(&[]), "2001:db8::1".parse().unwrap(), &mut out);
+        assert_eq!(out, b"2001:db8::1");
+    }
+
+    #[test]
+    fn response_headers_are_filtered_like_nginx() {
+        let backend: &[(&str, &str)] = &[
+            ("date", "Mon, 01 Jan 2024 00:00:00 GMT"),
+            ("server", "backend/1.0"),
+            ("x-pad", "avoid browser bug"),
+            ("x-accel-redirect", "/internal"),
+            ("connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("x-powered-by", "php"),
+            ("set-cookie", "a=1"),
+            ("content-type", "text/plain"),
+        ];
+        let h = |n: &str| HeaderName::from_bytes(n.as_bytes()).unwrap();
+        type Case<'a> = (Vec<HeaderName>, Vec<HeaderName>, Vec<&'a str>);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                vec![],
+                vec![],
+                vec![
+                    "content-type: text/plain",
+                    "set-cookie: a=1",
+                    "x-powered-by: php",
+                ],
+            ),
+            (
+                vec![h("x-powered-by")],
+                vec![],
+                vec!["content-type: text/plain", "set-cookie: a=1"],
+            ),
+            (
+                vec![],
+                vec![h("server"), h("date"), h("connection")],
+                vec![
+                    "content-type: text/plain",
+                    "date: Mon, 01 Jan 2024 00:00:00 GMT",
+                    "server: backend/1.0",
+                    "set-cookie: a=1",
+                    "x-powered-by: php",
+                ],
+            ),
+        ];
+        for (hide, pass, want) in cases {
+            let mut map = headers(backend);
+            filter_response(&mut map, &hide, &pass, false);
+            assert_eq!(names(&map), want, "hide {hide:?} pass {pass:?}");
+        }
+    }
+
+    #[test]
+    fn switching_protocols_response_keeps_upgrade() {
+        let mut map = headers(&[
+            ("connection", "Upgrade, X-Hop"),
+            ("x-hop", "1"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-accept", "x"),
+            ("server", "b"),
+        ]);
+        filter_response(&mut map, &[], &[], true);
+        assert_eq!(
+            names(&map),
+            [
+                "connection: upgrade",
+                "sec-websocket-accept: x",
+                "upgrade: websocket"
+            ]
+        );
+    }
+}

@@ -145,9 +145,33 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         2,
     ),
     (
-        "flag not on or off",
+        "on/off flag with another value",
+        "http {\n  sendfile maybe;\n}\n",
+        "invalid value \"maybe\" in \"sendfile\" directive, it must be \"on\" or \"off\"",
+        2,
+    ),
+    (
+        "access_log off with a parameter",
+        "http {\n  access_log off combined;\n}\n",
+        "invalid parameter \"combined\"",
+        2,
+    ),
+    (
+        "listen with a bad backlog",
+        "http {\n  server {\n    listen 127.0.0.1:8080 backlog=x;\n  }\n}\n",
+        "invalid backlog \"backlog=x\"",
+        3,
+    ),
+    (
+        "proxy_pass without host",
+        "http {\n  server {\n    location / {\n      proxy_pass http://;\n    }\n  }\n}\n",
+        "no host in upstream \"\"",
+        4,
+    ),
+    (
+        "server_tokens with another value",
         "http {\n  server_tokens maybe;\n}\n",
-        "invalid value \"maybe\" in \"server_tokens\" directive, it must be \"on\" or \"off\"",
+        "invalid value \"maybe\"",
         2,
     ),
     (
@@ -159,7 +183,7 @@ const CASES: &[(&str, &str, &str, u32)] = &[
     (
         "worker_connections not a number",
         "events {\n  worker_connections lots;\n}\nhttp {\n}\n",
-        "\"worker_connections\" directive invalid number",
+        "invalid number \"lots\"",
         2,
     ),
     (
@@ -367,7 +391,7 @@ const CASES: &[(&str, &str, &str, u32)] = &[
     (
         "proxy_pass with unknown scheme",
         "http {\n  server {\n    location / {\n      proxy_pass ftp://127.0.0.1;\n    }\n  }\n}\n",
-        "invalid URL prefix in \"ftp://127.0.0.1\"",
+        "invalid URL prefix",
         4,
     ),
     (

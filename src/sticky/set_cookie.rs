@@ -1,0 +1,719 @@
+//! Response side of session_sticky (spec sections 3 and 5): the `Set-Cookie`
+//! that pins the client to the peer that answered. Insert mode builds our own
+//! cookie (`NAME=VALUE[; Domain=D]; Path=P[; Max-Age=N; Expires=DATE]`); rewrite
+//! and prefix modes edit the value of the backend's first `NAME` cookie and keep
+//! its attributes byte for byte. Responses with status >= 400 are never touched,
+//! and no invalid header value is ever produced (a value that would be invalid,
+//! e.g. from a hostile backend, is left as the backend sent it).
+
+use std::fmt;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{Entry, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use httpdate::HttpDate;
+
+use super::decide::{Choice, Decision};
+use super::{Mode, StickyConf};
+
+/// Latest instant an HTTP date can show (9999-12-31 23:59:59 GMT).
+const MAX_HTTP_DATE_SECS: i64 = 253_402_300_799;
+
+/// Decimal text of an `i64`, formatted on the stack (no `fmt` machinery: this is
+/// on every timestamped response).
+struct Decimal {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(n: i64) -> Decimal {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        let mut v = n.unsigned_abs();
+        // u64::MAX has 20 digits, so the loop always ends with `v == 0`.
+        for slot in buf.iter_mut().rev() {
+            // `v % 10 < 10`, so the cast cannot truncate.
+            *slot = b'0' + (v % 10) as u8;
+            start -= 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        // |i64::MIN| has 19 digits: there is always room for the sign.
+        if n < 0 {
+            if let Some(slot) = start.checked_sub(1).and_then(|i| buf.get_mut(i)) {
+                *slot = b'-';
+                start -= 1;
+            }
+        }
+        Decimal { buf, start }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+}
+
+/// An IMF-fixdate (always 29 bytes) formatted into a stack buffer.
+struct DateText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl fmt::Write for DateText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl DateText {
+    fn new(unix_secs: i64) -> Option<DateText> {
+        use fmt::Write as _;
+        let secs = u64::try_from(unix_secs.clamp(0, MAX_HTTP_DATE_SECS)).ok()?;
+        let mut text = DateText {
+            buf: [0; 32],
+            len: 0,
+        };
+        write!(
+            text,
+            "{}",
+            HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs))
+        )
+        .ok()?;
+        Some(text)
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// The insert-mode `Set-Cookie` value for peer `sid`, exactly
+/// `NAME=VALUE[; Domain=D]; Path=P[; Max-Age=N; Expires=IMF-fixdate]`, where VALUE
+/// is `SID` or `SID|now|firstseen` when maxidle/maxlife is set. `None` if the
+/// configured name/domain/path would make an invalid header value.
+/// One allocation (the value is sized before it is written).
+pub fn insert_value(conf: &StickyConf, sid: &str, now: i64, firstseen: i64) -> Option<HeaderValue> {
+    let stamps = conf
+        .timestamps()
+        .then(|| (Decimal::new(now), Decimal::new(firstseen)));
+    let expiry = match conf.maxage {
+        Some(maxage) => Some((
+            Decimal::new(maxage),
+            DateText::new(now.saturating_add(maxage))?,
+        )),
+        None => None,
+    };
+    let none: &[u8] = b"";
+    let parts: [&[u8]; 14] = [
+        conf.cookie.as_bytes(),
+        b"=",
+        sid.as_bytes(),
+        if stamps.is_some() { b"|" } else { none },
+        stamps.as_ref().map_or(none, |s| s.0.as_bytes()),
+        if stamps.is_some() { b"|" } else { none },
+        stamps.as_ref().map_or(none, |s| s.1.as_bytes()),
+        if conf.domain.is_some() {
+            b"; Domain="
+        } else {
+            none
+        },
+        conf.domain.as_deref().map_or(none, str::as_bytes),
+        b"; Path=",
+        conf.path.as_bytes(),
+        if expiry.is_some() {
+            b"; Max-Age="
+        } else {
+            none
+        },
+        expiry.as_ref().map_or(none, |e| e.0.as_bytes()),
+        if expiry.is_some() {
+            b"; Expires="
+        } else {
+            none
+        },
+    ];
+    let date = expiry.as_ref().map_or(none, |e| e.1.as_bytes());
+    let len = parts.iter().map(|p| p.len()).sum::<usize>() + date.len();
+    let mut out = Vec::with_capacity(len);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(date);
+    HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
+}
+
+/// Byte range of the cookie value in a `Set-Cookie` value whose cookie name is
+/// exactly `name` (whitespace around name and value ignored), else `None`.
+pub fn value_range(set_cookie: &[u8], name: &str) -> Option<std::ops::Range<usize>> {
+    let pair_end = set_cookie
+        .iter()
+        .position(|b| *b == b';')
+        .unwrap_or(set_cookie.len());
+    let pair = set_cookie.get(..pair_end)?;
+    let eq = pair.iter().position(|b| *b == b'=')?;
+    let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
+    let name_part = pair.get(..eq)?;
+    let lead = name_part.iter().take_while(|b| is_ws(b)).count();
+    let trail = name_part.iter().rev().take_while(|b| is_ws(b)).count();
+    if name_part.get(lead..eq.saturating_sub(trail).max(lead))? != name.as_bytes() {
+        return None;
+    }
+    let value_part = pair.get(eq + 1..)?;
+    let vlead = value_part.iter().take_while(|b| is_ws(b)).count();
+    let vtrail = value_part.iter().rev().take_while(|b| is_ws(b)).count();
+    let start = eq + 1 + vlead;
+    let end = (pair_end - vtrail).max(start);
+    Some(start..end)
+}
+
+/// `set_cookie` with its value (if its name is `name`) replaced by `sid`
+/// (rewrite) or prefixed with `sid~` (prefix). `None` when the name differs or
+/// the result would be an invalid header value.
+pub fn edit_value(mode: Mode, set_cookie: &[u8], name: &str, sid: &str) -> Option<HeaderValue> {
+    let range = value_range(set_cookie, name)?;
+    let head = set_cookie.get(..range.start)?;
+    let (value, tail) = match mode {
+        Mode::Rewrite => (&[][..], set_cookie.get(range.end..)?),
+        Mode::Prefix => (
+            set_cookie.get(range.start..range.end)?,
+            set_cookie.get(range.end..)?,
+        ),
+        Mode::Insert => return None,
+    };
+    let tilde = usize::from(mode == Mode::Prefix);
+    let mut out = Vec::with_capacity(head.len() + sid.len() + tilde + value.len() + tail.len());
+    out.extend_from_slice(head);
+    out.extend_from_slice(sid.as_bytes());
+    if mode == Mode::Prefix {
+        out.push(b'~');
+    }
+    out.extend_from_slice(value);
+    out.extend_from_slice(tail);
+    HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
+}
+
+fn is_named(v: &HeaderValue, name: &str) -> bool {
+    value_range(v.as_bytes(), name).is_some()
+}
+
+/// Insert mode: put `ours` in place of the backend's first `NAME` Set-Cookie and
+/// drop any further ones of that name (indirect), or append it.
+fn place_insert(conf: &StickyConf, headers: &mut HeaderMap, ours: HeaderValue) {
+    if !conf.indirect {
+        headers.append(SET_COOKIE, ours);
+        return;
+    }
+    let same = headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter(|v| is_named(v, &conf.cookie))
+        .count();
+    if same == 0 {
+        headers.append(SET_COOKIE, ours);
+        return;
+    }
+    let Entry::Occupied(entry) = headers.entry(SET_COOKIE) else {
+        return;
+    };
+    let (_, old) = entry.remove_entry_mult();
+    let old: Vec<HeaderValue> = old.collect();
+    let mut ours = Some(ours);
+    for v in old {
+        if is_named(&v, &conf.cookie) {
+            if let Some(ours) = ours.take() {
+                headers.append(SET_COOKIE, ours);
+            }
+        } else {
+            headers.append(SET_COOKIE, v);
+        }
+    }
+}
+
+/// Rewrite/prefix: edit the first `Set-Cookie` named `NAME` in place.
+fn edit_first(conf: &StickyConf, headers: &mut HeaderMap, sid: &str) {
+    let Entry::Occupied(mut entry) = headers.entry(SET_COOKIE) else {
+        return;
+    };
+    for v in entry.iter_mut() {
+        if value_range(v.as_bytes(), &conf.cookie).is_some() {
+            if let Some(mut nv) = edit_value(conf.mode, v.as_bytes(), &conf.cookie, sid) {
+                nv.set_sensitive(v.is_sensitive());
+                *v = nv;
+            }
+            return;
+        }
+    }
+}
+
+/// Apply the sticky response rules to the response `headers`.
+///
+/// `sid` is the sid of the peer that actually answered, `choice` the (possibly
+/// fallen-back) decision, `now` Unix seconds. Nothing happens for status >= 400
+/// or a refused decision (the proxy's own 502 never carries a sticky cookie).
+/// - insert: a cookie is set when the client is (re-)pinned, on every response
+///   when maxidle/maxlife is set (LASTSEEN refreshed, FIRSTSEEN kept), and under
+///   indirect whenever the backend set a cookie of the same name (ours replaces it).
+/// - rewrite: the value of the first `NAME` Set-Cookie becomes `sid`.
+/// - prefix: the value of the first `NAME` Set-Cookie becomes `sid~value`.
+pub fn apply(
+    conf: &StickyConf,
+    status: StatusCode,
+    headers: &mut HeaderMap,
+    sid: &str,
+    choice: &Choice,
+    now: i64,
+) {
+    if status.as_u16() >= 400 || choice.decision == Decision::Refuse {
+        return;
+    }
+    match conf.mode {
+        Mode::Insert => {
+            let backend_set = conf.indirect
+                && headers
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .any(|v| is_named(v, &conf.cookie));
+            if !(choice.pins() || conf.timestamps() || backend_set) {
+                return;
+            }
+            if let Some(ours) = insert_value(conf, sid, now, choice.firstseen) {
+                place_insert(conf, headers, ours);
+            }
+        }
+        Mode::Rewrite | Mode::Prefix => edit_first(conf, headers, sid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sticky::decide::Outcome;
+
+    const NOW: i64 = 1_571_297_169;
+    const SID: &str = "fe12736d0ef927f9224a3336b65ee84b";
+
+    fn choice(decision: Decision, firstseen: i64) -> Choice {
+        Choice {
+            decision,
+            outcome: Outcome::New,
+            firstseen,
+        }
+    }
+
+    fn new_session() -> Choice {
+        choice(Decision::New(0), NOW)
+    }
+
+    fn hit(firstseen: i64) -> Choice {
+        choice(Decision::Pinned(0), firstseen)
+    }
+
+    /// (name, conf, status, backend Set-Cookies, choice, expected Set-Cookies)
+    type InsertCase<'a> = (
+        &'a str,
+        &'a StickyConf,
+        u16,
+        Vec<&'a str>,
+        Choice,
+        Vec<&'a str>,
+    );
+    /// (name, conf, status, backend Set-Cookies, expected Set-Cookies)
+    type EditCase<'a> = (&'a str, &'a StickyConf, u16, Vec<&'a str>, Vec<&'a str>);
+    /// (name, Set-Cookie value, expected value range)
+    type RangeCase<'a> = (&'a str, &'a [u8], Option<std::ops::Range<usize>>);
+
+    fn set_cookies(h: &HeaderMap) -> Vec<String> {
+        h.get_all(SET_COOKIE)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    }
+
+    fn response(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(
+                SET_COOKIE,
+                HeaderValue::from_str(v).expect("valid test header"),
+            );
+        }
+        h
+    }
+
+    fn run(conf: &StickyConf, status: u16, backend: &[&str], choice: &Choice) -> Vec<String> {
+        let mut h = response(backend);
+        let status = StatusCode::from_u16(status).expect("valid status");
+        apply(conf, status, &mut h, SID, choice, NOW);
+        set_cookies(&h)
+    }
+
+    #[test]
+    fn insert_value_fixtures_are_byte_exact() {
+        let ts = |c: StickyConf| StickyConf {
+            maxidle: Some(30),
+            maxlife: Some(3600),
+            ..c
+        };
+        let cases: Vec<(&str, StickyConf, &str)> = vec![
+            ("default", StickyConf::default(), "route=fe12736d0ef927f9224a3336b65ee84b; Path=/"),
+            (
+                "domain",
+                StickyConf { domain: Some("example.com".into()), ..StickyConf::default() },
+                "route=fe12736d0ef927f9224a3336b65ee84b; Domain=example.com; Path=/",
+            ),
+            (
+                "maxage",
+                StickyConf { maxage: Some(3600), ..StickyConf::default() },
+                "route=fe12736d0ef927f9224a3336b65ee84b; Path=/; Max-Age=3600; Expires=Thu, 17 Oct 2019 08:26:09 GMT",
+            ),
+            (
+                "timestamps",
+                ts(StickyConf::default()),
+                "route=fe12736d0ef927f9224a3336b65ee84b|1571297169|1571297000; Path=/",
+            ),
+            (
+                "all_attributes",
+                ts(StickyConf {
+                    cookie: "LBSID".into(),
+                    domain: Some(".example.com".into()),
+                    path: "/app".into(),
+                    maxage: Some(86_400),
+                    ..StickyConf::default()
+                }),
+                "LBSID=fe12736d0ef927f9224a3336b65ee84b|1571297169|1571297000; Domain=.example.com; Path=/app; Max-Age=86400; Expires=Fri, 18 Oct 2019 07:26:09 GMT",
+            ),
+            (
+                "huge_maxage_clamps_date",
+                StickyConf { maxage: Some(i64::MAX), ..StickyConf::default() },
+                "route=fe12736d0ef927f9224a3336b65ee84b; Path=/; Max-Age=9223372036854775807; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
+            ),
+            (
+                "negative_maxage_clamps_to_epoch",
+                StickyConf { maxage: Some(-NOW - 10), ..StickyConf::default() },
+                "route=fe12736d0ef927f9224a3336b65ee84b; Path=/; Max-Age=-1571297179; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            ),
+        ];
+        for (name, conf, want) in cases {
+            let got = insert_value(&conf, SID, NOW, 1_571_297_000).expect(name);
+            assert_eq!(got.as_bytes(), want.as_bytes(), "{name}");
+        }
+    }
+
+    #[test]
+    fn insert_value_refuses_invalid_configured_text() {
+        let conf = StickyConf {
+            domain: Some("bad\ndomain".into()),
+            ..StickyConf::default()
+        };
+        assert_eq!(insert_value(&conf, SID, NOW, NOW), None);
+        let mut h = HeaderMap::new();
+        apply(&conf, StatusCode::OK, &mut h, SID, &new_session(), NOW);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn insert_mode_behaviour() {
+        let plain = StickyConf::default();
+        let ts = StickyConf {
+            maxidle: Some(30),
+            maxlife: Some(3600),
+            ..StickyConf::default()
+        };
+        let indirect = StickyConf {
+            indirect: true,
+            ..StickyConf::default()
+        };
+        let ours = format!("route={SID}; Path=/");
+        let refreshed = format!("route={SID}|{NOW}|{}; Path=/", NOW - 100);
+        let fallback = choice(Decision::Fallback(0), NOW);
+        let cases: Vec<InsertCase<'_>> = vec![
+            (
+                "new_session_sets_cookie",
+                &plain,
+                200,
+                vec![],
+                new_session(),
+                vec![&ours],
+            ),
+            (
+                "hit_without_timestamps_sets_nothing",
+                &plain,
+                200,
+                vec!["a=1"],
+                hit(NOW),
+                vec!["a=1"],
+            ),
+            (
+                "fallback_repins",
+                &plain,
+                200,
+                vec![],
+                fallback,
+                vec![&ours],
+            ),
+            (
+                "hit_with_timestamps_refreshes_lastseen_keeps_firstseen",
+                &ts,
+                200,
+                vec![],
+                hit(NOW - 100),
+                vec![&refreshed],
+            ),
+            (
+                "direct_appends_after_backend_cookies",
+                &plain,
+                200,
+                vec!["a=1", "route=app"],
+                new_session(),
+                vec!["a=1", "route=app", &ours],
+            ),
+            (
+                "indirect_replaces_backend_cookie_in_place",
+                &indirect,
+                200,
+                vec!["a=1", "route=app; Path=/x", "b=2"],
+                new_session(),
+                vec!["a=1", &ours, "b=2"],
+            ),
+            (
+                "indirect_drops_further_backend_cookies_of_that_name",
+                &indirect,
+                200,
+                vec!["route=1", "a=1", "route=2"],
+                new_session(),
+                vec![&ours, "a=1"],
+            ),
+            (
+                "indirect_replaces_backend_cookie_even_on_hit",
+                &indirect,
+                200,
+                vec!["route=app"],
+                hit(NOW),
+                vec![&ours],
+            ),
+            (
+                "indirect_keeps_xroute",
+                &indirect,
+                200,
+                vec!["xroute=1"],
+                new_session(),
+                vec!["xroute=1", &ours],
+            ),
+            (
+                "indirect_hit_without_backend_cookie_sets_nothing",
+                &indirect,
+                200,
+                vec!["a=1"],
+                hit(NOW),
+                vec!["a=1"],
+            ),
+            (
+                "status_399_sets_cookie",
+                &plain,
+                399,
+                vec![],
+                new_session(),
+                vec![&ours],
+            ),
+            (
+                "status_400_sets_nothing",
+                &plain,
+                400,
+                vec![],
+                new_session(),
+                vec![],
+            ),
+            (
+                "status_502_sets_nothing_with_timestamps",
+                &ts,
+                502,
+                vec!["route=app"],
+                hit(NOW),
+                vec!["route=app"],
+            ),
+            (
+                "refused_sets_nothing",
+                &ts,
+                200,
+                vec![],
+                choice(Decision::Refuse, NOW),
+                vec![],
+            ),
+        ];
+        for (name, conf, status, backend, c, want) in cases {
+            assert_eq!(run(conf, status, &backend, &c), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn rewrite_and_prefix_behaviour() {
+        let rewrite = StickyConf {
+            mode: Mode::Rewrite,
+            ..StickyConf::default()
+        };
+        let prefix = StickyConf {
+            mode: Mode::Prefix,
+            ..StickyConf::default()
+        };
+        let rw = format!("route={SID}; Path=/x; HttpOnly; Max-Age=60");
+        let rw_spaced = format!(" route = {SID} ; Secure");
+        let pf = format!("route={SID}~app; Path=/x; HttpOnly");
+        let pf_quoted = format!("route={SID}~\"q\"; Domain=x");
+        let pf_empty = format!("route={SID}~; Path=/");
+        let rw_bare = format!("route={SID}");
+        let cases: Vec<EditCase<'_>> = vec![
+            (
+                "rewrite_keeps_attributes_byte_for_byte",
+                &rewrite,
+                200,
+                vec!["route=app; Path=/x; HttpOnly; Max-Age=60"],
+                vec![&rw],
+            ),
+            (
+                "rewrite_keeps_whitespace",
+                &rewrite,
+                200,
+                vec![" route = app ; Secure"],
+                vec![&rw_spaced],
+            ),
+            (
+                "rewrite_only_first_matching",
+                &rewrite,
+                200,
+                vec!["a=1", "route=app", "route=two"],
+                vec!["a=1", &rw_bare, "route=two"],
+            ),
+            (
+                "rewrite_without_backend_cookie_adds_nothing",
+                &rewrite,
+                200,
+                vec!["xroute=1", "a=route=2"],
+                vec!["xroute=1", "a=route=2"],
+            ),
+            (
+                "rewrite_no_set_cookie_at_all",
+                &rewrite,
+                200,
+                vec![],
+                vec![],
+            ),
+            (
+                "rewrite_status_399",
+                &rewrite,
+                399,
+                vec!["route=app"],
+                vec![&rw_bare],
+            ),
+            (
+                "rewrite_status_400_untouched",
+                &rewrite,
+                400,
+                vec!["route=app"],
+                vec!["route=app"],
+            ),
+            (
+                "rewrite_name_without_equals_is_not_matched",
+                &rewrite,
+                200,
+                vec!["route; Path=/"],
+                vec!["route; Path=/"],
+            ),
+            (
+                "prefix_prepends_sid",
+                &prefix,
+                200,
+                vec!["route=app; Path=/x; HttpOnly"],
+                vec![&pf],
+            ),
+            (
+                "prefix_quoted_value",
+                &prefix,
+                200,
+                vec!["route=\"q\"; Domain=x"],
+                vec![&pf_quoted],
+            ),
+            (
+                "prefix_empty_value",
+                &prefix,
+                200,
+                vec!["route=; Path=/"],
+                vec![&pf_empty],
+            ),
+            (
+                "prefix_without_backend_cookie_adds_nothing",
+                &prefix,
+                200,
+                vec!["a=1"],
+                vec!["a=1"],
+            ),
+            (
+                "prefix_status_400_untouched",
+                &prefix,
+                404,
+                vec!["route=app"],
+                vec!["route=app"],
+            ),
+        ];
+        for (name, conf, status, backend, want) in cases {
+            assert_eq!(run(conf, status, &backend, &hit(NOW)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn decimal_formats_every_i64_like_display() {
+        for n in [
+            0,
+            7,
+            -7,
+            10,
+            1_571_297_169,
+            -1_571_297_179,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes(), "{n}");
+        }
+    }
+
+    #[test]
+    fn value_range_finds_exact_name() {
+        let cases: &[RangeCase<'_>] = &[
+            ("simple", b"route=v; Path=/", Some(6..7)),
+            ("spaces", b" route = v ; x", Some(9..10)),
+            ("empty_value", b"route=", Some(6..6)),
+            ("blank_value", b"route=   ;", Some(9..9)),
+            ("other_name", b"xroute=v", None),
+            ("equals_in_attribute_only", b"route; a=b", None),
+            ("empty", b"", None),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(value_range(input, "route"), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn edit_keeps_sensitive_flag() {
+        let conf = StickyConf {
+            mode: Mode::Rewrite,
+            ..StickyConf::default()
+        };
+        let mut v = HeaderValue::from_static("route=a");
+        v.set_sensitive(true);
+        let mut h = HeaderMap::new();
+        h.insert(SET_COOKIE, v);
+        apply(&conf, StatusCode::OK, &mut h, SID, &hit(NOW), NOW);
+        let out = h.get(SET_COOKIE).expect("kept");
+        assert!(out.is_sensitive());
+        assert_eq!(out.as_bytes(), format!("route={SID}").as_bytes());
+    }
+}

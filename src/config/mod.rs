@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigWarning};
-pub use template::{Part, Template, Variable};
+pub use template::{Escape, Part, Template, Variable};
 
 use crate::sticky::StickyConf;
 
@@ -84,6 +84,8 @@ pub struct HttpConf {
     pub servers: Vec<Arc<ServerConf>>,
     /// `log_format` definitions by name, `combined` always present.
     pub log_formats: HashMap<String, Arc<Template>>,
+    /// The `escape=` mode of each `log_format` (same keys as `log_formats`).
+    pub log_format_escapes: HashMap<String, Escape>,
 }
 
 /// Reads the main file, expands includes, builds the typed config.

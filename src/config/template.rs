@@ -66,3 +66,243 @@ pub struct Template {
     pub source: String,
     pub parts: Vec<Part>,
 }
+
+/// How `log_format NAME escape=...` escapes variable values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Escape {
+    /// nginx's default: `"`, `\` and bytes < 0x20 or >= 0x7f as `\xHH`.
+    #[default]
+    Default,
+    /// JSON string escaping.
+    Json,
+    /// No escaping.
+    None,
+}
+
+impl Template {
+    /// A template of literal text only.
+    pub fn literal(text: &str) -> Template {
+        let parts = if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![Part::Literal(text.to_string())]
+        };
+        Template {
+            source: text.to_string(),
+            parts,
+        }
+    }
+
+    /// True when the template has no variables.
+    pub fn is_literal(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
+    }
+}
+
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Maps a variable name (without `$`) to the [`Variable`] it denotes.
+pub fn variable(name: &str) -> Option<Variable> {
+    let v = match name {
+        "host" => Variable::Host,
+        "remote_addr" => Variable::RemoteAddr,
+        "remote_port" => Variable::RemotePort,
+        "remote_user" => Variable::RemoteUser,
+        "server_addr" => Variable::ServerAddr,
+        "server_port" => Variable::ServerPort,
+        "server_name" => Variable::ServerName,
+        "server_protocol" => Variable::ServerProtocol,
+        "scheme" => Variable::Scheme,
+        "request_method" => Variable::RequestMethod,
+        "request_uri" => Variable::RequestUri,
+        "uri" | "document_uri" => Variable::Uri,
+        "args" => Variable::Args,
+        "query_string" => Variable::QueryString,
+        "is_args" => Variable::IsArgs,
+        "request" => Variable::Request,
+        "request_length" => Variable::RequestLength,
+        "proxy_host" => Variable::ProxyHost,
+        "proxy_add_x_forwarded_for" => Variable::ProxyAddXForwardedFor,
+        "status" => Variable::Status,
+        "body_bytes_sent" => Variable::BodyBytesSent,
+        "bytes_sent" => Variable::BytesSent,
+        "request_time" => Variable::RequestTime,
+        "upstream_addr" => Variable::UpstreamAddr,
+        "upstream_status" => Variable::UpstreamStatus,
+        "upstream_response_time" => Variable::UpstreamResponseTime,
+        "upstream_connect_time" => Variable::UpstreamConnectTime,
+        "upstream_header_time" => Variable::UpstreamHeaderTime,
+        "time_local" => Variable::TimeLocal,
+        "time_iso8601" => Variable::TimeIso8601,
+        "msec" => Variable::Msec,
+        "pid" => Variable::Pid,
+        "connection" => Variable::Connection,
+        "connection_requests" => Variable::ConnectionRequests,
+        "hostname" => Variable::Hostname,
+        "sticky_sid" => Variable::StickySid,
+        "sticky_status" => Variable::StickyStatus,
+        _ => {
+            let header = |rest: &str| rest.to_ascii_lowercase().replace('_', "-");
+            if let Some(rest) = name.strip_prefix("sent_http_").filter(|r| !r.is_empty()) {
+                Variable::SentHttp(header(rest))
+            } else if let Some(rest) = name.strip_prefix("http_").filter(|r| !r.is_empty()) {
+                Variable::Http(header(rest))
+            } else if let Some(rest) = name.strip_prefix("cookie_").filter(|r| !r.is_empty()) {
+                Variable::Cookie(rest.to_string())
+            } else if let Some(rest) = name.strip_prefix("arg_").filter(|r| !r.is_empty()) {
+                Variable::Arg(rest.to_string())
+            } else {
+                return None;
+            }
+        }
+    };
+    Some(v)
+}
+
+/// Parses `src` into literal and variable parts. `$http_NAME` / `$sent_http_NAME`
+/// store NAME lowercased with `_` turned into `-` (ready for a header lookup);
+/// `$cookie_NAME` / `$arg_NAME` keep NAME exactly.
+pub fn parse(src: &str) -> Result<Template, String> {
+    let bytes = src.as_bytes();
+    let mut parts: Vec<Part> = Vec::new();
+    let mut literal = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some(offset) = src[i..].find('$') else {
+            literal.push_str(&src[i..]);
+            break;
+        };
+        literal.push_str(&src[i..i + offset]);
+        let dollar = i + offset;
+        let (name, next) = if bytes.get(dollar + 1) == Some(&b'{') {
+            let start = dollar + 2;
+            let mut end = start;
+            while end < bytes.len() && is_name_byte(bytes[end]) {
+                end += 1;
+            }
+            let name = &src[start..end];
+            if name.is_empty() {
+                return Err("invalid variable name".to_string());
+            }
+            if bytes.get(end) != Some(&b'}') {
+                return Err(format!(
+                    "the closing bracket in \"{name}\" variable is missing"
+                ));
+            }
+            (name, end + 1)
+        } else {
+            let start = dollar + 1;
+            let mut end = start;
+            while end < bytes.len() && is_name_byte(bytes[end]) {
+                end += 1;
+            }
+            (&src[start..end], end)
+        };
+        if name.is_empty() {
+            literal.push('$');
+            i = dollar + 1;
+            continue;
+        }
+        let var = variable(name).ok_or_else(|| format!("unknown \"{name}\" variable"))?;
+        if !literal.is_empty() {
+            parts.push(Part::Literal(std::mem::take(&mut literal)));
+        }
+        parts.push(Part::Var(var));
+        i = next;
+    }
+    if !literal.is_empty() {
+        parts.push(Part::Literal(literal));
+    }
+    Ok(Template {
+        source: src.to_string(),
+        parts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(s: &str) -> Part {
+        Part::Literal(s.to_string())
+    }
+
+    #[test]
+    fn parses_variables_and_literals() {
+        let cases: Vec<(&str, Vec<Part>)> = vec![
+            ("", vec![]),
+            ("plain text", vec![lit("plain text")]),
+            ("$host", vec![Part::Var(Variable::Host)]),
+            ("${host}", vec![Part::Var(Variable::Host)]),
+            ("${host}name", vec![Part::Var(Variable::Host), lit("name")]),
+            (
+                "a $remote_addr:$remote_port.",
+                vec![
+                    lit("a "),
+                    Part::Var(Variable::RemoteAddr),
+                    lit(":"),
+                    Part::Var(Variable::RemotePort),
+                    lit("."),
+                ],
+            ),
+            (
+                "$http_user_agent",
+                vec![Part::Var(Variable::Http("user-agent".into()))],
+            ),
+            (
+                "$http_X_Real_IP",
+                vec![Part::Var(Variable::Http("x-real-ip".into()))],
+            ),
+            (
+                "$sent_http_set_cookie",
+                vec![Part::Var(Variable::SentHttp("set-cookie".into()))],
+            ),
+            (
+                "$cookie_SERVERID",
+                vec![Part::Var(Variable::Cookie("SERVERID".into()))],
+            ),
+            ("$arg_page", vec![Part::Var(Variable::Arg("page".into()))]),
+            ("$document_uri", vec![Part::Var(Variable::Uri)]),
+            ("$sticky_status", vec![Part::Var(Variable::StickyStatus)]),
+            ("cost: 5$", vec![lit("cost: 5$")]),
+            ("a $ b", vec![lit("a $ b")]),
+            ("$-x", vec![lit("$-x")]),
+            ("$$host", vec![lit("$"), Part::Var(Variable::Host)]),
+        ];
+        for (src, parts) in cases {
+            let t = parse(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+            assert_eq!(t.parts, parts, "{src:?}");
+            assert_eq!(t.source, src);
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_and_malformed_variables() {
+        let cases = [
+            ("$foo", "unknown \"foo\" variable"),
+            ("x ${nope} y", "unknown \"nope\" variable"),
+            ("$http_", "unknown \"http_\" variable"),
+            ("$cookie_", "unknown \"cookie_\" variable"),
+            (
+                "${host",
+                "the closing bracket in \"host\" variable is missing",
+            ),
+            ("${}", "invalid variable name"),
+            ("${-}", "invalid variable name"),
+        ];
+        for (src, message) in cases {
+            assert_eq!(parse(src), Err(message.to_string()), "{src:?}");
+        }
+    }
+
+    #[test]
+    fn literal_helper_has_no_variables() {
+        let t = Template::literal("Hello, world\n");
+        assert!(t.is_literal());
+        assert_eq!(t.parts, vec![lit("Hello, world\n")]);
+        assert!(Template::literal("").parts.is_empty());
+        assert!(!parse("$host").map(|t| t.is_literal()).unwrap_or(true));
+    }
+}

@@ -1,1 +1,259 @@
-//! (being written) proxy-made responses and the one error -> status mapping.
+//! Proxy-made responses: the one error -> status mapping, nginx-like HTML pages,
+//! the `Server` header, and `return CODE [TEXT]` / redirects.
+//!
+//! [`ProxyError::status`] is the only place an error becomes a status code.
+//! [`error_page`] renders the small HTML body nginx sends (with our name, and the
+//! version only when `server_tokens on`). [`return_response`] turns an evaluated
+//! `return` into status, optional `Location` and body, making relative redirect
+//! targets absolute as nginx's `absolute_redirect on` does.
+
+use bytes::Bytes;
+use http::header::HeaderValue;
+use http::StatusCode;
+
+/// The product name shown in `Server` and error pages.
+pub const PRODUCT: &str = "sticky-proxy";
+
+/// `Server: sticky-proxy/VERSION` (`server_tokens on`) or `Server: sticky-proxy`.
+pub fn server_header(server_tokens: bool) -> HeaderValue {
+    if server_tokens {
+        HeaderValue::from_static(concat!("sticky-proxy/", env!("CARGO_PKG_VERSION")))
+    } else {
+        HeaderValue::from_static(PRODUCT)
+    }
+}
+
+/// Everything the proxy itself can fail a request with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyError {
+    /// Malformed request, invalid Host, bad path.
+    BadRequest,
+    /// No location (or nothing to do there).
+    NotFound,
+    /// Method the location cannot serve.
+    MethodNotAllowed,
+    /// `client_header_timeout` / `client_body_timeout` expired.
+    RequestTimeout,
+    /// Body over `client_max_body_size`.
+    PayloadTooLarge,
+    /// Request line over `large_client_header_buffers`.
+    UriTooLong,
+    /// A header (or all of them) over `large_client_header_buffers`.
+    HeaderTooLarge,
+    /// A bug or an impossible state.
+    Internal,
+    /// Transfer coding or method the proxy does not implement.
+    NotImplemented,
+    /// The backend could not be reached or answered garbage; also sticky
+    /// `fallback=off` with the pinned peer down.
+    BadGateway,
+    /// No peer is available at all.
+    ServiceUnavailable,
+    /// The backend timed out.
+    GatewayTimeout,
+    /// HTTP version other than 1.x.
+    VersionNotSupported,
+}
+
+impl ProxyError {
+    /// The status code of the error: the one mapping.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyError::NotFound => StatusCode::NOT_FOUND,
+            ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ProxyError::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ProxyError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ProxyError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
+            ProxyError::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+        }
+    }
+
+    /// True when nginx closes the client connection after this error (the request
+    /// stream can no longer be trusted).
+    pub fn closes_connection(self) -> bool {
+        closes_connection(self.status())
+    }
+}
+
+impl std::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.status();
+        write!(f, "{} {}", status.as_u16(), reason(status))
+    }
+}
+
+impl std::error::Error for ProxyError {}
+
+/// nginx disables keep-alive after these statuses (400, 408, 413, 414, 431, 500,
+/// 501).
+pub fn closes_connection(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        400 | 408 | 413 | 414 | 431 | 500 | 501 | 505
+    )
+}
+
+/// The reason phrase nginx prints for a status (nginx's own wording where it
+/// differs from the standard one), `""` when unknown.
+pub fn reason(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Large",
+        _ => status.canonical_reason().unwrap_or(""),
+    }
+}
+
+/// True when nginx has a special page for `status` (3xx redirects, 4xx, 5xx).
+fn has_page(status: u16) -> bool {
+    matches!(status, 301..=308 | 400..=599) && status != 304 && status != 305 && status != 306
+}
+
+/// The HTML body nginx sends for a status (`<html>... <center>sticky-proxy</center>
+/// ...`), or an empty body for statuses without a page (2xx, 304).
+pub fn error_page(status: StatusCode, server_tokens: bool) -> Bytes {
+    let code = status.as_u16();
+    if !has_page(code) {
+        return Bytes::new();
+    }
+    let title = format!("{} {}", code, reason(status));
+    let name = if server_tokens {
+        concat!("sticky-proxy/", env!("CARGO_PKG_VERSION"))
+    } else {
+        PRODUCT
+    };
+    Bytes::from(format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n\
+         <center><h1>{title}</h1></center>\r\n<hr><center>{name}</center>\r\n\
+         </body>\r\n</html>\r\n"
+    ))
+}
+
+/// `Content-Type` of [`error_page`] bodies.
+pub const HTML: HeaderValue = HeaderValue::from_static("text/html");
+/// `Content-Type` of `return CODE TEXT` bodies (nginx's `default_type`).
+pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain");
+
+/// A response the proxy makes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MadeResponse {
+    pub status: StatusCode,
+    /// `Location` for redirects.
+    pub location: Option<HeaderValue>,
+    pub content_type: Option<HeaderValue>,
+    pub body: Bytes,
+}
+
+impl MadeResponse {
+    /// The page for an error.
+    pub fn error(error: ProxyError, server_tokens: bool) -> MadeResponse {
+        let status = error.status();
+        MadeResponse {
+            status,
+            location: None,
+            content_type: Some(HTML),
+            body: error_page(status, server_tokens),
+        }
+    }
+}
+
+/// Where a relative redirect points: the request's scheme, host and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedirectBase<'a> {
+    /// `http`.
+    pub scheme: &'a str,
+    /// The normalized Host of the request, else the server's name, else the local
+    /// IP (nginx's order with `server_name_in_redirect off`).
+    pub host: &'a str,
+    /// The local (listen) port; omitted from the URL when it is the scheme's default.
+    pub port: u16,
+}
+
+/// True for the statuses whose `return` text is a `Location` URL.
+pub fn is_redirect(code: u16) -> bool {
+    matches!(code, 301 | 302 | 303 | 307 | 308)
+}
+
+/// Builds the response for `return CODE [TEXT]` with `text` already evaluated.
+///
+/// - 301/302/303/307/308: `text` is the `Location` (a relative one made absolute
+///   with `base`), the body is the status page.
+/// - other codes with text: the text is the body (`text/plain`).
+/// - without text: under 400 an empty body; 400 and above the status page.
+///
+/// Returns `None` when `code` is not a valid status or the URL holds bytes a header
+/// cannot carry.
+pub fn return_response(
+    code: u16,
+    text: Option<&[u8]>,
+    base: &RedirectBase<'_>,
+    server_tokens: bool,
+) -> Option<MadeResponse> {
+    let status = StatusCode::from_u16(code).ok()?;
+    if is_redirect(code) {
+        let location = match text {
+            Some(url) => Some(HeaderValue::from_bytes(&absolute_location(url, base)).ok()?),
+            None => None,
+        };
+        return Some(MadeResponse {
+            status,
+            location,
+            content_type: Some(HTML),
+            body: error_page(status, server_tokens),
+        });
+    }
+    Some(match text {
+        Some(text) => MadeResponse {
+            status,
+            location: None,
+            content_type: Some(TEXT),
+            body: Bytes::copy_from_slice(text),
+        },
+        None if code >= 400 => MadeResponse {
+            status,
+            location: None,
+            content_type: Some(HTML),
+            body: error_page(status, server_tokens),
+        },
+        None => MadeResponse {
+            status,
+            location: None,
+            content_type: None,
+            body: Bytes::new(),
+        },
+    })
+}
+
+/// nginx's `absolute_redirect`: a `Location` starting with `/` becomes
+/// `scheme://host[:port]/...` (port omitted when it is 80 for http / 443 for https);
+/// anything else is kept as written.
+pub fn absolute_location(url: &[u8], base: &RedirectBase<'_>) -> Vec<u8> {
+    if url.first() != Some(&b'/') {
+        return url.to_vec();
+    }
+    let default_port = match base.scheme {
+        "https" => 443,
+        _ => 80,
+    };
+    let mut out = Vec::with_capacity(url.len() + base.host.len() + 16);
+    out.extend_from_slice(base.scheme.as_bytes());
+    out.extend_from_slice(b"://");
+    out.extend_from_slice(base.host.as_bytes());
+    if base.port != default_port {
+        out.push(b':');
+        out.extend_from_slice(base.port.to_string().as_bytes());
+    }
+    out.extend_from_slice(url);
+    out
+}

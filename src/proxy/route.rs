@@ -1,1 +1,749 @@
-//! (being written)
+//! Which `server` and which `location` handle a request, exactly as nginx chooses.
+//!
+//! [`Router::new`] precomputes, once per configuration, one table per listen address:
+//! exact names in a hash map, leading and trailing wildcards sorted longest first,
+//! regexes in config order, and the default server. [`Router::server`] then picks the
+//! virtual server for a connection's local address and the request's Host:
+//! exact name, longest leading wildcard, longest trailing wildcard, first matching
+//! regex, else the `default_server` (else the first server on that address). The
+//! Host is normalized first by [`normalize_host`] (lowercase, port and trailing dot
+//! stripped); an invalid Host is a [`RouteError::InvalidHost`] (400).
+//!
+//! [`find_location`] runs nginx's location search over a server's locations:
+//! an exact `=` match wins at once; otherwise the longest prefix, whose nested
+//! locations are searched the same way; a `^~` longest prefix skips the regexes of
+//! its level; otherwise the regexes of the level in config order (nested ones first,
+//! since the nested search runs first), the first match winning; else the longest
+//! prefix. Nothing here allocates per request unless the Host has upper case letters.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::{Config, Location, LocationMatch, ServerConf, ServerName};
+
+/// Why no server could be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteError {
+    /// The Host header is not a valid host (400).
+    InvalidHost,
+    /// No server listens on the connection's local address (a bug in the caller:
+    /// connections arrive only on configured listeners).
+    NoListener,
+}
+
+impl std::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RouteError::InvalidHost => "client sent invalid host header",
+            RouteError::NoListener => "no server listens on this address",
+        })
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// The server chosen for a request.
+#[derive(Debug, Clone)]
+pub struct Routed<'r> {
+    pub server: &'r Arc<ServerConf>,
+    /// The normalized Host (empty when the request had none): `$host`.
+    pub host: Cow<'r, str>,
+}
+
+/// Server-name tables for one listen address.
+#[derive(Debug)]
+struct AddrTable {
+    addr: SocketAddr,
+    exact: HashMap<Box<str>, usize>,
+    /// `(suffix with leading dot, dot_form, server)`, longest suffix first.
+    leading: Vec<(Box<str>, bool, usize)>,
+    /// `(prefix with trailing dot, server)`, longest prefix first.
+    trailing: Vec<(Box<str>, usize)>,
+    regex: Vec<(regex::Regex, usize)>,
+    default: usize,
+}
+
+/// The precomputed virtual-server tables of one configuration.
+#[derive(Debug)]
+pub struct Router {
+    servers: Vec<Arc<ServerConf>>,
+    tables: Vec<AddrTable>,
+}
+
+impl Router {
+    /// Builds the tables for every listen address of `config`.
+    pub fn new(config: &Config) -> Router {
+        Router::from_servers(&config.http.servers)
+    }
+
+    /// Builds the tables from a list of servers (config order).
+    pub fn from_servers(servers: &[Arc<ServerConf>]) -> Router {
+        let mut tables: Vec<AddrTable> = Vec::new();
+        for (index, server) in servers.iter().enumerate() {
+            for listen in &server.listens {
+                let pos = match tables.iter().position(|t| t.addr == listen.addr) {
+                    Some(pos) => pos,
+                    None => {
+                        tables.push(AddrTable {
+                            addr: listen.addr,
+                            exact: HashMap::new(),
+                            leading: Vec::new(),
+                            trailing: Vec::new(),
+                            regex: Vec::new(),
+                            default: index,
+                        });
+                        tables.len() - 1
+                    }
+                };
+                let Some(table) = tables.get_mut(pos) else {
+                    continue;
+                };
+                if table.regex.iter().any(|(_, i)| *i == index)
+                    || table.exact.values().any(|i| *i == index)
+                    || table.leading.iter().any(|(_, _, i)| *i == index)
+                    || table.trailing.iter().any(|(_, i)| *i == index)
+                {
+                    // Same server listed twice on this address.
+                } else {
+                    add_names(table, server, index);
+                }
+                if listen.default_server {
+                    table.default = index;
+                }
+            }
+        }
+        for table in &mut tables {
+            // Stable sorts keep config order among equal lengths (first wins).
+            table
+                .leading
+                .sort_by_key(|(s, _, _)| std::cmp::Reverse(s.len()));
+            table
+                .trailing
+                .sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        }
+        Router {
+            servers: servers.to_vec(),
+            tables,
+        }
+    }
+
+    /// Picks the server for a request arriving on `local` with Host `host` (`None`
+    /// when the request has no Host; then the name "" is looked up, which finds
+    /// `server_name ""` or the default server).
+    pub fn server<'r>(
+        &'r self,
+        local: SocketAddr,
+        host: Option<&'r [u8]>,
+    ) -> Result<Routed<'r>, RouteError> {
+        let host = match host {
+            Some(raw) => normalize_host(raw)?,
+            None => Cow::Borrowed(""),
+        };
+        let table = self.table(local).ok_or(RouteError::NoListener)?;
+        let index = lookup(table, &host).unwrap_or(table.default);
+        let server = self.servers.get(index).ok_or(RouteError::NoListener)?;
+        Ok(Routed { server, host })
+    }
+
+    /// The table for `local`: the exact address, else a wildcard address
+    /// (`0.0.0.0` / `[::]`) on the same port.
+    fn table(&self, local: SocketAddr) -> Option<&AddrTable> {
+        self.tables
+            .iter()
+            .find(|t| t.addr == local)
+            .or_else(|| {
+                self.tables.iter().find(|t| {
+                    t.addr.port() == local.port()
+                        && t.addr.ip().is_unspecified()
+                        && t.addr.is_ipv4() == local.is_ipv4()
+                })
+            })
+            .or_else(|| {
+                self.tables
+                    .iter()
+                    .find(|t| t.addr.port() == local.port() && t.addr.ip().is_unspecified())
+            })
+    }
+}
+
+fn add_names(table: &mut AddrTable, server: &ServerConf, index: usize) {
+    for name in &server.names {
+        match name {
+            ServerName::Exact(n) => {
+                table
+                    .exact
+                    .entry(n.to_ascii_lowercase().into_boxed_str())
+                    .or_insert(index);
+            }
+            ServerName::LeadingWildcard { suffix, dot_form } => {
+                let suffix = suffix.to_ascii_lowercase();
+                let suffix = if suffix.starts_with('.') {
+                    suffix
+                } else {
+                    format!(".{suffix}")
+                };
+                table
+                    .leading
+                    .push((suffix.into_boxed_str(), *dot_form, index));
+            }
+            ServerName::TrailingWildcard { prefix } => {
+                let prefix = prefix.to_ascii_lowercase();
+                let prefix = if prefix.ends_with('.') {
+                    prefix
+                } else {
+                    format!("{prefix}.")
+                };
+                table.trailing.push((prefix.into_boxed_str(), index));
+            }
+            ServerName::Regex(re) => table.regex.push((re.clone(), index)),
+        }
+    }
+}
+
+fn lookup(table: &AddrTable, host: &str) -> Option<usize> {
+    if let Some(&i) = table.exact.get(host) {
+        return Some(i);
+    }
+    if !host.is_empty() {
+        for (suffix, dot_form, i) in &table.leading {
+            let below = host.len() > suffix.len() && host.ends_with(&**suffix);
+            let itself = *dot_form && host == suffix.get(1..).unwrap_or_default();
+            if below || itself {
+                return Some(*i);
+            }
+        }
+        for (prefix, i) in &table.trailing {
+            if host.len() > prefix.len() && host.starts_with(&**prefix) {
+                return Some(*i);
+            }
+        }
+    }
+    table
+        .regex
+        .iter()
+        .find(|(re, _)| re.is_match(host))
+        .map(|(_, i)| *i)
+}
+
+/// nginx's Host validation and normalization: lowercase, `:port` stripped (IPv6
+/// literals `[...]` kept whole), one trailing dot stripped. Invalid: empty result,
+/// `..`, `/`, `\`, NUL, bytes that are not UTF-8. Borrows when no change is needed
+/// but removing the port or dot.
+pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, RouteError> {
+    let raw = std::str::from_utf8(raw).map_err(|_| RouteError::InvalidHost)?;
+    let bytes = raw.as_bytes();
+    let mut len = bytes.len();
+    let mut literal = false;
+    let mut in_port = false;
+    let mut prev_dot = false;
+    let mut upper = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_port {
+            // nginx ignores what follows the host part, but not NUL or slashes.
+            if matches!(b, 0 | b'/' | b'\\') {
+                return Err(RouteError::InvalidHost);
+            }
+            continue;
+        }
+        match b {
+            b'.' => {
+                if prev_dot {
+                    return Err(RouteError::InvalidHost);
+                }
+                prev_dot = true;
+                continue;
+            }
+            b':' if !literal => {
+                len = i;
+                in_port = true;
+            }
+            b'[' if i == 0 => literal = true,
+            b']' if literal => {
+                len = i + 1;
+                in_port = true;
+            }
+            0 | b'/' | b'\\' => return Err(RouteError::InvalidHost),
+            b'A'..=b'Z' => upper = true,
+            _ => {}
+        }
+        prev_dot = false;
+    }
+    let mut host = raw.get(..len).ok_or(RouteError::InvalidHost)?;
+    if let Some(stripped) = host.strip_suffix('.') {
+        host = stripped;
+    }
+    if host.is_empty() {
+        return Err(RouteError::InvalidHost);
+    }
+    Ok(if upper {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
+}
+
+/// What one level of the search found.
+enum Found<'a> {
+    /// Final: an exact or regex match (nginx `NGX_OK`).
+    Done(&'a Location),
+    /// The longest prefix at this level or below (nginx `NGX_AGAIN`).
+    Prefix(&'a Location),
+    None,
+}
+
+/// The location for the normalized path `path` among `locations` (a server's
+/// top-level locations), or `None` when none matches (the server's own settings
+/// apply).
+pub fn find_location<'a>(locations: &'a [Location], path: &[u8]) -> Option<&'a Location> {
+    let text = String::from_utf8_lossy(path);
+    match search(locations, path, &text) {
+        Found::Done(loc) | Found::Prefix(loc) => Some(loc),
+        Found::None => None,
+    }
+}
+
+fn search<'a>(locations: &'a [Location], path: &[u8], text: &str) -> Found<'a> {
+    let mut longest: Option<(&'a Location, usize, bool)> = None;
+    for loc in locations {
+        match &loc.matcher {
+            LocationMatch::Exact(uri) => {
+                if uri.as_bytes() == path {
+                    return Found::Done(loc);
+                }
+            }
+            LocationMatch::Prefix { uri, stop_regex } => {
+                let len = uri.len();
+                if path.starts_with(uri.as_bytes()) && longest.map_or(true, |(_, l, _)| len > l) {
+                    longest = Some((loc, len, *stop_regex));
+                }
+            }
+            LocationMatch::Regex { .. } => {}
+        }
+    }
+    let mut found = Found::None;
+    let mut noregex = false;
+    if let Some((loc, _, stop)) = longest {
+        noregex = stop;
+        found = match search(&loc.nested, path, text) {
+            Found::Done(inner) => return Found::Done(inner),
+            Found::Prefix(inner) => Found::Prefix(inner),
+            Found::None => Found::Prefix(loc),
+        };
+    }
+    if !noregex {
+        for loc in locations {
+            if let LocationMatch::Regex { re, .. } = &loc.matcher {
+                if re.is_match(text) {
+                    return match search(&loc.nested, path, text) {
+                        Found::Done(inner) | Found::Prefix(inner) => Found::Done(inner),
+                        Found::None => Found::Done(loc),
+                    };
+                }
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::{ast::Span, AccessLog, ConnectionConf, Listen, LocationConf, NextUpstream};
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn conf() -> Arc<LocationConf> {
+        Arc::new(LocationConf {
+            proxy_pass: None,
+            return_: None,
+            proxy_set_headers: Vec::new(),
+            proxy_hide_headers: Vec::new(),
+            proxy_pass_headers: Vec::new(),
+            proxy_http_version: http::Version::HTTP_10,
+            proxy_connect_timeout: Duration::from_secs(60),
+            proxy_read_timeout: Duration::from_secs(60),
+            proxy_send_timeout: Duration::from_secs(60),
+            proxy_next_upstream: NextUpstream::default(),
+            proxy_next_upstream_tries: 0,
+            proxy_next_upstream_timeout: Duration::ZERO,
+            client_max_body_size: 1 << 20,
+            access_log: AccessLog::Off,
+            server_tokens: true,
+            sticky_hide_cookie: None,
+        })
+    }
+
+    fn listen(addr: &str, default_server: bool) -> Listen {
+        Listen {
+            addr: addr.parse().unwrap(),
+            default_server,
+            reuseport: false,
+            backlog: 511,
+        }
+    }
+
+    /// Parses `server_name` arguments the way the builder stores them.
+    fn name(text: &str) -> ServerName {
+        if let Some(re) = text.strip_prefix('~') {
+            ServerName::Regex(regex::Regex::new(re).unwrap())
+        } else if let Some(suffix) = text.strip_prefix("*.") {
+            ServerName::LeadingWildcard {
+                suffix: format!(".{suffix}"),
+                dot_form: false,
+            }
+        } else if text.starts_with('.') {
+            ServerName::LeadingWildcard {
+                suffix: text.to_string(),
+                dot_form: true,
+            }
+        } else if let Some(prefix) = text.strip_suffix('*') {
+            ServerName::TrailingWildcard {
+                prefix: prefix.to_string(),
+            }
+        } else {
+            ServerName::Exact(text.to_string())
+        }
+    }
+
+    fn server(listens: Vec<Listen>, names: &[&str], line: u32) -> Arc<ServerConf> {
+        Arc::new(ServerConf {
+            listens,
+            names: names.iter().map(|n| name(n)).collect(),
+            return_: None,
+            locations: Vec::new(),
+            conf: conf(),
+            connection: ConnectionConf {
+                client_header_timeout: Duration::from_secs(60),
+                client_body_timeout: Duration::from_secs(60),
+                send_timeout: Duration::from_secs(60),
+                keepalive_timeout: Duration::from_secs(75),
+                keepalive_requests: 1000,
+                large_client_header_buffers: (4, 8192),
+            },
+            span: Span {
+                file: Arc::new(PathBuf::from("test.conf")),
+                line,
+            },
+        })
+    }
+
+    fn chosen(router: &Router, local: &str, host: Option<&str>) -> Result<u32, RouteError> {
+        router
+            .server(local.parse().unwrap(), host.map(str::as_bytes))
+            .map(|r| r.server.span.line)
+    }
+
+    #[test]
+    fn host_normalization_table() {
+        let cases: &[(&[u8], Result<&str, RouteError>)] = &[
+            (b"example.com", Ok("example.com")),
+            (b"Example.COM", Ok("example.com")),
+            (b"example.com:8080", Ok("example.com")),
+            (b"example.com.", Ok("example.com")),
+            (b"example.com.:80", Ok("example.com")),
+            (b"[::1]:8080", Ok("[::1]")),
+            (b"[::1]", Ok("[::1]")),
+            (b"127.0.0.1:80", Ok("127.0.0.1")),
+            (b"", Err(RouteError::InvalidHost)),
+            (b":80", Err(RouteError::InvalidHost)),
+            (b".", Err(RouteError::InvalidHost)),
+            (b"a..b", Err(RouteError::InvalidHost)),
+            (b"a/b", Err(RouteError::InvalidHost)),
+            (b"a\\b", Err(RouteError::InvalidHost)),
+            (b"a\0b", Err(RouteError::InvalidHost)),
+            (b"\xff\xfe", Err(RouteError::InvalidHost)),
+        ];
+        for (raw, want) in cases {
+            let got = normalize_host(raw);
+            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn server_name_precedence_matches_nginx() {
+        let l = || vec![listen("0.0.0.0:80", false)];
+        let router = Router::from_servers(&[
+            server(l(), &["first.test"], 1),
+            server(l(), &["~^(www|api)\\.regex\\.test$"], 2),
+            server(l(), &["www.example.*"], 3),
+            server(l(), &["*.example.com"], 4),
+            server(l(), &["*.sub.example.com"], 5),
+            server(l(), &["exact.example.com"], 6),
+            server(l(), &[".dot.test"], 7),
+            server(l(), &["~example"], 8),
+            server(l(), &["www.example.com.*"], 9),
+        ]);
+        let cases: &[(Option<&str>, u32)] = &[
+            (Some("exact.example.com"), 6),
+            (Some("EXACT.example.com:80"), 6),
+            (Some("a.example.com"), 4),
+            (Some("a.b.example.com"), 4),
+            (Some("a.sub.example.com"), 5),
+            // Leading wildcard beats trailing wildcard.
+            (Some("www.example.com"), 4),
+            (Some("www.example.org"), 3),
+            (Some("www.example.com.au"), 9),
+            (Some("dot.test"), 7),
+            (Some("x.dot.test"), 7),
+            (Some("api.regex.test"), 2),
+            (Some("example.net"), 8),
+            (Some("unknown.test"), 1),
+            (None, 1),
+        ];
+        for (host, want) in cases {
+            assert_eq!(chosen(&router, "10.0.0.1:80", *host), Ok(*want), "{host:?}");
+        }
+    }
+
+    #[test]
+    fn default_server_catches_unknown_hosts() {
+        let router = Router::from_servers(&[
+            server(vec![listen("0.0.0.0:80", false)], &["a.test"], 1),
+            server(vec![listen("0.0.0.0:80", true)], &["b.test"], 2),
+        ]);
+        let cases: &[(Option<&str>, u32)] = &[
+            (Some("a.test"), 1),
+            (Some("b.test"), 2),
+            (Some("c.test"), 2),
+            (None, 2),
+        ];
+        for (host, want) in cases {
+            assert_eq!(
+                chosen(&router, "127.0.0.1:80", *host),
+                Ok(*want),
+                "{host:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn empty_server_name_catches_requests_without_host() {
+        let router = Router::from_servers(&[
+            server(vec![listen("0.0.0.0:80", false)], &["a.test"], 1),
+            server(vec![listen("0.0.0.0:80", false)], &[""], 2),
+        ]);
+        assert_eq!(chosen(&router, "127.0.0.1:80", None), Ok(2));
+        assert_eq!(chosen(&router, "127.0.0.1:80", Some("zzz")), Ok(1));
+    }
+
+    #[test]
+    fn only_servers_on_the_connection_address_are_considered() {
+        let router = Router::from_servers(&[
+            server(vec![listen("0.0.0.0:80", false)], &["wild.test"], 1),
+            server(vec![listen("127.0.0.1:80", false)], &["local.test"], 2),
+            server(vec![listen("0.0.0.0:81", false)], &["wild.test"], 3),
+            server(
+                vec![listen("127.0.0.1:80", false), listen("0.0.0.0:81", true)],
+                &["both.test"],
+                4,
+            ),
+        ]);
+        let cases: &[(&str, Option<&str>, Result<u32, RouteError>)] = &[
+            ("127.0.0.1:80", Some("wild.test"), Ok(2)),
+            ("127.0.0.1:80", Some("both.test"), Ok(4)),
+            ("10.1.1.1:80", Some("local.test"), Ok(1)),
+            ("10.1.1.1:81", Some("wild.test"), Ok(3)),
+            ("10.1.1.1:81", Some("nope.test"), Ok(4)),
+            (
+                "10.1.1.1:82",
+                Some("wild.test"),
+                Err(RouteError::NoListener),
+            ),
+            (
+                "127.0.0.1:80",
+                Some("bad/host"),
+                Err(RouteError::InvalidHost),
+            ),
+        ];
+        for (local, host, want) in cases {
+            assert_eq!(chosen(&router, local, *host), *want, "{local} {host:?}");
+        }
+    }
+
+    #[test]
+    fn first_server_with_a_duplicate_name_wins() {
+        let l = || vec![listen("0.0.0.0:80", false)];
+        let router = Router::from_servers(&[
+            server(l(), &["other.test"], 1),
+            server(l(), &["dup.test"], 2),
+            server(l(), &["dup.test"], 3),
+        ]);
+        assert_eq!(chosen(&router, "1.2.3.4:80", Some("dup.test")), Ok(2));
+    }
+
+    fn prefix(uri: &str, nested: Vec<Location>) -> Location {
+        Location {
+            matcher: LocationMatch::Prefix {
+                uri: uri.to_string(),
+                stop_regex: false,
+            },
+            conf: conf(),
+            nested,
+        }
+    }
+
+    fn stop(uri: &str, nested: Vec<Location>) -> Location {
+        Location {
+            matcher: LocationMatch::Prefix {
+                uri: uri.to_string(),
+                stop_regex: true,
+            },
+            conf: conf(),
+            nested,
+        }
+    }
+
+    fn exact(uri: &str) -> Location {
+        Location {
+            matcher: LocationMatch::Exact(uri.to_string()),
+            conf: conf(),
+            nested: Vec::new(),
+        }
+    }
+
+    fn re(source: &str, case_insensitive: bool, nested: Vec<Location>) -> Location {
+        let pattern = if case_insensitive {
+            format!("(?i){source}")
+        } else {
+            source.to_string()
+        };
+        Location {
+            matcher: LocationMatch::Regex {
+                re: regex::Regex::new(&pattern).unwrap(),
+                case_insensitive,
+                source: source.to_string(),
+            },
+            conf: conf(),
+            nested,
+        }
+    }
+
+    fn label(loc: Option<&Location>) -> String {
+        match loc.map(|l| &l.matcher) {
+            None => "none".to_string(),
+            Some(LocationMatch::Exact(u)) => format!("={u}"),
+            Some(LocationMatch::Prefix {
+                uri,
+                stop_regex: false,
+            }) => uri.clone(),
+            Some(LocationMatch::Prefix {
+                uri,
+                stop_regex: true,
+            }) => format!("^~{uri}"),
+            Some(LocationMatch::Regex { source, .. }) => format!("~{source}"),
+        }
+    }
+
+    #[test]
+    fn location_order_matches_nginx() {
+        // The example of nginx's documentation, plus more.
+        let locations = vec![
+            exact("/"),
+            prefix("/", vec![]),
+            prefix("/documents/", vec![]),
+            stop("/images/", vec![]),
+            re("\\.(gif|jpg|jpeg)$", true, vec![]),
+            prefix("/documents/deep/", vec![]),
+            re("^/documents/.*\\.txt$", false, vec![]),
+            re("^/documents/", false, vec![]),
+            exact("/exact"),
+        ];
+        let cases = [
+            ("/", "=/"),
+            ("/index.html", "/"),
+            ("/documents/document.html", "~^/documents/"),
+            ("/documents/a.txt", "~^/documents/.*\\.txt$"),
+            ("/documents/deep/x", "~^/documents/"),
+            ("/images/1.gif", "^~/images/"),
+            ("/documents/1.JPG", "~\\.(gif|jpg|jpeg)$"),
+            ("/exact", "=/exact"),
+            ("/exact/more", "/"),
+            ("/exac", "/"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                label(find_location(&locations, path.as_bytes())),
+                want,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn longest_prefix_is_used_when_no_regex_matches() {
+        let locations = vec![
+            prefix("/a", vec![]),
+            prefix("/a/b", vec![]),
+            prefix("/a/bc", vec![]),
+            re("\\.php$", false, vec![]),
+        ];
+        let cases = [
+            ("/a", "/a"),
+            ("/a/b", "/a/b"),
+            ("/a/bcd", "/a/bc"),
+            ("/a/b/c", "/a/b"),
+            ("/ab", "/a"),
+            ("/b", "none"),
+            ("/b/x.php", "~\\.php$"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                label(find_location(&locations, path.as_bytes())),
+                want,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn nested_locations_are_searched_like_nginx() {
+        let locations = vec![
+            prefix(
+                "/app/",
+                vec![
+                    exact("/app/health"),
+                    prefix("/app/static/", vec![]),
+                    stop("/app/raw/", vec![]),
+                    re("\\.json$", false, vec![]),
+                ],
+            ),
+            re("\\.(json|php)$", false, vec![]),
+            stop("/fixed/", vec![re("\\.php$", false, vec![])]),
+            re("^/r/", false, vec![prefix("/r/in/", vec![])]),
+        ];
+        let cases = [
+            ("/app/x", "/app/"),
+            ("/app/health", "=/app/health"),
+            ("/app/static/a.css", "/app/static/"),
+            // The nested regex runs before the outer one.
+            ("/app/a.json", "~\\.json$"),
+            ("/app/a.php", "~\\.(json|php)$"),
+            // A nested ^~ stops the nested regexes, not the outer ones.
+            ("/app/raw/a.json", "~\\.(json|php)$"),
+            ("/app/raw/a.txt", "^~/app/raw/"),
+            // An outer ^~ stops the outer regexes, its nested ones still run.
+            ("/fixed/a.json", "^~/fixed/"),
+            ("/fixed/a.php", "~\\.php$"),
+            // Inside a regex location, nested locations refine the match.
+            ("/r/in/x", "/r/in/"),
+            ("/r/out", "~^/r/"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(
+                label(find_location(&locations, path.as_bytes())),
+                want,
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn regexes_see_invalid_utf8_paths_lossily_without_panicking() {
+        let locations = vec![prefix("/", vec![]), re("^/x", false, vec![])];
+        assert_eq!(label(find_location(&locations, b"/x\xff")), "~^/x");
+        assert_eq!(label(find_location(&locations, b"/\xff")), "/");
+    }
+}

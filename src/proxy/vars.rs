@@ -1,1 +1,472 @@
-//! (being written)
+//! nginx variables: evaluating a [`Template`] against one request.
+//!
+//! [`RequestVars`] borrows the parts of a request the engine already holds (method,
+//! URI, headers, addresses) plus optional response, upstream and sticky data, and
+//! the clock reading `now` (this module never reads the clock). [`eval`] appends the
+//! value of a template to a byte buffer; values that are unknown or absent are empty,
+//! or `-` when the caller asks for log style ([`Style::Log`]) as nginx's access log
+//! prints them.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, Method, Version};
+
+use crate::config::{Part, Template, Variable};
+
+/// How empty values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Empty stays empty (`proxy_set_header`, `return`).
+    Plain,
+    /// An empty or absent variable prints `-` (access log).
+    Log,
+}
+
+/// One attempt at an upstream peer, for the `$upstream_*` variables (nginx joins the
+/// tries with `, `).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamTry<'a> {
+    /// Peer name (`127.0.0.1:8081`).
+    pub addr: &'a str,
+    /// Status received, or the status the proxy decided for this try (502/504).
+    pub status: Option<u16>,
+    pub connect_time: Option<Duration>,
+    pub header_time: Option<Duration>,
+    pub response_time: Option<Duration>,
+}
+
+/// The response sent to the client (known at log time).
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseVars<'a> {
+    pub status: u16,
+    pub headers: &'a HeaderMap,
+    /// Body bytes sent to the client.
+    pub body_bytes_sent: u64,
+    /// All bytes sent to the client (status line and headers included).
+    pub bytes_sent: u64,
+}
+
+/// Sticky outcome for `$sticky_sid` / `$sticky_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StickyVars<'a> {
+    pub sid: &'a str,
+    /// `new`, `hit`, `expired`, `unknown` or `fallback`.
+    pub status: &'a str,
+}
+
+/// Everything a variable may read. All borrowed: building one allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestVars<'a> {
+    pub method: &'a Method,
+    /// The raw request target path and query as received (`$request_uri`), e.g.
+    /// `/a%20b?x=1`.
+    pub request_uri: &'a str,
+    /// The normalized, decoded path (`$uri`).
+    pub path: &'a [u8],
+    pub version: Version,
+    pub headers: &'a HeaderMap,
+    /// Normalized Host (lowercase, no port); empty when the request had none.
+    pub host: &'a str,
+    /// The first `server_name` of the chosen server.
+    pub server_name: &'a str,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    /// `http` (TLS does not exist yet).
+    pub scheme: &'a str,
+    /// `$proxy_host` when the location proxies.
+    pub proxy_host: &'a str,
+    /// Bytes of request line, headers and body read.
+    pub request_length: u64,
+    /// Connection serial number and requests served on it (`$connection`,
+    /// `$connection_requests`).
+    pub connection: u64,
+    pub connection_requests: u64,
+    /// When the first byte of the request was read.
+    pub start: SystemTime,
+    /// The clock reading for the time variables.
+    pub now: SystemTime,
+    pub pid: u32,
+    pub hostname: &'a str,
+    pub response: Option<ResponseVars<'a>>,
+    pub upstream: &'a [UpstreamTry<'a>],
+    pub sticky: Option<StickyVars<'a>>,
+}
+
+/// Appends the value of `template` to `out`.
+pub fn eval(template: &Template, vars: &RequestVars<'_>, style: Style, out: &mut Vec<u8>) {
+    for part in &template.parts {
+        match part {
+            Part::Literal(text) => out.extend_from_slice(text.as_bytes()),
+            Part::Var(var) => {
+                let before = out.len();
+                eval_var(var, vars, out);
+                if style == Style::Log && out.len() == before {
+                    out.push(b'-');
+                }
+            }
+        }
+    }
+}
+
+/// The value of `template` as a fresh buffer ([`Style::Plain`]).
+pub fn eval_to_vec(template: &Template, vars: &RequestVars<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(template.source.len() + 16);
+    eval(template, vars, Style::Plain, &mut out);
+    out
+}
+
+/// Appends the value of one variable (empty when absent).
+pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
+    match var {
+        Variable::Host => {
+            let host = if v.host.is_empty() {
+                v.server_name
+            } else {
+                v.host
+            };
+            out.extend_from_slice(host.as_bytes());
+        }
+        Variable::Http(name) => header_value(v.headers, name, out),
+        Variable::SentHttp(name) => {
+            if let Some(resp) = &v.response {
+                header_value(resp.headers, name, out);
+            }
+        }
+        Variable::Cookie(name) => {
+            if let Some(value) = cookie(v.headers, name) {
+                out.extend_from_slice(value);
+            }
+        }
+        Variable::Arg(name) => {
+            if let Some(value) = arg(query(v.request_uri), name) {
+                out.extend_from_slice(value.as_bytes());
+            }
+        }
+        Variable::RemoteAddr => push_display(out, v.remote.ip()),
+        Variable::RemotePort => push_display(out, v.remote.port()),
+        Variable::RemoteUser => {
+            if let Some(user) = remote_user(v.headers) {
+                out.extend_from_slice(&user);
+            }
+        }
+        Variable::ServerAddr => push_display(out, v.local.ip()),
+        Variable::ServerPort => push_display(out, v.local.port()),
+        Variable::ServerName => out.extend_from_slice(v.server_name.as_bytes()),
+        Variable::ServerProtocol => out.extend_from_slice(protocol(v.version).as_bytes()),
+        Variable::Scheme => out.extend_from_slice(v.scheme.as_bytes()),
+        Variable::RequestMethod => out.extend_from_slice(v.method.as_str().as_bytes()),
+        Variable::RequestUri => out.extend_from_slice(v.request_uri.as_bytes()),
+        Variable::Uri => out.extend_from_slice(v.path),
+        Variable::Args | Variable::QueryString => {
+            out.extend_from_slice(query(v.request_uri).as_bytes())
+        }
+        Variable::IsArgs => {
+            if !query(v.request_uri).is_empty() {
+                out.push(b'?');
+            }
+        }
+        Variable::Request => {
+            out.extend_from_slice(v.method.as_str().as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(v.request_uri.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(protocol(v.version).as_bytes());
+        }
+        Variable::RequestLength => push_display(out, v.request_length),
+        Variable::ProxyHost => out.extend_from_slice(v.proxy_host.as_bytes()),
+        Variable::ProxyAddXForwardedFor => {
+            crate::proxy::headers::x_forwarded_for(v.headers, v.remote.ip(), out)
+        }
+        Variable::Status => match &v.response {
+            Some(r) => push_display(out, format_args!("{:03}", r.status)),
+            None => out.extend_from_slice(b"000"),
+        },
+        Variable::BodyBytesSent => push_display(out, v.response.map_or(0, |r| r.body_bytes_sent)),
+        Variable::BytesSent => push_display(out, v.response.map_or(0, |r| r.bytes_sent)),
+        Variable::RequestTime => {
+            let elapsed = v.now.duration_since(v.start).unwrap_or(Duration::ZERO);
+            push_seconds(out, elapsed);
+        }
+        Variable::UpstreamAddr => join_tries(v.upstream, out, |t, out| {
+            out.extend_from_slice(t.addr.as_bytes());
+        }),
+        Variable::UpstreamStatus => join_tries(v.upstream, out, |t, out| match t.status {
+            Some(s) => push_display(out, s),
+            None => out.push(b'-'),
+        }),
+        Variable::UpstreamResponseTime => join_tries(v.upstream, out, |t, out| {
+            push_opt_seconds(out, t.response_time)
+        }),
+        Variable::UpstreamConnectTime => join_tries(v.upstream, out, |t, out| {
+            push_opt_seconds(out, t.connect_time)
+        }),
+        Variable::UpstreamHeaderTime => join_tries(v.upstream, out, |t, out| {
+            push_opt_seconds(out, t.header_time)
+        }),
+        Variable::TimeLocal => time_local(v.now, out),
+        Variable::TimeIso8601 => time_iso8601(v.now, out),
+        Variable::Msec => {
+            let since = v.now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+            push_display(
+                out,
+                format_args!("{}.{:03}", since.as_secs(), since.subsec_millis()),
+            );
+        }
+        Variable::Pid => push_display(out, v.pid),
+        Variable::Connection => push_display(out, v.connection),
+        Variable::ConnectionRequests => push_display(out, v.connection_requests),
+        Variable::Hostname => out.extend_from_slice(v.hostname.as_bytes()),
+        Variable::StickySid => {
+            if let Some(s) = &v.sticky {
+                out.extend_from_slice(s.sid.as_bytes());
+            }
+        }
+        Variable::StickyStatus => {
+            if let Some(s) = &v.sticky {
+                out.extend_from_slice(s.status.as_bytes());
+            }
+        }
+    }
+}
+
+/// `HTTP/1.1` and friends.
+pub fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// The query part of a request target (after the first `?`), or "".
+pub fn query(request_uri: &str) -> &str {
+    request_uri.split_once('?').map_or("", |(_, q)| q)
+}
+
+/// `$arg_NAME`: the raw value of the first query argument NAME (ASCII case-insensitive,
+/// as nginx).
+pub fn arg<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        k.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+/// `$cookie_NAME`: the value of the first cookie NAME in the Cookie headers (name
+/// matched ASCII case-insensitively, as nginx).
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b';'))
+        .find_map(|pair| {
+            let pair = trim(pair);
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let (k, v) = pair.split_at(eq);
+            trim(k)
+                .eq_ignore_ascii_case(name.as_bytes())
+                .then(|| v.get(1..).map_or(&b""[..], trim))
+        })
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Appends request header NAME (`_` read as `-`, case-insensitive); several headers
+/// of the name are joined with `, ` (`; ` for Cookie), as nginx 1.23+.
+fn header_value(headers: &HeaderMap, name: &str, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 64];
+    let bytes = name.as_bytes();
+    let key: &[u8] = if bytes.len() <= buf.len() {
+        let dst = &mut buf[..bytes.len()];
+        for (d, &s) in dst.iter_mut().zip(bytes) {
+            *d = if s == b'_' {
+                b'-'
+            } else {
+                s.to_ascii_lowercase()
+            };
+        }
+        dst
+    } else {
+        return;
+    };
+    let Ok(key) = http::HeaderName::from_bytes(key) else {
+        return;
+    };
+    let sep: &[u8] = if key == http::header::COOKIE {
+        b"; "
+    } else {
+        b", "
+    };
+    for (i, value) in headers.get_all(&key).iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(sep);
+        }
+        out.extend_from_slice(value.as_bytes());
+    }
+}
+
+/// The user name of `Authorization: Basic ...`.
+fn remote_user(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let value = headers.get(http::header::AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let decoded = base64_decode(trim(rest))?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    let mut user = decoded;
+    user.truncate(colon);
+    Some(user)
+}
+
+fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(input.len() / 4 * 3);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for &c in input {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+fn join_tries(
+    tries: &[UpstreamTry<'_>],
+    out: &mut Vec<u8>,
+    mut each: impl FnMut(&UpstreamTry<'_>, &mut Vec<u8>),
+) {
+    for (i, t) in tries.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        each(t, out);
+    }
+}
+
+struct VecWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for VecWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn push_display(out: &mut Vec<u8>, value: impl std::fmt::Display) {
+    // Writing into a Vec cannot fail.
+    let _ = write!(VecWriter(out), "{value}");
+}
+
+/// Seconds with millisecond resolution: `0.012`.
+fn push_seconds(out: &mut Vec<u8>, d: Duration) {
+    push_display(
+        out,
+        format_args!("{}.{:03}", d.as_secs(), d.subsec_millis()),
+    );
+}
+
+fn push_opt_seconds(out: &mut Vec<u8>, d: Option<Duration>) {
+    match d {
+        Some(d) => push_seconds(out, d),
+        None => out.push(b'-'),
+    }
+}
+
+/// A UTC calendar time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+/// Converts a time to UTC calendar fields (times before 1970 clamp to the epoch).
+pub fn civil(t: SystemTime) -> Civil {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Civil {
+        year,
+        month,
+        day,
+        hour: (rem / 3600) as u32,
+        minute: (rem / 60 % 60) as u32,
+        second: (rem % 60) as u32,
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `$time_local`: `22/Nov/2026:04:20:42 +0000` (always UTC).
+pub fn time_local(t: SystemTime, out: &mut Vec<u8>) {
+    let c = civil(t);
+    let month = MONTHS
+        .get(c.month.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or("Jan");
+    push_display(
+        out,
+        format_args!(
+            "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
+            c.day, month, c.year, c.hour, c.minute, c.second
+        ),
+    );
+}
+
+/// `$time_iso8601`: `2026-11-22T04:20:42+00:00` (always UTC).
+pub fn time_iso8601(t: SystemTime, out: &mut Vec<u8>) {
+    let c = civil(t);
+    push_display(
+        out,
+        format_args!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
+            c.year, c.month, c.day, c.hour, c.minute, c.second
+        ),
+    );
+}
+
+/// The client address as `$remote_addr` prints it.
+pub fn ip_text(ip: IpAddr, out: &mut Vec<u8>) {
+    push_display(out, ip);
+}

@@ -7,7 +7,21 @@
 //! - `decide`: which peer serves the request.
 //! - `set_cookie`: response side (insert / rewrite / prefix).
 //!
+//! - [`Sticky`]: the per-upstream bundle (conf + sid index) with the two calls the
+//!   proxy makes: [`Sticky::on_request`] and [`Sticky::on_response`].
+//!
 //! Nothing here does I/O or reads the clock: `now` (Unix seconds) is an argument.
+
+pub mod cookie;
+pub mod decide;
+pub mod set_cookie;
+pub mod sid;
+
+pub use cookie::{Invalid, StickyCookie};
+pub use decide::{Choice, Decision, Outcome};
+pub use sid::SidIndex;
+
+use http::{HeaderMap, StatusCode};
 
 /// How the sticky cookie is owned and encoded (spec section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,5 +86,50 @@ impl StickyConf {
     /// True when the insert-mode cookie carries `SID|LASTSEEN|FIRSTSEEN`.
     pub fn timestamps(&self) -> bool {
         self.mode == Mode::Insert && (self.maxidle.is_some() || self.maxlife.is_some())
+    }
+}
+
+/// One sticky upstream: its configuration and the sids of its peers (index `i`
+/// is peer `i` of the engine's peer list).
+#[derive(Debug, Clone)]
+pub struct Sticky {
+    pub conf: StickyConf,
+    pub index: SidIndex,
+}
+
+impl Sticky {
+    pub fn new(conf: StickyConf, index: SidIndex) -> Sticky {
+        Sticky { conf, index }
+    }
+
+    /// Request side, all in one: find and decode the cookie in `headers`, decide
+    /// the peer (`is_up(i)`: health of peer `i`; `choose(exclude)`: the
+    /// balancer's pick skipping `exclude`), then strip the `Cookie` header(s) for
+    /// forwarding. On [`Decision::Refuse`] answer 502 without a sticky cookie.
+    pub fn on_request<U, C>(&self, headers: &mut HeaderMap, now: i64, is_up: U, choose: C) -> Choice
+    where
+        U: Fn(usize) -> bool,
+        C: FnOnce(Option<usize>) -> Option<usize>,
+    {
+        let found = cookie::read(&self.conf, headers, now);
+        let choice = decide::decide(&self.conf, &found, &self.index, now, is_up, choose);
+        cookie::strip(&self.conf, headers);
+        choice
+    }
+
+    /// Response side: set or edit the sticky `Set-Cookie` for the peer of
+    /// `choice` (after any [`decide::after_connect_failure`]). No-op for a
+    /// refused choice and for status >= 400.
+    pub fn on_response(
+        &self,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+        choice: &Choice,
+        now: i64,
+    ) {
+        let Some(sid) = choice.decision.peer().and_then(|p| self.index.sid(p)) else {
+            return;
+        };
+        set_cookie::apply(&self.conf, status, headers, sid, choice, now);
     }
 }

@@ -1,0 +1,173 @@
+//! Server ids (spec section 2): how a peer's sid is derived (`hash=md5` /
+//! `hash=plain`) and [`SidIndex`], the O(1) map from a sid back to a peer index.
+
+use std::collections::HashMap;
+
+use md5::{Digest, Md5};
+
+use super::{Hash, StickyConf};
+
+/// Lowercase hex of the MD5 of the peer name (`IP:PORT`, IPv6 as `[::1]:8080`).
+pub fn md5_sid(peer_name: &str) -> String {
+    hex::encode(Md5::digest(peer_name.as_bytes()))
+}
+
+/// The sid of one peer under `conf.hash`: md5 of the peer name, or (plain) the
+/// server's `id=` when given, else the peer name itself.
+pub fn sid_for(conf: &StickyConf, peer_name: &str, id: Option<&str>) -> String {
+    match conf.hash {
+        Hash::Md5 => md5_sid(peer_name),
+        Hash::Plain => id.unwrap_or(peer_name).to_string(),
+    }
+}
+
+/// Two peers that ended up with the same sid. The first one wins lookups; the
+/// builder or engine should warn, because the second peer can never be pinned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateSid {
+    pub sid: Box<str>,
+    /// Index of the peer that keeps the sid.
+    pub kept: usize,
+    /// Index of the peer whose sid is shadowed.
+    pub shadowed: usize,
+}
+
+/// The sids of an upstream's peers, in peer order, with a hash index for the
+/// request path ("which peer has this sid").
+#[derive(Debug, Clone, Default)]
+pub struct SidIndex {
+    sids: Vec<Box<str>>,
+    map: HashMap<Box<str>, usize>,
+    duplicates: Vec<DuplicateSid>,
+}
+
+impl SidIndex {
+    /// Index a list of sids; position `i` is peer index `i`.
+    pub fn new<I, S>(sids: I) -> SidIndex
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<Box<str>>,
+    {
+        let sids: Vec<Box<str>> = sids.into_iter().map(Into::into).collect();
+        let mut map = HashMap::with_capacity(sids.len());
+        let mut duplicates = Vec::new();
+        for (i, sid) in sids.iter().enumerate() {
+            match map.get(sid) {
+                Some(&kept) => duplicates.push(DuplicateSid {
+                    sid: sid.clone(),
+                    kept,
+                    shadowed: i,
+                }),
+                None => {
+                    map.insert(sid.clone(), i);
+                }
+            }
+        }
+        SidIndex {
+            sids,
+            map,
+            duplicates,
+        }
+    }
+
+    /// Derive every peer's sid under `conf` from `(peer_name, id)` pairs in peer
+    /// order, then index them.
+    pub fn from_peers<'a, I>(conf: &StickyConf, peers: I) -> SidIndex
+    where
+        I: IntoIterator<Item = (&'a str, Option<&'a str>)>,
+    {
+        SidIndex::new(peers.into_iter().map(|(name, id)| sid_for(conf, name, id)))
+    }
+
+    /// The peer index that owns `sid` (first peer wins on duplicates).
+    #[inline]
+    pub fn lookup(&self, sid: &str) -> Option<usize> {
+        self.map.get(sid).copied()
+    }
+
+    /// The sid of peer `idx`.
+    #[inline]
+    pub fn sid(&self, idx: usize) -> Option<&str> {
+        self.sids.get(idx).map(|s| &**s)
+    }
+
+    /// Number of peers.
+    pub fn len(&self) -> usize {
+        self.sids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sids.is_empty()
+    }
+
+    /// Sids shared by several peers (empty in a sane configuration).
+    pub fn duplicates(&self) -> &[DuplicateSid] {
+        &self.duplicates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_sid_matches_known_vectors() {
+        let cases = [
+            ("127.0.0.1:9000", "44fb3a27ed30ae5193ebd879ca2cf039"),
+            ("10.0.23.20:80", "fe12736d0ef927f9224a3336b65ee84b"),
+            ("[::1]:8080", "1c2e56fe441d2a91a692b6e4ac8b5c9b"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(md5_sid(name), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn plain_sid_uses_id_then_peer_name() {
+        let conf = StickyConf {
+            hash: Hash::Plain,
+            ..StickyConf::default()
+        };
+        assert_eq!(sid_for(&conf, "10.0.23.20:80", Some("a")), "a");
+        assert_eq!(sid_for(&conf, "10.0.23.20:80", None), "10.0.23.20:80");
+    }
+
+    #[test]
+    fn md5_sid_ignores_id() {
+        let conf = StickyConf::default();
+        assert_eq!(
+            sid_for(&conf, "10.0.23.20:80", Some("a")),
+            "fe12736d0ef927f9224a3336b65ee84b"
+        );
+    }
+
+    #[test]
+    fn index_finds_each_peer_and_rejects_unknown() {
+        let idx = SidIndex::from_peers(
+            &StickyConf::default(),
+            [("10.0.23.20:80", None), ("127.0.0.1:9000", None)],
+        );
+        assert_eq!(idx.len(), 2);
+        assert_eq!(idx.lookup("fe12736d0ef927f9224a3336b65ee84b"), Some(0));
+        assert_eq!(idx.lookup("44fb3a27ed30ae5193ebd879ca2cf039"), Some(1));
+        assert_eq!(idx.lookup("44fb3a27ed30ae5193ebd879ca2cf03"), None);
+        assert_eq!(idx.lookup(""), None);
+        assert_eq!(idx.sid(1), Some("44fb3a27ed30ae5193ebd879ca2cf039"));
+        assert_eq!(idx.sid(2), None);
+        assert!(idx.duplicates().is_empty());
+    }
+
+    #[test]
+    fn duplicate_sids_keep_first_peer_and_are_reported() {
+        let idx = SidIndex::new(["a", "b", "a"]);
+        assert_eq!(idx.lookup("a"), Some(0));
+        assert_eq!(
+            idx.duplicates(),
+            &[DuplicateSid {
+                sid: "a".into(),
+                kept: 0,
+                shadowed: 2
+            }]
+        );
+    }
+}

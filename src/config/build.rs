@@ -139,7 +139,10 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
             "error_log" => {
                 let log = error_log_directive(d)?;
                 if error_log.is_some() {
-                    b.warn(d, "additional \"error_log\" is ignored: only one error log is kept");
+                    b.warn(
+                        d,
+                        "additional \"error_log\" is ignored: only one error log is kept",
+                    );
                 } else {
                     error_log = Some(log);
                 }
@@ -157,7 +160,10 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
             }
             "user" => {
                 simple(d, 1, 2)?;
-                b.warn(d, "\"user\" directive is ignored: the proxy runs as the invoking user");
+                b.warn(
+                    d,
+                    "\"user\" directive is ignored: the proxy runs as the invoking user",
+                );
             }
             "events" => {
                 let block = block(d, 0, 0)?;
@@ -437,7 +443,9 @@ fn number<T: FromStr>(d: &Directive, value: &str) -> Res<T> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(directive_err(d, "invalid number"));
     }
-    value.parse().map_err(|_| directive_err(d, "invalid number"))
+    value
+        .parse()
+        .map_err(|_| directive_err(d, "invalid number"))
 }
 
 fn template_arg(d: &Directive, value: &str) -> Res<Template> {
@@ -493,7 +501,11 @@ fn compile_regex(d: &Directive, source: &str, case_insensitive: bool) -> Res<reg
 
 /// Splits `HOST[:PORT]` / `[V6][:PORT]` / `IP:PORT`; resolves into addresses.
 /// The error is nginx's reason (`host not found`, `invalid port`, ...).
-fn resolve(text: &str, default_port: u16, allow_zero_port: bool) -> Result<Vec<SocketAddr>, String> {
+fn resolve(
+    text: &str,
+    default_port: u16,
+    allow_zero_port: bool,
+) -> Result<Vec<SocketAddr>, String> {
     if text.starts_with("unix:") {
         return Err("unix domain sockets are not supported".to_string());
     }
@@ -517,7 +529,9 @@ fn resolve(text: &str, default_port: u16, allow_zero_port: bool) -> Result<Vec<S
         let port = if rest.is_empty() {
             default_port
         } else {
-            let p = rest.strip_prefix(':').ok_or_else(|| "invalid host".to_string())?;
+            let p = rest
+                .strip_prefix(':')
+                .ok_or_else(|| "invalid host".to_string())?;
             parse_port(p, allow_zero_port)?
         };
         return Ok(vec![SocketAddr::new(ip, port)]);
@@ -553,9 +567,8 @@ fn parse_port(text: &str, allow_zero: bool) -> Result<u16, String> {
 /// A cookie name: an RFC 6265 token.
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
 }
 
 /// A cookie attribute value (`domain=`, `path=`): visible ASCII without `;`.
@@ -715,7 +728,11 @@ impl Builder {
         // Pass 1: upstream blocks.
         for d in block.iter().filter(|d| d.name == "upstream") {
             let up = self.upstream(d)?;
-            if st.named.iter().any(|u| u.name.eq_ignore_ascii_case(&up.name)) {
+            if st
+                .named
+                .iter()
+                .any(|u| u.name.eq_ignore_ascii_case(&up.name))
+            {
                 return Err(err(format!("duplicate upstream \"{}\"", up.name), d));
             }
             st.named.push(up);
@@ -801,7 +818,10 @@ impl Builder {
                         Ok(n) if n > 0 => n,
                         _ => {
                             return Err(err(
-                                format!("invalid value \"{}\" in \"keepalive\" directive", arg(x, 0)),
+                                format!(
+                                    "invalid value \"{}\" in \"keepalive\" directive",
+                                    arg(x, 0)
+                                ),
                                 x,
                             ))
                         }
@@ -845,7 +865,10 @@ impl Builder {
                     return Err(err(format!("invalid header value \"{value}\""), d));
                 }
                 let value = template_arg(d, value)?;
-                layer.set_headers.get_or_insert_with(Vec::new).push((name, value));
+                layer
+                    .set_headers
+                    .get_or_insert_with(Vec::new)
+                    .push((name, value));
             }
             "proxy_hide_header" | "proxy_pass_header" => {
                 simple(d, 1, 1)?;
@@ -866,7 +889,9 @@ impl Builder {
                 };
                 set_once(&mut layer.http_version, v, d)?;
             }
-            "proxy_connect_timeout" | "proxy_read_timeout" | "proxy_send_timeout"
+            "proxy_connect_timeout"
+            | "proxy_read_timeout"
+            | "proxy_send_timeout"
             | "proxy_next_upstream_timeout" => {
                 simple(d, 1, 1)?;
                 let t = time(d, arg(d, 0))?;
@@ -906,7 +931,10 @@ impl Builder {
                 };
                 let Some(up) = st.named.iter().find(|u| u.name.eq_ignore_ascii_case(name)) else {
                     return Err(err(
-                        format!("upstream \"{name}\" in \"{}\" directive is not defined", d.name),
+                        format!(
+                            "upstream \"{name}\" in \"{}\" directive is not defined",
+                            d.name
+                        ),
                         d,
                     ));
                 };
@@ -972,7 +1000,10 @@ impl Builder {
             return Ok(());
         }
         if path.contains('$') {
-            return Err(err("variables in \"access_log\" paths are not supported", d));
+            return Err(err(
+                "variables in \"access_log\" paths are not supported",
+                d,
+            ));
         }
         let format = match d.args.get(1) {
             Some(a) => a.value.clone(),
@@ -980,7 +1011,11 @@ impl Builder {
         };
         for a in d.args.iter().skip(2) {
             let p = a.value.as_str();
-            if p.starts_with("buffer=") || p.starts_with("flush=") || p == "gzip" || p.starts_with("gzip=") {
+            if p.starts_with("buffer=")
+                || p.starts_with("flush=")
+                || p == "gzip"
+                || p.starts_with("gzip=")
+            {
                 self.warn(
                     d,
                     &format!("\"{p}\" parameter of \"access_log\" is ignored: lines are written as they come"),
@@ -1128,12 +1163,12 @@ impl Builder {
                 "default_server" | "default" => default_server = true,
                 "reuseport" => reuseport = true,
                 "bind" => {}
-                "ssl" | "http2" | "quic" | "proxy_protocol" => {
-                    return Err(err(
-                        format!("the \"{p}\" parameter of the \"listen\" directive is not supported yet"),
-                        d,
-                    ))
-                }
+                "ssl" | "http2" | "quic" | "proxy_protocol" => return Err(err(
+                    format!(
+                        "the \"{p}\" parameter of the \"listen\" directive is not supported yet"
+                    ),
+                    d,
+                )),
                 _ => match p.strip_prefix("backlog=") {
                     Some(n) => {
                         backlog = match n.parse::<i32>() {
@@ -1296,7 +1331,10 @@ fn block_of(d: &Directive) -> Res<()> {
 }
 
 fn listen_err(d: &Directive, reason: &str, text: &str) -> ConfigError {
-    err(format!("{reason} in \"{text}\" of the \"listen\" directive"), d)
+    err(
+        format!("{reason} in \"{text}\" of the \"listen\" directive"),
+        d,
+    )
 }
 
 /// One upstream `server ADDRESS [params]` line: one peer per resolved address.
@@ -1471,7 +1509,11 @@ fn location_matcher(d: &Directive) -> Res<(LocationMatch, String)> {
         }
         ["~*", "^~", "=", "~"]
             .iter()
-            .find_map(|m| a.strip_prefix(m).filter(|rest| !rest.is_empty()).map(|rest| (*m, rest)))
+            .find_map(|m| {
+                a.strip_prefix(m)
+                    .filter(|rest| !rest.is_empty())
+                    .map(|rest| (*m, rest))
+            })
             .unwrap_or(("", a))
     };
     let matcher = match modifier {
@@ -1533,7 +1575,11 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
         Some(i) if !host_port[i..].contains(']') => (&host_port[..i], Some(&host_port[i + 1..])),
         _ => (host_port, None),
     };
-    if let Some(index) = st.named.iter().position(|u| u.name.eq_ignore_ascii_case(host)) {
+    if let Some(index) = st
+        .named
+        .iter()
+        .position(|u| u.name.eq_ignore_ascii_case(host))
+    {
         if let Some(port) = port {
             return Err(err(
                 format!("upstream \"{host}\" may not have port {port}"),

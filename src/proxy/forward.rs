@@ -489,6 +489,11 @@ impl Worker {
         }
     }
 
+    /// The configuration this worker serves.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// A serial number for a new connection (`$connection`).
     pub fn next_connection(&self) -> u64 {
         let n = self.connections.get() + 1;
@@ -710,7 +715,7 @@ impl Worker {
                     let can_retry = retry_status
                         && head.is_some()
                         && tried.len() < max_tries
-                        && retry_deadline.is_none_or(|d| Instant::now() < d);
+                        && retry_deadline.map_or(true, |d| Instant::now() < d);
                     if can_retry {
                         let another = set.choose(Some(p), &tried, Instant::now());
                         if another.is_some() {
@@ -754,7 +759,7 @@ impl Worker {
                 && (pending.is_some() || head.is_some())
                 && (!sent || head.is_some())
                 && tried.len() < max_tries
-                && retry_deadline.is_none_or(|d| Instant::now() < d);
+                && retry_deadline.map_or(true, |d| Instant::now() < d);
             if !retry {
                 return (error_response(failure.error(), tokens), tokens);
             }

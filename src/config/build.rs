@@ -1163,12 +1163,14 @@ impl Builder {
                 "default_server" | "default" => default_server = true,
                 "reuseport" => reuseport = true,
                 "bind" => {}
-                "ssl" | "http2" | "quic" | "proxy_protocol" => return Err(err(
-                    format!(
+                "ssl" | "http2" | "quic" | "proxy_protocol" => {
+                    return Err(err(
+                        format!(
                         "the \"{p}\" parameter of the \"listen\" directive is not supported yet"
                     ),
-                    d,
-                )),
+                        d,
+                    ))
+                }
                 _ => match p.strip_prefix("backlog=") {
                     Some(n) => {
                         backlog = match n.parse::<i32>() {

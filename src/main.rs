@@ -1,2 +1,171 @@
-//! The `proxy` binary (being written).
-fn main() {}
+//! The `proxy` binary: nginx's command line over the library.
+//!
+//! `-c FILE` (default `conf/sticky.conf`), `-t` test the configuration, `-T` test and
+//! print it with includes expanded, `-q` quiet test, `-v`/`-V` version (and
+//! features), `-h` help. Messages go to stderr in nginx's shape
+//! (`proxy: [emerg] MESSAGE in FILE:LINE`, exit code 1). Without `-t`/`-T` the
+//! configuration is loaded, logging is set up from `error_log`, and
+//! [`sticky_proxy::server::run`] serves until stopped.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use clap::Parser;
+use sticky_proxy::config::ast::Directive;
+use sticky_proxy::config::{build, include, parse, Config, ConfigError, ConfigWarning, LogLevel};
+
+/// What `-V` lists besides the version.
+const FEATURES: &[&str] = &[
+    "core: worker_processes, worker_rlimit_nofile, error_log, pid, events, include (globs)",
+    "http: server, listen, server_name (exact, wildcard, regex), location (=, ^~, prefix, ~, ~*), return",
+    "proxy: proxy_pass, proxy_set_header, proxy_hide_header, proxy_pass_header, timeouts, proxy_next_upstream",
+    "upstream: server (weight, max_fails, fail_timeout, down, backup, id), keepalive, smooth weighted round robin",
+    "session_sticky: mode=insert|rewrite|prefix, hash=plain|md5, maxidle, maxlife, fallback, session_sticky_hide_cookie",
+    "log: access_log, log_format (nginx variables, $sticky_sid, $sticky_status)",
+];
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "proxy",
+    about = "A reverse proxy speaking nginx's configuration language with Tengine's session_sticky",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(short = 'c', value_name = "FILE", default_value = "conf/sticky.conf")]
+    conf: PathBuf,
+    /// Test the configuration and exit.
+    #[arg(short = 't')]
+    test: bool,
+    /// Test the configuration, print it (includes expanded) and exit.
+    #[arg(short = 'T')]
+    dump: bool,
+    /// Suppress non-error messages during configuration testing.
+    #[arg(short = 'q')]
+    quiet: bool,
+    /// Show the version and exit.
+    #[arg(short = 'v')]
+    version: bool,
+    /// Show the version and the supported features, and exit.
+    #[arg(short = 'V')]
+    features: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    if cli.version || cli.features {
+        eprintln!("proxy version: sticky-proxy/{}", env!("CARGO_PKG_VERSION"));
+        if cli.features {
+            for feature in FEATURES {
+                eprintln!("{feature}");
+            }
+        }
+        if !cli.test && !cli.dump {
+            return ExitCode::SUCCESS;
+        }
+    }
+    if cli.test || cli.dump {
+        test_config(&cli)
+    } else {
+        run(&cli.conf)
+    }
+}
+
+/// Reads, expands and builds the configuration, keeping the tree for `-T`.
+fn load(path: &Path) -> Result<(Vec<Directive>, Config, Vec<ConfigWarning>), ConfigError> {
+    let tree = include::load(path)?;
+    let (config, warnings) = build::build(path, &tree)?;
+    Ok((tree, config, warnings))
+}
+
+/// `-t` / `-T`: nginx's messages and exit codes.
+fn test_config(cli: &Cli) -> ExitCode {
+    let file = cli.conf.display();
+    match load(&cli.conf) {
+        Ok((tree, _config, warnings)) => {
+            if !cli.quiet {
+                for warning in &warnings {
+                    eprintln!("proxy: [warn] {warning}");
+                }
+                eprintln!("proxy: the configuration file {file} syntax is ok");
+                eprintln!("proxy: configuration file {file} test is successful");
+            }
+            if cli.dump {
+                print!("# configuration file {file}:\n{}", parse::dump(&tree));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("proxy: [emerg] {e}");
+            eprintln!("proxy: configuration file {file} test failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads the configuration, sets up logging and serves.
+fn run(path: &Path) -> ExitCode {
+    let (config, warnings) = match load(path) {
+        Ok((_tree, config, warnings)) => (config, warnings),
+        Err(e) => {
+            eprintln!("proxy: [emerg] {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for warning in &warnings {
+        eprintln!("proxy: [warn] {warning}");
+    }
+    if let Err(message) = init_logging(&config) {
+        eprintln!("proxy: [emerg] {message}");
+        return ExitCode::FAILURE;
+    }
+    match sticky_proxy::server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("proxy: [emerg] {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends `tracing` output where `error_log` says, at its level.
+fn init_logging(config: &Config) -> Result<(), String> {
+    let level = match config.main.error_log.level {
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Info | LogLevel::Notice => tracing::Level::INFO,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Error | LogLevel::Crit | LogLevel::Alert | LogLevel::Emerg => {
+            tracing::Level::ERROR
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false);
+    let path = &config.main.error_log.path;
+    let installed = if path == "stderr" {
+        builder.with_writer(std::io::stderr).try_init()
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("open() \"{path}\" failed {}", include::os_error(&e)))?;
+        builder
+            .with_ansi(false)
+            .with_writer(Mutex::new(file))
+            .try_init()
+    };
+    installed.map_err(|e| format!("cannot set up logging: {e}"))
+}

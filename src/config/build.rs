@@ -684,10 +684,10 @@ impl Builder {
             match d.name.as_str() {
                 "worker_connections" => {
                     simple(d, 1, 1)?;
-                    let n: usize = number(d, arg(d, 0))?;
-                    if n == 0 {
-                        return Err(directive_err(d, "invalid number"));
-                    }
+                    let n = match arg(d, 0).parse::<usize>() {
+                        Ok(n) if n > 0 && arg(d, 0).bytes().all(|b| b.is_ascii_digit()) => n,
+                        _ => return Err(err(format!("invalid number \"{}\"", arg(d, 0)), d)),
+                    };
                     set_once(worker_connections, n, d)?;
                 }
                 "use" => {
@@ -918,7 +918,12 @@ impl Builder {
             }
             "server_tokens" => {
                 simple(d, 1, 1)?;
-                set_once(&mut layer.server_tokens, flag(d)?, d)?;
+                let on = match arg(d, 0) {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(err(format!("invalid value \"{other}\""), d)),
+                };
+                set_once(&mut layer.server_tokens, on, d)?;
             }
             "access_log" => self.access_log(d, layer, st)?,
             "log_format" => log_format(d, st)?,
@@ -995,7 +1000,9 @@ impl Builder {
         simple(d, 1, usize::MAX)?;
         let path = arg(d, 0);
         if path == "off" {
-            arity(d, 1, 1)?;
+            if let Some(extra) = d.args.get(1) {
+                return Err(err(format!("invalid parameter \"{}\"", extra.value), d));
+            }
             layer.access_log = Some(AccessLog::Off);
             return Ok(());
         }
@@ -1175,7 +1182,7 @@ impl Builder {
                     Some(n) => {
                         backlog = match n.parse::<i32>() {
                             Ok(v) if v > 0 => v,
-                            _ => return Err(err(format!("invalid backlog \"{n}\""), d)),
+                            _ => return Err(err(format!("invalid backlog \"{p}\""), d)),
                         }
                     }
                     None => return Err(err(format!("invalid parameter \"{p}\""), d)),
@@ -1556,7 +1563,7 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
             d,
         ));
     } else {
-        return Err(err(format!("invalid URL prefix in \"{url}\""), d));
+        return Err(err("invalid URL prefix", d));
     };
     let (host_port, uri) = match rest.find('/') {
         Some(i) => (&rest[..i], Some(rest[i..].to_string())),
@@ -1629,4 +1636,490 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
         proxy_host: host_port.to_string(),
         uri,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{load_str, Part, Variable};
+
+    fn ok(src: &str) -> (Config, Vec<ConfigWarning>) {
+        load_str(src, Path::new("/etc/proxy/test.conf")).unwrap_or_else(|e| panic!("{e}\n{src}"))
+    }
+
+    fn header_names(conf: &LocationConf) -> Vec<&str> {
+        conf.proxy_set_headers
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let (c, warnings) =
+            ok("http { server { location / { proxy_pass http://127.0.0.1:9000; } } }");
+        assert!(warnings.is_empty());
+        assert_eq!(c.main.worker_processes, WorkerProcesses::Count(1));
+        assert_eq!(c.main.worker_connections, 512);
+        assert_eq!(c.main.pid, None);
+        assert_eq!(
+            c.main.error_log,
+            ErrorLog {
+                path: "stderr".into(),
+                level: LogLevel::Error
+            }
+        );
+        let s = &c.http.servers[0];
+        assert_eq!(
+            s.listens,
+            [Listen {
+                addr: "0.0.0.0:80".parse().expect("addr"),
+                default_server: false,
+                reuseport: false,
+                backlog: 511
+            }]
+        );
+        assert!(matches!(&s.names[..], [ServerName::Exact(n)] if n.is_empty()));
+        assert_eq!(s.connection, ConnLayer::default().finish());
+        assert_eq!(s.connection.keepalive_timeout, Duration::from_secs(75));
+        let l = &s.locations[0].conf;
+        assert_eq!(l.proxy_http_version, http::Version::HTTP_10);
+        assert_eq!(l.proxy_connect_timeout, Duration::from_secs(60));
+        assert_eq!(l.proxy_read_timeout, Duration::from_secs(60));
+        assert_eq!(l.proxy_send_timeout, Duration::from_secs(60));
+        assert!(l.proxy_next_upstream.error && l.proxy_next_upstream.timeout);
+        assert!(!l.proxy_next_upstream.invalid_header && l.proxy_next_upstream.statuses.is_empty());
+        assert_eq!(l.proxy_next_upstream_tries, 0);
+        assert_eq!(l.proxy_next_upstream_timeout, Duration::ZERO);
+        assert_eq!(l.client_max_body_size, 1 << 20);
+        assert_eq!(l.access_log, AccessLog::Off);
+        assert!(l.server_tokens);
+        assert!(l.proxy_set_headers.is_empty() && l.sticky_hide_cookie.is_none());
+        assert_eq!(c.http.log_formats.len(), 1);
+        assert_eq!(c.http.log_formats["combined"].source, COMBINED_FORMAT);
+    }
+
+    #[test]
+    fn proxy_set_header_list_is_replaced_wholesale_per_level() {
+        let (c, _) = ok("http {
+              proxy_set_header A a;
+              proxy_set_header B b;
+              server {
+                location /plain { }
+                location /own { proxy_set_header C c;
+                  location /own/nested { }
+                  location /own/reset { proxy_set_header D d; }
+                }
+              }
+              server { proxy_set_header E e; location / { } }
+            }");
+        let s = &c.http.servers[0];
+        assert_eq!(header_names(&s.conf), ["a", "b"]);
+        assert_eq!(header_names(&s.locations[0].conf), ["a", "b"]);
+        let own = &s.locations[1];
+        assert_eq!(header_names(&own.conf), ["c"]);
+        assert_eq!(header_names(&own.nested[0].conf), ["c"]);
+        assert_eq!(header_names(&own.nested[1].conf), ["d"]);
+        assert_eq!(header_names(&c.http.servers[1].locations[0].conf), ["e"]);
+    }
+
+    #[test]
+    fn settings_written_after_a_block_are_still_inherited() {
+        let (c, _) = ok("http {
+              server { location / { } proxy_read_timeout 7s; }
+              proxy_connect_timeout 3s;
+              keepalive_timeout 0;
+            }");
+        let s = &c.http.servers[0];
+        assert_eq!(
+            s.locations[0].conf.proxy_read_timeout,
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            s.locations[0].conf.proxy_connect_timeout,
+            Duration::from_secs(3)
+        );
+        assert_eq!(s.connection.keepalive_timeout, Duration::ZERO);
+    }
+
+    #[test]
+    fn proxy_pass_targets_resolve_to_named_or_implicit_upstreams() {
+        let (c, _) = ok("http {
+              server {
+                location /a { proxy_pass http://later; }
+                location /b { proxy_pass http://127.0.0.1:9000/x/; }
+                location /c { proxy_pass http://127.0.0.1:9000; }
+                location /d { proxy_pass http://127.0.0.1; }
+                location /e { proxy_pass HTTP://LATER/; }
+              }
+              upstream later { server 127.0.0.1:9100; }
+            }");
+        let targets: Vec<(usize, String, Option<String>)> = c.http.servers[0]
+            .locations
+            .iter()
+            .map(|l| {
+                let p = l.conf.proxy_pass.clone().expect("proxy_pass");
+                (p.upstream, p.proxy_host, p.uri)
+            })
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                (0, "later".into(), None),
+                (1, "127.0.0.1:9000".into(), Some("/x/".into())),
+                (1, "127.0.0.1:9000".into(), None),
+                (2, "127.0.0.1".into(), None),
+                (0, "LATER".into(), Some("/".into())),
+            ]
+        );
+        let names: Vec<(&str, bool, &str)> = c
+            .http
+            .upstreams
+            .iter()
+            .map(|u| (u.name.as_str(), u.implicit, u.peers[0].name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("later", false, "127.0.0.1:9100"),
+                ("127.0.0.1:9000", true, "127.0.0.1:9000"),
+                ("127.0.0.1", true, "127.0.0.1:80"),
+            ]
+        );
+    }
+
+    #[test]
+    fn peers_are_named_like_nginx() {
+        let (c, _) = ok("http { upstream u {
+              server 127.0.0.1;
+              server [::1]:9000;
+              server [::1];
+              server localhost:9001 weight=5 id=loc;
+            } }");
+        let peers = &c.http.upstreams[0].peers;
+        assert_eq!(peers[0].name, "127.0.0.1:80");
+        assert_eq!(peers[1].name, "[::1]:9000");
+        assert_eq!(peers[2].name, "[::1]:80");
+        let local: Vec<&PeerConf> = peers
+            .iter()
+            .filter(|p| p.server == "localhost:9001")
+            .collect();
+        assert!(!local.is_empty());
+        for p in local {
+            assert!(p.addr.ip().is_loopback() && p.addr.port() == 9001);
+            assert_eq!((p.weight, p.id.as_deref()), (5, Some("loc")));
+            assert_eq!(p.name, p.addr.to_string());
+        }
+    }
+
+    #[test]
+    fn session_sticky_parameters_and_implied_limits() {
+        let cases: &[(&str, StickyConf)] = &[
+            ("", StickyConf::default()),
+            (
+                "maxidle=30m",
+                StickyConf {
+                    maxidle: Some(1800),
+                    maxlife: Some(UNLIMITED_SECS),
+                    ..StickyConf::default()
+                },
+            ),
+            (
+                "maxlife=100",
+                StickyConf {
+                    maxidle: Some(UNLIMITED_SECS),
+                    maxlife: Some(100),
+                    ..StickyConf::default()
+                },
+            ),
+            (
+                "cookie=SRV domain=.a.example path=/app maxage=1d option=indirect hash=plain fallback=off",
+                StickyConf {
+                    cookie: "SRV".into(),
+                    domain: Some(".a.example".into()),
+                    path: "/app".into(),
+                    maxage: Some(86400),
+                    indirect: true,
+                    hash: Hash::Plain,
+                    fallback: false,
+                    ..StickyConf::default()
+                },
+            ),
+            (
+                "mode=prefix option=direct",
+                StickyConf {
+                    mode: Mode::Prefix,
+                    ..StickyConf::default()
+                },
+            ),
+        ];
+        for (params, expected) in cases {
+            let (c, warnings) = ok(&format!(
+                "http {{ upstream u {{ server 127.0.0.1:9000; session_sticky {params}; }} }}"
+            ));
+            assert_eq!(
+                c.http.upstreams[0].sticky.as_ref(),
+                Some(expected),
+                "{params}"
+            );
+            assert!(warnings.is_empty(), "{params}");
+        }
+    }
+
+    #[test]
+    fn indirect_with_rewrite_warns_and_is_cleared() {
+        let (c, warnings) = ok("http {\n upstream u {\n server 127.0.0.1:9000;\n session_sticky mode=rewrite option=indirect;\n }\n}");
+        let sticky = c.http.upstreams[0].sticky.clone().expect("sticky");
+        assert_eq!((sticky.mode, sticky.indirect), (Mode::Rewrite, false));
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(
+            warnings[0].message,
+            "\"option=indirect\" has no effect with \"mode=rewrite\" and is ignored"
+        );
+        assert_eq!(warnings[0].span.line, 4);
+    }
+
+    #[test]
+    fn listen_forms() {
+        let cases: &[(&str, &str)] = &[
+            ("8080", "0.0.0.0:8080"),
+            ("*:8081", "0.0.0.0:8081"),
+            ("127.0.0.1", "127.0.0.1:80"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            ("[::1]:8082", "[::1]:8082"),
+            ("[::1]", "[::1]:80"),
+        ];
+        for (text, expected) in cases {
+            let (c, _) = ok(&format!(
+                "http {{ server {{ listen {text} reuseport backlog=64; }} }}"
+            ));
+            let l = &c.http.servers[0].listens[0];
+            assert_eq!(l.addr.to_string(), *expected, "{text}");
+            assert!(
+                l.reuseport && !l.default_server && l.backlog == 64,
+                "{text}"
+            );
+        }
+        let (c, _) = ok("http { server { listen localhost:8083 default; } }");
+        for l in &c.http.servers[0].listens {
+            assert!(l.addr.ip().is_loopback() && l.addr.port() == 8083 && l.default_server);
+        }
+    }
+
+    #[test]
+    fn return_forms() {
+        let (c, _) = ok("http { server {
+              location /a { return 204; }
+              location /b { return http://example.com/; }
+              location /c { return 301 https://example.com$request_uri; }
+              location /d { return 200 \"host=$host\"; }
+              location /e { return 404; return 500; }
+            } }");
+        let got: Vec<(u16, Option<Vec<Part>>)> = c.http.servers[0]
+            .locations
+            .iter()
+            .map(|l| {
+                let r = l.conf.return_.clone().expect("return");
+                (r.code, r.text.map(|t| t.parts))
+            })
+            .collect();
+        let lit = |s: &str| Part::Literal(s.to_string());
+        assert_eq!(
+            got,
+            [
+                (204, None),
+                (302, Some(vec![lit("http://example.com/")])),
+                (
+                    301,
+                    Some(vec![
+                        lit("https://example.com"),
+                        Part::Var(Variable::RequestUri)
+                    ])
+                ),
+                (200, Some(vec![lit("host="), Part::Var(Variable::Host)])),
+                (404, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn server_name_kinds() {
+        let (c, _) = ok("http { server { server_name Example.COM _ \"\" .dot.example *.star.example www.tail.*; } }");
+        let got: Vec<String> = c.http.servers[0]
+            .names
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "Exact(\"example.com\")",
+                "Exact(\"_\")",
+                "Exact(\"\")",
+                "LeadingWildcard { suffix: \".dot.example\", dot_form: true }",
+                "LeadingWildcard { suffix: \".star.example\", dot_form: false }",
+                "TrailingWildcard { prefix: \"www.tail.\" }",
+            ]
+        );
+    }
+
+    #[test]
+    fn location_modifiers_separate_and_glued() {
+        let (c, _) = ok("http { server {
+              location = /e1 { } location =/e2 { }
+              location ^~ /p1 { } location ^~/p2 { } location /p3 { }
+              location ~ ^/r1 { } location ~^/r2 { } location ~* \\.PHP$ { } location ~*\\.js$ { }
+            } }");
+        let got: Vec<String> = c.http.servers[0]
+            .locations
+            .iter()
+            .map(|l| match &l.matcher {
+                LocationMatch::Exact(u) => format!("= {u}"),
+                LocationMatch::Prefix { uri, stop_regex } => {
+                    format!("{}{uri}", if *stop_regex { "^~ " } else { "" })
+                }
+                LocationMatch::Regex {
+                    case_insensitive,
+                    source,
+                    ..
+                } => format!("{} {source}", if *case_insensitive { "~*" } else { "~" }),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "= /e1",
+                "= /e2",
+                "^~ /p1",
+                "^~ /p2",
+                "/p3",
+                "~ ^/r1",
+                "~ ^/r2",
+                "~* \\.PHP$",
+                "~* \\.js$"
+            ]
+        );
+        let matches = |i: usize, path: &str| match &c.http.servers[0].locations[i].matcher {
+            LocationMatch::Regex { re, .. } => re.is_match(path),
+            _ => false,
+        };
+        assert!(matches(5, "/r1/x") && !matches(5, "/R1/x"));
+        assert!(matches(7, "/index.php") && matches(7, "/INDEX.PHP"));
+        assert!(matches(8, "/app.JS"));
+    }
+
+    #[test]
+    fn proxy_next_upstream_values() {
+        let cases: &[(&str, NextUpstream)] = &[
+            ("off", NextUpstream::default()),
+            ("error off timeout", NextUpstream::default()),
+            (
+                "invalid_header http_500 http_500 http_429 non_idempotent",
+                NextUpstream {
+                    invalid_header: true,
+                    statuses: vec![500, 429],
+                    non_idempotent: true,
+                    ..NextUpstream::default()
+                },
+            ),
+        ];
+        for (values, expected) in cases {
+            let (c, _) = ok(&format!(
+                "http {{ proxy_next_upstream {values}; server {{ }} }}"
+            ));
+            assert_eq!(
+                &c.http.servers[0].conf.proxy_next_upstream, expected,
+                "{values}"
+            );
+        }
+    }
+
+    #[test]
+    fn accepted_but_ignored_directives_warn() {
+        let (c, warnings) = ok("daemon off;\nmaster_process on;\nhttp {\n sendfile on;\n tcp_nodelay on;\n types { text/html html; }\n default_type text/plain;\n charset utf-8;\n gzip off;\n proxy_buffering off;\n proxy_buffer_size 4k;\n proxy_buffers 8 4k;\n server { }\n}\n");
+        assert_eq!(c.http.servers.len(), 1);
+        let lines: Vec<u32> = warnings.iter().map(|w| w.span.line).collect();
+        assert_eq!(lines, [2, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(
+            warnings[1].message,
+            "\"sendfile\" directive is ignored: the proxy streams responses itself"
+        );
+    }
+
+    #[test]
+    fn access_logs_and_log_formats() {
+        let (c, _) = ok("http {
+              log_format plain escape=none 'a=' '$arg_a';
+              access_log /tmp/a.log;
+              access_log /tmp/b.log plain buffer=32k;
+              server { location / { access_log off; } location /x { } }
+            }");
+        assert_eq!(c.http.log_format_escapes["plain"], Escape::None);
+        assert_eq!(c.http.log_formats["plain"].source, "a=$arg_a");
+        let s = &c.http.servers[0];
+        assert_eq!(s.locations[0].conf.access_log, AccessLog::Off);
+        assert_eq!(
+            s.locations[1].conf.access_log,
+            AccessLog::On(vec![
+                AccessLogTarget {
+                    path: "/tmp/a.log".into(),
+                    format: "combined".into()
+                },
+                AccessLogTarget {
+                    path: "/tmp/b.log".into(),
+                    format: "plain".into()
+                },
+            ])
+        );
+    }
+
+    #[test]
+    fn hide_cookie_is_inherited_and_alias_accepted() {
+        let (c, _) = ok("http {
+              upstream s { server 127.0.0.1:9000; session_sticky; }
+              session_sticky_header upstream=s;
+              server { location / { } }
+            }");
+        let l = &c.http.servers[0].locations[0].conf;
+        assert_eq!(l.sticky_hide_cookie.as_deref(), Some("s"));
+    }
+
+    #[test]
+    fn main_and_connection_settings() {
+        let (c, _) = ok("worker_processes auto;\nworker_rlimit_nofile 1024;\npid /tmp/p.pid;\nevents { worker_connections 64; }\nhttp {\n error_log /tmp/e.log info;\n client_header_timeout 5s;\n large_client_header_buffers 2 16k;\n keepalive_requests 10;\n server { client_body_timeout 1m; send_timeout 500ms; }\n}\n");
+        assert_eq!(c.main.worker_processes, WorkerProcesses::Auto);
+        assert_eq!(c.main.worker_rlimit_nofile, Some(1024));
+        assert_eq!(c.main.worker_connections, 64);
+        assert_eq!(c.main.error_log.level, LogLevel::Info);
+        let conn = &c.http.servers[0].connection;
+        assert_eq!(conn.client_header_timeout, Duration::from_secs(5));
+        assert_eq!(conn.client_body_timeout, Duration::from_secs(60));
+        assert_eq!(conn.send_timeout, Duration::from_millis(500));
+        assert_eq!(conn.large_client_header_buffers, (2, 16384));
+        assert_eq!(conn.keepalive_requests, 10);
+    }
+
+    #[test]
+    fn a_hand_built_tree_without_http_is_rejected() {
+        let tree = vec![Directive {
+            name: "worker_processes".into(),
+            args: vec![crate::config::ast::Arg {
+                value: "2".into(),
+                quoted: false,
+                span: Span {
+                    file: Arc::new(PathBuf::from("/x.conf")),
+                    line: 1,
+                },
+            }],
+            block: None,
+            span: Span {
+                file: Arc::new(PathBuf::from("/x.conf")),
+                line: 1,
+            },
+        }];
+        let e = build(Path::new("/x.conf"), &tree).expect_err("no http");
+        assert_eq!(e.to_string(), "no \"http\" block in /x.conf");
+    }
 }

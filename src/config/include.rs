@@ -90,11 +90,17 @@ impl Expander {
                 &directive.span,
             ));
         };
-        let path = self.base.join(&arg.value);
         if !arg.value.contains(['*', '?', '[']) {
-            return Ok(vec![path]);
+            return Ok(vec![self.base.join(&arg.value)]);
         }
-        glob_files(&path, &arg.span)
+        // The base directory is literal text even if it contains glob characters.
+        let pattern = if Path::new(&arg.value).is_absolute() || self.base.as_os_str().is_empty() {
+            arg.value.clone()
+        } else {
+            let base = glob::Pattern::escape(&self.base.to_string_lossy());
+            format!("{}/{}", base.trim_end_matches('/'), arg.value)
+        };
+        glob_files(&pattern, &arg.span)
     }
 
     fn include_file(
@@ -135,8 +141,7 @@ impl Expander {
 
 /// The files matching the glob `pattern`, sorted. POSIX glob (what nginx uses) has
 /// no recursive `**`, so runs of `*` are read as one `*`.
-fn glob_files(pattern: &Path, at: &Span) -> Result<Vec<PathBuf>, ConfigError> {
-    let text = pattern.to_string_lossy();
+fn glob_files(text: &str, at: &Span) -> Result<Vec<PathBuf>, ConfigError> {
     let mut collapsed = String::with_capacity(text.len());
     for c in text.chars() {
         if !(c == '*' && collapsed.ends_with('*')) {
@@ -179,6 +184,12 @@ fn identity(path: &Path) -> PathBuf {
 /// Reads a whole configuration file, or gives nginx's message for why not.
 fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     let shown = path.display();
+    // Look before opening: opening a FIFO or a device could block or never end.
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("open() \"{shown}\" failed {}", os_error(&e)))?;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(format!("\"{shown}\" is not a regular file"));
+    }
     let file = std::fs::File::open(path)
         .map_err(|e| format!("open() \"{shown}\" failed {}", os_error(&e)))?;
     let meta = file
@@ -200,8 +211,9 @@ fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     Ok(src)
 }
 
-/// An I/O error as nginx prints it: `(2: No such file or directory)`.
-fn os_error(e: &std::io::Error) -> String {
+/// An I/O error as nginx prints it after a failed call: `(2: No such file or
+/// directory)`. Shared with the binary's messages.
+pub fn os_error(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(code) => {
             let text = e.to_string();
@@ -324,6 +336,15 @@ mod tests {
         let tree = load(&main).expect("loads");
         let names: Vec<&str> = tree.iter().map(|d| d.name.as_str()).collect();
         assert_eq!(names, vec!["a", "b", "c", "a"]);
+    }
+
+    #[test]
+    fn glob_characters_in_the_main_directory_are_literal() {
+        let dir = TempDir::new("literal[x]*");
+        dir.write("conf.d/a.conf", "a;");
+        let main = dir.write("main.conf", "include conf.d/*.conf;\n");
+        let tree = load(&main).expect("loads");
+        assert_eq!(places(&tree, &dir), vec!["a@conf.d/a.conf:1"]);
     }
 
     #[test]

@@ -343,8 +343,7 @@ fn show_bytes(bytes: &[u8]) -> String {
 }
 
 /// Writes `tree` back as nginx syntax, four spaces per level. Parsing the result
-/// gives the same tree apart from spans (and a bare word that cannot be written back
-/// bare, which is rare, comes back quoted with the same value).
+/// gives the same tree apart from spans: same names, values and `quoted` flags.
 pub fn dump(tree: &[Directive]) -> String {
     let mut out = String::new();
     dump_into(&mut out, tree, 0);
@@ -377,11 +376,18 @@ fn push_indent(out: &mut String, depth: usize) {
     }
 }
 
-/// Writes one word: bare when it was bare and reads back unchanged, else quoted.
+/// Writes one word: bare when it was bare and can be written so, else quoted.
 fn push_word(out: &mut String, value: &str, quoted: bool) {
-    if !quoted && reads_back_bare(value) {
-        out.push_str(value);
-        return;
+    if !quoted {
+        if reads_back_bare(value, value) {
+            out.push_str(value);
+            return;
+        }
+        let escaped = bare_escaped(value);
+        if reads_back_bare(&escaped, value) {
+            out.push_str(&escaped);
+            return;
+        }
     }
     out.push('"');
     for c in value.chars() {
@@ -397,13 +403,40 @@ fn push_word(out: &mut String, value: &str, quoted: bool) {
     out.push('"');
 }
 
-/// Whether `value` written as is is read back as one bare word with the same value.
-fn reads_back_bare(value: &str) -> bool {
-    let bytes = value.as_bytes();
+/// The inverse of [`unescape`] for a bare word: a backslash that unescaping keeps
+/// (`\;`, `\.`) is written as is, a lone one as `\\`, control bytes and quotes
+/// escaped. [`reads_back_bare`] checks the result.
+fn bare_escaped(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 8);
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.peek().copied() {
+                Some(next) if !matches!(next, '"' | '\'' | '\\' | 't' | 'r' | 'n') => {
+                    out.push('\\');
+                    out.push(next);
+                    chars.next();
+                }
+                _ => out.push_str("\\\\"),
+            },
+            '"' => out.push_str("\\\""),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Whether `raw` is read back as exactly one bare word whose value is `value`.
+fn reads_back_bare(raw: &str, value: &str) -> bool {
+    let bytes = raw.as_bytes();
     match bytes.first() {
         None | Some(b'"' | b'\'' | b'#') => false,
         Some(_) => match bare_word(bytes) {
-            Ok((rest, raw)) => rest.is_empty() && unescape(raw) == bytes,
+            Ok((rest, word)) => rest.is_empty() && unescape(word) == value.as_bytes(),
             Err(_) => false,
         },
     }
@@ -678,9 +711,9 @@ mod tests {
     #[test]
     fn arbitrary_bytes_never_panic() {
         // A cheap deterministic sweep over short inputs made of the special bytes.
-        let alphabet: &[u8] = b"a {};\"'\\#$\n\xff";
+        let alphabet: &[u8] = b"n {};\"'\\#$\t\xff";
         let n = alphabet.len();
-        for len in 1..=4u32 {
+        for len in 1..=5u32 {
             for mut k in 0..n.pow(len) {
                 let mut input = Vec::new();
                 for _ in 0..len {

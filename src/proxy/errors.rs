@@ -109,8 +109,12 @@ pub fn reason(status: StatusCode) -> &'static str {
         303 => "See Other",
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
+        405 => "Not Allowed",
+        408 => "Request Time-out",
         413 => "Request Entity Too Large",
         414 => "Request-URI Too Large",
+        503 => "Service Temporarily Unavailable",
+        504 => "Gateway Time-out",
         _ => status.canonical_reason().unwrap_or(""),
     }
 }
@@ -256,4 +260,201 @@ pub fn absolute_location(url: &[u8], base: &RedirectBase<'_>) -> Vec<u8> {
     }
     out.extend_from_slice(url);
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_one_status() {
+        let cases = [
+            (ProxyError::BadRequest, 400, true),
+            (ProxyError::NotFound, 404, false),
+            (ProxyError::MethodNotAllowed, 405, false),
+            (ProxyError::RequestTimeout, 408, true),
+            (ProxyError::PayloadTooLarge, 413, true),
+            (ProxyError::UriTooLong, 414, true),
+            (ProxyError::HeaderTooLarge, 431, true),
+            (ProxyError::Internal, 500, true),
+            (ProxyError::NotImplemented, 501, true),
+            (ProxyError::BadGateway, 502, false),
+            (ProxyError::ServiceUnavailable, 503, false),
+            (ProxyError::GatewayTimeout, 504, false),
+            (ProxyError::VersionNotSupported, 505, true),
+        ];
+        for (error, code, closes) in cases {
+            assert_eq!(error.status().as_u16(), code, "{error:?}");
+            assert_eq!(error.closes_connection(), closes, "{error:?}");
+        }
+        assert_eq!(
+            ProxyError::PayloadTooLarge.to_string(),
+            "413 Request Entity Too Large"
+        );
+    }
+
+    #[test]
+    fn error_pages_look_like_nginx() {
+        let page = error_page(StatusCode::BAD_GATEWAY, false);
+        assert_eq!(
+            page,
+            "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+             <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>sticky-proxy</center>\r\n\
+             </body>\r\n</html>\r\n"
+        );
+        let with_version = error_page(StatusCode::NOT_FOUND, true);
+        let text = std::str::from_utf8(&with_version).unwrap();
+        assert!(text.contains("<title>404 Not Found</title>"));
+        assert!(text.contains(concat!(
+            "<center>sticky-proxy/",
+            env!("CARGO_PKG_VERSION"),
+            "</center>"
+        )));
+        assert!(error_page(StatusCode::OK, true).is_empty());
+        assert!(error_page(StatusCode::NOT_MODIFIED, true).is_empty());
+        assert_eq!(
+            server_header(true).to_str().unwrap(),
+            concat!("sticky-proxy/", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(server_header(false), "sticky-proxy");
+        let made = MadeResponse::error(ProxyError::GatewayTimeout, false);
+        assert_eq!(made.status, StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(made.content_type, Some(HTML));
+        assert!(std::str::from_utf8(&made.body)
+            .unwrap()
+            .contains("<h1>504 Gateway Time-out</h1>"));
+    }
+
+    #[test]
+    fn return_directive_responses_table() {
+        let base = RedirectBase {
+            scheme: "http",
+            host: "example.com",
+            port: 8080,
+        };
+        // (code, text, status, location, content type, body starts with)
+        type Case = (
+            u16,
+            Option<&'static str>,
+            u16,
+            Option<&'static str>,
+            Option<&'static str>,
+            &'static str,
+        );
+        let cases: &[Case] = &[
+            (
+                200,
+                Some("Hello, world"),
+                200,
+                None,
+                Some("text/plain"),
+                "Hello, world",
+            ),
+            (
+                503,
+                Some("Service unavailable"),
+                503,
+                None,
+                Some("text/plain"),
+                "Service unavailable",
+            ),
+            (204, None, 204, None, None, ""),
+            (200, None, 200, None, None, ""),
+            (
+                403,
+                None,
+                403,
+                None,
+                Some("text/html"),
+                "<html>\r\n<head><title>403 Forbidden",
+            ),
+            (
+                301,
+                Some("/new"),
+                301,
+                Some("http://example.com:8080/new"),
+                Some("text/html"),
+                "<html>\r\n<head><title>301 Moved Permanently",
+            ),
+            (
+                302,
+                Some("https://other.test/x"),
+                302,
+                Some("https://other.test/x"),
+                Some("text/html"),
+                "<html>\r\n<head><title>302 Found",
+            ),
+            (
+                307,
+                Some("rel/path"),
+                307,
+                Some("rel/path"),
+                Some("text/html"),
+                "<html>\r\n<head><title>307 Temporary Redirect",
+            ),
+            (
+                308,
+                None,
+                308,
+                None,
+                Some("text/html"),
+                "<html>\r\n<head><title>308 Permanent Redirect",
+            ),
+        ];
+        for &(code, text, status, location, ctype, body) in cases {
+            let made = return_response(code, text.map(str::as_bytes), &base, false).unwrap();
+            assert_eq!(made.status.as_u16(), status, "{code}");
+            assert_eq!(
+                made.location.as_ref().map(|v| v.to_str().unwrap()),
+                location,
+                "{code}"
+            );
+            assert_eq!(
+                made.content_type.as_ref().map(|v| v.to_str().unwrap()),
+                ctype,
+                "{code}"
+            );
+            assert!(
+                made.body.starts_with(body.as_bytes()),
+                "{code}: {:?}",
+                made.body
+            );
+        }
+        // Invalid code or a URL with CR/LF: no response.
+        assert!(return_response(1000, None, &base, false).is_none());
+        assert!(return_response(302, Some(b"/a\r\nSet-Cookie: x=1"), &base, false).is_none());
+    }
+
+    #[test]
+    fn relative_redirects_become_absolute_table() {
+        let cases = [
+            ("http", "example.com", 80, "/a", "http://example.com/a"),
+            (
+                "http",
+                "example.com",
+                8080,
+                "/a?b",
+                "http://example.com:8080/a?b",
+            ),
+            ("https", "example.com", 443, "/", "https://example.com/"),
+            ("https", "example.com", 80, "/", "https://example.com:80/"),
+            ("http", "[::1]", 8080, "/x", "http://[::1]:8080/x"),
+            (
+                "http",
+                "example.com",
+                80,
+                "http://x.test/",
+                "http://x.test/",
+            ),
+        ];
+        for (scheme, host, port, url, want) in cases {
+            let base = RedirectBase { scheme, host, port };
+            assert_eq!(
+                absolute_location(url.as_bytes(), &base),
+                want.as_bytes(),
+                "{url}"
+            );
+        }
+    }
 }

@@ -141,14 +141,31 @@ pub fn to_upstream_request(
     proxy_host: &str,
     connection: UpstreamConnection,
 ) {
+    to_upstream_request_with_host(
+        headers,
+        set,
+        HeaderValue::from_str(proxy_host).ok(),
+        connection,
+    );
+}
+
+/// [`to_upstream_request`] with the `Host` value prepared once (e.g. per location at
+/// start-up: cloning a [`HeaderValue`] does not copy the bytes). `None` sends no
+/// Host unless `set` names one.
+pub fn to_upstream_request_with_host(
+    headers: &mut HeaderMap,
+    set: SetHeaders,
+    proxy_host: Option<HeaderValue>,
+    connection: UpstreamConnection,
+) {
     let upgrade = connection == UpstreamConnection::Upgrade;
     remove_hop_by_hop(headers, upgrade);
     headers.remove(header::EXPECT);
-    match HeaderValue::from_str(proxy_host) {
-        Ok(host) => {
+    match proxy_host {
+        Some(host) => {
             headers.insert(header::HOST, host);
         }
-        Err(_) => {
+        None => {
             headers.remove(header::HOST);
         }
     }
@@ -192,14 +209,10 @@ pub fn filter_response(
     pass: &[HeaderName],
     upgrade: bool,
 ) {
-    if upgrade {
-        let connection = headers.remove(header::CONNECTION);
-        remove_hop_by_hop(headers, true);
-        if connection.is_some() {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        }
-    } else {
-        remove_hop_by_hop(headers, false);
+    let had_connection = headers.contains_key(header::CONNECTION);
+    remove_hop_by_hop(headers, upgrade);
+    if upgrade && had_connection {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
     for name in &DEFAULT_HIDDEN {
         if !pass.contains(name) {
@@ -215,4 +228,307 @@ pub fn filter_response(
 /// another byte a header value may not carry.
 pub fn checked_value(bytes: &[u8]) -> Option<HeaderValue> {
     HeaderValue::from_bytes(bytes).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::{Part, Variable};
+    use crate::proxy::vars::tests::{headers, vars};
+    use http::Method;
+
+    fn names(map: &HeaderMap) -> Vec<String> {
+        let mut v: Vec<String> = map
+            .iter()
+            .map(|(k, v)| format!("{}: {}", k, v.to_str().unwrap_or("<bin>")))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
+            (
+                &[
+                    ("connection", "keep-alive, X-Secret"),
+                    ("x-secret", "1"),
+                    ("keep-alive", "timeout=5"),
+                    ("proxy-connection", "keep-alive"),
+                    ("te", "trailers"),
+                    ("trailer", "x"),
+                    ("transfer-encoding", "chunked"),
+                    ("upgrade", "websocket"),
+                    ("x-kept", "yes"),
+                ],
+                false,
+                &["x-kept: yes"],
+            ),
+            (
+                &[
+                    ("connection", "Upgrade"),
+                    ("upgrade", "websocket"),
+                    ("sec-websocket-key", "k"),
+                ],
+                true,
+                &["sec-websocket-key: k", "upgrade: websocket"],
+            ),
+            (
+                &[("connection", ",, bad header name ,"), ("x-a", "1")],
+                false,
+                &["x-a: 1"],
+            ),
+        ];
+        for (input, keep_upgrade, want) in cases {
+            let mut map = headers(input);
+            remove_hop_by_hop(&mut map, *keep_upgrade);
+            assert_eq!(names(&map), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn many_connection_tokens_are_all_removed() {
+        let list: Vec<String> = (0..20).map(|i| format!("x-h{i}")).collect();
+        let joined = list.join(",");
+        let mut pairs: Vec<(&str, &str)> = list.iter().map(|n| (n.as_str(), "v")).collect();
+        pairs.push(("connection", &joined));
+        pairs.push(("x-stay", "1"));
+        let mut map = headers(&pairs);
+        remove_hop_by_hop(&mut map, false);
+        assert_eq!(names(&map), ["x-stay: 1"]);
+    }
+
+    #[test]
+    fn upgrade_detection_table() {
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[("connection", "Upgrade"), ("upgrade", "websocket")], true),
+            (
+                &[("connection", "keep-alive, upgrade"), ("upgrade", "h2c")],
+                true,
+            ),
+            (&[("connection", "upgrade")], false),
+            (&[("upgrade", "websocket")], false),
+            (&[("connection", "close"), ("upgrade", "websocket")], false),
+        ];
+        for (input, want) in cases {
+            assert_eq!(wants_upgrade(&headers(input)), *want, "{input:?}");
+        }
+    }
+
+    fn template(parts: Vec<Part>) -> Template {
+        Template {
+            source: String::new(),
+            parts,
+        }
+    }
+
+    fn upstream(
+        client: &[(&str, &str)],
+        set: &[(&str, Template)],
+        connection: UpstreamConnection,
+    ) -> Vec<String> {
+        let mut map = headers(client);
+        let m = Method::GET;
+        let set: Vec<(HeaderName, Template)> = set
+            .iter()
+            .map(|(n, t)| (HeaderName::from_bytes(n.as_bytes()).unwrap(), t.clone()))
+            .collect();
+        let evaluated = {
+            let v = vars(&map, &m);
+            eval_set_headers(&set, &v)
+        };
+        to_upstream_request(&mut map, evaluated, "backend:8080", connection);
+        names(&map)
+    }
+
+    #[test]
+    fn upstream_request_headers_follow_nginx() {
+        let lit = |s: &str| template(vec![Part::Literal(s.into())]);
+        let var = |v: Variable| template(vec![Part::Var(v)]);
+        let client: &[(&str, &str)] = &[
+            ("host", "example.com"),
+            ("connection", "keep-alive"),
+            ("keep-alive", "300"),
+            ("expect", "100-continue"),
+            ("user-agent", "curl"),
+            ("content-length", "5"),
+            ("x-forwarded-for", "10.0.0.1"),
+        ];
+        let base = [
+            "content-length: 5",
+            "host: backend:8080",
+            "user-agent: curl",
+            "x-forwarded-for: 10.0.0.1",
+        ];
+        // Keep-alive: no Connection header, Host is $proxy_host.
+        assert_eq!(upstream(client, &[], UpstreamConnection::KeepAlive), base);
+        // Close.
+        let mut want: Vec<&str> = base.to_vec();
+        want.insert(0, "connection: close");
+        assert_eq!(upstream(client, &[], UpstreamConnection::Close), want);
+        // proxy_set_header: Host $host, XFF, a literal, an empty value removes.
+        let set = [
+            ("host", var(Variable::Host)),
+            ("x-forwarded-for", var(Variable::ProxyAddXForwardedFor)),
+            ("x-real-ip", var(Variable::RemoteAddr)),
+            ("user-agent", lit("")),
+            ("x-absent", var(Variable::Http("nope".into()))),
+            ("x-static", lit("on")),
+        ];
+        assert_eq!(
+            upstream(client, &set, UpstreamConnection::KeepAlive),
+            [
+                "content-length: 5",
+                "host: example.com",
+                "x-forwarded-for: 10.0.0.1, 192.0.2.7",
+                "x-real-ip: 192.0.2.7",
+                "x-static: on",
+            ]
+        );
+        // Upgrade keeps Upgrade and says Connection: upgrade.
+        let ws: &[(&str, &str)] = &[
+            ("connection", "Upgrade"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-version", "13"),
+        ];
+        assert_eq!(
+            upstream(ws, &[], UpstreamConnection::Upgrade),
+            [
+                "connection: upgrade",
+                "host: backend:8080",
+                "sec-websocket-version: 13",
+                "upgrade: websocket",
+            ]
+        );
+        // The usual WebSocket config sets both explicitly.
+        let set = [
+            ("upgrade", var(Variable::Http("upgrade".into()))),
+            ("connection", lit("upgrade")),
+        ];
+        assert_eq!(
+            upstream(ws, &set, UpstreamConnection::Close),
+            [
+                "connection: upgrade",
+                "host: backend:8080",
+                "sec-websocket-version: 13",
+                "upgrade: websocket",
+            ]
+        );
+    }
+
+    #[test]
+    fn set_header_values_with_control_bytes_are_dropped() {
+        // $uri is decoded: %0D%0A must never reach a header.
+        let h = headers(&[]);
+        let m = Method::GET;
+        let mut v = vars(&h, &m);
+        v.path = b"/a\r\nInjected: 1";
+        let set = vec![(
+            HeaderName::from_static("x-uri"),
+            template(vec![Part::Var(Variable::Uri)]),
+        )];
+        assert_eq!(
+            eval_set_headers(&set, &v),
+            vec![(HeaderName::from_static("x-uri"), None)]
+        );
+        assert!(checked_value(b"ok value").is_some());
+        for bad in [&b"a\rb"[..], b"a\nb", b"a\0b"] {
+            assert!(checked_value(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn x_forwarded_for_table() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "192.0.2.7"),
+            (&[("x-forwarded-for", "10.0.0.1")], "10.0.0.1, 192.0.2.7"),
+            (
+                &[
+                    ("x-forwarded-for", "10.0.0.1, 10.0.0.2"),
+                    ("x-forwarded-for", "10.0.0.3"),
+                ],
+                "10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7",
+            ),
+        ];
+        for (input, want) in cases {
+            let mut out = Vec::new();
+            x_forwarded_for(&headers(input), "192.0.2.7".parse().unwrap(), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), *want, "{input:?}");
+        }
+        let mut out = Vec::new();
+        x_forwarded_for(&headers(&[]), "2001:db8::1".parse().unwrap(), &mut out);
+        assert_eq!(out, b"2001:db8::1");
+    }
+
+    #[test]
+    fn response_headers_are_filtered_like_nginx() {
+        let backend: &[(&str, &str)] = &[
+            ("date", "Mon, 01 Jan 2024 00:00:00 GMT"),
+            ("server", "backend/1.0"),
+            ("x-pad", "avoid browser bug"),
+            ("x-accel-redirect", "/internal"),
+            ("connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("x-powered-by", "php"),
+            ("set-cookie", "a=1"),
+            ("content-type", "text/plain"),
+        ];
+        let h = |n: &str| HeaderName::from_bytes(n.as_bytes()).unwrap();
+        type Case<'a> = (Vec<HeaderName>, Vec<HeaderName>, Vec<&'a str>);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                vec![],
+                vec![],
+                vec![
+                    "content-type: text/plain",
+                    "set-cookie: a=1",
+                    "x-powered-by: php",
+                ],
+            ),
+            (
+                vec![h("x-powered-by")],
+                vec![],
+                vec!["content-type: text/plain", "set-cookie: a=1"],
+            ),
+            (
+                vec![],
+                vec![h("server"), h("date"), h("connection")],
+                vec![
+                    "content-type: text/plain",
+                    "date: Mon, 01 Jan 2024 00:00:00 GMT",
+                    "server: backend/1.0",
+                    "set-cookie: a=1",
+                    "x-powered-by: php",
+                ],
+            ),
+        ];
+        for (hide, pass, want) in cases {
+            let mut map = headers(backend);
+            filter_response(&mut map, &hide, &pass, false);
+            assert_eq!(names(&map), want, "hide {hide:?} pass {pass:?}");
+        }
+    }
+
+    #[test]
+    fn switching_protocols_response_keeps_upgrade() {
+        let mut map = headers(&[
+            ("connection", "Upgrade, X-Hop"),
+            ("x-hop", "1"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-accept", "x"),
+            ("server", "b"),
+        ]);
+        filter_response(&mut map, &[], &[], true);
+        assert_eq!(
+            names(&map),
+            [
+                "connection: upgrade",
+                "sec-websocket-accept: x",
+                "upgrade: websocket"
+            ]
+        );
+    }
 }

@@ -747,3 +747,104 @@ mod tests {
         assert_eq!(label(find_location(&locations, b"/\xff")), "/");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod from_config_text {
+    use super::*;
+    use crate::proxy::uri;
+
+    const CONF: &str = r#"
+events { worker_connections 64; }
+http {
+    upstream app { server 127.0.0.1:9001; }
+    server {
+        listen 127.0.0.1:8080;
+        server_name first.test;
+        location / { proxy_pass http://app; }
+    }
+    server {
+        listen 127.0.0.1:8080 default_server;
+        server_name *.example.com www.example.* ~^api\d+\.test$;
+        location = /exact { proxy_pass http://app/other; }
+        location /test_x { proxy_pass http://app/; }
+        location ^~ /static/ { proxy_pass http://app/files/; }
+        location ~* \.PHP$ { proxy_pass http://app; }
+        location /outer/ {
+            location /outer/inner/ { proxy_pass http://app/in/; }
+            location ~ \.json$ { proxy_pass http://app; }
+        }
+    }
+}
+"#;
+
+    /// (Host, target) -> (server line with `server_name`, upstream target).
+    #[test]
+    fn requests_route_and_map_as_nginx_from_config_text() {
+        let (config, _) = crate::config::load_str(CONF, std::path::Path::new("/t/nginx.conf"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let router = Router::new(&config);
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let cases: &[(Option<&str>, &str, &str, Option<&str>)] = &[
+            (Some("first.test"), "/a?b=1", "first.test", Some("/a?b=1")),
+            (
+                Some("x.example.com"),
+                "/exact?q",
+                "*.example.com",
+                Some("/other?q"),
+            ),
+            (
+                Some("www.example.org"),
+                "/test_x",
+                "*.example.com",
+                Some("/"),
+            ),
+            (
+                Some("api7.test"),
+                "/test_x/y?z=1",
+                "*.example.com",
+                Some("//y?z=1"),
+            ),
+            (
+                Some("other.test"),
+                "/static/a.php",
+                "*.example.com",
+                Some("/files/a.php"),
+            ),
+            (
+                None,
+                "/x/INDEX.php?a",
+                "*.example.com",
+                Some("/x/INDEX.php?a"),
+            ),
+            (None, "/outer/inner/x", "*.example.com", Some("/in/x")),
+            (
+                None,
+                "/outer/a.json",
+                "*.example.com",
+                Some("/outer/a.json"),
+            ),
+            (None, "/nowhere", "*.example.com", None),
+        ];
+        for (host, target, server, mapped) in cases {
+            let routed = router.server(local, host.map(str::as_bytes)).unwrap();
+            let first_name = match routed.server.names.first() {
+                Some(ServerName::Exact(n)) => n.clone(),
+                Some(ServerName::LeadingWildcard { suffix, .. }) => format!("*{suffix}"),
+                other => format!("{other:?}"),
+            };
+            assert_eq!(first_name, *server, "{host:?} {target}");
+            let (raw, _) = uri::split_query(target);
+            let path = uri::normalize_path(raw.as_bytes()).unwrap();
+            let location = find_location(&routed.server.locations, &path);
+            let got = location.and_then(|loc| {
+                let pass = loc.conf.proxy_pass.as_ref()?;
+                Some(
+                    uri::upstream_uri(target, &path, &loc.matcher, pass.uri.as_deref())
+                        .into_owned(),
+                )
+            });
+            assert_eq!(got.as_deref(), *mapped, "{host:?} {target}");
+        }
+    }
+}

@@ -194,3 +194,243 @@ fn escape_into(bytes: &[u8], escape_all: bool, out: &mut String) {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalization_table() {
+        let cases: &[(&str, Result<&str, UriError>)] = &[
+            ("/", Ok("/")),
+            ("/a/b", Ok("/a/b")),
+            ("/a/b/", Ok("/a/b/")),
+            ("//a///b", Ok("/a/b")),
+            ("/a/./b", Ok("/a/b")),
+            ("/a/.", Ok("/a/")),
+            ("/a/b/..", Ok("/a/")),
+            ("/a/b/../c", Ok("/a/c")),
+            ("/a/../../", Err(UriError::AboveRoot)),
+            ("/..", Err(UriError::AboveRoot)),
+            ("/../a", Err(UriError::AboveRoot)),
+            ("/a/..", Ok("/")),
+            ("/.hidden/..x/...", Ok("/.hidden/..x/...")),
+            ("/a%20b", Ok("/a b")),
+            ("/%41%62", Ok("/Ab")),
+            ("/a%2Fb", Ok("/a/b")),
+            ("/a/%2e%2e/b", Ok("/b")),
+            ("/%2e%2e", Err(UriError::AboveRoot)),
+            ("/a%2F%2Fb", Ok("/a/b")),
+            ("/%25", Ok("/%")),
+            ("/%25%34%31", Ok("/%41")),
+            ("/a%", Err(UriError::BadEscape)),
+            ("/a%4", Err(UriError::BadEscape)),
+            ("/a%zz", Err(UriError::BadEscape)),
+            ("/a%00b", Err(UriError::Nul)),
+            ("a/b", Err(UriError::NotAbsolute)),
+            ("", Err(UriError::NotAbsolute)),
+            ("*", Err(UriError::NotAbsolute)),
+        ];
+        for (raw, want) in cases {
+            let got = normalize_path(raw.as_bytes());
+            let got = got.as_deref().map(|b| std::str::from_utf8(b).unwrap());
+            assert_eq!(got.map_err(|e| *e), *want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn plain_paths_are_borrowed() {
+        for raw in ["/", "/a/b.c", "/a.b/", "/x..y", "/.well-known/x"] {
+            assert!(
+                matches!(normalize_path(raw.as_bytes()), Ok(Cow::Borrowed(_))),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn decoded_bytes_that_are_not_utf8_survive() {
+        assert_eq!(normalize_path(b"/%FF").unwrap().as_ref(), b"/\xff");
+    }
+
+    fn prefix(uri: &str) -> LocationMatch {
+        LocationMatch::Prefix {
+            uri: uri.to_string(),
+            stop_regex: false,
+        }
+    }
+
+    fn map(target: &str, location: &LocationMatch, proxy_uri: Option<&str>) -> String {
+        let (path, _) = split_query(target);
+        let norm = normalize_path(path.as_bytes()).unwrap();
+        upstream_uri(target, &norm, location, proxy_uri).into_owned()
+    }
+
+    #[test]
+    fn proxy_pass_uri_rules_match_nginx() {
+        let regex = LocationMatch::Regex {
+            re: regex::Regex::new("^/r").unwrap(),
+            case_insensitive: false,
+            source: "^/r".to_string(),
+        };
+        let cases: &[(&str, LocationMatch, Option<&str>, &str)] = &[
+            // No URI part: the original target untouched, even unnormalized.
+            ("/test_x/y?z=1", prefix("/test_x"), None, "/test_x/y?z=1"),
+            ("//a/../b%20c?q", prefix("/"), None, "//a/../b%20c?q"),
+            // URI part: the matched prefix replaced.
+            ("/test_x", prefix("/test_x"), Some("/"), "/"),
+            ("/test_x/y?z=1", prefix("/test_x"), Some("/"), "//y?z=1"),
+            ("/test_x/y", prefix("/test_x/"), Some("/"), "/y"),
+            (
+                "/api/v1/users?id=3",
+                prefix("/api/"),
+                Some("/base/"),
+                "/base/v1/users?id=3",
+            ),
+            ("/api/", prefix("/api/"), Some("/base/"), "/base/"),
+            // An empty query is dropped, as nginx does.
+            ("/api/x?", prefix("/api/"), Some("/b/"), "/b/x"),
+            // The normalized path is used.
+            ("/api//x/./y", prefix("/api/"), Some("/b/"), "/b/x/y"),
+            // Escaped input is re-escaped (space, %, #, ?), other bytes decoded.
+            (
+                "/api/a%20b%41%25%23%3F",
+                prefix("/api/"),
+                Some("/b/"),
+                "/b/a%20bA%25%23%3F",
+            ),
+            ("/api/%C3%A9", prefix("/api/"), Some("/"), "/%C3%A9"),
+            // Exact locations too.
+            (
+                "/exact?x=1",
+                LocationMatch::Exact("/exact".into()),
+                Some("/other"),
+                "/other?x=1",
+            ),
+            // A regex location replaces nothing.
+            ("/rx", regex, Some("/b"), "/b/rx"),
+        ];
+        for (target, location, proxy_uri, want) in cases {
+            assert_eq!(map(target, location, *proxy_uri), *want, "{target}");
+        }
+    }
+
+    #[test]
+    fn split_query_table() {
+        let cases = [
+            ("/a", ("/a", None)),
+            ("/a?", ("/a", Some(""))),
+            ("/a?b=1?c", ("/a", Some("b=1?c"))),
+        ];
+        for (target, want) in cases {
+            assert_eq!(split_query(target), want, "{target}");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod robustness {
+    use super::*;
+
+    /// xorshift64*: deterministic bytes for the property tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn pick<'a>(&mut self, from: &'a [&'a str]) -> &'a str {
+            from[(self.next() % from.len() as u64) as usize]
+        }
+    }
+
+    const PIECES: &[&str] = &[
+        "/", "//", ".", "..", "/.", "/..", "a", "b.c", "%2e", "%2E%2e", "%2F", "%25", "%20", "%00",
+        "%", "%4", "%zz", "%C3%A9", "%FF", "?", "#", "x=1", "&", "+", "~",
+    ];
+
+    #[test]
+    fn normalized_paths_never_keep_dot_segments_or_double_slashes() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..20_000 {
+            let n = (rng.next() % 8) as usize;
+            let mut raw = String::from("/");
+            for _ in 0..n {
+                raw.push_str(rng.pick(PIECES));
+            }
+            let (path, _) = split_query(&raw);
+            let Ok(norm) = normalize_path(path.as_bytes()) else {
+                continue;
+            };
+            assert_eq!(norm.first(), Some(&b'/'), "{raw}");
+            for seg in norm.split(|&b| b == b'/').skip(1) {
+                assert!(seg != b"." && seg != b"..", "{raw} -> {norm:?}");
+            }
+            assert!(!norm.windows(2).any(|w| w == b"//"), "{raw} -> {norm:?}");
+            assert!(!norm.contains(&0), "{raw}");
+        }
+    }
+
+    #[test]
+    fn mapped_targets_always_parse_as_request_targets() {
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        let location = LocationMatch::Prefix {
+            uri: "/".to_string(),
+            stop_regex: false,
+        };
+        let mut checked = 0;
+        for _ in 0..20_000 {
+            let n = (rng.next() % 8) as usize;
+            let mut raw = String::from("/");
+            for _ in 0..n {
+                raw.push_str(rng.pick(PIECES));
+            }
+            // Only targets a client could send (the HTTP parser rejects the rest).
+            if raw.contains('#') || raw.parse::<http::uri::PathAndQuery>().is_err() {
+                continue;
+            }
+            let (path, _) = split_query(&raw);
+            let Ok(norm) = normalize_path(path.as_bytes()) else {
+                continue;
+            };
+            let mapped = upstream_uri(&raw, &norm, &location, Some("/base/"));
+            let parsed = mapped.parse::<http::uri::PathAndQuery>();
+            assert!(parsed.is_ok(), "{raw} -> {mapped}");
+            checked += 1;
+        }
+        assert!(checked > 1000, "only {checked} targets checked");
+    }
+
+    #[test]
+    fn arbitrary_bytes_give_valid_results_or_errors() {
+        let mut rng = Rng(42);
+        for _ in 0..20_000 {
+            let len = (rng.next() % 24) as usize;
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = rng.next();
+                    // Bias towards the interesting bytes.
+                    b"/.%2eE0aF\0:[]\\"
+                        .get((r % 20) as usize)
+                        .copied()
+                        .unwrap_or((r >> 8) as u8)
+                })
+                .collect();
+            if let Ok(path) = normalize_path(&bytes) {
+                assert_eq!(path.first(), Some(&b'/'), "{bytes:?}");
+            }
+            if let Ok(host) = crate::proxy::route::normalize_host(&bytes) {
+                assert!(!host.is_empty(), "{bytes:?}");
+                assert!(!host.bytes().any(|b| b.is_ascii_uppercase()), "{bytes:?}");
+                assert!(!host.contains("..") && !host.contains('/'), "{bytes:?}");
+                assert!(!host.contains('\0') && !host.ends_with('.'), "{bytes:?}");
+            }
+        }
+    }
+}

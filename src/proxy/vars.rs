@@ -470,3 +470,253 @@ pub fn time_iso8601(t: SystemTime, out: &mut Vec<u8>) {
 pub fn ip_text(ip: IpAddr, out: &mut Vec<u8>) {
     push_display(out, ip);
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    /// 2026-11-22T04:20:42.123Z.
+    pub(crate) fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(1_795_321_242_123)
+    }
+
+    pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    pub(crate) fn vars<'a>(headers: &'a HeaderMap, method: &'a Method) -> RequestVars<'a> {
+        RequestVars {
+            method,
+            request_uri: "/a%20b?x=1&Y=2",
+            path: b"/a b",
+            version: Version::HTTP_11,
+            headers,
+            host: "example.com",
+            server_name: "srv.test",
+            remote: "192.0.2.7:51000".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+            scheme: "http",
+            proxy_host: "app",
+            request_length: 321,
+            connection: 17,
+            connection_requests: 3,
+            start: now() - Duration::from_millis(1_500),
+            now: now(),
+            pid: 4242,
+            hostname: "box",
+            response: None,
+            upstream: &[],
+            sticky: None,
+        }
+    }
+
+    fn one(var: Variable, v: &RequestVars<'_>) -> String {
+        let mut out = Vec::new();
+        eval_var(&var, v, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn request_variables_table() {
+        let h = headers(&[
+            ("user-agent", "curl/8"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-multi", "a"),
+            ("x-multi", "b"),
+            ("cookie", "a=1; route=abc ; B=2"),
+            ("cookie", "c=3"),
+            ("authorization", "Basic dXNlcjpwYXNz"),
+        ]);
+        let m = Method::POST;
+        let v = vars(&h, &m);
+        let cases = [
+            (Variable::Host, "example.com"),
+            (Variable::Http("user_agent".into()), "curl/8"),
+            (Variable::Http("user-agent".into()), "curl/8"),
+            (Variable::Http("USER_AGENT".into()), "curl/8"),
+            (Variable::Http("x_multi".into()), "a, b"),
+            (Variable::Http("cookie".into()), "a=1; route=abc ; B=2; c=3"),
+            (Variable::Http("absent".into()), ""),
+            (Variable::Http("bad name".into()), ""),
+            (Variable::Cookie("route".into()), "abc"),
+            (Variable::Cookie("b".into()), "2"),
+            (Variable::Cookie("c".into()), "3"),
+            (Variable::Cookie("none".into()), ""),
+            (Variable::Arg("x".into()), "1"),
+            (Variable::Arg("y".into()), "2"),
+            (Variable::Arg("z".into()), ""),
+            (Variable::RemoteAddr, "192.0.2.7"),
+            (Variable::RemotePort, "51000"),
+            (Variable::RemoteUser, "user"),
+            (Variable::ServerAddr, "127.0.0.1"),
+            (Variable::ServerPort, "8080"),
+            (Variable::ServerName, "srv.test"),
+            (Variable::ServerProtocol, "HTTP/1.1"),
+            (Variable::Scheme, "http"),
+            (Variable::RequestMethod, "POST"),
+            (Variable::RequestUri, "/a%20b?x=1&Y=2"),
+            (Variable::Uri, "/a b"),
+            (Variable::Args, "x=1&Y=2"),
+            (Variable::QueryString, "x=1&Y=2"),
+            (Variable::IsArgs, "?"),
+            (Variable::Request, "POST /a%20b?x=1&Y=2 HTTP/1.1"),
+            (Variable::RequestLength, "321"),
+            (Variable::ProxyHost, "app"),
+            (Variable::ProxyAddXForwardedFor, "10.0.0.1, 192.0.2.7"),
+            (Variable::RequestTime, "1.500"),
+            (Variable::TimeLocal, "22/Nov/2026:04:20:42 +0000"),
+            (Variable::TimeIso8601, "2026-11-22T04:20:42+00:00"),
+            (Variable::Msec, "1795321242.123"),
+            (Variable::Pid, "4242"),
+            (Variable::Connection, "17"),
+            (Variable::ConnectionRequests, "3"),
+            (Variable::Hostname, "box"),
+            // Absent response, upstream and sticky data.
+            (Variable::Status, "000"),
+            (Variable::BodyBytesSent, "0"),
+            (Variable::BytesSent, "0"),
+            (Variable::SentHttp("content_type".into()), ""),
+            (Variable::UpstreamAddr, ""),
+            (Variable::UpstreamStatus, ""),
+            (Variable::UpstreamResponseTime, ""),
+            (Variable::UpstreamConnectTime, ""),
+            (Variable::UpstreamHeaderTime, ""),
+            (Variable::StickySid, ""),
+            (Variable::StickyStatus, ""),
+        ];
+        for (var, want) in cases {
+            assert_eq!(one(var.clone(), &v), want, "{var:?}");
+        }
+    }
+
+    #[test]
+    fn response_upstream_and_sticky_variables_table() {
+        let h = headers(&[]);
+        let resp_h = headers(&[("content-type", "text/plain"), ("set-cookie", "a=1")]);
+        let m = Method::GET;
+        let tries = [
+            UpstreamTry {
+                addr: "127.0.0.1:8081",
+                status: Some(502),
+                connect_time: None,
+                header_time: None,
+                response_time: Some(Duration::from_millis(3)),
+            },
+            UpstreamTry {
+                addr: "127.0.0.1:8082",
+                status: Some(200),
+                connect_time: Some(Duration::from_micros(1_500)),
+                header_time: Some(Duration::from_millis(12)),
+                response_time: Some(Duration::from_millis(1_234)),
+            },
+        ];
+        let mut v = vars(&h, &m);
+        v.host = "";
+        v.request_uri = "/plain";
+        v.response = Some(ResponseVars {
+            status: 200,
+            headers: &resp_h,
+            body_bytes_sent: 11,
+            bytes_sent: 150,
+        });
+        v.upstream = &tries;
+        v.sticky = Some(StickyVars {
+            sid: "d41d8cd9",
+            status: "hit",
+        });
+        let cases = [
+            // $host falls back to the server name.
+            (Variable::Host, "srv.test"),
+            (Variable::IsArgs, ""),
+            (Variable::Args, ""),
+            (Variable::RemoteUser, ""),
+            (Variable::ProxyAddXForwardedFor, "192.0.2.7"),
+            (Variable::Status, "200"),
+            (Variable::BodyBytesSent, "11"),
+            (Variable::BytesSent, "150"),
+            (Variable::SentHttp("content_type".into()), "text/plain"),
+            (Variable::SentHttp("set_cookie".into()), "a=1"),
+            (Variable::UpstreamAddr, "127.0.0.1:8081, 127.0.0.1:8082"),
+            (Variable::UpstreamStatus, "502, 200"),
+            (Variable::UpstreamResponseTime, "0.003, 1.234"),
+            (Variable::UpstreamConnectTime, "-, 0.001"),
+            (Variable::UpstreamHeaderTime, "-, 0.012"),
+            (Variable::StickySid, "d41d8cd9"),
+            (Variable::StickyStatus, "hit"),
+        ];
+        for (var, want) in cases {
+            assert_eq!(one(var.clone(), &v), want, "{var:?}");
+        }
+    }
+
+    #[test]
+    fn log_style_prints_a_dash_for_empty_values() {
+        let h = headers(&[]);
+        let m = Method::GET;
+        let v = vars(&h, &m);
+        let template = Template {
+            source: "$remote_addr - $remote_user [$time_local] \"$http_referer\" $sticky_status"
+                .into(),
+            parts: vec![
+                Part::Var(Variable::RemoteAddr),
+                Part::Literal(" - ".into()),
+                Part::Var(Variable::RemoteUser),
+                Part::Literal(" [".into()),
+                Part::Var(Variable::TimeLocal),
+                Part::Literal("] \"".into()),
+                Part::Var(Variable::Http("referer".into())),
+                Part::Literal("\" ".into()),
+                Part::Var(Variable::StickyStatus),
+            ],
+        };
+        let mut log = Vec::new();
+        eval(&template, &v, Style::Log, &mut log);
+        assert_eq!(
+            String::from_utf8(log).unwrap(),
+            "192.0.2.7 - - [22/Nov/2026:04:20:42 +0000] \"-\" -"
+        );
+        assert_eq!(
+            String::from_utf8(eval_to_vec(&template, &v)).unwrap(),
+            "192.0.2.7 -  [22/Nov/2026:04:20:42 +0000] \"\" "
+        );
+    }
+
+    #[test]
+    fn calendar_conversion_table() {
+        let cases = [
+            (0, "01/Jan/1970:00:00:00 +0000"),
+            (951_782_400, "29/Feb/2000:00:00:00 +0000"),
+            (1_709_251_199, "29/Feb/2024:23:59:59 +0000"),
+            (1_795_321_242, "22/Nov/2026:04:20:42 +0000"),
+            (4_102_444_800, "01/Jan/2100:00:00:00 +0000"),
+        ];
+        for (secs, want) in cases {
+            let mut out = Vec::new();
+            time_local(UNIX_EPOCH + Duration::from_secs(secs), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{secs}");
+        }
+    }
+
+    #[test]
+    fn remote_user_ignores_other_schemes_and_bad_base64() {
+        let m = Method::GET;
+        for (auth, want) in [
+            ("Bearer dXNlcjpwYXNz", ""),
+            ("Basic !!!", ""),
+            ("Basic dXNlcg==", ""),
+            ("basic YWxpY2U6eA==", "alice"),
+        ] {
+            let h = headers(&[("authorization", auth)]);
+            assert_eq!(one(Variable::RemoteUser, &vars(&h, &m)), want, "{auth}");
+        }
+    }
+}

@@ -374,3 +374,402 @@ pub fn strip(conf: &StickyConf, headers: &mut HeaderMap) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sticky::Hash;
+
+    const NOW: i64 = 1_571_297_169;
+    const SID: &str = "fe12736d0ef927f9224a3336b65ee84b";
+
+    fn conf(mode: Mode) -> StickyConf {
+        StickyConf {
+            mode,
+            ..StickyConf::default()
+        }
+    }
+
+    fn timestamped() -> StickyConf {
+        StickyConf {
+            maxidle: Some(30),
+            maxlife: Some(3600),
+            ..StickyConf::default()
+        }
+    }
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(COOKIE, HeaderValue::from_str(v).expect("valid test header"));
+        }
+        h
+    }
+
+    fn valid(sid: &str, firstseen: Option<i64>) -> StickyCookie<'_> {
+        StickyCookie::Valid { sid, firstseen }
+    }
+
+    #[test]
+    fn timestamped_cookie_boundaries() {
+        let c = timestamped();
+        let s = |last: i64, first: i64| format!("{SID}|{last}|{first}");
+        let cases: Vec<(&str, String, StickyCookie<'_>)> = vec![
+            ("fresh", s(NOW, NOW), valid(SID, Some(NOW))),
+            (
+                "idle_exactly_maxidle_is_valid",
+                s(NOW - 30, NOW - 30),
+                valid(SID, Some(NOW - 30)),
+            ),
+            (
+                "idle_one_past_maxidle_is_expired",
+                s(NOW - 31, NOW - 31),
+                StickyCookie::Invalid(Invalid::IdleExpired),
+            ),
+            (
+                "life_exactly_maxlife_is_valid",
+                s(NOW, NOW - 3600),
+                valid(SID, Some(NOW - 3600)),
+            ),
+            (
+                "life_one_past_maxlife_is_expired",
+                s(NOW, NOW - 3601),
+                StickyCookie::Invalid(Invalid::LifeExpired),
+            ),
+            (
+                "lastseen_86400_in_future_is_valid",
+                s(NOW + 86_400, NOW),
+                valid(SID, Some(NOW)),
+            ),
+            (
+                "lastseen_86401_in_future_is_invalid",
+                s(NOW + 86_401, NOW),
+                StickyCookie::Invalid(Invalid::FromFuture),
+            ),
+            (
+                "firstseen_86400_in_future_is_valid",
+                s(NOW, NOW + 86_400),
+                valid(SID, Some(NOW + 86_400)),
+            ),
+            (
+                "firstseen_86401_in_future_is_invalid",
+                s(NOW, NOW + 86_401),
+                StickyCookie::Invalid(Invalid::FromFuture),
+            ),
+            (
+                "twenty_digit_timestamp_overflowing_is_future",
+                format!("{SID}|99999999999999999999|{NOW}"),
+                StickyCookie::Invalid(Invalid::FromFuture),
+            ),
+            (
+                "twenty_digit_firstseen_overflowing_is_future",
+                format!("{SID}|{NOW}|18446744073709551616"),
+                StickyCookie::Invalid(Invalid::FromFuture),
+            ),
+            (
+                "i64_max_timestamp_is_future",
+                format!("{SID}|9223372036854775807|{NOW}"),
+                StickyCookie::Invalid(Invalid::FromFuture),
+            ),
+            (
+                "twenty_digit_with_leading_zeros_is_parsed",
+                format!("{SID}|0000000000{NOW}|{NOW}"),
+                valid(SID, Some(NOW)),
+            ),
+            (
+                "negative_timestamp_is_malformed",
+                format!("{SID}|-1|{NOW}"),
+                StickyCookie::Invalid(Invalid::Malformed),
+            ),
+            (
+                "plus_signed_timestamp_is_malformed",
+                format!("{SID}|+{NOW}|{NOW}"),
+                StickyCookie::Invalid(Invalid::Malformed),
+            ),
+            (
+                "empty_timestamp_is_malformed",
+                format!("{SID}||{NOW}"),
+                StickyCookie::Invalid(Invalid::Malformed),
+            ),
+            (
+                "spaced_timestamp_is_malformed",
+                format!("{SID}| {NOW}|{NOW}"),
+                StickyCookie::Invalid(Invalid::Malformed),
+            ),
+            (
+                "two_fields_is_malformed",
+                format!("{SID}|{NOW}"),
+                StickyCookie::Invalid(Invalid::Malformed),
+            ),
+            (
+                "one_field_is_malformed",
+                SID.to_string(),
+                StickyCookie::Invalid(Invalid::Malformed),
+            ),
+            (
+                "four_fields_is_malformed",
+                format!("{SID}|{NOW}|{NOW}|{NOW}"),
+                StickyCookie::Invalid(Invalid::Malformed),
+            ),
+            (
+                "empty_sid_is_invalid",
+                format!("|{NOW}|{NOW}"),
+                StickyCookie::Invalid(Invalid::EmptySid),
+            ),
+        ];
+        for (name, value, want) in &cases {
+            assert_eq!(decode(&c, value.as_bytes(), NOW), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_maxidle_leaves_lifetime_unlimited() {
+        let c = StickyConf {
+            maxidle: Some(30),
+            maxlife: None,
+            ..StickyConf::default()
+        };
+        let v = format!("{SID}|{NOW}|0");
+        assert_eq!(decode(&c, v.as_bytes(), NOW), valid(SID, Some(0)));
+    }
+
+    #[test]
+    fn extreme_now_does_not_overflow() {
+        let c = timestamped();
+        let v = format!("{SID}|9223372036854775807|0");
+        for now in [i64::MIN, -1, 0, i64::MAX] {
+            let _ = decode(&c, v.as_bytes(), now);
+        }
+        assert_eq!(
+            decode(&c, v.as_bytes(), i64::MIN),
+            StickyCookie::Invalid(Invalid::FromFuture)
+        );
+        assert_eq!(
+            decode(&c, b"a|0|0", i64::MAX),
+            StickyCookie::Invalid(Invalid::IdleExpired)
+        );
+    }
+
+    #[test]
+    fn plain_value_modes_take_the_whole_value_as_sid() {
+        let cases: &[(&str, Mode, &[u8], StickyCookie<'_>)] = &[
+            ("insert_sid", Mode::Insert, SID.as_bytes(), valid(SID, None)),
+            (
+                "insert_pipe_is_part_of_sid_without_timestamps",
+                Mode::Insert,
+                b"a|1|2",
+                valid("a|1|2", None),
+            ),
+            (
+                "insert_empty_sid_is_invalid",
+                Mode::Insert,
+                b"",
+                StickyCookie::Invalid(Invalid::EmptySid),
+            ),
+            ("rewrite_sid", Mode::Rewrite, b"abc", valid("abc", None)),
+            (
+                "rewrite_empty_sid_is_invalid",
+                Mode::Rewrite,
+                b"",
+                StickyCookie::Invalid(Invalid::EmptySid),
+            ),
+            (
+                "non_utf8_sid_is_malformed",
+                Mode::Rewrite,
+                b"a\xff",
+                StickyCookie::Invalid(Invalid::Malformed),
+            ),
+            (
+                "prefix_sid_before_tilde",
+                Mode::Prefix,
+                b"abc~orig",
+                valid("abc", None),
+            ),
+            (
+                "prefix_repeated_tilde_splits_at_first",
+                Mode::Prefix,
+                b"abc~o~r",
+                valid("abc", None),
+            ),
+            (
+                "prefix_missing_tilde_is_no_cookie",
+                Mode::Prefix,
+                b"abc",
+                StickyCookie::Absent,
+            ),
+            (
+                "prefix_empty_sid_is_invalid",
+                Mode::Prefix,
+                b"~orig",
+                StickyCookie::Invalid(Invalid::EmptySid),
+            ),
+            (
+                "prefix_empty_original_is_valid",
+                Mode::Prefix,
+                b"abc~",
+                valid("abc", None),
+            ),
+        ];
+        for (name, mode, value, want) in cases {
+            assert_eq!(decode(&conf(*mode), value, NOW), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn find_matches_exact_name_across_headers() {
+        let cases: &[(&str, &[&str], Option<&str>)] = &[
+            ("xtest_is_not_test", &["xtest=a; test=b"], Some("b")),
+            ("only_xtest_is_absent", &["xtest=a; testx=b"], None),
+            ("second_cookie_header", &["a=1; b=2", "test=c"], Some("c")),
+            ("first_pair_wins", &["test=a; test=b"], Some("a")),
+            ("first_header_wins", &["test=a", "test=b"], Some("a")),
+            (
+                "spaces_around_semicolon_and_equals",
+                &["a=1 ;  test = b ; c=3"],
+                Some("b"),
+            ),
+            ("tabs_and_no_spaces", &["a=1;\ttest=b;c=3"], Some("b")),
+            ("quoted_value_is_unquoted", &["test=\"b\""], Some("b")),
+            ("lone_quote_is_kept", &["test=\"b"], Some("\"b")),
+            ("empty_value", &["test="], Some("")),
+            (
+                "segment_without_equals_is_skipped",
+                &["test; test=b"],
+                Some("b"),
+            ),
+            ("no_cookie_header", &[], None),
+            ("value_with_equals", &["test=a=b"], Some("a=b")),
+        ];
+        for (name, values, want) in cases {
+            let h = headers(values);
+            assert_eq!(find(&h, "test"), want.map(str::as_bytes), "{name}");
+        }
+    }
+
+    #[test]
+    fn read_finds_and_decodes() {
+        let h = headers(&["a=1", &format!("route={SID}")]);
+        assert_eq!(read(&StickyConf::default(), &h, NOW), valid(SID, None));
+        assert_eq!(
+            read(&StickyConf::default(), &headers(&["a=1"]), NOW),
+            StickyCookie::Absent
+        );
+    }
+
+    fn indirect() -> StickyConf {
+        StickyConf {
+            indirect: true,
+            ..StickyConf::default()
+        }
+    }
+
+    fn stripped(c: &StickyConf, values: &[&str]) -> Vec<String> {
+        let mut h = headers(values);
+        strip(c, &mut h);
+        h.get_all(COOKIE)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn indirect_removes_sticky_pair_and_keeps_others_in_order() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            ("middle_pair", &["a=1; route=x; b=2"], &["a=1; b=2"]),
+            ("only_pair_drops_header", &["route=x"], &[]),
+            (
+                "every_pair_of_that_name",
+                &["route=x; a=1; route=y"],
+                &["a=1"],
+            ),
+            ("no_pair_is_untouched", &["a=1;b=2"], &["a=1;b=2"]),
+            ("xroute_is_kept", &["xroute=1; route=2"], &["xroute=1"]),
+            ("tight_separators", &["a=1;route=x;b=2"], &["a=1; b=2"]),
+            (
+                "segment_without_equals_is_kept",
+                &["flag; route=x"],
+                &["flag"],
+            ),
+            (
+                "invalid_cookie_is_stripped_too",
+                &["route=|bad; a=1"],
+                &["a=1"],
+            ),
+            ("second_header", &["a=1", "route=x; c=3"], &["a=1", "c=3"]),
+            ("empty_second_header_dropped", &["a=1", "route=x"], &["a=1"]),
+            ("all_headers_emptied", &["route=x", "route=y"], &[]),
+            ("empty_header_is_kept", &[""], &[""]),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(stripped(&indirect(), input), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn prefix_strips_sid_and_tilde() {
+        let c = conf(Mode::Prefix);
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            ("simple", &["route=a~orig; b=1"], &["route=orig; b=1"]),
+            ("quoted", &["route=\"a~orig\""], &["route=\"orig\""]),
+            (
+                "repeated_tilde_cuts_first",
+                &["route=a~b~c"],
+                &["route=b~c"],
+            ),
+            ("no_tilde_untouched", &["route=orig"], &["route=orig"]),
+            ("spaces_kept", &["x=1 ; route = a~v"], &["x=1; route = v"]),
+            ("empty_sid", &["route=~v"], &["route=v"]),
+            ("second_header", &["a=1", "route=s~v"], &["a=1", "route=v"]),
+            (
+                "other_cookie_with_tilde_untouched",
+                &["xroute=a~b"],
+                &["xroute=a~b"],
+            ),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(stripped(&c, input), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn direct_insert_and_rewrite_forward_cookie_unchanged() {
+        for c in [StickyConf::default(), conf(Mode::Rewrite)] {
+            assert!(!strips(&c));
+            assert_eq!(stripped(&c, &["route=x; a=1"]), ["route=x; a=1"]);
+        }
+        assert!(strips(&indirect()));
+        assert!(strips(&conf(Mode::Prefix)));
+    }
+
+    #[test]
+    fn strip_keeps_sensitive_flag() {
+        let mut h = HeaderMap::new();
+        let mut v = HeaderValue::from_static("a=1; route=x");
+        v.set_sensitive(true);
+        h.insert(COOKIE, v);
+        strip(&indirect(), &mut h);
+        let out = h.get(COOKIE).expect("header kept");
+        assert_eq!(out, "a=1");
+        assert!(out.is_sensitive());
+    }
+
+    #[test]
+    fn plain_hash_does_not_change_decoding() {
+        let c = StickyConf {
+            hash: Hash::Plain,
+            ..StickyConf::default()
+        };
+        assert_eq!(
+            decode(&c, b"10.0.23.20:80", NOW),
+            valid("10.0.23.20:80", None)
+        );
+    }
+
+    #[test]
+    fn invalid_labels() {
+        assert!(Invalid::IdleExpired.is_expired());
+        assert!(Invalid::LifeExpired.is_expired());
+        assert!(!Invalid::FromFuture.is_expired());
+        assert_eq!(Invalid::EmptySid.as_str(), "empty sid");
+    }
+}

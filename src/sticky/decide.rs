@@ -185,3 +185,214 @@ where
         Decision::Refuse => *prev,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sticky::cookie::Invalid;
+
+    const NOW: i64 = 1_571_297_169;
+
+    /// Peers 0, 1, 2 with sids s0, s1, s2; peer 2 is down.
+    fn index() -> SidIndex {
+        SidIndex::new(["s0", "s1", "s2"])
+    }
+
+    fn up(i: usize) -> bool {
+        i != 2
+    }
+
+    /// Round robin stand-in: the first of 0, 1 that is not excluded.
+    fn rr(exclude: Option<usize>) -> Option<usize> {
+        [0usize, 1].into_iter().find(|i| Some(*i) != exclude)
+    }
+
+    fn conf(fallback: bool) -> StickyConf {
+        StickyConf {
+            fallback,
+            ..StickyConf::default()
+        }
+    }
+
+    fn choice(decision: Decision, outcome: Outcome, firstseen: i64) -> Choice {
+        Choice {
+            decision,
+            outcome,
+            firstseen,
+        }
+    }
+
+    #[test]
+    fn decision_table() {
+        let valid = |sid: &'static str, firstseen| StickyCookie::Valid { sid, firstseen };
+        let cases: Vec<(&str, bool, StickyCookie<'static>, Choice)> = vec![
+            (
+                "no_cookie_starts_new_session",
+                true,
+                StickyCookie::Absent,
+                choice(Decision::New(0), Outcome::New, NOW),
+            ),
+            (
+                "malformed_cookie_starts_new_session",
+                true,
+                StickyCookie::Invalid(Invalid::Malformed),
+                choice(Decision::New(0), Outcome::New, NOW),
+            ),
+            (
+                "empty_sid_with_fallback_off_is_new_session",
+                false,
+                StickyCookie::Invalid(Invalid::EmptySid),
+                choice(Decision::New(0), Outcome::New, NOW),
+            ),
+            (
+                "future_cookie_starts_new_session",
+                false,
+                StickyCookie::Invalid(Invalid::FromFuture),
+                choice(Decision::New(0), Outcome::New, NOW),
+            ),
+            (
+                "expired_idle_cookie_starts_new_session",
+                true,
+                StickyCookie::Invalid(Invalid::IdleExpired),
+                choice(Decision::New(0), Outcome::Expired, NOW),
+            ),
+            (
+                "expired_life_cookie_starts_new_session",
+                false,
+                StickyCookie::Invalid(Invalid::LifeExpired),
+                choice(Decision::New(0), Outcome::Expired, NOW),
+            ),
+            (
+                "valid_cookie_pins_up_peer_and_keeps_firstseen",
+                true,
+                valid("s1", Some(NOW - 100)),
+                choice(Decision::Pinned(1), Outcome::Hit, NOW - 100),
+            ),
+            (
+                "valid_cookie_without_timestamps_pins",
+                false,
+                valid("s1", None),
+                choice(Decision::Pinned(1), Outcome::Hit, NOW),
+            ),
+            (
+                "unknown_sid_falls_back_and_repins",
+                true,
+                valid("zz", Some(NOW - 5)),
+                choice(Decision::Fallback(0), Outcome::Unknown, NOW),
+            ),
+            (
+                "unknown_sid_without_fallback_is_refused",
+                false,
+                valid("zz", None),
+                choice(Decision::Refuse, Outcome::Unknown, NOW),
+            ),
+            (
+                "down_peer_falls_back_with_new_firstseen",
+                true,
+                valid("s2", Some(NOW - 5)),
+                choice(Decision::Fallback(0), Outcome::Fallback, NOW),
+            ),
+            (
+                "down_peer_without_fallback_is_refused",
+                false,
+                valid("s2", None),
+                choice(Decision::Refuse, Outcome::Fallback, NOW),
+            ),
+        ];
+        for (name, fallback, cookie, want) in cases {
+            let got = decide(&conf(fallback), &cookie, &index(), NOW, up, rr);
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn fallback_excludes_the_pinned_peer() {
+        let cookie = StickyCookie::Valid {
+            sid: "s0",
+            firstseen: None,
+        };
+        let got = decide(&conf(true), &cookie, &index(), NOW, |i| i == 1, rr);
+        assert_eq!(got.decision, Decision::Fallback(1));
+        assert_eq!(got.outcome, Outcome::Fallback);
+    }
+
+    #[test]
+    fn no_available_peer_is_refused() {
+        let none = |_: Option<usize>| None;
+        let absent = decide(&conf(true), &StickyCookie::Absent, &index(), NOW, up, none);
+        assert_eq!(absent.decision, Decision::Refuse);
+        let unknown = StickyCookie::Valid {
+            sid: "zz",
+            firstseen: None,
+        };
+        let got = decide(&conf(true), &unknown, &index(), NOW, up, none);
+        assert_eq!(got.decision, Decision::Refuse);
+    }
+
+    #[test]
+    fn connect_failure_table() {
+        let cases: Vec<(&str, bool, Choice, Choice)> = vec![
+            (
+                "pinned_falls_back_and_repins",
+                true,
+                choice(Decision::Pinned(0), Outcome::Hit, NOW - 50),
+                choice(Decision::Fallback(1), Outcome::Fallback, NOW),
+            ),
+            (
+                "pinned_without_fallback_is_refused",
+                false,
+                choice(Decision::Pinned(0), Outcome::Hit, NOW - 50),
+                choice(Decision::Refuse, Outcome::Fallback, NOW),
+            ),
+            (
+                "new_session_tries_next_peer",
+                false,
+                choice(Decision::New(0), Outcome::New, NOW),
+                choice(Decision::New(1), Outcome::New, NOW),
+            ),
+            (
+                "fallback_tries_next_peer",
+                true,
+                choice(Decision::Fallback(0), Outcome::Unknown, NOW),
+                choice(Decision::Fallback(1), Outcome::Unknown, NOW),
+            ),
+            (
+                "refused_stays_refused",
+                true,
+                choice(Decision::Refuse, Outcome::New, NOW),
+                choice(Decision::Refuse, Outcome::New, NOW),
+            ),
+        ];
+        for (name, fallback, prev, want) in cases {
+            let got = after_connect_failure(&conf(fallback), &prev, 0, NOW, rr);
+            assert_eq!(got, want, "{name}");
+        }
+        let exhausted = after_connect_failure(
+            &conf(true),
+            &choice(Decision::New(0), Outcome::New, NOW),
+            0,
+            NOW,
+            |_| None,
+        );
+        assert_eq!(exhausted.decision, Decision::Refuse);
+    }
+
+    #[test]
+    fn outcome_labels_and_helpers() {
+        let labels = [
+            (Outcome::New, "new"),
+            (Outcome::Hit, "hit"),
+            (Outcome::Expired, "expired"),
+            (Outcome::Unknown, "unknown"),
+            (Outcome::Fallback, "fallback"),
+        ];
+        for (o, s) in labels {
+            assert_eq!(o.as_str(), s);
+        }
+        assert_eq!(Decision::Pinned(3).peer(), Some(3));
+        assert_eq!(Decision::Refuse.peer(), None);
+        assert!(choice(Decision::New(0), Outcome::New, NOW).pins());
+        assert!(choice(Decision::Fallback(0), Outcome::New, NOW).pins());
+        assert!(!choice(Decision::Pinned(0), Outcome::Hit, NOW).pins());
+    }
+}

@@ -215,3 +215,403 @@ pub fn apply(
         Mode::Rewrite | Mode::Prefix => edit_first(conf, headers, sid),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sticky::decide::{Decision, Outcome};
+
+    const NOW: i64 = 1_571_297_169;
+    const SID: &str = "fe12736d0ef927f9224a3336b65ee84b";
+
+    fn choice(decision: Decision, firstseen: i64) -> Choice {
+        Choice {
+            decision,
+            outcome: Outcome::New,
+            firstseen,
+        }
+    }
+
+    fn new_session() -> Choice {
+        choice(Decision::New(0), NOW)
+    }
+
+    fn hit(firstseen: i64) -> Choice {
+        choice(Decision::Pinned(0), firstseen)
+    }
+
+    /// (name, conf, status, backend Set-Cookies, choice, expected Set-Cookies)
+    type InsertCase<'a> = (
+        &'a str,
+        &'a StickyConf,
+        u16,
+        Vec<&'a str>,
+        Choice,
+        Vec<&'a str>,
+    );
+    /// (name, conf, status, backend Set-Cookies, expected Set-Cookies)
+    type EditCase<'a> = (&'a str, &'a StickyConf, u16, Vec<&'a str>, Vec<&'a str>);
+    /// (name, Set-Cookie value, expected value range)
+    type RangeCase<'a> = (&'a str, &'a [u8], Option<std::ops::Range<usize>>);
+
+    fn set_cookies(h: &HeaderMap) -> Vec<String> {
+        h.get_all(SET_COOKIE)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    }
+
+    fn response(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(
+                SET_COOKIE,
+                HeaderValue::from_str(v).expect("valid test header"),
+            );
+        }
+        h
+    }
+
+    fn run(conf: &StickyConf, status: u16, backend: &[&str], choice: &Choice) -> Vec<String> {
+        let mut h = response(backend);
+        let status = StatusCode::from_u16(status).expect("valid status");
+        apply(conf, status, &mut h, SID, choice, NOW);
+        set_cookies(&h)
+    }
+
+    #[test]
+    fn insert_value_fixtures_are_byte_exact() {
+        let ts = |c: StickyConf| StickyConf {
+            maxidle: Some(30),
+            maxlife: Some(3600),
+            ..c
+        };
+        let cases: Vec<(&str, StickyConf, &str)> = vec![
+            ("default", StickyConf::default(), "route=fe12736d0ef927f9224a3336b65ee84b; Path=/"),
+            (
+                "domain",
+                StickyConf { domain: Some("example.com".into()), ..StickyConf::default() },
+                "route=fe12736d0ef927f9224a3336b65ee84b; Domain=example.com; Path=/",
+            ),
+            (
+                "maxage",
+                StickyConf { maxage: Some(3600), ..StickyConf::default() },
+                "route=fe12736d0ef927f9224a3336b65ee84b; Path=/; Max-Age=3600; Expires=Thu, 17 Oct 2019 08:26:09 GMT",
+            ),
+            (
+                "timestamps",
+                ts(StickyConf::default()),
+                "route=fe12736d0ef927f9224a3336b65ee84b|1571297169|1571297000; Path=/",
+            ),
+            (
+                "all_attributes",
+                ts(StickyConf {
+                    cookie: "LBSID".into(),
+                    domain: Some(".example.com".into()),
+                    path: "/app".into(),
+                    maxage: Some(86_400),
+                    ..StickyConf::default()
+                }),
+                "LBSID=fe12736d0ef927f9224a3336b65ee84b|1571297169|1571297000; Domain=.example.com; Path=/app; Max-Age=86400; Expires=Fri, 18 Oct 2019 07:26:09 GMT",
+            ),
+            (
+                "huge_maxage_clamps_date",
+                StickyConf { maxage: Some(i64::MAX), ..StickyConf::default() },
+                "route=fe12736d0ef927f9224a3336b65ee84b; Path=/; Max-Age=9223372036854775807; Expires=Fri, 31 Dec 9999 23:59:59 GMT",
+            ),
+            (
+                "negative_maxage_clamps_to_epoch",
+                StickyConf { maxage: Some(-NOW - 10), ..StickyConf::default() },
+                "route=fe12736d0ef927f9224a3336b65ee84b; Path=/; Max-Age=-1571297179; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            ),
+        ];
+        for (name, conf, want) in cases {
+            let got = insert_value(&conf, SID, NOW, 1_571_297_000).expect(name);
+            assert_eq!(got.as_bytes(), want.as_bytes(), "{name}");
+        }
+    }
+
+    #[test]
+    fn insert_value_refuses_invalid_configured_text() {
+        let conf = StickyConf {
+            domain: Some("bad\ndomain".into()),
+            ..StickyConf::default()
+        };
+        assert_eq!(insert_value(&conf, SID, NOW, NOW), None);
+        let mut h = HeaderMap::new();
+        apply(&conf, StatusCode::OK, &mut h, SID, &new_session(), NOW);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn insert_mode_behaviour() {
+        let plain = StickyConf::default();
+        let ts = StickyConf {
+            maxidle: Some(30),
+            maxlife: Some(3600),
+            ..StickyConf::default()
+        };
+        let indirect = StickyConf {
+            indirect: true,
+            ..StickyConf::default()
+        };
+        let ours = format!("route={SID}; Path=/");
+        let refreshed = format!("route={SID}|{NOW}|{}; Path=/", NOW - 100);
+        let fallback = choice(Decision::Fallback(0), NOW);
+        let cases: Vec<InsertCase<'_>> = vec![
+            (
+                "new_session_sets_cookie",
+                &plain,
+                200,
+                vec![],
+                new_session(),
+                vec![&ours],
+            ),
+            (
+                "hit_without_timestamps_sets_nothing",
+                &plain,
+                200,
+                vec!["a=1"],
+                hit(NOW),
+                vec!["a=1"],
+            ),
+            (
+                "fallback_repins",
+                &plain,
+                200,
+                vec![],
+                fallback,
+                vec![&ours],
+            ),
+            (
+                "hit_with_timestamps_refreshes_lastseen_keeps_firstseen",
+                &ts,
+                200,
+                vec![],
+                hit(NOW - 100),
+                vec![&refreshed],
+            ),
+            (
+                "direct_appends_after_backend_cookies",
+                &plain,
+                200,
+                vec!["a=1", "route=app"],
+                new_session(),
+                vec!["a=1", "route=app", &ours],
+            ),
+            (
+                "indirect_replaces_backend_cookie_in_place",
+                &indirect,
+                200,
+                vec!["a=1", "route=app; Path=/x", "b=2"],
+                new_session(),
+                vec!["a=1", &ours, "b=2"],
+            ),
+            (
+                "indirect_drops_further_backend_cookies_of_that_name",
+                &indirect,
+                200,
+                vec!["route=1", "a=1", "route=2"],
+                new_session(),
+                vec![&ours, "a=1"],
+            ),
+            (
+                "indirect_replaces_backend_cookie_even_on_hit",
+                &indirect,
+                200,
+                vec!["route=app"],
+                hit(NOW),
+                vec![&ours],
+            ),
+            (
+                "indirect_keeps_xroute",
+                &indirect,
+                200,
+                vec!["xroute=1"],
+                new_session(),
+                vec!["xroute=1", &ours],
+            ),
+            (
+                "indirect_hit_without_backend_cookie_sets_nothing",
+                &indirect,
+                200,
+                vec!["a=1"],
+                hit(NOW),
+                vec!["a=1"],
+            ),
+            (
+                "status_399_sets_cookie",
+                &plain,
+                399,
+                vec![],
+                new_session(),
+                vec![&ours],
+            ),
+            (
+                "status_400_sets_nothing",
+                &plain,
+                400,
+                vec![],
+                new_session(),
+                vec![],
+            ),
+            (
+                "status_502_sets_nothing_with_timestamps",
+                &ts,
+                502,
+                vec!["route=app"],
+                hit(NOW),
+                vec!["route=app"],
+            ),
+        ];
+        for (name, conf, status, backend, c, want) in cases {
+            assert_eq!(run(conf, status, &backend, &c), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn rewrite_and_prefix_behaviour() {
+        let rewrite = StickyConf {
+            mode: Mode::Rewrite,
+            ..StickyConf::default()
+        };
+        let prefix = StickyConf {
+            mode: Mode::Prefix,
+            ..StickyConf::default()
+        };
+        let rw = format!("route={SID}; Path=/x; HttpOnly; Max-Age=60");
+        let rw_spaced = format!(" route = {SID} ; Secure");
+        let pf = format!("route={SID}~app; Path=/x; HttpOnly");
+        let pf_quoted = format!("route={SID}~\"q\"; Domain=x");
+        let pf_empty = format!("route={SID}~; Path=/");
+        let rw_bare = format!("route={SID}");
+        let cases: Vec<EditCase<'_>> = vec![
+            (
+                "rewrite_keeps_attributes_byte_for_byte",
+                &rewrite,
+                200,
+                vec!["route=app; Path=/x; HttpOnly; Max-Age=60"],
+                vec![&rw],
+            ),
+            (
+                "rewrite_keeps_whitespace",
+                &rewrite,
+                200,
+                vec![" route = app ; Secure"],
+                vec![&rw_spaced],
+            ),
+            (
+                "rewrite_only_first_matching",
+                &rewrite,
+                200,
+                vec!["a=1", "route=app", "route=two"],
+                vec!["a=1", &rw_bare, "route=two"],
+            ),
+            (
+                "rewrite_without_backend_cookie_adds_nothing",
+                &rewrite,
+                200,
+                vec!["xroute=1", "a=route=2"],
+                vec!["xroute=1", "a=route=2"],
+            ),
+            (
+                "rewrite_no_set_cookie_at_all",
+                &rewrite,
+                200,
+                vec![],
+                vec![],
+            ),
+            (
+                "rewrite_status_399",
+                &rewrite,
+                399,
+                vec!["route=app"],
+                vec![&rw_bare],
+            ),
+            (
+                "rewrite_status_400_untouched",
+                &rewrite,
+                400,
+                vec!["route=app"],
+                vec!["route=app"],
+            ),
+            (
+                "rewrite_name_without_equals_is_not_matched",
+                &rewrite,
+                200,
+                vec!["route; Path=/"],
+                vec!["route; Path=/"],
+            ),
+            (
+                "prefix_prepends_sid",
+                &prefix,
+                200,
+                vec!["route=app; Path=/x; HttpOnly"],
+                vec![&pf],
+            ),
+            (
+                "prefix_quoted_value",
+                &prefix,
+                200,
+                vec!["route=\"q\"; Domain=x"],
+                vec![&pf_quoted],
+            ),
+            (
+                "prefix_empty_value",
+                &prefix,
+                200,
+                vec!["route=; Path=/"],
+                vec![&pf_empty],
+            ),
+            (
+                "prefix_without_backend_cookie_adds_nothing",
+                &prefix,
+                200,
+                vec!["a=1"],
+                vec!["a=1"],
+            ),
+            (
+                "prefix_status_400_untouched",
+                &prefix,
+                404,
+                vec!["route=app"],
+                vec!["route=app"],
+            ),
+        ];
+        for (name, conf, status, backend, want) in cases {
+            assert_eq!(run(conf, status, &backend, &hit(NOW)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn value_range_finds_exact_name() {
+        let cases: &[RangeCase<'_>] = &[
+            ("simple", b"route=v; Path=/", Some(6..7)),
+            ("spaces", b" route = v ; x", Some(9..10)),
+            ("empty_value", b"route=", Some(6..6)),
+            ("blank_value", b"route=   ;", Some(9..9)),
+            ("other_name", b"xroute=v", None),
+            ("equals_in_attribute_only", b"route; a=b", None),
+            ("empty", b"", None),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(value_range(input, "route"), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn edit_keeps_sensitive_flag() {
+        let conf = StickyConf {
+            mode: Mode::Rewrite,
+            ..StickyConf::default()
+        };
+        let mut v = HeaderValue::from_static("route=a");
+        v.set_sensitive(true);
+        let mut h = HeaderMap::new();
+        h.insert(SET_COOKIE, v);
+        apply(&conf, StatusCode::OK, &mut h, SID, &hit(NOW), NOW);
+        let out = h.get(SET_COOKIE).expect("kept");
+        assert!(out.is_sensitive());
+        assert_eq!(out.as_bytes(), format!("route={SID}").as_bytes());
+    }
+}

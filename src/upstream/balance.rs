@@ -151,3 +151,137 @@ impl RoundRobin {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn peer(port: u16, weight: u32) -> PeerConf {
+        PeerConf {
+            name: format!("127.0.0.1:{port}"),
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            server: format!("127.0.0.1:{port}"),
+            weight,
+            max_fails: 1,
+            fail_timeout: Duration::from_secs(10),
+            down: false,
+            backup: false,
+            id: None,
+        }
+    }
+
+    fn sequence(peers: &[PeerConf], n: usize) -> String {
+        let mut rr = RoundRobin::new(peers);
+        (0..n)
+            .map(|_| {
+                let i = rr.pick(peers, |_| true, &Tried::new()).unwrap();
+                char::from(b'a' + i as u8)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn smooth_sequences_match_nginx() {
+        let cases: &[(&[u32], usize, &str)] = &[
+            (&[5, 1, 1], 7, "aabacaa"),
+            (&[5, 1, 1], 14, "aabacaaaabacaa"),
+            (&[3, 1], 8, "aabaaaba"),
+            (&[1, 1, 1], 6, "abcabc"),
+            (&[2, 1], 6, "abaaba"),
+            (&[1], 3, "aaa"),
+        ];
+        for (weights, n, want) in cases {
+            let peers: Vec<_> = weights
+                .iter()
+                .enumerate()
+                .map(|(i, &w)| peer(8000 + i as u16, w))
+                .collect();
+            assert_eq!(sequence(&peers, *n), *want, "{weights:?}");
+        }
+    }
+
+    #[test]
+    fn weights_three_to_one_over_forty_picks_give_thirty_and_ten() {
+        let peers = [peer(1, 3), peer(2, 1)];
+        let seq = sequence(&peers, 40);
+        assert_eq!(seq.matches('a').count(), 30);
+        assert_eq!(seq.matches('b').count(), 10);
+    }
+
+    #[test]
+    fn down_unavailable_and_tried_peers_are_skipped() {
+        let mut peers = vec![peer(1, 1), peer(2, 1), peer(3, 1)];
+        peers[0].down = true;
+        let mut rr = RoundRobin::new(&peers);
+        let mut tried = Tried::new();
+        tried.insert(1);
+        for _ in 0..4 {
+            assert_eq!(rr.pick(&peers, |_| true, &tried), Some(2));
+        }
+        assert_eq!(rr.pick(&peers, |i| i != 2, &tried), None);
+        assert_eq!(rr.pick(&peers, |i| i != 2, &Tried::new()), Some(1));
+    }
+
+    #[test]
+    fn backups_serve_only_when_every_primary_is_out() {
+        let mut peers = vec![peer(1, 1), peer(2, 1), peer(3, 1), peer(4, 2)];
+        peers[2].backup = true;
+        peers[3].backup = true;
+        let mut rr = RoundRobin::new(&peers);
+        let cases: &[(&[usize], &[usize], Option<usize>)] = &[
+            // (unavailable, tried, expected pick)
+            (&[], &[], Some(0)),
+            (&[], &[], Some(1)),
+            (&[0], &[], Some(1)),
+            (&[], &[0, 1], Some(3)),
+            (&[0, 1], &[], Some(2)),
+            (&[0, 1], &[], Some(3)),
+            (&[0, 1, 3], &[], Some(2)),
+            (&[0, 1, 2, 3], &[], None),
+            (&[1], &[0, 2, 3], None),
+        ];
+        for (unavailable, tried_list, want) in cases {
+            let mut tried = Tried::new();
+            for &t in *tried_list {
+                tried.insert(t);
+            }
+            let got = rr.pick(&peers, |i| !unavailable.contains(&i), &tried);
+            assert_eq!(
+                got, *want,
+                "unavailable {unavailable:?} tried {tried_list:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn failure_lowers_effective_weight_then_it_recovers() {
+        let peers = [peer(1, 4), peer(2, 4)];
+        let mut rr = RoundRobin::new(&peers);
+        rr.note_failure(0, 1);
+        // Effective weight of a is 0, then climbs by one per pick: b wins first.
+        let picks: String = (0..4)
+            .map(|_| char::from(b'a' + rr.pick(&peers, |_| true, &Tried::new()).unwrap() as u8))
+            .collect();
+        assert_eq!(&picks[..2], "bb");
+        let seq: String = (0..80)
+            .map(|_| char::from(b'a' + rr.pick(&peers, |_| true, &Tried::new()).unwrap() as u8))
+            .collect();
+        assert_eq!(seq.matches('a').count(), 40, "{seq}");
+    }
+
+    #[test]
+    fn tried_set_holds_any_index() {
+        let mut tried = Tried::new();
+        assert!(tried.is_empty());
+        for i in [0, 63, 64, 127, 128, 200, 1000] {
+            assert!(!tried.contains(i));
+            tried.insert(i);
+            assert!(tried.contains(i));
+        }
+        assert_eq!(tried.len(), 7);
+        assert!(!tried.contains(999));
+        assert!(!tried.contains(5000));
+    }
+}

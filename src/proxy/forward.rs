@@ -32,7 +32,7 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 
-use crate::config::{Config, LocationConf, NextUpstream, ServerConf, ServerName};
+use crate::config::{Config, LocationConf, NextUpstream, ProxyPass, ServerConf, ServerName};
 use crate::proxy::errors::{self, MadeResponse, ProxyError, RedirectBase};
 use crate::proxy::headers::{self, UpstreamConnection};
 use crate::proxy::route::{self, Router};
@@ -515,16 +515,17 @@ impl Worker {
         resp
     }
 
-    /// The response and the `server_tokens` setting that applies to it.
-    async fn respond(
+    /// Decides, from the request head alone, what to do with a request: a
+    /// proxy-made response (`Err`), or where and how to forward it.
+    fn plan(
         &self,
         info: &ConnInfo,
-        mut req: Request<Incoming>,
-    ) -> (Response<ProxyBody>, bool) {
-        let start = SystemTime::now();
-        let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
-        if target_len > info.large_header_buffer {
-            return (error_response(ProxyError::UriTooLong, true), true);
+        req: &Request<Incoming>,
+        start: SystemTime,
+    ) -> Result<Plan<'_>, (Response<ProxyBody>, bool)> {
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        if target.len() > info.large_header_buffer {
+            return Err((error_response(ProxyError::UriTooLong, true), true));
         }
         let host = req
             .headers()
@@ -533,65 +534,61 @@ impl Worker {
             .or_else(|| req.uri().host().map(str::as_bytes));
         let routed = match self.router.server(info.listen, host) {
             Ok(r) => r,
-            Err(_) => return (error_response(ProxyError::BadRequest, true), true),
+            Err(_) => return Err((error_response(ProxyError::BadRequest, true), true)),
         };
-        let server = Arc::clone(routed.server);
-        let host_text = routed.host.into_owned();
-        let target = req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        let (raw_path, _) = uri::split_query(&target);
+        // The same server, borrowed from the worker instead of the request.
+        let server: &ServerConf = match self
+            .config
+            .http
+            .servers
+            .iter()
+            .find(|s| Arc::ptr_eq(s, routed.server))
+        {
+            Some(s) => s,
+            None => return Err((error_response(ProxyError::Internal, true), true)),
+        };
+        let (raw_path, _) = uri::split_query(target);
         let path = match uri::normalize_path(raw_path.as_bytes()) {
-            Ok(p) => p.into_owned(),
+            Ok(p) => p,
             Err(_) => {
                 let tokens = server.conf.server_tokens;
-                return (error_response(ProxyError::BadRequest, tokens), tokens);
+                return Err((error_response(ProxyError::BadRequest, tokens), tokens));
             }
         };
         let location = route::find_location(&server.locations, &path);
-        let conf: &Arc<LocationConf> = location.map_or(&server.conf, |l| &l.conf);
+        let conf: &LocationConf = location.map_or(&server.conf, |l| &l.conf);
         let tokens = conf.server_tokens;
-        let server_name = server_name_of(&server);
-        let method = req.method().clone();
-        let version = req.version();
-        let connection_requests = info.requests.get();
-        macro_rules! request_vars {
-            ($headers:expr, $proxy_host:expr) => {
-                RequestVars {
-                    method: &method,
-                    request_uri: &target,
-                    path: &path,
-                    version,
-                    headers: $headers,
-                    host: &host_text,
-                    server_name: &server_name,
-                    remote: info.remote,
-                    local: info.local,
-                    scheme: "http",
-                    proxy_host: $proxy_host,
-                    request_length: 0,
-                    connection: info.serial,
-                    connection_requests,
-                    start,
-                    now: start,
-                    pid: std::process::id(),
-                    hostname: "",
-                    response: None,
-                    upstream: &[],
-                    sticky: None,
-                }
-            };
-        }
+        let server_name = server_name_of(server);
+        let vars = |proxy_host| RequestVars {
+            method: req.method(),
+            request_uri: target,
+            path: &path,
+            version: req.version(),
+            headers: req.headers(),
+            host: &routed.host,
+            server_name,
+            remote: info.remote,
+            local: info.local,
+            scheme: "http",
+            proxy_host,
+            request_length: 0,
+            connection: info.serial,
+            connection_requests: info.requests.get(),
+            start,
+            now: start,
+            pid: std::process::id(),
+            hostname: "",
+            response: None,
+            upstream: &[],
+            sticky: None,
+        };
         if let Some(ret) = server.return_.as_ref().or(conf.return_.as_ref()) {
-            let vars = request_vars!(req.headers(), "");
-            let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars));
+            let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars("")));
             let local_ip = info.local.ip().to_string();
-            let redirect_host = if !host_text.is_empty() {
-                host_text.as_str()
+            let redirect_host = if !routed.host.is_empty() {
+                &routed.host
             } else if !server_name.is_empty() {
-                server_name.as_str()
+                server_name
             } else {
                 local_ip.as_str()
             };
@@ -604,10 +601,10 @@ impl Worker {
                 Some(m) => made(m),
                 None => error_response(ProxyError::Internal, tokens),
             };
-            return (resp, tokens);
+            return Err((resp, tokens));
         }
         let Some(pass) = conf.proxy_pass.as_ref() else {
-            return (error_response(ProxyError::NotFound, tokens), tokens);
+            return Err((error_response(ProxyError::NotFound, tokens), tokens));
         };
         if conf.client_max_body_size > 0 {
             let declared = req
@@ -616,29 +613,67 @@ impl Worker {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             if declared.is_some_and(|n| n > conf.client_max_body_size) {
-                return (error_response(ProxyError::PayloadTooLarge, tokens), tokens);
+                return Err((error_response(ProxyError::PayloadTooLarge, tokens), tokens));
             }
         }
         let Some(set) = self.upstreams.get(pass.upstream) else {
-            return (error_response(ProxyError::BadGateway, tokens), tokens);
+            return Err((error_response(ProxyError::BadGateway, tokens), tokens));
         };
-        let matcher = location.map(|l| &l.matcher);
-        let up_target = match matcher {
-            Some(m) => uri::upstream_uri(&target, &path, m, pass.uri.as_deref()).into_owned(),
-            None => target.clone(),
+        // The client's target goes out unchanged unless proxy_pass has a URI part.
+        let uri = match (location, pass.uri.as_deref()) {
+            (Some(loc), Some(base)) => {
+                let mapped = uri::upstream_uri(target, &path, &loc.matcher, Some(base));
+                match mapped.parse::<Uri>() {
+                    Ok(u) => Some(u),
+                    Err(_) => return Err((error_response(ProxyError::BadRequest, tokens), tokens)),
+                }
+            }
+            _ => None,
         };
-        let Ok(up_uri) = up_target.parse::<Uri>() else {
-            return (error_response(ProxyError::BadRequest, tokens), tokens);
-        };
-        let upgrade = headers::wants_upgrade(req.headers());
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let set_headers = if conf.proxy_set_headers.is_empty() {
             Vec::new()
         } else {
-            let vars = request_vars!(req.headers(), &pass.proxy_host);
-            headers::eval_set_headers(&conf.proxy_set_headers, &vars)
+            headers::eval_set_headers(&conf.proxy_set_headers, &vars(&pass.proxy_host))
         };
+        Ok(Plan {
+            server,
+            conf,
+            pass,
+            set,
+            uri,
+            set_headers,
+        })
+    }
+
+    /// The response and the `server_tokens` setting that applies to it.
+    async fn respond(
+        &self,
+        info: &ConnInfo,
+        mut req: Request<Incoming>,
+    ) -> (Response<ProxyBody>, bool) {
+        let start = SystemTime::now();
+        let Plan {
+            server,
+            conf,
+            pass,
+            set,
+            uri: mapped_uri,
+            set_headers,
+        } = match self.plan(info, &req, start) {
+            Ok(plan) => plan,
+            Err(made) => return made,
+        };
+        let tokens = conf.server_tokens;
+        let upgrade = headers::wants_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
+        let up_uri = match mapped_uri {
+            Some(u) => u,
+            None => match origin_form(parts.uri) {
+                Some(u) => u,
+                None => return (error_response(ProxyError::BadRequest, tokens), tokens),
+            },
+        };
         let connection_mode = if upgrade {
             UpstreamConnection::Upgrade
         } else if set.keeps_alive() {
@@ -668,11 +703,7 @@ impl Worker {
             Some(d) => d.peer(),
             None => set.choose(None, &tried, now_instant),
         };
-        let body = ClientBody::stream(
-            body,
-            conf.client_max_body_size,
-            client_body_timeout(&server),
-        );
+        let body = ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
         let mut upstream_req = Request::new(body);
         *upstream_req.method_mut() = parts.method;
         *upstream_req.uri_mut() = up_uri;
@@ -892,14 +923,37 @@ fn client_body_timeout(server: &ServerConf) -> Duration {
     server.connection.client_body_timeout
 }
 
-fn server_name_of(server: &ServerConf) -> String {
+/// The first `server_name` of a server (`$server_name`).
+fn server_name_of(server: &ServerConf) -> &str {
     match server.names.first() {
-        Some(ServerName::Exact(n)) => n.clone(),
-        Some(ServerName::LeadingWildcard { suffix, .. }) => suffix.clone(),
-        Some(ServerName::TrailingWildcard { prefix }) => prefix.clone(),
-        Some(ServerName::Regex(re)) => re.as_str().to_owned(),
-        None => String::new(),
+        Some(ServerName::Exact(n)) => n,
+        Some(ServerName::LeadingWildcard { suffix, .. }) => suffix,
+        Some(ServerName::TrailingWildcard { prefix }) => prefix,
+        Some(ServerName::Regex(re)) => re.as_str(),
+        None => "",
     }
+}
+
+/// The request target in origin form (`/path?query`): an origin-form URI is
+/// moved as is, an absolute-form one (`GET http://host/path`) loses its scheme
+/// and authority.
+fn origin_form(uri: Uri) -> Option<Uri> {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return Some(uri);
+    }
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    pq.parse().ok()
+}
+
+/// Where and how a request is forwarded (see `Worker::plan`).
+struct Plan<'w> {
+    server: &'w ServerConf,
+    conf: &'w LocationConf,
+    pass: &'w ProxyPass,
+    set: &'w PeerSet<ClientBody>,
+    /// The upstream target when `proxy_pass` has a URI part.
+    uri: Option<Uri>,
+    set_headers: headers::SetHeaders,
 }
 
 /// A proxy-made response as hyper sends it.

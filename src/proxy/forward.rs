@@ -517,6 +517,9 @@ impl Worker {
 
     /// Decides, from the request head alone, what to do with a request: a
     /// proxy-made response (`Err`), or where and how to forward it.
+    // The `Err` (a whole response) is large, but it is returned once, not
+    // propagated through layers.
+    #[allow(clippy::result_large_err)]
     fn plan(
         &self,
         info: &ConnInfo,

@@ -194,18 +194,31 @@ impl Drop for RunningProxy {
 }
 
 /// Runs the proxy with `config` until SIGINT or SIGTERM. Blocks the calling thread.
+/// Writes the `pid` file once listening and removes it at exit.
 pub fn run(config: Config) -> std::io::Result<()> {
+    let pid_file = config.main.pid.clone();
     let running = Proxy::start(config)?;
     for (configured, actual) in running.addrs() {
         tracing::info!("listening on {actual} (configured {configured})");
     }
+    if let Some(path) = &pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("open() \"{}\" failed ({e})", path.display()),
+            )
+        })?;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(wait_for_signal())?;
+    let waited = rt.block_on(wait_for_signal());
     tracing::info!("shutting down");
     running.shutdown();
-    Ok(())
+    if let Some(path) = &pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    waited
 }
 
 #[cfg(unix)]

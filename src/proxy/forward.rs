@@ -983,3 +983,70 @@ fn error_response(error: ProxyError, server_tokens: bool) -> Response<ProxyBody>
     }
     resp
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_form_keeps_path_and_query_only() {
+        let cases = [
+            ("/a/b?c=d", "/a/b?c=d"),
+            ("http://example.com/x?y", "/x?y"),
+            ("http://example.com", "/"),
+            ("/", "/"),
+        ];
+        for (input, want) in cases {
+            let got = origin_form(input.parse().unwrap()).unwrap();
+            assert_eq!(got.to_string(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn only_post_patch_and_lock_are_non_idempotent() {
+        let cases = [
+            ("GET", true),
+            ("HEAD", true),
+            ("PUT", true),
+            ("DELETE", true),
+            ("OPTIONS", true),
+            ("POST", false),
+            ("PATCH", false),
+            ("LOCK", false),
+        ];
+        for (method, want) in cases {
+            assert_eq!(idempotent(&method.parse().unwrap()), want, "{method}");
+        }
+    }
+
+    #[test]
+    fn failures_map_to_nginx_statuses_and_next_upstream_flags() {
+        let next = NextUpstream {
+            error: true,
+            timeout: false,
+            ..NextUpstream::default()
+        };
+        let cases = [
+            (Failure::Error, 502, true),
+            (Failure::Timeout, 504, false),
+            (Failure::BodyTooLarge, 413, false),
+            (Failure::ClientBody, 408, false),
+        ];
+        for (failure, status, listed) in cases {
+            assert_eq!(failure.error().status().as_u16(), status);
+            assert_eq!(failure.listed(&next), listed);
+        }
+    }
+
+    #[test]
+    fn proxy_made_bodies_report_exact_sizes() {
+        let empty = ProxyBody::empty();
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
+        let full = ProxyBody::full("hello");
+        assert!(!full.is_end_stream());
+        assert_eq!(full.size_hint().exact(), Some(5));
+        assert!(ProxyBody::full("").is_end_stream());
+    }
+}

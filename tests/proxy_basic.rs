@@ -472,3 +472,67 @@ async fn idle_client_is_closed_after_client_header_timeout() {
     let ok = get(p.addr, "/", &[]).await;
     assert_eq!(ok.status, 200);
 }
+
+/// A raw backend that answers the first request of every connection and then
+/// closes the connection when the second request arrives, without answering:
+/// the race a pooled keep-alive connection can lose.
+fn one_shot_backend() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let conns = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&conns);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let mut answered = false;
+                loop {
+                    let Ok(n) = stream.read(&mut chunk) else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        if answered {
+                            return; // closes without a response
+                        }
+                        buf.drain(..end + 4);
+                        let _ =
+                            stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+                        answered = true;
+                    }
+                }
+            });
+        }
+    });
+    (addr, conns)
+}
+
+#[tokio::test]
+async fn request_lost_on_a_pooled_connection_is_resent_once_on_a_fresh_one() {
+    let (addr, conns) = one_shot_backend();
+    let p = start_proxy(&conf(
+        &format!("server {addr};\n keepalive 4;"),
+        "location / { proxy_pass http://app; proxy_next_upstream off; }",
+    ));
+    for _ in 0..3 {
+        let r = get(p.addr, "/", &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "first");
+    }
+    assert!(conns.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    // A POST is not resent after it was written.
+    let _warm = get(p.addr, "/", &[]).await;
+    let mut c = Client::connect(p.addr).await;
+    let r = c.send("POST", "/", &[], full("x")).await.expect("reply");
+    assert_eq!(r.status, 502);
+}

@@ -260,6 +260,7 @@ fn worker_main(
         let slots = Rc::new(Slots {
             free: Cell::new(config.main.worker_connections.max(1)),
             freed: Notify::new(),
+            open: std::cell::RefCell::new(Vec::new()),
         });
         for (group, std_listener) in groups.iter().zip(listeners) {
             let listener = match TcpListener::from_std(std_listener) {
@@ -274,6 +275,7 @@ fn worker_main(
                 group.clone(),
                 Rc::clone(&worker),
                 Rc::clone(&slots),
+                config.main.worker_connections.max(1),
             ));
         }
         // Until told to stop (or the controller is gone).
@@ -285,10 +287,41 @@ fn worker_main(
     });
 }
 
-/// `worker_connections`: free connection slots of this worker.
+/// `worker_connections`: free connection slots of this worker, and the open
+/// connections (to evict the one waiting longest for a request when full).
 struct Slots {
     free: Cell<usize>,
     freed: Notify,
+    open: std::cell::RefCell<Vec<std::rc::Weak<ConnInfo>>>,
+}
+
+impl Slots {
+    fn register(&self, conn: &Rc<ConnInfo>, cap: usize) {
+        let mut open = self.open.borrow_mut();
+        if open.len() >= cap.saturating_mul(2).max(16) {
+            open.retain(|w| w.strong_count() > 0);
+        }
+        open.push(Rc::downgrade(conn));
+    }
+
+    /// Tells the connection idle (waiting for a request head) for the longest
+    /// time to close. False when every connection is busy with a request.
+    fn evict_longest_waiting(&self) -> bool {
+        let mut open = self.open.borrow_mut();
+        open.retain(|w| w.strong_count() > 0);
+        let oldest = open
+            .iter()
+            .filter_map(std::rc::Weak::upgrade)
+            .filter_map(|c| c.waiting_since.get().map(|t| (t, c)))
+            .min_by_key(|(t, _)| *t);
+        match oldest {
+            Some((_, conn)) => {
+                conn.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Gives the slot back when the connection ends, however it ends.
@@ -306,14 +339,11 @@ async fn accept_loop(
     group: ListenGroup,
     worker: Rc<Worker>,
     slots: Rc<Slots>,
+    cap: usize,
 ) {
     let local = listener.local_addr().ok();
     let builder = server_builder(&group.connection);
     loop {
-        // At the cap, stop accepting: new clients wait in the listen backlog.
-        while slots.free.get() == 0 {
-            slots.freed.notified().await;
-        }
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -323,22 +353,31 @@ async fn accept_loop(
                 continue;
             }
         };
+        // At the cap, a new client makes the connection idle the longest (keep-alive
+        // or slow header) close; when all are busy it waits for one to end, and
+        // the clients after it wait in the listen backlog.
+        while slots.free.get() == 0 {
+            let freed = slots.freed.notified();
+            slots.evict_longest_waiting();
+            freed.await;
+        }
         let _ = stream.set_nodelay(true);
         slots.free.set(slots.free.get() - 1);
         let guard = SlotGuard(Rc::clone(&slots));
-        let info = Rc::new(ConnInfo {
+        let info = Rc::new(ConnInfo::new(
             remote,
-            local: stream
+            stream
                 .local_addr()
                 .ok()
                 .or(local)
                 .unwrap_or(group.configured),
-            listen: group.configured,
-            requests: Cell::new(0),
-            keepalive_requests: group.connection.keepalive_requests,
-            large_header_buffer: group.connection.large_client_header_buffers.1,
-            serial: worker.next_connection(),
-        });
+            group.configured,
+            group.connection.keepalive_requests,
+            group.connection.large_client_header_buffers.1,
+            worker.next_connection(),
+        ));
+        slots.register(&info, cap);
+        let evict_info = Rc::clone(&info);
         let worker = Rc::clone(&worker);
         let service = service_fn(move |req: Request<Incoming>| {
             let worker = Rc::clone(&worker);
@@ -349,8 +388,15 @@ async fn accept_loop(
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         tokio::task::spawn_local(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("client connection from {remote} ended: {e}");
+            tokio::select! {
+                ended = conn => {
+                    if let Err(e) = ended {
+                        tracing::debug!("client connection from {remote} ended: {e}");
+                    }
+                }
+                _ = evict_info.evict.notified() => {
+                    tracing::info!("worker_connections reached: closing idle connection from {remote}");
+                }
             }
             drop(guard);
         });

@@ -427,31 +427,73 @@ async fn websocket_upgrade_becomes_a_tunnel_and_gets_the_sticky_cookie() {
     assert_eq!(&buf, b"HELLO TUNNEL");
 }
 
-#[tokio::test]
-async fn worker_connections_cap_makes_excess_clients_wait() {
-    let b = Backend::start("a");
-    let text = format!(
-        "events {{ worker_connections 2; }}\nhttp {{\n upstream app {{ server {}; }}\n server {{ listen 127.0.0.1:0; location / {{ proxy_pass http://app; }} }}\n}}\n",
+fn capped_conf(b: &Backend, cap: usize) -> String {
+    format!(
+        "events {{ worker_connections {cap}; }}\nhttp {{\n upstream app {{ server {}; }}\n server {{ listen 127.0.0.1:0; location / {{ proxy_pass http://app; }} }}\n}}\n",
         b.peer()
-    );
-    let p = start_proxy(&text);
+    )
+}
+
+#[tokio::test]
+async fn at_worker_connections_the_longest_idle_connection_makes_room() {
+    let b = Backend::start("a");
+    let p = start_proxy(&capped_conf(&b, 2));
     let mut c1 = Client::connect(p.addr).await;
-    let mut c2 = Client::connect(p.addr).await;
     assert_eq!(c1.get("/", &[]).await.status, 200);
+    let mut c2 = Client::connect(p.addr).await;
     assert_eq!(c2.get("/", &[]).await.status, 200);
-    // A third client connects (backlog) but is not served while both are open.
-    let waiting = tokio::spawn({
-        let addr = p.addr;
-        async move { get(addr, "/", &[]).await.status }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert!(!waiting.is_finished());
-    drop(c1);
-    let status = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+    // A third client is served at once: c1, idle the longest, is closed for it.
+    let third = tokio::time::timeout(std::time::Duration::from_secs(5), get(p.addr, "/", &[]))
         .await
-        .expect("served once a slot is free")
-        .expect("task");
-    assert_eq!(status, 200);
+        .expect("served without waiting");
+    assert_eq!(third.status, 200);
+    assert!(
+        c1.send("GET", "/", &[], empty()).await.is_err(),
+        "c1 was evicted"
+    );
+    assert_eq!(c2.get("/", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn slow_header_clients_cannot_lock_out_others() {
+    let b = Backend::start("a");
+    let p = start_proxy(&capped_conf(&b, 8));
+    use tokio::io::AsyncWriteExt;
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        let mut s = tokio::net::TcpStream::connect(p.addr)
+            .await
+            .expect("connect");
+        s.write_all(b"GET / HTTP/1.1\r\nHo")
+            .await
+            .expect("partial header");
+        slow.push(s);
+    }
+    for _ in 0..5 {
+        let r = tokio::time::timeout(std::time::Duration::from_secs(5), get(p.addr, "/", &[]))
+            .await
+            .expect("served despite the slow clients");
+        assert_eq!(r.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn busy_connections_are_not_evicted_and_excess_clients_wait() {
+    let b = Backend::start("a");
+    let p = start_proxy(&capped_conf(&b, 2));
+    let slow = |addr| async move { get(addr, "/", &[("x-delay-ms", "600")]).await.status };
+    let first = tokio::spawn(slow(p.addr));
+    let second = tokio::spawn(slow(p.addr));
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let started = std::time::Instant::now();
+    let third = get(p.addr, "/", &[]).await;
+    assert_eq!(third.status, 200);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "waited for a busy connection to finish"
+    );
+    assert_eq!(first.await.expect("task"), 200);
+    assert_eq!(second.await.expect("task"), 200);
 }
 
 #[tokio::test]

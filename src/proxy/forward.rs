@@ -63,6 +63,36 @@ pub struct ConnInfo {
     pub large_header_buffer: usize,
     /// Serial number of the connection in its worker (`$connection`).
     pub serial: u64,
+    /// Since when the connection has been waiting for its next request head
+    /// (`None` while a request is being served). At the `worker_connections`
+    /// cap the accept loop evicts the connection that has waited longest, so
+    /// idle keep-alive and slow-header (slowloris) clients cannot lock others out.
+    pub waiting_since: Cell<Option<Instant>>,
+    /// Notified to close the connection (eviction).
+    pub evict: tokio::sync::Notify,
+}
+
+impl ConnInfo {
+    pub fn new(
+        remote: SocketAddr,
+        local: SocketAddr,
+        listen: SocketAddr,
+        keepalive_requests: u64,
+        large_header_buffer: usize,
+        serial: u64,
+    ) -> ConnInfo {
+        ConnInfo {
+            remote,
+            local,
+            listen,
+            requests: Cell::new(0),
+            keepalive_requests,
+            large_header_buffer,
+            serial,
+            waiting_since: Cell::new(Some(Instant::now())),
+            evict: tokio::sync::Notify::new(),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -229,8 +259,20 @@ impl Checkin {
     }
 }
 
-/// The response body sent to the client.
-pub struct ProxyBody(ProxyInner);
+/// The response body sent to the client. When it is dropped (sent or
+/// abandoned) its connection goes back to waiting for a request.
+pub struct ProxyBody {
+    inner: ProxyInner,
+    conn: Option<Rc<ConnInfo>>,
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.waiting_since.set(Some(Instant::now()));
+        }
+    }
+}
 
 enum ProxyInner {
     /// A proxy-made body (or none).
@@ -245,12 +287,18 @@ enum ProxyInner {
 
 impl ProxyBody {
     pub fn empty() -> Self {
-        ProxyBody(ProxyInner::Full(None))
+        ProxyBody {
+            inner: ProxyInner::Full(None),
+            conn: None,
+        }
     }
 
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
-        ProxyBody(ProxyInner::Full((!bytes.is_empty()).then_some(bytes)))
+        ProxyBody {
+            inner: ProxyInner::Full((!bytes.is_empty()).then_some(bytes)),
+            conn: None,
+        }
     }
 
     fn upstream(inner: Incoming, checkin: Checkin, read_timeout: Duration) -> Self {
@@ -262,11 +310,14 @@ impl ProxyBody {
         } else {
             Some(checkin)
         };
-        ProxyBody(ProxyInner::Upstream {
-            inner,
-            checkin,
-            timer: IdleTimer::new(read_timeout),
-        })
+        ProxyBody {
+            inner: ProxyInner::Upstream {
+                inner,
+                checkin,
+                timer: IdleTimer::new(read_timeout),
+            },
+            conn: None,
+        }
     }
 }
 
@@ -278,7 +329,7 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match &mut self.get_mut().0 {
+        match &mut self.get_mut().inner {
             ProxyInner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyInner::Upstream {
                 inner,
@@ -321,14 +372,14 @@ impl Body for ProxyBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        match &self.0 {
+        match &self.inner {
             ProxyInner::Full(bytes) => bytes.is_none(),
             ProxyInner::Upstream { inner, .. } => inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.0 {
+        match &self.inner {
             ProxyInner::Full(None) => SizeHint::with_exact(0),
             ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyInner::Upstream { inner, .. } => inner.size_hint(),
@@ -502,7 +553,8 @@ impl Worker {
     }
 
     /// Answers one client request.
-    pub async fn handle(&self, info: &ConnInfo, req: Request<Incoming>) -> Response<ProxyBody> {
+    pub async fn handle(&self, info: &Rc<ConnInfo>, req: Request<Incoming>) -> Response<ProxyBody> {
+        info.waiting_since.set(None);
         let served = info.requests.get() + 1;
         info.requests.set(served);
         let (mut resp, tokens) = self.respond(info, req).await;
@@ -512,6 +564,7 @@ impl Worker {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        resp.body_mut().conn = Some(Rc::clone(info));
         resp
     }
 

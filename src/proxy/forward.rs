@@ -855,7 +855,11 @@ impl Worker {
             && (next.non_idempotent || idempotent(upstream_req.method()));
         let pinned_no_fallback = set.sticky().is_some_and(|s| !s.conf.fallback)
             && matches!(choice.map(|c| c.decision), Some(Decision::Pinned(_)));
-        let head = (may_resend && !pinned_no_fallback).then(|| Head::of(&upstream_req));
+        // Kept to resend a bodyless request after it was written: once on a fresh
+        // connection when a pooled one turns out dead, and on another peer per
+        // proxy_next_upstream (never away from a pinned peer with fallback=off).
+        let head = may_resend.then(|| Head::of(&upstream_req));
+        let resend_elsewhere = head.is_some() && !pinned_no_fallback;
         let mut pending = Some(upstream_req);
         let mut last_failure = Failure::Error;
 
@@ -868,7 +872,9 @@ impl Worker {
                 Some(r) => r,
                 None => return (error_response(last_failure.error(), tokens), tokens),
             };
-            let outcome = self.attempt(info, set, p, req, conf, head.is_some()).await;
+            let outcome = self
+                .attempt(info, set, p, req, conf, head.as_ref(), now_instant)
+                .await;
             let (failure, returned) = match outcome {
                 Ok((resp, conn)) => {
                     let status = resp.status();
@@ -879,7 +885,7 @@ impl Worker {
                         set.succeeded(p);
                     }
                     let can_retry = retry_status
-                        && head.is_some()
+                        && resend_elsewhere
                         && tried.len() < max_tries
                         && retry_deadline.map_or(true, |d| Instant::now() < d);
                     if can_retry {
@@ -922,8 +928,7 @@ impl Worker {
             pending = returned;
             let sent = pending.is_none();
             let retry = failure.listed(next)
-                && (pending.is_some() || head.is_some())
-                && (!sent || head.is_some())
+                && (!sent || resend_elsewhere)
                 && tried.len() < max_tries
                 && retry_deadline.map_or(true, |d| Instant::now() < d);
             if !retry {
@@ -952,12 +957,12 @@ impl Worker {
         peer: usize,
         req: Request<ClientBody>,
         conf: &LocationConf,
-        resendable: bool,
+        head: Option<&Head>,
+        now: Instant,
     ) -> Result<(Response<Incoming>, Conn<ClientBody>), (Failure, Option<Request<ClientBody>>)>
     {
         let mut req = req;
-        if let Some(mut conn) = set.checkout(peer, Instant::now()) {
-            let head = resendable.then(|| Head::of(&req));
+        if let Some(mut conn) = set.checkout(peer, now) {
             match send(info, &mut conn, req, conf.proxy_read_timeout).await {
                 Sent::Response(resp) => return Ok((resp, conn)),
                 Sent::Failed(Failure::Error, Some(back)) => req = back,

@@ -950,6 +950,7 @@ impl Worker {
 
     /// One try at `peer`: a pooled connection (with one transparent retry on a
     /// fresh connection if the pooled one turns out closed) or a new one.
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
         info: &ConnInfo,

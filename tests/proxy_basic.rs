@@ -597,3 +597,20 @@ async fn idle_keepalive_connection_is_closed_after_keepalive_timeout() {
         "closed while idle"
     );
 }
+
+#[tokio::test]
+async fn proxied_location_with_trailing_slash_redirects_the_bare_path() {
+    let b = Backend::start("a");
+    let p = start_proxy(&one_backend_conf(
+        &b,
+        "location /app/ { proxy_pass http://app; }",
+    ));
+    let r = get(p.addr, "/app?x=1", &[("host", "example.com")]).await;
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some(format!("http://example.com:{}/app/?x=1", p.addr.port()).as_str())
+    );
+    let ok = get(p.addr, "/app/", &[]).await;
+    assert_eq!(ok.status, 200);
+}

@@ -35,7 +35,7 @@ use tokio::time::Sleep;
 use crate::config::{Config, LocationConf, NextUpstream, ProxyPass, ServerConf, ServerName};
 use crate::proxy::errors::{self, MadeResponse, ProxyError, RedirectBase};
 use crate::proxy::headers::{self, UpstreamConnection};
-use crate::proxy::route::{self, Router};
+use crate::proxy::route::{self, Lookup, Router};
 use crate::proxy::uri;
 use crate::proxy::vars::{self, RequestVars};
 use crate::sticky::decide;
@@ -690,10 +690,29 @@ impl Worker {
                 return Err((error_response(ProxyError::BadRequest, tokens), tokens));
             }
         };
-        let location = route::find_location(&server.locations, &path);
+        let (location, add_slash) = match route::lookup_location(&server.locations, &path) {
+            Lookup::Location(loc) => (Some(loc), false),
+            Lookup::AddSlash(loc) => (Some(loc), true),
+            Lookup::NoMatch => (None, false),
+        };
         let conf: &LocationConf = location.map_or(&server.conf, |l| &l.conf);
         let tokens = conf.server_tokens;
         let server_name = server_name_of(server);
+        let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
+        let redirect_base = || {
+            let host: &str = if !routed.host.is_empty() {
+                &routed.host
+            } else if !server_name.is_empty() {
+                server_name
+            } else {
+                local_ip.get_or_init(|| info.local.ip().to_string())
+            };
+            RedirectBase {
+                scheme: "http",
+                host,
+                port: info.local.port(),
+            }
+        };
         let vars = |proxy_host| RequestVars {
             method: req.method(),
             request_uri: target,
@@ -719,23 +738,27 @@ impl Worker {
         };
         if let Some(ret) = server.return_.as_ref().or(conf.return_.as_ref()) {
             let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars("")));
-            let local_ip = info.local.ip().to_string();
-            let redirect_host = if !routed.host.is_empty() {
-                &routed.host
-            } else if !server_name.is_empty() {
-                server_name
-            } else {
-                local_ip.as_str()
-            };
-            let base = RedirectBase {
-                scheme: "http",
-                host: redirect_host,
-                port: info.listen.port(),
-            };
-            let resp = match errors::return_response(ret.code, text.as_deref(), &base, tokens) {
+            let resp = match errors::return_response(
+                ret.code,
+                text.as_deref(),
+                &redirect_base(),
+                tokens,
+            ) {
                 Some(m) => made(m),
                 None => error_response(ProxyError::Internal, tokens),
             };
+            return Err((resp, tokens));
+        }
+        if add_slash {
+            // nginx's automatic redirect: `location /app/ { proxy_pass ...; }`
+            // answers `/app` with a 301 to `/app/`.
+            let (_, query) = uri::split_query(target);
+            let to = uri::add_slash_target(&path, query);
+            let resp =
+                match errors::return_response(301, Some(to.as_bytes()), &redirect_base(), tokens) {
+                    Some(m) => made(m),
+                    None => error_response(ProxyError::Internal, tokens),
+                };
             return Err((resp, tokens));
         }
         let Some(pass) = conf.proxy_pass.as_ref() else {

@@ -134,9 +134,9 @@ impl ConnInfo {
         !limit.is_zero() && now.saturating_duration_since(since) > limit
     }
 
-    fn arm(&self, deadline: Instant) {
+    fn arm(&self, deadline: Option<Instant>) {
         self.upstream_timed_out.set(false);
-        self.upstream_deadline.set(Some(deadline));
+        self.upstream_deadline.set(deadline);
     }
 
     fn disarm(&self) {
@@ -539,7 +539,8 @@ async fn send(
         fut.await
     } else {
         let mut fut = std::pin::pin!(fut);
-        info.arm(Instant::now() + read_timeout);
+        // A timeout too large to represent never fires.
+        info.arm(Instant::now().checked_add(read_timeout));
         let waited = std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(r));
@@ -873,7 +874,8 @@ impl Worker {
             n => n as usize,
         };
         let retry_deadline = (!conf.proxy_next_upstream_timeout.is_zero())
-            .then(|| now_instant + conf.proxy_next_upstream_timeout);
+            .then(|| now_instant.checked_add(conf.proxy_next_upstream_timeout))
+            .flatten();
         let may_resend = upstream_req.body().is_empty()
             && (next.non_idempotent || idempotent(upstream_req.method()));
         let pinned_no_fallback = set.sticky().is_some_and(|s| !s.conf.fallback)

@@ -614,3 +614,32 @@ async fn proxied_location_with_trailing_slash_redirects_the_bare_path() {
     let ok = get(p.addr, "/app/", &[]).await;
     assert_eq!(ok.status, 200);
 }
+
+#[tokio::test]
+async fn connect_failure_moves_to_the_next_peer_within_the_tries_limit() {
+    let a = Backend::start("a");
+    let dead = dead_addr();
+    let upstream = format!(
+        "server {dead} max_fails=0;\n server {} max_fails=0;",
+        a.peer()
+    );
+    let p = start_proxy(&conf(
+        &upstream,
+        "location / { proxy_pass http://app; }\n location /one { proxy_pass http://app; proxy_next_upstream_tries 1; }",
+    ));
+    // Round robin alternates; with the default `error timeout` every request succeeds.
+    for _ in 0..4 {
+        let r = get(p.addr, "/", &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.backend().as_deref(), Some("a"));
+    }
+    // One try only: the requests that start at the dead peer get 502.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(p.addr, "/one", &[]).await.status);
+    }
+    assert!(
+        statuses.contains(&502) && statuses.contains(&200),
+        "{statuses:?}"
+    );
+}

@@ -278,8 +278,8 @@ fn worker_main(
                 config.main.worker_connections.max(1),
             ));
         }
-        // One timer per worker enforces client_header_timeout, keepalive_timeout
-        // and proxy_read_timeout for every connection: no timer per request.
+        // One timer per worker enforces client_header_timeout, keepalive_timeout,
+        // send_timeout and proxy_read_timeout for every connection: no timer per request.
         tokio::task::spawn_local({
             let slots = Rc::clone(&slots);
             async move {
@@ -404,6 +404,7 @@ async fn accept_loop(
             worker.next_connection(),
             group.connection.client_header_timeout,
             idle_timeout(&group.connection),
+            group.connection.send_timeout,
         ));
         slots.register(&info, cap);
         let evict_info = Rc::clone(&info);

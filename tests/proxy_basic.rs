@@ -643,3 +643,37 @@ async fn connect_failure_moves_to_the_next_peer_within_the_tries_limit() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test]
+async fn client_that_stops_reading_is_closed_after_send_timeout() {
+    let b = Backend::start("a");
+    let p = start_proxy(&one_backend_conf(
+        &b,
+        "send_timeout 300ms;\n location / { proxy_pass http://app; }",
+    ));
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(p.addr)
+        .await
+        .expect("connect");
+    let size: u64 = 256 * 1024 * 1024;
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Size: {size}\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    // Do not read for a while: the proxy's writes stall.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n as u64,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the proxy closed the stalled connection");
+    assert!(got < size, "the response was cut short ({got} bytes)");
+    // The proxy still serves others.
+    assert_eq!(get(p.addr, "/", &[]).await.status, 200);
+}

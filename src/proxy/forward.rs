@@ -73,6 +73,12 @@ pub struct ConnInfo {
     pub header_timeout: Duration,
     /// `keepalive_timeout`: an idle connection is closed after it.
     pub idle_timeout: Duration,
+    /// `send_timeout`: a client that takes no response data for this long is
+    /// closed.
+    pub send_timeout: Duration,
+    /// When the client last took response data (`None` when no response body is
+    /// being sent).
+    last_write: Cell<Option<Instant>>,
     /// When the upstream response head being awaited times out.
     upstream_deadline: Cell<Option<Instant>>,
     upstream_timed_out: Cell<bool>,
@@ -90,6 +96,7 @@ impl ConnInfo {
         serial: u64,
         header_timeout: Duration,
         idle_timeout: Duration,
+        send_timeout: Duration,
     ) -> ConnInfo {
         ConnInfo {
             remote,
@@ -103,6 +110,8 @@ impl ConnInfo {
             evict: tokio::sync::Notify::new(),
             header_timeout,
             idle_timeout,
+            send_timeout,
+            last_write: Cell::new(None),
             upstream_deadline: Cell::new(None),
             upstream_timed_out: Cell::new(false),
             upstream_waker: Cell::new(None),
@@ -110,10 +119,18 @@ impl ConnInfo {
     }
 
     /// Called by the worker's sweeper: wakes a request whose upstream deadline
-    /// passed, and returns true when the connection has waited for a request
-    /// longer than allowed (`client_header_timeout` before its first request,
-    /// `keepalive_timeout` after) and must be closed.
+    /// passed, and returns true when the connection must be closed: it has
+    /// waited for a request longer than allowed (`client_header_timeout` before
+    /// its first request, `keepalive_timeout` after), or its client has taken no
+    /// response data for `send_timeout`.
     pub fn sweep(&self, now: Instant) -> bool {
+        if let Some(wrote) = self.last_write.get() {
+            if !self.send_timeout.is_zero()
+                && now.saturating_duration_since(wrote) > self.send_timeout
+            {
+                return true;
+            }
+        }
         if let Some(deadline) = self.upstream_deadline.get() {
             if now >= deadline {
                 self.upstream_deadline.set(None);
@@ -331,6 +348,7 @@ pub struct ProxyBody {
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
+            conn.last_write.set(None);
             conn.waiting_since.set(Some(Instant::now()));
         }
     }
@@ -391,7 +409,40 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match &mut self.get_mut().inner {
+        let this = self.get_mut();
+        let polled = this.poll_inner(cx);
+        // send_timeout: the clock runs while a frame handed to hyper waits for the
+        // client to take it (hyper polls again only then), not while the backend
+        // is slow (that is proxy_read_timeout's job).
+        if let (Some(conn), ProxyInner::Upstream { .. }) = (&this.conn, &this.inner) {
+            match &polled {
+                Poll::Ready(Some(Ok(_))) => conn.last_write.set(Some(Instant::now())),
+                Poll::Pending => conn.last_write.set(None),
+                _ => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            ProxyInner::Full(bytes) => bytes.is_none(),
+            ProxyInner::Upstream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            ProxyInner::Full(None) => SizeHint::with_exact(0),
+            ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyInner::Upstream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+impl ProxyBody {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.inner {
             ProxyInner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyInner::Upstream {
                 inner,
@@ -430,21 +481,6 @@ impl Body for ProxyBody {
                     }
                 }
             }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            ProxyInner::Full(bytes) => bytes.is_none(),
-            ProxyInner::Upstream { inner, .. } => inner.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            ProxyInner::Full(None) => SizeHint::with_exact(0),
-            ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            ProxyInner::Upstream { inner, .. } => inner.size_hint(),
         }
     }
 }
@@ -643,6 +679,9 @@ impl Worker {
         if served >= info.keepalive_requests {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if matches!(resp.body().inner, ProxyInner::Upstream { .. }) {
+            info.last_write.set(Some(Instant::now()));
         }
         resp.body_mut().conn = Some(Rc::clone(info));
         resp

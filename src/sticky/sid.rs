@@ -27,7 +27,7 @@ pub fn sid_for(conf: &StickyConf, peer_name: &str, id: Option<&str>) -> String {
 /// colliding keys; here the keys are fixed by the configuration and a request can
 /// only look one up, so that cannot happen and the faster hash is safe.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SidHasher(u64);
+struct SidHasher(u64);
 
 impl SidHasher {
     const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;

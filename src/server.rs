@@ -8,6 +8,12 @@
 //! request path. A listen address with port 0 is bound once to learn the port the
 //! kernel chose and then bound again on that port for the other workers.
 //!
+//! Connection limits live here too: `worker_connections` (at the cap a new client
+//! makes the connection idle the longest close; busy ones are never closed), and
+//! one sweeper timer per worker that enforces `client_header_timeout`,
+//! `keepalive_timeout`, `send_timeout` and `proxy_read_timeout` for all its
+//! connections (see `ConnInfo::sweep`), so no request arms a timer of its own.
+//!
 //! [`run`] is the blocking entry point of the binary (stops on SIGINT/SIGTERM);
 //! [`Proxy::start`] starts the same thing in-process and hands back the bound
 //! addresses and a shutdown handle (tests, embedding).

@@ -15,7 +15,8 @@
 //! `101 Switching Protocols` turns both connections into a byte tunnel.
 //!
 //! A `Worker` belongs to one thread: its state is in `Rc`/`RefCell`/`Cell`, with
-//! no locks or atomics on the request path.
+//! no locks or atomics on the request path. Per-connection facts and deadlines
+//! are in [`ConnInfo`], which the server's sweeper checks.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

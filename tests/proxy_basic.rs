@@ -677,3 +677,37 @@ async fn client_that_stops_reading_is_closed_after_send_timeout() {
     // The proxy still serves others.
     assert_eq!(get(p.addr, "/", &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn virtual_servers_are_chosen_by_host_on_a_shared_listener() {
+    let text = "events {}\nhttp {\n\
+        server { listen 127.0.0.1:0; server_name a.example; return 200 \"A\"; }\n\
+        server { listen 127.0.0.1:0 default_server; server_name _; return 200 \"default\"; }\n\
+        server { listen 127.0.0.1:0; server_name *.wild.example; return 200 \"wild\"; }\n\
+        server { listen 127.0.0.1:0; server_name ~^re\\d+\\.example$; return 200 \"regex\"; }\n\
+        }\n";
+    let p = start_proxy(text);
+    assert_eq!(
+        p.running.addrs().len(),
+        1,
+        "one socket for the shared address"
+    );
+    let cases = [
+        ("a.example", "A"),
+        ("A.Example:8080", "A"),
+        ("x.wild.example", "wild"),
+        ("re42.example", "regex"),
+        ("other.example", "default"),
+    ];
+    for (host, body) in cases {
+        let r = get(p.addr, "/", &[("host", host)]).await;
+        assert_eq!(r.text(), body, "Host: {host}");
+    }
+    let bad = raw(
+        p.addr,
+        b"GET / HTTP/1.1\r\nHost: bad..host\r\n\r\n",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+}

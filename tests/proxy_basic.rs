@@ -481,10 +481,18 @@ async fn slow_header_clients_cannot_lock_out_others() {
 async fn busy_connections_are_not_evicted_and_excess_clients_wait() {
     let b = Backend::start("a");
     let p = start_proxy(&capped_conf(&b, 2));
-    let slow = |addr| async move { get(addr, "/", &[("x-delay-ms", "600")]).await.status };
+    let slow = |addr| async move { get(addr, "/", &[("x-delay-ms", "500")]).await.status };
     let first = tokio::spawn(slow(p.addr));
     let second = tokio::spawn(slow(p.addr));
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    // Wait until both requests are at the backend (their connections are busy).
+    let waited = std::time::Instant::now();
+    while b.hits() < 2 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(5),
+            "requests arrive"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let started = std::time::Instant::now();
     let third = get(p.addr, "/", &[]).await;
     assert_eq!(third.status, 200);
@@ -584,14 +592,14 @@ async fn idle_keepalive_connection_is_closed_after_keepalive_timeout() {
     let b = Backend::start("a");
     let p = start_proxy(&one_backend_conf(
         &b,
-        "keepalive_timeout 300ms;\n location / { proxy_pass http://app; }",
+        "keepalive_timeout 1s;\n location / { proxy_pass http://app; }",
     ));
     let mut c = Client::connect(p.addr).await;
     assert_eq!(c.get("/", &[]).await.status, 200);
     // Used again within the timeout: still open.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(c.get("/", &[]).await.status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
     assert!(
         c.send("GET", "/", &[], empty()).await.is_err(),
         "closed while idle"

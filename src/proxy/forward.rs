@@ -1,1 +1,1256 @@
-//! (being written)
+//! The request pipeline of one worker: from a client request to the response.
+//!
+//! `Worker::handle` runs, in order: limits (414, 413 from `Content-Length`),
+//! routing (`proxy::route`), `return`, the sticky request side (`sticky`: find,
+//! decode, decide, strip), the upstream request (`proxy::uri`, `proxy::headers`,
+//! `proxy::vars`), the attempts (`upstream::pool` connections, `proxy_next_upstream`
+//! retries, sticky fallback, passive health), and the response (`proxy::headers`,
+//! the sticky `Set-Cookie`, `Server`). Proxy-made responses come from
+//! `proxy::errors` and never carry a sticky cookie.
+//!
+//! Bodies are streamed both ways, never buffered: [`ClientBody`] passes the
+//! client's body to the backend (counting it against `client_max_body_size` and
+//! timing it with `client_body_timeout`), [`ProxyBody`] passes the backend's body
+//! to the client and puts the backend connection back in the pool when it ends. A
+//! `101 Switching Protocols` turns both connections into a byte tunnel.
+//!
+//! A `Worker` belongs to one thread: its state is in `Rc`/`RefCell`/`Cell`, with
+//! no locks or atomics on the request path. Per-connection facts and deadlines
+//! are in [`ConnInfo`], which the server's sweeper checks.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::Sleep;
+
+use crate::config::{Config, LocationConf, NextUpstream, ProxyPass, ServerConf, ServerName};
+use crate::proxy::errors::{self, MadeResponse, ProxyError, RedirectBase};
+use crate::proxy::headers::{self, UpstreamConnection};
+use crate::proxy::route::{self, Lookup, Router};
+use crate::proxy::uri;
+use crate::proxy::vars::{self, RequestVars};
+use crate::sticky::decide;
+use crate::sticky::{Choice, Decision};
+use crate::upstream::balance::Tried;
+use crate::upstream::peers::PeerSet;
+use crate::upstream::pool::{self, Conn, ConnectError, UpstreamPool};
+
+/// Errors carried by the bodies the proxy streams.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Facts about one client connection, shared by its requests.
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+    /// The `listen` address as configured (routing matches against it).
+    pub listen: SocketAddr,
+    /// Requests received on this connection so far.
+    pub requests: Cell<u64>,
+    /// `keepalive_requests` of the connection's server.
+    pub keepalive_requests: u64,
+    /// The buffer size of `large_client_header_buffers`: longer request lines get 414.
+    pub large_header_buffer: usize,
+    /// Serial number of the connection in its worker (`$connection`).
+    pub serial: u64,
+    /// Since when the connection has been waiting for its next request head
+    /// (`None` while a request is being served). At the `worker_connections`
+    /// cap the accept loop evicts the connection that has waited longest, so
+    /// idle keep-alive and slow-header (slowloris) clients cannot lock others out.
+    pub waiting_since: Cell<Option<Instant>>,
+    /// Notified to close the connection (eviction, idle timeouts).
+    pub evict: tokio::sync::Notify,
+    /// `client_header_timeout`: a new connection must send a request within it.
+    pub header_timeout: Duration,
+    /// `keepalive_timeout`: an idle connection is closed after it.
+    pub idle_timeout: Duration,
+    /// `send_timeout`: a client that takes no response data for this long is
+    /// closed.
+    pub send_timeout: Duration,
+    /// When the client last took response data (`None` when no response body is
+    /// being sent).
+    last_write: Cell<Option<Instant>>,
+    /// When the upstream response head being awaited times out.
+    upstream_deadline: Cell<Option<Instant>>,
+    upstream_timed_out: Cell<bool>,
+    upstream_waker: Cell<Option<std::task::Waker>>,
+}
+
+impl ConnInfo {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        remote: SocketAddr,
+        local: SocketAddr,
+        listen: SocketAddr,
+        keepalive_requests: u64,
+        large_header_buffer: usize,
+        serial: u64,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        send_timeout: Duration,
+    ) -> ConnInfo {
+        ConnInfo {
+            remote,
+            local,
+            listen,
+            requests: Cell::new(0),
+            keepalive_requests,
+            large_header_buffer,
+            serial,
+            waiting_since: Cell::new(Some(Instant::now())),
+            evict: tokio::sync::Notify::new(),
+            header_timeout,
+            idle_timeout,
+            send_timeout,
+            last_write: Cell::new(None),
+            upstream_deadline: Cell::new(None),
+            upstream_timed_out: Cell::new(false),
+            upstream_waker: Cell::new(None),
+        }
+    }
+
+    /// Called by the worker's sweeper: wakes a request whose upstream deadline
+    /// passed, and returns true when the connection must be closed: it has
+    /// waited for a request longer than allowed (`client_header_timeout` before
+    /// its first request, `keepalive_timeout` after), or its client has taken no
+    /// response data for `send_timeout`.
+    pub fn sweep(&self, now: Instant) -> bool {
+        if let Some(wrote) = self.last_write.get() {
+            if !self.send_timeout.is_zero()
+                && now.saturating_duration_since(wrote) > self.send_timeout
+            {
+                return true;
+            }
+        }
+        if let Some(deadline) = self.upstream_deadline.get() {
+            if now >= deadline {
+                self.upstream_deadline.set(None);
+                self.upstream_timed_out.set(true);
+                if let Some(waker) = self.upstream_waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+        let Some(since) = self.waiting_since.get() else {
+            return false;
+        };
+        let limit = if self.requests.get() == 0 {
+            self.header_timeout
+        } else {
+            self.idle_timeout
+        };
+        !limit.is_zero() && now.saturating_duration_since(since) > limit
+    }
+
+    fn arm(&self, deadline: Option<Instant>) {
+        self.upstream_timed_out.set(false);
+        self.upstream_deadline.set(deadline);
+    }
+
+    fn disarm(&self) {
+        self.upstream_deadline.set(None);
+        self.upstream_waker.set(None);
+    }
+
+    fn deadline_passed(&self) -> bool {
+        self.upstream_timed_out.get()
+    }
+
+    fn park(&self, waker: &std::task::Waker) {
+        let kept = match self.upstream_waker.take() {
+            Some(w) if w.will_wake(waker) => w,
+            _ => waker.clone(),
+        };
+        self.upstream_waker.set(Some(kept));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bodies
+// ---------------------------------------------------------------------------
+
+/// The client's request body is larger than `client_max_body_size`.
+#[derive(Debug)]
+pub struct BodyTooLarge;
+
+impl std::fmt::Display for BodyTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "client intended to send too large body")
+    }
+}
+
+impl std::error::Error for BodyTooLarge {}
+
+/// A timeout while streaming a body (`client_body_timeout`, `proxy_read_timeout`).
+#[derive(Debug)]
+pub struct BodyTimeout(&'static str);
+
+impl std::fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} timed out", self.0)
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+/// A timer that is armed only when the stream it guards has to wait, so bodies
+/// that arrive at once never touch the timer wheel.
+struct IdleTimer {
+    limit: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleTimer {
+    fn new(limit: Duration) -> Self {
+        IdleTimer { limit, sleep: None }
+    }
+
+    /// Progress was made: the next wait starts a fresh period.
+    fn progressed(&mut self) {
+        self.sleep = None;
+    }
+
+    /// The stream is waiting: true once the period has run out.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.limit.is_zero() {
+            return false;
+        }
+        let limit = self.limit;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// The request body sent to the backend.
+pub struct ClientBody(ClientInner);
+
+enum ClientInner {
+    Empty,
+    Stream {
+        inner: Incoming,
+        /// `client_max_body_size`; 0 = unlimited.
+        limit: u64,
+        seen: u64,
+        timer: IdleTimer,
+    },
+}
+
+impl ClientBody {
+    fn stream(inner: Incoming, limit: u64, timeout: Duration) -> Self {
+        if inner.is_end_stream() {
+            return ClientBody(ClientInner::Empty);
+        }
+        ClientBody(ClientInner::Stream {
+            inner,
+            limit,
+            seen: 0,
+            timer: IdleTimer::new(timeout),
+        })
+    }
+
+    fn empty() -> Self {
+        ClientBody(ClientInner::Empty)
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self.0, ClientInner::Empty)
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().0 {
+            ClientInner::Empty => Poll::Ready(None),
+            ClientInner::Stream {
+                inner,
+                limit,
+                seen,
+                timer,
+            } => match Pin::new(inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    timer.progressed();
+                    if let Some(data) = frame.data_ref() {
+                        *seen += data.len() as u64;
+                        if *limit > 0 && *seen > *limit {
+                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+                        }
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => {
+                    if timer.expired(cx) {
+                        Poll::Ready(Some(Err(Box::new(BodyTimeout("client body")))))
+                    } else {
+                        Poll::Pending
+                    }
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            ClientInner::Empty => true,
+            ClientInner::Stream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            ClientInner::Empty => SizeHint::with_exact(0),
+            ClientInner::Stream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+/// A backend connection waiting for its response body to end before it goes
+/// back to the pool.
+struct Checkin {
+    pool: Rc<RefCell<UpstreamPool<ClientBody>>>,
+    peer: usize,
+    conn: Conn<ClientBody>,
+}
+
+impl Checkin {
+    fn put_back(self) {
+        self.pool
+            .borrow_mut()
+            .checkin(self.peer, self.conn, Instant::now());
+    }
+}
+
+/// The response body sent to the client. When it is dropped (sent or
+/// abandoned) its connection goes back to waiting for a request.
+pub struct ProxyBody {
+    inner: ProxyInner,
+    conn: Option<Rc<ConnInfo>>,
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.last_write.set(None);
+            conn.waiting_since.set(Some(Instant::now()));
+        }
+    }
+}
+
+enum ProxyInner {
+    /// A proxy-made body (or none).
+    Full(Option<Bytes>),
+    /// The backend's body, streamed.
+    Upstream {
+        inner: Incoming,
+        checkin: Option<Checkin>,
+        timer: IdleTimer,
+    },
+}
+
+impl ProxyBody {
+    pub fn empty() -> Self {
+        ProxyBody {
+            inner: ProxyInner::Full(None),
+            conn: None,
+        }
+    }
+
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        ProxyBody {
+            inner: ProxyInner::Full((!bytes.is_empty()).then_some(bytes)),
+            conn: None,
+        }
+    }
+
+    fn upstream(inner: Incoming, checkin: Checkin, read_timeout: Duration) -> Self {
+        let checkin = if inner.is_end_stream() {
+            // Nothing will be read (HEAD, 204, 304, Content-Length: 0): the
+            // connection is free already.
+            checkin.put_back();
+            None
+        } else {
+            Some(checkin)
+        };
+        ProxyBody {
+            inner: ProxyInner::Upstream {
+                inner,
+                checkin,
+                timer: IdleTimer::new(read_timeout),
+            },
+            conn: None,
+        }
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = this.poll_inner(cx);
+        // send_timeout: the clock runs while a frame handed to hyper waits for the
+        // client to take it (hyper polls again only then), not while the backend
+        // is slow (that is proxy_read_timeout's job).
+        if let (Some(conn), ProxyInner::Upstream { .. }) = (&this.conn, &this.inner) {
+            match &polled {
+                Poll::Ready(Some(Ok(_))) => conn.last_write.set(Some(Instant::now())),
+                Poll::Pending => conn.last_write.set(None),
+                _ => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            ProxyInner::Full(bytes) => bytes.is_none(),
+            ProxyInner::Upstream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            ProxyInner::Full(None) => SizeHint::with_exact(0),
+            ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyInner::Upstream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+impl ProxyBody {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.inner {
+            ProxyInner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ProxyInner::Upstream {
+                inner,
+                checkin,
+                timer,
+            } => {
+                let polled = Pin::new(&mut *inner).poll_frame(cx);
+                match polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        timer.progressed();
+                        if inner.is_end_stream() {
+                            if let Some(c) = checkin.take() {
+                                c.put_back();
+                            }
+                        }
+                        Poll::Ready(Some(Ok(frame)))
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        // A broken backend connection is not reused.
+                        checkin.take();
+                        Poll::Ready(Some(Err(Box::new(e))))
+                    }
+                    Poll::Ready(None) => {
+                        if let Some(c) = checkin.take() {
+                            c.put_back();
+                        }
+                        Poll::Ready(None)
+                    }
+                    Poll::Pending => {
+                        if timer.expired(cx) {
+                            checkin.take();
+                            Poll::Ready(Some(Err(Box::new(BodyTimeout("upstream read")))))
+                        } else {
+                            Poll::Pending
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The worker and its pipeline
+// ---------------------------------------------------------------------------
+
+/// The per-thread state: the configuration, the router, and one [`PeerSet`] per
+/// upstream (balancer, health, keep-alive pool, sticky index).
+pub struct Worker {
+    config: Arc<Config>,
+    router: Router,
+    upstreams: Vec<PeerSet<ClientBody>>,
+    /// Connections accepted so far by this worker (`$connection`).
+    connections: Cell<u64>,
+}
+
+/// Why an attempt at one peer failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Connect refused/reset, or the backend broke the connection: 502.
+    Error,
+    /// `proxy_connect_timeout` or `proxy_read_timeout`: 504.
+    Timeout,
+    /// The client's chunked body passed `client_max_body_size`: 413.
+    BodyTooLarge,
+    /// The client stopped sending its body (`client_body_timeout`) or broke the
+    /// connection: 408 as nginx (the client is gone anyway).
+    ClientBody,
+}
+
+impl Failure {
+    fn error(self) -> ProxyError {
+        match self {
+            Failure::Error => ProxyError::BadGateway,
+            Failure::Timeout => ProxyError::GatewayTimeout,
+            Failure::BodyTooLarge => ProxyError::PayloadTooLarge,
+            Failure::ClientBody => ProxyError::RequestTimeout,
+        }
+    }
+
+    /// Whether `proxy_next_upstream` lists this kind of failure.
+    fn listed(self, next: &NextUpstream) -> bool {
+        match self {
+            Failure::Error => next.error,
+            Failure::Timeout => next.timeout,
+            Failure::BodyTooLarge | Failure::ClientBody => false,
+        }
+    }
+
+    /// Classifies a hyper client error, looking for our own body errors inside.
+    fn of(err: &hyper::Error) -> Failure {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = source {
+            if e.is::<BodyTooLarge>() {
+                return Failure::BodyTooLarge;
+            }
+            if e.is::<BodyTimeout>() {
+                return Failure::ClientBody;
+            }
+            if let Some(h) = e.downcast_ref::<hyper::Error>() {
+                if h.is_timeout() {
+                    return Failure::Timeout;
+                }
+            }
+            source = e.source();
+        }
+        Failure::Error
+    }
+}
+
+/// The result of sending one request on one connection.
+enum Sent {
+    Response(Response<Incoming>),
+    /// Failed; the request comes back when it was never written.
+    Failed(Failure, Option<Request<ClientBody>>),
+}
+
+/// Sends `req` on `conn`, waiting at most `read_timeout` for the response head.
+/// The deadline is kept on the client connection and checked by the worker's
+/// sweeper ([`ConnInfo::sweep`]), so a request arms no timer of its own.
+async fn send(
+    info: &ConnInfo,
+    conn: &mut Conn<ClientBody>,
+    req: Request<ClientBody>,
+    read_timeout: Duration,
+) -> Sent {
+    conn.requests += 1;
+    let fut = conn.sender.try_send_request(req);
+    let result = if read_timeout.is_zero() {
+        fut.await
+    } else {
+        let mut fut = std::pin::pin!(fut);
+        // A timeout too large to represent never fires.
+        info.arm(Instant::now().checked_add(read_timeout));
+        let waited = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            if info.deadline_passed() {
+                return Poll::Ready(None);
+            }
+            info.park(cx.waker());
+            Poll::Pending
+        })
+        .await;
+        info.disarm();
+        match waited {
+            Some(r) => r,
+            None => return Sent::Failed(Failure::Timeout, None),
+        }
+    };
+    match result {
+        Ok(resp) => Sent::Response(resp),
+        Err(mut e) => {
+            let req = e.take_message();
+            Sent::Failed(Failure::of(e.error()), req)
+        }
+    }
+}
+
+/// True for methods nginx treats as idempotent (retried after being sent).
+fn idempotent(method: &Method) -> bool {
+    !matches!(*method, Method::POST | Method::PATCH) && method.as_str() != "LOCK"
+}
+
+fn unix_now(now: SystemTime) -> i64 {
+    now.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The head of a request kept for a retry after it was sent (bodyless requests
+/// only: a streamed body cannot be sent twice).
+struct Head {
+    method: Method,
+    uri: Uri,
+    headers: http::HeaderMap,
+}
+
+impl Head {
+    fn of(req: &Request<ClientBody>) -> Head {
+        Head {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            headers: req.headers().clone(),
+        }
+    }
+
+    fn request(&self) -> Request<ClientBody> {
+        let mut req = Request::new(ClientBody::empty());
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = self.uri.clone();
+        *req.headers_mut() = self.headers.clone();
+        req
+    }
+}
+
+impl Worker {
+    /// The state of one worker for `config`.
+    pub fn new(config: Arc<Config>) -> Worker {
+        let upstreams = config
+            .http
+            .upstreams
+            .iter()
+            .map(|u| PeerSet::new(Arc::clone(u)))
+            .collect();
+        Worker {
+            router: Router::new(&config),
+            config,
+            upstreams,
+            connections: Cell::new(0),
+        }
+    }
+
+    /// The configuration this worker serves.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A serial number for a new connection (`$connection`).
+    pub fn next_connection(&self) -> u64 {
+        let n = self.connections.get() + 1;
+        self.connections.set(n);
+        n
+    }
+
+    /// Answers one client request.
+    pub async fn handle(&self, info: &Rc<ConnInfo>, req: Request<Incoming>) -> Response<ProxyBody> {
+        info.waiting_since.set(None);
+        let served = info.requests.get() + 1;
+        info.requests.set(served);
+        let (mut resp, tokens) = self.respond(info, req).await;
+        resp.headers_mut()
+            .insert(header::SERVER, errors::server_header(tokens));
+        if served >= info.keepalive_requests {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if matches!(resp.body().inner, ProxyInner::Upstream { .. }) {
+            info.last_write.set(Some(Instant::now()));
+        }
+        resp.body_mut().conn = Some(Rc::clone(info));
+        resp
+    }
+
+    /// Decides, from the request head alone, what to do with a request: a
+    /// proxy-made response (`Err`), or where and how to forward it.
+    // The `Err` (a whole response) is large, but it is returned once, not
+    // propagated through layers.
+    #[allow(clippy::result_large_err)]
+    fn plan(
+        &self,
+        info: &ConnInfo,
+        req: &Request<Incoming>,
+        start: SystemTime,
+    ) -> Result<Plan<'_>, (Response<ProxyBody>, bool)> {
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        if target.len() > info.large_header_buffer {
+            return Err((error_response(ProxyError::UriTooLong, true), true));
+        }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .map(HeaderValue::as_bytes)
+            .or_else(|| req.uri().host().map(str::as_bytes));
+        let routed = match self.router.server(info.listen, host) {
+            Ok(r) => r,
+            Err(_) => return Err((error_response(ProxyError::BadRequest, true), true)),
+        };
+        // The same server, borrowed from the worker instead of the request.
+        let server: &ServerConf = match self
+            .config
+            .http
+            .servers
+            .iter()
+            .find(|s| Arc::ptr_eq(s, routed.server))
+        {
+            Some(s) => s,
+            None => return Err((error_response(ProxyError::Internal, true), true)),
+        };
+        let (raw_path, _) = uri::split_query(target);
+        let path = match uri::normalize_path(raw_path.as_bytes()) {
+            Ok(p) => p,
+            Err(_) => {
+                let tokens = server.conf.server_tokens;
+                return Err((error_response(ProxyError::BadRequest, tokens), tokens));
+            }
+        };
+        let (location, add_slash) = match route::lookup_location(&server.locations, &path) {
+            Lookup::Location(loc) => (Some(loc), false),
+            Lookup::AddSlash(loc) => (Some(loc), true),
+            Lookup::NoMatch => (None, false),
+        };
+        let conf: &LocationConf = location.map_or(&server.conf, |l| &l.conf);
+        let tokens = conf.server_tokens;
+        let server_name = server_name_of(server);
+        let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
+        let redirect_base = || {
+            let host: &str = if !routed.host.is_empty() {
+                &routed.host
+            } else if !server_name.is_empty() {
+                server_name
+            } else {
+                local_ip.get_or_init(|| info.local.ip().to_string())
+            };
+            RedirectBase {
+                scheme: "http",
+                host,
+                port: info.local.port(),
+            }
+        };
+        let vars = |proxy_host| RequestVars {
+            method: req.method(),
+            request_uri: target,
+            path: &path,
+            version: req.version(),
+            headers: req.headers(),
+            host: &routed.host,
+            server_name,
+            remote: info.remote,
+            local: info.local,
+            scheme: "http",
+            proxy_host,
+            request_length: 0,
+            connection: info.serial,
+            connection_requests: info.requests.get(),
+            start,
+            now: start,
+            pid: std::process::id(),
+            hostname: "",
+            response: None,
+            upstream: &[],
+            sticky: None,
+        };
+        if let Some(ret) = server.return_.as_ref().or(conf.return_.as_ref()) {
+            let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars("")));
+            let resp = match errors::return_response(
+                ret.code,
+                text.as_deref(),
+                &redirect_base(),
+                tokens,
+            ) {
+                Some(m) => made(m),
+                None => error_response(ProxyError::Internal, tokens),
+            };
+            return Err((resp, tokens));
+        }
+        if add_slash {
+            // nginx's automatic redirect: `location /app/ { proxy_pass ...; }`
+            // answers `/app` with a 301 to `/app/`.
+            let (_, query) = uri::split_query(target);
+            let to = uri::add_slash_target(&path, query);
+            let resp =
+                match errors::return_response(301, Some(to.as_bytes()), &redirect_base(), tokens) {
+                    Some(m) => made(m),
+                    None => error_response(ProxyError::Internal, tokens),
+                };
+            return Err((resp, tokens));
+        }
+        let Some(pass) = conf.proxy_pass.as_ref() else {
+            return Err((error_response(ProxyError::NotFound, tokens), tokens));
+        };
+        if conf.client_max_body_size > 0 {
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > conf.client_max_body_size) {
+                return Err((error_response(ProxyError::PayloadTooLarge, tokens), tokens));
+            }
+        }
+        let Some(set) = self.upstreams.get(pass.upstream) else {
+            return Err((error_response(ProxyError::BadGateway, tokens), tokens));
+        };
+        // The client's target goes out unchanged unless proxy_pass has a URI part.
+        let uri = match (location, pass.uri.as_deref()) {
+            (Some(loc), Some(base)) => {
+                let mapped = uri::upstream_uri(target, &path, &loc.matcher, Some(base));
+                match mapped.parse::<Uri>() {
+                    Ok(u) => Some(u),
+                    Err(_) => return Err((error_response(ProxyError::BadRequest, tokens), tokens)),
+                }
+            }
+            _ => None,
+        };
+        let set_headers = if conf.proxy_set_headers.is_empty() {
+            Vec::new()
+        } else {
+            headers::eval_set_headers(&conf.proxy_set_headers, &vars(&pass.proxy_host))
+        };
+        Ok(Plan {
+            server,
+            conf,
+            pass,
+            set,
+            uri,
+            set_headers,
+        })
+    }
+
+    /// The response and the `server_tokens` setting that applies to it.
+    async fn respond(
+        &self,
+        info: &ConnInfo,
+        mut req: Request<Incoming>,
+    ) -> (Response<ProxyBody>, bool) {
+        let start = SystemTime::now();
+        let Plan {
+            server,
+            conf,
+            pass,
+            set,
+            uri: mapped_uri,
+            set_headers,
+        } = match self.plan(info, &req, start) {
+            Ok(plan) => plan,
+            Err(made) => return made,
+        };
+        let tokens = conf.server_tokens;
+        let upgrade = headers::wants_upgrade(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        let up_uri = match mapped_uri {
+            Some(u) => u,
+            None => match origin_form(parts.uri) {
+                Some(u) => u,
+                None => return (error_response(ProxyError::BadRequest, tokens), tokens),
+            },
+        };
+        let connection_mode = if upgrade {
+            UpstreamConnection::Upgrade
+        } else if set.keeps_alive() {
+            UpstreamConnection::KeepAlive
+        } else {
+            UpstreamConnection::Close
+        };
+        let now_unix = unix_now(start);
+        let now_instant = Instant::now();
+        let mut tried = Tried::new();
+        // Sticky request side (decode, decide, strip) before the headers go out.
+        let mut choice = set.sticky().map(|sticky| {
+            sticky.on_request(
+                &mut parts.headers,
+                now_unix,
+                |i| set.is_up(i, now_instant),
+                |exclude| set.choose(exclude, &tried, now_instant),
+            )
+        });
+        headers::to_upstream_request(
+            &mut parts.headers,
+            set_headers,
+            &pass.proxy_host,
+            connection_mode,
+        );
+        let mut peer = match choice.map(|c| c.decision) {
+            Some(d) => d.peer(),
+            None => set.choose(None, &tried, now_instant),
+        };
+        let body = ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
+        let mut upstream_req = Request::new(body);
+        *upstream_req.method_mut() = parts.method;
+        *upstream_req.uri_mut() = up_uri;
+        *upstream_req.headers_mut() = parts.headers;
+
+        let next = &conf.proxy_next_upstream;
+        let max_tries = match conf.proxy_next_upstream_tries {
+            0 => usize::MAX,
+            n => n as usize,
+        };
+        let retry_deadline = (!conf.proxy_next_upstream_timeout.is_zero())
+            .then(|| now_instant.checked_add(conf.proxy_next_upstream_timeout))
+            .flatten();
+        let may_resend = upstream_req.body().is_empty()
+            && (next.non_idempotent || idempotent(upstream_req.method()));
+        let pinned_no_fallback = set.sticky().is_some_and(|s| !s.conf.fallback)
+            && matches!(choice.map(|c| c.decision), Some(Decision::Pinned(_)));
+        // Kept to resend a bodyless request after it was written: once on a fresh
+        // connection when a pooled one turns out dead, and on another peer per
+        // proxy_next_upstream (never away from a pinned peer with fallback=off).
+        let head = may_resend.then(|| Head::of(&upstream_req));
+        let resend_elsewhere = head.is_some() && !pinned_no_fallback;
+        let mut pending = Some(upstream_req);
+        let mut last_failure = Failure::Error;
+
+        loop {
+            let Some(p) = peer else {
+                return (error_response(last_failure.error(), tokens), tokens);
+            };
+            tried.insert(p);
+            let req = match pending.take().or_else(|| head.as_ref().map(Head::request)) {
+                Some(r) => r,
+                None => return (error_response(last_failure.error(), tokens), tokens),
+            };
+            let outcome = self
+                .attempt(info, set, p, req, conf, head.as_ref(), now_instant)
+                .await;
+            let (failure, returned) = match outcome {
+                Ok((resp, conn)) => {
+                    let status = resp.status();
+                    let retry_status = next.statuses.contains(&status.as_u16());
+                    if retry_status {
+                        set.failed(p, Instant::now());
+                    } else {
+                        set.succeeded(p);
+                    }
+                    let can_retry = retry_status
+                        && resend_elsewhere
+                        && tried.len() < max_tries
+                        && retry_deadline.map_or(true, |d| Instant::now() < d);
+                    if can_retry {
+                        let another = set.choose(Some(p), &tried, Instant::now());
+                        if another.is_some() {
+                            choice = choice.map(|c| Choice {
+                                decision: match c.decision {
+                                    Decision::Pinned(_) | Decision::Fallback(_) => {
+                                        another.map_or(Decision::Refuse, Decision::Fallback)
+                                    }
+                                    _ => another.map_or(Decision::Refuse, Decision::New),
+                                },
+                                firstseen: now_unix,
+                                ..c
+                            });
+                            peer = another;
+                            continue;
+                        }
+                    }
+                    return (
+                        self.finish(
+                            set,
+                            conf,
+                            p,
+                            resp,
+                            conn,
+                            choice.as_ref(),
+                            now_unix,
+                            client_upgrade,
+                        ),
+                        tokens,
+                    );
+                }
+                Err(f) => f,
+            };
+            last_failure = failure;
+            if matches!(failure, Failure::Error | Failure::Timeout) {
+                set.failed(p, Instant::now());
+            }
+            pending = returned;
+            let sent = pending.is_none();
+            let retry = failure.listed(next)
+                && (!sent || resend_elsewhere)
+                && tried.len() < max_tries
+                && retry_deadline.map_or(true, |d| Instant::now() < d);
+            if !retry {
+                return (error_response(failure.error(), tokens), tokens);
+            }
+            let now_i = Instant::now();
+            match (set.sticky(), choice) {
+                (Some(sticky), Some(c)) => {
+                    let c = decide::after_connect_failure(&sticky.conf, &c, p, now_unix, |ex| {
+                        set.choose(ex, &tried, now_i)
+                    });
+                    choice = Some(c);
+                    peer = c.decision.peer();
+                }
+                _ => peer = set.choose(Some(p), &tried, now_i),
+            }
+        }
+    }
+
+    /// One try at `peer`: a pooled connection (with one transparent retry on a
+    /// fresh connection if the pooled one turns out closed) or a new one.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        info: &ConnInfo,
+        set: &PeerSet<ClientBody>,
+        peer: usize,
+        req: Request<ClientBody>,
+        conf: &LocationConf,
+        head: Option<&Head>,
+        now: Instant,
+    ) -> Result<(Response<Incoming>, Conn<ClientBody>), (Failure, Option<Request<ClientBody>>)>
+    {
+        let mut req = req;
+        if let Some(mut conn) = set.checkout(peer, now) {
+            match send(info, &mut conn, req, conf.proxy_read_timeout).await {
+                Sent::Response(resp) => return Ok((resp, conn)),
+                Sent::Failed(Failure::Error, Some(back)) => req = back,
+                Sent::Failed(Failure::Error, None) => match head {
+                    Some(h) => req = h.request(),
+                    None => return Err((Failure::Error, None)),
+                },
+                Sent::Failed(f, back) => return Err((f, back)),
+            }
+        }
+        let Some(addr) = set.addr(peer) else {
+            return Err((Failure::Error, Some(req)));
+        };
+        let mut conn = match pool::connect::<ClientBody>(addr, conf.proxy_connect_timeout).await {
+            Ok(c) => c,
+            Err(ConnectError::Timeout) => return Err((Failure::Timeout, Some(req))),
+            Err(ConnectError::Io(e)) => {
+                tracing::error!("connect() to {addr} failed: {e}");
+                return Err((Failure::Error, Some(req)));
+            }
+        };
+        match send(info, &mut conn, req, conf.proxy_read_timeout).await {
+            Sent::Response(resp) => Ok((resp, conn)),
+            Sent::Failed(f, back) => Err((f, back)),
+        }
+    }
+
+    /// The backend's response, edited for the client: headers filtered, sticky
+    /// cookie, body streamed with the connection returned to the pool at its end,
+    /// or a tunnel after `101`.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        set: &PeerSet<ClientBody>,
+        conf: &LocationConf,
+        peer: usize,
+        mut resp: Response<Incoming>,
+        conn: Conn<ClientBody>,
+        choice: Option<&Choice>,
+        now_unix: i64,
+        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    ) -> Response<ProxyBody> {
+        let status = resp.status();
+        let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+        headers::filter_response(
+            resp.headers_mut(),
+            &conf.proxy_hide_headers,
+            &conf.proxy_pass_headers,
+            switching,
+        );
+        if let (Some(sticky), Some(choice)) = (set.sticky(), choice) {
+            sticky.on_response(status, resp.headers_mut(), choice, now_unix);
+        }
+        if switching {
+            let Some(client) = client_upgrade else {
+                return error_response(ProxyError::BadGateway, conf.server_tokens);
+            };
+            let backend = hyper::upgrade::on(&mut resp);
+            tokio::task::spawn_local(tunnel(client, backend, conn));
+            let (parts, _) = resp.into_parts();
+            return Response::from_parts(parts, ProxyBody::empty());
+        }
+        let (parts, body) = resp.into_parts();
+        let checkin = Checkin {
+            pool: set.pool(),
+            peer,
+            conn,
+        };
+        Response::from_parts(
+            parts,
+            ProxyBody::upstream(body, checkin, conf.proxy_read_timeout),
+        )
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and backend connections
+/// until either side closes.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    backend: hyper::upgrade::OnUpgrade,
+    conn: Conn<ClientBody>,
+) {
+    let (client, backend) = match tokio::try_join!(client, backend) {
+        Ok(both) => both,
+        Err(e) => {
+            tracing::debug!("upgrade failed: {e}");
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut backend = hyper_util::rt::TokioIo::new(backend);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+        tracing::debug!("tunnel closed: {e}");
+    }
+    drop(conn);
+}
+
+fn client_body_timeout(server: &ServerConf) -> Duration {
+    server.connection.client_body_timeout
+}
+
+/// The first `server_name` of a server (`$server_name`).
+fn server_name_of(server: &ServerConf) -> &str {
+    match server.names.first() {
+        Some(ServerName::Exact(n)) => n,
+        Some(ServerName::LeadingWildcard { suffix, .. }) => suffix,
+        Some(ServerName::TrailingWildcard { prefix }) => prefix,
+        Some(ServerName::Regex(re)) => re.as_str(),
+        None => "",
+    }
+}
+
+/// The request target in origin form (`/path?query`): an origin-form URI is
+/// moved as is, an absolute-form one (`GET http://host/path`) loses its scheme
+/// and authority.
+fn origin_form(uri: Uri) -> Option<Uri> {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return Some(uri);
+    }
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    pq.parse().ok()
+}
+
+/// Where and how a request is forwarded (see `Worker::plan`).
+struct Plan<'w> {
+    server: &'w ServerConf,
+    conf: &'w LocationConf,
+    pass: &'w ProxyPass,
+    set: &'w PeerSet<ClientBody>,
+    /// The upstream target when `proxy_pass` has a URI part.
+    uri: Option<Uri>,
+    set_headers: headers::SetHeaders,
+}
+
+/// A proxy-made response as hyper sends it.
+fn made(m: MadeResponse) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::full(m.body));
+    *resp.status_mut() = m.status;
+    let headers = resp.headers_mut();
+    if let Some(ct) = m.content_type {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    if let Some(location) = m.location {
+        headers.insert(header::LOCATION, location);
+    }
+    resp
+}
+
+/// The page for a proxy error; the connection is closed after the statuses
+/// nginx closes it for. Never carries a sticky cookie.
+fn error_response(error: ProxyError, server_tokens: bool) -> Response<ProxyBody> {
+    let mut resp = made(MadeResponse::error(error, server_tokens));
+    if error.closes_connection() {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_form_keeps_path_and_query_only() {
+        let cases = [
+            ("/a/b?c=d", "/a/b?c=d"),
+            ("http://example.com/x?y", "/x?y"),
+            ("http://example.com", "/"),
+            ("/", "/"),
+        ];
+        for (input, want) in cases {
+            let got = origin_form(input.parse().unwrap()).unwrap();
+            assert_eq!(got.to_string(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn only_post_patch_and_lock_are_non_idempotent() {
+        let cases = [
+            ("GET", true),
+            ("HEAD", true),
+            ("PUT", true),
+            ("DELETE", true),
+            ("OPTIONS", true),
+            ("POST", false),
+            ("PATCH", false),
+            ("LOCK", false),
+        ];
+        for (method, want) in cases {
+            assert_eq!(idempotent(&method.parse().unwrap()), want, "{method}");
+        }
+    }
+
+    #[test]
+    fn failures_map_to_nginx_statuses_and_next_upstream_flags() {
+        let next = NextUpstream {
+            error: true,
+            timeout: false,
+            ..NextUpstream::default()
+        };
+        let cases = [
+            (Failure::Error, 502, true),
+            (Failure::Timeout, 504, false),
+            (Failure::BodyTooLarge, 413, false),
+            (Failure::ClientBody, 408, false),
+        ];
+        for (failure, status, listed) in cases {
+            assert_eq!(failure.error().status().as_u16(), status);
+            assert_eq!(failure.listed(&next), listed);
+        }
+    }
+
+    #[test]
+    fn proxy_made_bodies_report_exact_sizes() {
+        let empty = ProxyBody::empty();
+        assert!(empty.is_end_stream());
+        assert_eq!(empty.size_hint().exact(), Some(0));
+        let full = ProxyBody::full("hello");
+        assert!(!full.is_end_stream());
+        assert_eq!(full.size_hint().exact(), Some(5));
+        assert!(ProxyBody::full("").is_end_stream());
+    }
+}

@@ -2,4 +2,5 @@
 
 pub mod balance;
 pub mod health;
+pub mod peers;
 pub mod pool;

@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Load comparison: sticky-proxy vs nginx (hash $cookie_route) vs HAProxy
+# (cookie SRV insert indirect), all in front of the same two nginx backends.
+#
+# Each proxy runs alone on core 0 (taskset); wrk and the backends share core 1.
+# For every proxy, case (sticky hit / new session) and connection count, wrk runs
+# DURATION seconds; the proxy's CPU time comes from /proc/PID/stat (utime, stime)
+# before and after, its peak RSS from VmHWM. Rounds alternate the proxies.
+#
+# Usage: bench/run.sh [ROUNDS] [DURATION_SECONDS] [CONNECTIONS...]
+#   defaults: 2 rounds, 8 s, 64 and 512 connections.
+# Needs: nginx, haproxy, wrk, taskset (installed with apt-get when missing).
+set -euo pipefail
+
+ROUNDS=${1:-2}
+DURATION=${2:-8}
+shift $(( $# > 2 ? 2 : $# )) || true
+CONNS=("$@")
+[ ${#CONNS[@]} -eq 0 ] && CONNS=(64 512)
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/sticky-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+need() {
+    command -v "$1" >/dev/null 2>&1 && return
+    echo "installing $2" >&2
+    sudo -n true 2>/dev/null && SUDO=sudo || SUDO=
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "$2"
+}
+need nginx nginx
+need haproxy haproxy
+need wrk wrk
+need taskset util-linux
+
+if [ "$(nproc)" -lt 2 ]; then
+    echo "needs at least 2 cores" >&2
+    exit 1
+fi
+
+# A free TCP port on 127.0.0.1 (bound by the kernel, then released).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+B1=$(free_port); B2=$(free_port); PORT_OURS=$(free_port); PORT_NGINX=$(free_port); PORT_HAP=$(free_port)
+while [ "$B2" = "$B1" ]; do B2=$(free_port); done
+
+echo "building sticky-proxy (release)" >&2
+(cd "$ROOT" && cargo build --release --quiet --bin proxy)
+OURS_BIN="$ROOT/target/release/proxy"
+
+# --- backends: one nginx, one worker, on core 1 ---------------------------------
+mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy"
+cat > "$WORK/backend/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/backend/nginx.pid;
+error_log $WORK/backend/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000;
+    client_body_temp_path $WORK/backend;
+    proxy_temp_path $WORK/backend;
+    fastcgi_temp_path $WORK/backend;
+    uwsgi_temp_path $WORK/backend;
+    scgi_temp_path $WORK/backend;
+    server { listen 127.0.0.1:$B1; location / { return 200 "backend one\n"; } }
+    server { listen 127.0.0.1:$B2; location / { return 200 "backend two\n"; } }
+}
+EOF
+taskset -c 1 nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" &
+PIDS+=($!)
+
+# --- the three proxies, each on core 0 ------------------------------------------
+cat > "$WORK/ours.conf" <<EOF
+worker_processes 1;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+    upstream app {
+        session_sticky cookie=route mode=insert option=indirect;
+        server 127.0.0.1:$B1;
+        server 127.0.0.1:$B2;
+        keepalive 1024;
+    }
+    server {
+        listen 127.0.0.1:$PORT_OURS;
+        keepalive_requests 100000;
+        location / { proxy_pass http://app; }
+    }
+}
+EOF
+
+cat > "$WORK/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx;
+    proxy_temp_path $WORK/nginx;
+    fastcgi_temp_path $WORK/nginx;
+    uwsgi_temp_path $WORK/nginx;
+    scgi_temp_path $WORK/nginx;
+    upstream app {
+        hash \$cookie_route;
+        server 127.0.0.1:$B1;
+        server 127.0.0.1:$B2;
+        keepalive 1024;
+    }
+    server {
+        listen 127.0.0.1:$PORT_NGINX;
+        keepalive_requests 100000;
+        location / {
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://app;
+        }
+    }
+}
+EOF
+
+cat > "$WORK/haproxy/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 8192
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$PORT_HAP
+    default_backend be
+backend be
+    balance roundrobin
+    cookie SRV insert indirect nocache
+    server s1 127.0.0.1:$B1 cookie s1
+    server s2 127.0.0.1:$B2 cookie s2
+EOF
+
+taskset -c 0 "$OURS_BIN" -c "$WORK/ours.conf" 2>"$WORK/ours.log" &
+OURS_PID=$!; PIDS+=($OURS_PID)
+taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+NGINX_PID=$!; PIDS+=($NGINX_PID)
+taskset -c 0 haproxy -db -f "$WORK/haproxy/haproxy.cfg" &
+HAP_PID=$!; PIDS+=($HAP_PID)
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "port $1 never opened" >&2
+    exit 1
+}
+for p in "$B1" "$B2" "$PORT_OURS" "$PORT_NGINX" "$PORT_HAP"; do wait_port "$p"; done
+
+SID1=$(printf '%s' "127.0.0.1:$B1" | md5sum | cut -d' ' -f1)
+TCK=$(getconf CLK_TCK)
+
+# utime+stime of PID in ticks: "user system"
+cpu_ticks() {
+    awk '{ print $14, $15 }' "/proc/$1/stat"
+}
+
+hwm_kb() {
+    awk '/VmHWM/ { print $2 }' "/proc/$1/status"
+}
+
+# wrk's "Latency" percentile line value in microseconds.
+to_us() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+        if (u == "us") print n; else if (u == "ms") print n * 1000;
+        else if (u == "s") print n * 1000000; else print n }'
+}
+
+printf '%-6s %-8s %5s %10s %9s %9s %8s %8s %8s %8s\n' \
+    proxy case conns req/s p50_us p99_us usr_us sys_us tot_us hwm_kB
+RESULTS="$WORK/results.txt"
+: > "$RESULTS"
+
+run_one() {
+    local name=$1 pid=$2 port=$3 case=$4 conns=$5 cookie=$6
+    local args=(-t1 -c "$conns" -d "${DURATION}s" --latency)
+    [ -n "$cookie" ] && args+=(-H "Cookie: $cookie")
+    read -r u0 s0 < <(cpu_ticks "$pid")
+    local out
+    out=$(taskset -c 1 wrk "${args[@]}" "http://127.0.0.1:$port/")
+    read -r u1 s1 < <(cpu_ticks "$pid")
+    local reqs rps p50 p99 errs
+    reqs=$(echo "$out" | awk '/requests in/ { print $1 }')
+    rps=$(echo "$out" | awk '/Requests\/sec/ { print $2 }')
+    p50=$(to_us "$(echo "$out" | awk '$1 == "50%" { print $2 }')")
+    p99=$(to_us "$(echo "$out" | awk '$1 == "99%" { print $2 }')")
+    errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ { print }')
+    local usr sys
+    usr=$(awk -v a="$u0" -v b="$u1" -v n="$reqs" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) * 1e6 / t / n }')
+    sys=$(awk -v a="$s0" -v b="$s1" -v n="$reqs" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) * 1e6 / t / n }')
+    local tot
+    tot=$(awk -v a="$usr" -v b="$sys" 'BEGIN { printf "%.2f", a + b }')
+    local line
+    line=$(printf '%-6s %-8s %5s %10s %9.0f %9.0f %8s %8s %8s %8s' \
+        "$name" "$case" "$conns" "$rps" "$p50" "$p99" "$usr" "$sys" "$tot" "$(hwm_kb "$pid")")
+    echo "$line"
+    echo "$line" >> "$RESULTS"
+    [ -n "$errs" ] && echo "    ($name: $errs)"
+    return 0
+}
+
+# Warm up every proxy (connections to the backends, caches).
+for port in "$PORT_OURS" "$PORT_NGINX" "$PORT_HAP"; do
+    taskset -c 1 wrk -t1 -c 64 -d 2s "http://127.0.0.1:$port/" >/dev/null
+done
+
+for round in $(seq 1 "$ROUNDS"); do
+    echo "# round $round" >&2
+    for conns in "${CONNS[@]}"; do
+        for case in hit new; do
+            if [ "$case" = hit ]; then
+                c_ours="route=$SID1"; c_nginx="route=$SID1"; c_hap="SRV=s1"
+            else
+                c_ours=""; c_nginx=""; c_hap=""
+            fi
+            run_one ours "$OURS_PID" "$PORT_OURS" "$case" "$conns" "$c_ours"
+            run_one nginx "$NGINX_PID" "$PORT_NGINX" "$case" "$conns" "$c_nginx"
+            run_one hap "$HAP_PID" "$PORT_HAP" "$case" "$conns" "$c_hap"
+        done
+    done
+done
+
+echo
+echo "# means over $ROUNDS round(s): proxy case conns req/s p50_us p99_us usr_us sys_us tot_us"
+awk '{ k = $1 " " $2 " " $3; n[k]++; for (i = 4; i <= 9; i++) s[k, i] += $i }
+     END { for (k in n) { printf "%-20s", k; for (i = 4; i <= 9; i++) printf " %10.2f", s[k, i] / n[k]; print "" } }' \
+    "$RESULTS" | sort

@@ -675,6 +675,62 @@ impl Builder {
         });
     }
 
+    /// nginx's `conflicting server name "x" on ADDR, ignored` for an exact name
+    /// that an earlier server already claims on the same address.
+    fn warn_conflicting_names(
+        &mut self,
+        d: &Directive,
+        server: &ServerConf,
+        seen: &mut HashSet<(SocketAddr, String)>,
+    ) {
+        for listen in &server.listens {
+            for name in &server.names {
+                let ServerName::Exact(name) = name else {
+                    continue;
+                };
+                if name.is_empty() {
+                    continue;
+                }
+                if !seen.insert((listen.addr, name.clone())) {
+                    self.warn(
+                        d,
+                        &format!(
+                            "conflicting server name \"{name}\" on {}, ignored",
+                            listen.addr
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Two peers of a sticky upstream with the same server id cannot be told apart
+    /// by the cookie; the first one would get every pinned request.
+    fn warn_shared_sids(
+        &mut self,
+        d: &Directive,
+        upstream: &str,
+        conf: &StickyConf,
+        peers: &[PeerConf],
+    ) {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for p in peers {
+            let sid = match (conf.hash, &p.id) {
+                (Hash::Plain, Some(id)) => id.as_str(),
+                _ => p.name.as_str(),
+            };
+            if !seen.insert(sid) {
+                self.warn(
+                    d,
+                    &format!(
+                        "servers of upstream \"{upstream}\" share the server id of \"{sid}\"; \
+                         sticky cookies cannot tell them apart"
+                    ),
+                );
+            }
+        }
+    }
+
     fn ignored(&mut self, d: &Directive, why: &str) {
         self.warn(d, &format!("\"{}\" directive is ignored: {why}", d.name));
     }
@@ -764,8 +820,11 @@ impl Builder {
             }
         }
         let mut built = Vec::new();
+        let mut names_seen: HashSet<(SocketAddr, String)> = HashSet::new();
         for d in servers {
-            built.push(Arc::new(self.server(d, &layer, &conn, &mut st)?));
+            let server = self.server(d, &layer, &conn, &mut st)?;
+            self.warn_conflicting_names(d, &server, &mut names_seen);
+            built.push(Arc::new(server));
         }
         for (format, span) in &st.format_uses {
             if !st.log_formats.contains_key(format) {
@@ -841,6 +900,9 @@ impl Builder {
         }
         if !has_server {
             return Err(err("no servers are inside upstream", d));
+        }
+        if let Some(conf) = &sticky {
+            self.warn_shared_sids(d, &name, conf, &peers);
         }
         Ok(UpstreamConf {
             name,
@@ -1556,7 +1618,7 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
     }
     let lower = url.to_ascii_lowercase();
     let rest = if lower.starts_with("http://") {
-        &url[7..]
+        url.get("http://".len()..).unwrap_or_default()
     } else if lower.starts_with("https://") {
         return Err(err(
             format!("\"proxy_pass\" to https:// is not supported yet in \"{url}\""),
@@ -1566,9 +1628,10 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
         return Err(err("invalid URL prefix", d));
     };
     let (host_port, uri) = match rest.find('/') {
-        Some(i) => (&rest[..i], Some(rest[i..].to_string())),
-        None => (rest, None),
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
     };
+    let uri = (!uri.is_empty()).then(|| uri.to_string());
     if host_port.is_empty() {
         return Err(err(format!("no host in upstream \"{rest}\""), d));
     }
@@ -1580,8 +1643,8 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
         ));
     }
     // `[v6]:port` has its colon after the bracket; a name has at most one colon.
-    let (host, port) = match host_port.rfind(':') {
-        Some(i) if !host_port[i..].contains(']') => (&host_port[..i], Some(&host_port[i + 1..])),
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
         _ => (host_port, None),
     };
     if let Some(index) = st
@@ -2099,6 +2162,58 @@ mod tests {
         assert_eq!(conn.send_timeout, Duration::from_millis(500));
         assert_eq!(conn.large_client_header_buffers, (2, 16384));
         assert_eq!(conn.keepalive_requests, 10);
+    }
+
+    #[test]
+    fn conflicting_names_and_shared_server_ids_warn() {
+        let (_, warnings) = ok("http {
+              upstream u { server 127.0.0.1:9000 id=a; server 127.0.0.1:9001 id=a;
+                           session_sticky hash=plain; }
+              upstream v { server 127.0.0.1:9000 id=a; server 127.0.0.1:9001 id=a;
+                           session_sticky; }
+              server { listen 127.0.0.1:8080; server_name a.example; }
+              server { listen 127.0.0.1:8080; server_name A.example b.example; }
+              server { listen 127.0.0.1:8081; server_name a.example; }
+            }");
+        let messages: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "servers of upstream \"u\" share the server id of \"a\"; sticky cookies cannot tell them apart",
+                "conflicting server name \"a.example\" on 127.0.0.1:8080, ignored",
+            ]
+        );
+    }
+
+    #[test]
+    fn address_resolution_reasons() {
+        let cases: &[(&str, bool, Result<&str, &str>)] = &[
+            ("127.0.0.1:9000", false, Ok("127.0.0.1:9000")),
+            ("127.0.0.1", false, Ok("127.0.0.1:80")),
+            ("[::1]:9000", false, Ok("[::1]:9000")),
+            ("[::1]", false, Ok("[::1]:80")),
+            ("127.0.0.1:0", true, Ok("127.0.0.1:0")),
+            ("127.0.0.1:0", false, Err("invalid port")),
+            ("127.0.0.1:65536", false, Err("invalid port")),
+            ("127.0.0.1:+80", false, Err("invalid port")),
+            ("localhost:", false, Err("invalid port")),
+            (":80", false, Err("no host")),
+            ("::1", false, Err("invalid host")),
+            ("[::1", false, Err("invalid host")),
+            ("[::1]9000", false, Err("invalid host")),
+            ("[nope]:80", false, Err("invalid host")),
+            ("a:b:80", false, Err("invalid host")),
+            (
+                "unix:/tmp/s.sock",
+                false,
+                Err("unix domain sockets are not supported"),
+            ),
+            ("no-such-host.invalid", false, Err("host not found")),
+        ];
+        for (text, zero, expected) in cases {
+            let got = resolve(text, 80, *zero).map(|a| a[0].to_string());
+            assert_eq!(got.as_deref().map_err(String::as_str), *expected, "{text}");
+        }
     }
 
     #[test]

@@ -403,16 +403,18 @@ fn push_word(out: &mut String, value: &str, quoted: bool) {
     out.push('"');
 }
 
-/// The inverse of [`unescape`] for a bare word: a backslash that unescaping keeps
-/// (`\;`, `\.`) is written as is, a lone one as `\\`, control bytes and quotes
-/// escaped. [`reads_back_bare`] checks the result.
+/// The inverse of [`unescape`] for a bare word: a backslash before a separator is
+/// written as the escape pair it came from (`\;`), any other as `\\`, control
+/// bytes and quotes escaped. [`reads_back_bare`] checks the result.
 fn bare_escaped(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 8);
     let mut chars = value.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
+            // `\;` and friends can only have come from a kept escape pair; any
+            // other backslash is written escaped (`\$` must not hide a variable).
             '\\' => match chars.peek().copied() {
-                Some(next) if !matches!(next, '"' | '\'' | '\\' | 't' | 'r' | 'n') => {
+                Some(next @ (' ' | ';' | '{' | '}' | '\n' | '\r' | '\t')) => {
                     out.push('\\');
                     out.push(next);
                     chars.next();
@@ -727,5 +729,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Found by the config_parse fuzzer: a bare `\\\${var` came back quoted
+    /// because the dump wrote the last backslash as the pair `\$`, hiding the
+    /// variable.
+    #[test]
+    fn regression_escaped_backslash_before_variable_stays_bare() {
+        let input: &[u8] = b"incl\x5c\x5c\x5c\x5c\x5cT\x5c\x5c\x5c\x5c\x5c\x5c\x5c\x5cJ\x5c\x5c\x5c'leinclu*\x00lnhcuzle \x5cT\x5c\x5c\x5c\x5c\x5c\x5c\x5c\x5c\x5c\x5c\x5c'leinclule \x5c' q\x5c\x5c\x5c\x5c\x5c\x5c\x5c\x5c\x5c\x5c'leinclule \x5c' q' b\x5c;c$e\x22a;e clule \x5c' q' b\x5c;c$e\x22\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14 \x5c' q\x14\x14\x14\x14\x14/\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x5c\x5c\x5c\x5c\x5c\x5c${var\x00\x0d\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00  ${var\x0d\x00\x5c;c \x5c\x5c\x5c'leinc\x14a\xcc\x9a\xdf\xa3' q' b\x5c;c$e\x22a' b\x5c;c$e\x22a;e clule \x5c' q' b\x5c;c$e\x22\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x14\x5c\x5c\x5c\x5c\x5c\x5c\x5c\x5c\x5c'leinc\x14a\xcc\x9a\xdf\xa3' q' riec$e\x22a;f;\x0a";
+        let tree = parse(input, file()).expect("parses");
+        let again = parse(dump(&tree).as_bytes(), file()).expect("dump parses");
+        assert_eq!(shape(&again), shape(&tree));
+        let tree = parse_str(r"a \\${x} \\$y \$z;").expect("parses");
+        assert_eq!(dump(&tree), "a \\\\${x} \\$y \\$z;\n");
+        let again = parse(dump(&tree).as_bytes(), file()).expect("dump parses");
+        assert_eq!(shape(&again), shape(&tree));
     }
 }

@@ -91,6 +91,21 @@ impl std::fmt::Display for ProxyError {
 
 impl std::error::Error for ProxyError {}
 
+impl From<crate::proxy::route::RouteError> for ProxyError {
+    fn from(e: crate::proxy::route::RouteError) -> ProxyError {
+        match e {
+            crate::proxy::route::RouteError::InvalidHost => ProxyError::BadRequest,
+            crate::proxy::route::RouteError::NoListener => ProxyError::Internal,
+        }
+    }
+}
+
+impl From<crate::proxy::uri::UriError> for ProxyError {
+    fn from(_: crate::proxy::uri::UriError) -> ProxyError {
+        ProxyError::BadRequest
+    }
+}
+
 /// nginx disables keep-alive after these statuses (400, 408, 413, 414, 431, 500,
 /// 501).
 pub fn closes_connection(status: StatusCode) -> bool {
@@ -292,6 +307,23 @@ mod tests {
             ProxyError::PayloadTooLarge.to_string(),
             "413 Request Entity Too Large"
         );
+        use crate::proxy::{route::RouteError, uri::UriError};
+        assert_eq!(
+            ProxyError::from(RouteError::InvalidHost),
+            ProxyError::BadRequest
+        );
+        assert_eq!(
+            ProxyError::from(RouteError::NoListener),
+            ProxyError::Internal
+        );
+        for e in [
+            UriError::NotAbsolute,
+            UriError::BadEscape,
+            UriError::Nul,
+            UriError::AboveRoot,
+        ] {
+            assert_eq!(ProxyError::from(e), ProxyError::BadRequest, "{e}");
+        }
     }
 
     #[test]

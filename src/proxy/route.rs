@@ -14,7 +14,10 @@
 //! locations are searched the same way; a `^~` longest prefix skips the regexes of
 //! its level; otherwise the regexes of the level in config order (nested ones first,
 //! since the nested search runs first), the first match winning; else the longest
-//! prefix. Nothing here allocates per request unless the Host has upper case letters.
+//! prefix. [`lookup_location`] adds nginx's automatic redirect: a request for
+//! `/static` where `location /static/` proxies (and no location is named `/static`)
+//! gets a 301 to `/static/`. Nothing here allocates per request unless the Host has
+//! upper case letters or the path is not UTF-8.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -63,6 +66,10 @@ struct AddrTable {
     trailing: Vec<(Box<str>, usize)>,
     regex: Vec<(regex::Regex, usize)>,
     default: usize,
+    /// A `default_server` listen set `default` (the first one wins).
+    explicit_default: bool,
+    /// Servers already added to this table.
+    members: Vec<usize>,
 }
 
 /// The precomputed virtual-server tables of one configuration.
@@ -93,6 +100,8 @@ impl Router {
                             trailing: Vec::new(),
                             regex: Vec::new(),
                             default: index,
+                            explicit_default: false,
+                            members: Vec::new(),
                         });
                         tables.len() - 1
                     }
@@ -100,17 +109,13 @@ impl Router {
                 let Some(table) = tables.get_mut(pos) else {
                     continue;
                 };
-                if table.regex.iter().any(|(_, i)| *i == index)
-                    || table.exact.values().any(|i| *i == index)
-                    || table.leading.iter().any(|(_, _, i)| *i == index)
-                    || table.trailing.iter().any(|(_, i)| *i == index)
-                {
-                    // Same server listed twice on this address.
-                } else {
+                if !table.members.contains(&index) {
+                    table.members.push(index);
                     add_names(table, server, index);
                 }
-                if listen.default_server {
+                if listen.default_server && !table.explicit_default {
                     table.default = index;
+                    table.explicit_default = true;
                 }
             }
         }
@@ -150,6 +155,8 @@ impl Router {
     /// The table for `local`: the exact address, else a wildcard address
     /// (`0.0.0.0` / `[::]`) on the same port.
     fn table(&self, local: SocketAddr) -> Option<&AddrTable> {
+        // An IPv4 client on a dual-stack socket shows as `[::ffff:a.b.c.d]`.
+        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
         self.tables
             .iter()
             .find(|t| t.addr == local)
@@ -288,29 +295,74 @@ pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, RouteError> {
 enum Found<'a> {
     /// Final: an exact or regex match (nginx `NGX_OK`).
     Done(&'a Location),
+    /// Final: the path is a proxied location's name without its trailing slash
+    /// (nginx `NGX_DONE`).
+    AddSlash(&'a Location),
     /// The longest prefix at this level or below (nginx `NGX_AGAIN`).
     Prefix(&'a Location),
     None,
 }
 
+/// The outcome of the location search.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    /// The location that handles the request.
+    Location(&'a Location),
+    /// nginx's automatic redirect: the path equals the name of a location ending
+    /// in `/` that proxies (`location /static/ { proxy_pass ...; }` and a request
+    /// for `/static`), and no location is named exactly like the path. The answer
+    /// is a 301 to the path with `/` appended (see `uri::add_slash_target`).
+    AddSlash(&'a Location),
+    /// No location matches: the server's own settings apply.
+    NoMatch,
+}
+
 /// The location for the normalized path `path` among `locations` (a server's
 /// top-level locations), or `None` when none matches (the server's own settings
-/// apply).
+/// apply). This ignores nginx's automatic trailing-slash redirect; see
+/// [`lookup_location`] for it.
 pub fn find_location<'a>(locations: &'a [Location], path: &[u8]) -> Option<&'a Location> {
     let text = String::from_utf8_lossy(path);
-    match search(locations, path, &text) {
-        Found::Done(loc) | Found::Prefix(loc) => Some(loc),
+    match search(locations, path, &text, false) {
+        Found::Done(loc) | Found::Prefix(loc) | Found::AddSlash(loc) => Some(loc),
         Found::None => None,
     }
 }
 
-fn search<'a>(locations: &'a [Location], path: &[u8], text: &str) -> Found<'a> {
+/// The location search with nginx's automatic trailing-slash redirect.
+pub fn lookup_location<'a>(locations: &'a [Location], path: &[u8]) -> Lookup<'a> {
+    let text = String::from_utf8_lossy(path);
+    match search(locations, path, &text, true) {
+        Found::Done(loc) | Found::Prefix(loc) => Lookup::Location(loc),
+        Found::AddSlash(loc) => Lookup::AddSlash(loc),
+        Found::None => Lookup::NoMatch,
+    }
+}
+
+/// True when `path` is `uri` minus its trailing `/` and the location proxies.
+fn slash_redirect(uri: &str, path: &[u8], loc: &Location) -> bool {
+    loc.conf.proxy_pass.is_some()
+        && uri.len() == path.len() + 1
+        && uri.as_bytes().starts_with(path)
+        && uri.ends_with('/')
+}
+
+fn search<'a>(
+    locations: &'a [Location],
+    path: &[u8],
+    text: &str,
+    auto_redirect: bool,
+) -> Found<'a> {
     let mut longest: Option<(&'a Location, usize, bool)> = None;
+    let mut add_slash: Option<&'a Location> = None;
     for loc in locations {
         match &loc.matcher {
             LocationMatch::Exact(uri) => {
                 if uri.as_bytes() == path {
                     return Found::Done(loc);
+                }
+                if auto_redirect && add_slash.is_none() && slash_redirect(uri, path, loc) {
+                    add_slash = Some(loc);
                 }
             }
             LocationMatch::Prefix { uri, stop_regex } => {
@@ -318,16 +370,26 @@ fn search<'a>(locations: &'a [Location], path: &[u8], text: &str) -> Found<'a> {
                 if path.starts_with(uri.as_bytes()) && longest.map_or(true, |(_, l, _)| len > l) {
                     longest = Some((loc, len, *stop_regex));
                 }
+                if auto_redirect && add_slash.is_none() && slash_redirect(uri, path, loc) {
+                    add_slash = Some(loc);
+                }
             }
             LocationMatch::Regex { .. } => {}
+        }
+    }
+    if let Some(loc) = add_slash {
+        // A location named exactly like the path would have been found instead.
+        if longest.map_or(true, |(_, len, _)| len < path.len()) {
+            return Found::AddSlash(loc);
         }
     }
     let mut found = Found::None;
     let mut noregex = false;
     if let Some((loc, _, stop)) = longest {
         noregex = stop;
-        found = match search(&loc.nested, path, text) {
+        found = match search(&loc.nested, path, text, auto_redirect) {
             Found::Done(inner) => return Found::Done(inner),
+            Found::AddSlash(inner) => return Found::AddSlash(inner),
             Found::Prefix(inner) => Found::Prefix(inner),
             Found::None => Found::Prefix(loc),
         };
@@ -336,8 +398,10 @@ fn search<'a>(locations: &'a [Location], path: &[u8], text: &str) -> Found<'a> {
         for loc in locations {
             if let LocationMatch::Regex { re, .. } = &loc.matcher {
                 if re.is_match(text) {
-                    return match search(&loc.nested, path, text) {
-                        Found::Done(inner) | Found::Prefix(inner) => Found::Done(inner),
+                    return match search(&loc.nested, path, text, auto_redirect) {
+                        Found::Done(inner) | Found::AddSlash(inner) | Found::Prefix(inner) => {
+                            Found::Done(inner)
+                        }
                         Found::None => Found::Done(loc),
                     };
                 }
@@ -557,6 +621,8 @@ mod tests {
                 Some("bad/host"),
                 Err(RouteError::InvalidHost),
             ),
+            ("[::ffff:127.0.0.1]:80", Some("wild.test"), Ok(2)),
+            ("[::1]:81", Some("wild.test"), Ok(3)),
         ];
         for (local, host, want) in cases {
             assert_eq!(chosen(&router, local, *host), *want, "{local} {host:?}");
@@ -572,6 +638,24 @@ mod tests {
             server(l(), &["dup.test"], 3),
         ]);
         assert_eq!(chosen(&router, "1.2.3.4:80", Some("dup.test")), Ok(2));
+        // A server listing one address twice; two default_server flags: first wins.
+        let router = Router::from_servers(&[
+            server(vec![listen("0.0.0.0:80", false)], &["a.test"], 1),
+            server(
+                vec![listen("0.0.0.0:80", true), listen("0.0.0.0:80", false)],
+                &["*.w.test"],
+                2,
+            ),
+            server(vec![listen("0.0.0.0:80", true)], &["c.test"], 3),
+        ]);
+        let cases: &[(&str, u32)] = &[("x.w.test", 2), ("c.test", 3), ("zzz", 2)];
+        for (host, want) in cases {
+            assert_eq!(
+                chosen(&router, "1.2.3.4:80", Some(host)),
+                Ok(*want),
+                "{host}"
+            );
+        }
     }
 
     fn prefix(uri: &str, nested: Vec<Location>) -> Location {
@@ -740,6 +824,60 @@ mod tests {
         }
     }
 
+    fn proxied(mut loc: Location) -> Location {
+        let mut c = (*loc.conf).clone();
+        c.proxy_pass = Some(crate::config::ProxyPass {
+            upstream: 0,
+            proxy_host: "app".into(),
+            uri: None,
+        });
+        loc.conf = Arc::new(c);
+        loc
+    }
+
+    fn lookup_label(locations: &[Location], path: &str) -> String {
+        match lookup_location(locations, path.as_bytes()) {
+            Lookup::Location(loc) => label(Some(loc)),
+            Lookup::AddSlash(loc) => format!("301 {}", label(Some(loc))),
+            Lookup::NoMatch => "none".into(),
+        }
+    }
+
+    #[test]
+    fn proxied_locations_ending_in_slash_redirect_the_bare_name() {
+        let locations = vec![
+            prefix("/", vec![]),
+            proxied(prefix("/static/", vec![])),
+            prefix("/plain/", vec![]),
+            proxied(prefix("/both/", vec![])),
+            prefix("/both", vec![]),
+            proxied(stop("/stop/", vec![])),
+            re("^/stop$", false, vec![]),
+            proxied(exact("/ex/")),
+            prefix("/outer/", vec![proxied(prefix("/outer/in/", vec![]))]),
+        ];
+        let cases = [
+            ("/static", "301 /static/"),
+            ("/static/", "/static/"),
+            ("/static/x", "/static/"),
+            ("/stati", "/"),
+            // Not proxied: no redirect.
+            ("/plain", "/"),
+            // A location named like the path wins.
+            ("/both", "/both"),
+            // Regexes are not consulted.
+            ("/stop", "301 ^~/stop/"),
+            ("/ex", "301 =/ex/"),
+            ("/outer/in", "301 /outer/in/"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(lookup_label(&locations, path), want, "{path}");
+        }
+        // find_location ignores the redirect: plain longest-prefix rules.
+        assert_eq!(label(find_location(&locations, b"/static")), "/");
+        assert_eq!(label(find_location(&locations, b"/stop")), "~^/stop$");
+    }
+
     #[test]
     fn regexes_see_invalid_utf8_paths_lossily_without_panicking() {
         let locations = vec![prefix("/", vec![]), re("^/x", false, vec![])];
@@ -777,6 +915,47 @@ http {
     }
 }
 "#;
+
+    /// Per-request cost of the pure routing path (Host normalization, server choice,
+    /// path normalization, location search, URI mapping). Run with
+    /// `cargo test --release --lib route_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing; run by hand in release mode"]
+    fn route_cost() {
+        let (config, _) = crate::config::load_str(CONF, std::path::Path::new("/t/nginx.conf"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let router = Router::new(&config);
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let cases: &[(&[u8], &str)] = &[
+            (b"first.test", "/a/b/c?x=1"),
+            (b"www.example.com:8080", "/test_x/y?z=1"),
+            (b"Api12.test", "/outer/inner/deep/path/file.json"),
+            (b"unknown.test", "/static/img/logo.png"),
+        ];
+        for (host, target) in cases {
+            let rounds = 200_000u32;
+            let start = std::time::Instant::now();
+            let mut mapped_len = 0usize;
+            for _ in 0..rounds {
+                let routed = router
+                    .server(local, Some(std::hint::black_box(host)))
+                    .unwrap();
+                let (raw, _) = uri::split_query(target);
+                let path = uri::normalize_path(raw.as_bytes()).unwrap();
+                let loc = find_location(&routed.server.locations, &path).unwrap();
+                let pass = loc.conf.proxy_pass.as_ref().unwrap();
+                mapped_len +=
+                    uri::upstream_uri(target, &path, &loc.matcher, pass.uri.as_deref()).len();
+            }
+            let ns = start.elapsed().as_nanos() / u128::from(rounds);
+            assert!(mapped_len >= rounds as usize);
+            println!(
+                "{:>22} {:<36} {ns} ns/request",
+                String::from_utf8_lossy(host),
+                target
+            );
+        }
+    }
 
     /// (Host, target) -> (server line with `server_name`, upstream target).
     #[test]

@@ -177,6 +177,19 @@ pub fn upstream_uri<'t>(
     Cow::Owned(out)
 }
 
+/// The `Location` of nginx's automatic trailing-slash redirect (301): the normalized
+/// `path` with `/` appended, escaped, and `?query` when the query is not empty.
+pub fn add_slash_target(path: &[u8], query: Option<&str>) -> String {
+    let mut out = String::with_capacity(path.len() + 2 + query.map_or(0, str::len));
+    escape_into(path, true, &mut out);
+    out.push('/');
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
 /// Appends `bytes` to `out`; bytes nginx's `NGX_ESCAPE_URI` escapes (space, `#`,
 /// `%`, `?`, controls, DEL, non-ASCII) become `%XX` when `escape_all`; otherwise
 /// only the bytes a request line cannot carry (controls, space, non-ASCII).
@@ -313,6 +326,19 @@ mod tests {
         ];
         for (target, location, proxy_uri, want) in cases {
             assert_eq!(map(target, location, *proxy_uri), *want, "{target}");
+        }
+    }
+
+    #[test]
+    fn add_slash_redirect_targets() {
+        let cases: &[(&[u8], Option<&str>, &str)] = &[
+            (b"/static", None, "/static/"),
+            (b"/static", Some(""), "/static/"),
+            (b"/static", Some("a=1"), "/static/?a=1"),
+            (b"/a b%", None, "/a%20b%25/"),
+        ];
+        for (path, query, want) in cases {
+            assert_eq!(add_slash_target(path, *query), *want, "{path:?}");
         }
     }
 

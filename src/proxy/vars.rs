@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method, Version};
 
+use crate::config::template::Escape;
 use crate::config::{Part, Template, Variable};
 
 /// How empty values are written.
@@ -105,6 +106,69 @@ pub fn eval(template: &Template, vars: &RequestVars<'_>, style: Style, out: &mut
                 if style == Style::Log && out.len() == before {
                     out.push(b'-');
                 }
+            }
+        }
+    }
+}
+
+/// Appends an access-log line for `template` (a `log_format`) with nginx's
+/// `escape=` rules applied to variable values: `Default` writes `"`, `\\` and bytes
+/// below 0x20 or from 0x7f as `\xHH`; `Json` escapes for a JSON string; `None`
+/// writes values as they are. An empty value prints `-`, except with `Json`, where
+/// it stays empty (nginx).
+pub fn eval_log(template: &Template, vars: &RequestVars<'_>, escape: Escape, out: &mut Vec<u8>) {
+    for part in &template.parts {
+        match part {
+            Part::Literal(text) => out.extend_from_slice(text.as_bytes()),
+            Part::Var(var) => {
+                let start = out.len();
+                eval_var(var, vars, out);
+                let value = out.get(start..).unwrap_or_default();
+                if value.is_empty() {
+                    if escape != Escape::Json {
+                        out.push(b'-');
+                    }
+                } else if value.iter().any(|&b| needs_escape(b, escape)) {
+                    let raw = out.split_off(start);
+                    escape_log(&raw, escape, out);
+                }
+            }
+        }
+    }
+}
+
+fn needs_escape(b: u8, escape: Escape) -> bool {
+    match escape {
+        Escape::None => false,
+        Escape::Default => b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b),
+        Escape::Json => b == b'"' || b == b'\\' || b < 0x20,
+    }
+}
+
+fn escape_log(raw: &[u8], escape: Escape, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in raw {
+        if !needs_escape(b, escape) {
+            out.push(b);
+            continue;
+        }
+        match (escape, b) {
+            (Escape::Json, b'"') => out.extend_from_slice(b"\\\""),
+            (Escape::Json, b'\\') => out.extend_from_slice(b"\\\\"),
+            (Escape::Json, b'\n') => out.extend_from_slice(b"\\n"),
+            (Escape::Json, b'\r') => out.extend_from_slice(b"\\r"),
+            (Escape::Json, b'\t') => out.extend_from_slice(b"\\t"),
+            (Escape::Json, 0x08) => out.extend_from_slice(b"\\b"),
+            (Escape::Json, 0x0c) => out.extend_from_slice(b"\\f"),
+            (Escape::Json, _) => {
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+            }
+            _ => {
+                out.extend_from_slice(b"\\x");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
             }
         }
     }
@@ -284,7 +348,8 @@ fn trim(mut s: &[u8]) -> &[u8] {
 }
 
 /// Appends request header NAME (`_` read as `-`, case-insensitive); several headers
-/// of the name are joined with `, ` (`; ` for Cookie), as nginx 1.23+.
+/// of the name are joined with `, ` (`; ` for Cookie), as nginx 1.23+. Names longer
+/// than 64 bytes (no real header) evaluate empty.
 fn header_value(headers: &HeaderMap, name: &str, out: &mut Vec<u8>) {
     let mut buf = [0u8; 64];
     let bytes = name.as_bytes();
@@ -301,15 +366,13 @@ fn header_value(headers: &HeaderMap, name: &str, out: &mut Vec<u8>) {
     } else {
         return;
     };
-    let Ok(key) = http::HeaderName::from_bytes(key) else {
+    // A `&str` key is looked up without building a `HeaderName` (no allocation);
+    // a name that is not a valid header name finds nothing.
+    let Ok(key) = std::str::from_utf8(key) else {
         return;
     };
-    let sep: &[u8] = if key == http::header::COOKIE {
-        b"; "
-    } else {
-        b", "
-    };
-    for (i, value) in headers.get_all(&key).iter().enumerate() {
+    let sep: &[u8] = if key == "cookie" { b"; " } else { b", " };
+    for (i, value) in headers.get_all(key).iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(sep);
         }
@@ -688,6 +751,38 @@ pub(crate) mod tests {
             String::from_utf8(eval_to_vec(&template, &v)).unwrap(),
             "192.0.2.7 -  [22/Nov/2026:04:20:42 +0000] \"\" "
         );
+    }
+
+    #[test]
+    fn log_escaping_follows_nginx_modes() {
+        let h = headers(&[("user-agent", "a\"b\\c\té")]);
+        let m = Method::GET;
+        let v = vars(&h, &m);
+        let template = Template {
+            source: "\"$http_user_agent\" $remote_user|$request_method".into(),
+            parts: vec![
+                Part::Literal("\"".into()),
+                Part::Var(Variable::Http("user_agent".into())),
+                Part::Literal("\" ".into()),
+                Part::Var(Variable::RemoteUser),
+                Part::Literal("|".into()),
+                Part::Var(Variable::RequestMethod),
+            ],
+        };
+        let cases: [(Escape, &[u8]); 3] = [
+            (Escape::Default, b"\"a\\x22b\\x5Cc\\x09\\xC3\\xA9\" -|GET"),
+            (Escape::Json, "\"a\\\"b\\\\c\\té\" |GET".as_bytes()),
+            (Escape::None, "\"a\"b\\c\té\" -|GET".as_bytes()),
+        ];
+        for (escape, want) in cases {
+            let mut out = Vec::new();
+            eval_log(&template, &v, escape, &mut out);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(want),
+                "{escape:?}"
+            );
+        }
     }
 
     #[test]

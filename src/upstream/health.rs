@@ -7,7 +7,13 @@
 //! trial request is let through ([`PeerHealth::note_selected`] starts a new
 //! `fail_timeout` window, so concurrent requests keep avoiding the peer); its
 //! success resets the count, its failure keeps the peer out for another
-//! `fail_timeout`. `max_fails = 0` disables the accounting.
+//! `fail_timeout`. `max_fails = 0` disables the accounting, and so does an upstream
+//! of a single peer (nginx's `peers->single`).
+//!
+//! Two simplifications of nginx's bookkeeping, both following its documentation:
+//! any success resets the count (nginx resets only on a success after a quiet
+//! `fail_timeout`), and failures further apart than `fail_timeout` start a new count
+//! (nginx may keep adding to an old one).
 
 use std::time::{Duration, Instant};
 

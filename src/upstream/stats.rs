@@ -1,0 +1,303 @@
+//! The health and traffic view shared by the active checker, every worker and the
+//! status page: one [`HealthTable`] per running configuration, one
+//! [`UpstreamStats`] per upstream (indexed like `HttpConf::upstreams`), one
+//! [`PeerStats`] per peer (indexed like `UpstreamConf::peers`).
+//!
+//! Everything here is a relaxed atomic: the checker (`upstream::check`) is the only
+//! writer of the check state, workers only load it (`Relaxed`: a peer seen up for
+//! one more request after it went down is harmless, and passive health catches
+//! that request anyway); workers add to the traffic counters with `fetch_add`.
+//! No locks, no allocation after start-up. [`HealthTable::snapshot`] copies the
+//! figures into the plain [`StatusSnapshot`] that `upstream::status` renders.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use crate::config::{Config, UpstreamConf};
+use crate::sticky::{sid, Outcome};
+use crate::upstream::status::{
+    PeerState, PeerStatus, StatusSnapshot, StickyCounts, UpstreamStatus,
+};
+
+/// The shared figures of one peer.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    /// Marked down by the active checker.
+    check_down: AtomicBool,
+    /// Consecutive successful / failed checks (Tengine's rise and fall counters).
+    rise: AtomicU32,
+    fall: AtomicU32,
+    /// Requests being served by the peer now.
+    active: AtomicU64,
+    /// Requests sent to the peer so far (every attempt, retries included).
+    requests: AtomicU64,
+    /// Sticky outcomes of the requests the peer served, in [`outcome_slot`] order.
+    sticky: [AtomicU64; 5],
+}
+
+/// The counter slot of a sticky outcome.
+fn outcome_slot(outcome: Outcome) -> usize {
+    match outcome {
+        Outcome::New => 0,
+        Outcome::Hit => 1,
+        Outcome::Expired => 2,
+        Outcome::Unknown => 3,
+        Outcome::Fallback => 4,
+    }
+}
+
+impl PeerStats {
+    fn with_state(down: bool) -> PeerStats {
+        let p = PeerStats::default();
+        p.check_down.store(down, Relaxed);
+        p
+    }
+
+    /// True when the active checker has marked the peer down.
+    pub fn is_check_down(&self) -> bool {
+        self.check_down.load(Relaxed)
+    }
+
+    /// The checker publishes its view of the peer.
+    pub fn publish_check(&self, down: bool, rise: u32, fall: u32) {
+        self.rise.store(rise, Relaxed);
+        self.fall.store(fall, Relaxed);
+        self.check_down.store(down, Relaxed);
+    }
+
+    /// One more request sent to the peer.
+    pub fn note_request(&self) {
+        self.requests.fetch_add(1, Relaxed);
+    }
+
+    /// The peer served a request with this sticky outcome.
+    pub fn note_outcome(&self, outcome: Outcome) {
+        if let Some(c) = self.sticky.get(outcome_slot(outcome)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// (rise, fall) counters as last published.
+    pub fn counters(&self) -> (u32, u32) {
+        (self.rise.load(Relaxed), self.fall.load(Relaxed))
+    }
+
+    /// Requests in flight.
+    pub fn active(&self) -> u64 {
+        self.active.load(Relaxed)
+    }
+
+    /// Requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Relaxed)
+    }
+
+    fn sticky_counts(&self) -> StickyCounts {
+        let get = |o| {
+            self.sticky
+                .get(outcome_slot(o))
+                .map_or(0, |c| c.load(Relaxed))
+        };
+        StickyCounts {
+            new: get(Outcome::New),
+            hit: get(Outcome::Hit),
+            expired: get(Outcome::Expired),
+            unknown: get(Outcome::Unknown),
+            fallback: get(Outcome::Fallback),
+        }
+    }
+}
+
+/// The shared figures of one upstream's peers.
+#[derive(Debug)]
+pub struct UpstreamStats {
+    peers: Box<[PeerStats]>,
+}
+
+impl UpstreamStats {
+    /// Every peer starts down when the upstream has `check ... default_down=true`
+    /// (the default), else up.
+    pub fn new(upstream: &UpstreamConf) -> UpstreamStats {
+        let down = upstream.check.as_ref().is_some_and(|c| c.default_down);
+        UpstreamStats {
+            peers: upstream
+                .peers
+                .iter()
+                .map(|_| PeerStats::with_state(down))
+                .collect(),
+        }
+    }
+
+    /// Peer `i` (an unknown index has no figures).
+    pub fn peer(&self, i: usize) -> Option<&PeerStats> {
+        self.peers.get(i)
+    }
+
+    /// False when the active checker has marked peer `i` down (an unknown peer
+    /// is never up).
+    pub fn check_up(&self, i: usize) -> bool {
+        self.peers.get(i).is_some_and(|p| !p.is_check_down())
+    }
+
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Counts a request in flight on peer `i` until the guard is dropped.
+    pub fn begin(self: &Arc<Self>, i: usize) -> ActiveGuard {
+        if let Some(p) = self.peers.get(i) {
+            p.active.fetch_add(1, Relaxed);
+            p.requests.fetch_add(1, Relaxed);
+        }
+        ActiveGuard {
+            upstream: Arc::clone(self),
+            peer: i,
+        }
+    }
+}
+
+/// A request in flight on one peer: `active` goes back down when it is dropped
+/// (the response body ended or was abandoned, or the attempt failed).
+#[derive(Debug)]
+pub struct ActiveGuard {
+    upstream: Arc<UpstreamStats>,
+    peer: usize,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.upstream.peers.get(self.peer) {
+            p.active.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// The shared view of every upstream of one configuration.
+#[derive(Debug)]
+pub struct HealthTable {
+    upstreams: Box<[Arc<UpstreamStats>]>,
+}
+
+impl HealthTable {
+    /// Fresh figures for every upstream of `config`.
+    pub fn new(config: &Config) -> HealthTable {
+        HealthTable {
+            upstreams: config
+                .http
+                .upstreams
+                .iter()
+                .map(|u| Arc::new(UpstreamStats::new(u)))
+                .collect(),
+        }
+    }
+
+    /// Upstream `i` of `HttpConf::upstreams`.
+    pub fn upstream(&self, i: usize) -> Option<&Arc<UpstreamStats>> {
+        self.upstreams.get(i)
+    }
+
+    /// A copy of every figure, for the status page. `config` must be the
+    /// configuration the table was made for (peers are matched by index).
+    pub fn snapshot(&self, config: &Config) -> StatusSnapshot {
+        let upstreams = config
+            .http
+            .upstreams
+            .iter()
+            .zip(self.upstreams.iter())
+            .map(|(conf, stats)| UpstreamStatus {
+                name: conf.name.clone(),
+                check: conf.check.as_ref().map(|c| c.kind.as_str()),
+                check_port: conf.check.as_ref().and_then(|c| c.port).unwrap_or(0),
+                peers: conf
+                    .peers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let figures = stats.peer(i);
+                        let (rise, fall) = figures.map_or((0, 0), PeerStats::counters);
+                        let check_down = figures.is_some_and(PeerStats::is_check_down);
+                        PeerStatus {
+                            name: p.name.clone(),
+                            sid: conf
+                                .sticky
+                                .as_ref()
+                                .map(|s| sid::sid_for(s, &p.name, p.id.as_deref())),
+                            state: PeerState::of(p.down || check_down, p.drain),
+                            rise,
+                            fall,
+                            active: figures.map_or(0, PeerStats::active),
+                            requests: figures.map_or(0, PeerStats::requests),
+                            sticky: figures
+                                .map_or_else(StickyCounts::default, |f| f.sticky_counts()),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        StatusSnapshot { upstreams }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use std::path::Path;
+
+    fn config(src: &str) -> Config {
+        load_str(src, Path::new("/t.conf")).unwrap().0
+    }
+
+    #[test]
+    fn default_down_starts_every_peer_down_only_with_a_check() {
+        let c = config(
+            "http { upstream a { server 127.0.0.1:1; server 127.0.0.1:2; check; }
+                    upstream b { server 127.0.0.1:1; check default_down=false; }
+                    upstream c { server 127.0.0.1:1; } }",
+        );
+        let t = HealthTable::new(&c);
+        let ups = |u: usize, i: usize| t.upstream(u).unwrap().check_up(i);
+        assert_eq!((ups(0, 0), ups(0, 1)), (false, false));
+        assert!(ups(1, 0) && ups(2, 0));
+        assert!(!ups(2, 5), "an unknown peer is not up");
+    }
+
+    #[test]
+    fn counters_and_guards_show_in_the_snapshot() {
+        let c = config(
+            "http { upstream app { server 127.0.0.1:9000 id=a; server 127.0.0.1:9001 drain;
+                    session_sticky hash=plain; check default_down=false; } }",
+        );
+        let t = HealthTable::new(&c);
+        let up = t.upstream(0).unwrap();
+        let g1 = up.begin(0);
+        let g2 = up.begin(0);
+        drop(up.begin(1));
+        up.peer(0).unwrap().note_outcome(Outcome::Hit);
+        up.peer(0).unwrap().note_outcome(Outcome::Hit);
+        up.peer(1).unwrap().note_outcome(Outcome::Fallback);
+        up.peer(1).unwrap().publish_check(true, 0, 3);
+        drop(g1);
+        let snap = t.snapshot(&c);
+        let peers = &snap.upstreams[0].peers;
+        assert_eq!(snap.upstreams[0].check, Some("tcp"));
+        assert_eq!(peers[0].sid.as_deref(), Some("a"));
+        assert_eq!(peers[1].sid.as_deref(), Some("127.0.0.1:9001"));
+        assert_eq!((peers[0].active, peers[0].requests), (1, 2));
+        assert_eq!((peers[1].active, peers[1].requests), (0, 1));
+        assert_eq!(peers[0].sticky.hit, 2);
+        assert_eq!(peers[1].sticky.fallback, 1);
+        assert_eq!(peers[0].state, PeerState::Up);
+        assert_eq!(peers[1].state, PeerState::Down);
+        assert_eq!((peers[1].rise, peers[1].fall), (0, 3));
+        up.peer(1).unwrap().publish_check(false, 2, 0);
+        assert_eq!(t.snapshot(&c).upstreams[0].peers[1].state, PeerState::Drain);
+        drop(g2);
+        assert_eq!(up.peer(0).unwrap().active(), 0);
+    }
+}

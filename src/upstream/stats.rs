@@ -13,15 +13,17 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::config::{Config, UpstreamConf};
+use crate::config::{Config, StatusFormat, UpstreamConf};
 use crate::sticky::{sid, Outcome};
 use crate::upstream::status::{
-    PeerState, PeerStatus, StatusSnapshot, StickyCounts, UpstreamStatus,
+    self, PeerState, PeerStatus, StatusSnapshot, StickyCounts, UpstreamStatus,
 };
 
 /// The shared figures of one peer.
 #[derive(Debug, Default)]
 pub struct PeerStats {
+    /// `server ... drain` (fixed for the life of the configuration).
+    drain: bool,
     /// Marked down by the active checker.
     check_down: AtomicBool,
     /// Consecutive successful / failed checks (Tengine's rise and fall counters).
@@ -47,8 +49,11 @@ fn outcome_slot(outcome: Outcome) -> usize {
 }
 
 impl PeerStats {
-    fn with_state(down: bool) -> PeerStats {
-        let p = PeerStats::default();
+    fn with_state(down: bool, drain: bool) -> PeerStats {
+        let p = PeerStats {
+            drain,
+            ..PeerStats::default()
+        };
         p.check_down.store(down, Relaxed);
         p
     }
@@ -123,7 +128,7 @@ impl UpstreamStats {
             peers: upstream
                 .peers
                 .iter()
-                .map(|_| PeerStats::with_state(down))
+                .map(|p| PeerStats::with_state(down, p.drain))
                 .collect(),
         }
     }
@@ -137,6 +142,20 @@ impl UpstreamStats {
     /// is never up).
     pub fn check_up(&self, i: usize) -> bool {
         self.peers.get(i).is_some_and(|p| !p.is_check_down())
+    }
+
+    /// True when peer `i` may serve a session already pinned to it: not marked
+    /// down by the active checker (a draining peer still serves its sessions).
+    pub fn pinnable(&self, i: usize) -> bool {
+        self.check_up(i)
+    }
+
+    /// True when peer `i` may be chosen for a new session (round robin, fallback,
+    /// retries): up and not draining.
+    pub fn selectable(&self, i: usize) -> bool {
+        self.peers
+            .get(i)
+            .is_some_and(|p| !p.drain && !p.is_check_down())
     }
 
     pub fn len(&self) -> usize {
@@ -198,6 +217,21 @@ impl HealthTable {
     /// Upstream `i` of `HttpConf::upstreams`.
     pub fn upstream(&self, i: usize) -> Option<&Arc<UpstreamStats>> {
         self.upstreams.get(i)
+    }
+
+    /// The `check_status` page for a request with query string `query`: its
+    /// `Content-Type` and body (`default` is the directive's format).
+    pub fn status_page(
+        &self,
+        config: &Config,
+        query: Option<&str>,
+        default: StatusFormat,
+    ) -> (&'static str, String) {
+        let format = status::format_from_query(query, default);
+        (
+            status::content_type(format),
+            status::render(&self.snapshot(config), format),
+        )
     }
 
     /// A copy of every figure, for the status page. `config` must be the
@@ -295,8 +329,18 @@ mod tests {
         assert_eq!(peers[0].state, PeerState::Up);
         assert_eq!(peers[1].state, PeerState::Down);
         assert_eq!((peers[1].rise, peers[1].fall), (0, 3));
+        assert!(!up.pinnable(1) && !up.selectable(1), "checked down");
         up.peer(1).unwrap().publish_check(false, 2, 0);
         assert_eq!(t.snapshot(&c).upstreams[0].peers[1].state, PeerState::Drain);
+        assert!(up.pinnable(1), "a draining peer keeps its sessions");
+        assert!(!up.selectable(1), "but takes no new ones");
+        assert!(up.pinnable(0) && up.selectable(0));
+        let (ctype, body) = t.status_page(&c, Some("format=csv"), StatusFormat::Html);
+        assert_eq!(ctype, "text/plain; charset=utf-8");
+        assert!(
+            body.starts_with("0,app,127.0.0.1:9000,up,0,0,tcp,0,a,1,2,0,2,0,0,0\n"),
+            "{body}"
+        );
         drop(g2);
         assert_eq!(up.peer(0).unwrap().active(), 0);
     }

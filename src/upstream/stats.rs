@@ -133,6 +133,18 @@ impl UpstreamStats {
         }
     }
 
+    /// Like [`UpstreamStats::new`] but every peer up: for a peer set that no
+    /// checker writes to.
+    pub fn unchecked(upstream: &UpstreamConf) -> UpstreamStats {
+        UpstreamStats {
+            peers: upstream
+                .peers
+                .iter()
+                .map(|p| PeerStats::with_state(false, p.drain))
+                .collect(),
+        }
+    }
+
     /// Peer `i` (an unknown index has no figures).
     pub fn peer(&self, i: usize) -> Option<&PeerStats> {
         self.peers.get(i)

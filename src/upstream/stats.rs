@@ -226,6 +226,19 @@ impl HealthTable {
         }
     }
 
+    /// Like [`HealthTable::new`] but with every peer up: for workers that run
+    /// without a checker (nothing would ever bring a `default_down` peer up).
+    pub fn unchecked(config: &Config) -> HealthTable {
+        HealthTable {
+            upstreams: config
+                .http
+                .upstreams
+                .iter()
+                .map(|u| Arc::new(UpstreamStats::unchecked(u)))
+                .collect(),
+        }
+    }
+
     /// Upstream `i` of `HttpConf::upstreams`.
     pub fn upstream(&self, i: usize) -> Option<&Arc<UpstreamStats>> {
         self.upstreams.get(i)
@@ -311,6 +324,11 @@ mod tests {
         assert_eq!((ups(0, 0), ups(0, 1)), (false, false));
         assert!(ups(1, 0) && ups(2, 0));
         assert!(!ups(2, 5), "an unknown peer is not up");
+        let free = HealthTable::unchecked(&c);
+        assert!(
+            free.upstream(0).unwrap().check_up(1),
+            "no checker, nothing down"
+        );
     }
 
     #[test]

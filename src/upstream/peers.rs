@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::UpstreamConf;
 use crate::sticky::{SidIndex, Sticky};
@@ -118,13 +118,24 @@ impl<B> PeerSet<B> {
     /// A try at peer `i` failed (error, timeout, or a listed status).
     pub fn failed(&self, i: usize, now: Instant) {
         let max_fails = self.conf.peers.get(i).map_or(0, |p| p.max_fails);
-        self.health.borrow_mut().note_failure(i, now);
+        let mut health = self.health.borrow_mut();
+        health.note_failure(i, now);
+        if !health.is_available(i, now) {
+            let fail_timeout = self
+                .conf
+                .peers
+                .get(i)
+                .map_or(Duration::ZERO, |p| p.fail_timeout);
+            self.stats.note_passive_down(i, now + fail_timeout);
+        }
+        drop(health);
         self.balancer.borrow_mut().note_failure(i, max_fails);
     }
 
     /// Peer `i` answered.
     pub fn succeeded(&self, i: usize) {
         self.health.borrow_mut().note_success(i);
+        self.stats.note_passive_up(i);
     }
 
     /// The address of peer `i`.
@@ -182,6 +193,24 @@ mod tests {
         assert_eq!(s.choose(Some(0), &Tried::new(), now), Some(2));
         let (only, _t) = set("server 127.0.0.1:1 drain;", "");
         assert_eq!(picks(&only, 1), [None], "nothing takes new sessions");
+    }
+
+    #[test]
+    fn passive_failures_are_published_for_the_status_page() {
+        let (s, t) = set(
+            "server 127.0.0.1:1 max_fails=2 fail_timeout=5s; server 127.0.0.1:2;",
+            "",
+        );
+        let stats = t.upstream(0).unwrap();
+        let now = Instant::now();
+        s.failed(0, now);
+        assert!(!stats.passive_down(0, now), "one of max_fails=2");
+        s.failed(0, now);
+        assert!(!s.is_up(0, now) && stats.passive_down(0, now));
+        assert!(stats.passive_down(0, now + Duration::from_secs(4)));
+        assert!(!stats.passive_down(0, now + Duration::from_secs(6)));
+        s.succeeded(0);
+        assert!(!stats.passive_down(0, now) && s.is_up(0, now));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, StatusFormat, UpstreamConf};
 use crate::sticky::{sid, Outcome};
@@ -29,6 +30,10 @@ pub struct PeerStats {
     /// Consecutive successful / failed checks (Tengine's rise and fall counters).
     rise: AtomicU32,
     fall: AtomicU32,
+    /// Until when (ms after the table's epoch) some worker's passive accounting
+    /// keeps the peer out (`max_fails`/`fail_timeout`); 0 = not failed. For the
+    /// status page only: each worker still decides with its own accounting.
+    passive_until_ms: AtomicU64,
     /// Requests being served by the peer now.
     active: AtomicU64,
     /// Requests sent to the peer so far (every attempt, retries included).
@@ -117,6 +122,8 @@ impl PeerStats {
 #[derive(Debug)]
 pub struct UpstreamStats {
     peers: Box<[PeerStats]>,
+    /// Origin of the passive-failure timestamps.
+    epoch: Instant,
 }
 
 impl UpstreamStats {
@@ -130,6 +137,7 @@ impl UpstreamStats {
                 .iter()
                 .map(|p| PeerStats::with_state(down, p.drain))
                 .collect(),
+            epoch: Instant::now(),
         }
     }
 
@@ -142,6 +150,7 @@ impl UpstreamStats {
                 .iter()
                 .map(|p| PeerStats::with_state(false, p.drain))
                 .collect(),
+            epoch: Instant::now(),
         }
     }
 
@@ -168,6 +177,33 @@ impl UpstreamStats {
         self.peers
             .get(i)
             .is_some_and(|p| !p.drain && !p.is_check_down())
+    }
+
+    /// A worker's passive accounting took peer `i` out until `until`.
+    pub fn note_passive_down(&self, i: usize, until: Instant) {
+        if let Some(p) = self.peers.get(i) {
+            let ms = until.saturating_duration_since(self.epoch).as_millis();
+            let ms = u64::try_from(ms).unwrap_or(u64::MAX).max(1);
+            p.passive_until_ms.fetch_max(ms, Relaxed);
+        }
+    }
+
+    /// Peer `i` answered a request: no longer shown as passively failed. A load
+    /// first, so the common case (never failed) writes nothing shared.
+    pub fn note_passive_up(&self, i: usize) {
+        if let Some(p) = self.peers.get(i) {
+            if p.passive_until_ms.load(Relaxed) != 0 {
+                p.passive_until_ms.store(0, Relaxed);
+            }
+        }
+    }
+
+    /// True when some worker's passive accounting keeps peer `i` out at `now`.
+    pub fn passive_down(&self, i: usize, now: Instant) -> bool {
+        self.peers.get(i).is_some_and(|p| {
+            let until = p.passive_until_ms.load(Relaxed);
+            until != 0 && self.epoch + Duration::from_millis(until) > now
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -255,13 +291,15 @@ impl HealthTable {
         let format = status::format_from_query(query, default);
         (
             status::content_type(format),
-            status::render(&self.snapshot(config), format),
+            status::render(&self.snapshot(config, Instant::now()), format),
         )
     }
 
-    /// A copy of every figure, for the status page. `config` must be the
-    /// configuration the table was made for (peers are matched by index).
-    pub fn snapshot(&self, config: &Config) -> StatusSnapshot {
+    /// A copy of every figure at `now`, for the status page. `config` must be the
+    /// configuration the table was made for (peers are matched by index). A peer
+    /// is `down` when configured so, failed by its active checks, or kept out by
+    /// some worker's passive accounting.
+    pub fn snapshot(&self, config: &Config, now: Instant) -> StatusSnapshot {
         let upstreams = config
             .http
             .upstreams
@@ -285,7 +323,10 @@ impl HealthTable {
                                 .sticky
                                 .as_ref()
                                 .map(|s| sid::sid_for(s, &p.name, p.id.as_deref())),
-                            state: PeerState::of(p.down || check_down, p.drain),
+                            state: PeerState::of(
+                                p.down || check_down || stats.passive_down(i, now),
+                                p.drain,
+                            ),
                             rise,
                             fall,
                             active: figures.map_or(0, PeerStats::active),
@@ -347,7 +388,7 @@ mod tests {
         up.peer(1).unwrap().note_outcome(Outcome::Fallback);
         up.peer(1).unwrap().publish_check(true, 0, 3);
         drop(g1);
-        let snap = t.snapshot(&c);
+        let snap = t.snapshot(&c, Instant::now());
         let peers = &snap.upstreams[0].peers;
         assert_eq!(snap.upstreams[0].check, Some("tcp"));
         assert_eq!(peers[0].sid.as_deref(), Some("a"));
@@ -361,7 +402,10 @@ mod tests {
         assert_eq!((peers[1].rise, peers[1].fall), (0, 3));
         assert!(!up.pinnable(1) && !up.selectable(1), "checked down");
         up.peer(1).unwrap().publish_check(false, 2, 0);
-        assert_eq!(t.snapshot(&c).upstreams[0].peers[1].state, PeerState::Drain);
+        assert_eq!(
+            t.snapshot(&c, Instant::now()).upstreams[0].peers[1].state,
+            PeerState::Drain
+        );
         assert!(up.pinnable(1), "a draining peer keeps its sessions");
         assert!(!up.selectable(1), "but takes no new ones");
         assert!(up.pinnable(0) && up.selectable(0));
@@ -373,5 +417,24 @@ mod tests {
         );
         drop(g2);
         assert_eq!(up.peer(0).unwrap().active(), 0);
+        // Passive failures show until they expire or the peer answers.
+        let now = Instant::now();
+        up.note_passive_down(0, now + Duration::from_secs(10));
+        up.note_passive_down(0, now + Duration::from_secs(5));
+        assert!(
+            up.passive_down(0, now + Duration::from_secs(9)),
+            "the later end wins"
+        );
+        assert!(!up.passive_down(0, now + Duration::from_secs(11)));
+        assert_eq!(
+            t.snapshot(&c, now).upstreams[0].peers[0].state,
+            PeerState::Down
+        );
+        up.note_passive_up(0);
+        assert!(!up.passive_down(0, now));
+        assert_eq!(
+            t.snapshot(&c, now).upstreams[0].peers[0].state,
+            PeerState::Up
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! connections over the workers. Each worker runs its own current-thread tokio
 //! runtime with a `LocalSet` and owns its state (pools, balancer, health: see
 //! [`crate::proxy::forward::Worker`]); nothing is shared between workers on the
-//! request path. A listen address with port 0 is bound once to learn the port the
+//! request path but the relaxed-atomic `upstream::stats::HealthTable`, which the
+//! active checker (`upstream::check`, its own thread) writes. A listen address with port 0 is bound once to learn the port the
 //! kernel chose and then bound again on that port for the other workers.
 //!
 //! Connection limits live here too: `worker_connections` (at the cap a new client
@@ -36,6 +37,8 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::{Config, ConnectionConf, WorkerProcesses};
 use crate::proxy::forward::{ConnInfo, Worker};
+use crate::upstream::check::Checker;
+use crate::upstream::stats::HealthTable;
 
 /// One distinct listening address and the connection settings of its default
 /// server.
@@ -133,22 +136,28 @@ impl Proxy {
                 }
             }
         }
+        // Active checks run on their own thread; workers read what they write.
+        let health = Arc::new(HealthTable::new(&config));
+        let checker = Checker::start(&config, &health)?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let groups = Arc::new(groups);
         let mut threads = Vec::with_capacity(workers);
         for (w, listeners) in sockets.into_iter().enumerate() {
             let config = Arc::clone(&config);
             let groups = Arc::clone(&groups);
+            let health = Arc::clone(&health);
             let stop = stop_rx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("worker-{w}"))
-                .spawn(move || worker_main(config, groups, listeners, stop))?;
+                .spawn(move || worker_main(config, health, groups, listeners, stop))?;
             threads.push(handle);
         }
         Ok(RunningProxy {
             bound,
             stop: stop_tx,
             threads,
+            health,
+            checker,
         })
     }
 }
@@ -158,6 +167,9 @@ pub struct RunningProxy {
     bound: Vec<(SocketAddr, SocketAddr)>,
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
+    health: Arc<HealthTable>,
+    /// `None` when no upstream has `check`.
+    checker: Option<Checker>,
 }
 
 impl RunningProxy {
@@ -178,12 +190,21 @@ impl RunningProxy {
         self.bound.iter().find(|b| b.0 == configured).map(|b| b.1)
     }
 
+    /// The active-check state and counters of every upstream (what the
+    /// `check_status` page shows).
+    pub fn health(&self) -> &Arc<HealthTable> {
+        &self.health
+    }
+
     /// Stops accepting, drops every connection and joins the worker threads.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
 
     fn stop_and_join(&mut self) {
+        if let Some(checker) = self.checker.take() {
+            checker.stop();
+        }
         let _ = self.stop.send(true);
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
@@ -246,6 +267,7 @@ async fn wait_for_signal() -> std::io::Result<()> {
 
 fn worker_main(
     config: Arc<Config>,
+    health: Arc<HealthTable>,
     groups: Arc<Vec<ListenGroup>>,
     listeners: Vec<std::net::TcpListener>,
     mut stop: watch::Receiver<bool>,
@@ -262,7 +284,7 @@ fn worker_main(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let worker = Rc::new(Worker::new(Arc::clone(&config)));
+        let worker = Rc::new(Worker::with_health(Arc::clone(&config), health));
         let slots = Rc::new(Slots {
             free: Cell::new(config.main.worker_connections.max(1)),
             freed: Notify::new(),

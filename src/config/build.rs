@@ -26,9 +26,10 @@ use super::error::{ConfigError, ConfigWarning};
 use super::template::{self, Escape, Template};
 use super::units;
 use super::{
-    AccessLog, AccessLogTarget, Config, ConnectionConf, ErrorLog, HttpConf, Listen, Location,
-    LocationConf, LocationMatch, LogLevel, MainConf, NextUpstream, PeerConf, ProxyPass, Return,
-    ServerConf, ServerName, UpstreamConf, WorkerProcesses,
+    AccessLog, AccessLogTarget, CheckConf, CheckType, Config, ConnectionConf, ErrorLog, HttpConf,
+    Listen, Location, LocationConf, LocationMatch, LogLevel, MainConf, NextUpstream, PeerConf,
+    ProxyPass, Return, ServerConf, ServerName, StatusClasses, StatusFormat, UpstreamConf,
+    WorkerProcesses,
 };
 use crate::sticky::{Hash, Mode, StickyConf, UNLIMITED_SECS};
 
@@ -93,6 +94,12 @@ const KNOWN: &[&str] = &[
     "gzip",
     "keepalive",
     "include",
+    "check",
+    "check_http_send",
+    "check_http_expect_alive",
+    "check_keepalive_requests",
+    "check_shm_size",
+    "check_status",
 ];
 
 /// nginx's predefined `combined` format.
@@ -298,6 +305,7 @@ impl Layer {
             access_log: self.access_log.clone().unwrap_or(AccessLog::Off),
             server_tokens: self.server_tokens.unwrap_or(true),
             sticky_hide_cookie: self.hide_cookie.clone(),
+            check_status: None,
         }
     }
 }
@@ -812,6 +820,11 @@ impl Builder {
                         error_log = Some(log);
                     }
                 }
+                "check_shm_size" => {
+                    simple(d, 1, 1)?;
+                    size(d, arg(d, 0))?;
+                    self.ignored(d, "health state lives in process memory");
+                }
                 _ => {
                     if !self.common(d, &mut layer, &mut st)? && !self.connection(d, &mut conn)? {
                         return Err(not_allowed(d));
@@ -860,12 +873,35 @@ impl Builder {
         let mut keepalive = None;
         let mut keepalive_timeout = None;
         let mut keepalive_requests = None;
+        let mut check: Option<CheckConf> = None;
+        let mut http_send: Option<(Vec<u8>, &Directive)> = None;
+        let mut expect_alive: Option<(StatusClasses, &Directive)> = None;
         for x in body {
             match x.name.as_str() {
                 "server" => {
                     simple(x, 1, usize::MAX)?;
                     peers.extend(upstream_server(x)?);
                     has_server = true;
+                }
+                "check" => {
+                    let conf = self.check_directive(x)?;
+                    set_once(&mut check, conf, x)?;
+                }
+                "check_http_send" => {
+                    simple(x, 1, 1)?;
+                    if arg(x, 0).is_empty() {
+                        return Err(directive_err(x, "invalid value"));
+                    }
+                    set_once(&mut http_send, (arg(x, 0).as_bytes().to_vec(), x), x)?;
+                }
+                "check_http_expect_alive" => {
+                    simple(x, 1, usize::MAX)?;
+                    set_once(&mut expect_alive, (expect_alive_directive(x)?, x), x)?;
+                }
+                "check_keepalive_requests" => {
+                    simple(x, 1, 1)?;
+                    number::<u64>(x, arg(x, 0))?;
+                    self.ignored(x, "every check uses a new connection");
                 }
                 "session_sticky" => {
                     let conf = sticky_directive(x, &mut self.warnings)?;
@@ -904,6 +940,30 @@ impl Builder {
         if let Some(conf) = &sticky {
             self.warn_shared_sids(d, &name, conf, &peers);
         }
+        match check.as_mut() {
+            Some(check) => {
+                if let Some((send, x)) = http_send {
+                    if check.kind != CheckType::Http {
+                        self.ignored(x, "the check is not \"type=http\"");
+                    }
+                    check.http_send = send;
+                }
+                if let Some((classes, x)) = expect_alive {
+                    if check.kind != CheckType::Http {
+                        self.ignored(x, "the check is not \"type=http\"");
+                    }
+                    check.expect_alive = classes;
+                }
+            }
+            None => {
+                for x in [http_send.map(|h| h.1), expect_alive.map(|e| e.1)]
+                    .into_iter()
+                    .flatten()
+                {
+                    self.ignored(x, "there is no \"check\" in this upstream");
+                }
+            }
+        }
         Ok(UpstreamConf {
             name,
             implicit: false,
@@ -912,7 +972,74 @@ impl Builder {
             keepalive,
             keepalive_timeout: keepalive_timeout.unwrap_or(Duration::from_secs(60)),
             keepalive_requests: keepalive_requests.unwrap_or(1000),
+            check,
         })
+    }
+
+    /// Tengine's `check interval=MS [fall=N] [rise=N] [timeout=MS]
+    /// [default_down=true|false] [type=tcp|http|...] [port=N]`.
+    fn check_directive(&mut self, d: &Directive) -> Res<CheckConf> {
+        simple(d, 0, usize::MAX)?;
+        let mut conf = CheckConf::default();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for a in &d.args {
+            let raw = a.value.as_str();
+            let invalid = || err(format!("invalid parameter \"{raw}\""), d);
+            let Some((key, value)) = raw.split_once('=') else {
+                return Err(invalid());
+            };
+            if value.is_empty() {
+                return Err(invalid());
+            }
+            if !seen.insert(key) {
+                return Err(err(
+                    format!("duplicate parameter \"{key}\" in \"check\" directive"),
+                    d,
+                ));
+            }
+            let count = || match value.parse::<u32>() {
+                Ok(n) if n > 0 && value.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+                _ => Err(invalid()),
+            };
+            match key {
+                "interval" => conf.interval = check_millis(value).ok_or_else(invalid)?,
+                "timeout" => conf.timeout = check_millis(value).ok_or_else(invalid)?,
+                "rise" => conf.rise = count()?,
+                "fall" => conf.fall = count()?,
+                "default_down" => {
+                    conf.default_down = match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(invalid()),
+                    }
+                }
+                "port" => {
+                    conf.port = match parse_port(value, true) {
+                        Ok(0) => None,
+                        Ok(p) => Some(p),
+                        Err(_) => return Err(invalid()),
+                    }
+                }
+                "type" => {
+                    conf.kind = match value {
+                        "tcp" => CheckType::Tcp,
+                        "http" => CheckType::Http,
+                        "ssl_hello" | "mysql" | "ajp" | "fastcgi" => {
+                            self.warn(
+                                d,
+                                &format!(
+                                    "\"type={value}\" in \"check\" directive is checked as \"type=tcp\" (a connect test)"
+                                ),
+                            );
+                            CheckType::Tcp
+                        }
+                        _ => return Err(invalid()),
+                    }
+                }
+                _ => return Err(invalid()),
+            }
+        }
+        Ok(conf)
     }
 
     /// Directives allowed at http, server and location level. `Ok(false)` when `d`
@@ -1356,6 +1483,7 @@ impl Builder {
         let mut layer = Layer::default();
         let mut proxy_pass = None;
         let mut return_ = None;
+        let mut check_status = None;
         let mut nested_dirs = Vec::new();
         for x in body {
             match x.name.as_str() {
@@ -1368,6 +1496,19 @@ impl Builder {
                     set_once(&mut proxy_pass, pp, x)?;
                 }
                 "return" => self.return_directive(x, &mut return_)?,
+                "check_status" => {
+                    simple(x, 0, 1)?;
+                    let format = match x.args.first() {
+                        None => StatusFormat::Html,
+                        Some(a) => match StatusFormat::from_name(&a.value) {
+                            Some(f) => f,
+                            None => {
+                                return Err(err(format!("invalid parameter \"{}\"", a.value), x))
+                            }
+                        },
+                    };
+                    set_once(&mut check_status, format, x)?;
+                }
                 _ => {
                     if !self.common(x, &mut layer, st)? {
                         return Err(not_allowed(x));
@@ -1375,15 +1516,23 @@ impl Builder {
                 }
             }
         }
+        if check_status.is_some() && (proxy_pass.is_some() || return_.is_some()) {
+            return Err(err(
+                "\"check_status\" cannot be combined with \"proxy_pass\" or \"return\" in one location",
+                d,
+            ));
+        }
         let merged = layer.inherit(parent_layer);
         let me = ParentLocation {
             name: &name,
             exact: matches!(matcher, LocationMatch::Exact(_)),
         };
         let nested = self.locations(&nested_dirs, &merged, Some(&me), st)?;
+        let mut conf = merged.finish(proxy_pass, return_);
+        conf.check_status = check_status;
         Ok(Location {
             matcher,
-            conf: Arc::new(merged.finish(proxy_pass, return_)),
+            conf: Arc::new(conf),
             nested,
         })
     }
@@ -1416,6 +1565,7 @@ fn upstream_server(d: &Directive) -> Res<Vec<PeerConf>> {
     let mut fail_timeout = Duration::from_secs(10);
     let mut down = false;
     let mut backup = false;
+    let mut drain = false;
     let mut id = None;
     for a in d.args.iter().skip(1) {
         let p = a.value.as_str();
@@ -1423,6 +1573,7 @@ fn upstream_server(d: &Directive) -> Res<Vec<PeerConf>> {
         match p {
             "down" => down = true,
             "backup" => backup = true,
+            "drain" => drain = true,
             _ => {
                 let Some((key, value)) = p.split_once('=') else {
                     return Err(invalid());
@@ -1463,8 +1614,36 @@ fn upstream_server(d: &Directive) -> Res<Vec<PeerConf>> {
             down,
             backup,
             id: id.clone(),
+            drain,
         })
         .collect())
+}
+
+/// A `check` time: bare digits are milliseconds (Tengine), anything else an nginx
+/// time value (`3s`, `500ms`). Zero is rejected.
+fn check_millis(value: &str) -> Option<Duration> {
+    let t = if value.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_millis(value.parse().ok()?)
+    } else {
+        units::parse_time(value).ok()?
+    };
+    (!t.is_zero()).then_some(t)
+}
+
+/// `check_http_expect_alive http_2xx ...`.
+fn expect_alive_directive(d: &Directive) -> Res<StatusClasses> {
+    let mut classes = StatusClasses(0);
+    for a in &d.args {
+        let class = match a.value.as_str() {
+            "http_2xx" => 2,
+            "http_3xx" => 3,
+            "http_4xx" => 4,
+            "http_5xx" => 5,
+            other => return Err(err(format!("invalid parameter \"{other}\""), d)),
+        };
+        classes = classes.with(class);
+    }
+    Ok(classes)
 }
 
 fn next_upstream(d: &Directive) -> Res<NextUpstream> {
@@ -1684,12 +1863,14 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
                         down: false,
                         backup: false,
                         id: None,
+                        drain: false,
                     })
                     .collect(),
                 sticky: None,
                 keepalive: None,
                 keepalive_timeout: Duration::from_secs(60),
                 keepalive_requests: 1000,
+                check: None,
             });
             st.implicit.len() - 1
         }
@@ -2109,6 +2290,121 @@ mod tests {
             warnings[1].message,
             "\"sendfile\" directive is ignored: the proxy streams responses itself"
         );
+    }
+
+    #[test]
+    fn check_parameters_defaults_and_units() {
+        let d = CheckConf::default();
+        let cases: &[(&str, CheckConf)] = &[
+            ("", d.clone()),
+            (
+                "interval=3000 rise=2 fall=5 timeout=1000 type=http",
+                CheckConf {
+                    interval: Duration::from_secs(3),
+                    kind: CheckType::Http,
+                    ..d.clone()
+                },
+            ),
+            (
+                "interval=100 rise=1 fall=3 timeout=50 default_down=false port=8081",
+                CheckConf {
+                    interval: Duration::from_millis(100),
+                    rise: 1,
+                    fall: 3,
+                    timeout: Duration::from_millis(50),
+                    default_down: false,
+                    port: Some(8081),
+                    ..d.clone()
+                },
+            ),
+            (
+                "interval=2s timeout=500ms port=0 type=tcp",
+                CheckConf {
+                    interval: Duration::from_secs(2),
+                    timeout: Duration::from_millis(500),
+                    ..d.clone()
+                },
+            ),
+        ];
+        for (params, expected) in cases {
+            let (c, _) = ok(&format!(
+                "http {{ upstream u {{ server 127.0.0.1:9000; check {params}; }} }}"
+            ));
+            assert_eq!(
+                c.http.upstreams[0].check.as_ref(),
+                Some(expected),
+                "{params}"
+            );
+        }
+        assert_eq!(d.interval, Duration::from_millis(30_000));
+        assert_eq!((d.rise, d.fall, d.default_down), (2, 5, true));
+        assert_eq!(d.http_send, b"GET / HTTP/1.0\r\n\r\n");
+        let (c, _) = ok("http { upstream u { server 127.0.0.1:9000; } }");
+        assert_eq!(c.http.upstreams[0].check, None);
+    }
+
+    #[test]
+    fn check_http_send_and_expect_alive_fill_the_check() {
+        let (c, warnings) = ok("http { upstream u { server 127.0.0.1:9000;
+            check_http_expect_alive http_2xx http_4xx;
+            check type=http;
+            check_http_send \"HEAD /health HTTP/1.0\\r\\n\\r\\n\";
+            check_keepalive_requests 100; } }");
+        let check = c.http.upstreams[0].check.clone().expect("check");
+        assert_eq!(check.http_send, b"HEAD /health HTTP/1.0\r\n\r\n");
+        assert!(check.expect_alive.contains(204) && check.expect_alive.contains(404));
+        assert!(!check.expect_alive.contains(302) && !check.expect_alive.contains(500));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0]
+            .message
+            .starts_with("\"check_keepalive_requests\" directive is ignored"));
+    }
+
+    #[test]
+    fn check_oddities_warn_instead_of_failing() {
+        let (c, warnings) = ok("http {\n check_shm_size 1m;\n upstream u {\n server 127.0.0.1:9000;\n check type=ssl_hello;\n check_http_send \"GET / HTTP/1.0\\r\\n\\r\\n\";\n }\n upstream v {\n server 127.0.0.1:9000;\n check_http_expect_alive http_2xx;\n }\n}\n");
+        let lines: Vec<u32> = warnings.iter().map(|w| w.span.line).collect();
+        // Upstream blocks are built first (pass 1), then the rest of http.
+        assert_eq!(lines, [5, 6, 10, 2], "{warnings:?}");
+        assert_eq!(
+            warnings[0].message,
+            "\"type=ssl_hello\" in \"check\" directive is checked as \"type=tcp\" (a connect test)"
+        );
+        assert_eq!(
+            warnings[2].message,
+            "\"check_http_expect_alive\" directive is ignored: there is no \"check\" in this upstream"
+        );
+        assert_eq!(
+            c.http.upstreams[0].check.as_ref().map(|k| k.kind),
+            Some(CheckType::Tcp)
+        );
+        assert_eq!(c.http.upstreams[1].check, None);
+    }
+
+    #[test]
+    fn check_status_formats_and_drain() {
+        let (c, _) = ok(
+            "http { upstream u { server 127.0.0.1:9000 drain; server 127.0.0.1:9001; }
+            server { location /a { check_status; } location /b { check_status csv; }
+                     location /c { check_status json; } location /d { proxy_pass http://u; } } }",
+        );
+        let formats: Vec<Option<StatusFormat>> = c.http.servers[0]
+            .locations
+            .iter()
+            .map(|l| l.conf.check_status)
+            .collect();
+        assert_eq!(
+            formats,
+            [
+                Some(StatusFormat::Html),
+                Some(StatusFormat::Csv),
+                Some(StatusFormat::Json),
+                None
+            ]
+        );
+        assert_eq!(c.http.servers[0].conf.check_status, None);
+        let drains: Vec<bool> = c.http.upstreams[0].peers.iter().map(|p| p.drain).collect();
+        assert_eq!(drains, [true, false]);
     }
 
     #[test]

@@ -127,6 +127,113 @@ pub struct PeerConf {
     pub backup: bool,
     /// `id=` (Tengine): the sid under `hash=plain`.
     pub id: Option<String>,
+    /// `drain`: keeps serving the sessions pinned to it but is never chosen for a
+    /// new session.
+    pub drain: bool,
+}
+
+/// What an active health check does (`check type=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckType {
+    /// A TCP connect that succeeds within the timeout.
+    Tcp,
+    /// `check_http_send` written raw; the status line of the reply is classified
+    /// by `check_http_expect_alive`.
+    Http,
+}
+
+impl CheckType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckType::Tcp => "tcp",
+            CheckType::Http => "http",
+        }
+    }
+}
+
+/// Status classes accepted by `check_http_expect_alive` (`http_2xx` ... `http_5xx`),
+/// as a bit set: bit `n` stands for the class `n`xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusClasses(pub u8);
+
+impl StatusClasses {
+    /// Tengine's default: `http_2xx http_3xx`.
+    pub const DEFAULT: StatusClasses = StatusClasses((1 << 2) | (1 << 3));
+
+    /// The set with class `class` (2..=5) added.
+    pub fn with(self, class: u8) -> StatusClasses {
+        StatusClasses(self.0 | (1u8 << (class & 7)))
+    }
+
+    /// True when `status` falls in one of the classes.
+    pub fn contains(self, status: u16) -> bool {
+        let class = status / 100;
+        (2..=5).contains(&class) && self.0 & (1u8 << class) != 0
+    }
+}
+
+/// Tengine's `check` (with `check_http_send` / `check_http_expect_alive`): active
+/// health checks of every peer of an upstream. Defaults are Tengine's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckConf {
+    /// `interval=` (milliseconds), default 30000.
+    pub interval: Duration,
+    /// `rise=`: consecutive successes that bring a down peer up, default 2.
+    pub rise: u32,
+    /// `fall=`: consecutive failures that take an up peer down, default 5.
+    pub fall: u32,
+    /// `timeout=` (milliseconds) of one check, default 1000.
+    pub timeout: Duration,
+    /// `default_down=`: the state of every peer before its first checks, default true.
+    pub default_down: bool,
+    /// `type=`, default tcp.
+    pub kind: CheckType,
+    /// `port=`: check this port instead of the peer's (`0`/unset = the peer's).
+    pub port: Option<u16>,
+    /// `check_http_send`, default `GET / HTTP/1.0\r\n\r\n`.
+    pub http_send: Vec<u8>,
+    /// `check_http_expect_alive`, default `http_2xx http_3xx`.
+    pub expect_alive: StatusClasses,
+}
+
+impl Default for CheckConf {
+    fn default() -> Self {
+        CheckConf {
+            interval: Duration::from_millis(30_000),
+            rise: 2,
+            fall: 5,
+            timeout: Duration::from_millis(1000),
+            default_down: true,
+            kind: CheckType::Tcp,
+            port: None,
+            http_send: b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+            expect_alive: StatusClasses::DEFAULT,
+        }
+    }
+}
+
+/// `check_status [html|csv|json]`: the format of the status page when the request
+/// has no `?format=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFormat {
+    Html,
+    Csv,
+    Json,
+    /// Prometheus text exposition (`?format=prometheus`; not a Tengine value).
+    Prometheus,
+}
+
+impl StatusFormat {
+    /// The format named `name` (`html`, `csv`, `json`, `prometheus`).
+    pub fn from_name(name: &str) -> Option<StatusFormat> {
+        match name {
+            "html" => Some(StatusFormat::Html),
+            "csv" => Some(StatusFormat::Csv),
+            "json" => Some(StatusFormat::Json),
+            "prometheus" => Some(StatusFormat::Prometheus),
+            _ => None,
+        }
+    }
 }
 
 /// An `upstream` block, or an implicit one for `proxy_pass http://HOST:PORT`.
@@ -145,6 +252,8 @@ pub struct UpstreamConf {
     pub keepalive_timeout: Duration,
     /// Upstream `keepalive_requests`, default 1000.
     pub keepalive_requests: u64,
+    /// Tengine's `check`: active health checks; `None` = none.
+    pub check: Option<CheckConf>,
 }
 
 /// A `listen` directive, resolved.
@@ -268,6 +377,9 @@ pub struct LocationConf {
     /// `session_sticky_hide_cookie upstream=NAME` (accepted and checked; we strip
     /// whenever the mode calls for it).
     pub sticky_hide_cookie: Option<String>,
+    /// `check_status [FORMAT]` (location only, not inherited): this location serves
+    /// the health status page in this default format.
+    pub check_status: Option<StatusFormat>,
 }
 
 /// Connection-level settings (http/server level only).

@@ -6,7 +6,10 @@
 //! `proxy::vars`), the attempts (`upstream::pool` connections, `proxy_next_upstream`
 //! retries, sticky fallback, passive health), and the response (`proxy::headers`,
 //! the sticky `Set-Cookie`, `Server`). Proxy-made responses come from
-//! `proxy::errors` and never carry a sticky cookie.
+//! `proxy::errors` and never carry a sticky cookie. A `check_status` location
+//! answers with the status page of the shared `upstream::stats::HealthTable`,
+//! whose per-peer counters (requests, active, sticky outcomes) each attempt
+//! adds to with relaxed atomics.
 //!
 //! Bodies are streamed both ways, never buffered: [`ClientBody`] passes the
 //! client's body to the backend (counting it against `client_max_body_size` and
@@ -44,6 +47,7 @@ use crate::sticky::{Choice, Decision};
 use crate::upstream::balance::Tried;
 use crate::upstream::peers::PeerSet;
 use crate::upstream::pool::{self, Conn, ConnectError, UpstreamPool};
+use crate::upstream::stats::{ActiveGuard, HealthTable};
 
 /// Errors carried by the bodies the proxy streams.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -344,6 +348,8 @@ impl Checkin {
 pub struct ProxyBody {
     inner: ProxyInner,
     conn: Option<Rc<ConnInfo>>,
+    /// Counts the request as active on its peer until the body is done.
+    active: Option<ActiveGuard>,
 }
 
 impl Drop for ProxyBody {
@@ -371,6 +377,7 @@ impl ProxyBody {
         ProxyBody {
             inner: ProxyInner::Full(None),
             conn: None,
+            active: None,
         }
     }
 
@@ -379,6 +386,7 @@ impl ProxyBody {
         ProxyBody {
             inner: ProxyInner::Full((!bytes.is_empty()).then_some(bytes)),
             conn: None,
+            active: None,
         }
     }
 
@@ -398,6 +406,7 @@ impl ProxyBody {
                 timer: IdleTimer::new(read_timeout),
             },
             conn: None,
+            active: None,
         }
     }
 }
@@ -496,6 +505,9 @@ pub struct Worker {
     config: Arc<Config>,
     router: Router,
     upstreams: Vec<PeerSet<ClientBody>>,
+    /// Active-check state and counters shared with the checker, the other
+    /// workers and the status page.
+    health: Arc<HealthTable>,
     /// Connections accepted so far by this worker (`$connection`).
     connections: Cell<u64>,
 }
@@ -642,17 +654,30 @@ impl Head {
 
 impl Worker {
     /// The state of one worker for `config`.
+    /// Without a checker: no peer is ever marked down by active checks.
     pub fn new(config: Arc<Config>) -> Worker {
+        let health = Arc::new(HealthTable::unchecked(&config));
+        Worker::with_health(config, health)
+    }
+
+    /// The state of one worker reading (and counting into) `health`, the table
+    /// the active checker writes (`server::Proxy::start` makes both).
+    pub fn with_health(config: Arc<Config>, health: Arc<HealthTable>) -> Worker {
         let upstreams = config
             .http
             .upstreams
             .iter()
-            .map(|u| PeerSet::new(Arc::clone(u)))
+            .enumerate()
+            .map(|(i, u)| match health.upstream(i) {
+                Some(stats) => PeerSet::with_stats(Arc::clone(u), Arc::clone(stats)),
+                None => PeerSet::new(Arc::clone(u)),
+            })
             .collect();
         Worker {
             router: Router::new(&config),
             config,
             upstreams,
+            health,
             connections: Cell::new(0),
         }
     }
@@ -802,6 +827,16 @@ impl Worker {
                 };
             return Err((resp, tokens));
         }
+        if let Some(format) = conf.check_status {
+            let (_, query) = uri::split_query(target);
+            let (content_type, body) = self.health.status_page(&self.config, query, format);
+            let mut resp = Response::new(ProxyBody::full(body));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            return Err((resp, tokens));
+        }
         let Some(pass) = conf.proxy_pass.as_ref() else {
             return Err((error_response(ProxyError::NotFound, tokens), tokens));
         };
@@ -937,6 +972,7 @@ impl Worker {
                 Some(r) => r,
                 None => return (error_response(last_failure.error(), tokens), tokens),
             };
+            let active = set.stats().begin(p);
             let outcome = self
                 .attempt(info, set, p, req, conf, head.as_ref(), now_instant)
                 .await;
@@ -970,19 +1006,21 @@ impl Worker {
                             continue;
                         }
                     }
-                    return (
-                        self.finish(
-                            set,
-                            conf,
-                            p,
-                            resp,
-                            conn,
-                            choice.as_ref(),
-                            now_unix,
-                            client_upgrade,
-                        ),
-                        tokens,
+                    if let (Some(c), Some(stats)) = (choice.as_ref(), set.stats().peer(p)) {
+                        stats.note_outcome(c.outcome);
+                    }
+                    let mut resp = self.finish(
+                        set,
+                        conf,
+                        p,
+                        resp,
+                        conn,
+                        choice.as_ref(),
+                        now_unix,
+                        client_upgrade,
                     );
+                    resp.body_mut().active = Some(active);
+                    return (resp, tokens);
                 }
                 Err(f) => f,
             };

@@ -437,6 +437,7 @@ mod tests {
             access_log: AccessLog::Off,
             server_tokens: true,
             sticky_hide_cookie: None,
+            check_status: None,
         })
     }
 

@@ -169,6 +169,7 @@ mod tests {
             down: false,
             backup: false,
             id: None,
+            drain: false,
         }
     }
 

@@ -292,6 +292,7 @@ mod tests {
             down: false,
             backup: false,
             id: None,
+            drain: false,
         };
         let upstream = UpstreamConf {
             name: "app".into(),
@@ -301,6 +302,7 @@ mod tests {
             keepalive: None,
             keepalive_timeout: Duration::from_secs(60),
             keepalive_requests: 1000,
+            check: None,
         };
         let now = Instant::now();
         let single = UpstreamConf {

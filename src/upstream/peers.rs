@@ -1,21 +1,25 @@
 //! The run-time peer set of one upstream in one worker: balancer state
 //! (`balance::RoundRobin`), passive health (`health::Health`), the keep-alive
-//! [`UpstreamPool`] and the sticky sid index. The forwarding pipeline asks it to
-//! choose a peer, to check a connection out, and tells it how each try went.
+//! [`UpstreamPool`] and the sticky sid index, plus the [`UpstreamStats`] shared
+//! with the active checker and the status page (active-check state, `drain`,
+//! counters). The forwarding pipeline asks it to choose a peer, to check a
+//! connection out, and tells it how each try went.
 //!
-//! Owned by one worker thread: interior mutability with `RefCell`, no locks.
+//! Owned by one worker thread: interior mutability with `RefCell`, no locks; the
+//! shared stats are relaxed atomics.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::UpstreamConf;
 use crate::sticky::{SidIndex, Sticky};
 use crate::upstream::balance::{RoundRobin, Tried};
 use crate::upstream::health::Health;
 use crate::upstream::pool::{Conn, UpstreamPool};
+use crate::upstream::stats::UpstreamStats;
 
 /// One upstream's peers, as seen by one worker.
 pub struct PeerSet<B> {
@@ -24,10 +28,20 @@ pub struct PeerSet<B> {
     balancer: RefCell<RoundRobin>,
     health: RefCell<Health>,
     pool: Rc<RefCell<UpstreamPool<B>>>,
+    stats: Arc<UpstreamStats>,
 }
 
 impl<B> PeerSet<B> {
+    /// A peer set with its own stats, every peer up as far as active checks go
+    /// (for use without a checker).
     pub fn new(conf: Arc<UpstreamConf>) -> Self {
+        let stats = Arc::new(UpstreamStats::unchecked(&conf));
+        PeerSet::with_stats(conf, stats)
+    }
+
+    /// A peer set reading the active-check state and adding to the counters of
+    /// `stats` (the upstream's entry in the shared `HealthTable`).
+    pub fn with_stats(conf: Arc<UpstreamConf>, stats: Arc<UpstreamStats>) -> Self {
         let sticky = conf.sticky.as_ref().map(|s| {
             Sticky::new(
                 s.clone(),
@@ -51,7 +65,13 @@ impl<B> PeerSet<B> {
             pool: Rc::new(RefCell::new(pool)),
             sticky,
             conf,
+            stats,
         }
+    }
+
+    /// The figures shared with the checker and the status page.
+    pub fn stats(&self) -> &Arc<UpstreamStats> {
+        &self.stats
     }
 
     /// The upstream's configuration.
@@ -69,17 +89,23 @@ impl<B> PeerSet<B> {
         self.conf.keepalive.is_some_and(|n| n > 0)
     }
 
-    /// Whether peer `i` may serve a request now (not `down`, not failed).
+    /// Whether peer `i` may serve a request pinned to it now: not `down`, not
+    /// failed (passive), not marked down by the active checker. A draining peer
+    /// is up for its pinned sessions.
     pub fn is_up(&self, i: usize, now: Instant) -> bool {
-        self.conf.peers.get(i).is_some_and(|p| !p.down) && self.health.borrow().is_available(i, now)
+        self.conf.peers.get(i).is_some_and(|p| !p.down)
+            && self.stats.pinnable(i)
+            && self.health.borrow().is_available(i, now)
     }
 
-    /// Round robin among the up peers, skipping `exclude` and the peers in `tried`.
+    /// Round robin among the up peers that take new sessions (not draining),
+    /// skipping `exclude` and the peers in `tried`.
     pub fn choose(&self, exclude: Option<usize>, tried: &Tried, now: Instant) -> Option<usize> {
         let health = self.health.borrow();
+        let stats = &self.stats;
         let picked = self.balancer.borrow_mut().pick(
             &self.conf.peers,
-            |i| Some(i) != exclude && health.is_available(i, now),
+            |i| Some(i) != exclude && stats.selectable(i) && health.is_available(i, now),
             tried,
         );
         drop(health);
@@ -92,13 +118,24 @@ impl<B> PeerSet<B> {
     /// A try at peer `i` failed (error, timeout, or a listed status).
     pub fn failed(&self, i: usize, now: Instant) {
         let max_fails = self.conf.peers.get(i).map_or(0, |p| p.max_fails);
-        self.health.borrow_mut().note_failure(i, now);
+        let mut health = self.health.borrow_mut();
+        health.note_failure(i, now);
+        if !health.is_available(i, now) {
+            let fail_timeout = self
+                .conf
+                .peers
+                .get(i)
+                .map_or(Duration::ZERO, |p| p.fail_timeout);
+            self.stats.note_passive_down(i, now + fail_timeout);
+        }
+        drop(health);
         self.balancer.borrow_mut().note_failure(i, max_fails);
     }
 
     /// Peer `i` answered.
     pub fn succeeded(&self, i: usize) {
         self.health.borrow_mut().note_success(i);
+        self.stats.note_passive_up(i);
     }
 
     /// The address of peer `i`.
@@ -119,5 +156,83 @@ impl<B> PeerSet<B> {
     /// The pool, for response bodies that return their connection when they end.
     pub fn pool(&self) -> Rc<RefCell<UpstreamPool<B>>> {
         Rc::clone(&self.pool)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use crate::upstream::stats::HealthTable;
+    use std::path::Path;
+
+    fn set(servers: &str, check: &str) -> (PeerSet<()>, HealthTable) {
+        let src = format!("http {{ upstream u {{ {servers} {check} }} }}");
+        let config = load_str(&src, Path::new("/t.conf")).unwrap().0;
+        let table = HealthTable::new(&config);
+        let conf = Arc::clone(&config.http.upstreams[0]);
+        let stats = Arc::clone(table.upstream(0).unwrap());
+        (PeerSet::with_stats(conf, stats), table)
+    }
+
+    fn picks(s: &PeerSet<()>, n: usize) -> Vec<Option<usize>> {
+        let now = Instant::now();
+        (0..n).map(|_| s.choose(None, &Tried::new(), now)).collect()
+    }
+
+    #[test]
+    fn a_draining_peer_is_up_for_pins_but_never_chosen() {
+        let (s, _t) = set(
+            "server 127.0.0.1:1; server 127.0.0.1:2 drain; server 127.0.0.1:3;",
+            "",
+        );
+        let now = Instant::now();
+        assert!(s.is_up(1, now), "pinned sessions keep their draining peer");
+        assert_eq!(picks(&s, 4), [Some(0), Some(2), Some(0), Some(2)]);
+        assert_eq!(s.choose(Some(0), &Tried::new(), now), Some(2));
+        let (only, _t) = set("server 127.0.0.1:1 drain;", "");
+        assert_eq!(picks(&only, 1), [None], "nothing takes new sessions");
+    }
+
+    #[test]
+    fn passive_failures_are_published_for_the_status_page() {
+        let (s, t) = set(
+            "server 127.0.0.1:1 max_fails=2 fail_timeout=5s; server 127.0.0.1:2;",
+            "",
+        );
+        let stats = t.upstream(0).unwrap();
+        let now = Instant::now();
+        s.failed(0, now);
+        assert!(!stats.passive_down(0, now), "one of max_fails=2");
+        s.failed(0, now);
+        assert!(!s.is_up(0, now) && stats.passive_down(0, now));
+        assert!(stats.passive_down(0, now + Duration::from_secs(4)));
+        assert!(!stats.passive_down(0, now + Duration::from_secs(6)));
+        s.succeeded(0);
+        assert!(!stats.passive_down(0, now) && s.is_up(0, now));
+    }
+
+    #[test]
+    fn actively_checked_down_peers_are_neither_pinned_nor_chosen() {
+        let (s, t) = set(
+            "server 127.0.0.1:1; server 127.0.0.1:2;",
+            "check default_down=false;",
+        );
+        let now = Instant::now();
+        let stats = t.upstream(0).unwrap();
+        stats.peer(0).unwrap().publish_check(true, 0, 5);
+        assert!(!s.is_up(0, now) && s.is_up(1, now));
+        assert_eq!(picks(&s, 3), [Some(1), Some(1), Some(1)]);
+        stats.peer(0).unwrap().publish_check(false, 2, 0);
+        assert!(s.is_up(0, now));
+        let (d, _t) = set("server 127.0.0.1:1; server 127.0.0.1:2;", "check;");
+        assert!(!d.is_up(0, now) && !d.is_up(1, now), "default_down");
+        assert_eq!(picks(&d, 1), [None]);
+        let free = PeerSet::<()>::new(Arc::new(d.conf().clone()));
+        assert!(
+            free.is_up(0, now),
+            "without a checker nothing is checked down"
+        );
     }
 }

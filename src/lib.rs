@@ -12,6 +12,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod config;
+pub mod log;
 pub mod proxy;
 pub mod server;
 pub mod sticky;

@@ -9,11 +9,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::Parser;
 use sticky_proxy::config::ast::Directive;
-use sticky_proxy::config::{build, include, parse, Config, ConfigError, ConfigWarning, LogLevel};
+use sticky_proxy::config::{build, include, parse, Config, ConfigError, ConfigWarning};
 
 /// What `-V` lists besides the version.
 const FEATURES: &[&str] = &[
@@ -126,7 +125,7 @@ fn run(path: &Path) -> ExitCode {
     for warning in &warnings {
         eprintln!("proxy: [warn] {warning}");
     }
-    if let Err(message) = init_logging(&config) {
+    if let Err(message) = sticky_proxy::log::init_error_log(&config.main.error_log, &config.file) {
         eprintln!("proxy: [emerg] {message}");
         return ExitCode::FAILURE;
     }
@@ -138,34 +137,4 @@ fn run(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Sends `tracing` output where `error_log` says, at its level.
-fn init_logging(config: &Config) -> Result<(), String> {
-    let level = match config.main.error_log.level {
-        LogLevel::Debug => tracing::Level::DEBUG,
-        LogLevel::Info | LogLevel::Notice => tracing::Level::INFO,
-        LogLevel::Warn => tracing::Level::WARN,
-        LogLevel::Error | LogLevel::Crit | LogLevel::Alert | LogLevel::Emerg => {
-            tracing::Level::ERROR
-        }
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false);
-    let path = &config.main.error_log.path;
-    let installed = if path == "stderr" {
-        builder.with_writer(std::io::stderr).try_init()
-    } else {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("open() \"{path}\" failed {}", include::os_error(&e)))?;
-        builder
-            .with_ansi(false)
-            .with_writer(Mutex::new(file))
-            .try_init()
-    };
-    installed.map_err(|e| format!("cannot set up logging: {e}"))
 }

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod log;
+pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod sticky;

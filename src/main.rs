@@ -2,7 +2,8 @@
 //!
 //! `-c FILE` (default `conf/sticky.conf`), `-t` test the configuration, `-T` test and
 //! print it with includes expanded, `-q` quiet test, `-v`/`-V` version (and
-//! features), `-h` help. Messages go to stderr in nginx's shape
+//! features), `-s stop|quit|reopen|reload` signal the running proxy (through the
+//! `pid` file, see [`sticky_proxy::process`]), `-h` help. Messages go to stderr in nginx's shape
 //! (`proxy: [emerg] MESSAGE in FILE:LINE`, exit code 1). Without `-t`/`-T` the
 //! configuration is loaded, logging is set up from `error_log`, and
 //! [`sticky_proxy::server::run`] serves until stopped.
@@ -12,7 +13,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sticky_proxy::config::ast::Directive;
-use sticky_proxy::config::{build, include, parse, Config, ConfigError, ConfigWarning};
+use sticky_proxy::config::{self, build, include, parse, Config, ConfigError, ConfigWarning};
+use sticky_proxy::process::{self, Command};
 
 /// What `-V` lists besides the version.
 const FEATURES: &[&str] = &[
@@ -49,6 +51,14 @@ struct Cli {
     /// Show the version and the supported features, and exit.
     #[arg(short = 'V')]
     features: bool,
+    /// Send a signal to the running proxy (found through the `pid` file):
+    /// stop (SIGTERM), quit (SIGQUIT), reopen (SIGUSR1), reload (SIGHUP).
+    #[arg(short = 's', value_name = "SIGNAL", value_parser = parse_command)]
+    signal: Option<Command>,
+}
+
+fn parse_command(s: &str) -> Result<Command, String> {
+    s.parse()
 }
 
 fn main() -> ExitCode {
@@ -76,6 +86,8 @@ fn main() -> ExitCode {
     }
     if cli.test || cli.dump {
         test_config(&cli)
+    } else if let Some(command) = cli.signal {
+        signal(&cli.conf, command)
     } else {
         run(&cli.conf)
     }
@@ -113,9 +125,28 @@ fn test_config(cli: &Cli) -> ExitCode {
     }
 }
 
+/// `-s SIGNAL`: reads the configuration for its `pid` file and signals the
+/// process named there.
+fn signal(path: &Path, command: Command) -> ExitCode {
+    let config = match config::load(path) {
+        Ok((config, _warnings)) => config,
+        Err(e) => {
+            eprintln!("proxy: [emerg] {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match process::signal_running(&config, command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("proxy: [error] {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Loads the configuration, sets up logging and serves.
 fn run(path: &Path) -> ExitCode {
-    let (config, warnings) = match load(path) {
+    let (mut config, warnings) = match load(path) {
         Ok((_tree, config, warnings)) => (config, warnings),
         Err(e) => {
             eprintln!("proxy: [emerg] {e}");
@@ -129,6 +160,19 @@ fn run(path: &Path) -> ExitCode {
         eprintln!("proxy: [emerg] {message}");
         return ExitCode::FAILURE;
     }
+    if let Some(wanted) = config.main.worker_rlimit_nofile {
+        match process::set_nofile(wanted) {
+            Ok(None) => {}
+            Ok(Some(warning)) => tracing::warn!("{warning}"),
+            Err(e) => tracing::error!("{e} (ignored)"),
+        }
+    }
+    // The pid file is found relative to the configuration, as `-s` looks for it.
+    config.main.pid = config
+        .main
+        .pid
+        .as_deref()
+        .map(|pid| sticky_proxy::log::resolve_path(&config.file, pid));
     match sticky_proxy::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

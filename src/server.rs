@@ -278,6 +278,19 @@ fn worker_main(
                 config.main.worker_connections.max(1),
             ));
         }
+        // One timer per worker enforces client_header_timeout, keepalive_timeout
+        // and proxy_read_timeout for every connection: no timer per request.
+        tokio::task::spawn_local({
+            let slots = Rc::clone(&slots);
+            async move {
+                let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    slots.sweep(std::time::Instant::now());
+                }
+            }
+        });
         // Until told to stop (or the controller is gone).
         while !*stop.borrow() {
             if stop.changed().await.is_err() {
@@ -302,6 +315,20 @@ impl Slots {
             open.retain(|w| w.strong_count() > 0);
         }
         open.push(Rc::downgrade(conn));
+    }
+
+    /// Applies the timeouts of every open connection (see `ConnInfo::sweep`).
+    fn sweep(&self, now: std::time::Instant) {
+        let mut open = self.open.borrow_mut();
+        open.retain(|w| match w.upgrade() {
+            Some(conn) => {
+                if conn.sweep(now) {
+                    conn.evict.notify_one();
+                }
+                true
+            }
+            None => false,
+        });
     }
 
     /// Tells the connection idle (waiting for a request head) for the longest
@@ -375,6 +402,8 @@ async fn accept_loop(
             group.connection.keepalive_requests,
             group.connection.large_client_header_buffers.1,
             worker.next_connection(),
+            group.connection.client_header_timeout,
+            idle_timeout(&group.connection),
         ));
         slots.register(&info, cap);
         let evict_info = Rc::clone(&info);
@@ -403,22 +432,26 @@ async fn accept_loop(
     }
 }
 
+/// How often a worker checks its connections' timeouts: the precision of
+/// `client_header_timeout`, `keepalive_timeout` and `proxy_read_timeout`.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The idle limit of a kept-alive connection (`keepalive_timeout`; zero when
+/// keep-alive is off, where hyper closes the connection itself).
+fn idle_timeout(conn: &ConnectionConf) -> Duration {
+    conn.keepalive_timeout
+}
+
 /// The hyper server settings of one listen address.
 fn server_builder(conn: &ConnectionConf) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     let keepalive = !conn.keepalive_timeout.is_zero() && conn.keepalive_requests > 0;
-    // hyper's header timer runs from the moment it waits for a request head, so it
-    // covers both the idle keep-alive wait and the slow-header case: the smaller
-    // of the two nginx timeouts applies to both.
-    let header_timeout = if keepalive {
-        conn.client_header_timeout.min(conn.keepalive_timeout)
-    } else {
-        conn.client_header_timeout
-    };
     let (count, size) = conn.large_client_header_buffers;
+    // Header and idle timeouts are the worker sweeper's job (one timer per
+    // worker instead of hyper's timer per request).
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout((!header_timeout.is_zero()).then_some(header_timeout))
+        .header_read_timeout(None)
         .keep_alive(keepalive)
         .writev(false)
         .half_close(false)

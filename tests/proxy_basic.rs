@@ -578,3 +578,39 @@ async fn request_lost_on_a_pooled_connection_is_resent_once_on_a_fresh_one() {
     let r = c.send("POST", "/", &[], full("x")).await.expect("reply");
     assert_eq!(r.status, 502);
 }
+
+#[tokio::test]
+async fn idle_keepalive_connection_is_closed_after_keepalive_timeout() {
+    let b = Backend::start("a");
+    let p = start_proxy(&one_backend_conf(
+        &b,
+        "keepalive_timeout 300ms;\n location / { proxy_pass http://app; }",
+    ));
+    let mut c = Client::connect(p.addr).await;
+    assert_eq!(c.get("/", &[]).await.status, 200);
+    // Used again within the timeout: still open.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(c.get("/", &[]).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(
+        c.send("GET", "/", &[], empty()).await.is_err(),
+        "closed while idle"
+    );
+}
+
+#[tokio::test]
+async fn proxied_location_with_trailing_slash_redirects_the_bare_path() {
+    let b = Backend::start("a");
+    let p = start_proxy(&one_backend_conf(
+        &b,
+        "location /app/ { proxy_pass http://app; }",
+    ));
+    let r = get(p.addr, "/app?x=1", &[("host", "example.com")]).await;
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location").as_deref(),
+        Some(format!("http://example.com:{}/app/?x=1", p.addr.port()).as_str())
+    );
+    let ok = get(p.addr, "/app/", &[]).await;
+    assert_eq!(ok.status, 200);
+}

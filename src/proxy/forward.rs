@@ -35,7 +35,7 @@ use tokio::time::Sleep;
 use crate::config::{Config, LocationConf, NextUpstream, ProxyPass, ServerConf, ServerName};
 use crate::proxy::errors::{self, MadeResponse, ProxyError, RedirectBase};
 use crate::proxy::headers::{self, UpstreamConnection};
-use crate::proxy::route::{self, Router};
+use crate::proxy::route::{self, Lookup, Router};
 use crate::proxy::uri;
 use crate::proxy::vars::{self, RequestVars};
 use crate::sticky::decide;
@@ -48,7 +48,6 @@ use crate::upstream::pool::{self, Conn, ConnectError, UpstreamPool};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Facts about one client connection, shared by its requests.
-#[derive(Debug)]
 pub struct ConnInfo {
     pub remote: SocketAddr,
     /// The local address the client connected to.
@@ -68,11 +67,20 @@ pub struct ConnInfo {
     /// cap the accept loop evicts the connection that has waited longest, so
     /// idle keep-alive and slow-header (slowloris) clients cannot lock others out.
     pub waiting_since: Cell<Option<Instant>>,
-    /// Notified to close the connection (eviction).
+    /// Notified to close the connection (eviction, idle timeouts).
     pub evict: tokio::sync::Notify,
+    /// `client_header_timeout`: a new connection must send a request within it.
+    pub header_timeout: Duration,
+    /// `keepalive_timeout`: an idle connection is closed after it.
+    pub idle_timeout: Duration,
+    /// When the upstream response head being awaited times out.
+    upstream_deadline: Cell<Option<Instant>>,
+    upstream_timed_out: Cell<bool>,
+    upstream_waker: Cell<Option<std::task::Waker>>,
 }
 
 impl ConnInfo {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         remote: SocketAddr,
         local: SocketAddr,
@@ -80,6 +88,8 @@ impl ConnInfo {
         keepalive_requests: u64,
         large_header_buffer: usize,
         serial: u64,
+        header_timeout: Duration,
+        idle_timeout: Duration,
     ) -> ConnInfo {
         ConnInfo {
             remote,
@@ -91,7 +101,59 @@ impl ConnInfo {
             serial,
             waiting_since: Cell::new(Some(Instant::now())),
             evict: tokio::sync::Notify::new(),
+            header_timeout,
+            idle_timeout,
+            upstream_deadline: Cell::new(None),
+            upstream_timed_out: Cell::new(false),
+            upstream_waker: Cell::new(None),
         }
+    }
+
+    /// Called by the worker's sweeper: wakes a request whose upstream deadline
+    /// passed, and returns true when the connection has waited for a request
+    /// longer than allowed (`client_header_timeout` before its first request,
+    /// `keepalive_timeout` after) and must be closed.
+    pub fn sweep(&self, now: Instant) -> bool {
+        if let Some(deadline) = self.upstream_deadline.get() {
+            if now >= deadline {
+                self.upstream_deadline.set(None);
+                self.upstream_timed_out.set(true);
+                if let Some(waker) = self.upstream_waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+        let Some(since) = self.waiting_since.get() else {
+            return false;
+        };
+        let limit = if self.requests.get() == 0 {
+            self.header_timeout
+        } else {
+            self.idle_timeout
+        };
+        !limit.is_zero() && now.saturating_duration_since(since) > limit
+    }
+
+    fn arm(&self, deadline: Instant) {
+        self.upstream_timed_out.set(false);
+        self.upstream_deadline.set(Some(deadline));
+    }
+
+    fn disarm(&self) {
+        self.upstream_deadline.set(None);
+        self.upstream_waker.set(None);
+    }
+
+    fn deadline_passed(&self) -> bool {
+        self.upstream_timed_out.get()
+    }
+
+    fn park(&self, waker: &std::task::Waker) {
+        let kept = match self.upstream_waker.take() {
+            Some(w) if w.will_wake(waker) => w,
+            _ => waker.clone(),
+        };
+        self.upstream_waker.set(Some(kept));
     }
 }
 
@@ -463,7 +525,10 @@ enum Sent {
 }
 
 /// Sends `req` on `conn`, waiting at most `read_timeout` for the response head.
+/// The deadline is kept on the client connection and checked by the worker's
+/// sweeper ([`ConnInfo::sweep`]), so a request arms no timer of its own.
 async fn send(
+    info: &ConnInfo,
     conn: &mut Conn<ClientBody>,
     req: Request<ClientBody>,
     read_timeout: Duration,
@@ -473,9 +538,23 @@ async fn send(
     let result = if read_timeout.is_zero() {
         fut.await
     } else {
-        match tokio::time::timeout(read_timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => return Sent::Failed(Failure::Timeout, None),
+        let mut fut = std::pin::pin!(fut);
+        info.arm(Instant::now() + read_timeout);
+        let waited = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            if info.deadline_passed() {
+                return Poll::Ready(None);
+            }
+            info.park(cx.waker());
+            Poll::Pending
+        })
+        .await;
+        info.disarm();
+        match waited {
+            Some(r) => r,
+            None => return Sent::Failed(Failure::Timeout, None),
         }
     };
     match result {
@@ -611,10 +690,29 @@ impl Worker {
                 return Err((error_response(ProxyError::BadRequest, tokens), tokens));
             }
         };
-        let location = route::find_location(&server.locations, &path);
+        let (location, add_slash) = match route::lookup_location(&server.locations, &path) {
+            Lookup::Location(loc) => (Some(loc), false),
+            Lookup::AddSlash(loc) => (Some(loc), true),
+            Lookup::NoMatch => (None, false),
+        };
         let conf: &LocationConf = location.map_or(&server.conf, |l| &l.conf);
         let tokens = conf.server_tokens;
         let server_name = server_name_of(server);
+        let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
+        let redirect_base = || {
+            let host: &str = if !routed.host.is_empty() {
+                &routed.host
+            } else if !server_name.is_empty() {
+                server_name
+            } else {
+                local_ip.get_or_init(|| info.local.ip().to_string())
+            };
+            RedirectBase {
+                scheme: "http",
+                host,
+                port: info.local.port(),
+            }
+        };
         let vars = |proxy_host| RequestVars {
             method: req.method(),
             request_uri: target,
@@ -640,23 +738,27 @@ impl Worker {
         };
         if let Some(ret) = server.return_.as_ref().or(conf.return_.as_ref()) {
             let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars("")));
-            let local_ip = info.local.ip().to_string();
-            let redirect_host = if !routed.host.is_empty() {
-                &routed.host
-            } else if !server_name.is_empty() {
-                server_name
-            } else {
-                local_ip.as_str()
-            };
-            let base = RedirectBase {
-                scheme: "http",
-                host: redirect_host,
-                port: info.listen.port(),
-            };
-            let resp = match errors::return_response(ret.code, text.as_deref(), &base, tokens) {
+            let resp = match errors::return_response(
+                ret.code,
+                text.as_deref(),
+                &redirect_base(),
+                tokens,
+            ) {
                 Some(m) => made(m),
                 None => error_response(ProxyError::Internal, tokens),
             };
+            return Err((resp, tokens));
+        }
+        if add_slash {
+            // nginx's automatic redirect: `location /app/ { proxy_pass ...; }`
+            // answers `/app` with a 301 to `/app/`.
+            let (_, query) = uri::split_query(target);
+            let to = uri::add_slash_target(&path, query);
+            let resp =
+                match errors::return_response(301, Some(to.as_bytes()), &redirect_base(), tokens) {
+                    Some(m) => made(m),
+                    None => error_response(ProxyError::Internal, tokens),
+                };
             return Err((resp, tokens));
         }
         let Some(pass) = conf.proxy_pass.as_ref() else {
@@ -776,7 +878,11 @@ impl Worker {
             && (next.non_idempotent || idempotent(upstream_req.method()));
         let pinned_no_fallback = set.sticky().is_some_and(|s| !s.conf.fallback)
             && matches!(choice.map(|c| c.decision), Some(Decision::Pinned(_)));
-        let head = (may_resend && !pinned_no_fallback).then(|| Head::of(&upstream_req));
+        // Kept to resend a bodyless request after it was written: once on a fresh
+        // connection when a pooled one turns out dead, and on another peer per
+        // proxy_next_upstream (never away from a pinned peer with fallback=off).
+        let head = may_resend.then(|| Head::of(&upstream_req));
+        let resend_elsewhere = head.is_some() && !pinned_no_fallback;
         let mut pending = Some(upstream_req);
         let mut last_failure = Failure::Error;
 
@@ -789,7 +895,9 @@ impl Worker {
                 Some(r) => r,
                 None => return (error_response(last_failure.error(), tokens), tokens),
             };
-            let outcome = self.attempt(set, p, req, conf, head.is_some()).await;
+            let outcome = self
+                .attempt(info, set, p, req, conf, head.as_ref(), now_instant)
+                .await;
             let (failure, returned) = match outcome {
                 Ok((resp, conn)) => {
                     let status = resp.status();
@@ -800,7 +908,7 @@ impl Worker {
                         set.succeeded(p);
                     }
                     let can_retry = retry_status
-                        && head.is_some()
+                        && resend_elsewhere
                         && tried.len() < max_tries
                         && retry_deadline.map_or(true, |d| Instant::now() < d);
                     if can_retry {
@@ -843,8 +951,7 @@ impl Worker {
             pending = returned;
             let sent = pending.is_none();
             let retry = failure.listed(next)
-                && (pending.is_some() || head.is_some())
-                && (!sent || head.is_some())
+                && (!sent || resend_elsewhere)
                 && tried.len() < max_tries
                 && retry_deadline.map_or(true, |d| Instant::now() < d);
             if !retry {
@@ -866,19 +973,21 @@ impl Worker {
 
     /// One try at `peer`: a pooled connection (with one transparent retry on a
     /// fresh connection if the pooled one turns out closed) or a new one.
+    #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
+        info: &ConnInfo,
         set: &PeerSet<ClientBody>,
         peer: usize,
         req: Request<ClientBody>,
         conf: &LocationConf,
-        resendable: bool,
+        head: Option<&Head>,
+        now: Instant,
     ) -> Result<(Response<Incoming>, Conn<ClientBody>), (Failure, Option<Request<ClientBody>>)>
     {
         let mut req = req;
-        if let Some(mut conn) = set.checkout(peer, Instant::now()) {
-            let head = resendable.then(|| Head::of(&req));
-            match send(&mut conn, req, conf.proxy_read_timeout).await {
+        if let Some(mut conn) = set.checkout(peer, now) {
+            match send(info, &mut conn, req, conf.proxy_read_timeout).await {
                 Sent::Response(resp) => return Ok((resp, conn)),
                 Sent::Failed(Failure::Error, Some(back)) => req = back,
                 Sent::Failed(Failure::Error, None) => match head {
@@ -899,7 +1008,7 @@ impl Worker {
                 return Err((Failure::Error, Some(req)));
             }
         };
-        match send(&mut conn, req, conf.proxy_read_timeout).await {
+        match send(info, &mut conn, req, conf.proxy_read_timeout).await {
             Sent::Response(resp) => Ok((resp, conn)),
             Sent::Failed(f, back) => Err((f, back)),
         }

@@ -117,6 +117,12 @@ impl Sticky {
         choice
     }
 
+    /// The sid of the peer a choice routes to, for `$sticky_sid` (`None` when
+    /// refused).
+    pub fn sid(&self, choice: &Choice) -> Option<&str> {
+        choice.decision.peer().and_then(|p| self.index.sid(p))
+    }
+
     /// Response side: set or edit the sticky `Set-Cookie` for the peer of
     /// `choice` (after any [`decide::after_connect_failure`]). No-op for a
     /// refused choice and for status >= 400.
@@ -127,7 +133,7 @@ impl Sticky {
         choice: &Choice,
         now: i64,
     ) {
-        let Some(sid) = choice.decision.peer().and_then(|p| self.index.sid(p)) else {
+        let Some(sid) = self.sid(choice) else {
             return;
         };
         set_cookie::apply(&self.conf, status, headers, sid, choice, now);

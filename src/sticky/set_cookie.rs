@@ -14,7 +14,7 @@ use http::header::{Entry, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use httpdate::HttpDate;
 
-use super::decide::Choice;
+use super::decide::{Choice, Decision};
 use super::{Mode, StickyConf};
 
 /// Latest instant an HTTP date can show (9999-12-31 23:59:59 GMT).
@@ -181,7 +181,8 @@ fn edit_first(conf: &StickyConf, headers: &mut HeaderMap, sid: &str) {
 /// Apply the sticky response rules to the response `headers`.
 ///
 /// `sid` is the sid of the peer that actually answered, `choice` the (possibly
-/// fallen-back) decision, `now` Unix seconds. Nothing happens for status >= 400.
+/// fallen-back) decision, `now` Unix seconds. Nothing happens for status >= 400
+/// or a refused decision (the proxy's own 502 never carries a sticky cookie).
 /// - insert: a cookie is set when the client is (re-)pinned, on every response
 ///   when maxidle/maxlife is set (LASTSEEN refreshed, FIRSTSEEN kept), and under
 ///   indirect whenever the backend set a cookie of the same name (ours replaces it).
@@ -195,7 +196,7 @@ pub fn apply(
     choice: &Choice,
     now: i64,
 ) {
-    if status.as_u16() >= 400 {
+    if status.as_u16() >= 400 || choice.decision == Decision::Refuse {
         return;
     }
     match conf.mode {
@@ -219,7 +220,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sticky::decide::{Decision, Outcome};
+    use crate::sticky::decide::Outcome;
 
     const NOW: i64 = 1_571_297_169;
     const SID: &str = "fe12736d0ef927f9224a3336b65ee84b";
@@ -462,6 +463,14 @@ mod tests {
                 vec!["route=app"],
                 hit(NOW),
                 vec!["route=app"],
+            ),
+            (
+                "refused_sets_nothing",
+                &ts,
+                200,
+                vec![],
+                choice(Decision::Refuse, NOW),
+                vec![],
             ),
         ];
         for (name, conf, status, backend, c, want) in cases {

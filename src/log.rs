@@ -299,6 +299,9 @@ pub struct AccessLogs {
     /// By path as written in the configuration.
     files: HashMap<PathBuf, Arc<LogFile>>,
     formats: HashMap<String, (Arc<Template>, Escape)>,
+    /// Each `access_log` setting of the configuration resolved, keyed by its
+    /// address in that (immutable, shared) configuration.
+    resolved: HashMap<usize, Arc<[LogTarget]>>,
 }
 
 impl AccessLogs {
@@ -350,25 +353,65 @@ impl AccessLogs {
                 (name.clone(), (Arc::clone(template), escape))
             })
             .collect();
-        Ok(AccessLogs { files, formats })
+        let mut logs = AccessLogs {
+            files,
+            formats,
+            resolved: HashMap::new(),
+        };
+        for access_log in config_access_logs(config) {
+            let key = access_log as *const AccessLog as usize;
+            if let Some(targets) = logs.resolve(access_log) {
+                logs.resolved.insert(key, targets);
+            }
+        }
+        Ok(logs)
+    }
+
+    fn resolve(&self, access_log: &AccessLog) -> Option<Arc<[LogTarget]>> {
+        let AccessLog::On(list) = access_log else {
+            return None;
+        };
+        let targets: Vec<LogTarget> = list
+            .iter()
+            .filter_map(|target| {
+                let file = self.files.get(&target.path)?;
+                let (template, escape) = self.formats.get(&target.format)?;
+                Some(LogTarget {
+                    file: Arc::clone(file),
+                    template: Arc::clone(template),
+                    escape: *escape,
+                })
+            })
+            .collect();
+        (!targets.is_empty()).then(|| targets.into())
+    }
+
+    /// The resolved targets of `access_log`, `None` for `off`. `access_log` should
+    /// belong to the configuration this set was opened for (then this is one hash
+    /// lookup and a reference count); any other is resolved by path and name.
+    pub fn targets(&self, access_log: &AccessLog) -> Option<Arc<[LogTarget]>> {
+        if let AccessLog::Off = access_log {
+            return None;
+        }
+        match self
+            .resolved
+            .get(&(access_log as *const AccessLog as usize))
+        {
+            Some(targets) => Some(Arc::clone(targets)),
+            None => self.resolve(access_log),
+        }
     }
 
     /// Formats and queues the line of one request for every target of
     /// `access_log` (nothing for `off`). Never blocks.
     pub fn log(&self, access_log: &AccessLog, vars: &RequestVars<'_>) {
-        let AccessLog::On(targets) = access_log else {
+        let Some(targets) = self.targets(access_log) else {
             return;
         };
-        for target in targets {
-            let (Some(file), Some((template, escape))) = (
-                self.files.get(&target.path),
-                self.formats.get(&target.format),
-            ) else {
-                // The builder checks every name; a set built from another
-                // configuration is the only way here.
-                continue;
-            };
-            file.write_line(format_line(template, *escape, vars));
+        for target in targets.iter() {
+            target
+                .file
+                .write_line(format_line(&target.template, target.escape, vars));
         }
     }
 
@@ -397,6 +440,153 @@ impl AccessLogs {
     pub fn files(&self) -> impl Iterator<Item = (&Path, &Arc<LogFile>)> {
         self.files.iter().map(|(p, f)| (p.as_path(), f))
     }
+}
+
+/// One `access_log` target resolved: the file, the format and its escaping.
+#[derive(Debug, Clone)]
+pub struct LogTarget {
+    pub file: Arc<LogFile>,
+    pub template: Arc<Template>,
+    pub escape: Escape,
+}
+
+/// One upstream try, owned (see [`vars::UpstreamTry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryRecord {
+    pub addr: String,
+    pub status: Option<u16>,
+    pub connect_time: Option<Duration>,
+    pub header_time: Option<Duration>,
+    pub response_time: Option<Duration>,
+}
+
+/// What one request's access-log line needs, owned, so the line can be written
+/// when the response body has been sent (after the handler has returned). Built
+/// only for requests whose location logs ([`AccessLogs::targets`]).
+#[derive(Debug)]
+pub struct AccessRecord {
+    targets: Arc<[LogTarget]>,
+    method: http::Method,
+    request_uri: String,
+    path: Vec<u8>,
+    version: http::Version,
+    headers: http::HeaderMap,
+    host: String,
+    server_name: String,
+    remote: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+    scheme: &'static str,
+    proxy_host: String,
+    request_length: u64,
+    connection: u64,
+    connection_requests: u64,
+    start: SystemTime,
+    /// Every upstream try, in order.
+    pub tries: Vec<TryRecord>,
+    /// `$sticky_sid` and `$sticky_status`.
+    pub sticky: Option<(String, &'static str)>,
+}
+
+/// The response as the client got it, for [`AccessRecord::write`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sent<'a> {
+    pub status: u16,
+    pub headers: &'a http::HeaderMap,
+    pub body_bytes: u64,
+    /// Status line and headers included.
+    pub bytes: u64,
+}
+
+impl AccessRecord {
+    /// Copies what the log formats may read from `vars` (response, upstream and
+    /// sticky parts are filled in later).
+    pub fn capture(targets: Arc<[LogTarget]>, vars: &RequestVars<'_>) -> AccessRecord {
+        AccessRecord {
+            targets,
+            method: vars.method.clone(),
+            request_uri: vars.request_uri.to_string(),
+            path: vars.path.to_vec(),
+            version: vars.version,
+            headers: vars.headers.clone(),
+            host: vars.host.to_string(),
+            server_name: vars.server_name.to_string(),
+            remote: vars.remote,
+            local: vars.local,
+            scheme: if vars.scheme == "https" {
+                "https"
+            } else {
+                "http"
+            },
+            proxy_host: vars.proxy_host.to_string(),
+            request_length: vars.request_length,
+            connection: vars.connection,
+            connection_requests: vars.connection_requests,
+            start: vars.start,
+            tries: Vec::new(),
+            sticky: None,
+        }
+    }
+
+    /// Writes the line to every target, with the clock reading `now`.
+    pub fn write(&self, sent: Sent<'_>, now: SystemTime) {
+        let tries: Vec<vars::UpstreamTry<'_>> = self
+            .tries
+            .iter()
+            .map(|t| vars::UpstreamTry {
+                addr: &t.addr,
+                status: t.status,
+                connect_time: t.connect_time,
+                header_time: t.header_time,
+                response_time: t.response_time,
+            })
+            .collect();
+        let request = RequestVars {
+            method: &self.method,
+            request_uri: &self.request_uri,
+            path: &self.path,
+            version: self.version,
+            headers: &self.headers,
+            host: &self.host,
+            server_name: &self.server_name,
+            remote: self.remote,
+            local: self.local,
+            scheme: self.scheme,
+            proxy_host: &self.proxy_host,
+            request_length: self.request_length,
+            connection: self.connection,
+            connection_requests: self.connection_requests,
+            start: self.start,
+            now,
+            pid: std::process::id(),
+            hostname: hostname(),
+            response: Some(vars::ResponseVars {
+                status: sent.status,
+                headers: sent.headers,
+                body_bytes_sent: sent.body_bytes,
+                bytes_sent: sent.bytes,
+            }),
+            upstream: &tries,
+            sticky: self
+                .sticky
+                .as_ref()
+                .map(|(sid, status)| vars::StickyVars { sid, status }),
+        };
+        for target in self.targets.iter() {
+            target
+                .file
+                .write_line(format_line(&target.template, target.escape, &request));
+        }
+    }
+}
+
+/// `$hostname`: the kernel's host name, read once.
+fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    })
 }
 
 /// One access log line: the format evaluated with its escaping, then `\n`.
@@ -863,6 +1053,54 @@ mod tests {
         drop(file);
         let text = String::from_utf8(got.lock().unwrap().clone()).unwrap();
         assert_eq!(text, "0\n1\n2\n3\n4\n");
+    }
+
+    #[test]
+    fn a_record_captured_at_the_request_writes_the_full_line_later() {
+        let dir = scratch("record");
+        let config = config(
+            &dir,
+            "log_format main '$request_method $request_uri $status $body_bytes_sent \
+             $upstream_addr $upstream_status $upstream_response_time \
+             $sticky_status $sticky_sid \"$http_user_agent\" $sent_http_x_id $msec';",
+        );
+        let logs = AccessLogs::open(&config).unwrap();
+        let api = &config.http.servers[0].locations[2].conf.access_log;
+        let off = &config.http.servers[0].locations[1].conf.access_log;
+        assert!(logs.targets(off).is_none());
+        let targets = logs.targets(api).unwrap();
+        // The same Arc each time: resolved once at open.
+        assert!(Arc::ptr_eq(&targets, &logs.targets(api).unwrap()));
+
+        let m = Method::GET;
+        let request_headers = headers(&[("user-agent", "ua/1")]);
+        let mut record = AccessRecord::capture(targets, &vars(&request_headers, &m));
+        drop(request_headers);
+        record.tries.push(TryRecord {
+            addr: "127.0.0.1:9".into(),
+            status: Some(200),
+            connect_time: None,
+            header_time: None,
+            response_time: Some(Duration::from_millis(42)),
+        });
+        record.sticky = Some(("abc".into(), "hit"));
+        let response_headers = headers(&[("x-id", "7")]);
+        let at = std::time::UNIX_EPOCH + Duration::from_millis(1_795_321_243_500);
+        record.write(
+            Sent {
+                status: 200,
+                headers: &response_headers,
+                body_bytes: 5,
+                bytes: 100,
+            },
+            at,
+        );
+        logs.flush();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("api.log")).unwrap(),
+            "GET /a%20b?x=1&Y=2 200 5 127.0.0.1:9 200 0.042 hit abc \"ua/1\" 7 1795321243.500\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -485,6 +485,11 @@ pub struct AccessRecord {
     pub tries: Vec<TryRecord>,
     /// `$sticky_sid` and `$sticky_status`.
     pub sticky: Option<(String, &'static str)>,
+    /// When the last try started, while its response body is streamed: its
+    /// `$upstream_response_time` then runs to the end of the body.
+    pub streaming_since: Option<std::time::Instant>,
+    /// Some format reads `$sent_http_*`.
+    wants_response_headers: bool,
 }
 
 /// The response as the client got it, for [`AccessRecord::write`].
@@ -502,7 +507,6 @@ impl AccessRecord {
     /// sticky parts are filled in later).
     pub fn capture(targets: Arc<[LogTarget]>, vars: &RequestVars<'_>) -> AccessRecord {
         AccessRecord {
-            targets,
             method: vars.method.clone(),
             request_uri: vars.request_uri.to_string(),
             path: vars.path.to_vec(),
@@ -524,6 +528,9 @@ impl AccessRecord {
             start: vars.start,
             tries: Vec::new(),
             sticky: None,
+            streaming_since: None,
+            wants_response_headers: targets_read_response_headers(&targets),
+            targets,
         }
     }
 
@@ -576,6 +583,79 @@ impl AccessRecord {
                 .file
                 .write_line(format_line(&target.template, target.escape, &request));
         }
+    }
+}
+
+fn targets_read_response_headers(targets: &[LogTarget]) -> bool {
+    targets.iter().any(|t| {
+        t.template
+            .parts
+            .iter()
+            .any(|p| matches!(p, config::Part::Var(config::Variable::SentHttp(_))))
+    })
+}
+
+/// A request's record waiting for its response body to be sent: the body counts
+/// the bytes, and dropping this (body finished or abandoned) writes the line.
+#[derive(Debug)]
+pub struct PendingLog {
+    record: Box<AccessRecord>,
+    status: u16,
+    /// The response headers, kept only when a format reads them.
+    headers: http::HeaderMap,
+    head_bytes: u64,
+    body_bytes: u64,
+}
+
+impl PendingLog {
+    /// Starts counting for the response with `status` and `headers` (the head
+    /// size is estimated from them: hyper adds `Date` and framing headers).
+    pub fn new(
+        record: Box<AccessRecord>,
+        status: http::StatusCode,
+        headers: &http::HeaderMap,
+    ) -> PendingLog {
+        let head_bytes = headers.iter().fold(
+            // "HTTP/1.1 200 OK\r\n" ... "\r\n"
+            11 + status.canonical_reason().map_or(0, str::len) as u64 + 2 + 2,
+            |n, (name, value)| n + name.as_str().len() as u64 + 2 + value.len() as u64 + 2,
+        );
+        let kept = if record.wants_response_headers {
+            headers.clone()
+        } else {
+            http::HeaderMap::new()
+        };
+        PendingLog {
+            record,
+            status: status.as_u16(),
+            headers: kept,
+            head_bytes,
+            body_bytes: 0,
+        }
+    }
+
+    /// `n` more body bytes went to the client.
+    pub fn sent(&mut self, n: u64) {
+        self.body_bytes += n;
+    }
+}
+
+impl Drop for PendingLog {
+    fn drop(&mut self) {
+        if let Some(since) = self.record.streaming_since.take() {
+            if let Some(last) = self.record.tries.last_mut() {
+                last.response_time = Some(since.elapsed());
+            }
+        }
+        self.record.write(
+            Sent {
+                status: self.status,
+                headers: &self.headers,
+                body_bytes: self.body_bytes,
+                bytes: self.head_bytes + self.body_bytes,
+            },
+            SystemTime::now(),
+        );
     }
 }
 

@@ -6,7 +6,8 @@
 //! `pid` file, see [`sticky_proxy::process`]), `-h` help. Messages go to stderr in nginx's shape
 //! (`proxy: [emerg] MESSAGE in FILE:LINE`, exit code 1). Without `-t`/`-T` the
 //! configuration is loaded, logging is set up from `error_log`, and
-//! [`sticky_proxy::server::run`] serves until stopped.
+//! [`sticky_proxy::server::run_with`] serves until stopped (signals: see
+//! [`sticky_proxy::process`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -156,10 +157,13 @@ fn run(path: &Path) -> ExitCode {
     for warning in &warnings {
         eprintln!("proxy: [warn] {warning}");
     }
-    if let Err(message) = sticky_proxy::log::init_error_log(&config.main.error_log, &config.file) {
-        eprintln!("proxy: [emerg] {message}");
-        return ExitCode::FAILURE;
-    }
+    let error_log = match sticky_proxy::log::init_error_log(&config.main.error_log, &config.file) {
+        Ok(handle) => handle,
+        Err(message) => {
+            eprintln!("proxy: [emerg] {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(wanted) = config.main.worker_rlimit_nofile {
         match process::set_nofile(wanted) {
             Ok(None) => {}
@@ -173,7 +177,7 @@ fn run(path: &Path) -> ExitCode {
         .pid
         .as_deref()
         .map(|pid| sticky_proxy::log::resolve_path(&config.file, pid));
-    match sticky_proxy::server::run(config) {
+    match sticky_proxy::server::run_with(config, Some(error_log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

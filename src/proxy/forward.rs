@@ -33,6 +33,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 
 use crate::config::{Config, LocationConf, NextUpstream, ProxyPass, ServerConf, ServerName};
+use crate::log::{AccessLogs, AccessRecord, PendingLog, TryRecord};
 use crate::proxy::errors::{self, MadeResponse, ProxyError, RedirectBase};
 use crate::proxy::headers::{self, UpstreamConnection};
 use crate::proxy::route::{self, Lookup, Router};
@@ -326,6 +327,8 @@ impl Checkin {
 pub struct ProxyBody {
     inner: ProxyInner,
     conn: Option<Rc<ConnInfo>>,
+    /// The request's access-log line, written when this body is dropped.
+    log: Option<PendingLog>,
 }
 
 impl Drop for ProxyBody {
@@ -352,6 +355,7 @@ impl ProxyBody {
         ProxyBody {
             inner: ProxyInner::Full(None),
             conn: None,
+            log: None,
         }
     }
 
@@ -360,6 +364,7 @@ impl ProxyBody {
         ProxyBody {
             inner: ProxyInner::Full((!bytes.is_empty()).then_some(bytes)),
             conn: None,
+            log: None,
         }
     }
 
@@ -379,6 +384,7 @@ impl ProxyBody {
                 timer: IdleTimer::new(read_timeout),
             },
             conn: None,
+            log: None,
         }
     }
 }
@@ -391,7 +397,8 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match &mut self.get_mut().inner {
+        let this = self.get_mut();
+        let polled: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match &mut this.inner {
             ProxyInner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyInner::Upstream {
                 inner,
@@ -430,7 +437,13 @@ impl Body for ProxyBody {
                     }
                 }
             }
+        };
+        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut this.log, &polled) {
+            if let Some(data) = frame.data_ref() {
+                log.sent(data.len() as u64);
+            }
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -458,9 +471,13 @@ impl Body for ProxyBody {
 pub struct Worker {
     config: Arc<Config>,
     router: Router,
-    upstreams: Vec<PeerSet<ClientBody>>,
+    /// Shared with the previous worker state of the thread for the upstreams a
+    /// reload left unchanged (balancer, health, pool and all).
+    upstreams: Vec<Rc<PeerSet<ClientBody>>>,
     /// Connections accepted so far by this worker (`$connection`).
     connections: Cell<u64>,
+    /// The access logs of this configuration.
+    logs: Arc<AccessLogs>,
 }
 
 /// Why an attempt at one peer failed.
@@ -605,17 +622,40 @@ impl Head {
 impl Worker {
     /// The state of one worker for `config`.
     pub fn new(config: Arc<Config>) -> Worker {
+        Worker::with_logs(config, Arc::new(AccessLogs::default()), None)
+    }
+
+    /// The state of one worker for `config`, writing `logs`. After a reload,
+    /// `previous` is the thread's state for the old configuration: upstreams whose
+    /// definition did not change keep their peer state (balancer position,
+    /// health, idle connections), and `$connection` keeps counting.
+    pub fn with_logs(
+        config: Arc<Config>,
+        logs: Arc<AccessLogs>,
+        previous: Option<&Worker>,
+    ) -> Worker {
         let upstreams = config
             .http
             .upstreams
             .iter()
-            .map(|u| PeerSet::new(Arc::clone(u)))
+            .map(|u| {
+                let kept = previous.and_then(|p| {
+                    p.upstreams
+                        .iter()
+                        .find(|set| set.conf().name == u.name && *set.conf() == **u)
+                });
+                match kept {
+                    Some(set) => Rc::clone(set),
+                    None => Rc::new(PeerSet::new(Arc::clone(u))),
+                }
+            })
             .collect();
         Worker {
             router: Router::new(&config),
             config,
             upstreams,
-            connections: Cell::new(0),
+            connections: Cell::new(previous.map_or(0, |p| p.connections.get())),
+            logs,
         }
     }
 
@@ -636,7 +676,8 @@ impl Worker {
         info.waiting_since.set(None);
         let served = info.requests.get() + 1;
         info.requests.set(served);
-        let (mut resp, tokens) = self.respond(info, req).await;
+        let mut log = None;
+        let (mut resp, tokens) = self.respond(info, req, &mut log).await;
         resp.headers_mut()
             .insert(header::SERVER, errors::server_header(tokens));
         if served >= info.keepalive_requests {
@@ -644,6 +685,10 @@ impl Worker {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp.body_mut().conn = Some(Rc::clone(info));
+        if let Some(record) = log {
+            let pending = PendingLog::new(record, resp.status(), resp.headers());
+            resp.body_mut().log = Some(pending);
+        }
         resp
     }
 
@@ -657,6 +702,7 @@ impl Worker {
         info: &ConnInfo,
         req: &Request<Incoming>,
         start: SystemTime,
+        log: &mut Option<Box<AccessRecord>>,
     ) -> Result<Plan<'_>, (Response<ProxyBody>, bool)> {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         if target.len() > info.large_header_buffer {
@@ -736,6 +782,13 @@ impl Worker {
             upstream: &[],
             sticky: None,
         };
+        if let Some(targets) = self.logs.targets(&conf.access_log) {
+            let proxy_host = conf
+                .proxy_pass
+                .as_ref()
+                .map_or("", |p| p.proxy_host.as_str());
+            *log = Some(Box::new(AccessRecord::capture(targets, &vars(proxy_host))));
+        }
         if let Some(ret) = server.return_.as_ref().or(conf.return_.as_ref()) {
             let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars("")));
             let resp = match errors::return_response(
@@ -774,7 +827,7 @@ impl Worker {
                 return Err((error_response(ProxyError::PayloadTooLarge, tokens), tokens));
             }
         }
-        let Some(set) = self.upstreams.get(pass.upstream) else {
+        let Some(set) = self.upstreams.get(pass.upstream).map(Rc::as_ref) else {
             return Err((error_response(ProxyError::BadGateway, tokens), tokens));
         };
         // The client's target goes out unchanged unless proxy_pass has a URI part.
@@ -808,6 +861,7 @@ impl Worker {
         &self,
         info: &ConnInfo,
         mut req: Request<Incoming>,
+        log: &mut Option<Box<AccessRecord>>,
     ) -> (Response<ProxyBody>, bool) {
         let start = SystemTime::now();
         let Plan {
@@ -817,7 +871,7 @@ impl Worker {
             set,
             uri: mapped_uri,
             set_headers,
-        } = match self.plan(info, &req, start) {
+        } = match self.plan(info, &req, start, log) {
             Ok(plan) => plan,
             Err(made) => return made,
         };
@@ -851,6 +905,7 @@ impl Worker {
                 |exclude| set.choose(exclude, &tried, now_instant),
             )
         });
+        note_sticky(log, set, choice.as_ref());
         headers::to_upstream_request(
             &mut parts.headers,
             set_headers,
@@ -895,9 +950,17 @@ impl Worker {
                 Some(r) => r,
                 None => return (error_response(last_failure.error(), tokens), tokens),
             };
+            let try_started = log.is_some().then(Instant::now);
             let outcome = self
                 .attempt(info, set, p, req, conf, head.as_ref(), now_instant)
                 .await;
+            if log.is_some() {
+                let status = outcome
+                    .as_ref()
+                    .map(|(r, _)| r.status())
+                    .map_err(|(f, _)| *f);
+                note_try(log, set, p, status, try_started);
+            }
             let (failure, returned) = match outcome {
                 Ok((resp, conn)) => {
                     let status = resp.status();
@@ -927,6 +990,10 @@ impl Worker {
                             peer = another;
                             continue;
                         }
+                    }
+                    note_sticky(log, set, choice.as_ref());
+                    if let Some(record) = log {
+                        record.streaming_since = try_started;
                     }
                     return (
                         self.finish(
@@ -964,6 +1031,7 @@ impl Worker {
                         set.choose(ex, &tried, now_i)
                     });
                     choice = Some(c);
+                    note_sticky(log, set, choice.as_ref());
                     peer = c.decision.peer();
                 }
                 _ => peer = set.choose(Some(p), &tried, now_i),
@@ -1059,6 +1127,43 @@ impl Worker {
             parts,
             ProxyBody::upstream(body, checkin, conf.proxy_read_timeout),
         )
+    }
+}
+
+/// Records one upstream try for `$upstream_addr`, `$upstream_status` and the
+/// `$upstream_*_time` variables (only when the request is logged).
+fn note_try(
+    log: &mut Option<Box<AccessRecord>>,
+    set: &PeerSet<ClientBody>,
+    peer: usize,
+    outcome: Result<StatusCode, Failure>,
+    started: Option<Instant>,
+) {
+    let Some(record) = log else { return };
+    let elapsed = started.map(|t| t.elapsed());
+    let (status, header_time) = match outcome {
+        Ok(status) => (status.as_u16(), elapsed),
+        Err(failure) => (failure.error().status().as_u16(), None),
+    };
+    record.tries.push(TryRecord {
+        addr: set.name(peer).unwrap_or_default().to_string(),
+        status: Some(status),
+        connect_time: None,
+        header_time,
+        response_time: elapsed,
+    });
+}
+
+/// Records the sticky outcome (`$sticky_status`) and the sid of the chosen peer
+/// (`$sticky_sid`) when the request is logged.
+fn note_sticky(
+    log: &mut Option<Box<AccessRecord>>,
+    set: &PeerSet<ClientBody>,
+    choice: Option<&Choice>,
+) {
+    if let (Some(record), Some(sticky), Some(choice)) = (log, set.sticky(), choice) {
+        let sid = sticky.sid(choice).unwrap_or_default().to_string();
+        record.sticky = Some((sid, choice.outcome.as_str()));
     }
 }
 

@@ -5,7 +5,9 @@
 //! threads. A request's line is formatted on the worker with
 //! [`crate::proxy::vars::eval_log`] and handed to the file's bounded queue with a
 //! non-blocking `try_send`; a dedicated writer thread per file takes everything
-//! queued and writes it with one `write` per batch. The request path never waits
+//! queued and writes it with one `write` per batch. Under load the writer polls
+//! the queue every 10 ms, so queueing a line never wakes a thread (no system call
+//! on the request path); after 200 ms without lines it blocks until the next one. The request path never waits
 //! for the disk: when the queue is full (the disk cannot keep up) the line is
 //! dropped and counted, and the writer reports the count at `warn` once it catches
 //! up. Lines are therefore written in the order they were queued, but may be lost
@@ -30,7 +32,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -52,6 +54,13 @@ pub const QUEUE_LINES: usize = 16_384;
 /// The writer thread writes once it has gathered this many bytes, or when the
 /// queue is empty, whichever comes first.
 const BATCH_BYTES: usize = 64 * 1024;
+
+/// How often a busy writer takes what is queued.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Empty polls after which the writer blocks until the next line (so an idle
+/// proxy has no thread waking up).
+const IDLE_POLLS: u32 = 20;
 
 /// How long [`LogFile::flush`] and [`LogFile::reopen`] wait for the writer.
 const CONTROL_WAIT: Duration = Duration::from_secs(5);
@@ -221,42 +230,73 @@ struct WriterThread {
 }
 
 impl WriterThread {
+    /// Busy: every [`POLL_INTERVAL`] take whatever is queued and write it, so
+    /// queueing a line never has to wake this thread (no system call on the
+    /// request path). Idle for [`IDLE_POLLS`] rounds: block until the next
+    /// message instead of polling.
     fn run(mut self) {
         let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
-        // `recv` fails once every sender is gone and the queue is empty.
-        while let Ok(first) = self.rx.recv() {
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Line(line) => {
-                        batch.extend_from_slice(&line);
-                        if batch.len() >= BATCH_BYTES {
-                            self.write(&mut batch);
-                        }
+        let mut idle = IDLE_POLLS;
+        'serve: loop {
+            let mut received = 0usize;
+            if idle >= IDLE_POLLS {
+                // Fails once every sender is gone and the queue is empty.
+                let Ok(msg) = self.rx.recv() else { break };
+                self.handle(msg, &mut batch);
+                received += 1;
+            }
+            let mut gone = false;
+            loop {
+                match self.rx.try_recv() {
+                    Ok(msg) => {
+                        self.handle(msg, &mut batch);
+                        received += 1;
                     }
-                    Msg::Flush(ack) => {
-                        self.write(&mut batch);
-                        let _ = self.out.flush();
-                        let _ = ack.send(());
-                    }
-                    Msg::Reopen(ack) => {
-                        self.write(&mut batch);
-                        let _ = self.out.flush();
-                        let result = (self.opener)().map(|out| self.out = out);
-                        if let Err(e) = &result {
-                            tracing::error!("{e}: still writing to the old file");
-                        }
-                        let _ = ack.send(result);
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        gone = true;
+                        break;
                     }
                 }
-                next = self.rx.try_recv().ok();
             }
             self.write(&mut batch);
             self.report_dropped();
+            if gone {
+                break 'serve;
+            }
+            idle = if received == 0 { idle + 1 } else { 0 };
+            if idle < IDLE_POLLS {
+                std::thread::sleep(POLL_INTERVAL);
+            }
         }
         self.write(&mut batch);
         let _ = self.out.flush();
         self.report_dropped();
+    }
+
+    fn handle(&mut self, msg: Msg, batch: &mut Vec<u8>) {
+        match msg {
+            Msg::Line(line) => {
+                batch.extend_from_slice(&line);
+                if batch.len() >= BATCH_BYTES {
+                    self.write(batch);
+                }
+            }
+            Msg::Flush(ack) => {
+                self.write(batch);
+                let _ = self.out.flush();
+                let _ = ack.send(());
+            }
+            Msg::Reopen(ack) => {
+                self.write(batch);
+                let _ = self.out.flush();
+                let result = (self.opener)().map(|out| self.out = out);
+                if let Err(e) = &result {
+                    tracing::error!("{e}: still writing to the old file");
+                }
+                let _ = ack.send(result);
+            }
+        }
     }
 
     fn write(&mut self, batch: &mut Vec<u8>) {
@@ -564,7 +604,7 @@ impl AccessRecord {
             connection_requests: self.connection_requests,
             start: self.start,
             now,
-            pid: std::process::id(),
+            pid: pid(),
             hostname: hostname(),
             response: Some(vars::ResponseVars {
                 status: sent.status,
@@ -657,6 +697,12 @@ impl Drop for PendingLog {
             SystemTime::now(),
         );
     }
+}
+
+/// `$pid`, read once (`std::process::id` is a system call each time).
+fn pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 /// `$hostname`: the kernel's host name, read once.

@@ -577,3 +577,69 @@ fn signals_reload_reopen_and_quit_the_running_binary() {
     assert!(!dir.path("proxy.pid").exists());
     wait_for_text(&access, "\"GET /slow HTTP/1.1\" 200 4 ");
 }
+
+#[tokio::test]
+async fn a_websocket_tunnel_keeps_working_across_reloads() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = Scratch::new("reload-tunnel");
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let mut running = Proxy::start(config_in(&dir, &app_conf(&[&a], ""))).expect("starts");
+    let mut client = Client::connect(running.addr()).await;
+    let resp = client
+        .send_raw(
+            "GET",
+            "/ws",
+            &[("connection", "upgrade"), ("upgrade", "echo")],
+            common::empty(),
+        )
+        .await
+        .expect("101");
+    assert_eq!(resp.status(), 101);
+    let upgraded = hyper::upgrade::on(resp).await.expect("upgraded");
+    let mut io = hyper_util::rt::TokioIo::new(upgraded);
+    for round in 0..4 {
+        // The new configuration no longer has the tunnel's backend in it.
+        let next = if round % 2 == 0 {
+            app_conf(&[&b], "")
+        } else {
+            app_conf(&[&a], "")
+        };
+        running.reload(config_in(&dir, &next)).expect("reload");
+        io.write_all(b"still here").await.expect("write");
+        let mut buf = [0u8; 10];
+        io.read_exact(&mut buf).await.expect("read");
+        assert_eq!(&buf, b"STILL HERE", "round {round}");
+    }
+    assert_eq!(
+        common::get(running.addr(), "/", &[])
+            .await
+            .backend()
+            .as_deref(),
+        Some("a")
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_upstream_keeps_its_idle_connections_across_a_reload() {
+    let dir = Scratch::new("reload-pool");
+    let a = Backend::start("a");
+    let mut running = Proxy::start(config_in(&dir, &app_conf(&[&a], ""))).expect("starts");
+    let mut client = Client::connect(running.addr()).await;
+    for _ in 0..5 {
+        assert_eq!(client.get("/", &[]).await.status, 200);
+    }
+    let before = a.conns.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(before, 1, "one pooled backend connection");
+    // Another server block changes; the upstream does not.
+    let changed = app_conf(&[&a], "server { listen 127.0.0.2:0; return 200; }");
+    running.reload(config_in(&dir, &changed)).expect("reload");
+    for _ in 0..5 {
+        assert_eq!(client.get("/", &[]).await.status, 200);
+    }
+    assert_eq!(
+        a.conns.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "the pooled connection was reused after the reload"
+    );
+}

@@ -8,6 +8,12 @@
 //! request path. A listen address with port 0 is bound once to learn the port the
 //! kernel chose and then bound again on that port for the other workers.
 //!
+//! Connection limits live here too: `worker_connections` (at the cap a new client
+//! makes the connection idle the longest close; busy ones are never closed), and
+//! one sweeper timer per worker that enforces `client_header_timeout`,
+//! `keepalive_timeout`, `send_timeout` and `proxy_read_timeout` for all its
+//! connections (see `ConnInfo::sweep`), so no request arms a timer of its own.
+//!
 //! [`run_with`] is the blocking entry point of the binary: it obeys the signals
 //! of [`crate::process`] (SIGHUP reload, SIGUSR1 reopen, SIGQUIT graceful stop,
 //! SIGTERM/SIGINT fast stop). [`Proxy::start`] starts the same thing in-process
@@ -601,8 +607,8 @@ fn worker_main(start: WorkerStart) {
         for (group, listener) in listeners {
             thread.listen(group.configured, listener);
         }
-        // One timer per worker enforces client_header_timeout, keepalive_timeout
-        // and proxy_read_timeout for every connection: no timer per request.
+        // One timer per worker enforces client_header_timeout, keepalive_timeout,
+        // send_timeout and proxy_read_timeout for every connection: no timer per request.
         tokio::task::spawn_local({
             let slots = Rc::clone(&slots);
             async move {
@@ -741,6 +747,7 @@ async fn accept_loop(listener: TcpListener, configured: SocketAddr, thread: Rc<W
             thread.worker().next_connection(),
             group.connection.client_header_timeout,
             idle_timeout(&group.connection),
+            group.connection.send_timeout,
         ));
         slots.register(&info, thread.cap);
         let evict_info = Rc::clone(&info);

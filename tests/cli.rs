@@ -272,3 +272,32 @@ fn warnings_print_before_success_and_quiet_hides_them() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stderr(&out), "");
 }
+
+/// A configuration shipped in `conf/`.
+fn shipped(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("conf").join(rel)
+}
+
+#[test]
+fn shipped_configs_test_ok_and_their_dumps_test_ok_again() {
+    let dir = Scratch::new("shipped");
+    for rel in ["sticky.conf", "tengine/nginx.conf"] {
+        let conf = shipped(rel);
+        let out = with_conf(&["-T", "-q"], &conf);
+        assert_eq!(out.status.code(), Some(0), "{rel}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{rel}");
+        let text = stdout(&out);
+        let header = format!("# configuration file {}:\n", conf.display());
+        let body = text.strip_prefix(&header).expect("dump header");
+
+        let again = dir.write("dumped.conf", body);
+        let out2 = with_conf(&["-T", "-q"], &again);
+        assert_eq!(out2.status.code(), Some(0), "{rel}: {}", stderr(&out2));
+        let header2 = format!("# configuration file {}:\n", again.display());
+        assert_eq!(
+            stdout(&out2).strip_prefix(&header2),
+            Some(body),
+            "{rel}: the dump of the dump differs"
+        );
+    }
+}

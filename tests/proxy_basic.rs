@@ -481,10 +481,18 @@ async fn slow_header_clients_cannot_lock_out_others() {
 async fn busy_connections_are_not_evicted_and_excess_clients_wait() {
     let b = Backend::start("a");
     let p = start_proxy(&capped_conf(&b, 2));
-    let slow = |addr| async move { get(addr, "/", &[("x-delay-ms", "600")]).await.status };
+    let slow = |addr| async move { get(addr, "/", &[("x-delay-ms", "500")]).await.status };
     let first = tokio::spawn(slow(p.addr));
     let second = tokio::spawn(slow(p.addr));
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    // Wait until both requests are at the backend (their connections are busy).
+    let waited = std::time::Instant::now();
+    while b.hits() < 2 {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(5),
+            "requests arrive"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let started = std::time::Instant::now();
     let third = get(p.addr, "/", &[]).await;
     assert_eq!(third.status, 200);
@@ -584,14 +592,14 @@ async fn idle_keepalive_connection_is_closed_after_keepalive_timeout() {
     let b = Backend::start("a");
     let p = start_proxy(&one_backend_conf(
         &b,
-        "keepalive_timeout 300ms;\n location / { proxy_pass http://app; }",
+        "keepalive_timeout 1s;\n location / { proxy_pass http://app; }",
     ));
     let mut c = Client::connect(p.addr).await;
     assert_eq!(c.get("/", &[]).await.status, 200);
     // Used again within the timeout: still open.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(c.get("/", &[]).await.status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
     assert!(
         c.send("GET", "/", &[], empty()).await.is_err(),
         "closed while idle"
@@ -613,4 +621,101 @@ async fn proxied_location_with_trailing_slash_redirects_the_bare_path() {
     );
     let ok = get(p.addr, "/app/", &[]).await;
     assert_eq!(ok.status, 200);
+}
+
+#[tokio::test]
+async fn connect_failure_moves_to_the_next_peer_within_the_tries_limit() {
+    let a = Backend::start("a");
+    let dead = dead_addr();
+    let upstream = format!(
+        "server {dead} max_fails=0;\n server {} max_fails=0;",
+        a.peer()
+    );
+    let p = start_proxy(&conf(
+        &upstream,
+        "location / { proxy_pass http://app; }\n location /one { proxy_pass http://app; proxy_next_upstream_tries 1; }",
+    ));
+    // Round robin alternates; with the default `error timeout` every request succeeds.
+    for _ in 0..4 {
+        let r = get(p.addr, "/", &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.backend().as_deref(), Some("a"));
+    }
+    // One try only: the requests that start at the dead peer get 502.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(p.addr, "/one", &[]).await.status);
+    }
+    assert!(
+        statuses.contains(&502) && statuses.contains(&200),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn client_that_stops_reading_is_closed_after_send_timeout() {
+    let b = Backend::start("a");
+    let p = start_proxy(&one_backend_conf(
+        &b,
+        "send_timeout 300ms;\n location / { proxy_pass http://app; }",
+    ));
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(p.addr)
+        .await
+        .expect("connect");
+    let size: u64 = 256 * 1024 * 1024;
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Size: {size}\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    // Do not read for a while: the proxy's writes stall.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n as u64,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the proxy closed the stalled connection");
+    assert!(got < size, "the response was cut short ({got} bytes)");
+    // The proxy still serves others.
+    assert_eq!(get(p.addr, "/", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn virtual_servers_are_chosen_by_host_on_a_shared_listener() {
+    let text = "events {}\nhttp {\n\
+        server { listen 127.0.0.1:0; server_name a.example; return 200 \"A\"; }\n\
+        server { listen 127.0.0.1:0 default_server; server_name _; return 200 \"default\"; }\n\
+        server { listen 127.0.0.1:0; server_name *.wild.example; return 200 \"wild\"; }\n\
+        server { listen 127.0.0.1:0; server_name ~^re\\d+\\.example$; return 200 \"regex\"; }\n\
+        }\n";
+    let p = start_proxy(text);
+    assert_eq!(
+        p.running.addrs().len(),
+        1,
+        "one socket for the shared address"
+    );
+    let cases = [
+        ("a.example", "A"),
+        ("A.Example:8080", "A"),
+        ("x.wild.example", "wild"),
+        ("re42.example", "regex"),
+        ("other.example", "default"),
+    ];
+    for (host, body) in cases {
+        let r = get(p.addr, "/", &[("host", host)]).await;
+        assert_eq!(r.text(), body, "Host: {host}");
+    }
+    let bad = raw(
+        p.addr,
+        b"GET / HTTP/1.1\r\nHost: bad..host\r\n\r\n",
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
 }

@@ -430,3 +430,63 @@ async fn proxy_made_errors_carry_no_sticky_cookie() {
     assert_eq!(ret.text(), "fixed");
     assert!(ret.set_cookies().is_empty());
 }
+
+#[tokio::test]
+async fn pinned_peer_marked_down_is_down() {
+    let (a, b) = two();
+    let on = start_proxy(&sticky_conf(
+        "session_sticky cookie=route",
+        &[format!("{} down", a.peer()), b.peer()],
+    ));
+    let r = get(on.addr, "/", &[("cookie", &format!("route={}", a.sid()))]).await;
+    assert_eq!(r.backend().as_deref(), Some("b"));
+    assert_eq!(r.cookie_value("route"), Some(b.sid()), "re-pinned");
+    let off = start_proxy(&sticky_conf(
+        "session_sticky cookie=route fallback=off",
+        &[format!("{} down", a.peer()), b.peer()],
+    ));
+    let r = get(off.addr, "/", &[("cookie", &format!("route={}", a.sid()))]).await;
+    assert_eq!(r.status, 502);
+    assert!(r.set_cookies().is_empty());
+    assert_eq!(a.hits(), 0);
+}
+
+#[tokio::test]
+async fn backup_peer_serves_only_when_the_primaries_are_unavailable() {
+    let (a, b) = two();
+    let p = start_proxy(&sticky_conf(
+        "session_sticky cookie=route",
+        &[a.peer(), format!("{} backup", b.peer())],
+    ));
+    for _ in 0..5 {
+        assert_eq!(get(p.addr, "/", &[]).await.backend().as_deref(), Some("a"));
+    }
+    let dead = dead_addr();
+    let q = start_proxy(&sticky_conf(
+        "session_sticky cookie=route",
+        &[dead.to_string(), format!("{} backup", b.peer())],
+    ));
+    let r = get(q.addr, "/", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.backend().as_deref(), Some("b"));
+    assert_eq!(r.cookie_value("route"), Some(b.sid()));
+}
+
+#[tokio::test]
+async fn a_failed_peer_is_avoided_for_fail_timeout() {
+    let a = Backend::start("a");
+    let dead = dead_addr();
+    let text = format!(
+        "events {{}}\nhttp {{\n  upstream app {{\n    server {dead} max_fails=1 fail_timeout=30s;\n    server {};\n  }}\n  server {{\n    listen 127.0.0.1:0;\n    location / {{ proxy_pass http://app; proxy_next_upstream off; }}\n  }}\n}}\n",
+        a.peer()
+    );
+    let p = start_proxy(&text);
+    // Round robin tries the dead peer first: 502 (no next upstream).
+    assert_eq!(get(p.addr, "/", &[]).await.status, 502);
+    // Then it is out for fail_timeout: every request goes to `a`.
+    for _ in 0..6 {
+        let r = get(p.addr, "/", &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.backend().as_deref(), Some("a"));
+    }
+}

@@ -15,7 +15,8 @@
 //! `101 Switching Protocols` turns both connections into a byte tunnel.
 //!
 //! A `Worker` belongs to one thread: its state is in `Rc`/`RefCell`/`Cell`, with
-//! no locks or atomics on the request path.
+//! no locks or atomics on the request path. Per-connection facts and deadlines
+//! are in [`ConnInfo`], which the server's sweeper checks.
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -74,6 +75,12 @@ pub struct ConnInfo {
     pub header_timeout: Duration,
     /// `keepalive_timeout`: an idle connection is closed after it.
     pub idle_timeout: Duration,
+    /// `send_timeout`: a client that takes no response data for this long is
+    /// closed.
+    pub send_timeout: Duration,
+    /// When the client last took response data (`None` when no response body is
+    /// being sent).
+    last_write: Cell<Option<Instant>>,
     /// When the upstream response head being awaited times out.
     upstream_deadline: Cell<Option<Instant>>,
     upstream_timed_out: Cell<bool>,
@@ -91,6 +98,7 @@ impl ConnInfo {
         serial: u64,
         header_timeout: Duration,
         idle_timeout: Duration,
+        send_timeout: Duration,
     ) -> ConnInfo {
         ConnInfo {
             remote,
@@ -104,6 +112,8 @@ impl ConnInfo {
             evict: tokio::sync::Notify::new(),
             header_timeout,
             idle_timeout,
+            send_timeout,
+            last_write: Cell::new(None),
             upstream_deadline: Cell::new(None),
             upstream_timed_out: Cell::new(false),
             upstream_waker: Cell::new(None),
@@ -111,10 +121,18 @@ impl ConnInfo {
     }
 
     /// Called by the worker's sweeper: wakes a request whose upstream deadline
-    /// passed, and returns true when the connection has waited for a request
-    /// longer than allowed (`client_header_timeout` before its first request,
-    /// `keepalive_timeout` after) and must be closed.
+    /// passed, and returns true when the connection must be closed: it has
+    /// waited for a request longer than allowed (`client_header_timeout` before
+    /// its first request, `keepalive_timeout` after), or its client has taken no
+    /// response data for `send_timeout`.
     pub fn sweep(&self, now: Instant) -> bool {
+        if let Some(wrote) = self.last_write.get() {
+            if !self.send_timeout.is_zero()
+                && now.saturating_duration_since(wrote) > self.send_timeout
+            {
+                return true;
+            }
+        }
         if let Some(deadline) = self.upstream_deadline.get() {
             if now >= deadline {
                 self.upstream_deadline.set(None);
@@ -135,9 +153,9 @@ impl ConnInfo {
         !limit.is_zero() && now.saturating_duration_since(since) > limit
     }
 
-    fn arm(&self, deadline: Instant) {
+    fn arm(&self, deadline: Option<Instant>) {
         self.upstream_timed_out.set(false);
-        self.upstream_deadline.set(Some(deadline));
+        self.upstream_deadline.set(deadline);
     }
 
     fn disarm(&self) {
@@ -334,6 +352,7 @@ pub struct ProxyBody {
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
+            conn.last_write.set(None);
             conn.waiting_since.set(Some(Instant::now()));
         }
     }
@@ -398,7 +417,44 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let polled: Poll<Option<Result<Frame<Bytes>, BoxError>>> = match &mut this.inner {
+        let polled = this.poll_inner(cx);
+        // send_timeout: the clock runs while a frame handed to hyper waits for the
+        // client to take it (hyper polls again only then), not while the backend
+        // is slow (that is proxy_read_timeout's job).
+        if let (Some(conn), ProxyInner::Upstream { .. }) = (&this.conn, &this.inner) {
+            match &polled {
+                Poll::Ready(Some(Ok(_))) => conn.last_write.set(Some(Instant::now())),
+                Poll::Pending => conn.last_write.set(None),
+                _ => {}
+            }
+        }
+        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut this.log, &polled) {
+            if let Some(data) = frame.data_ref() {
+                log.sent(data.len() as u64);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            ProxyInner::Full(bytes) => bytes.is_none(),
+            ProxyInner::Upstream { inner, .. } => inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            ProxyInner::Full(None) => SizeHint::with_exact(0),
+            ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyInner::Upstream { inner, .. } => inner.size_hint(),
+        }
+    }
+}
+
+impl ProxyBody {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.inner {
             ProxyInner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyInner::Upstream {
                 inner,
@@ -437,27 +493,6 @@ impl Body for ProxyBody {
                     }
                 }
             }
-        };
-        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut this.log, &polled) {
-            if let Some(data) = frame.data_ref() {
-                log.sent(data.len() as u64);
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            ProxyInner::Full(bytes) => bytes.is_none(),
-            ProxyInner::Upstream { inner, .. } => inner.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            ProxyInner::Full(None) => SizeHint::with_exact(0),
-            ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            ProxyInner::Upstream { inner, .. } => inner.size_hint(),
         }
     }
 }
@@ -556,7 +591,8 @@ async fn send(
         fut.await
     } else {
         let mut fut = std::pin::pin!(fut);
-        info.arm(Instant::now() + read_timeout);
+        // A timeout too large to represent never fires.
+        info.arm(Instant::now().checked_add(read_timeout));
         let waited = std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(r));
@@ -683,6 +719,9 @@ impl Worker {
         if served >= info.keepalive_requests {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if matches!(resp.body().inner, ProxyInner::Upstream { .. }) {
+            info.last_write.set(Some(Instant::now()));
         }
         resp.body_mut().conn = Some(Rc::clone(info));
         if let Some(record) = log {
@@ -928,7 +967,8 @@ impl Worker {
             n => n as usize,
         };
         let retry_deadline = (!conf.proxy_next_upstream_timeout.is_zero())
-            .then(|| now_instant + conf.proxy_next_upstream_timeout);
+            .then(|| now_instant.checked_add(conf.proxy_next_upstream_timeout))
+            .flatten();
         let may_resend = upstream_req.body().is_empty()
             && (next.non_idempotent || idempotent(upstream_req.method()));
         let pinned_no_fallback = set.sticky().is_some_and(|s| !s.conf.fallback)

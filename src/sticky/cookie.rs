@@ -271,6 +271,51 @@ fn prefix_cut(seg: &Segment<'_>, name: &[u8]) -> Option<std::ops::Range<usize>> 
     Some(start..start + tilde + 1)
 }
 
+/// How one segment is forwarded: `None` = removed, else up to two byte slices
+/// (the segment, or the parts before and after a prefix cut).
+fn forwarded<'a>(
+    seg: &Segment<'a>,
+    name: &[u8],
+    indirect: bool,
+    prefix: bool,
+) -> Option<(&'a [u8], &'a [u8], bool)> {
+    if indirect && seg.is_named(name) {
+        return None;
+    }
+    match prefix.then(|| prefix_cut(seg, name)).flatten() {
+        Some(cut) => Some((
+            seg.raw.get(..cut.start).unwrap_or_default(),
+            seg.raw.get(cut.end..).unwrap_or_default(),
+            true,
+        )),
+        None => Some((seg.raw, &[], false)),
+    }
+}
+
+/// Output slices of the first pass, kept on the stack so that the usual header
+/// (a handful of cookies) is parsed once; longer ones are parsed again.
+struct Pieces<'a> {
+    buf: [&'a [u8]; 24],
+    len: usize,
+    overflow: bool,
+}
+
+impl<'a> Pieces<'a> {
+    fn push(&mut self, piece: &'a [u8]) {
+        match self.buf.get_mut(self.len) {
+            Some(slot) => {
+                *slot = piece;
+                self.len += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    fn as_slice(&self) -> &[&'a [u8]] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
 /// The forwarded form of one `Cookie` header value under `conf` (see [`strip`]).
 pub fn strip_value(conf: &StickyConf, value: &[u8]) -> Stripped {
     let name = conf.cookie.as_bytes();
@@ -279,45 +324,54 @@ pub fn strip_value(conf: &StickyConf, value: &[u8]) -> Stripped {
     if !indirect && !prefix {
         return Stripped::Keep;
     }
-    // First pass: is there anything to change, and how long is the result?
+    // First pass: is there anything to change, how long is the result, and
+    // (for short headers) which slices make it up?
     let mut changed = false;
     let mut len = 0usize;
-    let mut kept = 0usize;
+    let mut pieces = Pieces {
+        buf: [&[]; 24],
+        len: 0,
+        overflow: false,
+    };
     for seg in segments(value) {
-        let piece = if indirect && seg.is_named(name) {
+        let Some((head, tail, cut)) = forwarded(&seg, name, indirect, prefix) else {
             changed = true;
             continue;
-        } else if let Some(cut) = prefix.then(|| prefix_cut(&seg, name)).flatten() {
-            changed = true;
-            seg.raw.len() - cut.len()
-        } else {
-            seg.raw.len()
         };
-        len += piece + if kept > 0 { 2 } else { 0 };
-        kept += 1;
+        changed |= cut;
+        if len > 0 || pieces.len > 0 {
+            pieces.push(b"; ");
+            len += 2;
+        }
+        pieces.push(head);
+        pieces.push(tail);
+        len += head.len() + tail.len();
     }
     if !changed {
         return Stripped::Keep;
     }
-    if kept == 0 {
+    if pieces.len == 0 && !pieces.overflow {
         return Stripped::Remove;
     }
-    // Second pass: build it with the exact capacity (one allocation).
+    // Build it with the exact capacity (one allocation).
     let mut out = Vec::with_capacity(len);
-    for seg in segments(value) {
-        if indirect && seg.is_named(name) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.extend_from_slice(b"; ");
-        }
-        match prefix.then(|| prefix_cut(&seg, name)).flatten() {
-            Some(cut) => {
-                out.extend_from_slice(seg.raw.get(..cut.start).unwrap_or_default());
-                out.extend_from_slice(seg.raw.get(cut.end..).unwrap_or_default());
+    if pieces.overflow {
+        for seg in segments(value) {
+            if let Some((head, tail, _)) = forwarded(&seg, name, indirect, prefix) {
+                if !out.is_empty() {
+                    out.extend_from_slice(b"; ");
+                }
+                out.extend_from_slice(head);
+                out.extend_from_slice(tail);
             }
-            None => out.extend_from_slice(seg.raw),
         }
+    } else {
+        for piece in pieces.as_slice() {
+            out.extend_from_slice(piece);
+        }
+    }
+    if out.is_empty() {
+        return Stripped::Remove;
     }
     // Substrings of a valid header value joined by "; " are valid; should that
     // ever fail, dropping the header is safer than forwarding the sticky pair.
@@ -703,6 +757,27 @@ mod tests {
         for (name, input, want) in cases {
             assert_eq!(stripped(&indirect(), input), *want, "{name}");
         }
+    }
+
+    #[test]
+    fn long_headers_strip_like_short_ones() {
+        let others: Vec<String> = (0..20).map(|i| format!("c{i}=v{i}")).collect();
+        let kept = others.join("; ");
+        let mut with_pair = others.clone();
+        with_pair.insert(10, "route=x".into());
+        with_pair.push("route=y".into());
+        assert_eq!(
+            stripped(&indirect(), &[&with_pair.join(";")]),
+            [kept.as_str()]
+        );
+        let mut prefixed = others.clone();
+        prefixed.insert(15, "route=s~orig".into());
+        let mut want = others;
+        want.insert(15, "route=orig".into());
+        assert_eq!(
+            stripped(&conf(Mode::Prefix), &[&prefixed.join("; ")]),
+            [want.join("; ").as_str()]
+        );
     }
 
     #[test]

@@ -20,46 +20,81 @@ use super::{Mode, StickyConf};
 /// Latest instant an HTTP date can show (9999-12-31 23:59:59 GMT).
 const MAX_HTTP_DATE_SECS: i64 = 253_402_300_799;
 
-/// `fmt::Write` sink that only counts bytes, to size the real buffer exactly.
-struct Counter(usize);
+/// Decimal text of an `i64`, formatted on the stack (no `fmt` machinery: this is
+/// on every timestamped response).
+struct Decimal {
+    buf: [u8; 20],
+    start: usize,
+}
 
-impl fmt::Write for Counter {
+impl Decimal {
+    fn new(n: i64) -> Decimal {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        let mut v = n.unsigned_abs();
+        // u64::MAX has 20 digits, so the loop always ends with `v == 0`.
+        for slot in buf.iter_mut().rev() {
+            // `v % 10 < 10`, so the cast cannot truncate.
+            *slot = b'0' + (v % 10) as u8;
+            start -= 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        // |i64::MIN| has 19 digits: there is always room for the sign.
+        if n < 0 {
+            if let Some(slot) = start.checked_sub(1).and_then(|i| buf.get_mut(i)) {
+                *slot = b'-';
+                start -= 1;
+            }
+        }
+        Decimal { buf, start }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+}
+
+/// An IMF-fixdate (always 29 bytes) formatted into a stack buffer.
+struct DateText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl fmt::Write for DateText {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0 += s.len();
+        let end = self.len + s.len();
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
         Ok(())
     }
 }
 
-fn http_date(unix_secs: i64) -> HttpDate {
-    let secs = u64::try_from(unix_secs.clamp(0, MAX_HTTP_DATE_SECS)).unwrap_or(0);
-    HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-fn write_insert(
-    w: &mut impl fmt::Write,
-    conf: &StickyConf,
-    sid: &str,
-    now: i64,
-    firstseen: i64,
-) -> fmt::Result {
-    w.write_str(&conf.cookie)?;
-    w.write_char('=')?;
-    w.write_str(sid)?;
-    if conf.timestamps() {
-        write!(w, "|{now}|{firstseen}")?;
-    }
-    if let Some(domain) = &conf.domain {
-        write!(w, "; Domain={domain}")?;
-    }
-    write!(w, "; Path={}", conf.path)?;
-    if let Some(maxage) = conf.maxage {
+impl DateText {
+    fn new(unix_secs: i64) -> Option<DateText> {
+        use fmt::Write as _;
+        let secs = u64::try_from(unix_secs.clamp(0, MAX_HTTP_DATE_SECS)).ok()?;
+        let mut text = DateText {
+            buf: [0; 32],
+            len: 0,
+        };
         write!(
-            w,
-            "; Max-Age={maxage}; Expires={}",
-            http_date(now.saturating_add(maxage))
-        )?;
+            text,
+            "{}",
+            HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs))
+        )
+        .ok()?;
+        Some(text)
     }
-    Ok(())
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
 }
 
 /// The insert-mode `Set-Cookie` value for peer `sid`, exactly
@@ -68,10 +103,52 @@ fn write_insert(
 /// configured name/domain/path would make an invalid header value.
 /// One allocation (the value is sized before it is written).
 pub fn insert_value(conf: &StickyConf, sid: &str, now: i64, firstseen: i64) -> Option<HeaderValue> {
-    let mut counter = Counter(0);
-    write_insert(&mut counter, conf, sid, now, firstseen).ok()?;
-    let mut out = String::with_capacity(counter.0);
-    write_insert(&mut out, conf, sid, now, firstseen).ok()?;
+    let stamps = conf
+        .timestamps()
+        .then(|| (Decimal::new(now), Decimal::new(firstseen)));
+    let expiry = match conf.maxage {
+        Some(maxage) => Some((
+            Decimal::new(maxage),
+            DateText::new(now.saturating_add(maxage))?,
+        )),
+        None => None,
+    };
+    let none: &[u8] = b"";
+    let parts: [&[u8]; 14] = [
+        conf.cookie.as_bytes(),
+        b"=",
+        sid.as_bytes(),
+        if stamps.is_some() { b"|" } else { none },
+        stamps.as_ref().map_or(none, |s| s.0.as_bytes()),
+        if stamps.is_some() { b"|" } else { none },
+        stamps.as_ref().map_or(none, |s| s.1.as_bytes()),
+        if conf.domain.is_some() {
+            b"; Domain="
+        } else {
+            none
+        },
+        conf.domain.as_deref().map_or(none, str::as_bytes),
+        b"; Path=",
+        conf.path.as_bytes(),
+        if expiry.is_some() {
+            b"; Max-Age="
+        } else {
+            none
+        },
+        expiry.as_ref().map_or(none, |e| e.0.as_bytes()),
+        if expiry.is_some() {
+            b"; Expires="
+        } else {
+            none
+        },
+    ];
+    let date = expiry.as_ref().map_or(none, |e| e.1.as_bytes());
+    let len = parts.iter().map(|p| p.len()).sum::<usize>() + date.len();
+    let mut out = Vec::with_capacity(len);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(date);
     HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
 }
 
@@ -589,6 +666,22 @@ mod tests {
         ];
         for (name, conf, status, backend, want) in cases {
             assert_eq!(run(conf, status, &backend, &hit(NOW)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn decimal_formats_every_i64_like_display() {
+        for n in [
+            0,
+            7,
+            -7,
+            10,
+            1_571_297_169,
+            -1_571_297_179,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes(), "{n}");
         }
     }
 

@@ -2,6 +2,7 @@
 //! `hash=plain`) and [`SidIndex`], the O(1) map from a sid back to a peer index.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use md5::{Digest, Md5};
 
@@ -21,6 +22,41 @@ pub fn sid_for(conf: &StickyConf, peer_name: &str, id: Option<&str>) -> String {
     }
 }
 
+/// A fast unkeyed hash for the sid map (the Fx scheme: 8 bytes per step).
+/// Keyed hashing (SipHash) guards against an attacker filling a map with
+/// colliding keys; here the keys are fixed by the configuration and a request can
+/// only look one up, so that cannot happen and the faster hash is safe.
+#[derive(Debug, Clone, Copy, Default)]
+struct SidHasher(u64);
+
+impl SidHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for SidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        for b in chunks.remainder() {
+            self.add(u64::from(*b));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type SidMap = HashMap<Box<str>, usize, BuildHasherDefault<SidHasher>>;
+
 /// Two peers that ended up with the same sid. The first one wins lookups; the
 /// builder or engine should warn, because the second peer can never be pinned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +73,7 @@ pub struct DuplicateSid {
 #[derive(Debug, Clone, Default)]
 pub struct SidIndex {
     sids: Vec<Box<str>>,
-    map: HashMap<Box<str>, usize>,
+    map: SidMap,
     duplicates: Vec<DuplicateSid>,
 }
 
@@ -49,7 +85,7 @@ impl SidIndex {
         S: Into<Box<str>>,
     {
         let sids: Vec<Box<str>> = sids.into_iter().map(Into::into).collect();
-        let mut map = HashMap::with_capacity(sids.len());
+        let mut map = SidMap::with_capacity_and_hasher(sids.len(), Default::default());
         let mut duplicates = Vec::new();
         for (i, sid) in sids.iter().enumerate() {
             match map.get(sid) {

@@ -6,11 +6,11 @@
 //! [`crate::proxy::vars::eval_log`] and handed to the file's bounded queue with a
 //! non-blocking `try_send`; a dedicated writer thread per file takes everything
 //! queued and writes it with one `write` per batch. Under load the writer polls
-//! the queue every 10 ms, so queueing a line never wakes a thread (no system call
-//! on the request path); after 200 ms without lines it blocks until the next one. The request path never waits
-//! for the disk: when the queue is full (the disk cannot keep up) the line is
-//! dropped and counted, and the writer reports the count at `warn` once it catches
-//! up. Lines are therefore written in the order they were queued, but may be lost
+//! the queue every 10 ms, so queueing a line never wakes a thread (no system
+//! call on the request path); after 200 ms without lines it blocks until the
+//! next one. The request path never waits for the disk: when the queue is full
+//! (the disk cannot keep up) the line is dropped and counted, and the writer
+//! reports the count at `warn` once it catches up. Lines are therefore written in the order they were queued, but may be lost
 //! under sustained overload; nothing else is ever lost: [`LogFile::flush`] and
 //! dropping the last handle write out everything queued.
 //!

@@ -643,3 +643,32 @@ async fn an_unchanged_upstream_keeps_its_idle_connections_across_a_reload() {
         "the pooled connection was reused after the reload"
     );
 }
+
+#[tokio::test]
+async fn a_changed_upstream_keeps_the_idle_connections_of_its_surviving_peers() {
+    let dir = Scratch::new("reload-adopt");
+    let a = Backend::start("a");
+    let b = Backend::start("b");
+    let mut running = Proxy::start(config_in(&dir, &app_conf(&[&a], ""))).expect("starts");
+    let mut client = Client::connect(running.addr()).await;
+    for _ in 0..3 {
+        assert_eq!(client.get("/", &[]).await.backend().as_deref(), Some("a"));
+    }
+    assert_eq!(a.conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Peer b is added: the upstream changed, peer a survives.
+    running
+        .reload(config_in(&dir, &app_conf(&[&a, &b], "")))
+        .expect("reload");
+    let mut seen_a = 0;
+    for _ in 0..6 {
+        if client.get("/", &[]).await.backend().as_deref() == Some("a") {
+            seen_a += 1;
+        }
+    }
+    assert!(seen_a > 0);
+    assert_eq!(
+        a.conns.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "peer a's pooled connection moved to the new upstream"
+    );
+}

@@ -682,7 +682,17 @@ impl Worker {
                 });
                 match kept {
                     Some(set) => Rc::clone(set),
-                    None => Rc::new(PeerSet::new(Arc::clone(u))),
+                    None => {
+                        let set = PeerSet::new(Arc::clone(u));
+                        // A changed upstream of the same name: the idle
+                        // connections of the peers it still has move over.
+                        if let Some(old) = previous
+                            .and_then(|p| p.upstreams.iter().find(|s| s.conf().name == u.name))
+                        {
+                            adopt_idle(old, &set);
+                        }
+                        Rc::new(set)
+                    }
                 }
             })
             .collect();
@@ -1167,6 +1177,26 @@ impl Worker {
             parts,
             ProxyBody::upstream(body, checkin, conf.proxy_read_timeout),
         )
+    }
+}
+
+/// Moves the idle keep-alive connections of `old`'s peers to the peers of `new`
+/// with the same name and address (a reload that changed the upstream).
+fn adopt_idle(old: &PeerSet<ClientBody>, new: &PeerSet<ClientBody>) {
+    let now = Instant::now();
+    let pool = new.pool();
+    for (j, peer) in new.conf().peers.iter().enumerate() {
+        let Some(i) = old
+            .conf()
+            .peers
+            .iter()
+            .position(|p| p.name == peer.name && p.addr == peer.addr)
+        else {
+            continue;
+        };
+        while let Some(conn) = old.checkout(i, now) {
+            pool.borrow_mut().checkin(j, conn, now);
+        }
     }
 }
 

@@ -214,8 +214,9 @@ async fn reloading_twenty_times_under_load_loses_no_request() {
     let dir = Scratch::new("reload-load");
     let a = Backend::start("a");
     let b = Backend::start("b");
-    let one = app_conf(&[&a], "");
-    let two = app_conf(&[&a, &b], "");
+    // Two workers: each switches on its own thread.
+    let one = format!("worker_processes 2; {}", app_conf(&[&a], ""));
+    let two = format!("worker_processes 2; {}", app_conf(&[&a, &b], ""));
     let mut running = Proxy::start(config_in(&dir, &one)).expect("proxy starts");
     let addr = running.addr();
     let configs = [config_in(&dir, &two), config_in(&dir, &one)];

@@ -141,6 +141,22 @@ fn signal_when_not_running_names_the_pid_file_like_nginx() {
 }
 
 #[test]
+fn signal_to_a_process_that_is_gone_names_the_pid_like_nginx() {
+    let dir = Scratch::new("gone");
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("wait");
+    dir.write("proxy.pid", &format!("{pid}\n"));
+    let conf = dir.write("proxy.conf", &format!("pid proxy.pid; {SERVER}"));
+    let out = proxy(&["-s", "reopen"], &conf);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("proxy: [error] kill({pid}, 10) failed (3: No such process)\n")
+    );
+}
+
+#[test]
 fn unknown_signal_name_is_rejected() {
     let dir = Scratch::new("bad-signal");
     let conf = dir.write("proxy.conf", SERVER);

@@ -339,11 +339,23 @@ impl RunningProxy {
     /// finish (idle connections close at once) for up to `grace`, then joins the
     /// workers and writes out the access logs.
     pub fn quit(mut self, grace: Duration) {
+        self.begin_quit(grace);
+        self.join();
+    }
+
+    /// Starts a graceful stop without waiting for it (see [`RunningProxy::quit`]):
+    /// [`RunningProxy::is_stopped`] tells when the workers are done, and
+    /// [`RunningProxy::shutdown`] still cuts it short.
+    pub fn begin_quit(&self, grace: Duration) {
         let deadline = std::time::Instant::now() + grace;
         for control in &self.controls {
             let _ = control.send(WorkerMsg::Quit { deadline });
         }
-        self.join();
+    }
+
+    /// True once every worker thread has ended.
+    pub fn is_stopped(&self) -> bool {
+        self.threads.iter().all(JoinHandle::is_finished)
     }
 
     /// Stops accepting, drops every connection and joins the worker threads.
@@ -445,7 +457,26 @@ pub fn run_with(config: Config, error_log: Option<ErrorLog>) -> std::io::Result<
             }
             Control::Quit => {
                 tracing::info!("gracefully shutting down");
-                running.quit(GRACEFUL_STOP);
+                running.begin_quit(GRACEFUL_STOP);
+                // As nginx: a stop signal during a graceful stop cuts it short.
+                rt.block_on(async {
+                    loop {
+                        tokio::select! {
+                            control = signals.recv() => {
+                                if control == Control::Stop {
+                                    tracing::info!("fast stop requested during the graceful stop");
+                                    break;
+                                }
+                            }
+                            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                                if running.is_stopped() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                });
+                running.shutdown();
                 break;
             }
             Control::Stop => {

@@ -689,3 +689,33 @@ async fn a_changed_upstream_keeps_the_idle_connections_of_its_surviving_peers() 
         "peer a's pooled connection moved to the new upstream"
     );
 }
+
+#[test]
+fn stop_during_a_graceful_stop_cuts_it_short() {
+    let dir = Scratch::new("quit-then-stop");
+    let slow = slow_backend(Duration::from_secs(5));
+    let conf = dir.write("proxy.conf", &binary_conf(slow, ""));
+    let mut running = Running::start(&conf);
+    let text = wait_for_text(&dir.path("error.log"), "listening on ");
+    let port_text = text
+        .split("listening on 127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("port in the error log");
+    let addr: SocketAddr = format!("127.0.0.1:{port_text}").parse().expect("addr");
+    assert!(wait_for(&dir.path("proxy.pid"), Duration::from_secs(10)));
+    let client = std::thread::spawn(move || http_get(addr, "/slow"));
+    std::thread::sleep(Duration::from_millis(300));
+    let out = proxy(&["-s", "quit"], &conf);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    wait_for_text(&dir.path("error.log"), "gracefully shutting down");
+    let asked = Instant::now();
+    let out = proxy(&["-s", "stop"], &conf);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status = running.wait(Duration::from_secs(3)).expect("proxy exits");
+    assert!(status.success(), "{status:?}");
+    assert!(asked.elapsed() < Duration::from_secs(3));
+    // The slow request was cut off, not answered.
+    let answer = client.join().expect("client");
+    assert!(answer.map_or(true, |(status, _)| status != 200));
+}

@@ -272,6 +272,18 @@ impl RunningProxy {
         if config.main.worker_connections != self.config.main.worker_connections {
             tracing::warn!("\"worker_connections\" changed: applies after a restart");
         }
+        if config.main.worker_rlimit_nofile != self.config.main.worker_rlimit_nofile {
+            tracing::warn!("\"worker_rlimit_nofile\" changed: applies after a restart");
+        }
+        let pid_path = |c: &Config| {
+            c.main
+                .pid
+                .as_deref()
+                .map(|p| crate::log::resolve_path(&c.file, p))
+        };
+        if pid_path(&config) != pid_path(&self.config) {
+            tracing::warn!("\"pid\" changed: the running proxy keeps its pid file until a restart");
+        }
         let mut open: Vec<Vec<(ListenGroup, std::net::TcpListener)>> =
             (0..workers).map(|_| Vec::new()).collect();
         let mut bound = Vec::with_capacity(groups.len());

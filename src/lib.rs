@@ -12,6 +12,8 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod config;
+pub mod log;
+pub mod process;
 pub mod proxy;
 pub mod server;
 pub mod sticky;

@@ -2,18 +2,20 @@
 //!
 //! `-c FILE` (default `conf/sticky.conf`), `-t` test the configuration, `-T` test and
 //! print it with includes expanded, `-q` quiet test, `-v`/`-V` version (and
-//! features), `-h` help. Messages go to stderr in nginx's shape
+//! features), `-s stop|quit|reopen|reload` signal the running proxy (through the
+//! `pid` file, see [`sticky_proxy::process`]), `-h` help. Messages go to stderr in nginx's shape
 //! (`proxy: [emerg] MESSAGE in FILE:LINE`, exit code 1). Without `-t`/`-T` the
 //! configuration is loaded, logging is set up from `error_log`, and
-//! [`sticky_proxy::server::run`] serves until stopped.
+//! [`sticky_proxy::server::run_with`] serves until stopped (signals: see
+//! [`sticky_proxy::process`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::Parser;
 use sticky_proxy::config::ast::Directive;
-use sticky_proxy::config::{build, include, parse, Config, ConfigError, ConfigWarning, LogLevel};
+use sticky_proxy::config::{self, build, include, parse, Config, ConfigError, ConfigWarning};
+use sticky_proxy::process::{self, Command};
 
 /// What `-V` lists besides the version.
 const FEATURES: &[&str] = &[
@@ -22,7 +24,8 @@ const FEATURES: &[&str] = &[
     "proxy: proxy_pass, proxy_set_header, proxy_hide_header, proxy_pass_header, timeouts, proxy_next_upstream",
     "upstream: server (weight, max_fails, fail_timeout, down, backup, id), keepalive, smooth weighted round robin",
     "session_sticky: mode=insert|rewrite|prefix, hash=plain|md5, maxidle, maxlife, fallback, session_sticky_hide_cookie",
-    "log: access_log, log_format (nginx variables, $sticky_sid, $sticky_status)",
+    "log: access_log, log_format (nginx variables, $sticky_sid, $sticky_status), error_log levels",
+    "signals: -s reload|quit|stop|reopen; SIGHUP reload, SIGQUIT graceful stop, SIGUSR1 reopen",
 ];
 
 #[derive(Parser, Debug)]
@@ -50,6 +53,14 @@ struct Cli {
     /// Show the version and the supported features, and exit.
     #[arg(short = 'V')]
     features: bool,
+    /// Send a signal to the running proxy (found through the `pid` file):
+    /// stop (SIGTERM), quit (SIGQUIT), reopen (SIGUSR1), reload (SIGHUP).
+    #[arg(short = 's', value_name = "SIGNAL", value_parser = parse_command)]
+    signal: Option<Command>,
+}
+
+fn parse_command(s: &str) -> Result<Command, String> {
+    s.parse()
 }
 
 fn main() -> ExitCode {
@@ -77,6 +88,8 @@ fn main() -> ExitCode {
     }
     if cli.test || cli.dump {
         test_config(&cli)
+    } else if let Some(command) = cli.signal {
+        signal(&cli.conf, command)
     } else {
         run(&cli.conf)
     }
@@ -114,9 +127,28 @@ fn test_config(cli: &Cli) -> ExitCode {
     }
 }
 
+/// `-s SIGNAL`: reads the configuration for its `pid` file and signals the
+/// process named there.
+fn signal(path: &Path, command: Command) -> ExitCode {
+    let config = match config::load(path) {
+        Ok((config, _warnings)) => config,
+        Err(e) => {
+            eprintln!("proxy: [emerg] {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match process::signal_running(&config, command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("proxy: [error] {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Loads the configuration, sets up logging and serves.
 fn run(path: &Path) -> ExitCode {
-    let (config, warnings) = match load(path) {
+    let (mut config, warnings) = match load(path) {
         Ok((_tree, config, warnings)) => (config, warnings),
         Err(e) => {
             eprintln!("proxy: [emerg] {e}");
@@ -126,11 +158,27 @@ fn run(path: &Path) -> ExitCode {
     for warning in &warnings {
         eprintln!("proxy: [warn] {warning}");
     }
-    if let Err(message) = init_logging(&config) {
-        eprintln!("proxy: [emerg] {message}");
-        return ExitCode::FAILURE;
+    let error_log = match sticky_proxy::log::init_error_log(&config.main.error_log, &config.file) {
+        Ok(handle) => handle,
+        Err(message) => {
+            eprintln!("proxy: [emerg] {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(wanted) = config.main.worker_rlimit_nofile {
+        match process::set_nofile(wanted) {
+            Ok(None) => {}
+            Ok(Some(warning)) => tracing::warn!("{warning}"),
+            Err(e) => tracing::error!("{e} (ignored)"),
+        }
     }
-    match sticky_proxy::server::run(config) {
+    // The pid file is found relative to the configuration, as `-s` looks for it.
+    config.main.pid = config
+        .main
+        .pid
+        .as_deref()
+        .map(|pid| sticky_proxy::log::resolve_path(&config.file, pid));
+    match sticky_proxy::server::run_with(config, Some(error_log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -138,34 +186,4 @@ fn run(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Sends `tracing` output where `error_log` says, at its level.
-fn init_logging(config: &Config) -> Result<(), String> {
-    let level = match config.main.error_log.level {
-        LogLevel::Debug => tracing::Level::DEBUG,
-        LogLevel::Info | LogLevel::Notice => tracing::Level::INFO,
-        LogLevel::Warn => tracing::Level::WARN,
-        LogLevel::Error | LogLevel::Crit | LogLevel::Alert | LogLevel::Emerg => {
-            tracing::Level::ERROR
-        }
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false);
-    let path = &config.main.error_log.path;
-    let installed = if path == "stderr" {
-        builder.with_writer(std::io::stderr).try_init()
-    } else {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("open() \"{path}\" failed {}", include::os_error(&e)))?;
-        builder
-            .with_ansi(false)
-            .with_writer(Mutex::new(file))
-            .try_init()
-    };
-    installed.map_err(|e| format!("cannot set up logging: {e}"))
 }

@@ -15,11 +15,28 @@
 //! `keepalive_timeout`, `send_timeout` and `proxy_read_timeout` for all its
 //! connections (see `ConnInfo::sweep`), so no request arms a timer of its own.
 //!
-//! [`run`] is the blocking entry point of the binary (stops on SIGINT/SIGTERM);
-//! [`Proxy::start`] starts the same thing in-process and hands back the bound
-//! addresses and a shutdown handle (tests, embedding).
+//! [`run_with`] is the blocking entry point of the binary: it obeys the signals
+//! of [`crate::process`] (SIGHUP reload, SIGUSR1 reopen, SIGQUIT graceful stop,
+//! SIGTERM/SIGINT fast stop). [`Proxy::start`] starts the same thing in-process
+//! and hands back the bound addresses and a handle to reload, reopen the logs,
+//! and stop gracefully or at once (tests, embedding).
+//!
+//! Reload: each worker thread keeps the worker state ([`Worker`]) of the current
+//! configuration in a `RefCell<Rc<Worker>>`; a request clones the `Rc` when it
+//! arrives and keeps it to the end, so a reload (a message to each worker
+//! thread, which builds the new state on its own thread) swaps configurations
+//! between requests without a lock on the request path. Listening sockets of
+//! addresses that stay configured are never closed; new addresses are bound by
+//! the controller before anything changes (a bind failure aborts the reload),
+//! removed ones are closed by stopping their accept loops. Upstreams whose
+//! definition did not change keep their peer state ([`Worker::build`]).
+//!
+//! Graceful stop: the accept loops stop (listeners close), every connection is
+//! told to finish its request and close (hyper's graceful shutdown: idle
+//! keep-alive connections close at once), and the worker ends when the last
+//! connection has gone or at the deadline.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -33,9 +50,11 @@ use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::{Config, ConnectionConf, WorkerProcesses};
+use crate::log::{AccessLogs, ErrorLog};
+use crate::process::{Control, ControlSignals, PidFile};
 use crate::proxy::forward::{ConnInfo, Worker};
 use crate::upstream::check::Checker;
 use crate::upstream::stats::HealthTable;
@@ -100,40 +119,69 @@ fn worker_count(config: &Config) -> usize {
     }
 }
 
+/// Binds `group` once per worker: the first socket learns the port when the
+/// configured one is 0, the others bind that port (`SO_REUSEPORT`).
+fn bind_group(
+    group: &ListenGroup,
+    workers: usize,
+) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    let first = bind(group.configured, group.backlog).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("bind() to {} failed ({e})", group.configured),
+        )
+    })?;
+    let actual = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..workers {
+        sockets.push(bind(actual, group.backlog).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("bind() to {actual} failed ({e})"))
+        })?);
+    }
+    Ok((actual, sockets))
+}
+
+/// What the controller tells a worker thread.
+enum WorkerMsg {
+    /// Serve a new configuration: listen on `open` (this worker's sockets for
+    /// the new addresses), stop listening on `close`, then acknowledge.
+    Reload {
+        config: Arc<Config>,
+        health: Arc<HealthTable>,
+        logs: Arc<AccessLogs>,
+        groups: Arc<Vec<ListenGroup>>,
+        open: Vec<(ListenGroup, std::net::TcpListener)>,
+        close: Vec<SocketAddr>,
+        done: std::sync::mpsc::Sender<()>,
+    },
+    /// Graceful stop: close the listeners, let every connection finish its
+    /// request (idle ones close at once), and end by `deadline` at the latest.
+    Quit { deadline: std::time::Instant },
+}
+
 /// The proxy, started in-process.
 pub struct Proxy;
 
 impl Proxy {
-    /// Binds every listen address (port 0 allowed) and starts the worker threads.
-    /// Returns once every socket is listening.
+    /// Binds every listen address (port 0 allowed), opens the access logs and
+    /// starts the worker threads. Returns once every socket is listening.
     pub fn start(config: Config) -> std::io::Result<RunningProxy> {
         let config = Arc::new(config);
         let groups = listen_groups(&config);
         if groups.is_empty() {
             return Err(std::io::Error::other("no listen address configured"));
         }
+        let logs = Arc::new(AccessLogs::open(&config).map_err(std::io::Error::other)?);
         let workers = worker_count(&config);
-        // sockets[w][g]: the socket of group g for worker w.
-        let mut sockets: Vec<Vec<std::net::TcpListener>> =
+        // sockets[w]: the sockets of worker w, one per group.
+        let mut sockets: Vec<Vec<(ListenGroup, std::net::TcpListener)>> =
             (0..workers).map(|_| Vec::new()).collect();
         let mut bound = Vec::with_capacity(groups.len());
         for group in &groups {
-            let first = bind(group.configured, group.backlog).map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("bind() to {} failed ({e})", group.configured),
-                )
-            })?;
-            let actual = first.local_addr()?;
+            let (actual, per_worker) = bind_group(group, workers)?;
             bound.push((group.configured, actual));
-            let mut per_worker = vec![first];
-            for _ in 1..workers {
-                per_worker.push(bind(actual, group.backlog)?);
-            }
-            for (w, socket) in per_worker.into_iter().enumerate() {
-                if let Some(list) = sockets.get_mut(w) {
-                    list.push(socket);
-                }
+            for (list, socket) in sockets.iter_mut().zip(per_worker) {
+                list.push((group.clone(), socket));
             }
         }
         // Active checks run on their own thread; workers read what they write.
@@ -142,14 +190,22 @@ impl Proxy {
         let (stop_tx, stop_rx) = watch::channel(false);
         let groups = Arc::new(groups);
         let mut threads = Vec::with_capacity(workers);
+        let mut controls = Vec::with_capacity(workers);
         for (w, listeners) in sockets.into_iter().enumerate() {
-            let config = Arc::clone(&config);
-            let groups = Arc::clone(&groups);
-            let health = Arc::clone(&health);
-            let stop = stop_rx.clone();
+            let (tx, rx) = mpsc::unbounded_channel();
+            controls.push(tx);
+            let start = WorkerStart {
+                config: Arc::clone(&config),
+                health: Arc::clone(&health),
+                logs: Arc::clone(&logs),
+                groups: Arc::clone(&groups),
+                listeners,
+                stop: stop_rx.clone(),
+                control: rx,
+            };
             let handle = std::thread::Builder::new()
                 .name(format!("worker-{w}"))
-                .spawn(move || worker_main(config, health, groups, listeners, stop))?;
+                .spawn(move || worker_main(start))?;
             threads.push(handle);
         }
         Ok(RunningProxy {
@@ -158,6 +214,9 @@ impl Proxy {
             threads,
             health,
             checker,
+            controls,
+            config,
+            logs,
         })
     }
 }
@@ -170,7 +229,13 @@ pub struct RunningProxy {
     health: Arc<HealthTable>,
     /// `None` when no upstream has `check`.
     checker: Option<Checker>,
+    controls: Vec<mpsc::UnboundedSender<WorkerMsg>>,
+    config: Arc<Config>,
+    logs: Arc<AccessLogs>,
 }
+
+/// How long a reload waits for the workers to switch.
+const RELOAD_WAIT: Duration = Duration::from_secs(10);
 
 impl RunningProxy {
     /// The bound address of the first listen address.
@@ -196,6 +261,149 @@ impl RunningProxy {
         &self.health
     }
 
+    /// The configuration being served.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The access logs of the configuration being served.
+    pub fn logs(&self) -> &Arc<AccessLogs> {
+        &self.logs
+    }
+
+    /// Serves `config` from now on (SIGHUP). New addresses are bound and the
+    /// access logs opened first: if any of that fails nothing changes and the
+    /// error is returned. Then every worker switches (requests in flight finish
+    /// on the old configuration; the next request of a kept-alive connection
+    /// uses the new one), listeners on addresses still configured stay open,
+    /// removed ones close. Returns once every worker has switched.
+    /// `worker_processes` and `worker_connections` apply at start only.
+    pub fn reload(&mut self, config: Config) -> Result<(), String> {
+        let config = Arc::new(config);
+        let groups = listen_groups(&config);
+        if groups.is_empty() {
+            return Err("no listen address configured".into());
+        }
+        let workers = self.controls.len();
+        if worker_count(&config) != workers {
+            tracing::warn!("\"worker_processes\" changed: still {workers} workers until a restart");
+        }
+        if config.main.worker_connections != self.config.main.worker_connections {
+            tracing::warn!("\"worker_connections\" changed: applies after a restart");
+        }
+        if config.main.worker_rlimit_nofile != self.config.main.worker_rlimit_nofile {
+            tracing::warn!("\"worker_rlimit_nofile\" changed: applies after a restart");
+        }
+        let pid_path = |c: &Config| {
+            c.main
+                .pid
+                .as_deref()
+                .map(|p| crate::log::resolve_path(&c.file, p))
+        };
+        if pid_path(&config) != pid_path(&self.config) {
+            tracing::warn!("\"pid\" changed: the running proxy keeps its pid file until a restart");
+        }
+        let mut open: Vec<Vec<(ListenGroup, std::net::TcpListener)>> =
+            (0..workers).map(|_| Vec::new()).collect();
+        let mut bound = Vec::with_capacity(groups.len());
+        for group in &groups {
+            if let Some(kept) = self.bound.iter().find(|b| b.0 == group.configured) {
+                bound.push(*kept);
+                continue;
+            }
+            let (actual, per_worker) = bind_group(group, workers).map_err(|e| e.to_string())?;
+            bound.push((group.configured, actual));
+            for (list, socket) in open.iter_mut().zip(per_worker) {
+                list.push((group.clone(), socket));
+            }
+        }
+        let close: Vec<SocketAddr> = self
+            .bound
+            .iter()
+            .map(|b| b.0)
+            .filter(|addr| !groups.iter().any(|g| g.configured == *addr))
+            .collect();
+        let logs = Arc::new(AccessLogs::open_reusing(&config, Some(&self.logs))?);
+        // Upstreams left unchanged keep their check state and counters; the
+        // checker restarts on the new peer list.
+        let health = Arc::new(HealthTable::reusing(&config, &self.config, &self.health));
+        if let Some(old) = self.checker.take() {
+            old.stop();
+        }
+        self.checker = match Checker::start(&config, &health) {
+            Ok(checker) => checker,
+            Err(e) => {
+                tracing::error!("cannot start the health checks of the new configuration: {e}");
+                None
+            }
+        };
+        let groups = Arc::new(groups);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let mut sent = 0;
+        for (control, open) in self.controls.iter().zip(open) {
+            let msg = WorkerMsg::Reload {
+                config: Arc::clone(&config),
+                health: Arc::clone(&health),
+                logs: Arc::clone(&logs),
+                groups: Arc::clone(&groups),
+                open,
+                close: close.clone(),
+                done: done_tx.clone(),
+            };
+            if control.send(msg).is_ok() {
+                sent += 1;
+            }
+        }
+        drop(done_tx);
+        for _ in 0..sent {
+            if done_rx.recv_timeout(RELOAD_WAIT).is_err() {
+                tracing::error!("a worker did not take the new configuration in time");
+                break;
+            }
+        }
+        for (configured, actual) in &bound {
+            if !self.bound.iter().any(|b| b.0 == *configured) {
+                tracing::info!("listening on {actual} (configured {configured})");
+            }
+        }
+        for addr in &close {
+            tracing::info!("no longer listening on {addr}");
+        }
+        self.bound = bound;
+        self.config = config;
+        self.health = health;
+        self.logs = logs;
+        Ok(())
+    }
+
+    /// Reopens the access log files (SIGUSR1); returns the errors.
+    pub fn reopen_logs(&self) -> Vec<String> {
+        self.logs.reopen()
+    }
+
+    /// Graceful stop (SIGQUIT): closes the listeners, lets the requests in flight
+    /// finish (idle connections close at once) for up to `grace`, then joins the
+    /// workers and writes out the access logs.
+    pub fn quit(mut self, grace: Duration) {
+        self.begin_quit(grace);
+        self.join();
+    }
+
+    /// Starts a graceful stop without waiting for it (see [`RunningProxy::quit`]):
+    /// [`RunningProxy::is_stopped`] tells when the workers are done, and
+    /// [`RunningProxy::shutdown`] still cuts it short.
+    pub fn begin_quit(&self, grace: Duration) {
+        let deadline = std::time::Instant::now() + grace;
+        for control in &self.controls {
+            let _ = control.send(WorkerMsg::Quit { deadline });
+        }
+    }
+
+    /// True once every worker thread has ended.
+    pub fn is_stopped(&self) -> bool {
+        self.threads.iter().all(JoinHandle::is_finished)
+    }
+
     /// Stops accepting, drops every connection and joins the worker threads.
     pub fn shutdown(mut self) {
         self.stop_and_join();
@@ -206,11 +414,16 @@ impl RunningProxy {
             checker.stop();
         }
         let _ = self.stop.send(true);
+        self.join();
+    }
+
+    fn join(&mut self) {
         for thread in self.threads.drain(..) {
             if thread.join().is_err() {
                 tracing::error!("a worker thread panicked");
             }
         }
+        self.logs.flush();
     }
 }
 
@@ -220,58 +433,234 @@ impl Drop for RunningProxy {
     }
 }
 
+/// How long a graceful stop (SIGQUIT) lets requests in flight run.
+pub const GRACEFUL_STOP: Duration = Duration::from_secs(30);
+
 /// Runs the proxy with `config` until SIGINT or SIGTERM. Blocks the calling thread.
 /// Writes the `pid` file once listening and removes it at exit.
 pub fn run(config: Config) -> std::io::Result<()> {
-    let pid_file = config.main.pid.clone();
-    let running = Proxy::start(config)?;
-    for (configured, actual) in running.addrs() {
-        tracing::info!("listening on {actual} (configured {configured})");
-    }
-    if let Some(path) = &pid_file {
-        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("open() \"{}\" failed ({e})", path.display()),
-            )
-        })?;
-    }
+    run_with(config, None)
+}
+
+/// Runs the proxy with `config` and obeys signals ([`crate::process::Control`])
+/// until stopped: SIGHUP re-reads `config.file` and reloads (a configuration that
+/// does not load is logged and changes nothing), SIGUSR1 reopens the logs (the
+/// access logs, and `error_log` when given), SIGQUIT stops gracefully (up to
+/// [`GRACEFUL_STOP`]), SIGTERM/SIGINT stop at once. Writes the `pid` file once
+/// listening and removes it at exit. Blocks the calling thread.
+pub fn run_with(config: Config, error_log: Option<ErrorLog>) -> std::io::Result<()> {
+    let file = config.file.clone();
+    let pid_path = config.main.pid.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let waited = rt.block_on(wait_for_signal());
-    tracing::info!("shutting down");
-    running.shutdown();
-    if let Some(path) = &pid_file {
-        let _ = std::fs::remove_file(path);
+    // Signals are caught from here on (before the pid file tells `-s` about us).
+    let mut signals = rt.block_on(async { ControlSignals::new() })?;
+    let mut running = Proxy::start(config)?;
+    for (configured, actual) in running.addrs() {
+        tracing::info!("listening on {actual} (configured {configured})");
     }
-    waited
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let pid_file = match &pid_path {
+        Some(path) => Some(PidFile::create(path).map_err(std::io::Error::other)?),
+        None => None,
+    };
+    loop {
+        match rt.block_on(signals.recv()) {
+            Control::Reload => {
+                tracing::info!("reloading the configuration from {}", file.display());
+                match crate::config::load(&file) {
+                    Ok((config, warnings)) => {
+                        for warning in &warnings {
+                            tracing::warn!("{warning}");
+                        }
+                        let wanted_error_log = config.main.error_log.clone();
+                        match running.reload(config) {
+                            Ok(()) => {
+                                if let Some(log) = &error_log {
+                                    if let Err(e) = log.reconfigure(&wanted_error_log) {
+                                        tracing::error!("{e}");
+                                    }
+                                }
+                                tracing::info!("configuration reloaded");
+                            }
+                            Err(e) => tracing::error!(
+                                "reload failed, keeping the running configuration: {e}"
+                            ),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!("reload failed, keeping the running configuration: {e}")
+                    }
+                }
+            }
+            Control::Reopen => {
+                for e in running.reopen_logs() {
+                    tracing::error!("{e}");
+                }
+                if let Some(log) = &error_log {
+                    if let Err(e) = log.reopen() {
+                        tracing::error!("{e}");
+                    }
+                }
+                tracing::info!("log files reopened");
+            }
+            Control::Quit => {
+                tracing::info!("gracefully shutting down");
+                running.begin_quit(GRACEFUL_STOP);
+                // As nginx: a stop signal during a graceful stop cuts it short.
+                rt.block_on(async {
+                    loop {
+                        tokio::select! {
+                            control = signals.recv() => {
+                                if control == Control::Stop {
+                                    tracing::info!("fast stop requested during the graceful stop");
+                                    break;
+                                }
+                            }
+                            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                                if running.is_stopped() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                });
+                running.shutdown();
+                break;
+            }
+            Control::Stop => {
+                tracing::info!("shutting down");
+                running.shutdown();
+                break;
+            }
+        }
     }
+    drop(pid_file);
+    tracing::info!("exit");
     Ok(())
 }
 
-#[cfg(not(unix))]
-async fn wait_for_signal() -> std::io::Result<()> {
-    tokio::signal::ctrl_c().await
-}
-
-fn worker_main(
+/// Everything a worker thread starts with.
+struct WorkerStart {
     config: Arc<Config>,
     health: Arc<HealthTable>,
+    logs: Arc<AccessLogs>,
     groups: Arc<Vec<ListenGroup>>,
-    listeners: Vec<std::net::TcpListener>,
-    mut stop: watch::Receiver<bool>,
-) {
+    listeners: Vec<(ListenGroup, std::net::TcpListener)>,
+    stop: watch::Receiver<bool>,
+    control: mpsc::UnboundedReceiver<WorkerMsg>,
+}
+
+/// The state of one worker thread, shared by its tasks.
+struct WorkerThread {
+    /// The worker state of the current configuration. Each request takes the
+    /// `Rc` it finds here (a `RefCell` borrow: no lock) and keeps it until it
+    /// is done, so a reload never changes a request half way.
+    current: RefCell<Rc<Worker>>,
+    /// The listen addresses of the current configuration, with their
+    /// connection settings.
+    groups: RefCell<Arc<Vec<ListenGroup>>>,
+    slots: Rc<Slots>,
+    cap: usize,
+    /// The accept loop of each listen address.
+    accepting: RefCell<Vec<(SocketAddr, tokio::task::JoinHandle<()>)>>,
+    /// Set to make every connection finish its request and close.
+    draining: watch::Sender<bool>,
+}
+
+impl WorkerThread {
+    fn worker(&self) -> Rc<Worker> {
+        Rc::clone(&self.current.borrow())
+    }
+
+    /// The connection settings of `configured` in the current configuration.
+    fn group(&self, configured: SocketAddr) -> Option<ListenGroup> {
+        self.groups
+            .borrow()
+            .iter()
+            .find(|g| g.configured == configured)
+            .cloned()
+    }
+
+    fn listen(self: &Rc<Self>, configured: SocketAddr, listener: std::net::TcpListener) {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("cannot register listener {configured}: {e}");
+                return;
+            }
+        };
+        let task = tokio::task::spawn_local(accept_loop(listener, configured, Rc::clone(self)));
+        self.accepting.borrow_mut().push((configured, task));
+    }
+
+    /// Stops accepting on `configured` (the listening socket closes).
+    fn unlisten(&self, configured: SocketAddr) {
+        self.accepting.borrow_mut().retain(|(addr, task)| {
+            if *addr == configured {
+                task.abort();
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn reload(
+        self: &Rc<Self>,
+        config: Arc<Config>,
+        health: Arc<HealthTable>,
+        logs: Arc<AccessLogs>,
+        groups: Arc<Vec<ListenGroup>>,
+        open: Vec<(ListenGroup, std::net::TcpListener)>,
+        close: Vec<SocketAddr>,
+    ) {
+        let next = Worker::build(config, health, logs, Some(&self.current.borrow()));
+        *self.current.borrow_mut() = Rc::new(next);
+        *self.groups.borrow_mut() = groups;
+        for addr in close {
+            self.unlisten(addr);
+        }
+        for (group, listener) in open {
+            self.listen(group.configured, listener);
+        }
+    }
+
+    /// Graceful stop: closes the listeners, asks every connection to finish,
+    /// waits for them until `deadline` (or a fast stop).
+    async fn drain(&self, deadline: std::time::Instant, stop: &mut watch::Receiver<bool>) {
+        for (_, task) in self.accepting.borrow_mut().drain(..) {
+            task.abort();
+        }
+        let _ = self.draining.send(true);
+        let deadline = tokio::time::Instant::from_std(deadline);
+        while self.slots.free.get() < self.cap {
+            let freed = self.slots.freed.notified();
+            tokio::select! {
+                _ = freed => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(
+                        "graceful stop: {} connections still open at the deadline",
+                        self.cap - self.slots.free.get()
+                    );
+                    return;
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+fn worker_main(start: WorkerStart) {
+    let WorkerStart {
+        config,
+        health,
+        logs,
+        groups,
+        listeners,
+        mut stop,
+        mut control,
+    } = start;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -284,27 +673,22 @@ fn worker_main(
     };
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
-        let worker = Rc::new(Worker::with_health(Arc::clone(&config), health));
+        let cap = config.main.worker_connections.max(1);
         let slots = Rc::new(Slots {
-            free: Cell::new(config.main.worker_connections.max(1)),
+            free: Cell::new(cap),
             freed: Notify::new(),
-            open: std::cell::RefCell::new(Vec::new()),
+            open: RefCell::new(Vec::new()),
         });
-        for (group, std_listener) in groups.iter().zip(listeners) {
-            let listener = match TcpListener::from_std(std_listener) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!("cannot register listener {}: {e}", group.configured);
-                    continue;
-                }
-            };
-            tokio::task::spawn_local(accept_loop(
-                listener,
-                group.clone(),
-                Rc::clone(&worker),
-                Rc::clone(&slots),
-                config.main.worker_connections.max(1),
-            ));
+        let thread = Rc::new(WorkerThread {
+            current: RefCell::new(Rc::new(Worker::build(config, health, logs, None))),
+            groups: RefCell::new(groups),
+            slots: Rc::clone(&slots),
+            cap,
+            accepting: RefCell::new(Vec::new()),
+            draining: watch::channel(false).0,
+        });
+        for (group, listener) in listeners {
+            thread.listen(group.configured, listener);
         }
         // One timer per worker enforces client_header_timeout, keepalive_timeout,
         // send_timeout and proxy_read_timeout for every connection: no timer per request.
@@ -321,8 +705,23 @@ fn worker_main(
         });
         // Until told to stop (or the controller is gone).
         while !*stop.borrow() {
-            if stop.changed().await.is_err() {
-                break;
+            tokio::select! {
+                changed = stop.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                msg = control.recv() => match msg {
+                    None => break,
+                    Some(WorkerMsg::Reload { config, health, logs, groups, open, close, done }) => {
+                        thread.reload(config, health, logs, groups, open, close);
+                        let _ = done.send(());
+                    }
+                    Some(WorkerMsg::Quit { deadline }) => {
+                        thread.drain(deadline, &mut stop).await;
+                        break;
+                    }
+                },
             }
         }
     });
@@ -333,7 +732,7 @@ fn worker_main(
 struct Slots {
     free: Cell<usize>,
     freed: Notify,
-    open: std::cell::RefCell<Vec<std::rc::Weak<ConnInfo>>>,
+    open: RefCell<Vec<std::rc::Weak<ConnInfo>>>,
 }
 
 impl Slots {
@@ -389,15 +788,9 @@ impl Drop for SlotGuard {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    group: ListenGroup,
-    worker: Rc<Worker>,
-    slots: Rc<Slots>,
-    cap: usize,
-) {
+async fn accept_loop(listener: TcpListener, configured: SocketAddr, thread: Rc<WorkerThread>) {
     let local = listener.local_addr().ok();
-    let builder = server_builder(&group.connection);
+    let slots = Rc::clone(&thread.slots);
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -416,6 +809,11 @@ async fn accept_loop(
             slots.evict_longest_waiting();
             freed.await;
         }
+        // The settings of the configuration current at accept time.
+        let Some(group) = thread.group(configured) else {
+            continue;
+        };
+        let builder = server_builder(&group.connection);
         let _ = stream.set_nodelay(true);
         slots.free.set(slots.free.get() - 1);
         let guard = SlotGuard(Rc::clone(&slots));
@@ -429,31 +827,49 @@ async fn accept_loop(
             group.configured,
             group.connection.keepalive_requests,
             group.connection.large_client_header_buffers.1,
-            worker.next_connection(),
+            thread.worker().next_connection(),
             group.connection.client_header_timeout,
             idle_timeout(&group.connection),
             group.connection.send_timeout,
         ));
-        slots.register(&info, cap);
+        slots.register(&info, thread.cap);
         let evict_info = Rc::clone(&info);
-        let worker = Rc::clone(&worker);
+        let per_request = Rc::clone(&thread);
         let service = service_fn(move |req: Request<Incoming>| {
-            let worker = Rc::clone(&worker);
+            // The configuration current when the request arrives.
+            let worker = per_request.worker();
             let info = Rc::clone(&info);
             async move { Ok::<_, Infallible>(worker.handle(&info, req).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
+        let mut draining = thread.draining.subscribe();
         tokio::task::spawn_local(async move {
-            tokio::select! {
-                ended = conn => {
-                    if let Err(e) = ended {
-                        tracing::debug!("client connection from {remote} ended: {e}");
+            let mut conn = std::pin::pin!(conn);
+            // A graceful stop lets the request in progress finish, then closes.
+            let mut closing = *draining.borrow_and_update();
+            if closing {
+                conn.as_mut().graceful_shutdown();
+            }
+            loop {
+                tokio::select! {
+                    ended = conn.as_mut() => {
+                        if let Err(e) = ended {
+                            tracing::debug!("client connection from {remote} ended: {e}");
+                        }
+                        break;
                     }
-                }
-                _ = evict_info.evict.notified() => {
-                    tracing::info!("worker_connections reached: closing idle connection from {remote}");
+                    _ = evict_info.evict.notified() => {
+                        tracing::info!("closing idle connection from {remote}");
+                        break;
+                    }
+                    changed = draining.changed(), if !closing => {
+                        closing = true;
+                        if changed.is_ok() && *draining.borrow_and_update() {
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
                 }
             }
             drop(guard);

@@ -37,6 +37,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::Sleep;
 
 use crate::config::{Config, LocationConf, NextUpstream, ProxyPass, ServerConf, ServerName};
+use crate::log::{AccessLogs, AccessRecord, PendingLog, TryRecord};
 use crate::proxy::errors::{self, MadeResponse, ProxyError, RedirectBase};
 use crate::proxy::headers::{self, UpstreamConnection};
 use crate::proxy::route::{self, Lookup, Router};
@@ -350,6 +351,8 @@ pub struct ProxyBody {
     conn: Option<Rc<ConnInfo>>,
     /// Counts the request as active on its peer until the body is done.
     active: Option<ActiveGuard>,
+    /// The request's access-log line, written when this body is dropped.
+    log: Option<PendingLog>,
 }
 
 impl Drop for ProxyBody {
@@ -378,6 +381,7 @@ impl ProxyBody {
             inner: ProxyInner::Full(None),
             conn: None,
             active: None,
+            log: None,
         }
     }
 
@@ -387,6 +391,7 @@ impl ProxyBody {
             inner: ProxyInner::Full((!bytes.is_empty()).then_some(bytes)),
             conn: None,
             active: None,
+            log: None,
         }
     }
 
@@ -407,6 +412,7 @@ impl ProxyBody {
             },
             conn: None,
             active: None,
+            log: None,
         }
     }
 }
@@ -429,6 +435,11 @@ impl Body for ProxyBody {
                 Poll::Ready(Some(Ok(_))) => conn.last_write.set(Some(Instant::now())),
                 Poll::Pending => conn.last_write.set(None),
                 _ => {}
+            }
+        }
+        if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut this.log, &polled) {
+            if let Some(data) = frame.data_ref() {
+                log.sent(data.len() as u64);
             }
         }
         polled
@@ -504,12 +515,16 @@ impl ProxyBody {
 pub struct Worker {
     config: Arc<Config>,
     router: Router,
-    upstreams: Vec<PeerSet<ClientBody>>,
+    /// Shared with the previous worker state of the thread for the upstreams a
+    /// reload left unchanged (balancer, health, pool and all).
+    upstreams: Vec<Rc<PeerSet<ClientBody>>>,
     /// Active-check state and counters shared with the checker, the other
     /// workers and the status page.
     health: Arc<HealthTable>,
     /// Connections accepted so far by this worker (`$connection`).
     connections: Cell<u64>,
+    /// The access logs of this configuration.
+    logs: Arc<AccessLogs>,
 }
 
 /// Why an attempt at one peer failed.
@@ -657,20 +672,53 @@ impl Worker {
     /// Without a checker: no peer is ever marked down by active checks.
     pub fn new(config: Arc<Config>) -> Worker {
         let health = Arc::new(HealthTable::unchecked(&config));
-        Worker::with_health(config, health)
+        Worker::build(config, health, Arc::new(AccessLogs::default()), None)
     }
 
-    /// The state of one worker reading (and counting into) `health`, the table
-    /// the active checker writes (`server::Proxy::start` makes both).
-    pub fn with_health(config: Arc<Config>, health: Arc<HealthTable>) -> Worker {
+    /// The state of one worker for `config`, reading (and counting into)
+    /// `health` (the table the active checker writes) and writing `logs`. After a
+    /// reload, `previous` is the thread's state for the old configuration:
+    /// upstreams whose definition did not change keep their peer state (balancer
+    /// position, passive health, idle connections; `health` was made with
+    /// [`HealthTable::reusing`] so their shared figures are the same objects), and
+    /// `$connection` keeps counting.
+    pub fn build(
+        config: Arc<Config>,
+        health: Arc<HealthTable>,
+        logs: Arc<AccessLogs>,
+        previous: Option<&Worker>,
+    ) -> Worker {
         let upstreams = config
             .http
             .upstreams
             .iter()
             .enumerate()
-            .map(|(i, u)| match health.upstream(i) {
-                Some(stats) => PeerSet::with_stats(Arc::clone(u), Arc::clone(stats)),
-                None => PeerSet::new(Arc::clone(u)),
+            .map(|(i, u)| {
+                let stats = health.upstream(i);
+                let kept = previous.and_then(|p| {
+                    p.upstreams.iter().find(|set| {
+                        set.conf().name == u.name
+                            && *set.conf() == **u
+                            && stats.is_some_and(|st| Arc::ptr_eq(st, set.stats()))
+                    })
+                });
+                match kept {
+                    Some(set) => Rc::clone(set),
+                    None => {
+                        let set = match stats {
+                            Some(stats) => PeerSet::with_stats(Arc::clone(u), Arc::clone(stats)),
+                            None => PeerSet::new(Arc::clone(u)),
+                        };
+                        // A changed upstream of the same name: the idle
+                        // connections of the peers it still has move over.
+                        if let Some(old) = previous
+                            .and_then(|p| p.upstreams.iter().find(|s| s.conf().name == u.name))
+                        {
+                            adopt_idle(old, &set);
+                        }
+                        Rc::new(set)
+                    }
+                }
             })
             .collect();
         Worker {
@@ -678,7 +726,8 @@ impl Worker {
             config,
             upstreams,
             health,
-            connections: Cell::new(0),
+            connections: Cell::new(previous.map_or(0, |p| p.connections.get())),
+            logs,
         }
     }
 
@@ -699,7 +748,8 @@ impl Worker {
         info.waiting_since.set(None);
         let served = info.requests.get() + 1;
         info.requests.set(served);
-        let (mut resp, tokens) = self.respond(info, req).await;
+        let mut log = None;
+        let (mut resp, tokens) = self.respond(info, req, &mut log).await;
         resp.headers_mut()
             .insert(header::SERVER, errors::server_header(tokens));
         if served >= info.keepalive_requests {
@@ -710,6 +760,10 @@ impl Worker {
             info.last_write.set(Some(Instant::now()));
         }
         resp.body_mut().conn = Some(Rc::clone(info));
+        if let Some(record) = log {
+            let pending = PendingLog::new(record, resp.status(), resp.headers());
+            resp.body_mut().log = Some(pending);
+        }
         resp
     }
 
@@ -723,6 +777,7 @@ impl Worker {
         info: &ConnInfo,
         req: &Request<Incoming>,
         start: SystemTime,
+        log: &mut Option<Box<AccessRecord>>,
     ) -> Result<Plan<'_>, (Response<ProxyBody>, bool)> {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         if target.len() > info.large_header_buffer {
@@ -802,6 +857,13 @@ impl Worker {
             upstream: &[],
             sticky: None,
         };
+        if let Some(targets) = self.logs.targets(&conf.access_log) {
+            let proxy_host = conf
+                .proxy_pass
+                .as_ref()
+                .map_or("", |p| p.proxy_host.as_str());
+            *log = Some(Box::new(AccessRecord::capture(targets, &vars(proxy_host))));
+        }
         if let Some(ret) = server.return_.as_ref().or(conf.return_.as_ref()) {
             let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars("")));
             let resp = match errors::return_response(
@@ -850,7 +912,7 @@ impl Worker {
                 return Err((error_response(ProxyError::PayloadTooLarge, tokens), tokens));
             }
         }
-        let Some(set) = self.upstreams.get(pass.upstream) else {
+        let Some(set) = self.upstreams.get(pass.upstream).map(Rc::as_ref) else {
             return Err((error_response(ProxyError::BadGateway, tokens), tokens));
         };
         // The client's target goes out unchanged unless proxy_pass has a URI part.
@@ -884,6 +946,7 @@ impl Worker {
         &self,
         info: &ConnInfo,
         mut req: Request<Incoming>,
+        log: &mut Option<Box<AccessRecord>>,
     ) -> (Response<ProxyBody>, bool) {
         let start = SystemTime::now();
         let Plan {
@@ -893,7 +956,7 @@ impl Worker {
             set,
             uri: mapped_uri,
             set_headers,
-        } = match self.plan(info, &req, start) {
+        } = match self.plan(info, &req, start, log) {
             Ok(plan) => plan,
             Err(made) => return made,
         };
@@ -927,6 +990,7 @@ impl Worker {
                 |exclude| set.choose(exclude, &tried, now_instant),
             )
         });
+        note_sticky(log, set, choice.as_ref());
         headers::to_upstream_request(
             &mut parts.headers,
             set_headers,
@@ -973,9 +1037,17 @@ impl Worker {
                 None => return (error_response(last_failure.error(), tokens), tokens),
             };
             let active = set.stats().begin(p);
+            let try_started = log.is_some().then(Instant::now);
             let outcome = self
                 .attempt(info, set, p, req, conf, head.as_ref(), now_instant)
                 .await;
+            if log.is_some() {
+                let status = outcome
+                    .as_ref()
+                    .map(|(r, _)| r.status())
+                    .map_err(|(f, _)| *f);
+                note_try(log, set, p, status, try_started);
+            }
             let (failure, returned) = match outcome {
                 Ok((resp, conn)) => {
                     let status = resp.status();
@@ -1008,6 +1080,10 @@ impl Worker {
                     }
                     if let (Some(c), Some(stats)) = (choice.as_ref(), set.stats().peer(p)) {
                         stats.note_outcome(c.outcome);
+                    }
+                    note_sticky(log, set, choice.as_ref());
+                    if let Some(record) = log {
+                        record.streaming_since = try_started;
                     }
                     let mut resp = self.finish(
                         set,
@@ -1044,6 +1120,7 @@ impl Worker {
                         set.choose(ex, &tried, now_i)
                     });
                     choice = Some(c);
+                    note_sticky(log, set, choice.as_ref());
                     peer = c.decision.peer();
                 }
                 _ => peer = set.choose(Some(p), &tried, now_i),
@@ -1139,6 +1216,63 @@ impl Worker {
             parts,
             ProxyBody::upstream(body, checkin, conf.proxy_read_timeout),
         )
+    }
+}
+
+/// Moves the idle keep-alive connections of `old`'s peers to the peers of `new`
+/// with the same name and address (a reload that changed the upstream).
+fn adopt_idle(old: &PeerSet<ClientBody>, new: &PeerSet<ClientBody>) {
+    let now = Instant::now();
+    let pool = new.pool();
+    for (j, peer) in new.conf().peers.iter().enumerate() {
+        let Some(i) = old
+            .conf()
+            .peers
+            .iter()
+            .position(|p| p.name == peer.name && p.addr == peer.addr)
+        else {
+            continue;
+        };
+        while let Some(conn) = old.checkout(i, now) {
+            pool.borrow_mut().checkin(j, conn, now);
+        }
+    }
+}
+
+/// Records one upstream try for `$upstream_addr`, `$upstream_status` and the
+/// `$upstream_*_time` variables (only when the request is logged).
+fn note_try(
+    log: &mut Option<Box<AccessRecord>>,
+    set: &PeerSet<ClientBody>,
+    peer: usize,
+    outcome: Result<StatusCode, Failure>,
+    started: Option<Instant>,
+) {
+    let Some(record) = log else { return };
+    let elapsed = started.map(|t| t.elapsed());
+    let (status, header_time) = match outcome {
+        Ok(status) => (status.as_u16(), elapsed),
+        Err(failure) => (failure.error().status().as_u16(), None),
+    };
+    record.tries.push(TryRecord {
+        addr: set.name(peer).unwrap_or_default().to_string(),
+        status: Some(status),
+        connect_time: None,
+        header_time,
+        response_time: elapsed,
+    });
+}
+
+/// Records the sticky outcome (`$sticky_status`) and the sid of the chosen peer
+/// (`$sticky_sid`) when the request is logged.
+fn note_sticky(
+    log: &mut Option<Box<AccessRecord>>,
+    set: &PeerSet<ClientBody>,
+    choice: Option<&Choice>,
+) {
+    if let (Some(record), Some(sticky), Some(choice)) = (log, set.sticky(), choice) {
+        let sid = sticky.sid(choice).unwrap_or_default().to_string();
+        record.sticky = Some((sid, choice.outcome.as_str()));
     }
 }
 

@@ -275,6 +275,29 @@ impl HealthTable {
         }
     }
 
+    /// Fresh figures for `config`, except that an upstream whose definition is
+    /// the same in `previous` (the configuration `table` was made for) keeps its
+    /// figures object: a reload keeps its check state and counters, and the
+    /// workers' kept peer sets still read what the new checker writes.
+    pub fn reusing(config: &Config, previous: &Config, table: &HealthTable) -> HealthTable {
+        HealthTable {
+            upstreams: config
+                .http
+                .upstreams
+                .iter()
+                .map(|u| {
+                    previous
+                        .http
+                        .upstreams
+                        .iter()
+                        .position(|old| old.name == u.name && **old == **u)
+                        .and_then(|i| table.upstream(i))
+                        .map_or_else(|| Arc::new(UpstreamStats::new(u)), Arc::clone)
+                })
+                .collect(),
+        }
+    }
+
     /// Upstream `i` of `HttpConf::upstreams`.
     pub fn upstream(&self, i: usize) -> Option<&Arc<UpstreamStats>> {
         self.upstreams.get(i)
@@ -351,6 +374,33 @@ mod tests {
 
     fn config(src: &str) -> Config {
         load_str(src, Path::new("/t.conf")).unwrap().0
+    }
+
+    #[test]
+    fn a_reload_keeps_the_figures_of_unchanged_upstreams_only() {
+        let text = |b_port: u16| {
+            format!(
+                "events {{}} http {{ upstream a {{ server 127.0.0.1:9001; }} \
+                 upstream b {{ server 127.0.0.1:{b_port}; }} \
+                 server {{ listen 127.0.0.1:8080; location / {{ proxy_pass http://a; }} \
+                 location /b {{ proxy_pass http://b; }} }} }}"
+            )
+        };
+        let old = config(&text(9002));
+        let table = HealthTable::new(&old);
+        let same = config(&text(9002));
+        let changed = config(&text(9003));
+        let kept = HealthTable::reusing(&same, &old, &table);
+        let moved = HealthTable::reusing(&changed, &old, &table);
+        let ptr = |t: &HealthTable, i| Arc::as_ptr(t.upstream(i).unwrap());
+        assert_eq!(ptr(&kept, 0), ptr(&table, 0));
+        assert_eq!(ptr(&kept, 1), ptr(&table, 1));
+        assert_eq!(ptr(&moved, 0), ptr(&table, 0), "upstream a is unchanged");
+        assert_ne!(
+            ptr(&moved, 1),
+            ptr(&table, 1),
+            "upstream b changed its peer"
+        );
     }
 
     #[test]

@@ -119,28 +119,86 @@ fn unquote(v: &[u8]) -> (&[u8], bool) {
     }
 }
 
-/// The non-empty segments of one `Cookie` header value.
-fn segments(value: &[u8]) -> impl Iterator<Item = Segment<'_>> {
-    value.split(|b| *b == b';').filter_map(|seg| {
-        let raw = trim(seg);
-        if raw.is_empty() {
-            return None;
+/// Index of the first `byte` in `hay`, scanning eight bytes per step (SWAR): the
+/// sticky cookie is parsed on every request, so its `;`, `=` and `|` searches
+/// are the hot loops.
+pub(crate) fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO.wrapping_mul(u64::from(byte));
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0usize;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // The lowest set bit marks the first zero byte of `x` (borrows only
+        // produce false positives above a true zero).
+        let zero = x.wrapping_sub(LO) & !x & HI;
+        if zero != 0 {
+            return Some(base + (zero.trailing_zeros() / 8) as usize);
         }
-        let (name, value_start) = match raw.iter().position(|b| *b == b'=') {
-            Some(eq) => {
-                let name = trim(raw.get(..eq).unwrap_or_default());
-                let after = raw.get(eq + 1..).unwrap_or_default();
-                let lead = after.iter().take_while(|b| is_ws(b)).count();
-                (Some(name), eq + 1 + lead)
-            }
-            None => (None, raw.len()),
-        };
-        Some(Segment {
-            raw,
-            name,
-            value_start,
-        })
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|b| *b == byte)
+        .map(|i| base + i)
+}
+
+fn segment(seg: &[u8]) -> Option<Segment<'_>> {
+    let raw = trim(seg);
+    if raw.is_empty() {
+        return None;
+    }
+    let (name, value_start) = match find_byte(raw, b'=') {
+        Some(eq) => {
+            let name = trim(raw.get(..eq).unwrap_or_default());
+            let after = raw.get(eq + 1..).unwrap_or_default();
+            let lead = after.iter().take_while(|b| is_ws(b)).count();
+            (Some(name), eq + 1 + lead)
+        }
+        None => (None, raw.len()),
+    };
+    Some(Segment {
+        raw,
+        name,
+        value_start,
     })
+}
+
+/// Iterator over the non-empty segments of one `Cookie` header value.
+struct Segments<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = Segment<'a>;
+
+    fn next(&mut self) -> Option<Segment<'a>> {
+        loop {
+            let rest = self.rest?;
+            let seg = match find_byte(rest, b';') {
+                Some(i) => {
+                    self.rest = rest.get(i + 1..);
+                    rest.get(..i).unwrap_or_default()
+                }
+                None => {
+                    self.rest = None;
+                    rest
+                }
+            };
+            if let Some(seg) = segment(seg) {
+                return Some(seg);
+            }
+        }
+    }
+}
+
+/// The non-empty segments of one `Cookie` header value.
+fn segments(value: &[u8]) -> Segments<'_> {
+    Segments { rest: Some(value) }
 }
 
 /// The value (quotes removed) of the first cookie named exactly `name` in one
@@ -163,7 +221,22 @@ pub fn find<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
 /// Decimal digits only, at least one; `Err(FromFuture)` when it overflows i64
 /// (such a value is necessarily far in the future).
 fn parse_ts(field: &[u8]) -> Result<i64, Invalid> {
-    if field.is_empty() || !field.iter().all(u8::is_ascii_digit) {
+    if field.is_empty() {
+        return Err(Invalid::Malformed);
+    }
+    // Up to 18 digits cannot overflow: one pass, checking digits as it goes.
+    if field.len() <= 18 {
+        let mut acc = 0i64;
+        for d in field {
+            let digit = d.wrapping_sub(b'0');
+            if digit > 9 {
+                return Err(Invalid::Malformed);
+            }
+            acc = acc * 10 + i64::from(digit);
+        }
+        return Ok(acc);
+    }
+    if !field.iter().all(u8::is_ascii_digit) {
         return Err(Invalid::Malformed);
     }
     field.iter().try_fold(0i64, |acc, d| {
@@ -180,17 +253,23 @@ fn sid_str(sid: &[u8]) -> Result<&str, Invalid> {
     std::str::from_utf8(sid).map_err(|_| Invalid::Malformed)
 }
 
+/// The parts before and after the first `byte`.
+fn split_at_byte(value: &[u8], byte: u8) -> Option<(&[u8], &[u8])> {
+    let i = find_byte(value, byte)?;
+    Some((value.get(..i)?, value.get(i + 1..)?))
+}
+
 fn decode_timestamped<'a>(
     conf: &StickyConf,
     value: &'a [u8],
     now: i64,
 ) -> Result<(&'a str, i64), Invalid> {
-    let mut fields = value.split(|b| *b == b'|');
-    let (Some(sid), Some(last), Some(first), None) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
+    // Exactly three `|`-separated fields.
+    let (sid, stamps) = split_at_byte(value, b'|').ok_or(Invalid::Malformed)?;
+    let (last, first) = split_at_byte(stamps, b'|').ok_or(Invalid::Malformed)?;
+    if find_byte(first, b'|').is_some() {
         return Err(Invalid::Malformed);
-    };
+    }
     let last = parse_ts(last)?;
     let first = parse_ts(first)?;
     let sid = sid_str(sid)?;
@@ -219,7 +298,7 @@ pub fn decode<'a>(conf: &StickyConf, value: &'a [u8], now: i64) -> StickyCookie<
             decode_timestamped(conf, value, now).map(|(sid, first)| (sid, Some(first)))
         }
         Mode::Insert | Mode::Rewrite => sid_str(value).map(|sid| (sid, None)),
-        Mode::Prefix => match value.iter().position(|b| *b == b'~') {
+        Mode::Prefix => match find_byte(value, b'~') {
             None => return StickyCookie::Absent,
             Some(t) => sid_str(value.get(..t).unwrap_or_default()).map(|sid| (sid, None)),
         },
@@ -462,6 +541,27 @@ mod tests {
 
     fn valid(sid: &str, firstseen: Option<i64>) -> StickyCookie<'_> {
         StickyCookie::Valid { sid, firstseen }
+    }
+
+    #[test]
+    fn find_byte_matches_position_at_every_offset() {
+        let hay: Vec<u8> = (0u8..40).map(|i| b'a' + (i % 26)).collect();
+        for len in 0..hay.len() {
+            for at in 0..=len {
+                let mut h = hay.get(..len).expect("in range").to_vec();
+                if let Some(b) = h.get_mut(at) {
+                    *b = b'|';
+                }
+                let want = h.iter().position(|b| *b == b'|');
+                assert_eq!(find_byte(&h, b'|'), want, "len {len} at {at}");
+            }
+        }
+        assert_eq!(find_byte(b"\x80\x81|", b'|'), Some(2));
+        assert_eq!(
+            find_byte(b"\xff\xff\xff\xff\xff\xff\xff\xff|", b'|'),
+            Some(8)
+        );
+        assert_eq!(find_byte(b"||", b'|'), Some(0));
     }
 
     #[test]

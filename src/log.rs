@@ -700,7 +700,7 @@ impl Drop for PendingLog {
 }
 
 /// `$pid`, read once (`std::process::id` is a system call each time).
-fn pid() -> u32 {
+pub fn pid() -> u32 {
     static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *PID.get_or_init(std::process::id)
 }

@@ -851,7 +851,7 @@ impl Worker {
             connection_requests: info.requests.get(),
             start,
             now: start,
-            pid: std::process::id(),
+            pid: crate::log::pid(),
             hostname: "",
             response: None,
             upstream: &[],

@@ -706,6 +706,17 @@ mod tests {
         }
     }
 
+    /// Each path of `cases` selects the location labelled as given.
+    fn assert_locations(locations: &[Location], cases: &[(&str, &str)]) {
+        for (path, want) in cases {
+            assert_eq!(
+                label(find_location(locations, path.as_bytes())),
+                *want,
+                "{path}"
+            );
+        }
+    }
+
     fn label(loc: Option<&Location>) -> String {
         match loc.map(|l| &l.matcher) {
             None => "none".to_string(),
@@ -748,13 +759,7 @@ mod tests {
             ("/exact/more", "/"),
             ("/exac", "/"),
         ];
-        for (path, want) in cases {
-            assert_eq!(
-                label(find_location(&locations, path.as_bytes())),
-                want,
-                "{path}"
-            );
-        }
+        assert_locations(&locations, &cases);
     }
 
     #[test]
@@ -774,13 +779,7 @@ mod tests {
             ("/b", "none"),
             ("/b/x.php", "~\\.php$"),
         ];
-        for (path, want) in cases {
-            assert_eq!(
-                label(find_location(&locations, path.as_bytes())),
-                want,
-                "{path}"
-            );
-        }
+        assert_locations(&locations, &cases);
     }
 
     #[test]
@@ -816,13 +815,7 @@ mod tests {
             ("/r/in/x", "/r/in/"),
             ("/r/out", "~^/r/"),
         ];
-        for (path, want) in cases {
-            assert_eq!(
-                label(find_location(&locations, path.as_bytes())),
-                want,
-                "{path}"
-            );
-        }
+        assert_locations(&locations, &cases);
     }
 
     fn proxied(mut loc: Location) -> Location {

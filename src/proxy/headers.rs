@@ -61,37 +61,52 @@ pub type SetHeaders = Vec<(HeaderName, Option<HeaderValue>)>;
 
 /// Removes hop-by-hop headers and the headers named in `Connection`. With
 /// `keep_upgrade` the `Upgrade` header survives (tunnelling an upgrade).
+///
+/// One pass over the headers present finds what to remove (usually nothing but
+/// `Connection`), instead of one hashed lookup per hop-by-hop name.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // Headers named in Connection first (it is removed below).
-    let mut named: [Option<HeaderName>; 8] = Default::default();
+    remove_matching(headers, |name, named| {
+        !(keep_upgrade && name == header::UPGRADE) && (is_hop_by_hop(name) || named)
+    });
+}
+
+/// True for the names of [`HOP_BY_HOP`].
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.iter().any(|h| h == name)
+}
+
+/// True when a `Connection` header of `headers` names `name` (RFC 9110 7.6.1:
+/// such a header is hop-by-hop too).
+fn named_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
+    headers.get_all(header::CONNECTION).iter().any(|value| {
+        value.as_bytes().split(|&b| b == b',').any(|t| {
+            t.trim_ascii()
+                .eq_ignore_ascii_case(name.as_str().as_bytes())
+        })
+    })
+}
+
+/// Removes every header whose name `drop(name, named_in_connection)` selects, in
+/// one pass over the names present. The names to remove are gathered first (on
+/// the stack for up to 16 of them) because a `HeaderMap` cannot be edited while
+/// it is iterated.
+fn remove_matching(headers: &mut HeaderMap, drop: impl Fn(&HeaderName, bool) -> bool) {
+    let has_connection = headers.contains_key(header::CONNECTION);
+    let mut found: [Option<HeaderName>; 16] = Default::default();
     let mut extra: Vec<HeaderName> = Vec::new();
     let mut count = 0;
-    for value in headers.get_all(header::CONNECTION) {
-        for token in value.as_bytes().split(|&b| b == b',') {
-            let token = token.trim_ascii();
-            if token.is_empty() {
-                continue;
-            }
-            let Ok(name) = HeaderName::from_bytes(token) else {
-                continue;
-            };
-            if keep_upgrade && name == header::UPGRADE {
-                continue;
-            }
-            match named.get_mut(count) {
-                Some(slot) => *slot = Some(name),
-                None => extra.push(name),
-            }
-            count += 1;
-        }
-    }
-    for name in named.iter().flatten().chain(extra.iter()) {
-        headers.remove(name);
-    }
-    for name in &HOP_BY_HOP {
-        if keep_upgrade && name == header::UPGRADE {
+    for name in headers.keys() {
+        let named = has_connection && named_in_connection(headers, name);
+        if !drop(name, named) {
             continue;
         }
+        match found.get_mut(count) {
+            Some(slot) => *slot = Some(name.clone()),
+            None => extra.push(name.clone()),
+        }
+        count += 1;
+    }
+    for name in found.iter().flatten().chain(extra.iter()) {
         headers.remove(name);
     }
 }
@@ -210,17 +225,13 @@ pub fn filter_response(
     upgrade: bool,
 ) {
     let had_connection = headers.contains_key(header::CONNECTION);
-    remove_hop_by_hop(headers, upgrade);
+    remove_matching(headers, |name, named| {
+        let hop = !(upgrade && name == header::UPGRADE) && (is_hop_by_hop(name) || named);
+        hop || (DEFAULT_HIDDEN.iter().any(|h| h == name) && !pass.contains(name))
+            || hide.contains(name)
+    });
     if upgrade && had_connection {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-    for name in &DEFAULT_HIDDEN {
-        if !pass.contains(name) {
-            headers.remove(name);
-        }
-    }
-    for name in hide {
-        headers.remove(name);
     }
 }
 

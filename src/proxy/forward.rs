@@ -34,7 +34,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::time::Sleep;
 
 use crate::config::{Config, LocationConf, NextUpstream, ProxyPass, ServerConf, ServerName};
 use crate::log::{AccessLogs, AccessRecord, PendingLog, TryRecord};
@@ -46,12 +45,16 @@ use crate::proxy::vars::{self, RequestVars};
 use crate::sticky::decide;
 use crate::sticky::{Choice, Decision};
 use crate::upstream::balance::Tried;
+use crate::upstream::client::{
+    self, ConnectError, IdleTimer, Outgoing, SendError, Transport, UpstreamBody,
+};
+use crate::upstream::h1::{self, RequestFraming, ResponseHead};
 use crate::upstream::peers::PeerSet;
-use crate::upstream::pool::{self, Conn, ConnectError, UpstreamPool};
+use crate::upstream::pool::{Conn, UpstreamPool};
 use crate::upstream::stats::{ActiveGuard, HealthTable};
 
 /// Errors carried by the bodies the proxy streams.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::upstream::client::BoxError;
 
 /// Facts about one client connection, shared by its requests.
 pub struct ConnInfo {
@@ -208,36 +211,6 @@ impl std::fmt::Display for BodyTimeout {
 
 impl std::error::Error for BodyTimeout {}
 
-/// A timer that is armed only when the stream it guards has to wait, so bodies
-/// that arrive at once never touch the timer wheel.
-struct IdleTimer {
-    limit: Duration,
-    sleep: Option<Pin<Box<Sleep>>>,
-}
-
-impl IdleTimer {
-    fn new(limit: Duration) -> Self {
-        IdleTimer { limit, sleep: None }
-    }
-
-    /// Progress was made: the next wait starts a fresh period.
-    fn progressed(&mut self) {
-        self.sleep = None;
-    }
-
-    /// The stream is waiting: true once the period has run out.
-    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.limit.is_zero() {
-            return false;
-        }
-        let limit = self.limit;
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        sleep.as_mut().poll(cx).is_ready()
-    }
-}
-
 /// The request body sent to the backend.
 pub struct ClientBody(ClientInner);
 
@@ -263,10 +236,6 @@ impl ClientBody {
             seen: 0,
             timer: IdleTimer::new(timeout),
         })
-    }
-
-    fn empty() -> Self {
-        ClientBody(ClientInner::Empty)
     }
 
     fn is_empty(&self) -> bool {
@@ -331,16 +300,26 @@ impl Body for ClientBody {
 /// A backend connection waiting for its response body to end before it goes
 /// back to the pool.
 struct Checkin {
-    pool: Rc<RefCell<UpstreamPool<ClientBody>>>,
+    pool: Rc<RefCell<UpstreamPool<Transport>>>,
     peer: usize,
-    conn: Conn<ClientBody>,
+    /// Requests the connection has carried, this one included.
+    requests: u64,
 }
 
 impl Checkin {
-    fn put_back(self) {
-        self.pool
-            .borrow_mut()
-            .checkin(self.peer, self.conn, Instant::now());
+    /// Puts the connection of `body` back in the pool if the exchange left it
+    /// fit for another request.
+    fn put_back(self, body: &mut UpstreamBody<ClientBody>) {
+        if let Some(io) = body.finish() {
+            let conn = Conn {
+                io,
+                requests: self.requests,
+                reused: true,
+            };
+            self.pool
+                .borrow_mut()
+                .checkin(self.peer, conn, Instant::now());
+        }
     }
 }
 
@@ -364,12 +343,15 @@ impl Drop for ProxyBody {
     }
 }
 
+// The streamed variant is the common one and lives in hyper's per-connection
+// slot anyway: boxing it would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum ProxyInner {
     /// A proxy-made body (or none).
     Full(Option<Bytes>),
     /// The backend's body, streamed.
     Upstream {
-        inner: Incoming,
+        inner: UpstreamBody<ClientBody>,
         checkin: Option<Checkin>,
         timer: IdleTimer,
     },
@@ -395,11 +377,15 @@ impl ProxyBody {
         }
     }
 
-    fn upstream(inner: Incoming, checkin: Checkin, read_timeout: Duration) -> Self {
-        let checkin = if inner.is_end_stream() {
+    fn upstream(
+        mut inner: UpstreamBody<ClientBody>,
+        checkin: Checkin,
+        read_timeout: Duration,
+    ) -> Self {
+        let checkin = if inner.is_end() {
             // Nothing will be read (HEAD, 204, 304, Content-Length: 0): the
             // connection is free already.
-            checkin.put_back();
+            checkin.put_back(&mut inner);
             None
         } else {
             Some(checkin)
@@ -448,7 +434,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             ProxyInner::Full(bytes) => bytes.is_none(),
-            ProxyInner::Upstream { inner, .. } => inner.is_end_stream(),
+            ProxyInner::Upstream { inner, .. } => inner.is_end(),
         }
     }
 
@@ -456,7 +442,10 @@ impl Body for ProxyBody {
         match &self.inner {
             ProxyInner::Full(None) => SizeHint::with_exact(0),
             ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            ProxyInner::Upstream { inner, .. } => inner.size_hint(),
+            ProxyInner::Upstream { inner, .. } => match inner.remaining() {
+                Some(n) => SizeHint::with_exact(n),
+                None => SizeHint::default(),
+            },
         }
     }
 }
@@ -470,16 +459,15 @@ impl ProxyBody {
                 checkin,
                 timer,
             } => {
-                let polled = Pin::new(&mut *inner).poll_frame(cx);
-                match polled {
-                    Poll::Ready(Some(Ok(frame))) => {
+                match inner.poll_data(cx) {
+                    Poll::Ready(Some(Ok(data))) => {
                         timer.progressed();
-                        if inner.is_end_stream() {
+                        if inner.is_end() {
                             if let Some(c) = checkin.take() {
-                                c.put_back();
+                                c.put_back(inner);
                             }
                         }
-                        Poll::Ready(Some(Ok(frame)))
+                        Poll::Ready(Some(Ok(Frame::data(data))))
                     }
                     Poll::Ready(Some(Err(e))) => {
                         // A broken backend connection is not reused.
@@ -488,7 +476,7 @@ impl ProxyBody {
                     }
                     Poll::Ready(None) => {
                         if let Some(c) = checkin.take() {
-                            c.put_back();
+                            c.put_back(inner);
                         }
                         Poll::Ready(None)
                     }
@@ -517,7 +505,7 @@ pub struct Worker {
     router: Router,
     /// Shared with the previous worker state of the thread for the upstreams a
     /// reload left unchanged (balancer, health, pool and all).
-    upstreams: Vec<Rc<PeerSet<ClientBody>>>,
+    upstreams: Vec<Rc<PeerSet<Transport>>>,
     /// Active-check state and counters shared with the checker, the other
     /// workers and the status page.
     health: Arc<HealthTable>,
@@ -560,45 +548,50 @@ impl Failure {
         }
     }
 
-    /// Classifies a hyper client error, looking for our own body errors inside.
-    fn of(err: &hyper::Error) -> Failure {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-        while let Some(e) = source {
-            if e.is::<BodyTooLarge>() {
-                return Failure::BodyTooLarge;
-            }
-            if e.is::<BodyTimeout>() {
-                return Failure::ClientBody;
-            }
-            if let Some(h) = e.downcast_ref::<hyper::Error>() {
-                if h.is_timeout() {
-                    return Failure::Timeout;
-                }
-            }
-            source = e.source();
+    /// Classifies a failed exchange with a backend.
+    fn of(err: &SendError) -> Failure {
+        match err {
+            SendError::Io { .. } | SendError::Head(_) => Failure::Error,
+            SendError::SendTimeout => Failure::Timeout,
+            SendError::Body(e) if e.is::<BodyTooLarge>() => Failure::BodyTooLarge,
+            SendError::Body(_) => Failure::ClientBody,
         }
-        Failure::Error
     }
 }
 
-/// The result of sending one request on one connection.
-enum Sent {
-    Response(Response<Incoming>),
-    /// Failed; the request comes back when it was never written.
-    Failed(Failure, Option<Request<ClientBody>>),
+/// A backend's answer to one try: the response head, its body (which owns the
+/// connection until it ends), and the requests the connection has carried.
+type Answer = (ResponseHead, UpstreamBody<ClientBody>, u64);
+
+/// A failed try: why, and whether the request can still go out as it is
+/// (nothing of it was written, and any body is back in its slot).
+#[derive(Debug, Clone, Copy)]
+struct Missed {
+    failure: Failure,
+    unsent: bool,
 }
 
-/// Sends `req` on `conn`, waiting at most `read_timeout` for the response head.
-/// The deadline is kept on the client connection and checked by the worker's
-/// sweeper ([`ConnInfo::sweep`]), so a request arms no timer of its own.
+/// Sends the request on `conn`, waiting at most `proxy_read_timeout` for the
+/// response head. The deadline is kept on the client connection and checked by
+/// the worker's sweeper ([`ConnInfo::sweep`]), so a request arms no timer of
+/// its own. A body that was not written comes back into `body`.
 async fn send(
     info: &ConnInfo,
-    conn: &mut Conn<ClientBody>,
-    req: Request<ClientBody>,
-    read_timeout: Duration,
-) -> Sent {
-    conn.requests += 1;
-    let fut = conn.sender.try_send_request(req);
+    conn: Conn<Transport>,
+    req: &UpstreamRequest,
+    body: &mut Option<ClientBody>,
+    conf: &LocationConf,
+) -> Result<Answer, Missed> {
+    let requests = conn.requests + 1;
+    let outgoing = Outgoing {
+        head: &req.head,
+        body: body.take(),
+        framing: req.framing,
+        head_request: req.head_request,
+        send_timeout: conf.proxy_send_timeout,
+    };
+    let fut = client::send(conn.io, outgoing);
+    let read_timeout = conf.proxy_read_timeout;
     let result = if read_timeout.is_zero() {
         fut.await
     } else {
@@ -619,14 +612,26 @@ async fn send(
         info.disarm();
         match waited {
             Some(r) => r,
-            None => return Sent::Failed(Failure::Timeout, None),
+            None => {
+                return Err(Missed {
+                    failure: Failure::Timeout,
+                    unsent: false,
+                })
+            }
         }
     };
     match result {
-        Ok(resp) => Sent::Response(resp),
-        Err(mut e) => {
-            let req = e.take_message();
-            Sent::Failed(Failure::of(e.error()), req)
+        Ok((head, upstream_body)) => Ok((head, upstream_body, requests)),
+        Err((error, back)) => {
+            let unsent = back.is_some() || matches!(error, SendError::Io { sent: false, .. });
+            if back.is_some() {
+                *body = back;
+            }
+            tracing::debug!("{error}");
+            Err(Missed {
+                failure: Failure::of(&error),
+                unsent,
+            })
         }
     }
 }
@@ -641,30 +646,13 @@ fn unix_now(now: SystemTime) -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// The head of a request kept for a retry after it was sent (bodyless requests
-/// only: a streamed body cannot be sent twice).
-struct Head {
-    method: Method,
-    uri: Uri,
-    headers: http::HeaderMap,
-}
-
-impl Head {
-    fn of(req: &Request<ClientBody>) -> Head {
-        Head {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            headers: req.headers().clone(),
-        }
-    }
-
-    fn request(&self) -> Request<ClientBody> {
-        let mut req = Request::new(ClientBody::empty());
-        *req.method_mut() = self.method.clone();
-        *req.uri_mut() = self.uri.clone();
-        *req.headers_mut() = self.headers.clone();
-        req
-    }
+/// The request as it goes to the backends: its head encoded once (kept for a
+/// resend: a pooled connection found closed, or `proxy_next_upstream`), and how
+/// its body is framed.
+struct UpstreamRequest {
+    head: Vec<u8>,
+    framing: RequestFraming,
+    head_request: bool,
 }
 
 impl Worker {
@@ -1002,10 +990,28 @@ impl Worker {
             None => set.choose(None, &tried, now_instant),
         };
         let body = ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
-        let mut upstream_req = Request::new(body);
-        *upstream_req.method_mut() = parts.method;
-        *upstream_req.uri_mut() = up_uri;
-        *upstream_req.headers_mut() = parts.headers;
+        let framing = if body.is_empty() {
+            RequestFraming::None
+        } else if body.size_hint().exact().is_some()
+            && parts.headers.contains_key(header::CONTENT_LENGTH)
+        {
+            RequestFraming::Length
+        } else {
+            // A chunked client body goes on chunked (its Transfer-Encoding was
+            // hop-by-hop); a stray Content-Length must not contradict it.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            RequestFraming::Chunked
+        };
+        let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut head = Vec::with_capacity(head_capacity(target, &parts.headers));
+        h1::encode_request_head(&mut head, &parts.method, target, &parts.headers, framing);
+        let request = UpstreamRequest {
+            head,
+            framing,
+            head_request: parts.method == Method::HEAD,
+        };
+        let has_body = !body.is_empty();
+        let mut body = has_body.then_some(body);
 
         let next = &conf.proxy_next_upstream;
         let max_tries = match conf.proxy_next_upstream_tries {
@@ -1015,16 +1021,16 @@ impl Worker {
         let retry_deadline = (!conf.proxy_next_upstream_timeout.is_zero())
             .then(|| now_instant.checked_add(conf.proxy_next_upstream_timeout))
             .flatten();
-        let may_resend = upstream_req.body().is_empty()
-            && (next.non_idempotent || idempotent(upstream_req.method()));
+        // A bodyless request can be written again after it was sent: once on a
+        // fresh connection when a pooled one turns out dead, and on another peer
+        // per proxy_next_upstream (never away from a pinned peer with
+        // fallback=off). A streamed body cannot be sent twice.
+        let may_resend = !has_body && (next.non_idempotent || idempotent(&parts.method));
         let pinned_no_fallback = set.sticky().is_some_and(|s| !s.conf.fallback)
             && matches!(choice.map(|c| c.decision), Some(Decision::Pinned(_)));
-        // Kept to resend a bodyless request after it was written: once on a fresh
-        // connection when a pooled one turns out dead, and on another peer per
-        // proxy_next_upstream (never away from a pinned peer with fallback=off).
-        let head = may_resend.then(|| Head::of(&upstream_req));
-        let resend_elsewhere = head.is_some() && !pinned_no_fallback;
-        let mut pending = Some(upstream_req);
+        let resend_elsewhere = may_resend && !pinned_no_fallback;
+        // Nothing of the request has been written yet.
+        let mut fresh = true;
         let mut last_failure = Failure::Error;
 
         loop {
@@ -1032,25 +1038,33 @@ impl Worker {
                 return (error_response(last_failure.error(), tokens), tokens);
             };
             tried.insert(p);
-            let req = match pending.take().or_else(|| head.as_ref().map(Head::request)) {
-                Some(r) => r,
-                None => return (error_response(last_failure.error(), tokens), tokens),
-            };
+            if !fresh && !may_resend {
+                return (error_response(last_failure.error(), tokens), tokens);
+            }
             let active = set.stats().begin(p);
             let try_started = log.is_some().then(Instant::now);
             let outcome = self
-                .attempt(info, set, p, req, conf, head.as_ref(), now_instant)
+                .attempt(
+                    info,
+                    set,
+                    p,
+                    &request,
+                    &mut body,
+                    conf,
+                    may_resend,
+                    now_instant,
+                )
                 .await;
             if log.is_some() {
                 let status = outcome
                     .as_ref()
-                    .map(|(r, _)| r.status())
-                    .map_err(|(f, _)| *f);
+                    .map(|(head, _, _)| head.status)
+                    .map_err(|m| m.failure);
                 note_try(log, set, p, status, try_started);
             }
-            let (failure, returned) = match outcome {
-                Ok((resp, conn)) => {
-                    let status = resp.status();
+            let missed = match outcome {
+                Ok((head, upstream_body, requests)) => {
+                    let status = head.status;
                     let retry_status = next.statuses.contains(&status.as_u16());
                     if retry_status {
                         set.failed(p, Instant::now());
@@ -1060,7 +1074,7 @@ impl Worker {
                     let can_retry = retry_status
                         && resend_elsewhere
                         && tried.len() < max_tries
-                        && retry_deadline.map_or(true, |d| Instant::now() < d);
+                        && retry_deadline.is_none_or(|d| Instant::now() < d);
                     if can_retry {
                         let another = set.choose(Some(p), &tried, Instant::now());
                         if another.is_some() {
@@ -1075,6 +1089,7 @@ impl Worker {
                                 ..c
                             });
                             peer = another;
+                            fresh = false;
                             continue;
                         }
                     }
@@ -1085,12 +1100,12 @@ impl Worker {
                     if let Some(record) = log {
                         record.streaming_since = try_started;
                     }
+                    let answer = (head, upstream_body, requests);
                     let mut resp = self.finish(
                         set,
                         conf,
                         p,
-                        resp,
-                        conn,
+                        answer,
                         choice.as_ref(),
                         now_unix,
                         client_upgrade,
@@ -1098,18 +1113,18 @@ impl Worker {
                     resp.body_mut().active = Some(active);
                     return (resp, tokens);
                 }
-                Err(f) => f,
+                Err(missed) => missed,
             };
+            let failure = missed.failure;
             last_failure = failure;
             if matches!(failure, Failure::Error | Failure::Timeout) {
                 set.failed(p, Instant::now());
             }
-            pending = returned;
-            let sent = pending.is_none();
+            fresh = missed.unsent;
             let retry = failure.listed(next)
-                && (!sent || resend_elsewhere)
+                && (fresh || resend_elsewhere)
                 && tried.len() < max_tries
-                && retry_deadline.map_or(true, |d| Instant::now() < d);
+                && retry_deadline.is_none_or(|d| Instant::now() < d);
             if !retry {
                 return (error_response(failure.error(), tokens), tokens);
             }
@@ -1134,41 +1149,46 @@ impl Worker {
     async fn attempt(
         &self,
         info: &ConnInfo,
-        set: &PeerSet<ClientBody>,
+        set: &PeerSet<Transport>,
         peer: usize,
-        req: Request<ClientBody>,
+        req: &UpstreamRequest,
+        body: &mut Option<ClientBody>,
         conf: &LocationConf,
-        head: Option<&Head>,
+        may_resend: bool,
         now: Instant,
-    ) -> Result<(Response<Incoming>, Conn<ClientBody>), (Failure, Option<Request<ClientBody>>)>
-    {
-        let mut req = req;
-        if let Some(mut conn) = set.checkout(peer, now) {
-            match send(info, &mut conn, req, conf.proxy_read_timeout).await {
-                Sent::Response(resp) => return Ok((resp, conn)),
-                Sent::Failed(Failure::Error, Some(back)) => req = back,
-                Sent::Failed(Failure::Error, None) => match head {
-                    Some(h) => req = h.request(),
-                    None => return Err((Failure::Error, None)),
-                },
-                Sent::Failed(f, back) => return Err((f, back)),
+    ) -> Result<Answer, Missed> {
+        if let Some(conn) = set.checkout(peer, now) {
+            match send(info, conn, req, body, conf).await {
+                Ok(answer) => return Ok(answer),
+                // Closed by the backend while idle: once more on a new
+                // connection, if the request can still go out.
+                Err(m) if m.failure == Failure::Error && (m.unsent || may_resend) => {}
+                Err(m) => return Err(m),
             }
         }
         let Some(addr) = set.addr(peer) else {
-            return Err((Failure::Error, Some(req)));
+            return Err(Missed {
+                failure: Failure::Error,
+                unsent: true,
+            });
         };
-        let mut conn = match pool::connect::<ClientBody>(addr, conf.proxy_connect_timeout).await {
-            Ok(c) => c,
-            Err(ConnectError::Timeout) => return Err((Failure::Timeout, Some(req))),
+        let io = match client::connect(addr, conf.proxy_connect_timeout).await {
+            Ok(io) => io,
+            Err(ConnectError::Timeout) => {
+                return Err(Missed {
+                    failure: Failure::Timeout,
+                    unsent: true,
+                })
+            }
             Err(ConnectError::Io(e)) => {
                 tracing::error!("connect() to {addr} failed: {e}");
-                return Err((Failure::Error, Some(req)));
+                return Err(Missed {
+                    failure: Failure::Error,
+                    unsent: true,
+                });
             }
         };
-        match send(info, &mut conn, req, conf.proxy_read_timeout).await {
-            Sent::Response(resp) => Ok((resp, conn)),
-            Sent::Failed(f, back) => Err((f, back)),
-        }
+        send(info, Conn::fresh(io), req, body, conf).await
     }
 
     /// The backend's response, edited for the client: headers filtered, sticky
@@ -1177,51 +1197,62 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &self,
-        set: &PeerSet<ClientBody>,
+        set: &PeerSet<Transport>,
         conf: &LocationConf,
         peer: usize,
-        mut resp: Response<Incoming>,
-        conn: Conn<ClientBody>,
+        answer: Answer,
         choice: Option<&Choice>,
         now_unix: i64,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
     ) -> Response<ProxyBody> {
-        let status = resp.status();
+        let (head, upstream_body, requests) = answer;
+        let status = head.status;
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+        let mut headers = head.headers;
         headers::filter_response(
-            resp.headers_mut(),
+            &mut headers,
             &conf.proxy_hide_headers,
             &conf.proxy_pass_headers,
             switching,
         );
         if let (Some(sticky), Some(choice)) = (set.sticky(), choice) {
-            sticky.on_response(status, resp.headers_mut(), choice, now_unix);
+            sticky.on_response(status, &mut headers, choice, now_unix);
         }
-        if switching {
-            let Some(client) = client_upgrade else {
+        let body = if switching {
+            let (Some(client), Some(backend)) = (client_upgrade, upstream_body.into_upgraded())
+            else {
                 return error_response(ProxyError::BadGateway, conf.server_tokens);
             };
-            let backend = hyper::upgrade::on(&mut resp);
-            tokio::task::spawn_local(tunnel(client, backend, conn));
-            let (parts, _) = resp.into_parts();
-            return Response::from_parts(parts, ProxyBody::empty());
-        }
-        let (parts, body) = resp.into_parts();
-        let checkin = Checkin {
-            pool: set.pool(),
-            peer,
-            conn,
+            tokio::task::spawn_local(tunnel(client, backend));
+            ProxyBody::empty()
+        } else {
+            let checkin = Checkin {
+                pool: set.pool(),
+                peer,
+                requests,
+            };
+            ProxyBody::upstream(upstream_body, checkin, conf.proxy_read_timeout)
         };
-        Response::from_parts(
-            parts,
-            ProxyBody::upstream(body, checkin, conf.proxy_read_timeout),
-        )
+        let mut resp = Response::new(body);
+        *resp.status_mut() = status;
+        *resp.version_mut() = head.version;
+        *resp.headers_mut() = headers;
+        resp
     }
+}
+
+/// Room for the encoded request head: the request line and every header line.
+fn head_capacity(target: &str, headers: &http::HeaderMap) -> usize {
+    let lines: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    target.len() + lines + 64
 }
 
 /// Moves the idle keep-alive connections of `old`'s peers to the peers of `new`
 /// with the same name and address (a reload that changed the upstream).
-fn adopt_idle(old: &PeerSet<ClientBody>, new: &PeerSet<ClientBody>) {
+fn adopt_idle(old: &PeerSet<Transport>, new: &PeerSet<Transport>) {
     let now = Instant::now();
     let pool = new.pool();
     for (j, peer) in new.conf().peers.iter().enumerate() {
@@ -1243,7 +1274,7 @@ fn adopt_idle(old: &PeerSet<ClientBody>, new: &PeerSet<ClientBody>) {
 /// `$upstream_*_time` variables (only when the request is logged).
 fn note_try(
     log: &mut Option<Box<AccessRecord>>,
-    set: &PeerSet<ClientBody>,
+    set: &PeerSet<Transport>,
     peer: usize,
     outcome: Result<StatusCode, Failure>,
     started: Option<Instant>,
@@ -1267,7 +1298,7 @@ fn note_try(
 /// (`$sticky_sid`) when the request is logged.
 fn note_sticky(
     log: &mut Option<Box<AccessRecord>>,
-    set: &PeerSet<ClientBody>,
+    set: &PeerSet<Transport>,
     choice: Option<&Choice>,
 ) {
     if let (Some(record), Some(sticky), Some(choice)) = (log, set.sticky(), choice) {
@@ -1277,25 +1308,28 @@ fn note_sticky(
 }
 
 /// Copies bytes both ways between the upgraded client and backend connections
-/// until either side closes.
-async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
-    backend: hyper::upgrade::OnUpgrade,
-    conn: Conn<ClientBody>,
-) {
-    let (client, backend) = match tokio::try_join!(client, backend) {
-        Ok(both) => both,
+/// until either side closes. Bytes the backend sent right after its `101` go
+/// to the client first.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, backend: Transport) {
+    use tokio::io::AsyncWriteExt;
+    let client = match client.await {
+        Ok(c) => c,
         Err(e) => {
             tracing::debug!("upgrade failed: {e}");
             return;
         }
     };
     let mut client = hyper_util::rt::TokioIo::new(client);
-    let mut backend = hyper_util::rt::TokioIo::new(backend);
+    let (mut backend, early) = backend.into_parts();
+    if !early.is_empty() {
+        if let Err(e) = client.write_all(&early).await {
+            tracing::debug!("tunnel closed: {e}");
+            return;
+        }
+    }
     if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
         tracing::debug!("tunnel closed: {e}");
     }
-    drop(conn);
 }
 
 fn client_body_timeout(server: &ServerConf) -> Duration {
@@ -1329,7 +1363,7 @@ struct Plan<'w> {
     server: &'w ServerConf,
     conf: &'w LocationConf,
     pass: &'w ProxyPass,
-    set: &'w PeerSet<ClientBody>,
+    set: &'w PeerSet<Transport>,
     /// The upstream target when `proxy_pass` has a URI part.
     uri: Option<Uri>,
     set_headers: headers::SetHeaders,

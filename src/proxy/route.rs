@@ -367,7 +367,7 @@ fn search<'a>(
             }
             LocationMatch::Prefix { uri, stop_regex } => {
                 let len = uri.len();
-                if path.starts_with(uri.as_bytes()) && longest.map_or(true, |(_, l, _)| len > l) {
+                if path.starts_with(uri.as_bytes()) && longest.is_none_or(|(_, l, _)| len > l) {
                     longest = Some((loc, len, *stop_regex));
                 }
                 if auto_redirect && add_slash.is_none() && slash_redirect(uri, path, loc) {
@@ -379,7 +379,7 @@ fn search<'a>(
     }
     if let Some(loc) = add_slash {
         // A location named exactly like the path would have been found instead.
-        if longest.map_or(true, |(_, len, _)| len < path.len()) {
+        if longest.is_none_or(|(_, len, _)| len < path.len()) {
             return Found::AddSlash(loc);
         }
     }

@@ -67,9 +67,10 @@ impl PeerHealth {
         if self.max_fails == 0 || self.fails < self.max_fails {
             return;
         }
-        if self.checked.map_or(true, |c| {
-            now.saturating_duration_since(c) > self.fail_timeout
-        }) {
+        if self
+            .checked
+            .is_none_or(|c| now.saturating_duration_since(c) > self.fail_timeout)
+        {
             self.checked = Some(now);
         }
     }

@@ -18,7 +18,7 @@ use crate::config::UpstreamConf;
 use crate::sticky::{SidIndex, Sticky};
 use crate::upstream::balance::{RoundRobin, Tried};
 use crate::upstream::health::Health;
-use crate::upstream::pool::{Conn, UpstreamPool};
+use crate::upstream::pool::{Conn, Live, UpstreamPool};
 use crate::upstream::stats::UpstreamStats;
 
 /// One upstream's peers, as seen by one worker.
@@ -149,7 +149,10 @@ impl<B> PeerSet<B> {
     }
 
     /// An idle keep-alive connection to peer `i`, if one is cached.
-    pub fn checkout(&self, i: usize, now: Instant) -> Option<Conn<B>> {
+    pub fn checkout(&self, i: usize, now: Instant) -> Option<Conn<B>>
+    where
+        B: Live,
+    {
         self.pool.borrow_mut().checkout(i, now)
     }
 

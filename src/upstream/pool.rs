@@ -1,48 +1,26 @@
 //! Keep-alive connections to the backends, one pool per worker thread.
 //!
-//! A pool is a capped stack of idle `hyper::client::conn::http1::SendRequest`
-//! handles per peer (`keepalive N`). A handle is checked out for one request and
-//! checked back in by the response body when it ends ([`crate::proxy::forward`]);
-//! a response dropped half-read closes its connection instead. Idle handles older
-//! than the upstream `keepalive_timeout`, closed by the backend, or past
-//! `keepalive_requests` are dropped. No task is spawned per request: each
-//! connection has the one task hyper needs to drive it, spawned at connect time.
+//! A pool is a capped stack of idle connections per peer (`keepalive N`), most
+//! recently used on top. A connection is checked out for one request and checked
+//! back in by the response body when it ends ([`crate::proxy::forward`]); a
+//! response dropped half-read closes its connection instead. Idle connections
+//! older than the upstream `keepalive_timeout`, closed by the backend ([`Live`]),
+//! or past `keepalive_requests` are dropped. The pool is generic over the
+//! connection (`upstream::client::Transport` in the proxy) and does no I/O.
 //!
 //! The pool belongs to one worker (a current-thread runtime) and is used through
 //! `Rc<RefCell<..>>`: no locks or atomics on the request path.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hyper::body::Body;
-use hyper::client::conn::http1::{Builder, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-
-/// Why a new backend connection could not be made.
-#[derive(Debug)]
-pub enum ConnectError {
-    /// `proxy_connect_timeout` expired.
-    Timeout,
-    /// Refused, unreachable, reset, or the HTTP handshake failed.
-    Io(std::io::Error),
+/// A connection that can tell, without waiting, whether its backend closed it.
+pub trait Live {
+    fn is_closed(&mut self) -> bool;
 }
 
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::Timeout => write!(f, "upstream timed out while connecting"),
-            ConnectError::Io(e) => write!(f, "connect() to upstream failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectError {}
-
-/// One backend connection: the handle to send requests on, and how many it has
-/// carried.
-pub struct Conn<B> {
-    pub sender: SendRequest<B>,
+/// One backend connection and how many requests it has carried.
+pub struct Conn<T> {
+    pub io: T,
     /// Requests sent on this connection so far (including the current one).
     pub requests: u64,
     /// True when this connection came out of the pool (it may have been closed by
@@ -50,22 +28,33 @@ pub struct Conn<B> {
     pub reused: bool,
 }
 
-struct Idle<B> {
-    sender: SendRequest<B>,
+impl<T> Conn<T> {
+    /// A connection just opened.
+    pub fn fresh(io: T) -> Self {
+        Conn {
+            io,
+            requests: 0,
+            reused: false,
+        }
+    }
+}
+
+struct Idle<T> {
+    io: T,
     requests: u64,
     since: Instant,
 }
 
 /// Idle connections of every peer of one upstream.
-pub struct UpstreamPool<B> {
-    peers: Vec<Vec<Idle<B>>>,
+pub struct UpstreamPool<T> {
+    peers: Vec<Vec<Idle<T>>>,
     /// `keepalive N`; 0 = never keep a connection.
     cap: usize,
     idle_timeout: Duration,
     max_requests: u64,
 }
 
-impl<B> UpstreamPool<B> {
+impl<T> UpstreamPool<T> {
     /// A pool for `peers` peers keeping at most `cap` idle connections per peer.
     pub fn new(peers: usize, cap: usize, idle_timeout: Duration, max_requests: u64) -> Self {
         UpstreamPool {
@@ -76,16 +65,24 @@ impl<B> UpstreamPool<B> {
         }
     }
 
+    /// Number of idle connections kept for `peer` (for tests and diagnostics).
+    pub fn idle(&self, peer: usize) -> usize {
+        self.peers.get(peer).map_or(0, Vec::len)
+    }
+}
+
+impl<T: Live> UpstreamPool<T> {
     /// Takes the most recently used live idle connection to `peer`, if any.
     /// Stale ones (closed, idle too long) met on the way are dropped.
-    pub fn checkout(&mut self, peer: usize, now: Instant) -> Option<Conn<B>> {
+    pub fn checkout(&mut self, peer: usize, now: Instant) -> Option<Conn<T>> {
         let stack = self.peers.get_mut(peer)?;
-        while let Some(idle) = stack.pop() {
-            if idle.sender.is_closed() || now.duration_since(idle.since) > self.idle_timeout {
+        while let Some(mut idle) = stack.pop() {
+            if now.saturating_duration_since(idle.since) > self.idle_timeout || idle.io.is_closed()
+            {
                 continue;
             }
             return Some(Conn {
-                sender: idle.sender,
+                io: idle.io,
                 requests: idle.requests,
                 reused: true,
             });
@@ -96,8 +93,8 @@ impl<B> UpstreamPool<B> {
     /// Returns a connection whose last response has been read to the end. It is
     /// kept unless the pool is full, the connection is closed, or it has served
     /// `keepalive_requests` requests.
-    pub fn checkin(&mut self, peer: usize, conn: Conn<B>, now: Instant) {
-        if self.cap == 0 || conn.requests >= self.max_requests || conn.sender.is_closed() {
+    pub fn checkin(&mut self, peer: usize, mut conn: Conn<T>, now: Instant) {
+        if self.cap == 0 || conn.requests >= self.max_requests || conn.io.is_closed() {
             return;
         }
         let Some(stack) = self.peers.get_mut(peer) else {
@@ -108,147 +105,102 @@ impl<B> UpstreamPool<B> {
             stack.remove(0);
         }
         stack.push(Idle {
-            sender: conn.sender,
+            io: conn.io,
             requests: conn.requests,
             since: now,
         });
     }
-
-    /// Number of idle connections kept for `peer` (for tests and diagnostics).
-    pub fn idle(&self, peer: usize) -> usize {
-        self.peers.get(peer).map_or(0, Vec::len)
-    }
-}
-
-/// Opens a new HTTP/1.1 connection to `addr` within `timeout` and spawns its
-/// driver task on the current worker (`spawn_local`: must run inside a LocalSet).
-pub async fn connect<B>(addr: SocketAddr, timeout: Duration) -> Result<Conn<B>, ConnectError>
-where
-    B: Body + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let attempt = async {
-        let stream = TcpStream::connect(addr).await.map_err(ConnectError::Io)?;
-        // Small requests and responses: do not let Nagle hold the last segment.
-        stream.set_nodelay(true).map_err(ConnectError::Io)?;
-        Builder::new()
-            .writev(false)
-            .handshake::<_, B>(TokioIo::new(stream))
-            .await
-            .map_err(|e| ConnectError::Io(std::io::Error::other(e)))
-    };
-    let (sender, conn) = if timeout.is_zero() {
-        attempt.await?
-    } else {
-        tokio::time::timeout(timeout, attempt)
-            .await
-            .map_err(|_| ConnectError::Timeout)??
-    };
-    tokio::task::spawn_local(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!("upstream connection ended: {e}");
-        }
-    });
-    Ok(Conn {
-        sender,
-        requests: 0,
-        reused: false,
-    })
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use http_body_util::Empty;
 
-    type B = Empty<bytes::Bytes>;
-
-    async fn live_conn() -> (Conn<B>, tokio::net::TcpListener) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let conn = connect::<B>(addr, Duration::from_secs(5)).await.unwrap();
-        (conn, listener)
+    /// A stand-in connection: `closed` says what `is_closed` answers.
+    struct Fake {
+        id: u32,
+        closed: bool,
     }
 
-    fn run_local<F: std::future::Future<Output = ()>>(f: F) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        tokio::task::LocalSet::new().block_on(&rt, f);
+    impl Live for Fake {
+        fn is_closed(&mut self) -> bool {
+            self.closed
+        }
+    }
+
+    fn conn(id: u32) -> Conn<Fake> {
+        Conn::fresh(Fake { id, closed: false })
     }
 
     #[test]
     fn checked_in_connection_is_checked_out_again() {
-        run_local(async {
-            let (conn, _l) = live_conn().await;
-            let mut pool = UpstreamPool::new(2, 4, Duration::from_secs(60), 100);
-            let now = Instant::now();
-            pool.checkin(1, conn, now);
-            assert_eq!(pool.idle(1), 1);
-            assert!(pool.checkout(0, now).is_none());
-            let back = pool.checkout(1, now).unwrap();
-            assert!(back.reused);
-            assert_eq!(pool.idle(1), 0);
-        });
+        let mut pool = UpstreamPool::new(2, 4, Duration::from_secs(60), 100);
+        let now = Instant::now();
+        pool.checkin(1, conn(7), now);
+        assert_eq!(pool.idle(1), 1);
+        assert!(pool.checkout(0, now).is_none());
+        let back = pool.checkout(1, now).unwrap();
+        assert!(back.reused);
+        assert_eq!(back.io.id, 7);
+        assert_eq!(pool.idle(1), 0);
     }
 
     #[test]
-    fn pool_keeps_at_most_cap_connections() {
-        run_local(async {
-            let mut pool = UpstreamPool::new(1, 2, Duration::from_secs(60), 100);
-            let now = Instant::now();
-            let mut listeners = Vec::new();
-            for _ in 0..3 {
-                let (conn, l) = live_conn().await;
-                listeners.push(l);
-                pool.checkin(0, conn, now);
-            }
-            assert_eq!(pool.idle(0), 2);
-        });
+    fn most_recently_used_comes_out_first_and_cap_drops_the_oldest() {
+        let mut pool = UpstreamPool::new(1, 2, Duration::from_secs(60), 100);
+        let now = Instant::now();
+        for id in 1..=3 {
+            pool.checkin(0, conn(id), now);
+        }
+        assert_eq!(pool.idle(0), 2);
+        let order: Vec<u32> =
+            std::iter::from_fn(|| pool.checkout(0, now).map(|c| c.io.id)).collect();
+        assert_eq!(order, [3, 2]);
     }
 
     #[test]
     fn zero_cap_keeps_nothing_and_request_limit_is_honoured() {
-        run_local(async {
-            let now = Instant::now();
-            let mut none = UpstreamPool::new(1, 0, Duration::from_secs(60), 100);
-            let (conn, _l) = live_conn().await;
-            none.checkin(0, conn, now);
-            assert_eq!(none.idle(0), 0);
+        let now = Instant::now();
+        let mut none = UpstreamPool::new(1, 0, Duration::from_secs(60), 100);
+        none.checkin(0, conn(1), now);
+        assert_eq!(none.idle(0), 0);
 
-            let mut limited = UpstreamPool::new(1, 4, Duration::from_secs(60), 3);
-            let (mut conn, _l2) = live_conn().await;
-            conn.requests = 3;
-            limited.checkin(0, conn, now);
-            assert_eq!(limited.idle(0), 0);
-        });
+        let mut limited = UpstreamPool::new(1, 4, Duration::from_secs(60), 3);
+        let mut c = conn(2);
+        c.requests = 3;
+        limited.checkin(0, c, now);
+        assert_eq!(limited.idle(0), 0);
+    }
+
+    #[test]
+    fn closed_connections_are_neither_kept_nor_handed_out() {
+        let now = Instant::now();
+        let mut pool = UpstreamPool::new(1, 4, Duration::from_secs(60), 100);
+        pool.checkin(
+            0,
+            Conn::fresh(Fake {
+                id: 1,
+                closed: true,
+            }),
+            now,
+        );
+        assert_eq!(pool.idle(0), 0);
+        pool.checkin(0, conn(2), now);
+        pool.checkin(0, conn(3), now);
+        if let Some(top) = pool.peers[0].last_mut() {
+            top.io.closed = true; // closed by the backend while idle
+        }
+        assert_eq!(pool.checkout(0, now).map(|c| c.io.id), Some(2));
+        assert_eq!(pool.idle(0), 0);
     }
 
     #[test]
     fn idle_connection_past_keepalive_timeout_is_dropped() {
-        run_local(async {
-            let mut pool = UpstreamPool::new(1, 4, Duration::from_secs(1), 100);
-            let (conn, _l) = live_conn().await;
-            let then = Instant::now();
-            pool.checkin(0, conn, then);
-            assert!(pool.checkout(0, then + Duration::from_secs(2)).is_none());
-            assert_eq!(pool.idle(0), 0);
-        });
-    }
-
-    #[test]
-    fn refused_connection_is_an_io_error() {
-        run_local(async {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            drop(listener);
-            match connect::<B>(addr, Duration::from_secs(5)).await {
-                Err(ConnectError::Io(_)) => {}
-                other => panic!("expected refused, got {:?}", other.map(|c| c.requests)),
-            }
-        });
+        let mut pool = UpstreamPool::new(1, 4, Duration::from_secs(1), 100);
+        let then = Instant::now();
+        pool.checkin(0, conn(1), then);
+        assert!(pool.checkout(0, then + Duration::from_secs(2)).is_none());
+        assert_eq!(pool.idle(0), 0);
     }
 }

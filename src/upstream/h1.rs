@@ -1,0 +1,781 @@
+//! HTTP/1.1 towards the backends, the pure half: the request head written as
+//! bytes, the response head parsed from bytes, the response body's framing, and
+//! the chunked transfer-coding in both directions. No I/O: `upstream::client`
+//! moves the bytes.
+//!
+//! The request head is encoded once per request ([`encode_request_head`]) and
+//! kept as bytes, so resending it (a pooled connection found closed, or
+//! `proxy_next_upstream`) costs no header copies. The response head is parsed
+//! with `httparse` ([`parse_response_head`]) into an [`http::HeaderMap`] whose
+//! values share the received bytes; its body framing follows RFC 9112 section
+//! 6.3 ([`Framing`]).
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode, Version};
+
+/// Most header lines a backend response may carry (nginx's proxy module has no
+/// count limit but a 4k/8k `proxy_buffer_size`; 128 lines is far beyond real
+/// responses).
+pub const MAX_RESPONSE_HEADERS: usize = 128;
+
+/// Longest response head accepted (`upstream sent too big header` beyond it).
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// How the request body is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFraming {
+    /// No body (or `Content-Length: 0` as the client sent it).
+    None,
+    /// The client's `Content-Length` is forwarded and the bytes go out raw.
+    Length,
+    /// A body of unknown length: `Transfer-Encoding: chunked` is added.
+    Chunked,
+}
+
+/// Writes `METHOD target HTTP/1.1`, the headers as they are in `headers`, the
+/// framing header `framing` needs, and the empty line.
+pub fn encode_request_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    framing: RequestFraming,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if framing == RequestFraming::Chunked {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The size line of one chunk of `len` bytes (`len` in hex, CRLF).
+pub fn chunk_size_line(len: usize) -> Bytes {
+    Bytes::from(format!("{len:x}\r\n"))
+}
+
+/// The end of a chunked body: the last chunk and an empty trailer section.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// How the backend's response body is delimited (RFC 9112 section 6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body: a response to HEAD, 1xx, 204, 304, or `Content-Length: 0`.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Everything until the backend closes the connection.
+    Close,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// The connection may carry another request after this response (HTTP/1.1
+    /// without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`,
+    /// and a body whose end is known).
+    pub keep_alive: bool,
+}
+
+/// Why a backend's response head was refused (502 `upstream sent invalid
+/// header` in nginx's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Not HTTP/1.x syntax (bad status line, bad header line).
+    Invalid,
+    /// More than [`MAX_RESPONSE_HEADERS`] lines or [`MAX_RESPONSE_HEAD`] bytes.
+    TooBig,
+    /// `Content-Length` unparsable or given twice with different values.
+    BadLength,
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Invalid => write!(f, "upstream sent invalid header"),
+            HeadError::TooBig => write!(f, "upstream sent too big header"),
+            HeadError::BadLength => write!(f, "upstream sent invalid \"Content-Length\" header"),
+        }
+    }
+}
+
+impl std::error::Error for HeadError {}
+
+/// Where a response head ends in a buffer, and the ranges of its parts (so the
+/// caller can cut the head off its buffer and share the bytes).
+#[derive(Debug)]
+pub struct HeadLayout {
+    /// Length of the head, empty line included.
+    pub len: usize,
+    pub status: u16,
+    /// HTTP/1.0 (`false`: HTTP/1.1).
+    pub http10: bool,
+    /// Name and value ranges of each header line, within the head.
+    pub headers: Vec<(Range<usize>, Range<usize>)>,
+}
+
+/// Finds a complete response head at the start of `buf`: `Ok(None)` when more
+/// bytes are needed.
+pub fn locate_response_head(buf: &[u8]) -> Result<Option<HeadLayout>, HeadError> {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut lines);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() >= MAX_RESPONSE_HEAD {
+                Err(HeadError::TooBig)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooBig),
+        Err(_) => return Err(HeadError::Invalid),
+    };
+    if len > MAX_RESPONSE_HEAD {
+        return Err(HeadError::TooBig);
+    }
+    let base = buf.as_ptr() as usize;
+    let range = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
+    let headers = resp
+        .headers
+        .iter()
+        .map(|h| (range(h.name.as_bytes()), range(h.value)))
+        .collect();
+    Ok(Some(HeadLayout {
+        len,
+        status: resp.code.unwrap_or(0),
+        http10: resp.version == Some(0),
+        headers,
+    }))
+}
+
+/// Builds the response head from `head` (the bytes [`locate_response_head`]
+/// measured, cut off the read buffer): header values share those bytes. A
+/// response to a HEAD request (`head_request`) has no body whatever its headers
+/// say.
+pub fn build_response_head(
+    head: &Bytes,
+    layout: &HeadLayout,
+    head_request: bool,
+) -> Result<ResponseHead, HeadError> {
+    let status = StatusCode::from_u16(layout.status).map_err(|_| HeadError::Invalid)?;
+    let mut headers = HeaderMap::with_capacity(layout.headers.len());
+    for (name, value) in &layout.headers {
+        let name_bytes = head.get(name.clone()).ok_or(HeadError::Invalid)?;
+        let name = HeaderName::from_bytes(name_bytes).map_err(|_| HeadError::Invalid)?;
+        let value = HeaderValue::from_maybe_shared(head.slice(value.clone()))
+            .map_err(|_| HeadError::Invalid)?;
+        headers.append(name, value);
+    }
+    let framing = framing(status, &headers, head_request)?;
+    let persistent = if layout.http10 {
+        has_token(&headers, header::CONNECTION, b"keep-alive")
+    } else {
+        !has_token(&headers, header::CONNECTION, b"close")
+    };
+    // A body read until close cannot leave the connection reusable, nor can a
+    // message that is both chunked and length-delimited (RFC 9112 6.3 item 3).
+    let ambiguous = headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH);
+    let keep_alive = persistent && framing != Framing::Close && !ambiguous;
+    Ok(ResponseHead {
+        status,
+        version: if layout.http10 {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        },
+        headers,
+        framing,
+        keep_alive,
+    })
+}
+
+/// The body framing of a response (RFC 9112 section 6.3).
+fn framing(
+    status: StatusCode,
+    headers: &HeaderMap,
+    head_request: bool,
+) -> Result<Framing, HeadError> {
+    if head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Empty);
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        // Chunked only when it is the final coding; anything else runs to close.
+        let last = headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+            .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
+            .map(<[u8]>::trim_ascii);
+        return Ok(match last {
+            Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
+            _ => Framing::Close,
+        });
+    }
+    let mut length: Option<u64> = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        for part in value.as_bytes().split(|&b| b == b',') {
+            let n = parse_decimal(part.trim_ascii()).ok_or(HeadError::BadLength)?;
+            if length.is_some_and(|l| l != n) {
+                return Err(HeadError::BadLength);
+            }
+            length = Some(n);
+        }
+    }
+    Ok(match length {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::Close,
+    })
+}
+
+/// A non-empty run of ASCII digits that fits in a u64.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
+}
+
+/// True when a comma-separated header `name` lists `token` (case-insensitive).
+fn has_token(headers: &HeaderMap, name: HeaderName, token: &[u8]) -> bool {
+    headers.get_all(name).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+    })
+}
+
+/// The chunked transfer-coding of a response body, decoded as bytes arrive.
+/// Chunk extensions and trailer fields are read and dropped (as nginx does
+/// without `proxy_pass_trailers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkedDecoder {
+    state: ChunkState,
+    /// Bytes of the current chunk not yet handed out.
+    remaining: u64,
+    /// Digits read in the current size line (a bound against absurd lines).
+    digits: u8,
+    /// Bytes of trailer section read (bounded by [`MAX_RESPONSE_HEAD`]).
+    trailer: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Hex digits of a chunk size.
+    Size,
+    /// After the size: whitespace or `;extension` up to the line end.
+    Extension,
+    /// The `\n` after a `\r` in a size line.
+    SizeLf,
+    /// Chunk data.
+    Data,
+    /// The `\r` after chunk data.
+    DataCr,
+    /// The `\n` after chunk data.
+    DataLf,
+    /// At the start of a trailer line (or the final empty line).
+    TrailerStart,
+    /// Inside a trailer line.
+    TrailerLine,
+    /// The `\n` ending the empty line that ends the body.
+    EndLf,
+    Done,
+}
+
+/// What [`ChunkedDecoder::next`] found in a buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chunk {
+    /// Chunk data at `buf[start..start + len]`; everything up to its end is
+    /// consumed.
+    Data { start: usize, len: usize },
+    /// All of the buffer was framing; more bytes are needed.
+    Need,
+    /// The body ended after `consumed` bytes of the buffer (what follows is not
+    /// part of this response).
+    End { consumed: usize },
+}
+
+/// A malformed chunked body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkError;
+
+impl std::fmt::Display for ChunkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "upstream sent invalid chunked response")
+    }
+}
+
+impl std::error::Error for ChunkError {}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        ChunkedDecoder::new()
+    }
+}
+
+impl ChunkedDecoder {
+    pub fn new() -> Self {
+        ChunkedDecoder {
+            state: ChunkState::Size,
+            remaining: 0,
+            digits: 0,
+            trailer: 0,
+        }
+    }
+
+    /// True once the last chunk and the trailer section have been read.
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+
+    /// Reads framing from `buf` up to the next chunk data, the end of the body,
+    /// or the end of `buf`. Data returned is taken as consumed.
+    pub fn next(&mut self, buf: &[u8]) -> Result<Chunk, ChunkError> {
+        let mut i = 0;
+        while i < buf.len() {
+            let b = buf[i];
+            match self.state {
+                ChunkState::Size => match hex_digit(b) {
+                    Some(d) => {
+                        self.digits += 1;
+                        if self.digits > 15 {
+                            return Err(ChunkError);
+                        }
+                        self.remaining = self.remaining * 16 + u64::from(d);
+                    }
+                    None if self.digits == 0 => return Err(ChunkError),
+                    None => match b {
+                        b'\r' => self.state = ChunkState::SizeLf,
+                        b'\n' => self.end_size_line(),
+                        b';' | b' ' | b'\t' => self.state = ChunkState::Extension,
+                        _ => return Err(ChunkError),
+                    },
+                },
+                ChunkState::Extension => match b {
+                    b'\r' => self.state = ChunkState::SizeLf,
+                    b'\n' => self.end_size_line(),
+                    0..=8 | 11..=31 | 127 => return Err(ChunkError),
+                    _ => {}
+                },
+                ChunkState::SizeLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError);
+                    }
+                    self.end_size_line();
+                }
+                ChunkState::Data => {
+                    let left = (buf.len() - i) as u64;
+                    let len = self.remaining.min(left) as usize;
+                    self.remaining -= len as u64;
+                    if self.remaining == 0 {
+                        self.state = ChunkState::DataCr;
+                    }
+                    return Ok(Chunk::Data { start: i, len });
+                }
+                ChunkState::DataCr => match b {
+                    b'\r' => self.state = ChunkState::DataLf,
+                    b'\n' => self.state = ChunkState::Size,
+                    _ => return Err(ChunkError),
+                },
+                ChunkState::DataLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError);
+                    }
+                    self.state = ChunkState::Size;
+                }
+                ChunkState::TrailerStart => match b {
+                    b'\r' => self.state = ChunkState::EndLf,
+                    b'\n' => {
+                        self.state = ChunkState::Done;
+                        return Ok(Chunk::End { consumed: i + 1 });
+                    }
+                    _ => self.state = ChunkState::TrailerLine,
+                },
+                ChunkState::TrailerLine => {
+                    self.trailer += 1;
+                    if self.trailer > MAX_RESPONSE_HEAD {
+                        return Err(ChunkError);
+                    }
+                    if b == b'\n' {
+                        self.state = ChunkState::TrailerStart;
+                    }
+                }
+                ChunkState::EndLf => {
+                    if b != b'\n' {
+                        return Err(ChunkError);
+                    }
+                    self.state = ChunkState::Done;
+                    return Ok(Chunk::End { consumed: i + 1 });
+                }
+                ChunkState::Done => return Ok(Chunk::End { consumed: i }),
+            }
+            i += 1;
+        }
+        if self.state == ChunkState::Done {
+            return Ok(Chunk::End { consumed: i });
+        }
+        Ok(Chunk::Need)
+    }
+
+    fn end_size_line(&mut self) {
+        self.digits = 0;
+        self.state = if self.remaining == 0 {
+            ChunkState::TrailerStart
+        } else {
+            ChunkState::Data
+        };
+    }
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn head_of(text: &str, head_request: bool) -> Result<Option<ResponseHead>, HeadError> {
+        let bytes = Bytes::copy_from_slice(text.as_bytes());
+        let Some(layout) = locate_response_head(&bytes)? else {
+            return Ok(None);
+        };
+        let head = bytes.slice(..layout.len);
+        build_response_head(&head, &layout, head_request).map(Some)
+    }
+
+    #[test]
+    fn request_head_is_written_as_nginx_would() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("app"));
+        h.append("cookie", HeaderValue::from_static("a=1"));
+        h.append("x-two", HeaderValue::from_static("1"));
+        h.append("x-two", HeaderValue::from_static("2"));
+        let cases = [
+            (
+                RequestFraming::None,
+                "GET /p?q=1 HTTP/1.1\r\nhost: app\r\ncookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\r\n",
+            ),
+            (
+                RequestFraming::Length,
+                "GET /p?q=1 HTTP/1.1\r\nhost: app\r\ncookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\r\n",
+            ),
+            (
+                RequestFraming::Chunked,
+                "GET /p?q=1 HTTP/1.1\r\nhost: app\r\ncookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\
+                 transfer-encoding: chunked\r\n\r\n",
+            ),
+        ];
+        for (framing, want) in cases {
+            let mut out = Vec::new();
+            encode_request_head(&mut out, &Method::GET, "/p?q=1", &h, framing);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{framing:?}");
+        }
+    }
+
+    #[test]
+    fn partial_heads_ask_for_more_bytes() {
+        for text in [
+            "",
+            "HTTP/1.1 200",
+            "HTTP/1.1 200 OK\r\n",
+            "HTTP/1.1 200 OK\r\nA: b\r\n",
+        ] {
+            assert!(head_of(text, false).unwrap().is_none(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let cases: &[(&str, bool, Framing, bool)] = &[
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n",
+                false,
+                Framing::Length(12),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n",
+                false,
+                Framing::Length(7),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n",
+                true,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 101 Switching\r\nUpgrade: ws\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Framing::Chunked,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n",
+                false,
+                Framing::Chunked,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                false,
+                Framing::Close,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                false,
+                Framing::Chunked,
+                false,
+            ),
+            ("HTTP/1.1 200 OK\r\n\r\n", false, Framing::Close, false),
+            (
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Framing::Length(1),
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nConnection: Keep-Alive, Close\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Framing::Length(1),
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Framing::Length(1),
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Framing::Length(1),
+                true,
+            ),
+        ];
+        for (text, head_request, framing, keep_alive) in cases {
+            let head = head_of(text, *head_request).unwrap().unwrap();
+            assert_eq!(head.framing, *framing, "{text:?}");
+            assert_eq!(head.keep_alive, *keep_alive, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn bad_response_heads_are_refused() {
+        let many: String = (0..MAX_RESPONSE_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        let huge = format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}",
+            "a".repeat(MAX_RESPONSE_HEAD)
+        );
+        let cases: Vec<(String, HeadError)> = vec![
+            ("HTTP/1.1 2000 OK\r\n\r\n".into(), HeadError::Invalid),
+            ("HTTP/2 200 OK\r\n\r\n".into(), HeadError::Invalid),
+            ("SSH-2.0-OpenSSH\r\n\r\n".into(), HeadError::Invalid),
+            (
+                "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n".into(),
+                HeadError::Invalid,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n".into(),
+                HeadError::Invalid,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n".into(),
+                HeadError::BadLength,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n".into(),
+                HeadError::BadLength,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".into(),
+                HeadError::BadLength,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n".into(),
+                HeadError::BadLength,
+            ),
+            (format!("HTTP/1.1 200 OK\r\n{many}\r\n"), HeadError::TooBig),
+            (huge, HeadError::TooBig),
+        ];
+        for (text, want) in cases {
+            let got = head_of(&text, false).err();
+            assert_eq!(got, Some(want), "{:?}", &text[..text.len().min(60)]);
+        }
+    }
+
+    #[test]
+    fn header_values_share_the_received_bytes_and_keep_order() {
+        let text =
+            "HTTP/1.1 302 Found\r\nSet-Cookie: a=1\r\nLocation: /x\r\nSet-Cookie: b=2\r\n\r\nBODY";
+        let bytes = Bytes::copy_from_slice(text.as_bytes());
+        let layout = locate_response_head(&bytes).unwrap().unwrap();
+        assert_eq!(&bytes[layout.len..], b"BODY");
+        let head = build_response_head(&bytes.slice(..layout.len), &layout, false).unwrap();
+        assert_eq!(head.status, StatusCode::FOUND);
+        let cookies: Vec<_> = head.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(head.headers["location"], "/x");
+    }
+
+    /// Decodes `input` fed in pieces of `step` bytes; returns the data and what
+    /// followed the body.
+    fn decode(input: &[u8], step: usize) -> Result<(Vec<u8>, Vec<u8>), ChunkError> {
+        let mut dec = ChunkedDecoder::new();
+        let mut data = Vec::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut fed = 0;
+        loop {
+            if pending.is_empty() {
+                if fed >= input.len() {
+                    return Err(ChunkError);
+                }
+                let end = (fed + step).min(input.len());
+                pending.extend_from_slice(&input[fed..end]);
+                fed = end;
+            }
+            match dec.next(&pending)? {
+                Chunk::Data { start, len } => {
+                    data.extend_from_slice(&pending[start..start + len]);
+                    pending.drain(..start + len);
+                }
+                Chunk::Need => pending.clear(),
+                Chunk::End { consumed } => {
+                    pending.drain(..consumed);
+                    pending.extend_from_slice(&input[fed..]);
+                    return Ok((data, pending));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_decode_whatever_the_read_boundaries() {
+        let cases: &[(&[u8], &[u8], &[u8])] = &[
+            (b"5\r\nhello\r\n0\r\n\r\n", b"hello", b""),
+            (
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nNEXT",
+                b"hello world",
+                b"NEXT",
+            ),
+            (b"A\r\n0123456789\r\n0\r\n\r\n", b"0123456789", b""),
+            (b"5;name=value\r\nhello\r\n0\r\n\r\n", b"hello", b""),
+            (b"5 ; ext\r\nhello\r\n0\r\n\r\n", b"hello", b""),
+            (b"5\nhello\n0\n\n", b"hello", b""),
+            (
+                b"5\r\nhello\r\n0\r\nTrailer: x\r\nOther: y\r\n\r\n",
+                b"hello",
+                b"",
+            ),
+            (b"0\r\n\r\n", b"", b""),
+            (b"000\r\n\r\n", b"", b""),
+        ];
+        for (input, want, rest) in cases {
+            for step in [1, 2, 3, 7, input.len()] {
+                let (data, after) = decode(input, step).unwrap();
+                assert_eq!(
+                    data,
+                    *want,
+                    "{:?} step {step}",
+                    String::from_utf8_lossy(input)
+                );
+                assert_eq!(
+                    after,
+                    *rest,
+                    "{:?} step {step}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_chunked_bodies_are_errors() {
+        let cases: &[&[u8]] = &[
+            b"\r\n",
+            b"x\r\n",
+            b"5\r\nhelloX\r\n0\r\n\r\n",
+            b"5\rX",
+            b"1000000000000000\r\n",
+            b"5;\x01\r\n",
+            b"0\r\n\rX",
+        ];
+        for input in cases {
+            assert_eq!(
+                decode(input, 1).err(),
+                Some(ChunkError),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn chunk_size_lines_are_hex() {
+        assert_eq!(&chunk_size_line(10)[..], b"a\r\n");
+        assert_eq!(&chunk_size_line(65536)[..], b"10000\r\n");
+    }
+}

@@ -1235,7 +1235,6 @@ impl Worker {
         };
         let mut resp = Response::new(body);
         *resp.status_mut() = status;
-        *resp.version_mut() = head.version;
         *resp.headers_mut() = headers;
         resp
     }

@@ -1,0 +1,454 @@
+//! The HTTP/1.1 wire towards the backends, over real sockets, against scripted
+//! backends that write exact bytes: response framing (chunked, close-delimited,
+//! HTTP/1.0, HEAD), interim responses, malformed and truncated responses,
+//! keep-alive reuse and a pooled connection the backend closed, a backend that
+//! answers before it has read the request body, chunked uploads, and bytes that
+//! follow a `101`.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What a scripted backend does after it has read a request.
+#[derive(Clone)]
+struct Script {
+    /// The exact bytes it answers every request with.
+    response: Vec<u8>,
+    /// Close the connection after each response (without saying so).
+    close: bool,
+    /// Answer as soon as the request head is in, then read the body (as a
+    /// backend refusing an upload would).
+    answer_before_body: bool,
+}
+
+/// A backend on 127.0.0.1:0 that reads each request (head, then a
+/// Content-Length or chunked body) and writes `script.response`. It records
+/// every request it read, raw, and counts connections.
+struct Scripted {
+    addr: SocketAddr,
+    conns: Arc<AtomicUsize>,
+    requests: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Scripted {
+    async fn start(script: Script) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let conns = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (c, r) = (Arc::clone(&conns), Arc::clone(&requests));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(stream, script.clone(), Arc::clone(&r)));
+            }
+        });
+        Scripted {
+            addr,
+            conns,
+            requests,
+        }
+    }
+
+    fn peer(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn conns(&self) -> usize {
+        self.conns.load(Ordering::SeqCst)
+    }
+
+    fn request(&self, i: usize) -> String {
+        let all = self.requests.lock().expect("lock");
+        String::from_utf8_lossy(all.get(i).map_or(&[][..], |r| r)).into_owned()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+async fn serve(mut stream: TcpStream, script: Script, seen: Arc<Mutex<Vec<Vec<u8>>>>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        // The head.
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let chunked = head.contains("transfer-encoding: chunked");
+        if script.answer_before_body && stream.write_all(&script.response).await.is_err() {
+            return;
+        }
+        // The body.
+        let end = loop {
+            let have = buf.len() - head_end;
+            if chunked {
+                if let Some(i) = find(&buf[head_end..], b"0\r\n\r\n") {
+                    break head_end + i + 5;
+                }
+            } else if have >= length {
+                break head_end + length;
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        seen.lock().expect("lock").push(buf[..end].to_vec());
+        buf.drain(..end);
+        if !script.answer_before_body && stream.write_all(&script.response).await.is_err() {
+            return;
+        }
+        if script.close {
+            return;
+        }
+    }
+}
+
+fn answering(response: &str) -> Script {
+    Script {
+        response: response.as_bytes().to_vec(),
+        close: false,
+        answer_before_body: false,
+    }
+}
+
+fn proxy_for(backend: &Scripted) -> TestProxy {
+    start_proxy(&format!(
+        "events {{}}\nhttp {{\n  upstream app {{ server {}; keepalive 8; }}\n  server {{\n    \
+         listen 127.0.0.1:0;\n    proxy_read_timeout 5s;\n    location / {{ proxy_pass http://app; }}\n  }}\n}}\n",
+        backend.peer()
+    ))
+}
+
+/// The body of the first response in `raw` (after the blank line), de-chunked
+/// when the proxy chunked it.
+fn body_of(raw: &str) -> String {
+    let Some((head, body)) = raw.split_once("\r\n\r\n") else {
+        return String::new();
+    };
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return body.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&after[..n.min(after.len())]);
+        rest = after.get(n + 2..).unwrap_or("");
+    }
+    out
+}
+
+const WAIT: Duration = Duration::from_millis(700);
+
+async fn get_raw(addr: SocketAddr, extra: &str) -> String {
+    raw(
+        addr,
+        format!("GET / HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
+        WAIT,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn chunked_responses_are_decoded_and_passed_on() {
+    let b = Scripted::start(answering(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+    ))
+    .await;
+    let p = proxy_for(&b);
+    for _ in 0..3 {
+        let r = get_raw(p.addr, "").await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert_eq!(body_of(&r), "hello world", "{r}");
+    }
+    assert_eq!(
+        b.conns(),
+        1,
+        "the chunked response left the connection reusable"
+    );
+}
+
+#[tokio::test]
+async fn close_delimited_and_http10_responses_are_read_to_the_end() {
+    let cases = [
+        "HTTP/1.0 200 OK\r\n\r\nuntil the end",
+        "HTTP/1.1 200 OK\r\n\r\nuntil the end",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nuntil the end",
+    ];
+    for response in cases {
+        let b = Scripted::start(Script {
+            close: true,
+            ..answering(response)
+        })
+        .await;
+        let p = proxy_for(&b);
+        for _ in 0..2 {
+            let r = get_raw(p.addr, "").await;
+            assert!(r.starts_with("HTTP/1.1 200"), "{response:?}: {r}");
+            assert_eq!(body_of(&r), "until the end", "{response:?}: {r}");
+        }
+        assert_eq!(b.conns(), 2, "{response:?}: never reused");
+    }
+}
+
+#[tokio::test]
+async fn http10_keep_alive_response_is_reused() {
+    let b = Scripted::start(answering(
+        "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+    ))
+    .await;
+    let p = proxy_for(&b);
+    for _ in 0..3 {
+        assert_eq!(body_of(&get_raw(p.addr, "").await), "ok");
+    }
+    assert_eq!(b.conns(), 1);
+}
+
+#[tokio::test]
+async fn interim_responses_are_skipped() {
+    let b = Scripted::start(answering(
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
+         HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    ))
+    .await;
+    let p = proxy_for(&b);
+    let r = get_raw(p.addr, "").await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(!r.contains("100 Continue") && !r.contains("103"), "{r}");
+    assert_eq!(body_of(&r), "ok");
+}
+
+#[tokio::test]
+async fn head_responses_have_no_body_and_keep_the_connection() {
+    let b = Scripted::start(answering("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")).await;
+    let p = proxy_for(&b);
+    for _ in 0..3 {
+        let r = raw(
+            p.addr,
+            b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            WAIT,
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(
+            r.to_ascii_lowercase().contains("content-length: 100"),
+            "{r}"
+        );
+        assert!(
+            r.ends_with("\r\n\r\n"),
+            "no body after a HEAD response: {r:?}"
+        );
+    }
+    assert_eq!(b.conns(), 1);
+    assert!(b.request(0).starts_with("HEAD / HTTP/1.1\r\n"));
+}
+
+#[tokio::test]
+async fn malformed_responses_get_502_and_the_proxy_keeps_serving() {
+    let bad = [
+        "garbage\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+        "HTTP/1.1 999999 OK\r\n\r\n",
+    ];
+    for response in bad {
+        let b = Scripted::start(answering(response)).await;
+        let p = proxy_for(&b);
+        let r = get_raw(p.addr, "").await;
+        assert!(r.starts_with("HTTP/1.1 502"), "{response:?}: {r}");
+        assert!(!r.to_ascii_lowercase().contains("set-cookie"), "{r}");
+    }
+    // A head longer than the proxy accepts.
+    let huge = format!(
+        "HTTP/1.1 200 OK\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    let b = Scripted::start(answering(&huge)).await;
+    let p = proxy_for(&b);
+    assert!(get_raw(p.addr, "").await.starts_with("HTTP/1.1 502"));
+    // Still serving, and a good backend behind the same proxy binary works.
+    let good = Scripted::start(answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")).await;
+    let p = proxy_for(&good);
+    assert_eq!(body_of(&get_raw(p.addr, "").await), "ok");
+}
+
+#[tokio::test]
+async fn truncated_body_ends_the_client_connection_early() {
+    let b = Scripted::start(Script {
+        close: true,
+        ..answering("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    })
+    .await;
+    let p = proxy_for(&b);
+    // The client sees the connection end before the promised 10 bytes (hyper may
+    // not even have flushed the head by then): never a complete response.
+    let r = get_raw(p.addr, "").await;
+    assert!(
+        body_of(&r).len() < 10,
+        "the client must not see a complete body: {r}"
+    );
+    // The next request gets a fresh backend connection and the same answer.
+    let again = get_raw(p.addr, "").await;
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    assert_eq!(b.conns(), 2);
+}
+
+#[tokio::test]
+async fn pooled_connection_closed_by_the_backend_is_retried_transparently() {
+    // The backend closes after each response without `Connection: close`, so
+    // every pooled connection is dead by the next request.
+    let b = Scripted::start(Script {
+        close: true,
+        ..answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    })
+    .await;
+    let p = proxy_for(&b);
+    let mut client = Client::connect(p.addr).await;
+    for i in 0..5 {
+        let r = client.get("/", &[]).await;
+        assert_eq!(r.status, 200, "request {i}");
+        assert_eq!(r.text(), "ok");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(b.conns(), 5);
+}
+
+#[tokio::test]
+async fn a_backend_answering_before_reading_the_body_is_heard() {
+    let b = Scripted::start(Script {
+        answer_before_body: true,
+        ..answering("HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 4\r\n\r\nbig!")
+    })
+    .await;
+    let p = proxy_for(&b);
+    let body = vec![b'u'; 512 * 1024];
+    let mut req = format!(
+        "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let r = raw(p.addr, &req, Duration::from_secs(2)).await;
+    assert!(r.starts_with("HTTP/1.1 413"), "{}", &r[..r.len().min(200)]);
+    assert_eq!(body_of(&r), "big!");
+    // The upload still reached the backend in full.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = b.request(0);
+    assert!(seen.ends_with(&"u".repeat(1000)), "body forwarded");
+}
+
+#[tokio::test]
+async fn chunked_uploads_go_on_chunked_and_length_uploads_raw() {
+    let b = Scripted::start(answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")).await;
+    let p = proxy_for(&b);
+    let r = raw(
+        p.addr,
+        b"POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let r = raw(
+        p.addr,
+        b"POST /l HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        WAIT,
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let chunked = b.request(0);
+    assert!(
+        chunked.contains("transfer-encoding: chunked\r\n"),
+        "{chunked}"
+    );
+    assert!(!chunked.contains("content-length"), "{chunked}");
+    let (_, wire) = chunked.split_once("\r\n\r\n").unwrap_or_default();
+    let mut data = String::new();
+    let mut rest = wire;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size, 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        data.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    assert_eq!(data, "hello world");
+    let length = b.request(1);
+    assert!(length.contains("content-length: 5\r\n"), "{length}");
+    assert!(length.ends_with("\r\n\r\nhello"), "{length}");
+}
+
+#[tokio::test]
+async fn bytes_after_a_101_reach_the_client() {
+    let b = Scripted::start(answering(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nHELLO",
+    ))
+    .await;
+    let p = proxy_for(&b);
+    let r = raw(
+        p.addr,
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 101"), "{r}");
+    assert!(r.ends_with("\r\n\r\nHELLO"), "{r:?}");
+    let seen = b.request(0).to_ascii_lowercase();
+    assert!(
+        seen.contains("connection: upgrade\r\n") && seen.contains("upgrade: echo\r\n"),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn request_head_goes_out_once_with_hop_by_hop_headers_removed() {
+    let b = Scripted::start(answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")).await;
+    let p = proxy_for(&b);
+    let r = raw(
+        p.addr,
+        b"GET /x?y=1 HTTP/1.1\r\nHost: client.example\r\nConnection: keep-alive, X-Hop\r\n\
+          X-Hop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nX-Keep: yes\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let seen = b.request(0);
+    let mut lines = seen.lines();
+    assert_eq!(lines.next(), Some("GET /x?y=1 HTTP/1.1"));
+    let lower = seen.to_ascii_lowercase();
+    assert!(lower.contains("host: app\r\n"), "{seen}");
+    assert!(lower.contains("x-keep: yes\r\n"), "{seen}");
+    for gone in ["x-hop", "keep-alive", "te:", "connection"] {
+        assert!(!lower.contains(gone), "{gone} forwarded: {seen}");
+    }
+}

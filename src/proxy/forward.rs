@@ -583,12 +583,16 @@ async fn send(
     conf: &LocationConf,
 ) -> Result<Answer, Missed> {
     let requests = conn.requests + 1;
+    let hidden = |name: &http::HeaderName| {
+        headers::is_hidden(name, &conf.proxy_hide_headers, &conf.proxy_pass_headers)
+    };
     let outgoing = Outgoing {
         head: &req.head,
         body: body.take(),
         framing: req.framing,
         head_request: req.head_request,
         send_timeout: conf.proxy_send_timeout,
+        hidden: &hidden,
     };
     let fut = client::send(conn.io, outgoing);
     let read_timeout = conf.proxy_read_timeout;

@@ -75,28 +75,34 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.iter().any(|h| h == name)
 }
 
-/// True when a `Connection` header of `headers` names `name` (RFC 9110 7.6.1:
-/// such a header is hop-by-hop too).
-fn named_in_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|value| {
-        value.as_bytes().split(|&b| b == b',').any(|t| {
-            t.trim_ascii()
-                .eq_ignore_ascii_case(name.as_str().as_bytes())
-        })
-    })
-}
-
 /// Removes every header whose name `drop(name, named_in_connection)` selects, in
-/// one pass over the names present. The names to remove are gathered first (on
-/// the stack for up to 16 of them) because a `HeaderMap` cannot be edited while
-/// it is iterated.
+/// one pass over the names present. The names a `Connection` header lists are
+/// hop-by-hop too (RFC 9110 7.6.1); the options every message carries
+/// (`keep-alive`, `close`, `upgrade`) name headers that are hop-by-hop anyway or
+/// no header at all, so the common `Connection: keep-alive` costs no lookups.
+/// The names to remove are gathered first (on the stack for up to 16) because a
+/// `HeaderMap` cannot be edited while it is iterated.
 fn remove_matching(headers: &mut HeaderMap, drop: impl Fn(&HeaderName, bool) -> bool) {
-    let has_connection = headers.contains_key(header::CONNECTION);
+    let mut listed: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        for token in value.as_bytes().split(|&b| b == b',') {
+            let token = token.trim_ascii();
+            let common = [&b"keep-alive"[..], b"close", b"upgrade"]
+                .iter()
+                .any(|o| token.eq_ignore_ascii_case(o));
+            if token.is_empty() || common {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token) {
+                listed.push(name);
+            }
+        }
+    }
     let mut found: [Option<HeaderName>; 16] = Default::default();
     let mut extra: Vec<HeaderName> = Vec::new();
     let mut count = 0;
     for name in headers.keys() {
-        let named = has_connection && named_in_connection(headers, name);
+        let named = listed.contains(name);
         if !drop(name, named) {
             continue;
         }
@@ -227,12 +233,18 @@ pub fn filter_response(
     let had_connection = headers.contains_key(header::CONNECTION);
     remove_matching(headers, |name, named| {
         let hop = !(upgrade && name == header::UPGRADE) && (is_hop_by_hop(name) || named);
-        hop || (DEFAULT_HIDDEN.iter().any(|h| h == name) && !pass.contains(name))
-            || hide.contains(name)
+        hop || is_hidden(name, hide, pass)
     });
     if upgrade && had_connection {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+}
+
+/// True for a response header the client never sees: one of nginx's default
+/// hidden headers not re-allowed by `pass` (`proxy_pass_header`), or one named
+/// by `hide` (`proxy_hide_header`).
+pub fn is_hidden(name: &HeaderName, hide: &[HeaderName], pass: &[HeaderName]) -> bool {
+    (DEFAULT_HIDDEN.iter().any(|h| h == name) && !pass.contains(name)) || hide.contains(name)
 }
 
 /// A header value from untrusted bytes, or `None` when they hold CR, LF, NUL or

@@ -23,6 +23,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use http::HeaderName;
 use hyper::body::Body;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
@@ -311,6 +312,9 @@ pub struct Outgoing<'a, B> {
     pub head_request: bool,
     /// `proxy_send_timeout`.
     pub send_timeout: Duration,
+    /// Response headers to leave out (`proxy_hide_header` and nginx's default
+    /// hidden ones): never put in the response's map.
+    pub hidden: &'a dyn Fn(&HeaderName) -> bool,
 }
 
 /// Sends `req` on `io` and waits for the response head. On failure the body
@@ -353,7 +357,7 @@ where
                 Poll::Pending => {}
             }
         }
-        poll_head(&mut io, cx, req.head_request)
+        poll_head(&mut io, cx, req.head_request, req.hidden)
     })
     .await
     .map_err(|e| (e, None))?;
@@ -381,6 +385,7 @@ fn poll_head(
     io: &mut Transport,
     cx: &mut Context<'_>,
     head_request: bool,
+    hidden: &dyn Fn(&HeaderName) -> bool,
 ) -> Poll<Result<ResponseHead, SendError>> {
     loop {
         if let Some(layout) = h1::locate_response_head(&io.buf).map_err(SendError::Head)? {
@@ -388,8 +393,8 @@ fn poll_head(
             if (100..200).contains(&layout.status) && layout.status != 101 {
                 continue;
             }
-            let head =
-                h1::build_response_head(&bytes, &layout, head_request).map_err(SendError::Head)?;
+            let head = h1::build_response_head(&bytes, &layout, head_request, hidden)
+                .map_err(SendError::Head)?;
             return Poll::Ready(Ok(head));
         }
         match ready!(io.poll_fill(cx, HEAD_READ)) {

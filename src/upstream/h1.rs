@@ -10,6 +10,7 @@
 //! values share the received bytes; its body framing follows RFC 9112 section
 //! 6.3 ([`Framing`]).
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -118,6 +119,12 @@ impl std::fmt::Display for HeadError {
 
 impl std::error::Error for HeadError {}
 
+/// Header lines whose spans a [`HeadLayout`] keeps without allocating.
+const INLINE_SPANS: usize = 24;
+
+/// Start and end of a header line's name and value within the head.
+type Span = [u32; 4];
+
 /// Where a response head ends in a buffer, and the ranges of its parts (so the
 /// caller can cut the head off its buffer and share the bytes).
 #[derive(Debug)]
@@ -127,16 +134,36 @@ pub struct HeadLayout {
     pub status: u16,
     /// HTTP/1.0 (`false`: HTTP/1.1).
     pub http10: bool,
+    /// Name and value spans of the first header lines (`count` of them in all,
+    /// the ones past [`INLINE_SPANS`] in `more`).
+    spans: [Span; INLINE_SPANS],
+    more: Vec<Span>,
+    count: usize,
+}
+
+impl HeadLayout {
     /// Name and value ranges of each header line, within the head.
-    pub headers: Vec<(Range<usize>, Range<usize>)>,
+    pub fn headers(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
+        let inline = self
+            .spans
+            .get(..self.count.min(INLINE_SPANS))
+            .unwrap_or_default();
+        inline.iter().chain(self.more.iter()).map(|s| {
+            let [a, b, c, d] = s.map(|x| x as usize);
+            (a..b, c..d)
+        })
+    }
 }
 
 /// Finds a complete response head at the start of `buf`: `Ok(None)` when more
 /// bytes are needed.
 pub fn locate_response_head(buf: &[u8]) -> Result<Option<HeadLayout>, HeadError> {
-    let mut lines = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut resp = httparse::Response::new(&mut lines);
-    let len = match resp.parse(buf) {
+    // Uninitialised slots: parsing a short head does not pay for clearing all.
+    let mut lines = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut lines);
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             return if buf.len() >= MAX_RESPONSE_HEAD {
@@ -151,40 +178,55 @@ pub fn locate_response_head(buf: &[u8]) -> Result<Option<HeadLayout>, HeadError>
     if len > MAX_RESPONSE_HEAD {
         return Err(HeadError::TooBig);
     }
+    // Offsets fit in u32: the head is at most MAX_RESPONSE_HEAD bytes.
     let base = buf.as_ptr() as usize;
-    let range = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        start..start + s.len()
-    };
-    let headers = resp
-        .headers
-        .iter()
-        .map(|h| (range(h.name.as_bytes()), range(h.value)))
-        .collect();
-    Ok(Some(HeadLayout {
+    let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+    let mut layout = HeadLayout {
         len,
         status: resp.code.unwrap_or(0),
         http10: resp.version == Some(0),
-        headers,
-    }))
+        spans: [[0; 4]; INLINE_SPANS],
+        more: Vec::new(),
+        count: resp.headers.len(),
+    };
+    for (i, h) in resp.headers.iter().enumerate() {
+        let (n, v) = (offset(h.name.as_bytes()), offset(h.value));
+        let span = [n, n + h.name.len() as u32, v, v + h.value.len() as u32];
+        match layout.spans.get_mut(i) {
+            Some(slot) => *slot = span,
+            None => layout.more.push(span),
+        }
+    }
+    Ok(Some(layout))
 }
 
 /// Builds the response head from `head` (the bytes [`locate_response_head`]
 /// measured, cut off the read buffer): header values share those bytes. A
 /// response to a HEAD request (`head_request`) has no body whatever its headers
-/// say.
+/// say. Headers `hidden` selects are left out of the map (the proxy would remove
+/// them anyway), but for `Content-Length`, `Transfer-Encoding` and `Connection`,
+/// which the framing needs.
 pub fn build_response_head(
     head: &Bytes,
     layout: &HeadLayout,
     head_request: bool,
+    hidden: impl Fn(&HeaderName) -> bool,
 ) -> Result<ResponseHead, HeadError> {
     let status = StatusCode::from_u16(layout.status).map_err(|_| HeadError::Invalid)?;
-    let mut headers = HeaderMap::with_capacity(layout.headers.len());
-    for (name, value) in &layout.headers {
-        let name_bytes = head.get(name.clone()).ok_or(HeadError::Invalid)?;
+    let mut headers = HeaderMap::with_capacity(layout.count);
+    for (name, value) in layout.headers() {
+        let name_bytes = head.get(name).ok_or(HeadError::Invalid)?;
         let name = HeaderName::from_bytes(name_bytes).map_err(|_| HeadError::Invalid)?;
-        let value = HeaderValue::from_maybe_shared(head.slice(value.clone()))
-            .map_err(|_| HeadError::Invalid)?;
+        // Headers that frame the body or the connection stay for the checks
+        // below whatever `hidden` says (the proxy's filter removes them later).
+        let framing_header = name == header::CONTENT_LENGTH
+            || name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION;
+        if !framing_header && hidden(&name) {
+            continue;
+        }
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| HeadError::Invalid)?;
         headers.append(name, value);
     }
     let framing = framing(status, &headers, head_request)?;
@@ -475,7 +517,7 @@ mod tests {
             return Ok(None);
         };
         let head = bytes.slice(..layout.len);
-        build_response_head(&head, &layout, head_request).map(Some)
+        build_response_head(&head, &layout, head_request, |_| false).map(Some)
     }
 
     #[test]
@@ -674,11 +716,29 @@ mod tests {
         let bytes = Bytes::copy_from_slice(text.as_bytes());
         let layout = locate_response_head(&bytes).unwrap().unwrap();
         assert_eq!(&bytes[layout.len..], b"BODY");
-        let head = build_response_head(&bytes.slice(..layout.len), &layout, false).unwrap();
+        let head =
+            build_response_head(&bytes.slice(..layout.len), &layout, false, |_| false).unwrap();
         assert_eq!(head.status, StatusCode::FOUND);
         let cookies: Vec<_> = head.headers.get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
         assert_eq!(head.headers["location"], "/x");
+    }
+
+    #[test]
+    fn hidden_headers_are_left_out_and_long_heads_keep_every_line() {
+        let many: String = (0..40).map(|i| format!("X-{i}: v{i}\r\n")).collect();
+        let text =
+            format!("HTTP/1.1 200 OK\r\nServer: b\r\n{many}Date: d\r\nContent-Length: 0\r\n\r\n");
+        let bytes = Bytes::from(text);
+        let layout = locate_response_head(&bytes).unwrap().unwrap();
+        let hidden = |n: &HeaderName| {
+            *n == header::SERVER || *n == header::DATE || *n == header::CONTENT_LENGTH
+        };
+        let head = build_response_head(&bytes.slice(..layout.len), &layout, false, hidden).unwrap();
+        assert_eq!(head.headers.len(), 41);
+        assert!(!head.headers.contains_key("server") && !head.headers.contains_key("date"));
+        assert_eq!(head.headers["x-39"], "v39");
+        assert_eq!(head.framing, Framing::Empty);
     }
 
     /// Decodes `input` fed in pieces of `step` bytes; returns the data and what

@@ -37,7 +37,6 @@
 //! connection has gone or at the deadline.
 
 use std::cell::{Cell, RefCell};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -838,8 +837,7 @@ async fn accept_loop(listener: TcpListener, configured: SocketAddr, thread: Rc<W
         let service = service_fn(move |req: Request<Incoming>| {
             // The configuration current when the request arrives.
             let worker = per_request.worker();
-            let info = Rc::clone(&info);
-            async move { Ok::<_, Infallible>(worker.handle(&info, req).await) }
+            worker.handle(Rc::clone(&info), req)
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)

@@ -735,30 +735,6 @@ impl Worker {
         n
     }
 
-    /// Answers one client request.
-    pub async fn handle(&self, info: &Rc<ConnInfo>, req: Request<Incoming>) -> Response<ProxyBody> {
-        info.waiting_since.set(None);
-        let served = info.requests.get() + 1;
-        info.requests.set(served);
-        let mut log = None;
-        let (mut resp, tokens) = self.respond(info, req, &mut log).await;
-        resp.headers_mut()
-            .insert(header::SERVER, errors::server_header(tokens));
-        if served >= info.keepalive_requests {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if matches!(resp.body().inner, ProxyInner::Upstream { .. }) {
-            info.last_write.set(Some(Instant::now()));
-        }
-        resp.body_mut().conn = Some(Rc::clone(info));
-        if let Some(record) = log {
-            let pending = PendingLog::new(record, resp.status(), resp.headers());
-            resp.body_mut().log = Some(pending);
-        }
-        resp
-    }
-
     /// Decides, from the request head alone, what to do with a request: a
     /// proxy-made response (`Err`), or where and how to forward it.
     // The `Err` (a whole response) is large, but it is returned once, not
@@ -933,266 +909,283 @@ impl Worker {
         })
     }
 
-    /// The response and the `server_tokens` setting that applies to it.
-    async fn respond(
-        &self,
-        info: &ConnInfo,
+    /// Answers one client request. Takes its worker and connection by `Rc` so
+    /// that this future is the one hyper keeps for the request: the pipeline is
+    /// one coroutine (labelled blocks instead of nested `async fn`s), because
+    /// every nesting level is a copy of the child's whole state per request.
+    pub async fn handle(
+        self: Rc<Self>,
+        conn: Rc<ConnInfo>,
         mut req: Request<Incoming>,
-        log: &mut Option<Box<AccessRecord>>,
-    ) -> (Response<ProxyBody>, bool) {
-        let start = SystemTime::now();
-        let Plan {
-            server,
-            conf,
-            pass,
-            set,
-            uri: mapped_uri,
-            set_headers,
-        } = match self.plan(info, &req, start, log) {
-            Ok(plan) => plan,
-            Err(made) => return made,
-        };
-        let tokens = conf.server_tokens;
-        let upgrade = headers::wants_upgrade(req.headers());
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let (mut parts, body) = req.into_parts();
-        let up_uri = match mapped_uri {
-            Some(u) => u,
-            None => match origin_form(parts.uri) {
-                Some(u) => u,
-                None => return (error_response(ProxyError::BadRequest, tokens), tokens),
-            },
-        };
-        let connection_mode = if upgrade {
-            UpstreamConnection::Upgrade
-        } else if set.keeps_alive() {
-            UpstreamConnection::KeepAlive
-        } else {
-            UpstreamConnection::Close
-        };
-        let now_unix = unix_now(start);
-        let now_instant = Instant::now();
-        let mut tried = Tried::new();
-        // Sticky request side (decode, decide, strip) before the headers go out.
-        let mut choice = set.sticky().map(|sticky| {
-            sticky.on_request(
-                &mut parts.headers,
-                now_unix,
-                |i| set.is_up(i, now_instant),
-                |exclude| set.choose(exclude, &tried, now_instant),
-            )
-        });
-        note_sticky(log, set, choice.as_ref());
-        headers::to_upstream_request(
-            &mut parts.headers,
-            set_headers,
-            &pass.proxy_host,
-            connection_mode,
-        );
-        let mut peer = match choice.map(|c| c.decision) {
-            Some(d) => d.peer(),
-            None => set.choose(None, &tried, now_instant),
-        };
-        let body = ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
-        let framing = if body.is_empty() {
-            RequestFraming::None
-        } else if body.size_hint().exact().is_some()
-            && parts.headers.contains_key(header::CONTENT_LENGTH)
-        {
-            RequestFraming::Length
-        } else {
-            // A chunked client body goes on chunked (its Transfer-Encoding was
-            // hop-by-hop); a stray Content-Length must not contradict it.
-            parts.headers.remove(header::CONTENT_LENGTH);
-            RequestFraming::Chunked
-        };
-        let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut head = Vec::with_capacity(head_capacity(target, &parts.headers));
-        h1::encode_request_head(&mut head, &parts.method, target, &parts.headers, framing);
-        let request = UpstreamRequest {
-            head,
-            framing,
-            head_request: parts.method == Method::HEAD,
-        };
-        let has_body = !body.is_empty();
-        let mut body = has_body.then_some(body);
-
-        let next = &conf.proxy_next_upstream;
-        let max_tries = match conf.proxy_next_upstream_tries {
-            0 => usize::MAX,
-            n => n as usize,
-        };
-        let retry_deadline = (!conf.proxy_next_upstream_timeout.is_zero())
-            .then(|| now_instant.checked_add(conf.proxy_next_upstream_timeout))
-            .flatten();
-        // A bodyless request can be written again after it was sent: once on a
-        // fresh connection when a pooled one turns out dead, and on another peer
-        // per proxy_next_upstream (never away from a pinned peer with
-        // fallback=off). A streamed body cannot be sent twice.
-        let may_resend = !has_body && (next.non_idempotent || idempotent(&parts.method));
-        let pinned_no_fallback = set.sticky().is_some_and(|s| !s.conf.fallback)
-            && matches!(choice.map(|c| c.decision), Some(Decision::Pinned(_)));
-        let resend_elsewhere = may_resend && !pinned_no_fallback;
-        // Nothing of the request has been written yet.
-        let mut fresh = true;
-        let mut last_failure = Failure::Error;
-
-        loop {
-            let Some(p) = peer else {
-                return (error_response(last_failure.error(), tokens), tokens);
+    ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+        let info: &ConnInfo = &conn;
+        info.waiting_since.set(None);
+        let served = info.requests.get() + 1;
+        info.requests.set(served);
+        let mut log_slot: Option<Box<AccessRecord>> = None;
+        let log = &mut log_slot;
+        let (mut resp, tokens) = 'respond: {
+            let start = SystemTime::now();
+            let Plan {
+                server,
+                conf,
+                pass,
+                set,
+                uri: mapped_uri,
+                set_headers,
+            } = match self.plan(info, &req, start, log) {
+                Ok(plan) => plan,
+                Err(made) => break 'respond made,
             };
-            tried.insert(p);
-            if !fresh && !may_resend {
-                return (error_response(last_failure.error(), tokens), tokens);
-            }
-            let active = set.stats().begin(p);
-            let try_started = log.is_some().then(Instant::now);
-            let outcome = self
-                .attempt(
-                    info,
-                    set,
-                    p,
-                    &request,
-                    &mut body,
-                    conf,
-                    may_resend,
-                    now_instant,
-                )
-                .await;
-            if log.is_some() {
-                let status = outcome
-                    .as_ref()
-                    .map(|(head, _, _)| head.status)
-                    .map_err(|m| m.failure);
-                note_try(log, set, p, status, try_started);
-            }
-            let missed = match outcome {
-                Ok((head, upstream_body, requests)) => {
-                    let status = head.status;
-                    let retry_status = next.statuses.contains(&status.as_u16());
-                    if retry_status {
-                        set.failed(p, Instant::now());
-                    } else {
-                        set.succeeded(p);
+            let tokens = conf.server_tokens;
+            let upgrade = headers::wants_upgrade(req.headers());
+            let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+            let (mut parts, body) = req.into_parts();
+            let up_uri = match mapped_uri {
+                Some(u) => u,
+                None => match origin_form(parts.uri) {
+                    Some(u) => u,
+                    None => {
+                        break 'respond (error_response(ProxyError::BadRequest, tokens), tokens)
                     }
-                    let can_retry = retry_status
-                        && resend_elsewhere
-                        && tried.len() < max_tries
-                        && retry_deadline.is_none_or(|d| Instant::now() < d);
-                    if can_retry {
-                        let another = set.choose(Some(p), &tried, Instant::now());
-                        if another.is_some() {
-                            choice = choice.map(|c| Choice {
-                                decision: match c.decision {
-                                    Decision::Pinned(_) | Decision::Fallback(_) => {
-                                        another.map_or(Decision::Refuse, Decision::Fallback)
+                },
+            };
+            let connection_mode = if upgrade {
+                UpstreamConnection::Upgrade
+            } else if set.keeps_alive() {
+                UpstreamConnection::KeepAlive
+            } else {
+                UpstreamConnection::Close
+            };
+            let now_unix = unix_now(start);
+            let now_instant = Instant::now();
+            let mut tried = Tried::new();
+            // Sticky request side (decode, decide, strip) before the headers go out.
+            let mut choice = set.sticky().map(|sticky| {
+                sticky.on_request(
+                    &mut parts.headers,
+                    now_unix,
+                    |i| set.is_up(i, now_instant),
+                    |exclude| set.choose(exclude, &tried, now_instant),
+                )
+            });
+            note_sticky(log, set, choice.as_ref());
+            headers::to_upstream_request(
+                &mut parts.headers,
+                set_headers,
+                &pass.proxy_host,
+                connection_mode,
+            );
+            let mut peer = match choice.map(|c| c.decision) {
+                Some(d) => d.peer(),
+                None => set.choose(None, &tried, now_instant),
+            };
+            let body =
+                ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
+            let framing = if body.is_empty() {
+                RequestFraming::None
+            } else if body.size_hint().exact().is_some()
+                && parts.headers.contains_key(header::CONTENT_LENGTH)
+            {
+                RequestFraming::Length
+            } else {
+                // A chunked client body goes on chunked (its Transfer-Encoding was
+                // hop-by-hop); a stray Content-Length must not contradict it.
+                parts.headers.remove(header::CONTENT_LENGTH);
+                RequestFraming::Chunked
+            };
+            let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
+            let mut head = Vec::with_capacity(head_capacity(target, &parts.headers));
+            h1::encode_request_head(&mut head, &parts.method, target, &parts.headers, framing);
+            let request = UpstreamRequest {
+                head,
+                framing,
+                head_request: parts.method == Method::HEAD,
+            };
+            let has_body = !body.is_empty();
+            let mut body = has_body.then_some(body);
+
+            let next = &conf.proxy_next_upstream;
+            let max_tries = match conf.proxy_next_upstream_tries {
+                0 => usize::MAX,
+                n => n as usize,
+            };
+            let retry_deadline = (!conf.proxy_next_upstream_timeout.is_zero())
+                .then(|| now_instant.checked_add(conf.proxy_next_upstream_timeout))
+                .flatten();
+            // A bodyless request can be written again after it was sent: once on a
+            // fresh connection when a pooled one turns out dead, and on another peer
+            // per proxy_next_upstream (never away from a pinned peer with
+            // fallback=off). A streamed body cannot be sent twice.
+            let may_resend = !has_body && (next.non_idempotent || idempotent(&parts.method));
+            let pinned_no_fallback = set.sticky().is_some_and(|s| !s.conf.fallback)
+                && matches!(choice.map(|c| c.decision), Some(Decision::Pinned(_)));
+            let resend_elsewhere = may_resend && !pinned_no_fallback;
+            // Nothing of the request has been written yet.
+            let mut fresh = true;
+            let mut last_failure = Failure::Error;
+
+            loop {
+                let Some(p) = peer else {
+                    break 'respond (error_response(last_failure.error(), tokens), tokens);
+                };
+                tried.insert(p);
+                if !fresh && !may_resend {
+                    break 'respond (error_response(last_failure.error(), tokens), tokens);
+                }
+                let active = set.stats().begin(p);
+                let try_started = log.is_some().then(Instant::now);
+                // One try at `p`: a pooled connection (with one transparent retry
+                // on a fresh connection if the pooled one turns out closed) or a
+                // new one. The rare connect is boxed so its future does not widen
+                // every request's.
+                let outcome: Result<Answer, Missed> = 'attempt: {
+                    let mut pooled = set.checkout(p, now_instant);
+                    loop {
+                        let conn = match pooled.take() {
+                            Some(c) => c,
+                            None => {
+                                let Some(addr) = set.addr(p) else {
+                                    break 'attempt Err(Missed {
+                                        failure: Failure::Error,
+                                        unsent: true,
+                                    });
+                                };
+                                let connecting = client::connect(addr, conf.proxy_connect_timeout);
+                                match Box::pin(connecting).await {
+                                    Ok(io) => Conn::fresh(io),
+                                    Err(ConnectError::Timeout) => {
+                                        break 'attempt Err(Missed {
+                                            failure: Failure::Timeout,
+                                            unsent: true,
+                                        })
                                     }
-                                    _ => another.map_or(Decision::Refuse, Decision::New),
-                                },
-                                firstseen: now_unix,
-                                ..c
-                            });
-                            peer = another;
-                            fresh = false;
-                            continue;
+                                    Err(ConnectError::Io(e)) => {
+                                        tracing::error!("connect() to {addr} failed: {e}");
+                                        break 'attempt Err(Missed {
+                                            failure: Failure::Error,
+                                            unsent: true,
+                                        });
+                                    }
+                                }
+                            }
+                        };
+                        let reused = conn.reused;
+                        match send(info, conn, &request, &mut body, conf).await {
+                            Ok(answer) => break 'attempt Ok(answer),
+                            // Closed by the backend while idle: once more on a new
+                            // connection, if the request can still go out.
+                            Err(m)
+                                if reused
+                                    && m.failure == Failure::Error
+                                    && (m.unsent || may_resend) => {}
+                            Err(m) => break 'attempt Err(m),
                         }
                     }
-                    if let (Some(c), Some(stats)) = (choice.as_ref(), set.stats().peer(p)) {
-                        stats.note_outcome(c.outcome);
-                    }
-                    note_sticky(log, set, choice.as_ref());
-                    if let Some(record) = log {
-                        record.streaming_since = try_started;
-                    }
-                    let answer = (head, upstream_body, requests);
-                    let mut resp = self.finish(
-                        set,
-                        conf,
-                        p,
-                        answer,
-                        choice.as_ref(),
-                        now_unix,
-                        client_upgrade,
-                    );
-                    resp.body_mut().active = Some(active);
-                    return (resp, tokens);
+                };
+                if log.is_some() {
+                    let status = outcome
+                        .as_ref()
+                        .map(|(head, _, _)| head.status)
+                        .map_err(|m| m.failure);
+                    note_try(log, set, p, status, try_started);
                 }
-                Err(missed) => missed,
-            };
-            let failure = missed.failure;
-            last_failure = failure;
-            if matches!(failure, Failure::Error | Failure::Timeout) {
-                set.failed(p, Instant::now());
-            }
-            fresh = missed.unsent;
-            let retry = failure.listed(next)
-                && (fresh || resend_elsewhere)
-                && tried.len() < max_tries
-                && retry_deadline.is_none_or(|d| Instant::now() < d);
-            if !retry {
-                return (error_response(failure.error(), tokens), tokens);
-            }
-            let now_i = Instant::now();
-            match (set.sticky(), choice) {
-                (Some(sticky), Some(c)) => {
-                    let c = decide::after_connect_failure(&sticky.conf, &c, p, now_unix, |ex| {
-                        set.choose(ex, &tried, now_i)
-                    });
-                    choice = Some(c);
-                    note_sticky(log, set, choice.as_ref());
-                    peer = c.decision.peer();
+                let missed = match outcome {
+                    Ok((head, upstream_body, requests)) => {
+                        let status = head.status;
+                        let retry_status = next.statuses.contains(&status.as_u16());
+                        if retry_status {
+                            set.failed(p, Instant::now());
+                        } else {
+                            set.succeeded(p);
+                        }
+                        let can_retry = retry_status
+                            && resend_elsewhere
+                            && tried.len() < max_tries
+                            && retry_deadline.is_none_or(|d| Instant::now() < d);
+                        if can_retry {
+                            let another = set.choose(Some(p), &tried, Instant::now());
+                            if another.is_some() {
+                                choice = choice.map(|c| Choice {
+                                    decision: match c.decision {
+                                        Decision::Pinned(_) | Decision::Fallback(_) => {
+                                            another.map_or(Decision::Refuse, Decision::Fallback)
+                                        }
+                                        _ => another.map_or(Decision::Refuse, Decision::New),
+                                    },
+                                    firstseen: now_unix,
+                                    ..c
+                                });
+                                peer = another;
+                                fresh = false;
+                                continue;
+                            }
+                        }
+                        if let (Some(c), Some(stats)) = (choice.as_ref(), set.stats().peer(p)) {
+                            stats.note_outcome(c.outcome);
+                        }
+                        note_sticky(log, set, choice.as_ref());
+                        if let Some(record) = log {
+                            record.streaming_since = try_started;
+                        }
+                        let answer = (head, upstream_body, requests);
+                        let mut resp = self.finish(
+                            set,
+                            conf,
+                            p,
+                            answer,
+                            choice.as_ref(),
+                            now_unix,
+                            client_upgrade,
+                        );
+                        resp.body_mut().active = Some(active);
+                        break 'respond (resp, tokens);
+                    }
+                    Err(missed) => missed,
+                };
+                let failure = missed.failure;
+                last_failure = failure;
+                if matches!(failure, Failure::Error | Failure::Timeout) {
+                    set.failed(p, Instant::now());
                 }
-                _ => peer = set.choose(Some(p), &tried, now_i),
-            }
-        }
-    }
-
-    /// One try at `peer`: a pooled connection (with one transparent retry on a
-    /// fresh connection if the pooled one turns out closed) or a new one.
-    #[allow(clippy::too_many_arguments)]
-    async fn attempt(
-        &self,
-        info: &ConnInfo,
-        set: &PeerSet<Transport>,
-        peer: usize,
-        req: &UpstreamRequest,
-        body: &mut Option<ClientBody>,
-        conf: &LocationConf,
-        may_resend: bool,
-        now: Instant,
-    ) -> Result<Answer, Missed> {
-        if let Some(conn) = set.checkout(peer, now) {
-            match send(info, conn, req, body, conf).await {
-                Ok(answer) => return Ok(answer),
-                // Closed by the backend while idle: once more on a new
-                // connection, if the request can still go out.
-                Err(m) if m.failure == Failure::Error && (m.unsent || may_resend) => {}
-                Err(m) => return Err(m),
-            }
-        }
-        let Some(addr) = set.addr(peer) else {
-            return Err(Missed {
-                failure: Failure::Error,
-                unsent: true,
-            });
-        };
-        let io = match client::connect(addr, conf.proxy_connect_timeout).await {
-            Ok(io) => io,
-            Err(ConnectError::Timeout) => {
-                return Err(Missed {
-                    failure: Failure::Timeout,
-                    unsent: true,
-                })
-            }
-            Err(ConnectError::Io(e)) => {
-                tracing::error!("connect() to {addr} failed: {e}");
-                return Err(Missed {
-                    failure: Failure::Error,
-                    unsent: true,
-                });
+                fresh = missed.unsent;
+                let retry = failure.listed(next)
+                    && (fresh || resend_elsewhere)
+                    && tried.len() < max_tries
+                    && retry_deadline.is_none_or(|d| Instant::now() < d);
+                if !retry {
+                    break 'respond (error_response(failure.error(), tokens), tokens);
+                }
+                let now_i = Instant::now();
+                match (set.sticky(), choice) {
+                    (Some(sticky), Some(c)) => {
+                        let c =
+                            decide::after_connect_failure(&sticky.conf, &c, p, now_unix, |ex| {
+                                set.choose(ex, &tried, now_i)
+                            });
+                        choice = Some(c);
+                        note_sticky(log, set, choice.as_ref());
+                        peer = c.decision.peer();
+                    }
+                    _ => peer = set.choose(Some(p), &tried, now_i),
+                }
             }
         };
-        send(info, Conn::fresh(io), req, body, conf).await
+        resp.headers_mut()
+            .insert(header::SERVER, errors::server_header(tokens));
+        if served >= info.keepalive_requests {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if matches!(resp.body().inner, ProxyInner::Upstream { .. }) {
+            info.last_write.set(Some(Instant::now()));
+        }
+        resp.body_mut().conn = Some(Rc::clone(&conn));
+        if let Some(record) = log_slot {
+            let pending = PendingLog::new(record, resp.status(), resp.headers());
+            resp.body_mut().log = Some(pending);
+        }
+        Ok(resp)
     }
 
     /// The backend's response, edited for the client: headers filtered, sticky

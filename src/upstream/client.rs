@@ -336,7 +336,11 @@ where
         return Err((SendError::Io { sent, error }, body));
     }
     let chunked = req.framing == RequestFraming::Chunked;
-    let mut upload = req.body.map(|b| Upload::new(b, chunked, req.send_timeout));
+    // Boxed: only requests with a body have one, and every response body would
+    // otherwise carry its room.
+    let mut upload = req
+        .body
+        .map(|b| Box::new(Upload::new(b, chunked, req.send_timeout)));
     // Set when the backend stopped taking the body: the response may still come.
     let mut broken = false;
     let head = poll_fn(|cx| {
@@ -426,7 +430,7 @@ pub struct UpstreamBody<B> {
     io: Option<Transport>,
     state: BodyState,
     /// The rest of a request body the backend answered before reading it all.
-    upload: Option<Upload<B>>,
+    upload: Option<Box<Upload<B>>>,
     /// The connection may carry another request once this body has ended.
     reusable: bool,
 }

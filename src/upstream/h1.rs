@@ -213,15 +213,29 @@ pub fn build_response_head(
     hidden: impl Fn(&HeaderName) -> bool,
 ) -> Result<ResponseHead, HeadError> {
     let status = StatusCode::from_u16(layout.status).map_err(|_| HeadError::Invalid)?;
-    let mut headers = HeaderMap::with_capacity(layout.count);
+    // Room for what the proxy adds (Set-Cookie, Server) without regrowing.
+    let mut headers = HeaderMap::with_capacity(layout.count + 2);
+    // What frames the body and the connection, noted as the lines go by (no
+    // lookups in the finished map).
+    let mut facts = Facts::default();
     for (name, value) in layout.headers() {
         let name_bytes = head.get(name).ok_or(HeadError::Invalid)?;
         let name = HeaderName::from_bytes(name_bytes).map_err(|_| HeadError::Invalid)?;
-        // Headers that frame the body or the connection stay for the checks
-        // below whatever `hidden` says (the proxy's filter removes them later).
-        let framing_header = name == header::CONTENT_LENGTH
-            || name == header::TRANSFER_ENCODING
-            || name == header::CONNECTION;
+        let raw = head.get(value.clone()).ok_or(HeadError::Invalid)?;
+        // Headers that frame the body or the connection are noted whatever
+        // `hidden` says (the proxy's filter removes them later).
+        let framing_header = if name == header::CONTENT_LENGTH {
+            facts.length(raw);
+            true
+        } else if name == header::TRANSFER_ENCODING {
+            facts.transfer_encoding(raw);
+            true
+        } else if name == header::CONNECTION {
+            facts.connection(raw);
+            true
+        } else {
+            false
+        };
         if !framing_header && hidden(&name) {
             continue;
         }
@@ -229,16 +243,15 @@ pub fn build_response_head(
             HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| HeadError::Invalid)?;
         headers.append(name, value);
     }
-    let framing = framing(status, &headers, head_request)?;
+    let framing = facts.framing(status, head_request)?;
     let persistent = if layout.http10 {
-        has_token(&headers, header::CONNECTION, b"keep-alive")
+        facts.keep_alive
     } else {
-        !has_token(&headers, header::CONNECTION, b"close")
+        !facts.close
     };
     // A body read until close cannot leave the connection reusable, nor can a
     // message that is both chunked and length-delimited (RFC 9112 6.3 item 3).
-    let ambiguous = headers.contains_key(header::TRANSFER_ENCODING)
-        && headers.contains_key(header::CONTENT_LENGTH);
+    let ambiguous = facts.transfer_encoding.is_some() && facts.has_length;
     let keep_alive = persistent && framing != Framing::Close && !ambiguous;
     Ok(ResponseHead {
         status,
@@ -253,47 +266,68 @@ pub fn build_response_head(
     })
 }
 
-/// The body framing of a response (RFC 9112 section 6.3).
-fn framing(
-    status: StatusCode,
-    headers: &HeaderMap,
-    head_request: bool,
-) -> Result<Framing, HeadError> {
-    if head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
-        return Ok(Framing::Empty);
-    }
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        // Chunked only when it is the final coding; anything else runs to close.
-        let last = headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-            .and_then(|v| v.as_bytes().rsplit(|&b| b == b',').next())
-            .map(<[u8]>::trim_ascii);
-        return Ok(match last {
-            Some(coding) if coding.eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
-            _ => Framing::Close,
-        });
-    }
-    let mut length: Option<u64> = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|&b| b == b',') {
-            let n = parse_decimal(part.trim_ascii()).ok_or(HeadError::BadLength)?;
-            if length.is_some_and(|l| l != n) {
-                return Err(HeadError::BadLength);
+/// The framing facts of a response head, gathered line by line.
+#[derive(Debug, Default)]
+struct Facts {
+    /// `Transfer-Encoding` present: whether its final coding is chunked.
+    transfer_encoding: Option<bool>,
+    has_length: bool,
+    /// The one `Content-Length` value, if all agree.
+    length: Option<u64>,
+    /// A `Content-Length` value was unparsable or disagreed with another.
+    bad_length: bool,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Facts {
+    fn length(&mut self, raw: &[u8]) {
+        self.has_length = true;
+        for part in raw.split(|&b| b == b',') {
+            match parse_decimal(part.trim_ascii()) {
+                Some(n) if self.length.is_none_or(|l| l == n) => self.length = Some(n),
+                _ => self.bad_length = true,
             }
-            length = Some(n);
         }
     }
-    Ok(match length {
-        Some(0) => Framing::Empty,
-        Some(n) => Framing::Length(n),
-        None => Framing::Close,
-    })
+
+    fn transfer_encoding(&mut self, raw: &[u8]) {
+        // The final coding is in the last line; `rsplit` always yields once.
+        let last = raw.rsplit(|&b| b == b',').next().unwrap_or_default();
+        self.transfer_encoding = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+    }
+
+    fn connection(&mut self, raw: &[u8]) {
+        for token in raw.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            self.close |= token.eq_ignore_ascii_case(b"close");
+            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+
+    /// The body framing (RFC 9112 section 6.3).
+    fn framing(&self, status: StatusCode, head_request: bool) -> Result<Framing, HeadError> {
+        if head_request
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok(Framing::Empty);
+        }
+        // Chunked only when it is the final coding; anything else runs to close.
+        match self.transfer_encoding {
+            Some(true) => return Ok(Framing::Chunked),
+            Some(false) => return Ok(Framing::Close),
+            None => {}
+        }
+        if self.bad_length {
+            return Err(HeadError::BadLength);
+        }
+        Ok(match self.length {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => Framing::Close,
+        })
+    }
 }
 
 /// A non-empty run of ASCII digits that fits in a u64.
@@ -303,15 +337,6 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
     }
     digits.iter().try_fold(0u64, |n, &d| {
         d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
-    })
-}
-
-/// True when a comma-separated header `name` lists `token` (case-insensitive).
-fn has_token(headers: &HeaderMap, name: HeaderName, token: &[u8]) -> bool {
-    headers.get_all(name).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
     })
 }
 

@@ -91,10 +91,11 @@ impl<T: Live> UpstreamPool<T> {
     }
 
     /// Returns a connection whose last response has been read to the end. It is
-    /// kept unless the pool is full, the connection is closed, or it has served
-    /// `keepalive_requests` requests.
-    pub fn checkin(&mut self, peer: usize, mut conn: Conn<T>, now: Instant) {
-        if self.cap == 0 || conn.requests >= self.max_requests || conn.io.is_closed() {
+    /// kept unless the pool is off or it has served `keepalive_requests`
+    /// requests. Whether the backend closed it is asked at checkout, when it
+    /// matters (the exchange that just ended left it open).
+    pub fn checkin(&mut self, peer: usize, conn: Conn<T>, now: Instant) {
+        if self.cap == 0 || conn.requests >= self.max_requests {
             return;
         }
         let Some(stack) = self.peers.get_mut(peer) else {
@@ -174,24 +175,15 @@ mod tests {
     }
 
     #[test]
-    fn closed_connections_are_neither_kept_nor_handed_out() {
+    fn closed_connections_are_never_handed_out() {
         let now = Instant::now();
         let mut pool = UpstreamPool::new(1, 4, Duration::from_secs(60), 100);
-        pool.checkin(
-            0,
-            Conn::fresh(Fake {
-                id: 1,
-                closed: true,
-            }),
-            now,
-        );
-        assert_eq!(pool.idle(0), 0);
+        let closed = |id| Conn::fresh(Fake { id, closed: true });
+        pool.checkin(0, closed(1), now);
         pool.checkin(0, conn(2), now);
-        pool.checkin(0, conn(3), now);
-        if let Some(top) = pool.peers[0].last_mut() {
-            top.io.closed = true; // closed by the backend while idle
-        }
+        pool.checkin(0, closed(3), now);
         assert_eq!(pool.checkout(0, now).map(|c| c.io.id), Some(2));
+        assert!(pool.checkout(0, now).is_none());
         assert_eq!(pool.idle(0), 0);
     }
 

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::header::{Entry, COOKIE};
 use http::{HeaderMap, HeaderValue};
 
+use super::sid::SidIndex;
 use super::{Mode, StickyConf, UNLIMITED_SECS};
 
 /// A timestamp more than this many seconds after `now` makes the cookie invalid.
@@ -90,7 +91,8 @@ impl<'a> Segment<'a> {
 }
 
 fn is_ws(b: &u8) -> bool {
-    *b == b' ' || *b == b'\t'
+    // One comparison for the usual byte (anything above the space).
+    *b <= b' ' && (*b == b' ' || *b == b'\t')
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {
@@ -140,11 +142,26 @@ pub(crate) fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
         }
         base += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|b| *b == byte)
-        .map(|i| base + i)
+    let rest = chunks.remainder();
+    if rest.is_empty() {
+        return None;
+    }
+    // The tail: one more word ending at the last byte when there is one (its
+    // first bytes were already searched and hold no `byte`), else bytewise.
+    match hay
+        .len()
+        .checked_sub(8)
+        .and_then(|at| hay.get(at..).map(|w| (at, w)))
+    {
+        Some((at, last)) => {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(last);
+            let x = u64::from_le_bytes(word) ^ pattern;
+            let zero = x.wrapping_sub(LO) & !x & HI;
+            (zero != 0).then(|| at + (zero.trailing_zeros() / 8) as usize)
+        }
+        None => rest.iter().position(|b| *b == byte).map(|i| base + i),
+    }
 }
 
 fn segment(seg: &[u8]) -> Option<Segment<'_>> {
@@ -246,6 +263,54 @@ fn parse_ts(field: &[u8]) -> Result<i64, Invalid> {
     })
 }
 
+/// The usual `LASTSEEN|FIRSTSEEN`: two runs of 1 to 18 decimal digits around
+/// one `|`. `None` for anything else, which the general path ([`split_at_byte`],
+/// [`parse_ts`]) then classifies; where this returns values they are the ones
+/// that path parses.
+fn parse_stamps(stamps: &[u8]) -> Option<(i64, i64)> {
+    let (last, first) = split_at_byte(stamps, b'|')?;
+    Some((parse_digits(last)?, parse_digits(first)?))
+}
+
+/// 1 to 18 decimal digits (no overflow possible), eight at a time; `None` for
+/// anything else.
+fn parse_digits(field: &[u8]) -> Option<i64> {
+    if field.is_empty() || field.len() > 18 {
+        return None;
+    }
+    let mut acc = 0u64;
+    let mut chunks = field.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        acc = acc * 100_000_000 + parse8(u64::from_le_bytes(word))?;
+    }
+    for d in chunks.remainder() {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        acc = acc * 10 + u64::from(digit);
+    }
+    i64::try_from(acc).ok()
+}
+
+/// Eight ASCII digits (first digit in the lowest byte) as a number, SWAR; `None`
+/// unless every byte is `0`..=`9`.
+fn parse8(word: u64) -> Option<u64> {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    // Each byte 0x30..=0x39: high nibble 3, and adding 6 does not carry into it.
+    let digits = (word & HIGH) | ((word.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4);
+    if digits != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let v = word - 0x3030_3030_3030_3030;
+    // Pairs of digits, then pairs of pairs, then the two halves.
+    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    Some((v * 10_000 + (v >> 32)) & 0xffff_ffff)
+}
+
 fn sid_str(sid: &[u8]) -> Result<&str, Invalid> {
     if sid.is_empty() {
         return Err(Invalid::EmptySid);
@@ -259,20 +324,25 @@ fn split_at_byte(value: &[u8], byte: u8) -> Option<(&[u8], &[u8])> {
     Some((value.get(..i)?, value.get(i + 1..)?))
 }
 
-fn decode_timestamped<'a>(
+fn decode_timestamped<'v, 's>(
     conf: &StickyConf,
-    value: &'a [u8],
+    value: &'v [u8],
     now: i64,
-) -> Result<(&'a str, i64), Invalid> {
+    sid_check: impl FnOnce(&'v [u8]) -> Result<&'s str, Invalid>,
+) -> Result<(&'s str, i64), Invalid> {
     // Exactly three `|`-separated fields.
     let (sid, stamps) = split_at_byte(value, b'|').ok_or(Invalid::Malformed)?;
-    let (last, first) = split_at_byte(stamps, b'|').ok_or(Invalid::Malformed)?;
-    if find_byte(first, b'|').is_some() {
-        return Err(Invalid::Malformed);
-    }
-    let last = parse_ts(last)?;
-    let first = parse_ts(first)?;
-    let sid = sid_str(sid)?;
+    let (last, first) = match parse_stamps(stamps) {
+        Some(both) => both,
+        None => {
+            let (last, first) = split_at_byte(stamps, b'|').ok_or(Invalid::Malformed)?;
+            if find_byte(first, b'|').is_some() {
+                return Err(Invalid::Malformed);
+            }
+            (parse_ts(last)?, parse_ts(first)?)
+        }
+    };
+    let sid = sid_check(sid)?;
     // i128: no overflow whatever `now` and the (non-negative) timestamps are.
     let (now, last_w, first_w) = (i128::from(now), i128::from(last), i128::from(first));
     let future = i128::from(MAX_FUTURE_SECS);
@@ -293,14 +363,52 @@ fn decode_timestamped<'a>(
 /// Decode and classify one sticky cookie value (quotes already removed) per
 /// `conf.mode`, at time `now` (Unix seconds).
 pub fn decode<'a>(conf: &StickyConf, value: &'a [u8], now: i64) -> StickyCookie<'a> {
+    decode_with(conf, value, now, sid_str)
+}
+
+/// [`decode`], with the sid of a known peer taken from `index` instead of being
+/// UTF-8-checked again: a sid equal to one in the index is valid UTF-8 (and
+/// non-empty, which is checked first), so the result is the same.
+/// Also returns the peer index found for the sid, if any (what
+/// `index.lookup(sid)` returns for a valid cookie's sid).
+pub(crate) fn decode_indexed<'s>(
+    conf: &StickyConf,
+    value: &'s [u8],
+    index: &'s SidIndex,
+    now: i64,
+) -> (StickyCookie<'s>, Option<usize>) {
+    let mut peer = None;
+    let cookie = decode_with(conf, value, now, |raw| {
+        if !raw.is_empty() {
+            if let Some((i, sid)) = index
+                .lookup_bytes(raw)
+                .and_then(|i| index.sid(i).map(|sid| (i, sid)))
+            {
+                peer = Some(i);
+                return Ok(sid);
+            }
+        }
+        sid_str(raw)
+    });
+    (cookie, peer)
+}
+
+/// [`decode`] with `sid_check` turning the raw sid into a `&str` (or the reason
+/// it is invalid), at the point of the checks where [`sid_str`] runs.
+fn decode_with<'v, 's>(
+    conf: &StickyConf,
+    value: &'v [u8],
+    now: i64,
+    sid_check: impl FnOnce(&'v [u8]) -> Result<&'s str, Invalid>,
+) -> StickyCookie<'s> {
     let result = match conf.mode {
         Mode::Insert if conf.timestamps() => {
-            decode_timestamped(conf, value, now).map(|(sid, first)| (sid, Some(first)))
+            decode_timestamped(conf, value, now, sid_check).map(|(sid, first)| (sid, Some(first)))
         }
-        Mode::Insert | Mode::Rewrite => sid_str(value).map(|sid| (sid, None)),
+        Mode::Insert | Mode::Rewrite => sid_check(value).map(|sid| (sid, None)),
         Mode::Prefix => match find_byte(value, b'~') {
             None => return StickyCookie::Absent,
-            Some(t) => sid_str(value.get(..t).unwrap_or_default()).map(|sid| (sid, None)),
+            Some(t) => sid_check(value.get(..t).unwrap_or_default()).map(|sid| (sid, None)),
         },
     };
     match result {
@@ -374,7 +482,7 @@ fn forwarded<'a>(
 /// Output slices of the first pass, kept on the stack so that the usual header
 /// (a handful of cookies) is parsed once; longer ones are parsed again.
 struct Pieces<'a> {
-    buf: [&'a [u8]; 24],
+    buf: [&'a [u8]; 16],
     len: usize,
     overflow: bool,
 }
@@ -397,40 +505,59 @@ impl<'a> Pieces<'a> {
 
 /// The forwarded form of one `Cookie` header value under `conf` (see [`strip`]).
 pub fn strip_value(conf: &StickyConf, value: &[u8]) -> Stripped {
+    if !strips(conf) {
+        return Stripped::Keep;
+    }
+    scan_value(conf, value).1
+}
+
+/// One pass over one `Cookie` header value: the value (quotes removed) of its
+/// first cookie named `conf.cookie`, exactly as [`find_in_value`], and its
+/// forwarded form, exactly as [`strip_value`]. The request side of a request
+/// with a single `Cookie` header (the usual case) parses it only here.
+pub fn scan_value<'a>(conf: &StickyConf, value: &'a [u8]) -> (Option<&'a [u8]>, Stripped) {
     let name = conf.cookie.as_bytes();
     let indirect = conf.mode == Mode::Insert && conf.indirect;
     let prefix = conf.mode == Mode::Prefix;
     if !indirect && !prefix {
-        return Stripped::Keep;
+        return (find_in_value(value, &conf.cookie), Stripped::Keep);
     }
-    // First pass: is there anything to change, how long is the result, and
-    // (for short headers) which slices make it up?
+    // First pass: the sticky value, is there anything to change, how long is
+    // the result, and (for short headers) which slices make it up?
+    let mut found = None;
     let mut changed = false;
     let mut len = 0usize;
     let mut pieces = Pieces {
-        buf: [&[]; 24],
+        buf: [&[]; 16],
         len: 0,
         overflow: false,
     };
+    let mut first = true;
     for seg in segments(value) {
+        if found.is_none() && seg.is_named(name) {
+            found = Some(seg.value().0);
+        }
         let Some((head, tail, cut)) = forwarded(&seg, name, indirect, prefix) else {
             changed = true;
             continue;
         };
         changed |= cut;
-        if len > 0 || pieces.len > 0 {
+        if !first {
             pieces.push(b"; ");
             len += 2;
         }
+        first = false;
         pieces.push(head);
-        pieces.push(tail);
+        if !tail.is_empty() {
+            pieces.push(tail);
+        }
         len += head.len() + tail.len();
     }
     if !changed {
-        return Stripped::Keep;
+        return (found, Stripped::Keep);
     }
-    if pieces.len == 0 && !pieces.overflow {
-        return Stripped::Remove;
+    if first {
+        return (found, Stripped::Remove);
     }
     // Build it with the exact capacity (one allocation).
     let mut out = Vec::with_capacity(len);
@@ -450,14 +577,15 @@ pub fn strip_value(conf: &StickyConf, value: &[u8]) -> Stripped {
         }
     }
     if out.is_empty() {
-        return Stripped::Remove;
+        return (found, Stripped::Remove);
     }
     // Substrings of a valid header value joined by "; " are valid; should that
     // ever fail, dropping the header is safer than forwarding the sticky pair.
-    match HeaderValue::from_maybe_shared(Bytes::from(out)) {
+    let stripped = match HeaderValue::from_maybe_shared(Bytes::from(out)) {
         Ok(v) => Stripped::Replace(v),
         Err(_) => Stripped::Remove,
-    }
+    };
+    (found, stripped)
 }
 
 /// Edit the request's `Cookie` header(s) in place for forwarding: under
@@ -938,6 +1066,173 @@ mod tests {
             decode(&c, b"10.0.23.20:80", NOW),
             valid("10.0.23.20:80", None)
         );
+    }
+
+    #[test]
+    fn parse_digits_agrees_with_parse_ts() {
+        let mut inputs: Vec<Vec<u8>> = vec![b"".to_vec(), b"0".to_vec(), b"9".to_vec()];
+        for len in 1..=20 {
+            let digits: Vec<u8> = (0..len).map(|i| b"1571297169"[i % 10]).collect();
+            inputs.push(digits.clone());
+            inputs.push(vec![b'9'; len]);
+            inputs.push(vec![b'0'; len]);
+            for at in 0..len {
+                for bad in [b'/', b':', b'|', b' ', b'a', 0x80, 0xff, 0x00, 0x39 + 0x10] {
+                    let mut d = digits.clone();
+                    if let Some(b) = d.get_mut(at) {
+                        *b = bad;
+                    }
+                    inputs.push(d);
+                }
+            }
+        }
+        for input in &inputs {
+            let fast = parse_digits(input);
+            match parse_ts(input) {
+                // Up to 18 digits, both agree exactly.
+                Ok(v) if input.len() <= 18 => assert_eq!(fast, Some(v), "{input:?}"),
+                // Longer or invalid fields are left to the general path.
+                _ => assert_eq!(fast, None, "{input:?}"),
+            }
+        }
+        for n in [0u64, 1, 9, 10, 99_999_999, 12_345_678, 87_654_321] {
+            let text = format!("{n:08}");
+            let mut word = [0u8; 8];
+            word.copy_from_slice(text.as_bytes());
+            assert_eq!(parse8(u64::from_le_bytes(word)), Some(n), "{text}");
+        }
+    }
+
+    #[test]
+    fn parse_stamps_agrees_with_the_general_path() {
+        let cases: &[&[u8]] = &[
+            b"1571297169|1571297169",
+            b"0|0",
+            b"1|2",
+            b"123456789012345678|1",
+            b"1234567890123456789|1",
+            b"1|1234567890123456789",
+            b"|1",
+            b"1|",
+            b"1",
+            b"1|2|3",
+            b"1||2",
+            b"a|1",
+            b"1|a",
+            b" 1|1",
+            b"-1|1",
+        ];
+        for stamps in cases {
+            let general = split_at_byte(stamps, b'|').and_then(|(l, f)| {
+                let no_more = find_byte(f, b'|').is_none();
+                match (parse_ts(l), parse_ts(f)) {
+                    (Ok(l), Ok(f)) if no_more => Some((l, f)),
+                    _ => None,
+                }
+            });
+            match parse_stamps(stamps) {
+                Some(both) => assert_eq!(Some(both), general, "{stamps:?}"),
+                None => {
+                    // Only fields the fast path does not take (over 18 digits)
+                    // may still be valid for the general path.
+                    let long = stamps.split(|b| *b == b'|').any(|f| f.len() > 18);
+                    assert!(general.is_none() || long, "{stamps:?}");
+                }
+            }
+        }
+    }
+
+    /// Header values exercising every branch of the scan, for the cross-checks.
+    const SCAN_INPUTS: &[&str] = &[
+        "",
+        "a=1",
+        "route=x",
+        "route=x; a=1; route=y",
+        "a=1;route=x;b=2",
+        "a=1 ;  route = x ; c=3",
+        "flag; route=x",
+        "route; route=y",
+        "xroute=1; route=2",
+        "route=\"s~v\"",
+        "route=s~v; b=1",
+        "route=~v",
+        "route=abc",
+        "route=|bad; a=1",
+        "route=fe12736d0ef927f9224a3336b65ee84b|1571297169|1571297169; lang=en",
+        "test=a; route=b; test=c",
+        ";;; ; route=x;;",
+        "c0=v0; c1=v1; c2=v2; c3=v3; c4=v4; c5=v5; c6=v6; route=x; c7=v7; c8=v8; c9=v9",
+    ];
+
+    fn scan_confs() -> Vec<StickyConf> {
+        let mut confs = Vec::new();
+        for mode in [Mode::Insert, Mode::Rewrite, Mode::Prefix] {
+            for indirect in [false, true] {
+                for ts in [false, true] {
+                    confs.push(StickyConf {
+                        mode,
+                        indirect: indirect && mode == Mode::Insert,
+                        maxidle: ts.then_some(30),
+                        maxlife: ts.then_some(3600),
+                        ..StickyConf::default()
+                    });
+                }
+            }
+        }
+        confs
+    }
+
+    #[test]
+    fn scan_value_is_find_plus_strip() {
+        let mut long: Vec<String> = (0..30).map(|i| format!("c{i}=v{i}")).collect();
+        long.insert(12, "route=s~x".into());
+        let long = long.join("; ");
+        let inputs: Vec<&str> = SCAN_INPUTS.iter().copied().chain([long.as_str()]).collect();
+        for conf in scan_confs() {
+            for input in &inputs {
+                let (found, stripped) = scan_value(&conf, input.as_bytes());
+                assert_eq!(found, find_in_value(input.as_bytes(), "route"), "{input}");
+                assert_eq!(stripped, strip_value(&conf, input.as_bytes()), "{input}");
+            }
+        }
+    }
+
+    #[test]
+    fn decode_indexed_is_decode() {
+        let index = SidIndex::new([SID, "s", "", "abc", SID]);
+        let values: Vec<String> = vec![
+            SID.into(),
+            format!("{SID}|{NOW}|{NOW}"),
+            format!("{SID}|{NOW}|{}", NOW - 4000),
+            format!("{SID}~orig"),
+            "s~v".into(),
+            "~v".into(),
+            "".into(),
+            "abc".into(),
+            "zz".into(),
+            format!("zz|{NOW}|{NOW}"),
+            format!("|{NOW}|{NOW}"),
+            format!("a\u{e9}|{NOW}|{NOW}"),
+        ];
+        let mut raw: Vec<Vec<u8>> = values.iter().map(|v| v.clone().into_bytes()).collect();
+        raw.push(b"\xff|1571297169|1571297169".to_vec());
+        raw.push(b"s\xff~v".to_vec());
+        for conf in scan_confs() {
+            for value in &raw {
+                let (got, peer) = decode_indexed(&conf, value, &index, NOW);
+                let want = decode(&conf, value, NOW);
+                assert_eq!(got, want, "{value:?}");
+                let want_peer = match want {
+                    StickyCookie::Valid { sid, .. } => index.lookup(sid),
+                    _ => None,
+                };
+                // The peer is found whenever the cookie is valid and known
+                // (and possibly for a cookie rejected later, e.g. expired).
+                if want_peer.is_some() {
+                    assert_eq!(peer, want_peer, "{value:?}");
+                }
+            }
+        }
     }
 
     #[test]

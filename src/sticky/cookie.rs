@@ -164,6 +164,7 @@ pub(crate) fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
     }
 }
 
+#[inline(always)]
 fn segment(seg: &[u8]) -> Option<Segment<'_>> {
     let raw = trim(seg);
     if raw.is_empty() {
@@ -193,6 +194,7 @@ struct Segments<'a> {
 impl<'a> Iterator for Segments<'a> {
     type Item = Segment<'a>;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<Segment<'a>> {
         loop {
             let rest = self.rest?;
@@ -511,6 +513,136 @@ pub fn strip_value(conf: &StickyConf, value: &[u8]) -> Stripped {
     scan_value(conf, value).1
 }
 
+/// What the tidy path does with one cookie.
+enum TidyAction {
+    Keep,
+    /// Insert+indirect: drop the cookie (and one separator).
+    Remove,
+    /// Prefix: drop this byte range of the header (the `SID~`).
+    Cut(usize, usize),
+}
+
+/// Runs of the original header a tidy forwarded value is copied from:
+/// `(start, end, "; " before it)`.
+const TIDY_RUNS: usize = 8;
+
+/// The fast path of [`scan_value`] (insert+indirect or prefix) for a *tidy*
+/// header, the form browsers send: cookies separated by exactly `"; "`, no other
+/// whitespace around them, none empty. There every segment is already trimmed
+/// and separated as the forwarded value joins them, so that value is the
+/// original with the removed cookies (each with one separator) or `SID~` cut
+/// out: a few runs copied, and only a cookie that starts with `name` is parsed.
+/// `None` when the header is not tidy or needs too many runs; the general path
+/// then produces the result (the unit tests check both agree).
+fn scan_tidy<'a>(
+    name: &[u8],
+    indirect: bool,
+    value: &'a [u8],
+) -> Option<(Option<&'a [u8]>, Stripped)> {
+    let (first, last) = (value.first()?, value.last()?);
+    if is_ws(first) || is_ws(last) || *first == b';' || *last == b';' {
+        return None;
+    }
+    let mut found = None;
+    let mut changed = false;
+    let mut runs = [(0usize, 0usize, false); TIDY_RUNS];
+    let mut nruns = 0usize;
+    let mut push = |run: (usize, usize, bool)| -> Option<()> {
+        *runs.get_mut(nruns)? = run;
+        nruns += 1;
+        Some(())
+    };
+    // The run being extended: its start and whether "; " goes before it.
+    let mut open: Option<(usize, bool)> = None;
+    let mut kept_any = false;
+    let mut prev_end = 0usize;
+    let mut start = 0usize;
+    loop {
+        let rest = value.get(start..)?;
+        let end = find_byte(rest, b';').map_or(value.len(), |i| start + i);
+        let cookie = value.get(start..end)?;
+        let next = if end < value.len() {
+            // `end` > `start`: the byte after a separator is never `;`.
+            if is_ws(value.get(end.checked_sub(1)?)?) || value.get(end + 1) != Some(&b' ') {
+                return None;
+            }
+            let after = value.get(end + 2)?;
+            if is_ws(after) || *after == b';' {
+                return None;
+            }
+            Some(end + 2)
+        } else {
+            None
+        };
+        let mut action = TidyAction::Keep;
+        if cookie.first() == name.first() && cookie.starts_with(name) {
+            if let Some(seg) = segment(cookie).filter(|seg| seg.is_named(name)) {
+                if found.is_none() {
+                    found = Some(seg.value().0);
+                }
+                if indirect {
+                    action = TidyAction::Remove;
+                } else if let Some(cut) = prefix_cut(&seg, name) {
+                    action = TidyAction::Cut(start + cut.start, start + cut.end);
+                }
+            }
+        }
+        match action {
+            TidyAction::Keep => {
+                if open.is_none() {
+                    open = Some((start, kept_any));
+                }
+                kept_any = true;
+                prev_end = end;
+            }
+            TidyAction::Remove => {
+                changed = true;
+                if let Some((s, sep)) = open.take() {
+                    push((s, prev_end, sep))?;
+                }
+            }
+            TidyAction::Cut(c0, c1) => {
+                changed = true;
+                let (s, sep) = open.take().unwrap_or((start, kept_any));
+                push((s, c0, sep))?;
+                open = Some((c1, false));
+                kept_any = true;
+                prev_end = end;
+            }
+        }
+        match next {
+            Some(n) => start = n,
+            None => break,
+        }
+    }
+    if let Some((s, sep)) = open {
+        push((s, prev_end, sep))?;
+    }
+    if !changed {
+        return Some((found, Stripped::Keep));
+    }
+    let runs = runs.get(..nruns)?;
+    let len: usize = runs
+        .iter()
+        .map(|&(s, e, sep)| e.saturating_sub(s) + if sep { 2 } else { 0 })
+        .sum();
+    if len == 0 {
+        return Some((found, Stripped::Remove));
+    }
+    let mut out = Vec::with_capacity(len);
+    for &(s, e, sep) in runs {
+        if sep {
+            out.extend_from_slice(b"; ");
+        }
+        out.extend_from_slice(value.get(s..e)?);
+    }
+    let stripped = match HeaderValue::from_maybe_shared(Bytes::from(out)) {
+        Ok(v) => Stripped::Replace(v),
+        Err(_) => Stripped::Remove,
+    };
+    Some((found, stripped))
+}
+
 /// One pass over one `Cookie` header value: the value (quotes removed) of its
 /// first cookie named `conf.cookie`, exactly as [`find_in_value`], and its
 /// forwarded form, exactly as [`strip_value`]. The request side of a request
@@ -522,6 +654,29 @@ pub fn scan_value<'a>(conf: &StickyConf, value: &'a [u8]) -> (Option<&'a [u8]>, 
     if !indirect && !prefix {
         return (find_in_value(value, &conf.cookie), Stripped::Keep);
     }
+    scan_tidy(name, indirect, value).unwrap_or_else(|| scan_general(name, indirect, prefix, value))
+}
+
+/// [`scan_value`] without its fast path for tidy headers: the reference the
+/// tests and the `sticky_cookie` fuzz target compare it with.
+#[doc(hidden)]
+pub fn scan_value_general<'a>(conf: &StickyConf, value: &'a [u8]) -> (Option<&'a [u8]>, Stripped) {
+    let indirect = conf.mode == Mode::Insert && conf.indirect;
+    let prefix = conf.mode == Mode::Prefix;
+    if !indirect && !prefix {
+        return (find_in_value(value, &conf.cookie), Stripped::Keep);
+    }
+    scan_general(conf.cookie.as_bytes(), indirect, prefix, value)
+}
+
+/// The general path of [`scan_value`] (insert+indirect or prefix): every
+/// segment parsed and trimmed, the kept ones joined by `"; "`.
+fn scan_general<'a>(
+    name: &[u8],
+    indirect: bool,
+    prefix: bool,
+    value: &'a [u8],
+) -> (Option<&'a [u8]>, Stripped) {
     // First pass: the sticky value, is there anything to change, how long is
     // the result, and (for short headers) which slices make it up?
     let mut found = None;
@@ -1193,8 +1348,92 @@ mod tests {
                 let (found, stripped) = scan_value(&conf, input.as_bytes());
                 assert_eq!(found, find_in_value(input.as_bytes(), "route"), "{input}");
                 assert_eq!(stripped, strip_value(&conf, input.as_bytes()), "{input}");
+                let general = scan_value_general(&conf, input.as_bytes());
+                assert_eq!((found, stripped), general, "{conf:?} {input}");
             }
         }
+    }
+
+    /// Tidy headers (`"; "`-separated, as browsers send them) with the sticky
+    /// cookie(s) in every position: the fast path must give exactly what the
+    /// general path gives, and must actually be taken.
+    #[test]
+    fn tidy_fast_path_matches_general_path() {
+        let others = [
+            "_ga=GA1.2.3",
+            "lang=en",
+            "flag",
+            "x=\"q\"",
+            "routex=1",
+            "a=b=c",
+        ];
+        let sticky = [
+            "route=s1",
+            "route=s~orig",
+            "route=\"s~q\"",
+            "route=~v",
+            "route=s~",
+            "route=",
+            "route = s~v",
+            "route=plain",
+        ];
+        let mut inputs: Vec<String> = Vec::new();
+        for n in 0..=others.len() {
+            let base: Vec<&str> = others.iter().copied().take(n).collect();
+            inputs.push(base.join("; "));
+            for s in sticky {
+                for at in 0..=base.len() {
+                    let mut v = base.clone();
+                    v.insert(at, s);
+                    inputs.push(v.join("; "));
+                    // A second sticky cookie later on.
+                    for at2 in at + 1..=v.len() {
+                        let mut w = v.clone();
+                        w.insert(at2, "route=t~two");
+                        inputs.push(w.join("; "));
+                    }
+                }
+            }
+        }
+        // Untidy forms: the fast path must decline them.
+        let untidy = [
+            " route=s",
+            "route=s ",
+            "a=1;route=s",
+            "a=1;  route=s",
+            "a=1 ; route=s",
+            "a=1;\troute=s",
+            "a=1; ; route=s",
+            "a=1; route=s;",
+            ";a=1",
+            "",
+        ];
+        let mut taken = 0usize;
+        let confs: Vec<StickyConf> = scan_confs().into_iter().filter(strips).collect();
+        for conf in &confs {
+            let (indirect, name) = (conf.mode == Mode::Insert, conf.cookie.as_bytes());
+            for input in &inputs {
+                let general = scan_value_general(conf, input.as_bytes());
+                if let Some(fast) = scan_tidy(name, indirect, input.as_bytes()) {
+                    taken += 1;
+                    assert_eq!(fast, general, "{conf:?} {input:?}");
+                }
+                assert_eq!(scan_value(conf, input.as_bytes()), general, "{input:?}");
+            }
+            for input in untidy {
+                assert!(
+                    scan_tidy(name, indirect, input.as_bytes()).is_none(),
+                    "{input:?}"
+                );
+            }
+        }
+        // Only the empty header and those needing more than TIDY_RUNS runs
+        // fall back: at least 90% of the cases take the fast path.
+        let total = confs.len() * inputs.len();
+        assert!(
+            taken * 10 >= total * 9,
+            "fast path taken {taken} of {total}"
+        );
     }
 
     #[test]

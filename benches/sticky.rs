@@ -3,14 +3,24 @@
 //! session. Header maps are rebuilt outside the timed section (`iter_batched`).
 //!
 //! Run: `cargo bench --bench sticky -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Exact instruction counts (robust on a noisy machine): with `STICKY_PROFILE`
+//! set to a case name (e.g. `hit/insert_indirect_timestamps`) the binary skips
+//! criterion and runs that case `STICKY_ITERS` times (default 10000) through the
+//! `#[inline(never)]` function `one_request`, so callgrind can count only it:
+//!
+//! ```sh
+//! STICKY_PROFILE=hit/insert_indirect_timestamps valgrind --tool=callgrind \
+//!   --toggle-collect='*one_request*' target/release/deps/sticky-<hash>
+//! ```
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{BatchSize, Criterion};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use sticky_proxy::sticky::sid::md5_sid;
-use sticky_proxy::sticky::{Mode, SidIndex, Sticky, StickyConf};
+use sticky_proxy::sticky::{Choice, Mode, SidIndex, Sticky, StickyConf};
 
 const NOW: i64 = 1_571_297_169;
 
@@ -35,7 +45,7 @@ fn response() -> HeaderMap {
     h
 }
 
-fn per_request(c: &mut Criterion) {
+fn cases() -> Vec<(&'static str, StickyConf, String)> {
     let sid = md5_sid("10.0.23.20:80");
     let ts = StickyConf {
         cookie: "LBSID".into(),
@@ -44,7 +54,7 @@ fn per_request(c: &mut Criterion) {
         maxlife: Some(3600),
         ..StickyConf::default()
     };
-    let cases = [
+    vec![
         (
             "hit/insert_indirect_timestamps",
             ts.clone(),
@@ -73,9 +83,20 @@ fn per_request(c: &mut Criterion) {
             },
             format!("_ga=GA1.2.3; route={sid}~app42; lang=en"),
         ),
-    ];
+    ]
+}
+
+/// The measured work: request side, then response side.
+#[inline(never)]
+fn one_request(s: &Sticky, req: &mut HeaderMap, resp: &mut HeaderMap) -> Choice {
+    let choice = s.on_request(req, NOW, |_| true, |_| Some(3));
+    s.on_response(StatusCode::OK, resp, &choice, NOW);
+    choice
+}
+
+fn per_request(c: &mut Criterion) {
     let mut group = c.benchmark_group("sticky_per_request");
-    for (name, conf, cookie) in cases {
+    for (name, conf, cookie) in cases() {
         let s = sticky(conf);
         let req = request(&cookie);
         let resp = response();
@@ -83,8 +104,7 @@ fn per_request(c: &mut Criterion) {
             b.iter_batched(
                 || (req.clone(), resp.clone()),
                 |(mut req, mut resp)| {
-                    let choice = s.on_request(&mut req, NOW, |_| true, |_| Some(3));
-                    s.on_response(StatusCode::OK, &mut resp, &choice, NOW);
+                    let choice = one_request(&s, &mut req, &mut resp);
                     black_box((req, resp, choice))
                 },
                 BatchSize::SmallInput,
@@ -94,5 +114,32 @@ fn per_request(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_request);
-criterion_main!(benches);
+/// `STICKY_PROFILE` mode: run one case in a plain loop (see the module docs).
+fn profile(case: &str) {
+    let iters: usize = std::env::var("STICKY_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let Some((_, conf, cookie)) = cases().into_iter().find(|(n, _, _)| *n == case) else {
+        eprintln!("unknown case {case}");
+        std::process::exit(2);
+    };
+    let s = sticky(conf);
+    let req = request(&cookie);
+    let resp = response();
+    for _ in 0..iters {
+        let (mut req, mut resp) = (req.clone(), resp.clone());
+        let choice = one_request(&s, &mut req, &mut resp);
+        black_box((req, resp, choice));
+    }
+}
+
+fn main() {
+    if let Ok(case) = std::env::var("STICKY_PROFILE") {
+        profile(&case);
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    per_request(&mut c);
+    c.final_summary();
+}

@@ -2,11 +2,12 @@
 //! (several headers separated by `\n`) and a mode byte. Properties: never panics;
 //! every forwarded `Cookie` header is a valid header value; under insert+indirect
 //! the forwarded headers never contain the sticky pair; a valid cookie's sid is
-//! non-empty.
+//! non-empty; the one-pass `Sticky::on_request` (with its fast path for tidy
+//! headers) does exactly what `read` + `decide` + `strip` do.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sticky_proxy::sticky::cookie::{self, StickyCookie};
-use sticky_proxy::sticky::{decide, Mode, SidIndex, StickyConf};
+use sticky_proxy::sticky::{decide, Mode, SidIndex, Sticky, StickyConf};
 
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
@@ -39,17 +40,38 @@ fuzz_target!(|data: &[u8]| {
     }
     let index = SidIndex::new(["a", "44fb3a27ed30ae5193ebd879ca2cf039", "b"]);
     let now = 1_571_297_169;
+    for v in headers.get_all(COOKIE) {
+        assert_eq!(
+            cookie::scan_value(&conf, v.as_bytes()),
+            cookie::scan_value_general(&conf, v.as_bytes())
+        );
+    }
+    let mut one_pass = headers.clone();
+    let sticky = Sticky::new(conf.clone(), index.clone());
+    let fast = sticky.on_request(
+        &mut one_pass,
+        now,
+        |i| i != 2,
+        |ex| [0usize, 1].into_iter().find(|i| Some(*i) != ex),
+    );
     let found = cookie::read(&conf, &headers, now);
     if let StickyCookie::Valid { sid, .. } = found {
         assert!(!sid.is_empty());
     }
-    let choice = decide::decide(&conf, &found, &index, now, |i| i != 2, |ex| {
-        [0usize, 1].into_iter().find(|i| Some(*i) != ex)
-    });
+    let choice = decide::decide(
+        &conf,
+        &found,
+        &index,
+        now,
+        |i| i != 2,
+        |ex| [0usize, 1].into_iter().find(|i| Some(*i) != ex),
+    );
     if let Some(p) = choice.decision.peer() {
         assert!(p < index.len());
     }
+    assert_eq!(fast, choice);
     cookie::strip(&conf, &mut headers);
+    assert_eq!(one_pass, headers);
     for v in headers.get_all(COOKIE) {
         assert!(HeaderValue::from_bytes(v.as_bytes()).is_ok());
         assert!(!v.as_bytes().is_empty());

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::header::{Entry, COOKIE};
 use http::{HeaderMap, HeaderValue};
 
+use super::sid::SidIndex;
 use super::{Mode, StickyConf, UNLIMITED_SECS};
 
 /// A timestamp more than this many seconds after `now` makes the cookie invalid.
@@ -90,7 +91,8 @@ impl<'a> Segment<'a> {
 }
 
 fn is_ws(b: &u8) -> bool {
-    *b == b' ' || *b == b'\t'
+    // One comparison for the usual byte (anything above the space).
+    *b <= b' ' && (*b == b' ' || *b == b'\t')
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {
@@ -140,13 +142,29 @@ pub(crate) fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
         }
         base += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|b| *b == byte)
-        .map(|i| base + i)
+    let rest = chunks.remainder();
+    if rest.is_empty() {
+        return None;
+    }
+    // The tail: one more word ending at the last byte when there is one (its
+    // first bytes were already searched and hold no `byte`), else bytewise.
+    match hay
+        .len()
+        .checked_sub(8)
+        .and_then(|at| hay.get(at..).map(|w| (at, w)))
+    {
+        Some((at, last)) => {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(last);
+            let x = u64::from_le_bytes(word) ^ pattern;
+            let zero = x.wrapping_sub(LO) & !x & HI;
+            (zero != 0).then(|| at + (zero.trailing_zeros() / 8) as usize)
+        }
+        None => rest.iter().position(|b| *b == byte).map(|i| base + i),
+    }
 }
 
+#[inline(always)]
 fn segment(seg: &[u8]) -> Option<Segment<'_>> {
     let raw = trim(seg);
     if raw.is_empty() {
@@ -176,6 +194,7 @@ struct Segments<'a> {
 impl<'a> Iterator for Segments<'a> {
     type Item = Segment<'a>;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<Segment<'a>> {
         loop {
             let rest = self.rest?;
@@ -246,6 +265,54 @@ fn parse_ts(field: &[u8]) -> Result<i64, Invalid> {
     })
 }
 
+/// The usual `LASTSEEN|FIRSTSEEN`: two runs of 1 to 18 decimal digits around
+/// one `|`. `None` for anything else, which the general path ([`split_at_byte`],
+/// [`parse_ts`]) then classifies; where this returns values they are the ones
+/// that path parses.
+fn parse_stamps(stamps: &[u8]) -> Option<(i64, i64)> {
+    let (last, first) = split_at_byte(stamps, b'|')?;
+    Some((parse_digits(last)?, parse_digits(first)?))
+}
+
+/// 1 to 18 decimal digits (no overflow possible), eight at a time; `None` for
+/// anything else.
+fn parse_digits(field: &[u8]) -> Option<i64> {
+    if field.is_empty() || field.len() > 18 {
+        return None;
+    }
+    let mut acc = 0u64;
+    let mut chunks = field.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        acc = acc * 100_000_000 + parse8(u64::from_le_bytes(word))?;
+    }
+    for d in chunks.remainder() {
+        let digit = d.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        acc = acc * 10 + u64::from(digit);
+    }
+    i64::try_from(acc).ok()
+}
+
+/// Eight ASCII digits (first digit in the lowest byte) as a number, SWAR; `None`
+/// unless every byte is `0`..=`9`.
+fn parse8(word: u64) -> Option<u64> {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    // Each byte 0x30..=0x39: high nibble 3, and adding 6 does not carry into it.
+    let digits = (word & HIGH) | ((word.wrapping_add(0x0606_0606_0606_0606) & HIGH) >> 4);
+    if digits != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let v = word - 0x3030_3030_3030_3030;
+    // Pairs of digits, then pairs of pairs, then the two halves.
+    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    Some((v * 10_000 + (v >> 32)) & 0xffff_ffff)
+}
+
 fn sid_str(sid: &[u8]) -> Result<&str, Invalid> {
     if sid.is_empty() {
         return Err(Invalid::EmptySid);
@@ -259,20 +326,25 @@ fn split_at_byte(value: &[u8], byte: u8) -> Option<(&[u8], &[u8])> {
     Some((value.get(..i)?, value.get(i + 1..)?))
 }
 
-fn decode_timestamped<'a>(
+fn decode_timestamped<'v, 's>(
     conf: &StickyConf,
-    value: &'a [u8],
+    value: &'v [u8],
     now: i64,
-) -> Result<(&'a str, i64), Invalid> {
+    sid_check: impl FnOnce(&'v [u8]) -> Result<&'s str, Invalid>,
+) -> Result<(&'s str, i64), Invalid> {
     // Exactly three `|`-separated fields.
     let (sid, stamps) = split_at_byte(value, b'|').ok_or(Invalid::Malformed)?;
-    let (last, first) = split_at_byte(stamps, b'|').ok_or(Invalid::Malformed)?;
-    if find_byte(first, b'|').is_some() {
-        return Err(Invalid::Malformed);
-    }
-    let last = parse_ts(last)?;
-    let first = parse_ts(first)?;
-    let sid = sid_str(sid)?;
+    let (last, first) = match parse_stamps(stamps) {
+        Some(both) => both,
+        None => {
+            let (last, first) = split_at_byte(stamps, b'|').ok_or(Invalid::Malformed)?;
+            if find_byte(first, b'|').is_some() {
+                return Err(Invalid::Malformed);
+            }
+            (parse_ts(last)?, parse_ts(first)?)
+        }
+    };
+    let sid = sid_check(sid)?;
     // i128: no overflow whatever `now` and the (non-negative) timestamps are.
     let (now, last_w, first_w) = (i128::from(now), i128::from(last), i128::from(first));
     let future = i128::from(MAX_FUTURE_SECS);
@@ -293,14 +365,52 @@ fn decode_timestamped<'a>(
 /// Decode and classify one sticky cookie value (quotes already removed) per
 /// `conf.mode`, at time `now` (Unix seconds).
 pub fn decode<'a>(conf: &StickyConf, value: &'a [u8], now: i64) -> StickyCookie<'a> {
+    decode_with(conf, value, now, sid_str)
+}
+
+/// [`decode`], with the sid of a known peer taken from `index` instead of being
+/// UTF-8-checked again: a sid equal to one in the index is valid UTF-8 (and
+/// non-empty, which is checked first), so the result is the same.
+/// Also returns the peer index found for the sid, if any (what
+/// `index.lookup(sid)` returns for a valid cookie's sid).
+pub(crate) fn decode_indexed<'s>(
+    conf: &StickyConf,
+    value: &'s [u8],
+    index: &'s SidIndex,
+    now: i64,
+) -> (StickyCookie<'s>, Option<usize>) {
+    let mut peer = None;
+    let cookie = decode_with(conf, value, now, |raw| {
+        if !raw.is_empty() {
+            if let Some((i, sid)) = index
+                .lookup_bytes(raw)
+                .and_then(|i| index.sid(i).map(|sid| (i, sid)))
+            {
+                peer = Some(i);
+                return Ok(sid);
+            }
+        }
+        sid_str(raw)
+    });
+    (cookie, peer)
+}
+
+/// [`decode`] with `sid_check` turning the raw sid into a `&str` (or the reason
+/// it is invalid), at the point of the checks where [`sid_str`] runs.
+fn decode_with<'v, 's>(
+    conf: &StickyConf,
+    value: &'v [u8],
+    now: i64,
+    sid_check: impl FnOnce(&'v [u8]) -> Result<&'s str, Invalid>,
+) -> StickyCookie<'s> {
     let result = match conf.mode {
         Mode::Insert if conf.timestamps() => {
-            decode_timestamped(conf, value, now).map(|(sid, first)| (sid, Some(first)))
+            decode_timestamped(conf, value, now, sid_check).map(|(sid, first)| (sid, Some(first)))
         }
-        Mode::Insert | Mode::Rewrite => sid_str(value).map(|sid| (sid, None)),
+        Mode::Insert | Mode::Rewrite => sid_check(value).map(|sid| (sid, None)),
         Mode::Prefix => match find_byte(value, b'~') {
             None => return StickyCookie::Absent,
-            Some(t) => sid_str(value.get(..t).unwrap_or_default()).map(|sid| (sid, None)),
+            Some(t) => sid_check(value.get(..t).unwrap_or_default()).map(|sid| (sid, None)),
         },
     };
     match result {
@@ -374,7 +484,7 @@ fn forwarded<'a>(
 /// Output slices of the first pass, kept on the stack so that the usual header
 /// (a handful of cookies) is parsed once; longer ones are parsed again.
 struct Pieces<'a> {
-    buf: [&'a [u8]; 24],
+    buf: [&'a [u8]; 16],
     len: usize,
     overflow: bool,
 }
@@ -397,40 +507,212 @@ impl<'a> Pieces<'a> {
 
 /// The forwarded form of one `Cookie` header value under `conf` (see [`strip`]).
 pub fn strip_value(conf: &StickyConf, value: &[u8]) -> Stripped {
+    if !strips(conf) {
+        return Stripped::Keep;
+    }
+    scan_value(conf, value).1
+}
+
+/// What the tidy path does with one cookie.
+enum TidyAction {
+    Keep,
+    /// Insert+indirect: drop the cookie (and one separator).
+    Remove,
+    /// Prefix: drop this byte range of the header (the `SID~`).
+    Cut(usize, usize),
+}
+
+/// Runs of the original header a tidy forwarded value is copied from:
+/// `(start, end, "; " before it)`.
+const TIDY_RUNS: usize = 8;
+
+/// The fast path of [`scan_value`] (insert+indirect or prefix) for a *tidy*
+/// header, the form browsers send: cookies separated by exactly `"; "`, no other
+/// whitespace around them, none empty. There every segment is already trimmed
+/// and separated as the forwarded value joins them, so that value is the
+/// original with the removed cookies (each with one separator) or `SID~` cut
+/// out: a few runs copied, and only a cookie that starts with `name` is parsed.
+/// `None` when the header is not tidy or needs too many runs; the general path
+/// then produces the result (the unit tests check both agree).
+fn scan_tidy<'a>(
+    name: &[u8],
+    indirect: bool,
+    value: &'a [u8],
+) -> Option<(Option<&'a [u8]>, Stripped)> {
+    let (first, last) = (value.first()?, value.last()?);
+    if is_ws(first) || is_ws(last) || *first == b';' || *last == b';' {
+        return None;
+    }
+    let mut found = None;
+    let mut changed = false;
+    let mut runs = [(0usize, 0usize, false); TIDY_RUNS];
+    let mut nruns = 0usize;
+    let mut push = |run: (usize, usize, bool)| -> Option<()> {
+        *runs.get_mut(nruns)? = run;
+        nruns += 1;
+        Some(())
+    };
+    // The run being extended: its start and whether "; " goes before it.
+    let mut open: Option<(usize, bool)> = None;
+    let mut kept_any = false;
+    let mut prev_end = 0usize;
+    let mut start = 0usize;
+    loop {
+        let rest = value.get(start..)?;
+        let end = find_byte(rest, b';').map_or(value.len(), |i| start + i);
+        let cookie = value.get(start..end)?;
+        let next = if end < value.len() {
+            // `end` > `start`: the byte after a separator is never `;`.
+            if is_ws(value.get(end.checked_sub(1)?)?) || value.get(end + 1) != Some(&b' ') {
+                return None;
+            }
+            let after = value.get(end + 2)?;
+            if is_ws(after) || *after == b';' {
+                return None;
+            }
+            Some(end + 2)
+        } else {
+            None
+        };
+        let mut action = TidyAction::Keep;
+        if cookie.first() == name.first() && cookie.starts_with(name) {
+            if let Some(seg) = segment(cookie).filter(|seg| seg.is_named(name)) {
+                if found.is_none() {
+                    found = Some(seg.value().0);
+                }
+                if indirect {
+                    action = TidyAction::Remove;
+                } else if let Some(cut) = prefix_cut(&seg, name) {
+                    action = TidyAction::Cut(start + cut.start, start + cut.end);
+                }
+            }
+        }
+        match action {
+            TidyAction::Keep => {
+                if open.is_none() {
+                    open = Some((start, kept_any));
+                }
+                kept_any = true;
+                prev_end = end;
+            }
+            TidyAction::Remove => {
+                changed = true;
+                if let Some((s, sep)) = open.take() {
+                    push((s, prev_end, sep))?;
+                }
+            }
+            TidyAction::Cut(c0, c1) => {
+                changed = true;
+                let (s, sep) = open.take().unwrap_or((start, kept_any));
+                push((s, c0, sep))?;
+                open = Some((c1, false));
+                kept_any = true;
+                prev_end = end;
+            }
+        }
+        match next {
+            Some(n) => start = n,
+            None => break,
+        }
+    }
+    if let Some((s, sep)) = open {
+        push((s, prev_end, sep))?;
+    }
+    if !changed {
+        return Some((found, Stripped::Keep));
+    }
+    let runs = runs.get(..nruns)?;
+    let len: usize = runs
+        .iter()
+        .map(|&(s, e, sep)| e.saturating_sub(s) + if sep { 2 } else { 0 })
+        .sum();
+    if len == 0 {
+        return Some((found, Stripped::Remove));
+    }
+    let mut out = Vec::with_capacity(len);
+    for &(s, e, sep) in runs {
+        if sep {
+            out.extend_from_slice(b"; ");
+        }
+        out.extend_from_slice(value.get(s..e)?);
+    }
+    let stripped = match HeaderValue::from_maybe_shared(Bytes::from(out)) {
+        Ok(v) => Stripped::Replace(v),
+        Err(_) => Stripped::Remove,
+    };
+    Some((found, stripped))
+}
+
+/// One pass over one `Cookie` header value: the value (quotes removed) of its
+/// first cookie named `conf.cookie`, exactly as [`find_in_value`], and its
+/// forwarded form, exactly as [`strip_value`]. The request side of a request
+/// with a single `Cookie` header (the usual case) parses it only here.
+pub fn scan_value<'a>(conf: &StickyConf, value: &'a [u8]) -> (Option<&'a [u8]>, Stripped) {
     let name = conf.cookie.as_bytes();
     let indirect = conf.mode == Mode::Insert && conf.indirect;
     let prefix = conf.mode == Mode::Prefix;
     if !indirect && !prefix {
-        return Stripped::Keep;
+        return (find_in_value(value, &conf.cookie), Stripped::Keep);
     }
-    // First pass: is there anything to change, how long is the result, and
-    // (for short headers) which slices make it up?
+    scan_tidy(name, indirect, value).unwrap_or_else(|| scan_general(name, indirect, prefix, value))
+}
+
+/// [`scan_value`] without its fast path for tidy headers: the reference the
+/// tests and the `sticky_cookie` fuzz target compare it with.
+#[doc(hidden)]
+pub fn scan_value_general<'a>(conf: &StickyConf, value: &'a [u8]) -> (Option<&'a [u8]>, Stripped) {
+    let indirect = conf.mode == Mode::Insert && conf.indirect;
+    let prefix = conf.mode == Mode::Prefix;
+    if !indirect && !prefix {
+        return (find_in_value(value, &conf.cookie), Stripped::Keep);
+    }
+    scan_general(conf.cookie.as_bytes(), indirect, prefix, value)
+}
+
+/// The general path of [`scan_value`] (insert+indirect or prefix): every
+/// segment parsed and trimmed, the kept ones joined by `"; "`.
+fn scan_general<'a>(
+    name: &[u8],
+    indirect: bool,
+    prefix: bool,
+    value: &'a [u8],
+) -> (Option<&'a [u8]>, Stripped) {
+    // First pass: the sticky value, is there anything to change, how long is
+    // the result, and (for short headers) which slices make it up?
+    let mut found = None;
     let mut changed = false;
     let mut len = 0usize;
     let mut pieces = Pieces {
-        buf: [&[]; 24],
+        buf: [&[]; 16],
         len: 0,
         overflow: false,
     };
+    let mut first = true;
     for seg in segments(value) {
+        if found.is_none() && seg.is_named(name) {
+            found = Some(seg.value().0);
+        }
         let Some((head, tail, cut)) = forwarded(&seg, name, indirect, prefix) else {
             changed = true;
             continue;
         };
         changed |= cut;
-        if len > 0 || pieces.len > 0 {
+        if !first {
             pieces.push(b"; ");
             len += 2;
         }
+        first = false;
         pieces.push(head);
-        pieces.push(tail);
+        if !tail.is_empty() {
+            pieces.push(tail);
+        }
         len += head.len() + tail.len();
     }
     if !changed {
-        return Stripped::Keep;
+        return (found, Stripped::Keep);
     }
-    if pieces.len == 0 && !pieces.overflow {
-        return Stripped::Remove;
+    if first {
+        return (found, Stripped::Remove);
     }
     // Build it with the exact capacity (one allocation).
     let mut out = Vec::with_capacity(len);
@@ -450,14 +732,15 @@ pub fn strip_value(conf: &StickyConf, value: &[u8]) -> Stripped {
         }
     }
     if out.is_empty() {
-        return Stripped::Remove;
+        return (found, Stripped::Remove);
     }
     // Substrings of a valid header value joined by "; " are valid; should that
     // ever fail, dropping the header is safer than forwarding the sticky pair.
-    match HeaderValue::from_maybe_shared(Bytes::from(out)) {
+    let stripped = match HeaderValue::from_maybe_shared(Bytes::from(out)) {
         Ok(v) => Stripped::Replace(v),
         Err(_) => Stripped::Remove,
-    }
+    };
+    (found, stripped)
 }
 
 /// Edit the request's `Cookie` header(s) in place for forwarding: under
@@ -938,6 +1221,257 @@ mod tests {
             decode(&c, b"10.0.23.20:80", NOW),
             valid("10.0.23.20:80", None)
         );
+    }
+
+    #[test]
+    fn parse_digits_agrees_with_parse_ts() {
+        let mut inputs: Vec<Vec<u8>> = vec![b"".to_vec(), b"0".to_vec(), b"9".to_vec()];
+        for len in 1..=20 {
+            let digits: Vec<u8> = (0..len).map(|i| b"1571297169"[i % 10]).collect();
+            inputs.push(digits.clone());
+            inputs.push(vec![b'9'; len]);
+            inputs.push(vec![b'0'; len]);
+            for at in 0..len {
+                for bad in [b'/', b':', b'|', b' ', b'a', 0x80, 0xff, 0x00, 0x39 + 0x10] {
+                    let mut d = digits.clone();
+                    if let Some(b) = d.get_mut(at) {
+                        *b = bad;
+                    }
+                    inputs.push(d);
+                }
+            }
+        }
+        for input in &inputs {
+            let fast = parse_digits(input);
+            match parse_ts(input) {
+                // Up to 18 digits, both agree exactly.
+                Ok(v) if input.len() <= 18 => assert_eq!(fast, Some(v), "{input:?}"),
+                // Longer or invalid fields are left to the general path.
+                _ => assert_eq!(fast, None, "{input:?}"),
+            }
+        }
+        for n in [0u64, 1, 9, 10, 99_999_999, 12_345_678, 87_654_321] {
+            let text = format!("{n:08}");
+            let mut word = [0u8; 8];
+            word.copy_from_slice(text.as_bytes());
+            assert_eq!(parse8(u64::from_le_bytes(word)), Some(n), "{text}");
+        }
+    }
+
+    #[test]
+    fn parse_stamps_agrees_with_the_general_path() {
+        let cases: &[&[u8]] = &[
+            b"1571297169|1571297169",
+            b"0|0",
+            b"1|2",
+            b"123456789012345678|1",
+            b"1234567890123456789|1",
+            b"1|1234567890123456789",
+            b"|1",
+            b"1|",
+            b"1",
+            b"1|2|3",
+            b"1||2",
+            b"a|1",
+            b"1|a",
+            b" 1|1",
+            b"-1|1",
+        ];
+        for stamps in cases {
+            let general = split_at_byte(stamps, b'|').and_then(|(l, f)| {
+                let no_more = find_byte(f, b'|').is_none();
+                match (parse_ts(l), parse_ts(f)) {
+                    (Ok(l), Ok(f)) if no_more => Some((l, f)),
+                    _ => None,
+                }
+            });
+            match parse_stamps(stamps) {
+                Some(both) => assert_eq!(Some(both), general, "{stamps:?}"),
+                None => {
+                    // Only fields the fast path does not take (over 18 digits)
+                    // may still be valid for the general path.
+                    let long = stamps.split(|b| *b == b'|').any(|f| f.len() > 18);
+                    assert!(general.is_none() || long, "{stamps:?}");
+                }
+            }
+        }
+    }
+
+    /// Header values exercising every branch of the scan, for the cross-checks.
+    const SCAN_INPUTS: &[&str] = &[
+        "",
+        "a=1",
+        "route=x",
+        "route=x; a=1; route=y",
+        "a=1;route=x;b=2",
+        "a=1 ;  route = x ; c=3",
+        "flag; route=x",
+        "route; route=y",
+        "xroute=1; route=2",
+        "route=\"s~v\"",
+        "route=s~v; b=1",
+        "route=~v",
+        "route=abc",
+        "route=|bad; a=1",
+        "route=fe12736d0ef927f9224a3336b65ee84b|1571297169|1571297169; lang=en",
+        "test=a; route=b; test=c",
+        ";;; ; route=x;;",
+        "c0=v0; c1=v1; c2=v2; c3=v3; c4=v4; c5=v5; c6=v6; route=x; c7=v7; c8=v8; c9=v9",
+    ];
+
+    fn scan_confs() -> Vec<StickyConf> {
+        let mut confs = Vec::new();
+        for mode in [Mode::Insert, Mode::Rewrite, Mode::Prefix] {
+            for indirect in [false, true] {
+                for ts in [false, true] {
+                    confs.push(StickyConf {
+                        mode,
+                        indirect: indirect && mode == Mode::Insert,
+                        maxidle: ts.then_some(30),
+                        maxlife: ts.then_some(3600),
+                        ..StickyConf::default()
+                    });
+                }
+            }
+        }
+        confs
+    }
+
+    #[test]
+    fn scan_value_is_find_plus_strip() {
+        let mut long: Vec<String> = (0..30).map(|i| format!("c{i}=v{i}")).collect();
+        long.insert(12, "route=s~x".into());
+        let long = long.join("; ");
+        let inputs: Vec<&str> = SCAN_INPUTS.iter().copied().chain([long.as_str()]).collect();
+        for conf in scan_confs() {
+            for input in &inputs {
+                let (found, stripped) = scan_value(&conf, input.as_bytes());
+                assert_eq!(found, find_in_value(input.as_bytes(), "route"), "{input}");
+                assert_eq!(stripped, strip_value(&conf, input.as_bytes()), "{input}");
+                let general = scan_value_general(&conf, input.as_bytes());
+                assert_eq!((found, stripped), general, "{conf:?} {input}");
+            }
+        }
+    }
+
+    /// Tidy headers (`"; "`-separated, as browsers send them) with the sticky
+    /// cookie(s) in every position: the fast path must give exactly what the
+    /// general path gives, and must actually be taken.
+    #[test]
+    fn tidy_fast_path_matches_general_path() {
+        let others = [
+            "_ga=GA1.2.3",
+            "lang=en",
+            "flag",
+            "x=\"q\"",
+            "routex=1",
+            "a=b=c",
+        ];
+        let sticky = [
+            "route=s1",
+            "route=s~orig",
+            "route=\"s~q\"",
+            "route=~v",
+            "route=s~",
+            "route=",
+            "route = s~v",
+            "route=plain",
+        ];
+        let mut inputs: Vec<String> = Vec::new();
+        for n in 0..=others.len() {
+            let base: Vec<&str> = others.iter().copied().take(n).collect();
+            inputs.push(base.join("; "));
+            for s in sticky {
+                for at in 0..=base.len() {
+                    let mut v = base.clone();
+                    v.insert(at, s);
+                    inputs.push(v.join("; "));
+                    // A second sticky cookie later on.
+                    for at2 in at + 1..=v.len() {
+                        let mut w = v.clone();
+                        w.insert(at2, "route=t~two");
+                        inputs.push(w.join("; "));
+                    }
+                }
+            }
+        }
+        // Untidy forms: the fast path must decline them.
+        let untidy = [
+            " route=s",
+            "route=s ",
+            "a=1;route=s",
+            "a=1;  route=s",
+            "a=1 ; route=s",
+            "a=1;\troute=s",
+            "a=1; ; route=s",
+            "a=1; route=s;",
+            ";a=1",
+            "",
+        ];
+        let mut taken = 0usize;
+        let confs: Vec<StickyConf> = scan_confs().into_iter().filter(strips).collect();
+        for conf in &confs {
+            let (indirect, name) = (conf.mode == Mode::Insert, conf.cookie.as_bytes());
+            for input in &inputs {
+                let general = scan_value_general(conf, input.as_bytes());
+                if let Some(fast) = scan_tidy(name, indirect, input.as_bytes()) {
+                    taken += 1;
+                    assert_eq!(fast, general, "{conf:?} {input:?}");
+                }
+                assert_eq!(scan_value(conf, input.as_bytes()), general, "{input:?}");
+            }
+            for input in untidy {
+                assert!(
+                    scan_tidy(name, indirect, input.as_bytes()).is_none(),
+                    "{input:?}"
+                );
+            }
+        }
+        // Only the empty header and those needing more than TIDY_RUNS runs
+        // fall back: at least 90% of the cases take the fast path.
+        let total = confs.len() * inputs.len();
+        assert!(
+            taken * 10 >= total * 9,
+            "fast path taken {taken} of {total}"
+        );
+    }
+
+    #[test]
+    fn decode_indexed_is_decode() {
+        let index = SidIndex::new([SID, "s", "", "abc", SID]);
+        let values: Vec<String> = vec![
+            SID.into(),
+            format!("{SID}|{NOW}|{NOW}"),
+            format!("{SID}|{NOW}|{}", NOW - 4000),
+            format!("{SID}~orig"),
+            "s~v".into(),
+            "~v".into(),
+            "".into(),
+            "abc".into(),
+            "zz".into(),
+            format!("zz|{NOW}|{NOW}"),
+            format!("|{NOW}|{NOW}"),
+            format!("a\u{e9}|{NOW}|{NOW}"),
+        ];
+        let mut raw: Vec<Vec<u8>> = values.iter().map(|v| v.clone().into_bytes()).collect();
+        raw.push(b"\xff|1571297169|1571297169".to_vec());
+        raw.push(b"s\xff~v".to_vec());
+        for conf in scan_confs() {
+            for value in &raw {
+                let (got, peer) = decode_indexed(&conf, value, &index, NOW);
+                let want = decode(&conf, value, NOW);
+                assert_eq!(got, want, "{value:?}");
+                let want_peer = match want {
+                    StickyCookie::Valid { sid, .. } => index.lookup(sid),
+                    _ => None,
+                };
+                // The peer is found whenever the cookie is valid and known
+                // (and possibly for a cookie rejected later, e.g. expired).
+                if want_peer.is_some() {
+                    assert_eq!(peer, want_peer, "{value:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -135,6 +135,25 @@ where
     U: Fn(usize) -> bool,
     C: FnOnce(Option<usize>) -> Option<usize>,
 {
+    decide_with(conf, cookie, |sid| index.lookup(sid), now, is_up, choose)
+}
+
+/// [`decide`] with the sid -> peer lookup given (`lookup` must answer what
+/// `SidIndex::lookup` answers; the request path passes the peer it already found
+/// while decoding).
+pub(crate) fn decide_with<L, U, C>(
+    conf: &StickyConf,
+    cookie: &StickyCookie<'_>,
+    lookup: L,
+    now: i64,
+    is_up: U,
+    choose: C,
+) -> Choice
+where
+    L: FnOnce(&str) -> Option<usize>,
+    U: Fn(usize) -> bool,
+    C: FnOnce(Option<usize>) -> Option<usize>,
+{
     match *cookie {
         StickyCookie::Absent => choose_new(Outcome::New, now, choose),
         StickyCookie::Invalid(why) => {
@@ -145,7 +164,7 @@ where
             };
             choose_new(outcome, now, choose)
         }
-        StickyCookie::Valid { sid, firstseen } => match index.lookup(sid) {
+        StickyCookie::Valid { sid, firstseen } => match lookup(sid) {
             None => fall_back(conf, Outcome::Unknown, None, now, choose),
             Some(idx) if is_up(idx) => Choice {
                 decision: Decision::Pinned(idx),

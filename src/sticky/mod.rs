@@ -21,6 +21,8 @@ pub use cookie::{Invalid, StickyCookie};
 pub use decide::{Choice, Decision, Outcome};
 pub use sid::SidIndex;
 
+use cookie::Stripped;
+use http::header::{Entry, COOKIE};
 use http::{HeaderMap, StatusCode};
 
 /// How the sticky cookie is owned and encoded (spec section 3).
@@ -111,9 +113,42 @@ impl Sticky {
         U: Fn(usize) -> bool,
         C: FnOnce(Option<usize>) -> Option<usize>,
     {
-        let found = cookie::read(&self.conf, headers, now);
-        let choice = decide::decide(&self.conf, &found, &self.index, now, is_up, choose);
-        cookie::strip(&self.conf, headers);
+        let conf = &self.conf;
+        let mut entry = match headers.entry(COOKIE) {
+            Entry::Vacant(_) => {
+                let absent = StickyCookie::Absent;
+                return decide::decide(conf, &absent, &self.index, now, is_up, choose);
+            }
+            // The usual request: one `Cookie` header, parsed once for both the
+            // sticky value and the forwarded form, with one header lookup.
+            Entry::Occupied(e) if e.iter().nth(1).is_none() => e,
+            // Several `Cookie` headers: search them all, then strip each.
+            Entry::Occupied(_) => {
+                let found = cookie::read(conf, headers, now);
+                let choice = decide::decide(conf, &found, &self.index, now, is_up, choose);
+                cookie::strip(conf, headers);
+                return choice;
+            }
+        };
+        let only = entry.get();
+        let sensitive = only.is_sensitive();
+        let (value, stripped) = cookie::scan_value(conf, only.as_bytes());
+        let (found, peer) = match value {
+            None => (StickyCookie::Absent, None),
+            Some(v) => cookie::decode_indexed(conf, v, &self.index, now),
+        };
+        let lookup = |sid: &str| peer.or_else(|| self.index.lookup(sid));
+        let choice = decide::decide_with(conf, &found, lookup, now, is_up, choose);
+        match stripped {
+            Stripped::Keep => {}
+            Stripped::Remove => {
+                entry.remove();
+            }
+            Stripped::Replace(mut v) => {
+                v.set_sensitive(sensitive);
+                entry.insert(v);
+            }
+        }
         choice
     }
 
@@ -137,5 +172,85 @@ impl Sticky {
             return;
         };
         set_cookie::apply(&self.conf, status, headers, sid, choice, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    const NOW: i64 = 1_571_297_169;
+
+    /// `on_request` (one pass over a single `Cookie` header) must do exactly what
+    /// its three steps do one after the other.
+    #[test]
+    fn on_request_is_read_decide_strip() {
+        let peers = ["10.0.23.20:80", "10.0.23.21:80", "10.0.23.22:80"];
+        let sid = sid::md5_sid(peers[0]);
+        let down = sid::md5_sid(peers[2]);
+        let headers: Vec<Vec<String>> = vec![
+            vec![],
+            vec!["a=1".into()],
+            vec![format!("a=1; route={sid}; b=2")],
+            vec![format!("route={sid}")],
+            vec![format!("route={sid}|{NOW}|{NOW}; x=1")],
+            vec![format!("route={sid}|{}|{NOW}", NOW - 100)],
+            vec![format!("route={down}|{NOW}|{NOW}")],
+            vec![format!("route={down}")],
+            vec![format!("route={sid}~app; x=1")],
+            vec!["route=zz~app".into()],
+            vec!["route=zz".into()],
+            vec!["route=".into()],
+            vec!["".into()],
+            vec![format!("route=\"{sid}\"")],
+            vec!["a=1".into(), format!("route={sid}")],
+            vec![format!("route={sid}"), "route=zz".into()],
+        ];
+        for mode in [Mode::Insert, Mode::Rewrite, Mode::Prefix] {
+            for (indirect, ts, fallback) in [
+                (false, false, true),
+                (true, false, true),
+                (true, true, false),
+                (false, true, true),
+            ] {
+                let conf = StickyConf {
+                    mode,
+                    indirect: indirect && mode == Mode::Insert,
+                    maxidle: ts.then_some(30),
+                    maxlife: ts.then_some(3600),
+                    fallback,
+                    ..StickyConf::default()
+                };
+                let index = SidIndex::from_peers(&conf, peers.iter().map(|p| (*p, None)));
+                let sticky = Sticky::new(conf.clone(), index.clone());
+                for values in &headers {
+                    let mut h = HeaderMap::new();
+                    h.insert("host", HeaderValue::from_static("example.com"));
+                    for v in values {
+                        let mut v = HeaderValue::from_str(v).expect("valid test header");
+                        v.set_sensitive(true);
+                        h.append(http::header::COOKIE, v);
+                    }
+                    let mut want_h = h.clone();
+                    let is_up = |i: usize| i != 2;
+                    let choose =
+                        |ex: Option<usize>| [1usize, 0].into_iter().find(|i| Some(*i) != ex);
+                    let found = cookie::read(&conf, &want_h, NOW);
+                    let want = decide::decide(&conf, &found, &index, NOW, is_up, choose);
+                    cookie::strip(&conf, &mut want_h);
+                    let got = sticky.on_request(&mut h, NOW, is_up, choose);
+                    assert_eq!(got, want, "{conf:?} {values:?}");
+                    assert_eq!(h, want_h, "{conf:?} {values:?}");
+                    let sens = |m: &HeaderMap| -> Vec<bool> {
+                        m.get_all(http::header::COOKIE)
+                            .iter()
+                            .map(|v| v.is_sensitive())
+                            .collect()
+                    };
+                    assert_eq!(sens(&h), sens(&want_h), "{conf:?} {values:?}");
+                }
+            }
+        }
     }
 }

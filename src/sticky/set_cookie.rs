@@ -27,19 +27,51 @@ struct Decimal {
     start: usize,
 }
 
+/// `00`, `01`, ..., `99`: two digits per division.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 impl Decimal {
     fn new(n: i64) -> Decimal {
         let mut buf = [0u8; 20];
         let mut start = buf.len();
         let mut v = n.unsigned_abs();
-        // u64::MAX has 20 digits, so the loop always ends with `v == 0`.
-        for slot in buf.iter_mut().rev() {
-            // `v % 10 < 10`, so the cast cannot truncate.
-            *slot = b'0' + (v % 10) as u8;
-            start -= 1;
-            v /= 10;
-            if v == 0 {
+        // Two digits at a time from the right; u64::MAX has 20 digits, so
+        // `start` never goes below 0 (`checked_sub` only to stay panic-free).
+        while v >= 100 {
+            // `v % 100 < 100`, so the cast cannot truncate.
+            let pair = (v % 100) as usize * 2;
+            v /= 100;
+            let Some(at) = start.checked_sub(2) else {
                 break;
+            };
+            if let (Some(slot), Some(digits)) =
+                (buf.get_mut(at..start), DIGIT_PAIRS.get(pair..pair + 2))
+            {
+                slot.copy_from_slice(digits);
+            }
+            start = at;
+        }
+        // `v < 100` here.
+        let v = v as usize;
+        if v >= 10 {
+            if let (Some(at), Some(digits)) =
+                (start.checked_sub(2), DIGIT_PAIRS.get(v * 2..v * 2 + 2))
+            {
+                if let Some(slot) = buf.get_mut(at..start) {
+                    slot.copy_from_slice(digits);
+                    start = at;
+                }
+            }
+        } else if let Some(at) = start.checked_sub(1) {
+            if let Some(slot) = buf.get_mut(at) {
+                // `v < 10`, so the cast cannot truncate.
+                *slot = b'0' + v as u8;
+                start = at;
             }
         }
         // |i64::MIN| has 19 digits: there is always room for the sign.
@@ -113,42 +145,43 @@ pub fn insert_value(conf: &StickyConf, sid: &str, now: i64, firstseen: i64) -> O
         )),
         None => None,
     };
-    let none: &[u8] = b"";
-    let parts: [&[u8]; 14] = [
-        conf.cookie.as_bytes(),
-        b"=",
-        sid.as_bytes(),
-        if stamps.is_some() { b"|" } else { none },
-        stamps.as_ref().map_or(none, |s| s.0.as_bytes()),
-        if stamps.is_some() { b"|" } else { none },
-        stamps.as_ref().map_or(none, |s| s.1.as_bytes()),
-        if conf.domain.is_some() {
-            b"; Domain="
-        } else {
-            none
-        },
-        conf.domain.as_deref().map_or(none, str::as_bytes),
-        b"; Path=",
-        conf.path.as_bytes(),
-        if expiry.is_some() {
-            b"; Max-Age="
-        } else {
-            none
-        },
-        expiry.as_ref().map_or(none, |e| e.0.as_bytes()),
-        if expiry.is_some() {
-            b"; Expires="
-        } else {
-            none
-        },
-    ];
-    let date = expiry.as_ref().map_or(none, |e| e.1.as_bytes());
-    let len = parts.iter().map(|p| p.len()).sum::<usize>() + date.len();
-    let mut out = Vec::with_capacity(len);
-    for part in parts {
-        out.extend_from_slice(part);
+    let name = conf.cookie.as_bytes();
+    let domain = conf.domain.as_deref().map(str::as_bytes);
+    let path = conf.path.as_bytes();
+    let mut len = name.len() + 1 + sid.len() + "; Path=".len() + path.len();
+    if let Some((now, first)) = &stamps {
+        len += 2 + now.as_bytes().len() + first.as_bytes().len();
     }
-    out.extend_from_slice(date);
+    if let Some(domain) = domain {
+        len += "; Domain=".len() + domain.len();
+    }
+    if let Some((maxage, date)) = &expiry {
+        len += "; Max-Age=".len() + maxage.as_bytes().len();
+        len += "; Expires=".len() + date.as_bytes().len();
+    }
+    // Literal pieces are copied inline; only the variable ones call memcpy.
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(name);
+    out.push(b'=');
+    out.extend_from_slice(sid.as_bytes());
+    if let Some((now, first)) = &stamps {
+        out.push(b'|');
+        out.extend_from_slice(now.as_bytes());
+        out.push(b'|');
+        out.extend_from_slice(first.as_bytes());
+    }
+    if let Some(domain) = domain {
+        out.extend_from_slice(b"; Domain=");
+        out.extend_from_slice(domain);
+    }
+    out.extend_from_slice(b"; Path=");
+    out.extend_from_slice(path);
+    if let Some((maxage, date)) = &expiry {
+        out.extend_from_slice(b"; Max-Age=");
+        out.extend_from_slice(maxage.as_bytes());
+        out.extend_from_slice(b"; Expires=");
+        out.extend_from_slice(date.as_bytes());
+    }
     HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
 }
 
@@ -206,23 +239,34 @@ fn is_named(v: &HeaderValue, name: &str) -> bool {
     value_range(v.as_bytes(), name).is_some()
 }
 
-/// Insert mode: put `ours` in place of the backend's first `NAME` Set-Cookie and
-/// drop any further ones of that name (indirect), or append it.
-fn place_insert(conf: &StickyConf, headers: &mut HeaderMap, ours: HeaderValue) {
-    if !conf.indirect {
-        headers.append(SET_COOKIE, ours);
+/// Insert mode with `option=indirect`: our cookie (built by `ours`, `None` =
+/// nothing to set) goes in place of the backend's first `NAME` Set-Cookie, and
+/// any further ones of that name are dropped; without a backend `NAME` cookie it
+/// is appended when `wanted` (a pin or a timestamp refresh). One header lookup
+/// unless the backend did set `NAME`.
+fn place_indirect(
+    conf: &StickyConf,
+    headers: &mut HeaderMap,
+    wanted: bool,
+    ours: impl FnOnce() -> Option<HeaderValue>,
+) {
+    let mut entry = match headers.entry(SET_COOKIE) {
+        Entry::Vacant(entry) => {
+            if let Some(v) = wanted.then(ours).flatten() {
+                entry.insert(v);
+            }
+            return;
+        }
+        Entry::Occupied(entry) => entry,
+    };
+    if !entry.iter().any(|v| is_named(v, &conf.cookie)) {
+        if let Some(v) = wanted.then(ours).flatten() {
+            entry.append(v);
+        }
         return;
     }
-    let same = headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter(|v| is_named(v, &conf.cookie))
-        .count();
-    if same == 0 {
-        headers.append(SET_COOKIE, ours);
-        return;
-    }
-    let Entry::Occupied(entry) = headers.entry(SET_COOKIE) else {
+    // The backend set `NAME`: ours replaces it, whatever the decision.
+    let Some(ours) = ours() else {
         return;
     };
     let (_, old) = entry.remove_entry_mult();
@@ -278,16 +322,12 @@ pub fn apply(
     }
     match conf.mode {
         Mode::Insert => {
-            let backend_set = conf.indirect
-                && headers
-                    .get_all(SET_COOKIE)
-                    .iter()
-                    .any(|v| is_named(v, &conf.cookie));
-            if !(choice.pins() || conf.timestamps() || backend_set) {
-                return;
-            }
-            if let Some(ours) = insert_value(conf, sid, now, choice.firstseen) {
-                place_insert(conf, headers, ours);
+            let wanted = choice.pins() || conf.timestamps();
+            let ours = || insert_value(conf, sid, now, choice.firstseen);
+            if conf.indirect {
+                place_indirect(conf, headers, wanted, ours);
+            } else if let Some(v) = wanted.then(ours).flatten() {
+                headers.append(SET_COOKIE, v);
             }
         }
         Mode::Rewrite | Mode::Prefix => edit_first(conf, headers, sid),
@@ -671,7 +711,7 @@ mod tests {
 
     #[test]
     fn decimal_formats_every_i64_like_display() {
-        for n in [
+        let mut cases = vec![
             0,
             7,
             -7,
@@ -680,7 +720,26 @@ mod tests {
             -1_571_297_179,
             i64::MAX,
             i64::MIN,
-        ] {
+            i64::MAX - 1,
+            i64::MIN + 1,
+        ];
+        // Every digit count, and both sides of each power of ten.
+        let mut p = 1i64;
+        for _ in 0..19 {
+            for n in [p - 1, p, p + 1, 2 * p - 1, 5 * p, 9 * p] {
+                cases.push(n);
+                cases.push(-n);
+            }
+            p = p.saturating_mul(10);
+        }
+        // A spread of values (a fixed LCG, no randomness in tests).
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            cases.push(x as i64);
+            cases.push((x >> 33) as i64);
+        }
+        for n in cases {
             assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes(), "{n}");
         }
     }

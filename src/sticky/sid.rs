@@ -55,7 +55,9 @@ impl Hasher for SidHasher {
     }
 }
 
-type SidMap = HashMap<Box<str>, usize, BuildHasherDefault<SidHasher>>;
+/// Keyed by the sid's bytes, so that a sid can be looked up straight from
+/// header bytes ([`SidIndex::lookup_bytes`]).
+type SidMap = HashMap<Box<[u8]>, usize, BuildHasherDefault<SidHasher>>;
 
 /// Two peers that ended up with the same sid. The first one wins lookups; the
 /// builder or engine should warn, because the second peer can never be pinned.
@@ -88,14 +90,14 @@ impl SidIndex {
         let mut map = SidMap::with_capacity_and_hasher(sids.len(), Default::default());
         let mut duplicates = Vec::new();
         for (i, sid) in sids.iter().enumerate() {
-            match map.get(sid) {
+            match map.get(sid.as_bytes()) {
                 Some(&kept) => duplicates.push(DuplicateSid {
                     sid: sid.clone(),
                     kept,
                     shadowed: i,
                 }),
                 None => {
-                    map.insert(sid.clone(), i);
+                    map.insert(sid.as_bytes().into(), i);
                 }
             }
         }
@@ -118,6 +120,12 @@ impl SidIndex {
     /// The peer index that owns `sid` (first peer wins on duplicates).
     #[inline]
     pub fn lookup(&self, sid: &str) -> Option<usize> {
+        self.lookup_bytes(sid.as_bytes())
+    }
+
+    /// [`SidIndex::lookup`] by the sid's bytes (e.g. straight from a header).
+    #[inline]
+    pub fn lookup_bytes(&self, sid: &[u8]) -> Option<usize> {
         self.map.get(sid).copied()
     }
 
@@ -188,6 +196,12 @@ mod tests {
         assert_eq!(idx.lookup("44fb3a27ed30ae5193ebd879ca2cf039"), Some(1));
         assert_eq!(idx.lookup("44fb3a27ed30ae5193ebd879ca2cf03"), None);
         assert_eq!(idx.lookup(""), None);
+        assert_eq!(
+            idx.lookup_bytes(b"fe12736d0ef927f9224a3336b65ee84b"),
+            Some(0)
+        );
+        assert_eq!(idx.lookup_bytes(b"fe12736d0ef927f9224a3336b65ee84b "), None);
+        assert_eq!(idx.lookup_bytes(b"\xff"), None);
         assert_eq!(idx.sid(1), Some("44fb3a27ed30ae5193ebd879ca2cf039"));
         assert_eq!(idx.sid(2), None);
         assert!(idx.duplicates().is_empty());

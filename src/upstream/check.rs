@@ -663,12 +663,6 @@ impl Watched {
         }
     }
 
-    /// When the thread must wake for this peer: its check's deadline, or the
-    /// next check.
-    fn wake_at(&self) -> Instant {
-        self.probe.as_ref().map_or(self.due, |p| p.deadline)
-    }
-
     /// Publishes a check's result, logs a change of state and schedules the next
     /// check one `interval` after this one was due (at once if that has passed).
     fn finish(&mut self, result: Result<(), CheckError>) {
@@ -771,40 +765,65 @@ impl Drop for Checker {
     }
 }
 
-/// The checker thread: one loop over every peer. Each pass starts the checks
-/// that are due (peers of a time slot share the instant, so they start
-/// together), fails those past their timeout, then waits in one poll(2) on
-/// every check in flight (and `stopped`) until a socket is ready or the next
-/// deadline, and moves on the checks whose socket is ready. Ends when
-/// `stopped` becomes readable.
+/// The checker thread. Each pass starts the checks that are due (peers of a
+/// time slot share the instant, so they start together; the peers are scanned
+/// only when the earliest due check has come), fails those past their timeout,
+/// then waits in one poll(2) on every check in flight (and `stopped`) until a
+/// socket is ready or the next deadline, and moves on the checks whose socket
+/// is ready. Apart from the scan for due checks, a pass costs in proportion to
+/// the checks in flight, not to the peers. Ends when `stopped` becomes
+/// readable.
 fn run(mut peers: Vec<Watched>, stopped: &UnixStream) {
     let mut scratch = vec![0u8; SCRATCH];
-    // The peers polled in this pass, in the order of their fds, and whether
-    // poll(2) reported their socket.
-    let mut polled: Vec<(usize, bool)> = Vec::with_capacity(peers.len());
+    // The peers with a check in flight, and whether poll(2) reported their
+    // socket in this pass.
+    let mut in_flight: Vec<(usize, bool)> = Vec::with_capacity(peers.len());
+    // The earliest next check of an idle peer (`None`: none is idle).
+    let mut next_start = Some(Instant::now());
+    let mut fds_buffer: Vec<PollFd<'static>> = Vec::with_capacity(peers.len() + 1);
     loop {
         let now = Instant::now();
-        for p in peers.iter_mut() {
-            if p.probe.is_none() {
-                if p.due <= now {
+        if next_start.is_some_and(|t| t <= now) {
+            next_start = None;
+            for (i, p) in peers.iter_mut().enumerate() {
+                if p.probe.is_none() && p.due <= now {
                     p.start(now, &mut scratch);
+                    if p.probe.is_some() {
+                        in_flight.push((i, false));
+                    }
                 }
-            } else {
-                p.expire(now);
+                if p.probe.is_none() {
+                    next_start = earliest(next_start, p.due);
+                }
             }
         }
-        let wake = peers.iter().map(Watched::wake_at).min();
-        polled.clear();
-        let mut fds = Vec::with_capacity(1 + peers.iter().filter(|p| p.probe.is_some()).count());
+        for &(i, _) in &in_flight {
+            if let Some(p) = peers.get_mut(i) {
+                p.expire(now);
+                if p.probe.is_none() {
+                    next_start = earliest(next_start, p.due);
+                }
+            }
+        }
+        in_flight.retain(|&(i, _)| peers.get(i).is_some_and(|p| p.probe.is_some()));
+        let mut wake = next_start;
+        let mut fds = recycle(fds_buffer);
         fds.push(PollFd::new(stopped, PollFlags::IN));
-        for (i, p) in peers.iter().enumerate() {
-            if let Some(probe) = &p.probe {
+        for &(i, _) in &in_flight {
+            if let Some(probe) = peers.get(i).and_then(|p| p.probe.as_ref()) {
                 fds.push(PollFd::new(&probe.sock, probe.interest()));
-                polled.push((i, false));
+                wake = earliest(wake, probe.deadline);
             }
         }
         let timeout = wake.map(|w| poll_timeout(w.saturating_duration_since(Instant::now())));
-        match poll(&mut fds, timeout.as_ref()) {
+        let polled = poll(&mut fds, timeout.as_ref());
+        let stop = fds.first().map_or(true, |fd| !fd.revents().is_empty());
+        for (slot, fd) in in_flight.iter_mut().zip(fds.iter().skip(1)) {
+            slot.1 = !fd.revents().is_empty();
+        }
+        fds_buffer = recycle(fds);
+        match polled {
+            Ok(_) if stop => return,
             Ok(_) => {}
             Err(Errno::INTR) => continue,
             Err(e) => {
@@ -813,19 +832,31 @@ fn run(mut peers: Vec<Watched>, stopped: &UnixStream) {
                 continue;
             }
         }
-        if fds.first().map_or(true, |fd| !fd.revents().is_empty()) {
-            return;
-        }
-        for (slot, fd) in polled.iter_mut().zip(fds.iter().skip(1)) {
-            slot.1 = !fd.revents().is_empty();
-        }
-        drop(fds);
-        for &(i, ready) in &polled {
+        for &(i, ready) in &in_flight {
             if let (true, Some(p)) = (ready, peers.get_mut(i)) {
                 p.resume(&mut scratch);
+                if p.probe.is_none() {
+                    next_start = earliest(next_start, p.due);
+                }
             }
         }
+        in_flight.retain(|&(i, _)| peers.get(i).is_some_and(|p| p.probe.is_some()));
     }
+}
+
+/// The earlier of `a` (if any) and `b`.
+fn earliest(a: Option<Instant>, b: Instant) -> Option<Instant> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+/// `fds` emptied, with its allocation kept for borrows of another lifetime
+/// (the in-place collect of an empty vector reuses its buffer), so that
+/// building the poll set allocates nothing from pass to pass. (`filter` would
+/// keep the lifetime; `filter_map` is what lets it change.)
+#[allow(clippy::unnecessary_filter_map)]
+fn recycle<'a, 'b>(mut fds: Vec<PollFd<'a>>) -> Vec<PollFd<'b>> {
+    fds.clear();
+    fds.into_iter().filter_map(|_| None).collect()
 }
 
 #[cfg(test)]
@@ -1141,6 +1172,35 @@ mod tests {
             .is_none());
     }
 
+    #[test]
+    fn checker_times_out_a_silent_http_peer() {
+        // Connections to it open (the kernel's backlog) but nothing answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let src = format!(
+            "http {{ upstream u {{ server {};
+                check interval=30 rise=1 fall=2 timeout=60 default_down=false type=http; }} }}",
+            silent.local_addr().unwrap()
+        );
+        let config = crate::config::load_str(&src, std::path::Path::new("/t.conf"))
+            .unwrap()
+            .0;
+        let table = HealthTable::new(&config);
+        let stats = table.upstream(0).unwrap();
+        assert!(stats.check_up(0), "default_down=false");
+        let started = Instant::now();
+        let checker = Checker::start(&config, &table).unwrap().expect("a checker");
+        while stats.check_up(0) && started.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let took = started.elapsed();
+        checker.stop();
+        assert!(!stats.check_up(0), "down after two timed-out checks");
+        // Two checks of 60 ms, the second at most one interval after the first.
+        assert!(took >= Duration::from_millis(120), "{took:?}");
+        let (rise, fall) = stats.peer(0).unwrap().counters();
+        assert!(rise == 0 && fall >= 2, "{rise} {fall}");
+    }
+
     /// (user, system) clock ticks of the thread named `name`.
     fn thread_ticks(name: &str) -> Option<(u64, u64)> {
         for entry in std::fs::read_dir("/proc/self/task").ok()? {
@@ -1170,7 +1230,8 @@ mod tests {
     }
 
     /// Cost of the checker: 1,000 peers (spread over 20 listeners served by
-    /// another thread) checked every second, `type=tcp` then `type=http`.
+    /// another thread) checked every second, `type=tcp`, `type=http`, then
+    /// `type=http` with `check_keepalive_requests`.
     /// Run with `cargo test --release --lib check_cost -- --ignored --nocapture`.
     #[test]
     #[ignore]
@@ -1185,12 +1246,27 @@ mod tests {
                 server_rt.block_on(async { backend(Some(b"HTTP/1.1 200 OK\r\n\r\n")).await.0 })
             })
             .collect();
-        for kind in ["tcp", "http"] {
+        let kept_addrs: Vec<SocketAddr> = (0..20)
+            .map(|_| {
+                server_rt.block_on(async {
+                    keepalive_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false)
+                        .await
+                        .0
+                })
+            })
+            .collect();
+        let keep_alive = "check_http_send \"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n\";
+            check_keepalive_requests 1000;";
+        for (name, kind, addrs, extra) in [
+            ("tcp", "tcp", &addrs, ""),
+            ("http", "http", &addrs, ""),
+            ("http keep-alive", "http", &kept_addrs, keep_alive),
+        ] {
             let servers: String = (0..1000)
                 .map(|i| format!("server {};\n", addrs[i % addrs.len()]))
                 .collect();
             let src = format!(
-                "http {{ upstream big {{ {servers} check interval=1000 rise=2 fall=5 timeout=1000 type={kind}; }} }}"
+                "http {{ upstream big {{ {servers} check interval=1000 rise=2 fall=5 timeout=1000 type={kind}; {extra} }} }}"
             );
             let config = crate::config::load_str(&src, std::path::Path::new("/t.conf"))
                 .unwrap()
@@ -1210,7 +1286,7 @@ mod tests {
                 .filter(|i| table.upstream(0).unwrap().check_up(*i))
                 .count();
             println!(
-                "type={kind}: 1000 peers at 1 s: {:.2}% of one core ({up} up; \
+                "{name}: 1000 peers at 1 s: {:.2}% of one core ({up} up; \
                  user {user} ticks, system {sys} ticks)",
                 cpu as f64 * 100.0 / wall
             );

@@ -17,6 +17,10 @@
 #   hap  http     option httpchk HEAD /, http-check expect status 200
 #   base *        the same as ours with the binary in $BASELINE (if set), e.g. a
 #                 build of an older commit
+#   floor tcp     a python loop making the same 1,000 connects + resets per
+#                 second (20 batches of 50, as the checks' time slots), bare:
+#                 its system time is the kernel's share of a tcp check on this
+#                 machine (its user time is the interpreter's, not comparable)
 #
 # Usage: bench/check_cost.sh [ROUNDS] [SECONDS] [WARMUP_SECONDS]
 #   defaults: 3 rounds, 10 s samples, 4 s warm-up.
@@ -128,6 +132,7 @@ ours_conf() { # KIND -> file
     esac
     cat > "$file" <<EOF
 worker_processes 1;
+worker_rlimit_nofile 8192;
 error_log stderr error;
 events { worker_connections 1024; }
 http {
@@ -197,12 +202,29 @@ run_case() { # PROXY KIND
               pid=$! ;;
         base) taskset -c 0 "$BASELINE" -c "$(ours_conf "$kind")" 2>"$WORK/base.log" &
               pid=$! ;;
+        floor) python3 - "${BACKEND_PORTS[@]}" <<'PY' &
+import socket, struct, sys, time
+ports = [int(p) for p in sys.argv[1:]]
+linger = struct.pack("ii", 1, 0)
+t, i = time.monotonic(), 0
+while True:
+    for _ in range(50):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        s.connect(("127.0.0.1", ports[i % len(ports)]))
+        s.close()
+        i += 1
+    t += 0.05
+    time.sleep(max(0.0, t - time.monotonic()))
+PY
+              pid=$!
+              taskset -p -c 0 "$pid" >/dev/null ;;
         hap)  haproxy -c -q -f "$(hap_conf "$kind")"
               taskset -c 0 haproxy -db -f "$WORK/hap-$kind.cfg" 2>"$WORK/hap.log" &
               pid=$! ;;
     esac
     PIDS+=($pid)
-    wait_port "$STATUS_PORT"
+    [ "$proxy" = floor ] || wait_port "$STATUS_PORT"
     sleep "$WARMUP"
     local u0 s0 u1 s1 t0 t1
     read -r u0 s0 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
@@ -210,8 +232,8 @@ run_case() { # PROXY KIND
     sleep "$SECONDS_SAMPLE"
     read -r u1 s1 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
     t1=$(date +%s.%N)
-    local up
-    up=$(peers_up "$proxy")
+    local up=0
+    [ "$proxy" = floor ] || up=$(peers_up "$proxy")
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     local line
@@ -223,7 +245,7 @@ run_case() { # PROXY KIND
     echo "$line" >> "$RESULTS"
 }
 
-CASES=("ours tcp" "hap tcp" "ours http" "hap http" "ours http-ka")
+CASES=("ours tcp" "hap tcp" "ours http" "hap http" "ours http-ka" "floor tcp")
 if [ -n "${BASELINE:-}" ]; then
     CASES+=("base tcp" "base http")
 fi

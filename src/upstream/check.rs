@@ -284,6 +284,10 @@ const HEAD_LIMIT: usize = 4096;
 /// it and dropped).
 const SCRATCH: usize = 4096;
 
+/// How long the checker lets replies gather after a wake-up that still leaves
+/// checks waiting (a check's result is at most this much later).
+const COALESCE: Duration = Duration::from_millis(1);
+
 /// A check connection kept open for the next check (`check_keepalive_requests`).
 pub struct Kept {
     sock: Socket,
@@ -832,8 +836,10 @@ fn run(mut peers: Vec<Watched>, stopped: &UnixStream) {
                 continue;
             }
         }
+        let mut resumed = false;
         for &(i, ready) in &in_flight {
             if let (true, Some(p)) = (ready, peers.get_mut(i)) {
+                resumed = true;
                 p.resume(&mut scratch);
                 if p.probe.is_none() {
                     next_start = earliest(next_start, p.due);
@@ -841,6 +847,11 @@ fn run(mut peers: Vec<Watched>, stopped: &UnixStream) {
             }
         }
         in_flight.retain(|&(i, _)| peers.get(i).is_some_and(|p| p.probe.is_some()));
+        // The replies of a slot's checks arrive one after another: let them
+        // gather for a moment rather than wake up for each one.
+        if resumed && !in_flight.is_empty() {
+            std::thread::sleep(COALESCE);
+        }
     }
 }
 

@@ -557,6 +557,36 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         4,
     ),
     (
+        "check_keepalive_requests of zero",
+        "http {\n  upstream u {\n    server 127.0.0.1:9000;\n    check type=http;\n    check_keepalive_requests 0;\n  }\n}\n",
+        "invalid value \"0\" in \"check_keepalive_requests\" directive",
+        5,
+    ),
+    (
+        "check_keepalive_requests not a number",
+        "http {\n  upstream u {\n    server 127.0.0.1:9000;\n    check type=http;\n    check_keepalive_requests many;\n  }\n}\n",
+        "invalid value \"many\" in \"check_keepalive_requests\" directive",
+        5,
+    ),
+    (
+        "check_keepalive_requests repeated",
+        "http {\n  upstream u {\n    server 127.0.0.1:9000;\n    check type=http;\n    check_keepalive_requests 10;\n    check_keepalive_requests 20;\n  }\n}\n",
+        "\"check_keepalive_requests\" directive is duplicate",
+        6,
+    ),
+    (
+        "check_keepalive_requests with two arguments",
+        "http {\n  upstream u {\n    server 127.0.0.1:9000;\n    check_keepalive_requests 1 2;\n  }\n}\n",
+        "invalid number of arguments in \"check_keepalive_requests\" directive",
+        4,
+    ),
+    (
+        "check_keepalive_requests outside upstream",
+        "http {\n  check_keepalive_requests 10;\n}\n",
+        "\"check_keepalive_requests\" directive is not allowed here",
+        2,
+    ),
+    (
         "check outside upstream",
         "http {\n  server {\n    check interval=1000;\n  }\n}\n",
         "\"check\" directive is not allowed here",

@@ -10,6 +10,8 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -83,10 +85,14 @@ async fn wait_state(addr: SocketAddr, peer: &str, state: &str, limit: Duration) 
     }
 }
 
-/// A backend that answers `check_path` with `check_status` and everything else
-/// with 200 `backend NAME` (like the common echo backend's first line).
+/// A backend that answers `check_path` with its check status (`check_status`
+/// at first, see [`CheckBackend::set_check_status`]) and everything else with
+/// 200 `backend NAME` (like the common echo backend's first line), over HTTP/1.1
+/// keep-alive connections, which it counts.
 struct CheckBackend {
     addr: SocketAddr,
+    status: Arc<AtomicU16>,
+    connections: Arc<AtomicUsize>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -97,6 +103,10 @@ impl CheckBackend {
         let addr = listener.local_addr().expect("addr");
         listener.set_nonblocking(true).expect("nonblocking");
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let status = Arc::new(AtomicU16::new(check_status));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (check_status, accepted) = (Arc::clone(&status), Arc::clone(&connections));
+        // Stopping drops the runtime, and with it every open connection.
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -107,16 +117,20 @@ impl CheckBackend {
                 loop {
                     tokio::select! {
                         _ = &mut rx => break,
-                        accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
+                        accepted_conn = listener.accept() => {
+                            let Ok((stream, _)) = accepted_conn else { continue };
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                            let check_status = Arc::clone(&check_status);
                             tokio::spawn(async move {
-                                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| async move {
-                                    let status = if req.uri().path() == check_path { check_status } else { 200 };
-                                    let mut resp = hyper::Response::new(http_body_util::Full::new(
-                                        bytes::Bytes::from(format!("backend {name}\n")),
-                                    ));
-                                    *resp.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
-                                    Ok::<_, std::convert::Infallible>(resp)
+                                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                                    let status = if req.uri().path() == check_path { check_status.load(Ordering::SeqCst) } else { 200 };
+                                    async move {
+                                        let mut resp = hyper::Response::new(http_body_util::Full::new(
+                                            bytes::Bytes::from(format!("backend {name}\n")),
+                                        ));
+                                        *resp.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+                                        Ok::<_, std::convert::Infallible>(resp)
+                                    }
                                 });
                                 let _ = hyper::server::conn::http1::Builder::new()
                                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
@@ -129,6 +143,8 @@ impl CheckBackend {
         });
         CheckBackend {
             addr,
+            status,
+            connections,
             stop: Some(tx),
             thread: Some(thread),
         }
@@ -136,6 +152,15 @@ impl CheckBackend {
 
     fn peer(&self) -> String {
         self.addr.to_string()
+    }
+
+    fn set_check_status(&self, status: u16) {
+        self.status.store(status, Ordering::SeqCst);
+    }
+
+    /// Connections accepted so far.
+    fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     fn sid(&self) -> String {
@@ -320,6 +345,50 @@ async fn a_peer_answering_500_to_the_check_is_down_and_its_pinned_clients_move()
     let rows = status_rows(on.addr).await;
     let b_row = rows.iter().find(|r| r.name == b.peer()).expect("b row");
     assert!(b_row.fall >= 1 && b_row.rise == 0, "{b_row:?}");
+}
+
+#[tokio::test]
+async fn keepalive_checks_share_one_connection_and_still_see_500_and_death() {
+    let a = CheckBackend::start("a", "/health", 200);
+    let checks = "check interval=50 rise=1 fall=2 timeout=500 type=http;
+    check_http_send \"GET /health HTTP/1.1\\r\\nHost: app\\r\\n\\r\\n\";
+    check_http_expect_alive http_2xx;
+    check_keepalive_requests 1000;";
+    let p = start_proxy(&conf(checks, &[a.peer()]));
+    wait_state(p.addr, &a.peer(), "up", Duration::from_millis(50) + SLACK).await;
+    // Twenty good checks in a row, all on the first connection.
+    let start = Instant::now();
+    while status_rows(p.addr).await[0].rise < 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1) + SLACK * 4,
+            "checks too slow"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.connections(), 1, "one connection for every check");
+    // A 500 is a failed check (fall=2), on the same connection still.
+    a.set_check_status(500);
+    let took = wait_state(
+        p.addr,
+        &a.peer(),
+        "down",
+        Duration::from_millis(150) + SLACK,
+    )
+    .await;
+    assert!(took <= Duration::from_millis(150) + SLACK, "{took:?}");
+    assert!(status_rows(p.addr).await[0].fall >= 2);
+    a.set_check_status(200);
+    wait_state(p.addr, &a.peer(), "up", Duration::from_millis(50) + SLACK).await;
+    assert_eq!(
+        a.connections(),
+        1,
+        "well-formed 500 replies keep the connection"
+    );
+    // The backend dies: its kept connection closes, the reconnect is refused.
+    let peer = a.peer();
+    drop(a);
+    let took = wait_state(p.addr, &peer, "down", Duration::from_millis(150) + SLACK).await;
+    assert!(took <= Duration::from_millis(150) + SLACK, "{took:?}");
 }
 
 #[tokio::test]

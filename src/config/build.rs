@@ -876,6 +876,7 @@ impl Builder {
         let mut check: Option<CheckConf> = None;
         let mut http_send: Option<(Vec<u8>, &Directive)> = None;
         let mut expect_alive: Option<(StatusClasses, &Directive)> = None;
+        let mut check_keepalive: Option<(u32, &Directive)> = None;
         for x in body {
             match x.name.as_str() {
                 "server" => {
@@ -900,8 +901,19 @@ impl Builder {
                 }
                 "check_keepalive_requests" => {
                     simple(x, 1, 1)?;
-                    number::<u64>(x, arg(x, 0))?;
-                    self.ignored(x, "every check uses a new connection");
+                    let n = match number::<u32>(x, arg(x, 0)) {
+                        Ok(n) if n > 0 => n,
+                        _ => {
+                            return Err(err(
+                                format!(
+                                "invalid value \"{}\" in \"check_keepalive_requests\" directive",
+                                arg(x, 0)
+                            ),
+                                x,
+                            ))
+                        }
+                    };
+                    set_once(&mut check_keepalive, (n, x), x)?;
                 }
                 "session_sticky" => {
                     let conf = sticky_directive(x, &mut self.warnings)?;
@@ -954,11 +966,28 @@ impl Builder {
                     }
                     check.expect_alive = classes;
                 }
+                if let Some((n, x)) = check_keepalive {
+                    if check.kind != CheckType::Http {
+                        self.ignored(x, "the check is not \"type=http\"");
+                    } else {
+                        if n > 1 && !asks_keep_alive(&check.http_send) {
+                            self.warn(
+                                x,
+                                "\"check_keepalive_requests\" needs a \"check_http_send\" request that keeps the connection open (HTTP/1.1, or \"Connection: keep-alive\"): the backend may close it after every check",
+                            );
+                        }
+                        check.keepalive_requests = n;
+                    }
+                }
             }
             None => {
-                for x in [http_send.map(|h| h.1), expect_alive.map(|e| e.1)]
-                    .into_iter()
-                    .flatten()
+                for x in [
+                    http_send.map(|h| h.1),
+                    expect_alive.map(|e| e.1),
+                    check_keepalive.map(|k| k.1),
+                ]
+                .into_iter()
+                .flatten()
                 {
                     self.ignored(x, "there is no \"check\" in this upstream");
                 }
@@ -1628,6 +1657,18 @@ fn check_millis(value: &str) -> Option<Duration> {
         units::parse_time(value).ok()?
     };
     (!t.is_zero()).then_some(t)
+}
+
+/// True when the raw check request `send` leaves the connection open: an
+/// HTTP/1.1 request line, or `Connection: keep-alive`, and no
+/// `Connection: close`.
+fn asks_keep_alive(send: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(send).to_ascii_lowercase();
+    let request_line = text.lines().next().unwrap_or_default();
+    let headers = || text.lines().skip(1).map(|l| l.replace(' ', ""));
+    !headers().any(|h| h.starts_with("connection:") && h.contains("close"))
+        && (request_line.trim_end().ends_with("http/1.1")
+            || headers().any(|h| h.starts_with("connection:") && h.contains("keep-alive")))
 }
 
 /// `check_http_expect_alive http_2xx ...`.
@@ -2354,10 +2395,76 @@ mod tests {
         assert_eq!(check.http_send, b"HEAD /health HTTP/1.0\r\n\r\n");
         assert!(check.expect_alive.contains(204) && check.expect_alive.contains(404));
         assert!(!check.expect_alive.contains(302) && !check.expect_alive.contains(500));
+        assert_eq!(check.keepalive_requests, 100);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0]
-            .message
-            .starts_with("\"check_keepalive_requests\" directive is ignored"));
+        assert!(
+            warnings[0].message.starts_with(
+                "\"check_keepalive_requests\" needs a \"check_http_send\" request that keeps"
+            ),
+            "an HTTP/1.0 request closes the connection: {warnings:?}"
+        );
+    }
+
+    #[test]
+    fn check_keepalive_requests_sets_connection_reuse() {
+        let base = "http { upstream u { server 127.0.0.1:9000; check type=http;";
+        let keep = "check_http_send \"HEAD / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n\";";
+        let (c, warnings) = ok(&format!("{base} {keep} check_keepalive_requests 50; }} }}"));
+        let check = c.http.upstreams[0].check.clone().expect("check");
+        assert_eq!(check.keepalive_requests, 50);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // Default: one check per connection.
+        let (c, _) = ok(&format!("{base} }} }}"));
+        assert_eq!(
+            c.http.upstreams[0]
+                .check
+                .as_ref()
+                .map(|k| k.keepalive_requests),
+            Some(1)
+        );
+        // 1 needs no keep-alive request.
+        let (_, warnings) = ok(&format!("{base} check_keepalive_requests 1; }} }}"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // Without a type=http check, or without a check, it is ignored.
+        let (c, warnings) =
+            ok("http { upstream u { server 127.0.0.1:9000; check; check_keepalive_requests 5; } }");
+        assert_eq!(
+            c.http.upstreams[0]
+                .check
+                .as_ref()
+                .map(|k| k.keepalive_requests),
+            Some(1)
+        );
+        assert_eq!(
+            warnings[0].message,
+            "\"check_keepalive_requests\" directive is ignored: the check is not \"type=http\""
+        );
+        let (_, warnings) =
+            ok("http { upstream u { server 127.0.0.1:9000; check_keepalive_requests 5; } }");
+        assert_eq!(
+            warnings[0].message,
+            "\"check_keepalive_requests\" directive is ignored: there is no \"check\" in this upstream"
+        );
+    }
+
+    #[test]
+    fn keep_alive_check_requests_are_recognised() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", true),
+            (b"GET /h HTTP/1.1\r\n\r\n", true),
+            (b"HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
+            (b"HEAD / HTTP/1.0\r\n\r\n", false),
+            (b"HEAD / HTTP/1.1\r\nConnection: close\r\n\r\n", false),
+            (b"HEAD / HTTP/1.1\r\nconnection : Close\r\n\r\n", false),
+        ];
+        for (send, keeps) in cases {
+            assert_eq!(
+                asks_keep_alive(send),
+                *keeps,
+                "{}",
+                String::from_utf8_lossy(send)
+            );
+        }
     }
 
     #[test]

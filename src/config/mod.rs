@@ -194,6 +194,9 @@ pub struct CheckConf {
     pub http_send: Vec<u8>,
     /// `check_http_expect_alive`, default `http_2xx http_3xx`.
     pub expect_alive: StatusClasses,
+    /// `check_keepalive_requests`: checks one connection serves (`type=http`),
+    /// default 1 (a new connection per check).
+    pub keepalive_requests: u32,
 }
 
 impl Default for CheckConf {
@@ -208,6 +211,7 @@ impl Default for CheckConf {
             port: None,
             http_send: b"GET / HTTP/1.0\r\n\r\n".to_vec(),
             expect_alive: StatusClasses::DEFAULT,
+            keepalive_requests: 1,
         }
     }
 }

@@ -821,7 +821,7 @@ fn run(mut peers: Vec<Watched>, stopped: &UnixStream) {
         }
         let timeout = wake.map(|w| poll_timeout(w.saturating_duration_since(Instant::now())));
         let polled = poll(&mut fds, timeout.as_ref());
-        let stop = fds.first().map_or(true, |fd| !fd.revents().is_empty());
+        let stop = fds.first().is_none_or(|fd| !fd.revents().is_empty());
         for (slot, fd) in in_flight.iter_mut().zip(fds.iter().skip(1)) {
             slot.1 = !fd.revents().is_empty();
         }

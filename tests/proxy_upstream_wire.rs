@@ -26,6 +26,8 @@ struct Script {
     /// Answer as soon as the request head is in, then read the body (as a
     /// backend refusing an upload would).
     answer_before_body: bool,
+    /// Read the request head, then neither read nor answer (a stuck backend).
+    stall: bool,
 }
 
 /// A backend on 127.0.0.1:0 that reads each request (head, then a
@@ -96,6 +98,10 @@ async fn serve(mut stream: TcpStream, script: Script, seen: Arc<Mutex<Vec<Vec<u8
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         let chunked = head.contains("transfer-encoding: chunked");
+        if script.stall {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            return;
+        }
         if script.answer_before_body && stream.write_all(&script.response).await.is_err() {
             return;
         }
@@ -130,6 +136,7 @@ fn answering(response: &str) -> Script {
         response: response.as_bytes().to_vec(),
         close: false,
         answer_before_body: false,
+        stall: false,
     }
 }
 
@@ -455,4 +462,50 @@ async fn request_head_goes_out_once_with_hop_by_hop_headers_removed() {
     for gone in ["x-hop", "keep-alive", "te:", "connection"] {
         assert!(!lower.contains(gone), "{gone} forwarded: {seen}");
     }
+}
+
+#[tokio::test]
+async fn a_backend_that_stops_taking_the_body_times_out_with_proxy_send_timeout() {
+    let b = Scripted::start(Script {
+        stall: true,
+        ..answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    })
+    .await;
+    let p = start_proxy(&format!(
+        "events {{}}\nhttp {{\n  upstream app {{ server {}; }}\n  server {{\n    \
+         listen 127.0.0.1:0;\n    client_max_body_size 0;\n    proxy_send_timeout 1s;\n    \
+         proxy_read_timeout 20s;\n    location / {{ proxy_pass http://app; }}\n  }}\n}}\n",
+        b.peer()
+    ));
+    // More than the loopback socket buffers can hold, so the proxy's writes block.
+    let body = vec![b'u'; 48 * 1024 * 1024];
+    let mut req = format!(
+        "POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    let started = std::time::Instant::now();
+    let mut stream = TcpStream::connect(p.addr).await.expect("connect");
+    let (mut rd, mut wr) = stream.split();
+    let write = async {
+        // The proxy stops reading once its upload is stuck; that is fine.
+        let _ = wr.write_all(&req).await;
+    };
+    let read = async {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(15), rd.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let (_, reply) = tokio::join!(
+        async { tokio::time::timeout(Duration::from_secs(15), write).await },
+        read
+    );
+    assert!(
+        reply.starts_with("HTTP/1.1 504"),
+        "{}",
+        &reply[..reply.len().min(200)]
+    );
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(12), "took {took:?}");
 }

@@ -37,9 +37,11 @@
 //! connection has gone or at the deadline.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -54,7 +56,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::config::{Config, ConnectionConf, WorkerProcesses};
 use crate::log::{AccessLogs, ErrorLog};
 use crate::process::{Control, ControlSignals, PidFile};
-use crate::proxy::forward::{ConnInfo, Worker};
+use crate::proxy::forward::{ConnInfo, Signal, Worker};
 use crate::upstream::check::Checker;
 use crate::upstream::stats::HealthTable;
 
@@ -563,8 +565,9 @@ struct WorkerThread {
     cap: usize,
     /// The accept loop of each listen address.
     accepting: RefCell<Vec<(SocketAddr, tokio::task::JoinHandle<()>)>>,
-    /// Set to make every connection finish its request and close.
-    draining: watch::Sender<bool>,
+    /// Set to make every connection finish its request and close (new ones
+    /// too, should one be accepted meanwhile).
+    draining: Cell<bool>,
 }
 
 impl WorkerThread {
@@ -631,7 +634,16 @@ impl WorkerThread {
         for (_, task) in self.accepting.borrow_mut().drain(..) {
             task.abort();
         }
-        let _ = self.draining.send(true);
+        self.draining.set(true);
+        for conn in self
+            .slots
+            .open
+            .borrow()
+            .iter()
+            .filter_map(std::rc::Weak::upgrade)
+        {
+            conn.drain();
+        }
         let deadline = tokio::time::Instant::from_std(deadline);
         while self.slots.free.get() < self.cap {
             let freed = self.slots.freed.notified();
@@ -684,7 +696,7 @@ fn worker_main(start: WorkerStart) {
             slots: Rc::clone(&slots),
             cap,
             accepting: RefCell::new(Vec::new()),
-            draining: watch::channel(false).0,
+            draining: Cell::new(false),
         });
         for (group, listener) in listeners {
             thread.listen(group.configured, listener);
@@ -749,7 +761,7 @@ impl Slots {
         open.retain(|w| match w.upgrade() {
             Some(conn) => {
                 if conn.sweep(now) {
-                    conn.evict.notify_one();
+                    conn.evict();
                 }
                 true
             }
@@ -769,7 +781,7 @@ impl Slots {
             .min_by_key(|(t, _)| *t);
         match oldest {
             Some((_, conn)) => {
-                conn.evict.notify_one();
+                conn.evict();
                 true
             }
             None => false,
@@ -833,6 +845,7 @@ async fn accept_loop(listener: TcpListener, configured: SocketAddr, thread: Rc<W
         ));
         slots.register(&info, thread.cap);
         let evict_info = Rc::clone(&info);
+        let info_signal = Rc::clone(&info);
         let per_request = Rc::clone(&thread);
         let service = service_fn(move |req: Request<Incoming>| {
             // The configuration current when the request arrives.
@@ -842,33 +855,32 @@ async fn accept_loop(listener: TcpListener, configured: SocketAddr, thread: Rc<W
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
-        let mut draining = thread.draining.subscribe();
+        if thread.draining.get() {
+            info_signal.drain();
+        }
         tokio::task::spawn_local(async move {
             let mut conn = std::pin::pin!(conn);
             // A graceful stop lets the request in progress finish, then closes.
-            let mut closing = *draining.borrow_and_update();
-            if closing {
-                conn.as_mut().graceful_shutdown();
-            }
-            loop {
-                tokio::select! {
-                    ended = conn.as_mut() => {
-                        if let Err(e) = ended {
-                            tracing::debug!("client connection from {remote} ended: {e}");
-                        }
-                        break;
-                    }
-                    _ = evict_info.evict.notified() => {
-                        tracing::info!("closing idle connection from {remote}");
-                        break;
-                    }
-                    changed = draining.changed(), if !closing => {
+            let mut closing = false;
+            let ended = std::future::poll_fn(|cx| loop {
+                if let Poll::Ready(ended) = conn.as_mut().poll(cx) {
+                    return Poll::Ready(Some(ended));
+                }
+                match evict_info.poll_signal(cx) {
+                    Signal::None => return Poll::Pending,
+                    Signal::Evict => return Poll::Ready(None),
+                    Signal::Drain if closing => return Poll::Pending,
+                    Signal::Drain => {
                         closing = true;
-                        if changed.is_ok() && *draining.borrow_and_update() {
-                            conn.as_mut().graceful_shutdown();
-                        }
+                        conn.as_mut().graceful_shutdown();
                     }
                 }
+            })
+            .await;
+            match ended {
+                Some(Err(e)) => tracing::debug!("client connection from {remote} ended: {e}"),
+                Some(Ok(())) => {}
+                None => tracing::info!("closing idle connection from {remote}"),
             }
             drop(guard);
         });

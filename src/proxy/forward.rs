@@ -76,8 +76,11 @@ pub struct ConnInfo {
     /// cap the accept loop evicts the connection that has waited longest, so
     /// idle keep-alive and slow-header (slowloris) clients cannot lock others out.
     pub waiting_since: Cell<Option<Instant>>,
-    /// Notified to close the connection (eviction, idle timeouts).
-    pub evict: tokio::sync::Notify,
+    /// What the worker asks of the connection's task ([`Signal`]), and the
+    /// task's waker: a flag and a stored waker, so the task's every poll costs
+    /// a load and a waker comparison instead of polling two channels.
+    signal: Cell<Signal>,
+    signal_waker: Cell<Option<std::task::Waker>>,
     /// `client_header_timeout`: a new connection must send a request within it.
     pub header_timeout: Duration,
     /// `keepalive_timeout`: an idle connection is closed after it.
@@ -116,7 +119,8 @@ impl ConnInfo {
             large_header_buffer,
             serial,
             waiting_since: Cell::new(Some(Instant::now())),
-            evict: tokio::sync::Notify::new(),
+            signal: Cell::new(Signal::None),
+            signal_waker: Cell::new(None),
             header_timeout,
             idle_timeout,
             send_timeout,
@@ -160,6 +164,37 @@ impl ConnInfo {
         !limit.is_zero() && now.saturating_duration_since(since) > limit
     }
 
+    /// Tells the connection's task to close the connection now (eviction at the
+    /// `worker_connections` cap, idle and send timeouts).
+    pub fn evict(&self) {
+        self.raise(Signal::Evict);
+    }
+
+    /// Tells the connection's task to finish the request in progress and close
+    /// (graceful stop).
+    pub fn drain(&self) {
+        if self.signal.get() == Signal::None {
+            self.raise(Signal::Drain);
+        }
+    }
+
+    fn raise(&self, signal: Signal) {
+        self.signal.set(signal);
+        if let Some(waker) = self.signal_waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// The latest signal, keeping `cx`'s waker to be woken by the next one.
+    pub fn poll_signal(&self, cx: &Context<'_>) -> Signal {
+        let kept = match self.signal_waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        self.signal_waker.set(Some(kept));
+        self.signal.get()
+    }
+
     fn arm(&self, deadline: Option<Instant>) {
         self.upstream_timed_out.set(false);
         self.upstream_deadline.set(deadline);
@@ -181,6 +216,16 @@ impl ConnInfo {
         };
         self.upstream_waker.set(Some(kept));
     }
+}
+
+/// What a worker asks of one connection's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    None,
+    /// Finish the request in progress, then close.
+    Drain,
+    /// Close now.
+    Evict,
 }
 
 // ---------------------------------------------------------------------------

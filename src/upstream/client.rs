@@ -113,17 +113,10 @@ impl Transport {
     /// Reads what the kernel has into the buffer (at least `want` bytes of
     /// room): `Ok(0)` at end of stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<std::io::Result<usize>> {
-        loop {
-            ready!(self.stream.poll_read_ready(cx))?;
-            if self.buf.capacity() - self.buf.len() < want / 2 {
-                self.buf.reserve(want);
-            }
-            match self.stream.try_read_buf(&mut self.buf) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
+        if self.buf.capacity() - self.buf.len() < want / 2 {
+            self.buf.reserve(want);
         }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
     }
 
     /// Writes `data` from `*done` on; `*done` counts what went out.

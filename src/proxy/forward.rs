@@ -354,16 +354,14 @@ struct Checkin {
 impl Checkin {
     /// Puts the connection of `body` back in the pool if the exchange left it
     /// fit for another request.
-    fn put_back(self, body: &mut UpstreamBody<ClientBody>) {
+    fn put_back(self, body: &mut UpstreamBody<ClientBody>, now: Instant) {
         if let Some(io) = body.finish() {
             let conn = Conn {
                 io,
                 requests: self.requests,
                 reused: true,
             };
-            self.pool
-                .borrow_mut()
-                .checkin(self.peer, conn, Instant::now());
+            self.pool.borrow_mut().checkin(self.peer, conn, now);
         }
     }
 }
@@ -377,13 +375,17 @@ pub struct ProxyBody {
     active: Option<ActiveGuard>,
     /// The request's access-log line, written when this body is dropped.
     log: Option<PendingLog>,
+    /// When the backend's body ended (one clock reading serves the pool and
+    /// the connection's idle clock).
+    ended: Option<Instant>,
 }
 
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
             conn.last_write.set(None);
-            conn.waiting_since.set(Some(Instant::now()));
+            conn.waiting_since
+                .set(Some(self.ended.unwrap_or_else(Instant::now)));
         }
     }
 }
@@ -409,6 +411,7 @@ impl ProxyBody {
             conn: None,
             active: None,
             log: None,
+            ended: None,
         }
     }
 
@@ -419,6 +422,7 @@ impl ProxyBody {
             conn: None,
             active: None,
             log: None,
+            ended: None,
         }
     }
 
@@ -430,7 +434,7 @@ impl ProxyBody {
         let checkin = if inner.is_end() {
             // Nothing will be read (HEAD, 204, 304, Content-Length: 0): the
             // connection is free already.
-            checkin.put_back(&mut inner);
+            checkin.put_back(&mut inner, Instant::now());
             None
         } else {
             Some(checkin)
@@ -444,6 +448,7 @@ impl ProxyBody {
             conn: None,
             active: None,
             log: None,
+            ended: None,
         }
     }
 }
@@ -463,7 +468,9 @@ impl Body for ProxyBody {
         // is slow (that is proxy_read_timeout's job).
         if let (Some(conn), ProxyInner::Upstream { .. }) = (&this.conn, &this.inner) {
             match &polled {
-                Poll::Ready(Some(Ok(_))) => conn.last_write.set(Some(Instant::now())),
+                Poll::Ready(Some(Ok(_))) => conn
+                    .last_write
+                    .set(Some(this.ended.unwrap_or_else(Instant::now))),
                 Poll::Pending => conn.last_write.set(None),
                 _ => {}
             }
@@ -497,6 +504,7 @@ impl Body for ProxyBody {
 
 impl ProxyBody {
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let ended = &mut self.ended;
         match &mut self.inner {
             ProxyInner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyInner::Upstream {
@@ -509,7 +517,9 @@ impl ProxyBody {
                         timer.progressed();
                         if inner.is_end() {
                             if let Some(c) = checkin.take() {
-                                c.put_back(inner);
+                                let now = Instant::now();
+                                *ended = Some(now);
+                                c.put_back(inner, now);
                             }
                         }
                         Poll::Ready(Some(Ok(Frame::data(data))))
@@ -521,7 +531,9 @@ impl ProxyBody {
                     }
                     Poll::Ready(None) => {
                         if let Some(c) = checkin.take() {
-                            c.put_back(inner);
+                            let now = Instant::now();
+                            *ended = Some(now);
+                            c.put_back(inner, now);
                         }
                         Poll::Ready(None)
                     }
@@ -626,6 +638,7 @@ async fn send(
     req: &UpstreamRequest,
     body: &mut Option<ClientBody>,
     conf: &LocationConf,
+    sent_at: Instant,
 ) -> Result<Answer, Missed> {
     let requests = conn.requests + 1;
     let hidden = |name: &http::HeaderName| {
@@ -646,7 +659,7 @@ async fn send(
     } else {
         let mut fut = std::pin::pin!(fut);
         // A timeout too large to represent never fires.
-        info.arm(Instant::now().checked_add(read_timeout));
+        info.arm(sent_at.checked_add(read_timeout));
         let waited = std::future::poll_fn(|cx| {
             if let Poll::Ready(r) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(r));
@@ -1068,6 +1081,7 @@ impl Worker {
             let resend_elsewhere = may_resend && !pinned_no_fallback;
             // Nothing of the request has been written yet.
             let mut fresh = true;
+            let mut first_send = Some(now_instant);
             let mut last_failure = Failure::Error;
 
             loop {
@@ -1116,7 +1130,10 @@ impl Worker {
                             }
                         };
                         let reused = conn.reused;
-                        match send(info, conn, &request, &mut body, conf).await {
+                        // The request's own clock reading serves its first
+                        // send; a retry reads the clock again.
+                        let sent_at = first_send.take().unwrap_or_else(Instant::now);
+                        match send(info, conn, &request, &mut body, conf, sent_at).await {
                             Ok(answer) => break 'attempt Ok(answer),
                             // Closed by the backend while idle: once more on a new
                             // connection, if the request can still go out.

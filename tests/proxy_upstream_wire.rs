@@ -509,3 +509,24 @@ async fn a_backend_that_stops_taking_the_body_times_out_with_proxy_send_timeout(
     let took = started.elapsed();
     assert!(took < Duration::from_secs(12), "took {took:?}");
 }
+
+#[tokio::test]
+async fn invalid_header_is_retried_only_when_proxy_next_upstream_lists_it() {
+    let bad = Scripted::start(answering("garbage\r\n\r\n")).await;
+    let good = Scripted::start(answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")).await;
+    for (next, want) in [
+        ("error timeout invalid_header", "HTTP/1.1 200"),
+        ("error timeout", "HTTP/1.1 502"),
+    ] {
+        // Round robin starts on the bad backend for the first request.
+        let p = start_proxy(&format!(
+            "events {{}}\nhttp {{\n  upstream app {{ server {}; server {}; }}\n  server {{\n    \
+             listen 127.0.0.1:0;\n    proxy_next_upstream {next};\n    \
+             location / {{ proxy_pass http://app; }}\n  }}\n}}\n",
+            bad.peer(),
+            good.peer()
+        ));
+        let r = get_raw(p.addr, "").await;
+        assert!(r.starts_with(want), "{next}: {r}");
+    }
+}

@@ -579,6 +579,9 @@ enum Failure {
     Error,
     /// `proxy_connect_timeout` or `proxy_read_timeout`: 504.
     Timeout,
+    /// The backend's response head was malformed or too big: 502, retried
+    /// with `proxy_next_upstream invalid_header`.
+    InvalidHeader,
     /// The client's chunked body passed `client_max_body_size`: 413.
     BodyTooLarge,
     /// The client stopped sending its body (`client_body_timeout`) or broke the
@@ -589,7 +592,7 @@ enum Failure {
 impl Failure {
     fn error(self) -> ProxyError {
         match self {
-            Failure::Error => ProxyError::BadGateway,
+            Failure::Error | Failure::InvalidHeader => ProxyError::BadGateway,
             Failure::Timeout => ProxyError::GatewayTimeout,
             Failure::BodyTooLarge => ProxyError::PayloadTooLarge,
             Failure::ClientBody => ProxyError::RequestTimeout,
@@ -600,6 +603,7 @@ impl Failure {
     fn listed(self, next: &NextUpstream) -> bool {
         match self {
             Failure::Error => next.error,
+            Failure::InvalidHeader => next.invalid_header,
             Failure::Timeout => next.timeout,
             Failure::BodyTooLarge | Failure::ClientBody => false,
         }
@@ -608,7 +612,8 @@ impl Failure {
     /// Classifies a failed exchange with a backend.
     fn of(err: &SendError) -> Failure {
         match err {
-            SendError::Io { .. } | SendError::Head(_) => Failure::Error,
+            SendError::Io { .. } => Failure::Error,
+            SendError::Head(_) => Failure::InvalidHeader,
             SendError::SendTimeout => Failure::Timeout,
             SendError::Body(e) if e.is::<BodyTooLarge>() => Failure::BodyTooLarge,
             SendError::Body(_) => Failure::ClientBody,
@@ -1207,7 +1212,12 @@ impl Worker {
                 };
                 let failure = missed.failure;
                 last_failure = failure;
-                if matches!(failure, Failure::Error | Failure::Timeout) {
+                // As nginx: error, timeout and invalid_header always count
+                // against the peer (max_fails).
+                if matches!(
+                    failure,
+                    Failure::Error | Failure::Timeout | Failure::InvalidHeader
+                ) {
                     set.failed(p, Instant::now());
                 }
                 fresh = missed.unsent;
@@ -1497,6 +1507,7 @@ mod tests {
         };
         let cases = [
             (Failure::Error, 502, true),
+            (Failure::InvalidHeader, 502, false),
             (Failure::Timeout, 504, false),
             (Failure::BodyTooLarge, 413, false),
             (Failure::ClientBody, 408, false),

@@ -34,26 +34,10 @@ PEERS=1000
 PORTS=20
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d /tmp/check-cost.XXXXXX)
-PIDS=()
+WORK_PREFIX=/tmp/check-cost
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
 
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-need() {
-    command -v "$1" >/dev/null 2>&1 && return
-    echo "installing $2" >&2
-    sudo -n true 2>/dev/null && SUDO=sudo || SUDO=
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$2"
-}
 need nginx nginx
 need haproxy haproxy
 need taskset util-linux

@@ -447,6 +447,22 @@ fn size(d: &Directive, value: &str) -> Res<u64> {
     units::parse_size(value).map_err(|_| directive_err(d, "invalid value"))
 }
 
+/// The directive's one argument as a whole number above zero, or nginx's
+/// `invalid value "V" in "NAME" directive`.
+fn positive<T: FromStr + PartialOrd + Default>(d: &Directive) -> Res<T> {
+    match arg(d, 0).parse::<T>() {
+        Ok(n) if n > T::default() && arg(d, 0).bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(err(
+            format!(
+                "invalid value \"{}\" in \"{}\" directive",
+                arg(d, 0),
+                d.name
+            ),
+            d,
+        )),
+    }
+}
+
 fn number<T: FromStr>(d: &Directive, value: &str) -> Res<T> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(directive_err(d, "invalid number"));
@@ -901,18 +917,7 @@ impl Builder {
                 }
                 "check_keepalive_requests" => {
                     simple(x, 1, 1)?;
-                    let n = match number::<u32>(x, arg(x, 0)) {
-                        Ok(n) if n > 0 => n,
-                        _ => {
-                            return Err(err(
-                                format!(
-                                "invalid value \"{}\" in \"check_keepalive_requests\" directive",
-                                arg(x, 0)
-                            ),
-                                x,
-                            ))
-                        }
-                    };
+                    let n = positive::<u32>(x)?;
                     set_once(&mut check_keepalive, (n, x), x)?;
                 }
                 "session_sticky" => {
@@ -921,18 +926,7 @@ impl Builder {
                 }
                 "keepalive" => {
                     simple(x, 1, 1)?;
-                    let n = match arg(x, 0).parse::<usize>() {
-                        Ok(n) if n > 0 => n,
-                        _ => {
-                            return Err(err(
-                                format!(
-                                    "invalid value \"{}\" in \"keepalive\" directive",
-                                    arg(x, 0)
-                                ),
-                                x,
-                            ))
-                        }
-                    };
+                    let n = positive::<usize>(x)?;
                     set_once(&mut keepalive, n, x)?;
                 }
                 "keepalive_timeout" => {

@@ -48,16 +48,6 @@ if [ "$(nproc)" -lt 2 ]; then
     exit 1
 fi
 
-# Free TCP ports on 127.0.0.1, all distinct (bound by the kernel, then released).
-free_ports() {
-    python3 -c '
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-' "$1"
-}
 read -r -a ALL_PORTS <<< "$(free_ports $((PORTS + 2)))"
 BACKEND_PORTS=("${ALL_PORTS[@]:0:$PORTS}")
 PROXY_PORT=${ALL_PORTS[$PORTS]}
@@ -84,14 +74,6 @@ mkdir -p "$WORK/backend"
 taskset -c 1 nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" &
 PIDS+=($!)
 
-wait_port() {
-    for _ in $(seq 1 100); do
-        (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 never opened" >&2
-    exit 1
-}
 for p in "${BACKEND_PORTS[@]}"; do wait_port "$p"; done
 
 # --- configurations -----------------------------------------------------------------

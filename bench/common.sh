@@ -1,6 +1,7 @@
 # Shared by the bench scripts (sourced, not run): a work folder removed on exit,
-# processes started with their PID in PIDS stopped on exit, and `need CMD PKG`
-# to install a Debian package when a command is missing.
+# processes started with their PID in PIDS stopped on exit, `need CMD PKG` to
+# install a Debian package when a command is missing, `free_ports N` and
+# `wait_port PORT`.
 # The caller sets WORK_PREFIX before sourcing (e.g. /tmp/sticky-bench).
 
 WORK=$(mktemp -d "${WORK_PREFIX:-/tmp/bench}.XXXXXX")
@@ -22,4 +23,25 @@ need() {
     echo "installing $2" >&2
     sudo -n true 2>/dev/null && SUDO=sudo || SUDO=
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$2"
+}
+
+# N free TCP ports on 127.0.0.1, all distinct (bound by the kernel, then released).
+free_ports() {
+    python3 -c '
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+' "$1"
+}
+
+# Waits up to 10 s for something to listen on 127.0.0.1:PORT.
+wait_port() {
+    for _ in $(seq 1 100); do
+        (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "port $1 never opened" >&2
+    exit 1
 }

@@ -33,13 +33,7 @@ if [ "$(nproc)" -lt 2 ]; then
     exit 1
 fi
 
-# A free TCP port on 127.0.0.1 (bound by the kernel, then released).
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-B1=$(free_port); B2=$(free_port); PORT_OURS=$(free_port); PORT_NGINX=$(free_port); PORT_HAP=$(free_port)
-while [ "$B2" = "$B1" ]; do B2=$(free_port); done
+read -r B1 B2 PORT_OURS PORT_NGINX PORT_HAP <<< "$(free_ports 5)"
 
 echo "building sticky-proxy (release)" >&2
 (cd "$ROOT" && cargo build --release --quiet --bin proxy)
@@ -148,14 +142,6 @@ NGINX_PID=$!; PIDS+=($NGINX_PID)
 taskset -c 0 haproxy -db -f "$WORK/haproxy/haproxy.cfg" &
 HAP_PID=$!; PIDS+=($HAP_PID)
 
-wait_port() {
-    for _ in $(seq 1 100); do
-        (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "port $1 never opened" >&2
-    exit 1
-}
 for p in "$B1" "$B2" "$PORT_OURS" "$PORT_NGINX" "$PORT_HAP"; do wait_port "$p"; done
 
 SID1=$(printf '%s' "127.0.0.1:$B1" | md5sum | cut -d' ' -f1)

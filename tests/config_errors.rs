@@ -569,6 +569,18 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         5,
     ),
     (
+        "keepalive with a sign",
+        "http {\n  upstream u {\n    server 127.0.0.1:9000;\n    keepalive +5;\n  }\n}\n",
+        "invalid value \"+5\" in \"keepalive\" directive",
+        4,
+    ),
+    (
+        "check_keepalive_requests with a sign",
+        "http {\n  upstream u {\n    server 127.0.0.1:9000;\n    check type=http;\n    check_keepalive_requests +3;\n  }\n}\n",
+        "invalid value \"+3\" in \"check_keepalive_requests\" directive",
+        5,
+    ),
+    (
         "check_keepalive_requests repeated",
         "http {\n  upstream u {\n    server 127.0.0.1:9000;\n    check type=http;\n    check_keepalive_requests 10;\n    check_keepalive_requests 20;\n  }\n}\n",
         "\"check_keepalive_requests\" directive is duplicate",

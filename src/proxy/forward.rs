@@ -703,6 +703,24 @@ async fn send(
     }
 }
 
+/// A new connection to peer `peer` within `proxy_connect_timeout`.
+async fn open(
+    set: &PeerSet<Transport>,
+    peer: usize,
+    conf: &LocationConf,
+) -> Result<Transport, Failure> {
+    let addr = set.addr(peer).ok_or(Failure::Error)?;
+    client::connect(addr, conf.proxy_connect_timeout)
+        .await
+        .map_err(|e| match e {
+            ConnectError::Timeout => Failure::Timeout,
+            ConnectError::Io(e) => {
+                tracing::error!("connect() to {addr} failed: {e}");
+                Failure::Error
+            }
+        })
+}
+
 /// True for methods nginx treats as idempotent (retried after being sent).
 fn idempotent(method: &Method) -> bool {
     !matches!(*method, Method::POST | Method::PATCH) && method.as_str() != "LOCK"
@@ -1108,31 +1126,15 @@ impl Worker {
                     loop {
                         let conn = match pooled.take() {
                             Some(c) => c,
-                            None => {
-                                let Some(addr) = set.addr(p) else {
+                            None => match Box::pin(open(set, p, conf)).await {
+                                Ok(io) => Conn::fresh(io),
+                                Err(failure) => {
                                     break 'attempt Err(Missed {
-                                        failure: Failure::Error,
+                                        failure,
                                         unsent: true,
-                                    });
-                                };
-                                let connecting = client::connect(addr, conf.proxy_connect_timeout);
-                                match Box::pin(connecting).await {
-                                    Ok(io) => Conn::fresh(io),
-                                    Err(ConnectError::Timeout) => {
-                                        break 'attempt Err(Missed {
-                                            failure: Failure::Timeout,
-                                            unsent: true,
-                                        })
-                                    }
-                                    Err(ConnectError::Io(e)) => {
-                                        tracing::error!("connect() to {addr} failed: {e}");
-                                        break 'attempt Err(Missed {
-                                            failure: Failure::Error,
-                                            unsent: true,
-                                        });
-                                    }
+                                    })
                                 }
-                            }
+                            },
                         };
                         let reused = conn.reused;
                         // The request's own clock reading serves its first

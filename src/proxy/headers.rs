@@ -65,14 +65,13 @@ pub type SetHeaders = Vec<(HeaderName, Option<HeaderValue>)>;
 /// One pass over the headers present finds what to remove (usually nothing but
 /// `Connection`), instead of one hashed lookup per hop-by-hop name.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    remove_matching(headers, |name, named| {
-        !(keep_upgrade && name == header::UPGRADE) && (is_hop_by_hop(name) || named)
-    });
+    remove_matching(headers, |name, named| hop_by_hop(name, named, keep_upgrade));
 }
 
-/// True for the names of [`HOP_BY_HOP`].
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.iter().any(|h| h == name)
+/// True for a hop-by-hop header: one of [`HOP_BY_HOP`] or one the message's
+/// `Connection` header names (`named`); with `keep_upgrade`, never `Upgrade`.
+fn hop_by_hop(name: &HeaderName, named: bool, keep_upgrade: bool) -> bool {
+    !(keep_upgrade && name == header::UPGRADE) && (named || HOP_BY_HOP.iter().any(|h| h == name))
 }
 
 /// Removes every header whose name `drop(name, named_in_connection)` selects, in
@@ -232,8 +231,7 @@ pub fn filter_response(
 ) {
     let had_connection = headers.contains_key(header::CONNECTION);
     remove_matching(headers, |name, named| {
-        let hop = !(upgrade && name == header::UPGRADE) && (is_hop_by_hop(name) || named);
-        hop || is_hidden(name, hide, pass)
+        hop_by_hop(name, named, upgrade) || is_hidden(name, hide, pass)
     });
     if upgrade && had_connection {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

@@ -119,6 +119,19 @@ impl Transport {
         tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
     }
 
+    /// Writes some of `data`: how much went out (never 0: a socket that takes
+    /// nothing is a `WriteZero` error).
+    fn poll_write_some(
+        &mut self,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match ready!(Pin::new(&mut self.stream).poll_write(cx, data)) {
+            Ok(0) => Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            other => Poll::Ready(other),
+        }
+    }
+
     /// Writes `data` from `*done` on; `*done` counts what went out.
     fn poll_write_from(
         &mut self,
@@ -126,13 +139,8 @@ impl Transport {
         data: &[u8],
         done: &mut usize,
     ) -> Poll<std::io::Result<()>> {
-        while *done < data.len() {
-            let rest = data.get(*done..).unwrap_or_default();
-            let n = ready!(Pin::new(&mut self.stream).poll_write(cx, rest))?;
-            if n == 0 {
-                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
-            }
-            *done += n;
+        while let Some(rest) = data.get(*done..).filter(|r| !r.is_empty()) {
+            *done += ready!(self.poll_write_some(cx, rest))?;
         }
         Poll::Ready(Ok(()))
     }
@@ -241,11 +249,7 @@ where
         loop {
             for piece in &mut self.out {
                 while !piece.is_empty() {
-                    match Pin::new(&mut io.stream).poll_write(cx, piece) {
-                        Poll::Ready(Ok(0)) => {
-                            let zero = std::io::ErrorKind::WriteZero.into();
-                            return Poll::Ready(Err(UploadError::Write(zero)));
-                        }
+                    match io.poll_write_some(cx, piece) {
                         Poll::Ready(Ok(n)) => {
                             piece.advance(n);
                             self.timer.progressed();
@@ -570,5 +574,75 @@ fn poll_state(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn run<F: Future<Output = ()>>(f: F) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f);
+    }
+
+    /// A transport to a fresh listener, and the backend's side of it.
+    async fn pair() -> (Transport, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let io = connect(addr, Duration::from_secs(5)).await.unwrap();
+        let (backend, _) = listener.accept().await.unwrap();
+        (io, backend)
+    }
+
+    /// Lets the close or the bytes reach the transport's socket and tokio's
+    /// readiness (the check itself never waits).
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::task::yield_now().await;
+    }
+
+    #[test]
+    fn an_idle_connection_is_live_until_the_backend_closes_it() {
+        run(async {
+            let (mut io, backend) = pair().await;
+            settle().await;
+            assert!(!io.is_closed(), "open and quiet");
+            drop(backend);
+            settle().await;
+            assert!(io.is_closed(), "closed by the backend");
+        });
+    }
+
+    #[test]
+    fn bytes_nobody_asked_for_make_an_idle_connection_unusable() {
+        run(async {
+            let (mut io, mut backend) = pair().await;
+            backend.write_all(b"HTTP/1.1 200 OK\r\n").await.unwrap();
+            settle().await;
+            assert!(io.is_closed());
+            // Bytes already buffered count too.
+            let (mut io, _backend) = pair().await;
+            io.buf.extend_from_slice(b"x");
+            assert!(io.is_closed());
+        });
+    }
+
+    #[test]
+    fn refused_connection_is_an_io_error() {
+        run(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            drop(listener);
+            assert!(matches!(
+                connect(addr, Duration::from_secs(5)).await,
+                Err(ConnectError::Io(_))
+            ));
+        });
     }
 }

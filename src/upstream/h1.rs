@@ -430,7 +430,7 @@ impl ChunkedDecoder {
         while i < buf.len() {
             let b = buf[i];
             match self.state {
-                ChunkState::Size => match hex_digit(b) {
+                ChunkState::Size => match char::from(b).to_digit(16) {
                     Some(d) => {
                         self.digits += 1;
                         if self.digits > 15 {
@@ -519,15 +519,6 @@ impl ChunkedDecoder {
         } else {
             ChunkState::Data
         };
-    }
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -12,6 +12,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod config;
+pub mod downstream;
 pub mod log;
 pub mod process;
 pub mod proxy;

@@ -32,8 +32,8 @@
 //! definition did not change keep their peer state ([`Worker::build`]).
 //!
 //! Graceful stop: the accept loops stop (listeners close), every connection is
-//! told to finish its request and close (hyper's graceful shutdown: idle
-//! keep-alive connections close at once), and the worker ends when the last
+//! told to finish its request and close (idle keep-alive connections close at
+//! once), and the worker ends when the last
 //! connection has gone or at the deadline.
 
 use std::cell::{Cell, RefCell};
@@ -45,15 +45,13 @@ use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::Request;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::{Config, ConnectionConf, WorkerProcesses};
+use crate::downstream::conn::{self, Settings};
+use crate::downstream::h1::Limits;
 use crate::log::{AccessLogs, ErrorLog};
 use crate::process::{Control, ControlSignals, PidFile};
 use crate::proxy::forward::{ConnInfo, Signal, Worker};
@@ -824,7 +822,7 @@ async fn accept_loop(listener: TcpListener, configured: SocketAddr, thread: Rc<W
         let Some(group) = thread.group(configured) else {
             continue;
         };
-        let builder = server_builder(&group.connection);
+        let settings = connection_settings(&group.connection);
         let _ = stream.set_nodelay(true);
         slots.free.set(slots.free.get() - 1);
         let guard = SlotGuard(Rc::clone(&slots));
@@ -840,47 +838,31 @@ async fn accept_loop(listener: TcpListener, configured: SocketAddr, thread: Rc<W
             group.connection.large_client_header_buffers.1,
             thread.worker().next_connection(),
             group.connection.client_header_timeout,
-            idle_timeout(&group.connection),
+            group.connection.keepalive_timeout,
             group.connection.send_timeout,
         ));
         slots.register(&info, thread.cap);
-        let evict_info = Rc::clone(&info);
-        let info_signal = Rc::clone(&info);
-        let per_request = Rc::clone(&thread);
-        let service = service_fn(move |req: Request<Incoming>| {
-            // The configuration current when the request arrives.
-            let worker = per_request.worker();
-            worker.handle(Rc::clone(&info), req)
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
         if thread.draining.get() {
-            info_signal.drain();
+            info.drain();
         }
+        let per_request = Rc::clone(&thread);
+        // The configuration current when each request arrives.
+        let conn = conn::serve(stream, Rc::clone(&info), settings, move || {
+            per_request.worker()
+        });
         tokio::task::spawn_local(async move {
             let mut conn = std::pin::pin!(conn);
-            // A graceful stop lets the request in progress finish, then closes.
-            let mut closing = false;
-            let ended = std::future::poll_fn(|cx| loop {
-                if let Poll::Ready(ended) = conn.as_mut().poll(cx) {
-                    return Poll::Ready(Some(ended));
+            // An eviction drops the connection at once; a drain is seen by
+            // the connection itself (closes when idle or after its response).
+            let evicted = std::future::poll_fn(|cx| {
+                if info.poll_signal(cx) == Signal::Evict {
+                    return Poll::Ready(true);
                 }
-                match evict_info.poll_signal(cx) {
-                    Signal::None => return Poll::Pending,
-                    Signal::Evict => return Poll::Ready(None),
-                    Signal::Drain if closing => return Poll::Pending,
-                    Signal::Drain => {
-                        closing = true;
-                        conn.as_mut().graceful_shutdown();
-                    }
-                }
+                conn.as_mut().poll(cx).map(|()| false)
             })
             .await;
-            match ended {
-                Some(Err(e)) => tracing::debug!("client connection from {remote} ended: {e}"),
-                Some(Ok(())) => {}
-                None => tracing::info!("closing idle connection from {remote}"),
+            if evicted {
+                tracing::info!("closing idle connection from {remote}");
             }
             drop(guard);
         });
@@ -891,25 +873,13 @@ async fn accept_loop(listener: TcpListener, configured: SocketAddr, thread: Rc<W
 /// `client_header_timeout`, `keepalive_timeout` and `proxy_read_timeout`.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The idle limit of a kept-alive connection (`keepalive_timeout`; zero when
-/// keep-alive is off, where hyper closes the connection itself).
-fn idle_timeout(conn: &ConnectionConf) -> Duration {
-    conn.keepalive_timeout
-}
-
-/// The hyper server settings of one listen address.
-fn server_builder(conn: &ConnectionConf) -> hyper::server::conn::http1::Builder {
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    let keepalive = !conn.keepalive_timeout.is_zero() && conn.keepalive_requests > 0;
+/// The client connection settings of one listen address. Header and idle
+/// timeouts are the worker sweeper's job (one timer per worker, none per
+/// request).
+fn connection_settings(conn: &ConnectionConf) -> Settings {
     let (count, size) = conn.large_client_header_buffers;
-    // Header and idle timeouts are the worker sweeper's job (one timer per
-    // worker instead of hyper's timer per request).
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .keep_alive(keepalive)
-        .writev(false)
-        .half_close(false)
-        .max_buf_size(count.saturating_mul(size).max(8192));
-    builder
+    Settings {
+        limits: Limits::new(count, size),
+        keep_alive: !conn.keepalive_timeout.is_zero() && conn.keepalive_requests > 0,
+    }
 }

@@ -33,7 +33,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use http_body::{Body, Frame, SizeHint};
+
+use crate::downstream::conn::RequestBody;
 
 use crate::config::{Config, LocationConf, NextUpstream, ProxyPass, ServerConf, ServerName};
 use crate::log::{AccessLogs, AccessRecord, PendingLog, TryRecord};
@@ -88,8 +90,8 @@ pub struct ConnInfo {
     /// `send_timeout`: a client that takes no response data for this long is
     /// closed.
     pub send_timeout: Duration,
-    /// When the client last took response data (`None` when no response body is
-    /// being sent).
+    /// Since when a write to the client has been waiting for the socket
+    /// (`None` when none is).
     last_write: Cell<Option<Instant>>,
     /// When the upstream response head being awaited times out.
     upstream_deadline: Cell<Option<Instant>>,
@@ -205,6 +207,24 @@ impl ConnInfo {
         self.upstream_waker.set(None);
     }
 
+    /// The latest signal the worker raised.
+    pub fn signal(&self) -> Signal {
+        self.signal.get()
+    }
+
+    /// A write to the client is waiting for the socket: `send_timeout` runs
+    /// from the first such wait until [`ConnInfo::write_done`].
+    pub fn write_blocked(&self) {
+        if self.last_write.get().is_none() {
+            self.last_write.set(Some(Instant::now()));
+        }
+    }
+
+    /// Everything queued for the client has been written.
+    pub fn write_done(&self) {
+        self.last_write.set(None);
+    }
+
     fn deadline_passed(&self) -> bool {
         self.upstream_timed_out.get()
     }
@@ -262,7 +282,7 @@ pub struct ClientBody(ClientInner);
 enum ClientInner {
     Empty,
     Stream {
-        inner: Incoming,
+        inner: RequestBody,
         /// `client_max_body_size`; 0 = unlimited.
         limit: u64,
         seen: u64,
@@ -271,8 +291,8 @@ enum ClientInner {
 }
 
 impl ClientBody {
-    fn stream(inner: Incoming, limit: u64, timeout: Duration) -> Self {
-        if inner.is_end_stream() {
+    fn stream(inner: RequestBody, limit: u64, timeout: Duration) -> Self {
+        if inner.is_end() {
             return ClientBody(ClientInner::Empty);
         }
         ClientBody(ClientInner::Stream {
@@ -303,16 +323,14 @@ impl Body for ClientBody {
                 limit,
                 seen,
                 timer,
-            } => match Pin::new(inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
+            } => match inner.poll_data(cx) {
+                Poll::Ready(Some(Ok(data))) => {
                     timer.progressed();
-                    if let Some(data) = frame.data_ref() {
-                        *seen += data.len() as u64;
-                        if *limit > 0 && *seen > *limit {
-                            return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
-                        }
+                    *seen += data.len() as u64;
+                    if *limit > 0 && *seen > *limit {
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
                     }
-                    Poll::Ready(Some(Ok(frame)))
+                    Poll::Ready(Some(Ok(Frame::data(data))))
                 }
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
                 Poll::Ready(None) => Poll::Ready(None),
@@ -330,14 +348,17 @@ impl Body for ClientBody {
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             ClientInner::Empty => true,
-            ClientInner::Stream { inner, .. } => inner.is_end_stream(),
+            ClientInner::Stream { inner, .. } => inner.is_end(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             ClientInner::Empty => SizeHint::with_exact(0),
-            ClientInner::Stream { inner, .. } => inner.size_hint(),
+            ClientInner::Stream { inner, .. } => match inner.exact_len() {
+                Some(n) => SizeHint::with_exact(n),
+                None => SizeHint::default(),
+            },
         }
     }
 }
@@ -383,19 +404,20 @@ pub struct ProxyBody {
 impl Drop for ProxyBody {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            conn.last_write.set(None);
             conn.waiting_since
                 .set(Some(self.ended.unwrap_or_else(Instant::now)));
         }
     }
 }
 
-// The streamed variant is the common one and lives in hyper's per-connection
-// slot anyway: boxing it would add an allocation per request.
+// The streamed variant is the common one and lives in the connection's
+// coroutine anyway: boxing it would add an allocation per request.
 #[allow(clippy::large_enum_variant)]
 enum ProxyInner {
     /// A proxy-made body (or none).
     Full(Option<Bytes>),
+    /// After a `101`: no body, the backend connection for the tunnel.
+    Tunnel(Option<Transport>),
     /// The backend's body, streamed.
     Upstream {
         inner: UpstreamBody<ClientBody>,
@@ -405,6 +427,24 @@ enum ProxyInner {
 }
 
 impl ProxyBody {
+    /// The backend connection of a `101` response, for the tunnel.
+    pub fn take_tunnel(&mut self) -> Option<Transport> {
+        match &mut self.inner {
+            ProxyInner::Tunnel(io) => io.take(),
+            _ => None,
+        }
+    }
+
+    fn tunnel(backend: Transport) -> Self {
+        ProxyBody {
+            inner: ProxyInner::Tunnel(Some(backend)),
+            conn: None,
+            active: None,
+            log: None,
+            ended: None,
+        }
+    }
+
     pub fn empty() -> Self {
         ProxyBody {
             inner: ProxyInner::Full(None),
@@ -463,18 +503,6 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = this.poll_inner(cx);
-        // send_timeout: the clock runs while a frame handed to hyper waits for the
-        // client to take it (hyper polls again only then), not while the backend
-        // is slow (that is proxy_read_timeout's job).
-        if let (Some(conn), ProxyInner::Upstream { .. }) = (&this.conn, &this.inner) {
-            match &polled {
-                Poll::Ready(Some(Ok(_))) => conn
-                    .last_write
-                    .set(Some(this.ended.unwrap_or_else(Instant::now))),
-                Poll::Pending => conn.last_write.set(None),
-                _ => {}
-            }
-        }
         if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut this.log, &polled) {
             if let Some(data) = frame.data_ref() {
                 log.sent(data.len() as u64);
@@ -486,13 +514,14 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             ProxyInner::Full(bytes) => bytes.is_none(),
+            ProxyInner::Tunnel(_) => true,
             ProxyInner::Upstream { inner, .. } => inner.is_end(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            ProxyInner::Full(None) => SizeHint::with_exact(0),
+            ProxyInner::Full(None) | ProxyInner::Tunnel(_) => SizeHint::with_exact(0),
             ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyInner::Upstream { inner, .. } => match inner.remaining() {
                 Some(n) => SizeHint::with_exact(n),
@@ -507,6 +536,7 @@ impl ProxyBody {
         let ended = &mut self.ended;
         match &mut self.inner {
             ProxyInner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ProxyInner::Tunnel(_) => Poll::Ready(None),
             ProxyInner::Upstream {
                 inner,
                 checkin,
@@ -824,7 +854,7 @@ impl Worker {
     fn plan(
         &self,
         info: &ConnInfo,
-        req: &Request<Incoming>,
+        req: &Request<RequestBody>,
         start: SystemTime,
         log: &mut Option<Box<AccessRecord>>,
     ) -> Result<Plan<'_>, (Response<ProxyBody>, bool)> {
@@ -991,14 +1021,15 @@ impl Worker {
     }
 
     /// Answers one client request. Takes its worker and connection by `Rc` so
-    /// that this future is the one hyper keeps for the request: the pipeline is
+    /// that this future is the one the connection's coroutine keeps for the
+    /// request: the pipeline is
     /// one coroutine (labelled blocks instead of nested `async fn`s), because
     /// every nesting level is a copy of the child's whole state per request.
     pub async fn handle(
         self: Rc<Self>,
         conn: Rc<ConnInfo>,
-        mut req: Request<Incoming>,
-    ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+        req: Request<RequestBody>,
+    ) -> Response<ProxyBody> {
         let info: &ConnInfo = &conn;
         info.waiting_since.set(None);
         let served = info.requests.get() + 1;
@@ -1020,7 +1051,6 @@ impl Worker {
             };
             let tokens = conf.server_tokens;
             let upgrade = headers::wants_upgrade(req.headers());
-            let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
             let (mut parts, body) = req.into_parts();
             let up_uri = match mapped_uri {
                 Some(u) => u,
@@ -1198,15 +1228,8 @@ impl Worker {
                             record.streaming_since = try_started;
                         }
                         let answer = (head, upstream_body, requests);
-                        let mut resp = self.finish(
-                            set,
-                            conf,
-                            p,
-                            answer,
-                            choice.as_ref(),
-                            now_unix,
-                            client_upgrade,
-                        );
+                        let mut resp =
+                            self.finish(set, conf, p, answer, choice.as_ref(), now_unix, upgrade);
                         resp.body_mut().active = Some(active);
                         break 'respond (resp, tokens);
                     }
@@ -1251,15 +1274,12 @@ impl Worker {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if matches!(resp.body().inner, ProxyInner::Upstream { .. }) {
-            info.last_write.set(Some(Instant::now()));
-        }
         resp.body_mut().conn = Some(Rc::clone(&conn));
         if let Some(record) = log_slot {
             let pending = PendingLog::new(record, resp.status(), resp.headers());
             resp.body_mut().log = Some(pending);
         }
-        Ok(resp)
+        resp
     }
 
     /// The backend's response, edited for the client: headers filtered, sticky
@@ -1274,7 +1294,7 @@ impl Worker {
         answer: Answer,
         choice: Option<&Choice>,
         now_unix: i64,
-        client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        upgrade: bool,
     ) -> Response<ProxyBody> {
         let (head, upstream_body, requests) = answer;
         let status = head.status;
@@ -1290,12 +1310,11 @@ impl Worker {
             sticky.on_response(status, &mut headers, choice, now_unix);
         }
         let body = if switching {
-            let (Some(client), Some(backend)) = (client_upgrade, upstream_body.into_upgraded())
-            else {
+            // Only an upgrade the client asked for becomes a tunnel.
+            let (true, Some(backend)) = (upgrade, upstream_body.into_upgraded()) else {
                 return error_response(ProxyError::BadGateway, conf.server_tokens);
             };
-            tokio::task::spawn_local(tunnel(client, backend));
-            ProxyBody::empty()
+            ProxyBody::tunnel(backend)
         } else {
             let checkin = Checkin {
                 pool: set.pool(),
@@ -1377,31 +1396,6 @@ fn note_sticky(
     }
 }
 
-/// Copies bytes both ways between the upgraded client and backend connections
-/// until either side closes. Bytes the backend sent right after its `101` go
-/// to the client first.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, backend: Transport) {
-    use tokio::io::AsyncWriteExt;
-    let client = match client.await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!("upgrade failed: {e}");
-            return;
-        }
-    };
-    let mut client = hyper_util::rt::TokioIo::new(client);
-    let (mut backend, early) = backend.into_parts();
-    if !early.is_empty() {
-        if let Err(e) = client.write_all(&early).await {
-            tracing::debug!("tunnel closed: {e}");
-            return;
-        }
-    }
-    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-        tracing::debug!("tunnel closed: {e}");
-    }
-}
-
 fn client_body_timeout(server: &ServerConf) -> Duration {
     server.connection.client_body_timeout
 }
@@ -1439,7 +1433,16 @@ struct Plan<'w> {
     set_headers: headers::SetHeaders,
 }
 
-/// A proxy-made response as hyper sends it.
+/// The answer to a request the proxy could not parse (the connection closes
+/// after it).
+pub fn bad_request(error: ProxyError) -> Response<ProxyBody> {
+    let mut resp = error_response(error, true);
+    resp.headers_mut()
+        .insert(header::SERVER, errors::server_header(true));
+    resp
+}
+
+/// A proxy-made response.
 fn made(m: MadeResponse) -> Response<ProxyBody> {
     let mut resp = Response::new(ProxyBody::full(m.body));
     *resp.status_mut() = m.status;

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderName;
-use hyper::body::Body;
+use http_body::Body;
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;

@@ -331,7 +331,7 @@ impl Facts {
 }
 
 /// A non-empty run of ASCII digits that fits in a u64.
-fn parse_decimal(digits: &[u8]) -> Option<u64> {
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
     }

@@ -175,6 +175,7 @@ async fn echo(name: String, req: Request<Incoming>) -> Result<Response<BoxBody>,
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
     let size = header(&req, "x-size").and_then(|s| s.parse::<u64>().ok());
+    let chunked = req.headers().contains_key("x-chunked");
     let delay = header(&req, "x-delay-ms").and_then(|s| s.parse::<u64>().ok());
     let upgrade = req.headers().contains_key("upgrade");
     if upgrade {
@@ -199,7 +200,7 @@ async fn echo(name: String, req: Request<Incoming>) -> Result<Response<BoxBody>,
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let body: BoxBody = match size {
-        Some(n) => streamed(n),
+        Some(n) => streamed(n, !chunked),
         None => Full::new(Bytes::from(text)).boxed(),
     };
     let mut resp = Response::new(body);
@@ -217,11 +218,13 @@ fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
 }
 
-/// `n` bytes of `x` in 64 KiB chunks, produced as the client reads them.
-fn streamed(n: u64) -> BoxBody {
+/// `n` bytes of `x` in 64 KiB chunks, produced as the client reads them;
+/// with `Content-Length` when `exact`, chunked otherwise.
+fn streamed(n: u64, exact: bool) -> BoxBody {
     Counted {
         left: n,
         chunk: Bytes::from(vec![b'x'; 64 * 1024]),
+        exact,
     }
     .boxed()
 }
@@ -230,6 +233,8 @@ fn streamed(n: u64) -> BoxBody {
 pub struct Counted {
     pub left: u64,
     pub chunk: Bytes,
+    /// Whether the size is told (`Content-Length`; else the body is chunked).
+    pub exact: bool,
 }
 
 impl hyper::body::Body for Counted {
@@ -250,7 +255,11 @@ impl hyper::body::Body for Counted {
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        hyper::body::SizeHint::with_exact(self.left)
+        if self.exact {
+            hyper::body::SizeHint::with_exact(self.left)
+        } else {
+            hyper::body::SizeHint::default()
+        }
     }
 }
 
@@ -441,6 +450,7 @@ pub fn sized(n: u64) -> BoxBody {
     Counted {
         left: n,
         chunk: Bytes::from(vec![b'y'; 64 * 1024]),
+        exact: true,
     }
     .boxed()
 }

@@ -1,0 +1,682 @@
+//! HTTP/1.x towards the clients, the pure half: the request head parsed from
+//! the connection's read buffer (with nginx's `large_client_header_buffers`
+//! limits and RFC 9112's body framing rules) and the response head written as
+//! bytes. No I/O: `downstream::conn` moves the bytes.
+//!
+//! The request head is parsed with `httparse` into an [`http::request::Parts`]
+//! whose header values and target share the received bytes (the head is cut
+//! off the read buffer, not copied). The response head is written from the
+//! response's [`HeaderMap`] plus what the proxy adds: `Date`, the body's
+//! framing (`Content-Length` or `Transfer-Encoding: chunked`), and the
+//! `Connection` header the keep-alive decision needs.
+
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
+
+use crate::proxy::errors::{self, ProxyError};
+use crate::upstream::h1::parse_decimal;
+
+/// Most header lines one request may have. nginx has no count limit but its
+/// `large_client_header_buffers` (4 x 8k by default); 256 lines of at least
+/// 4 bytes each is past what fits there.
+pub const MAX_REQUEST_HEADERS: usize = 256;
+
+/// Header lines whose spans are kept on the stack while the head is parsed;
+/// the rest go to a `Vec` (rare).
+const INLINE_SPANS: usize = 32;
+
+/// `large_client_header_buffers N SIZE`: a request line longer than `line`
+/// gets 414, a header line longer than `line` or a head longer than `total`
+/// gets 431.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub line: usize,
+    pub total: usize,
+}
+
+impl Limits {
+    /// From `large_client_header_buffers COUNT SIZE`.
+    pub fn new(count: usize, size: usize) -> Limits {
+        let line = size.max(1);
+        Limits {
+            line,
+            total: count.max(1).saturating_mul(line),
+        }
+    }
+}
+
+/// How the request body is delimited (RFC 9112 section 6.3, request side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body (no `Content-Length` and no `Transfer-Encoding`, or a length of 0).
+    None,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed request head.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// Method, target, version and headers (values share the read bytes).
+    pub parts: http::request::Parts,
+    pub framing: BodyFraming,
+    /// The client allows another request on the connection after this one
+    /// (HTTP/1.1 without `Connection: close`, HTTP/1.0 with `keep-alive`).
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` (HTTP/1.1): the client waits for a `100
+    /// Continue` before it sends the body.
+    pub expect_continue: bool,
+}
+
+/// Why a request head was refused: the error page to answer with (the
+/// connection is closed after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestError {
+    /// Not HTTP/1.x syntax, or framing headers that contradict each other: 400.
+    BadRequest,
+    /// The request line is longer than the line limit: 414.
+    UriTooLong,
+    /// A header line longer than the line limit, or the whole head longer than
+    /// the total: 431.
+    HeaderTooLarge,
+    /// A transfer coding other than chunked: 501.
+    NotImplemented,
+    /// HTTP/2's preface or another major version: 505.
+    VersionNotSupported,
+}
+
+impl RequestError {
+    /// The proxy error page for it.
+    pub fn error(self) -> ProxyError {
+        match self {
+            RequestError::BadRequest => ProxyError::BadRequest,
+            RequestError::UriTooLong => ProxyError::UriTooLong,
+            RequestError::HeaderTooLarge => ProxyError::HeaderTooLarge,
+            RequestError::NotImplemented => ProxyError::NotImplemented,
+            RequestError::VersionNotSupported => ProxyError::VersionNotSupported,
+        }
+    }
+}
+
+/// Start and end of a header line's name and value within the head.
+type Span = [u32; 4];
+
+/// Where the parts of a complete head lie in the buffer.
+struct Layout {
+    len: usize,
+    method: [u32; 2],
+    target: [u32; 2],
+    http10: bool,
+    spans: [Span; INLINE_SPANS],
+    more: Vec<Span>,
+    count: usize,
+}
+
+impl Layout {
+    fn headers(&self) -> impl Iterator<Item = Span> + '_ {
+        let inline = self
+            .spans
+            .get(..self.count.min(INLINE_SPANS))
+            .unwrap_or_default();
+        inline.iter().chain(self.more.iter()).copied()
+    }
+}
+
+/// Parses the request head at the start of `buf`. `Ok(None)`: more bytes are
+/// needed (and may come: the limits are not reached). On success the head's
+/// bytes are cut off `buf`, which then starts with the body or the next request.
+pub fn parse_request_head(
+    buf: &mut BytesMut,
+    limits: Limits,
+) -> Result<Option<RequestHead>, RequestError> {
+    let Some(layout) = locate(buf, limits)? else {
+        return Ok(None);
+    };
+    let head = buf.split_to(layout.len).freeze();
+    build(&head, &layout).map(Some)
+}
+
+/// Finds a complete request head at the start of `buf` and checks its sizes.
+fn locate(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
+    // nginx skips empty lines before a request line (RFC 9112 2.2).
+    let skip = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let mut lines = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_REQUEST_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = req.parse_with_uninit_headers(buf, &mut lines);
+    let len = match parsed {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            let pending = buf.get(skip..).unwrap_or_default();
+            let line_end = pending
+                .iter()
+                .take(limits.line.saturating_add(1))
+                .position(|&b| b == b'\n');
+            return match line_end {
+                None if pending.len() > limits.line => Err(RequestError::UriTooLong),
+                _ if buf.len() > limits.total => Err(RequestError::HeaderTooLarge),
+                _ => Ok(None),
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeaderTooLarge),
+        Err(httparse::Error::Version) => {
+            return Err(
+                if buf
+                    .get(skip..)
+                    .is_some_and(|b| b.starts_with(b"PRI * HTTP/2"))
+                {
+                    RequestError::VersionNotSupported
+                } else {
+                    RequestError::BadRequest
+                },
+            )
+        }
+        Err(_) => return Err(RequestError::BadRequest),
+    };
+    if len > limits.total || len > u32::MAX as usize {
+        return Err(RequestError::HeaderTooLarge);
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(RequestError::BadRequest);
+    };
+    // Request line: method, space, target, space, "HTTP/1.x".
+    if method.len() + target.len() + 10 > limits.line {
+        return Err(RequestError::UriTooLong);
+    }
+    let base = buf.as_ptr() as usize;
+    let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+    let span = |s: &[u8]| [offset(s), offset(s) + s.len() as u32];
+    let mut layout = Layout {
+        len,
+        method: span(method.as_bytes()),
+        target: span(target.as_bytes()),
+        http10: version == 0,
+        spans: [[0; 4]; INLINE_SPANS],
+        more: Vec::new(),
+        count: req.headers.len(),
+    };
+    for (i, h) in req.headers.iter().enumerate() {
+        // name, ": ", value
+        if h.name.len() + 2 + h.value.len() > limits.line {
+            return Err(RequestError::HeaderTooLarge);
+        }
+        let (n, v) = (offset(h.name.as_bytes()), offset(h.value));
+        let s = [n, n + h.name.len() as u32, v, v + h.value.len() as u32];
+        match layout.spans.get_mut(i) {
+            Some(slot) => *slot = s,
+            None => layout.more.push(s),
+        }
+    }
+    Ok(Some(layout))
+}
+
+/// The framing facts of a request head, gathered line by line.
+#[derive(Debug, Default)]
+struct Facts {
+    length: Option<u64>,
+    /// `Transfer-Encoding` seen: whether it is exactly `chunked`.
+    chunked: Option<bool>,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+    hosts: u8,
+}
+
+/// Builds the request from the `head` bytes `layout` describes.
+fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
+    let at = |[a, b]: [u32; 2]| a as usize..b as usize;
+    let method = Method::from_bytes(head.get(at(layout.method)).unwrap_or_default())
+        .map_err(|_| RequestError::BadRequest)?;
+    let uri = Uri::from_maybe_shared(head.slice(at(layout.target)))
+        .map_err(|_| RequestError::BadRequest)?;
+    // `*` only for OPTIONS; CONNECT's authority form is not proxied.
+    if method == Method::CONNECT
+        || (uri.path() == "*" && method != Method::OPTIONS && uri.authority().is_none())
+    {
+        return Err(RequestError::BadRequest);
+    }
+    let mut headers = HeaderMap::with_capacity(layout.count + 2);
+    let mut facts = Facts::default();
+    for [a, b, c, d] in layout.headers() {
+        let name = HeaderName::from_bytes(head.get(a as usize..b as usize).unwrap_or_default())
+            .map_err(|_| RequestError::BadRequest)?;
+        let range = c as usize..d as usize;
+        let raw = head.get(range.clone()).unwrap_or_default();
+        if name == header::CONTENT_LENGTH {
+            // nginx refuses a repeated Content-Length outright.
+            if facts.length.is_some() {
+                return Err(RequestError::BadRequest);
+            }
+            facts.length = Some(parse_decimal(raw.trim_ascii()).ok_or(RequestError::BadRequest)?);
+        } else if name == header::TRANSFER_ENCODING {
+            if facts.chunked.is_some() {
+                return Err(RequestError::BadRequest);
+            }
+            facts.chunked = Some(raw.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name == header::CONNECTION {
+            for token in raw.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                facts.close |= token.eq_ignore_ascii_case(b"close");
+                facts.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name == header::EXPECT {
+            facts.expect_continue |= raw.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        } else if name == header::HOST {
+            facts.hosts = facts.hosts.saturating_add(1);
+        }
+        let value = HeaderValue::from_maybe_shared(head.slice(range))
+            .map_err(|_| RequestError::BadRequest)?;
+        headers.append(name, value);
+    }
+    let http10 = layout.http10;
+    // nginx: an HTTP/1.1 request must name its host, once.
+    if facts.hosts > 1 || (!http10 && facts.hosts == 0 && uri.authority().is_none()) {
+        return Err(RequestError::BadRequest);
+    }
+    let framing = match (facts.chunked, facts.length) {
+        (Some(_), Some(_)) => return Err(RequestError::BadRequest),
+        (Some(_), None) if http10 => return Err(RequestError::BadRequest),
+        (Some(true), None) => BodyFraming::Chunked,
+        (Some(false), None) => return Err(RequestError::NotImplemented),
+        (None, Some(0)) | (None, None) => BodyFraming::None,
+        (None, Some(n)) => BodyFraming::Length(n),
+    };
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    parts.headers = headers;
+    Ok(RequestHead {
+        parts,
+        framing,
+        keep_alive: if http10 {
+            facts.keep_alive
+        } else {
+            !facts.close
+        },
+        expect_continue: !http10 && facts.expect_continue,
+    })
+}
+
+/// How the response body goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyOut {
+    /// Nothing after the head (HEAD, 1xx, 204, 304).
+    None,
+    /// Exactly this many bytes follow.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the connection closes (an HTTP/1.0 client and a body of unknown
+    /// length).
+    Close,
+}
+
+/// What the response head is written for.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseContext<'a> {
+    /// The request's version (the response's status line uses it).
+    pub http10: bool,
+    /// A response to HEAD: headers as for GET, no body.
+    pub head_request: bool,
+    /// The connection may stay open after this response (the client allows
+    /// it, the server's keep-alive settings allow it, no drain is under way,
+    /// the request body is consumed).
+    pub keep_alive: bool,
+    /// The body's exact length when known.
+    pub body_len: Option<u64>,
+    /// The `Date` value (`Sun, 06 Nov 1994 08:49:37 GMT`).
+    pub date: &'a [u8],
+}
+
+/// The response head as written, and what it commits the connection to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub body: BodyOut,
+    /// The connection carries another request after this response.
+    pub keep_alive: bool,
+}
+
+/// Writes the status line, the headers of `headers`, and what the proxy adds:
+/// `Date` (when absent), the body framing, and `Connection`.
+pub fn encode_response_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    ctx: &ResponseContext<'_>,
+) -> Committed {
+    out.extend_from_slice(if ctx.http10 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(errors::reason(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut has_date = false;
+    let mut close_asked = false;
+    let mut length: Option<u64> = None;
+    for (name, value) in headers {
+        if *name == header::DATE {
+            has_date = true;
+        } else if *name == header::CONNECTION {
+            close_asked |= value.as_bytes().eq_ignore_ascii_case(b"close");
+            // Written below, from the decision.
+            continue;
+        } else if *name == header::CONTENT_LENGTH {
+            length = parse_decimal(value.as_bytes().trim_ascii());
+        } else if *name == header::TRANSFER_ENCODING {
+            // The proxy frames the body itself.
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_date {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(ctx.date);
+        out.extend_from_slice(b"\r\n");
+    }
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let body = if bodiless {
+        BodyOut::None
+    } else if ctx.head_request {
+        // As for GET, when the length is known and not already said.
+        if let (None, Some(n)) = (length, ctx.body_len.filter(|&n| n > 0)) {
+            write_length(out, n);
+        }
+        BodyOut::None
+    } else if let Some(n) = length.or(ctx.body_len) {
+        if length.is_none() {
+            write_length(out, n);
+        }
+        BodyOut::Length(n)
+    } else if ctx.http10 {
+        BodyOut::Close
+    } else {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        BodyOut::Chunked
+    };
+    let keep_alive = ctx.keep_alive && !close_asked && body != BodyOut::Close;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        // The upgrade's own `Connection: upgrade` was kept by the filter.
+        if let Some(v) = headers.get(header::CONNECTION) {
+            out.extend_from_slice(b"connection: ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    } else if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if ctx.http10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Committed { body, keep_alive }
+}
+
+fn write_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(n.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The `100 Continue` interim response.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        line: 1024,
+        total: 4096,
+    };
+
+    fn parse(raw: &[u8]) -> Result<Option<RequestHead>, RequestError> {
+        parse_request_head(&mut BytesMut::from(raw), LIMITS)
+    }
+
+    #[test]
+    fn request_heads_parse_with_their_framing_and_keep_alive() {
+        // (request, framing, keep_alive, expect_continue)
+        let cases: &[(&[u8], BodyFraming, bool, bool)] = &[
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                BodyFraming::None,
+                true,
+                false,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                BodyFraming::None,
+                false,
+                false,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, Close\r\n\r\n",
+                BodyFraming::None,
+                false,
+                false,
+            ),
+            (b"GET / HTTP/1.0\r\n\r\n", BodyFraming::None, false, false),
+            (
+                b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                BodyFraming::None,
+                true,
+                false,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n",
+                BodyFraming::Length(12),
+                true,
+                false,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+                BodyFraming::None,
+                true,
+                false,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n",
+                BodyFraming::Chunked,
+                true,
+                false,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+                BodyFraming::Length(5),
+                true,
+                true,
+            ),
+            (
+                b"POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+                BodyFraming::Length(5),
+                false,
+                false,
+            ),
+            (
+                b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                BodyFraming::None,
+                true,
+                false,
+            ),
+            (
+                b"GET http://a/x HTTP/1.1\r\n\r\n",
+                BodyFraming::None,
+                true,
+                false,
+            ),
+        ];
+        for (raw, framing, keep_alive, expect) in cases {
+            let head = parse(raw).unwrap().unwrap();
+            assert_eq!(head.framing, *framing, "{raw:?}");
+            assert_eq!(head.keep_alive, *keep_alive, "{raw:?}");
+            assert_eq!(head.expect_continue, *expect, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn the_head_is_cut_off_and_the_rest_stays() {
+        let mut buf = BytesMut::from(
+            &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-One: 1\r\nX-One: 2\r\n\r\nGET /next"[..],
+        );
+        let head = parse_request_head(&mut buf, LIMITS).unwrap().unwrap();
+        assert_eq!(&buf[..], b"GET /next");
+        assert_eq!(head.parts.method, Method::GET);
+        assert_eq!(head.parts.uri.path_and_query().unwrap().as_str(), "/a?b=1");
+        assert_eq!(head.parts.version, Version::HTTP_11);
+        let ones: Vec<_> = head.parts.headers.get_all("x-one").iter().collect();
+        assert_eq!(ones, ["1", "2"]);
+        // An incomplete head leaves the buffer alone.
+        assert!(parse_request_head(&mut buf, LIMITS).unwrap().is_none());
+        assert_eq!(&buf[..], b"GET /next");
+    }
+
+    #[test]
+    fn bad_heads_get_the_nginx_status() {
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(1100));
+        let long_partial = format!("GET /{}", "a".repeat(1100));
+        let long_header = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "b".repeat(1100)
+        );
+        let many = format!("GET / HTTP/1.1\r\nHost: a\r\n{}", "X-A: 1\r\n".repeat(600));
+        let huge = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+            "X-A: 1234567890\r\n".repeat(300)
+        );
+        let cases: Vec<(&[u8], RequestError)> = vec![
+            (b"\x00\x01garbage\r\n\r\n", RequestError::BadRequest),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", RequestError::BadRequest),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", RequestError::BadRequest),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", RequestError::BadRequest),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", RequestError::BadRequest),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", RequestError::NotImplemented),
+            (b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", RequestError::BadRequest),
+            (b"GET / HTTP/1.1\r\n\r\n", RequestError::BadRequest),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", RequestError::BadRequest),
+            (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::BadRequest),
+            (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::BadRequest),
+            (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", RequestError::VersionNotSupported),
+            (long_target.as_bytes(), RequestError::UriTooLong),
+            (long_partial.as_bytes(), RequestError::UriTooLong),
+            (long_header.as_bytes(), RequestError::HeaderTooLarge),
+            (many.as_bytes(), RequestError::HeaderTooLarge),
+            (huge.as_bytes(), RequestError::HeaderTooLarge),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                parse(raw).err(),
+                Some(want),
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        // Partial heads within the limits wait for more.
+        for partial in [&b"GET / HT"[..], b"GET / HTTP/1.1\r\nHost: a\r\n", b""] {
+            assert!(parse(partial).unwrap().is_none(), "{partial:?}");
+        }
+        assert!(parse(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap()
+            .is_some());
+    }
+
+    fn encode(
+        status: u16,
+        headers: &[(&str, &str)],
+        ctx: ResponseContext<'_>,
+    ) -> (String, Committed) {
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let mut out = Vec::new();
+        let committed =
+            encode_response_head(&mut out, StatusCode::from_u16(status).unwrap(), &map, &ctx);
+        (String::from_utf8(out).unwrap(), committed)
+    }
+
+    const DATE: &[u8] = b"Wed, 02 Dec 2026 07:00:00 GMT";
+
+    fn ctx(
+        http10: bool,
+        head: bool,
+        keep_alive: bool,
+        len: Option<u64>,
+    ) -> ResponseContext<'static> {
+        ResponseContext {
+            http10,
+            head_request: head,
+            keep_alive,
+            body_len: len,
+            date: DATE,
+        }
+    }
+
+    #[test]
+    fn response_heads_frame_the_body_and_say_the_connection() {
+        let date = "date: Wed, 02 Dec 2026 07:00:00 GMT\r\n";
+        // (status, headers, context, head, committed body, keep-alive)
+        type Case<'a> = (
+            u16,
+            Vec<(&'a str, &'a str)>,
+            ResponseContext<'a>,
+            String,
+            BodyOut,
+            bool,
+        );
+        let cases: Vec<Case<'_>> = vec![
+            (200, vec![("content-length", "5")], ctx(false, false, true, Some(5)),
+             format!("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n{date}\r\n"), BodyOut::Length(5), true),
+            (200, vec![], ctx(false, false, true, Some(3)),
+             format!("HTTP/1.1 200 OK\r\n{date}content-length: 3\r\n\r\n"), BodyOut::Length(3), true),
+            (200, vec![], ctx(false, false, true, None),
+             format!("HTTP/1.1 200 OK\r\n{date}transfer-encoding: chunked\r\n\r\n"), BodyOut::Chunked, true),
+            (200, vec![], ctx(true, false, true, None),
+             format!("HTTP/1.0 200 OK\r\n{date}connection: close\r\n\r\n"), BodyOut::Close, false),
+            (200, vec![], ctx(true, false, true, Some(2)),
+             format!("HTTP/1.0 200 OK\r\n{date}content-length: 2\r\nconnection: keep-alive\r\n\r\n"), BodyOut::Length(2), true),
+            (200, vec![("connection", "close")], ctx(false, false, true, Some(0)),
+             format!("HTTP/1.1 200 OK\r\n{date}content-length: 0\r\nconnection: close\r\n\r\n"), BodyOut::Length(0), false),
+            (404, vec![], ctx(false, true, true, Some(7)),
+             format!("HTTP/1.1 404 Not Found\r\n{date}content-length: 7\r\n\r\n"), BodyOut::None, true),
+            (200, vec![("content-length", "9")], ctx(false, true, false, Some(0)),
+             format!("HTTP/1.1 200 OK\r\ncontent-length: 9\r\n{date}connection: close\r\n\r\n"), BodyOut::None, false),
+            (304, vec![("date", "x")], ctx(false, false, true, Some(0)),
+             "HTTP/1.1 304 Not Modified\r\ndate: x\r\n\r\n".to_string(), BodyOut::None, true),
+            (101, vec![("upgrade", "websocket"), ("connection", "upgrade")], ctx(false, false, true, Some(0)),
+             format!("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n{date}connection: upgrade\r\n\r\n"), BodyOut::None, true),
+            (504, vec![("transfer-encoding", "chunked")], ctx(false, false, true, Some(1)),
+             format!("HTTP/1.1 504 Gateway Time-out\r\n{date}content-length: 1\r\n\r\n"), BodyOut::Length(1), true),
+        ];
+        for (status, headers, ctx, want, body, keep_alive) in cases {
+            let (head, committed) = encode(status, &headers, ctx);
+            assert_eq!(head, want, "{status} {headers:?}");
+            assert_eq!(
+                committed,
+                Committed { body, keep_alive },
+                "{status} {headers:?}"
+            );
+        }
+    }
+}

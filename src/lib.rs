@@ -16,6 +16,7 @@ pub mod downstream;
 pub mod log;
 pub mod process;
 pub mod proxy;
+pub mod reuse;
 pub mod server;
 pub mod sticky;
 pub mod upstream;

@@ -95,9 +95,7 @@ impl ClientIo {
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
             let mut buf = self.buf.borrow_mut();
-            if buf.capacity() - buf.len() < want / 2 {
-                buf.reserve(want);
-            }
+            crate::reuse::make_room(&mut buf, want);
             let room = buf.capacity() - buf.len();
             match self.stream.try_read_buf(&mut *buf) {
                 Ok(n) => {
@@ -512,7 +510,7 @@ async fn respond(
         };
         h1::encode_response_head(&mut out.head, parts.status, &parts.headers, &ctx)
     });
-    drop(parts);
+    crate::reuse::give_map(parts.headers);
     let tunnel = body.take_tunnel();
     let chunked = committed.body == BodyOut::Chunked;
     let mut left = match committed.body {

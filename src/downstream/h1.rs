@@ -242,7 +242,7 @@ fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
     {
         return Err(RequestError::BadRequest);
     }
-    let mut headers = HeaderMap::with_capacity(layout.count + 2);
+    let mut headers = crate::reuse::header_map(layout.count + 2);
     let mut facts = Facts::default();
     for [a, b, c, d] in layout.headers() {
         let name = HeaderName::from_bytes(head.get(a as usize..b as usize).unwrap_or_default())

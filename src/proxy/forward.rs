@@ -770,6 +770,12 @@ struct UpstreamRequest {
     head_request: bool,
 }
 
+impl Drop for UpstreamRequest {
+    fn drop(&mut self) {
+        crate::reuse::give_vec(std::mem::take(&mut self.head));
+    }
+}
+
 impl Worker {
     /// The state of one worker for `config`.
     /// Without a checker: no peer is ever marked down by active checks.
@@ -1106,8 +1112,10 @@ impl Worker {
                 RequestFraming::Chunked
             };
             let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
-            let mut head = Vec::with_capacity(head_capacity(target, &parts.headers));
+            let mut head = crate::reuse::vec(head_capacity(target, &parts.headers));
             h1::encode_request_head(&mut head, &parts.method, target, &parts.headers, framing);
+            // The headers are in `head` now.
+            crate::reuse::give_map(std::mem::take(&mut parts.headers));
             let request = UpstreamRequest {
                 head,
                 framing,

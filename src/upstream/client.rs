@@ -113,9 +113,7 @@ impl Transport {
     /// Reads what the kernel has into the buffer (at least `want` bytes of
     /// room): `Ok(0)` at end of stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<std::io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < want / 2 {
-            self.buf.reserve(want);
-        }
+        crate::reuse::make_room(&mut self.buf, want);
         tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buf)
     }
 

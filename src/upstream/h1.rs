@@ -214,7 +214,7 @@ pub fn build_response_head(
 ) -> Result<ResponseHead, HeadError> {
     let status = StatusCode::from_u16(layout.status).map_err(|_| HeadError::Invalid)?;
     // Room for what the proxy adds (Set-Cookie, Server) without regrowing.
-    let mut headers = HeaderMap::with_capacity(layout.count + 2);
+    let mut headers = crate::reuse::header_map(layout.count + 2);
     // What frames the body and the connection, noted as the lines go by (no
     // lookups in the finished map).
     let mut facts = Facts::default();

@@ -648,18 +648,12 @@ pub struct PendingLog {
 }
 
 impl PendingLog {
-    /// Starts counting for the response with `status` and `headers` (the head
-    /// size is estimated from them: hyper adds `Date` and framing headers).
+    /// Starts counting for the response with `status` and `headers`.
     pub fn new(
         record: Box<AccessRecord>,
         status: http::StatusCode,
         headers: &http::HeaderMap,
     ) -> PendingLog {
-        let head_bytes = headers.iter().fold(
-            // "HTTP/1.1 200 OK\r\n" ... "\r\n"
-            11 + status.canonical_reason().map_or(0, str::len) as u64 + 2 + 2,
-            |n, (name, value)| n + name.as_str().len() as u64 + 2 + value.len() as u64 + 2,
-        );
         let kept = if record.wants_response_headers {
             headers.clone()
         } else {
@@ -669,9 +663,14 @@ impl PendingLog {
             record,
             status: status.as_u16(),
             headers: kept,
-            head_bytes,
+            head_bytes: 0,
             body_bytes: 0,
         }
+    }
+
+    /// The response head, `n` bytes, went to the client.
+    pub fn head_sent(&mut self, n: u64) {
+        self.head_bytes = n;
     }
 
     /// `n` more body bytes went to the client.

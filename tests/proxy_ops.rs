@@ -719,3 +719,38 @@ fn stop_during_a_graceful_stop_cuts_it_short() {
     let answer = client.join().expect("client");
     assert!(answer.map_or(true, |(status, _)| status != 200));
 }
+
+#[tokio::test]
+async fn bytes_sent_counts_exactly_what_the_client_got() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = Scratch::new("bytes-sent");
+    let a = Backend::start("a");
+    let log = dir.path("bytes.log");
+    let text = format!(
+        "events {{}} http {{ log_format sizes '$request_uri $bytes_sent $body_bytes_sent'; \
+         upstream app {{ server {peer}; }} \
+         server {{ listen 127.0.0.1:0; access_log {log} sizes; \
+         location / {{ proxy_pass http://app; }} \
+         location /fixed {{ return 200 \"twelve bytes\"; }} }} }}",
+        peer = a.peer(),
+        log = log.display(),
+    );
+    let running = Proxy::start(config_in(&dir, &text)).expect("starts");
+    let mut got = Vec::new();
+    for path in ["/fixed", "/proxied"] {
+        let mut stream = tokio::net::TcpStream::connect(running.addr())
+            .await
+            .expect("connect");
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .expect("write");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read");
+        let head = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4;
+        got.push(format!("{path} {} {}", raw.len(), raw.len() - head));
+    }
+    assert_eq!(read_lines(&log, 2), got);
+}

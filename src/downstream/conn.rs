@@ -511,6 +511,7 @@ async fn respond(
         h1::encode_response_head(&mut out.head, parts.status, &parts.headers, &ctx)
     });
     crate::reuse::give_map(parts.headers);
+    body.head_sent(out.head.len());
     let tunnel = body.take_tunnel();
     let chunked = committed.body == BodyOut::Chunked;
     let mut left = match committed.body {

@@ -427,6 +427,13 @@ enum ProxyInner {
 }
 
 impl ProxyBody {
+    /// The response head, `n` bytes, is written (`$bytes_sent`).
+    pub fn head_sent(&mut self, n: usize) {
+        if let Some(log) = &mut self.log {
+            log.head_sent(n as u64);
+        }
+    }
+
     /// The backend connection of a `101` response, for the tunnel.
     pub fn take_tunnel(&mut self) -> Option<Transport> {
         match &mut self.inner {

@@ -530,6 +530,19 @@ pub struct AccessRecord {
     pub streaming_since: Option<std::time::Instant>,
     /// Some format reads `$sent_http_*`.
     wants_response_headers: bool,
+    /// The response, filled in by [`PendingLog`].
+    sent: SentSoFar,
+}
+
+/// What a [`PendingLog`] counts (kept in the boxed record, so a response body
+/// carries one pointer for its log).
+#[derive(Debug, Default)]
+struct SentSoFar {
+    status: u16,
+    /// The response headers, kept only when a format reads them.
+    headers: http::HeaderMap,
+    head_bytes: u64,
+    body_bytes: u64,
 }
 
 /// The response as the client got it, for [`AccessRecord::write`].
@@ -570,6 +583,7 @@ impl AccessRecord {
             sticky: None,
             streaming_since: None,
             wants_response_headers: targets_read_response_headers(&targets),
+            sent: SentSoFar::default(),
             targets,
         }
     }
@@ -640,42 +654,30 @@ fn targets_read_response_headers(targets: &[LogTarget]) -> bool {
 #[derive(Debug)]
 pub struct PendingLog {
     record: Box<AccessRecord>,
-    status: u16,
-    /// The response headers, kept only when a format reads them.
-    headers: http::HeaderMap,
-    head_bytes: u64,
-    body_bytes: u64,
 }
 
 impl PendingLog {
     /// Starts counting for the response with `status` and `headers`.
     pub fn new(
-        record: Box<AccessRecord>,
+        mut record: Box<AccessRecord>,
         status: http::StatusCode,
         headers: &http::HeaderMap,
     ) -> PendingLog {
-        let kept = if record.wants_response_headers {
-            headers.clone()
-        } else {
-            http::HeaderMap::new()
-        };
-        PendingLog {
-            record,
-            status: status.as_u16(),
-            headers: kept,
-            head_bytes: 0,
-            body_bytes: 0,
+        record.sent.status = status.as_u16();
+        if record.wants_response_headers {
+            record.sent.headers = headers.clone();
         }
+        PendingLog { record }
     }
 
     /// The response head, `n` bytes, went to the client.
     pub fn head_sent(&mut self, n: u64) {
-        self.head_bytes = n;
+        self.record.sent.head_bytes = n;
     }
 
     /// `n` more body bytes went to the client.
     pub fn sent(&mut self, n: u64) {
-        self.body_bytes += n;
+        self.record.sent.body_bytes += n;
     }
 }
 
@@ -686,12 +688,13 @@ impl Drop for PendingLog {
                 last.response_time = Some(since.elapsed());
             }
         }
+        let sent = &self.record.sent;
         self.record.write(
             Sent {
-                status: self.status,
-                headers: &self.headers,
-                body_bytes: self.body_bytes,
-                bytes: self.head_bytes + self.body_bytes,
+                status: sent.status,
+                headers: &sent.headers,
+                body_bytes: sent.body_bytes,
+                bytes: sent.head_bytes + sent.body_bytes,
             },
             SystemTime::now(),
         );

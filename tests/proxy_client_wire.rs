@@ -323,3 +323,17 @@ async fn a_client_gone_mid_body_does_not_stop_the_proxy() {
     }
     assert_eq!(get(p.addr, "/", &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_head_sent_a_byte_at_a_time_is_served() {
+    let b = Backend::start("a");
+    let p = proxy(&b, "");
+    let mut w = Wire::connect(p.addr).await;
+    w.stream.set_nodelay(true).expect("nodelay");
+    for byte in b"GET /slow HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n" {
+        w.write(&[*byte]).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let r = w.response(false).await.expect("answer");
+    assert!(r.text().contains("GET /slow"), "{r:?}");
+}

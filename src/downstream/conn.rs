@@ -470,12 +470,17 @@ async fn read_head(
     info: &ConnInfo,
     limits: Limits,
 ) -> Result<Option<h1::RequestHead>, h1::RequestError> {
+    // How much of the buffer the last parse saw (0: none yet).
+    let mut seen = 0;
     poll_fn(|cx| loop {
         {
             let mut buf = io.buf.borrow_mut();
             if !buf.is_empty() {
-                if let Some(head) = h1::parse_request_head(&mut buf, limits)? {
-                    return Poll::Ready(Ok(Some(head)));
+                if seen == 0 || h1::worth_parsing(&buf, &mut seen, limits) {
+                    if let Some(head) = h1::parse_request_head(&mut buf, limits)? {
+                        return Poll::Ready(Ok(Some(head)));
+                    }
+                    seen = buf.len();
                 }
             } else if info.signal() != Signal::None {
                 return Poll::Ready(Ok(None));

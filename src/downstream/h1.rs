@@ -141,6 +141,29 @@ pub fn parse_request_head(
     build(&head, &layout).map(Some)
 }
 
+/// After [`parse_request_head`] said "more bytes needed" for `buf[..*seen]`:
+/// whether the bytes since make parsing again worthwhile (they end the head,
+/// or the buffer outgrew a limit). A head arriving a byte at a time is then
+/// scanned once instead of parsed again from its start for every byte.
+pub fn worth_parsing(buf: &[u8], seen: &mut usize, limits: Limits) -> bool {
+    let before = *seen;
+    *seen = buf.len();
+    // A blank line may straddle the old end: look 2 bytes back.
+    let from = before.saturating_sub(2);
+    let fresh = buf.get(from..).unwrap_or_default();
+    let blank_line = fresh.iter().enumerate().any(|(i, &b)| {
+        b == b'\n'
+            && match fresh.get(i + 1) {
+                Some(b'\n') => true,
+                Some(b'\r') => fresh.get(i + 2) == Some(&b'\n'),
+                _ => false,
+            }
+    });
+    blank_line
+        || (before <= limits.line && buf.len() > limits.line)
+        || (before <= limits.total && buf.len() > limits.total)
+}
+
 /// Finds a complete request head at the start of `buf` and checks its sizes.
 fn locate(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
     // nginx skips empty lines before a request line (RFC 9112 2.2).
@@ -547,6 +570,30 @@ mod tests {
         // An incomplete head leaves the buffer alone.
         assert!(parse_request_head(&mut buf, LIMITS).unwrap().is_none());
         assert_eq!(&buf[..], b"GET /next");
+    }
+
+    #[test]
+    fn a_head_arriving_byte_by_byte_is_parsed_when_it_can_be_complete() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n\r\n";
+        let mut seen = 0;
+        let mut worth = Vec::new();
+        for n in 1..=head.len() {
+            if worth_parsing(&head[..n], &mut seen, LIMITS) {
+                worth.push(n);
+            }
+        }
+        assert_eq!(worth, [head.len()]);
+        // Bare LF line ends too, and a blank line split over two reads.
+        let mut seen = 0;
+        assert!(!worth_parsing(b"GET / HTTP/1.0\n", &mut seen, LIMITS));
+        assert!(worth_parsing(b"GET / HTTP/1.0\n\n", &mut seen, LIMITS));
+        // Crossing a limit is worth a parse (for its 414 or 431), once.
+        let limits = Limits { line: 8, total: 16 };
+        let mut seen = 0;
+        assert!(!worth_parsing(b"GET /abc", &mut seen, limits));
+        assert!(worth_parsing(b"GET /abcd", &mut seen, limits));
+        assert!(!worth_parsing(b"GET /abcde", &mut seen, limits));
+        assert!(worth_parsing(b"GET /abcdefghijklm", &mut seen, limits));
     }
 
     #[test]

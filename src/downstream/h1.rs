@@ -177,13 +177,17 @@ fn locate(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
     let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
+            // A request line of `line` bytes may still be waiting for its
+            // CR LF.
             let pending = buf.get(skip..).unwrap_or_default();
             let line_end = pending
                 .iter()
-                .take(limits.line.saturating_add(1))
+                .take(limits.line.saturating_add(2))
                 .position(|&b| b == b'\n');
             return match line_end {
-                None if pending.len() > limits.line => Err(RequestError::UriTooLong),
+                None if pending.len() > limits.line.saturating_add(1) => {
+                    Err(RequestError::UriTooLong)
+                }
                 _ if buf.len() > limits.total => Err(RequestError::HeaderTooLarge),
                 _ => Ok(None),
             };
@@ -636,6 +640,13 @@ mod tests {
                 String::from_utf8_lossy(raw)
             );
         }
+        // A request line of exactly the limit, its CR LF still to come.
+        let line = format!("GET /{} HTTP/1.1", "a".repeat(LIMITS.line - 14));
+        assert_eq!(line.len(), LIMITS.line);
+        assert!(parse(format!("{line}\r").as_bytes()).unwrap().is_none());
+        assert!(parse(format!("{line}\r\nHost: a\r\n\r\n").as_bytes()).unwrap().is_some());
+        let over = format!("GET /{} HTTP/1.1\r", "a".repeat(LIMITS.line - 13));
+        assert_eq!(parse(over.as_bytes()).err(), Some(RequestError::UriTooLong));
         // Partial heads within the limits wait for more.
         for partial in [&b"GET / HT"[..], b"GET / HTTP/1.1\r\nHost: a\r\n", b""] {
             assert!(parse(partial).unwrap().is_none(), "{partial:?}");

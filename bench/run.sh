@@ -9,6 +9,8 @@
 #
 # Usage: bench/run.sh [ROUNDS] [DURATION_SECONDS] [CONNECTIONS...]
 #   defaults: 2 rounds, 8 s, 64 and 512 connections.
+#   BASELINE_BIN=path/to/other/proxy adds a fourth proxy, "base": that build on
+#   the same configuration, to compare two builds of ours in one run (A/B).
 # Needs: nginx, haproxy, wrk, taskset (installed with apt-get when missing).
 set -euo pipefail
 
@@ -33,7 +35,7 @@ if [ "$(nproc)" -lt 2 ]; then
     exit 1
 fi
 
-read -r B1 B2 PORT_OURS PORT_NGINX PORT_HAP <<< "$(free_ports 5)"
+read -r B1 B2 PORT_OURS PORT_NGINX PORT_HAP PORT_BASE <<< "$(free_ports 6)"
 
 echo "building sticky-proxy (release)" >&2
 (cd "$ROOT" && cargo build --release --quiet --bin proxy)
@@ -137,6 +139,12 @@ EOF
 
 taskset -c 0 "$OURS_BIN" -c "$WORK/ours.conf" 2>"$WORK/ours.log" &
 OURS_PID=$!; PIDS+=($OURS_PID)
+if [ -n "${BASELINE_BIN:-}" ]; then
+    sed "s/127.0.0.1:$PORT_OURS;/127.0.0.1:$PORT_BASE;/" "$WORK/ours.conf" > "$WORK/base.conf"
+    taskset -c 0 "$BASELINE_BIN" -c "$WORK/base.conf" 2>"$WORK/base.log" &
+    BASE_PID=$!; PIDS+=($BASE_PID)
+    wait_port "$PORT_BASE"
+fi
 taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
 NGINX_PID=$!; PIDS+=($NGINX_PID)
 taskset -c 0 haproxy -db -f "$WORK/haproxy/haproxy.cfg" &
@@ -198,7 +206,7 @@ run_one() {
 }
 
 # Warm up every proxy (connections to the backends, caches).
-for port in "$PORT_OURS" "$PORT_NGINX" "$PORT_HAP"; do
+for port in "$PORT_OURS" "$PORT_NGINX" "$PORT_HAP" ${BASELINE_BIN:+"$PORT_BASE"}; do
     taskset -c 1 wrk -t1 -c 64 -d 2s "http://127.0.0.1:$port/" >/dev/null
 done
 
@@ -212,6 +220,9 @@ for round in $(seq 1 "$ROUNDS"); do
                 c_ours=""; c_nginx=""; c_hap=""
             fi
             run_one ours "$OURS_PID" "$PORT_OURS" "$case" "$conns" "$c_ours"
+            if [ -n "${BASELINE_BIN:-}" ]; then
+                run_one base "$BASE_PID" "$PORT_BASE" "$case" "$conns" "$c_ours"
+            fi
             run_one nginx "$NGINX_PID" "$PORT_NGINX" "$case" "$conns" "$c_nginx"
             run_one hap "$HAP_PID" "$PORT_HAP" "$case" "$conns" "$c_hap"
         done

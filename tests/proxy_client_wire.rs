@@ -337,3 +337,21 @@ async fn a_head_sent_a_byte_at_a_time_is_served() {
     let r = w.response(false).await.expect("answer");
     assert!(r.text().contains("GET /slow"), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_tunnel_outlives_keepalive_timeout_and_carries_early_bytes() {
+    let b = Backend::start("a");
+    let p = proxy(&b, "keepalive_timeout 1s;");
+    let mut w = Wire::connect(p.addr).await;
+    // Bytes right behind the upgrade request go to the backend after the switch.
+    w.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nearly")
+        .await;
+    let switched = w.response(true).await.expect("101");
+    assert_eq!(switched.status(), 101, "{switched:?}");
+    assert_eq!(switched.header("upgrade").as_deref(), Some("echo"));
+    assert_eq!(w.take(5).await, b"EARLY");
+    // Past keepalive_timeout (and a sweep or two), the tunnel still carries bytes.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    w.write(b"later").await;
+    assert_eq!(w.take(5).await, b"LATER");
+}

@@ -453,6 +453,9 @@ pub async fn serve(
             Next::Continue | Next::Close => return,
             Next::Tunnel(backend) => {
                 drop(out);
+                // A tunnel is never idle: neither the idle timeout nor the
+                // `worker_connections` eviction applies to it.
+                info.waiting_since.set(None);
                 match Rc::try_unwrap(io) {
                     Ok(io) => tunnel(io, backend).await,
                     Err(_) => tracing::debug!("upgrade abandoned: the request body is still read"),

@@ -644,7 +644,9 @@ mod tests {
         let line = format!("GET /{} HTTP/1.1", "a".repeat(LIMITS.line - 14));
         assert_eq!(line.len(), LIMITS.line);
         assert!(parse(format!("{line}\r").as_bytes()).unwrap().is_none());
-        assert!(parse(format!("{line}\r\nHost: a\r\n\r\n").as_bytes()).unwrap().is_some());
+        assert!(parse(format!("{line}\r\nHost: a\r\n\r\n").as_bytes())
+            .unwrap()
+            .is_some());
         let over = format!("GET /{} HTTP/1.1\r", "a".repeat(LIMITS.line - 13));
         assert_eq!(parse(over.as_bytes()).err(), Some(RequestError::UriTooLong));
         // Partial heads within the limits wait for more.

@@ -20,3 +20,4 @@ pub mod reuse;
 pub mod server;
 pub mod sticky;
 pub mod upstream;
+pub mod wire;

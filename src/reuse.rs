@@ -11,6 +11,7 @@
 //! stay resident.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use bytes::BytesMut;
 use http::HeaderMap;
@@ -26,9 +27,24 @@ thread_local! {
     static VECS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
+type FreeList<T> = LocalKey<RefCell<Vec<T>>>;
+
+fn take<T>(list: &'static FreeList<T>) -> Option<T> {
+    list.with(|l| l.borrow_mut().pop())
+}
+
+fn keep<T>(list: &'static FreeList<T>, item: T) {
+    list.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.len() < KEEP {
+            l.push(item);
+        }
+    });
+}
+
 /// An empty header map with room for `capacity` entries.
 pub fn header_map(capacity: usize) -> HeaderMap {
-    match MAPS.with(|m| m.borrow_mut().pop()) {
+    match take(&MAPS) {
         Some(mut map) => {
             map.reserve(capacity);
             map
@@ -39,21 +55,15 @@ pub fn header_map(capacity: usize) -> HeaderMap {
 
 /// Gives `map` back for a later [`header_map`].
 pub fn give_map(mut map: HeaderMap) {
-    if map.capacity() == 0 || map.capacity() > MAX_MAP {
-        return;
+    if map.capacity() != 0 && map.capacity() <= MAX_MAP {
+        map.clear();
+        keep(&MAPS, map);
     }
-    map.clear();
-    MAPS.with(|m| {
-        let mut m = m.borrow_mut();
-        if m.len() < KEEP {
-            m.push(map);
-        }
-    });
 }
 
 /// An empty byte buffer with room for `capacity` bytes.
 pub fn vec(capacity: usize) -> Vec<u8> {
-    match VECS.with(|v| v.borrow_mut().pop()) {
+    match take(&VECS) {
         Some(mut v) => {
             v.reserve(capacity);
             v
@@ -64,16 +74,10 @@ pub fn vec(capacity: usize) -> Vec<u8> {
 
 /// Gives `v` back for a later [`vec`].
 pub fn give_vec(mut v: Vec<u8>) {
-    if v.capacity() == 0 || v.capacity() > MAX_VEC {
-        return;
+    if v.capacity() != 0 && v.capacity() <= MAX_VEC {
+        v.clear();
+        keep(&VECS, v);
     }
-    v.clear();
-    VECS.with(|l| {
-        let mut l = l.borrow_mut();
-        if l.len() < KEEP {
-            l.push(v);
-        }
-    });
 }
 
 /// Makes room in `buf` for a read of up to `want` bytes. An empty buffer

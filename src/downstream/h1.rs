@@ -11,13 +11,14 @@
 //! `Connection` header the keep-alive decision needs.
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 
 use crate::proxy::errors::{self, ProxyError};
-use crate::upstream::h1::parse_decimal;
+use crate::wire::{parse_decimal, HeaderSpans};
 
 /// Most header lines one request may have. nginx has no count limit but its
 /// `large_client_header_buffers` (4 x 8k by default); 256 lines of at least
@@ -103,28 +104,13 @@ impl RequestError {
     }
 }
 
-/// Start and end of a header line's name and value within the head.
-type Span = [u32; 4];
-
 /// Where the parts of a complete head lie in the buffer.
 struct Layout {
     len: usize,
-    method: [u32; 2],
-    target: [u32; 2],
+    method: Range<usize>,
+    target: Range<usize>,
     http10: bool,
-    spans: [Span; INLINE_SPANS],
-    more: Vec<Span>,
-    count: usize,
-}
-
-impl Layout {
-    fn headers(&self) -> impl Iterator<Item = Span> + '_ {
-        let inline = self
-            .spans
-            .get(..self.count.min(INLINE_SPANS))
-            .unwrap_or_default();
-        inline.iter().chain(self.more.iter()).copied()
-    }
+    headers: HeaderSpans<INLINE_SPANS>,
 }
 
 /// Parses the request head at the start of `buf`. `Ok(None)`: more bytes are
@@ -217,31 +203,26 @@ fn locate(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
     if method.len() + target.len() + 10 > limits.line {
         return Err(RequestError::UriTooLong);
     }
+    // name, ": ", value
+    if req
+        .headers
+        .iter()
+        .any(|h| h.name.len() + 2 + h.value.len() > limits.line)
+    {
+        return Err(RequestError::HeaderTooLarge);
+    }
     let base = buf.as_ptr() as usize;
-    let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
-    let span = |s: &[u8]| [offset(s), offset(s) + s.len() as u32];
-    let mut layout = Layout {
+    let span = |s: &[u8]| {
+        let at = s.as_ptr() as usize - base;
+        at..at + s.len()
+    };
+    Ok(Some(Layout {
         len,
         method: span(method.as_bytes()),
         target: span(target.as_bytes()),
         http10: version == 0,
-        spans: [[0; 4]; INLINE_SPANS],
-        more: Vec::new(),
-        count: req.headers.len(),
-    };
-    for (i, h) in req.headers.iter().enumerate() {
-        // name, ": ", value
-        if h.name.len() + 2 + h.value.len() > limits.line {
-            return Err(RequestError::HeaderTooLarge);
-        }
-        let (n, v) = (offset(h.name.as_bytes()), offset(h.value));
-        let s = [n, n + h.name.len() as u32, v, v + h.value.len() as u32];
-        match layout.spans.get_mut(i) {
-            Some(slot) => *slot = s,
-            None => layout.more.push(s),
-        }
-    }
-    Ok(Some(layout))
+        headers: HeaderSpans::of(buf, req.headers),
+    }))
 }
 
 /// The framing facts of a request head, gathered line by line.
@@ -258,10 +239,9 @@ struct Facts {
 
 /// Builds the request from the `head` bytes `layout` describes.
 fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
-    let at = |[a, b]: [u32; 2]| a as usize..b as usize;
-    let method = Method::from_bytes(head.get(at(layout.method)).unwrap_or_default())
+    let method = Method::from_bytes(head.get(layout.method.clone()).unwrap_or_default())
         .map_err(|_| RequestError::BadRequest)?;
-    let uri = Uri::from_maybe_shared(head.slice(at(layout.target)))
+    let uri = Uri::from_maybe_shared(head.slice(layout.target.clone()))
         .map_err(|_| RequestError::BadRequest)?;
     // `*` only for OPTIONS; CONNECT's authority form is not proxied.
     if method == Method::CONNECT
@@ -269,12 +249,11 @@ fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
     {
         return Err(RequestError::BadRequest);
     }
-    let mut headers = crate::reuse::header_map(layout.count + 2);
+    let mut headers = crate::reuse::header_map(layout.headers.len() + 2);
     let mut facts = Facts::default();
-    for [a, b, c, d] in layout.headers() {
-        let name = HeaderName::from_bytes(head.get(a as usize..b as usize).unwrap_or_default())
+    for (name, range) in layout.headers.iter() {
+        let name = HeaderName::from_bytes(head.get(name).unwrap_or_default())
             .map_err(|_| RequestError::BadRequest)?;
-        let range = c as usize..d as usize;
         let raw = head.get(range.clone()).unwrap_or_default();
         if name == header::CONTENT_LENGTH {
             // nginx refuses a repeated Content-Length outright.

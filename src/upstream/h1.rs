@@ -17,6 +17,8 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Version};
 
+use crate::wire::{parse_decimal, HeaderSpans};
+
 /// Most header lines a backend response may carry (nginx's proxy module has no
 /// count limit but a 4k/8k `proxy_buffer_size`; 128 lines is far beyond real
 /// responses).
@@ -122,9 +124,6 @@ impl std::error::Error for HeadError {}
 /// Header lines whose spans a [`HeadLayout`] keeps without allocating.
 const INLINE_SPANS: usize = 24;
 
-/// Start and end of a header line's name and value within the head.
-type Span = [u32; 4];
-
 /// Where a response head ends in a buffer, and the ranges of its parts (so the
 /// caller can cut the head off its buffer and share the bytes).
 #[derive(Debug)]
@@ -134,24 +133,14 @@ pub struct HeadLayout {
     pub status: u16,
     /// HTTP/1.0 (`false`: HTTP/1.1).
     pub http10: bool,
-    /// Name and value spans of the first header lines (`count` of them in all,
-    /// the ones past [`INLINE_SPANS`] in `more`).
-    spans: [Span; INLINE_SPANS],
-    more: Vec<Span>,
-    count: usize,
+    /// Name and value spans of the header lines.
+    spans: HeaderSpans<INLINE_SPANS>,
 }
 
 impl HeadLayout {
     /// Name and value ranges of each header line, within the head.
     pub fn headers(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
-        let inline = self
-            .spans
-            .get(..self.count.min(INLINE_SPANS))
-            .unwrap_or_default();
-        inline.iter().chain(self.more.iter()).map(|s| {
-            let [a, b, c, d] = s.map(|x| x as usize);
-            (a..b, c..d)
-        })
+        self.spans.iter()
     }
 }
 
@@ -179,25 +168,12 @@ pub fn locate_response_head(buf: &[u8]) -> Result<Option<HeadLayout>, HeadError>
         return Err(HeadError::TooBig);
     }
     // Offsets fit in u32: the head is at most MAX_RESPONSE_HEAD bytes.
-    let base = buf.as_ptr() as usize;
-    let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
-    let mut layout = HeadLayout {
+    Ok(Some(HeadLayout {
         len,
         status: resp.code.unwrap_or(0),
         http10: resp.version == Some(0),
-        spans: [[0; 4]; INLINE_SPANS],
-        more: Vec::new(),
-        count: resp.headers.len(),
-    };
-    for (i, h) in resp.headers.iter().enumerate() {
-        let (n, v) = (offset(h.name.as_bytes()), offset(h.value));
-        let span = [n, n + h.name.len() as u32, v, v + h.value.len() as u32];
-        match layout.spans.get_mut(i) {
-            Some(slot) => *slot = span,
-            None => layout.more.push(span),
-        }
-    }
-    Ok(Some(layout))
+        spans: HeaderSpans::of(buf, resp.headers),
+    }))
 }
 
 /// Builds the response head from `head` (the bytes [`locate_response_head`]
@@ -214,7 +190,7 @@ pub fn build_response_head(
 ) -> Result<ResponseHead, HeadError> {
     let status = StatusCode::from_u16(layout.status).map_err(|_| HeadError::Invalid)?;
     // Room for what the proxy adds (Set-Cookie, Server) without regrowing.
-    let mut headers = crate::reuse::header_map(layout.count + 2);
+    let mut headers = crate::reuse::header_map(layout.spans.len() + 2);
     // What frames the body and the connection, noted as the lines go by (no
     // lookups in the finished map).
     let mut facts = Facts::default();
@@ -328,16 +304,6 @@ impl Facts {
             None => Framing::Close,
         })
     }
-}
-
-/// A non-empty run of ASCII digits that fits in a u64.
-pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |n, &d| {
-        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
-    })
 }
 
 /// The chunked transfer-coding of a response body, decoded as bytes arrive.

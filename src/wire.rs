@@ -1,0 +1,107 @@
+//! Pieces both HTTP/1 codecs share (`upstream::h1` for the backends,
+//! `downstream::h1` for the clients): where a parsed head's header lines lie
+//! in the received bytes, and decimal numbers as HTTP writes them.
+
+use std::ops::Range;
+
+/// Start and end of a header line's name and value within a head.
+type Span = [u32; 4];
+
+/// The name and value ranges of a head's header lines, found while `httparse`
+/// borrows the buffer, so the head can then be cut off the buffer and its
+/// values share those bytes. The first `N` lines are kept without
+/// allocating. Offsets are `u32`: heads are limited far below 4 GiB.
+#[derive(Debug)]
+pub struct HeaderSpans<const N: usize> {
+    inline: [Span; N],
+    more: Vec<Span>,
+    count: usize,
+}
+
+impl<const N: usize> HeaderSpans<N> {
+    /// The spans of `headers`, which lie in `buf`.
+    pub fn of(buf: &[u8], headers: &[httparse::Header<'_>]) -> Self {
+        let base = buf.as_ptr() as usize;
+        let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+        let mut spans = HeaderSpans {
+            inline: [[0; 4]; N],
+            more: Vec::new(),
+            count: headers.len(),
+        };
+        for (i, h) in headers.iter().enumerate() {
+            let (n, v) = (offset(h.name.as_bytes()), offset(h.value));
+            let span = [n, n + h.name.len() as u32, v, v + h.value.len() as u32];
+            match spans.inline.get_mut(i) {
+                Some(slot) => *slot = span,
+                None => spans.more.push(span),
+            }
+        }
+        spans
+    }
+
+    /// How many header lines.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Name and value ranges of each header line, within the head.
+    pub fn iter(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
+        let inline = self.inline.get(..self.count.min(N)).unwrap_or_default();
+        inline.iter().chain(self.more.iter()).map(|s| {
+            let [a, b, c, d] = s.map(|x| x as usize);
+            (a..b, c..d)
+        })
+    }
+}
+
+/// A non-empty run of ASCII digits that fits in a u64.
+pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_point_at_names_and_values_inline_and_beyond() {
+        let raw = b"GET / HTTP/1.1\r\nA: 1\r\nBb: 22\r\nCcc: 333\r\n\r\n";
+        let mut slots = [httparse::EMPTY_HEADER; 8];
+        let mut req = httparse::Request::new(&mut slots);
+        assert!(req.parse(raw).unwrap().is_complete());
+        // Two inline, the third in the overflow.
+        let spans = HeaderSpans::<2>::of(raw, req.headers);
+        assert_eq!(spans.len(), 3);
+        let lines: Vec<(&[u8], &[u8])> = spans.iter().map(|(n, v)| (&raw[n], &raw[v])).collect();
+        assert_eq!(
+            lines,
+            [(&b"A"[..], &b"1"[..]), (b"Bb", b"22"), (b"Ccc", b"333")]
+        );
+    }
+
+    #[test]
+    fn decimals_are_plain_digits_that_fit() {
+        let cases: [(&[u8], Option<u64>); 7] = [
+            (b"0", Some(0)),
+            (b"123", Some(123)),
+            (b"18446744073709551615", None),
+            (b"9999999999999999999", Some(9_999_999_999_999_999_999)),
+            (b"", None),
+            (b"+1", None),
+            (b"1 ", None),
+        ];
+        for (digits, want) in cases {
+            assert_eq!(parse_decimal(digits), want, "{digits:?}");
+        }
+    }
+}

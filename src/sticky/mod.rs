@@ -23,7 +23,8 @@ pub use sid::SidIndex;
 
 use cookie::Stripped;
 use http::header::{Entry, COOKIE};
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use std::cell::RefCell;
 
 /// How the sticky cookie is owned and encoded (spec section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,11 +98,50 @@ impl StickyConf {
 pub struct Sticky {
     pub conf: StickyConf,
     pub index: SidIndex,
+    /// The insert-mode `Set-Cookie` value made last for each peer, with what it
+    /// depends on besides the peer: `(now, firstseen)` (see [`Sticky::key`]).
+    /// Every new session of a peer within one second gets the same value, so
+    /// it is made once per peer and second instead of once per response.
+    made: RefCell<Vec<Option<Made>>>,
 }
+
+/// An inserted value and its key.
+type Made = ((i64, i64), HeaderValue);
 
 impl Sticky {
     pub fn new(conf: StickyConf, index: SidIndex) -> Sticky {
-        Sticky { conf, index }
+        let made = RefCell::new(vec![None; index.len()]);
+        Sticky { conf, index, made }
+    }
+
+    /// What an inserted value depends on besides the peer: the clock only with
+    /// timestamps or `maxage`, FIRSTSEEN only with timestamps.
+    fn key(&self, now: i64, firstseen: i64) -> (i64, i64) {
+        match (self.conf.timestamps(), self.conf.maxage.is_some()) {
+            (true, _) => (now, firstseen),
+            (false, true) => (now, 0),
+            (false, false) => (0, 0),
+        }
+    }
+
+    /// The insert-mode value for `peer` (whose sid is `sid`), made again only
+    /// when its key changed.
+    fn inserted(&self, peer: usize, sid: &str, now: i64, firstseen: i64) -> Option<HeaderValue> {
+        let key = self.key(now, firstseen);
+        let mut made = self.made.borrow_mut();
+        if let Some(Some((k, v))) = made.get(peer) {
+            if *k == key {
+                return Some(v.clone());
+            }
+        }
+        let value = set_cookie::insert_value(&self.conf, sid, now, firstseen)?;
+        if made.len() <= peer {
+            made.resize(peer + 1, None);
+        }
+        if let Some(slot) = made.get_mut(peer) {
+            *slot = Some((key, value.clone()));
+        }
+        Some(value)
     }
 
     /// Request side, all in one: find and decode the cookie in `headers`, decide
@@ -168,10 +208,11 @@ impl Sticky {
         choice: &Choice,
         now: i64,
     ) {
-        let Some(sid) = self.sid(choice) else {
+        let (Some(peer), Some(sid)) = (choice.decision.peer(), self.sid(choice)) else {
             return;
         };
-        set_cookie::apply(&self.conf, status, headers, sid, choice, now);
+        let ours = || self.inserted(peer, sid, now, choice.firstseen);
+        set_cookie::apply_with(&self.conf, status, headers, sid, choice, ours);
     }
 }
 
@@ -181,6 +222,53 @@ mod tests {
     use http::HeaderValue;
 
     const NOW: i64 = 1_571_297_169;
+
+    /// Inserted values reused within a second are exactly what making them
+    /// afresh gives, per peer, clock and FIRSTSEEN.
+    #[test]
+    fn inserted_values_are_reused_only_while_they_would_be_the_same() {
+        let peers = ["10.0.0.1:80", "10.0.0.2:80"];
+        let confs = [
+            StickyConf::default(),
+            StickyConf {
+                maxage: Some(60),
+                ..StickyConf::default()
+            },
+            StickyConf {
+                maxidle: Some(30),
+                maxlife: Some(600),
+                ..StickyConf::default()
+            },
+        ];
+        for conf in confs {
+            let index = SidIndex::from_peers(&conf, peers.iter().map(|p| (*p, None)));
+            let sticky = Sticky::new(conf.clone(), index);
+            // (peer, now, firstseen), repeated, interleaved and changing.
+            let calls = [
+                (0, NOW, NOW),
+                (1, NOW, NOW),
+                (0, NOW, NOW),
+                (0, NOW, NOW - 5),
+                (0, NOW + 1, NOW + 1),
+                (1, NOW + 1, NOW + 1),
+                (1, NOW + 1, NOW + 1),
+            ];
+            for (peer, now, firstseen) in calls {
+                let choice = Choice {
+                    decision: Decision::New(peer),
+                    outcome: Outcome::New,
+                    firstseen,
+                };
+                let mut got = HeaderMap::new();
+                sticky.on_response(StatusCode::OK, &mut got, &choice, now);
+                let mut want = HeaderMap::new();
+                let sid = sticky.index.sid(peer).expect("sid");
+                set_cookie::apply(&conf, StatusCode::OK, &mut want, sid, &choice, now);
+                assert_eq!(got, want, "{conf:?} {peer} {now} {firstseen}");
+                assert_eq!(got.len(), 1);
+            }
+        }
+    }
 
     /// `on_request` (one pass over a single `Cookie` header) must do exactly what
     /// its three steps do one after the other.

@@ -317,13 +317,27 @@ pub fn apply(
     choice: &Choice,
     now: i64,
 ) {
+    let ours = || insert_value(conf, sid, now, choice.firstseen);
+    apply_with(conf, status, headers, sid, choice, ours);
+}
+
+/// [`apply`], with the insert-mode value made by `ours` (called at most once,
+/// and only when a cookie is to be set): the engine passes one that reuses the
+/// value it made last for the same peer and second.
+pub fn apply_with(
+    conf: &StickyConf,
+    status: StatusCode,
+    headers: &mut HeaderMap,
+    sid: &str,
+    choice: &Choice,
+    ours: impl FnOnce() -> Option<HeaderValue>,
+) {
     if status.as_u16() >= 400 || choice.decision == Decision::Refuse {
         return;
     }
     match conf.mode {
         Mode::Insert => {
             let wanted = choice.pins() || conf.timestamps();
-            let ours = || insert_value(conf, sid, now, choice.firstseen);
             if conf.indirect {
                 place_indirect(conf, headers, wanted, ours);
             } else if let Some(v) = wanted.then(ours).flatten() {

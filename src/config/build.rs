@@ -2399,6 +2399,14 @@ mod tests {
         );
     }
 
+    /// `check_keepalive_requests` of the first upstream's check.
+    fn check_keepalive(c: &Config) -> Option<u32> {
+        c.http.upstreams[0]
+            .check
+            .as_ref()
+            .map(|k| k.keepalive_requests)
+    }
+
     #[test]
     fn check_keepalive_requests_sets_connection_reuse() {
         let base = "http { upstream u { server 127.0.0.1:9000; check type=http;";
@@ -2409,26 +2417,14 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         // Default: one check per connection.
         let (c, _) = ok(&format!("{base} }} }}"));
-        assert_eq!(
-            c.http.upstreams[0]
-                .check
-                .as_ref()
-                .map(|k| k.keepalive_requests),
-            Some(1)
-        );
+        assert_eq!(check_keepalive(&c), Some(1));
         // 1 needs no keep-alive request.
         let (_, warnings) = ok(&format!("{base} check_keepalive_requests 1; }} }}"));
         assert!(warnings.is_empty(), "{warnings:?}");
         // Without a type=http check, or without a check, it is ignored.
         let (c, warnings) =
             ok("http { upstream u { server 127.0.0.1:9000; check; check_keepalive_requests 5; } }");
-        assert_eq!(
-            c.http.upstreams[0]
-                .check
-                .as_ref()
-                .map(|k| k.keepalive_requests),
-            Some(1)
-        );
+        assert_eq!(check_keepalive(&c), Some(1));
         assert_eq!(
             warnings[0].message,
             "\"check_keepalive_requests\" directive is ignored: the check is not \"type=http\""

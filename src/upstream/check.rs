@@ -232,15 +232,7 @@ pub fn reply_head(reply: &[u8], head_request: bool) -> Option<ReplyHead> {
         let (name, value) = line.split_at(colon);
         let value = value.get(1..).unwrap_or_default().trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") {
-            let digits = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
-            let n = if digits {
-                std::str::from_utf8(value)
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-            } else {
-                None
-            };
-            match (n, length) {
+            match (crate::wire::parse_decimal(value), length) {
                 (Some(n), None) => length = Some(n),
                 (Some(n), Some(m)) if n == m => {}
                 _ => conflicting = true,

@@ -135,9 +135,7 @@ impl Sticky {
             }
         }
         let value = set_cookie::insert_value(&self.conf, sid, now, firstseen)?;
-        if made.len() <= peer {
-            made.resize(peer + 1, None);
-        }
+        // A peer with a sid has a slot: `made` has one per entry of `index`.
         if let Some(slot) = made.get_mut(peer) {
             *slot = Some((key, value.clone()));
         }

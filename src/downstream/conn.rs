@@ -403,52 +403,45 @@ pub async fn serve(
         tail: b"",
     };
     loop {
-        let head = match read_head(&io, &info, settings.limits).await {
-            Ok(Some(head)) => head,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::info!("client {} sent a bad request: {e:?}", info.remote);
-                let resp = forward::bad_request(e.error());
-                let _ = respond(&io, &info, &mut out, resp, false, false, false).await;
-                return;
-            }
-        };
-        let http10 = head.parts.version == Version::HTTP_10;
-        let head_request = head.parts.method == Method::HEAD;
-        let body = match head.framing {
-            BodyFraming::None => RequestBody::empty(),
-            framing => {
-                *io.body.borrow_mut() = match framing {
-                    BodyFraming::Length(n) => BodyState::Length(n),
-                    _ => BodyState::Chunked(ChunkedDecoder::new()),
+        // Each request's parts live in blocks that end before the next wait,
+        // so the connection's future (which holds them) keeps only what is
+        // needed across it.
+        let next = {
+            let (facts, mut resp) = {
+                let (mut req, facts) = {
+                    let head = match read_head(&io, &info, settings.limits).await {
+                        Ok(Some(head)) => head,
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::info!("client {} sent a bad request: {e:?}", info.remote);
+                            let mut resp = forward::bad_request(e.error());
+                            let _ =
+                                respond(&io, &info, &mut out, &mut resp, false, false, false).await;
+                            return;
+                        }
+                    };
+                    request_of(&io, head)
                 };
-                let waiting = head.expect_continue && io.buf.borrow().is_empty();
-                io.continue_left
-                    .set(if waiting { h1::CONTINUE.len() } else { 0 });
-                RequestBody {
-                    io: Some(Rc::clone(&io)),
-                }
-            }
+                // Lent, not given, to the handler: its future (moved as a whole
+                // per request) stays smaller. Dropped here, with what it still holds.
+                (facts, worker().handle(Rc::clone(&info), &mut req).await)
+            };
+            let next = respond(
+                &io,
+                &info,
+                &mut out,
+                &mut resp,
+                facts.http10,
+                facts.head_request,
+                settings.keep_alive && facts.keep_alive,
+            )
+            .await;
+            // The response is sent: its body's end (log line, idle clock) happens
+            // now.
+            drop(resp);
+            next
         };
-        let req = Request::from_parts(head.parts, body);
-        let resp = worker().handle(Rc::clone(&info), req).await;
-        // A `100 Continue` never asked for is not sent; one begun is finished
-        // before the response.
-        if io.continue_left.get() == h1::CONTINUE.len() {
-            io.continue_left.set(0);
-            if !io.body_in_hand() {
-                // The client may send the body anyway: the connection cannot
-                // be trusted to be at a request boundary.
-                *io.body.borrow_mut() = BodyState::Broken;
-            }
-        } else if poll_fn(|cx| io.poll_continue(cx)).await.is_err() {
-            return;
-        }
-        let keep_alive = settings.keep_alive
-            && head.keep_alive
-            && info.signal() == Signal::None
-            && io.body_in_hand();
-        match respond(&io, &info, &mut out, resp, http10, head_request, keep_alive).await {
+        match next {
             Next::Continue if io.skip_body() => {}
             Next::Continue | Next::Close => return,
             Next::Tunnel(backend) => {
@@ -464,6 +457,47 @@ pub async fn serve(
             }
         }
     }
+}
+
+/// What the connection needs to know of a request after it was handled.
+#[derive(Clone, Copy)]
+struct RequestFacts {
+    http10: bool,
+    head_request: bool,
+    /// The client allows another request on the connection.
+    keep_alive: bool,
+}
+
+/// The request for the handler, its body read from `io` as the handler asks
+/// for it (a `100 Continue` goes first if the client waits for one).
+fn request_of(io: &Rc<ClientIo>, head: h1::RequestHead) -> (Request<RequestBody>, RequestFacts) {
+    let h1::RequestHead {
+        parts,
+        framing,
+        keep_alive,
+        expect_continue,
+    } = head;
+    let facts = RequestFacts {
+        http10: parts.version == Version::HTTP_10,
+        head_request: parts.method == Method::HEAD,
+        keep_alive,
+    };
+    let body = match framing {
+        BodyFraming::None => RequestBody::empty(),
+        framing => {
+            *io.body.borrow_mut() = match framing {
+                BodyFraming::Length(n) => BodyState::Length(n),
+                _ => BodyState::Chunked(ChunkedDecoder::new()),
+            };
+            let waiting = expect_continue && io.buf.borrow().is_empty();
+            io.continue_left
+                .set(if waiting { h1::CONTINUE.len() } else { 0 });
+            RequestBody {
+                io: Some(Rc::clone(io)),
+            }
+        }
+    };
+    (Request::from_parts(parts, body), facts)
 }
 
 /// Waits for a complete request head. `Ok(None)`: the client closed the
@@ -497,17 +531,36 @@ async fn read_head(
     .await
 }
 
-/// Writes `resp`: its head, then its body as the pipeline produces it.
+/// Writes `resp`: its head, then its body as the pipeline produces it. The
+/// connection stays open after it only if `may_keep_alive` (the client and
+/// the server's settings allow it), no drain is under way, and the request
+/// body is consumed. The response is lent, not given: the caller drops it once
+/// it is sent, and this future (part of the connection's, per request) stays
+/// small.
 async fn respond(
     io: &ClientIo,
     info: &ConnInfo,
     out: &mut Out,
-    resp: Response<ProxyBody>,
+    resp: &mut Response<ProxyBody>,
     http10: bool,
     head_request: bool,
-    keep_alive: bool,
+    may_keep_alive: bool,
 ) -> Next {
-    let (parts, mut body) = resp.into_parts();
+    // A `100 Continue` never asked for is not sent; one begun is finished
+    // before the response.
+    if io.continue_left.get() == h1::CONTINUE.len() {
+        io.continue_left.set(0);
+        if !io.body_in_hand() {
+            // The client may send the body anyway: the connection cannot
+            // be trusted to be at a request boundary.
+            *io.body.borrow_mut() = BodyState::Broken;
+        }
+    } else if poll_fn(|cx| io.poll_continue(cx)).await.is_err() {
+        return Next::Close;
+    }
+    let keep_alive = may_keep_alive && info.signal() == Signal::None && io.body_in_hand();
+    let status = resp.status();
+    let (headers, body) = (std::mem::take(resp.headers_mut()), resp.body_mut());
     let committed = with_date(|date| {
         let ctx = ResponseContext {
             http10,
@@ -516,9 +569,9 @@ async fn respond(
             body_len: body.size_hint().exact(),
             date,
         };
-        h1::encode_response_head(&mut out.head, parts.status, &parts.headers, &ctx)
+        h1::encode_response_head(&mut out.head, status, &headers, &ctx)
     });
-    crate::reuse::give_map(parts.headers);
+    crate::reuse::give_map(headers);
     body.head_sent(out.head.len());
     let tunnel = body.take_tunnel();
     let chunked = committed.body == BodyOut::Chunked;
@@ -531,13 +584,14 @@ async fn respond(
     } else {
         loop {
             // Whatever is queued goes out before waiting for the backend.
-            let polled = match poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx))).await {
+            let polled = match poll_fn(|cx| Poll::Ready(Pin::new(&mut *body).poll_frame(cx))).await
+            {
                 Poll::Ready(polled) => polled,
                 Poll::Pending => {
                     if !out.is_empty() && out.flush(io, info).await.is_err() {
                         return Next::Close;
                     }
-                    poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                    poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await
                 }
             };
             let mut data = match polled {
@@ -578,8 +632,6 @@ async fn respond(
         }
     };
     let flushed = out.flush(io, info).await.is_ok();
-    // The response is sent: its body's end (log line, idle clock) happens now.
-    drop(body);
     match tunnel {
         Some(backend) if flushed => Next::Tunnel(backend),
         _ if flushed && complete && committed.keep_alive => Next::Continue,

@@ -1033,6 +1033,109 @@ impl Worker {
         })
     }
 
+    /// Everything about a request that happens before it goes out, with no
+    /// waiting: the plan, the upstream URI, the sticky request side (decode,
+    /// decide, strip), the upstream headers, and the encoded request head.
+    /// Kept out of `handle` so that its locals (URIs, header maps) are not
+    /// part of the request's future, which is moved as a whole.
+    #[allow(clippy::result_large_err)]
+    fn prepare(
+        &self,
+        info: &ConnInfo,
+        req: &mut Request<RequestBody>,
+        log: &mut Option<Box<AccessRecord>>,
+    ) -> Result<Prepared<'_>, (Response<ProxyBody>, bool)> {
+        let start = SystemTime::now();
+        let Plan {
+            server,
+            conf,
+            pass,
+            set,
+            uri: mapped_uri,
+            set_headers,
+        } = self.plan(info, req, start, log)?;
+        let tokens = conf.server_tokens;
+        let upgrade = headers::wants_upgrade(req.headers());
+        let up_uri = match mapped_uri {
+            Some(u) => u,
+            None => match origin_form(std::mem::take(req.uri_mut())) {
+                Some(u) => u,
+                None => return Err((error_response(ProxyError::BadRequest, tokens), tokens)),
+            },
+        };
+        let connection_mode = if upgrade {
+            UpstreamConnection::Upgrade
+        } else if set.keeps_alive() {
+            UpstreamConnection::KeepAlive
+        } else {
+            UpstreamConnection::Close
+        };
+        let now_unix = unix_now(start);
+        let now_instant = Instant::now();
+        let tried = Tried::new();
+        let headers = req.headers_mut();
+        // Sticky request side (decode, decide, strip) before the headers go out.
+        let choice = set.sticky().map(|sticky| {
+            sticky.on_request(
+                headers,
+                now_unix,
+                |i| set.is_up(i, now_instant),
+                |exclude| set.choose(exclude, &tried, now_instant),
+            )
+        });
+        note_sticky(log, set, choice.as_ref());
+        headers::to_upstream_request(headers, set_headers, &pass.proxy_host, connection_mode);
+        let peer = match choice.map(|c| c.decision) {
+            Some(d) => d.peer(),
+            None => set.choose(None, &tried, now_instant),
+        };
+        let body = std::mem::replace(req.body_mut(), RequestBody::empty());
+        let body = ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
+        let headers = req.headers_mut();
+        let framing = if body.is_empty() {
+            RequestFraming::None
+        } else if body.size_hint().exact().is_some() && headers.contains_key(header::CONTENT_LENGTH)
+        {
+            RequestFraming::Length
+        } else {
+            // A chunked client body goes on chunked (its Transfer-Encoding was
+            // hop-by-hop); a stray Content-Length must not contradict it.
+            headers.remove(header::CONTENT_LENGTH);
+            RequestFraming::Chunked
+        };
+        let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut head = crate::reuse::vec(head_capacity(target, req.headers()));
+        h1::encode_request_head(&mut head, req.method(), target, req.headers(), framing);
+        // The headers are in `head` now.
+        crate::reuse::give_map(std::mem::take(req.headers_mut()));
+        let request = UpstreamRequest {
+            head,
+            framing,
+            head_request: req.method() == Method::HEAD,
+        };
+        let has_body = !body.is_empty();
+        // A bodyless request can be written again after it was sent: once on a
+        // fresh connection when a pooled one turns out dead, and on another peer
+        // per proxy_next_upstream (never away from a pinned peer with
+        // fallback=off). A streamed body cannot be sent twice.
+        let may_resend =
+            !has_body && (conf.proxy_next_upstream.non_idempotent || idempotent(req.method()));
+        Ok(Prepared {
+            conf,
+            set,
+            tokens,
+            upgrade,
+            choice,
+            peer,
+            tried,
+            request,
+            body: has_body.then_some(body),
+            may_resend,
+            now_unix,
+            now_instant,
+        })
+    }
+
     /// Answers one client request. Takes its worker and connection by `Rc` so
     /// that this future is the one the connection's coroutine keeps for the
     /// request: the pipeline is
@@ -1041,7 +1144,7 @@ impl Worker {
     pub async fn handle(
         self: Rc<Self>,
         conn: Rc<ConnInfo>,
-        req: Request<RequestBody>,
+        req: &mut Request<RequestBody>,
     ) -> Response<ProxyBody> {
         let info: &ConnInfo = &conn;
         info.waiting_since.set(None);
@@ -1050,87 +1153,23 @@ impl Worker {
         let mut log_slot: Option<Box<AccessRecord>> = None;
         let log = &mut log_slot;
         let (mut resp, tokens) = 'respond: {
-            let start = SystemTime::now();
-            let Plan {
-                server,
+            let Prepared {
                 conf,
-                pass,
                 set,
-                uri: mapped_uri,
-                set_headers,
-            } = match self.plan(info, &req, start, log) {
-                Ok(plan) => plan,
+                tokens,
+                upgrade,
+                mut choice,
+                mut peer,
+                mut tried,
+                request,
+                mut body,
+                may_resend,
+                now_unix,
+                now_instant,
+            } = match self.prepare(info, req, log) {
+                Ok(prepared) => prepared,
                 Err(made) => break 'respond made,
             };
-            let tokens = conf.server_tokens;
-            let upgrade = headers::wants_upgrade(req.headers());
-            let (mut parts, body) = req.into_parts();
-            let up_uri = match mapped_uri {
-                Some(u) => u,
-                None => match origin_form(parts.uri) {
-                    Some(u) => u,
-                    None => {
-                        break 'respond (error_response(ProxyError::BadRequest, tokens), tokens)
-                    }
-                },
-            };
-            let connection_mode = if upgrade {
-                UpstreamConnection::Upgrade
-            } else if set.keeps_alive() {
-                UpstreamConnection::KeepAlive
-            } else {
-                UpstreamConnection::Close
-            };
-            let now_unix = unix_now(start);
-            let now_instant = Instant::now();
-            let mut tried = Tried::new();
-            // Sticky request side (decode, decide, strip) before the headers go out.
-            let mut choice = set.sticky().map(|sticky| {
-                sticky.on_request(
-                    &mut parts.headers,
-                    now_unix,
-                    |i| set.is_up(i, now_instant),
-                    |exclude| set.choose(exclude, &tried, now_instant),
-                )
-            });
-            note_sticky(log, set, choice.as_ref());
-            headers::to_upstream_request(
-                &mut parts.headers,
-                set_headers,
-                &pass.proxy_host,
-                connection_mode,
-            );
-            let mut peer = match choice.map(|c| c.decision) {
-                Some(d) => d.peer(),
-                None => set.choose(None, &tried, now_instant),
-            };
-            let body =
-                ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
-            let framing = if body.is_empty() {
-                RequestFraming::None
-            } else if body.size_hint().exact().is_some()
-                && parts.headers.contains_key(header::CONTENT_LENGTH)
-            {
-                RequestFraming::Length
-            } else {
-                // A chunked client body goes on chunked (its Transfer-Encoding was
-                // hop-by-hop); a stray Content-Length must not contradict it.
-                parts.headers.remove(header::CONTENT_LENGTH);
-                RequestFraming::Chunked
-            };
-            let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
-            let mut head = crate::reuse::vec(head_capacity(target, &parts.headers));
-            h1::encode_request_head(&mut head, &parts.method, target, &parts.headers, framing);
-            // The headers are in `head` now.
-            crate::reuse::give_map(std::mem::take(&mut parts.headers));
-            let request = UpstreamRequest {
-                head,
-                framing,
-                head_request: parts.method == Method::HEAD,
-            };
-            let has_body = !body.is_empty();
-            let mut body = has_body.then_some(body);
-
             let next = &conf.proxy_next_upstream;
             let max_tries = match conf.proxy_next_upstream_tries {
                 0 => usize::MAX,
@@ -1139,11 +1178,6 @@ impl Worker {
             let retry_deadline = (!conf.proxy_next_upstream_timeout.is_zero())
                 .then(|| now_instant.checked_add(conf.proxy_next_upstream_timeout))
                 .flatten();
-            // A bodyless request can be written again after it was sent: once on a
-            // fresh connection when a pooled one turns out dead, and on another peer
-            // per proxy_next_upstream (never away from a pinned peer with
-            // fallback=off). A streamed body cannot be sent twice.
-            let may_resend = !has_body && (next.non_idempotent || idempotent(&parts.method));
             let pinned_no_fallback = set.sticky().is_some_and(|s| !s.conf.fallback)
                 && matches!(choice.map(|c| c.decision), Some(Decision::Pinned(_)));
             let resend_elsewhere = may_resend && !pinned_no_fallback;
@@ -1446,6 +1480,25 @@ struct Plan<'w> {
     /// The upstream target when `proxy_pass` has a URI part.
     uri: Option<Uri>,
     set_headers: headers::SetHeaders,
+}
+
+/// A request made ready to go out (see `Worker::prepare`).
+struct Prepared<'w> {
+    conf: &'w LocationConf,
+    set: &'w PeerSet<Transport>,
+    tokens: bool,
+    upgrade: bool,
+    choice: Option<Choice>,
+    peer: Option<usize>,
+    /// Peers tried so far (none yet; the sticky decision may have consulted it).
+    tried: Tried,
+    request: UpstreamRequest,
+    /// The client's body, when it has one.
+    body: Option<ClientBody>,
+    /// Whether the request may be written again after it was sent.
+    may_resend: bool,
+    now_unix: i64,
+    now_instant: Instant,
 }
 
 /// The answer to a request the proxy could not parse (the connection closes

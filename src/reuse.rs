@@ -72,7 +72,7 @@ pub fn vec(capacity: usize) -> Vec<u8> {
     }
 }
 
-/// Gives `v` back for a later [`vec`].
+/// Gives `v` back for a later [`vec()`].
 pub fn give_vec(mut v: Vec<u8>) {
     if v.capacity() != 0 && v.capacity() <= MAX_VEC {
         v.clear();

@@ -683,8 +683,13 @@ async fn send(
     sent_at: Instant,
 ) -> Result<Answer, Missed> {
     let requests = conn.requests + 1;
-    let hidden = |name: &http::HeaderName| {
-        headers::is_hidden(name, &conf.proxy_hide_headers, &conf.proxy_pass_headers)
+    let leave_out = |name: &http::HeaderName, kind| {
+        headers::left_out_of_response(
+            name,
+            kind,
+            &conf.proxy_hide_headers,
+            &conf.proxy_pass_headers,
+        )
     };
     let outgoing = Outgoing {
         head: &req.head,
@@ -692,7 +697,7 @@ async fn send(
         framing: req.framing,
         head_request: req.head_request,
         send_timeout: conf.proxy_send_timeout,
-        hidden: &hidden,
+        leave_out: &leave_out,
     };
     let fut = client::send(conn.io, outgoing);
     let read_timeout = conf.proxy_read_timeout;
@@ -1349,12 +1354,16 @@ impl Worker {
         let status = head.status;
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
         let mut headers = head.headers;
-        headers::filter_response(
-            &mut headers,
-            &conf.proxy_hide_headers,
-            &conf.proxy_pass_headers,
-            switching,
-        );
+        // Hop-by-hop and hidden lines never reached the map, but a 101's
+        // `Connection` and `Upgrade`, edited here.
+        if switching {
+            headers::filter_response(
+                &mut headers,
+                &conf.proxy_hide_headers,
+                &conf.proxy_pass_headers,
+                true,
+            );
+        }
         if let (Some(sticky), Some(choice)) = (set.sticky(), choice) {
             sticky.on_response(status, &mut headers, choice, now_unix);
         }

@@ -7,9 +7,11 @@
 //! sent upstream: hop-by-hop headers out, `Host: $proxy_host` unless set, the
 //! evaluated values applied (an empty value removes the header), the `Connection`
 //! header chosen by the engine ([`UpstreamConnection`]).
-//! Response side: [`filter_response`] removes hop-by-hop headers and the hidden ones
-//! (nginx's default `proxy_hide_header` list plus the configured ones, minus
-//! `proxy_pass_header`). No header value is ever built from bytes containing CR, LF
+//! Response side: [`left_out_of_response`] keeps hop-by-hop headers and the hidden
+//! ones (nginx's default `proxy_hide_header` list plus the configured ones, minus
+//! `proxy_pass_header`) out of the response while its head is parsed, so they
+//! never enter a map; [`filter_response`] does the same to a map, and edits a
+//! `101`'s `Connection` and `Upgrade`. No header value is ever built from bytes containing CR, LF
 //! or NUL: [`HeaderValue::from_bytes`] rejects them and the header is dropped.
 
 use std::net::IpAddr;
@@ -19,6 +21,7 @@ use http::HeaderMap;
 
 use crate::config::Template;
 use crate::proxy::vars::{self, RequestVars, Style};
+use crate::upstream::h1::LineKind;
 
 /// Hop-by-hop headers (RFC 9110 7.6.1 plus the legacy ones), never forwarded.
 pub const HOP_BY_HOP: [HeaderName; 7] = [
@@ -236,6 +239,22 @@ pub fn filter_response(
     if upgrade && had_connection {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+}
+
+/// Whether a line of the backend's response head stays out of the response
+/// (decided as the head is parsed, see [`crate::upstream::h1::build_response_head`]):
+/// a hidden header ([`is_hidden`]) always; a hop-by-hop one, or one the
+/// `Connection` header names, unless the response switches protocols. A `101`
+/// keeps those for [`filter_response`], which keeps `Upgrade` and says
+/// `Connection: upgrade`.
+pub fn left_out_of_response(
+    name: &HeaderName,
+    kind: LineKind,
+    hide: &[HeaderName],
+    pass: &[HeaderName],
+) -> bool {
+    is_hidden(name, hide, pass)
+        || (!kind.switching && hop_by_hop(name, kind.named_in_connection, false))
 }
 
 /// True for a response header the client never sees: one of nginx's default
@@ -551,5 +570,83 @@ mod tests {
                 "upgrade: websocket"
             ]
         );
+    }
+
+    /// The response headers the client gets are the same whether the lines
+    /// are left out while the head is parsed (`left_out_of_response`, then
+    /// `filter_response` for a 101 only, as the proxy does) or all parsed and
+    /// then filtered.
+    #[test]
+    fn leaving_lines_out_while_parsing_equals_filtering_afterwards() {
+        use crate::upstream::h1;
+        let heads = [
+            "HTTP/1.1 200 OK\r\nServer: b\r\nDate: d\r\nContent-Length: 2\r\n\
+             Connection: keep-alive\r\nContent-Type: text/plain\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-Early: 1\r\nConnection: close, X-Early, x-late\r\n\
+             X-Late: 2\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\
+             Trailer: x\r\nProxy-Connection: x\r\nTE: trailers\r\nUpgrade: h2c\r\n\
+             X-Kept: 3\r\n\r\n",
+            "HTTP/1.1 302 Found\r\nSet-Cookie: a=1\r\nX-Accel-Redirect: /x\r\n\
+             X-Pad: p\r\nX-Powered-By: php\r\nSet-Cookie: b=2\r\nConnection: ,, bad name ,\r\n\
+             Content-Length: 0\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Accept: x\r\nServer: b\r\n\r\n",
+            "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=5\r\n\
+             Content-Length: 0\r\n\r\n",
+        ];
+        let hides: [&[HeaderName]; 2] = [&[], &[HeaderName::from_static("x-powered-by")]];
+        let passes: [&[HeaderName]; 2] = [&[], &[header::SERVER, HeaderName::from_static("x-pad")]];
+        for text in heads {
+            let bytes = bytes::Bytes::from(text);
+            let layout = h1::locate_response_head(&bytes).unwrap().unwrap();
+            for (hide, pass) in hides
+                .iter()
+                .flat_map(|h| passes.iter().map(move |p| (*h, *p)))
+            {
+                let mut all =
+                    h1::build_response_head(&bytes, &layout, false, |_, _| false).unwrap();
+                let switching = all.status == http::StatusCode::SWITCHING_PROTOCOLS;
+                filter_response(&mut all.headers, hide, pass, switching);
+                let mut early = h1::build_response_head(&bytes, &layout, false, |n, kind| {
+                    left_out_of_response(n, kind, hide, pass)
+                })
+                .unwrap();
+                if switching {
+                    filter_response(&mut early.headers, hide, pass, true);
+                }
+                // The same lines (a removal from a map may reorder the rest) ...
+                let text_of = |map: &HeaderMap| -> Vec<(String, Vec<u8>)> {
+                    map.iter()
+                        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                        .collect()
+                };
+                let mut all_lines = text_of(&all.headers);
+                let mut sorted = text_of(&early.headers);
+                all_lines.sort();
+                sorted.sort();
+                assert_eq!(sorted, all_lines, "{text:?} hide {hide:?} pass {pass:?}");
+                // ... and, left out early, in the backend's order (but for the
+                // names `Connection` lists, removed afterwards, and a 101, which
+                // the filter edits).
+                let lower = text.to_ascii_lowercase();
+                // (A map lists all values of a name at its first line.)
+                let order: Vec<usize> = early
+                    .headers
+                    .keys()
+                    .filter_map(|n| lower.find(&format!("\n{n}:")))
+                    .collect();
+                let listed = lower.contains("x-early");
+                assert!(
+                    listed || switching || order.is_sorted(),
+                    "{text:?}: {:?}",
+                    early.headers
+                );
+                assert_eq!(
+                    (early.framing, early.keep_alive),
+                    (all.framing, all.keep_alive),
+                    "{text:?}"
+                );
+            }
+        }
     }
 }

@@ -30,7 +30,8 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use crate::upstream::h1::{
-    self, Chunk, ChunkError, ChunkedDecoder, Framing, HeadError, RequestFraming, ResponseHead,
+    self, Chunk, ChunkError, ChunkedDecoder, Framing, HeadError, LineKind, RequestFraming,
+    ResponseHead,
 };
 use crate::upstream::pool::Live;
 
@@ -307,9 +308,9 @@ pub struct Outgoing<'a, B> {
     pub head_request: bool,
     /// `proxy_send_timeout`.
     pub send_timeout: Duration,
-    /// Response headers to leave out (`proxy_hide_header` and nginx's default
-    /// hidden ones): never put in the response's map.
-    pub hidden: &'a dyn Fn(&HeaderName) -> bool,
+    /// Response header lines to leave out (hop-by-hop, `proxy_hide_header`
+    /// and nginx's default hidden ones): never put in the response's map.
+    pub leave_out: &'a dyn Fn(&HeaderName, LineKind) -> bool,
 }
 
 /// Sends `req` on `io` and waits for the response head. On failure the body
@@ -356,7 +357,7 @@ where
                 Poll::Pending => {}
             }
         }
-        poll_head(&mut io, cx, req.head_request, req.hidden)
+        poll_head(&mut io, cx, req.head_request, req.leave_out)
     })
     .await
     .map_err(|e| (e, None))?;
@@ -384,7 +385,7 @@ fn poll_head(
     io: &mut Transport,
     cx: &mut Context<'_>,
     head_request: bool,
-    hidden: &dyn Fn(&HeaderName) -> bool,
+    leave_out: &dyn Fn(&HeaderName, LineKind) -> bool,
 ) -> Poll<Result<ResponseHead, SendError>> {
     loop {
         if let Some(layout) = h1::locate_response_head(&io.buf).map_err(SendError::Head)? {
@@ -392,7 +393,7 @@ fn poll_head(
             if (100..200).contains(&layout.status) && layout.status != 101 {
                 continue;
             }
-            let head = h1::build_response_head(&bytes, &layout, head_request, hidden)
+            let head = h1::build_response_head(&bytes, &layout, head_request, leave_out)
                 .map_err(SendError::Head)?;
             return Poll::Ready(Ok(head));
         }

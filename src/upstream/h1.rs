@@ -6,9 +6,10 @@
 //! The request head is encoded once per request ([`encode_request_head`]) and
 //! kept as bytes, so resending it (a pooled connection found closed, or
 //! `proxy_next_upstream`) costs no header copies. The response head is parsed
-//! with `httparse` ([`parse_response_head`]) into an [`http::HeaderMap`] whose
-//! values share the received bytes; its body framing follows RFC 9112 section
-//! 6.3 ([`Framing`]).
+//! with `httparse` ([`locate_response_head`], [`build_response_head`]) into an
+//! [`http::HeaderMap`] whose values share the received bytes, without the lines
+//! the caller's filter leaves out (they never cost a map insert); its body
+//! framing follows RFC 9112 section 6.3 ([`Framing`]).
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -176,19 +177,32 @@ pub fn locate_response_head(buf: &[u8]) -> Result<Option<HeadLayout>, HeadError>
     }))
 }
 
+/// What a response header line is to the filter of [`build_response_head`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineKind {
+    /// A `Connection` header of the response lists the line's name (beyond
+    /// `keep-alive`, `close` and `upgrade`, which name no end-to-end header).
+    pub named_in_connection: bool,
+    /// The response is `101 Switching Protocols`.
+    pub switching: bool,
+}
+
 /// Builds the response head from `head` (the bytes [`locate_response_head`]
 /// measured, cut off the read buffer): header values share those bytes. A
 /// response to a HEAD request (`head_request`) has no body whatever its headers
-/// say. Headers `hidden` selects are left out of the map (the proxy would remove
-/// them anyway), but for `Content-Length`, `Transfer-Encoding` and `Connection`,
-/// which the framing needs.
+/// say. The lines `leave_out` selects are left out of the map (the proxy would
+/// remove them anyway: hop-by-hop, hidden); the framing facts are taken from
+/// every line, left out or not. A name a `Connection` header lists is offered
+/// to `leave_out` again, as named, once all lines are read (it may come before the
+/// `Connection` line).
 pub fn build_response_head(
     head: &Bytes,
     layout: &HeadLayout,
     head_request: bool,
-    hidden: impl Fn(&HeaderName) -> bool,
+    leave_out: impl Fn(&HeaderName, LineKind) -> bool,
 ) -> Result<ResponseHead, HeadError> {
     let status = StatusCode::from_u16(layout.status).map_err(|_| HeadError::Invalid)?;
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     // Room for what the proxy adds (Set-Cookie, Server) without regrowing.
     let mut headers = crate::reuse::header_map(layout.spans.len() + 2);
     // What frames the body and the connection, noted as the lines go by (no
@@ -199,25 +213,33 @@ pub fn build_response_head(
         let name = HeaderName::from_bytes(name_bytes).map_err(|_| HeadError::Invalid)?;
         let raw = head.get(value.clone()).ok_or(HeadError::Invalid)?;
         // Headers that frame the body or the connection are noted whatever
-        // `hidden` says (the proxy's filter removes them later).
-        let framing_header = if name == header::CONTENT_LENGTH {
+        // `leave_out` says.
+        if name == header::CONTENT_LENGTH {
             facts.length(raw);
-            true
         } else if name == header::TRANSFER_ENCODING {
             facts.transfer_encoding(raw);
-            true
         } else if name == header::CONNECTION {
             facts.connection(raw);
-            true
-        } else {
-            false
+        }
+        let kind = LineKind {
+            named_in_connection: false,
+            switching,
         };
-        if !framing_header && hidden(&name) {
+        if leave_out(&name, kind) {
             continue;
         }
         let value =
             HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| HeadError::Invalid)?;
         headers.append(name, value);
+    }
+    let named = LineKind {
+        named_in_connection: true,
+        switching,
+    };
+    for name in &facts.listed {
+        if leave_out(name, named) {
+            headers.remove(name);
+        }
     }
     let framing = facts.framing(status, head_request)?;
     let persistent = if layout.http10 {
@@ -254,6 +276,9 @@ struct Facts {
     bad_length: bool,
     close: bool,
     keep_alive: bool,
+    /// Names the `Connection` headers list besides `keep-alive`, `close` and
+    /// `upgrade` (rare: nothing is allocated without them).
+    listed: Vec<HeaderName>,
 }
 
 impl Facts {
@@ -275,8 +300,19 @@ impl Facts {
 
     fn connection(&mut self, raw: &[u8]) {
         for token in raw.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            self.close |= token.eq_ignore_ascii_case(b"close");
-            self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            let close = token.eq_ignore_ascii_case(b"close");
+            let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+            self.close |= close;
+            self.keep_alive |= keep_alive;
+            if close || keep_alive || token.is_empty() || token.eq_ignore_ascii_case(b"upgrade") {
+                continue;
+            }
+            // A token that is no header name names no header.
+            if let Ok(name) = HeaderName::from_bytes(token) {
+                if !self.listed.contains(&name) {
+                    self.listed.push(name);
+                }
+            }
         }
     }
 
@@ -499,7 +535,7 @@ mod tests {
             return Ok(None);
         };
         let head = bytes.slice(..layout.len);
-        build_response_head(&head, &layout, head_request, |_| false).map(Some)
+        build_response_head(&head, &layout, head_request, |_, _| false).map(Some)
     }
 
     #[test]
@@ -699,7 +735,7 @@ mod tests {
         let layout = locate_response_head(&bytes).unwrap().unwrap();
         assert_eq!(&bytes[layout.len..], b"BODY");
         let head =
-            build_response_head(&bytes.slice(..layout.len), &layout, false, |_| false).unwrap();
+            build_response_head(&bytes.slice(..layout.len), &layout, false, |_, _| false).unwrap();
         assert_eq!(head.status, StatusCode::FOUND);
         let cookies: Vec<_> = head.headers.get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
@@ -713,14 +749,45 @@ mod tests {
             format!("HTTP/1.1 200 OK\r\nServer: b\r\n{many}Date: d\r\nContent-Length: 0\r\n\r\n");
         let bytes = Bytes::from(text);
         let layout = locate_response_head(&bytes).unwrap().unwrap();
-        let hidden = |n: &HeaderName| {
+        let hidden = |n: &HeaderName, _: LineKind| {
             *n == header::SERVER || *n == header::DATE || *n == header::CONTENT_LENGTH
         };
         let head = build_response_head(&bytes.slice(..layout.len), &layout, false, hidden).unwrap();
-        assert_eq!(head.headers.len(), 41);
+        assert_eq!(head.headers.len(), 40);
         assert!(!head.headers.contains_key("server") && !head.headers.contains_key("date"));
         assert_eq!(head.headers["x-39"], "v39");
+        // A framing header left out of the map still frames the body.
+        assert!(!head.headers.contains_key("content-length"));
         assert_eq!(head.framing, Framing::Empty);
+    }
+
+    #[test]
+    fn names_a_connection_header_lists_are_offered_again_once_all_lines_are_read() {
+        let text = "HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close, x-a, X-B, keep-alive, \
+                    upgrade, ,bad name\r\nX-B: 2\r\nX-C: 3\r\nContent-Length: 0\r\n\r\n";
+        let bytes = Bytes::from(text);
+        let layout = locate_response_head(&bytes).unwrap().unwrap();
+        let offered = std::cell::RefCell::new(Vec::new());
+        let head = build_response_head(&bytes, &layout, false, |n, kind| {
+            offered
+                .borrow_mut()
+                .push((n.as_str().to_owned(), kind.named_in_connection));
+            kind.named_in_connection
+        })
+        .unwrap();
+        // (Removed from the map afterwards: the order of the rest may change.)
+        let mut names: Vec<_> = head.headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["connection", "content-length", "x-c"]);
+        let named: Vec<_> = offered
+            .borrow()
+            .iter()
+            .filter(|(_, named)| *named)
+            .map(|(n, _)| n.clone())
+            .collect();
+        assert_eq!(named, ["x-a", "x-b"]);
+        // The framing facts come from the Connection line all the same.
+        assert!(!head.keep_alive);
     }
 
     /// Decodes `input` fed in pieces of `step` bytes; returns the data and what

@@ -210,6 +210,8 @@ for port in "$PORT_OURS" "$PORT_NGINX" "$PORT_HAP" ${BASELINE_BIN:+"$PORT_BASE"}
     taskset -c 1 wrk -t1 -c 64 -d 2s "http://127.0.0.1:$port/" >/dev/null
 done
 
+PROXIES=(ours nginx hap)
+[ -n "${BASELINE_BIN:-}" ] && PROXIES=(ours base nginx hap)
 for round in $(seq 1 "$ROUNDS"); do
     echo "# round $round" >&2
     for conns in "${CONNS[@]}"; do
@@ -219,12 +221,17 @@ for round in $(seq 1 "$ROUNDS"); do
             else
                 c_ours=""; c_nginx=""; c_hap=""
             fi
-            run_one ours "$OURS_PID" "$PORT_OURS" "$case" "$conns" "$c_ours"
-            if [ -n "${BASELINE_BIN:-}" ]; then
-                run_one base "$BASE_PID" "$PORT_BASE" "$case" "$conns" "$c_ours"
-            fi
-            run_one nginx "$NGINX_PID" "$PORT_NGINX" "$case" "$conns" "$c_nginx"
-            run_one hap "$HAP_PID" "$PORT_HAP" "$case" "$conns" "$c_hap"
+            # The order rotates each round, so that a drift of the machine's
+            # speed does not favour whoever runs first.
+            n=${#PROXIES[@]}
+            for i in $(seq 0 $((n - 1))); do
+                case ${PROXIES[$(( (i + round) % n ))]} in
+                    ours) run_one ours "$OURS_PID" "$PORT_OURS" "$case" "$conns" "$c_ours" ;;
+                    base) run_one base "$BASE_PID" "$PORT_BASE" "$case" "$conns" "$c_ours" ;;
+                    nginx) run_one nginx "$NGINX_PID" "$PORT_NGINX" "$case" "$conns" "$c_nginx" ;;
+                    hap) run_one hap "$HAP_PID" "$PORT_HAP" "$case" "$conns" "$c_hap" ;;
+                esac
+            done
         done
     done
 done
@@ -234,3 +241,22 @@ echo "# means over $ROUNDS round(s): proxy case conns req/s p50_us p99_us usr_us
 awk '{ k = $1 " " $2 " " $3; n[k]++; for (i = 4; i <= 9; i++) s[k, i] += $i }
      END { for (k in n) { printf "%-20s", k; for (i = 4; i <= 9; i++) printf " %10.2f", s[k, i] / n[k]; print "" } }' \
     "$RESULTS" | sort
+
+# Medians resist the odd run in which the whole machine was faster or slower
+# (on a shared VM, system CPU per request can halve for one run).
+echo
+echo "# medians over $ROUNDS round(s): proxy case conns req/s p50_us p99_us usr_us sys_us tot_us"
+awk '{ k = $1 " " $2 " " $3; c = ++n[k]; for (i = 4; i <= 9; i++) v[k, i, c] = $i }
+     END {
+         for (k in n) {
+             printf "%-20s", k
+             for (i = 4; i <= 9; i++) {
+                 m = n[k]
+                 for (a = 1; a <= m; a++) w[a] = v[k, i, a]
+                 for (a = 2; a <= m; a++) { x = w[a]; b = a - 1; while (b >= 1 && w[b] > x) { w[b + 1] = w[b]; b-- } w[b + 1] = x }
+                 med = (m % 2) ? w[(m + 1) / 2] : (w[m / 2] + w[m / 2 + 1]) / 2
+                 printf " %10.2f", med
+             }
+             print ""
+         }
+     }' "$RESULTS" | sort

@@ -105,6 +105,19 @@ async fn hidden_response_headers_are_removed() {
 }
 
 #[tokio::test]
+async fn a_passed_server_header_is_the_backends() {
+    let b = Backend::start("a");
+    let p = start_proxy(&one_backend_conf(
+        &b,
+        "location / { proxy_pass http://app; proxy_pass_header Server; }",
+    ));
+    let r = get(p.addr, "/", &[]).await;
+    let servers: Vec<_> = r.headers.get_all("server").iter().collect();
+    assert_eq!(servers, ["echo"], "one Server, the backend's");
+    assert_eq!(r.headers.get_all("date").iter().count(), 1);
+}
+
+#[tokio::test]
 async fn keepalive_reuses_client_and_backend_connections() {
     let b = Backend::start("a");
     let p = start_proxy(&conf(

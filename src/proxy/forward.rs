@@ -1322,8 +1322,11 @@ impl Worker {
                 }
             }
         };
+        // Ours, unless the backend's passed (`proxy_pass_header Server`), as
+        // nginx.
         resp.headers_mut()
-            .insert(header::SERVER, errors::server_header(tokens));
+            .entry(header::SERVER)
+            .or_insert_with(|| errors::server_header(tokens));
         if served >= info.keepalive_requests {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -1,6 +1,7 @@
 //! Pieces both HTTP/1 codecs share (`upstream::h1` for the backends,
 //! `downstream::h1` for the clients): where a parsed head's header lines lie
-//! in the received bytes, and decimal numbers as HTTP writes them.
+//! in the received bytes, decimal numbers as HTTP writes them, and the tokens
+//! of a `Connection` header.
 
 use std::ops::Range;
 
@@ -68,10 +69,58 @@ pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
     })
 }
 
+/// One token of a `Connection` header value (RFC 9110 7.6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionToken<'a> {
+    Close,
+    KeepAlive,
+    Upgrade,
+    /// Any other token: the name of a header that is hop-by-hop for this
+    /// message (if it is a header name at all).
+    Named(&'a [u8]),
+}
+
+/// The non-empty tokens of a `Connection` header value, case-insensitive,
+/// whitespace around them trimmed.
+pub fn connection_tokens(value: &[u8]) -> impl Iterator<Item = ConnectionToken<'_>> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            if t.eq_ignore_ascii_case(b"close") {
+                ConnectionToken::Close
+            } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                ConnectionToken::KeepAlive
+            } else if t.eq_ignore_ascii_case(b"upgrade") {
+                ConnectionToken::Upgrade
+            } else {
+                ConnectionToken::Named(t)
+            }
+        })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_tokens_table() {
+        use ConnectionToken::*;
+        let cases: &[(&[u8], &[ConnectionToken<'_>])] = &[
+            (b"keep-alive", &[KeepAlive]),
+            (b"Close", &[Close]),
+            (b" Upgrade , X-Hop", &[Upgrade, Named(b"X-Hop")]),
+            (b",, bad name ,", &[Named(b"bad name")]),
+            (b"", &[]),
+            (b"close,keep-alive,TE", &[Close, KeepAlive, Named(b"TE")]),
+        ];
+        for (value, want) in cases {
+            let got: Vec<_> = connection_tokens(value).collect();
+            assert_eq!(&got, want, "{:?}", String::from_utf8_lossy(value));
+        }
+    }
 
     #[test]
     fn spans_point_at_names_and_values_inline_and_beyond() {

@@ -18,7 +18,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 
 use crate::proxy::errors::{self, ProxyError};
-use crate::wire::{parse_decimal, HeaderSpans};
+use crate::wire::{connection_tokens, parse_decimal, ConnectionToken, HeaderSpans};
 
 /// Most header lines one request may have. nginx has no count limit but its
 /// `large_client_header_buffers` (4 x 8k by default); 256 lines of at least
@@ -267,9 +267,9 @@ fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
             }
             facts.chunked = Some(raw.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name == header::CONNECTION {
-            for token in raw.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                facts.close |= token.eq_ignore_ascii_case(b"close");
-                facts.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            for token in connection_tokens(raw) {
+                facts.close |= token == ConnectionToken::Close;
+                facts.keep_alive |= token == ConnectionToken::KeepAlive;
             }
         } else if name == header::EXPECT {
             facts.expect_continue |= raw.trim_ascii().eq_ignore_ascii_case(b"100-continue");

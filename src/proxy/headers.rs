@@ -22,6 +22,7 @@ use http::HeaderMap;
 use crate::config::Template;
 use crate::proxy::vars::{self, RequestVars, Style};
 use crate::upstream::h1::LineKind;
+use crate::wire::{connection_tokens, ConnectionToken};
 
 /// Hop-by-hop headers (RFC 9110 7.6.1 plus the legacy ones), never forwarded.
 pub const HOP_BY_HOP: [HeaderName; 7] = [
@@ -87,16 +88,11 @@ fn hop_by_hop(name: &HeaderName, named: bool, keep_upgrade: bool) -> bool {
 fn remove_matching(headers: &mut HeaderMap, drop: impl Fn(&HeaderName, bool) -> bool) {
     let mut listed: Vec<HeaderName> = Vec::new();
     for value in headers.get_all(header::CONNECTION) {
-        for token in value.as_bytes().split(|&b| b == b',') {
-            let token = token.trim_ascii();
-            let common = [&b"keep-alive"[..], b"close", b"upgrade"]
-                .iter()
-                .any(|o| token.eq_ignore_ascii_case(o));
-            if token.is_empty() || common {
-                continue;
-            }
-            if let Ok(name) = HeaderName::from_bytes(token) {
-                listed.push(name);
+        for token in connection_tokens(value.as_bytes()) {
+            if let ConnectionToken::Named(token) = token {
+                if let Ok(name) = HeaderName::from_bytes(token) {
+                    listed.push(name);
+                }
             }
         }
     }
@@ -122,17 +118,11 @@ fn remove_matching(headers: &mut HeaderMap, drop: impl Fn(&HeaderName, bool) -> 
 /// True when the request asks for a protocol upgrade (`Connection: upgrade` with an
 /// `Upgrade` header), as for WebSocket.
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE) && connection_has(headers, "upgrade")
-}
-
-/// True when a `Connection` header lists `token` (case-insensitive).
-pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|value| connection_tokens(value.as_bytes()).any(|t| t == ConnectionToken::Upgrade))
 }
 
 /// Evaluates the `proxy_set_header` list. Values that evaluate to bytes not allowed
@@ -579,24 +569,42 @@ mod tests {
     #[test]
     fn leaving_lines_out_while_parsing_equals_filtering_afterwards() {
         use crate::upstream::h1;
+        // (head, whether the kept lines stay in the backend's order)
         let heads = [
-            "HTTP/1.1 200 OK\r\nServer: b\r\nDate: d\r\nContent-Length: 2\r\n\
-             Connection: keep-alive\r\nContent-Type: text/plain\r\n\r\n",
-            "HTTP/1.1 200 OK\r\nX-Early: 1\r\nConnection: close, X-Early, x-late\r\n\
-             X-Late: 2\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\
-             Trailer: x\r\nProxy-Connection: x\r\nTE: trailers\r\nUpgrade: h2c\r\n\
-             X-Kept: 3\r\n\r\n",
-            "HTTP/1.1 302 Found\r\nSet-Cookie: a=1\r\nX-Accel-Redirect: /x\r\n\
-             X-Pad: p\r\nX-Powered-By: php\r\nSet-Cookie: b=2\r\nConnection: ,, bad name ,\r\n\
-             Content-Length: 0\r\n\r\n",
-            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\n\
-             Upgrade: websocket\r\nSec-WebSocket-Accept: x\r\nServer: b\r\n\r\n",
-            "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=5\r\n\
-             Content-Length: 0\r\n\r\n",
+            (
+                "HTTP/1.1 200 OK\r\nServer: b\r\nDate: d\r\nContent-Length: 2\r\n\
+                 Connection: keep-alive\r\nContent-Type: text/plain\r\n\r\n",
+                true,
+            ),
+            // Named in Connection: removed after, the rest may move.
+            (
+                "HTTP/1.1 200 OK\r\nX-Early: 1\r\nConnection: close, X-Early, x-late\r\n\
+                 X-Late: 2\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\n\
+                 Trailer: x\r\nProxy-Connection: x\r\nTE: trailers\r\nUpgrade: h2c\r\n\
+                 X-Kept: 3\r\n\r\n",
+                false,
+            ),
+            (
+                "HTTP/1.1 302 Found\r\nSet-Cookie: a=1\r\nX-Accel-Redirect: /x\r\n\
+                 X-Pad: p\r\nX-Powered-By: php\r\nSet-Cookie: b=2\r\nConnection: ,, bad name ,\r\n\
+                 Content-Length: 0\r\n\r\n",
+                true,
+            ),
+            // A 101: the filter edits Connection and Upgrade.
+            (
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade, X-Hop\r\nX-Hop: 1\r\n\
+                 Upgrade: websocket\r\nSec-WebSocket-Accept: x\r\nServer: b\r\n\r\n",
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nKeep-Alive: timeout=5\r\n\
+                 Content-Length: 0\r\n\r\n",
+                true,
+            ),
         ];
         let hides: [&[HeaderName]; 2] = [&[], &[HeaderName::from_static("x-powered-by")]];
         let passes: [&[HeaderName]; 2] = [&[], &[header::SERVER, HeaderName::from_static("x-pad")]];
-        for text in heads {
+        for (text, in_order) in heads {
             let bytes = bytes::Bytes::from(text);
             let layout = h1::locate_response_head(&bytes).unwrap().unwrap();
             for (hide, pass) in hides
@@ -625,9 +633,7 @@ mod tests {
                 all_lines.sort();
                 sorted.sort();
                 assert_eq!(sorted, all_lines, "{text:?} hide {hide:?} pass {pass:?}");
-                // ... and, left out early, in the backend's order (but for the
-                // names `Connection` lists, removed afterwards, and a 101, which
-                // the filter edits).
+                // ... and, left out early, in the backend's order.
                 let lower = text.to_ascii_lowercase();
                 // (A map lists all values of a name at its first line.)
                 let order: Vec<usize> = early
@@ -635,9 +641,8 @@ mod tests {
                     .keys()
                     .filter_map(|n| lower.find(&format!("\n{n}:")))
                     .collect();
-                let listed = lower.contains("x-early");
                 assert!(
-                    listed || switching || order.is_sorted(),
+                    !in_order || order.is_sorted(),
                     "{text:?}: {:?}",
                     early.headers
                 );

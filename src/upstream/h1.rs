@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Version};
 
-use crate::wire::{parse_decimal, HeaderSpans};
+use crate::wire::{connection_tokens, parse_decimal, ConnectionToken, HeaderSpans};
 
 /// Most header lines a backend response may carry (nginx's proxy module has no
 /// count limit but a 4k/8k `proxy_buffer_size`; 128 lines is far beyond real
@@ -299,18 +299,18 @@ impl Facts {
     }
 
     fn connection(&mut self, raw: &[u8]) {
-        for token in raw.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-            let close = token.eq_ignore_ascii_case(b"close");
-            let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
-            self.close |= close;
-            self.keep_alive |= keep_alive;
-            if close || keep_alive || token.is_empty() || token.eq_ignore_ascii_case(b"upgrade") {
-                continue;
-            }
-            // A token that is no header name names no header.
-            if let Ok(name) = HeaderName::from_bytes(token) {
-                if !self.listed.contains(&name) {
-                    self.listed.push(name);
+        for token in connection_tokens(raw) {
+            match token {
+                ConnectionToken::Close => self.close = true,
+                ConnectionToken::KeepAlive => self.keep_alive = true,
+                ConnectionToken::Upgrade => {}
+                ConnectionToken::Named(token) => {
+                    // A token that is no header name names no header.
+                    if let Ok(name) = HeaderName::from_bytes(token) {
+                        if !self.listed.contains(&name) {
+                            self.listed.push(name);
+                        }
+                    }
                 }
             }
         }

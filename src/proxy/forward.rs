@@ -1128,11 +1128,9 @@ impl Worker {
         Ok(Prepared {
             conf,
             set,
-            tokens,
             upgrade,
             choice,
             peer,
-            tried,
             request,
             body: has_body.then_some(body),
             may_resend,
@@ -1161,11 +1159,9 @@ impl Worker {
             let Prepared {
                 conf,
                 set,
-                tokens,
                 upgrade,
                 mut choice,
                 mut peer,
-                mut tried,
                 request,
                 mut body,
                 may_resend,
@@ -1175,6 +1171,9 @@ impl Worker {
                 Ok(prepared) => prepared,
                 Err(made) => break 'respond made,
             };
+            let tokens = conf.server_tokens;
+            // Peers tried so far (the sticky decision consulted none).
+            let mut tried = Tried::new();
             let next = &conf.proxy_next_upstream;
             let max_tries = match conf.proxy_next_upstream_tries {
                 0 => usize::MAX,
@@ -1498,12 +1497,9 @@ struct Plan<'w> {
 struct Prepared<'w> {
     conf: &'w LocationConf,
     set: &'w PeerSet<Transport>,
-    tokens: bool,
     upgrade: bool,
     choice: Option<Choice>,
     peer: Option<usize>,
-    /// Peers tried so far (none yet; the sticky decision may have consulted it).
-    tried: Tried,
     request: UpstreamRequest,
     /// The client's body, when it has one.
     body: Option<ClientBody>,

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod downstream;
+pub mod http1;
 pub mod log;
 pub mod process;
 pub mod proxy;
@@ -20,4 +21,3 @@ pub mod reuse;
 pub mod server;
 pub mod sticky;
 pub mod upstream;
-pub mod wire;

@@ -51,7 +51,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::{Config, ConnectionConf, WorkerProcesses};
 use crate::downstream::conn::{self, Settings};
-use crate::downstream::h1::Limits;
+use crate::http1::request::Limits;
 use crate::log::{AccessLogs, ErrorLog};
 use crate::process::{Control, ControlSignals, PidFile};
 use crate::proxy::forward::{ConnInfo, Signal, Worker};

@@ -203,6 +203,28 @@ async fn chunked_responses_are_decoded_and_passed_on() {
     );
 }
 
+/// Issue 13, bug 1: the response's framing is decided once, where the
+/// backend's head is parsed, and the client side writes it from that typed
+/// value. A `Content-Length` next to `Transfer-Encoding: chunked` once cut the
+/// body to the length (or was forwarded as is when unparsable).
+#[tokio::test]
+async fn transfer_encoding_wins_over_content_length_and_neither_is_forwarded_raw() {
+    for length in ["5", "abc"] {
+        let b = Scripted::start(answering(&format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {length}\r\nTransfer-Encoding: chunked\r\n\r\n\
+             a\r\n0123456789\r\n0\r\n\r\n"
+        )))
+        .await;
+        let p = proxy_for(&b);
+        let r = get_raw(p.addr, "").await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert_eq!(body_of(&r), "0123456789", "the whole chunked body: {r}");
+        let head = r.split("\r\n\r\n").next().unwrap_or("").to_ascii_lowercase();
+        assert!(!head.contains("content-length"), "{head}");
+        assert_eq!(head.matches("transfer-encoding").count(), 1, "{head}");
+    }
+}
+
 #[tokio::test]
 async fn close_delimited_and_http10_responses_are_read_to_the_end() {
     let cases = [

@@ -1,7 +1,7 @@
 //! HTTP/1.x towards the clients, the I/O half: one client connection, served
 //! by one coroutine on the worker's thread.
 //!
-//! [`serve`] reads a request head (`downstream::h1`), hands the request to the
+//! [`serve`] reads a request head (`http1::request`), hands the request to the
 //! worker's pipeline (`proxy::forward::Worker::handle`), writes the response
 //! head and streams its body, and goes on with the next request of a kept-alive
 //! connection (pipelined ones are answered in order: they wait in the read
@@ -21,7 +21,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
-use std::io::{IoSlice, Write};
+use std::io::IoSlice;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
@@ -33,10 +33,12 @@ use http_body::Body;
 use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 
-use crate::downstream::h1::{self, BodyFraming, BodyOut, Limits, ResponseContext};
+use crate::http1::chunked::{write_chunk_size, Chunk, ChunkedDecoder, LAST_CHUNK};
+use crate::http1::framing::{BodyFraming, BodyOut};
+use crate::http1::request::{self, Limits, RequestError, RequestHead};
+use crate::http1::response::{self, ResponseContext, CONTINUE};
 use crate::proxy::forward::{self, ConnInfo, ProxyBody, Signal, Worker};
 use crate::upstream::client::Transport;
-use crate::upstream::h1::{Chunk, ChunkedDecoder, LAST_CHUNK};
 
 /// Bytes asked of the kernel per read of a request head.
 const HEAD_READ: usize = 4 * 1024;
@@ -132,8 +134,8 @@ impl ClientIo {
     /// Writes what is left of `100 Continue`.
     fn poll_continue(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         while self.continue_left.get() > 0 {
-            let from = h1::CONTINUE.len() - self.continue_left.get();
-            let rest = h1::CONTINUE.get(from..).unwrap_or_default();
+            let from = CONTINUE.len() - self.continue_left.get();
+            let rest = CONTINUE.get(from..).unwrap_or_default();
             let n = ready!(self.poll_write(cx, &[IoSlice::new(rest)]))?;
             self.continue_left
                 .set(self.continue_left.get().saturating_sub(n));
@@ -195,6 +197,8 @@ impl ClientIo {
 /// asks for it.
 pub struct RequestBody {
     io: Option<Rc<ClientIo>>,
+    /// How the client framed it (typed, from the parsed head).
+    framing: BodyFraming,
 }
 
 /// The client broke its request body's framing or closed the connection
@@ -213,7 +217,15 @@ impl std::error::Error for BodyError {}
 impl RequestBody {
     /// No body.
     pub fn empty() -> RequestBody {
-        RequestBody { io: None }
+        RequestBody {
+            io: None,
+            framing: BodyFraming::None,
+        }
+    }
+
+    /// How the client framed the body in its request head.
+    pub fn framing(&self) -> BodyFraming {
+        self.framing
     }
 
     /// True when nothing (more) will come.
@@ -318,8 +330,7 @@ impl Out {
     /// Returns true when it must be written before anything else is queued.
     fn push(&mut self, data: Bytes, chunked: bool) -> bool {
         if chunked {
-            // Writing to a Vec cannot fail.
-            let _ = write!(self.head, "{:x}\r\n", data.len());
+            write_chunk_size(&mut self.head, data.len());
         }
         if data.len() <= COALESCE && self.head.len() + data.len() <= 2 * COALESCE {
             self.head.extend_from_slice(&data);
@@ -414,7 +425,7 @@ pub async fn serve(
                         Ok(None) => return,
                         Err(e) => {
                             tracing::info!("client {} sent a bad request: {e:?}", info.remote);
-                            let mut resp = forward::bad_request(e.error());
+                            let mut resp = forward::bad_request(e.into());
                             let _ =
                                 respond(&io, &info, &mut out, &mut resp, false, false, false).await;
                             return;
@@ -470,8 +481,8 @@ struct RequestFacts {
 
 /// The request for the handler, its body read from `io` as the handler asks
 /// for it (a `100 Continue` goes first if the client waits for one).
-fn request_of(io: &Rc<ClientIo>, head: h1::RequestHead) -> (Request<RequestBody>, RequestFacts) {
-    let h1::RequestHead {
+fn request_of(io: &Rc<ClientIo>, head: RequestHead) -> (Request<RequestBody>, RequestFacts) {
+    let RequestHead {
         parts,
         framing,
         keep_alive,
@@ -484,6 +495,7 @@ fn request_of(io: &Rc<ClientIo>, head: h1::RequestHead) -> (Request<RequestBody>
     };
     let body = match framing {
         BodyFraming::None => RequestBody::empty(),
+        BodyFraming::Length(0) => RequestBody { io: None, framing },
         framing => {
             *io.body.borrow_mut() = match framing {
                 BodyFraming::Length(n) => BodyState::Length(n),
@@ -491,9 +503,10 @@ fn request_of(io: &Rc<ClientIo>, head: h1::RequestHead) -> (Request<RequestBody>
             };
             let waiting = expect_continue && io.buf.borrow().is_empty();
             io.continue_left
-                .set(if waiting { h1::CONTINUE.len() } else { 0 });
+                .set(if waiting { CONTINUE.len() } else { 0 });
             RequestBody {
                 io: Some(Rc::clone(io)),
+                framing,
             }
         }
     };
@@ -506,15 +519,15 @@ async fn read_head(
     io: &ClientIo,
     info: &ConnInfo,
     limits: Limits,
-) -> Result<Option<h1::RequestHead>, h1::RequestError> {
+) -> Result<Option<RequestHead>, RequestError> {
     // How much of the buffer the last parse saw (0: none yet).
     let mut seen = 0;
     poll_fn(|cx| loop {
         {
             let mut buf = io.buf.borrow_mut();
             if !buf.is_empty() {
-                if seen == 0 || h1::worth_parsing(&buf, &mut seen, limits) {
-                    if let Some(head) = h1::parse_request_head(&mut buf, limits)? {
+                if seen == 0 || request::worth_parsing(&buf, &mut seen, limits) {
+                    if let Some(head) = request::parse_request_head(&mut buf, limits)? {
                         return Poll::Ready(Ok(Some(head)));
                     }
                     seen = buf.len();
@@ -548,7 +561,7 @@ async fn respond(
 ) -> Next {
     // A `100 Continue` never asked for is not sent; one begun is finished
     // before the response.
-    if io.continue_left.get() == h1::CONTINUE.len() {
+    if io.continue_left.get() == CONTINUE.len() {
         io.continue_left.set(0);
         if !io.body_in_hand() {
             // The client may send the body anyway: the connection cannot
@@ -567,9 +580,11 @@ async fn respond(
             head_request,
             keep_alive,
             body_len: body.size_hint().exact(),
+            declared_len: body.declared_length(),
+            close: body.closes(),
             date,
         };
-        h1::encode_response_head(&mut out.head, status, &headers, &ctx)
+        response::encode_response_head(&mut out.head, status, &headers, &ctx)
     });
     crate::reuse::give_map(headers);
     body.head_sent(out.head.len());

@@ -1,5 +1,4 @@
-//! HTTP/1.x towards the clients (`h1`: the pure codec; `conn`: one client
-//! connection's coroutine, its request body and the upgrade tunnel).
+//! HTTP/1.x towards the clients (`conn`: one client connection's coroutine,
+//! its request body and the upgrade tunnel, over the `http1` codec).
 
 pub mod conn;
-pub mod h1;

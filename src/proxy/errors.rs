@@ -11,6 +11,8 @@ use bytes::Bytes;
 use http::header::HeaderValue;
 use http::StatusCode;
 
+pub use crate::http1::status::reason;
+
 /// The product name shown in `Server` and error pages.
 pub const PRODUCT: &str = "sticky-proxy";
 
@@ -91,6 +93,19 @@ impl std::fmt::Display for ProxyError {
 
 impl std::error::Error for ProxyError {}
 
+impl From<crate::http1::request::RequestError> for ProxyError {
+    fn from(e: crate::http1::request::RequestError) -> ProxyError {
+        use crate::http1::request::RequestError;
+        match e {
+            RequestError::BadRequest => ProxyError::BadRequest,
+            RequestError::UriTooLong => ProxyError::UriTooLong,
+            RequestError::HeaderTooLarge => ProxyError::HeaderTooLarge,
+            RequestError::NotImplemented => ProxyError::NotImplemented,
+            RequestError::VersionNotSupported => ProxyError::VersionNotSupported,
+        }
+    }
+}
+
 impl From<crate::proxy::route::RouteError> for ProxyError {
     fn from(e: crate::proxy::route::RouteError) -> ProxyError {
         match e {
@@ -113,25 +128,6 @@ pub fn closes_connection(status: StatusCode) -> bool {
         status.as_u16(),
         400 | 408 | 413 | 414 | 431 | 500 | 501 | 505
     )
-}
-
-/// The reason phrase nginx prints for a status (nginx's own wording where it
-/// differs from the standard one), `""` when unknown.
-pub fn reason(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        405 => "Not Allowed",
-        408 => "Request Time-out",
-        413 => "Request Entity Too Large",
-        414 => "Request-URI Too Large",
-        503 => "Service Temporarily Unavailable",
-        504 => "Gateway Time-out",
-        _ => status.canonical_reason().unwrap_or(""),
-    }
 }
 
 /// True when nginx has a special page for `status` (3xx redirects, 4xx, 5xx).

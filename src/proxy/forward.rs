@@ -38,6 +38,9 @@ use http_body::{Body, Frame, SizeHint};
 use crate::downstream::conn::RequestBody;
 
 use crate::config::{Config, LocationConf, NextUpstream, ProxyPass, ServerConf, ServerName};
+use crate::http1::framing::{BodyFraming, RequestFraming};
+use crate::http1::request::encode_request_head;
+use crate::http1::response::ResponseHead;
 use crate::log::{AccessLogs, AccessRecord, PendingLog, TryRecord};
 use crate::proxy::errors::{self, MadeResponse, ProxyError, RedirectBase};
 use crate::proxy::headers::{self, UpstreamConnection};
@@ -50,7 +53,6 @@ use crate::upstream::balance::Tried;
 use crate::upstream::client::{
     self, ConnectError, IdleTimer, Outgoing, SendError, Transport, UpstreamBody,
 };
-use crate::upstream::h1::{self, RequestFraming, ResponseHead};
 use crate::upstream::peers::PeerSet;
 use crate::upstream::pool::{Conn, UpstreamPool};
 use crate::upstream::stats::{ActiveGuard, HealthTable};
@@ -399,6 +401,10 @@ pub struct ProxyBody {
     /// When the backend's body ended (one clock reading serves the pool and
     /// the connection's idle clock).
     ended: Option<Instant>,
+    /// The `Content-Length` a response without a body declares.
+    declared: Option<u64>,
+    /// The connection closes after this response.
+    close: bool,
 }
 
 impl Drop for ProxyBody {
@@ -427,6 +433,17 @@ enum ProxyInner {
 }
 
 impl ProxyBody {
+    /// The `Content-Length` a response without a body (to HEAD, a 304)
+    /// declares.
+    pub fn declared_length(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// Whether the connection closes after this response.
+    pub fn closes(&self) -> bool {
+        self.close
+    }
+
     /// The response head, `n` bytes, is written (`$bytes_sent`).
     pub fn head_sent(&mut self, n: usize) {
         if let Some(log) = &mut self.log {
@@ -449,6 +466,8 @@ impl ProxyBody {
             active: None,
             log: None,
             ended: None,
+            declared: None,
+            close: false,
         }
     }
 
@@ -459,6 +478,8 @@ impl ProxyBody {
             active: None,
             log: None,
             ended: None,
+            declared: None,
+            close: false,
         }
     }
 
@@ -470,6 +491,8 @@ impl ProxyBody {
             active: None,
             log: None,
             ended: None,
+            declared: None,
+            close: false,
         }
     }
 
@@ -496,6 +519,8 @@ impl ProxyBody {
             active: None,
             log: None,
             ended: None,
+            declared: None,
+            close: false,
         }
     }
 }
@@ -1094,23 +1119,16 @@ impl Worker {
             Some(d) => d.peer(),
             None => set.choose(None, &tried, now_instant),
         };
+        let framing = match req.body().framing() {
+            BodyFraming::None => RequestFraming::None,
+            BodyFraming::Length(n) => RequestFraming::Length(n),
+            BodyFraming::Chunked => RequestFraming::Chunked,
+        };
         let body = std::mem::replace(req.body_mut(), RequestBody::empty());
         let body = ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
-        let headers = req.headers_mut();
-        let framing = if body.is_empty() {
-            RequestFraming::None
-        } else if body.size_hint().exact().is_some() && headers.contains_key(header::CONTENT_LENGTH)
-        {
-            RequestFraming::Length
-        } else {
-            // A chunked client body goes on chunked (its Transfer-Encoding was
-            // hop-by-hop); a stray Content-Length must not contradict it.
-            headers.remove(header::CONTENT_LENGTH);
-            RequestFraming::Chunked
-        };
         let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
         let mut head = crate::reuse::vec(head_capacity(target, req.headers()));
-        h1::encode_request_head(&mut head, req.method(), target, req.headers(), framing);
+        encode_request_head(&mut head, req.method(), target, req.headers(), framing);
         // The headers are in `head` now.
         crate::reuse::give_map(std::mem::take(req.headers_mut()));
         let request = UpstreamRequest {
@@ -1327,8 +1345,7 @@ impl Worker {
             .entry(header::SERVER)
             .or_insert_with(|| errors::server_header(tokens));
         if served >= info.keepalive_requests {
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp.body_mut().close = true;
         }
         resp.body_mut().conn = Some(Rc::clone(&conn));
         if let Some(record) = log_slot {
@@ -1354,6 +1371,7 @@ impl Worker {
     ) -> Response<ProxyBody> {
         let (head, upstream_body, requests) = answer;
         let status = head.status;
+        let declared = head.declared_length;
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
         let mut headers = head.headers;
         // Hop-by-hop and hidden lines never reached the map, but a 101's
@@ -1381,7 +1399,9 @@ impl Worker {
                 peer,
                 requests,
             };
-            ProxyBody::upstream(upstream_body, checkin, conf.proxy_read_timeout)
+            let mut body = ProxyBody::upstream(upstream_body, checkin, conf.proxy_read_timeout);
+            body.declared = declared;
+            body
         };
         let mut resp = Response::new(body);
         *resp.status_mut() = status;
@@ -1536,10 +1556,7 @@ fn made(m: MadeResponse) -> Response<ProxyBody> {
 /// nginx closes it for. Never carries a sticky cookie.
 fn error_response(error: ProxyError, server_tokens: bool) -> Response<ProxyBody> {
     let mut resp = made(MadeResponse::error(error, server_tokens));
-    if error.closes_connection() {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    resp.body_mut().close = error.closes_connection();
     resp
 }
 

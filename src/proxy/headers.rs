@@ -20,9 +20,9 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::HeaderMap;
 
 use crate::config::Template;
+use crate::http1::fields::{connection_tokens, ConnectionToken};
+use crate::http1::response::LineKind;
 use crate::proxy::vars::{self, RequestVars, Style};
-use crate::upstream::h1::LineKind;
-use crate::wire::{connection_tokens, ConnectionToken};
 
 /// Hop-by-hop headers (RFC 9110 7.6.1 plus the legacy ones), never forwarded.
 pub const HOP_BY_HOP: [HeaderName; 7] = [
@@ -232,7 +232,7 @@ pub fn filter_response(
 }
 
 /// Whether a line of the backend's response head stays out of the response
-/// (decided as the head is parsed, see [`crate::upstream::h1::build_response_head`]):
+/// (decided as the head is parsed, see [`crate::http1::response::build_response_head`]):
 /// a hidden header ([`is_hidden`]) always; a hop-by-hop one, or one the
 /// `Connection` header names, unless the response switches protocols. A `101`
 /// keeps those for [`filter_response`], which keeps `Upgrade` and says
@@ -568,7 +568,7 @@ mod tests {
     /// then filtered.
     #[test]
     fn leaving_lines_out_while_parsing_equals_filtering_afterwards() {
-        use crate::upstream::h1;
+        use crate::http1::response as h1;
         // (head, whether the kept lines stay in the backend's order)
         let heads = [
             (

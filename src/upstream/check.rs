@@ -232,7 +232,7 @@ pub fn reply_head(reply: &[u8], head_request: bool) -> Option<ReplyHead> {
         let (name, value) = line.split_at(colon);
         let value = value.get(1..).unwrap_or_default().trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") {
-            match (crate::wire::parse_decimal(value), length) {
+            match (crate::http1::fields::parse_decimal(value), length) {
                 (Some(n), None) => length = Some(n),
                 (Some(n), Some(m)) if n == m => {}
                 _ => conflicting = true,

@@ -1,7 +1,7 @@
 //! HTTP/1.1 towards the backends, the I/O half: one [`Transport`] (a TCP
 //! connection and its read buffer) carries one exchange at a time.
 //!
-//! [`send`] writes the encoded request head (`upstream::h1`), streams the
+//! [`send`] writes the encoded request head (`http1::request`), streams the
 //! request body (raw after a `Content-Length`, chunked otherwise) while watching
 //! for the response, skips `1xx` interim responses, and returns the response
 //! head with an [`UpstreamBody`] that reads the rest from the same socket. The
@@ -29,10 +29,9 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-use crate::upstream::h1::{
-    self, Chunk, ChunkError, ChunkedDecoder, Framing, HeadError, LineKind, RequestFraming,
-    ResponseHead,
-};
+use crate::http1::chunked::{self, Chunk, ChunkError, ChunkedDecoder, LAST_CHUNK};
+use crate::http1::framing::{Framing, RequestFraming};
+use crate::http1::response::{self, HeadError, LineKind, ResponseHead};
 use crate::upstream::pool::Live;
 
 /// Errors of request bodies and of the bodies streamed from backends.
@@ -276,7 +275,7 @@ where
                     }
                     if self.chunked {
                         self.out = [
-                            h1::chunk_size_line(data.len()),
+                            chunked::chunk_size_line(data.len()),
                             data,
                             Bytes::from_static(b"\r\n"),
                         ];
@@ -288,7 +287,7 @@ where
                 Poll::Ready(None) => {
                     self.ended = true;
                     if self.chunked {
-                        self.out[0] = Bytes::from_static(h1::LAST_CHUNK);
+                        self.out[0] = Bytes::from_static(LAST_CHUNK);
                     }
                 }
                 Poll::Pending => return Poll::Pending,
@@ -299,7 +298,7 @@ where
 
 /// One request for [`send`].
 pub struct Outgoing<'a, B> {
-    /// The encoded head ([`h1::encode_request_head`]).
+    /// The encoded head ([`crate::http1::request::encode_request_head`]).
     pub head: &'a [u8],
     /// The body, when there is one; its framing was chosen with the head.
     pub body: Option<B>,
@@ -388,12 +387,12 @@ fn poll_head(
     leave_out: &dyn Fn(&HeaderName, LineKind) -> bool,
 ) -> Poll<Result<ResponseHead, SendError>> {
     loop {
-        if let Some(layout) = h1::locate_response_head(&io.buf).map_err(SendError::Head)? {
+        if let Some(layout) = response::locate_response_head(&io.buf).map_err(SendError::Head)? {
             let bytes = io.buf.split_to(layout.len).freeze();
             if (100..200).contains(&layout.status) && layout.status != 101 {
                 continue;
             }
-            let head = h1::build_response_head(&bytes, &layout, head_request, leave_out)
+            let head = response::build_response_head(&bytes, &layout, head_request, leave_out)
                 .map_err(SendError::Head)?;
             return Poll::Ready(Ok(head));
         }

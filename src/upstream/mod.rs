@@ -1,11 +1,10 @@
 //! Upstream peers at run time: balancing, health (passive `health`, active `check`,
 //! the shared `stats` view and the `status` page), connection pools, and HTTP/1.1
-//! to the backends (`h1`: the pure codec; `client`: the I/O).
+//! to the backends (`client`: the I/O over the `http1` codec).
 
 pub mod balance;
 pub mod check;
 pub mod client;
-pub mod h1;
 pub mod health;
 pub mod peers;
 pub mod pool;

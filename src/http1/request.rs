@@ -1,14 +1,14 @@
-//! HTTP/1.x towards the clients, the pure half: the request head parsed from
-//! the connection's read buffer (with nginx's `large_client_header_buffers`
-//! limits and RFC 9112's body framing rules) and the response head written as
-//! bytes. No I/O: `downstream::conn` moves the bytes.
+//! HTTP/1.1 requests on the wire: a client's request head parsed from the
+//! connection's read buffer (with nginx's `large_client_header_buffers` limits
+//! and RFC 9112's body framing rules, decided in [`crate::http1::framing`]),
+//! and the request head written for a backend. No I/O.
 //!
 //! The request head is parsed with `httparse` into an [`http::request::Parts`]
 //! whose header values and target share the received bytes (the head is cut
-//! off the read buffer, not copied). The response head is written from the
-//! response's [`HeaderMap`] plus what the proxy adds: `Date`, the body's
-//! framing (`Content-Length` or `Transfer-Encoding: chunked`), and the
-//! `Connection` header the keep-alive decision needs.
+//! off the read buffer, not copied). The backend's request head is encoded
+//! once per request ([`encode_request_head`]) and kept as bytes, so resending
+//! it (a pooled connection found closed, or `proxy_next_upstream`) costs no
+//! header copies.
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -17,8 +17,8 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 
-use crate::proxy::errors::{self, ProxyError};
-use crate::wire::{connection_tokens, parse_decimal, ConnectionToken, HeaderSpans};
+use crate::http1::fields::HeaderSpans;
+use crate::http1::framing::{BodyFraming, FramingFacts, RequestFraming};
 
 /// Most header lines one request may have. nginx has no count limit but its
 /// `large_client_header_buffers` (4 x 8k by default); 256 lines of at least
@@ -48,18 +48,6 @@ impl Limits {
         }
     }
 }
-
-/// How the request body is delimited (RFC 9112 section 6.3, request side).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFraming {
-    /// No body (no `Content-Length` and no `Transfer-Encoding`, or a length of 0).
-    None,
-    /// Exactly this many bytes.
-    Length(u64),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-}
-
 /// A parsed request head.
 #[derive(Debug)]
 pub struct RequestHead {
@@ -92,14 +80,14 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    /// The proxy error page for it.
-    pub fn error(self) -> ProxyError {
+    /// The status to refuse the request with (the connection closes after it).
+    pub fn status(self) -> StatusCode {
         match self {
-            RequestError::BadRequest => ProxyError::BadRequest,
-            RequestError::UriTooLong => ProxyError::UriTooLong,
-            RequestError::HeaderTooLarge => ProxyError::HeaderTooLarge,
-            RequestError::NotImplemented => ProxyError::NotImplemented,
-            RequestError::VersionNotSupported => ProxyError::VersionNotSupported,
+            RequestError::BadRequest => StatusCode::BAD_REQUEST,
+            RequestError::UriTooLong => StatusCode::URI_TOO_LONG,
+            RequestError::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            RequestError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            RequestError::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
         }
     }
 }
@@ -225,14 +213,9 @@ fn locate(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
     }))
 }
 
-/// The framing facts of a request head, gathered line by line.
+/// What a request head says beyond its framing, gathered line by line.
 #[derive(Debug, Default)]
 struct Facts {
-    length: Option<u64>,
-    /// `Transfer-Encoding` seen: whether it is exactly `chunked`.
-    chunked: Option<bool>,
-    close: bool,
-    keep_alive: bool,
     expect_continue: bool,
     hosts: u8,
 }
@@ -251,26 +234,17 @@ fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
     }
     let mut headers = crate::reuse::header_map(layout.headers.len() + 2);
     let mut facts = Facts::default();
+    let mut framing = FramingFacts::default();
     for (name, range) in layout.headers.iter() {
         let name = HeaderName::from_bytes(head.get(name).unwrap_or_default())
             .map_err(|_| RequestError::BadRequest)?;
         let raw = head.get(range.clone()).unwrap_or_default();
         if name == header::CONTENT_LENGTH {
-            // nginx refuses a repeated Content-Length outright.
-            if facts.length.is_some() {
-                return Err(RequestError::BadRequest);
-            }
-            facts.length = Some(parse_decimal(raw.trim_ascii()).ok_or(RequestError::BadRequest)?);
+            framing.length(raw);
         } else if name == header::TRANSFER_ENCODING {
-            if facts.chunked.is_some() {
-                return Err(RequestError::BadRequest);
-            }
-            facts.chunked = Some(raw.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            framing.transfer_encoding(raw);
         } else if name == header::CONNECTION {
-            for token in connection_tokens(raw) {
-                facts.close |= token == ConnectionToken::Close;
-                facts.keep_alive |= token == ConnectionToken::KeepAlive;
-            }
+            framing.connection(raw);
         } else if name == header::EXPECT {
             facts.expect_continue |= raw.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         } else if name == header::HOST {
@@ -285,14 +259,8 @@ fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
     if facts.hosts > 1 || (!http10 && facts.hosts == 0 && uri.authority().is_none()) {
         return Err(RequestError::BadRequest);
     }
-    let framing = match (facts.chunked, facts.length) {
-        (Some(_), Some(_)) => return Err(RequestError::BadRequest),
-        (Some(_), None) if http10 => return Err(RequestError::BadRequest),
-        (Some(true), None) => BodyFraming::Chunked,
-        (Some(false), None) => return Err(RequestError::NotImplemented),
-        (None, Some(0)) | (None, None) => BodyFraming::None,
-        (None, Some(n)) => BodyFraming::Length(n),
-    };
+    let keep_alive = framing.request_keep_alive(http10);
+    let framing = framing.request(http10)?;
     let (mut parts, ()) = Request::new(()).into_parts();
     parts.method = method;
     parts.uri = uri;
@@ -305,85 +273,28 @@ fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
     Ok(RequestHead {
         parts,
         framing,
-        keep_alive: if http10 {
-            facts.keep_alive
-        } else {
-            !facts.close
-        },
+        keep_alive,
         expect_continue: !http10 && facts.expect_continue,
     })
 }
 
-/// How the response body goes on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyOut {
-    /// Nothing after the head (HEAD, 1xx, 204, 304).
-    None,
-    /// Exactly this many bytes follow.
-    Length(u64),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-    /// Until the connection closes (an HTTP/1.0 client and a body of unknown
-    /// length).
-    Close,
-}
-
-/// What the response head is written for.
-#[derive(Debug, Clone, Copy)]
-pub struct ResponseContext<'a> {
-    /// The request's version (the response's status line uses it).
-    pub http10: bool,
-    /// A response to HEAD: headers as for GET, no body.
-    pub head_request: bool,
-    /// The connection may stay open after this response (the client allows
-    /// it, the server's keep-alive settings allow it, no drain is under way,
-    /// the request body is consumed).
-    pub keep_alive: bool,
-    /// The body's exact length when known.
-    pub body_len: Option<u64>,
-    /// The `Date` value (`Sun, 06 Nov 1994 08:49:37 GMT`).
-    pub date: &'a [u8],
-}
-
-/// The response head as written, and what it commits the connection to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Committed {
-    pub body: BodyOut,
-    /// The connection carries another request after this response.
-    pub keep_alive: bool,
-}
-
-/// Writes the status line, the headers of `headers`, and what the proxy adds:
-/// `Date` (when absent), the body framing, and `Connection`.
-pub fn encode_response_head(
+/// Writes `METHOD target HTTP/1.1`, the headers as they are in `headers`
+/// except those that frame the body, the framing header `framing` says, and
+/// the empty line.
+pub fn encode_request_head(
     out: &mut Vec<u8>,
-    status: StatusCode,
+    method: &Method,
+    target: &str,
     headers: &HeaderMap,
-    ctx: &ResponseContext<'_>,
-) -> Committed {
-    out.extend_from_slice(if ctx.http10 {
-        b"HTTP/1.0 "
-    } else {
-        b"HTTP/1.1 "
-    });
-    out.extend_from_slice(status.as_str().as_bytes());
+    framing: RequestFraming,
+) {
+    out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(errors::reason(status).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let mut has_date = false;
-    let mut close_asked = false;
-    let mut length: Option<u64> = None;
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
-        if *name == header::DATE {
-            has_date = true;
-        } else if *name == header::CONNECTION {
-            close_asked |= value.as_bytes().eq_ignore_ascii_case(b"close");
-            // Written below, from the decision.
-            continue;
-        } else if *name == header::CONTENT_LENGTH {
-            length = parse_decimal(value.as_bytes().trim_ascii());
-        } else if *name == header::TRANSFER_ENCODING {
-            // The proxy frames the body itself.
+        // The body's framing is the typed value's, never a header's.
+        if *name == header::CONTENT_LENGTH || *name == header::TRANSFER_ENCODING {
             continue;
         }
         out.extend_from_slice(name.as_str().as_bytes());
@@ -391,58 +302,17 @@ pub fn encode_response_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !has_date {
-        out.extend_from_slice(b"date: ");
-        out.extend_from_slice(ctx.date);
-        out.extend_from_slice(b"\r\n");
-    }
-    let bodiless = status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    let body = if bodiless {
-        BodyOut::None
-    } else if ctx.head_request {
-        // As for GET, when the length is known and not already said.
-        if let (None, Some(n)) = (length, ctx.body_len.filter(|&n| n > 0)) {
-            write_length(out, n);
-        }
-        BodyOut::None
-    } else if let Some(n) = length.or(ctx.body_len) {
-        if length.is_none() {
-            write_length(out, n);
-        }
-        BodyOut::Length(n)
-    } else if ctx.http10 {
-        BodyOut::Close
-    } else {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-        BodyOut::Chunked
-    };
-    let keep_alive = ctx.keep_alive && !close_asked && body != BodyOut::Close;
-    if status == StatusCode::SWITCHING_PROTOCOLS {
-        // The upgrade's own `Connection: upgrade` was kept by the filter.
-        if let Some(v) = headers.get(header::CONNECTION) {
-            out.extend_from_slice(b"connection: ");
-            out.extend_from_slice(v.as_bytes());
+    match framing {
+        RequestFraming::None => {}
+        RequestFraming::Length(n) => {
+            out.extend_from_slice(b"content-length: ");
+            crate::http1::fields::write_decimal(out, n);
             out.extend_from_slice(b"\r\n");
         }
-    } else if !keep_alive {
-        out.extend_from_slice(b"connection: close\r\n");
-    } else if ctx.http10 {
-        out.extend_from_slice(b"connection: keep-alive\r\n");
+        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
-    Committed { body, keep_alive }
 }
-
-fn write_length(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(b"content-length: ");
-    out.extend_from_slice(n.to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-/// The `100 Continue` interim response.
-pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -495,7 +365,7 @@ mod tests {
             ),
             (
                 b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
-                BodyFraming::None,
+                BodyFraming::Length(0),
                 true,
                 false,
             ),
@@ -637,85 +507,36 @@ mod tests {
             .is_some());
     }
 
-    fn encode(
-        status: u16,
-        headers: &[(&str, &str)],
-        ctx: ResponseContext<'_>,
-    ) -> (String, Committed) {
-        let mut map = HeaderMap::new();
-        for (n, v) in headers {
-            map.append(
-                HeaderName::from_bytes(n.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        let mut out = Vec::new();
-        let committed =
-            encode_response_head(&mut out, StatusCode::from_u16(status).unwrap(), &map, &ctx);
-        (String::from_utf8(out).unwrap(), committed)
-    }
-
-    const DATE: &[u8] = b"Wed, 02 Dec 2026 07:00:00 GMT";
-
-    fn ctx(
-        http10: bool,
-        head: bool,
-        keep_alive: bool,
-        len: Option<u64>,
-    ) -> ResponseContext<'static> {
-        ResponseContext {
-            http10,
-            head_request: head,
-            keep_alive,
-            body_len: len,
-            date: DATE,
-        }
-    }
-
     #[test]
-    fn response_heads_frame_the_body_and_say_the_connection() {
-        let date = "date: Wed, 02 Dec 2026 07:00:00 GMT\r\n";
-        // (status, headers, context, head, committed body, keep-alive)
-        type Case<'a> = (
-            u16,
-            Vec<(&'a str, &'a str)>,
-            ResponseContext<'a>,
-            String,
-            BodyOut,
-            bool,
-        );
-        let cases: Vec<Case<'_>> = vec![
-            (200, vec![("content-length", "5")], ctx(false, false, true, Some(5)),
-             format!("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n{date}\r\n"), BodyOut::Length(5), true),
-            (200, vec![], ctx(false, false, true, Some(3)),
-             format!("HTTP/1.1 200 OK\r\n{date}content-length: 3\r\n\r\n"), BodyOut::Length(3), true),
-            (200, vec![], ctx(false, false, true, None),
-             format!("HTTP/1.1 200 OK\r\n{date}transfer-encoding: chunked\r\n\r\n"), BodyOut::Chunked, true),
-            (200, vec![], ctx(true, false, true, None),
-             format!("HTTP/1.0 200 OK\r\n{date}connection: close\r\n\r\n"), BodyOut::Close, false),
-            (200, vec![], ctx(true, false, true, Some(2)),
-             format!("HTTP/1.0 200 OK\r\n{date}content-length: 2\r\nconnection: keep-alive\r\n\r\n"), BodyOut::Length(2), true),
-            (200, vec![("connection", "close")], ctx(false, false, true, Some(0)),
-             format!("HTTP/1.1 200 OK\r\n{date}content-length: 0\r\nconnection: close\r\n\r\n"), BodyOut::Length(0), false),
-            (404, vec![], ctx(false, true, true, Some(7)),
-             format!("HTTP/1.1 404 Not Found\r\n{date}content-length: 7\r\n\r\n"), BodyOut::None, true),
-            (200, vec![("content-length", "9")], ctx(false, true, false, Some(0)),
-             format!("HTTP/1.1 200 OK\r\ncontent-length: 9\r\n{date}connection: close\r\n\r\n"), BodyOut::None, false),
-            (304, vec![("date", "x")], ctx(false, false, true, Some(0)),
-             "HTTP/1.1 304 Not Modified\r\ndate: x\r\n\r\n".to_string(), BodyOut::None, true),
-            (101, vec![("upgrade", "websocket"), ("connection", "upgrade")], ctx(false, false, true, Some(0)),
-             format!("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n{date}connection: upgrade\r\n\r\n"), BodyOut::None, true),
-            (504, vec![("transfer-encoding", "chunked")], ctx(false, false, true, Some(1)),
-             format!("HTTP/1.1 504 Gateway Time-out\r\n{date}content-length: 1\r\n\r\n"), BodyOut::Length(1), true),
+    fn request_head_is_written_as_nginx_would() {
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("app"));
+        h.append("cookie", HeaderValue::from_static("a=1"));
+        h.append("x-two", HeaderValue::from_static("1"));
+        h.append("x-two", HeaderValue::from_static("2"));
+        // A client's framing lines are never copied: the typed framing is written.
+        h.append("content-length", HeaderValue::from_static("99"));
+        h.append("transfer-encoding", HeaderValue::from_static("chunked"));
+        let cases = [
+            (
+                RequestFraming::None,
+                "GET /p?q=1 HTTP/1.1\r\nhost: app\r\ncookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\r\n",
+            ),
+            (
+                RequestFraming::Length(12),
+                "GET /p?q=1 HTTP/1.1\r\nhost: app\r\ncookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\
+                 content-length: 12\r\n\r\n",
+            ),
+            (
+                RequestFraming::Chunked,
+                "GET /p?q=1 HTTP/1.1\r\nhost: app\r\ncookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\
+                 transfer-encoding: chunked\r\n\r\n",
+            ),
         ];
-        for (status, headers, ctx, want, body, keep_alive) in cases {
-            let (head, committed) = encode(status, &headers, ctx);
-            assert_eq!(head, want, "{status} {headers:?}");
-            assert_eq!(
-                committed,
-                Committed { body, keep_alive },
-                "{status} {headers:?}"
-            );
+        for (framing, want) in cases {
+            let mut out = Vec::new();
+            encode_request_head(&mut out, &Method::GET, "/p?q=1", &h, framing);
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{framing:?}");
         }
     }
 }

@@ -1,0 +1,649 @@
+//! HTTP/1.1 responses on the wire: a backend's response head parsed from
+//! bytes, and the response head written for a client. No I/O.
+//!
+//! The backend's head is parsed with `httparse` ([`locate_response_head`],
+//! [`build_response_head`]) into an [`http::HeaderMap`] whose values share the
+//! received bytes, without the lines the caller's filter leaves out (they never
+//! cost a map insert) and without the lines that frame the body: its framing
+//! is decided once ([`crate::http1::framing`]) and travels as a typed value to
+//! [`encode_response_head`], which writes the client's framing headers from
+//! that value alone.
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+
+use crate::http1::fields::{write_decimal, HeaderSpans};
+use crate::http1::framing::{bodiless, BodyOut, Framing, FramingFacts};
+use crate::http1::status::reason;
+
+/// Most header lines a backend response may carry (nginx's proxy module has no
+/// count limit but a 4k/8k `proxy_buffer_size`; 128 lines is far beyond real
+/// responses).
+pub const MAX_RESPONSE_HEADERS: usize = 128;
+
+/// Longest response head accepted (`upstream sent too big header` beyond it).
+pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// A parsed response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: StatusCode,
+    /// The header lines, less those the caller's filter left out and those
+    /// that frame the body (`Content-Length`, `Transfer-Encoding`).
+    pub headers: HeaderMap,
+    pub framing: Framing,
+    /// The one valid `Content-Length` the head declares (passed on for a
+    /// response without a body: to HEAD, a 304).
+    pub declared_length: Option<u64>,
+    /// The connection may carry another request after this response (HTTP/1.1
+    /// without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`,
+    /// and a body whose end is known).
+    pub keep_alive: bool,
+}
+
+/// Why a backend's response head was refused (502 `upstream sent invalid
+/// header` in nginx's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Not HTTP/1.x syntax (bad status line, bad header line).
+    Invalid,
+    /// More than [`MAX_RESPONSE_HEADERS`] lines or [`MAX_RESPONSE_HEAD`] bytes.
+    TooBig,
+    /// `Content-Length` unparsable or given twice with different values.
+    BadLength,
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Invalid => write!(f, "upstream sent invalid header"),
+            HeadError::TooBig => write!(f, "upstream sent too big header"),
+            HeadError::BadLength => write!(f, "upstream sent invalid \"Content-Length\" header"),
+        }
+    }
+}
+
+impl std::error::Error for HeadError {}
+
+/// Header lines whose spans a [`HeadLayout`] keeps without allocating.
+const INLINE_SPANS: usize = 24;
+
+/// Where a response head ends in a buffer, and the ranges of its parts (so the
+/// caller can cut the head off its buffer and share the bytes).
+#[derive(Debug)]
+pub struct HeadLayout {
+    /// Length of the head, empty line included.
+    pub len: usize,
+    pub status: u16,
+    /// HTTP/1.0 (`false`: HTTP/1.1).
+    pub http10: bool,
+    /// Name and value spans of the header lines.
+    spans: HeaderSpans<INLINE_SPANS>,
+}
+
+impl HeadLayout {
+    /// Name and value ranges of each header line, within the head.
+    pub fn headers(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
+        self.spans.iter()
+    }
+}
+
+/// Finds a complete response head at the start of `buf`: `Ok(None)` when more
+/// bytes are needed.
+pub fn locate_response_head(buf: &[u8]) -> Result<Option<HeadLayout>, HeadError> {
+    // Uninitialised slots: parsing a short head does not pay for clearing all.
+    let mut lines = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut lines);
+    let len = match parsed {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() >= MAX_RESPONSE_HEAD {
+                Err(HeadError::TooBig)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooBig),
+        Err(_) => return Err(HeadError::Invalid),
+    };
+    if len > MAX_RESPONSE_HEAD {
+        return Err(HeadError::TooBig);
+    }
+    // Offsets fit in u32: the head is at most MAX_RESPONSE_HEAD bytes.
+    Ok(Some(HeadLayout {
+        len,
+        status: resp.code.unwrap_or(0),
+        http10: resp.version == Some(0),
+        spans: HeaderSpans::of(buf, resp.headers),
+    }))
+}
+
+/// What a response header line is to the filter of [`build_response_head`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineKind {
+    /// A `Connection` header of the response lists the line's name (beyond
+    /// `keep-alive`, `close` and `upgrade`, which name no end-to-end header).
+    pub named_in_connection: bool,
+    /// The response is `101 Switching Protocols`.
+    pub switching: bool,
+}
+
+/// Builds the response head from `head` (the bytes [`locate_response_head`]
+/// measured, cut off the read buffer): header values share those bytes. A
+/// response to a HEAD request (`head_request`) has no body whatever its headers
+/// say. The lines `leave_out` selects are left out of the map (the proxy would
+/// remove them anyway: hop-by-hop, hidden); the framing facts are taken from
+/// every line, left out or not. A name a `Connection` header lists is offered
+/// to `leave_out` again, as named, once all lines are read (it may come before the
+/// `Connection` line).
+pub fn build_response_head(
+    head: &Bytes,
+    layout: &HeadLayout,
+    head_request: bool,
+    leave_out: impl Fn(&HeaderName, LineKind) -> bool,
+) -> Result<ResponseHead, HeadError> {
+    let status = StatusCode::from_u16(layout.status).map_err(|_| HeadError::Invalid)?;
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    // Room for what the proxy adds (Set-Cookie, Server) without regrowing.
+    let mut headers = crate::reuse::header_map(layout.spans.len() + 2);
+    // What frames the body and the connection, noted as the lines go by (no
+    // lookups in the finished map).
+    let mut facts = FramingFacts::collecting_listed();
+    for (name, value) in layout.headers() {
+        let name_bytes = head.get(name).ok_or(HeadError::Invalid)?;
+        let name = HeaderName::from_bytes(name_bytes).map_err(|_| HeadError::Invalid)?;
+        let raw = head.get(value.clone()).ok_or(HeadError::Invalid)?;
+        // The lines that frame the body are facts, never map entries: the
+        // framing travels as a typed value.
+        if name == header::CONTENT_LENGTH {
+            facts.length(raw);
+            continue;
+        } else if name == header::TRANSFER_ENCODING {
+            facts.transfer_encoding(raw);
+            continue;
+        } else if name == header::CONNECTION {
+            facts.connection(raw);
+        }
+        let kind = LineKind {
+            named_in_connection: false,
+            switching,
+        };
+        if leave_out(&name, kind) {
+            continue;
+        }
+        let value =
+            HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| HeadError::Invalid)?;
+        headers.append(name, value);
+    }
+    let named = LineKind {
+        named_in_connection: true,
+        switching,
+    };
+    for name in &facts.listed {
+        if leave_out(name, named) {
+            headers.remove(name);
+        }
+    }
+    let framing = facts.response(status, head_request)?;
+    Ok(ResponseHead {
+        status,
+        headers,
+        framing,
+        declared_length: facts.declared_length(),
+        keep_alive: facts.response_keep_alive(layout.http10, framing),
+    })
+}
+
+/// What the response head is written for.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseContext<'a> {
+    /// The request's version (the response's status line uses it).
+    pub http10: bool,
+    /// A response to HEAD: headers as for GET, no body.
+    pub head_request: bool,
+    /// The connection may stay open after this response (the client allows
+    /// it, the server's keep-alive settings allow it, no drain is under way,
+    /// the request body is consumed).
+    pub keep_alive: bool,
+    /// The body's exact length when known (the framing its source decided).
+    pub body_len: Option<u64>,
+    /// For a response without a body (to HEAD, 1xx, 204, 304): the length
+    /// its source declared, passed on.
+    pub declared_len: Option<u64>,
+    /// The responder asks to close the connection after this response.
+    pub close: bool,
+    /// The `Date` value (`Sun, 06 Nov 1994 08:49:37 GMT`).
+    pub date: &'a [u8],
+}
+
+/// The response head as written, and what it commits the connection to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub body: BodyOut,
+    /// The connection carries another request after this response.
+    pub keep_alive: bool,
+}
+
+/// Writes the status line, the headers of `headers`, and what the proxy adds:
+/// `Date` (when absent), the body framing, and `Connection`.
+pub fn encode_response_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    ctx: &ResponseContext<'_>,
+) -> Committed {
+    out.extend_from_slice(if ctx.http10 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut has_date = false;
+    for (name, value) in headers {
+        if *name == header::DATE {
+            has_date = true;
+        } else if *name == header::CONNECTION
+            || *name == header::CONTENT_LENGTH
+            || *name == header::TRANSFER_ENCODING
+        {
+            // Written below from typed values, never from the map.
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_date {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(ctx.date);
+        out.extend_from_slice(b"\r\n");
+    }
+    let body = if bodiless(status) {
+        if let Some(n) = ctx.declared_len {
+            write_length(out, n);
+        }
+        BodyOut::None
+    } else if ctx.head_request {
+        // As for GET, when the length is known.
+        if let Some(n) = ctx.declared_len.or(ctx.body_len.filter(|&n| n > 0)) {
+            write_length(out, n);
+        }
+        BodyOut::None
+    } else if let Some(n) = ctx.body_len {
+        write_length(out, n);
+        BodyOut::Length(n)
+    } else if ctx.http10 {
+        BodyOut::Close
+    } else {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        BodyOut::Chunked
+    };
+    let keep_alive = ctx.keep_alive && !ctx.close && body != BodyOut::Close;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        // The upgrade's own `Connection: upgrade` was kept by the filter.
+        if let Some(v) = headers.get(header::CONNECTION) {
+            out.extend_from_slice(b"connection: ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    } else if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if ctx.http10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Committed { body, keep_alive }
+}
+
+fn write_length(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(b"content-length: ");
+    write_decimal(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The `100 Continue` interim response.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn head_of(text: &str, head_request: bool) -> Result<Option<ResponseHead>, HeadError> {
+        let bytes = Bytes::copy_from_slice(text.as_bytes());
+        let Some(layout) = locate_response_head(&bytes)? else {
+            return Ok(None);
+        };
+        let head = bytes.slice(..layout.len);
+        build_response_head(&head, &layout, head_request, |_, _| false).map(Some)
+    }
+
+    #[test]
+    fn partial_heads_ask_for_more_bytes() {
+        for text in [
+            "",
+            "HTTP/1.1 200",
+            "HTTP/1.1 200 OK\r\n",
+            "HTTP/1.1 200 OK\r\nA: b\r\n",
+        ] {
+            assert!(head_of(text, false).unwrap().is_none(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let cases: &[(&str, bool, Framing, bool)] = &[
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n",
+                false,
+                Framing::Length(12),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\n\r\n",
+                false,
+                Framing::Length(7),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n",
+                true,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 101 Switching\r\nUpgrade: ws\r\n\r\n",
+                false,
+                Framing::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false,
+                Framing::Chunked,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n",
+                false,
+                Framing::Chunked,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                false,
+                Framing::Close,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                false,
+                Framing::Chunked,
+                false,
+            ),
+            ("HTTP/1.1 200 OK\r\n\r\n", false, Framing::Close, false),
+            (
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Framing::Length(1),
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nConnection: Keep-Alive, Close\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Framing::Length(1),
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Framing::Length(1),
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\n",
+                false,
+                Framing::Length(1),
+                true,
+            ),
+        ];
+        for (text, head_request, framing, keep_alive) in cases {
+            let head = head_of(text, *head_request).unwrap().unwrap();
+            assert_eq!(head.framing, *framing, "{text:?}");
+            assert_eq!(head.keep_alive, *keep_alive, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn bad_response_heads_are_refused() {
+        let many: String = (0..MAX_RESPONSE_HEADERS + 1)
+            .map(|i| format!("X-{i}: v\r\n"))
+            .collect();
+        let huge = format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}",
+            "a".repeat(MAX_RESPONSE_HEAD)
+        );
+        let cases: Vec<(String, HeadError)> = vec![
+            ("HTTP/1.1 2000 OK\r\n\r\n".into(), HeadError::Invalid),
+            ("HTTP/2 200 OK\r\n\r\n".into(), HeadError::Invalid),
+            ("SSH-2.0-OpenSSH\r\n\r\n".into(), HeadError::Invalid),
+            (
+                "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n".into(),
+                HeadError::Invalid,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n".into(),
+                HeadError::Invalid,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 1x\r\n\r\n".into(),
+                HeadError::BadLength,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n".into(),
+                HeadError::BadLength,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".into(),
+                HeadError::BadLength,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n".into(),
+                HeadError::BadLength,
+            ),
+            (format!("HTTP/1.1 200 OK\r\n{many}\r\n"), HeadError::TooBig),
+            (huge, HeadError::TooBig),
+        ];
+        for (text, want) in cases {
+            let got = head_of(&text, false).err();
+            assert_eq!(got, Some(want), "{:?}", &text[..text.len().min(60)]);
+        }
+    }
+
+    #[test]
+    fn header_values_share_the_received_bytes_and_keep_order() {
+        let text =
+            "HTTP/1.1 302 Found\r\nSet-Cookie: a=1\r\nLocation: /x\r\nSet-Cookie: b=2\r\n\r\nBODY";
+        let bytes = Bytes::copy_from_slice(text.as_bytes());
+        let layout = locate_response_head(&bytes).unwrap().unwrap();
+        assert_eq!(&bytes[layout.len..], b"BODY");
+        let head =
+            build_response_head(&bytes.slice(..layout.len), &layout, false, |_, _| false).unwrap();
+        assert_eq!(head.status, StatusCode::FOUND);
+        let cookies: Vec<_> = head.headers.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(head.headers["location"], "/x");
+    }
+
+    #[test]
+    fn hidden_headers_are_left_out_and_long_heads_keep_every_line() {
+        let many: String = (0..40).map(|i| format!("X-{i}: v{i}\r\n")).collect();
+        let text =
+            format!("HTTP/1.1 200 OK\r\nServer: b\r\n{many}Date: d\r\nContent-Length: 0\r\n\r\n");
+        let bytes = Bytes::from(text);
+        let layout = locate_response_head(&bytes).unwrap().unwrap();
+        let hidden = |n: &HeaderName, _: LineKind| {
+            *n == header::SERVER || *n == header::DATE || *n == header::CONTENT_LENGTH
+        };
+        let head = build_response_head(&bytes.slice(..layout.len), &layout, false, hidden).unwrap();
+        assert_eq!(head.headers.len(), 40);
+        assert!(!head.headers.contains_key("server") && !head.headers.contains_key("date"));
+        assert_eq!(head.headers["x-39"], "v39");
+        // A framing header left out of the map still frames the body.
+        assert!(!head.headers.contains_key("content-length"));
+        assert_eq!(head.framing, Framing::Empty);
+    }
+
+    #[test]
+    fn names_a_connection_header_lists_are_offered_again_once_all_lines_are_read() {
+        let text = "HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: close, x-a, X-B, keep-alive, \
+                    upgrade, ,bad name\r\nX-B: 2\r\nX-C: 3\r\nContent-Length: 0\r\n\r\n";
+        let bytes = Bytes::from(text);
+        let layout = locate_response_head(&bytes).unwrap().unwrap();
+        let offered = std::cell::RefCell::new(Vec::new());
+        let head = build_response_head(&bytes, &layout, false, |n, kind| {
+            offered
+                .borrow_mut()
+                .push((n.as_str().to_owned(), kind.named_in_connection));
+            kind.named_in_connection
+        })
+        .unwrap();
+        // (Removed from the map afterwards: the order of the rest may change.)
+        let mut names: Vec<_> = head.headers.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        // (The framing line is a typed fact, not a map entry.)
+        assert_eq!(names, ["connection", "x-c"]);
+        let named: Vec<_> = offered
+            .borrow()
+            .iter()
+            .filter(|(_, named)| *named)
+            .map(|(n, _)| n.clone())
+            .collect();
+        assert_eq!(named, ["x-a", "x-b"]);
+        // The framing facts come from the Connection line all the same.
+        assert!(!head.keep_alive);
+    }
+
+    /// Decodes `input` fed in pieces of `step` bytes; returns the data and what
+    /// followed the body.
+    fn encode(
+        status: u16,
+        headers: &[(&str, &str)],
+        ctx: ResponseContext<'_>,
+    ) -> (String, Committed) {
+        let mut map = HeaderMap::new();
+        for (n, v) in headers {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let mut out = Vec::new();
+        let committed =
+            encode_response_head(&mut out, StatusCode::from_u16(status).unwrap(), &map, &ctx);
+        (String::from_utf8(out).unwrap(), committed)
+    }
+
+    const DATE: &[u8] = b"Wed, 02 Dec 2026 07:00:00 GMT";
+
+    fn ctx(
+        http10: bool,
+        head: bool,
+        keep_alive: bool,
+        len: Option<u64>,
+    ) -> ResponseContext<'static> {
+        ResponseContext {
+            http10,
+            head_request: head,
+            keep_alive,
+            body_len: len,
+            declared_len: None,
+            close: false,
+            date: DATE,
+        }
+    }
+
+    #[test]
+    fn response_heads_frame_the_body_and_say_the_connection() {
+        let date = "date: Wed, 02 Dec 2026 07:00:00 GMT\r\n";
+        // (status, headers, context, head, committed body, keep-alive)
+        type Case<'a> = (
+            u16,
+            Vec<(&'a str, &'a str)>,
+            ResponseContext<'a>,
+            String,
+            BodyOut,
+            bool,
+        );
+        let cases: Vec<Case<'_>> = vec![
+            (200, vec![("content-length", "5")], ctx(false, false, true, Some(5)),
+             format!("HTTP/1.1 200 OK\r\n{date}content-length: 5\r\n\r\n"), BodyOut::Length(5), true),
+            // The map's framing lines are never trusted: the body's is.
+            (200, vec![("content-length", "5"), ("transfer-encoding", "chunked")], ctx(false, false, true, None),
+             format!("HTTP/1.1 200 OK\r\n{date}transfer-encoding: chunked\r\n\r\n"), BodyOut::Chunked, true),
+            (200, vec![("content-length", "abc")], ctx(false, false, true, Some(2)),
+             format!("HTTP/1.1 200 OK\r\n{date}content-length: 2\r\n\r\n"), BodyOut::Length(2), true),
+            (200, vec![], ctx(false, false, true, Some(3)),
+             format!("HTTP/1.1 200 OK\r\n{date}content-length: 3\r\n\r\n"), BodyOut::Length(3), true),
+            (200, vec![], ctx(false, false, true, None),
+             format!("HTTP/1.1 200 OK\r\n{date}transfer-encoding: chunked\r\n\r\n"), BodyOut::Chunked, true),
+            (200, vec![], ctx(true, false, true, None),
+             format!("HTTP/1.0 200 OK\r\n{date}connection: close\r\n\r\n"), BodyOut::Close, false),
+            (200, vec![], ctx(true, false, true, Some(2)),
+             format!("HTTP/1.0 200 OK\r\n{date}content-length: 2\r\nconnection: keep-alive\r\n\r\n"), BodyOut::Length(2), true),
+            // Closing is a field, not a header found again.
+            (200, vec![], ResponseContext { close: true, ..ctx(false, false, true, Some(0)) },
+             format!("HTTP/1.1 200 OK\r\n{date}content-length: 0\r\nconnection: close\r\n\r\n"), BodyOut::Length(0), false),
+            (200, vec![("connection", "close")], ctx(false, false, true, Some(0)),
+             format!("HTTP/1.1 200 OK\r\n{date}content-length: 0\r\n\r\n"), BodyOut::Length(0), true),
+            (404, vec![], ctx(false, true, true, Some(7)),
+             format!("HTTP/1.1 404 Not Found\r\n{date}content-length: 7\r\n\r\n"), BodyOut::None, true),
+            (200, vec![("content-length", "9")], ResponseContext { declared_len: Some(9), ..ctx(false, true, false, Some(0)) },
+             format!("HTTP/1.1 200 OK\r\n{date}content-length: 9\r\nconnection: close\r\n\r\n"), BodyOut::None, false),
+            (304, vec![("date", "x")], ResponseContext { declared_len: Some(4), ..ctx(false, false, true, Some(0)) },
+             "HTTP/1.1 304 Not Modified\r\ndate: x\r\ncontent-length: 4\r\n\r\n".to_string(), BodyOut::None, true),
+            (304, vec![("date", "x")], ctx(false, false, true, Some(0)),
+             "HTTP/1.1 304 Not Modified\r\ndate: x\r\n\r\n".to_string(), BodyOut::None, true),
+            (101, vec![("upgrade", "websocket"), ("connection", "upgrade")], ctx(false, false, true, Some(0)),
+             format!("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n{date}connection: upgrade\r\n\r\n"), BodyOut::None, true),
+            (504, vec![("transfer-encoding", "chunked")], ctx(false, false, true, Some(1)),
+             format!("HTTP/1.1 504 Gateway Time-out\r\n{date}content-length: 1\r\n\r\n"), BodyOut::Length(1), true),
+        ];
+        for (status, headers, ctx, want, body, keep_alive) in cases {
+            let (head, committed) = encode(status, &headers, ctx);
+            assert_eq!(head, want, "{status} {headers:?}");
+            assert_eq!(
+                committed,
+                Committed { body, keep_alive },
+                "{status} {headers:?}"
+            );
+        }
+    }
+}

@@ -4,7 +4,7 @@
 //! thread (`worker_processes`) with `SO_REUSEPORT`, so the kernel spreads
 //! connections over the workers. Each worker runs its own current-thread tokio
 //! runtime with a `LocalSet` and owns its state (pools, balancer, health: see
-//! [`crate::proxy::forward::Worker`]); nothing is shared between workers on the
+//! [`crate::proxy::worker::Worker`]); nothing is shared between workers on the
 //! request path but the relaxed-atomic `upstream::stats::HealthTable`, which the
 //! active checker (`upstream::check`, its own thread) writes. A listen address with port 0 is bound once to learn the port the
 //! kernel chose and then bound again on that port for the other workers.
@@ -13,7 +13,7 @@
 //! makes the connection idle the longest close; busy ones are never closed), and
 //! one sweeper timer per worker that enforces `client_header_timeout`,
 //! `keepalive_timeout`, `send_timeout` and `proxy_read_timeout` for all its
-//! connections (see `ConnInfo::sweep`), so no request arms a timer of its own.
+//! connections (see `ConnState::sweep`), so no request arms a timer of its own.
 //!
 //! [`run_with`] is the blocking entry point of the binary: it obeys the signals
 //! of [`crate::process`] (SIGHUP reload, SIGUSR1 reopen, SIGQUIT graceful stop,
@@ -51,10 +51,11 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::{Config, ConnectionConf, WorkerProcesses};
 use crate::downstream::conn::{self, Settings};
+use crate::downstream::state::{ConnState, Signal};
 use crate::http1::request::Limits;
 use crate::log::{AccessLogs, ErrorLog};
 use crate::process::{Control, ControlSignals, PidFile};
-use crate::proxy::forward::{ConnInfo, Signal, Worker};
+use crate::proxy::worker::Worker;
 use crate::upstream::check::Checker;
 use crate::upstream::stats::HealthTable;
 
@@ -741,11 +742,11 @@ fn worker_main(start: WorkerStart) {
 struct Slots {
     free: Cell<usize>,
     freed: Notify,
-    open: RefCell<Vec<std::rc::Weak<ConnInfo>>>,
+    open: RefCell<Vec<std::rc::Weak<ConnState>>>,
 }
 
 impl Slots {
-    fn register(&self, conn: &Rc<ConnInfo>, cap: usize) {
+    fn register(&self, conn: &Rc<ConnState>, cap: usize) {
         let mut open = self.open.borrow_mut();
         if open.len() >= cap.saturating_mul(2).max(16) {
             open.retain(|w| w.strong_count() > 0);
@@ -753,7 +754,7 @@ impl Slots {
         open.push(Rc::downgrade(conn));
     }
 
-    /// Applies the timeouts of every open connection (see `ConnInfo::sweep`).
+    /// Applies the timeouts of every open connection (see `ConnState::sweep`).
     fn sweep(&self, now: std::time::Instant) {
         let mut open = self.open.borrow_mut();
         open.retain(|w| match w.upgrade() {
@@ -826,7 +827,7 @@ async fn accept_loop(listener: TcpListener, configured: SocketAddr, thread: Rc<W
         let _ = stream.set_nodelay(true);
         slots.free.set(slots.free.get() - 1);
         let guard = SlotGuard(Rc::clone(&slots));
-        let info = Rc::new(ConnInfo::new(
+        let info = Rc::new(ConnState::new(
             remote,
             stream
                 .local_addr()

@@ -435,6 +435,73 @@ async fn access_log_lines_are_exact_and_reopen_starts_a_new_file() {
     running.shutdown();
 }
 
+/// A backend on 127.0.0.1:0 that answers every request with a bodiless 503.
+fn always_503() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let reply =
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+                        if stream.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Issue 13, bug 2: a pinned client that `proxy_next_upstream http_503` moves
+/// to another peer is a fallback (logged, counted and re-pinned as one), as
+/// it is when the connection fails; it was logged and counted as a hit.
+#[tokio::test]
+async fn a_status_retry_of_a_pinned_client_is_a_fallback() {
+    let dir = Scratch::new("status-retry");
+    let good = Backend::start("good");
+    let bad = always_503().to_string();
+    let log = dir.path("sticky.log");
+    let text = format!(
+        "events {{}} http {{ \
+         log_format s '$status $upstream_addr $upstream_status $sticky_status $sticky_sid'; \
+         upstream app {{ session_sticky cookie=route mode=insert; \
+         server {bad} max_fails=0; server {good} max_fails=0; }} \
+         server {{ listen 127.0.0.1:0; access_log {log} s; \
+         location / {{ proxy_pass http://app; proxy_next_upstream error http_503; }} }} }}",
+        good = good.peer(),
+        log = log.display(),
+    );
+    let running = Proxy::start(config_in(&dir, &text)).expect("starts");
+    let mut client = Client::connect(running.addr()).await;
+    let pinned_to_bad = format!("route={}", sticky_proxy::sticky::sid::md5_sid(&bad));
+    let reply = client.get("/", &[("cookie", &pinned_to_bad)]).await;
+    assert_eq!(reply.status, 200);
+    // Re-pinned to the peer that answered.
+    assert_eq!(
+        reply.cookie_value("route").as_deref(),
+        Some(good.sid().as_str())
+    );
+    let sid = good.sid();
+    let peer = good.peer();
+    assert_eq!(
+        read_lines(&log, 1),
+        [format!("200 {bad}, {peer} 503, 200 fallback {sid}")]
+    );
+    running.shutdown();
+}
+
 // ---------------------------------------------------------------------------
 // The binary: -s reload (broken file), -s reopen, -s quit during a slow response
 // ---------------------------------------------------------------------------

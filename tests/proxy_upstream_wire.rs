@@ -219,7 +219,11 @@ async fn transfer_encoding_wins_over_content_length_and_neither_is_forwarded_raw
         let r = get_raw(p.addr, "").await;
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
         assert_eq!(body_of(&r), "0123456789", "the whole chunked body: {r}");
-        let head = r.split("\r\n\r\n").next().unwrap_or("").to_ascii_lowercase();
+        let head = r
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
         assert!(!head.contains("content-length"), "{head}");
         assert_eq!(head.matches("transfer-encoding").count(), 1, "{head}");
     }

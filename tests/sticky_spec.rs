@@ -3,7 +3,7 @@
 
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use sticky_proxy::sticky::decide::after_connect_failure;
+use sticky_proxy::sticky::decide::after_failure;
 use sticky_proxy::sticky::sid::md5_sid;
 use sticky_proxy::sticky::{Decision, Mode, Outcome, SidIndex, Sticky, StickyConf};
 
@@ -159,7 +159,7 @@ fn worked_example_step_by_step() {
         next: 0,
         up: [true; 2],
     };
-    let c4b = after_connect_failure(&sticky.conf, &pinned, 0, t4, |ex| after.pick(ex));
+    let c4b = after_failure(&sticky.conf, &pinned, 0, t4, |ex| after.pick(ex));
     assert_eq!(c4b.decision, Decision::Fallback(1));
     let mut resp = HeaderMap::new();
     sticky.on_response(StatusCode::OK, &mut resp, &c4b, t4);
@@ -180,7 +180,7 @@ fn worked_example_step_by_step() {
     let mut resp = HeaderMap::new();
     strict.on_response(StatusCode::BAD_GATEWAY, &mut resp, &c4c, t4);
     assert!(resp.is_empty());
-    let refused = after_connect_failure(&strict.conf, &pinned, 0, t4, |ex| rr.pick(ex));
+    let refused = after_failure(&strict.conf, &pinned, 0, t4, |ex| rr.pick(ex));
     assert_eq!(refused.decision, Decision::Refuse);
 }
 

@@ -1,4 +1,12 @@
-//! HTTP/1.x towards the clients (`conn`: one client connection's coroutine,
-//! its request body and the upgrade tunnel, over the `http1` codec).
+//! The client side: connections from clients and the seam to what answers
+//! them. `handler` (the [`handler::Handler`] trait the proxy implements),
+//! `state` (a connection's state: timeouts, signals, the deadline slot),
+//! `body` (the client's bytes and request body), `conn` (the HTTP/1 loop
+//! over the `http1` codec), `tunnel` (after a `101`). Nothing here imports
+//! the proxy.
 
+pub mod body;
 pub mod conn;
+pub mod handler;
+pub mod state;
+pub mod tunnel;

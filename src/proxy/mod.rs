@@ -1,8 +1,19 @@
-//! The request pipeline: routing, URI mapping, header edits, variables, forwarding.
+//! The request pipeline, implementing `downstream::handler::Handler`:
+//! `handler` (orchestration of one request), `worker` (per-thread state of
+//! one configuration), `plan` (route, refusals, URI mapping; synchronous),
+//! `attempt` (the pure failover state machine), `exchange` (one try's I/O),
+//! `body` (the streamed bodies), `reply` (proxy-made responses), and the
+//! pure pieces `route`, `uri`, `headers`, `vars`, `errors`.
 
+pub mod attempt;
+pub mod body;
 pub mod errors;
-pub mod forward;
+pub mod exchange;
+pub mod handler;
 pub mod headers;
+pub mod plan;
+pub mod reply;
 pub mod route;
 pub mod uri;
 pub mod vars;
+pub mod worker;

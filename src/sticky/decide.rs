@@ -176,12 +176,15 @@ where
     }
 }
 
-/// The connection to `failed` (the peer of `prev`) failed. A pinned request falls
-/// back (`fallback=on`, re-pin, outcome `fallback`) or is refused (`fallback=off`);
-/// a new or fallback request simply tries another peer, keeping its outcome.
+/// The try at `failed` (the peer of `prev`) failed, whatever the reason: the
+/// connection (error, timeout), a bad response head, or a status
+/// `proxy_next_upstream` lists. The one re-decision after a failure: a pinned
+/// request falls back (`fallback=on`, re-pin, outcome `fallback`) or is
+/// refused (`fallback=off`); a new or fallback request simply tries another
+/// peer, keeping its outcome.
 /// `choose(Some(failed))` must skip the failed peer (and any the engine already
 /// tried); `None` from it means [`Decision::Refuse`].
-pub fn after_connect_failure<C>(
+pub fn after_failure<C>(
     conf: &StickyConf,
     prev: &Choice,
     failed: usize,
@@ -383,10 +386,10 @@ mod tests {
             ),
         ];
         for (name, fallback, prev, want) in cases {
-            let got = after_connect_failure(&conf(fallback), &prev, 0, NOW, rr);
+            let got = after_failure(&conf(fallback), &prev, 0, NOW, rr);
             assert_eq!(got, want, "{name}");
         }
-        let exhausted = after_connect_failure(
+        let exhausted = after_failure(
             &conf(true),
             &choice(Decision::New(0), Outcome::New, NOW),
             0,

@@ -197,7 +197,7 @@ impl Sticky {
     }
 
     /// Response side: set or edit the sticky `Set-Cookie` for the peer of
-    /// `choice` (after any [`decide::after_connect_failure`]). No-op for a
+    /// `choice` (after any [`decide::after_failure`]). No-op for a
     /// refused choice and for status >= 400.
     pub fn on_response(
         &self,

@@ -1,0 +1,290 @@
+//! A client connection's bytes and the request body read from them.
+//!
+//! [`ClientIo`] is the socket and what was read from it but not yet used,
+//! shared by the connection's loop (request heads, responses) and the
+//! request's [`RequestBody`], which the handler reads as it streams the body
+//! on: `Content-Length` or chunked (decoded with `http1::chunked`), with the
+//! `100 Continue` the client waits for written when the body is first asked
+//! for.
+
+use std::cell::{Cell, RefCell};
+use std::io::IoSlice;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use crate::http1::chunked::{Chunk, ChunkedDecoder};
+use crate::http1::framing::BodyFraming;
+use crate::http1::response::CONTINUE;
+
+/// Largest read of a request body.
+const BODY_READ: usize = 64 * 1024;
+
+/// Where the current request's body stands.
+#[derive(Debug)]
+pub(super) enum BodyState {
+    /// Read to its end (or there was none).
+    Done,
+    /// This many bytes still to come.
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    /// The client broke the framing or the connection.
+    Broken,
+}
+
+/// The client connection: the socket and the bytes read from it but not yet
+/// used, shared by the connection's coroutine and the request body.
+pub struct ClientIo {
+    pub(super) stream: TcpStream,
+    pub(super) buf: RefCell<BytesMut>,
+    pub(super) body: RefCell<BodyState>,
+    /// Bytes of `100 Continue` still to write before the body is read.
+    pub(super) continue_left: Cell<usize>,
+}
+
+impl ClientIo {
+    pub(super) fn new(stream: TcpStream) -> ClientIo {
+        ClientIo {
+            stream,
+            buf: RefCell::new(BytesMut::new()),
+            body: RefCell::new(BodyState::Done),
+            continue_left: Cell::new(0),
+        }
+    }
+
+    /// Reads what the kernel has into the buffer (at least `want` bytes of
+    /// room): `Ok(0)` at end of stream. After a short read the socket's
+    /// readiness is cleared, so the next wait does not begin with a read that
+    /// says `EAGAIN` (edge-triggered epoll reports the next arrival anyway).
+    pub(super) fn poll_fill(
+        &self,
+        cx: &mut Context<'_>,
+        want: usize,
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            let mut buf = self.buf.borrow_mut();
+            crate::reuse::make_room(&mut buf, want);
+            let room = buf.capacity() - buf.len();
+            match self.stream.try_read_buf(&mut *buf) {
+                Ok(n) => {
+                    if n > 0 && n < room {
+                        let _ = self.stream.try_io(Interest::READABLE, || {
+                            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+                        });
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// The socket and the bytes read past the last request (a tunnel's
+    /// first bytes).
+    pub(super) fn into_parts(self) -> (TcpStream, BytesMut) {
+        (self.stream, self.buf.into_inner())
+    }
+
+    /// Writes some of `bufs`: how much went out (never 0).
+    pub(super) fn poll_write(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write_vectored(bufs) {
+                Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Writes what is left of `100 Continue`.
+    pub(super) fn poll_continue(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while self.continue_left.get() > 0 {
+            let from = CONTINUE.len() - self.continue_left.get();
+            let rest = CONTINUE.get(from..).unwrap_or_default();
+            let n = ready!(self.poll_write(cx, &[IoSlice::new(rest)]))?;
+            self.continue_left
+                .set(self.continue_left.get().saturating_sub(n));
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// True when the request body has been read, or all of it is in the
+    /// buffer (it can be skipped without waiting for the client).
+    pub(super) fn body_in_hand(&self) -> bool {
+        let buf = self.buf.borrow();
+        match &*self.body.borrow() {
+            BodyState::Done => true,
+            BodyState::Length(n) => buf.len() as u64 >= *n,
+            BodyState::Chunked(decoder) => {
+                let mut probe = decoder.clone();
+                let mut at = 0;
+                loop {
+                    match probe.next(buf.get(at..).unwrap_or_default()) {
+                        Ok(Chunk::Data { start, len }) => at += start + len,
+                        Ok(Chunk::End { .. }) => return true,
+                        Ok(Chunk::Need) | Err(_) => return false,
+                    }
+                }
+            }
+            BodyState::Broken => false,
+        }
+    }
+
+    /// Skips the rest of a request body that is all in the buffer (one the
+    /// pipeline did not read: a 404 to a POST, say). False when the
+    /// connection is not at the start of the next request.
+    pub(super) fn skip_body(&self) -> bool {
+        if !self.body_in_hand() {
+            return false;
+        }
+        let mut buf = self.buf.borrow_mut();
+        let mut state = self.body.borrow_mut();
+        match &mut *state {
+            BodyState::Length(n) => buf.advance(*n as usize),
+            BodyState::Chunked(decoder) => loop {
+                match decoder.next(&buf) {
+                    Ok(Chunk::Data { start, len }) => buf.advance(start + len),
+                    Ok(Chunk::End { consumed }) => {
+                        buf.advance(consumed);
+                        break;
+                    }
+                    Ok(Chunk::Need) | Err(_) => return false,
+                }
+            },
+            BodyState::Done | BodyState::Broken => {}
+        }
+        *state = BodyState::Done;
+        true
+    }
+}
+
+/// The body of a client's request, read from its connection as the pipeline
+/// asks for it.
+pub struct RequestBody {
+    pub(super) io: Option<Rc<ClientIo>>,
+    /// How the client framed it (typed, from the parsed head).
+    pub(super) framing: BodyFraming,
+}
+
+/// The client broke its request body's framing or closed the connection
+/// before the body's end.
+#[derive(Debug)]
+pub struct BodyError(&'static str);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl RequestBody {
+    /// No body.
+    pub fn empty() -> RequestBody {
+        RequestBody {
+            io: None,
+            framing: BodyFraming::None,
+        }
+    }
+
+    /// How the client framed the body in its request head.
+    pub fn framing(&self) -> BodyFraming {
+        self.framing
+    }
+
+    /// True when nothing (more) will come.
+    pub fn is_end(&self) -> bool {
+        self.io
+            .as_ref()
+            .is_none_or(|io| matches!(*io.body.borrow(), BodyState::Done))
+    }
+
+    /// The bytes still to come, when the client said (`Content-Length`).
+    pub fn exact_len(&self) -> Option<u64> {
+        match self.io.as_ref().map(|io| io.body.borrow()) {
+            None => Some(0),
+            Some(state) => match &*state {
+                BodyState::Done => Some(0),
+                BodyState::Length(n) => Some(*n),
+                BodyState::Chunked(_) | BodyState::Broken => None,
+            },
+        }
+    }
+
+    /// The next piece of the body, `None` at its end.
+    pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
+        let Some(io) = self.io.as_deref() else {
+            return Poll::Ready(None);
+        };
+        loop {
+            {
+                let mut state = io.body.borrow_mut();
+                let mut buf = io.buf.borrow_mut();
+                match &mut *state {
+                    BodyState::Done => return Poll::Ready(None),
+                    BodyState::Broken => return Poll::Ready(Some(Err(broken("request body")))),
+                    BodyState::Length(n) => {
+                        if !buf.is_empty() {
+                            let take = (*n).min(buf.len() as u64) as usize;
+                            *n -= take as u64;
+                            if *n == 0 {
+                                *state = BodyState::Done;
+                            }
+                            return Poll::Ready(Some(Ok(buf.split_to(take).freeze())));
+                        }
+                    }
+                    BodyState::Chunked(decoder) => match decoder.next(&buf) {
+                        Ok(Chunk::Data { start, len }) => {
+                            buf.advance(start);
+                            return Poll::Ready(Some(Ok(buf.split_to(len).freeze())));
+                        }
+                        Ok(Chunk::Need) => buf.clear(),
+                        Ok(Chunk::End { consumed }) => {
+                            buf.advance(consumed);
+                            *state = BodyState::Done;
+                            return Poll::Ready(None);
+                        }
+                        Err(_) => {
+                            *state = BodyState::Broken;
+                            return Poll::Ready(Some(Err(broken("invalid chunked request body"))));
+                        }
+                    },
+                }
+            }
+            // The client waits for our word before it sends the body.
+            if let Err(e) = ready!(io.poll_continue(cx)) {
+                *io.body.borrow_mut() = BodyState::Broken;
+                return Poll::Ready(Some(Err(e)));
+            }
+            match ready!(io.poll_fill(cx, BODY_READ)) {
+                Ok(0) => {
+                    *io.body.borrow_mut() = BodyState::Broken;
+                    return Poll::Ready(Some(Err(broken(
+                        "client closed the connection before the end of the body",
+                    ))));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    *io.body.borrow_mut() = BodyState::Broken;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+}
+
+fn broken(what: &'static str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, BodyError(what))
+}

@@ -1,0 +1,253 @@
+//! The state of one client connection that outlives its requests and that
+//! the worker's sweeper reads: addresses, counters, timeouts, the signals the
+//! worker raises (evict, drain, give buffers back), and one deadline slot a
+//! request may arm (the proxy arms it with `proxy_read_timeout`), so that no
+//! request arms a timer of its own.
+//!
+//! Protocol-neutral: the HTTP/1 loop (`downstream::conn`) uses it today, and
+//! an HTTP/2 connection would use the same.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::task::Context;
+use std::time::{Duration, Instant};
+
+/// How long a connection waits for its next request before it gives its
+/// read and write buffers back to the worker's free lists (a keep-alive
+/// client sending back to back never waits that long, so the hot path never
+/// pays for it).
+pub const SHED_AFTER: Duration = Duration::from_millis(500);
+
+/// Where an idle connection's buffers stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shed {
+    Holding,
+    /// The sweeper asked for them back.
+    Asked,
+    /// Given back.
+    Released,
+}
+
+/// Facts about one client connection, shared by its requests.
+pub struct ConnState {
+    pub remote: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+    /// The `listen` address as configured (routing matches against it).
+    pub listen: SocketAddr,
+    /// Requests received on this connection so far.
+    pub requests: Cell<u64>,
+    /// `keepalive_requests` of the connection's server.
+    pub keepalive_requests: u64,
+    /// The buffer size of `large_client_header_buffers`: longer request lines get 414.
+    pub large_header_buffer: usize,
+    /// Serial number of the connection in its worker (`$connection`).
+    pub serial: u64,
+    /// Since when the connection has been waiting for its next request head
+    /// (`None` while a request is being served). At the `worker_connections`
+    /// cap the accept loop evicts the connection that has waited longest, so
+    /// idle keep-alive and slow-header (slowloris) clients cannot lock others out.
+    pub waiting_since: Cell<Option<Instant>>,
+    /// What the worker asks of the connection's task ([`Signal`]), and the
+    /// task's waker: a flag and a stored waker, so the task's every poll costs
+    /// a load and a waker comparison instead of polling two channels.
+    signal: Cell<Signal>,
+    signal_waker: Cell<Option<std::task::Waker>>,
+    /// `client_header_timeout`: a new connection must send a request within it.
+    pub header_timeout: Duration,
+    /// `keepalive_timeout`: an idle connection is closed after it.
+    pub idle_timeout: Duration,
+    /// `send_timeout`: a client that takes no response data for this long is
+    /// closed.
+    pub send_timeout: Duration,
+    /// Since when a write to the client has been waiting for the socket
+    /// (`None` when none is).
+    last_write: Cell<Option<Instant>>,
+    /// The deadline slot: when what the request waits for (a backend's
+    /// response head) times out, whether it has, and the waiting task.
+    deadline: Cell<Option<Instant>>,
+    timed_out: Cell<bool>,
+    deadline_waker: Cell<Option<std::task::Waker>>,
+    /// Whether the connection should give its buffers back while it waits
+    /// for a request (see [`ConnState::sweep`]).
+    shed: Cell<Shed>,
+}
+
+impl ConnState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        remote: SocketAddr,
+        local: SocketAddr,
+        listen: SocketAddr,
+        keepalive_requests: u64,
+        large_header_buffer: usize,
+        serial: u64,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        send_timeout: Duration,
+    ) -> ConnState {
+        ConnState {
+            remote,
+            local,
+            listen,
+            requests: Cell::new(0),
+            keepalive_requests,
+            large_header_buffer,
+            serial,
+            waiting_since: Cell::new(Some(Instant::now())),
+            signal: Cell::new(Signal::None),
+            signal_waker: Cell::new(None),
+            header_timeout,
+            idle_timeout,
+            send_timeout,
+            last_write: Cell::new(None),
+            deadline: Cell::new(None),
+            timed_out: Cell::new(false),
+            deadline_waker: Cell::new(None),
+            shed: Cell::new(Shed::Holding),
+        }
+    }
+
+    /// Called by the worker's sweeper: wakes a request whose deadline passed,
+    /// asks a connection that has waited for a request for [`SHED_AFTER`] to
+    /// give its buffers back, and returns true when the connection must be
+    /// closed: it has waited for a request longer than allowed
+    /// (`client_header_timeout` before its first request, `keepalive_timeout`
+    /// after), or its client has taken no response data for `send_timeout`.
+    pub fn sweep(&self, now: Instant) -> bool {
+        if let Some(wrote) = self.last_write.get() {
+            if !self.send_timeout.is_zero()
+                && now.saturating_duration_since(wrote) > self.send_timeout
+            {
+                return true;
+            }
+        }
+        if let Some(deadline) = self.deadline.get() {
+            if now >= deadline {
+                self.deadline.set(None);
+                self.timed_out.set(true);
+                if let Some(waker) = self.deadline_waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+        let Some(since) = self.waiting_since.get() else {
+            return false;
+        };
+        let waited = now.saturating_duration_since(since);
+        if waited >= SHED_AFTER && self.shed.get() == Shed::Holding {
+            self.shed.set(Shed::Asked);
+            if let Some(waker) = self.signal_waker.take() {
+                waker.wake();
+            }
+        }
+        let limit = if self.requests.get() == 0 {
+            self.header_timeout
+        } else {
+            self.idle_timeout
+        };
+        !limit.is_zero() && waited > limit
+    }
+
+    /// True once when the sweeper asked the idle connection to give its
+    /// buffers back; the connection then holds none until its next request.
+    pub fn shed_asked(&self) -> bool {
+        if self.shed.get() == Shed::Asked {
+            self.shed.set(Shed::Released);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A request is arriving: the connection holds buffers again.
+    pub fn holding(&self) {
+        self.shed.set(Shed::Holding);
+    }
+
+    /// Tells the connection's task to close the connection now (eviction at the
+    /// `worker_connections` cap, idle and send timeouts).
+    pub fn evict(&self) {
+        self.raise(Signal::Evict);
+    }
+
+    /// Tells the connection's task to finish the request in progress and close
+    /// (graceful stop).
+    pub fn drain(&self) {
+        if self.signal.get() == Signal::None {
+            self.raise(Signal::Drain);
+        }
+    }
+
+    fn raise(&self, signal: Signal) {
+        self.signal.set(signal);
+        if let Some(waker) = self.signal_waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// The latest signal, keeping `cx`'s waker to be woken by the next one.
+    pub fn poll_signal(&self, cx: &Context<'_>) -> Signal {
+        let kept = match self.signal_waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        self.signal_waker.set(Some(kept));
+        self.signal.get()
+    }
+
+    /// Sets the deadline slot (`None`: no deadline). The sweeper marks it
+    /// passed and wakes the task parked on it ([`ConnState::park`]).
+    pub fn arm(&self, deadline: Option<Instant>) {
+        self.timed_out.set(false);
+        self.deadline.set(deadline);
+    }
+
+    /// Clears the deadline slot.
+    pub fn disarm(&self) {
+        self.deadline.set(None);
+        self.deadline_waker.set(None);
+    }
+
+    /// The latest signal the worker raised.
+    pub fn signal(&self) -> Signal {
+        self.signal.get()
+    }
+
+    /// A write to the client is waiting for the socket: `send_timeout` runs
+    /// from the first such wait until [`ConnState::write_done`].
+    pub fn write_blocked(&self) {
+        if self.last_write.get().is_none() {
+            self.last_write.set(Some(Instant::now()));
+        }
+    }
+
+    /// Everything queued for the client has been written.
+    pub fn write_done(&self) {
+        self.last_write.set(None);
+    }
+
+    /// Whether the armed deadline has passed.
+    pub fn deadline_passed(&self) -> bool {
+        self.timed_out.get()
+    }
+
+    /// Keeps `waker` to be woken when the armed deadline passes.
+    pub fn park(&self, waker: &std::task::Waker) {
+        let kept = match self.deadline_waker.take() {
+            Some(w) if w.will_wake(waker) => w,
+            _ => waker.clone(),
+        };
+        self.deadline_waker.set(Some(kept));
+    }
+}
+
+/// What a worker asks of one connection's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    None,
+    /// Finish the request in progress, then close.
+    Drain,
+    /// Close now.
+    Evict,
+}

@@ -1,0 +1,287 @@
+//! The request path of one request, as orchestration over the pure parts:
+//! the plan ([`crate::proxy::plan`]), the failover state machine
+//! ([`crate::proxy::attempt`]) driving one I/O exchange per try
+//! ([`crate::proxy::exchange`]), and the response built for the client
+//! (headers filtered, the sticky `Set-Cookie`, `Server`, the body streamed
+//! with its backend connection returned to the pool at its end, or a tunnel
+//! after `101`). This is the [`Handler`] the connection loops drive.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use http::header;
+use http::{Request, Response, StatusCode};
+
+use crate::config::LocationConf;
+use crate::downstream::body::RequestBody;
+use crate::downstream::handler::Handler;
+use crate::downstream::state::ConnState;
+use crate::http1::request::RequestError;
+use crate::log::{AccessRecord, PendingLog, TryRecord};
+use crate::proxy::attempt::{Budget, Event, Failover, Failure, Health, Step};
+use crate::proxy::body::{Checkin, ProxyBody};
+use crate::proxy::errors::{self, ProxyError};
+use crate::proxy::exchange::{open, send, Answer, Missed};
+use crate::proxy::headers;
+use crate::proxy::plan::Prepared;
+use crate::proxy::reply::{bad_request, error_response};
+use crate::proxy::worker::Worker;
+use crate::sticky::Choice;
+use crate::upstream::client::Transport;
+use crate::upstream::peers::PeerSet;
+use crate::upstream::pool::Conn;
+
+impl Handler for Worker {
+    type Body = ProxyBody;
+
+    /// Answers one client request. Takes its worker and connection by `Rc` so
+    /// that this future is the one the connection's coroutine keeps for the
+    /// request: the pipeline is one coroutine (labelled blocks instead of
+    /// nested `async fn`s), because every nesting level is a copy of the
+    /// child's whole state per request.
+    async fn handle(
+        self: Rc<Self>,
+        conn: Rc<ConnState>,
+        req: &mut Request<RequestBody>,
+    ) -> Response<ProxyBody> {
+        let info: &ConnState = &conn;
+        let mut log_slot: Option<Box<AccessRecord>> = None;
+        let log = &mut log_slot;
+        let (mut resp, tokens) = 'respond: {
+            let Prepared {
+                conf,
+                set,
+                upgrade,
+                choice,
+                peer,
+                request,
+                mut body,
+                may_resend,
+                now_unix,
+                now_instant,
+            } = match self.prepare(info, req, log) {
+                Ok(prepared) => prepared,
+                Err(made) => break 'respond made,
+            };
+            let tokens = conf.server_tokens;
+            let budget = Budget {
+                tries: conf.proxy_next_upstream_tries,
+                deadline: (!conf.proxy_next_upstream_timeout.is_zero())
+                    .then(|| now_instant.checked_add(conf.proxy_next_upstream_timeout))
+                    .flatten(),
+                may_resend,
+            };
+            let sticky = set.sticky().map(|s| &s.conf);
+            let mut failover = Failover::new(
+                &conf.proxy_next_upstream,
+                sticky,
+                budget,
+                choice,
+                peer,
+                now_unix,
+            );
+            let mut step = failover.start();
+            let mut first_send = Some(now_instant);
+            loop {
+                let p = match step {
+                    Step::Try(p) => p,
+                    Step::Refuse(failure) => {
+                        break 'respond (error_response(failure.error(), tokens), tokens)
+                    }
+                    // Only ever after an answer, handled below.
+                    Step::Deliver => {
+                        break 'respond (error_response(ProxyError::Internal, tokens), tokens)
+                    }
+                };
+                let active = set.stats().begin(p);
+                let try_started = log.is_some().then(Instant::now);
+                // One try at `p`: a pooled connection (with one transparent retry
+                // on a fresh connection if the pooled one turns out closed) or a
+                // new one. The rare connect is boxed so its future does not widen
+                // every request's.
+                let outcome: Result<Answer, Missed> = 'attempt: {
+                    let mut pooled = set.checkout(p, now_instant);
+                    loop {
+                        let conn = match pooled.take() {
+                            Some(c) => c,
+                            None => match Box::pin(open(set, p, conf)).await {
+                                Ok(io) => Conn::fresh(io),
+                                Err(failure) => {
+                                    break 'attempt Err(Missed {
+                                        failure,
+                                        unsent: true,
+                                    })
+                                }
+                            },
+                        };
+                        let reused = conn.reused;
+                        // The request's own clock reading serves its first
+                        // send; a retry reads the clock again.
+                        let sent_at = first_send.take().unwrap_or_else(Instant::now);
+                        match send(info, conn, &request, &mut body, conf, sent_at).await {
+                            Ok(answer) => break 'attempt Ok(answer),
+                            // Closed by the backend while idle: once more on a new
+                            // connection, if the request can still go out.
+                            Err(m)
+                                if reused
+                                    && m.failure == Failure::Error
+                                    && (m.unsent || may_resend) => {}
+                            Err(m) => break 'attempt Err(m),
+                        }
+                    }
+                };
+                if log.is_some() {
+                    let status = outcome
+                        .as_ref()
+                        .map(|(head, _, _)| head.status)
+                        .map_err(|m| m.failure);
+                    note_try(log, set, p, status, try_started);
+                }
+                let event = match &outcome {
+                    Ok((head, _, _)) => Event::Answered(head.status.as_u16()),
+                    Err(m) => Event::Failed {
+                        failure: m.failure,
+                        unsent: m.unsent,
+                    },
+                };
+                let now = Instant::now();
+                let before = failover.choice().copied();
+                let (health, next) =
+                    failover.on(event, now, |ex, tried| set.choose(ex, tried, now));
+                match health {
+                    Health::Succeeded => set.succeeded(p),
+                    Health::Failed => set.failed(p, now),
+                    Health::Unchanged => {}
+                }
+                if failover.choice().copied() != before {
+                    note_sticky(log, set, failover.choice());
+                }
+                if next != Step::Deliver {
+                    step = next;
+                    continue;
+                }
+                let Ok(answer) = outcome else {
+                    break 'respond (error_response(ProxyError::Internal, tokens), tokens);
+                };
+                let choice = failover.choice();
+                if let (Some(c), Some(stats)) = (choice, set.stats().peer(p)) {
+                    stats.note_outcome(c.outcome);
+                }
+                note_sticky(log, set, choice);
+                if let Some(record) = log {
+                    record.streaming_since = try_started;
+                }
+                let mut resp = self.answer(set, conf, p, answer, choice, now_unix, upgrade);
+                resp.body_mut().active = Some(active);
+                break 'respond (resp, tokens);
+            }
+        };
+        // Ours, unless the backend's passed (`proxy_pass_header Server`), as
+        // nginx.
+        resp.headers_mut()
+            .entry(header::SERVER)
+            .or_insert_with(|| errors::server_header(tokens));
+        if let Some(record) = log_slot {
+            let pending = PendingLog::new(record, resp.status(), resp.headers());
+            resp.body_mut().log = Some(pending);
+        }
+        resp
+    }
+
+    fn refuse(&self, error: RequestError) -> Response<ProxyBody> {
+        bad_request(error.into())
+    }
+}
+
+impl Worker {
+    /// The backend's response, edited for the client: headers filtered, sticky
+    /// cookie, body streamed with the connection returned to the pool at its end,
+    /// or a tunnel after `101`.
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &self,
+        set: &PeerSet<Transport>,
+        conf: &LocationConf,
+        peer: usize,
+        answer: Answer,
+        choice: Option<&Choice>,
+        now_unix: i64,
+        upgrade: bool,
+    ) -> Response<ProxyBody> {
+        let (head, upstream_body, requests) = answer;
+        let status = head.status;
+        let declared = head.declared_length;
+        let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+        let mut headers = head.headers;
+        // Hop-by-hop and hidden lines never reached the map, but a 101's
+        // `Connection` and `Upgrade`, edited here.
+        if switching {
+            headers::filter_response(
+                &mut headers,
+                &conf.proxy_hide_headers,
+                &conf.proxy_pass_headers,
+                true,
+            );
+        }
+        if let (Some(sticky), Some(choice)) = (set.sticky(), choice) {
+            sticky.on_response(status, &mut headers, choice, now_unix);
+        }
+        let body = if switching {
+            // Only an upgrade the client asked for becomes a tunnel.
+            let (true, Some(backend)) = (upgrade, upstream_body.into_upgraded()) else {
+                return error_response(ProxyError::BadGateway, conf.server_tokens);
+            };
+            ProxyBody::tunnel(backend)
+        } else {
+            let checkin = Checkin {
+                pool: set.pool(),
+                peer,
+                requests,
+            };
+            let mut body = ProxyBody::upstream(upstream_body, checkin, conf.proxy_read_timeout);
+            body.declared = declared;
+            body
+        };
+        let mut resp = Response::new(body);
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
+        resp
+    }
+}
+
+/// Records one upstream try for `$upstream_addr`, `$upstream_status` and the
+/// `$upstream_*_time` variables (only when the request is logged).
+pub(super) fn note_try(
+    log: &mut Option<Box<AccessRecord>>,
+    set: &PeerSet<Transport>,
+    peer: usize,
+    outcome: Result<StatusCode, Failure>,
+    started: Option<Instant>,
+) {
+    let Some(record) = log else { return };
+    let elapsed = started.map(|t| t.elapsed());
+    let (status, header_time) = match outcome {
+        Ok(status) => (status.as_u16(), elapsed),
+        Err(failure) => (failure.error().status().as_u16(), None),
+    };
+    record.tries.push(TryRecord {
+        addr: set.name(peer).unwrap_or_default().to_string(),
+        status: Some(status),
+        connect_time: None,
+        header_time,
+        response_time: elapsed,
+    });
+}
+
+/// Records the sticky outcome (`$sticky_status`) and the sid of the chosen peer
+/// (`$sticky_sid`) when the request is logged.
+pub(super) fn note_sticky(
+    log: &mut Option<Box<AccessRecord>>,
+    set: &PeerSet<Transport>,
+    choice: Option<&Choice>,
+) {
+    if let (Some(record), Some(sticky), Some(choice)) = (log, set.sticky(), choice) {
+        let sid = sticky.sid(choice).unwrap_or_default().to_string();
+        record.sticky = Some((sid, choice.outcome.as_str()));
+    }
+}

@@ -1,0 +1,378 @@
+//! Planning a request, with no waiting: from its head alone, a proxy-made
+//! answer (414, 400, `return`, the trailing-slash redirect, the status page,
+//! 404, 413) or where and how it is forwarded ([`Plan`]); then everything
+//! before it goes out ([`Prepared`]): the upstream URI, the sticky request
+//! side (decode, decide, strip), the upstream headers, and the encoded head.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, Uri};
+
+use crate::config::{LocationConf, ProxyPass, ServerConf, ServerName};
+use crate::downstream::body::RequestBody;
+use crate::downstream::state::ConnState;
+use crate::http1::framing::{BodyFraming, RequestFraming};
+use crate::http1::request::encode_request_head;
+use crate::log::AccessRecord;
+use crate::proxy::attempt::idempotent;
+use crate::proxy::body::{ClientBody, ProxyBody};
+use crate::proxy::errors::{self, ProxyError, RedirectBase};
+use crate::proxy::exchange::{head_capacity, UpstreamRequest};
+use crate::proxy::handler::note_sticky;
+use crate::proxy::headers::{self, UpstreamConnection};
+use crate::proxy::reply::{error_response, made};
+use crate::proxy::route::{self, Lookup};
+use crate::proxy::uri;
+use crate::proxy::vars::{self, RequestVars};
+use crate::proxy::worker::Worker;
+use crate::sticky::Choice;
+use crate::upstream::balance::Tried;
+use crate::upstream::client::Transport;
+use crate::upstream::peers::PeerSet;
+
+pub(super) fn unix_now(now: SystemTime) -> i64 {
+    now.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Worker {
+    #[allow(clippy::result_large_err)]
+    fn plan(
+        &self,
+        info: &ConnState,
+        req: &Request<RequestBody>,
+        start: SystemTime,
+        log: &mut Option<Box<AccessRecord>>,
+    ) -> Result<Plan<'_>, (Response<ProxyBody>, bool)> {
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        if target.len() > info.large_header_buffer {
+            return Err((error_response(ProxyError::UriTooLong, true), true));
+        }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .map(HeaderValue::as_bytes)
+            .or_else(|| req.uri().host().map(str::as_bytes));
+        let routed = match self.router.server(info.listen, host) {
+            Ok(r) => r,
+            Err(_) => return Err((error_response(ProxyError::BadRequest, true), true)),
+        };
+        // The same server, borrowed from the worker instead of the request.
+        let server: &ServerConf = match self
+            .config
+            .http
+            .servers
+            .iter()
+            .find(|s| Arc::ptr_eq(s, routed.server))
+        {
+            Some(s) => s,
+            None => return Err((error_response(ProxyError::Internal, true), true)),
+        };
+        let (raw_path, _) = uri::split_query(target);
+        let path = match uri::normalize_path(raw_path.as_bytes()) {
+            Ok(p) => p,
+            Err(_) => {
+                let tokens = server.conf.server_tokens;
+                return Err((error_response(ProxyError::BadRequest, tokens), tokens));
+            }
+        };
+        let (location, add_slash) = match route::lookup_location(&server.locations, &path) {
+            Lookup::Location(loc) => (Some(loc), false),
+            Lookup::AddSlash(loc) => (Some(loc), true),
+            Lookup::NoMatch => (None, false),
+        };
+        let conf: &LocationConf = location.map_or(&server.conf, |l| &l.conf);
+        let tokens = conf.server_tokens;
+        let server_name = server_name_of(server);
+        let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
+        let redirect_base = || {
+            let host: &str = if !routed.host.is_empty() {
+                &routed.host
+            } else if !server_name.is_empty() {
+                server_name
+            } else {
+                local_ip.get_or_init(|| info.local.ip().to_string())
+            };
+            RedirectBase {
+                scheme: "http",
+                host,
+                port: info.local.port(),
+            }
+        };
+        let vars = |proxy_host| RequestVars {
+            method: req.method(),
+            request_uri: target,
+            path: &path,
+            version: req.version(),
+            headers: req.headers(),
+            host: &routed.host,
+            server_name,
+            remote: info.remote,
+            local: info.local,
+            scheme: "http",
+            proxy_host,
+            request_length: 0,
+            connection: info.serial,
+            connection_requests: info.requests.get(),
+            start,
+            now: start,
+            pid: crate::log::pid(),
+            hostname: "",
+            response: None,
+            upstream: &[],
+            sticky: None,
+        };
+        if let Some(targets) = self.logs.targets(&conf.access_log) {
+            let proxy_host = conf
+                .proxy_pass
+                .as_ref()
+                .map_or("", |p| p.proxy_host.as_str());
+            *log = Some(Box::new(AccessRecord::capture(targets, &vars(proxy_host))));
+        }
+        if let Some(ret) = server.return_.as_ref().or(conf.return_.as_ref()) {
+            let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars("")));
+            let resp = match errors::return_response(
+                ret.code,
+                text.as_deref(),
+                &redirect_base(),
+                tokens,
+            ) {
+                Some(m) => made(m),
+                None => error_response(ProxyError::Internal, tokens),
+            };
+            return Err((resp, tokens));
+        }
+        if add_slash {
+            // nginx's automatic redirect: `location /app/ { proxy_pass ...; }`
+            // answers `/app` with a 301 to `/app/`.
+            let (_, query) = uri::split_query(target);
+            let to = uri::add_slash_target(&path, query);
+            let resp =
+                match errors::return_response(301, Some(to.as_bytes()), &redirect_base(), tokens) {
+                    Some(m) => made(m),
+                    None => error_response(ProxyError::Internal, tokens),
+                };
+            return Err((resp, tokens));
+        }
+        if let Some(format) = conf.check_status {
+            let (_, query) = uri::split_query(target);
+            let (content_type, body) = self.health.status_page(&self.config, query, format);
+            let mut resp = Response::new(ProxyBody::full(body));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            return Err((resp, tokens));
+        }
+        let Some(pass) = conf.proxy_pass.as_ref() else {
+            return Err((error_response(ProxyError::NotFound, tokens), tokens));
+        };
+        if conf.client_max_body_size > 0 {
+            let declared = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > conf.client_max_body_size) {
+                return Err((error_response(ProxyError::PayloadTooLarge, tokens), tokens));
+            }
+        }
+        let Some(set) = self.upstreams.get(pass.upstream).map(Rc::as_ref) else {
+            return Err((error_response(ProxyError::BadGateway, tokens), tokens));
+        };
+        // The client's target goes out unchanged unless proxy_pass has a URI part.
+        let uri = match (location, pass.uri.as_deref()) {
+            (Some(loc), Some(base)) => {
+                let mapped = uri::upstream_uri(target, &path, &loc.matcher, Some(base));
+                match mapped.parse::<Uri>() {
+                    Ok(u) => Some(u),
+                    Err(_) => return Err((error_response(ProxyError::BadRequest, tokens), tokens)),
+                }
+            }
+            _ => None,
+        };
+        let set_headers = if conf.proxy_set_headers.is_empty() {
+            Vec::new()
+        } else {
+            headers::eval_set_headers(&conf.proxy_set_headers, &vars(&pass.proxy_host))
+        };
+        Ok(Plan {
+            server,
+            conf,
+            pass,
+            set,
+            uri,
+            set_headers,
+        })
+    }
+
+    /// Everything about a request that happens before it goes out, with no
+    /// waiting: the plan, the upstream URI, the sticky request side (decode,
+    /// decide, strip), the upstream headers, and the encoded request head.
+    /// Kept out of `handle` so that its locals (URIs, header maps) are not
+    /// part of the request's future, which is moved as a whole.
+    #[allow(clippy::result_large_err)]
+    pub(super) fn prepare(
+        &self,
+        info: &ConnState,
+        req: &mut Request<RequestBody>,
+        log: &mut Option<Box<AccessRecord>>,
+    ) -> Result<Prepared<'_>, (Response<ProxyBody>, bool)> {
+        let start = SystemTime::now();
+        let Plan {
+            server,
+            conf,
+            pass,
+            set,
+            uri: mapped_uri,
+            set_headers,
+        } = self.plan(info, req, start, log)?;
+        let tokens = conf.server_tokens;
+        let upgrade = headers::wants_upgrade(req.headers());
+        let up_uri = match mapped_uri {
+            Some(u) => u,
+            None => match origin_form(std::mem::take(req.uri_mut())) {
+                Some(u) => u,
+                None => return Err((error_response(ProxyError::BadRequest, tokens), tokens)),
+            },
+        };
+        let connection_mode = if upgrade {
+            UpstreamConnection::Upgrade
+        } else if set.keeps_alive() {
+            UpstreamConnection::KeepAlive
+        } else {
+            UpstreamConnection::Close
+        };
+        let now_unix = unix_now(start);
+        let now_instant = Instant::now();
+        let tried = Tried::new();
+        let headers = req.headers_mut();
+        // Sticky request side (decode, decide, strip) before the headers go out.
+        let choice = set.sticky().map(|sticky| {
+            sticky.on_request(
+                headers,
+                now_unix,
+                |i| set.is_up(i, now_instant),
+                |exclude| set.choose(exclude, &tried, now_instant),
+            )
+        });
+        note_sticky(log, set, choice.as_ref());
+        headers::to_upstream_request(headers, set_headers, &pass.proxy_host, connection_mode);
+        let peer = match choice.map(|c| c.decision) {
+            Some(d) => d.peer(),
+            None => set.choose(None, &tried, now_instant),
+        };
+        let framing = match req.body().framing() {
+            BodyFraming::None => RequestFraming::None,
+            BodyFraming::Length(n) => RequestFraming::Length(n),
+            BodyFraming::Chunked => RequestFraming::Chunked,
+        };
+        let body = std::mem::replace(req.body_mut(), RequestBody::empty());
+        let body = ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
+        let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut head = crate::reuse::vec(head_capacity(target, req.headers()));
+        encode_request_head(&mut head, req.method(), target, req.headers(), framing);
+        // The headers are in `head` now.
+        crate::reuse::give_map(std::mem::take(req.headers_mut()));
+        let request = UpstreamRequest {
+            head,
+            framing,
+            head_request: req.method() == Method::HEAD,
+        };
+        let has_body = !body.is_empty();
+        // A bodyless request can be written again after it was sent: once on a
+        // fresh connection when a pooled one turns out dead, and on another peer
+        // per proxy_next_upstream (never away from a pinned peer with
+        // fallback=off). A streamed body cannot be sent twice.
+        let may_resend =
+            !has_body && (conf.proxy_next_upstream.non_idempotent || idempotent(req.method()));
+        Ok(Prepared {
+            conf,
+            set,
+            upgrade,
+            choice,
+            peer,
+            request,
+            body: has_body.then_some(body),
+            may_resend,
+            now_unix,
+            now_instant,
+        })
+    }
+}
+
+fn client_body_timeout(server: &ServerConf) -> Duration {
+    server.connection.client_body_timeout
+}
+
+/// The first `server_name` of a server (`$server_name`).
+fn server_name_of(server: &ServerConf) -> &str {
+    match server.names.first() {
+        Some(ServerName::Exact(n)) => n,
+        Some(ServerName::LeadingWildcard { suffix, .. }) => suffix,
+        Some(ServerName::TrailingWildcard { prefix }) => prefix,
+        Some(ServerName::Regex(re)) => re.as_str(),
+        None => "",
+    }
+}
+
+/// The request target in origin form (`/path?query`): an origin-form URI is
+/// moved as is, an absolute-form one (`GET http://host/path`) loses its scheme
+/// and authority.
+fn origin_form(uri: Uri) -> Option<Uri> {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return Some(uri);
+    }
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    pq.parse().ok()
+}
+
+/// Where and how a request is forwarded (see `Worker::plan`).
+struct Plan<'w> {
+    server: &'w ServerConf,
+    conf: &'w LocationConf,
+    pass: &'w ProxyPass,
+    set: &'w PeerSet<Transport>,
+    /// The upstream target when `proxy_pass` has a URI part.
+    uri: Option<Uri>,
+    set_headers: headers::SetHeaders,
+}
+
+/// A request made ready to go out (see `Worker::prepare`).
+pub(super) struct Prepared<'w> {
+    pub(super) conf: &'w LocationConf,
+    pub(super) set: &'w PeerSet<Transport>,
+    pub(super) upgrade: bool,
+    pub(super) choice: Option<Choice>,
+    pub(super) peer: Option<usize>,
+    pub(super) request: UpstreamRequest,
+    /// The client's body, when it has one.
+    pub(super) body: Option<ClientBody>,
+    /// Whether the request may be written again after it was sent.
+    pub(super) may_resend: bool,
+    pub(super) now_unix: i64,
+    pub(super) now_instant: Instant,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_form_keeps_path_and_query_only() {
+        let cases = [
+            ("/a/b?c=d", "/a/b?c=d"),
+            ("http://example.com/x?y", "/x?y"),
+            ("http://example.com", "/"),
+            ("/", "/"),
+        ];
+        for (input, want) in cases {
+            let got = origin_form(input.parse().unwrap()).unwrap();
+            assert_eq!(got.to_string(), want, "{input}");
+        }
+    }
+}

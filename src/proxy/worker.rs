@@ -1,0 +1,120 @@
+//! The per-thread state of one configuration: the router, one [`PeerSet`]
+//! per upstream (balancer, passive health, keep-alive pool, sticky index),
+//! the shared health table and access logs. A reload builds a new one that
+//! adopts what did not change ([`Worker::build`]). Single-threaded: `Rc`,
+//! `RefCell` and `Cell`, no locks on the request path. The request path
+//! itself is [`crate::proxy::handler`].
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::log::AccessLogs;
+use crate::proxy::route::Router;
+use crate::upstream::client::Transport;
+use crate::upstream::peers::PeerSet;
+use crate::upstream::stats::HealthTable;
+
+/// The per-thread state: the configuration, the router, and one [`PeerSet`] per
+/// upstream (balancer, health, keep-alive pool, sticky index).
+pub struct Worker {
+    pub(super) config: Arc<Config>,
+    pub(super) router: Router,
+    /// Shared with the previous worker state of the thread for the upstreams a
+    /// reload left unchanged (balancer, health, pool and all).
+    pub(super) upstreams: Vec<Rc<PeerSet<Transport>>>,
+    /// Active-check state and counters shared with the checker, the other
+    /// workers and the status page.
+    pub(super) health: Arc<HealthTable>,
+    /// Connections accepted so far by this worker (`$connection`).
+    pub(super) connections: Cell<u64>,
+    /// The access logs of this configuration.
+    pub(super) logs: Arc<AccessLogs>,
+}
+
+impl Worker {
+    /// The state of one worker for `config`, reading (and counting into)
+    /// `health` (the table the active checker writes) and writing `logs`. After a
+    /// reload, `previous` is the thread's state for the old configuration:
+    /// upstreams whose definition did not change keep their peer state (balancer
+    /// position, passive health, idle connections; `health` was made with
+    /// [`HealthTable::reusing`] so their shared figures are the same objects), and
+    /// `$connection` keeps counting.
+    pub fn build(
+        config: Arc<Config>,
+        health: Arc<HealthTable>,
+        logs: Arc<AccessLogs>,
+        previous: Option<&Worker>,
+    ) -> Worker {
+        let upstreams = config
+            .http
+            .upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let stats = health.upstream(i);
+                let kept = previous.and_then(|p| {
+                    p.upstreams.iter().find(|set| {
+                        set.conf().name == u.name
+                            && *set.conf() == **u
+                            && stats.is_some_and(|st| Arc::ptr_eq(st, set.stats()))
+                    })
+                });
+                match kept {
+                    Some(set) => Rc::clone(set),
+                    None => {
+                        let set = match stats {
+                            Some(stats) => PeerSet::with_stats(Arc::clone(u), Arc::clone(stats)),
+                            None => PeerSet::new(Arc::clone(u)),
+                        };
+                        // A changed upstream of the same name: the idle
+                        // connections of the peers it still has move over.
+                        if let Some(old) = previous
+                            .and_then(|p| p.upstreams.iter().find(|s| s.conf().name == u.name))
+                        {
+                            adopt_idle(old, &set);
+                        }
+                        Rc::new(set)
+                    }
+                }
+            })
+            .collect();
+        Worker {
+            router: Router::new(&config),
+            config,
+            upstreams,
+            health,
+            connections: Cell::new(previous.map_or(0, |p| p.connections.get())),
+            logs,
+        }
+    }
+
+    /// A serial number for a new connection (`$connection`).
+    pub fn next_connection(&self) -> u64 {
+        let n = self.connections.get() + 1;
+        self.connections.set(n);
+        n
+    }
+}
+
+/// Moves the idle keep-alive connections of `old`'s peers to the peers of `new`
+/// with the same name and address (a reload that changed the upstream).
+fn adopt_idle(old: &PeerSet<Transport>, new: &PeerSet<Transport>) {
+    let now = Instant::now();
+    let pool = new.pool();
+    for (j, peer) in new.conf().peers.iter().enumerate() {
+        let Some(i) = old
+            .conf()
+            .peers
+            .iter()
+            .position(|p| p.name == peer.name && p.addr == peer.addr)
+        else {
+            continue;
+        };
+        while let Some(conn) = old.checkout(i, now) {
+            pool.borrow_mut().checkin(j, conn, now);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The listen side of the configuration: its distinct addresses with the
+//! connection settings of their default servers, bound once per worker
+//! thread with `SO_REUSEPORT`.
+
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::{Config, ConnectionConf, WorkerProcesses};
+use crate::downstream::conn::Settings;
+use crate::http1::request::Limits;
+
+/// One distinct listening address and the connection settings of its default
+/// server.
+#[derive(Debug, Clone)]
+pub(super) struct ListenGroup {
+    /// The address as configured (what routing matches against).
+    pub(super) configured: SocketAddr,
+    pub(super) backlog: i32,
+    pub(super) connection: ConnectionConf,
+}
+
+/// The distinct listen addresses of `config`, in file order. Connection-level
+/// settings come from the address's `default_server`, else its first server (as
+/// nginx does before it knows the Host).
+pub(super) fn listen_groups(config: &Config) -> Vec<ListenGroup> {
+    let mut groups: Vec<(ListenGroup, bool)> = Vec::new();
+    for server in &config.http.servers {
+        for listen in &server.listens {
+            match groups.iter_mut().find(|(g, _)| g.configured == listen.addr) {
+                Some((group, has_default)) => {
+                    if listen.default_server && !*has_default {
+                        group.connection = server.connection.clone();
+                        *has_default = true;
+                    }
+                    group.backlog = group.backlog.max(listen.backlog);
+                }
+                None => groups.push((
+                    ListenGroup {
+                        configured: listen.addr,
+                        backlog: listen.backlog,
+                        connection: server.connection.clone(),
+                    },
+                    listen.default_server,
+                )),
+            }
+        }
+    }
+    groups.into_iter().map(|(g, _)| g).collect()
+}
+
+/// A non-blocking listening socket with `SO_REUSEADDR` and `SO_REUSEPORT`.
+pub(super) fn bind(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.max(1))?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+pub(super) fn worker_count(config: &Config) -> usize {
+    match config.main.worker_processes {
+        WorkerProcesses::Count(n) => n.max(1),
+        WorkerProcesses::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// Binds `group` once per worker: the first socket learns the port when the
+/// configured one is 0, the others bind that port (`SO_REUSEPORT`).
+pub(super) fn bind_group(
+    group: &ListenGroup,
+    workers: usize,
+) -> std::io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+    let first = bind(group.configured, group.backlog).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("bind() to {} failed ({e})", group.configured),
+        )
+    })?;
+    let actual = first.local_addr()?;
+    let mut sockets = vec![first];
+    for _ in 1..workers {
+        sockets.push(bind(actual, group.backlog).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("bind() to {actual} failed ({e})"))
+        })?);
+    }
+    Ok((actual, sockets))
+}
+
+/// The client connection settings of one listen address. Header and idle
+/// timeouts are the worker sweeper's job (one timer per worker, none per
+/// request).
+pub(super) fn connection_settings(conn: &ConnectionConf) -> Settings {
+    let (count, size) = conn.large_client_header_buffers;
+    Settings {
+        limits: Limits::new(count, size),
+        keep_alive: !conn.keepalive_timeout.is_zero() && conn.keepalive_requests > 0,
+    }
+}

@@ -39,8 +39,6 @@ pub struct ConnState {
     pub requests: Cell<u64>,
     /// `keepalive_requests` of the connection's server.
     pub keepalive_requests: u64,
-    /// The buffer size of `large_client_header_buffers`: longer request lines get 414.
-    pub large_header_buffer: usize,
     /// Serial number of the connection in its worker (`$connection`).
     pub serial: u64,
     /// Since when the connection has been waiting for its next request head
@@ -80,7 +78,6 @@ impl ConnState {
         local: SocketAddr,
         listen: SocketAddr,
         keepalive_requests: u64,
-        large_header_buffer: usize,
         serial: u64,
         header_timeout: Duration,
         idle_timeout: Duration,
@@ -92,7 +89,6 @@ impl ConnState {
             listen,
             requests: Cell::new(0),
             keepalive_requests,
-            large_header_buffer,
             serial,
             waiting_since: Cell::new(Some(Instant::now())),
             signal: Cell::new(Signal::None),

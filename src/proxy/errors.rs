@@ -49,8 +49,6 @@ pub enum ProxyError {
     /// The backend could not be reached or answered garbage; also sticky
     /// `fallback=off` with the pinned peer down.
     BadGateway,
-    /// No peer is available at all.
-    ServiceUnavailable,
     /// The backend timed out.
     GatewayTimeout,
     /// HTTP version other than 1.x.
@@ -71,7 +69,6 @@ impl ProxyError {
             ProxyError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ProxyError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
-            ProxyError::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
         }
@@ -291,7 +288,6 @@ mod tests {
             (ProxyError::Internal, 500, true),
             (ProxyError::NotImplemented, 501, true),
             (ProxyError::BadGateway, 502, false),
-            (ProxyError::ServiceUnavailable, 503, false),
             (ProxyError::GatewayTimeout, 504, false),
             (ProxyError::VersionNotSupported, 505, true),
         ];

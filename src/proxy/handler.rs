@@ -47,7 +47,7 @@ impl Handler for Worker {
         let info: &ConnState = &conn;
         let mut log_slot: Option<Box<AccessRecord>> = None;
         let log = &mut log_slot;
-        let (mut resp, tokens) = 'respond: {
+        let mut resp = 'respond: {
             let Prepared {
                 conf,
                 set,
@@ -86,12 +86,10 @@ impl Handler for Worker {
                 let p = match step {
                     Step::Try(p) => p,
                     Step::Refuse(failure) => {
-                        break 'respond (error_response(failure.error(), tokens), tokens)
+                        break 'respond error_response(failure.error(), tokens)
                     }
                     // Only ever after an answer, handled below.
-                    Step::Deliver => {
-                        break 'respond (error_response(ProxyError::Internal, tokens), tokens)
-                    }
+                    Step::Deliver => break 'respond error_response(ProxyError::Internal, tokens),
                 };
                 let active = set.stats().begin(p);
                 let try_started = log.is_some().then(Instant::now);
@@ -161,7 +159,7 @@ impl Handler for Worker {
                     continue;
                 }
                 let Ok(answer) = outcome else {
-                    break 'respond (error_response(ProxyError::Internal, tokens), tokens);
+                    break 'respond error_response(ProxyError::Internal, tokens);
                 };
                 let choice = failover.choice();
                 if let (Some(c), Some(stats)) = (choice, set.stats().peer(p)) {
@@ -172,15 +170,15 @@ impl Handler for Worker {
                     record.streaming_since = try_started;
                 }
                 let mut resp = self.answer(set, conf, p, answer, choice, now_unix, upgrade);
+                // Ours, unless the backend's passed (`proxy_pass_header
+                // Server`), as nginx.
+                resp.headers_mut()
+                    .entry(header::SERVER)
+                    .or_insert_with(|| errors::server_header(tokens));
                 resp.body_mut().active = Some(active);
-                break 'respond (resp, tokens);
+                break 'respond resp;
             }
         };
-        // Ours, unless the backend's passed (`proxy_pass_header Server`), as
-        // nginx.
-        resp.headers_mut()
-            .entry(header::SERVER)
-            .or_insert_with(|| errors::server_header(tokens));
         if let Some(record) = log_slot {
             let pending = PendingLog::new(record, resp.status(), resp.headers());
             resp.body_mut().log = Some(pending);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 
 use crate::config::{LocationConf, ProxyPass, ServerConf, ServerName};
 use crate::downstream::body::RequestBody;
@@ -23,7 +23,7 @@ use crate::proxy::errors::{self, ProxyError, RedirectBase};
 use crate::proxy::exchange::{head_capacity, UpstreamRequest};
 use crate::proxy::handler::note_sticky;
 use crate::proxy::headers::{self, UpstreamConnection};
-use crate::proxy::reply::{error_response, made};
+use crate::proxy::reply::{error_response, full, made};
 use crate::proxy::route::{self, Lookup};
 use crate::proxy::uri;
 use crate::proxy::vars::{self, RequestVars};
@@ -46,11 +46,8 @@ impl Worker {
         req: &Request<RequestBody>,
         start: SystemTime,
         log: &mut Option<Box<AccessRecord>>,
-    ) -> Result<Plan<'_>, (Response<ProxyBody>, bool)> {
+    ) -> Result<Plan<'_>, Response<ProxyBody>> {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        if target.len() > info.large_header_buffer {
-            return Err((error_response(ProxyError::UriTooLong, true), true));
-        }
         let host = req
             .headers()
             .get(header::HOST)
@@ -58,7 +55,7 @@ impl Worker {
             .or_else(|| req.uri().host().map(str::as_bytes));
         let routed = match self.router.server(info.listen, host) {
             Ok(r) => r,
-            Err(_) => return Err((error_response(ProxyError::BadRequest, true), true)),
+            Err(e) => return Err(error_response(e.into(), true)),
         };
         // The same server, borrowed from the worker instead of the request.
         let server: &ServerConf = match self
@@ -69,15 +66,12 @@ impl Worker {
             .find(|s| Arc::ptr_eq(s, routed.server))
         {
             Some(s) => s,
-            None => return Err((error_response(ProxyError::Internal, true), true)),
+            None => return Err(error_response(ProxyError::Internal, true)),
         };
         let (raw_path, _) = uri::split_query(target);
         let path = match uri::normalize_path(raw_path.as_bytes()) {
             Ok(p) => p,
-            Err(_) => {
-                let tokens = server.conf.server_tokens;
-                return Err((error_response(ProxyError::BadRequest, tokens), tokens));
-            }
+            Err(e) => return Err(error_response(e.into(), server.conf.server_tokens)),
         };
         let (location, add_slash) = match route::lookup_location(&server.locations, &path) {
             Lookup::Location(loc) => (Some(loc), false),
@@ -140,10 +134,10 @@ impl Worker {
                 &redirect_base(),
                 tokens,
             ) {
-                Some(m) => made(m),
+                Some(m) => made(m, tokens),
                 None => error_response(ProxyError::Internal, tokens),
             };
-            return Err((resp, tokens));
+            return Err(resp);
         }
         if add_slash {
             // nginx's automatic redirect: `location /app/ { proxy_pass ...; }`
@@ -152,23 +146,23 @@ impl Worker {
             let to = uri::add_slash_target(&path, query);
             let resp =
                 match errors::return_response(301, Some(to.as_bytes()), &redirect_base(), tokens) {
-                    Some(m) => made(m),
+                    Some(m) => made(m, tokens),
                     None => error_response(ProxyError::Internal, tokens),
                 };
-            return Err((resp, tokens));
+            return Err(resp);
         }
         if let Some(format) = conf.check_status {
             let (_, query) = uri::split_query(target);
             let (content_type, body) = self.health.status_page(&self.config, query, format);
-            let mut resp = Response::new(ProxyBody::full(body));
+            let mut resp = full(StatusCode::OK, body, tokens);
             resp.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            return Err((resp, tokens));
+            return Err(resp);
         }
         let Some(pass) = conf.proxy_pass.as_ref() else {
-            return Err((error_response(ProxyError::NotFound, tokens), tokens));
+            return Err(error_response(ProxyError::NotFound, tokens));
         };
         if conf.client_max_body_size > 0 {
             let declared = req
@@ -177,11 +171,11 @@ impl Worker {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             if declared.is_some_and(|n| n > conf.client_max_body_size) {
-                return Err((error_response(ProxyError::PayloadTooLarge, tokens), tokens));
+                return Err(error_response(ProxyError::PayloadTooLarge, tokens));
             }
         }
         let Some(set) = self.upstreams.get(pass.upstream).map(Rc::as_ref) else {
-            return Err((error_response(ProxyError::BadGateway, tokens), tokens));
+            return Err(error_response(ProxyError::BadGateway, tokens));
         };
         // The client's target goes out unchanged unless proxy_pass has a URI part.
         let uri = match (location, pass.uri.as_deref()) {
@@ -189,7 +183,7 @@ impl Worker {
                 let mapped = uri::upstream_uri(target, &path, &loc.matcher, Some(base));
                 match mapped.parse::<Uri>() {
                     Ok(u) => Some(u),
-                    Err(_) => return Err((error_response(ProxyError::BadRequest, tokens), tokens)),
+                    Err(_) => return Err(error_response(ProxyError::BadRequest, tokens)),
                 }
             }
             _ => None,
@@ -220,7 +214,7 @@ impl Worker {
         info: &ConnState,
         req: &mut Request<RequestBody>,
         log: &mut Option<Box<AccessRecord>>,
-    ) -> Result<Prepared<'_>, (Response<ProxyBody>, bool)> {
+    ) -> Result<Prepared<'_>, Response<ProxyBody>> {
         let start = SystemTime::now();
         let Plan {
             server,
@@ -236,7 +230,7 @@ impl Worker {
             Some(u) => u,
             None => match origin_form(std::mem::take(req.uri_mut())) {
                 Some(u) => u,
-                None => return Err((error_response(ProxyError::BadRequest, tokens), tokens)),
+                None => return Err(error_response(ProxyError::BadRequest, tokens)),
             },
         };
         let connection_mode = if upgrade {

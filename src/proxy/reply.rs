@@ -4,8 +4,9 @@
 //! They never carry a sticky cookie; `Server` is added by the handler for
 //! every response.
 
+use bytes::Bytes;
 use http::header;
-use http::Response;
+use http::{Response, StatusCode};
 
 use crate::proxy::body::ProxyBody;
 use crate::proxy::errors::{self, MadeResponse, ProxyError};
@@ -13,16 +14,12 @@ use crate::proxy::errors::{self, MadeResponse, ProxyError};
 /// The answer to a request the proxy could not parse (the connection closes
 /// after it).
 pub fn bad_request(error: ProxyError) -> Response<ProxyBody> {
-    let mut resp = error_response(error, true);
-    resp.headers_mut()
-        .insert(header::SERVER, errors::server_header(true));
-    resp
+    error_response(error, true)
 }
 
-/// A proxy-made response.
-pub(super) fn made(m: MadeResponse) -> Response<ProxyBody> {
-    let mut resp = Response::new(ProxyBody::full(m.body));
-    *resp.status_mut() = m.status;
+/// A proxy-made response, with our `Server` (`server_tokens`).
+pub(super) fn made(m: MadeResponse, server_tokens: bool) -> Response<ProxyBody> {
+    let mut resp = full(m.status, m.body, server_tokens);
     let headers = resp.headers_mut();
     if let Some(ct) = m.content_type {
         headers.insert(header::CONTENT_TYPE, ct);
@@ -33,10 +30,23 @@ pub(super) fn made(m: MadeResponse) -> Response<ProxyBody> {
     resp
 }
 
+/// A proxy-made response of `status` with `body`, and our `Server`.
+pub(super) fn full(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    server_tokens: bool,
+) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::SERVER, errors::server_header(server_tokens));
+    resp
+}
+
 /// The page for a proxy error; the connection is closed after the statuses
 /// nginx closes it for. Never carries a sticky cookie.
 pub(super) fn error_response(error: ProxyError, server_tokens: bool) -> Response<ProxyBody> {
-    let mut resp = made(MadeResponse::error(error, server_tokens));
+    let mut resp = made(MadeResponse::error(error, server_tokens), server_tokens);
     resp.body_mut().close = error.closes_connection();
     resp
 }

@@ -265,7 +265,6 @@ pub(super) async fn accept_loop(
                 .unwrap_or(group.configured),
             group.configured,
             group.connection.keepalive_requests,
-            group.connection.large_client_header_buffers.1,
             thread.worker().next_connection(),
             group.connection.client_header_timeout,
             group.connection.keepalive_timeout,

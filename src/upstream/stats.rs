@@ -75,11 +75,6 @@ impl PeerStats {
         self.check_down.store(down, Relaxed);
     }
 
-    /// One more request sent to the peer.
-    pub fn note_request(&self) {
-        self.requests.fetch_add(1, Relaxed);
-    }
-
     /// The peer served a request with this sticky outcome.
     pub fn note_outcome(&self, outcome: Outcome) {
         if let Some(c) = self.sticky.get(outcome_slot(outcome)) {

@@ -1,0 +1,263 @@
+//! The directives written into an inheritable layer: those allowed at http,
+//! server and location level (`proxy_*`, `client_max_body_size`, `server_tokens`,
+//! `access_log`, `log_format`, `session_sticky_hide_cookie`, and the accepted but
+//! ignored ones such as `sendfile`), and the connection-level ones of http and
+//! server (`client_*_timeout`, `send_timeout`, `keepalive_*`,
+//! `large_client_header_buffers`).
+
+use super::args::{
+    arg, block, directive_err, err, flag, header_name, number, set_once, simple, size,
+    template_arg, time,
+};
+use super::inherit::{ConnLayer, Layer};
+use super::log::log_format;
+use super::sticky::hide_cookie_upstream;
+use super::{Builder, HttpState, Res};
+use crate::config::ast::Directive;
+use crate::config::NextUpstream;
+
+impl Builder {
+    /// Directives allowed at http, server and location level. `Ok(false)` when `d`
+    /// is not one of them.
+    pub(super) fn common(
+        &mut self,
+        d: &Directive,
+        layer: &mut Layer,
+        st: &mut HttpState,
+    ) -> Res<bool> {
+        match d.name.as_str() {
+            "proxy_set_header" => {
+                simple(d, 2, 2)?;
+                let name = header_name(d, arg(d, 0))?;
+                let value = arg(d, 1);
+                if value.contains(['\r', '\n']) {
+                    return Err(err(format!("invalid header value \"{value}\""), d));
+                }
+                let value = template_arg(d, value)?;
+                layer
+                    .set_headers
+                    .get_or_insert_with(Vec::new)
+                    .push((name, value));
+            }
+            "proxy_hide_header" | "proxy_pass_header" => {
+                simple(d, 1, 1)?;
+                let name = header_name(d, arg(d, 0))?;
+                let list = if d.name == "proxy_hide_header" {
+                    &mut layer.hide_headers
+                } else {
+                    &mut layer.pass_headers
+                };
+                list.get_or_insert_with(Vec::new).push(name);
+            }
+            "proxy_http_version" => {
+                simple(d, 1, 1)?;
+                let v = match arg(d, 0) {
+                    "1.0" => http::Version::HTTP_10,
+                    "1.1" => http::Version::HTTP_11,
+                    other => return Err(err(format!("invalid value \"{other}\""), d)),
+                };
+                set_once(&mut layer.http_version, v, d)?;
+            }
+            "proxy_connect_timeout"
+            | "proxy_read_timeout"
+            | "proxy_send_timeout"
+            | "proxy_next_upstream_timeout" => {
+                simple(d, 1, 1)?;
+                let t = time(d, arg(d, 0))?;
+                let slot = match d.name.as_str() {
+                    "proxy_connect_timeout" => &mut layer.connect_timeout,
+                    "proxy_read_timeout" => &mut layer.read_timeout,
+                    "proxy_send_timeout" => &mut layer.send_timeout,
+                    _ => &mut layer.next_upstream_timeout,
+                };
+                set_once(slot, t, d)?;
+            }
+            "proxy_next_upstream" => {
+                simple(d, 1, usize::MAX)?;
+                let v = next_upstream(d)?;
+                set_once(&mut layer.next_upstream, v, d)?;
+            }
+            "proxy_next_upstream_tries" => {
+                simple(d, 1, 1)?;
+                set_once(&mut layer.next_upstream_tries, number(d, arg(d, 0))?, d)?;
+            }
+            "client_max_body_size" => {
+                simple(d, 1, 1)?;
+                set_once(&mut layer.client_max_body_size, size(d, arg(d, 0))?, d)?;
+            }
+            "server_tokens" => {
+                simple(d, 1, 1)?;
+                let on = match arg(d, 0) {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(err(format!("invalid value \"{other}\""), d)),
+                };
+                set_once(&mut layer.server_tokens, on, d)?;
+            }
+            "access_log" => self.access_log(d, layer, st)?,
+            "log_format" => log_format(d, st)?,
+            "session_sticky_hide_cookie" | "session_sticky_header" => {
+                let upstream = hide_cookie_upstream(d, st)?;
+                set_once(&mut layer.hide_cookie, upstream, d)?;
+            }
+            "sendfile" | "tcp_nopush" | "tcp_nodelay" => {
+                simple(d, 1, 1)?;
+                flag(d)?;
+                self.ignored(d, "the proxy streams responses itself");
+            }
+            "proxy_buffering" => {
+                simple(d, 1, 1)?;
+                flag(d)?;
+                self.ignored(d, "bodies are always streamed");
+            }
+            "proxy_buffer_size" => {
+                simple(d, 1, 1)?;
+                size(d, arg(d, 0))?;
+                self.ignored(d, "bodies are always streamed");
+            }
+            "proxy_buffers" => {
+                simple(d, 2, 2)?;
+                number::<u64>(d, arg(d, 0))?;
+                size(d, arg(d, 1))?;
+                self.ignored(d, "bodies are always streamed");
+            }
+            "types" => {
+                block(d, 0, 0)?;
+                self.ignored(d, "the proxy does not serve files");
+            }
+            "default_type" | "charset" => {
+                simple(d, 1, 1)?;
+                self.ignored(d, "the proxy does not serve files");
+            }
+            "gzip" => {
+                simple(d, 1, 1)?;
+                if flag(d)? {
+                    self.ignored(d, "compression is not supported");
+                } else {
+                    self.ignored(d, "responses are never compressed");
+                }
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Connection-level directives (http and server only). `Ok(false)` when `d` is
+    /// not one of them.
+    pub(super) fn connection(&mut self, d: &Directive, conn: &mut ConnLayer) -> Res<bool> {
+        match d.name.as_str() {
+            "client_header_timeout" | "client_body_timeout" | "send_timeout" => {
+                simple(d, 1, 1)?;
+                let t = time(d, arg(d, 0))?;
+                let slot = match d.name.as_str() {
+                    "client_header_timeout" => &mut conn.client_header_timeout,
+                    "client_body_timeout" => &mut conn.client_body_timeout,
+                    _ => &mut conn.send_timeout,
+                };
+                set_once(slot, t, d)?;
+            }
+            "keepalive_timeout" => {
+                simple(d, 1, 2)?;
+                let t = time(d, arg(d, 0))?;
+                if let Some(a) = d.args.get(1) {
+                    time(d, &a.value)?;
+                    self.warn(d, "the \"Keep-Alive: timeout=\" header time of \"keepalive_timeout\" is ignored");
+                }
+                set_once(&mut conn.keepalive_timeout, t, d)?;
+            }
+            "keepalive_requests" => {
+                simple(d, 1, 1)?;
+                set_once(&mut conn.keepalive_requests, number(d, arg(d, 0))?, d)?;
+            }
+            "large_client_header_buffers" => {
+                simple(d, 2, 2)?;
+                let n: usize = number(d, arg(d, 0))?;
+                let s = size(d, arg(d, 1))?;
+                if n == 0 || s == 0 {
+                    return Err(directive_err(d, "invalid value"));
+                }
+                let s = usize::try_from(s).map_err(|_| directive_err(d, "invalid value"))?;
+                set_once(&mut conn.large_client_header_buffers, (n, s), d)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+fn next_upstream(d: &Directive) -> Res<NextUpstream> {
+    let mut v = NextUpstream::default();
+    let mut off = false;
+    for a in &d.args {
+        match a.value.as_str() {
+            "error" => v.error = true,
+            "timeout" => v.timeout = true,
+            "invalid_header" => v.invalid_header = true,
+            "non_idempotent" => v.non_idempotent = true,
+            "off" => off = true,
+            other => {
+                let status = match other {
+                    "http_500" => 500,
+                    "http_502" => 502,
+                    "http_503" => 503,
+                    "http_504" => 504,
+                    "http_403" => 403,
+                    "http_404" => 404,
+                    "http_429" => 429,
+                    _ => return Err(err(format!("invalid value \"{other}\""), d)),
+                };
+                if !v.statuses.contains(&status) {
+                    v.statuses.push(status);
+                }
+            }
+        }
+    }
+    if off {
+        return Ok(NextUpstream::default());
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::build::tests::ok;
+
+    #[test]
+    fn proxy_next_upstream_values() {
+        let cases: &[(&str, NextUpstream)] = &[
+            ("off", NextUpstream::default()),
+            ("error off timeout", NextUpstream::default()),
+            (
+                "invalid_header http_500 http_500 http_429 non_idempotent",
+                NextUpstream {
+                    invalid_header: true,
+                    statuses: vec![500, 429],
+                    non_idempotent: true,
+                    ..NextUpstream::default()
+                },
+            ),
+        ];
+        for (values, expected) in cases {
+            let (c, _) = ok(&format!(
+                "http {{ proxy_next_upstream {values}; server {{ }} }}"
+            ));
+            assert_eq!(
+                &c.http.servers[0].conf.proxy_next_upstream, expected,
+                "{values}"
+            );
+        }
+    }
+
+    #[test]
+    fn accepted_but_ignored_directives_warn() {
+        let (c, warnings) = ok("daemon off;\nmaster_process on;\nhttp {\n sendfile on;\n tcp_nodelay on;\n types { text/html html; }\n default_type text/plain;\n charset utf-8;\n gzip off;\n proxy_buffering off;\n proxy_buffer_size 4k;\n proxy_buffers 8 4k;\n server { }\n}\n");
+        assert_eq!(c.http.servers.len(), 1);
+        let lines: Vec<u32> = warnings.iter().map(|w| w.span.line).collect();
+        assert_eq!(lines, [2, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(
+            warnings[1].message,
+            "\"sendfile\" directive is ignored: the proxy streams responses itself"
+        );
+    }
+}

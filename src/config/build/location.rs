@@ -1,0 +1,463 @@
+//! `location` blocks (`=`, `^~`, `~`, `~*` and prefix matchers, nesting rules,
+//! duplicates) and what a location may hold besides its layer: `proxy_pass` (to a
+//! named upstream, or an implicit one made from `HOST:PORT`), `return` (also
+//! allowed in `server`) and `check_status`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::args::{
+    arg, block, block_of, compile_regex, err, not_allowed, set_once, simple, template_arg,
+};
+use super::inherit::Layer;
+use super::resolve::resolve;
+use super::{Builder, HttpState, Res};
+use crate::config::ast::Directive;
+use crate::config::{
+    Location, LocationMatch, PeerConf, ProxyPass, Return, StatusFormat, UpstreamConf,
+};
+
+/// What a nested location needs to know about its parent.
+pub(super) struct ParentLocation<'a> {
+    name: &'a str,
+    exact: bool,
+}
+
+impl Builder {
+    pub(super) fn return_directive(&mut self, d: &Directive, slot: &mut Option<Return>) -> Res<()> {
+        simple(d, 1, 2)?;
+        let first = arg(d, 0);
+        let ret = if d.args.len() == 1
+            && (first.starts_with("http://")
+                || first.starts_with("https://")
+                || first.starts_with("$scheme"))
+        {
+            Return {
+                code: 302,
+                text: Some(template_arg(d, first)?),
+            }
+        } else {
+            let code = match first.parse::<u16>() {
+                Ok(c) if c <= 999 && first.bytes().all(|b| b.is_ascii_digit()) => c,
+                _ => return Err(err(format!("invalid return code \"{first}\""), d)),
+            };
+            let text = match d.args.get(1) {
+                Some(a) => Some(template_arg(d, &a.value)?),
+                None => None,
+            };
+            Return { code, text }
+        };
+        if slot.is_some() {
+            self.warn(d, "\"return\" after another \"return\" is never reached");
+        } else {
+            *slot = Some(ret);
+        }
+        Ok(())
+    }
+
+    /// Builds sibling locations, rejecting duplicates as nginx does.
+    pub(super) fn locations(
+        &mut self,
+        dirs: &[&Directive],
+        parent_layer: &Layer,
+        parent: Option<&ParentLocation<'_>>,
+        st: &mut HttpState,
+    ) -> Res<Vec<Location>> {
+        let mut seen: HashSet<(bool, String)> = HashSet::new();
+        let mut out = Vec::new();
+        for d in dirs {
+            let loc = self.location(d, parent_layer, parent, st)?;
+            let key = match &loc.matcher {
+                LocationMatch::Exact(uri) => Some((true, uri.clone())),
+                LocationMatch::Prefix { uri, .. } => Some((false, uri.clone())),
+                LocationMatch::Regex { .. } => None,
+            };
+            if let Some(key) = key {
+                if !seen.insert(key.clone()) {
+                    return Err(err(format!("duplicate location \"{}\"", key.1), d));
+                }
+            }
+            out.push(loc);
+        }
+        Ok(out)
+    }
+
+    fn location(
+        &mut self,
+        d: &Directive,
+        parent_layer: &Layer,
+        parent: Option<&ParentLocation<'_>>,
+        st: &mut HttpState,
+    ) -> Res<Location> {
+        let body = block(d, 1, 2)?;
+        let (matcher, name) = location_matcher(d)?;
+        let is_regex = matches!(matcher, LocationMatch::Regex { .. });
+        if let Some(p) = parent {
+            if p.exact {
+                return Err(err(
+                    format!(
+                        "location \"{name}\" cannot be inside the exact location \"{}\"",
+                        p.name
+                    ),
+                    d,
+                ));
+            }
+            if !is_regex && !name.starts_with(p.name) {
+                return Err(err(
+                    format!("location \"{name}\" is outside location \"{}\"", p.name),
+                    d,
+                ));
+            }
+        }
+        let mut layer = Layer::default();
+        let mut proxy_pass = None;
+        let mut return_ = None;
+        let mut check_status = None;
+        let mut nested_dirs = Vec::new();
+        for x in body {
+            match x.name.as_str() {
+                "location" => {
+                    block_of(x)?;
+                    nested_dirs.push(x);
+                }
+                "proxy_pass" => {
+                    let pp = proxy_pass_directive(x, is_regex, st)?;
+                    set_once(&mut proxy_pass, pp, x)?;
+                }
+                "return" => self.return_directive(x, &mut return_)?,
+                "check_status" => {
+                    simple(x, 0, 1)?;
+                    let format = match x.args.first() {
+                        None => StatusFormat::Html,
+                        Some(a) => match StatusFormat::from_name(&a.value) {
+                            Some(f) => f,
+                            None => {
+                                return Err(err(format!("invalid parameter \"{}\"", a.value), x))
+                            }
+                        },
+                    };
+                    set_once(&mut check_status, format, x)?;
+                }
+                _ => {
+                    if !self.common(x, &mut layer, st)? {
+                        return Err(not_allowed(x));
+                    }
+                }
+            }
+        }
+        if check_status.is_some() && (proxy_pass.is_some() || return_.is_some()) {
+            return Err(err(
+                "\"check_status\" cannot be combined with \"proxy_pass\" or \"return\" in one location",
+                d,
+            ));
+        }
+        let merged = layer.inherit(parent_layer);
+        let me = ParentLocation {
+            name: &name,
+            exact: matches!(matcher, LocationMatch::Exact(_)),
+        };
+        let nested = self.locations(&nested_dirs, &merged, Some(&me), st)?;
+        let mut conf = merged.finish(proxy_pass, return_);
+        conf.check_status = check_status;
+        Ok(Location {
+            matcher,
+            conf: Arc::new(conf),
+            nested,
+        })
+    }
+}
+
+/// `location [=|^~|~|~*] URI` (also the glued forms `=/x`, `~^/x`); returns the
+/// matcher and the location's name (URI or regex source) for messages.
+fn location_matcher(d: &Directive) -> Res<(LocationMatch, String)> {
+    let (modifier, uri) = if d.args.len() == 2 {
+        (arg(d, 0), arg(d, 1))
+    } else {
+        let a = arg(d, 0);
+        if a.starts_with('@') {
+            return Err(err(format!("named location \"{a}\" is not supported"), d));
+        }
+        ["~*", "^~", "=", "~"]
+            .iter()
+            .find_map(|m| {
+                a.strip_prefix(m)
+                    .filter(|rest| !rest.is_empty())
+                    .map(|rest| (*m, rest))
+            })
+            .unwrap_or(("", a))
+    };
+    let matcher = match modifier {
+        "" => LocationMatch::Prefix {
+            uri: uri.to_string(),
+            stop_regex: false,
+        },
+        "^~" => LocationMatch::Prefix {
+            uri: uri.to_string(),
+            stop_regex: true,
+        },
+        "=" => LocationMatch::Exact(uri.to_string()),
+        "~" | "~*" => {
+            let case_insensitive = modifier == "~*";
+            LocationMatch::Regex {
+                re: compile_regex(d, uri, case_insensitive)?,
+                case_insensitive,
+                source: uri.to_string(),
+            }
+        }
+        other => return Err(err(format!("invalid location modifier \"{other}\""), d)),
+    };
+    Ok((matcher, uri.to_string()))
+}
+
+fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Res<ProxyPass> {
+    simple(d, 1, 1)?;
+    let url = arg(d, 0);
+    if url.contains('$') {
+        return Err(err("variables in \"proxy_pass\" are not supported", d));
+    }
+    let lower = url.to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        url.get("http://".len()..).unwrap_or_default()
+    } else if lower.starts_with("https://") {
+        return Err(err(
+            format!("\"proxy_pass\" to https:// is not supported yet in \"{url}\""),
+            d,
+        ));
+    } else {
+        return Err(err("invalid URL prefix", d));
+    };
+    let (host_port, uri) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let uri = (!uri.is_empty()).then(|| uri.to_string());
+    if host_port.is_empty() {
+        return Err(err(format!("no host in upstream \"{rest}\""), d));
+    }
+    if uri.is_some() && in_regex {
+        return Err(err(
+            "\"proxy_pass\" cannot have URI part in location given by regular expression, \
+             or inside named location, or inside \"if\" statement, or inside \"limit_except\" block",
+            d,
+        ));
+    }
+    // `[v6]:port` has its colon after the bracket; a name has at most one colon.
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (host_port, None),
+    };
+    if let Some(index) = st
+        .named
+        .iter()
+        .position(|u| u.name.eq_ignore_ascii_case(host))
+    {
+        if let Some(port) = port {
+            return Err(err(
+                format!("upstream \"{host}\" may not have port {port}"),
+                d,
+            ));
+        }
+        return Ok(ProxyPass {
+            upstream: index,
+            proxy_host: host_port.to_string(),
+            uri,
+        });
+    }
+    let index = match st.implicit.iter().position(|u| u.name == host_port) {
+        Some(i) => i,
+        None => {
+            let addrs = resolve(host_port, 80, false)
+                .map_err(|reason| err(format!("{reason} in upstream \"{host_port}\""), d))?;
+            st.implicit.push(UpstreamConf {
+                name: host_port.to_string(),
+                implicit: true,
+                peers: addrs
+                    .into_iter()
+                    .map(|addr| PeerConf {
+                        name: addr.to_string(),
+                        addr,
+                        server: host_port.to_string(),
+                        weight: 1,
+                        max_fails: 1,
+                        fail_timeout: Duration::from_secs(10),
+                        down: false,
+                        backup: false,
+                        id: None,
+                        drain: false,
+                    })
+                    .collect(),
+                sticky: None,
+                keepalive: None,
+                keepalive_timeout: Duration::from_secs(60),
+                keepalive_requests: 1000,
+                check: None,
+            });
+            st.implicit.len() - 1
+        }
+    };
+    Ok(ProxyPass {
+        upstream: st.named.len() + index,
+        proxy_host: host_port.to_string(),
+        uri,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::build::tests::ok;
+    use crate::config::{LocationMatch, Part, StatusFormat, Variable};
+
+    #[test]
+    fn proxy_pass_targets_resolve_to_named_or_implicit_upstreams() {
+        let (c, _) = ok("http {
+              server {
+                location /a { proxy_pass http://later; }
+                location /b { proxy_pass http://127.0.0.1:9000/x/; }
+                location /c { proxy_pass http://127.0.0.1:9000; }
+                location /d { proxy_pass http://127.0.0.1; }
+                location /e { proxy_pass HTTP://LATER/; }
+              }
+              upstream later { server 127.0.0.1:9100; }
+            }");
+        let targets: Vec<(usize, String, Option<String>)> = c.http.servers[0]
+            .locations
+            .iter()
+            .map(|l| {
+                let p = l.conf.proxy_pass.clone().expect("proxy_pass");
+                (p.upstream, p.proxy_host, p.uri)
+            })
+            .collect();
+        assert_eq!(
+            targets,
+            [
+                (0, "later".into(), None),
+                (1, "127.0.0.1:9000".into(), Some("/x/".into())),
+                (1, "127.0.0.1:9000".into(), None),
+                (2, "127.0.0.1".into(), None),
+                (0, "LATER".into(), Some("/".into())),
+            ]
+        );
+        let names: Vec<(&str, bool, &str)> = c
+            .http
+            .upstreams
+            .iter()
+            .map(|u| (u.name.as_str(), u.implicit, u.peers[0].name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("later", false, "127.0.0.1:9100"),
+                ("127.0.0.1:9000", true, "127.0.0.1:9000"),
+                ("127.0.0.1", true, "127.0.0.1:80"),
+            ]
+        );
+    }
+
+    #[test]
+    fn return_forms() {
+        let (c, _) = ok("http { server {
+              location /a { return 204; }
+              location /b { return http://example.com/; }
+              location /c { return 301 https://example.com$request_uri; }
+              location /d { return 200 \"host=$host\"; }
+              location /e { return 404; return 500; }
+            } }");
+        let got: Vec<(u16, Option<Vec<Part>>)> = c.http.servers[0]
+            .locations
+            .iter()
+            .map(|l| {
+                let r = l.conf.return_.clone().expect("return");
+                (r.code, r.text.map(|t| t.parts))
+            })
+            .collect();
+        let lit = |s: &str| Part::Literal(s.to_string());
+        assert_eq!(
+            got,
+            [
+                (204, None),
+                (302, Some(vec![lit("http://example.com/")])),
+                (
+                    301,
+                    Some(vec![
+                        lit("https://example.com"),
+                        Part::Var(Variable::RequestUri)
+                    ])
+                ),
+                (200, Some(vec![lit("host="), Part::Var(Variable::Host)])),
+                (404, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn location_modifiers_separate_and_glued() {
+        let (c, _) = ok("http { server {
+              location = /e1 { } location =/e2 { }
+              location ^~ /p1 { } location ^~/p2 { } location /p3 { }
+              location ~ ^/r1 { } location ~^/r2 { } location ~* \\.PHP$ { } location ~*\\.js$ { }
+            } }");
+        let got: Vec<String> = c.http.servers[0]
+            .locations
+            .iter()
+            .map(|l| match &l.matcher {
+                LocationMatch::Exact(u) => format!("= {u}"),
+                LocationMatch::Prefix { uri, stop_regex } => {
+                    format!("{}{uri}", if *stop_regex { "^~ " } else { "" })
+                }
+                LocationMatch::Regex {
+                    case_insensitive,
+                    source,
+                    ..
+                } => format!("{} {source}", if *case_insensitive { "~*" } else { "~" }),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "= /e1",
+                "= /e2",
+                "^~ /p1",
+                "^~ /p2",
+                "/p3",
+                "~ ^/r1",
+                "~ ^/r2",
+                "~* \\.PHP$",
+                "~* \\.js$"
+            ]
+        );
+        let matches = |i: usize, path: &str| match &c.http.servers[0].locations[i].matcher {
+            LocationMatch::Regex { re, .. } => re.is_match(path),
+            _ => false,
+        };
+        assert!(matches(5, "/r1/x") && !matches(5, "/R1/x"));
+        assert!(matches(7, "/index.php") && matches(7, "/INDEX.PHP"));
+        assert!(matches(8, "/app.JS"));
+    }
+
+    #[test]
+    fn check_status_formats_and_drain() {
+        let (c, _) = ok(
+            "http { upstream u { server 127.0.0.1:9000 drain; server 127.0.0.1:9001; }
+            server { location /a { check_status; } location /b { check_status csv; }
+                     location /c { check_status json; } location /d { proxy_pass http://u; } } }",
+        );
+        let formats: Vec<Option<StatusFormat>> = c.http.servers[0]
+            .locations
+            .iter()
+            .map(|l| l.conf.check_status)
+            .collect();
+        assert_eq!(
+            formats,
+            [
+                Some(StatusFormat::Html),
+                Some(StatusFormat::Csv),
+                Some(StatusFormat::Json),
+                None
+            ]
+        );
+        assert_eq!(c.http.servers[0].conf.check_status, None);
+        let drains: Vec<bool> = c.http.upstreams[0].peers.iter().map(|p| p.drain).collect();
+        assert_eq!(drains, [true, false]);
+    }
+}

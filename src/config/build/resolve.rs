@@ -1,0 +1,108 @@
+//! Address parsing and name resolution for `listen`, upstream `server` lines and
+//! `proxy_pass` targets: `HOST[:PORT]`, `[V6][:PORT]`, `IP:PORT`. The one part of
+//! the builder that does I/O (the system resolver, at load time only); the error
+//! is nginx's reason (`host not found`, `invalid port`, ...) for the caller to
+//! place in its message.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+/// Splits `HOST[:PORT]` / `[V6][:PORT]` / `IP:PORT`; resolves into addresses.
+/// The error is nginx's reason (`host not found`, `invalid port`, ...).
+pub(super) fn resolve(
+    text: &str,
+    default_port: u16,
+    allow_zero_port: bool,
+) -> Result<Vec<SocketAddr>, String> {
+    if text.starts_with("unix:") {
+        return Err("unix domain sockets are not supported".to_string());
+    }
+    if let Ok(sa) = text.parse::<SocketAddr>() {
+        if sa.port() == 0 && !allow_zero_port {
+            return Err("invalid port".to_string());
+        }
+        return Ok(vec![sa]);
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        if ip.is_ipv4() {
+            return Ok(vec![SocketAddr::new(ip, default_port)]);
+        }
+        return Err("invalid host".to_string());
+    }
+    if let Some(inner) = text.strip_prefix('[') {
+        let Some((v6, rest)) = inner.split_once(']') else {
+            return Err("invalid host".to_string());
+        };
+        let ip: IpAddr = v6.parse().map_err(|_| "invalid host".to_string())?;
+        let port = if rest.is_empty() {
+            default_port
+        } else {
+            let p = rest
+                .strip_prefix(':')
+                .ok_or_else(|| "invalid host".to_string())?;
+            parse_port(p, allow_zero_port)?
+        };
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, parse_port(port, allow_zero_port)?),
+        None => (text, default_port),
+    };
+    if host.is_empty() {
+        return Err("no host".to_string());
+    }
+    if host.contains(':') || host.contains('/') || host.contains('*') {
+        return Err("invalid host".to_string());
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|_| "host not found".to_string())?
+        .collect();
+    if addrs.is_empty() {
+        return Err("host not found".to_string());
+    }
+    Ok(addrs)
+}
+
+pub(super) fn parse_port(text: &str, allow_zero: bool) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(0) if !allow_zero => Err("invalid port".to_string()),
+        Ok(p) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(p),
+        _ => Err("invalid port".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_resolution_reasons() {
+        let cases: &[(&str, bool, Result<&str, &str>)] = &[
+            ("127.0.0.1:9000", false, Ok("127.0.0.1:9000")),
+            ("127.0.0.1", false, Ok("127.0.0.1:80")),
+            ("[::1]:9000", false, Ok("[::1]:9000")),
+            ("[::1]", false, Ok("[::1]:80")),
+            ("127.0.0.1:0", true, Ok("127.0.0.1:0")),
+            ("127.0.0.1:0", false, Err("invalid port")),
+            ("127.0.0.1:65536", false, Err("invalid port")),
+            ("127.0.0.1:+80", false, Err("invalid port")),
+            ("localhost:", false, Err("invalid port")),
+            (":80", false, Err("no host")),
+            ("::1", false, Err("invalid host")),
+            ("[::1", false, Err("invalid host")),
+            ("[::1]9000", false, Err("invalid host")),
+            ("[nope]:80", false, Err("invalid host")),
+            ("a:b:80", false, Err("invalid host")),
+            (
+                "unix:/tmp/s.sock",
+                false,
+                Err("unix domain sockets are not supported"),
+            ),
+            ("no-such-host.invalid", false, Err("host not found")),
+        ];
+        for (text, zero, expected) in cases {
+            let got = resolve(text, 80, *zero).map(|a| a[0].to_string());
+            assert_eq!(got.as_deref().map_err(String::as_str), *expected, "{text}");
+        }
+    }
+}

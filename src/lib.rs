@@ -20,4 +20,5 @@ pub mod proxy;
 pub mod reuse;
 pub mod server;
 pub mod sticky;
+pub mod timefmt;
 pub mod upstream;

@@ -438,7 +438,7 @@ fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     DATE.with(|cell| {
         let mut date = cell.borrow_mut();
         if date.0 != secs {
-            *date = (secs, httpdate::fmt_http_date(now));
+            *date = (secs, crate::timefmt::http_date(now).to_string());
         }
         f(date.1.as_bytes())
     })

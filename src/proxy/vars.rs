@@ -9,12 +9,13 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, Version};
 
 use crate::config::template::Escape;
 use crate::config::{Part, Template, Variable};
+use crate::timefmt;
 
 /// How empty values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,15 +270,9 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         Variable::UpstreamHeaderTime => join_tries(v.upstream, out, |t, out| {
             push_opt_seconds(out, t.header_time)
         }),
-        Variable::TimeLocal => time_local(v.now, out),
-        Variable::TimeIso8601 => time_iso8601(v.now, out),
-        Variable::Msec => {
-            let since = v.now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-            push_display(
-                out,
-                format_args!("{}.{:03}", since.as_secs(), since.subsec_millis()),
-            );
-        }
+        Variable::TimeLocal => out.extend_from_slice(timefmt::time_local(v.now).as_bytes()),
+        Variable::TimeIso8601 => out.extend_from_slice(timefmt::time_iso8601(v.now).as_bytes()),
+        Variable::Msec => out.extend_from_slice(timefmt::msec(v.now).as_bytes()),
         Variable::Pid => push_display(out, v.pid),
         Variable::Connection => push_display(out, v.connection),
         Variable::ConnectionRequests => push_display(out, v.connection_requests),
@@ -321,20 +316,13 @@ pub fn arg<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 }
 
 /// `$cookie_NAME`: the value of the first cookie NAME in the Cookie headers (name
-/// matched ASCII case-insensitively, as nginx).
+/// matched ASCII case-insensitively, as nginx), read by the sticky core's
+/// cookie scanner.
 pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
-        .flat_map(|value| value.as_bytes().split(|&b| b == b';'))
-        .find_map(|pair| {
-            let pair = trim(pair);
-            let eq = pair.iter().position(|&b| b == b'=')?;
-            let (k, v) = pair.split_at(eq);
-            trim(k)
-                .eq_ignore_ascii_case(name.as_bytes())
-                .then(|| v.get(1..).map_or(&b""[..], trim))
-        })
+        .find_map(|value| crate::sticky::cookie::find_in_value_ignore_case(value.as_bytes(), name))
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {
@@ -461,74 +449,6 @@ fn push_opt_seconds(out: &mut Vec<u8>, d: Option<Duration>) {
     }
 }
 
-/// A UTC calendar time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
-}
-
-/// Converts a time to UTC calendar fields (times before 1970 clamp to the epoch).
-pub fn civil(t: SystemTime) -> Civil {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    Civil {
-        year,
-        month,
-        day,
-        hour: (rem / 3600) as u32,
-        minute: (rem / 60 % 60) as u32,
-        second: (rem % 60) as u32,
-    }
-}
-
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-/// `$time_local`: `22/Nov/2026:04:20:42 +0000` (always UTC).
-pub fn time_local(t: SystemTime, out: &mut Vec<u8>) {
-    let c = civil(t);
-    let month = MONTHS
-        .get(c.month.saturating_sub(1) as usize)
-        .copied()
-        .unwrap_or("Jan");
-    push_display(
-        out,
-        format_args!(
-            "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000",
-            c.day, month, c.year, c.hour, c.minute, c.second
-        ),
-    );
-}
-
-/// `$time_iso8601`: `2026-11-22T04:20:42+00:00` (always UTC).
-pub fn time_iso8601(t: SystemTime, out: &mut Vec<u8>) {
-    let c = civil(t);
-    push_display(
-        out,
-        format_args!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
-            c.year, c.month, c.day, c.hour, c.minute, c.second
-        ),
-    );
-}
-
 /// The client address as `$remote_addr` prints it.
 pub fn ip_text(ip: IpAddr, out: &mut Vec<u8>) {
     push_display(out, ip);
@@ -542,7 +462,7 @@ pub(crate) mod tests {
 
     /// 2026-11-22T04:20:42.123Z.
     pub(crate) fn now() -> SystemTime {
-        UNIX_EPOCH + Duration::from_millis(1_795_321_242_123)
+        std::time::UNIX_EPOCH + Duration::from_millis(1_795_321_242_123)
     }
 
     pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -782,22 +702,6 @@ pub(crate) mod tests {
                 String::from_utf8_lossy(want),
                 "{escape:?}"
             );
-        }
-    }
-
-    #[test]
-    fn calendar_conversion_table() {
-        let cases = [
-            (0, "01/Jan/1970:00:00:00 +0000"),
-            (951_782_400, "29/Feb/2000:00:00:00 +0000"),
-            (1_709_251_199, "29/Feb/2024:23:59:59 +0000"),
-            (1_795_321_242, "22/Nov/2026:04:20:42 +0000"),
-            (4_102_444_800, "01/Jan/2100:00:00:00 +0000"),
-        ];
-        for (secs, want) in cases {
-            let mut out = Vec::new();
-            time_local(UNIX_EPOCH + Duration::from_secs(secs), &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), want, "{secs}");
         }
     }
 

@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use http::header::{Entry, COOKIE};
 use http::{HeaderMap, HeaderValue};
+use memchr::memchr;
 
 use super::sid::SidIndex;
 use super::{Mode, StickyConf, UNLIMITED_SECS};
@@ -121,56 +122,13 @@ fn unquote(v: &[u8]) -> (&[u8], bool) {
     }
 }
 
-/// Index of the first `byte` in `hay`, scanning eight bytes per step (SWAR): the
-/// sticky cookie is parsed on every request, so its `;`, `=` and `|` searches
-/// are the hot loops.
-pub(crate) fn find_byte(hay: &[u8], byte: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO.wrapping_mul(u64::from(byte));
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0usize;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ pattern;
-        // The lowest set bit marks the first zero byte of `x` (borrows only
-        // produce false positives above a true zero).
-        let zero = x.wrapping_sub(LO) & !x & HI;
-        if zero != 0 {
-            return Some(base + (zero.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
-    }
-    let rest = chunks.remainder();
-    if rest.is_empty() {
-        return None;
-    }
-    // The tail: one more word ending at the last byte when there is one (its
-    // first bytes were already searched and hold no `byte`), else bytewise.
-    match hay
-        .len()
-        .checked_sub(8)
-        .and_then(|at| hay.get(at..).map(|w| (at, w)))
-    {
-        Some((at, last)) => {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(last);
-            let x = u64::from_le_bytes(word) ^ pattern;
-            let zero = x.wrapping_sub(LO) & !x & HI;
-            (zero != 0).then(|| at + (zero.trailing_zeros() / 8) as usize)
-        }
-        None => rest.iter().position(|b| *b == byte).map(|i| base + i),
-    }
-}
-
 #[inline(always)]
 fn segment(seg: &[u8]) -> Option<Segment<'_>> {
     let raw = trim(seg);
     if raw.is_empty() {
         return None;
     }
-    let (name, value_start) = match find_byte(raw, b'=') {
+    let (name, value_start) = match memchr(b'=', raw) {
         Some(eq) => {
             let name = trim(raw.get(..eq).unwrap_or_default());
             let after = raw.get(eq + 1..).unwrap_or_default();
@@ -198,7 +156,7 @@ impl<'a> Iterator for Segments<'a> {
     fn next(&mut self) -> Option<Segment<'a>> {
         loop {
             let rest = self.rest?;
-            let seg = match find_byte(rest, b';') {
+            let seg = match memchr(b';', rest) {
                 Some(i) => {
                     self.rest = rest.get(i + 1..);
                     rest.get(..i).unwrap_or_default()
@@ -226,6 +184,18 @@ pub fn find_in_value<'a>(value: &'a [u8], name: &str) -> Option<&'a [u8]> {
     segments(value)
         .find(|s| s.is_named(name.as_bytes()))
         .map(|s| s.value().0)
+}
+
+/// The value as written (quotes kept) of the first cookie whose name is
+/// `name` ignoring ASCII case, in one `Cookie` header value: what nginx's
+/// `$cookie_NAME` reads. The same scanner as the sticky cookie's.
+pub fn find_in_value_ignore_case<'a>(value: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    segments(value)
+        .find(|s| {
+            s.name
+                .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+        })
+        .map(|s| s.raw_value())
 }
 
 /// The value (quotes removed) of the first cookie named exactly `name`, searching
@@ -322,7 +292,7 @@ fn sid_str(sid: &[u8]) -> Result<&str, Invalid> {
 
 /// The parts before and after the first `byte`.
 fn split_at_byte(value: &[u8], byte: u8) -> Option<(&[u8], &[u8])> {
-    let i = find_byte(value, byte)?;
+    let i = memchr(byte, value)?;
     Some((value.get(..i)?, value.get(i + 1..)?))
 }
 
@@ -338,7 +308,7 @@ fn decode_timestamped<'v, 's>(
         Some(both) => both,
         None => {
             let (last, first) = split_at_byte(stamps, b'|').ok_or(Invalid::Malformed)?;
-            if find_byte(first, b'|').is_some() {
+            if memchr(b'|', first).is_some() {
                 return Err(Invalid::Malformed);
             }
             (parse_ts(last)?, parse_ts(first)?)
@@ -408,7 +378,7 @@ fn decode_with<'v, 's>(
             decode_timestamped(conf, value, now, sid_check).map(|(sid, first)| (sid, Some(first)))
         }
         Mode::Insert | Mode::Rewrite => sid_check(value).map(|sid| (sid, None)),
-        Mode::Prefix => match find_byte(value, b'~') {
+        Mode::Prefix => match memchr(b'~', value) {
             None => return StickyCookie::Absent,
             Some(t) => sid_check(value.get(..t).unwrap_or_default()).map(|sid| (sid, None)),
         },
@@ -455,7 +425,7 @@ fn prefix_cut(seg: &Segment<'_>, name: &[u8]) -> Option<std::ops::Range<usize>> 
         return None;
     }
     let (value, quoted) = seg.value();
-    let tilde = value.iter().position(|b| *b == b'~')?;
+    let tilde = memchr(b'~', value)?;
     let start = seg.value_start + usize::from(quoted);
     Some(start..start + tilde + 1)
 }
@@ -559,7 +529,7 @@ fn scan_tidy<'a>(
     let mut start = 0usize;
     loop {
         let rest = value.get(start..)?;
-        let end = find_byte(rest, b';').map_or(value.len(), |i| start + i);
+        let end = memchr(b';', rest).map_or(value.len(), |i| start + i);
         let cookie = value.get(start..end)?;
         let next = if end < value.len() {
             // `end` > `start`: the byte after a separator is never `;`.
@@ -824,27 +794,6 @@ mod tests {
 
     fn valid(sid: &str, firstseen: Option<i64>) -> StickyCookie<'_> {
         StickyCookie::Valid { sid, firstseen }
-    }
-
-    #[test]
-    fn find_byte_matches_position_at_every_offset() {
-        let hay: Vec<u8> = (0u8..40).map(|i| b'a' + (i % 26)).collect();
-        for len in 0..hay.len() {
-            for at in 0..=len {
-                let mut h = hay.get(..len).expect("in range").to_vec();
-                if let Some(b) = h.get_mut(at) {
-                    *b = b'|';
-                }
-                let want = h.iter().position(|b| *b == b'|');
-                assert_eq!(find_byte(&h, b'|'), want, "len {len} at {at}");
-            }
-        }
-        assert_eq!(find_byte(b"\x80\x81|", b'|'), Some(2));
-        assert_eq!(
-            find_byte(b"\xff\xff\xff\xff\xff\xff\xff\xff|", b'|'),
-            Some(8)
-        );
-        assert_eq!(find_byte(b"||", b'|'), Some(0));
     }
 
     #[test]
@@ -1279,7 +1228,7 @@ mod tests {
         ];
         for stamps in cases {
             let general = split_at_byte(stamps, b'|').and_then(|(l, f)| {
-                let no_more = find_byte(f, b'|').is_none();
+                let no_more = memchr(b'|', f).is_none();
                 match (parse_ts(l), parse_ts(f)) {
                     (Ok(l), Ok(f)) if no_more => Some((l, f)),
                     _ => None,

@@ -6,19 +6,12 @@
 //! and no invalid header value is ever produced (a value that would be invalid,
 //! e.g. from a hostile backend, is left as the backend sent it).
 
-use std::fmt;
-use std::time::{Duration, UNIX_EPOCH};
-
 use bytes::Bytes;
 use http::header::{Entry, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use httpdate::HttpDate;
 
 use super::decide::{Choice, Decision};
 use super::{Mode, StickyConf};
-
-/// Latest instant an HTTP date can show (9999-12-31 23:59:59 GMT).
-const MAX_HTTP_DATE_SECS: i64 = 253_402_300_799;
 
 /// Decimal text of an `i64`, formatted on the stack (no `fmt` machinery: this is
 /// on every timestamped response).
@@ -89,46 +82,6 @@ impl Decimal {
     }
 }
 
-/// An IMF-fixdate (always 29 bytes) formatted into a stack buffer.
-struct DateText {
-    buf: [u8; 32],
-    len: usize,
-}
-
-impl fmt::Write for DateText {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        self.buf
-            .get_mut(self.len..end)
-            .ok_or(fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
-impl DateText {
-    fn new(unix_secs: i64) -> Option<DateText> {
-        use fmt::Write as _;
-        let secs = u64::try_from(unix_secs.clamp(0, MAX_HTTP_DATE_SECS)).ok()?;
-        let mut text = DateText {
-            buf: [0; 32],
-            len: 0,
-        };
-        write!(
-            text,
-            "{}",
-            HttpDate::from(UNIX_EPOCH + Duration::from_secs(secs))
-        )
-        .ok()?;
-        Some(text)
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or_default()
-    }
-}
-
 /// The insert-mode `Set-Cookie` value for peer `sid`, exactly
 /// `NAME=VALUE[; Domain=D]; Path=P[; Max-Age=N; Expires=IMF-fixdate]`, where VALUE
 /// is `SID` or `SID|now|firstseen` when maxidle/maxlife is set. `None` if the
@@ -138,13 +91,12 @@ pub fn insert_value(conf: &StickyConf, sid: &str, now: i64, firstseen: i64) -> O
     let stamps = conf
         .timestamps()
         .then(|| (Decimal::new(now), Decimal::new(firstseen)));
-    let expiry = match conf.maxage {
-        Some(maxage) => Some((
+    let expiry = conf.maxage.map(|maxage| {
+        (
             Decimal::new(maxage),
-            DateText::new(now.saturating_add(maxage))?,
-        )),
-        None => None,
-    };
+            crate::timefmt::http_date_unix(now.saturating_add(maxage)),
+        )
+    });
     let name = conf.cookie.as_bytes();
     let domain = conf.domain.as_deref().map(str::as_bytes);
     let path = conf.path.as_bytes();
@@ -188,12 +140,9 @@ pub fn insert_value(conf: &StickyConf, sid: &str, now: i64, firstseen: i64) -> O
 /// Byte range of the cookie value in a `Set-Cookie` value whose cookie name is
 /// exactly `name` (whitespace around name and value ignored), else `None`.
 pub fn value_range(set_cookie: &[u8], name: &str) -> Option<std::ops::Range<usize>> {
-    let pair_end = set_cookie
-        .iter()
-        .position(|b| *b == b';')
-        .unwrap_or(set_cookie.len());
+    let pair_end = memchr::memchr(b';', set_cookie).unwrap_or(set_cookie.len());
     let pair = set_cookie.get(..pair_end)?;
-    let eq = pair.iter().position(|b| *b == b'=')?;
+    let eq = memchr::memchr(b'=', pair)?;
     let is_ws = |b: &u8| *b == b' ' || *b == b'\t';
     let name_part = pair.get(..eq)?;
     let lead = name_part.iter().take_while(|b| is_ws(b)).count();

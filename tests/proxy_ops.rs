@@ -475,7 +475,7 @@ async fn a_status_retry_of_a_pinned_client_is_a_fallback() {
     let log = dir.path("sticky.log");
     let text = format!(
         "events {{}} http {{ \
-         log_format s '$status $upstream_addr $upstream_status $sticky_status $sticky_sid'; \
+         log_format s '$status $upstream_addr $upstream_status $sticky_status $sticky_sid $sent_http_content_length'; \
          upstream app {{ session_sticky cookie=route mode=insert; \
          server {bad} max_fails=0; server {good} max_fails=0; }} \
          server {{ listen 127.0.0.1:0; access_log {log} s; \
@@ -497,7 +497,10 @@ async fn a_status_retry_of_a_pinned_client_is_a_fallback() {
     let peer = good.peer();
     assert_eq!(
         read_lines(&log, 1),
-        [format!("200 {bad}, {peer} 503, 200 fallback {sid}")]
+        [format!(
+            "200 {bad}, {peer} 503, 200 fallback {sid} {}",
+            reply.body.len()
+        )]
     );
     running.shutdown();
 }

@@ -357,7 +357,7 @@ async fn respond<B: ResponseBody>(
         response::encode_response_head(&mut out.head, status, &headers, &ctx)
     });
     crate::reuse::give_map(headers);
-    body.head_sent(out.head.len());
+    body.head_sent(out.head.len(), committed.content_length);
     let tunnel = body.take_upgrade();
     let chunked = committed.body == BodyOut::Chunked;
     let mut left = match committed.body {

@@ -52,8 +52,9 @@ pub trait ResponseBody: http_body::Body<Data = Bytes, Error = BoxError> + Unpin 
     /// The connection closes after this response.
     fn closes(&self) -> bool;
 
-    /// The response head, `n` bytes, was written (`$bytes_sent`).
-    fn head_sent(&mut self, n: usize);
+    /// The response head, `n` bytes, was written (`$bytes_sent`), with the
+    /// `Content-Length` it carried.
+    fn head_sent(&mut self, n: usize, content_length: Option<u64>);
 
     /// After a `101 Switching Protocols`: the other end of the tunnel.
     fn take_upgrade(&mut self) -> Option<Upgraded>;

@@ -225,6 +225,8 @@ pub struct ResponseContext<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
     pub body: BodyOut,
+    /// The `Content-Length` the head carries, if any.
+    pub content_length: Option<u64>,
     /// The connection carries another request after this response.
     pub keep_alive: bool,
 }
@@ -267,19 +269,20 @@ pub fn encode_response_head(
         out.extend_from_slice(ctx.date);
         out.extend_from_slice(b"\r\n");
     }
-    let body = if bodiless(status) {
-        if let Some(n) = ctx.declared_len {
-            write_length(out, n);
-        }
-        BodyOut::None
+    let content_length = if bodiless(status) {
+        ctx.declared_len
     } else if ctx.head_request {
         // As for GET, when the length is known.
-        if let Some(n) = ctx.declared_len.or(ctx.body_len.filter(|&n| n > 0)) {
-            write_length(out, n);
-        }
+        ctx.declared_len.or(ctx.body_len.filter(|&n| n > 0))
+    } else {
+        ctx.body_len
+    };
+    if let Some(n) = content_length {
+        write_length(out, n);
+    }
+    let body = if bodiless(status) || ctx.head_request {
         BodyOut::None
     } else if let Some(n) = ctx.body_len {
-        write_length(out, n);
         BodyOut::Length(n)
     } else if ctx.http10 {
         BodyOut::Close
@@ -301,7 +304,11 @@ pub fn encode_response_head(
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    Committed { body, keep_alive }
+    Committed {
+        body,
+        content_length,
+        keep_alive,
+    }
 }
 
 fn write_length(out: &mut Vec<u8>, n: u64) {
@@ -641,7 +648,11 @@ mod tests {
             assert_eq!(head, want, "{status} {headers:?}");
             assert_eq!(
                 committed,
-                Committed { body, keep_alive },
+                Committed {
+                    body,
+                    content_length: committed.content_length,
+                    keep_alive
+                },
                 "{status} {headers:?}"
             );
         }

@@ -358,9 +358,17 @@ impl PendingLog {
         PendingLog { record }
     }
 
-    /// The response head, `n` bytes, went to the client.
-    pub fn head_sent(&mut self, n: u64) {
+    /// The response head, `n` bytes, went to the client, with the
+    /// `Content-Length` it carried (framing is written from typed values,
+    /// not kept in the header map: `$sent_http_content_length` reads it here).
+    pub fn head_sent(&mut self, n: u64, content_length: Option<u64>) {
         self.record.sent.head_bytes = n;
+        if let (true, Some(len)) = (self.record.wants_response_headers, content_length) {
+            self.record
+                .sent
+                .headers
+                .insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+        }
     }
 
     /// `n` more body bytes went to the client.

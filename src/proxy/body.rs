@@ -370,9 +370,9 @@ impl ResponseBody for ProxyBody {
         self.close
     }
 
-    fn head_sent(&mut self, n: usize) {
+    fn head_sent(&mut self, n: usize, content_length: Option<u64>) {
         if let Some(log) = &mut self.log {
-            log.head_sent(n as u64);
+            log.head_sent(n as u64, content_length);
         }
     }
 

@@ -311,6 +311,54 @@ async fn framing_errors_get_their_status_and_close_the_connection() {
     assert_eq!(get(p.addr, "/", &[]).await.status, 200);
 }
 
+/// Issue 14, items 4 and 10: TRACE and CONNECT get 405 (nginx; CONNECT since
+/// 1.29.3), a malformed chunk size in an upload 400 (it was 408), each closing
+/// the connection.
+#[tokio::test]
+async fn trace_connect_and_malformed_chunk_sizes_are_refused_as_nginx() {
+    let b = Backend::start("a");
+    let p = proxy(&b, "");
+    let cases: [(&[u8], u16); 4] = [
+        (b"TRACE / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (b"TRACE /fixed HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (b"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 5\r\nhello\r\n0\r\n\r\n", 400),
+    ];
+    for (bytes, status) in cases {
+        let mut w = Wire::connect(p.addr).await;
+        w.write(bytes).await;
+        let r = w.response(false).await.expect("answer");
+        assert_eq!(r.status(), status, "{r:?} for {bytes:?}");
+        assert_eq!(r.header("connection").as_deref(), Some("close"));
+        assert!(w.closed().await, "closed after {bytes:?}");
+    }
+    // The proxy goes on serving.
+    assert_eq!(get(p.addr, "/", &[]).await.status, 200);
+}
+
+/// Issue 14, item 5: `Expect: 100-continue` with `Content-Length: 0` gets its
+/// interim `100 Continue` when the body is read (proxied), as nginx.
+#[tokio::test]
+async fn expect_100_continue_with_an_empty_body_is_answered() {
+    let b = Backend::start("a");
+    let p = proxy(&b, "");
+    let mut w = Wire::connect(p.addr).await;
+    w.write(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n")
+        .await;
+    let interim = w.response(false).await.expect("100");
+    assert_eq!(interim.status(), 100, "{interim:?}");
+    let done = w.response(false).await.expect("final");
+    assert_eq!(done.status(), 200, "{done:?}");
+    assert!(done.text().contains("content-length: 0"), "{done:?}");
+    w.write(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(w
+        .response(false)
+        .await
+        .expect("again")
+        .text()
+        .contains("GET /again"));
+}
+
 #[tokio::test]
 async fn a_client_gone_mid_body_does_not_stop_the_proxy() {
     let b = Backend::start("a");

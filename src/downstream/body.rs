@@ -33,6 +33,8 @@ pub(super) enum BodyState {
     Chunked(ChunkedDecoder),
     /// The client broke the framing or the connection.
     Broken,
+    /// The client's chunked framing was malformed.
+    Invalid,
 }
 
 /// The client connection: the socket and the bytes read from it but not yet
@@ -43,6 +45,9 @@ pub struct ClientIo {
     pub(super) body: RefCell<BodyState>,
     /// Bytes of `100 Continue` still to write before the body is read.
     pub(super) continue_left: Cell<usize>,
+    /// The handler asked for the body (so a pending `100 Continue` is due,
+    /// even for an empty one).
+    pub(super) continue_asked: Cell<bool>,
 }
 
 impl ClientIo {
@@ -52,6 +57,7 @@ impl ClientIo {
             buf: RefCell::new(BytesMut::new()),
             body: RefCell::new(BodyState::Done),
             continue_left: Cell::new(0),
+            continue_asked: Cell::new(false),
         }
     }
 
@@ -137,7 +143,7 @@ impl ClientIo {
                     }
                 }
             }
-            BodyState::Broken => false,
+            BodyState::Broken | BodyState::Invalid => false,
         }
     }
 
@@ -162,7 +168,7 @@ impl ClientIo {
                     Ok(Chunk::Need) | Err(_) => return false,
                 }
             },
-            BodyState::Done | BodyState::Broken => {}
+            BodyState::Done | BodyState::Broken | BodyState::Invalid => {}
         }
         *state = BodyState::Done;
         true
@@ -177,14 +183,32 @@ pub struct RequestBody {
     pub(super) framing: BodyFraming,
 }
 
-/// The client broke its request body's framing or closed the connection
-/// before the body's end.
+/// The client broke its request body's framing (`invalid`: a malformed
+/// chunked body, 400) or closed the connection before the body's end.
 #[derive(Debug)]
-pub struct BodyError(&'static str);
+pub struct BodyError {
+    what: &'static str,
+    pub invalid: bool,
+}
 
 impl std::fmt::Display for BodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.what)
+    }
+}
+
+impl BodyError {
+    /// Whether `e` says the client's body was malformed (not merely cut).
+    pub fn is_invalid(e: &(dyn std::error::Error + 'static)) -> bool {
+        let inner = match e.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|i| i as &(dyn std::error::Error + 'static)),
+            None => Some(e),
+        };
+        inner
+            .and_then(|i| i.downcast_ref::<BodyError>())
+            .is_some_and(|b| b.invalid)
     }
 }
 
@@ -204,6 +228,15 @@ impl RequestBody {
         self.framing
     }
 
+    /// The handler will read the body: a `100 Continue` the client waits for
+    /// is due (nginx sends it whenever it reads a body, an empty one
+    /// included), written before the body is read or the response head.
+    pub fn want(&self) {
+        if let Some(io) = &self.io {
+            io.continue_asked.set(true);
+        }
+    }
+
     /// True when nothing (more) will come.
     pub fn is_end(&self) -> bool {
         self.io
@@ -218,7 +251,7 @@ impl RequestBody {
             Some(state) => match &*state {
                 BodyState::Done => Some(0),
                 BodyState::Length(n) => Some(*n),
-                BodyState::Chunked(_) | BodyState::Broken => None,
+                BodyState::Chunked(_) | BodyState::Broken | BodyState::Invalid => None,
             },
         }
     }
@@ -235,6 +268,9 @@ impl RequestBody {
                 match &mut *state {
                     BodyState::Done => return Poll::Ready(None),
                     BodyState::Broken => return Poll::Ready(Some(Err(broken("request body")))),
+                    BodyState::Invalid => {
+                        return Poll::Ready(Some(Err(invalid("invalid chunked request body"))))
+                    }
                     BodyState::Length(n) => {
                         if !buf.is_empty() {
                             let take = (*n).min(buf.len() as u64) as usize;
@@ -257,13 +293,14 @@ impl RequestBody {
                             return Poll::Ready(None);
                         }
                         Err(_) => {
-                            *state = BodyState::Broken;
-                            return Poll::Ready(Some(Err(broken("invalid chunked request body"))));
+                            *state = BodyState::Invalid;
+                            return Poll::Ready(Some(Err(invalid("invalid chunked request body"))));
                         }
                     },
                 }
             }
             // The client waits for our word before it sends the body.
+            io.continue_asked.set(true);
             if let Err(e) = ready!(io.poll_continue(cx)) {
                 *io.body.borrow_mut() = BodyState::Broken;
                 return Poll::Ready(Some(Err(e)));
@@ -286,5 +323,21 @@ impl RequestBody {
 }
 
 fn broken(what: &'static str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, BodyError(what))
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        BodyError {
+            what,
+            invalid: false,
+        },
+    )
+}
+
+fn invalid(what: &'static str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        BodyError {
+            what,
+            invalid: true,
+        },
+    )
 }

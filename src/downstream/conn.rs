@@ -255,15 +255,17 @@ fn request_of(io: &Rc<ClientIo>, head: RequestHead) -> (Request<RequestBody>, Re
     };
     let body = match framing {
         BodyFraming::None => RequestBody::empty(),
-        BodyFraming::Length(0) => RequestBody { io: None, framing },
+        BodyFraming::Length(0) if !expect_continue => RequestBody { io: None, framing },
         framing => {
             *io.body.borrow_mut() = match framing {
+                BodyFraming::Length(0) => BodyState::Done,
                 BodyFraming::Length(n) => BodyState::Length(n),
                 _ => BodyState::Chunked(ChunkedDecoder::new()),
             };
             let waiting = expect_continue && io.buf.borrow().is_empty();
             io.continue_left
                 .set(if waiting { CONTINUE.len() } else { 0 });
+            io.continue_asked.set(false);
             RequestBody {
                 io: Some(Rc::clone(io)),
                 framing,
@@ -329,9 +331,9 @@ async fn respond<B: ResponseBody>(
         head_request,
         keep_alive: may_keep_alive,
     } = facts;
-    // A `100 Continue` never asked for is not sent; one begun is finished
-    // before the response.
-    if io.continue_left.get() == CONTINUE.len() {
+    // A `100 Continue` for a body nobody asked for is not sent; one due is
+    // finished before the response.
+    if io.continue_left.get() == CONTINUE.len() && !io.continue_asked.get() {
         io.continue_left.set(0);
         if !io.body_in_hand() {
             // The client may send the body anyway: the connection cannot

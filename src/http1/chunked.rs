@@ -41,7 +41,10 @@ pub struct ChunkedDecoder {
 enum ChunkState {
     /// Hex digits of a chunk size.
     Size,
-    /// After the size: whitespace or `;extension` up to the line end.
+    /// Whitespace after the size: only a `;` extension may follow (RFC 9112
+    /// 7.1.1: `BWS ";"`), so `5 5` is not read as 5.
+    SizeWs,
+    /// A `;extension` up to the line end.
     Extension,
     /// The `\n` after a `\r` in a size line.
     SizeLf,
@@ -125,9 +128,15 @@ impl ChunkedDecoder {
                     None => match b {
                         b'\r' => self.state = ChunkState::SizeLf,
                         b'\n' => self.end_size_line(),
-                        b';' | b' ' | b'\t' => self.state = ChunkState::Extension,
+                        b';' => self.state = ChunkState::Extension,
+                        b' ' | b'\t' => self.state = ChunkState::SizeWs,
                         _ => return Err(ChunkError),
                     },
+                },
+                ChunkState::SizeWs => match b {
+                    b' ' | b'\t' => {}
+                    b';' => self.state = ChunkState::Extension,
+                    _ => return Err(ChunkError),
                 },
                 ChunkState::Extension => match b {
                     b'\r' => self.state = ChunkState::SizeLf,
@@ -251,6 +260,7 @@ mod tests {
             (b"A\r\n0123456789\r\n0\r\n\r\n", b"0123456789", b""),
             (b"5;name=value\r\nhello\r\n0\r\n\r\n", b"hello", b""),
             (b"5 ; ext\r\nhello\r\n0\r\n\r\n", b"hello", b""),
+            (b"5\t;ext\r\nhello\r\n0\r\n\r\n", b"hello", b""),
             (b"5\nhello\n0\n\n", b"hello", b""),
             (
                 b"5\r\nhello\r\n0\r\nTrailer: x\r\nOther: y\r\n\r\n",
@@ -289,6 +299,10 @@ mod tests {
             b"1000000000000000\r\n",
             b"5;\x01\r\n",
             b"0\r\n\rX",
+            // Whitespace after the size only before a `;` extension.
+            b"5 5\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"5\tx\r\n",
         ];
         for input in cases {
             assert_eq!(

@@ -86,8 +86,6 @@ pub struct FramingFacts {
     bad_length: bool,
     /// `Transfer-Encoding` lines seen.
     te_lines: u8,
-    /// The last `Transfer-Encoding` line's final coding is `chunked`.
-    te_chunked_last: bool,
     /// The last `Transfer-Encoding` line is exactly `chunked`.
     te_chunked_only: bool,
     /// `Connection: close`.
@@ -126,9 +124,6 @@ impl FramingFacts {
     /// A `Transfer-Encoding` line's value.
     pub fn transfer_encoding(&mut self, raw: &[u8]) {
         self.te_lines = self.te_lines.saturating_add(1);
-        // The final coding is in the last element; `rsplit` always yields once.
-        let last = raw.rsplit(|&b| b == b',').next().unwrap_or_default();
-        self.te_chunked_last = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
         self.te_chunked_only = raw.trim_ascii().eq_ignore_ascii_case(b"chunked");
     }
 
@@ -180,22 +175,31 @@ impl FramingFacts {
         }
     }
 
-    /// The body framing of a response to a request (`head_request`: HEAD).
-    /// `Transfer-Encoding` wins over `Content-Length`; chunked only when it is
-    /// the final coding, any other runs to close.
+    /// The body framing of a response to a request (`head_request`: HEAD),
+    /// as nginx (1.23+) judges a backend's head, whatever the status: a
+    /// repeated `Content-Length` or `Transfer-Encoding`, an unparsable length
+    /// (a list included), a coding other than exactly `chunked`, or both
+    /// headers at once make the head invalid (502, the connection is not
+    /// reused): RFC 9112 6.3 calls such a message invalid, and passing it on
+    /// is a response-splitting risk.
     pub fn response(&self, status: StatusCode, head_request: bool) -> Result<Framing, HeadError> {
+        if self.length_lines > 1 || self.te_lines > 1 {
+            return Err(HeadError::Duplicate);
+        }
+        if self.te_lines > 0 && self.length_lines > 0 {
+            return Err(HeadError::Ambiguous);
+        }
+        if self.te_lines > 0 && !self.te_chunked_only {
+            return Err(HeadError::UnknownCoding);
+        }
+        if self.bad_length || self.length_list {
+            return Err(HeadError::BadLength);
+        }
         if head_request || bodiless(status) {
             return Ok(Framing::Empty);
         }
         if self.te_lines > 0 {
-            return Ok(if self.te_chunked_last {
-                Framing::Chunked
-            } else {
-                Framing::Close
-            });
-        }
-        if self.bad_length {
-            return Err(HeadError::BadLength);
+            return Ok(Framing::Chunked);
         }
         Ok(match self.length {
             Some(0) => Framing::Empty,
@@ -204,21 +208,19 @@ impl FramingFacts {
         })
     }
 
-    /// The `Content-Length` a response declares, when it declares one valid
-    /// value (what a response to HEAD, or a 304, passes on).
+    /// The `Content-Length` a valid response declares (what a response to
+    /// HEAD, or a 304, passes on).
     pub fn declared_length(&self) -> Option<u64> {
         self.length
-            .filter(|_| !self.bad_length && self.te_lines == 0)
+            .filter(|_| !self.bad_length && !self.length_list && self.te_lines == 0)
     }
 
     /// Whether the sender's connection may carry another message after this
     /// response: persistent (HTTP/1.1 without `close`, HTTP/1.0 with
-    /// `keep-alive`), a body whose end is known, and framing that is not
-    /// ambiguous (both chunked and length-delimited: RFC 9112 6.3 item 3).
+    /// `keep-alive`) and a body whose end is known.
     pub fn response_keep_alive(&self, http10: bool, framing: Framing) -> bool {
         let persistent = if http10 { self.keep_alive } else { !self.close };
-        let ambiguous = self.te_lines > 0 && self.length_lines > 0;
-        persistent && framing != Framing::Close && !ambiguous
+        persistent && framing != Framing::Close
     }
 }
 
@@ -283,25 +285,8 @@ mod tests {
             (&[], ok, false, Ok(F::Close)),
             (&[("cl", "0")], ok, false, Ok(F::Empty)),
             (&[("cl", "7")], ok, false, Ok(F::Length(7))),
-            (&[("cl", "7, 7")], ok, false, Ok(F::Length(7))),
-            (&[("cl", "7"), ("cl", "7")], ok, false, Ok(F::Length(7))),
-            (
-                &[("cl", "7"), ("cl", "8")],
-                ok,
-                false,
-                Err(HeadError::BadLength),
-            ),
-            (&[("cl", "x")], ok, false, Err(HeadError::BadLength)),
             (&[("te", "chunked")], ok, false, Ok(F::Chunked)),
-            (&[("te", "gzip, chunked")], ok, false, Ok(F::Chunked)),
-            (&[("te", "gzip")], ok, false, Ok(F::Close)),
-            (&[("cl", "5"), ("te", "chunked")], ok, false, Ok(F::Chunked)),
-            (
-                &[("cl", "abc"), ("te", "chunked")],
-                ok,
-                false,
-                Ok(F::Chunked),
-            ),
+            (&[("te", " Chunked ")], ok, false, Ok(F::Chunked)),
             (&[("cl", "7")], ok, true, Ok(F::Empty)),
             (
                 &[("cl", "7")],
@@ -316,6 +301,65 @@ mod tests {
                 Ok(F::Empty),
             ),
             (&[], StatusCode::CONTINUE, false, Ok(F::Empty)),
+            // Invalid as nginx 1.23+ judges it: 502, whatever the status.
+            (&[("cl", "7, 7")], ok, false, Err(HeadError::BadLength)),
+            (&[("cl", "x")], ok, false, Err(HeadError::BadLength)),
+            (&[("cl", "")], ok, false, Err(HeadError::BadLength)),
+            (
+                &[("cl", "7"), ("cl", "7")],
+                ok,
+                false,
+                Err(HeadError::Duplicate),
+            ),
+            (
+                &[("cl", "7"), ("cl", "8")],
+                ok,
+                false,
+                Err(HeadError::Duplicate),
+            ),
+            (
+                &[("te", "chunked"), ("te", "chunked")],
+                ok,
+                false,
+                Err(HeadError::Duplicate),
+            ),
+            (
+                &[("te", "gzip, chunked")],
+                ok,
+                false,
+                Err(HeadError::UnknownCoding),
+            ),
+            (&[("te", "gzip")], ok, false, Err(HeadError::UnknownCoding)),
+            (
+                &[("te", "chunked, chunked")],
+                ok,
+                false,
+                Err(HeadError::UnknownCoding),
+            ),
+            (
+                &[("cl", "5"), ("te", "chunked")],
+                ok,
+                false,
+                Err(HeadError::Ambiguous),
+            ),
+            (
+                &[("cl", "abc"), ("te", "chunked")],
+                ok,
+                false,
+                Err(HeadError::Ambiguous),
+            ),
+            (
+                &[("cl", "5"), ("te", "chunked")],
+                ok,
+                true,
+                Err(HeadError::Ambiguous),
+            ),
+            (
+                &[("cl", "7"), ("cl", "7")],
+                StatusCode::NOT_MODIFIED,
+                false,
+                Err(HeadError::Duplicate),
+            ),
         ];
         for (lines, status, head, want) in cases {
             assert_eq!(facts(lines).response(*status, *head), *want, "{lines:?}");
@@ -325,11 +369,8 @@ mod tests {
     #[test]
     fn declared_length_is_one_valid_value_without_transfer_encoding() {
         assert_eq!(facts(&[("cl", "7")]).declared_length(), Some(7));
-        assert_eq!(
-            facts(&[("cl", "7"), ("cl", "7")]).declared_length(),
-            Some(7)
-        );
-        assert_eq!(facts(&[("cl", "7"), ("cl", "8")]).declared_length(), None);
+        assert_eq!(facts(&[("cl", "7, 7")]).declared_length(), None);
+        assert_eq!(facts(&[("cl", "x")]).declared_length(), None);
         assert_eq!(
             facts(&[("cl", "7"), ("te", "chunked")]).declared_length(),
             None
@@ -355,12 +396,6 @@ mod tests {
                 true,
             ),
             (&[], false, Framing::Close, false),
-            (
-                &[("cl", "5"), ("te", "chunked")],
-                false,
-                Framing::Chunked,
-                false,
-            ),
             (&[("te", "chunked")], false, Framing::Chunked, true),
         ];
         for (lines, http10, framing, want) in cases {

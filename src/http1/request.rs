@@ -75,6 +75,8 @@ pub enum RequestError {
     HeaderTooLarge,
     /// A transfer coding other than chunked: 501.
     NotImplemented,
+    /// `TRACE` (nginx refuses it outright) or `CONNECT` (nginx 1.29.3+): 405.
+    MethodNotAllowed,
     /// HTTP/2's preface or another major version: 505.
     VersionNotSupported,
 }
@@ -87,6 +89,7 @@ impl RequestError {
             RequestError::UriTooLong => StatusCode::URI_TOO_LONG,
             RequestError::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             RequestError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestError::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
         }
     }
@@ -226,10 +229,12 @@ fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
         .map_err(|_| RequestError::BadRequest)?;
     let uri = Uri::from_maybe_shared(head.slice(layout.target.clone()))
         .map_err(|_| RequestError::BadRequest)?;
-    // `*` only for OPTIONS; CONNECT's authority form is not proxied.
-    if method == Method::CONNECT
-        || (uri.path() == "*" && method != Method::OPTIONS && uri.authority().is_none())
-    {
+    // As nginx: TRACE is never served, CONNECT is not proxied (405, 1.29.3+).
+    if method == Method::TRACE || method == Method::CONNECT {
+        return Err(RequestError::MethodNotAllowed);
+    }
+    // `*` only for OPTIONS.
+    if uri.path() == "*" && method != Method::OPTIONS && uri.authority().is_none() {
         return Err(RequestError::BadRequest);
     }
     let mut headers = crate::reuse::header_map(layout.headers.len() + 2);
@@ -472,7 +477,9 @@ mod tests {
             (b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", RequestError::BadRequest),
             (b"GET / HTTP/1.1\r\n\r\n", RequestError::BadRequest),
             (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", RequestError::BadRequest),
-            (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::BadRequest),
+            (b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::MethodNotAllowed),
+            (b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::MethodNotAllowed),
+            (b"TRACE / HTTP/1.0\r\n\r\n", RequestError::MethodNotAllowed),
             (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::BadRequest),
             (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", RequestError::VersionNotSupported),
             (long_target.as_bytes(), RequestError::UriTooLong),

@@ -33,6 +33,8 @@ pub enum Failure {
     /// The client stopped sending its body (`client_body_timeout`) or broke the
     /// connection: 408 as nginx (the client is gone anyway).
     ClientBody,
+    /// The client's chunked body was malformed: 400, as nginx.
+    InvalidClientBody,
 }
 
 impl Failure {
@@ -43,6 +45,7 @@ impl Failure {
             Failure::Timeout => ProxyError::GatewayTimeout,
             Failure::BodyTooLarge => ProxyError::PayloadTooLarge,
             Failure::ClientBody => ProxyError::RequestTimeout,
+            Failure::InvalidClientBody => ProxyError::BadRequest,
         }
     }
 
@@ -52,7 +55,7 @@ impl Failure {
             Failure::Error => next.error,
             Failure::InvalidHeader => next.invalid_header,
             Failure::Timeout => next.timeout,
-            Failure::BodyTooLarge | Failure::ClientBody => false,
+            Failure::BodyTooLarge | Failure::ClientBody | Failure::InvalidClientBody => false,
         }
     }
 
@@ -797,6 +800,7 @@ mod tests {
             (Failure::Timeout, 504, false),
             (Failure::BodyTooLarge, 413, false),
             (Failure::ClientBody, 408, false),
+            (Failure::InvalidClientBody, 400, false),
         ];
         for (failure, status, listed) in cases {
             assert_eq!(failure.error().status().as_u16(), status);

@@ -98,6 +98,7 @@ impl From<crate::http1::request::RequestError> for ProxyError {
             RequestError::UriTooLong => ProxyError::UriTooLong,
             RequestError::HeaderTooLarge => ProxyError::HeaderTooLarge,
             RequestError::NotImplemented => ProxyError::NotImplemented,
+            RequestError::MethodNotAllowed => ProxyError::MethodNotAllowed,
             RequestError::VersionNotSupported => ProxyError::VersionNotSupported,
         }
     }

@@ -9,6 +9,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use crate::config::LocationConf;
+use crate::downstream::body::BodyError;
 use crate::downstream::state::ConnState;
 use crate::http1::framing::RequestFraming;
 use crate::http1::response::ResponseHead;
@@ -26,6 +27,7 @@ fn failure_of(err: &SendError) -> Failure {
         SendError::Head(_) => Failure::InvalidHeader,
         SendError::SendTimeout => Failure::Timeout,
         SendError::Body(e) if e.is::<BodyTooLarge>() => Failure::BodyTooLarge,
+        SendError::Body(e) if BodyError::is_invalid(e.as_ref()) => Failure::InvalidClientBody,
         SendError::Body(_) => Failure::ClientBody,
     }
 }

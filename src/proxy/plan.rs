@@ -264,6 +264,8 @@ impl Worker {
             BodyFraming::Length(n) => RequestFraming::Length(n),
             BodyFraming::Chunked => RequestFraming::Chunked,
         };
+        // The body is read (streamed on): a 100 Continue is due, as nginx.
+        req.body().want();
         let body = std::mem::replace(req.body_mut(), RequestBody::empty());
         let body = ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
         let target = up_uri.path_and_query().map_or("/", |p| p.as_str());

@@ -25,6 +25,7 @@ const MAX_VEC: usize = 16 * 1024;
 thread_local! {
     static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
     static VECS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static READS: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
 }
 
 type FreeList<T> = LocalKey<RefCell<Vec<T>>>;
@@ -80,6 +81,25 @@ pub fn give_vec(mut v: Vec<u8>) {
     }
 }
 
+/// A client connection's read buffer, taken when bytes arrive on an idle
+/// connection (which holds none).
+pub fn read_buf(capacity: usize) -> BytesMut {
+    match take(&READS) {
+        Some(mut buf) => {
+            make_room(&mut buf, capacity);
+            buf
+        }
+        None => BytesMut::with_capacity(capacity),
+    }
+}
+
+/// Gives an emptied read buffer back when its connection goes idle.
+pub fn give_read_buf(buf: BytesMut) {
+    if buf.is_empty() && buf.capacity() != 0 && buf.capacity() <= MAX_VEC {
+        keep(&READS, buf);
+    }
+}
+
 /// Makes room in `buf` for a read of up to `want` bytes. An empty buffer
 /// whose earlier bytes nobody holds any more is rewound to the start of its
 /// allocation (no copy, no allocation); one still shared is replaced.
@@ -98,6 +118,24 @@ pub fn make_room(buf: &mut BytesMut, want: usize) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_buffers_come_back_only_empty_and_small() {
+        let mut buf = read_buf(4096);
+        let cap = buf.capacity();
+        buf.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+        let head = buf.split_to(buf.len()).freeze();
+        give_read_buf(buf);
+        let again = read_buf(4096);
+        assert!(again.is_empty());
+        assert!(again.capacity() >= 4096 && again.capacity() <= cap.max(4096) * 2);
+        drop(head);
+        let mut held = read_buf(16);
+        held.extend_from_slice(b"x");
+        give_read_buf(held);
+        give_read_buf(BytesMut::with_capacity(MAX_VEC + 1));
+        READS.with(|l| assert!(l.borrow().iter().all(|b| b.is_empty() && b.capacity() <= MAX_VEC)));
+    }
 
     #[test]
     fn maps_and_vecs_come_back_empty_with_their_room() {

@@ -16,6 +16,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use crate::downstream::state::{ConnState, Signal};
 use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::framing::BodyFraming;
 use crate::http1::response::CONTINUE;
@@ -73,6 +74,10 @@ impl ClientIo {
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
             let mut buf = self.buf.borrow_mut();
+            if buf.capacity() == 0 {
+                // An idle connection holds no buffer: one is taken now.
+                *buf = crate::reuse::read_buf(want);
+            }
             crate::reuse::make_room(&mut buf, want);
             let room = buf.capacity() - buf.len();
             match self.stream.try_read_buf(&mut *buf) {
@@ -87,6 +92,37 @@ impl ClientIo {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             }
+        }
+    }
+
+    /// True when bytes of a next request are already buffered (pipelined).
+    pub(super) fn has_buffered(&self) -> bool {
+        !self.buf.borrow().is_empty()
+    }
+
+    /// Gives the read buffer back while the connection waits idle (it holds
+    /// no bytes).
+    pub(super) fn release(&self) {
+        let mut buf = self.buf.borrow_mut();
+        if buf.is_empty() {
+            crate::reuse::give_read_buf(std::mem::take(&mut *buf));
+        }
+    }
+
+    /// Waits until the socket is readable (bytes or end of stream), holding
+    /// no buffer. False when the worker signals the connection to end first.
+    pub(super) fn poll_idle(
+        &self,
+        cx: &mut Context<'_>,
+        state: &ConnState,
+    ) -> Poll<bool> {
+        if state.signal() != Signal::None {
+            return Poll::Ready(false);
+        }
+        match self.stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(true),
+            Poll::Ready(Err(_)) => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
         }
     }
 

@@ -17,9 +17,9 @@
 //! notes since when it has been waiting for a request and since when a write
 //! has been blocked (`send_timeout`). Signals from the worker (evict, drain,
 //! give buffers back) reach the coroutine through `ConnState`: an eviction
-//! drops it, a drain closes the connection when it is idle or after the
-//! response in progress, and a connection idle for `SHED_AFTER` drops its
-//! read and write buffers until its next request's bytes arrive.
+//! drops it, and a drain closes the connection when it is idle or after the
+//! response in progress. An idle connection holds no buffer and no
+//! per-request state (see [`serve`]).
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -29,7 +29,7 @@ use std::rc::Rc;
 use std::task::{ready, Poll};
 use std::time::{Instant, SystemTime};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http::{Method, Request, Response, Version};
 use http_body::Body;
 use tokio::net::TcpStream;
@@ -146,6 +146,12 @@ enum Next {
 /// Serves the requests of one client connection until it closes (or is told
 /// to). `handler` gives the handler current when each request arrives (the
 /// configuration of the moment: a reload never changes a request half way).
+///
+/// Between requests the connection holds only this small future, its state
+/// and its socket: it waits for readability with no buffer, and each
+/// request's state (read and write buffers from the worker's free lists, the
+/// handler's future) lives in a box for that request's duration only, so
+/// thousands of idle keep-alive clients cost what nginx's do.
 pub async fn serve<H: Handler>(
     stream: TcpStream,
     state: Rc<ConnState>,
@@ -153,64 +159,23 @@ pub async fn serve<H: Handler>(
     handler: impl Fn() -> Rc<H>,
 ) {
     let io = Rc::new(ClientIo::new(stream));
-    let mut out = Out {
-        head: Vec::new(),
-        data: Bytes::new(),
-        tail: b"",
-    };
     loop {
-        // Each request's parts live in blocks that end before the next wait,
-        // so the connection's future (which holds them) keeps only what is
-        // needed across it.
-        let next = {
-            let (facts, mut resp) = {
-                let (mut req, facts) = {
-                    let head = match read_head(&io, &state, &mut out, settings.limits).await {
-                        Ok(Some(head)) => head,
-                        Ok(None) => return,
-                        Err(e) => {
-                            tracing::info!("client {} sent a bad request: {e:?}", state.remote);
-                            let mut resp = handler().refuse(e);
-                            let _ =
-                                respond(&io, &state, &mut out, &mut resp, RequestFacts::REFUSED)
-                                    .await;
-                            resp.body_mut().finish();
-                            return;
-                        }
-                    };
-                    state.waiting_since.set(None);
-                    let served = state.requests.get() + 1;
-                    state.requests.set(served);
-                    let (req, mut facts) = request_of(&io, head);
-                    facts.keep_alive &= settings.keep_alive && served < state.keepalive_requests;
-                    (req, facts)
-                };
-                // Lent, not given, to the handler: its future (moved as a whole
-                // per request) stays smaller. Dropped here, with what it still holds.
-                (facts, handler().handle(Rc::clone(&state), &mut req).await)
-            };
-            let next = respond(&io, &state, &mut out, &mut resp, facts).await;
-            // The response is sent (or given up on): the request ends now, and
-            // the connection's idle time starts when the response's source
-            // ended.
-            let ended = resp.body_mut().finish();
-            state
-                .waiting_since
-                .set(Some(ended.unwrap_or_else(Instant::now)));
-            next
-        };
-        match next {
-            Next::Continue if io.skip_body() => {}
+        // Idle: no buffer and no per-request state until bytes arrive (a
+        // pipelined request already buffered is served at once).
+        if !io.has_buffered() && !poll_fn(|cx| io.poll_idle(cx, &state)).await {
+            return;
+        }
+        match Box::pin(serve_one(&io, &state, settings, &handler)).await {
+            Next::Continue if io.skip_body() => io.release(),
             Next::Continue | Next::Close => return,
             Next::Tunnel(far) => {
-                drop(out);
                 // A tunnel is never idle: neither the idle timeout nor the
                 // `worker_connections` eviction applies to it.
                 state.waiting_since.set(None);
                 match Rc::try_unwrap(io) {
                     Ok(io) => {
                         let (stream, early) = io.into_parts();
-                        tunnel(stream, early, far).await;
+                        Box::pin(tunnel(stream, early, far)).await;
                     }
                     Err(_) => tracing::debug!("upgrade abandoned: the request body is still read"),
                 }
@@ -218,6 +183,60 @@ pub async fn serve<H: Handler>(
             }
         }
     }
+}
+
+/// One request of the connection: its head read, the handler's response
+/// written, and the request ended.
+async fn serve_one<H: Handler>(
+    io: &Rc<ClientIo>,
+    state: &Rc<ConnState>,
+    settings: Settings,
+    handler: &impl Fn() -> Rc<H>,
+) -> Next {
+    let mut out = Out {
+        head: crate::reuse::vec(1024),
+        data: Bytes::new(),
+        tail: b"",
+    };
+    let next = 'request: {
+        // The request's parts live in blocks that end before the response is
+        // written, so this future keeps only what is needed across it.
+        let (facts, mut resp) = {
+            let (mut req, facts) = {
+                let head = match read_head(io, state, settings.limits).await {
+                    Ok(Some(head)) => head,
+                    Ok(None) => break 'request Next::Close,
+                    Err(e) => {
+                        tracing::info!("client {} sent a bad request: {e:?}", state.remote);
+                        let mut resp = handler().refuse(e);
+                        let _ = respond(io, state, &mut out, &mut resp, RequestFacts::REFUSED).await;
+                        resp.body_mut().finish();
+                        break 'request Next::Close;
+                    }
+                };
+                state.waiting_since.set(None);
+                let served = state.requests.get() + 1;
+                state.requests.set(served);
+                let (req, mut facts) = request_of(io, head);
+                facts.keep_alive &= settings.keep_alive && served < state.keepalive_requests;
+                (req, facts)
+            };
+            // Lent, not given, to the handler: its future stays smaller.
+            // Dropped here, with what it still holds.
+            (facts, handler().handle(Rc::clone(state), &mut req).await)
+        };
+        let next = respond(io, state, &mut out, &mut resp, facts).await;
+        // The response is sent (or given up on): the request ends now, and
+        // the connection's idle time starts when the response's source
+        // ended.
+        let ended = resp.body_mut().finish();
+        state
+            .waiting_since
+            .set(Some(ended.unwrap_or_else(Instant::now)));
+        next
+    };
+    crate::reuse::give_vec(std::mem::take(&mut out.head));
+    next
 }
 
 /// What the connection needs to know of a request after it was handled.
@@ -280,7 +299,6 @@ fn request_of(io: &Rc<ClientIo>, head: RequestHead) -> (Request<RequestBody>, Re
 async fn read_head(
     io: &ClientIo,
     state: &ConnState,
-    out: &mut Out,
     limits: Limits,
 ) -> Result<Option<RequestHead>, RequestError> {
     // How much of the buffer the last parse saw (0: none yet).
@@ -291,18 +309,12 @@ async fn read_head(
             if !buf.is_empty() {
                 if seen == 0 || request::worth_parsing(&buf, &mut seen, limits) {
                     if let Some(head) = request::parse_request_head(&mut buf, limits)? {
-                        state.holding();
                         return Poll::Ready(Ok(Some(head)));
                     }
                     seen = buf.len();
                 }
             } else if state.signal() != Signal::None {
                 return Poll::Ready(Ok(None));
-            } else if state.shed_asked() {
-                // Idle for a while: no buffer is held until bytes arrive
-                // (the next read takes one).
-                *buf = BytesMut::new();
-                out.head = Vec::new();
             }
         }
         match ready!(io.poll_fill(cx, HEAD_READ)) {

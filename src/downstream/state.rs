@@ -1,6 +1,6 @@
 //! The state of one client connection that outlives its requests and that
 //! the worker's sweeper reads: addresses, counters, timeouts, the signals the
-//! worker raises (evict, drain, give buffers back), and one deadline slot a
+//! worker raises (evict, drain), and one deadline slot a
 //! request may arm (the proxy arms it with `proxy_read_timeout`), so that no
 //! request arms a timer of its own.
 //!
@@ -11,22 +11,6 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::task::Context;
 use std::time::{Duration, Instant};
-
-/// How long a connection waits for its next request before it gives its
-/// read and write buffers back to the worker's free lists (a keep-alive
-/// client sending back to back never waits that long, so the hot path never
-/// pays for it).
-pub const SHED_AFTER: Duration = Duration::from_millis(500);
-
-/// Where an idle connection's buffers stand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shed {
-    Holding,
-    /// The sweeper asked for them back.
-    Asked,
-    /// Given back.
-    Released,
-}
 
 /// Facts about one client connection, shared by its requests.
 pub struct ConnState {
@@ -66,9 +50,6 @@ pub struct ConnState {
     deadline: Cell<Option<Instant>>,
     timed_out: Cell<bool>,
     deadline_waker: Cell<Option<std::task::Waker>>,
-    /// Whether the connection should give its buffers back while it waits
-    /// for a request (see [`ConnState::sweep`]).
-    shed: Cell<Shed>,
 }
 
 impl ConnState {
@@ -100,14 +81,11 @@ impl ConnState {
             deadline: Cell::new(None),
             timed_out: Cell::new(false),
             deadline_waker: Cell::new(None),
-            shed: Cell::new(Shed::Holding),
         }
     }
 
     /// Called by the worker's sweeper: wakes a request whose deadline passed,
-    /// asks a connection that has waited for a request for [`SHED_AFTER`] to
-    /// give its buffers back, and returns true when the connection must be
-    /// closed: it has waited for a request longer than allowed
+    /// and returns true when the connection must be closed: it has waited for a request longer than allowed
     /// (`client_header_timeout` before its first request, `keepalive_timeout`
     /// after), or its client has taken no response data for `send_timeout`.
     pub fn sweep(&self, now: Instant) -> bool {
@@ -131,34 +109,12 @@ impl ConnState {
             return false;
         };
         let waited = now.saturating_duration_since(since);
-        if waited >= SHED_AFTER && self.shed.get() == Shed::Holding {
-            self.shed.set(Shed::Asked);
-            if let Some(waker) = self.signal_waker.take() {
-                waker.wake();
-            }
-        }
         let limit = if self.requests.get() == 0 {
             self.header_timeout
         } else {
             self.idle_timeout
         };
         !limit.is_zero() && waited > limit
-    }
-
-    /// True once when the sweeper asked the idle connection to give its
-    /// buffers back; the connection then holds none until its next request.
-    pub fn shed_asked(&self) -> bool {
-        if self.shed.get() == Shed::Asked {
-            self.shed.set(Shed::Released);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// A request is arriving: the connection holds buffers again.
-    pub fn holding(&self) {
-        self.shed.set(Shed::Holding);
     }
 
     /// Tells the connection's task to close the connection now (eviction at the

@@ -48,12 +48,13 @@ impl Worker {
         log: &mut Option<Box<AccessRecord>>,
     ) -> Result<Plan<'_>, Response<ProxyBody>> {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .map(HeaderValue::as_bytes)
-            .or_else(|| req.uri().host().map(str::as_bytes));
-        let routed = match self.router.server(info.listen, host) {
+        // The request line's authority wins over the Host header (nginx, RFC 9112
+        // section 3.2.2); the Host header is still validated.
+        let host = route::named_host(
+            req.uri().authority().map(|a| a.as_str().as_bytes()),
+            req.headers().get(header::HOST).map(HeaderValue::as_bytes),
+        );
+        let routed = match host.and_then(|host| self.router.server(info.listen, host)) {
             Ok(r) => r,
             Err(e) => return Err(error_response(e.into(), true)),
         };

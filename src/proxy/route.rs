@@ -7,7 +7,9 @@
 //! exact name, longest leading wildcard, longest trailing wildcard, first matching
 //! regex, else the `default_server` (else the first server on that address). The
 //! Host is normalized first by [`normalize_host`] (lowercase, port and trailing dot
-//! stripped); an invalid Host is a [`RouteError::InvalidHost`] (400).
+//! stripped, validated as nginx does); an invalid Host is a
+//! [`RouteError::InvalidHost`] (400). Which host a request names at all (the
+//! request line's authority before the Host header) is [`named_host`].
 //!
 //! [`find_location`] runs nginx's location search over a server's locations:
 //! an exact `=` match wins at once; otherwise the longest prefix, whose nested
@@ -234,48 +236,105 @@ fn lookup(table: &AddrTable, host: &str) -> Option<usize> {
         .map(|(_, i)| *i)
 }
 
-/// nginx's Host validation and normalization: lowercase, `:port` stripped (IPv6
-/// literals `[...]` kept whole), one trailing dot stripped. Invalid: empty result,
-/// `..`, `/`, `\`, NUL, bytes that are not UTF-8. Borrows when no change is needed
+/// The host a request names (RFC 9112 section 3.2.2, as nginx reads it): the
+/// authority of an absolute-form target (`GET http://two.test/ HTTP/1.1`, or an
+/// HTTP/2 `:authority`) wins over the Host header for the server choice and
+/// `$host`. The Host header is still checked when the authority wins, as nginx
+/// does (`Host: local host` is a 400 whatever the request line says); an
+/// authority with user information (`http://user@host/`) is refused, as nginx's
+/// request-line parser refuses it.
+pub fn named_host<'a>(
+    authority: Option<&'a [u8]>,
+    header: Option<&'a [u8]>,
+) -> Result<Option<&'a [u8]>, RouteError> {
+    let Some(authority) = authority else {
+        return Ok(header);
+    };
+    if authority.contains(&b'@') {
+        return Err(RouteError::InvalidHost);
+    }
+    if let Some(header) = header {
+        normalize_host(header)?;
+    }
+    Ok(Some(authority))
+}
+
+/// Where [`normalize_host`] is in a Host value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HostPart {
+    /// A name or an IPv4 address, up to `:`.
+    Name,
+    /// Inside an IPv6 (or IPvFuture) literal opened by `[` at the start.
+    Literal,
+    /// Just after the literal's `]`: only `:port` may follow.
+    AfterLiteral,
+    /// In the port, with its value so far.
+    Port(u32),
+}
+
+/// nginx's Host validation and normalization (`ngx_http_validate_host`):
+/// lowercase, `:port` stripped (IPv6 literals `[...]` kept whole), one trailing
+/// dot stripped. Invalid, as in nginx 1.22 (checked against the binary): an empty
+/// result, `..` anywhere, `/`, NUL, space and every other control byte (nginx
+/// 1.21.1 and later). Invalid, as in nginx 1.29.4 and later, whose host and port
+/// parsing follows RFC 3986: a port that is not digits only (`a:1:2`,
+/// `one.test.:1.2`) or above 65535 (`one.test:98777`), an unclosed literal
+/// (`[::1`), anything but `:port` after a literal (`[::1]x`). Also refused here
+/// (nginx on Unix takes them): `\` and bytes that are not UTF-8. An empty port
+/// (`one.test:`) is valid, as RFC 3986 allows. Borrows when no change is needed
 /// but removing the port or dot.
 pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, RouteError> {
     let raw = std::str::from_utf8(raw).map_err(|_| RouteError::InvalidHost)?;
-    let bytes = raw.as_bytes();
-    let mut len = bytes.len();
-    let mut literal = false;
-    let mut in_port = false;
+    let mut len = raw.len();
+    let mut part = HostPart::Name;
     let mut prev_dot = false;
     let mut upper = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_port {
-            // nginx ignores what follows the host part, but not NUL or slashes.
-            if matches!(b, 0 | b'/' | b'\\') {
-                return Err(RouteError::InvalidHost);
-            }
-            continue;
-        }
-        match b {
-            b'.' => {
-                if prev_dot {
+    for (i, &b) in raw.as_bytes().iter().enumerate() {
+        part = match part {
+            HostPart::Port(value) => {
+                let digit = match b {
+                    b'0'..=b'9' => u32::from(b - b'0'),
+                    _ => return Err(RouteError::InvalidHost),
+                };
+                let value = value * 10 + digit;
+                if value > u32::from(u16::MAX) {
                     return Err(RouteError::InvalidHost);
                 }
-                prev_dot = true;
-                continue;
+                HostPart::Port(value)
             }
-            b':' if !literal => {
-                len = i;
-                in_port = true;
+            HostPart::AfterLiteral if b == b':' => HostPart::Port(0),
+            HostPart::AfterLiteral => return Err(RouteError::InvalidHost),
+            HostPart::Name | HostPart::Literal => {
+                if b == b'.' {
+                    if prev_dot {
+                        return Err(RouteError::InvalidHost);
+                    }
+                    prev_dot = true;
+                    continue;
+                }
+                prev_dot = false;
+                match b {
+                    b':' if part == HostPart::Name => {
+                        len = i;
+                        HostPart::Port(0)
+                    }
+                    b'[' if i == 0 => HostPart::Literal,
+                    b']' if part == HostPart::Literal => {
+                        len = i + 1;
+                        HostPart::AfterLiteral
+                    }
+                    0..=0x20 | 0x7f | b'/' | b'\\' => return Err(RouteError::InvalidHost),
+                    b'A'..=b'Z' => {
+                        upper = true;
+                        part
+                    }
+                    _ => part,
+                }
             }
-            b'[' if i == 0 => literal = true,
-            b']' if literal => {
-                len = i + 1;
-                in_port = true;
-            }
-            0 | b'/' | b'\\' => return Err(RouteError::InvalidHost),
-            b'A'..=b'Z' => upper = true,
-            _ => {}
-        }
-        prev_dot = false;
+        };
+    }
+    if part == HostPart::Literal {
+        return Err(RouteError::InvalidHost);
     }
     let mut host = raw.get(..len).ok_or(RouteError::InvalidHost)?;
     if let Some(stripped) = host.strip_suffix('.') {
@@ -503,28 +562,103 @@ mod tests {
 
     #[test]
     fn host_normalization_table() {
-        let cases: &[(&[u8], Result<&str, RouteError>)] = &[
-            (b"example.com", Ok("example.com")),
-            (b"Example.COM", Ok("example.com")),
-            (b"example.com:8080", Ok("example.com")),
-            (b"example.com.", Ok("example.com")),
-            (b"example.com.:80", Ok("example.com")),
-            (b"[::1]:8080", Ok("[::1]")),
-            (b"[::1]", Ok("[::1]")),
-            (b"127.0.0.1:80", Ok("127.0.0.1")),
-            (b"", Err(RouteError::InvalidHost)),
-            (b":80", Err(RouteError::InvalidHost)),
-            (b".", Err(RouteError::InvalidHost)),
-            (b"a..b", Err(RouteError::InvalidHost)),
-            (b"a/b", Err(RouteError::InvalidHost)),
-            (b"a\\b", Err(RouteError::InvalidHost)),
-            (b"a\0b", Err(RouteError::InvalidHost)),
-            (b"\xff\xfe", Err(RouteError::InvalidHost)),
+        let bad = Err(RouteError::InvalidHost);
+        // (Host, result, why): the valid ones and the rule each invalid one breaks.
+        let cases: &[(&[u8], Result<&str, RouteError>, &str)] = &[
+            (b"example.com", Ok("example.com"), "plain"),
+            (b"one.test", Ok("one.test"), "plain"),
+            (b"Example.COM", Ok("example.com"), "lowercased"),
+            (
+                b"ONE.test.",
+                Ok("one.test"),
+                "lowercased, trailing dot stripped",
+            ),
+            (b"example.com:8080", Ok("example.com"), "port stripped"),
+            (b"one.test:8080", Ok("one.test"), "port stripped"),
+            (
+                b"example.com.",
+                Ok("example.com"),
+                "one trailing dot stripped",
+            ),
+            (b"example.com.:80", Ok("example.com"), "dot before the port"),
+            (b"one.test:", Ok("one.test"), "empty port (RFC 3986 *DIGIT)"),
+            (b"one.test:0", Ok("one.test"), "port 0 is digits"),
+            (b"one.test:65535", Ok("one.test"), "largest port"),
+            (b"one.test:0080", Ok("one.test"), "leading zeros"),
+            (b"[::1]:8080", Ok("[::1]"), "literal with port"),
+            (b"[::1]:80", Ok("[::1]"), "literal with port"),
+            (b"[::1]", Ok("[::1]"), "literal"),
+            (b"[::1]:", Ok("[::1]"), "literal, empty port"),
+            (b"[V1.A:b]", Ok("[v1.a:b]"), "IPvFuture, lowercased"),
+            (b"127.0.0.1", Ok("127.0.0.1"), "IPv4"),
+            (b"127.0.0.1:80", Ok("127.0.0.1"), "IPv4 with port"),
+            (b"x[y]z", Ok("x[y]z"), "`[` only opens a literal first"),
+            (b"caf\xc3\xa9.test", Ok("caf\u{e9}.test"), "UTF-8 kept"),
+            (b"one.test:98777", bad, "port above 65535"),
+            (b"one.test:65536", bad, "port above 65535"),
+            (b"one.test:99999999999", bad, "port overflow"),
+            (b"a:1:2", bad, "port not digits (second colon)"),
+            (b"one.test.:1.2", bad, "port not digits (dot)"),
+            (b"one.test:8a", bad, "port not digits"),
+            (b"one.test:80 ", bad, "port not digits (space)"),
+            (b"[::1", bad, "literal not closed"),
+            (b"[::1]x", bad, "not `:port` after a literal"),
+            (b"[::1].", bad, "not `:port` after a literal"),
+            (b"local host", bad, "space"),
+            (b"one.test\t", bad, "control byte"),
+            (b"on\x01e", bad, "control byte"),
+            (b"one.\x7ftest", bad, "DEL"),
+            (b"a\0b", bad, "NUL"),
+            (b"", bad, "empty"),
+            (b":80", bad, "empty host"),
+            (b".", bad, "empty after the dot"),
+            (b"a..b", bad, "double dot"),
+            (b"[a..b]", bad, "double dot in a literal"),
+            (b"a/b", bad, "path separator"),
+            (b"a\\b", bad, "backslash"),
+            (b"\xff\xfe", bad, "not UTF-8"),
         ];
-        for (raw, want) in cases {
+        for (raw, want, why) in cases {
             let got = normalize_host(raw);
-            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{raw:?}");
+            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{raw:?}: {why}");
         }
+    }
+
+    #[test]
+    fn request_line_authority_wins_over_host_header() {
+        let bad = Err(RouteError::InvalidHost);
+        // (authority, Host header, host that names the server)
+        type Case<'a> = (
+            Option<&'a [u8]>,
+            Option<&'a [u8]>,
+            Result<Option<&'a [u8]>, RouteError>,
+        );
+        let cases: &[Case] = &[
+            (None, Some(b"one.test"), Ok(Some(b"one.test"))),
+            (None, None, Ok(None)),
+            // The Host header is checked later, by Router::server.
+            (None, Some(b"local host"), Ok(Some(b"local host"))),
+            (Some(b"two.test"), Some(b"one.test"), Ok(Some(b"two.test"))),
+            (Some(b"two.test:81"), None, Ok(Some(b"two.test:81"))),
+            (Some(b"two.test"), Some(b"local host"), bad),
+            (Some(b"two.test"), Some(b"a:1:2"), bad),
+            (Some(b"u@two.test"), Some(b"one.test"), bad),
+        ];
+        for (authority, header, want) in cases {
+            assert_eq!(
+                named_host(*authority, *header),
+                *want,
+                "{authority:?} {header:?}"
+            );
+        }
+        let router = Router::from_servers(&[
+            server(vec![listen("0.0.0.0:80", false)], &["one.test"], 1),
+            server(vec![listen("0.0.0.0:80", false)], &["two.test"], 2),
+        ]);
+        let local: SocketAddr = "1.2.3.4:80".parse().unwrap();
+        let host = named_host(Some(b"TWO.test.:8080"), Some(b"one.test")).unwrap();
+        let routed = router.server(local, host).unwrap();
+        assert_eq!((routed.server.span.line, &*routed.host), (2, "two.test"));
     }
 
     #[test]

@@ -134,7 +134,12 @@ mod tests {
         held.extend_from_slice(b"x");
         give_read_buf(held);
         give_read_buf(BytesMut::with_capacity(MAX_VEC + 1));
-        READS.with(|l| assert!(l.borrow().iter().all(|b| b.is_empty() && b.capacity() <= MAX_VEC)));
+        READS.with(|l| {
+            assert!(l
+                .borrow()
+                .iter()
+                .all(|b| b.is_empty() && b.capacity() <= MAX_VEC))
+        });
     }
 
     #[test]

@@ -111,11 +111,7 @@ impl ClientIo {
 
     /// Waits until the socket is readable (bytes or end of stream), holding
     /// no buffer. False when the worker signals the connection to end first.
-    pub(super) fn poll_idle(
-        &self,
-        cx: &mut Context<'_>,
-        state: &ConnState,
-    ) -> Poll<bool> {
+    pub(super) fn poll_idle(&self, cx: &mut Context<'_>, state: &ConnState) -> Poll<bool> {
         if state.signal() != Signal::None {
             return Poll::Ready(false);
         }

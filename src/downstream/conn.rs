@@ -209,7 +209,8 @@ async fn serve_one<H: Handler>(
                     Err(e) => {
                         tracing::info!("client {} sent a bad request: {e:?}", state.remote);
                         let mut resp = handler().refuse(e);
-                        let _ = respond(io, state, &mut out, &mut resp, RequestFacts::REFUSED).await;
+                        let _ =
+                            respond(io, state, &mut out, &mut resp, RequestFacts::REFUSED).await;
                         resp.body_mut().finish();
                         break 'request Next::Close;
                     }

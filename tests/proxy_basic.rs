@@ -420,7 +420,8 @@ async fn websocket_upgrade_becomes_a_tunnel_and_gets_the_sticky_cookie() {
         .send_raw(
             "GET",
             "/ws",
-            &[("connection", "upgrade"), ("upgrade", "echo")],
+            // Only WebSocket upgrades are tunnelled (issue 14, item 12).
+            &[("connection", "upgrade"), ("upgrade", "websocket")],
             empty(),
         )
         .await

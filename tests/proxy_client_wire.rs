@@ -392,8 +392,10 @@ async fn a_tunnel_outlives_keepalive_timeout_and_carries_early_bytes() {
     let p = proxy(&b, "keepalive_timeout 1s;");
     let mut w = Wire::connect(p.addr).await;
     // Bytes right behind the upgrade request go to the backend after the switch.
-    w.write(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nearly")
-        .await;
+    w.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nearly",
+    )
+    .await;
     let switched = w.response(true).await.expect("101");
     assert_eq!(switched.status(), 101, "{switched:?}");
     assert_eq!(switched.header("upgrade").as_deref(), Some("echo"));

@@ -435,6 +435,61 @@ async fn access_log_lines_are_exact_and_reopen_starts_a_new_file() {
     running.shutdown();
 }
 
+/// Issue 14, item 14: `$request_length` is the request's bytes on the wire
+/// (head and body; it was always 0), and `$hostname` is the host name in
+/// `return` and `proxy_set_header` as in logs (it was empty there).
+#[tokio::test]
+async fn request_length_and_hostname_are_exact() {
+    let dir = Scratch::new("request-length");
+    let a = Backend::start("a");
+    let log = dir.path("len.log");
+    let text = format!(
+        "events {{}} http {{ log_format l '$request_length $hostname'; \
+         upstream app {{ server {peer}; }} \
+         server {{ listen 127.0.0.1:0; access_log {log} l; \
+         location / {{ proxy_pass http://app; }} \
+         location /r {{ return 200 \"$request_length $hostname\"; }} }} }}",
+        peer = a.peer(),
+        log = log.display(),
+    );
+    let running = Proxy::start(config_in(&dir, &text)).expect("starts");
+    let addr = running.addr();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let get = "GET /r HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let post = "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n";
+    let chunked =
+        "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let chunks = "5\r\nhello\r\n0\r\n\r\n";
+    let mut replies = Vec::new();
+    for bytes in [
+        get.to_string(),
+        format!("{post}hello"),
+        format!("{chunked}{chunks}"),
+    ] {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(bytes.as_bytes()).expect("write");
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        replies.push(reply);
+    }
+    assert!(
+        replies[0].ends_with(&format!("\r\n\r\n{} {host}", get.len())),
+        "{}",
+        replies[0]
+    );
+    assert_eq!(
+        read_lines(&log, 3),
+        [
+            format!("{} {host}", get.len()),
+            format!("{} {host}", post.len() + 5),
+            format!("{} {host}", chunked.len() + chunks.len()),
+        ]
+    );
+    running.shutdown();
+}
+
 /// A backend on 127.0.0.1:0 that answers every request with a bodiless 503.
 fn always_503() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -677,7 +732,7 @@ async fn a_websocket_tunnel_keeps_working_across_reloads() {
         .send_raw(
             "GET",
             "/ws",
-            &[("connection", "upgrade"), ("upgrade", "echo")],
+            &[("connection", "upgrade"), ("upgrade", "websocket")],
             common::empty(),
         )
         .await

@@ -473,13 +473,13 @@ async fn chunked_uploads_go_on_chunked_and_length_uploads_raw() {
 #[tokio::test]
 async fn bytes_after_a_101_reach_the_client() {
     let b = Scripted::start(answering(
-        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\nHELLO",
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nHELLO",
     ))
     .await;
     let p = proxy_for(&b);
     let r = raw(
         p.addr,
-        b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+        b"GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         WAIT,
     )
     .await;
@@ -487,9 +487,50 @@ async fn bytes_after_a_101_reach_the_client() {
     assert!(r.ends_with("\r\n\r\nHELLO"), "{r:?}");
     let seen = b.request(0).to_ascii_lowercase();
     assert!(
-        seen.contains("connection: upgrade\r\n") && seen.contains("upgrade: echo\r\n"),
+        seen.contains("connection: upgrade\r\n") && seen.contains("upgrade: websocket\r\n"),
         "{seen}"
     );
+}
+
+/// Issue 14, item 12: only WebSocket upgrades are tunnelled. An `h2c` upgrade
+/// (h2c smuggling: the tunnel would bypass every location rule) never
+/// reaches the backend as one, nor do its `HTTP2-Settings`; a backend `101`
+/// to a request that asked for no tunnelled upgrade is a 502, never a tunnel.
+#[tokio::test]
+async fn only_websocket_upgrades_become_tunnels() {
+    for upgrade in ["h2c", "echo"] {
+        let b = Scripted::start(answering(
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\nHELLO",
+        ))
+        .await;
+        let p = proxy_for(&b);
+        let request = format!(
+            "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+             Upgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        );
+        let r = raw(p.addr, request.as_bytes(), WAIT).await;
+        assert!(r.starts_with("HTTP/1.1 502"), "{upgrade}: {r}");
+        assert!(!r.contains("HELLO"), "{upgrade}: {r}");
+        let seen = b.request(0).to_ascii_lowercase();
+        assert!(!seen.contains("upgrade:"), "{upgrade}: {seen}");
+        assert!(!seen.contains("http2-settings"), "{upgrade}: {seen}");
+    }
+}
+
+/// Issue 14, item 8: a singleton field a backend repeats keeps its first
+/// line, as nginx; list fields (`Set-Cookie`) keep all.
+#[tokio::test]
+async fn repeated_singleton_headers_from_a_backend_keep_the_first() {
+    let b = Scripted::start(answering(
+        "HTTP/1.1 200 OK\r\nExpires: Thu, 01 Jan 2026 00:00:00 GMT\r\nSet-Cookie: a=1\r\n\
+         Expires: Fri, 02 Jan 2026 00:00:00 GMT\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok",
+    ))
+    .await;
+    let p = proxy_for(&b);
+    let r = get_raw(p.addr, "").await.to_ascii_lowercase();
+    assert_eq!(r.matches("expires:").count(), 1, "{r}");
+    assert!(r.contains("expires: thu, 01 jan 2026"), "{r}");
+    assert_eq!(r.matches("set-cookie:").count(), 2, "{r}");
 }
 
 #[tokio::test]

@@ -49,6 +49,9 @@ pub struct ClientIo {
     /// The handler asked for the body (so a pending `100 Continue` is due,
     /// even for an empty one).
     pub(super) continue_asked: Cell<bool>,
+    /// Bytes of the current request's body read off the wire (chunk framing
+    /// included): with its head, `$request_length`.
+    pub(super) body_bytes: Cell<u64>,
 }
 
 impl ClientIo {
@@ -59,6 +62,7 @@ impl ClientIo {
             body: RefCell::new(BodyState::Done),
             continue_left: Cell::new(0),
             continue_asked: Cell::new(false),
+            body_bytes: Cell::new(0),
         }
     }
 
@@ -93,6 +97,11 @@ impl ClientIo {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+
+    /// Counts `n` bytes of the request's body as read off the wire.
+    fn count(&self, n: usize) {
+        self.body_bytes.set(self.body_bytes.get() + n as u64);
     }
 
     /// True when bytes of a next request are already buffered (pipelined).
@@ -189,11 +198,18 @@ impl ClientIo {
         let mut buf = self.buf.borrow_mut();
         let mut state = self.body.borrow_mut();
         match &mut *state {
-            BodyState::Length(n) => buf.advance(*n as usize),
+            BodyState::Length(n) => {
+                self.count(*n as usize);
+                buf.advance(*n as usize);
+            }
             BodyState::Chunked(decoder) => loop {
                 match decoder.next(&buf) {
-                    Ok(Chunk::Data { start, len }) => buf.advance(start + len),
+                    Ok(Chunk::Data { start, len }) => {
+                        self.count(start + len);
+                        buf.advance(start + len);
+                    }
                     Ok(Chunk::End { consumed }) => {
+                        self.count(consumed);
                         buf.advance(consumed);
                         break;
                     }
@@ -310,16 +326,22 @@ impl RequestBody {
                             if *n == 0 {
                                 *state = BodyState::Done;
                             }
+                            io.count(take);
                             return Poll::Ready(Some(Ok(buf.split_to(take).freeze())));
                         }
                     }
                     BodyState::Chunked(decoder) => match decoder.next(&buf) {
                         Ok(Chunk::Data { start, len }) => {
+                            io.count(start + len);
                             buf.advance(start);
                             return Poll::Ready(Some(Ok(buf.split_to(len).freeze())));
                         }
-                        Ok(Chunk::Need) => buf.clear(),
+                        Ok(Chunk::Need) => {
+                            io.count(buf.len());
+                            buf.clear();
+                        }
                         Ok(Chunk::End { consumed }) => {
+                            io.count(consumed);
                             buf.advance(consumed);
                             *state = BodyState::Done;
                             return Poll::Ready(None);

@@ -211,11 +211,12 @@ async fn serve_one<H: Handler>(
                         let mut resp = handler().refuse(e);
                         let _ =
                             respond(io, state, &mut out, &mut resp, RequestFacts::REFUSED).await;
-                        resp.body_mut().finish();
+                        resp.body_mut().finish(0);
                         break 'request Next::Close;
                     }
                 };
                 state.waiting_since.set(None);
+                state.head_bytes.set(head.head_len as u64);
                 let served = state.requests.get() + 1;
                 state.requests.set(served);
                 let (req, mut facts) = request_of(io, head);
@@ -230,7 +231,8 @@ async fn serve_one<H: Handler>(
         // The response is sent (or given up on): the request ends now, and
         // the connection's idle time starts when the response's source
         // ended.
-        let ended = resp.body_mut().finish();
+        let request_length = state.head_bytes.get() + io.body_bytes.get();
+        let ended = resp.body_mut().finish(request_length);
         state
             .waiting_since
             .set(Some(ended.unwrap_or_else(Instant::now)));
@@ -267,7 +269,9 @@ fn request_of(io: &Rc<ClientIo>, head: RequestHead) -> (Request<RequestBody>, Re
         framing,
         keep_alive,
         expect_continue,
+        head_len: _,
     } = head;
+    io.body_bytes.set(0);
     let facts = RequestFacts {
         http10: parts.version == Version::HTTP_10,
         head_request: parts.method == Method::HEAD,

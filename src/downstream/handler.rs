@@ -60,8 +60,10 @@ pub trait ResponseBody: http_body::Body<Data = Bytes, Error = BoxError> + Unpin 
     fn take_upgrade(&mut self) -> Option<Upgraded>;
 
     /// The request is over (its response sent, cut short, or abandoned): the
-    /// one step that ends it (access-log line, active count). Returns when
-    /// the body's source ended, the start of the connection's idle time.
-    /// Called once; a body dropped without it ends itself the same way.
-    fn finish(&mut self) -> Option<Instant>;
+    /// one step that ends it (access-log line, active count), told how many
+    /// bytes the request took on the wire (`$request_length`: head and body).
+    /// Returns when the body's source ended, the start of the connection's
+    /// idle time. Called once; a body dropped without it ends itself the same
+    /// way.
+    fn finish(&mut self, request_length: u64) -> Option<Instant>;
 }

@@ -21,6 +21,8 @@ pub struct ConnState {
     pub listen: SocketAddr,
     /// Requests received on this connection so far.
     pub requests: Cell<u64>,
+    /// The current request's head, in bytes as received.
+    pub head_bytes: Cell<u64>,
     /// `keepalive_requests` of the connection's server.
     pub keepalive_requests: u64,
     /// Serial number of the connection in its worker (`$connection`).
@@ -69,6 +71,7 @@ impl ConnState {
             local,
             listen,
             requests: Cell::new(0),
+            head_bytes: Cell::new(0),
             keepalive_requests,
             serial,
             waiting_since: Cell::new(Some(Instant::now())),

@@ -60,6 +60,8 @@ pub struct RequestHead {
     /// `Expect: 100-continue` (HTTP/1.1): the client waits for a `100
     /// Continue` before it sends the body.
     pub expect_continue: bool,
+    /// The head's length in bytes, as received (`$request_length`'s start).
+    pub head_len: usize,
 }
 
 /// Why a request head was refused: the error page to answer with (the
@@ -280,6 +282,7 @@ fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
         framing,
         keep_alive,
         expect_continue: !http10 && facts.expect_continue,
+        head_len: head.len(),
     })
 }
 

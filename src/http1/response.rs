@@ -13,7 +13,7 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
 use crate::http1::fields::{write_decimal, HeaderSpans};
@@ -192,7 +192,14 @@ pub fn build_response_head(
         }
         let value =
             HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| HeadError::Invalid)?;
-        headers.append(name, value);
+        if singleton(&name) {
+            // A repeated singleton keeps its first line, as nginx.
+            if let Entry::Vacant(slot) = headers.entry(name) {
+                slot.insert(value);
+            }
+        } else {
+            headers.append(name, value);
+        }
     }
     let named = LineKind {
         named_in_connection: true,
@@ -211,6 +218,25 @@ pub fn build_response_head(
         declared_length: facts.declared_length(),
         keep_alive: facts.response_keep_alive(layout.http10, framing),
     })
+}
+
+/// The response fields nginx takes once from a backend (a repeated line is
+/// ignored, the first kept: RFC 9110 singleton fields).
+fn singleton(name: &HeaderName) -> bool {
+    [
+        header::CONTENT_TYPE,
+        header::LAST_MODIFIED,
+        header::ETAG,
+        header::LOCATION,
+        header::EXPIRES,
+        header::ACCEPT_RANGES,
+        header::CONTENT_RANGE,
+        header::CONTENT_ENCODING,
+        header::SERVER,
+        header::DATE,
+    ]
+    .iter()
+    .any(|h| h == name)
 }
 
 /// What the response head is written for.
@@ -504,6 +530,25 @@ mod tests {
             let got = head_of(&text, false).err();
             assert_eq!(got, Some(want), "{:?}", &text[..text.len().min(60)]);
         }
+    }
+
+    #[test]
+    fn repeated_singleton_fields_keep_their_first_line() {
+        let text = "HTTP/1.1 200 OK\r\nExpires: first\r\nSet-Cookie: a=1\r\nExpires: second\r\n\
+                    Content-Type: text/plain\r\nContent-Type: text/html\r\nSet-Cookie: b=2\r\n\
+                    Location: /one\r\nLocation: /two\r\nContent-Length: 0\r\n\r\n";
+        let head = head_of(text, false).unwrap().unwrap();
+        let all = |n: &str| -> Vec<&str> {
+            head.headers
+                .get_all(n)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect()
+        };
+        assert_eq!(all("expires"), ["first"]);
+        assert_eq!(all("content-type"), ["text/plain"]);
+        assert_eq!(all("location"), ["/one"]);
+        assert_eq!(all("set-cookie"), ["a=1", "b=2"]);
     }
 
     #[test]

@@ -371,6 +371,12 @@ impl PendingLog {
         }
     }
 
+    /// The request took `n` bytes on the wire, head and body
+    /// (`$request_length`, known once it is over).
+    pub fn request_length(&mut self, n: u64) {
+        self.record.request_length = n;
+    }
+
     /// `n` more body bytes went to the client.
     pub fn sent(&mut self, n: u64) {
         self.record.sent.body_bytes += n;
@@ -404,7 +410,7 @@ pub fn pid() -> u32 {
 }
 
 /// `$hostname`: the kernel's host name, read once.
-fn hostname() -> &'static str {
+pub fn hostname() -> &'static str {
     static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     NAME.get_or_init(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname")

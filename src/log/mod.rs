@@ -44,7 +44,7 @@ use std::path::{Path, PathBuf};
 use crate::config::include::os_error;
 
 pub use access::{
-    format_line, pid, AccessLogs, AccessRecord, LogTarget, PendingLog, Sent, TryRecord,
+    format_line, hostname, pid, AccessLogs, AccessRecord, LogTarget, PendingLog, Sent, TryRecord,
 };
 pub use error::{init_error_log, level_filter, ErrorLog};
 pub use writer::{LogFile, Opener, QUEUE_LINES};

@@ -180,7 +180,7 @@ impl Drop for ProxyBody {
     fn drop(&mut self) {
         // Abandoned (the connection was evicted or broke): the request ends
         // all the same.
-        self.end();
+        self.end(None);
     }
 }
 
@@ -204,8 +204,11 @@ impl ProxyBody {
     /// The request's end: its access-log line is written and its peer no
     /// longer counts it as active. Once; returns when the backend's body
     /// ended.
-    fn end(&mut self) -> Option<Instant> {
+    fn end(&mut self, request_length: Option<u64>) -> Option<Instant> {
         // Dropping them is what writes the line and lowers the count.
+        if let (Some(log), Some(n)) = (&mut self.log, request_length) {
+            log.request_length(n);
+        }
         drop(self.log.take());
         drop(self.active.take());
         self.ended
@@ -389,8 +392,8 @@ impl ResponseBody for ProxyBody {
         }
     }
 
-    fn finish(&mut self) -> Option<Instant> {
-        self.end()
+    fn finish(&mut self, request_length: u64) -> Option<Instant> {
+        self.end(Some(request_length))
     }
 }
 

@@ -25,7 +25,7 @@ use crate::http1::response::LineKind;
 use crate::proxy::vars::{self, RequestVars, Style};
 
 /// Hop-by-hop headers (RFC 9110 7.6.1 plus the legacy ones), never forwarded.
-pub const HOP_BY_HOP: [HeaderName; 7] = [
+pub const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -33,6 +33,8 @@ pub const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
+    // An h2c upgrade's settings (RFC 9113 3.2.1 of RFC 7540): never forwarded.
+    HeaderName::from_static("http2-settings"),
 ];
 
 /// Response headers nginx hides by default (`proxy_hide_header` defaults of
@@ -115,14 +117,33 @@ fn remove_matching(headers: &mut HeaderMap, drop: impl Fn(&HeaderName, bool) -> 
     }
 }
 
-/// True when the request asks for a protocol upgrade (`Connection: upgrade` with an
-/// `Upgrade` header), as for WebSocket.
+/// True when the request asks for an upgrade the proxy tunnels
+/// (`Connection: upgrade` with `Upgrade: websocket`). Any other protocol
+/// (`h2c` above all: a tunnel would bypass every location rule) is not
+/// forwarded as an upgrade, and a `101` to it gets 502.
 pub fn wants_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
+    headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| tunnelled_protocol(v.as_bytes()))
         && headers
             .get_all(header::CONNECTION)
             .iter()
             .any(|value| connection_tokens(value.as_bytes()).any(|t| t == ConnectionToken::Upgrade))
+}
+
+/// Whether an `Upgrade` value names a protocol the proxy tunnels: WebSocket
+/// (`websocket`, any case, with or without a version), as the first offer.
+pub fn tunnelled_protocol(value: &[u8]) -> bool {
+    let first = value.split(|&b| b == b',').next().unwrap_or_default();
+    let name = first.split(|&b| b == b'/').next().unwrap_or_default();
+    name.trim_ascii().eq_ignore_ascii_case(b"websocket")
+}
+
+/// Whether an `Upgrade` value offers `h2c` (cleartext HTTP/2).
+fn offers_h2c(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|p| p.trim_ascii().eq_ignore_ascii_case(b"h2c"))
 }
 
 /// Evaluates the `proxy_set_header` list. Values that evaluate to bytes not allowed
@@ -200,6 +221,14 @@ pub fn to_upstream_request_with_host(
                 headers.remove(name);
             }
         }
+    }
+    // An h2c upgrade never reaches a backend, not even through
+    // `proxy_set_header Upgrade $http_upgrade`.
+    if headers
+        .get(header::UPGRADE)
+        .is_some_and(|v| offers_h2c(v.as_bytes()))
+    {
+        headers.remove(header::UPGRADE);
     }
 }
 
@@ -325,13 +354,55 @@ mod tests {
     }
 
     #[test]
+    fn h2c_upgrades_never_reach_the_backend() {
+        for set_upgrade in [false, true] {
+            let mut map = headers(&[
+                ("connection", "Upgrade, HTTP2-Settings"),
+                ("upgrade", "h2c"),
+                ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+                ("x-keep", "1"),
+            ]);
+            // As `proxy_set_header Upgrade $http_upgrade` would.
+            let set = if set_upgrade {
+                vec![(header::UPGRADE, Some(HeaderValue::from_static("h2c")))]
+            } else {
+                Vec::new()
+            };
+            let mode = if wants_upgrade(&map) {
+                UpstreamConnection::Upgrade
+            } else {
+                UpstreamConnection::KeepAlive
+            };
+            assert_eq!(mode, UpstreamConnection::KeepAlive);
+            to_upstream_request_with_host(&mut map, set, None, mode);
+            assert_eq!(names(&map), ["x-keep: 1"], "set Upgrade: {set_upgrade}");
+        }
+    }
+
+    #[test]
     fn upgrade_detection_table() {
         let cases: &[(&[(&str, &str)], bool)] = &[
             (&[("connection", "Upgrade"), ("upgrade", "websocket")], true),
             (
-                &[("connection", "keep-alive, upgrade"), ("upgrade", "h2c")],
+                &[
+                    ("connection", "keep-alive, upgrade"),
+                    ("upgrade", "WebSocket/13"),
+                ],
                 true,
             ),
+            // Issue 14, item 12: only WebSocket is tunnelled; h2c never.
+            (
+                &[("connection", "keep-alive, upgrade"), ("upgrade", "h2c")],
+                false,
+            ),
+            (
+                &[
+                    ("connection", "upgrade, http2-settings"),
+                    ("upgrade", "h2c, websocket"),
+                ],
+                false,
+            ),
+            (&[("connection", "upgrade"), ("upgrade", "TLS/1.2")], false),
             (&[("connection", "upgrade")], false),
             (&[("upgrade", "websocket")], false),
             (&[("connection", "close"), ("upgrade", "websocket")], false),

@@ -259,19 +259,6 @@ pub fn named_host<'a>(
     Ok(Some(authority))
 }
 
-/// Where [`normalize_host`] is in a Host value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum HostPart {
-    /// A name or an IPv4 address, up to `:`.
-    Name,
-    /// Inside an IPv6 (or IPvFuture) literal opened by `[` at the start.
-    Literal,
-    /// Just after the literal's `]`: only `:port` may follow.
-    AfterLiteral,
-    /// In the port, with its value so far.
-    Port(u32),
-}
-
 /// nginx's Host validation and normalization (`ngx_http_validate_host`):
 /// lowercase, `:port` stripped (IPv6 literals `[...]` kept whole), one trailing
 /// dot stripped. Invalid, as in nginx 1.22 (checked against the binary): an empty
@@ -284,62 +271,22 @@ enum HostPart {
 /// (`one.test:`) is valid, as RFC 3986 allows. Borrows when no change is needed
 /// but removing the port or dot.
 pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, RouteError> {
-    let raw = std::str::from_utf8(raw).map_err(|_| RouteError::InvalidHost)?;
-    let mut len = raw.len();
-    let mut part = HostPart::Name;
-    let mut prev_dot = false;
-    let mut upper = false;
-    for (i, &b) in raw.as_bytes().iter().enumerate() {
-        part = match part {
-            HostPart::Port(value) => {
-                let digit = match b {
-                    b'0'..=b'9' => u32::from(b - b'0'),
-                    _ => return Err(RouteError::InvalidHost),
-                };
-                let value = value * 10 + digit;
-                if value > u32::from(u16::MAX) {
-                    return Err(RouteError::InvalidHost);
-                }
-                HostPart::Port(value)
-            }
-            HostPart::AfterLiteral if b == b':' => HostPart::Port(0),
-            HostPart::AfterLiteral => return Err(RouteError::InvalidHost),
-            HostPart::Name | HostPart::Literal => {
-                if b == b'.' {
-                    if prev_dot {
-                        return Err(RouteError::InvalidHost);
-                    }
-                    prev_dot = true;
-                    continue;
-                }
-                prev_dot = false;
-                match b {
-                    b':' if part == HostPart::Name => {
-                        len = i;
-                        HostPart::Port(0)
-                    }
-                    b'[' if i == 0 => HostPart::Literal,
-                    b']' if part == HostPart::Literal => {
-                        len = i + 1;
-                        HostPart::AfterLiteral
-                    }
-                    0..=0x20 | 0x7f | b'/' | b'\\' => return Err(RouteError::InvalidHost),
-                    b'A'..=b'Z' => {
-                        upper = true;
-                        part
-                    }
-                    _ => part,
-                }
-            }
-        };
-    }
-    if part == HostPart::Literal {
-        return Err(RouteError::InvalidHost);
-    }
-    let mut host = raw.get(..len).ok_or(RouteError::InvalidHost)?;
-    if let Some(stripped) = host.strip_suffix('.') {
-        host = stripped;
-    }
+    // The usual host (a name or an IPv4 address, an optional port) is judged
+    // in one pass over a byte table; an IPv6 literal takes the general path.
+    let (name_len, upper) = if raw.first() == Some(&b'[') {
+        literal_host(raw)?
+    } else {
+        let colon = memchr::memchr(b':', raw);
+        let name = raw.get(..colon.unwrap_or(raw.len())).unwrap_or_default();
+        let upper = check_name(name)?;
+        if let Some(c) = colon {
+            check_port(raw.get(c + 1..).unwrap_or_default())?;
+        }
+        (name.len(), upper)
+    };
+    let host = raw.get(..name_len).ok_or(RouteError::InvalidHost)?;
+    let host = std::str::from_utf8(host).map_err(|_| RouteError::InvalidHost)?;
+    let host = host.strip_suffix('.').unwrap_or(host);
     if host.is_empty() {
         return Err(RouteError::InvalidHost);
     }
@@ -348,6 +295,98 @@ pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, RouteError> {
     } else {
         Cow::Borrowed(host)
     })
+}
+
+/// What a byte of a host name is to [`check_name`].
+const NAME_OK: u8 = 0;
+const NAME_BAD: u8 = 1;
+const NAME_DOT: u8 = 2;
+const NAME_UPPER: u8 = 3;
+
+/// The class of every byte in a host name: control bytes, space, DEL, `/` and
+/// `\` are refused; bytes past ASCII pass here and meet the UTF-8 check.
+const NAME_CLASS: [u8; 256] = {
+    let mut table = [NAME_OK; 256];
+    let mut b = 0;
+    while b <= 0x20 {
+        table[b] = NAME_BAD;
+        b += 1;
+    }
+    table[0x7f] = NAME_BAD;
+    table[b'/' as usize] = NAME_BAD;
+    table[b'\\' as usize] = NAME_BAD;
+    table[b':' as usize] = NAME_BAD;
+    table[b'.' as usize] = NAME_DOT;
+    let mut c = b'A';
+    while c <= b'Z' {
+        table[c as usize] = NAME_UPPER;
+        c += 1;
+    }
+    table
+};
+
+/// Checks a host name (no port): its bytes, and no `..`. True when it has
+/// upper-case letters.
+fn check_name(name: &[u8]) -> Result<bool, RouteError> {
+    let mut upper = false;
+    let mut prev_dot = false;
+    for &b in name {
+        match NAME_CLASS[usize::from(b)] {
+            NAME_OK => prev_dot = false,
+            NAME_DOT if prev_dot => return Err(RouteError::InvalidHost),
+            NAME_DOT => prev_dot = true,
+            NAME_UPPER => {
+                upper = true;
+                prev_dot = false;
+            }
+            _ => return Err(RouteError::InvalidHost),
+        }
+    }
+    Ok(upper)
+}
+
+/// Checks a port: digits only (none is allowed), at most 65535.
+fn check_port(port: &[u8]) -> Result<(), RouteError> {
+    let mut value: u32 = 0;
+    for &b in port {
+        if !b.is_ascii_digit() {
+            return Err(RouteError::InvalidHost);
+        }
+        value = value * 10 + u32::from(b - b'0');
+        if value > u32::from(u16::MAX) {
+            return Err(RouteError::InvalidHost);
+        }
+    }
+    Ok(())
+}
+
+/// An IPv6 (or IPvFuture) literal host, `[...]` with an optional `:port`:
+/// the length of the literal and whether it has upper-case letters.
+fn literal_host(raw: &[u8]) -> Result<(usize, bool), RouteError> {
+    let close = memchr::memchr(b']', raw).ok_or(RouteError::InvalidHost)?;
+    let inside = raw.get(1..close).unwrap_or_default();
+    let mut upper = false;
+    let mut prev_dot = false;
+    for &b in inside {
+        match NAME_CLASS[usize::from(b)] {
+            NAME_DOT if prev_dot => return Err(RouteError::InvalidHost),
+            NAME_DOT => prev_dot = true,
+            NAME_UPPER => {
+                upper = true;
+                prev_dot = false;
+            }
+            // A literal holds colons.
+            NAME_BAD if b == b':' => prev_dot = false,
+            NAME_OK => prev_dot = false,
+            _ => return Err(RouteError::InvalidHost),
+        }
+    }
+    match raw.get(close + 1..).unwrap_or_default() {
+        [] => {}
+        [b':', port @ ..] => check_port(port)?,
+        _ => return Err(RouteError::InvalidHost),
+    }
+    Ok((close + 1, upper))
 }
 
 /// What one level of the search found.

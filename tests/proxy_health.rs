@@ -561,3 +561,129 @@ async fn status_page_formats_match_the_real_state() {
         assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
     }
 }
+
+/// A raw HTTP/1.1 backend that fails every third request it receives: it reads
+/// the request head and closes the connection without answering (an upstream
+/// error, which nginx always counts against the peer); the others get 200
+/// `backend NAME` and `Connection: close`.
+struct FlakyBackend {
+    addr: SocketAddr,
+    received: Arc<AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FlakyBackend {
+    fn start(name: &'static str) -> FlakyBackend {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let received = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, stopped) = (Arc::clone(&received), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                let mut stream = match listener.accept() {
+                    Ok((s, _)) => s,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                };
+                stream.set_nonblocking(false).expect("blocking");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                if n % 3 == 0 {
+                    drop(stream);
+                    continue;
+                }
+                let body = format!("backend {name}\n");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FlakyBackend {
+            addr,
+            received,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn peer(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Requests received so far, failed ones included.
+    fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for FlakyBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Issue 14, item 6. Round robin over `a` and `b` (`max_fails=3
+/// fail_timeout=10s`), `b` failing every third request it receives, one worker,
+/// `proxy_next_upstream off` so each failure reaches the client as a 502.
+///
+/// nginx's rule: a success resets the failure count only on a peer chosen after
+/// its last failure's `fail_timeout` passed, so `b`'s failures at its 3rd, 6th
+/// and 9th request (client requests 6, 12 and 18, all within 10 s) add up to 3
+/// and take it out. Requests 1-18 alternate `a`, `b`; 19-30 all go to `a`:
+/// `b` receives 9 of the 30 (6 answered, 3 failed), `a` answers 21.
+///
+/// (Before, every success reset the count, so `b` was never taken out: it
+/// received 15 of the 30, and 5 of them failed.)
+#[tokio::test]
+async fn a_peer_failing_every_third_request_is_out_after_three_failures_within_fail_timeout() {
+    let a = Backend::start("a");
+    let b = FlakyBackend::start("b");
+    let text = format!(
+        "worker_processes 1;\nhttp {{\n  upstream app {{\n    server {} max_fails=3 fail_timeout=10s;\n    server {} max_fails=3 fail_timeout=10s;\n  }}\n  server {{\n    listen 127.0.0.1:0;\n    location / {{ proxy_pass http://app; proxy_next_upstream off; }}\n    location /status {{ check_status; }}\n  }}\n}}\n",
+        a.peer(),
+        b.peer()
+    );
+    let p = start_proxy(&text);
+    let started = Instant::now();
+    let mut seen = String::new();
+    for _ in 0..30 {
+        let r = get(p.addr, "/", &[]).await;
+        seen.push(match (r.status, r.backend().as_deref()) {
+            (200, Some("a")) => 'a',
+            (200, Some("b")) => 'b',
+            (502, None) => 'X',
+            other => panic!("unexpected reply {other:?}"),
+        });
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the run must fit in one fail_timeout"
+    );
+    let expected = format!("{}{}", "ababaX".repeat(3), "a".repeat(12));
+    assert_eq!(seen, expected, "who served each request (X: 502)");
+    assert_eq!(b.received(), 9, "b receives 9 of 30");
+    assert_eq!(a.hits(), 21);
+    assert_eq!(seen.matches('X').count(), 3);
+    assert_eq!(state_of(p.addr, &b.peer()).await, "down");
+}

@@ -1,19 +1,30 @@
 //! Passive health: nginx's `max_fails` / `fail_timeout` accounting, per worker.
 //!
 //! One [`PeerHealth`] per peer, owned by one worker (no atomics, no locks), with the
-//! clock passed in as `now`. A failure within `fail_timeout` of the previous one
-//! adds to the count (an older one starts a new count); reaching `max_fails` makes
-//! the peer unavailable for `fail_timeout` from the last failure. After that one
-//! trial request is let through ([`PeerHealth::note_selected`] starts a new
-//! `fail_timeout` window, so concurrent requests keep avoiding the peer); its
-//! success resets the count, its failure keeps the peer out for another
-//! `fail_timeout`. `max_fails = 0` disables the accounting, and so does an upstream
-//! of a single peer (nginx's `peers->single`).
+//! clock passed in as `now`. The rules are nginx's round robin
+//! (`ngx_http_upstream_get_peer` and `ngx_http_upstream_free_round_robin_peer` in
+//! `src/http/ngx_http_upstream_round_robin.c`), with `accessed` and `checked` as
+//! there:
 //!
-//! Two simplifications of nginx's bookkeeping, both following its documentation:
-//! any success resets the count (nginx resets only on a success after a quiet
-//! `fail_timeout`), and failures further apart than `fail_timeout` start a new count
-//! (nginx may keep adding to an old one).
+//! - a failure adds one to `fails` and sets `accessed = checked = now`; nothing
+//!   else ever lowers the count, so failures accumulate;
+//! - the peer is out while `fails >= max_fails` and `now - checked <=
+//!   fail_timeout`;
+//! - choosing a peer ([`PeerHealth::note_selected`]) whose `checked` is more than
+//!   `fail_timeout` old sets `checked = now`: for a peer that was out this is the
+//!   one probe (every other request keeps avoiding it for another
+//!   `fail_timeout`);
+//! - a success resets `fails` only when `accessed < checked`, i.e. the peer was
+//!   chosen again after its last failure's window had passed. A success within
+//!   `fail_timeout` of the last failure resets nothing.
+//!
+//! `max_fails = 0` disables the accounting (nginx increments `fails` but never
+//! reads it), and so does an upstream of a single peer (nginx's `peers->single`:
+//! its free function returns before any accounting). When every peer is out, the
+//! balancer finds none and the request gets 502 ("no live upstreams"); counts are
+//! not reset (current nginx; its old "quick recovery" loop that cleared every
+//! peer's `fails` is gone from its source). Times are monotonic instants where
+//! nginx uses whole seconds of `ngx_time()`.
 
 use std::time::{Duration, Instant};
 
@@ -24,11 +35,12 @@ use crate::config::{PeerConf, UpstreamConf};
 pub struct PeerHealth {
     pub max_fails: u32,
     pub fail_timeout: Duration,
-    /// Failures counted in the current window.
+    /// Failures counted since the last reset.
     pub fails: u32,
-    /// Last failure (nginx's `accessed`).
-    pub last_failure: Option<Instant>,
-    /// Start of the current unavailability window or trial (nginx's `checked`).
+    /// The last failure (nginx's `accessed`); `None`: never failed.
+    pub accessed: Option<Instant>,
+    /// The last failure, or the last choice of the peer more than
+    /// `fail_timeout` after the previous `checked` (nginx's `checked`).
     pub checked: Option<Instant>,
 }
 
@@ -39,7 +51,7 @@ impl PeerHealth {
             max_fails,
             fail_timeout,
             fails: 0,
-            last_failure: None,
+            accessed: None,
             checked: None,
         }
     }
@@ -49,28 +61,23 @@ impl PeerHealth {
         PeerHealth::new(peer.max_fails, peer.fail_timeout)
     }
 
-    /// True when the peer may be chosen at `now`.
-    pub fn is_available(&self, now: Instant) -> bool {
-        if self.max_fails == 0 || self.fails < self.max_fails {
-            return true;
-        }
-        match self.checked {
-            Some(checked) => now.saturating_duration_since(checked) > self.fail_timeout,
-            None => true,
-        }
+    /// True when `checked` is more than `fail_timeout` before `now` (or unset).
+    fn window_passed(&self, now: Instant) -> bool {
+        self.checked
+            .is_none_or(|c| now.saturating_duration_since(c) > self.fail_timeout)
     }
 
-    /// The peer was chosen for a request at `now`: when its unavailability window
-    /// is over this is the trial request, and a new window starts (as nginx sets
-    /// `checked`).
+    /// True when the peer may be chosen at `now`.
+    pub fn is_available(&self, now: Instant) -> bool {
+        !self.reached_max_fails() || self.window_passed(now)
+    }
+
+    /// The peer was chosen for a request at `now` (by the balancer or a sticky
+    /// pin): when `checked` is older than `fail_timeout` it becomes `now`, so
+    /// that a success of this request resets the count, and, for a peer that was
+    /// out, this request is its one probe.
     pub fn note_selected(&mut self, now: Instant) {
-        if self.max_fails == 0 || self.fails < self.max_fails {
-            return;
-        }
-        if self
-            .checked
-            .is_none_or(|c| now.saturating_duration_since(c) > self.fail_timeout)
-        {
+        if self.max_fails != 0 && self.window_passed(now) {
             self.checked = Some(now);
         }
     }
@@ -81,22 +88,23 @@ impl PeerHealth {
         if self.max_fails == 0 {
             return;
         }
-        let fresh = self
-            .last_failure
-            .is_some_and(|last| now.saturating_duration_since(last) <= self.fail_timeout);
-        self.fails = if fresh || self.fails >= self.max_fails {
-            self.fails.saturating_add(1)
-        } else {
-            1
-        };
-        self.last_failure = Some(now);
+        self.fails = self.fails.saturating_add(1);
+        self.accessed = Some(now);
         self.checked = Some(now);
     }
 
-    /// A request to the peer succeeded: the count resets.
+    /// A request to the peer succeeded: the count resets if the peer was chosen
+    /// after its last failure's window (`accessed < checked`).
     pub fn note_success(&mut self) {
-        self.fails = 0;
-        self.checked = None;
+        if self.accessed < self.checked {
+            self.fails = 0;
+        }
+    }
+
+    /// True when the count has reached `max_fails`: the peer is out, or is
+    /// waiting for its probe, until a success resets the count.
+    pub fn reached_max_fails(&self) -> bool {
+        self.max_fails != 0 && self.fails >= self.max_fails
     }
 }
 
@@ -150,6 +158,11 @@ impl Health {
         }
     }
 
+    /// See [`PeerHealth::reached_max_fails`] (an unknown index has not).
+    pub fn reached_max_fails(&self, index: usize) -> bool {
+        self.peers.get(index).is_some_and(|p| p.reached_max_fails())
+    }
+
     pub fn peer(&self, index: usize) -> Option<&PeerHealth> {
         self.peers.get(index)
     }
@@ -159,125 +172,145 @@ impl Health {
 mod tests {
     use super::*;
 
-    /// Events applied in order to one peer, each followed by the expected
-    /// availability at that instant.
+    /// One step of a peer's life, times in whole seconds from the start (as
+    /// nginx's `ngx_time()`).
     #[derive(Debug, Clone, Copy)]
     enum Ev {
-        Fail(u64),
-        Success,
+        /// The balancer (or a sticky pin) chose the peer at this second.
         Pick(u64),
-        Check(u64, bool),
+        /// A try at the peer failed at this second.
+        Fail(u64),
+        /// A try at the peer succeeded.
+        Ok,
+        /// At this second: is the peer up, and how many failures are counted.
+        Check(u64, bool, u32),
     }
 
-    fn run(max_fails: u32, fail_timeout: u64, events: &[Ev]) {
+    fn run(name: &str, max_fails: u32, fail_timeout: u64, events: &[Ev]) {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         let mut h = PeerHealth::new(max_fails, Duration::from_secs(fail_timeout));
         for (step, ev) in events.iter().enumerate() {
             match *ev {
-                Ev::Fail(s) => h.note_failure(at(s)),
-                Ev::Success => h.note_success(),
                 Ev::Pick(s) => h.note_selected(at(s)),
-                Ev::Check(s, want) => {
-                    assert_eq!(
-                        h.is_available(at(s)),
-                        want,
-                        "step {step} {ev:?} in {events:?}"
-                    )
-                }
+                Ev::Fail(s) => h.note_failure(at(s)),
+                Ev::Ok => h.note_success(),
+                Ev::Check(s, up, fails) => assert_eq!(
+                    (h.is_available(at(s)), h.fails),
+                    (up, fails),
+                    "{name}: step {step} {ev:?}"
+                ),
             }
         }
     }
 
+    /// nginx's sequences (ngx_http_upstream_get_peer and
+    /// ngx_http_upstream_free_round_robin_peer), step by step.
     #[test]
-    fn passive_health_table() {
+    fn passive_health_follows_nginx_round_robin() {
         use Ev::*;
-        let cases: &[(u32, u64, &[Ev])] = &[
-            // One failure with max_fails=1 takes the peer out for fail_timeout.
+        #[rustfmt::skip]
+        let cases: &[(&str, u32, u64, &[Ev])] = &[
             (
-                1,
-                10,
-                &[
-                    Check(0, true),
-                    Fail(0),
-                    Check(1, false),
-                    Check(10, false),
-                    Check(11, true),
-                ],
-            ),
-            // max_fails=3: two failures keep it in, the third takes it out.
-            (
+                "fails every third request: out after the 3rd failure within 10 s",
                 3,
                 10,
                 &[
-                    Fail(0),
-                    Fail(1),
-                    Check(2, true),
-                    Fail(2),
-                    Check(3, false),
-                    Check(13, true),
+                    Pick(0), Ok, Pick(1), Ok, Pick(2), Fail(2), Check(2, true, 1),
+                    Pick(3), Ok, Check(3, true, 1),
+                    Pick(4), Ok, Pick(5), Fail(5), Check(5, true, 2),
+                    Pick(6), Ok, Pick(7), Ok, Check(7, true, 2),
+                    Pick(8), Fail(8), Check(8, false, 3),
+                    Check(18, false, 3), Check(19, true, 3),
                 ],
             ),
-            // Failures further apart than fail_timeout do not add up.
             (
+                "a success within fail_timeout of the last failure resets nothing",
                 2,
                 10,
                 &[
-                    Fail(0),
-                    Fail(11),
-                    Check(12, true),
-                    Fail(30),
-                    Check(31, true),
+                    Pick(0), Fail(0), Pick(4), Ok, Check(4, true, 1),
+                    Pick(10), Ok, Check(10, true, 1),
+                    Pick(10), Fail(10), Check(10, false, 2),
                 ],
             ),
-            // A success resets the count.
             (
+                "a success on a peer chosen after the window resets the count",
+                3,
+                10,
+                &[
+                    Pick(0), Fail(0), Pick(1), Fail(1), Check(1, true, 2),
+                    Pick(5), Ok, Check(5, true, 2),
+                    Pick(12), Ok, Check(12, true, 0),
+                    Pick(13), Fail(13), Check(13, true, 1),
+                ],
+            ),
+            (
+                "a failure after the window still adds to the old count",
+                3,
+                10,
+                &[
+                    Pick(0), Fail(0), Pick(1), Fail(1),
+                    Pick(30), Fail(30), Check(30, false, 3),
+                    Check(40, false, 3), Check(41, true, 3),
+                ],
+            ),
+            (
+                "down for fail_timeout: still out at exactly fail_timeout",
+                1,
+                10,
+                &[
+                    Check(0, true, 0), Pick(0), Fail(0), Check(0, false, 1),
+                    Check(9, false, 1), Check(10, false, 1), Check(11, true, 1),
+                ],
+            ),
+            (
+                "one probe after the window; others wait while it runs; it succeeds",
+                1,
+                10,
+                &[
+                    Pick(0), Fail(0), Check(11, true, 1), Pick(11),
+                    Check(12, false, 1), Check(21, false, 1),
+                    Ok, Check(12, true, 0),
+                ],
+            ),
+            (
+                "the probe fails: out for another fail_timeout from that failure",
+                1,
+                10,
+                &[
+                    Pick(0), Fail(0), Pick(11), Fail(13), Check(13, false, 2),
+                    Check(23, false, 2), Check(24, true, 2),
+                    Pick(24), Ok, Check(24, true, 0),
+                ],
+            ),
+            (
+                "a success that was in flight when the peer went down keeps it down",
                 2,
                 10,
                 &[
-                    Fail(0),
-                    Success,
-                    Fail(2),
-                    Check(3, true),
-                    Fail(4),
-                    Check(5, false),
+                    Pick(0), Pick(0), Fail(1), Fail(1), Check(1, false, 2),
+                    Ok, Check(1, false, 2), Check(12, true, 2),
                 ],
             ),
-            // After fail_timeout one trial is let through; others wait while it runs.
             (
-                1,
+                "max_fails=0: never marked down",
+                0,
                 10,
                 &[
-                    Fail(0),
-                    Check(11, true),
-                    Pick(11),
-                    Check(12, false),
-                    Check(21, false),
-                    Check(22, true),
+                    Pick(0), Fail(0), Fail(0), Fail(0), Fail(1),
+                    Check(1, true, 0), Pick(2), Ok, Check(2, true, 0),
                 ],
             ),
-            // The trial succeeds: back in service.
-            (1, 10, &[Fail(0), Pick(11), Success, Check(12, true)]),
-            // The trial fails: out for another fail_timeout.
             (
+                "choosing a healthy peer changes nothing",
                 1,
                 10,
-                &[
-                    Fail(0),
-                    Pick(11),
-                    Fail(12),
-                    Check(13, false),
-                    Check(22, false),
-                    Check(23, true),
-                ],
+                &[Pick(0), Check(0, true, 0), Pick(20), Ok, Check(20, true, 0)],
             ),
-            // max_fails=0 disables accounting.
-            (0, 10, &[Fail(0), Fail(0), Fail(0), Check(1, true)]),
-            // Picking a healthy peer changes nothing.
-            (1, 10, &[Pick(0), Check(0, true), Pick(1), Check(1, true)]),
         ];
-        for (max_fails, fail_timeout, events) in cases {
-            run(*max_fails, *fail_timeout, events);
+        for (name, max_fails, fail_timeout, events) in cases {
+            run(name, *max_fails, *fail_timeout, events);
         }
     }
 
@@ -327,7 +360,12 @@ mod tests {
         assert!(health.is_available(1, now));
         assert!(!health.is_available(7, now));
         assert_eq!(health.peer(0).map(|p| p.fails), Some(1));
+        assert!(health.reached_max_fails(0) && !health.reached_max_fails(1));
         health.note_success(0);
-        assert!(health.is_available(0, now));
+        assert!(!health.is_available(0, now), "no probe yet: nothing reset");
+        let later = now + Duration::from_secs(6);
+        health.note_selected(0, later);
+        health.note_success(0);
+        assert!(health.is_available(0, later) && !health.reached_max_fails(0));
     }
 }

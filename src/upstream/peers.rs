@@ -92,10 +92,19 @@ impl<B> PeerSet<B> {
     /// Whether peer `i` may serve a request pinned to it now: not `down`, not
     /// failed (passive), not marked down by the active checker. A draining peer
     /// is up for its pinned sessions.
+    ///
+    /// Asked only by the sticky decision, and a `true` means the request goes to
+    /// `i`: so it counts as choosing `i` for passive health, as a balancer pick
+    /// does (`PeerHealth::note_selected`: a pinned request after `fail_timeout`
+    /// is the peer's probe, and its success resets the failure count).
     pub fn is_up(&self, i: usize, now: Instant) -> bool {
-        self.conf.peers.get(i).is_some_and(|p| !p.down)
+        let up = self.conf.peers.get(i).is_some_and(|p| !p.down)
             && self.stats.pinnable(i)
-            && self.health.borrow().is_available(i, now)
+            && self.health.borrow().is_available(i, now);
+        if up {
+            self.health.borrow_mut().note_selected(i, now);
+        }
+        up
     }
 
     /// Round robin among the up peers that take new sessions (not draining),
@@ -132,10 +141,15 @@ impl<B> PeerSet<B> {
         self.balancer.borrow_mut().note_failure(i, max_fails);
     }
 
-    /// Peer `i` answered.
+    /// Peer `i` answered. The failure count resets only if `i` was chosen after
+    /// its last failure's `fail_timeout` (nginx); the status page stops showing
+    /// it down once its count is below `max_fails`.
     pub fn succeeded(&self, i: usize) {
-        self.health.borrow_mut().note_success(i);
-        self.stats.note_passive_up(i);
+        let mut health = self.health.borrow_mut();
+        health.note_success(i);
+        if !health.reached_max_fails(i) {
+            self.stats.note_passive_up(i);
+        }
     }
 
     /// The address of peer `i`.
@@ -213,7 +227,35 @@ mod tests {
         assert!(stats.passive_down(0, now + Duration::from_secs(4)));
         assert!(!stats.passive_down(0, now + Duration::from_secs(6)));
         s.succeeded(0);
-        assert!(!stats.passive_down(0, now) && s.is_up(0, now));
+        assert!(
+            stats.passive_down(0, now) && !s.is_up(0, now),
+            "a success before the probe resets nothing"
+        );
+        let later = now + Duration::from_secs(6);
+        assert_eq!(s.choose(None, &Tried::new(), later), Some(0));
+        s.succeeded(0);
+        assert!(!stats.passive_down(0, now) && s.is_up(0, later));
+    }
+
+    #[test]
+    fn a_pinned_request_after_fail_timeout_is_the_one_probe() {
+        let (s, _t) = set(
+            "server 127.0.0.1:1 max_fails=2 fail_timeout=5s; server 127.0.0.1:2;",
+            "",
+        );
+        let now = Instant::now();
+        let at = |secs| now + Duration::from_secs(secs);
+        s.failed(0, now);
+        assert!(s.is_up(0, at(1)), "one of max_fails=2");
+        s.succeeded(0);
+        s.failed(0, at(2));
+        assert!(!s.is_up(0, at(3)), "the success in between reset nothing");
+        assert!(s.is_up(0, at(8)), "fail_timeout passed: the probe");
+        assert!(!s.is_up(0, at(8)), "others wait while it runs");
+        s.succeeded(0);
+        assert!(s.is_up(0, at(8)), "the probe answered: count reset");
+        s.failed(0, at(9));
+        assert!(s.is_up(0, at(9)), "one failure again, of max_fails=2");
     }
 
     #[test]

@@ -21,6 +21,17 @@ use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::framing::BodyFraming;
 use crate::http1::response::CONTINUE;
 
+/// What ends an idle connection's wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Idle {
+    /// Bytes (or the end of the stream) arrived.
+    Readable,
+    /// The worker asked the connection to give back its request state.
+    Shed,
+    /// The worker asked the connection to end, or the socket failed.
+    End,
+}
+
 /// Largest read of a request body.
 const BODY_READ: usize = 64 * 1024;
 
@@ -119,14 +130,16 @@ impl ClientIo {
     }
 
     /// Waits until the socket is readable (bytes or end of stream), holding
-    /// no buffer. False when the worker signals the connection to end first.
-    pub(super) fn poll_idle(&self, cx: &mut Context<'_>, state: &ConnState) -> Poll<bool> {
+    /// no buffer, or until the worker signals the connection to end or to give
+    /// its request state back.
+    pub(super) fn poll_idle(&self, cx: &mut Context<'_>, state: &ConnState) -> Poll<Idle> {
         if state.signal() != Signal::None {
-            return Poll::Ready(false);
+            return Poll::Ready(Idle::End);
         }
         match self.stream.poll_read_ready(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(true),
-            Poll::Ready(Err(_)) => Poll::Ready(false),
+            Poll::Ready(Ok(())) => Poll::Ready(Idle::Readable),
+            Poll::Ready(Err(_)) => Poll::Ready(Idle::End),
+            Poll::Pending if state.shed_asked() => Poll::Ready(Idle::Shed),
             Poll::Pending => Poll::Pending,
         }
     }

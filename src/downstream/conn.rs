@@ -34,7 +34,7 @@ use http::{Method, Request, Response, Version};
 use http_body::Body;
 use tokio::net::TcpStream;
 
-use crate::downstream::body::{BodyState, ClientIo, RequestBody};
+use crate::downstream::body::{BodyState, ClientIo, Idle, RequestBody};
 use crate::downstream::handler::{Handler, ResponseBody};
 use crate::downstream::state::{ConnState, Signal};
 use crate::downstream::tunnel::{tunnel, Upgraded};
@@ -147,11 +147,12 @@ enum Next {
 /// to). `handler` gives the handler current when each request arrives (the
 /// configuration of the moment: a reload never changes a request half way).
 ///
-/// Between requests the connection holds only this small future, its state
-/// and its socket: it waits for readability with no buffer, and each
-/// request's state (read and write buffers from the worker's free lists, the
-/// handler's future) lives in a box for that request's duration only, so
-/// thousands of idle keep-alive clients cost what nginx's do.
+/// Between requests a connection holds only this small future, its state and
+/// its socket: it waits for readability with no buffer, and the state of
+/// serving requests (read and write buffers from the worker's free lists, the
+/// handler's and the response's futures) lives in a box while the connection
+/// is active ([`serve_active`]), so thousands of idle keep-alive clients cost
+/// what nginx's do, and a busy client allocates nothing per request.
 pub async fn serve<H: Handler>(
     stream: TcpStream,
     state: Rc<ConnState>,
@@ -160,15 +161,19 @@ pub async fn serve<H: Handler>(
 ) {
     let io = Rc::new(ClientIo::new(stream));
     loop {
-        // Idle: no buffer and no per-request state until bytes arrive (a
-        // pipelined request already buffered is served at once).
-        if !io.has_buffered() && !poll_fn(|cx| io.poll_idle(cx, &state)).await {
-            return;
+        // Idle, holding nothing until bytes arrive (a pipelined request
+        // already buffered is served at once).
+        if !io.has_buffered() {
+            state.set_holding(false);
+            match poll_fn(|cx| io.poll_idle(cx, &state)).await {
+                Idle::Readable | Idle::Shed => {}
+                Idle::End => return,
+            }
         }
-        match Box::pin(serve_one(&io, &state, settings, &handler)).await {
-            Next::Continue if io.skip_body() => io.release(),
-            Next::Continue | Next::Close => return,
-            Next::Tunnel(far) => {
+        match Box::pin(serve_active(&io, &state, settings, &handler)).await {
+            Active::Idle => {}
+            Active::Closed => return,
+            Active::Tunnel(far) => {
                 // A tunnel is never idle: neither the idle timeout nor the
                 // `worker_connections` eviction applies to it.
                 state.waiting_since.set(None);
@@ -185,6 +190,58 @@ pub async fn serve<H: Handler>(
     }
 }
 
+/// How an active spell of a connection ended.
+enum Active {
+    /// The connection went idle and gave its request state back.
+    Idle,
+    Closed,
+    /// A `101`: the connection becomes a tunnel to this far end.
+    Tunnel(Upgraded),
+}
+
+/// Serves requests while the connection is busy. A connection that has served
+/// a single request gives everything back as soon as it waits (most idle
+/// keep-alive clients); one that has served more (a busy client) waits here,
+/// keeping its buffers, until its next request or until it has waited for
+/// `SHED_AFTER` (the worker's sweeper asks).
+async fn serve_active<H: Handler>(
+    io: &Rc<ClientIo>,
+    state: &Rc<ConnState>,
+    settings: Settings,
+    handler: &impl Fn() -> Rc<H>,
+) -> Active {
+    let mut out = Out {
+        head: crate::reuse::vec(1024),
+        data: Bytes::new(),
+        tail: b"",
+    };
+    let ended = loop {
+        match serve_one(io, state, settings, handler, &mut out).await {
+            Next::Continue if io.skip_body() => {}
+            Next::Continue | Next::Close => break Active::Closed,
+            Next::Tunnel(far) => break Active::Tunnel(far),
+        }
+        if io.has_buffered() {
+            continue;
+        }
+        if state.requests.get() < 2 {
+            io.release();
+            break Active::Idle;
+        }
+        state.set_holding(true);
+        match poll_fn(|cx| io.poll_idle(cx, state)).await {
+            Idle::Readable => {}
+            Idle::Shed => {
+                io.release();
+                break Active::Idle;
+            }
+            Idle::End => break Active::Closed,
+        }
+    };
+    crate::reuse::give_vec(std::mem::take(&mut out.head));
+    ended
+}
+
 /// One request of the connection: its head read, the handler's response
 /// written, and the request ended.
 async fn serve_one<H: Handler>(
@@ -192,53 +249,43 @@ async fn serve_one<H: Handler>(
     state: &Rc<ConnState>,
     settings: Settings,
     handler: &impl Fn() -> Rc<H>,
+    out: &mut Out,
 ) -> Next {
-    let mut out = Out {
-        head: crate::reuse::vec(1024),
-        data: Bytes::new(),
-        tail: b"",
-    };
-    let next = 'request: {
-        // The request's parts live in blocks that end before the response is
-        // written, so this future keeps only what is needed across it.
-        let (facts, mut resp) = {
-            let (mut req, facts) = {
-                let head = match read_head(io, state, settings.limits).await {
-                    Ok(Some(head)) => head,
-                    Ok(None) => break 'request Next::Close,
-                    Err(e) => {
-                        tracing::info!("client {} sent a bad request: {e:?}", state.remote);
-                        let mut resp = handler().refuse(e);
-                        let _ =
-                            respond(io, state, &mut out, &mut resp, RequestFacts::REFUSED).await;
-                        resp.body_mut().finish(0);
-                        break 'request Next::Close;
-                    }
-                };
-                state.waiting_since.set(None);
-                state.head_bytes.set(head.head_len as u64);
-                let served = state.requests.get() + 1;
-                state.requests.set(served);
-                let (req, mut facts) = request_of(io, head);
-                facts.keep_alive &= settings.keep_alive && served < state.keepalive_requests;
-                (req, facts)
+    // The request's parts live in blocks that end before the response is
+    // written, so this future keeps only what is needed across it.
+    let (facts, mut resp) = {
+        let (mut req, facts) = {
+            let head = match read_head(io, state, settings.limits).await {
+                Ok(Some(head)) => head,
+                Ok(None) => return Next::Close,
+                Err(e) => {
+                    tracing::info!("client {} sent a bad request: {e:?}", state.remote);
+                    let mut resp = handler().refuse(e);
+                    let _ = respond(io, state, out, &mut resp, RequestFacts::REFUSED).await;
+                    resp.body_mut().finish(0);
+                    return Next::Close;
+                }
             };
-            // Lent, not given, to the handler: its future stays smaller.
-            // Dropped here, with what it still holds.
-            (facts, handler().handle(Rc::clone(state), &mut req).await)
+            state.waiting_since.set(None);
+            state.head_bytes.set(head.head_len as u64);
+            let served = state.requests.get() + 1;
+            state.requests.set(served);
+            let (req, mut facts) = request_of(io, head);
+            facts.keep_alive &= settings.keep_alive && served < state.keepalive_requests;
+            (req, facts)
         };
-        let next = respond(io, state, &mut out, &mut resp, facts).await;
-        // The response is sent (or given up on): the request ends now, and
-        // the connection's idle time starts when the response's source
-        // ended.
-        let request_length = state.head_bytes.get() + io.body_bytes.get();
-        let ended = resp.body_mut().finish(request_length);
-        state
-            .waiting_since
-            .set(Some(ended.unwrap_or_else(Instant::now)));
-        next
+        // Lent, not given, to the handler: its future stays smaller.
+        // Dropped here, with what it still holds.
+        (facts, handler().handle(Rc::clone(state), &mut req).await)
     };
-    crate::reuse::give_vec(std::mem::take(&mut out.head));
+    let next = respond(io, state, out, &mut resp, facts).await;
+    // The response is sent (or given up on): the request ends now, and the
+    // connection's idle time starts when the response's source ended.
+    let request_length = state.head_bytes.get() + io.body_bytes.get();
+    let ended = resp.body_mut().finish(request_length);
+    state
+        .waiting_since
+        .set(Some(ended.unwrap_or_else(Instant::now)));
     next
 }
 

@@ -12,6 +12,10 @@ use std::net::SocketAddr;
 use std::task::Context;
 use std::time::{Duration, Instant};
 
+/// How long a connection that keeps its request state between requests (a
+/// busy keep-alive client) may wait idle before it gives that state back.
+pub const SHED_AFTER: Duration = Duration::from_millis(1000);
+
 /// Facts about one client connection, shared by its requests.
 pub struct ConnState {
     pub remote: SocketAddr,
@@ -21,6 +25,10 @@ pub struct ConnState {
     pub listen: SocketAddr,
     /// Requests received on this connection so far.
     pub requests: Cell<u64>,
+    /// The connection keeps its per-request state while idle, and the
+    /// sweeper asked for it back (see [`SHED_AFTER`]).
+    holding: Cell<bool>,
+    shed: Cell<bool>,
     /// The current request's head, in bytes as received.
     pub head_bytes: Cell<u64>,
     /// `keepalive_requests` of the connection's server.
@@ -71,6 +79,8 @@ impl ConnState {
             local,
             listen,
             requests: Cell::new(0),
+            holding: Cell::new(false),
+            shed: Cell::new(false),
             head_bytes: Cell::new(0),
             keepalive_requests,
             serial,
@@ -88,7 +98,9 @@ impl ConnState {
     }
 
     /// Called by the worker's sweeper: wakes a request whose deadline passed,
-    /// and returns true when the connection must be closed: it has waited for a request longer than allowed
+    /// asks a connection that keeps its request state while idle to give it
+    /// back after [`SHED_AFTER`], and returns true when the connection must be
+    /// closed: it has waited for a request longer than allowed
     /// (`client_header_timeout` before its first request, `keepalive_timeout`
     /// after), or its client has taken no response data for `send_timeout`.
     pub fn sweep(&self, now: Instant) -> bool {
@@ -112,12 +124,31 @@ impl ConnState {
             return false;
         };
         let waited = now.saturating_duration_since(since);
+        if self.holding.get() && !self.shed.get() && waited >= SHED_AFTER {
+            self.shed.set(true);
+            if let Some(waker) = self.signal_waker.take() {
+                waker.wake();
+            }
+        }
         let limit = if self.requests.get() == 0 {
             self.header_timeout
         } else {
             self.idle_timeout
         };
         !limit.is_zero() && waited > limit
+    }
+
+    /// The connection waits idle keeping its per-request state (`true`) or
+    /// holding none (`false`).
+    pub fn set_holding(&self, holding: bool) {
+        self.holding.set(holding);
+        self.shed.set(false);
+    }
+
+    /// Whether the sweeper asked the idle connection to give its
+    /// per-request state back.
+    pub fn shed_asked(&self) -> bool {
+        self.shed.get()
     }
 
     /// Tells the connection's task to close the connection now (eviction at the

@@ -221,22 +221,23 @@ pub fn build_response_head(
 }
 
 /// The response fields nginx takes once from a backend (a repeated line is
-/// ignored, the first kept: RFC 9110 singleton fields).
+/// ignored, the first kept: RFC 9110 singleton fields). A `static`, so a
+/// lookup builds and drops no array.
+static SINGLETONS: [HeaderName; 10] = [
+    header::CONTENT_TYPE,
+    header::LAST_MODIFIED,
+    header::ETAG,
+    header::LOCATION,
+    header::EXPIRES,
+    header::ACCEPT_RANGES,
+    header::CONTENT_RANGE,
+    header::CONTENT_ENCODING,
+    header::SERVER,
+    header::DATE,
+];
+
 fn singleton(name: &HeaderName) -> bool {
-    [
-        header::CONTENT_TYPE,
-        header::LAST_MODIFIED,
-        header::ETAG,
-        header::LOCATION,
-        header::EXPIRES,
-        header::ACCEPT_RANGES,
-        header::CONTENT_RANGE,
-        header::CONTENT_ENCODING,
-        header::SERVER,
-        header::DATE,
-    ]
-    .iter()
-    .any(|h| h == name)
+    SINGLETONS.iter().any(|h| h == name)
 }
 
 /// What the response head is written for.
@@ -252,8 +253,8 @@ pub struct ResponseContext<'a> {
     pub keep_alive: bool,
     /// The body's exact length when known (the framing its source decided).
     pub body_len: Option<u64>,
-    /// For a response without a body (to HEAD, 1xx, 204, 304): the length
-    /// its source declared, passed on.
+    /// For a response without a body (to HEAD, a 304): the length its source
+    /// declared, passed on (never for 1xx and 204).
     pub declared_len: Option<u64>,
     /// The responder asks to close the connection after this response.
     pub close: bool,
@@ -310,7 +311,10 @@ pub fn encode_response_head(
         out.extend_from_slice(b"\r\n");
     }
     let content_length = if bodiless(status) {
+        // A 304 may say the length a 200 would have; a 1xx or 204 never
+        // carries one (RFC 9110 8.6), as nginx.
         ctx.declared_len
+            .filter(|_| status == StatusCode::NOT_MODIFIED)
     } else if ctx.head_request {
         // As for GET, when the length is known.
         ctx.declared_len.or(ctx.body_len.filter(|&n| n > 0))
@@ -693,6 +697,9 @@ mod tests {
              format!("HTTP/1.1 200 OK\r\n{date}content-length: 9\r\nconnection: close\r\n\r\n"), BodyOut::None, false),
             (304, vec![("date", "x")], ResponseContext { declared_len: Some(4), ..ctx(false, false, true, Some(0)) },
              "HTTP/1.1 304 Not Modified\r\ndate: x\r\ncontent-length: 4\r\n\r\n".to_string(), BodyOut::None, true),
+            // Never for a 204 or 1xx (RFC 9110 8.6), as nginx.
+            (204, vec![], ResponseContext { declared_len: Some(4), ..ctx(false, false, true, Some(0)) },
+             format!("HTTP/1.1 204 No Content\r\n{date}\r\n"), BodyOut::None, true),
             (304, vec![("date", "x")], ctx(false, false, true, Some(0)),
              "HTTP/1.1 304 Not Modified\r\ndate: x\r\n\r\n".to_string(), BodyOut::None, true),
             (101, vec![("upgrade", "websocket"), ("connection", "upgrade")], ctx(false, false, true, Some(0)),

@@ -25,7 +25,7 @@ use crate::http1::response::LineKind;
 use crate::proxy::vars::{self, RequestVars, Style};
 
 /// Hop-by-hop headers (RFC 9110 7.6.1 plus the legacy ones), never forwarded.
-pub const HOP_BY_HOP: [HeaderName; 8] = [
+pub static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -39,7 +39,7 @@ pub const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Response headers nginx hides by default (`proxy_hide_header` defaults of
 /// ngx_http_proxy_module): the proxy sends its own `Date` and `Server`.
-pub const DEFAULT_HIDDEN: [HeaderName; 8] = [
+pub static DEFAULT_HIDDEN: [HeaderName; 8] = [
     header::DATE,
     header::SERVER,
     HeaderName::from_static("x-pad"),
@@ -212,7 +212,9 @@ pub fn to_upstream_request_with_host(
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         }
     }
+    let mut sets_upgrade = false;
     for (name, value) in set {
+        sets_upgrade |= name == header::UPGRADE;
         match value {
             Some(value) => {
                 headers.insert(name, value);
@@ -223,10 +225,12 @@ pub fn to_upstream_request_with_host(
         }
     }
     // An h2c upgrade never reaches a backend, not even through
-    // `proxy_set_header Upgrade $http_upgrade`.
-    if headers
-        .get(header::UPGRADE)
-        .is_some_and(|v| offers_h2c(v.as_bytes()))
+    // `proxy_set_header Upgrade $http_upgrade` (otherwise `Upgrade` is
+    // hop-by-hop and only a WebSocket one is left in).
+    if sets_upgrade
+        && headers
+            .get(header::UPGRADE)
+            .is_some_and(|v| offers_h2c(v.as_bytes()))
     {
         headers.remove(header::UPGRADE);
     }

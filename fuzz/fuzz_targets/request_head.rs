@@ -1,26 +1,40 @@
-//! Arbitrary bytes as a client's request head through `downstream::h1`. The
+//! Arbitrary bytes as a client's request head through `http1::request`. The
 //! first byte gives the header count limit (low 3 bits, 1 to 8) and where the
 //! input is split (high 5 bits), the second the line limit (16 to 8192,
 //! quadratic so small limits come up often). Properties: never panics; a head
 //! that parses was cut off the front of the buffer (what is left is the rest of
-//! the input) within the total limit, with a body length that is never 0;
+//! the input) within the total limit, with the framing its header lines say
+//! (`Length(n)`: one `Content-Length` line of value n, possibly 0, and no
+//! `Transfer-Encoding`; `Chunked`: one `Transfer-Encoding: chunked` line, no
+//! `Content-Length`, HTTP/1.1; `None`: neither line);
 //! `Ok(None)` leaves the buffer untouched and only happens within the total;
 //! a head found in a prefix of the input is the head found in the whole
 //! (same length, method, target, version, headers and framing), and a prefix
-//! refused means the whole is refused. A parsed
-//! head's headers go back out through `encode_response_head`, which
-//! writes one well-formed head that the upstream response parser reads back
-//! whole.
+//! refused means the whole is refused. A parsed head's headers go back out
+//! through `encode_response_head`, which writes one well-formed head (at most
+//! one `Content-Length` line, the one it reports, never with
+//! `Transfer-Encoding`, at most one `Connection` line: the client's framing and
+//! `Connection` lines are never copied) that the upstream response parser reads
+//! back whole.
+//!
+//! Differential (parser -> encoder -> parser): a parsed head's `BodyFraming`,
+//! as the `RequestFraming` the proxy sends, is written for a backend with
+//! `encode_request_head` (with a `Host` when the client gave none); parsed back
+//! with `parse_request_head` it is one whole head with the same method, target,
+//! framing and other headers (and, for an HTTP/1.1 client, keep-alive and
+//! `Expect: 100-continue`), with at most one framing line.
 #![no_main]
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Version};
 use libfuzzer_sys::fuzz_target;
-use sticky_proxy::downstream::h1::{
-    self, BodyFraming, BodyOut, Limits, RequestError, RequestHead, ResponseContext,
-    MAX_REQUEST_HEADERS,
+use sticky_proxy::http1::fields::parse_decimal;
+use sticky_proxy::http1::framing::{bodiless, BodyFraming, BodyOut, RequestFraming};
+use sticky_proxy::http1::request::{
+    self as h1, Limits, RequestError, RequestHead, MAX_REQUEST_HEADERS,
 };
-use sticky_proxy::upstream;
+use sticky_proxy::http1::response::{self, ResponseContext};
 
 /// What one parse did: the result and how many bytes it cut off the buffer.
 type Outcome = Result<Option<(RequestHead, usize)>, RequestError>;
@@ -33,9 +47,20 @@ fn parse_once(input: &[u8], limits: Limits) -> Outcome {
         Ok(Some(head)) => {
             let consumed = input.len() - buf.len();
             assert!(buf.len() < input.len(), "a head was parsed from no bytes");
-            assert_eq!(&buf[..], &input[consumed..], "the rest is not the input's suffix");
-            assert!(consumed <= limits.total, "head of {consumed} > total {}", limits.total);
-            assert!(input[..consumed].ends_with(b"\n"), "the head does not end a line");
+            assert_eq!(
+                &buf[..],
+                &input[consumed..],
+                "the rest is not the input's suffix"
+            );
+            assert!(
+                consumed <= limits.total,
+                "head of {consumed} > total {}",
+                limits.total
+            );
+            assert!(
+                input[..consumed].ends_with(b"\n"),
+                "the head does not end a line"
+            );
             check_head(&head);
             Ok(Some((head, consumed)))
         }
@@ -55,10 +80,46 @@ fn check_head(head: &RequestHead) {
     assert_ne!(parts.method, Method::CONNECT);
     assert!(parts.headers.len() <= MAX_REQUEST_HEADERS);
     assert!(parts.headers.get_all(http::header::HOST).iter().count() <= 1);
+    let lengths: Vec<_> = parts
+        .headers
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .collect();
+    let codings: Vec<_> = parts
+        .headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .collect();
     match head.framing {
-        BodyFraming::Length(n) => assert!(n > 0, "Length(0) framing"),
-        BodyFraming::Chunked => assert!(!http10, "chunked HTTP/1.0 request"),
-        BodyFraming::None => {}
+        // `Length(0)` only for an explicit `Content-Length: 0`.
+        BodyFraming::Length(n) => {
+            assert!(codings.is_empty(), "Length framing with transfer-encoding");
+            assert_eq!(
+                lengths.len(),
+                1,
+                "Length framing without one content-length"
+            );
+            assert_eq!(parse_decimal(lengths[0].as_bytes().trim_ascii()), Some(n));
+        }
+        BodyFraming::Chunked => {
+            assert!(!http10, "chunked HTTP/1.0 request");
+            assert!(lengths.is_empty(), "chunked framing with content-length");
+            assert_eq!(
+                codings.len(),
+                1,
+                "chunked framing without one transfer-encoding"
+            );
+            assert!(codings[0]
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked"));
+        }
+        BodyFraming::None => {
+            assert!(
+                lengths.is_empty() && codings.is_empty(),
+                "framing lines but no framing"
+            );
+        }
     }
     if head.expect_continue {
         assert!(!http10);
@@ -108,12 +169,18 @@ fn encode(head: &RequestHead, consumed: usize) {
         head_request: parts.method == Method::HEAD,
         keep_alive: head.keep_alive,
         body_len: body_len.filter(|_| consumed % 3 != 0),
+        declared_len: body_len.filter(|_| consumed % 5 < 2),
+        close: consumed % 4 == 1,
         date: b"Wed, 02 Dec 2026 07:00:00 GMT",
     };
     let headers: &HeaderMap = &parts.headers;
     let mut out = Vec::new();
-    let committed = h1::encode_response_head(&mut out, status, headers, &ctx);
-    assert!(out.starts_with(if ctx.http10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " }));
+    let committed = response::encode_response_head(&mut out, status, headers, &ctx);
+    assert!(out.starts_with(if ctx.http10 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    }));
     assert!(out.ends_with(b"\r\n\r\n"));
     let end = out.windows(4).position(|w| w == b"\r\n\r\n");
     assert_eq!(end, Some(out.len() - 4), "an empty line inside the head");
@@ -123,19 +190,138 @@ fn encode(head: &RequestHead, consumed: usize) {
     if committed.body == BodyOut::Close {
         assert!(ctx.http10 && !committed.keep_alive);
     }
-    if ctx.head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
+    if committed.keep_alive {
+        assert!(!ctx.close);
+    }
+    if ctx.head_request || bodiless(status) {
         assert_eq!(committed.body, BodyOut::None);
     }
-    match upstream::h1::locate_response_head(&Bytes::from(out.clone())) {
-        Ok(Some(layout)) => assert_eq!(layout.len, out.len(), "read back a different length"),
-        Ok(None) => panic!("the written head reads back as incomplete: {:?}", String::from_utf8_lossy(&out)),
+    if bodiless(status) {
+        assert_eq!(committed.content_length, ctx.declared_len);
+    } else if !ctx.head_request {
+        assert_eq!(committed.content_length, ctx.body_len);
+    }
+    let shown = || String::from_utf8_lossy(&out).into_owned();
+    match response::locate_response_head(&out) {
+        Ok(Some(layout)) => {
+            assert_eq!(layout.len, out.len(), "read back a different length");
+            let lines = |name: &HeaderName| -> Vec<&[u8]> {
+                layout
+                    .headers()
+                    .filter(|(n, _)| out[n.clone()].eq_ignore_ascii_case(name.as_str().as_bytes()))
+                    .map(|(_, v)| &out[v])
+                    .collect()
+            };
+            let lengths = lines(&header::CONTENT_LENGTH);
+            let codings = lines(&header::TRANSFER_ENCODING);
+            assert!(lengths.len() <= 1, "content-length lines: {:?}", shown());
+            assert!(codings.len() <= 1, "transfer-encoding lines: {:?}", shown());
+            assert!(
+                lengths.is_empty() || codings.is_empty(),
+                "both framings: {:?}",
+                shown()
+            );
+            assert!(
+                lines(&header::CONNECTION).len() <= 1,
+                "connection lines: {:?}",
+                shown()
+            );
+            let written = lengths
+                .first()
+                .map(|v| parse_decimal(v).expect("a decimal"));
+            assert_eq!(written, committed.content_length, "{:?}", shown());
+            assert_eq!(
+                codings.len() == 1,
+                committed.body == BodyOut::Chunked,
+                "{:?}",
+                shown()
+            );
+        }
+        Ok(None) => panic!("the written head reads back as incomplete: {:?}", shown()),
         // The upstream parser has its own limits (header count); not this target's concern.
         Err(_) => {}
     }
+}
+
+/// Limits no written head of an accepted request reaches.
+const WIDE: Limits = Limits {
+    line: 1 << 20,
+    total: 1 << 22,
+};
+
+/// Writes the request for a backend with the framing the parser decided and
+/// parses it back: the same request, framed the same way.
+fn forward(head: &RequestHead) {
+    let parts = &head.parts;
+    let framing = match head.framing {
+        BodyFraming::None => RequestFraming::None,
+        BodyFraming::Length(n) => RequestFraming::Length(n),
+        BodyFraming::Chunked => RequestFraming::Chunked,
+    };
+    let mut headers = parts.headers.clone();
+    if !headers.contains_key(header::HOST) {
+        headers.insert(header::HOST, HeaderValue::from_static("backend.invalid"));
+    }
+    let target = parts.uri.to_string();
+    let mut out = Vec::new();
+    h1::encode_request_head(&mut out, &parts.method, &target, &headers, framing);
+    let shown = || String::from_utf8_lossy(&out).into_owned();
+    let mut buf = BytesMut::from(&out[..]);
+    let back = match h1::parse_request_head(&mut buf, WIDE) {
+        Ok(Some(back)) => back,
+        Err(RequestError::HeaderTooLarge) if headers.len() + 1 > MAX_REQUEST_HEADERS => return,
+        other => panic!(
+            "the request written for {:?} reads back as {:?}: {:?}",
+            head.framing,
+            other.map(|o| o.map(|h| h.framing)),
+            shown()
+        ),
+    };
+    assert!(
+        buf.is_empty(),
+        "the written head is not one whole head: {:?}",
+        shown()
+    );
+    assert_eq!(
+        back.framing,
+        head.framing,
+        "framing changed on the way: {:?}",
+        shown()
+    );
+    assert_eq!(back.parts.version, Version::HTTP_11);
+    assert_eq!(back.parts.method, parts.method);
+    assert_eq!(back.parts.uri.to_string(), target);
+    if parts.version == Version::HTTP_11 {
+        assert_eq!(back.keep_alive, head.keep_alive, "{:?}", shown());
+        assert_eq!(back.expect_continue, head.expect_continue, "{:?}", shown());
+    }
+    // Every other header line goes through as it was, in order.
+    for name in headers.keys() {
+        if *name == header::CONTENT_LENGTH || *name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        let sent: Vec<_> = headers.get_all(name).iter().collect();
+        let got: Vec<_> = back.parts.headers.get_all(name).iter().collect();
+        assert_eq!(sent, got, "{name}: {:?}", shown());
+    }
+    let framing_lines = |map: &HeaderMap| {
+        map.get_all(header::CONTENT_LENGTH).iter().count()
+            + map.get_all(header::TRANSFER_ENCODING).iter().count()
+    };
+    let want_lines = usize::from(framing != RequestFraming::None);
+    assert_eq!(
+        framing_lines(&back.parts.headers),
+        want_lines,
+        "framing lines: {:?}",
+        shown()
+    );
+    // Nothing else was added or lost.
+    assert_eq!(
+        back.parts.headers.len(),
+        headers.len() - framing_lines(&headers) + want_lines,
+        "{:?}",
+        shown()
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -151,6 +337,7 @@ fuzz_target!(|data: &[u8]| {
     let whole = parse_once(input, limits);
     if let Ok(Some((head, consumed))) = &whole {
         encode(head, *consumed);
+        forward(head);
     }
 
     // A head complete within a prefix of the input is the head of the whole.
@@ -158,7 +345,10 @@ fuzz_target!(|data: &[u8]| {
     match &first {
         Ok(Some(_)) => assert_same(&first, &whole, "head in a prefix"),
         // More bytes never make a refused head acceptable.
-        Err(e) => assert!(whole.is_err(), "prefix {split} refused with {e:?}, whole parses"),
+        Err(e) => assert!(
+            whole.is_err(),
+            "prefix {split} refused with {e:?}, whole parses"
+        ),
         Ok(None) => {}
     }
 });

@@ -22,3 +22,4 @@ pub mod server;
 pub mod sticky;
 pub mod timefmt;
 pub mod upstream;
+pub mod vars;

@@ -353,9 +353,6 @@ mod tests {
         assert_eq!(msec(last).as_str(), format!("{secs}.000"));
     }
 
-    /// `proxy::vars` still renders `$time_local` and `$time_iso8601` with its
-    /// own copy of this code; this keeps the two identical until it calls here
-    /// (then this test goes).
     /// The hand-written IMF-fixdate against the `httpdate` crate, over a sweep
     /// of instants (every day boundary of a few leap cycles, and odd seconds).
     #[test]

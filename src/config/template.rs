@@ -1,6 +1,6 @@
 //! Strings with nginx variables (`$host`, `${cookie_x}`, ...), parsed once at load
 //! time into literal and variable parts. Used by `proxy_set_header`, `return`, and
-//! `log_format`. Evaluation against a request lives in `proxy::vars`.
+//! `log_format`. Evaluation against a request lives in `crate::vars`.
 
 /// A variable the proxy knows how to evaluate (spec/config.md, "Variables").
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -2,7 +2,7 @@
 //! `access_log` setting to its [`LogTarget`]s (file + `log_format` + escaping) once
 //! per configuration, and a request's line is formatted on the worker
 //! ([`format_line`], which evaluates the format with
-//! [`crate::proxy::vars::eval_log`]) and queued on each target's
+//! [`crate::vars::eval_log`]) and queued on each target's
 //! [`LogFile`](super::LogFile).
 //!
 //! A line is written when the response body has been sent, after the handler
@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{resolve_path, LogFile};
 use crate::config::{self, AccessLog, Config, Escape, Location, Template};
-use crate::proxy::vars::{self, RequestVars};
+use crate::vars::{self, RequestVars};
 
 /// The access log files and formats of one configuration. `Send + Sync`: one set
 /// is shared by every worker.
@@ -450,8 +450,8 @@ mod tests {
     use super::*;
     use crate::config::load_str;
     use crate::log::tests::scratch;
-    use crate::proxy::vars::tests::{headers, vars};
-    use crate::proxy::vars::{ResponseVars, StickyVars, UpstreamTry};
+    use crate::vars::tests::{headers, vars};
+    use crate::vars::{ResponseVars, StickyVars, UpstreamTry};
     use http::Method;
 
     fn config(dir: &Path, http_body: &str) -> Config {

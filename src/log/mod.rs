@@ -3,7 +3,7 @@
 //!
 //! **Access log.** Every distinct path gets one [`LogFile`], shared by all worker
 //! threads. A request's line is formatted on the worker with
-//! [`crate::proxy::vars::eval_log`] and handed to the file's bounded queue with a
+//! [`crate::vars::eval_log`] and handed to the file's bounded queue with a
 //! non-blocking `try_send`; a dedicated writer thread per file takes everything
 //! queued and writes it with one `write` per batch. Under load the writer polls
 //! the queue every 10 ms, so queueing a line never wakes a thread (no system

@@ -14,15 +14,13 @@
 //! `101`'s `Connection` and `Upgrade`. No header value is ever built from bytes containing CR, LF
 //! or NUL: [`HeaderValue::from_bytes`] rejects them and the header is dropped.
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderName, HeaderValue};
 use http::HeaderMap;
 
 use crate::config::Template;
 use crate::http1::fields::{connection_tokens, ConnectionToken};
 use crate::http1::response::LineKind;
-use crate::proxy::vars::{self, RequestVars, Style};
+use crate::vars::{self, RequestVars, Style};
 
 /// Hop-by-hop headers (RFC 9110 7.6.1 plus the legacy ones), never forwarded.
 pub static HOP_BY_HOP: [HeaderName; 8] = [
@@ -236,16 +234,6 @@ pub fn to_upstream_request_with_host(
     }
 }
 
-/// `$proxy_add_x_forwarded_for`: the client's `X-Forwarded-For` values joined with
-/// `, `, then `, ` and the client address; just the address when there were none.
-pub fn x_forwarded_for(headers: &HeaderMap, remote: IpAddr, out: &mut Vec<u8>) {
-    for value in headers.get_all("x-forwarded-for") {
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b", ");
-    }
-    vars::ip_text(remote, out);
-}
-
 /// Filters the backend's response headers in place: hop-by-hop headers out (with
 /// `upgrade`, a 101 switching protocols, `Upgrade` and `Connection` stay), nginx's
 /// default hidden headers unless re-allowed by `pass`, and every `hide` header.
@@ -292,7 +280,7 @@ pub fn is_hidden(name: &HeaderName, hide: &[HeaderName], pass: &[HeaderName]) ->
 mod tests {
     use super::*;
     use crate::config::{Part, Variable};
-    use crate::proxy::vars::tests::{headers, vars};
+    use crate::vars::tests::{headers, vars};
     use http::Method;
 
     fn names(map: &HeaderMap) -> Vec<String> {
@@ -532,29 +520,6 @@ mod tests {
             eval_set_headers(&set, &v),
             vec![(HeaderName::from_static("x-uri"), None)]
         );
-    }
-
-    #[test]
-    fn x_forwarded_for_table() {
-        let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[], "192.0.2.7"),
-            (&[("x-forwarded-for", "10.0.0.1")], "10.0.0.1, 192.0.2.7"),
-            (
-                &[
-                    ("x-forwarded-for", "10.0.0.1, 10.0.0.2"),
-                    ("x-forwarded-for", "10.0.0.3"),
-                ],
-                "10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7",
-            ),
-        ];
-        for (input, want) in cases {
-            let mut out = Vec::new();
-            x_forwarded_for(&headers(input), "192.0.2.7".parse().unwrap(), &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), *want, "{input:?}");
-        }
-        let mut out = Vec::new();
-        x_forwarded_for(&headers(&[]), "2001:db8::1".parse().unwrap(), &mut out);
-        assert_eq!(out, b"2001:db8::1");
     }
 
     #[test]

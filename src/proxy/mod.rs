@@ -3,7 +3,8 @@
 //! one configuration), `plan` (route, refusals, URI mapping; synchronous),
 //! `attempt` (the pure failover state machine), `exchange` (one try's I/O),
 //! `body` (the streamed bodies), `reply` (proxy-made responses), and the
-//! pure pieces `route`, `uri`, `headers`, `vars`, `errors`.
+//! pure pieces `route`, `uri`, `headers`, `errors` (nginx's variables are
+//! `crate::vars`, shared with the access log).
 
 pub mod attempt;
 pub mod body;
@@ -15,5 +16,4 @@ pub mod plan;
 pub mod reply;
 pub mod route;
 pub mod uri;
-pub mod vars;
 pub mod worker;

@@ -26,12 +26,12 @@ use crate::proxy::headers::{self, UpstreamConnection};
 use crate::proxy::reply::{error_response, full, made};
 use crate::proxy::route::{self, Lookup};
 use crate::proxy::uri;
-use crate::proxy::vars::{self, RequestVars};
 use crate::proxy::worker::Worker;
 use crate::sticky::Choice;
 use crate::upstream::balance::Tried;
 use crate::upstream::client::Transport;
 use crate::upstream::peers::PeerSet;
+use crate::vars::{self, RequestVars};
 
 pub(super) fn unix_now(now: SystemTime) -> i64 {
     now.duration_since(UNIX_EPOCH)

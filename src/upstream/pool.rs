@@ -2,7 +2,7 @@
 //!
 //! A pool is a capped stack of idle connections per peer (`keepalive N`), most
 //! recently used on top. A connection is checked out for one request and checked
-//! back in by the response body when it ends ([`crate::proxy::forward`]); a
+//! back in by the response body when it ends (`crate::proxy::body`); a
 //! response dropped half-read closes its connection instead. Idle connections
 //! older than the upstream `keepalive_timeout`, closed by the backend ([`Live`]),
 //! or past `keepalive_requests` are dropped. The pool is generic over the

@@ -1,4 +1,6 @@
-//! nginx variables: evaluating a [`Template`] against one request.
+//! nginx variables: evaluating a [`Template`] against one request. Pure (no
+//! I/O, no clock); used by the proxy (`proxy_set_header`, `return`) and by the
+//! access log, which is why it is neither's.
 //!
 //! [`RequestVars`] borrows the parts of a request the engine already holds (method,
 //! URI, headers, addresses) plus optional response, upstream and sticky data, and
@@ -241,9 +243,7 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         }
         Variable::RequestLength => push_display(out, v.request_length),
         Variable::ProxyHost => out.extend_from_slice(v.proxy_host.as_bytes()),
-        Variable::ProxyAddXForwardedFor => {
-            crate::proxy::headers::x_forwarded_for(v.headers, v.remote.ip(), out)
-        }
+        Variable::ProxyAddXForwardedFor => x_forwarded_for(v.headers, v.remote.ip(), out),
         Variable::Status => match &v.response {
             Some(r) => push_display(out, format_args!("{:03}", r.status)),
             None => out.extend_from_slice(b"000"),
@@ -447,6 +447,16 @@ fn push_opt_seconds(out: &mut Vec<u8>, d: Option<Duration>) {
         Some(d) => push_seconds(out, d),
         None => out.push(b'-'),
     }
+}
+
+/// `$proxy_add_x_forwarded_for`: the client's `X-Forwarded-For` values joined with
+/// `, `, then `, ` and the client address; just the address when there were none.
+pub fn x_forwarded_for(headers: &HeaderMap, remote: IpAddr, out: &mut Vec<u8>) {
+    for value in headers.get_all("x-forwarded-for") {
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b", ");
+    }
+    ip_text(remote, out);
 }
 
 /// The client address as `$remote_addr` prints it.
@@ -717,5 +727,28 @@ pub(crate) mod tests {
             let h = headers(&[("authorization", auth)]);
             assert_eq!(one(Variable::RemoteUser, &vars(&h, &m)), want, "{auth}");
         }
+    }
+
+    #[test]
+    fn x_forwarded_for_table() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "192.0.2.7"),
+            (&[("x-forwarded-for", "10.0.0.1")], "10.0.0.1, 192.0.2.7"),
+            (
+                &[
+                    ("x-forwarded-for", "10.0.0.1, 10.0.0.2"),
+                    ("x-forwarded-for", "10.0.0.3"),
+                ],
+                "10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7",
+            ),
+        ];
+        for (input, want) in cases {
+            let mut out = Vec::new();
+            x_forwarded_for(&headers(input), "192.0.2.7".parse().unwrap(), &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), *want, "{input:?}");
+        }
+        let mut out = Vec::new();
+        x_forwarded_for(&headers(&[]), "2001:db8::1".parse().unwrap(), &mut out);
+        assert_eq!(out, b"2001:db8::1");
     }
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod downstream;
 pub mod http1;
 pub mod log;
+pub mod numfmt;
 pub mod process;
 pub mod proxy;
 pub mod reuse;

@@ -17,6 +17,7 @@ use http::{HeaderMap, Method, Version};
 
 use crate::config::template::Escape;
 use crate::config::{Part, Template, Variable};
+use crate::numfmt;
 use crate::timefmt;
 
 /// How empty values are written.
@@ -212,14 +213,14 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
             }
         }
         Variable::RemoteAddr => push_display(out, v.remote.ip()),
-        Variable::RemotePort => push_display(out, v.remote.port()),
+        Variable::RemotePort => numfmt::write_decimal(out, u64::from(v.remote.port())),
         Variable::RemoteUser => {
             if let Some(user) = remote_user(v.headers) {
                 out.extend_from_slice(&user);
             }
         }
         Variable::ServerAddr => push_display(out, v.local.ip()),
-        Variable::ServerPort => push_display(out, v.local.port()),
+        Variable::ServerPort => numfmt::write_decimal(out, u64::from(v.local.port())),
         Variable::ServerName => out.extend_from_slice(v.server_name.as_bytes()),
         Variable::ServerProtocol => out.extend_from_slice(protocol(v.version).as_bytes()),
         Variable::Scheme => out.extend_from_slice(v.scheme.as_bytes()),
@@ -241,15 +242,17 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
             out.push(b' ');
             out.extend_from_slice(protocol(v.version).as_bytes());
         }
-        Variable::RequestLength => push_display(out, v.request_length),
+        Variable::RequestLength => numfmt::write_decimal(out, v.request_length),
         Variable::ProxyHost => out.extend_from_slice(v.proxy_host.as_bytes()),
         Variable::ProxyAddXForwardedFor => x_forwarded_for(v.headers, v.remote.ip(), out),
         Variable::Status => match &v.response {
             Some(r) => push_display(out, format_args!("{:03}", r.status)),
             None => out.extend_from_slice(b"000"),
         },
-        Variable::BodyBytesSent => push_display(out, v.response.map_or(0, |r| r.body_bytes_sent)),
-        Variable::BytesSent => push_display(out, v.response.map_or(0, |r| r.bytes_sent)),
+        Variable::BodyBytesSent => {
+            numfmt::write_decimal(out, v.response.map_or(0, |r| r.body_bytes_sent))
+        }
+        Variable::BytesSent => numfmt::write_decimal(out, v.response.map_or(0, |r| r.bytes_sent)),
         Variable::RequestTime => {
             let elapsed = v.now.duration_since(v.start).unwrap_or(Duration::ZERO);
             push_seconds(out, elapsed);
@@ -273,9 +276,9 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         Variable::TimeLocal => out.extend_from_slice(timefmt::time_local(v.now).as_bytes()),
         Variable::TimeIso8601 => out.extend_from_slice(timefmt::time_iso8601(v.now).as_bytes()),
         Variable::Msec => out.extend_from_slice(timefmt::msec(v.now).as_bytes()),
-        Variable::Pid => push_display(out, v.pid),
-        Variable::Connection => push_display(out, v.connection),
-        Variable::ConnectionRequests => push_display(out, v.connection_requests),
+        Variable::Pid => numfmt::write_decimal(out, u64::from(v.pid)),
+        Variable::Connection => numfmt::write_decimal(out, v.connection),
+        Variable::ConnectionRequests => numfmt::write_decimal(out, v.connection_requests),
         Variable::Hostname => out.extend_from_slice(v.hostname.as_bytes()),
         Variable::StickySid => {
             if let Some(s) = &v.sticky {

@@ -58,38 +58,7 @@ impl<const N: usize> HeaderSpans<N> {
     }
 }
 
-/// Writes `n` in decimal (`Content-Length` values): the one integer
-/// formatter of the codecs.
-pub fn write_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(at..).unwrap_or_default());
-}
-
-/// Writes `n` in lower-case hex (chunk sizes).
-pub fn write_hex(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 16];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b"0123456789abcdef"[(n & 15) as usize];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(at..).unwrap_or_default());
-}
+pub use crate::numfmt::{write_decimal, write_hex};
 
 /// A non-empty run of ASCII digits that fits in a u64.
 pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
@@ -168,18 +137,6 @@ mod tests {
             lines,
             [(&b"A"[..], &b"1"[..]), (b"Bb", b"22"), (b"Ccc", b"333")]
         );
-    }
-
-    #[test]
-    fn numbers_are_written_as_http_writes_them() {
-        for n in [0u64, 7, 10, 4096, 1_000_000_007, u64::MAX] {
-            let mut out = Vec::new();
-            write_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().as_bytes());
-            let mut out = Vec::new();
-            write_hex(&mut out, n);
-            assert_eq!(out, format!("{n:x}").as_bytes());
-        }
     }
 
     #[test]

@@ -12,75 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::decide::{Choice, Decision};
 use super::{Mode, StickyConf};
-
-/// Decimal text of an `i64`, formatted on the stack (no `fmt` machinery: this is
-/// on every timestamped response).
-struct Decimal {
-    buf: [u8; 20],
-    start: usize,
-}
-
-/// `00`, `01`, ..., `99`: two digits per division.
-const DIGIT_PAIRS: &[u8; 200] = b"\
-0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
-impl Decimal {
-    fn new(n: i64) -> Decimal {
-        let mut buf = [0u8; 20];
-        let mut start = buf.len();
-        let mut v = n.unsigned_abs();
-        // Two digits at a time from the right; u64::MAX has 20 digits, so
-        // `start` never goes below 0 (`checked_sub` only to stay panic-free).
-        while v >= 100 {
-            // `v % 100 < 100`, so the cast cannot truncate.
-            let pair = (v % 100) as usize * 2;
-            v /= 100;
-            let Some(at) = start.checked_sub(2) else {
-                break;
-            };
-            if let (Some(slot), Some(digits)) =
-                (buf.get_mut(at..start), DIGIT_PAIRS.get(pair..pair + 2))
-            {
-                slot.copy_from_slice(digits);
-            }
-            start = at;
-        }
-        // `v < 100` here.
-        let v = v as usize;
-        if v >= 10 {
-            if let (Some(at), Some(digits)) =
-                (start.checked_sub(2), DIGIT_PAIRS.get(v * 2..v * 2 + 2))
-            {
-                if let Some(slot) = buf.get_mut(at..start) {
-                    slot.copy_from_slice(digits);
-                    start = at;
-                }
-            }
-        } else if let Some(at) = start.checked_sub(1) {
-            if let Some(slot) = buf.get_mut(at) {
-                // `v < 10`, so the cast cannot truncate.
-                *slot = b'0' + v as u8;
-                start = at;
-            }
-        }
-        // |i64::MIN| has 19 digits: there is always room for the sign.
-        if n < 0 {
-            if let Some(slot) = start.checked_sub(1).and_then(|i| buf.get_mut(i)) {
-                *slot = b'-';
-                start -= 1;
-            }
-        }
-        Decimal { buf, start }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        self.buf.get(self.start..).unwrap_or_default()
-    }
-}
+use crate::numfmt::Decimal;
 
 /// The insert-mode `Set-Cookie` value for peer `sid`, exactly
 /// `NAME=VALUE[; Domain=D]; Path=P[; Max-Age=N; Expires=IMF-fixdate]`, where VALUE
@@ -300,6 +232,7 @@ pub fn apply_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numfmt::Decimal;
     use crate::sticky::decide::Outcome;
 
     const NOW: i64 = 1_571_297_169;

@@ -491,6 +491,51 @@ mod tests {
         }
     }
 
+    /// Differential: the hand-written fast path against the `cookie` crate's
+    /// whole Set-Cookie parser. The name and value found are the crate's, and
+    /// a rewritten or prefixed cookie keeps every attribute of the backend's
+    /// (Domain, Path, Expires, Max-Age, Secure, HttpOnly, SameSite,
+    /// Partitioned), byte for byte as the crate reads them.
+    #[test]
+    fn edits_keep_every_attribute_the_cookie_crate_reads() {
+        let cases = [
+            "JSESSIONID=abc123; Path=/; HttpOnly",
+            "JSESSIONID = abc123 ; Domain=example.com; Path=/app; Secure; SameSite=Lax",
+            "JSESSIONID=\"q v\"; Max-Age=3600; Expires=Wed, 21 Oct 2026 07:28:00 GMT",
+            "JSESSIONID=; Path=/; SameSite=None; Secure; Partitioned",
+            "JSESSIONID=x=y; path=/lower; httponly",
+        ];
+        for text in cases {
+            let parsed = cookie::Cookie::parse(text).unwrap();
+            let range = value_range(text.as_bytes(), "JSESSIONID").unwrap();
+            assert_eq!(parsed.name(), "JSESSIONID", "{text}");
+            assert_eq!(
+                text.get(range.clone()).unwrap().trim_matches('"'),
+                parsed.value_trimmed(),
+                "{text}"
+            );
+            for mode in [Mode::Rewrite, Mode::Prefix] {
+                let edited = edit_value(mode, text.as_bytes(), "JSESSIONID", "SID").unwrap();
+                let edited = cookie::Cookie::parse(edited.to_str().unwrap()).unwrap();
+                let want = match mode {
+                    Mode::Rewrite => "SID".to_string(),
+                    _ => format!("SID~{}", text.get(range.clone()).unwrap()),
+                };
+                assert_eq!(edited.value(), want, "{text} {mode:?}");
+                assert_eq!(edited.domain(), parsed.domain(), "{text}");
+                assert_eq!(edited.path(), parsed.path(), "{text}");
+                assert_eq!(edited.expires(), parsed.expires(), "{text}");
+                assert_eq!(edited.max_age(), parsed.max_age(), "{text}");
+                assert_eq!(edited.secure(), parsed.secure(), "{text}");
+                assert_eq!(edited.http_only(), parsed.http_only(), "{text}");
+                assert_eq!(edited.same_site(), parsed.same_site(), "{text}");
+                assert_eq!(edited.partitioned(), parsed.partitioned(), "{text}");
+            }
+        }
+        // Another cookie's name is never edited.
+        assert!(value_range(b"OTHER=1; Path=/", "JSESSIONID").is_none());
+    }
+
     #[test]
     fn rewrite_and_prefix_behaviour() {
         let rewrite = StickyConf {

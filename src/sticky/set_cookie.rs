@@ -230,6 +230,7 @@ pub fn apply_with(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::numfmt::Decimal;

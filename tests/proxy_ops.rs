@@ -490,6 +490,58 @@ async fn request_length_and_hostname_are_exact() {
     running.shutdown();
 }
 
+/// Issue 14, item 9: a client that closes its connection while its request
+/// waits for the backend is noticed, as nginx does: the backend connection is
+/// closed (not left waiting, never reused) and the access log says 499.
+#[tokio::test]
+async fn a_client_gone_while_the_backend_thinks_is_logged_499_and_the_backend_released() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = Scratch::new("client-abort");
+    // A backend that reads the request and never answers; it notes when the
+    // proxy closes the connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let backend = listener.local_addr().expect("addr");
+    let released = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&released);
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    seen.store(true, Ordering::SeqCst);
+                    break;
+                }
+            }
+        }
+    });
+    let log = dir.path("abort.log");
+    let text = format!(
+        "events {{}} http {{ log_format s '$status $upstream_status'; \
+         upstream app {{ server {backend}; }} \
+         server {{ listen 127.0.0.1:0; access_log {log} s; proxy_read_timeout 30s; \
+         location / {{ proxy_pass http://app; }} }} }}",
+        log = log.display(),
+    );
+    let running = Proxy::start(config_in(&dir, &text)).expect("starts");
+    let mut client = TcpStream::connect(running.addr()).expect("connect");
+    client
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !released.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        released.load(Ordering::SeqCst),
+        "the backend connection was closed"
+    );
+    assert_eq!(read_lines(&log, 1), ["499 499"]);
+    running.shutdown();
+}
+
 /// A backend on 127.0.0.1:0 that answers every request with a bodiless 503.
 fn always_503() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

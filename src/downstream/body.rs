@@ -110,9 +110,32 @@ impl ClientIo {
         }
     }
 
+    /// True when the request's body has been read to its end (or there was
+    /// none).
+    pub(super) fn body_done(&self) -> bool {
+        matches!(*self.body.borrow(), BodyState::Done)
+    }
+
     /// Counts `n` bytes of the request's body as read off the wire.
     fn count(&self, n: usize) {
         self.body_bytes.set(self.body_bytes.get() + n as u64);
+    }
+
+    /// Whether the client has closed the connection (or broken it) while its
+    /// request is answered: an end of stream with nothing before it. Ready
+    /// `false` when bytes wait instead (a pipelined request: the connection
+    /// is alive); only called once the request's body is read.
+    pub(super) fn poll_client_gone(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        if !self.buf.borrow().is_empty() {
+            return Poll::Ready(false);
+        }
+        let mut byte = [0u8; 1];
+        let mut probe = tokio::io::ReadBuf::new(&mut byte);
+        match self.stream.poll_peek(cx, &mut probe) {
+            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Poll::Ready(true),
+            Poll::Ready(Ok(_)) => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// True when bytes of a next request are already buffered (pipelined).

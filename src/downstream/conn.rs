@@ -22,7 +22,7 @@
 //! per-request state (see [`serve`]).
 
 use std::cell::RefCell;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::IoSlice;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -275,8 +275,29 @@ async fn serve_one<H: Handler>(
             (req, facts)
         };
         // Lent, not given, to the handler: its future stays smaller.
-        // Dropped here, with what it still holds.
-        (facts, handler().handle(Rc::clone(state), &mut req).await)
+        // Dropped here, with what it still holds. While it waits (for a
+        // backend, say) and the request's body is all read, a client that
+        // closes the connection is noticed, as nginx does
+        // (`proxy_ignore_client_abort off`): the handler sees it through
+        // `ConnState::client_gone` and gives up (499).
+        let handled = handler().handle(Rc::clone(state), &mut req);
+        let mut handled = std::pin::pin!(handled);
+        let mut watch = true;
+        let resp = poll_fn(|cx| loop {
+            if let Poll::Ready(resp) = handled.as_mut().poll(cx) {
+                return Poll::Ready(resp);
+            }
+            if !watch || state.client_gone() || !io.body_done() {
+                return Poll::Pending;
+            }
+            match io.poll_client_gone(cx) {
+                Poll::Ready(true) => state.client_closed(),
+                Poll::Ready(false) => watch = false,
+                Poll::Pending => return Poll::Pending,
+            }
+        })
+        .await;
+        (facts, resp)
     };
     let next = respond(io, state, out, &mut resp, facts).await;
     // The response is sent (or given up on): the request ends now, and the

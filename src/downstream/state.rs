@@ -29,6 +29,9 @@ pub struct ConnState {
     /// sweeper asked for it back (see [`SHED_AFTER`]).
     holding: Cell<bool>,
     shed: Cell<bool>,
+    /// The client closed the connection while its request was being
+    /// answered (nginx: `client prematurely closed connection`, 499).
+    client_gone: Cell<bool>,
     /// The current request's head, in bytes as received.
     pub head_bytes: Cell<u64>,
     /// `keepalive_requests` of the connection's server.
@@ -81,6 +84,7 @@ impl ConnState {
             requests: Cell::new(0),
             holding: Cell::new(false),
             shed: Cell::new(false),
+            client_gone: Cell::new(false),
             head_bytes: Cell::new(0),
             keepalive_requests,
             serial,
@@ -143,6 +147,18 @@ impl ConnState {
     pub fn set_holding(&self, holding: bool) {
         self.holding.set(holding);
         self.shed.set(false);
+    }
+
+    /// The client closed the connection while its request was answered: what
+    /// waits for a backend stops ([`ConnState::client_gone`]).
+    pub fn client_closed(&self) {
+        self.client_gone.set(true);
+    }
+
+    /// Whether the client closed the connection while its request was
+    /// answered.
+    pub fn client_gone(&self) -> bool {
+        self.client_gone.get()
     }
 
     /// Whether the sweeper asked the idle connection to give its

@@ -35,6 +35,9 @@ pub enum Failure {
     ClientBody,
     /// The client's chunked body was malformed: 400, as nginx.
     InvalidClientBody,
+    /// The client closed its connection while the backend was awaited: 499
+    /// in the log, as nginx (the backend connection is dropped).
+    ClientAbort,
 }
 
 impl Failure {
@@ -46,6 +49,7 @@ impl Failure {
             Failure::BodyTooLarge => ProxyError::PayloadTooLarge,
             Failure::ClientBody => ProxyError::RequestTimeout,
             Failure::InvalidClientBody => ProxyError::BadRequest,
+            Failure::ClientAbort => ProxyError::ClientClosedRequest,
         }
     }
 
@@ -55,7 +59,10 @@ impl Failure {
             Failure::Error => next.error,
             Failure::InvalidHeader => next.invalid_header,
             Failure::Timeout => next.timeout,
-            Failure::BodyTooLarge | Failure::ClientBody | Failure::InvalidClientBody => false,
+            Failure::BodyTooLarge
+            | Failure::ClientBody
+            | Failure::InvalidClientBody
+            | Failure::ClientAbort => false,
         }
     }
 
@@ -801,6 +808,7 @@ mod tests {
             (Failure::BodyTooLarge, 413, false),
             (Failure::ClientBody, 408, false),
             (Failure::InvalidClientBody, 400, false),
+            (Failure::ClientAbort, 499, false),
         ];
         for (failure, status, listed) in cases {
             assert_eq!(failure.error().status().as_u16(), status);

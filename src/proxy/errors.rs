@@ -53,6 +53,9 @@ pub enum ProxyError {
     GatewayTimeout,
     /// HTTP version other than 1.x.
     VersionNotSupported,
+    /// The client closed the connection before the response (nginx's 499,
+    /// seen only in logs).
+    ClientClosedRequest,
 }
 
 impl ProxyError {
@@ -71,6 +74,7 @@ impl ProxyError {
             ProxyError::BadGateway => StatusCode::BAD_GATEWAY,
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            ProxyError::ClientClosedRequest => CLIENT_CLOSED_REQUEST,
         }
     }
 
@@ -119,12 +123,18 @@ impl From<crate::proxy::uri::UriError> for ProxyError {
     }
 }
 
-/// nginx disables keep-alive after these statuses (400, 408, 413, 414, 431, 500,
-/// 501).
+/// nginx's 499: the client closed the connection before the response.
+pub const CLIENT_CLOSED_REQUEST: StatusCode = match StatusCode::from_u16(499) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
+
+/// nginx disables keep-alive after these statuses (400, 408, 413, 414, 431, 499,
+/// 500, 501).
 pub fn closes_connection(status: StatusCode) -> bool {
     matches!(
         status.as_u16(),
-        400 | 408 | 413 | 414 | 431 | 500 | 501 | 505
+        400 | 408 | 413 | 414 | 431 | 499 | 500 | 501 | 505
     )
 }
 

@@ -74,32 +74,38 @@ pub(super) async fn send(
     };
     let fut = client::send(conn.io, outgoing);
     let read_timeout = conf.proxy_read_timeout;
-    let result = if read_timeout.is_zero() {
-        fut.await
-    } else {
-        let mut fut = std::pin::pin!(fut);
-        // A timeout too large to represent never fires.
-        info.arm(sent_at.checked_add(read_timeout));
-        let waited = std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Some(r));
-            }
-            if info.deadline_passed() {
-                return Poll::Ready(None);
-            }
+    let mut fut = std::pin::pin!(fut);
+    // A timeout too large to represent (or none) never fires.
+    let deadline = (!read_timeout.is_zero())
+        .then(|| sent_at.checked_add(read_timeout))
+        .flatten();
+    info.arm(deadline);
+    let waited = std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(r));
+        }
+        // The client went away: the backend connection is dropped (never
+        // reused) and the request ends with 499, as nginx.
+        if info.client_gone() {
+            return Poll::Ready(Err(Failure::ClientAbort));
+        }
+        if info.deadline_passed() {
+            return Poll::Ready(Err(Failure::Timeout));
+        }
+        if deadline.is_some() {
             info.park(cx.waker());
-            Poll::Pending
-        })
-        .await;
-        info.disarm();
-        match waited {
-            Some(r) => r,
-            None => {
-                return Err(Missed {
-                    failure: Failure::Timeout,
-                    unsent: false,
-                })
-            }
+        }
+        Poll::Pending
+    })
+    .await;
+    info.disarm();
+    let result = match waited {
+        Ok(r) => r,
+        Err(failure) => {
+            return Err(Missed {
+                failure,
+                unsent: false,
+            })
         }
     };
     match result {

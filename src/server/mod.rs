@@ -56,17 +56,24 @@ use crate::process::{Control, ControlSignals, PidFile};
 use crate::upstream::check::Checker;
 use crate::upstream::stats::HealthTable;
 
+/// A worker thread's share of a reload.
+struct Reload {
+    config: Arc<Config>,
+    health: Arc<HealthTable>,
+    logs: Arc<AccessLogs>,
+    groups: Arc<Vec<ListenGroup>>,
+    /// This worker's sockets for the new addresses.
+    open: Vec<(ListenGroup, std::net::TcpListener)>,
+    /// The addresses no longer listened on.
+    close: Vec<SocketAddr>,
+}
+
 /// What the controller tells a worker thread.
 enum WorkerMsg {
     /// Serve a new configuration: listen on `open` (this worker's sockets for
     /// the new addresses), stop listening on `close`, then acknowledge.
     Reload {
-        config: Arc<Config>,
-        health: Arc<HealthTable>,
-        logs: Arc<AccessLogs>,
-        groups: Arc<Vec<ListenGroup>>,
-        open: Vec<(ListenGroup, std::net::TcpListener)>,
-        close: Vec<SocketAddr>,
+        next: Reload,
         done: std::sync::mpsc::Sender<()>,
     },
     /// Graceful stop: close the listeners, let every connection finish its
@@ -257,12 +264,14 @@ impl RunningProxy {
         let mut sent = 0;
         for (control, open) in self.controls.iter().zip(open) {
             let msg = WorkerMsg::Reload {
-                config: Arc::clone(&config),
-                health: Arc::clone(&health),
-                logs: Arc::clone(&logs),
-                groups: Arc::clone(&groups),
-                open,
-                close: close.clone(),
+                next: Reload {
+                    config: Arc::clone(&config),
+                    health: Arc::clone(&health),
+                    logs: Arc::clone(&logs),
+                    groups: Arc::clone(&groups),
+                    open,
+                    close: close.clone(),
+                },
                 done: done_tx.clone(),
             };
             if control.send(msg).is_ok() {

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::listen::{connection_settings, ListenGroup};
 use super::slots::{SlotGuard, Slots};
-use super::WorkerMsg;
+use super::{Reload, WorkerMsg};
 
 use crate::config::Config;
 use crate::downstream::conn::{self};
@@ -91,15 +91,15 @@ impl WorkerThread {
         });
     }
 
-    fn reload(
-        self: &Rc<Self>,
-        config: Arc<Config>,
-        health: Arc<HealthTable>,
-        logs: Arc<AccessLogs>,
-        groups: Arc<Vec<ListenGroup>>,
-        open: Vec<(ListenGroup, std::net::TcpListener)>,
-        close: Vec<SocketAddr>,
-    ) {
+    fn reload(self: &Rc<Self>, next: Reload) {
+        let Reload {
+            config,
+            health,
+            logs,
+            groups,
+            open,
+            close,
+        } = next;
         let next = Worker::build(config, health, logs, Some(&self.current.borrow()));
         *self.current.borrow_mut() = Rc::new(next);
         *self.groups.borrow_mut() = groups;
@@ -207,8 +207,8 @@ pub(super) fn worker_main(start: WorkerStart) {
                 }
                 msg = control.recv() => match msg {
                     None => break,
-                    Some(WorkerMsg::Reload { config, health, logs, groups, open, close, done }) => {
-                        thread.reload(config, health, logs, groups, open, close);
+                    Some(WorkerMsg::Reload { next, done }) => {
+                        thread.reload(next);
                         let _ = done.send(());
                     }
                     Some(WorkerMsg::Quit { deadline }) => {

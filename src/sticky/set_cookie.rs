@@ -507,7 +507,7 @@ mod tests {
             "JSESSIONID=x=y; path=/lower; httponly",
         ];
         for text in cases {
-            let parsed = cookie::Cookie::parse(text).unwrap();
+            let parsed = ::cookie::Cookie::parse(text).unwrap();
             let range = value_range(text.as_bytes(), "JSESSIONID").unwrap();
             assert_eq!(parsed.name(), "JSESSIONID", "{text}");
             assert_eq!(
@@ -517,7 +517,7 @@ mod tests {
             );
             for mode in [Mode::Rewrite, Mode::Prefix] {
                 let edited = edit_value(mode, text.as_bytes(), "JSESSIONID", "SID").unwrap();
-                let edited = cookie::Cookie::parse(edited.to_str().unwrap()).unwrap();
+                let edited = ::cookie::Cookie::parse(edited.to_str().unwrap()).unwrap();
                 let want = match mode {
                     Mode::Rewrite => "SID".to_string(),
                     _ => format!("SID~{}", text.get(range.clone()).unwrap()),

@@ -65,7 +65,7 @@ mkdir -p "$WORK/backend"
     echo "worker_rlimit_nofile 8192;"
     echo "events { worker_connections 8192; }"
     echo "http { access_log off; keepalive_requests 1000000; keepalive_timeout 300s;"
-    for t in client_body proxy fastcgi uwsgi scgi; do echo "  ${t}_temp_path $WORK/backend;"; done
+    nginx_temp_paths "$WORK/backend"
     for p in "${BACKEND_PORTS[@]}"; do
         echo "  server { listen 127.0.0.1:$p; location / { return 200 \"ok\n\"; } }"
     done

@@ -45,3 +45,10 @@ wait_port() {
     echo "port $1 never opened" >&2
     exit 1
 }
+
+# The five *_temp_path lines every nginx config here needs (nginx writes its
+# temporary files under DIR instead of its compiled-in prefix).
+nginx_temp_paths() {
+    local t
+    for t in client_body proxy fastcgi uwsgi scgi; do echo "    ${t}_temp_path $1;"; done
+}

@@ -84,11 +84,7 @@ http {
     access_log off;
     keepalive_timeout 300s;
     keepalive_requests 1000;
-    client_body_temp_path $WORK/nginx;
-    proxy_temp_path $WORK/nginx;
-    fastcgi_temp_path $WORK/nginx;
-    uwsgi_temp_path $WORK/nginx;
-    scgi_temp_path $WORK/nginx;
+$(nginx_temp_paths "$WORK/nginx")
     server {
         listen 127.0.0.1:$PORT_NGINX;
         location / { return 200 "ok\n"; }

@@ -53,11 +53,7 @@ events { worker_connections 4096; }
 http {
     access_log off;
     keepalive_requests 100000;
-    client_body_temp_path $WORK/backend;
-    proxy_temp_path $WORK/backend;
-    fastcgi_temp_path $WORK/backend;
-    uwsgi_temp_path $WORK/backend;
-    scgi_temp_path $WORK/backend;
+$(nginx_temp_paths "$WORK/backend")
     server { listen 127.0.0.1:$B1; location / { return 200 "backend one\n"; } }
     server { listen 127.0.0.1:$B2; location / { return 200 "backend two\n"; } }
 }
@@ -94,11 +90,7 @@ error_log $WORK/nginx/error.log error;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $WORK/nginx;
-    proxy_temp_path $WORK/nginx;
-    fastcgi_temp_path $WORK/nginx;
-    uwsgi_temp_path $WORK/nginx;
-    scgi_temp_path $WORK/nginx;
+$(nginx_temp_paths "$WORK/nginx")
     upstream app {
         hash \$cookie_route;
         server 127.0.0.1:$B1;

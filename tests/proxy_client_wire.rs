@@ -280,6 +280,17 @@ async fn responses_carry_date_and_server_and_bodies_keep_their_framing() {
     assert_eq!(w.response(false).await.expect("fixed").text(), "fixed");
 }
 
+/// Sends `bytes` on a new connection and checks the answer is `status` with
+/// `Connection: close`, and that the connection then closes.
+async fn refused_and_closed(addr: SocketAddr, bytes: &[u8], status: u16) {
+    let mut w = Wire::connect(addr).await;
+    w.write(bytes).await;
+    let r = w.response(false).await.expect("answer");
+    assert_eq!(r.status(), status, "{r:?} for {bytes:?}");
+    assert_eq!(r.header("connection").as_deref(), Some("close"));
+    assert!(w.closed().await, "closed after {bytes:?}");
+}
+
 #[tokio::test]
 async fn framing_errors_get_their_status_and_close_the_connection() {
     let b = Backend::start("a");
@@ -292,12 +303,7 @@ async fn framing_errors_get_their_status_and_close_the_connection() {
         (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
     ];
     for (bytes, status) in cases {
-        let mut w = Wire::connect(p.addr).await;
-        w.write(bytes).await;
-        let r = w.response(false).await.expect("answer");
-        assert_eq!(r.status(), status, "{r:?} for {bytes:?}");
-        assert_eq!(r.header("connection").as_deref(), Some("close"));
-        assert!(w.closed().await, "closed after {bytes:?}");
+        refused_and_closed(p.addr, bytes, status).await;
     }
     // A broken chunked upload: the backend gets a cut request, the client an
     // error and a closed connection; the proxy goes on serving.
@@ -325,12 +331,7 @@ async fn trace_connect_and_malformed_chunk_sizes_are_refused_as_nginx() {
         (b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 5\r\nhello\r\n0\r\n\r\n", 400),
     ];
     for (bytes, status) in cases {
-        let mut w = Wire::connect(p.addr).await;
-        w.write(bytes).await;
-        let r = w.response(false).await.expect("answer");
-        assert_eq!(r.status(), status, "{r:?} for {bytes:?}");
-        assert_eq!(r.header("connection").as_deref(), Some("close"));
-        assert!(w.closed().await, "closed after {bytes:?}");
+        refused_and_closed(p.addr, bytes, status).await;
     }
     // The proxy goes on serving.
     assert_eq!(get(p.addr, "/", &[]).await.status, 200);

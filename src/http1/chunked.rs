@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 
-use crate::http1::fields::write_hex;
 use crate::http1::response::MAX_RESPONSE_HEAD;
+use crate::numfmt::write_hex;
 
 /// The size line of one chunk of `len` bytes (`len` in hex, CRLF).
 pub fn chunk_size_line(len: usize) -> Bytes {

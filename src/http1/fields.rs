@@ -58,8 +58,6 @@ impl<const N: usize> HeaderSpans<N> {
     }
 }
 
-pub use crate::numfmt::{write_decimal, write_hex};
-
 /// A non-empty run of ASCII digits that fits in a u64.
 pub fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 {

@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Request, Uri, Version};
 
 use crate::http1::fields::HeaderSpans;
 use crate::http1::framing::{BodyFraming, FramingFacts, RequestFraming};
@@ -64,8 +64,8 @@ pub struct RequestHead {
     pub head_len: usize,
 }
 
-/// Why a request head was refused: the error page to answer with (the
-/// connection is closed after it).
+/// Why a request head was refused (the connection is closed after the
+/// answer; the status is `proxy::errors`' one mapping).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestError {
     /// Not HTTP/1.x syntax, or framing headers that contradict each other: 400.
@@ -81,20 +81,6 @@ pub enum RequestError {
     MethodNotAllowed,
     /// HTTP/2's preface or another major version: 505.
     VersionNotSupported,
-}
-
-impl RequestError {
-    /// The status to refuse the request with (the connection closes after it).
-    pub fn status(self) -> StatusCode {
-        match self {
-            RequestError::BadRequest => StatusCode::BAD_REQUEST,
-            RequestError::UriTooLong => StatusCode::URI_TOO_LONG,
-            RequestError::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            RequestError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
-            RequestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            RequestError::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-        }
-    }
 }
 
 /// Where the parts of a complete head lie in the buffer.
@@ -314,7 +300,7 @@ pub fn encode_request_head(
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
             out.extend_from_slice(b"content-length: ");
-            crate::http1::fields::write_decimal(out, n);
+            crate::numfmt::write_decimal(out, n);
             out.extend_from_slice(b"\r\n");
         }
         RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),

@@ -16,9 +16,10 @@ use bytes::Bytes;
 use http::header::{self, Entry, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
-use crate::http1::fields::{write_decimal, HeaderSpans};
+use crate::http1::fields::HeaderSpans;
 use crate::http1::framing::{bodiless, BodyOut, Framing, FramingFacts};
 use crate::http1::status::reason;
+use crate::numfmt::write_decimal;
 
 /// Most header lines a backend response may carry (nginx's proxy module has no
 /// count limit but a 4k/8k `proxy_buffer_size`; 128 lines is far beyond real

@@ -301,6 +301,7 @@ mod tests {
             (ProxyError::BadGateway, 502, false),
             (ProxyError::GatewayTimeout, 504, false),
             (ProxyError::VersionNotSupported, 505, true),
+            (ProxyError::ClientClosedRequest, 499, true),
         ];
         for (error, code, closes) in cases {
             assert_eq!(error.status().as_u16(), code, "{error:?}");
@@ -319,6 +320,18 @@ mod tests {
             ProxyError::from(RouteError::NoListener),
             ProxyError::Internal
         );
+        use crate::http1::request::RequestError;
+        let refusals = [
+            (RequestError::BadRequest, 400),
+            (RequestError::UriTooLong, 414),
+            (RequestError::HeaderTooLarge, 431),
+            (RequestError::NotImplemented, 501),
+            (RequestError::MethodNotAllowed, 405),
+            (RequestError::VersionNotSupported, 505),
+        ];
+        for (e, code) in refusals {
+            assert_eq!(ProxyError::from(e).status().as_u16(), code, "{e:?}");
+        }
         for e in [
             UriError::NotAbsolute,
             UriError::BadEscape,

@@ -24,7 +24,7 @@ use crate::proxy::errors::{self, ProxyError};
 use crate::proxy::exchange::{open, send, Answer, Missed};
 use crate::proxy::headers;
 use crate::proxy::plan::Prepared;
-use crate::proxy::reply::{bad_request, error_response};
+use crate::proxy::reply::error_response;
 use crate::proxy::worker::Worker;
 use crate::sticky::Choice;
 use crate::upstream::client::Transport;
@@ -187,7 +187,8 @@ impl Handler for Worker {
     }
 
     fn refuse(&self, error: RequestError) -> Response<ProxyBody> {
-        bad_request(error.into())
+        // The head was not parsed: no location, so `server_tokens on`.
+        error_response(error.into(), true)
     }
 }
 

@@ -11,12 +11,6 @@ use http::{Response, StatusCode};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::errors::{self, MadeResponse, ProxyError};
 
-/// The answer to a request the proxy could not parse (the connection closes
-/// after it).
-pub fn bad_request(error: ProxyError) -> Response<ProxyBody> {
-    error_response(error, true)
-}
-
 /// A proxy-made response, with our `Server` (`server_tokens`).
 pub(super) fn made(m: MadeResponse, server_tokens: bool) -> Response<ProxyBody> {
     let mut resp = full(m.status, m.body, server_tokens);

@@ -29,7 +29,7 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         "missing semicolon swallows the next directive",
         "http {\n  server {\n    listen 127.0.0.1:8080\n    server_name a;\n  }\n}\n",
         "invalid parameter \"server_name\"",
-        3,
+        4,
     ),
     ("extra closing brace", "http {\n}\n}\n", "unexpected \"}\"", 3),
     (
@@ -627,6 +627,62 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         "http {\n  upstream u {\n    server 127.0.0.1:9000 drain=1;\n  }\n}\n",
         "invalid parameter \"drain=1\"",
         3,
+    ),
+    // ---- nginx names the line where a directive ends ----
+    (
+        "multi-line directive: error at its semicolon",
+        "http {\n  server {\n    listen 127.0.0.1:8080\n           bogus\n           ;\n  }\n}\n",
+        "invalid parameter \"bogus\"",
+        5,
+    ),
+    (
+        "multi-line block opener: error at its brace",
+        "http {\n  server {\n    location\n      /a\n      /b\n      /c\n    {\n    }\n  }\n}\n",
+        "invalid number of arguments in \"location\" directive",
+        7,
+    ),
+    (
+        "multi-line unknown directive",
+        "http {\n  proxy_pas\n    http://a\n    ;\n}\n",
+        "unknown directive \"proxy_pas\"",
+        4,
+    ),
+    // ---- several errors: the first in file order is reported ----
+    (
+        "error in a location before an error at server level",
+        "http {\n  server {\n    location / {\n      bad_one;\n    }\n    bad_two;\n  }\n}\n",
+        "unknown directive \"bad_one\"",
+        4,
+    ),
+    (
+        "error in a server before an error at http level",
+        "http {\n  server {\n    bad_one;\n  }\n  bad_two;\n}\n",
+        "unknown directive \"bad_one\"",
+        3,
+    ),
+    (
+        "error in a server before an error in a later upstream",
+        "http {\n  server {\n    bad_one;\n  }\n  upstream u {\n    bad_two;\n  }\n}\n",
+        "unknown directive \"bad_one\"",
+        3,
+    ),
+    (
+        "proxy_pass to a later broken upstream reports the upstream's error",
+        "http {\n  server {\n    location / { proxy_pass http://u; }\n  }\n  upstream u {\n    server 127.0.0.1:1 weight=x;\n  }\n}\n",
+        "invalid parameter \"weight=x\"",
+        6,
+    ),
+    (
+        "error in an upstream before an error in a later server",
+        "http {\n  upstream u {\n    bad_one;\n  }\n  server {\n    bad_two;\n  }\n}\n",
+        "unknown directive \"bad_one\"",
+        3,
+    ),
+    (
+        "error at http level before an error in a later server",
+        "http {\n  bad_one;\n  server {\n    bad_two;\n  }\n}\n",
+        "unknown directive \"bad_one\"",
+        2,
     ),
 ];
 

@@ -42,5 +42,7 @@ pub struct Directive {
     pub args: Vec<Arg>,
     /// `Some` for a block directive (`http { ... }`), `None` for one ending in `;`.
     pub block: Option<Vec<Directive>>,
+    /// Where the directive ends (its `;` or `{`), the line nginx names in its
+    /// errors; each argument keeps its own line in [`Arg::span`].
     pub span: Span,
 }

@@ -100,6 +100,8 @@ pub(crate) fn parse_at_depth(
 }
 
 /// Turns the words read so far into a directive (name + arguments) ended by `end`.
+/// The directive's span is the place of `end`: nginx reports a directive's errors
+/// at the line where it ends (its `;` or `{`), however many lines it spans.
 fn take_directive(args: &mut Vec<Arg>, end: &str, at: &Span) -> Result<Directive, ConfigError> {
     let mut words = std::mem::take(args).into_iter();
     let Some(name) = words.next() else {
@@ -109,7 +111,7 @@ fn take_directive(args: &mut Vec<Arg>, end: &str, at: &Span) -> Result<Directive
         name: name.value,
         args: words.collect(),
         block: None,
-        span: name.span,
+        span: at.clone(),
     })
 }
 
@@ -181,9 +183,10 @@ impl<'a> Lexer<'a> {
                     .get(..self.rest.len() - rest.len())
                     .unwrap_or_default();
                 self.advance(rest, consumed);
-                // nginx wants a separator right after a closing quote.
+                // nginx wants a separator right after a closing quote; a `)` may
+                // follow it directly and starts the next word (`if ($a = 'b') {`).
                 if let Some(&next) = self.rest.first() {
-                    if !is_space(next) && !matches!(next, b';' | b'{' | b'}') {
+                    if !is_space(next) && !matches!(next, b';' | b'{' | b'}' | b')') {
                         return Err(ConfigError::new(
                             format!("unexpected \"{}\"", show_byte(next)),
                             &self.span(self.line),
@@ -544,6 +547,13 @@ mod tests {
             // `}` ends a bare word.
             ("s { return 200 ok;}", "s(){return(200,ok)}"),
             ("a\r\nb;\r\n", "a(b)"),
+            // A quoted string may end right before `)` (nginx's `if` conditions).
+            (
+                "if ($request_method = 'OPTIONS') { return 204; }",
+                "if(($request_method,=,\"OPTIONS\",)){return(204)}",
+            ),
+            ("if ($a = \"b\"){}", "if(($a,=,\"b\",)){}"),
+            ("a 'b')c;", "a(\"b\",)c)"),
         ];
         for (src, want) in cases {
             let tree = parse_str(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
@@ -558,11 +568,12 @@ mod tests {
         let tree = parse_str(src).expect("parses");
         assert_eq!(
             lines(&tree),
+            // A directive's own line is where it ends (nginx reports it there).
             vec![
-                "a@1 b@1 c@2",
+                "a@2 b@1 c@2",
                 "block@4",
-                "x@5 multi\\nline@5 y@6",
-                "z@8 q@8",
+                "x@6 multi\\nline@5 y@6",
+                "z@9 q@8",
                 "last@11",
             ]
         );
@@ -626,6 +637,7 @@ mod tests {
             (b"a\n'b'\"c\";", "unexpected \"\"\"", 2),
             (b"a \"b\"#c\n;", "unexpected \"#\"", 1),
             (b"a \"b\"\x01;", "unexpected \"\\x01\"", 1),
+            (b"a \"b\"(;", "unexpected \"(\"", 1),
             (b"a\nb \xff;", "invalid UTF-8 in parameter \"\\xFF\"", 2),
             (
                 b"a \"caf\xe9\";",

@@ -103,9 +103,12 @@ fn is_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// Maps a variable name (without `$`) to the [`Variable`] it denotes.
+/// Maps a variable name (without `$`) to the [`Variable`] it denotes. Names are
+/// case-insensitive, as nginx looks them up lower-cased (`$HTTP_X_REAL_IP` is
+/// `$http_x_real_ip`); the NAME of `$cookie_NAME` / `$arg_NAME` keeps its case.
 pub fn variable(name: &str) -> Option<Variable> {
-    let v = match name {
+    let lower = name.to_ascii_lowercase();
+    let v = match lower.as_str() {
         "host" => Variable::Host,
         "remote_addr" => Variable::RemoteAddr,
         "remote_port" => Variable::RemotePort,
@@ -144,15 +147,18 @@ pub fn variable(name: &str) -> Option<Variable> {
         "sticky_sid" => Variable::StickySid,
         "sticky_status" => Variable::StickyStatus,
         _ => {
-            let header = |rest: &str| rest.to_ascii_lowercase().replace('_', "-");
-            if let Some(rest) = name.strip_prefix("sent_http_").filter(|r| !r.is_empty()) {
+            let header = |rest: &str| rest.replace('_', "-");
+            // The prefix is matched lower-cased; `as_written` is the rest of the
+            // name in its own case (the prefixes are ASCII, so lengths agree).
+            let as_written = |prefix: &str| name.get(prefix.len()..).unwrap_or_default();
+            if let Some(rest) = lower.strip_prefix("sent_http_").filter(|r| !r.is_empty()) {
                 Variable::SentHttp(header(rest))
-            } else if let Some(rest) = name.strip_prefix("http_").filter(|r| !r.is_empty()) {
+            } else if let Some(rest) = lower.strip_prefix("http_").filter(|r| !r.is_empty()) {
                 Variable::Http(header(rest))
-            } else if let Some(rest) = name.strip_prefix("cookie_").filter(|r| !r.is_empty()) {
-                Variable::Cookie(rest.to_string())
-            } else if let Some(rest) = name.strip_prefix("arg_").filter(|r| !r.is_empty()) {
-                Variable::Arg(rest.to_string())
+            } else if lower.starts_with("cookie_") && lower.len() > "cookie_".len() {
+                Variable::Cookie(as_written("cookie_").to_string())
+            } else if lower.starts_with("arg_") && lower.len() > "arg_".len() {
+                Variable::Arg(as_written("arg_").to_string())
             } else {
                 return None;
             }
@@ -264,6 +270,22 @@ mod tests {
                 vec![Part::Var(Variable::Cookie("SERVERID".into()))],
             ),
             ("$arg_page", vec![Part::Var(Variable::Arg("page".into()))]),
+            // Names are case-insensitive (nginx looks them up lower-cased).
+            (
+                "$HTTP_X_REAL_IP",
+                vec![Part::Var(Variable::Http("x-real-ip".into()))],
+            ),
+            ("${Host}", vec![Part::Var(Variable::Host)]),
+            ("$Remote_Addr", vec![Part::Var(Variable::RemoteAddr)]),
+            (
+                "$Sent_Http_X_A",
+                vec![Part::Var(Variable::SentHttp("x-a".into()))],
+            ),
+            (
+                "$COOKIE_SessionId",
+                vec![Part::Var(Variable::Cookie("SessionId".into()))],
+            ),
+            ("$ARG_Page", vec![Part::Var(Variable::Arg("Page".into()))]),
             ("$document_uri", vec![Part::Var(Variable::Uri)]),
             ("$sticky_status", vec![Part::Var(Variable::StickyStatus)]),
             ("cost: 5$", vec![lit("cost: 5$")]),

@@ -236,55 +236,66 @@ impl Builder {
         st.log_format_escapes
             .insert("combined".to_string(), Escape::Default);
 
-        // Pass 1: upstream blocks.
-        for d in block.iter().filter(|d| d.name == "upstream") {
-            let up = self.upstream(d)?;
-            if st
-                .named
-                .iter()
-                .any(|u| u.name.eq_ignore_ascii_case(&up.name))
-            {
-                return Err(err(format!("duplicate upstream \"{}\"", up.name), d));
+        // Pass 1: upstream blocks. nginx reads the file top to bottom and stops at
+        // the first error, so a broken block's error is held until pass 2 reaches
+        // its place: errors earlier in the file are reported first. A broken
+        // upstream still gets its name registered (with no peers) so that an
+        // earlier `proxy_pass` to it does not fail for the wrong reason; the
+        // configuration is never returned in that case.
+        let mut first_error: Option<(usize, ConfigError)> = None;
+        for (i, d) in block
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.name == "upstream")
+        {
+            let built = self.upstream(d).and_then(|up| {
+                if st
+                    .named
+                    .iter()
+                    .any(|u| u.name.eq_ignore_ascii_case(&up.name))
+                {
+                    return Err(err(format!("duplicate upstream \"{}\"", up.name), d));
+                }
+                Ok(up)
+            });
+            match built {
+                Ok(up) => st.named.push(up),
+                Err(e) => {
+                    st.named.push(broken_upstream(d));
+                    first_error.get_or_insert((i, e));
+                }
             }
-            st.named.push(up);
         }
 
-        // Pass 2: everything else; servers after the http level is complete.
+        // Pass 2: everything else, in file order up to the first error; servers
+        // after the http level is complete (or, when it has an error, the servers
+        // written before it, whose errors come first).
         let mut layer = Layer::default();
         let mut conn = ConnLayer::default();
         let mut error_log = None;
         let mut servers = Vec::new();
-        for d in block {
-            match d.name.as_str() {
-                "upstream" => {}
-                "server" => {
-                    block_of(d)?;
-                    servers.push(d);
-                }
-                "error_log" => {
-                    let log = error_log_directive(d)?;
-                    if error_log.is_none() {
-                        error_log = Some(log);
-                    }
-                }
-                "check_shm_size" => {
-                    simple(d, 1, 1)?;
-                    size(d, arg(d, 0))?;
-                    self.ignored(d, "health state lives in process memory");
-                }
-                _ => {
-                    if !self.common(d, &mut layer, &mut st)? && !self.connection(d, &mut conn)? {
-                        return Err(not_allowed(d));
-                    }
-                }
+        let stop = first_error.as_ref().map_or(block.len(), |(i, _)| *i);
+        for (i, d) in block.iter().enumerate().take(stop) {
+            if let Err(e) = self.http_directive(d, &mut layer, &mut conn, &mut error_log, &mut st) {
+                first_error = Some((i, e));
+                break;
+            }
+            if d.name == "server" {
+                servers.push((i, d));
             }
         }
         let mut built = Vec::new();
         let mut names_seen: HashSet<(SocketAddr, String)> = HashSet::new();
-        for d in servers {
+        for (i, d) in servers {
+            if first_error.as_ref().is_some_and(|(at, _)| *at < i) {
+                break;
+            }
             let server = self.server(d, &layer, &conn, &mut st)?;
             self.warn_conflicting_names(d, &server, &mut names_seen);
             built.push(Arc::new(server));
+        }
+        if let Some((_, e)) = first_error {
+            return Err(e);
         }
         for (format, span) in &st.format_uses {
             if !st.log_formats.contains_key(format) {
@@ -309,6 +320,53 @@ impl Builder {
             },
             error_log,
         ))
+    }
+
+    /// One directive of the `http` block other than `upstream` (built in pass 1);
+    /// a `server` block is only checked for its `{` here and built later.
+    fn http_directive(
+        &mut self,
+        d: &Directive,
+        layer: &mut Layer,
+        conn: &mut ConnLayer,
+        error_log: &mut Option<ErrorLog>,
+        st: &mut HttpState,
+    ) -> Res<()> {
+        match d.name.as_str() {
+            "upstream" => {}
+            "server" => block_of(d)?,
+            "error_log" => {
+                let log = error_log_directive(d)?;
+                if error_log.is_none() {
+                    *error_log = Some(log);
+                }
+            }
+            "check_shm_size" => {
+                simple(d, 1, 1)?;
+                size(d, arg(d, 0))?;
+                self.ignored(d, "health state lives in process memory");
+            }
+            _ => {
+                if !self.common(d, layer, st)? && !self.connection(d, conn)? {
+                    return Err(not_allowed(d));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The stand-in for an `upstream` block that failed to build: its name only.
+fn broken_upstream(d: &Directive) -> UpstreamConf {
+    UpstreamConf {
+        name: arg(d, 0).to_string(),
+        implicit: false,
+        peers: Vec::new(),
+        sticky: None,
+        keepalive: None,
+        keepalive_timeout: std::time::Duration::ZERO,
+        keepalive_requests: 0,
+        check: None,
     }
 }
 

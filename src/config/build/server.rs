@@ -60,28 +60,38 @@ impl Builder {
         let mut return_ = None;
         let mut location_dirs = Vec::new();
         for x in body {
-            match x.name.as_str() {
-                "listen" => self.listen(x, &mut listens, st)?,
-                "server_name" => {
-                    simple(x, 1, usize::MAX)?;
-                    for a in &x.args {
-                        names.push(server_name(x, &a.value)?);
+            // Run as one step so that an error here can give way to an error in
+            // a location written before it (nginx reports in file order).
+            let step = (|| -> Res<()> {
+                match x.name.as_str() {
+                    "listen" => self.listen(x, &mut listens, st)?,
+                    "server_name" => {
+                        simple(x, 1, usize::MAX)?;
+                        for a in &x.args {
+                            names.push(server_name(x, &a.value)?);
+                        }
+                    }
+                    "location" => {
+                        block_of(x)?;
+                        location_dirs.push(x);
+                    }
+                    "return" => self.return_directive(x, &mut return_)?,
+                    "error_log" => {
+                        error_log_directive(x)?;
+                        self.ignored(x, "one error log serves the whole process");
+                    }
+                    _ => {
+                        if !self.common(x, &mut layer, st)? && !self.connection(x, &mut conn)? {
+                            return Err(not_allowed(x));
+                        }
                     }
                 }
-                "location" => {
-                    block_of(x)?;
-                    location_dirs.push(x);
-                }
-                "return" => self.return_directive(x, &mut return_)?,
-                "error_log" => {
-                    error_log_directive(x)?;
-                    self.ignored(x, "one error log serves the whole process");
-                }
-                _ => {
-                    if !self.common(x, &mut layer, st)? && !self.connection(x, &mut conn)? {
-                        return Err(not_allowed(x));
-                    }
-                }
+                Ok(())
+            })();
+            if let Err(e) = step {
+                let merged = layer.clone().inherit(http_layer);
+                let earlier = self.locations(&location_dirs, &merged, None, st).err();
+                return Err(earlier.unwrap_or(e));
             }
         }
         if listens.is_empty() {

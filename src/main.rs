@@ -1,7 +1,11 @@
 //! The `proxy` binary: nginx's command line over the library.
 //!
-//! `-c FILE` (default `conf/sticky.conf`), `-t` test the configuration, `-T` test and
-//! print it with includes expanded, `-q` quiet test, `-v`/`-V` version (and
+//! `-c FILE` (default `conf/sticky.conf`), `-p PREFIX` (relative `-c`, `pid` and log
+//! paths resolve against it), `-e FILE|stderr` (the error log until and unless the
+//! configuration names one; start-up errors are also written there), `-g
+//! DIRECTIVES` (main-context directives read before the file), `-t` test the
+//! configuration, `-T` test and print every file read, verbatim, each under
+//! `# configuration file PATH:`, `-q` quiet test, `-v`/`-V` version (and
 //! features), `-s stop|quit|reopen|reload` signal the running proxy (through the
 //! `pid` file, see [`sticky_proxy::process`]), `-h` help. Messages go to stderr in nginx's shape
 //! (`proxy: [emerg] MESSAGE in FILE:LINE`, exit code 1). Without `-t`/`-T` the
@@ -13,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use sticky_proxy::config::ast::Directive;
-use sticky_proxy::config::{self, build, include, parse, Config, ConfigError, ConfigWarning};
+use sticky_proxy::config::include::SourceFile;
+use sticky_proxy::config::{self, include, Config, ConfigError, ConfigWarning, LoadOptions};
 use sticky_proxy::process::{self, Command};
 
 /// What `-V` lists besides the version.
@@ -35,13 +39,24 @@ const FEATURES: &[&str] = &[
     disable_version_flag = true
 )]
 struct Cli {
-    /// Configuration file.
+    /// Configuration file (relative to the prefix when `-p` is given).
     #[arg(short = 'c', value_name = "FILE", default_value = "conf/sticky.conf")]
     conf: PathBuf,
+    /// Prefix path: relative `-c`, `pid`, `error_log` and `access_log` paths
+    /// resolve against it (default: the directory of the configuration file).
+    #[arg(short = 'p', value_name = "PREFIX")]
+    prefix: Option<PathBuf>,
+    /// Error log file (or `stderr`) used while starting and when the
+    /// configuration sets no `error_log`.
+    #[arg(short = 'e', value_name = "FILE")]
+    error_log: Option<String>,
+    /// Global directives set out of the configuration file (e.g. 'daemon off;').
+    #[arg(short = 'g', value_name = "DIRECTIVES")]
+    globals: Option<String>,
     /// Test the configuration and exit.
     #[arg(short = 't')]
     test: bool,
-    /// Test the configuration, print it (includes expanded) and exit.
+    /// Test the configuration, print every file read and exit.
     #[arg(short = 'T')]
     dump: bool,
     /// Suppress non-error messages during configuration testing.
@@ -86,27 +101,41 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     }
+    let options = LoadOptions {
+        prefix: cli.prefix.clone(),
+        globals: cli.globals.clone(),
+        error_log: cli.error_log.clone(),
+    };
+    // nginx resolves a relative `-c` against the prefix.
+    let conf = match &cli.prefix {
+        Some(prefix) if cli.conf.is_relative() => prefix.join(&cli.conf),
+        _ => cli.conf.clone(),
+    };
     if cli.test || cli.dump {
-        test_config(&cli)
+        test_config(&cli, &conf, &options)
     } else if let Some(command) = cli.signal {
-        signal(&cli.conf, command)
+        signal(&conf, &options, command)
     } else {
-        run(&cli.conf)
+        run(&conf, &options)
     }
 }
 
-/// Reads, expands and builds the configuration, keeping the tree for `-T`.
-fn load(path: &Path) -> Result<(Vec<Directive>, Config, Vec<ConfigWarning>), ConfigError> {
-    let tree = include::load(path)?;
-    let (config, warnings) = build::build(path, &tree)?;
-    Ok((tree, config, warnings))
+/// Reads, expands and builds the configuration, keeping the files read for `-T`.
+fn load(
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(Vec<SourceFile>, Config, Vec<ConfigWarning>), ConfigError> {
+    let (tree, sources) = include::load_with_sources(path)?;
+    let tree = config::with_globals(tree, options)?;
+    let (config, warnings) = config::build_with(path, &tree, options)?;
+    Ok((sources, config, warnings))
 }
 
 /// `-t` / `-T`: nginx's messages and exit codes.
-fn test_config(cli: &Cli) -> ExitCode {
-    let file = cli.conf.display();
-    match load(&cli.conf) {
-        Ok((tree, _config, warnings)) => {
+fn test_config(cli: &Cli, conf: &Path, options: &LoadOptions) -> ExitCode {
+    let file = conf.display();
+    match load(conf, options) {
+        Ok((sources, _config, warnings)) => {
             if !cli.quiet {
                 for warning in &warnings {
                     eprintln!("proxy: [warn] {warning}");
@@ -115,25 +144,66 @@ fn test_config(cli: &Cli) -> ExitCode {
                 eprintln!("proxy: configuration file {file} test is successful");
             }
             if cli.dump {
-                print!("# configuration file {file}:\n{}", parse::dump(&tree));
+                // nginx's -T: each file as read, once, under its own header.
+                let mut out = Vec::new();
+                for source in &sources {
+                    out.extend_from_slice(
+                        format!("# configuration file {}:\n", source.path.display()).as_bytes(),
+                    );
+                    out.extend_from_slice(&source.text);
+                    out.push(b'\n');
+                }
+                if let Err(e) = std::io::Write::write_all(&mut std::io::stdout(), &out) {
+                    eprintln!("proxy: [emerg] write() to stdout failed ({e})");
+                    return ExitCode::FAILURE;
+                }
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("proxy: [emerg] {e}");
+            emerg(options, &e.to_string());
             eprintln!("proxy: configuration file {file} test failed");
             ExitCode::FAILURE
         }
     }
 }
 
+/// An `[emerg]` message: on stderr and, with `-e FILE`, also appended to FILE in
+/// the error log's line format, as nginx writes start-up errors to both.
+fn emerg(options: &LoadOptions, message: &str) {
+    eprintln!("proxy: [emerg] {message}");
+    let Some(path) = options.error_log.as_deref().filter(|p| *p != "stderr") else {
+        return;
+    };
+    let path = match &options.prefix {
+        Some(prefix) => sticky_proxy::log::resolve_path(prefix, Path::new(path)),
+        None => PathBuf::from(path),
+    };
+    let line = format!(
+        "{} [emerg] {}#0: {message}\n",
+        sticky_proxy::timefmt::error_log(std::time::SystemTime::now()).as_str(),
+        std::process::id()
+    );
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "proxy: [alert] could not open error log file: open() \"{}\" failed ({e})",
+            path.display()
+        );
+    }
+}
+
 /// `-s SIGNAL`: reads the configuration for its `pid` file and signals the
 /// process named there.
-fn signal(path: &Path, command: Command) -> ExitCode {
-    let config = match config::load(path) {
+fn signal(path: &Path, options: &LoadOptions, command: Command) -> ExitCode {
+    let config = match config::load_with(path, options) {
         Ok((config, _warnings)) => config,
         Err(e) => {
-            eprintln!("proxy: [emerg] {e}");
+            emerg(options, &e.to_string());
             return ExitCode::FAILURE;
         }
     };
@@ -147,24 +217,25 @@ fn signal(path: &Path, command: Command) -> ExitCode {
 }
 
 /// Loads the configuration, sets up logging and serves.
-fn run(path: &Path) -> ExitCode {
-    let (mut config, warnings) = match load(path) {
-        Ok((_tree, config, warnings)) => (config, warnings),
+fn run(path: &Path, options: &LoadOptions) -> ExitCode {
+    let (mut config, warnings) = match config::load_with(path, options) {
+        Ok(loaded) => loaded,
         Err(e) => {
-            eprintln!("proxy: [emerg] {e}");
+            emerg(options, &e.to_string());
             return ExitCode::FAILURE;
         }
     };
     for warning in &warnings {
         eprintln!("proxy: [warn] {warning}");
     }
-    let error_log = match sticky_proxy::log::init_error_log(&config.main.error_log, &config.file) {
-        Ok(handle) => handle,
-        Err(message) => {
-            eprintln!("proxy: [emerg] {message}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let error_log =
+        match sticky_proxy::log::init_error_log(&config.main.error_log, &config.prefix()) {
+            Ok(handle) => handle,
+            Err(message) => {
+                emerg(options, &message);
+                return ExitCode::FAILURE;
+            }
+        };
     if let Some(wanted) = config.main.worker_rlimit_nofile {
         match process::set_nofile(wanted) {
             Ok(None) => {}
@@ -172,12 +243,12 @@ fn run(path: &Path) -> ExitCode {
             Err(e) => tracing::error!("{e} (ignored)"),
         }
     }
-    // The pid file is found relative to the configuration, as `-s` looks for it.
+    // The pid file is found relative to the prefix, as `-s` looks for it.
     config.main.pid = config
         .main
         .pid
         .as_deref()
-        .map(|pid| sticky_proxy::log::resolve_path(&config.file, pid));
+        .map(|pid| config.resolve_path(pid));
     match sticky_proxy::server::run_with(config, Some(error_log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -17,7 +17,6 @@ use rustix::process::{Pid, Resource, Rlimit, Signal};
 
 use crate::config::include::os_error;
 use crate::config::Config;
-use crate::log::resolve_path;
 
 /// What `proxy -s` asks the running proxy to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +69,7 @@ impl Command {
 /// can be found).
 pub fn pid_path(config: &Config) -> Result<PathBuf, String> {
     match &config.main.pid {
-        Some(path) => Ok(resolve_path(&config.file, path)),
+        Some(path) => Ok(config.resolve_path(path)),
         None => Err(format!(
             "no \"pid\" directive in {}: the running proxy cannot be found \
              (add e.g. \"pid /run/proxy.pid;\" and restart it)",

@@ -18,6 +18,11 @@ pub struct Span {
 
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: directives given on the command line (`-g`), shown as nginx
+        // does (`... in command line`).
+        if self.line == 0 {
+            return write!(f, "{}", self.file.display());
+        }
         write!(f, "{}:{}", self.file.display(), self.line)
     }
 }

@@ -35,13 +35,24 @@ pub fn load(path: &Path) -> Result<Vec<Directive>, ConfigError> {
 /// Parses `src` as the text of the main file `file` (used for messages and as the
 /// base of relative include paths) and expands its includes.
 pub fn load_str(src: &[u8], file: &Path) -> Result<Vec<Directive>, ConfigError> {
-    let tree = parse_at_depth(src, Arc::new(file.to_path_buf()), 0)?;
-    let mut expander = Expander {
-        base: file.parent().map(Path::to_path_buf).unwrap_or_default(),
-        open: vec![(identity(file), file.to_path_buf())],
-        files_read: 1,
-    };
-    expander.expand(tree, 0)
+    Expander::new(file, false).run(src, file)
+}
+
+/// One file read for a configuration, as it was read (for `-T`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: Vec<u8>,
+}
+
+/// Like [`load`], also giving every file read, each once, in the order first read
+/// (the main file first): what `-T` prints.
+pub fn load_with_sources(path: &Path) -> Result<(Vec<Directive>, Vec<SourceFile>), ConfigError> {
+    let src = read_file(path).map_err(ConfigError::without_span)?;
+    let mut expander = Expander::new(path, true);
+    expander.keep(path, &src);
+    let tree = expander.run(&src, path)?;
+    Ok((tree, expander.sources))
 }
 
 struct Expander {
@@ -51,9 +62,37 @@ struct Expander {
     /// named in messages).
     open: Vec<(PathBuf, PathBuf)>,
     files_read: usize,
+    /// Whether to keep each file's text in `sources`.
+    keep_sources: bool,
+    sources: Vec<SourceFile>,
 }
 
 impl Expander {
+    fn new(file: &Path, keep_sources: bool) -> Expander {
+        Expander {
+            base: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+            open: vec![(identity(file), file.to_path_buf())],
+            files_read: 1,
+            keep_sources,
+            sources: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, src: &[u8], file: &Path) -> Result<Vec<Directive>, ConfigError> {
+        let tree = parse_at_depth(src, Arc::new(file.to_path_buf()), 0)?;
+        self.expand(tree, 0)
+    }
+
+    /// Records a file's text for `-T`, once per path.
+    fn keep(&mut self, path: &Path, text: &[u8]) {
+        if self.keep_sources && !self.sources.iter().any(|s| s.path == path) {
+            self.sources.push(SourceFile {
+                path: path.to_path_buf(),
+                text: text.to_vec(),
+            });
+        }
+    }
+
     /// Expands the includes in `tree`, whose directives sit `depth` blocks deep.
     fn expand(
         &mut self,
@@ -131,6 +170,7 @@ impl Expander {
             ));
         }
         let src = read_file(path).map_err(|message| ConfigError::new(message, at))?;
+        self.keep(path, &src);
         let tree = parse_at_depth(&src, Arc::new(path.to_path_buf()), depth)?;
         self.open.push((id, path.to_path_buf()));
         let expanded = self.expand(tree, depth);

@@ -16,7 +16,7 @@ pub mod units;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +32,47 @@ pub struct Config {
     pub file: PathBuf,
     pub main: MainConf,
     pub http: HttpConf,
+    /// What the command line added (`-p`, `-g`, `-e`); a reload reads the file
+    /// again with the same options.
+    pub options: LoadOptions,
+}
+
+/// What the command line adds to a configuration file, as nginx's `-p`, `-g` and
+/// `-e`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// `-p PREFIX`: relative `pid`, `error_log` and `access_log` paths resolve
+    /// against it. `None`: against the directory of the main file.
+    pub prefix: Option<PathBuf>,
+    /// `-g DIRECTIVES`: main-context directives read before the file; an error in
+    /// them is reported `in command line`.
+    pub globals: Option<String>,
+    /// `-e FILE|stderr`: the error log when the configuration names none.
+    pub error_log: Option<String>,
+}
+
+/// The name errors in `-g` directives carry (`... in command line`).
+pub const COMMAND_LINE: &str = "command line";
+
+impl Config {
+    /// The directory relative paths (`pid`, logs) resolve against: `-p PREFIX`,
+    /// else the directory of the main file.
+    pub fn prefix(&self) -> PathBuf {
+        match &self.options.prefix {
+            Some(prefix) => prefix.clone(),
+            None => self
+                .file
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// `path` as written in the configuration, made absolute against
+    /// [`Config::prefix`] when it is relative.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        crate::log::resolve_path(&self.prefix(), path)
+    }
 }
 
 /// `worker_processes`.
@@ -90,8 +131,81 @@ pub struct HttpConf {
 
 /// Reads the main file, expands includes, builds the typed config.
 pub fn load(path: &std::path::Path) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
-    let tree = include::load(path)?;
-    build::build(path, &tree)
+    load_with(path, &LoadOptions::default())
+}
+
+/// Like [`load`] with the command line's `-p`, `-g` and `-e` applied.
+pub fn load_with(
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+    let tree = with_globals(include::load(path)?, options)?;
+    build_with(path, &tree, options)
+}
+
+/// The `-g` directives of `options` followed by `tree` (the file's directives):
+/// nginx reads the command line's directives first.
+pub fn with_globals(
+    tree: Vec<ast::Directive>,
+    options: &LoadOptions,
+) -> Result<Vec<ast::Directive>, ConfigError> {
+    let Some(globals) = &options.globals else {
+        return Ok(tree);
+    };
+    let mut all = parse::parse(
+        globals.as_bytes(),
+        std::sync::Arc::new(PathBuf::from(COMMAND_LINE)),
+    )
+    .map_err(|mut e| {
+        if let Some(span) = &mut e.span {
+            span.line = 0;
+        }
+        if e.message.starts_with("unexpected end of file") {
+            e.message = "unexpected end of parameter, expecting \";\"".to_string();
+        }
+        e
+    })?;
+    mark_command_line(&mut all);
+    all.extend(tree);
+    Ok(all)
+}
+
+/// Line 0 marks a span of the command line: it is shown as `command line`.
+fn mark_command_line(tree: &mut [ast::Directive]) {
+    for d in tree {
+        d.span.line = 0;
+        for a in &mut d.args {
+            a.span.line = 0;
+        }
+        if let Some(block) = &mut d.block {
+            mark_command_line(block);
+        }
+    }
+}
+
+/// Builds an expanded tree (globals included) into the typed config with `options`.
+pub fn build_with(
+    path: &Path,
+    tree: &[ast::Directive],
+    options: &LoadOptions,
+) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+    let (mut config, warnings) = build::build(path, tree)?;
+    config.options = options.clone();
+    // `-e` is the error log when neither the main context nor `http` names one.
+    let names_error_log = |dirs: &[ast::Directive]| dirs.iter().any(|d| d.name == "error_log");
+    let http = tree
+        .iter()
+        .filter(|d| d.name == "http")
+        .filter_map(|d| d.block.as_deref());
+    if let Some(path) = &options.error_log {
+        if !names_error_log(tree) && !http.clone().any(names_error_log) {
+            config.main.error_log = ErrorLog {
+                path: path.clone(),
+                level: LogLevel::Error,
+            };
+        }
+    }
+    Ok((config, warnings))
 }
 
 /// Like [`load`] for text in memory; `file` is the notional path (includes are

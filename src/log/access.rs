@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{resolve_path, LogFile};
+use super::LogFile;
 use crate::config::{self, AccessLog, Config, Escape, Location, Template};
 use crate::vars::{self, RequestVars};
 
@@ -54,7 +54,7 @@ impl AccessLogs {
                 if files.contains_key(&target.path) {
                     continue;
                 }
-                let resolved = resolve_path(&config.file, &target.path);
+                let resolved = config.resolve_path(&target.path);
                 let reused = previous.and_then(|p| {
                     p.files
                         .get(&target.path)

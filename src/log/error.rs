@@ -28,11 +28,11 @@ enum ErrorTarget {
 }
 
 impl ErrorTarget {
-    fn open(conf: &config::ErrorLog, config_file: &Path) -> Result<ErrorTarget, String> {
+    fn open(conf: &config::ErrorLog, prefix: &Path) -> Result<ErrorTarget, String> {
         if conf.path == "stderr" {
             return Ok(ErrorTarget::Stderr);
         }
-        let path = resolve_path(config_file, Path::new(&conf.path));
+        let path = resolve_path(prefix, Path::new(&conf.path));
         let file = open_append(&path)?;
         Ok(ErrorTarget::File { path, file })
     }
@@ -145,13 +145,13 @@ fn write_prefix(
 pub struct ErrorLog {
     sink: ErrorSink,
     level: reload::Handle<LevelFilter, Registry>,
-    config_file: PathBuf,
+    prefix: PathBuf,
 }
 
 impl std::fmt::Debug for ErrorLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ErrorLog")
-            .field("config_file", &self.config_file)
+            .field("prefix", &self.prefix)
             .finish()
     }
 }
@@ -159,9 +159,9 @@ impl std::fmt::Debug for ErrorLog {
 /// Builds the error-log subscriber for `conf` without installing it.
 fn error_subscriber(
     conf: &config::ErrorLog,
-    config_file: &Path,
+    prefix: &Path,
 ) -> Result<(impl tracing::Subscriber + Send + Sync, ErrorLog), String> {
-    let sink = ErrorSink(Arc::new(Mutex::new(ErrorTarget::open(conf, config_file)?)));
+    let sink = ErrorSink(Arc::new(Mutex::new(ErrorTarget::open(conf, prefix)?)));
     let (filter, level) = reload::Layer::new(level_filter(conf.level));
     let fmt = tracing_subscriber::fmt::layer()
         .event_format(NginxFormat {
@@ -175,16 +175,16 @@ fn error_subscriber(
         ErrorLog {
             sink,
             level,
-            config_file: config_file.to_path_buf(),
+            prefix: prefix.to_path_buf(),
         },
     ))
 }
 
 /// Sends `tracing` output where `error_log` says, at its level, for the whole
-/// process. `config_file` anchors a relative path. Fails when the file cannot be
+/// process. The directory `prefix` anchors a relative path. Fails when the file cannot be
 /// opened or a subscriber is already installed.
-pub fn init_error_log(conf: &config::ErrorLog, config_file: &Path) -> Result<ErrorLog, String> {
-    let (subscriber, handle) = error_subscriber(conf, config_file)?;
+pub fn init_error_log(conf: &config::ErrorLog, prefix: &Path) -> Result<ErrorLog, String> {
+    let (subscriber, handle) = error_subscriber(conf, prefix)?;
     tracing::subscriber::set_global_default(subscriber)
         .map_err(|e| format!("cannot set up logging: {e}"))?;
     Ok(handle)
@@ -206,7 +206,7 @@ impl ErrorLog {
         let wanted = if conf.path == "stderr" {
             None
         } else {
-            Some(resolve_path(&self.config_file, Path::new(&conf.path)))
+            Some(resolve_path(&self.prefix, Path::new(&conf.path)))
         };
         {
             let mut target = self.sink.0.lock().unwrap_or_else(PoisonError::into_inner);
@@ -216,7 +216,7 @@ impl ErrorLog {
                 _ => false,
             };
             if !same {
-                *target = ErrorTarget::open(conf, &self.config_file)?;
+                *target = ErrorTarget::open(conf, &self.prefix)?;
             }
         }
         self.level
@@ -238,8 +238,8 @@ mod tests {
             path: "error.log".into(),
             level: LogLevel::Warn,
         };
-        let config_file = dir.join("proxy.conf");
-        let (subscriber, handle) = error_subscriber(&conf, &config_file).unwrap();
+        let prefix = dir.clone();
+        let (subscriber, handle) = error_subscriber(&conf, &prefix).unwrap();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!("not shown");
             tracing::warn!("upstream {} is slow", "app");

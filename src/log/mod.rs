@@ -26,8 +26,9 @@
 //! stderr or to a file, at the configured level. The returned [`ErrorLog`] handle
 //! reopens the file and changes path or level on reload.
 //!
-//! Relative paths (`access_log`, `error_log`, `pid`) are relative to the directory
-//! of the main configuration file, as `include` is ([`resolve_path`]).
+//! Relative paths (`access_log`, `error_log`, `pid`) are relative to the prefix
+//! ([`crate::config::Config::prefix`]: `-p PREFIX`, else the directory of the main
+//! configuration file, as `include` is), see [`resolve_path`].
 //!
 //! Modules: `writer` (one [`LogFile`]: queue, writer thread, batching, reopen),
 //! `access` ([`AccessLogs`], [`AccessRecord`], [`PendingLog`], the line),
@@ -50,15 +51,12 @@ pub use error::{init_error_log, level_filter, ErrorLog};
 pub use writer::{LogFile, Opener, QUEUE_LINES};
 
 /// `path` as written in the configuration, made absolute against the directory
-/// of the main configuration file `config_file` when it is relative.
-pub fn resolve_path(config_file: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
+/// `prefix` when it is relative (see [`crate::config::Config::prefix`]).
+pub fn resolve_path(prefix: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() || prefix.as_os_str().is_empty() {
         return path.to_path_buf();
     }
-    match config_file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
-        _ => path.to_path_buf(),
-    }
+    prefix.join(path)
 }
 
 /// Opens `path` for appending, creating it; the error reads like nginx's.
@@ -88,16 +86,13 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn relative_paths_are_relative_to_the_config_directory() {
+    fn relative_paths_are_relative_to_the_prefix() {
         let cases = [
-            (
-                "/etc/proxy/proxy.conf",
-                "logs/a.log",
-                "/etc/proxy/logs/a.log",
-            ),
-            ("/etc/proxy/proxy.conf", "/var/log/a.log", "/var/log/a.log"),
-            ("proxy.conf", "a.log", "a.log"),
-            ("conf/proxy.conf", "a.log", "conf/a.log"),
+            ("/etc/proxy", "logs/a.log", "/etc/proxy/logs/a.log"),
+            ("/etc/proxy/", "logs/a.log", "/etc/proxy/logs/a.log"),
+            ("/etc/proxy", "/var/log/a.log", "/var/log/a.log"),
+            ("", "a.log", "a.log"),
+            ("conf", "a.log", "conf/a.log"),
         ];
         for (conf, path, want) in cases {
             assert_eq!(

@@ -216,12 +216,7 @@ impl RunningProxy {
         if config.main.worker_rlimit_nofile != self.config.main.worker_rlimit_nofile {
             tracing::warn!("\"worker_rlimit_nofile\" changed: applies after a restart");
         }
-        let pid_path = |c: &Config| {
-            c.main
-                .pid
-                .as_deref()
-                .map(|p| crate::log::resolve_path(&c.file, p))
-        };
+        let pid_path = |c: &Config| c.main.pid.as_deref().map(|p| c.resolve_path(p));
         if pid_path(&config) != pid_path(&self.config) {
             tracing::warn!("\"pid\" changed: the running proxy keeps its pid file until a restart");
         }
@@ -374,6 +369,7 @@ pub fn run(config: Config) -> std::io::Result<()> {
 /// listening and removes it at exit. Blocks the calling thread.
 pub fn run_with(config: Config, error_log: Option<ErrorLog>) -> std::io::Result<()> {
     let file = config.file.clone();
+    let options = config.options.clone();
     let pid_path = config.main.pid.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -392,7 +388,7 @@ pub fn run_with(config: Config, error_log: Option<ErrorLog>) -> std::io::Result<
         match rt.block_on(signals.recv()) {
             Control::Reload => {
                 tracing::info!("reloading the configuration from {}", file.display());
-                match crate::config::load(&file) {
+                match crate::config::load_with(&file, &options) {
                     Ok((config, warnings)) => {
                         for warning in &warnings {
                             tracing::warn!("{warning}");

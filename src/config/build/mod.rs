@@ -60,6 +60,7 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
     let mut error_log: Option<ErrorLog> = None;
     let mut worker_connections = None;
     let mut events_seen = false;
+    let (mut daemon, mut master_process) = (None, None);
     let mut http: Option<(HttpConf, Option<ErrorLog>)> = None;
 
     for d in tree {
@@ -99,7 +100,14 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
             }
             "daemon" | "master_process" => {
                 simple(d, 1, 1)?;
-                if flag(d)? {
+                let on = flag(d)?;
+                let seen = if d.name == "daemon" {
+                    &mut daemon
+                } else {
+                    &mut master_process
+                };
+                set_once(seen, on, d)?;
+                if on {
                     let why = if d.name == "daemon" {
                         "the proxy always runs in the foreground"
                     } else {
@@ -154,6 +162,7 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
         file: file.to_path_buf(),
         main,
         http,
+        options: super::LoadOptions::default(),
     };
     Ok((config, b.warnings))
 }

@@ -99,7 +99,7 @@ pub(super) fn duplicate(d: &Directive) -> ConfigError {
 }
 
 pub(super) fn not_allowed(d: &Directive) -> ConfigError {
-    if KNOWN.contains(&d.name.as_str()) {
+    if KNOWN.contains(&d.name.as_str()) || super::tuning::is_tuning(&d.name) {
         directive_err(d, "is not allowed here")
     } else {
         err(format!("unknown directive \"{}\"", d.name), d)

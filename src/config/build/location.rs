@@ -12,6 +12,7 @@ use super::args::{
 };
 use super::inherit::Layer;
 use super::resolve::resolve;
+use super::tuning::Ctx;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
 use crate::config::{
@@ -140,7 +141,7 @@ impl Builder {
                     set_once(&mut check_status, format, x)?;
                 }
                 _ => {
-                    if !self.common(x, &mut layer, st)? {
+                    if !self.common(x, &mut layer, st)? && !self.tuning(x, Ctx::Location, body)? {
                         return Err(not_allowed(x));
                     }
                 }

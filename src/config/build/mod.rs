@@ -28,6 +28,7 @@ mod log;
 mod resolve;
 mod server;
 mod sticky;
+mod tuning;
 mod upstream;
 
 use std::collections::{HashMap, HashSet};
@@ -46,6 +47,7 @@ use args::{
 use inherit::{ConnLayer, Layer};
 use log::error_log_directive;
 pub use log::COMBINED_FORMAT;
+use tuning::{Ctx, TuningSeen};
 
 type Res<T> = Result<T, ConfigError>;
 
@@ -53,6 +55,7 @@ type Res<T> = Result<T, ConfigError>;
 pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
     let mut b = Builder {
         warnings: Vec::new(),
+        tuning_seen: TuningSeen::default(),
     };
     let mut worker_processes = None;
     let mut worker_rlimit_nofile = None;
@@ -138,7 +141,11 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
                 }
                 http = Some(b.http(block)?);
             }
-            _ => return Err(not_allowed(d)),
+            _ => {
+                if !b.tuning(d, Ctx::Main, tree)? {
+                    return Err(not_allowed(d));
+                }
+            }
         }
     }
 
@@ -171,6 +178,7 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
 /// its own file (`impl Builder` in `server`, `location`, `upstream`, ...).
 struct Builder {
     warnings: Vec<ConfigWarning>,
+    tuning_seen: TuningSeen,
 }
 
 /// State shared across the `http` block while it is built.
@@ -224,7 +232,11 @@ impl Builder {
                     time(d, arg(d, 0))?;
                     self.ignored(d, "each worker thread accepts on its own listener");
                 }
-                _ => return Err(not_allowed(d)),
+                _ => {
+                    if !self.tuning(d, Ctx::Events, block)? {
+                        return Err(not_allowed(d));
+                    }
+                }
             }
         }
         Ok(())
@@ -285,7 +297,9 @@ impl Builder {
         let mut servers = Vec::new();
         let stop = first_error.as_ref().map_or(block.len(), |(i, _)| *i);
         for (i, d) in block.iter().enumerate().take(stop) {
-            if let Err(e) = self.http_directive(d, &mut layer, &mut conn, &mut error_log, &mut st) {
+            let step =
+                self.http_directive(d, block, &mut layer, &mut conn, &mut error_log, &mut st);
+            if let Err(e) = step {
                 first_error = Some((i, e));
                 break;
             }
@@ -336,6 +350,7 @@ impl Builder {
     fn http_directive(
         &mut self,
         d: &Directive,
+        level: &[Directive],
         layer: &mut Layer,
         conn: &mut ConnLayer,
         error_log: &mut Option<ErrorLog>,
@@ -356,7 +371,10 @@ impl Builder {
                 self.ignored(d, "health state lives in process memory");
             }
             _ => {
-                if !self.common(d, layer, st)? && !self.connection(d, conn)? {
+                if !self.common(d, layer, st)?
+                    && !self.connection(d, conn)?
+                    && !self.tuning(d, Ctx::Http, level)?
+                {
                     return Err(not_allowed(d));
                 }
             }

@@ -10,6 +10,7 @@ use super::args::{arg, block, block_of, compile_regex, err, not_allowed, simple}
 use super::inherit::{ConnLayer, Layer};
 use super::log::error_log_directive;
 use super::resolve::{parse_port, resolve};
+use super::tuning::Ctx;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
 use crate::config::error::ConfigError;
@@ -81,7 +82,10 @@ impl Builder {
                         self.ignored(x, "one error log serves the whole process");
                     }
                     _ => {
-                        if !self.common(x, &mut layer, st)? && !self.connection(x, &mut conn)? {
+                        if !self.common(x, &mut layer, st)?
+                            && !self.connection(x, &mut conn)?
+                            && !self.tuning(x, Ctx::Server, body)?
+                        {
                             return Err(not_allowed(x));
                         }
                     }

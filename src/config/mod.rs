@@ -466,6 +466,37 @@ pub struct AccessLogTarget {
     pub format: String,
 }
 
+/// `add_header NAME VALUE [always]` (or `add_trailer`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddHeader {
+    pub name: http::HeaderName,
+    /// Evaluated with the request's variables; an empty value adds nothing.
+    pub value: Template,
+    /// `always`: also on statuses other than 200, 201, 204, 206, 301, 302, 303,
+    /// 304, 307 and 308.
+    pub always: bool,
+}
+
+/// `expires`: the `Expires` and `Cache-Control` written on responses of the
+/// statuses `add_header` uses without `always`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expires {
+    /// `off` (the default): nothing changes.
+    #[default]
+    Off,
+    /// `epoch`: `Expires: Thu, 01 Jan 1970 00:00:01 GMT`, `Cache-Control: no-cache`.
+    Epoch,
+    /// `max`: `Expires: Thu, 31 Dec 2037 23:55:55 GMT`, `max-age=315360000`.
+    Max,
+    /// `[+|-]TIME`: seconds after the time of the response (negative: before).
+    Access(i64),
+    /// `modified [+|-]TIME`: seconds after the response's `Last-Modified` (as
+    /// `Access` when it has none).
+    Modified(i64),
+    /// `@TIME`: the next time of day TIME (seconds after midnight, UTC).
+    Daily(i64),
+}
+
 /// Settings that live at http/server/location level, resolved for one location
 /// (or for a server, used when no location matches).
 #[derive(Debug, Clone)]
@@ -498,6 +529,11 @@ pub struct LocationConf {
     /// `check_status [FORMAT]` (location only, not inherited): this location serves
     /// the health status page in this default format.
     pub check_status: Option<StatusFormat>,
+    /// `add_header` list; as `proxy_set_header`, a level that has any replaces
+    /// the inherited list.
+    pub add_headers: Vec<AddHeader>,
+    /// `expires`, default off.
+    pub expires: Expires,
 }
 
 /// Connection-level settings (http/server level only).

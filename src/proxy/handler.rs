@@ -7,7 +7,7 @@
 //! after `101`). This is the [`Handler`] the connection loops drive.
 
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use http::header;
 use http::{Request, Response, StatusCode};
@@ -18,6 +18,7 @@ use crate::downstream::handler::Handler;
 use crate::downstream::state::ConnState;
 use crate::http1::request::RequestError;
 use crate::log::{AccessRecord, PendingLog, TryRecord};
+use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::attempt::{Budget, Event, Failover, Failure, Health, Step};
 use crate::proxy::body::{Checkin, ProxyBody};
 use crate::proxy::errors::{self, ProxyError};
@@ -47,6 +48,8 @@ impl Handler for Worker {
         let info: &ConnState = &conn;
         let mut log_slot: Option<Box<AccessRecord>> = None;
         let log = &mut log_slot;
+        // `add_header` / `expires` of the request's location, once it is known.
+        let mut edits = ResponseEdits::default();
         let mut resp = 'respond: {
             let Prepared {
                 conf,
@@ -59,7 +62,7 @@ impl Handler for Worker {
                 may_resend,
                 now_unix,
                 now_instant,
-            } = match self.prepare(info, req, log) {
+            } = match self.prepare(info, req, log, &mut edits) {
                 Ok(prepared) => prepared,
                 Err(made) => break 'respond made,
             };
@@ -179,6 +182,10 @@ impl Handler for Worker {
                 break 'respond resp;
             }
         };
+        if !edits.is_empty() {
+            let status = resp.status();
+            edits.apply(status, resp.headers_mut(), SystemTime::now());
+        }
         if let Some(record) = log_slot {
             let pending = PendingLog::new(record, resp.status(), resp.headers());
             resp.body_mut().log = Some(pending);

@@ -2,10 +2,12 @@
 //! `handler` (orchestration of one request), `worker` (per-thread state of
 //! one configuration), `plan` (route, refusals, URI mapping; synchronous),
 //! `attempt` (the pure failover state machine), `exchange` (one try's I/O),
-//! `body` (the streamed bodies), `reply` (proxy-made responses), and the
+//! `body` (the streamed bodies), `reply` (proxy-made responses),
+//! `add_headers` (`add_header` and `expires` on every response), and the
 //! pure pieces `route`, `uri`, `headers`, `errors` (nginx's variables are
 //! `crate::vars`, shared with the access log).
 
+pub mod add_headers;
 pub mod attempt;
 pub mod body;
 pub mod errors;

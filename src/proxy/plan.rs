@@ -11,12 +11,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 
-use crate::config::{LocationConf, ProxyPass, ServerConf, ServerName};
+use crate::config::{Expires, LocationConf, ProxyPass, ServerConf, ServerName};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
 use crate::http1::framing::{BodyFraming, RequestFraming};
 use crate::http1::request::encode_request_head;
 use crate::log::AccessRecord;
+use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::attempt::idempotent;
 use crate::proxy::body::{ClientBody, ProxyBody};
 use crate::proxy::errors::{self, ProxyError, RedirectBase};
@@ -46,6 +47,7 @@ impl Worker {
         req: &Request<RequestBody>,
         start: SystemTime,
         log: &mut Option<Box<AccessRecord>>,
+        edits: &mut ResponseEdits,
     ) -> Result<Plan<'_>, Response<ProxyBody>> {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         // The request line's authority wins over the Host header (nginx, RFC 9112
@@ -121,6 +123,15 @@ impl Worker {
             upstream: &[],
             sticky: None,
         };
+        if !conf.add_headers.is_empty() || conf.expires != Expires::Off {
+            // Evaluated now, while the request's headers are here; applied to
+            // whatever response this request gets.
+            let proxy_host = conf
+                .proxy_pass
+                .as_ref()
+                .map_or("", |p| p.proxy_host.as_str());
+            *edits = ResponseEdits::new(conf, &vars(proxy_host));
+        }
         if let Some(targets) = self.logs.targets(&conf.access_log) {
             let proxy_host = conf
                 .proxy_pass
@@ -216,6 +227,7 @@ impl Worker {
         info: &ConnState,
         req: &mut Request<RequestBody>,
         log: &mut Option<Box<AccessRecord>>,
+        edits: &mut ResponseEdits,
     ) -> Result<Prepared<'_>, Response<ProxyBody>> {
         let start = SystemTime::now();
         let Plan {
@@ -225,7 +237,7 @@ impl Worker {
             set,
             uri: mapped_uri,
             set_headers,
-        } = self.plan(info, req, start, log)?;
+        } = self.plan(info, req, start, log, edits)?;
         let tokens = conf.server_tokens;
         let upgrade = headers::wants_upgrade(req.headers());
         let up_uri = match mapped_uri {

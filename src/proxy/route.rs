@@ -536,6 +536,8 @@ mod tests {
             server_tokens: true,
             sticky_hide_cookie: None,
             check_status: None,
+            add_headers: Vec::new(),
+            expires: crate::config::Expires::Off,
         })
     }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use http::HeaderName;
 
 use crate::config::template::Template;
-use crate::config::{AccessLog, ConnectionConf, LocationConf, NextUpstream, ProxyPass, Return};
+use crate::config::{
+    AccessLog, AddHeader, ConnectionConf, Expires, LocationConf, NextUpstream, ProxyPass, Return,
+};
 
 /// The inheritable settings written at one level (http, server or location).
 /// `None` = not set at this level; [`Layer::inherit`] fills from the parent.
@@ -28,6 +30,8 @@ pub(super) struct Layer {
     pub(super) access_log: Option<AccessLog>,
     pub(super) server_tokens: Option<bool>,
     pub(super) hide_cookie: Option<String>,
+    pub(super) add_headers: Option<Vec<AddHeader>>,
+    pub(super) expires: Option<Expires>,
 }
 
 macro_rules! inherit_fields {
@@ -54,7 +58,9 @@ impl Layer {
             client_max_body_size,
             access_log,
             server_tokens,
-            hide_cookie
+            hide_cookie,
+            add_headers,
+            expires
         );
         self
     }
@@ -87,6 +93,8 @@ impl Layer {
             server_tokens: self.server_tokens.unwrap_or(true),
             sticky_hide_cookie: self.hide_cookie.clone(),
             check_status: None,
+            add_headers: self.add_headers.clone().unwrap_or_default(),
+            expires: self.expires.unwrap_or_default(),
         }
     }
 }

@@ -1,0 +1,267 @@
+//! `add_header` and `expires` on the live proxy: nginx's inheritance (a level with
+//! any `add_header` replaces the outer list), `always`, the statuses headers go
+//! on, variables, and the `Expires` / `Cache-Control` lines, on proxied and
+//! proxy-made responses. When nginx is installed, the same configuration runs
+//! under nginx too and both must answer with the same edited headers.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+
+/// The configuration, for the proxy and for nginx: `{LISTEN}` and `{BACKEND}`
+/// are filled in.
+const CONF: &str = "events {}
+http {
+    access_log off;
+    add_header X-Http http;
+    upstream app { server {BACKEND}; }
+    server {
+        listen {LISTEN};
+        location /inherit { proxy_pass http://app; }
+        location /own {
+            add_header X-Own \"own $http_x_tag\";
+            add_header X-Always yes always;
+            add_header X-Empty \"$http_x_none\";
+            expires 1h;
+            proxy_pass http://app;
+            location /own/nested { proxy_pass http://app; }
+        }
+        location = /ret200 { return 200 ok; }
+        location = /ret404 { return 404; }
+        location = /redirect { return 302 /elsewhere; }
+        location = /epoch { expires epoch; return 204; }
+        location = /max { expires max; return 200 m; }
+        location = /negative { expires -1; return 200 n; }
+        location = /zero { expires 0; return 200 z; }
+    }
+    server {
+        listen {LISTEN2};
+        add_header X-Server srv always;
+        location / { return 200 s; }
+        location /dead { proxy_pass http://{DEAD}; }
+    }
+}
+";
+
+/// (path, request headers, on the second server)
+type Ask = (&'static str, &'static [(&'static str, &'static str)], bool);
+
+const REQUESTS: &[Ask] = &[
+    ("/inherit", &[], false),
+    ("/inherit", &[("x-status", "500")], false),
+    ("/own", &[("x-tag", "t1")], false),
+    ("/own", &[("x-tag", "t2"), ("x-status", "404")], false),
+    ("/own/nested", &[("x-tag", "n")], false),
+    ("/ret200", &[], false),
+    ("/ret404", &[], false),
+    ("/redirect", &[], false),
+    ("/epoch", &[], false),
+    ("/max", &[], false),
+    ("/negative", &[], false),
+    ("/zero", &[], false),
+    ("/", &[], true),
+    ("/dead", &[], true),
+];
+
+/// The edited part of a reply: status, the `X-` headers, `Cache-Control`, and
+/// `Expires` as seconds after `Date` (or its fixed text for epoch/max).
+async fn edited(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Vec<String> {
+    let mut c = Client::connect(addr).await;
+    let r = c.get(path, headers).await;
+    let mut out = vec![format!("status {}", r.status)];
+    let mut names: Vec<&str> = r.headers.keys().map(|n| n.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        if name.starts_with("x-") || name == "cache-control" {
+            for v in r.headers.get_all(name) {
+                out.push(format!("{name}: {}", v.to_str().unwrap_or("?")));
+            }
+        }
+    }
+    if let Some(expires) = r.header("expires") {
+        let date = r.header("date").unwrap_or_default();
+        let (e, d) = (
+            httpdate::parse_http_date(&expires),
+            httpdate::parse_http_date(&date),
+        );
+        let shown = match (e, d) {
+            _ if expires.contains("1970") || expires.contains("2037") => expires.clone(),
+            (Ok(e), Ok(d)) => {
+                let delta = e
+                    .duration_since(d)
+                    .map(|x| x.as_secs() as i64)
+                    .unwrap_or_else(|x| -(x.duration().as_secs() as i64));
+                format!("date{delta:+}")
+            }
+            _ => format!("unparsable {expires}"),
+        };
+        out.push(format!("expires: {shown}"));
+    }
+    out
+}
+
+fn conf_text(listen: &str, listen2: &str, backend: &str) -> String {
+    CONF.replace("{LISTEN2}", listen2)
+        .replace("{LISTEN}", listen)
+        .replace("{BACKEND}", backend)
+        .replace("{DEAD}", &dead_addr().to_string())
+}
+
+/// What nginx answers (and this proxy must answer) to [`REQUESTS`], in order.
+fn expected() -> Vec<Vec<&'static str>> {
+    vec![
+        vec!["status 200", "x-http: http"],
+        vec!["status 500"],
+        vec![
+            "status 200",
+            "cache-control: max-age=3600",
+            "x-always: yes",
+            "x-own: own t1",
+            "expires: date+3600",
+        ],
+        vec!["status 404", "x-always: yes"],
+        vec![
+            "status 200",
+            "cache-control: max-age=3600",
+            "x-always: yes",
+            "x-own: own n",
+            "expires: date+3600",
+        ],
+        vec!["status 200", "x-http: http"],
+        vec!["status 404"],
+        vec!["status 302", "x-http: http"],
+        vec![
+            "status 204",
+            "cache-control: no-cache",
+            "x-http: http",
+            "expires: Thu, 01 Jan 1970 00:00:01 GMT",
+        ],
+        vec![
+            "status 200",
+            "cache-control: max-age=315360000",
+            "x-http: http",
+            "expires: Thu, 31 Dec 2037 23:55:55 GMT",
+        ],
+        vec![
+            "status 200",
+            "cache-control: no-cache",
+            "x-http: http",
+            "expires: date-1",
+        ],
+        vec![
+            "status 200",
+            "cache-control: max-age=0",
+            "x-http: http",
+            "expires: date+0",
+        ],
+        vec!["status 200", "x-server: srv"],
+        vec!["status 502", "x-server: srv"],
+    ]
+}
+
+#[tokio::test]
+async fn add_header_and_expires_follow_nginx() {
+    let backend = Backend::start("b1");
+    let text = conf_text("127.0.0.1:0", "127.0.0.2:0", &backend.peer());
+    let p = start_proxy(&text);
+    let addrs: Vec<SocketAddr> = p.running.addrs().iter().map(|(_, a)| *a).collect();
+    let first = addrs.iter().find(|a| a.ip().to_string() == "127.0.0.1");
+    let second = addrs.iter().find(|a| a.ip().to_string() == "127.0.0.2");
+    let (Some(first), Some(second)) = (first, second) else {
+        panic!("listeners: {addrs:?}");
+    };
+    let want = expected();
+    for ((path, headers, on_second), want) in REQUESTS.iter().zip(want) {
+        let addr = if *on_second { *second } else { *first };
+        let got = edited(addr, path, headers).await;
+        assert_eq!(got, want, "{path} {headers:?}");
+    }
+}
+
+/// A running nginx, stopped (by its pid) when dropped.
+struct Nginx {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nginx_binary() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([std::path::PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("nginx"))
+        .find(|p| p.is_file())
+}
+
+/// Starts nginx with `text` in a scratch prefix, the way nginx's own tests do.
+fn start_nginx(bin: &std::path::Path, text: &str) -> Nginx {
+    let dir = std::env::temp_dir().join(format!("sticky-nginx-addheader-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("logs")).expect("prefix dir");
+    std::fs::write(dir.join("nginx.conf"), text).expect("write nginx.conf");
+    let prefix = format!("{}/", dir.display());
+    let globals = format!(
+        "daemon off; master_process off; pid {0}/nginx.pid; error_log {0}/error.log;",
+        dir.display()
+    );
+    let child = std::process::Command::new(bin)
+        .args([
+            "-p",
+            &prefix,
+            "-c",
+            "nginx.conf",
+            "-e",
+            "error.log",
+            "-g",
+            &globals,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
+    Nginx { child, dir }
+}
+
+/// A port free right now on `ip` (nginx needs a real port in its config).
+fn free_port(ip: &str) -> u16 {
+    let l = std::net::TcpListener::bind((ip, 0)).expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[tokio::test]
+async fn nginx_itself_answers_the_same() {
+    let Some(bin) = nginx_binary() else {
+        eprintln!("SKIPPED: nginx is not installed; the comparison with nginx did not run");
+        return;
+    };
+    let backend = Backend::start("b1");
+    let (p1, p2) = (free_port("127.0.0.1"), free_port("127.0.0.2"));
+    let (a1, a2) = (format!("127.0.0.1:{p1}"), format!("127.0.0.2:{p2}"));
+    let nginx = start_nginx(&bin, &conf_text(&a1, &a2, &backend.peer()));
+    let (a1, a2): (SocketAddr, SocketAddr) = (a1.parse().unwrap(), a2.parse().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(a2).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx did not start: {}",
+            std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for ((path, headers, on_second), want) in REQUESTS.iter().zip(expected()) {
+        let addr = if *on_second { a2 } else { a1 };
+        let got = edited(addr, path, headers).await;
+        assert_eq!(got, want, "nginx: {path} {headers:?}");
+    }
+}

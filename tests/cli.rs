@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 /// A scratch directory removed when dropped.
 struct Scratch(PathBuf);
 
@@ -321,21 +323,8 @@ fn starts_the_way_nginx_test_tooling_runs_nginx() {
          location / { return 200 \"ok\\n\"; }\n    }\n}\n",
     );
     let globals = format!("pid {testdir}/nginx.pid; error_log {testdir}/error.log debug;");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_proxy"))
-        .args([
-            "-p",
-            &format!("{testdir}/"),
-            "-c",
-            "nginx.conf",
-            "-e",
-            "error.log",
-            "-g",
-            &globals,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn proxy");
+    let mut child =
+        common::spawn_like_test_nginx(Path::new(env!("CARGO_BIN_EXE_proxy")), &dir.0, &globals);
     let pid_file = dir.0.join("nginx.pid");
     let error_log = dir.0.join("error.log");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

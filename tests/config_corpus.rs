@@ -17,6 +17,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use common::nginx_binary;
+
 /// How `proxy -t` must end on a file.
 #[derive(Debug, Clone, Copy)]
 enum Expect {
@@ -223,14 +227,6 @@ fn corpus_files_load_or_fail_where_the_table_says() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-}
-
-fn nginx_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file())
 }
 
 #[test]

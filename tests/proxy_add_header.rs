@@ -196,40 +196,17 @@ impl Drop for Nginx {
     }
 }
 
-fn nginx_binary() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([std::path::PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("nginx"))
-        .find(|p| p.is_file())
-}
-
 /// Starts nginx with `text` in a scratch prefix, the way nginx's own tests do.
 fn start_nginx(bin: &std::path::Path, text: &str) -> Nginx {
     let dir = std::env::temp_dir().join(format!("sticky-nginx-addheader-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("logs")).expect("prefix dir");
     std::fs::write(dir.join("nginx.conf"), text).expect("write nginx.conf");
-    let prefix = format!("{}/", dir.display());
     let globals = format!(
         "daemon off; master_process off; pid {0}/nginx.pid; error_log {0}/error.log;",
         dir.display()
     );
-    let child = std::process::Command::new(bin)
-        .args([
-            "-p",
-            &prefix,
-            "-c",
-            "nginx.conf",
-            "-e",
-            "error.log",
-            "-g",
-            &globals,
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn nginx");
+    let child = spawn_like_test_nginx(bin, &dir, &globals);
     Nginx { child, dir }
 }
 

@@ -492,3 +492,27 @@ pub fn dead_addr() -> SocketAddr {
     drop(l);
     a
 }
+
+/// The nginx binary on PATH (or in /usr/sbin), for the tests that compare with
+/// nginx itself; `None` when nginx is not installed.
+pub fn nginx_binary() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([std::path::PathBuf::from("/usr/sbin")])
+        .map(|d| d.join("nginx"))
+        .find(|p| p.is_file())
+}
+
+/// `bin` started the way nginx's own test tooling (nginx-tests'
+/// `lib/Test/Nginx.pm`) starts nginx: `-p PREFIX/ -c nginx.conf -e error.log -g
+/// GLOBALS`, output discarded. Used for both this proxy and nginx.
+pub fn spawn_like_test_nginx(bin: &Path, prefix: &Path, globals: &str) -> std::process::Child {
+    std::process::Command::new(bin)
+        .arg("-p")
+        .arg(format!("{}/", prefix.display()))
+        .args(["-c", "nginx.conf", "-e", "error.log", "-g", globals])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the server")
+}

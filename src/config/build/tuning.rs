@@ -72,42 +72,18 @@ const PROCESS: &str = "the proxy runs as one process with worker threads";
 const REDIRECTS: &str = "the proxy writes no redirects of its own with a host or port";
 
 /// Every tuning directive accepted with a warning.
+#[rustfmt::skip]
 const TUNING: &[Tuning] = &[
     // Main context: the process.
-    t(
-        "pcre_jit",
-        MAIN,
-        Value::Flag,
-        "regular expressions are compiled by the regex crate",
-    ),
-    t(
-        "timer_resolution",
-        MAIN,
-        Value::Time,
-        "the proxy reads the clock when it needs it",
-    ),
+    t("pcre_jit", MAIN, Value::Flag, "regular expressions are compiled by the regex crate"),
+    t("timer_resolution", MAIN, Value::Time, "the proxy reads the clock when it needs it"),
     t("worker_priority", MAIN, Value::Signed, PROCESS),
-    t(
-        "worker_cpu_affinity",
-        MAIN,
-        Value::Args(1, usize::MAX),
-        PROCESS,
-    ),
+    t("worker_cpu_affinity", MAIN, Value::Args(1, usize::MAX), PROCESS),
     t("worker_rlimit_core", MAIN, Value::Size, PROCESS),
     t("working_directory", MAIN, Value::Args(1, 1), PROCESS),
     t("lock_file", MAIN, Value::Args(1, 1), PROCESS),
-    t(
-        "thread_pool",
-        MAIN,
-        Value::Args(2, 3),
-        "the proxy does no blocking file I/O",
-    ),
-    t(
-        "worker_aio_requests",
-        EVENTS,
-        Value::Number,
-        "the proxy does no asynchronous file I/O",
-    ),
+    t("thread_pool", MAIN, Value::Args(2, 3), "the proxy does no blocking file I/O"),
+    t("worker_aio_requests", EVENTS, Value::Number, "the proxy does no asynchronous file I/O"),
     // Hash tables nginx sizes at start-up.
     t("server_names_hash_max_size", HTTP, Value::Number, MEMORY),
     t("server_names_hash_bucket_size", HTTP, Value::Number, MEMORY),
@@ -128,18 +104,8 @@ const TUNING: &[Tuning] = &[
     t("output_buffers", HSL, Value::NumberSize, STREAMED),
     t("postpone_output", HSL, Value::Size, STREAMED),
     t("subrequest_output_buffer_size", HSL, Value::Size, STREAMED),
-    t(
-        "send_lowat",
-        HSL,
-        Value::Size,
-        "the proxy writes as soon as data is ready",
-    ),
-    t(
-        "sendfile_max_chunk",
-        HSL,
-        Value::Size,
-        "the proxy does not serve files with sendfile",
-    ),
+    t("send_lowat", HSL, Value::Size, "the proxy writes as soon as data is ready"),
+    t("sendfile_max_chunk", HSL, Value::Size, "the proxy does not serve files with sendfile"),
     t("proxy_busy_buffers_size", HSL, Value::Size, STREAMED),
     t("proxy_temp_file_write_size", HSL, Value::Size, FILES),
     t("proxy_max_temp_file_size", HSL, Value::Size, FILES),
@@ -150,98 +116,28 @@ const TUNING: &[Tuning] = &[
     t("uwsgi_temp_path", HSL, Value::TempPath, FILES),
     t("scgi_temp_path", HSL, Value::TempPath, FILES),
     // File I/O and caches of open files.
-    t(
-        "open_file_cache",
-        HSL,
-        Value::Cache { log_cache: false },
-        FILE_CACHE,
-    ),
+    t("open_file_cache", HSL, Value::Cache { log_cache: false }, FILE_CACHE),
     t("open_file_cache_valid", HSL, Value::Time, FILE_CACHE),
     t("open_file_cache_min_uses", HSL, Value::Number, FILE_CACHE),
     t("open_file_cache_errors", HSL, Value::Flag, FILE_CACHE),
     t("open_file_cache_events", HSL, Value::Flag, FILE_CACHE),
-    t(
-        "open_log_file_cache",
-        HSL,
-        Value::Cache { log_cache: true },
-        "log files stay open",
-    ),
-    t(
-        "aio",
-        HSL,
-        Value::Args(1, 1),
-        "the proxy does no asynchronous file I/O",
-    ),
-    t(
-        "aio_write",
-        HSL,
-        Value::Flag,
-        "the proxy does no asynchronous file I/O",
-    ),
-    t(
-        "directio",
-        HSL,
-        Value::SizeOrOff,
-        "the proxy does no direct file I/O",
-    ),
-    t(
-        "directio_alignment",
-        HSL,
-        Value::Size,
-        "the proxy does no direct file I/O",
-    ),
-    t(
-        "read_ahead",
-        HSL,
-        Value::Size,
-        "the proxy does no file read-ahead",
-    ),
+    t("open_log_file_cache", HSL, Value::Cache { log_cache: true }, "log files stay open"),
+    t("aio", HSL, Value::Args(1, 1), "the proxy does no asynchronous file I/O"),
+    t("aio_write", HSL, Value::Flag, "the proxy does no asynchronous file I/O"),
+    t("directio", HSL, Value::SizeOrOff, "the proxy does no direct file I/O"),
+    t("directio_alignment", HSL, Value::Size, "the proxy does no direct file I/O"),
+    t("read_ahead", HSL, Value::Size, "the proxy does no file read-ahead"),
     // Connections and redirects.
-    t(
-        "reset_timedout_connection",
-        HSL,
-        Value::Flag,
-        "a timed-out connection is simply closed",
-    ),
-    t(
-        "lingering_close",
-        HSL,
-        Value::Choice(&["off", "on", "always"]),
-        "a connection is closed once its response is sent",
-    ),
-    t(
-        "lingering_time",
-        HSL,
-        Value::Time,
-        "a connection is closed once its response is sent",
-    ),
-    t(
-        "lingering_timeout",
-        HSL,
-        Value::Time,
-        "a connection is closed once its response is sent",
-    ),
+    t("reset_timedout_connection", HSL, Value::Flag, "a timed-out connection is simply closed"),
+    t("lingering_close", HSL, Value::Choice(&["off", "on", "always"]), "a connection is closed once its response is sent"),
+    t("lingering_time", HSL, Value::Time, "a connection is closed once its response is sent"),
+    t("lingering_timeout", HSL, Value::Time, "a connection is closed once its response is sent"),
     t("server_name_in_redirect", HSL, Value::Flag, REDIRECTS),
     t("port_in_redirect", HSL, Value::Flag, REDIRECTS),
-    t(
-        "msie_padding",
-        HSL,
-        Value::Flag,
-        "error pages are not padded for old browsers",
-    ),
+    t("msie_padding", HSL, Value::Flag, "error pages are not padded for old browsers"),
     // Logging detail.
-    t(
-        "log_not_found",
-        HSL,
-        Value::Flag,
-        "the proxy serves no files that could be missing",
-    ),
-    t(
-        "log_subrequest",
-        HSL,
-        Value::Flag,
-        "the proxy makes no subrequests",
-    ),
+    t("log_not_found", HSL, Value::Flag, "the proxy serves no files that could be missing"),
+    t("log_subrequest", HSL, Value::Flag, "the proxy makes no subrequests"),
 ];
 
 const fn t(name: &'static str, contexts: u8, value: Value, why: &'static str) -> Tuning {

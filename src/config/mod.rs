@@ -534,6 +534,9 @@ pub struct LocationConf {
     pub add_headers: Vec<AddHeader>,
     /// `expires`, default off.
     pub expires: Expires,
+    /// `client_body_timeout` written in a location (or a parent location); `None`:
+    /// the server's ([`ConnectionConf::client_body_timeout`]).
+    pub client_body_timeout: Option<Duration>,
 }
 
 /// Connection-level settings (http/server level only).

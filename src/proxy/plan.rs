@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
@@ -281,7 +281,10 @@ impl Worker {
         // The body is read (streamed on): a 100 Continue is due, as nginx.
         req.body().want();
         let body = std::mem::replace(req.body_mut(), RequestBody::empty());
-        let body = ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
+        let body_timeout = conf
+            .client_body_timeout
+            .unwrap_or(server.connection.client_body_timeout);
+        let body = ClientBody::stream(body, conf.client_max_body_size, body_timeout);
         let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
         let mut head = crate::reuse::vec(head_capacity(target, req.headers()));
         encode_request_head(&mut head, req.method(), target, req.headers(), framing);
@@ -312,10 +315,6 @@ impl Worker {
             now_instant,
         })
     }
-}
-
-fn client_body_timeout(server: &ServerConf) -> Duration {
-    server.connection.client_body_timeout
 }
 
 /// The first `server_name` of a server (`$server_name`).

@@ -538,6 +538,7 @@ mod tests {
             check_status: None,
             add_headers: Vec::new(),
             expires: crate::config::Expires::Off,
+            client_body_timeout: None,
         })
     }
 

@@ -188,6 +188,33 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// The connection-level directives nginx also allows in a location:
+    /// `client_body_timeout` applies to the location's requests; `send_timeout`,
+    /// `keepalive_timeout` and `keepalive_requests` are refused there with a
+    /// clear error (the proxy applies them per connection). `Ok(false)` for any
+    /// other directive.
+    pub(super) fn location_timeouts(&mut self, d: &Directive, layer: &mut Layer) -> Res<bool> {
+        match d.name.as_str() {
+            "client_body_timeout" => {
+                simple(d, 1, 1)?;
+                set_once(&mut layer.client_body_timeout, time(d, arg(d, 0))?, d)?;
+            }
+            "send_timeout" | "keepalive_timeout" | "keepalive_requests" => {
+                return Err(err(
+                    format!(
+                        "\"{}\" in a location is not supported yet: set it in \"http\" or \"server\"",
+                        d.name
+                    ),
+                    d,
+                ));
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
 fn next_upstream(d: &Directive) -> Res<NextUpstream> {
     let mut v = NextUpstream::default();
     let mut off = false;
@@ -223,6 +250,8 @@ fn next_upstream(d: &Directive) -> Res<NextUpstream> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::config::build::tests::ok;
 
@@ -248,6 +277,39 @@ mod tests {
             assert_eq!(
                 &c.http.servers[0].conf.proxy_next_upstream, expected,
                 "{values}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_body_timeout_in_locations_and_refused_location_timeouts() {
+        let (c, _) = ok(
+            "http { client_body_timeout 20s; server { client_body_timeout 10s;
+              location /a { client_body_timeout 2s; location /a/b { } }
+              location /c { } } }",
+        );
+        let s = &c.http.servers[0];
+        assert_eq!(s.connection.client_body_timeout, Duration::from_secs(10));
+        assert_eq!(s.conf.client_body_timeout, None);
+        let a = &s.locations[0];
+        assert_eq!(a.conf.client_body_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(
+            a.nested[0].conf.client_body_timeout,
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(s.locations[1].conf.client_body_timeout, None);
+        for name in [
+            "send_timeout 1s",
+            "keepalive_timeout 1s",
+            "keepalive_requests 5",
+        ] {
+            let src = format!("http {{ server {{ location / {{ {name}; }} }} }}");
+            let e = crate::config::load_str(&src, std::path::Path::new("/x.conf"))
+                .expect_err("refused");
+            let directive = name.split(' ').next().unwrap_or_default();
+            assert_eq!(
+                e.message,
+                format!("\"{directive}\" in a location is not supported yet: set it in \"http\" or \"server\"")
             );
         }
     }

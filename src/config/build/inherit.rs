@@ -32,6 +32,8 @@ pub(super) struct Layer {
     pub(super) hide_cookie: Option<String>,
     pub(super) add_headers: Option<Vec<AddHeader>>,
     pub(super) expires: Option<Expires>,
+    /// Only ever set in a location (http and server keep theirs in [`ConnLayer`]).
+    pub(super) client_body_timeout: Option<Duration>,
 }
 
 macro_rules! inherit_fields {
@@ -60,7 +62,8 @@ impl Layer {
             server_tokens,
             hide_cookie,
             add_headers,
-            expires
+            expires,
+            client_body_timeout
         );
         self
     }
@@ -95,6 +98,7 @@ impl Layer {
             check_status: None,
             add_headers: self.add_headers.clone().unwrap_or_default(),
             expires: self.expires.unwrap_or_default(),
+            client_body_timeout: self.client_body_timeout,
         }
     }
 }

@@ -141,7 +141,10 @@ impl Builder {
                     set_once(&mut check_status, format, x)?;
                 }
                 _ => {
-                    if !self.common(x, &mut layer, st)? && !self.tuning(x, Ctx::Location, body)? {
+                    if !self.common(x, &mut layer, st)?
+                        && !self.location_timeouts(x, &mut layer)?
+                        && !self.tuning(x, Ctx::Location, body)?
+                    {
                         return Err(not_allowed(x));
                     }
                 }

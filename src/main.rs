@@ -161,24 +161,23 @@ fn test_config(cli: &Cli, conf: &Path, options: &LoadOptions) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            emerg(options, &e.to_string());
+            emerg(conf, options, &e.to_string());
             eprintln!("proxy: configuration file {file} test failed");
             ExitCode::FAILURE
         }
     }
 }
 
-/// An `[emerg]` message: on stderr and, with `-e FILE`, also appended to FILE in
-/// the error log's line format, as nginx writes start-up errors to both.
-fn emerg(options: &LoadOptions, message: &str) {
+/// An `[emerg]` message: on stderr and, with `-e FILE`, also appended to FILE (a
+/// relative FILE under the prefix, as the error log) in the error log's line
+/// format, as nginx writes start-up errors to both.
+fn emerg(conf: &Path, options: &LoadOptions, message: &str) {
     eprintln!("proxy: [emerg] {message}");
     let Some(path) = options.error_log.as_deref().filter(|p| *p != "stderr") else {
         return;
     };
-    let path = match &options.prefix {
-        Some(prefix) => sticky_proxy::log::resolve_path(prefix, Path::new(path)),
-        None => PathBuf::from(path),
-    };
+    let prefix = config::prefix_for(conf, options);
+    let path = sticky_proxy::log::resolve_path(&prefix, Path::new(path));
     let line = format!(
         "{} [emerg] {}#0: {message}\n",
         sticky_proxy::timefmt::error_log(std::time::SystemTime::now()).as_str(),
@@ -203,7 +202,7 @@ fn signal(path: &Path, options: &LoadOptions, command: Command) -> ExitCode {
     let config = match config::load_with(path, options) {
         Ok((config, _warnings)) => config,
         Err(e) => {
-            emerg(options, &e.to_string());
+            emerg(path, options, &e.to_string());
             return ExitCode::FAILURE;
         }
     };
@@ -221,7 +220,7 @@ fn run(path: &Path, options: &LoadOptions) -> ExitCode {
     let (mut config, warnings) = match config::load_with(path, options) {
         Ok(loaded) => loaded,
         Err(e) => {
-            emerg(options, &e.to_string());
+            emerg(path, options, &e.to_string());
             return ExitCode::FAILURE;
         }
     };
@@ -232,7 +231,7 @@ fn run(path: &Path, options: &LoadOptions) -> ExitCode {
         match sticky_proxy::log::init_error_log(&config.main.error_log, &config.prefix()) {
             Ok(handle) => handle,
             Err(message) => {
-                emerg(options, &message);
+                emerg(path, options, &message);
                 return ExitCode::FAILURE;
             }
         };

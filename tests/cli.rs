@@ -291,6 +291,13 @@ fn globals_prefix_and_error_log_options_for_testing() {
     let message = format!("unknown directive \"bogus\" in {file}:1");
     assert_eq!(stderr(&out), format!("proxy: [emerg] {message}\n"));
     let logged = std::fs::read_to_string(dir.0.join("startup.log")).expect("-e file written");
+    // Without -p, a relative -e is under the configuration's directory, as the
+    // error log and pid file are.
+    let conf_path = conf.display().to_string();
+    let out = proxy(&["-c", &conf_path, "-e", "startup2.log"]);
+    assert_eq!(out.status.code(), Some(1));
+    let beside = std::fs::read_to_string(dir.0.join("conf/startup2.log")).expect("-e beside conf");
+    assert!(beside.contains(&message), "{beside}");
     assert!(
         logged.ends_with(&format!(
             " [emerg] {}#0: {message}\n",

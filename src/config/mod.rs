@@ -51,6 +51,15 @@ pub struct LoadOptions {
     pub error_log: Option<String>,
 }
 
+/// The directory relative paths of the configuration whose main file is `file`
+/// resolve against: `-p PREFIX`, else the directory of `file`.
+pub fn prefix_for(file: &Path, options: &LoadOptions) -> PathBuf {
+    match &options.prefix {
+        Some(prefix) => prefix.clone(),
+        None => file.parent().map(Path::to_path_buf).unwrap_or_default(),
+    }
+}
+
 /// The name errors in `-g` directives carry (`... in command line`).
 pub const COMMAND_LINE: &str = "command line";
 

@@ -316,6 +316,28 @@ fn out_pid_free(line: &str) -> String {
         .to_string()
 }
 
+/// `GET /` over HTTP/1.0 to `addr`: the whole reply.
+fn http_get(addr: &str) -> Result<String, String> {
+    let mut conn = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut conn, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut reply).map_err(|e| e.to_string())?;
+    Ok(reply)
+}
+
+/// Polls `done` for up to five seconds.
+fn wait_until(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
 /// Exactly how nginx's own test tooling (nginx-tests' `lib/Test/Nginx.pm`) starts
 /// nginx: `-p TESTDIR/ -c nginx.conf -e error.log -g "pid TESTDIR/nginx.pid;
 /// error_log TESTDIR/error.log debug;"`, then waits for the pid file.
@@ -351,25 +373,50 @@ fn starts_the_way_nginx_test_tooling_runs_nginx() {
         if pid != format!("{}\n", child.id()) {
             return Err(format!("pid file says {pid:?}"));
         }
-        let mut conn = std::net::TcpStream::connect(&addr).map_err(|e| e.to_string())?;
-        std::io::Write::write_all(&mut conn, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-            .map_err(|e| e.to_string())?;
-        let mut reply = String::new();
-        std::io::Read::read_to_string(&mut conn, &mut reply).map_err(|e| e.to_string())?;
+        let reply = http_get(&addr)?;
         if !reply.starts_with("HTTP/1.0 200") || !reply.ends_with("\r\n\r\nok\n") {
             return Err(format!("reply {reply:?}"));
         }
         // The relative access_log lands under the prefix.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::time::Instant::now() < deadline {
-            if std::fs::read_to_string(dir.0.join("access.log"))
+        if !wait_until(|| {
+            std::fs::read_to_string(dir.0.join("access.log"))
                 .is_ok_and(|l| l.contains("GET / HTTP/1.0"))
-            {
-                return Ok(());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        }) {
+            return Err("no access.log line under the prefix".to_string());
         }
-        Err("no access.log line under the prefix".to_string())
+        // A reload (here through `-s reload` with the same options) reads the
+        // file again with the same -p and -g: the new text is served and the
+        // pid file named by -g is still the one in use.
+        dir.write(
+            "nginx.conf",
+            "daemon off;\nevents {}\nhttp {\n    access_log access.log;\n    \
+             server {\n        listen 127.0.0.1:0;\n        \
+             location / { return 200 \"reloaded\\n\"; }\n    }\n}\n",
+        );
+        let prefix = format!("{testdir}/");
+        let out = proxy(&[
+            "-p",
+            &prefix,
+            "-c",
+            "nginx.conf",
+            "-g",
+            &globals,
+            "-s",
+            "reload",
+        ]);
+        if out.status.code() != Some(0) {
+            return Err(format!("-s reload: {}", stderr(&out)));
+        }
+        if !wait_until(|| http_get(&addr).is_ok_and(|r| r.ends_with("\r\n\r\nreloaded\n"))) {
+            return Err("the reloaded configuration is not served".to_string());
+        }
+        let log = || std::fs::read_to_string(&error_log).unwrap_or_default();
+        if !wait_until(|| log().contains("configuration reloaded"))
+            || log().contains("\"pid\" changed")
+        {
+            return Err("the reload lost the command line's directives".to_string());
+        }
+        Ok(())
     })();
     let _ = child.kill();
     let _ = child.wait();

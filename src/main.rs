@@ -106,11 +106,13 @@ fn main() -> ExitCode {
         globals: cli.globals.clone(),
         error_log: cli.error_log.clone(),
     };
-    // nginx resolves a relative `-c` against the prefix.
+    // nginx resolves a relative `-c` against the prefix, and names the file by
+    // its full path in messages and `-T`.
     let conf = match &cli.prefix {
         Some(prefix) if cli.conf.is_relative() => prefix.join(&cli.conf),
         _ => cli.conf.clone(),
     };
+    let conf = std::path::absolute(&conf).unwrap_or(conf);
     if cli.test || cli.dump {
         test_config(&cli, &conf, &options)
     } else if let Some(command) = cli.signal {

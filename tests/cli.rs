@@ -291,6 +291,16 @@ fn globals_prefix_and_error_log_options_for_testing() {
     let message = format!("unknown directive \"bogus\" in {file}:1");
     assert_eq!(stderr(&out), format!("proxy: [emerg] {message}\n"));
     let logged = std::fs::read_to_string(dir.0.join("startup.log")).expect("-e file written");
+    // A relative -c without -p is named by its full path, as nginx does.
+    let out = Command::new(env!("CARGO_BIN_EXE_proxy"))
+        .current_dir(&dir.0)
+        .args(["-t", "-c", "conf/proxy.conf"])
+        .output()
+        .expect("run proxy");
+    assert_eq!(
+        stderr(&out),
+        format!("proxy: [emerg] {message}\nproxy: configuration file {file} test failed\n")
+    );
     // Without -p, a relative -e is under the configuration's directory, as the
     // error log and pid file are.
     let conf_path = conf.display().to_string();

@@ -43,27 +43,34 @@ http {
         location / { return 200 s; }
         location /dead { proxy_pass http://{DEAD}; }
     }
+    server {
+        listen {LISTEN3};
+        add_header X-Server-Level s;
+        return 200 early;
+        location / { add_header X-Location l; }
+    }
 }
 ";
 
-/// (path, request headers, on the second server)
-type Ask = (&'static str, &'static [(&'static str, &'static str)], bool);
+/// (path, request headers, on which server: 1, 2 or 3)
+type Ask = (&'static str, &'static [(&'static str, &'static str)], u8);
 
 const REQUESTS: &[Ask] = &[
-    ("/inherit", &[], false),
-    ("/inherit", &[("x-status", "500")], false),
-    ("/own", &[("x-tag", "t1")], false),
-    ("/own", &[("x-tag", "t2"), ("x-status", "404")], false),
-    ("/own/nested", &[("x-tag", "n")], false),
-    ("/ret200", &[], false),
-    ("/ret404", &[], false),
-    ("/redirect", &[], false),
-    ("/epoch", &[], false),
-    ("/max", &[], false),
-    ("/negative", &[], false),
-    ("/zero", &[], false),
-    ("/", &[], true),
-    ("/dead", &[], true),
+    ("/inherit", &[], 1),
+    ("/inherit", &[("x-status", "500")], 1),
+    ("/own", &[("x-tag", "t1")], 1),
+    ("/own", &[("x-tag", "t2"), ("x-status", "404")], 1),
+    ("/own/nested", &[("x-tag", "n")], 1),
+    ("/ret200", &[], 1),
+    ("/ret404", &[], 1),
+    ("/redirect", &[], 1),
+    ("/epoch", &[], 1),
+    ("/max", &[], 1),
+    ("/negative", &[], 1),
+    ("/zero", &[], 1),
+    ("/", &[], 2),
+    ("/dead", &[], 2),
+    ("/", &[], 3),
 ];
 
 /// The edited part of a reply: status, the `X-` headers, `Cache-Control`, and
@@ -104,8 +111,10 @@ async fn edited(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Vec<S
     out
 }
 
-fn conf_text(listen: &str, listen2: &str, backend: &str) -> String {
-    CONF.replace("{LISTEN2}", listen2)
+fn conf_text(listens: [&str; 3], backend: &str) -> String {
+    let [listen, listen2, listen3] = listens;
+    CONF.replace("{LISTEN3}", listen3)
+        .replace("{LISTEN2}", listen2)
         .replace("{LISTEN}", listen)
         .replace("{BACKEND}", backend)
         .replace("{DEAD}", &dead_addr().to_string())
@@ -160,24 +169,28 @@ fn expected() -> Vec<Vec<&'static str>> {
         ],
         vec!["status 200", "x-server: srv"],
         vec!["status 502", "x-server: srv"],
+        vec!["status 200", "x-server-level: s"],
     ]
 }
 
 #[tokio::test]
 async fn add_header_and_expires_follow_nginx() {
     let backend = Backend::start("b1");
-    let text = conf_text("127.0.0.1:0", "127.0.0.2:0", &backend.peer());
+    let text = conf_text(
+        ["127.0.0.1:0", "127.0.0.2:0", "127.0.0.3:0"],
+        &backend.peer(),
+    );
     let p = start_proxy(&text);
     let addrs: Vec<SocketAddr> = p.running.addrs().iter().map(|(_, a)| *a).collect();
-    let first = addrs.iter().find(|a| a.ip().to_string() == "127.0.0.1");
-    let second = addrs.iter().find(|a| a.ip().to_string() == "127.0.0.2");
-    let (Some(first), Some(second)) = (first, second) else {
-        panic!("listeners: {addrs:?}");
+    let on = |ip: &str| -> SocketAddr {
+        *addrs
+            .iter()
+            .find(|a| a.ip().to_string() == ip)
+            .unwrap_or_else(|| panic!("listeners: {addrs:?}"))
     };
-    let want = expected();
-    for ((path, headers, on_second), want) in REQUESTS.iter().zip(want) {
-        let addr = if *on_second { *second } else { *first };
-        let got = edited(addr, path, headers).await;
+    let servers = [on("127.0.0.1"), on("127.0.0.2"), on("127.0.0.3")];
+    for ((path, headers, server), want) in REQUESTS.iter().zip(expected()) {
+        let got = edited(servers[usize::from(*server) - 1], path, headers).await;
         assert_eq!(got, want, "{path} {headers:?}");
     }
 }
@@ -223,12 +236,15 @@ async fn nginx_itself_answers_the_same() {
         return;
     };
     let backend = Backend::start("b1");
-    let (p1, p2) = (free_port("127.0.0.1"), free_port("127.0.0.2"));
-    let (a1, a2) = (format!("127.0.0.1:{p1}"), format!("127.0.0.2:{p2}"));
-    let nginx = start_nginx(&bin, &conf_text(&a1, &a2, &backend.peer()));
-    let (a1, a2): (SocketAddr, SocketAddr) = (a1.parse().unwrap(), a2.parse().unwrap());
+    let servers: Vec<SocketAddr> = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        .iter()
+        .map(|ip| SocketAddr::new(ip.parse().expect("ip"), free_port(ip)))
+        .collect();
+    let listens: Vec<String> = servers.iter().map(SocketAddr::to_string).collect();
+    let text = conf_text([&listens[0], &listens[1], &listens[2]], &backend.peer());
+    let nginx = start_nginx(&bin, &text);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(a2).await.is_err() {
+    while tokio::net::TcpStream::connect(servers[2]).await.is_err() {
         assert!(
             std::time::Instant::now() < deadline,
             "nginx did not start: {}",
@@ -236,9 +252,8 @@ async fn nginx_itself_answers_the_same() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for ((path, headers, on_second), want) in REQUESTS.iter().zip(expected()) {
-        let addr = if *on_second { a2 } else { a1 };
-        let got = edited(addr, path, headers).await;
+    for ((path, headers, server), want) in REQUESTS.iter().zip(expected()) {
+        let got = edited(servers[usize::from(*server) - 1], path, headers).await;
         assert_eq!(got, want, "nginx: {path} {headers:?}");
     }
 }

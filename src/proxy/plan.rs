@@ -123,14 +123,21 @@ impl Worker {
             upstream: &[],
             sticky: None,
         };
-        if !conf.add_headers.is_empty() || conf.expires != Expires::Off {
+        // A server-level `return` answers before any location (nginx's server
+        // rewrite phase): the server's own `add_header`/`expires` apply to it.
+        let edit_conf: &LocationConf = if server.return_.is_some() {
+            &server.conf
+        } else {
+            conf
+        };
+        if !edit_conf.add_headers.is_empty() || edit_conf.expires != Expires::Off {
             // Evaluated now, while the request's headers are here; applied to
             // whatever response this request gets.
-            let proxy_host = conf
+            let proxy_host = edit_conf
                 .proxy_pass
                 .as_ref()
                 .map_or("", |p| p.proxy_host.as_str());
-            *edits = ResponseEdits::new(conf, &vars(proxy_host));
+            *edits = ResponseEdits::new(edit_conf, &vars(proxy_host));
         }
         if let Some(targets) = self.logs.targets(&conf.access_log) {
             let proxy_host = conf

@@ -21,7 +21,11 @@
 //! an HTTP/1.1 client and `Close` for an HTTP/1.0 one; HEAD and bodiless
 //! statuses: `Empty`), declares the `Content-Length` the encoder reports
 //! (`Committed::content_length`), and is reusable exactly when the encoder
-//! said so (`101` aside: its `Connection` line is the backend's).
+//! said so (`101` aside: its `Connection` line is the backend's). Names: every
+//! line of the map goes out with the name bytes the backend sent it with
+//! (each written line but the encoder's own `Date`, framing and `Connection`
+//! is a line of the input, byte for byte), and the encoder's own lines are
+//! spelled as nginx spells them.
 #![no_main]
 
 use bytes::Bytes;
@@ -30,6 +34,7 @@ use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
 use sticky_proxy::http1::chunked::{Chunk, ChunkedDecoder};
 use sticky_proxy::http1::framing::{bodiless, BodyOut, Framing};
+use sticky_proxy::http1::names::Spelling;
 use sticky_proxy::http1::response::{
     self, HeadError, ResponseContext, ResponseHead, MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS,
 };
@@ -62,6 +67,7 @@ fn round_trip(parsed: &ResponseHead, client: Client) {
         declared_len: parsed.declared_length,
         close: client.close,
         date: DATE,
+        names: Spelling::received(&parsed.received),
     };
     let status = parsed.status;
     let mut out = Vec::new();
@@ -158,7 +164,41 @@ fn round_trip(parsed: &ResponseHead, client: Client) {
         shown()
     );
 
-    let back = response::build_response_head(&bytes, &layout, client.head_request, |_, _| false)
+    // Each line from the map is a line of the input, name bytes included;
+    // the encoder's own are spelled as nginx spells them.
+    let input = lines(&parsed.received);
+    let added_date = !parsed.headers.contains_key(header::DATE);
+    for (name, value) in layout.headers() {
+        let (name, value) = (&out[name], &out[value]);
+        let ours = [
+            &header::CONTENT_LENGTH,
+            &header::TRANSFER_ENCODING,
+            &header::CONNECTION,
+        ]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+            || (added_date && name.eq_ignore_ascii_case(b"date"));
+        if ours {
+            assert!(
+                matches!(
+                    name,
+                    b"Content-Length" | b"Transfer-Encoding" | b"Connection" | b"Date"
+                ),
+                "{:?} is not spelled as nginx: {:?}",
+                String::from_utf8_lossy(name),
+                shown()
+            );
+        } else {
+            assert!(
+                input.contains(&(name, value)),
+                "{:?} is no input line: {:?}",
+                String::from_utf8_lossy(name),
+                shown()
+            );
+        }
+    }
+
+    let back = response::build_response_head(bytes, &layout, client.head_request, |_, _| false)
         .unwrap_or_else(|e| panic!("the written head is refused ({e:?}): {:?}", shown()));
     let want = if no_body {
         Framing::Empty
@@ -196,6 +236,17 @@ fn round_trip(parsed: &ResponseHead, client: Client) {
     }
 }
 
+/// The header lines of the complete head `head` starts with, as bytes.
+fn lines(head: &[u8]) -> Vec<(&[u8], &[u8])> {
+    match response::locate_response_head(head) {
+        Ok(Some(layout)) => layout
+            .headers()
+            .map(|(n, v)| (&head[n], &head[v]))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let (client, data) = match data.split_first() {
         Some((&flag, rest)) => (
@@ -214,7 +265,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Some(layout)) = response::locate_response_head(&bytes) {
         assert!(layout.len <= bytes.len());
         let head = bytes.slice(..layout.len);
-        let all = response::build_response_head(&head, &layout, head_request, |_, _| false);
+        let all = response::build_response_head(head.clone(), &layout, head_request, |_, _| false);
         if let Ok(parsed) = &all {
             if head_request || parsed.status.as_u16() < 200 {
                 assert_eq!(parsed.framing, Framing::Empty);
@@ -229,7 +280,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(n > 0, "Length(0) response framing");
             }
         }
-        let filtered = response::build_response_head(&head, &layout, head_request, |n, kind| {
+        let filtered = response::build_response_head(head, &layout, head_request, |n, kind| {
             headers::left_out_of_response(n, kind, &[], &[])
         });
         match (&all, &filtered) {

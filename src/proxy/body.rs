@@ -174,6 +174,8 @@ pub struct ProxyBody {
     pub(super) declared: Option<u64>,
     /// The connection closes after this response.
     pub(super) close: bool,
+    /// The backend's response head as received (its names' spelling).
+    pub(super) received: Bytes,
 }
 
 impl Drop for ProxyBody {
@@ -222,6 +224,7 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
+            received: Bytes::new(),
         }
     }
 
@@ -233,6 +236,7 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
+            received: Bytes::new(),
         }
     }
 
@@ -245,6 +249,7 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
+            received: Bytes::new(),
         }
     }
 
@@ -272,6 +277,7 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
+            received: Bytes::new(),
         }
     }
 }
@@ -377,6 +383,10 @@ impl ResponseBody for ProxyBody {
         if let Some(log) = &mut self.log {
             log.head_sent(n as u64, content_length);
         }
+    }
+
+    fn take_received_head(&mut self) -> Bytes {
+        std::mem::take(&mut self.received)
     }
 
     fn take_upgrade(&mut self) -> Option<Upgraded> {

@@ -392,7 +392,7 @@ fn poll_head(
             if (100..200).contains(&layout.status) && layout.status != 101 {
                 continue;
             }
-            let head = response::build_response_head(&bytes, &layout, head_request, leave_out)
+            let head = response::build_response_head(bytes, &layout, head_request, leave_out)
                 .map_err(SendError::Head)?;
             return Poll::Ready(Ok(head));
         }

@@ -24,8 +24,9 @@
 //! said so (`101` aside: its `Connection` line is the backend's). Names: every
 //! line of the map goes out with the name bytes the backend sent it with
 //! (each written line but the encoder's own `Date`, framing and `Connection`
-//! is a line of the input, byte for byte), and the encoder's own lines are
-//! spelled as nginx spells them.
+//! and `Content-Type`, which nginx always writes itself, is a line of the
+//! input, byte for byte), and the encoder's own lines are spelled as nginx
+//! spells them.
 #![no_main]
 
 use bytes::Bytes;
@@ -174,6 +175,7 @@ fn round_trip(parsed: &ResponseHead, client: Client) {
             &header::CONTENT_LENGTH,
             &header::TRANSFER_ENCODING,
             &header::CONNECTION,
+            &header::CONTENT_TYPE,
         ]
         .iter()
         .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
@@ -182,7 +184,11 @@ fn round_trip(parsed: &ResponseHead, client: Client) {
             assert!(
                 matches!(
                     name,
-                    b"Content-Length" | b"Transfer-Encoding" | b"Connection" | b"Date"
+                    b"Content-Length"
+                        | b"Transfer-Encoding"
+                        | b"Connection"
+                        | b"Date"
+                        | b"Content-Type"
                 ),
                 "{:?} is not spelled as nginx: {:?}",
                 String::from_utf8_lossy(name),

@@ -286,8 +286,9 @@ pub struct Committed {
 }
 
 /// Writes the status line, the headers of `headers` (each name spelled as
-/// `ctx.names` says), and what the proxy adds, in nginx's case: `Date` (when
-/// absent), the body framing, and `Connection`.
+/// `ctx.names` says, but `Content-Type`, which nginx always writes itself),
+/// and what the proxy adds, in nginx's case: `Date` (when absent), the body
+/// framing, and `Connection`.
 pub fn encode_response_head(
     out: &mut Vec<u8>,
     status: StatusCode,
@@ -314,7 +315,13 @@ pub fn encode_response_head(
             // Written below from typed values, never from the map.
             continue;
         }
-        out.extend_from_slice(ctx.names.name(name, value));
+        // nginx writes `Content-Type` itself, whoever set it (a backend's
+        // line becomes `r->headers_out.content_type`); the rest as spelled.
+        out.extend_from_slice(if *name == header::CONTENT_TYPE {
+            b"Content-Type"
+        } else {
+            ctx.names.name(name, value)
+        });
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -743,7 +750,8 @@ mod tests {
                     SET-COOKIE: a=1\r\nX-Empty:\r\ndAtE: d\r\nContent-Length: 2\r\n\r\n";
         let head = head_of(text, false).unwrap().unwrap();
         let mut headers = head.headers;
-        // What the proxy adds: canonical.
+        // What the proxy adds: canonical, as is `Content-Type` (nginx
+        // writes it itself, as it does `Date` unless passed on).
         headers.append(header::SET_COOKIE, HeaderValue::from_static("ours=1"));
         headers.insert(header::SERVER, HeaderValue::from_static("sticky-proxy"));
         let ctx = ResponseContext {
@@ -754,7 +762,7 @@ mod tests {
         encode_response_head(&mut out, StatusCode::OK, &headers, &ctx);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "HTTP/1.1 200 OK\r\nX-CuStOm: 1\r\ncontent-type: text/plain\r\n\
+            "HTTP/1.1 200 OK\r\nX-CuStOm: 1\r\nContent-Type: text/plain\r\n\
              SET-COOKIE: a=1\r\nSet-Cookie: ours=1\r\nX-Empty: \r\ndAtE: d\r\n\
              Server: sticky-proxy\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
         );

@@ -435,7 +435,8 @@ async fn respond<B: ResponseBody>(
     let keep_alive = may_keep_alive && info.signal() == Signal::None && io.body_in_hand();
     let status = resp.status();
     let (headers, body) = (std::mem::take(resp.headers_mut()), resp.body_mut());
-    let received = body.take_received_head();
+    // The backend's head the values passed on share (empty if none).
+    let received = info.response_head.take();
     let committed = with_date(|date| {
         let ctx = ResponseContext {
             http10,

@@ -56,12 +56,6 @@ pub trait ResponseBody: http_body::Body<Data = Bytes, Error = BoxError> + Unpin 
     /// `Content-Length` it carried.
     fn head_sent(&mut self, n: usize, content_length: Option<u64>);
 
-    /// The head the response's header values were parsed from (a backend's,
-    /// as received; empty for a response the proxy made), taken once to
-    /// write the response head: the names of the lines passed on are written
-    /// as spelled there ([`crate::http1::names::Spelling`]).
-    fn take_received_head(&mut self) -> Bytes;
-
     /// After a `101 Switching Protocols`: the other end of the tunnel.
     fn take_upgrade(&mut self) -> Option<Upgraded>;
 

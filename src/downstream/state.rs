@@ -41,6 +41,12 @@ pub struct ConnState {
     /// names of the client's lines from them. Taken by whoever writes the
     /// request on; emptied once the request is handled.
     pub request_head: Cell<Bytes>,
+    /// The head of the response being answered with, as received from a
+    /// backend (empty for a response the proxy made): its header values share
+    /// these bytes, and the client's head spells the names of the lines passed
+    /// on from them. Set by whoever reads the response; taken when the
+    /// response head is written.
+    pub response_head: Cell<Bytes>,
     /// `keepalive_requests` of the connection's server.
     pub keepalive_requests: u64,
     /// Serial number of the connection in its worker (`$connection`).
@@ -94,6 +100,7 @@ impl ConnState {
             client_gone: Cell::new(false),
             head_bytes: Cell::new(0),
             request_head: Cell::new(Bytes::new()),
+            response_head: Cell::new(Bytes::new()),
             keepalive_requests,
             serial,
             waiting_since: Cell::new(Some(Instant::now())),

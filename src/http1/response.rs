@@ -46,10 +46,6 @@ pub struct ResponseHead {
     /// without `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`,
     /// and a body whose end is known).
     pub keep_alive: bool,
-    /// The head as received: the header values share its bytes, and the
-    /// names they are passed on with are spelled from it
-    /// ([`crate::http1::names::Spelling`]).
-    pub received: Bytes,
 }
 
 /// Why a backend's response head was refused (502 `upstream sent invalid
@@ -156,8 +152,9 @@ pub struct LineKind {
 }
 
 /// Builds the response head from `head` (the bytes [`locate_response_head`]
-/// measured, cut off the read buffer): header values share those bytes, and
-/// the head keeps them ([`ResponseHead::received`]). A
+/// measured, cut off the read buffer): header values share those bytes (so
+/// the names of the lines passed on can be spelled from them when the head is
+/// written again, [`crate::http1::names::Spelling`]). A
 /// response to a HEAD request (`head_request`) has no body whatever its headers
 /// say. The lines `leave_out` selects are left out of the map (the proxy would
 /// remove them anyway: hop-by-hop, hidden); the framing facts are taken from
@@ -165,7 +162,7 @@ pub struct LineKind {
 /// to `leave_out` again, as named, once all lines are read (it may come before the
 /// `Connection` line).
 pub fn build_response_head(
-    head: Bytes,
+    head: &Bytes,
     layout: &HeadLayout,
     head_request: bool,
     leave_out: impl Fn(&HeaderName, LineKind) -> bool,
@@ -199,7 +196,7 @@ pub fn build_response_head(
         if leave_out(&name, kind) {
             continue;
         }
-        let value = HeaderValue::from_maybe_shared(shared_value(&head, value))
+        let value = HeaderValue::from_maybe_shared(shared_value(head, value))
             .map_err(|_| HeadError::Invalid)?;
         if singleton(&name) {
             // A repeated singleton keeps its first line, as nginx.
@@ -226,7 +223,6 @@ pub fn build_response_head(
         framing,
         declared_length: facts.declared_length(),
         keep_alive: facts.response_keep_alive(layout.http10, framing),
-        received: head,
     })
 }
 
@@ -396,7 +392,7 @@ mod tests {
             return Ok(None);
         };
         let head = bytes.slice(..layout.len);
-        build_response_head(head, &layout, head_request, |_, _| false).map(Some)
+        build_response_head(&head, &layout, head_request, |_, _| false).map(Some)
     }
 
     #[test]
@@ -584,7 +580,7 @@ mod tests {
         let layout = locate_response_head(&bytes).unwrap().unwrap();
         assert_eq!(&bytes[layout.len..], b"BODY");
         let head =
-            build_response_head(bytes.slice(..layout.len), &layout, false, |_, _| false).unwrap();
+            build_response_head(&bytes.slice(..layout.len), &layout, false, |_, _| false).unwrap();
         assert_eq!(head.status, StatusCode::FOUND);
         let cookies: Vec<_> = head.headers.get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
@@ -601,7 +597,7 @@ mod tests {
         let hidden = |n: &HeaderName, _: LineKind| {
             *n == header::SERVER || *n == header::DATE || *n == header::CONTENT_LENGTH
         };
-        let head = build_response_head(bytes.slice(..layout.len), &layout, false, hidden).unwrap();
+        let head = build_response_head(&bytes.slice(..layout.len), &layout, false, hidden).unwrap();
         assert_eq!(head.headers.len(), 40);
         assert!(!head.headers.contains_key("server") && !head.headers.contains_key("date"));
         assert_eq!(head.headers["x-39"], "v39");
@@ -617,7 +613,7 @@ mod tests {
         let bytes = Bytes::from(text);
         let layout = locate_response_head(&bytes).unwrap().unwrap();
         let offered = std::cell::RefCell::new(Vec::new());
-        let head = build_response_head(bytes, &layout, false, |n, kind| {
+        let head = build_response_head(&bytes, &layout, false, |n, kind| {
             offered
                 .borrow_mut()
                 .push((n.as_str().to_owned(), kind.named_in_connection));
@@ -748,14 +744,16 @@ mod tests {
     fn backend_names_go_out_as_received_and_ours_canonically() {
         let text = "HTTP/1.1 200 OK\r\nX-CuStOm: 1\r\ncontent-type: text/plain\r\n\
                     SET-COOKIE: a=1\r\nX-Empty:\r\ndAtE: d\r\nContent-Length: 2\r\n\r\n";
-        let head = head_of(text, false).unwrap().unwrap();
+        let received = Bytes::from_static(text.as_bytes());
+        let layout = locate_response_head(&received).unwrap().unwrap();
+        let head = build_response_head(&received, &layout, false, |_, _| false).unwrap();
         let mut headers = head.headers;
         // What the proxy adds: canonical, as is `Content-Type` (nginx
         // writes it itself, as it does `Date` unless passed on).
         headers.append(header::SET_COOKIE, HeaderValue::from_static("ours=1"));
         headers.insert(header::SERVER, HeaderValue::from_static("sticky-proxy"));
         let ctx = ResponseContext {
-            names: Spelling::received(&head.received),
+            names: Spelling::received(&received),
             ..ctx(false, false, false, Some(2))
         };
         let mut out = Vec::new();

@@ -174,8 +174,6 @@ pub struct ProxyBody {
     pub(super) declared: Option<u64>,
     /// The connection closes after this response.
     pub(super) close: bool,
-    /// The backend's response head as received (its names' spelling).
-    pub(super) received: Bytes,
 }
 
 impl Drop for ProxyBody {
@@ -224,7 +222,6 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
-            received: Bytes::new(),
         }
     }
 
@@ -236,7 +233,6 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
-            received: Bytes::new(),
         }
     }
 
@@ -249,7 +245,6 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
-            received: Bytes::new(),
         }
     }
 
@@ -277,7 +272,6 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
-            received: Bytes::new(),
         }
     }
 }
@@ -383,10 +377,6 @@ impl ResponseBody for ProxyBody {
         if let Some(log) = &mut self.log {
             log.head_sent(n as u64, content_length);
         }
-    }
-
-    fn take_received_head(&mut self) -> Bytes {
-        std::mem::take(&mut self.received)
     }
 
     fn take_upgrade(&mut self) -> Option<Upgraded> {

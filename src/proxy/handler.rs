@@ -210,7 +210,6 @@ impl Worker {
         let (head, upstream_body, requests) = answer;
         let status = head.status;
         let declared = head.declared_length;
-        let received = head.received;
         let switching = status == StatusCode::SWITCHING_PROTOCOLS;
         let mut headers = head.headers;
         // Hop-by-hop and hidden lines never reached the map, but a 101's
@@ -226,7 +225,7 @@ impl Worker {
         if let (Some(sticky), Some(choice)) = (set.sticky(), choice) {
             sticky.on_response(status, &mut headers, choice, now_unix);
         }
-        let mut body = if switching {
+        let body = if switching {
             // Only an upgrade the client asked for becomes a tunnel.
             let (true, Some(backend)) = (upgrade, upstream_body.into_upgraded()) else {
                 return error_response(ProxyError::BadGateway, conf.server_tokens);
@@ -242,8 +241,6 @@ impl Worker {
             body.declared = declared;
             body
         };
-        // The names of the backend's lines are written as it spelled them.
-        body.received = received;
         let mut resp = Response::new(body);
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;

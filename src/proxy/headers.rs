@@ -658,14 +658,13 @@ mod tests {
                 .flat_map(|h| passes.iter().map(move |p| (*h, *p)))
             {
                 let mut all =
-                    h1::build_response_head(bytes.clone(), &layout, false, |_, _| false).unwrap();
+                    h1::build_response_head(&bytes, &layout, false, |_, _| false).unwrap();
                 let switching = all.status == http::StatusCode::SWITCHING_PROTOCOLS;
                 filter_response(&mut all.headers, hide, pass, switching);
-                let mut early =
-                    h1::build_response_head(bytes.clone(), &layout, false, |n, kind| {
-                        left_out_of_response(n, kind, hide, pass)
-                    })
-                    .unwrap();
+                let mut early = h1::build_response_head(&bytes, &layout, false, |n, kind| {
+                    left_out_of_response(n, kind, hide, pass)
+                })
+                .unwrap();
                 if switching {
                     filter_response(&mut early.headers, hide, pass, true);
                 }

@@ -161,7 +161,7 @@ pub fn judge_head(reply: &[u8], head_request: bool, expect: StatusClasses) -> Op
     let head = Bytes::copy_from_slice(reply.get(..layout.len).unwrap_or_default());
     // The checker needs no header line: every line is left out of the map, the
     // framing facts are taken all the same.
-    let body = match build_response_head(head, &layout, head_request, |_, _| true) {
+    let body = match build_response_head(&head, &layout, head_request, |_, _| true) {
         Ok(parsed) => {
             crate::reuse::give_map(parsed.headers);
             match parsed.framing {

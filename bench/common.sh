@@ -52,3 +52,46 @@ nginx_temp_paths() {
     local t
     for t in client_body proxy fastcgi uwsgi scgi; do echo "    ${t}_temp_path $1;"; done
 }
+
+# The nginx config of the two backends (one worker, `return 200`) on ports B1
+# and B2, its files under DIR: backends_conf DIR B1 B2.
+backends_conf() {
+    cat <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000;
+$(nginx_temp_paths "$1")
+    server { listen 127.0.0.1:$2; location / { return 200 "backend one\n"; } }
+    server { listen 127.0.0.1:$3; location / { return 200 "backend two\n"; } }
+}
+EOF
+}
+
+# Our config in front of them (sticky insert, indirect), listening on PORT:
+# ours_conf PORT B1 B2.
+ours_conf() {
+    cat <<EOF
+worker_processes 1;
+error_log stderr error;
+events { worker_connections 4096; }
+http {
+    upstream app {
+        session_sticky cookie=route mode=insert option=indirect;
+        server 127.0.0.1:$2;
+        server 127.0.0.1:$3;
+        keepalive 1024;
+    }
+    server {
+        listen 127.0.0.1:$1;
+        keepalive_requests 100000;
+        location / { proxy_pass http://app; }
+    }
+}
+EOF
+}

@@ -43,43 +43,12 @@ OURS_BIN="$ROOT/target/release/proxy"
 
 # --- backends: one nginx, one worker, on core 1 ---------------------------------
 mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy"
-cat > "$WORK/backend/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/backend/nginx.pid;
-error_log $WORK/backend/error.log error;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 100000;
-$(nginx_temp_paths "$WORK/backend")
-    server { listen 127.0.0.1:$B1; location / { return 200 "backend one\n"; } }
-    server { listen 127.0.0.1:$B2; location / { return 200 "backend two\n"; } }
-}
-EOF
+backends_conf "$WORK/backend" "$B1" "$B2" > "$WORK/backend/nginx.conf"
 taskset -c 1 nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" &
 PIDS+=($!)
 
 # --- the three proxies, each on core 0 ------------------------------------------
-cat > "$WORK/ours.conf" <<EOF
-worker_processes 1;
-error_log stderr error;
-events { worker_connections 4096; }
-http {
-    upstream app {
-        session_sticky cookie=route mode=insert option=indirect;
-        server 127.0.0.1:$B1;
-        server 127.0.0.1:$B2;
-        keepalive 1024;
-    }
-    server {
-        listen 127.0.0.1:$PORT_OURS;
-        keepalive_requests 100000;
-        location / { proxy_pass http://app; }
-    }
-}
-EOF
+ours_conf "$PORT_OURS" "$B1" "$B2" > "$WORK/ours.conf"
 
 cat > "$WORK/nginx/nginx.conf" <<EOF
 daemon off;

@@ -252,7 +252,7 @@ fn tengine_config_servers_locations_and_inheritance() {
         .conf
         .proxy_set_headers
         .iter()
-        .map(|(n, t)| (n.as_str(), t.source.as_str()))
+        .map(|(n, t)| (n.name().as_str(), t.source.as_str()))
         .collect();
     assert_eq!(headers, [("host", "static.internal")]);
     // ~* regex

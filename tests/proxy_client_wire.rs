@@ -281,13 +281,23 @@ async fn responses_carry_date_and_server_and_bodies_keep_their_framing() {
 }
 
 /// Sends `bytes` on a new connection and checks the answer is `status` with
-/// `Connection: close`, and that the connection then closes.
+/// `Connection: close` (its names spelled as nginx spells its own), and that
+/// the connection then closes.
 async fn refused_and_closed(addr: SocketAddr, bytes: &[u8], status: u16) {
     let mut w = Wire::connect(addr).await;
     w.write(bytes).await;
     let r = w.response(false).await.expect("answer");
     assert_eq!(r.status(), status, "{r:?} for {bytes:?}");
     assert_eq!(r.header("connection").as_deref(), Some("close"));
+    for ours in [
+        "\r\nServer: ",
+        "\r\nDate: ",
+        "\r\nContent-Type: ",
+        "\r\nContent-Length: ",
+        "\r\nConnection: close",
+    ] {
+        assert!(r.head.contains(ours), "{ours:?} in {r:?}");
+    }
     assert!(w.closed().await, "closed after {bytes:?}");
 }
 

@@ -372,7 +372,7 @@ async fn truncated_body_ends_the_client_connection_early() {
     // before the promised 10: never a complete response.
     let r = get_raw(p.addr, "").await;
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
-    assert!(r.contains("content-length: 10"), "{r}");
+    assert!(r.contains("Content-Length: 10"), "{r}");
     assert_eq!(body_of(&r), "abc", "{r}");
     // The broken connection is not reused: the next request gets a fresh one
     // (and the same truncated answer).
@@ -449,10 +449,13 @@ async fn chunked_uploads_go_on_chunked_and_length_uploads_raw() {
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     let chunked = b.request(0);
     assert!(
-        chunked.contains("transfer-encoding: chunked\r\n"),
+        chunked.contains("Transfer-Encoding: chunked\r\n"),
         "{chunked}"
     );
-    assert!(!chunked.contains("content-length"), "{chunked}");
+    assert!(
+        !chunked.to_ascii_lowercase().contains("content-length"),
+        "{chunked}"
+    );
     let (_, wire) = chunked.split_once("\r\n\r\n").unwrap_or_default();
     let mut data = String::new();
     let mut rest = wire;
@@ -466,7 +469,7 @@ async fn chunked_uploads_go_on_chunked_and_length_uploads_raw() {
     }
     assert_eq!(data, "hello world");
     let length = b.request(1);
-    assert!(length.contains("content-length: 5\r\n"), "{length}");
+    assert!(length.contains("Content-Length: 5\r\n"), "{length}");
     assert!(length.ends_with("\r\n\r\nhello"), "{length}");
 }
 
@@ -621,4 +624,89 @@ async fn invalid_header_is_retried_only_when_proxy_next_upstream_lists_it() {
         let r = get_raw(p.addr, "").await;
         assert!(r.starts_with(want), "{next}: {r}");
     }
+}
+
+/// Checks that the first head of `raw` has each line of `exact` and a line
+/// starting with each of `starts`, byte for byte (names' case included).
+fn assert_head_lines(raw: &str, exact: &[&str], starts: &[&str]) {
+    let head = raw.split_once("\r\n\r\n").map_or(raw, |(h, _)| h);
+    let lines: Vec<&str> = head.split("\r\n").skip(1).collect();
+    for want in exact {
+        assert!(lines.contains(want), "{want:?} in {raw}");
+    }
+    for start in starts {
+        assert!(
+            lines.iter().any(|l| l.starts_with(start)),
+            "{start:?} in {raw}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn header_names_keep_their_spelling_and_ours_are_canonical() {
+    let b = Scripted::start(answering(
+        "HTTP/1.1 200 OK\r\nX-CuStOm: 1\r\nx-lower: 2\r\nSET-COOKIE: a=1\r\nX-Empty:\r\n\
+         content-type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+    ))
+    .await;
+    // No `keepalive`: nginx's `Connection: close` towards the backend.
+    let p = start_proxy(&format!(
+        "events {{}}\nhttp {{\n  upstream app {{ server {}; session_sticky cookie=route; }}\n  \
+         server {{\n    listen 127.0.0.1:0;\n    location / {{ proxy_pass http://app;\n      \
+         proxy_set_header X-Real-IP $remote_addr;\n      proxy_set_header x-lower-set on; }}\n    \
+         location /r {{ return 302 /there; }}\n  }}\n}}\n",
+        b.peer()
+    ));
+    let r = get_raw(p.addr, "x-MiXeD: v\r\nUser-AGENT: t\r\n").await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    // The backend's names as it sent them, ours canonical (checked against
+    // nginx 1.22 with the same backend and config).
+    assert_head_lines(
+        &r,
+        &[
+            "X-CuStOm: 1",
+            "x-lower: 2",
+            "SET-COOKIE: a=1",
+            "X-Empty: ",
+            // nginx writes this one itself, whoever set it.
+            "Content-Type: text/plain",
+            "Content-Length: 2",
+            "Connection: close",
+        ],
+        &["Server: sticky-proxy", "Date: ", "Set-Cookie: route="],
+    );
+    // Towards the backend: the client's names as it sent them, the
+    // configured ones as written, nginx's own canonical.
+    let seen = b.request(0);
+    assert_head_lines(
+        &seen,
+        &[
+            "Host: app",
+            "x-MiXeD: v",
+            "User-AGENT: t",
+            "X-Real-IP: 127.0.0.1",
+            "x-lower-set: on",
+            "Connection: close",
+        ],
+        &[],
+    );
+    // A proxy-made answer: every name canonical.
+    let r = raw(
+        p.addr,
+        b"GET /r HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+        WAIT,
+    )
+    .await;
+    assert!(r.starts_with("HTTP/1.1 302"), "{r}");
+    assert_head_lines(
+        &r,
+        &["Connection: close"],
+        &[
+            "Server: ",
+            "Date: ",
+            "Content-Type: text/html",
+            "Content-Length: ",
+            "Location: http://t:",
+        ],
+    );
 }

@@ -22,7 +22,10 @@
 //! `encode_request_head` (with a `Host` when the client gave none); parsed back
 //! with `parse_request_head` it is one whole head with the same method, target,
 //! framing and other headers (and, for an HTTP/1.1 client, keep-alive and
-//! `Expect: 100-continue`), with at most one framing line.
+//! `Expect: 100-continue`), with at most one framing line. Names: every line
+//! written but the framing one and an added `Host` is a line of the client's
+//! head, name bytes included (its spelling kept), and those two are spelled
+//! as nginx spells them.
 #![no_main]
 
 use bytes::BytesMut;
@@ -31,6 +34,7 @@ use http::{HeaderMap, Method, StatusCode, Version};
 use libfuzzer_sys::fuzz_target;
 use sticky_proxy::http1::fields::parse_decimal;
 use sticky_proxy::http1::framing::{bodiless, BodyFraming, BodyOut, RequestFraming};
+use sticky_proxy::http1::names::Spelling;
 use sticky_proxy::http1::request::{
     self as h1, Limits, RequestError, RequestHead, MAX_REQUEST_HEADERS,
 };
@@ -172,6 +176,7 @@ fn encode(head: &RequestHead, consumed: usize) {
         declared_len: body_len.filter(|_| consumed % 5 < 2),
         close: consumed % 4 == 1,
         date: b"Wed, 02 Dec 2026 07:00:00 GMT",
+        names: Spelling::received(&head.received),
     };
     let headers: &HeaderMap = &parts.headers;
     let mut out = Vec::new();
@@ -262,12 +267,14 @@ fn forward(head: &RequestHead) {
         BodyFraming::Chunked => RequestFraming::Chunked,
     };
     let mut headers = parts.headers.clone();
-    if !headers.contains_key(header::HOST) {
+    let added_host = !headers.contains_key(header::HOST);
+    if added_host {
         headers.insert(header::HOST, HeaderValue::from_static("backend.invalid"));
     }
     let target = parts.uri.to_string();
     let mut out = Vec::new();
-    h1::encode_request_head(&mut out, &parts.method, &target, &headers, framing);
+    let names = Spelling::received(&head.received);
+    h1::encode_request_head(&mut out, &parts.method, &target, &headers, framing, &names);
     let shown = || String::from_utf8_lossy(&out).into_owned();
     let mut buf = BytesMut::from(&out[..]);
     let back = match h1::parse_request_head(&mut buf, WIDE) {
@@ -325,6 +332,45 @@ fn forward(head: &RequestHead) {
         "{:?}",
         shown()
     );
+    // The client's lines go on as it wrote them, ours as nginx writes them.
+    let (Some(input), Some(written)) = (request_lines(&head.received), request_lines(&out)) else {
+        panic!("a parsed head no longer parses: {:?}", shown());
+    };
+    for (name, value) in written {
+        let is = |h: &HeaderName| name.eq_ignore_ascii_case(h.as_str().as_bytes());
+        if is(&header::CONTENT_LENGTH) || is(&header::TRANSFER_ENCODING) {
+            assert!(
+                name == b"Content-Length" || name == b"Transfer-Encoding",
+                "framing line spelled {:?}: {:?}",
+                String::from_utf8_lossy(name),
+                shown()
+            );
+        } else if added_host && is(&header::HOST) {
+            assert_eq!(name, b"Host", "{:?}", shown());
+        } else {
+            assert!(
+                input.contains(&(name, value)),
+                "{:?} is no line of the client's: {:?}",
+                String::from_utf8_lossy(name),
+                shown()
+            );
+        }
+    }
+}
+
+/// The header lines of a complete request head, as httparse reads them.
+fn request_lines(head: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
+    let mut slots = vec![httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS + 1];
+    let mut req = httparse::Request::new(&mut slots);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => Some(
+            req.headers
+                .iter()
+                .map(|h| (h.name.as_bytes(), h.value))
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -21,7 +21,12 @@
 //! an HTTP/1.1 client and `Close` for an HTTP/1.0 one; HEAD and bodiless
 //! statuses: `Empty`), declares the `Content-Length` the encoder reports
 //! (`Committed::content_length`), and is reusable exactly when the encoder
-//! said so (`101` aside: its `Connection` line is the backend's).
+//! said so (`101` aside: its `Connection` line is the backend's). Names: every
+//! line of the map goes out with the name bytes the backend sent it with
+//! (each written line but the encoder's own `Date`, framing and `Connection`
+//! and `Content-Type`, which nginx always writes itself, is a line of the
+//! input, byte for byte), and the encoder's own lines are spelled as nginx
+//! spells them.
 #![no_main]
 
 use bytes::Bytes;
@@ -30,6 +35,7 @@ use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
 use sticky_proxy::http1::chunked::{Chunk, ChunkedDecoder};
 use sticky_proxy::http1::framing::{bodiless, BodyOut, Framing};
+use sticky_proxy::http1::names::Spelling;
 use sticky_proxy::http1::response::{
     self, HeadError, ResponseContext, ResponseHead, MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS,
 };
@@ -46,9 +52,9 @@ struct Client {
     close: bool,
 }
 
-/// Writes `parsed` for `client`, reads the written head back and checks that
-/// it frames the body as `parsed` said.
-fn round_trip(parsed: &ResponseHead, client: Client) {
+/// Writes `parsed` (parsed from `received`) for `client`, reads the written
+/// head back and checks that it frames the body as `parsed` said.
+fn round_trip(parsed: &ResponseHead, received: &Bytes, client: Client) {
     let body_len = match parsed.framing {
         Framing::Length(n) => Some(n),
         Framing::Empty => Some(0),
@@ -62,6 +68,7 @@ fn round_trip(parsed: &ResponseHead, client: Client) {
         declared_len: parsed.declared_length,
         close: client.close,
         date: DATE,
+        names: Spelling::received(received),
     };
     let status = parsed.status;
     let mut out = Vec::new();
@@ -158,6 +165,45 @@ fn round_trip(parsed: &ResponseHead, client: Client) {
         shown()
     );
 
+    // Each line from the map is a line of the input, name bytes included;
+    // the encoder's own are spelled as nginx spells them.
+    let input = lines(received);
+    let added_date = !parsed.headers.contains_key(header::DATE);
+    for (name, value) in layout.headers() {
+        let (name, value) = (&out[name], &out[value]);
+        let ours = [
+            &header::CONTENT_LENGTH,
+            &header::TRANSFER_ENCODING,
+            &header::CONNECTION,
+            &header::CONTENT_TYPE,
+        ]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_str().as_bytes()))
+            || (added_date && name.eq_ignore_ascii_case(b"date"));
+        if ours {
+            assert!(
+                matches!(
+                    name,
+                    b"Content-Length"
+                        | b"Transfer-Encoding"
+                        | b"Connection"
+                        | b"Date"
+                        | b"Content-Type"
+                ),
+                "{:?} is not spelled as nginx: {:?}",
+                String::from_utf8_lossy(name),
+                shown()
+            );
+        } else {
+            assert!(
+                input.contains(&(name, value)),
+                "{:?} is no input line: {:?}",
+                String::from_utf8_lossy(name),
+                shown()
+            );
+        }
+    }
+
     let back = response::build_response_head(&bytes, &layout, client.head_request, |_, _| false)
         .unwrap_or_else(|e| panic!("the written head is refused ({e:?}): {:?}", shown()));
     let want = if no_body {
@@ -193,6 +239,17 @@ fn round_trip(parsed: &ResponseHead, client: Client) {
     }
     if status != StatusCode::SWITCHING_PROTOCOLS {
         assert_eq!(back.keep_alive, committed.keep_alive, "{:?}", shown());
+    }
+}
+
+/// The header lines of the complete head `head` starts with, as bytes.
+fn lines(head: &[u8]) -> Vec<(&[u8], &[u8])> {
+    match response::locate_response_head(head) {
+        Ok(Some(layout)) => layout
+            .headers()
+            .map(|(n, v)| (&head[n], &head[v]))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -248,8 +305,8 @@ fuzz_target!(|data: &[u8]| {
                         assert!(!filtered.headers.contains_key(name));
                     }
                 }
-                round_trip(all, client);
-                round_trip(filtered, client);
+                round_trip(all, &head, client);
+                round_trip(filtered, &head, client);
             }
             (Err(a), Err(b)) => assert_eq!(a, b),
             _ => panic!("filtering changed whether the head parses"),

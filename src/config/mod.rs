@@ -23,6 +23,7 @@ use std::time::Duration;
 pub use error::{ConfigError, ConfigWarning};
 pub use template::{Escape, Part, Template, Variable};
 
+use crate::http1::names::SpelledName;
 use crate::sticky::StickyConf;
 
 /// The whole, validated configuration.
@@ -513,8 +514,9 @@ pub struct LocationConf {
     pub proxy_pass: Option<ProxyPass>,
     pub return_: Option<Return>,
     /// `proxy_set_header` list; nginx semantics: a level that sets any replaces the
-    /// inherited list entirely. An empty template removes the header.
-    pub proxy_set_headers: Vec<(http::HeaderName, Template)>,
+    /// inherited list entirely. An empty template removes the header. The
+    /// name is sent as written.
+    pub proxy_set_headers: Vec<(SpelledName, Template)>,
     pub proxy_hide_headers: Vec<http::HeaderName>,
     pub proxy_pass_headers: Vec<http::HeaderName>,
     /// `proxy_http_version`, default 1.0 in nginx; we always speak 1.1 to backends

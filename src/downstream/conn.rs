@@ -40,6 +40,7 @@ use crate::downstream::state::{ConnState, Signal};
 use crate::downstream::tunnel::{tunnel, Upgraded};
 use crate::http1::chunked::{write_chunk_size, ChunkedDecoder, LAST_CHUNK};
 use crate::http1::framing::{BodyFraming, BodyOut};
+use crate::http1::names::Spelling;
 use crate::http1::request::{self, Limits, RequestError, RequestHead};
 use crate::http1::response::{self, ResponseContext, CONTINUE};
 
@@ -255,7 +256,7 @@ async fn serve_one<H: Handler>(
     // written, so this future keeps only what is needed across it.
     let (facts, mut resp) = {
         let (mut req, facts) = {
-            let head = match read_head(io, state, settings.limits).await {
+            let mut head = match read_head(io, state, settings.limits).await {
                 Ok(Some(head)) => head,
                 Ok(None) => return Next::Close,
                 Err(e) => {
@@ -267,7 +268,8 @@ async fn serve_one<H: Handler>(
                 }
             };
             state.waiting_since.set(None);
-            state.head_bytes.set(head.head_len as u64);
+            state.head_bytes.set(head.received.len() as u64);
+            state.request_head.set(std::mem::take(&mut head.received));
             let served = state.requests.get() + 1;
             state.requests.set(served);
             let (req, mut facts) = request_of(io, head);
@@ -297,6 +299,8 @@ async fn serve_one<H: Handler>(
             }
         })
         .await;
+        // Whatever the handler did not take of the head goes now.
+        drop(state.request_head.take());
         (facts, resp)
     };
     let next = respond(io, state, out, &mut resp, facts).await;
@@ -337,7 +341,7 @@ fn request_of(io: &Rc<ClientIo>, head: RequestHead) -> (Request<RequestBody>, Re
         framing,
         keep_alive,
         expect_continue,
-        head_len: _,
+        received: _,
     } = head;
     io.body_bytes.set(0);
     let facts = RequestFacts {
@@ -431,6 +435,8 @@ async fn respond<B: ResponseBody>(
     let keep_alive = may_keep_alive && info.signal() == Signal::None && io.body_in_hand();
     let status = resp.status();
     let (headers, body) = (std::mem::take(resp.headers_mut()), resp.body_mut());
+    // The backend's head the values passed on share (empty if none).
+    let received = info.response_head.take();
     let committed = with_date(|date| {
         let ctx = ResponseContext {
             http10,
@@ -440,10 +446,12 @@ async fn respond<B: ResponseBody>(
             declared_len: body.declared_length(),
             close: body.closes(),
             date,
+            names: Spelling::received(&received),
         };
         response::encode_response_head(&mut out.head, status, &headers, &ctx)
     });
     crate::reuse::give_map(headers);
+    drop(received);
     body.head_sent(out.head.len(), committed.content_length);
     let tunnel = body.take_upgrade();
     let chunked = committed.body == BodyOut::Chunked;

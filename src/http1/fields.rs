@@ -4,6 +4,8 @@
 
 use std::ops::Range;
 
+use bytes::{Buf, Bytes};
+
 /// Start and end of a header line's name and value within a head.
 type Span = [u32; 4];
 
@@ -55,6 +57,20 @@ impl<const N: usize> HeaderSpans<N> {
             let [a, b, c, d] = s.map(|x| x as usize);
             (a..b, c..d)
         })
+    }
+}
+
+/// The bytes of `head` at `range` (a header value's), shared. An empty value
+/// keeps its place in `head` too (`Bytes::slice` would give a detached empty
+/// one), so the name before it can be found ([`crate::http1::names`]).
+pub fn shared_value(head: &Bytes, range: Range<usize>) -> Bytes {
+    match range.start.checked_sub(1) {
+        Some(before) if range.is_empty() => {
+            let mut value = head.slice(before..range.start);
+            value.advance(1);
+            value
+        }
+        _ => head.slice(range),
     }
 }
 
@@ -135,6 +151,17 @@ mod tests {
             lines,
             [(&b"A"[..], &b"1"[..]), (b"Bb", b"22"), (b"Ccc", b"333")]
         );
+    }
+
+    #[test]
+    fn shared_values_stay_in_place_even_when_empty() {
+        let head = Bytes::from_static(b"A: 1\r\nB:\r\n\r\n");
+        let at = |b: &Bytes| b.as_ptr() as usize - head.as_ptr() as usize;
+        let one = shared_value(&head, 3..4);
+        assert_eq!((&one[..], at(&one)), (&b"1"[..], 3));
+        let empty = shared_value(&head, 8..8);
+        assert_eq!((empty.len(), at(&empty)), (0, 8));
+        assert!(shared_value(&head, 0..0).is_empty());
     }
 
     #[test]

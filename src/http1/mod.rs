@@ -9,11 +9,13 @@
 //!   result travels as a typed value to whoever reads or writes the body.
 //! - [`chunked`]: the chunked transfer-coding, decoded and framed.
 //! - [`fields`]: header-line spans, decimals, `Connection` tokens.
+//! - [`names`]: header names as written: received, configured or canonical.
 //! - [`status`]: reason phrases.
 
 pub mod chunked;
 pub mod fields;
 pub mod framing;
+pub mod names;
 pub mod request;
 pub mod response;
 pub mod status;

@@ -8,7 +8,9 @@
 //! off the read buffer, not copied). The backend's request head is encoded
 //! once per request ([`encode_request_head`]) and kept as bytes, so resending
 //! it (a pooled connection found closed, or `proxy_next_upstream`) costs no
-//! header copies.
+//! header copies. The client's lines keep its spelling of their names, the
+//! proxy's own are written as configured or in nginx's case
+//! ([`crate::http1::names`]).
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -17,8 +19,9 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Uri, Version};
 
-use crate::http1::fields::HeaderSpans;
+use crate::http1::fields::{shared_value, HeaderSpans};
 use crate::http1::framing::{BodyFraming, FramingFacts, RequestFraming};
+use crate::http1::names::Spelling;
 
 /// Most header lines one request may have. nginx has no count limit but its
 /// `large_client_header_buffers` (4 x 8k by default); 256 lines of at least
@@ -60,8 +63,10 @@ pub struct RequestHead {
     /// `Expect: 100-continue` (HTTP/1.1): the client waits for a `100
     /// Continue` before it sends the body.
     pub expect_continue: bool,
-    /// The head's length in bytes, as received (`$request_length`'s start).
-    pub head_len: usize,
+    /// The head as received (its length is `$request_length`'s start): the
+    /// header values share its bytes, and the request forwarded spells the
+    /// names of the client's lines from it ([`crate::http1::names::Spelling`]).
+    pub received: Bytes,
 }
 
 /// Why a request head was refused (the connection is closed after the
@@ -103,7 +108,7 @@ pub fn parse_request_head(
         return Ok(None);
     };
     let head = buf.split_to(layout.len).freeze();
-    build(&head, &layout).map(Some)
+    build(head, &layout).map(Some)
 }
 
 /// After [`parse_request_head`] said "more bytes needed" for `buf[..*seen]`:
@@ -212,7 +217,7 @@ struct Facts {
 }
 
 /// Builds the request from the `head` bytes `layout` describes.
-fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
+fn build(head: Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
     let method = Method::from_bytes(head.get(layout.method.clone()).unwrap_or_default())
         .map_err(|_| RequestError::BadRequest)?;
     let uri = Uri::from_maybe_shared(head.slice(layout.target.clone()))
@@ -243,7 +248,7 @@ fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
         } else if name == header::HOST {
             facts.hosts = facts.hosts.saturating_add(1);
         }
-        let value = HeaderValue::from_maybe_shared(head.slice(range))
+        let value = HeaderValue::from_maybe_shared(shared_value(&head, range))
             .map_err(|_| RequestError::BadRequest)?;
         headers.append(name, value);
     }
@@ -268,19 +273,21 @@ fn build(head: &Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
         framing,
         keep_alive,
         expect_continue: !http10 && facts.expect_continue,
-        head_len: head.len(),
+        received: head,
     })
 }
 
 /// Writes `METHOD target HTTP/1.1`, the headers as they are in `headers`
-/// except those that frame the body, the framing header `framing` says, and
-/// the empty line.
+/// except those that frame the body (each name spelled as `names` says: the
+/// client's spelling for its lines), the framing header `framing` says (as
+/// nginx spells it), and the empty line.
 pub fn encode_request_head(
     out: &mut Vec<u8>,
     method: &Method,
     target: &str,
     headers: &HeaderMap,
     framing: RequestFraming,
+    names: &Spelling<'_>,
 ) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
@@ -291,7 +298,7 @@ pub fn encode_request_head(
         if *name == header::CONTENT_LENGTH || *name == header::TRANSFER_ENCODING {
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(names.name(name, value));
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -299,11 +306,11 @@ pub fn encode_request_head(
     match framing {
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
-            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(b"Content-Length: ");
             crate::numfmt::write_decimal(out, n);
             out.extend_from_slice(b"\r\n");
         }
-        RequestFraming::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        RequestFraming::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -516,23 +523,71 @@ mod tests {
         let cases = [
             (
                 RequestFraming::None,
-                "GET /p?q=1 HTTP/1.1\r\nhost: app\r\ncookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\r\n",
+                "GET /p?q=1 HTTP/1.1\r\nHost: app\r\nCookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\r\n",
             ),
             (
                 RequestFraming::Length(12),
-                "GET /p?q=1 HTTP/1.1\r\nhost: app\r\ncookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\
-                 content-length: 12\r\n\r\n",
+                "GET /p?q=1 HTTP/1.1\r\nHost: app\r\nCookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\
+                 Content-Length: 12\r\n\r\n",
             ),
             (
                 RequestFraming::Chunked,
-                "GET /p?q=1 HTTP/1.1\r\nhost: app\r\ncookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\
-                 transfer-encoding: chunked\r\n\r\n",
+                "GET /p?q=1 HTTP/1.1\r\nHost: app\r\nCookie: a=1\r\nx-two: 1\r\nx-two: 2\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n",
             ),
         ];
         for (framing, want) in cases {
             let mut out = Vec::new();
-            encode_request_head(&mut out, &Method::GET, "/p?q=1", &h, framing);
+            encode_request_head(
+                &mut out,
+                &Method::GET,
+                "/p?q=1",
+                &h,
+                framing,
+                &Spelling::default(),
+            );
             assert_eq!(String::from_utf8(out).unwrap(), want, "{framing:?}");
         }
+    }
+
+    #[test]
+    fn forwarded_names_keep_the_clients_spelling_and_ours_are_configured_or_canonical() {
+        let head = parse(
+            b"GET / HTTP/1.1\r\nhOsT: a\r\nx-MiXeD: v\r\nUser-Agent: t\r\nX-Empty:\r\n\
+              X-Forwarded-For: 10.0.0.1\r\ncontent-length: 3\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        let mut h = head.parts.headers;
+        // The proxy's own values: Host canonical, the others as configured.
+        h.insert(header::HOST, HeaderValue::from_static("backend"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.1, 10.0.0.2"),
+        );
+        h.insert("x-real-ip", HeaderValue::from_static("10.0.0.2"));
+        let configured = |n: &HeaderName| match n.as_str() {
+            "x-real-ip" => Some(&b"X-Real-IP"[..]),
+            "x-forwarded-for" => Some(&b"x-forwarded-for"[..]),
+            _ => None,
+        };
+        let names = Spelling {
+            received: &head.received,
+            configured: Some(&configured),
+        };
+        let mut out = Vec::new();
+        encode_request_head(
+            &mut out,
+            &Method::GET,
+            "/",
+            &h,
+            RequestFraming::Length(3),
+            &names,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nHost: backend\r\nx-MiXeD: v\r\nUser-Agent: t\r\nX-Empty: \r\n\
+             x-forwarded-for: 10.0.0.1, 10.0.0.2\r\nX-Real-IP: 10.0.0.2\r\nContent-Length: 3\r\n\r\n"
+        );
     }
 }

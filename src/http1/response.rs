@@ -7,7 +7,9 @@
 //! cost a map insert) and without the lines that frame the body: its framing
 //! is decided once ([`crate::http1::framing`]) and travels as a typed value to
 //! [`encode_response_head`], which writes the client's framing headers from
-//! that value alone.
+//! that value alone. The backend's lines go out with its spelling of their
+//! names (the head keeps the received bytes), the proxy's own in nginx's case
+//! ([`crate::http1::names`]).
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -16,8 +18,9 @@ use bytes::Bytes;
 use http::header::{self, Entry, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
-use crate::http1::fields::HeaderSpans;
+use crate::http1::fields::{shared_value, HeaderSpans};
 use crate::http1::framing::{bodiless, BodyOut, Framing, FramingFacts};
+use crate::http1::names::Spelling;
 use crate::http1::status::reason;
 use crate::numfmt::write_decimal;
 
@@ -149,7 +152,9 @@ pub struct LineKind {
 }
 
 /// Builds the response head from `head` (the bytes [`locate_response_head`]
-/// measured, cut off the read buffer): header values share those bytes. A
+/// measured, cut off the read buffer): header values share those bytes (so
+/// the names of the lines passed on can be spelled from them when the head is
+/// written again, [`crate::http1::names::Spelling`]). A
 /// response to a HEAD request (`head_request`) has no body whatever its headers
 /// say. The lines `leave_out` selects are left out of the map (the proxy would
 /// remove them anyway: hop-by-hop, hidden); the framing facts are taken from
@@ -191,8 +196,8 @@ pub fn build_response_head(
         if leave_out(&name, kind) {
             continue;
         }
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| HeadError::Invalid)?;
+        let value = HeaderValue::from_maybe_shared(shared_value(head, value))
+            .map_err(|_| HeadError::Invalid)?;
         if singleton(&name) {
             // A repeated singleton keeps its first line, as nginx.
             if let Entry::Vacant(slot) = headers.entry(name) {
@@ -261,6 +266,9 @@ pub struct ResponseContext<'a> {
     pub close: bool,
     /// The `Date` value (`Sun, 06 Nov 1994 08:49:37 GMT`).
     pub date: &'a [u8],
+    /// How the header names are spelled: as the backend sent them for the
+    /// lines passed on, canonically for the proxy's own.
+    pub names: Spelling<'a>,
 }
 
 /// The response head as written, and what it commits the connection to.
@@ -273,8 +281,10 @@ pub struct Committed {
     pub keep_alive: bool,
 }
 
-/// Writes the status line, the headers of `headers`, and what the proxy adds:
-/// `Date` (when absent), the body framing, and `Connection`.
+/// Writes the status line, the headers of `headers` (each name spelled as
+/// `ctx.names` says, but `Content-Type`, which nginx always writes itself),
+/// and what the proxy adds, in nginx's case: `Date` (when absent), the body
+/// framing, and `Connection`.
 pub fn encode_response_head(
     out: &mut Vec<u8>,
     status: StatusCode,
@@ -301,13 +311,19 @@ pub fn encode_response_head(
             // Written below from typed values, never from the map.
             continue;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
+        // nginx writes `Content-Type` itself, whoever set it (a backend's
+        // line becomes `r->headers_out.content_type`); the rest as spelled.
+        out.extend_from_slice(if *name == header::CONTENT_TYPE {
+            b"Content-Type"
+        } else {
+            ctx.names.name(name, value)
+        });
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if !has_date {
-        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(b"Date: ");
         out.extend_from_slice(ctx.date);
         out.extend_from_slice(b"\r\n");
     }
@@ -332,21 +348,21 @@ pub fn encode_response_head(
     } else if ctx.http10 {
         BodyOut::Close
     } else {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         BodyOut::Chunked
     };
     let keep_alive = ctx.keep_alive && !ctx.close && body != BodyOut::Close;
     if status == StatusCode::SWITCHING_PROTOCOLS {
         // The upgrade's own `Connection: upgrade` was kept by the filter.
         if let Some(v) = headers.get(header::CONNECTION) {
-            out.extend_from_slice(b"connection: ");
+            out.extend_from_slice(b"Connection: ");
             out.extend_from_slice(v.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
     } else if !keep_alive {
-        out.extend_from_slice(b"connection: close\r\n");
+        out.extend_from_slice(b"Connection: close\r\n");
     } else if ctx.http10 {
-        out.extend_from_slice(b"connection: keep-alive\r\n");
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
     Committed {
@@ -357,7 +373,7 @@ pub fn encode_response_head(
 }
 
 fn write_length(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(b"Content-Length: ");
     write_decimal(out, n);
     out.extend_from_slice(b"\r\n");
 }
@@ -656,12 +672,13 @@ mod tests {
             declared_len: None,
             close: false,
             date: DATE,
+            names: Spelling::default(),
         }
     }
 
     #[test]
     fn response_heads_frame_the_body_and_say_the_connection() {
-        let date = "date: Wed, 02 Dec 2026 07:00:00 GMT\r\n";
+        let date = "Date: Wed, 02 Dec 2026 07:00:00 GMT\r\n";
         // (status, headers, context, head, committed body, keep-alive)
         type Case<'a> = (
             u16,
@@ -673,40 +690,40 @@ mod tests {
         );
         let cases: Vec<Case<'_>> = vec![
             (200, vec![("content-length", "5")], ctx(false, false, true, Some(5)),
-             format!("HTTP/1.1 200 OK\r\n{date}content-length: 5\r\n\r\n"), BodyOut::Length(5), true),
+             format!("HTTP/1.1 200 OK\r\n{date}Content-Length: 5\r\n\r\n"), BodyOut::Length(5), true),
             // The map's framing lines are never trusted: the body's is.
             (200, vec![("content-length", "5"), ("transfer-encoding", "chunked")], ctx(false, false, true, None),
-             format!("HTTP/1.1 200 OK\r\n{date}transfer-encoding: chunked\r\n\r\n"), BodyOut::Chunked, true),
+             format!("HTTP/1.1 200 OK\r\n{date}Transfer-Encoding: chunked\r\n\r\n"), BodyOut::Chunked, true),
             (200, vec![("content-length", "abc")], ctx(false, false, true, Some(2)),
-             format!("HTTP/1.1 200 OK\r\n{date}content-length: 2\r\n\r\n"), BodyOut::Length(2), true),
+             format!("HTTP/1.1 200 OK\r\n{date}Content-Length: 2\r\n\r\n"), BodyOut::Length(2), true),
             (200, vec![], ctx(false, false, true, Some(3)),
-             format!("HTTP/1.1 200 OK\r\n{date}content-length: 3\r\n\r\n"), BodyOut::Length(3), true),
+             format!("HTTP/1.1 200 OK\r\n{date}Content-Length: 3\r\n\r\n"), BodyOut::Length(3), true),
             (200, vec![], ctx(false, false, true, None),
-             format!("HTTP/1.1 200 OK\r\n{date}transfer-encoding: chunked\r\n\r\n"), BodyOut::Chunked, true),
+             format!("HTTP/1.1 200 OK\r\n{date}Transfer-Encoding: chunked\r\n\r\n"), BodyOut::Chunked, true),
             (200, vec![], ctx(true, false, true, None),
-             format!("HTTP/1.0 200 OK\r\n{date}connection: close\r\n\r\n"), BodyOut::Close, false),
+             format!("HTTP/1.0 200 OK\r\n{date}Connection: close\r\n\r\n"), BodyOut::Close, false),
             (200, vec![], ctx(true, false, true, Some(2)),
-             format!("HTTP/1.0 200 OK\r\n{date}content-length: 2\r\nconnection: keep-alive\r\n\r\n"), BodyOut::Length(2), true),
+             format!("HTTP/1.0 200 OK\r\n{date}Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"), BodyOut::Length(2), true),
             // Closing is a field, not a header found again.
             (200, vec![], ResponseContext { close: true, ..ctx(false, false, true, Some(0)) },
-             format!("HTTP/1.1 200 OK\r\n{date}content-length: 0\r\nconnection: close\r\n\r\n"), BodyOut::Length(0), false),
+             format!("HTTP/1.1 200 OK\r\n{date}Content-Length: 0\r\nConnection: close\r\n\r\n"), BodyOut::Length(0), false),
             (200, vec![("connection", "close")], ctx(false, false, true, Some(0)),
-             format!("HTTP/1.1 200 OK\r\n{date}content-length: 0\r\n\r\n"), BodyOut::Length(0), true),
+             format!("HTTP/1.1 200 OK\r\n{date}Content-Length: 0\r\n\r\n"), BodyOut::Length(0), true),
             (404, vec![], ctx(false, true, true, Some(7)),
-             format!("HTTP/1.1 404 Not Found\r\n{date}content-length: 7\r\n\r\n"), BodyOut::None, true),
+             format!("HTTP/1.1 404 Not Found\r\n{date}Content-Length: 7\r\n\r\n"), BodyOut::None, true),
             (200, vec![("content-length", "9")], ResponseContext { declared_len: Some(9), ..ctx(false, true, false, Some(0)) },
-             format!("HTTP/1.1 200 OK\r\n{date}content-length: 9\r\nconnection: close\r\n\r\n"), BodyOut::None, false),
+             format!("HTTP/1.1 200 OK\r\n{date}Content-Length: 9\r\nConnection: close\r\n\r\n"), BodyOut::None, false),
             (304, vec![("date", "x")], ResponseContext { declared_len: Some(4), ..ctx(false, false, true, Some(0)) },
-             "HTTP/1.1 304 Not Modified\r\ndate: x\r\ncontent-length: 4\r\n\r\n".to_string(), BodyOut::None, true),
+             "HTTP/1.1 304 Not Modified\r\nDate: x\r\nContent-Length: 4\r\n\r\n".to_string(), BodyOut::None, true),
             // Never for a 204 or 1xx (RFC 9110 8.6), as nginx.
             (204, vec![], ResponseContext { declared_len: Some(4), ..ctx(false, false, true, Some(0)) },
              format!("HTTP/1.1 204 No Content\r\n{date}\r\n"), BodyOut::None, true),
             (304, vec![("date", "x")], ctx(false, false, true, Some(0)),
-             "HTTP/1.1 304 Not Modified\r\ndate: x\r\n\r\n".to_string(), BodyOut::None, true),
+             "HTTP/1.1 304 Not Modified\r\nDate: x\r\n\r\n".to_string(), BodyOut::None, true),
             (101, vec![("upgrade", "websocket"), ("connection", "upgrade")], ctx(false, false, true, Some(0)),
-             format!("HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n{date}connection: upgrade\r\n\r\n"), BodyOut::None, true),
+             format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n{date}Connection: upgrade\r\n\r\n"), BodyOut::None, true),
             (504, vec![("transfer-encoding", "chunked")], ctx(false, false, true, Some(1)),
-             format!("HTTP/1.1 504 Gateway Time-out\r\n{date}content-length: 1\r\n\r\n"), BodyOut::Length(1), true),
+             format!("HTTP/1.1 504 Gateway Time-out\r\n{date}Content-Length: 1\r\n\r\n"), BodyOut::Length(1), true),
         ];
         for (status, headers, ctx, want, body, keep_alive) in cases {
             let (head, committed) = encode(status, &headers, ctx);
@@ -721,5 +738,31 @@ mod tests {
                 "{status} {headers:?}"
             );
         }
+    }
+
+    #[test]
+    fn backend_names_go_out_as_received_and_ours_canonically() {
+        let text = "HTTP/1.1 200 OK\r\nX-CuStOm: 1\r\ncontent-type: text/plain\r\n\
+                    SET-COOKIE: a=1\r\nX-Empty:\r\ndAtE: d\r\nContent-Length: 2\r\n\r\n";
+        let received = Bytes::from_static(text.as_bytes());
+        let layout = locate_response_head(&received).unwrap().unwrap();
+        let head = build_response_head(&received, &layout, false, |_, _| false).unwrap();
+        let mut headers = head.headers;
+        // What the proxy adds: canonical, as is `Content-Type` (nginx
+        // writes it itself, as it does `Date` unless passed on).
+        headers.append(header::SET_COOKIE, HeaderValue::from_static("ours=1"));
+        headers.insert(header::SERVER, HeaderValue::from_static("sticky-proxy"));
+        let ctx = ResponseContext {
+            names: Spelling::received(&received),
+            ..ctx(false, false, false, Some(2))
+        };
+        let mut out = Vec::new();
+        encode_response_head(&mut out, StatusCode::OK, &headers, &ctx);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nX-CuStOm: 1\r\nContent-Type: text/plain\r\n\
+             SET-COOKIE: a=1\r\nSet-Cookie: ours=1\r\nX-Empty: \r\ndAtE: d\r\n\
+             Server: sticky-proxy\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
     }
 }

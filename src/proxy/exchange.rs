@@ -71,6 +71,7 @@ pub(super) async fn send(
         head_request: req.head_request,
         send_timeout: conf.proxy_send_timeout,
         leave_out: &leave_out,
+        received: &info.response_head,
     };
     let fut = client::send(conn.io, outgoing);
     let read_timeout = conf.proxy_read_timeout;

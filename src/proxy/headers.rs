@@ -19,6 +19,7 @@ use http::HeaderMap;
 
 use crate::config::Template;
 use crate::http1::fields::{connection_tokens, ConnectionToken};
+use crate::http1::names::SpelledName;
 use crate::http1::response::LineKind;
 use crate::vars::{self, RequestVars, Style};
 
@@ -146,8 +147,9 @@ fn offers_h2c(value: &[u8]) -> bool {
 
 /// Evaluates the `proxy_set_header` list. Values that evaluate to bytes not allowed
 /// in a header value (CR, LF, NUL, other controls) make the header removed. An empty
-/// list allocates nothing.
-pub fn eval_set_headers(set: &[(HeaderName, Template)], vars: &RequestVars<'_>) -> SetHeaders {
+/// list allocates nothing. (The names' spelling stays in the list:
+/// [`configured_name`] gives it to the encoder.)
+pub fn eval_set_headers(set: &[(SpelledName, Template)], vars: &RequestVars<'_>) -> SetHeaders {
     let mut out = Vec::with_capacity(set.len());
     let mut buf = Vec::new();
     for (name, template) in set {
@@ -158,9 +160,20 @@ pub fn eval_set_headers(set: &[(HeaderName, Template)], vars: &RequestVars<'_>) 
         } else {
             HeaderValue::from_bytes(&buf).ok()
         };
-        out.push((name.clone(), value));
+        out.push((name.name().clone(), value));
     }
     out
+}
+
+/// How the `proxy_set_header` list `set` writes `name` (`X-Real-IP`), if it
+/// names it: the spelling a value the proxy set goes out with.
+pub fn configured_name<'a>(
+    set: &'a [(SpelledName, Template)],
+    name: &HeaderName,
+) -> Option<&'a [u8]> {
+    set.iter()
+        .find(|(spelled, _)| spelled.name() == name)
+        .map(|(spelled, _)| spelled.as_bytes())
 }
 
 /// Turns the client's request headers, in place, into the headers for the backend:
@@ -418,9 +431,12 @@ mod tests {
     ) -> Vec<String> {
         let mut map = headers(client);
         let m = Method::GET;
-        let set: Vec<(HeaderName, Template)> = set
+        let set: Vec<(SpelledName, Template)> = set
             .iter()
-            .map(|(n, t)| (HeaderName::from_bytes(n.as_bytes()).unwrap(), t.clone()))
+            .map(|(n, t)| {
+                let name = HeaderName::from_bytes(n.as_bytes()).unwrap();
+                (SpelledName::new(name, n), t.clone())
+            })
             .collect();
         let evaluated = {
             let v = vars(&map, &m);
@@ -513,7 +529,7 @@ mod tests {
         let mut v = vars(&h, &m);
         v.path = b"/a\r\nInjected: 1";
         let set = vec![(
-            HeaderName::from_static("x-uri"),
+            SpelledName::new(HeaderName::from_static("x-uri"), "X-Uri"),
             template(vec![Part::Var(Variable::Uri)]),
         )];
         assert_eq!(

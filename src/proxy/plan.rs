@@ -8,13 +8,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 
 use crate::config::{Expires, LocationConf, ProxyPass, ServerConf, ServerName};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
 use crate::http1::framing::{BodyFraming, RequestFraming};
+use crate::http1::names::Spelling;
 use crate::http1::request::encode_request_head;
 use crate::log::AccessRecord;
 use crate::proxy::add_headers::ResponseEdits;
@@ -294,7 +295,24 @@ impl Worker {
         let body = ClientBody::stream(body, conf.client_max_body_size, body_timeout);
         let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
         let mut head = crate::reuse::vec(head_capacity(target, req.headers()));
-        encode_request_head(&mut head, req.method(), target, req.headers(), framing);
+        // The client's lines keep its spelling, ours are written as
+        // configured or as nginx writes them.
+        let received = info.request_head.take();
+        let configured =
+            |name: &HeaderName| headers::configured_name(&conf.proxy_set_headers, name);
+        let names = Spelling {
+            received: &received,
+            configured: Some(&configured),
+        };
+        encode_request_head(
+            &mut head,
+            req.method(),
+            target,
+            req.headers(),
+            framing,
+            &names,
+        );
+        drop(received);
         // The headers are in `head` now.
         crate::reuse::give_map(std::mem::take(req.headers_mut()));
         let request = UpstreamRequest {

@@ -16,6 +16,7 @@
 //! say) is heard: the upload goes on from the response body's polls, and the
 //! connection is reused only if it finished.
 
+use std::cell::Cell;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -310,6 +311,9 @@ pub struct Outgoing<'a, B> {
     /// Response header lines to leave out (hop-by-hop, `proxy_hide_header`
     /// and nginx's default hidden ones): never put in the response's map.
     pub leave_out: &'a dyn Fn(&HeaderName, LineKind) -> bool,
+    /// Where the response head's bytes go, as received (the header values
+    /// share them; the client's head spells the names from them).
+    pub received: &'a Cell<Bytes>,
 }
 
 /// Sends `req` on `io` and waits for the response head. On failure the body
@@ -356,7 +360,7 @@ where
                 Poll::Pending => {}
             }
         }
-        poll_head(&mut io, cx, req.head_request, req.leave_out)
+        poll_head(&mut io, cx, req.head_request, req.leave_out, req.received)
     })
     .await
     .map_err(|e| (e, None))?;
@@ -385,6 +389,7 @@ fn poll_head(
     cx: &mut Context<'_>,
     head_request: bool,
     leave_out: &dyn Fn(&HeaderName, LineKind) -> bool,
+    received: &Cell<Bytes>,
 ) -> Poll<Result<ResponseHead, SendError>> {
     loop {
         if let Some(layout) = response::locate_response_head(&io.buf).map_err(SendError::Head)? {
@@ -394,6 +399,9 @@ fn poll_head(
             }
             let head = response::build_response_head(&bytes, &layout, head_request, leave_out)
                 .map_err(SendError::Head)?;
+            // The header values share these bytes; whoever writes the head
+            // again spells the names from them.
+            received.set(bytes);
             return Poll::Ready(Ok(head));
         }
         match ready!(io.poll_fill(cx, HEAD_READ)) {

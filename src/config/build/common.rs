@@ -15,6 +15,7 @@ use super::sticky::hide_cookie_upstream;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
 use crate::config::NextUpstream;
+use crate::http1::names::SpelledName;
 
 impl Builder {
     /// Directives allowed at http, server and location level. `Ok(false)` when `d`
@@ -31,7 +32,7 @@ impl Builder {
         match d.name.as_str() {
             "proxy_set_header" => {
                 simple(d, 2, 2)?;
-                let name = header_name(d, arg(d, 0))?;
+                let name = SpelledName::new(header_name(d, arg(d, 0))?, arg(d, 0));
                 let value = arg(d, 1);
                 if value.contains(['\r', '\n']) {
                     return Err(err(format!("invalid header value \"{value}\""), d));

@@ -11,12 +11,13 @@ use crate::config::template::Template;
 use crate::config::{
     AccessLog, AddHeader, ConnectionConf, Expires, LocationConf, NextUpstream, ProxyPass, Return,
 };
+use crate::http1::names::SpelledName;
 
 /// The inheritable settings written at one level (http, server or location).
 /// `None` = not set at this level; [`Layer::inherit`] fills from the parent.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Layer {
-    pub(super) set_headers: Option<Vec<(HeaderName, Template)>>,
+    pub(super) set_headers: Option<Vec<(SpelledName, Template)>>,
     pub(super) hide_headers: Option<Vec<HeaderName>>,
     pub(super) pass_headers: Option<Vec<HeaderName>>,
     pub(super) http_version: Option<http::Version>,
@@ -155,7 +156,7 @@ mod tests {
     fn header_names(conf: &LocationConf) -> Vec<&str> {
         conf.proxy_set_headers
             .iter()
-            .map(|(n, _)| n.as_str())
+            .map(|(n, _)| n.name().as_str())
             .collect()
     }
 

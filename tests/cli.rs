@@ -326,6 +326,15 @@ fn out_pid_free(line: &str) -> String {
         .to_string()
 }
 
+/// A configuration as nginx-tests writes them, answering `TEXT\n` on `/`.
+fn test_nginx_conf(text: &str) -> String {
+    format!(
+        "daemon off;\nevents {{}}\nhttp {{\n    access_log access.log;\n    \
+         server {{\n        listen 127.0.0.1:0;\n        \
+         location / {{ return 200 \"{text}\\n\"; }}\n    }}\n}}\n"
+    )
+}
+
 /// `GET /` over HTTP/1.0 to `addr`: the whole reply.
 fn http_get(addr: &str) -> Result<String, String> {
     let mut conn = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
@@ -355,12 +364,7 @@ fn wait_until(mut done: impl FnMut() -> bool) -> bool {
 fn starts_the_way_nginx_test_tooling_runs_nginx() {
     let dir = Scratch::new("test-nginx");
     let testdir = dir.0.display().to_string();
-    dir.write(
-        "nginx.conf",
-        "daemon off;\nevents {}\nhttp {\n    access_log access.log;\n    \
-         server {\n        listen 127.0.0.1:0;\n        \
-         location / { return 200 \"ok\\n\"; }\n    }\n}\n",
-    );
+    dir.write("nginx.conf", &test_nginx_conf("ok"));
     let globals = format!("pid {testdir}/nginx.pid; error_log {testdir}/error.log debug;");
     let mut child =
         common::spawn_like_test_nginx(Path::new(env!("CARGO_BIN_EXE_proxy")), &dir.0, &globals);
@@ -397,12 +401,7 @@ fn starts_the_way_nginx_test_tooling_runs_nginx() {
         // A reload (here through `-s reload` with the same options) reads the
         // file again with the same -p and -g: the new text is served and the
         // pid file named by -g is still the one in use.
-        dir.write(
-            "nginx.conf",
-            "daemon off;\nevents {}\nhttp {\n    access_log access.log;\n    \
-             server {\n        listen 127.0.0.1:0;\n        \
-             location / { return 200 \"reloaded\\n\"; }\n    }\n}\n",
-        );
+        dir.write("nginx.conf", &test_nginx_conf("reloaded"));
         let prefix = format!("{testdir}/");
         let out = proxy(&[
             "-p",

@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod downstream;
+pub mod files;
 pub mod http1;
 pub mod log;
 pub mod numfmt;

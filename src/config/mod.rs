@@ -9,6 +9,7 @@
 pub mod ast;
 pub mod build;
 pub mod error;
+pub mod files;
 pub mod include;
 pub mod parse;
 pub mod template;
@@ -384,6 +385,8 @@ pub struct LocationConf {
     /// `check_status [FORMAT]` (location only, not inherited): this location serves
     /// the health status page in this default format.
     pub check_status: Option<StatusFormat>,
+    /// Local file serving, used when the location neither proxies nor returns.
+    pub files: Arc<files::FilesConf>,
 }
 
 /// Connection-level settings (http/server level only).

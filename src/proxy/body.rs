@@ -192,6 +192,8 @@ enum ProxyInner {
     Full(Option<Bytes>),
     /// After a `101`: no body, the backend connection for the tunnel.
     Tunnel(Option<Transport>),
+    /// A local file (or its ranges), read as it is sent.
+    File(crate::files::body::FileBody),
     /// The backend's body, streamed.
     Upstream {
         inner: UpstreamBody<ClientBody>,
@@ -217,6 +219,18 @@ impl ProxyBody {
     pub(super) fn tunnel(backend: Transport) -> Self {
         ProxyBody {
             inner: ProxyInner::Tunnel(Some(backend)),
+            active: None,
+            log: None,
+            ended: None,
+            declared: None,
+            close: false,
+        }
+    }
+
+    /// A local file's body.
+    pub(super) fn file(body: crate::files::body::FileBody) -> Self {
+        ProxyBody {
+            inner: ProxyInner::File(body),
             active: None,
             log: None,
             ended: None,
@@ -298,6 +312,7 @@ impl Body for ProxyBody {
         match &self.inner {
             ProxyInner::Full(bytes) => bytes.is_none(),
             ProxyInner::Tunnel(_) => true,
+            ProxyInner::File(f) => f.remaining() == 0,
             ProxyInner::Upstream { inner, .. } => inner.is_end(),
         }
     }
@@ -306,6 +321,7 @@ impl Body for ProxyBody {
         match &self.inner {
             ProxyInner::Full(None) | ProxyInner::Tunnel(_) => SizeHint::with_exact(0),
             ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyInner::File(f) => SizeHint::with_exact(f.remaining()),
             ProxyInner::Upstream { inner, .. } => match inner.remaining() {
                 Some(n) => SizeHint::with_exact(n),
                 None => SizeHint::default(),
@@ -320,6 +336,10 @@ impl ProxyBody {
         match &mut self.inner {
             ProxyInner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyInner::Tunnel(_) => Poll::Ready(None),
+            ProxyInner::File(f) => Poll::Ready(f.next_chunk().map(|r| match r {
+                Ok(data) => Ok(Frame::data(data)),
+                Err(e) => Err(Box::new(e) as BoxError),
+            })),
             ProxyInner::Upstream {
                 inner,
                 checkin,

@@ -10,6 +10,7 @@ pub mod attempt;
 pub mod body;
 pub mod errors;
 pub mod exchange;
+mod files;
 pub mod handler;
 pub mod headers;
 pub mod plan;

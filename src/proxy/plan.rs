@@ -21,6 +21,7 @@ use crate::proxy::attempt::idempotent;
 use crate::proxy::body::{ClientBody, ProxyBody};
 use crate::proxy::errors::{self, ProxyError, RedirectBase};
 use crate::proxy::exchange::{head_capacity, UpstreamRequest};
+use crate::proxy::files::{unconnected_redirect, Served};
 use crate::proxy::handler::note_sticky;
 use crate::proxy::headers::{self, UpstreamConnection};
 use crate::proxy::reply::{error_response, full, made};
@@ -164,7 +165,16 @@ impl Worker {
             return Err(resp);
         }
         let Some(pass) = conf.proxy_pass.as_ref() else {
-            return Err(error_response(ProxyError::NotFound, tokens));
+            // No proxy_pass: files from root/alias, as nginx.
+            return Err(
+                match self.serve_files(server, location, conf, req, vars(""), &redirect_base()) {
+                    Served::Response(resp) => *resp,
+                    Served::Redirect(to) => unconnected_redirect(&to, tokens),
+                    Served::Named(name) => {
+                        unconnected_redirect(format!("@{name}").as_bytes(), tokens)
+                    }
+                },
+            );
         };
         if conf.client_max_body_size > 0 {
             let declared = req

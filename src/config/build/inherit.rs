@@ -28,6 +28,8 @@ pub(super) struct Layer {
     pub(super) access_log: Option<AccessLog>,
     pub(super) server_tokens: Option<bool>,
     pub(super) hide_cookie: Option<String>,
+    /// Local file serving (`root`, `index`, `try_files`, ...).
+    pub(super) files: super::files::FilesLayer,
 }
 
 macro_rules! inherit_fields {
@@ -56,6 +58,7 @@ impl Layer {
             server_tokens,
             hide_cookie
         );
+        self.files.inherit(&parent.files);
         self
     }
 
@@ -87,6 +90,7 @@ impl Layer {
             server_tokens: self.server_tokens.unwrap_or(true),
             sticky_hide_cookie: self.hide_cookie.clone(),
             check_status: None,
+            files: self.files.finish(),
         }
     }
 }

@@ -22,6 +22,7 @@
 
 mod args;
 mod common;
+mod files;
 mod inherit;
 mod location;
 mod log;

@@ -8,7 +8,8 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path};
 
-use rustix::fs::{openat, Mode, OFlags, CWD};
+use rustix::fs::{openat, statat, AtFlags, FileType, Mode, OFlags, CWD};
+use rustix::io::Errno;
 
 /// The file or directory at `path`, open for reading, and its metadata.
 pub fn open(path: &Path, no_symlinks: bool) -> io::Result<(File, Metadata)> {
@@ -40,17 +41,34 @@ fn open_no_symlinks(path: &Path) -> io::Result<File> {
         } else {
             dir_flags
         };
-        let fd = match &at {
+        let opened = match &at {
             Some(dir) => openat(dir, name, flags, Mode::empty()),
             None => openat(CWD, name, flags, Mode::empty()),
-        }
-        .map_err(io::Error::from)?;
+        };
+        let fd = match opened {
+            Ok(fd) => fd,
+            // A link where a directory was expected says ENOTDIR: it is the
+            // link that was refused (ELOOP, nginx's 403), not a missing file.
+            Err(Errno::NOTDIR | Errno::LOOP) if is_symlink(at.as_ref(), name) => {
+                return Err(Errno::LOOP.into())
+            }
+            Err(e) => return Err(e.into()),
+        };
         at = Some(fd);
     }
     match at {
         Some(fd) => Ok(File::from(fd)),
         None => Err(io::ErrorKind::NotFound.into()),
     }
+}
+
+/// Whether `name` in `dir` (or the working directory) is a symbolic link.
+fn is_symlink(dir: Option<&OwnedFd>, name: &std::ffi::OsStr) -> bool {
+    let stat = match dir {
+        Some(d) => statat(d, name, AtFlags::SYMLINK_NOFOLLOW),
+        None => statat(CWD, name, AtFlags::SYMLINK_NOFOLLOW),
+    };
+    stat.is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
 }
 
 #[cfg(test)]
@@ -72,7 +90,8 @@ mod tests {
         assert!(open(&dir.join("real/f.txt"), true).is_ok());
         assert!(open(&dir.join("real"), true).unwrap().1.is_dir());
         for p in ["linkdir/f.txt", "real/link.txt", "linkdir"] {
-            assert!(open(&dir.join(p), true).is_err(), "{p}");
+            let e = open(&dir.join(p), true).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(Errno::LOOP.raw_os_error()), "{p}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -8,6 +8,7 @@
 
 pub mod ast;
 pub mod build;
+pub mod compress;
 pub mod error;
 pub mod files;
 pub mod include;
@@ -387,6 +388,8 @@ pub struct LocationConf {
     pub check_status: Option<StatusFormat>,
     /// Local file serving, used when the location neither proxies nor returns.
     pub files: Arc<files::FilesConf>,
+    /// Response compression (`gzip*`, `brotli*`).
+    pub compress: Arc<compress::CompressConf>,
 }
 
 /// Connection-level settings (http/server level only).

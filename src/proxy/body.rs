@@ -174,6 +174,8 @@ pub struct ProxyBody {
     pub(super) declared: Option<u64>,
     /// The connection closes after this response.
     pub(super) close: bool,
+    /// Compresses the body as it streams (`gzip`, `brotli`).
+    pub(super) encoder: Option<Box<crate::compress::Encoder>>,
 }
 
 impl Drop for ProxyBody {
@@ -224,6 +226,7 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
+            encoder: None,
         }
     }
 
@@ -236,6 +239,7 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
+            encoder: None,
         }
     }
 
@@ -247,6 +251,7 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
+            encoder: None,
         }
     }
 
@@ -259,6 +264,7 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
+            encoder: None,
         }
     }
 
@@ -286,6 +292,7 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
+            encoder: None,
         }
     }
 }
@@ -299,7 +306,10 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let polled = this.poll_inner(cx);
+        let polled = match &mut this.encoder {
+            None => this.poll_inner(cx),
+            Some(_) => this.poll_encoded(cx),
+        };
         if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut this.log, &polled) {
             if let Some(data) = frame.data_ref() {
                 log.sent(data.len() as u64);
@@ -309,6 +319,9 @@ impl Body for ProxyBody {
     }
 
     fn is_end_stream(&self) -> bool {
+        if let Some(e) = &self.encoder {
+            return e.is_done();
+        }
         match &self.inner {
             ProxyInner::Full(bytes) => bytes.is_none(),
             ProxyInner::Tunnel(_) => true,
@@ -318,6 +331,10 @@ impl Body for ProxyBody {
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.encoder.is_some() {
+            // Compressed: the length is known at the end only (chunked).
+            return SizeHint::default();
+        }
         match &self.inner {
             ProxyInner::Full(None) | ProxyInner::Tunnel(_) => SizeHint::with_exact(0),
             ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
@@ -331,6 +348,41 @@ impl Body for ProxyBody {
 }
 
 impl ProxyBody {
+    /// The body through its encoder: pieces as the encoder makes them; when
+    /// the source waits, what was fed so far is flushed so that nothing is
+    /// held back; the stream's end at the source's end.
+    fn poll_encoded(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            if self.encoder.as_deref().is_none_or(|e| e.is_done()) {
+                return Poll::Ready(None);
+            }
+            let polled = self.poll_inner(cx);
+            let Some(enc) = self.encoder.as_deref_mut() else {
+                return Poll::Ready(None);
+            };
+            let out = match polled {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => enc.write(&data),
+                    Err(_) => continue,
+                },
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => enc.finish(),
+                Poll::Pending => match enc.flush() {
+                    Ok(b) if b.is_empty() => return Poll::Pending,
+                    other => other,
+                },
+            };
+            match out {
+                Ok(b) if b.is_empty() => continue,
+                Ok(b) => return Poll::Ready(Some(Ok(Frame::data(b)))),
+                Err(e) => return Poll::Ready(Some(Err(Box::new(e)))),
+            }
+        }
+    }
+
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let ended = &mut self.ended;
         match &mut self.inner {

@@ -13,7 +13,10 @@
 //! line.
 
 use http::header;
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
+
+use crate::compress::ClientFacts;
+use crate::proxy::compress::compress_response;
 
 use crate::config::{Location, LocationConf, LocationMatch, ServerConf};
 use crate::downstream::body::RequestBody;
@@ -81,7 +84,20 @@ impl Worker {
             let outcome = serve::serve(&conf.files, &fr);
             drop(fr);
             let target = match outcome {
-                Outcome::Reply(r) => return Served::Response(Box::new(reply(r, base, tokens))),
+                Outcome::Reply(r) => {
+                    let mut resp = reply(r, base, tokens);
+                    if conf.compress.enabled() {
+                        let facts = ClientFacts::of(
+                            req.headers(),
+                            req.version(),
+                            req.method() == Method::HEAD,
+                            &conf.compress,
+                        );
+                        let now = super::plan::unix_now(vars.start);
+                        compress_response(&mut resp, &conf.compress, &facts, now);
+                    }
+                    return Served::Response(Box::new(resp));
+                }
                 Outcome::Status(status) => {
                     return Served::Response(Box::new(status_page(status, base, tokens)))
                 }

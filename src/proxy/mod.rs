@@ -8,6 +8,7 @@
 
 pub mod attempt;
 pub mod body;
+mod compress;
 pub mod errors;
 pub mod exchange;
 mod files;

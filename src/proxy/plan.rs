@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 
+use crate::compress::ClientFacts;
 use crate::config::{LocationConf, ProxyPass, ServerConf, ServerName};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
@@ -238,6 +239,15 @@ impl Worker {
         } = self.plan(info, req, start, log)?;
         let tokens = conf.server_tokens;
         let upgrade = headers::wants_upgrade(req.headers());
+        // What compression needs of the request, before its headers go out.
+        let compress = conf.compress.enabled().then(|| {
+            ClientFacts::of(
+                req.headers(),
+                req.version(),
+                req.method() == Method::HEAD,
+                &conf.compress,
+            )
+        });
         let up_uri = match mapped_uri {
             Some(u) => u,
             None => match origin_form(std::mem::take(req.uri_mut())) {
@@ -308,6 +318,7 @@ impl Worker {
             may_resend,
             now_unix,
             now_instant,
+            compress,
         })
     }
 }
@@ -363,6 +374,8 @@ pub(super) struct Prepared<'w> {
     pub(super) may_resend: bool,
     pub(super) now_unix: i64,
     pub(super) now_instant: Instant,
+    /// The request's side of compression, when the location compresses.
+    pub(super) compress: Option<ClientFacts>,
 }
 
 #[cfg(test)]

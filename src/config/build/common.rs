@@ -120,15 +120,10 @@ impl Builder {
                 size(d, arg(d, 1))?;
                 self.ignored(d, "bodies are always streamed");
             }
-            "gzip" => {
-                simple(d, 1, 1)?;
-                if flag(d)? {
-                    self.ignored(d, "compression is not supported");
-                } else {
-                    self.ignored(d, "responses are never compressed");
-                }
+            _ => {
+                return Ok(self.files_directive(d, &mut layer.files)?
+                    || self.compress_directive(d, &mut layer.compress)?)
             }
-            _ => return self.files_directive(d, &mut layer.files),
         }
         Ok(true)
     }
@@ -242,7 +237,7 @@ mod tests {
 
     #[test]
     fn accepted_but_ignored_directives_warn() {
-        let (c, warnings) = ok("daemon off;\nmaster_process on;\nhttp {\n sendfile on;\n tcp_nodelay on;\n types { text/html html; }\n default_type text/plain;\n charset utf-8;\n gzip off;\n proxy_buffering off;\n proxy_buffer_size 4k;\n proxy_buffers 8 4k;\n server { }\n}\n");
+        let (c, warnings) = ok("daemon off;\nmaster_process on;\nhttp {\n sendfile on;\n tcp_nodelay on;\n types { text/html html; }\n default_type text/plain;\n charset utf-8;\n gzip_buffers 4 8k;\n proxy_buffering off;\n proxy_buffer_size 4k;\n proxy_buffers 8 4k;\n server { }\n}\n");
         assert_eq!(c.http.servers.len(), 1);
         let lines: Vec<u32> = warnings.iter().map(|w| w.span.line).collect();
         // types, default_type and charset (lines 6-8) now serve files.

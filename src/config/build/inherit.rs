@@ -30,6 +30,8 @@ pub(super) struct Layer {
     pub(super) hide_cookie: Option<String>,
     /// Local file serving (`root`, `index`, `try_files`, ...).
     pub(super) files: super::files::FilesLayer,
+    /// Response compression (`gzip*`, `brotli*`).
+    pub(super) compress: super::compress::CompressLayer,
 }
 
 macro_rules! inherit_fields {
@@ -59,6 +61,7 @@ impl Layer {
             hide_cookie
         );
         self.files.inherit(&parent.files);
+        self.compress.inherit(&parent.compress);
         self
     }
 
@@ -91,6 +94,7 @@ impl Layer {
             sticky_hide_cookie: self.hide_cookie.clone(),
             check_status: None,
             files: self.files.finish(),
+            compress: self.compress.finish(),
         }
     }
 }

@@ -22,6 +22,7 @@
 
 mod args;
 mod common;
+mod compress;
 mod files;
 mod inherit;
 mod location;

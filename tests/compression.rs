@@ -196,3 +196,37 @@ async fn files_are_compressed_but_never_ranges_and_brotli_wins_when_accepted() {
     assert_eq!(plain, text.as_bytes());
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
+
+#[tokio::test]
+async fn gzip_static_serves_the_precompressed_file() {
+    let b = Backend::start("a");
+    let dir = std::env::temp_dir().join(format!("sp-gzip-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("app.js"), b"plain").expect("write");
+    std::fs::write(dir.join("app.js.gz"), b"PRECOMPRESSED").expect("write");
+    std::fs::write(dir.join("only.js.gz"), b"GZ ONLY").expect("write");
+    let p = start_proxy(&conf(
+        &b,
+        "types { application/javascript js; }",
+        &format!(
+            "location / {{ root {d}; gzip_static on; gzip_vary on; }}\n location /always/ {{ alias {d}/; gzip_static always; }}",
+            d = dir.display()
+        ),
+    ));
+    let r = get(p.addr, "/app.js", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(r.text(), "PRECOMPRESSED");
+    assert_eq!(r.header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("application/javascript")
+    );
+    assert_eq!(r.header("vary").as_deref(), Some("Accept-Encoding"));
+    let r = get(p.addr, "/app.js", &[]).await;
+    assert_eq!(r.text(), "plain");
+    assert_eq!(r.header("content-encoding"), None);
+    // always: whatever the client accepts, even without the plain file.
+    let r = get(p.addr, "/always/only.js", &[]).await;
+    assert_eq!(r.text(), "GZ ONLY");
+    assert_eq!(r.header("content-encoding").as_deref(), Some("gzip"));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}

@@ -63,6 +63,9 @@ pub struct FileRequest<'a> {
     /// The directory of the main configuration file: where the default
     /// `root html` is.
     pub conf_dir: &'a Path,
+    /// Precompressed variants to look for, in order (`gzip_static`,
+    /// `brotli_static`): the suffix added to the path and its coding.
+    pub precompressed: &'a [(&'static str, &'static str)],
 }
 
 /// The `try_files` phase and then the content phase for `req.vars.path`.
@@ -169,6 +172,11 @@ fn content(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
         Ok(p) => p,
         Err(_) => return Outcome::Status(StatusCode::BAD_REQUEST),
     };
+    if method != Method::POST {
+        if let Some(out) = precompressed(conf, req, uri, &path) {
+            return out;
+        }
+    }
     let (file, meta) = match super::open::open(&path, conf.disable_symlinks) {
         Ok(f) => f,
         Err(e) => return open_failed(conf, &path, &e),
@@ -185,6 +193,33 @@ fn content(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
     }
     let content_type = conf.content_type(uri);
     file_reply(conf, req, file, &meta, &content_type)
+}
+
+/// `gzip_static` / `brotli_static`: `FILE.gz` (or `.br`) served as the
+/// file with its `Content-Encoding`, when it exists.
+fn precompressed(
+    conf: &FilesConf,
+    req: &FileRequest<'_>,
+    uri: &[u8],
+    path: &Path,
+) -> Option<Outcome> {
+    for (suffix, coding) in req.precompressed {
+        let mut p = path.as_os_str().to_os_string();
+        p.push(suffix);
+        let Ok((file, meta)) = super::open::open(Path::new(&p), conf.disable_symlinks) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let mut out = file_reply(conf, req, file, &meta, &conf.content_type(uri));
+        if let Outcome::Reply(r) = &mut out {
+            r.headers
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
+        return Some(out);
+    }
+    None
 }
 
 /// A request for a directory (`$uri` ends in `/`): the first index file

@@ -16,6 +16,7 @@ use http::header;
 use http::{Method, Request, Response, StatusCode};
 
 use crate::compress::ClientFacts;
+use crate::config::compress::{CompressConf, StaticMode};
 use crate::proxy::compress::compress_response;
 
 use crate::config::{Location, LocationConf, LocationMatch, ServerConf};
@@ -71,6 +72,7 @@ impl Worker {
                 Some(LocationMatch::Regex { re, .. }) => re.captures(&text),
                 _ => None,
             };
+            let precompressed = precompressed_variants(&conf.compress, req);
             let fr = FileRequest {
                 method: req.method(),
                 headers: req.headers(),
@@ -80,12 +82,20 @@ impl Worker {
                     ..vars
                 },
                 conf_dir,
+                precompressed: &precompressed,
             };
             let outcome = serve::serve(&conf.files, &fr);
             drop(fr);
             let target = match outcome {
                 Outcome::Reply(r) => {
                     let mut resp = reply(r, base, tokens);
+                    // A precompressed file (gzip_static) gets Vary as nginx's.
+                    if conf.compress.gzip_vary
+                        && !precompressed.is_empty()
+                        && resp.headers().contains_key(header::CONTENT_ENCODING)
+                    {
+                        crate::compress::add_vary(resp.headers_mut());
+                    }
                     if conf.compress.enabled() {
                         let facts = ClientFacts::of(
                             req.headers(),
@@ -148,6 +158,31 @@ impl Worker {
             conf.server_tokens,
         )))
     }
+}
+
+/// The `gzip_static` / `brotli_static` variants a request may get, best
+/// first: `on` when the client accepts the coding (and, for gzip, nginx's
+/// request-side checks pass), `always` whatever it accepts.
+fn precompressed_variants(
+    conf: &CompressConf,
+    req: &Request<RequestBody>,
+) -> Vec<(&'static str, &'static str)> {
+    let mut out = Vec::new();
+    if conf.gzip_static == StaticMode::Off && conf.brotli_static == StaticMode::Off {
+        return out;
+    }
+    let facts = ClientFacts::of(req.headers(), req.version(), false, conf);
+    let refused = facts.disabled || facts.too_old || (facts.via && conf.gzip_proxied.off);
+    let gzip_ok = facts.accepts_gzip && !refused;
+    if conf.brotli_static == StaticMode::Always
+        || (conf.brotli_static == StaticMode::On && facts.accepts_br)
+    {
+        out.push((".br", "br"));
+    }
+    if conf.gzip_static == StaticMode::Always || (conf.gzip_static == StaticMode::On && gzip_ok) {
+        out.push((".gz", "gzip"));
+    }
+    out
 }
 
 /// nginx's page for `status` (with `Content-Range` kept for a 416 by the caller).

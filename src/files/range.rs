@@ -21,32 +21,27 @@ pub fn ranges(header: &[u8], size: u64, max_ranges: Option<u32>) -> Ranges {
     if max_ranges == Some(0) {
         return Ranges::Full;
     }
-    let Ok(text) = std::str::from_utf8(header) else {
+    let Some(spec) = header.strip_prefix(b"bytes=") else {
         return Ranges::Full;
     };
-    let Some(spec) = text.trim().strip_prefix("bytes=") else {
-        return Ranges::Full;
+    let Ok(spec) = std::str::from_utf8(spec) else {
+        return Ranges::Unsatisfiable;
     };
     let mut out = Vec::new();
-    let mut any = false;
     for part in spec.split(',') {
-        let part = part.trim();
-        if part.is_empty() {
-            continue;
-        }
-        any = true;
+        let part = part.trim_matches(' ');
         let Some((first, last)) = part.split_once('-') else {
-            return Ranges::Full;
+            return Ranges::Unsatisfiable;
         };
         let (first, last) = (first.trim(), last.trim());
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         let range = if first.is_empty() {
             // `-N`: the last N bytes.
             if !digits(last) {
-                return Ranges::Full;
+                return Ranges::Unsatisfiable;
             }
             let Ok(n) = last.parse::<u64>() else {
-                return Ranges::Full;
+                return Ranges::Unsatisfiable;
             };
             if n == 0 || size == 0 {
                 None
@@ -55,30 +50,27 @@ pub fn ranges(header: &[u8], size: u64, max_ranges: Option<u32>) -> Ranges {
             }
         } else {
             if !digits(first) || !(last.is_empty() || digits(last)) {
-                return Ranges::Full;
+                return Ranges::Unsatisfiable;
             }
             let Ok(start) = first.parse::<u64>() else {
-                return Ranges::Full;
+                return Ranges::Unsatisfiable;
             };
             let end = if last.is_empty() {
                 u64::MAX
             } else {
                 match last.parse::<u64>() {
                     Ok(e) => e,
-                    Err(_) => return Ranges::Full,
+                    Err(_) => return Ranges::Unsatisfiable,
                 }
             };
             if end < start {
-                return Ranges::Full;
+                return Ranges::Unsatisfiable;
             }
             (start < size).then(|| (start, end.min(size.saturating_sub(1))))
         };
         if let Some(r) = range {
             out.push(r);
         }
-    }
-    if !any {
-        return Ranges::Full;
     }
     if out.is_empty() {
         return Ranges::Unsatisfiable;
@@ -105,23 +97,25 @@ mod tests {
             ("bytes=-30", 10, None, p(&[(0, 9)])),
             ("bytes=2-100", 10, None, p(&[(2, 9)])),
             ("bytes=0-1,4-5", 10, None, p(&[(0, 1), (4, 5)])),
-            ("bytes=0-1, 4-5 ,", 10, None, p(&[(0, 1), (4, 5)])),
+            ("bytes=0-1, 4-5", 10, None, p(&[(0, 1), (4, 5)])),
+            ("bytes=0-1, 4-5 ,", 10, None, Unsatisfiable),
             ("bytes=10-", 10, None, Unsatisfiable),
             ("bytes=10-20", 10, None, Unsatisfiable),
             ("bytes=-0", 10, None, Unsatisfiable),
             ("bytes=0-0", 0, None, Unsatisfiable),
             ("bytes=-5", 0, None, Unsatisfiable),
             ("bytes=20-30,2-3", 10, None, p(&[(2, 3)])),
-            ("bytes=5-2", 10, None, Full),
-            ("bytes=a-b", 10, None, Full),
-            ("bytes=1", 10, None, Full),
+            ("bytes=5-2", 10, None, Unsatisfiable),
+            ("bytes=a-b", 10, None, Unsatisfiable),
+            ("bytes=1", 10, None, Unsatisfiable),
             ("items=0-1", 10, None, Full),
-            ("bytes=", 10, None, Full),
+            ("Bytes=0-1", 10, None, Full),
+            ("bytes=", 10, None, Unsatisfiable),
             ("bytes=0-1,4-5", 10, Some(1), Full),
             ("bytes=0-1,4-5", 10, Some(2), p(&[(0, 1), (4, 5)])),
             ("bytes=0-1", 10, Some(0), Full),
-            ("bytes=99999999999999999999999-", 10, None, Full),
-            ("bytes=+1-2", 10, None, Full),
+            ("bytes=99999999999999999999999-", 10, None, Unsatisfiable),
+            ("bytes=+1-2", 10, None, Unsatisfiable),
         ];
         for (header, size, max, want) in cases {
             assert_eq!(

@@ -96,20 +96,14 @@ impl Worker {
                     {
                         crate::compress::add_vary(resp.headers_mut());
                     }
-                    if conf.compress.enabled() {
-                        let facts = ClientFacts::of(
-                            req.headers(),
-                            req.version(),
-                            req.method() == Method::HEAD,
-                            &conf.compress,
-                        );
-                        let now = super::plan::unix_now(vars.start);
-                        compress_response(&mut resp, &conf.compress, &facts, now);
-                    }
+                    compress_made(&mut resp, conf, req, &vars);
                     return Served::Response(Box::new(resp));
                 }
                 Outcome::Status(status) => {
-                    return Served::Response(Box::new(status_page(status, base, tokens)))
+                    // nginx's 403/404 pages pass its gzip filter too.
+                    let mut resp = status_page(status, base, tokens);
+                    compress_made(&mut resp, conf, req, &vars);
+                    return Served::Response(Box::new(resp));
                 }
                 Outcome::AddSlash => {
                     let (_, query) = uri::split_query(vars.request_uri);
@@ -157,6 +151,21 @@ impl Worker {
             base,
             conf.server_tokens,
         )))
+    }
+}
+
+/// Compression of a response made here (a file, a listing, a status page).
+fn compress_made(
+    resp: &mut Response<ProxyBody>,
+    conf: &LocationConf,
+    req: &Request<RequestBody>,
+    vars: &RequestVars<'_>,
+) {
+    if conf.compress.enabled() {
+        let head = req.method() == Method::HEAD;
+        let facts = ClientFacts::of(req.headers(), req.version(), head, &conf.compress);
+        let now = super::plan::unix_now(vars.start);
+        compress_response(resp, &conf.compress, &facts, now);
     }
 }
 

@@ -218,9 +218,10 @@ impl ProxyBody {
         self.ended
     }
 
-    pub(super) fn tunnel(backend: Transport) -> Self {
+    /// A body of `inner` with nothing attached yet.
+    fn of(inner: ProxyInner) -> Self {
         ProxyBody {
-            inner: ProxyInner::Tunnel(Some(backend)),
+            inner,
             active: None,
             log: None,
             ended: None,
@@ -228,44 +229,24 @@ impl ProxyBody {
             close: false,
             encoder: None,
         }
+    }
+
+    pub(super) fn tunnel(backend: Transport) -> Self {
+        ProxyBody::of(ProxyInner::Tunnel(Some(backend)))
     }
 
     /// A local file's body.
     pub(super) fn file(body: crate::files::body::FileBody) -> Self {
-        ProxyBody {
-            inner: ProxyInner::File(body),
-            active: None,
-            log: None,
-            ended: None,
-            declared: None,
-            close: false,
-            encoder: None,
-        }
+        ProxyBody::of(ProxyInner::File(body))
     }
 
     pub fn empty() -> Self {
-        ProxyBody {
-            inner: ProxyInner::Full(None),
-            active: None,
-            log: None,
-            ended: None,
-            declared: None,
-            close: false,
-            encoder: None,
-        }
+        ProxyBody::of(ProxyInner::Full(None))
     }
 
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
-        ProxyBody {
-            inner: ProxyInner::Full((!bytes.is_empty()).then_some(bytes)),
-            active: None,
-            log: None,
-            ended: None,
-            declared: None,
-            close: false,
-            encoder: None,
-        }
+        ProxyBody::of(ProxyInner::Full((!bytes.is_empty()).then_some(bytes)))
     }
 
     pub(super) fn upstream(
@@ -281,19 +262,11 @@ impl ProxyBody {
         } else {
             Some(checkin)
         };
-        ProxyBody {
-            inner: ProxyInner::Upstream {
-                inner,
-                checkin,
-                timer: IdleTimer::new(read_timeout),
-            },
-            active: None,
-            log: None,
-            ended: None,
-            declared: None,
-            close: false,
-            encoder: None,
-        }
+        ProxyBody::of(ProxyInner::Upstream {
+            inner,
+            checkin,
+            timer: IdleTimer::new(read_timeout),
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use super::args::{arg, compile_regex, err, flag, number, set_once, simple, size};
+use super::inherit::inherit_fields;
 use super::{Builder, Res};
 use crate::config::ast::Directive;
 use crate::config::compress::{CompressConf, Proxied, StaticMode, Types};
@@ -32,15 +33,9 @@ pub(super) struct CompressLayer {
     brotli_static: Option<StaticMode>,
 }
 
-macro_rules! inherit_compress {
-    ($child:expr, $parent:expr, $($field:ident),*) => {
-        $( if $child.$field.is_none() { $child.$field = $parent.$field.clone(); } )*
-    };
-}
-
 impl CompressLayer {
     pub(super) fn inherit(&mut self, parent: &CompressLayer) {
-        inherit_compress!(
+        inherit_fields!(
             self,
             parent,
             gzip,

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::args::{arg, block, err, flag, number, set_once, simple, template_arg};
+use super::inherit::inherit_fields;
 use super::{Builder, Res};
 use crate::config::ast::Directive;
 use crate::config::files::{
@@ -40,15 +41,9 @@ pub(super) struct FilesLayer {
     autoindex_format: Option<AutoindexFormat>,
 }
 
-macro_rules! inherit_files {
-    ($child:expr, $parent:expr, $($field:ident),*) => {
-        $( if $child.$field.is_none() { $child.$field = $parent.$field.clone(); } )*
-    };
-}
-
 impl FilesLayer {
     pub(super) fn inherit(&mut self, parent: &FilesLayer) {
-        inherit_files!(
+        inherit_fields!(
             self,
             parent,
             doc_root,

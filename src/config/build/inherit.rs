@@ -39,6 +39,8 @@ macro_rules! inherit_fields {
         $( if $child.$field.is_none() { $child.$field = $parent.$field.clone(); } )*
     };
 }
+/// Also used by the layers of `files` and `compress`.
+pub(super) use inherit_fields;
 
 impl Layer {
     pub(super) fn inherit(mut self, parent: &Layer) -> Layer {

@@ -166,6 +166,12 @@ impl Builder {
             | "autoindex_localtime" => {
                 simple(d, 1, 1)?;
                 let on = flag(d)?;
+                if on && d.name == "autoindex_localtime" {
+                    self.warn(
+                        d,
+                        "\"autoindex_localtime on\" shows UTC: the proxy's local time is UTC (as $time_local)",
+                    );
+                }
                 let slot = match d.name.as_str() {
                     "etag" => &mut layer.etag,
                     "log_not_found" => &mut layer.log_not_found,

@@ -1,7 +1,7 @@
 # Shared by the bench scripts (sourced, not run): a work folder removed on exit,
 # processes started with their PID in PIDS stopped on exit, `need CMD PKG` to
 # install a Debian package when a command is missing, `free_ports N` and
-# `wait_port PORT`.
+# `wait_port PORT`, `cpu_ticks PID`.
 # The caller sets WORK_PREFIX before sourcing (e.g. /tmp/sticky-bench).
 
 WORK=$(mktemp -d "${WORK_PREFIX:-/tmp/bench}.XXXXXX")
@@ -44,6 +44,11 @@ wait_port() {
     done
     echo "port $1 never opened" >&2
     exit 1
+}
+
+# utime+stime of PID in ticks: "user system"
+cpu_ticks() {
+    awk '{ print $14, $15 }' "/proc/$1/stat"
 }
 
 # The five *_temp_path lines every nginx config here needs (nginx writes its

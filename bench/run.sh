@@ -116,11 +116,6 @@ for p in "$B1" "$B2" "$PORT_OURS" "$PORT_NGINX" "$PORT_HAP"; do wait_port "$p"; 
 SID1=$(printf '%s' "127.0.0.1:$B1" | md5sum | cut -d' ' -f1)
 TCK=$(getconf CLK_TCK)
 
-# utime+stime of PID in ticks: "user system"
-cpu_ticks() {
-    awk '{ print $14, $15 }' "/proc/$1/stat"
-}
-
 hwm_kb() {
     awk '/VmHWM/ { print $2 }' "/proc/$1/status"
 }

@@ -11,8 +11,10 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
+pub mod compress;
 pub mod config;
 pub mod downstream;
+pub mod files;
 pub mod http1;
 pub mod log;
 pub mod numfmt;

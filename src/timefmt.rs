@@ -133,7 +133,7 @@ const MONTHS: [&str; 12] = [
 const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
 impl Civil {
-    fn month_name(&self) -> &'static str {
+    pub fn month_name(&self) -> &'static str {
         MONTHS
             .get(self.month.saturating_sub(1) as usize)
             .copied()

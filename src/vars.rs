@@ -149,7 +149,7 @@ fn needs_escape(b: u8, escape: Escape) -> bool {
     }
 }
 
-fn escape_log(raw: &[u8], escape: Escape, out: &mut Vec<u8>) {
+pub(crate) fn escape_log(raw: &[u8], escape: Escape, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in raw {
         if !needs_escape(b, escape) {

@@ -8,7 +8,9 @@
 
 pub mod ast;
 pub mod build;
+pub mod compress;
 pub mod error;
+pub mod files;
 pub mod include;
 pub mod parse;
 pub mod template;
@@ -548,6 +550,10 @@ pub struct LocationConf {
     /// `client_body_timeout` written in a location (or a parent location); `None`:
     /// the server's ([`ConnectionConf::client_body_timeout`]).
     pub client_body_timeout: Option<Duration>,
+    /// Local file serving, used when the location neither proxies nor returns.
+    pub files: Arc<files::FilesConf>,
+    /// Response compression (`gzip*`, `brotli*`).
+    pub compress: Arc<compress::CompressConf>,
 }
 
 /// Connection-level settings (http/server level only).

@@ -174,6 +174,8 @@ pub struct ProxyBody {
     pub(super) declared: Option<u64>,
     /// The connection closes after this response.
     pub(super) close: bool,
+    /// Compresses the body as it streams (`gzip`, `brotli`).
+    pub(super) encoder: Option<Box<crate::compress::Encoder>>,
 }
 
 impl Drop for ProxyBody {
@@ -192,6 +194,8 @@ enum ProxyInner {
     Full(Option<Bytes>),
     /// After a `101`: no body, the backend connection for the tunnel.
     Tunnel(Option<Transport>),
+    /// A local file (or its ranges), read as it is sent.
+    File(crate::files::body::FileBody),
     /// The backend's body, streamed.
     Upstream {
         inner: UpstreamBody<ClientBody>,
@@ -214,38 +218,35 @@ impl ProxyBody {
         self.ended
     }
 
-    pub(super) fn tunnel(backend: Transport) -> Self {
+    /// A body of `inner` with nothing attached yet.
+    fn of(inner: ProxyInner) -> Self {
         ProxyBody {
-            inner: ProxyInner::Tunnel(Some(backend)),
+            inner,
             active: None,
             log: None,
             ended: None,
             declared: None,
             close: false,
+            encoder: None,
         }
     }
 
+    pub(super) fn tunnel(backend: Transport) -> Self {
+        ProxyBody::of(ProxyInner::Tunnel(Some(backend)))
+    }
+
+    /// A local file's body.
+    pub(super) fn file(body: crate::files::body::FileBody) -> Self {
+        ProxyBody::of(ProxyInner::File(body))
+    }
+
     pub fn empty() -> Self {
-        ProxyBody {
-            inner: ProxyInner::Full(None),
-            active: None,
-            log: None,
-            ended: None,
-            declared: None,
-            close: false,
-        }
+        ProxyBody::of(ProxyInner::Full(None))
     }
 
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
-        ProxyBody {
-            inner: ProxyInner::Full((!bytes.is_empty()).then_some(bytes)),
-            active: None,
-            log: None,
-            ended: None,
-            declared: None,
-            close: false,
-        }
+        ProxyBody::of(ProxyInner::Full((!bytes.is_empty()).then_some(bytes)))
     }
 
     pub(super) fn upstream(
@@ -261,18 +262,11 @@ impl ProxyBody {
         } else {
             Some(checkin)
         };
-        ProxyBody {
-            inner: ProxyInner::Upstream {
-                inner,
-                checkin,
-                timer: IdleTimer::new(read_timeout),
-            },
-            active: None,
-            log: None,
-            ended: None,
-            declared: None,
-            close: false,
-        }
+        ProxyBody::of(ProxyInner::Upstream {
+            inner,
+            checkin,
+            timer: IdleTimer::new(read_timeout),
+        })
     }
 }
 
@@ -285,7 +279,10 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let polled = this.poll_inner(cx);
+        let polled = match &mut this.encoder {
+            None => this.poll_inner(cx),
+            Some(_) => this.poll_encoded(cx),
+        };
         if let (Some(log), Poll::Ready(Some(Ok(frame)))) = (&mut this.log, &polled) {
             if let Some(data) = frame.data_ref() {
                 log.sent(data.len() as u64);
@@ -295,17 +292,26 @@ impl Body for ProxyBody {
     }
 
     fn is_end_stream(&self) -> bool {
+        if let Some(e) = &self.encoder {
+            return e.is_done();
+        }
         match &self.inner {
             ProxyInner::Full(bytes) => bytes.is_none(),
             ProxyInner::Tunnel(_) => true,
+            ProxyInner::File(f) => f.remaining() == 0,
             ProxyInner::Upstream { inner, .. } => inner.is_end(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.encoder.is_some() {
+            // Compressed: the length is known at the end only (chunked).
+            return SizeHint::default();
+        }
         match &self.inner {
             ProxyInner::Full(None) | ProxyInner::Tunnel(_) => SizeHint::with_exact(0),
             ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyInner::File(f) => SizeHint::with_exact(f.remaining()),
             ProxyInner::Upstream { inner, .. } => match inner.remaining() {
                 Some(n) => SizeHint::with_exact(n),
                 None => SizeHint::default(),
@@ -315,11 +321,50 @@ impl Body for ProxyBody {
 }
 
 impl ProxyBody {
+    /// The body through its encoder: pieces as the encoder makes them; when
+    /// the source waits, what was fed so far is flushed so that nothing is
+    /// held back; the stream's end at the source's end.
+    fn poll_encoded(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        loop {
+            if self.encoder.as_deref().is_none_or(|e| e.is_done()) {
+                return Poll::Ready(None);
+            }
+            let polled = self.poll_inner(cx);
+            let Some(enc) = self.encoder.as_deref_mut() else {
+                return Poll::Ready(None);
+            };
+            let out = match polled {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => enc.write(&data),
+                    Err(_) => continue,
+                },
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => enc.finish(),
+                Poll::Pending => match enc.flush() {
+                    Ok(b) if b.is_empty() => return Poll::Pending,
+                    other => other,
+                },
+            };
+            match out {
+                Ok(b) if b.is_empty() => continue,
+                Ok(b) => return Poll::Ready(Some(Ok(Frame::data(b)))),
+                Err(e) => return Poll::Ready(Some(Err(Box::new(e)))),
+            }
+        }
+    }
+
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let ended = &mut self.ended;
         match &mut self.inner {
             ProxyInner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyInner::Tunnel(_) => Poll::Ready(None),
+            ProxyInner::File(f) => Poll::Ready(f.next_chunk().map(|r| match r {
+                Ok(data) => Ok(Frame::data(data)),
+                Err(e) => Err(Box::new(e) as BoxError),
+            })),
             ProxyInner::Upstream {
                 inner,
                 checkin,

@@ -21,6 +21,7 @@ use crate::log::{AccessRecord, PendingLog, TryRecord};
 use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::attempt::{Budget, Event, Failover, Failure, Health, Step};
 use crate::proxy::body::{Checkin, ProxyBody};
+use crate::proxy::compress::compress_response;
 use crate::proxy::errors::{self, ProxyError};
 use crate::proxy::exchange::{open, send, Answer, Missed};
 use crate::proxy::headers;
@@ -62,6 +63,7 @@ impl Handler for Worker {
                 may_resend,
                 now_unix,
                 now_instant,
+                compress,
             } = match self.prepare(info, req, log, &mut edits) {
                 Ok(prepared) => prepared,
                 Err(made) => break 'respond made,
@@ -173,6 +175,9 @@ impl Handler for Worker {
                     record.streaming_since = try_started;
                 }
                 let mut resp = self.answer(set, conf, p, answer, choice, now_unix, upgrade);
+                if let Some(facts) = &compress {
+                    compress_response(&mut resp, &conf.compress, facts, now_unix);
+                }
                 // Ours, unless the backend's passed (`proxy_pass_header
                 // Server`), as nginx.
                 resp.headers_mut()

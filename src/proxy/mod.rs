@@ -10,8 +10,10 @@
 pub mod add_headers;
 pub mod attempt;
 pub mod body;
+mod compress;
 pub mod errors;
 pub mod exchange;
+mod files;
 pub mod handler;
 pub mod headers;
 pub mod plan;

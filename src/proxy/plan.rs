@@ -11,6 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 
+use crate::compress::ClientFacts;
 use crate::config::{Expires, LocationConf, ProxyPass, ServerConf, ServerName};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
@@ -23,6 +24,7 @@ use crate::proxy::attempt::idempotent;
 use crate::proxy::body::{ClientBody, ProxyBody};
 use crate::proxy::errors::{self, ProxyError, RedirectBase};
 use crate::proxy::exchange::{head_capacity, UpstreamRequest};
+use crate::proxy::files::{unconnected_redirect, Served};
 use crate::proxy::handler::note_sticky;
 use crate::proxy::headers::{self, UpstreamConnection};
 use crate::proxy::reply::{error_response, full, made};
@@ -183,7 +185,16 @@ impl Worker {
             return Err(resp);
         }
         let Some(pass) = conf.proxy_pass.as_ref() else {
-            return Err(error_response(ProxyError::NotFound, tokens));
+            // No proxy_pass: files from root/alias, as nginx.
+            return Err(
+                match self.serve_files(server, location, conf, req, vars(""), &redirect_base()) {
+                    Served::Response(resp) => *resp,
+                    Served::Redirect(to) => unconnected_redirect(&to, tokens),
+                    Served::Named(name) => {
+                        unconnected_redirect(format!("@{name}").as_bytes(), tokens)
+                    }
+                },
+            );
         };
         if conf.client_max_body_size > 0 {
             let declared = req
@@ -248,6 +259,15 @@ impl Worker {
         } = self.plan(info, req, start, log, edits)?;
         let tokens = conf.server_tokens;
         let upgrade = headers::wants_upgrade(req.headers());
+        // What compression needs of the request, before its headers go out.
+        let compress = conf.compress.enabled().then(|| {
+            ClientFacts::of(
+                req.headers(),
+                req.version(),
+                req.method() == Method::HEAD,
+                &conf.compress,
+            )
+        });
         let up_uri = match mapped_uri {
             Some(u) => u,
             None => match origin_form(std::mem::take(req.uri_mut())) {
@@ -338,6 +358,7 @@ impl Worker {
             may_resend,
             now_unix,
             now_instant,
+            compress,
         })
     }
 }
@@ -389,6 +410,8 @@ pub(super) struct Prepared<'w> {
     pub(super) may_resend: bool,
     pub(super) now_unix: i64,
     pub(super) now_instant: Instant,
+    /// The request's side of compression, when the location compresses.
+    pub(super) compress: Option<ClientFacts>,
 }
 
 #[cfg(test)]

@@ -539,6 +539,8 @@ mod tests {
             add_headers: Vec::new(),
             expires: crate::config::Expires::Off,
             client_body_timeout: None,
+            files: Default::default(),
+            compress: Default::default(),
         })
     }
 

@@ -193,7 +193,7 @@ pub fn add_slash_target(path: &[u8], query: Option<&str>) -> String {
 /// Appends `bytes` to `out`; bytes nginx's `NGX_ESCAPE_URI` escapes (space, `#`,
 /// `%`, `?`, controls, DEL, non-ASCII) become `%XX` when `escape_all`; otherwise
 /// only the bytes a request line cannot carry (controls, space, non-ASCII).
-fn escape_into(bytes: &[u8], escape_all: bool, out: &mut String) {
+pub(crate) fn escape_into(bytes: &[u8], escape_all: bool, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in bytes {
         let must = b <= 0x20 || b >= 0x7f;

@@ -159,7 +159,7 @@ fn check_type(u: &UpstreamStatus) -> &'static str {
     u.check.unwrap_or("none")
 }
 
-fn html_escape(s: &str, out: &mut String) {
+pub(crate) fn html_escape(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),

@@ -5,7 +5,8 @@
 //! `backend NAME`, the request line, then every header as `name: value`, one per
 //! line. Request headers steer it: `x-status: N` sets the status, `x-set-cookie:
 //! V` adds `Set-Cookie: V`, `x-size: N` answers with N bytes of body (streamed),
-//! and a request body is read to the end and its length reported as `body N`.
+//! `x-resp-header: NAME: VALUE` (repeatable) adds a response header, and a
+//! request body is read to the end and its length reported as `body N`.
 //! A backend can be stopped and started again on the same port.
 
 #![allow(dead_code)]
@@ -174,6 +175,16 @@ async fn echo(name: String, req: Request<Incoming>) -> Result<Response<BoxBody>,
         .iter()
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .collect();
+    let resp_headers: Vec<(String, String)> = req
+        .headers()
+        .get_all("x-resp-header")
+        .iter()
+        .filter_map(|v| {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            v.split_once(": ")
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
     let size = header(&req, "x-size").and_then(|s| s.parse::<u64>().ok());
     let chunked = req.headers().contains_key("x-chunked");
     let delay = header(&req, "x-delay-ms").and_then(|s| s.parse::<u64>().ok());
@@ -208,6 +219,10 @@ async fn echo(name: String, req: Request<Incoming>) -> Result<Response<BoxBody>,
     resp.headers_mut().insert("server", "echo".parse().unwrap());
     for c in set_cookies {
         resp.headers_mut().append("set-cookie", c.parse().unwrap());
+    }
+    for (k, v) in resp_headers {
+        let name = hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap();
+        resp.headers_mut().append(name, v.parse().unwrap());
     }
     Ok(resp)
 }

@@ -6,8 +6,7 @@
 //! `large_client_header_buffers`).
 
 use super::args::{
-    arg, block, directive_err, err, flag, header_name, number, set_once, simple, size,
-    template_arg, time,
+    arg, directive_err, err, flag, header_name, number, set_once, simple, size, template_arg, time,
 };
 use super::inherit::{ConnLayer, Layer};
 use super::log::log_format;
@@ -125,23 +124,10 @@ impl Builder {
                 size(d, arg(d, 1))?;
                 self.ignored(d, "bodies are always streamed");
             }
-            "types" => {
-                block(d, 0, 0)?;
-                self.ignored(d, "the proxy does not serve files");
+            _ => {
+                return Ok(self.files_directive(d, &mut layer.files)?
+                    || self.compress_directive(d, &mut layer.compress)?)
             }
-            "default_type" | "charset" => {
-                simple(d, 1, 1)?;
-                self.ignored(d, "the proxy does not serve files");
-            }
-            "gzip" => {
-                simple(d, 1, 1)?;
-                if flag(d)? {
-                    self.ignored(d, "compression is not supported");
-                } else {
-                    self.ignored(d, "responses are never compressed");
-                }
-            }
-            _ => return Ok(false),
         }
         Ok(true)
     }
@@ -317,10 +303,11 @@ mod tests {
 
     #[test]
     fn accepted_but_ignored_directives_warn() {
-        let (c, warnings) = ok("daemon off;\nmaster_process on;\nhttp {\n sendfile on;\n tcp_nodelay on;\n types { text/html html; }\n default_type text/plain;\n charset utf-8;\n gzip off;\n proxy_buffering off;\n proxy_buffer_size 4k;\n proxy_buffers 8 4k;\n server { }\n}\n");
+        let (c, warnings) = ok("daemon off;\nmaster_process on;\nhttp {\n sendfile on;\n tcp_nodelay on;\n types { text/html html; }\n default_type text/plain;\n charset utf-8;\n gzip_buffers 4 8k;\n proxy_buffering off;\n proxy_buffer_size 4k;\n proxy_buffers 8 4k;\n server { }\n}\n");
         assert_eq!(c.http.servers.len(), 1);
         let lines: Vec<u32> = warnings.iter().map(|w| w.span.line).collect();
-        assert_eq!(lines, [2, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        // types, default_type and charset (lines 6-8) now serve files.
+        assert_eq!(lines, [2, 4, 5, 9, 10, 11, 12]);
         assert_eq!(
             warnings[1].message,
             "\"sendfile\" directive is ignored: the proxy streams responses itself"

@@ -35,6 +35,10 @@ pub(super) struct Layer {
     pub(super) expires: Option<Expires>,
     /// Only ever set in a location (http and server keep theirs in [`ConnLayer`]).
     pub(super) client_body_timeout: Option<Duration>,
+    /// Local file serving (`root`, `index`, `try_files`, ...).
+    pub(super) files: super::files::FilesLayer,
+    /// Response compression (`gzip*`, `brotli*`).
+    pub(super) compress: super::compress::CompressLayer,
 }
 
 macro_rules! inherit_fields {
@@ -42,6 +46,8 @@ macro_rules! inherit_fields {
         $( if $child.$field.is_none() { $child.$field = $parent.$field.clone(); } )*
     };
 }
+/// Also used by the layers of `files` and `compress`.
+pub(super) use inherit_fields;
 
 impl Layer {
     pub(super) fn inherit(mut self, parent: &Layer) -> Layer {
@@ -66,6 +72,8 @@ impl Layer {
             expires,
             client_body_timeout
         );
+        self.files.inherit(&parent.files);
+        self.compress.inherit(&parent.compress);
         self
     }
 
@@ -100,6 +108,8 @@ impl Layer {
             add_headers: self.add_headers.clone().unwrap_or_default(),
             expires: self.expires.unwrap_or_default(),
             client_body_timeout: self.client_body_timeout,
+            files: self.files.finish(),
+            compress: self.compress.finish(),
         }
     }
 }

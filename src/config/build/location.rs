@@ -127,6 +127,7 @@ impl Builder {
                     set_once(&mut proxy_pass, pp, x)?;
                 }
                 "return" => self.return_directive(x, &mut return_)?,
+                "alias" => super::files::alias(x, &mut layer.files, &matcher)?,
                 "check_status" => {
                     simple(x, 0, 1)?;
                     let format = match x.args.first() {

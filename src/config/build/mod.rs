@@ -22,6 +22,8 @@
 
 mod args;
 mod common;
+mod compress;
+mod files;
 mod headers;
 mod inherit;
 mod location;

@@ -1,0 +1,375 @@
+//! The directives of local file serving, written into a [`FilesLayer`] at
+//! http, server or location level: `root`, `index`, `try_files`,
+//! `default_type`, `types`, `charset`, `charset_types`, `etag`,
+//! `if_modified_since`, `max_ranges`, `log_not_found`, `disable_symlinks`,
+//! `autoindex*`, and the tuning knobs accepted with a warning (`aio`,
+//! `directio`, `open_file_cache*`); `alias` (location only, [`alias`]). Relative paths are taken from the directory of
+//! the file the directive is written in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::args::{arg, block, err, flag, number, set_once, simple, template_arg};
+use super::inherit::inherit_fields;
+use super::{Builder, Res};
+use crate::config::ast::Directive;
+use crate::config::files::{
+    AutoindexFormat, DocRoot, FilesConf, IfModifiedSince, PathPart, PathTemplate, TryFallback,
+    TryFiles,
+};
+use crate::config::template::Part;
+use crate::config::LocationMatch;
+
+/// The file settings written at one level; `None` = inherited.
+#[derive(Debug, Clone, Default)]
+pub(super) struct FilesLayer {
+    pub(super) doc_root: Option<DocRoot>,
+    index: Option<Vec<crate::config::Template>>,
+    try_files: Option<TryFiles>,
+    default_type: Option<String>,
+    types: Option<Arc<HashMap<String, String>>>,
+    charset: Option<Option<String>>,
+    charset_types: Option<Vec<String>>,
+    etag: Option<bool>,
+    if_modified_since: Option<IfModifiedSince>,
+    max_ranges: Option<Option<u32>>,
+    log_not_found: Option<bool>,
+    disable_symlinks: Option<bool>,
+    autoindex: Option<bool>,
+    autoindex_exact_size: Option<bool>,
+    autoindex_localtime: Option<bool>,
+    autoindex_format: Option<AutoindexFormat>,
+}
+
+impl FilesLayer {
+    pub(super) fn inherit(&mut self, parent: &FilesLayer) {
+        inherit_fields!(
+            self,
+            parent,
+            doc_root,
+            index,
+            try_files,
+            default_type,
+            types,
+            charset,
+            charset_types,
+            etag,
+            if_modified_since,
+            max_ranges,
+            log_not_found,
+            disable_symlinks,
+            autoindex,
+            autoindex_exact_size,
+            autoindex_localtime,
+            autoindex_format
+        );
+    }
+
+    /// The resolved settings, defaults filled in.
+    pub(super) fn finish(&self) -> Arc<FilesConf> {
+        let d = FilesConf::default();
+        Arc::new(FilesConf {
+            doc_root: self.doc_root.clone(),
+            index: self.index.clone().unwrap_or(d.index),
+            try_files: self.try_files.clone(),
+            default_type: self.default_type.clone().unwrap_or(d.default_type),
+            types: self.types.clone().unwrap_or(d.types),
+            charset: self.charset.clone().unwrap_or(d.charset),
+            charset_types: self.charset_types.clone().unwrap_or(d.charset_types),
+            etag: self.etag.unwrap_or(d.etag),
+            if_modified_since: self.if_modified_since.unwrap_or(d.if_modified_since),
+            max_ranges: self.max_ranges.unwrap_or(d.max_ranges),
+            log_not_found: self.log_not_found.unwrap_or(d.log_not_found),
+            disable_symlinks: self.disable_symlinks.unwrap_or(d.disable_symlinks),
+            autoindex: self.autoindex.unwrap_or(d.autoindex),
+            autoindex_exact_size: self.autoindex_exact_size.unwrap_or(d.autoindex_exact_size),
+            autoindex_localtime: self.autoindex_localtime.unwrap_or(d.autoindex_localtime),
+            autoindex_format: self.autoindex_format.unwrap_or(d.autoindex_format),
+        })
+    }
+}
+
+impl Builder {
+    /// The file directives allowed at http, server and location level.
+    /// `Ok(false)` when `d` is not one of them.
+    pub(super) fn files_directive(&mut self, d: &Directive, layer: &mut FilesLayer) -> Res<bool> {
+        match d.name.as_str() {
+            "root" => {
+                simple(d, 1, 1)?;
+                if matches!(
+                    layer.doc_root,
+                    Some(DocRoot::AliasRegex(_) | DocRoot::Alias { .. })
+                ) {
+                    return Err(err("\"root\" directive is duplicate, \"alias\" directive was specified earlier", d));
+                }
+                let path = path_template(d, arg(d, 0), false)?;
+                set_once(&mut layer.doc_root, DocRoot::Root(path), d)?;
+            }
+            "index" => {
+                simple(d, 1, usize::MAX)?;
+                let mut list = Vec::new();
+                for a in &d.args {
+                    if a.value.is_empty() {
+                        return Err(err(
+                            format!("index \"{}\" in \"index\" directive is invalid", a.value),
+                            d,
+                        ));
+                    }
+                    list.push(template_arg(d, &a.value)?);
+                }
+                // nginx appends every `index` line of one level.
+                layer.index.get_or_insert_with(Vec::new).extend(list);
+            }
+            "try_files" => {
+                simple(d, 2, usize::MAX)?;
+                set_once(&mut layer.try_files, try_files(d)?, d)?;
+            }
+            "default_type" => {
+                simple(d, 1, 1)?;
+                set_once(&mut layer.default_type, arg(d, 0).to_string(), d)?;
+            }
+            "types" => {
+                let body = block(d, 0, 0)?;
+                let mut map = HashMap::new();
+                for t in body {
+                    if t.block.is_some() || t.args.is_empty() {
+                        return Err(err(
+                            format!("invalid number of arguments in \"{}\" directive", t.name),
+                            t,
+                        ));
+                    }
+                    for ext in &t.args {
+                        let ext = ext.value.to_ascii_lowercase();
+                        if map.contains_key(&ext) {
+                            self.warn(t, &format!("duplicate extension \"{ext}\", content type: \"{}\", previous content type: \"{}\"", t.name, map.get(&ext).map_or("", |s: &String| s.as_str())));
+                        }
+                        map.insert(ext, t.name.clone());
+                    }
+                }
+                set_once(&mut layer.types, Arc::new(map), d)?;
+            }
+            "charset" => {
+                simple(d, 1, 1)?;
+                let v = arg(d, 0);
+                let cs = (v != "off").then(|| v.to_string());
+                set_once(&mut layer.charset, cs, d)?;
+            }
+            "charset_types" => {
+                simple(d, 1, usize::MAX)?;
+                let list = d.args.iter().map(|a| a.value.clone()).collect();
+                set_once(&mut layer.charset_types, list, d)?;
+            }
+            "etag"
+            | "log_not_found"
+            | "autoindex"
+            | "autoindex_exact_size"
+            | "autoindex_localtime" => {
+                simple(d, 1, 1)?;
+                let on = flag(d)?;
+                if on && d.name == "autoindex_localtime" {
+                    self.warn(
+                        d,
+                        "\"autoindex_localtime on\" shows UTC: the proxy's local time is UTC (as $time_local)",
+                    );
+                }
+                let slot = match d.name.as_str() {
+                    "etag" => &mut layer.etag,
+                    "log_not_found" => &mut layer.log_not_found,
+                    "autoindex" => &mut layer.autoindex,
+                    "autoindex_exact_size" => &mut layer.autoindex_exact_size,
+                    _ => &mut layer.autoindex_localtime,
+                };
+                set_once(slot, on, d)?;
+            }
+            "autoindex_format" => {
+                simple(d, 1, 1)?;
+                let f = match arg(d, 0) {
+                    "html" => AutoindexFormat::Html,
+                    "json" => AutoindexFormat::Json,
+                    "xml" | "jsonp" => {
+                        return Err(err(
+                            format!(
+                                "\"autoindex_format {}\" is not supported (html and json are)",
+                                arg(d, 0)
+                            ),
+                            d,
+                        ))
+                    }
+                    other => {
+                        return Err(err(
+                            format!("invalid value \"{other}\" in \"autoindex_format\" directive"),
+                            d,
+                        ))
+                    }
+                };
+                set_once(&mut layer.autoindex_format, f, d)?;
+            }
+            "if_modified_since" => {
+                simple(d, 1, 1)?;
+                let v = match arg(d, 0) {
+                    "off" => IfModifiedSince::Off,
+                    "exact" => IfModifiedSince::Exact,
+                    "before" => IfModifiedSince::Before,
+                    other => return Err(err(format!("invalid value \"{other}\" in \"if_modified_since\" directive, it must be \"off\", \"exact\" or \"before\""), d)),
+                };
+                set_once(&mut layer.if_modified_since, v, d)?;
+            }
+            "max_ranges" => {
+                simple(d, 1, 1)?;
+                let n: u32 = number(d, arg(d, 0))?;
+                set_once(&mut layer.max_ranges, Some(n), d)?;
+            }
+            "disable_symlinks" => {
+                simple(d, 1, 2)?;
+                let on = match arg(d, 0) {
+                    "off" => false,
+                    "on" => true,
+                    "if_not_owner" => {
+                        return Err(err(
+                            "\"disable_symlinks if_not_owner\" is not supported (off and on are)",
+                            d,
+                        ))
+                    }
+                    other => {
+                        return Err(err(
+                            format!("invalid value \"{other}\" in \"disable_symlinks\" directive"),
+                            d,
+                        ))
+                    }
+                };
+                if d.args.len() == 2 {
+                    return Err(err("\"disable_symlinks ... from=\" is not supported: \"on\" checks every component", d));
+                }
+                set_once(&mut layer.disable_symlinks, on, d)?;
+            }
+            "aio" | "directio" | "directio_alignment" | "sendfile_max_chunk" | "read_ahead"
+            | "output_buffers" => {
+                simple(d, 1, 2)?;
+                self.ignored(d, "files are read with plain reads");
+            }
+            "open_file_cache"
+            | "open_file_cache_valid"
+            | "open_file_cache_min_uses"
+            | "open_file_cache_errors" => {
+                simple(d, 1, 2)?;
+                self.ignored(d, "files are opened per request (no descriptor cache)");
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// `try_files FILE ... =CODE|URI|@NAME`.
+fn try_files(d: &Directive) -> Res<TryFiles> {
+    let n = d.args.len();
+    let mut files = Vec::new();
+    for a in d.args.iter().take(n.saturating_sub(1)) {
+        files.push(template_arg(d, &a.value)?);
+    }
+    let last = arg(d, n.saturating_sub(1));
+    let fallback = if let Some(code) = last.strip_prefix('=') {
+        match code.parse::<u16>() {
+            Ok(c) if (100..=999).contains(&c) && code.bytes().all(|b| b.is_ascii_digit()) => {
+                TryFallback::Code(c)
+            }
+            _ => return Err(err(format!("invalid code \"{last}\""), d)),
+        }
+    } else if let Some(name) = last.strip_prefix('@') {
+        TryFallback::Named(name.to_string())
+    } else {
+        TryFallback::Uri(template_arg(d, last)?)
+    };
+    Ok(TryFiles { files, fallback })
+}
+
+/// A `root` or `alias` path: `$1`..`$9` are captures (only in a regex
+/// location, `captures`), the rest nginx variables. A relative path is
+/// taken from the directory of the file the directive is in.
+pub(super) fn path_template(d: &Directive, value: &str, captures: bool) -> Res<PathTemplate> {
+    let mut text = value.to_string();
+    if !text.starts_with('/') && !text.starts_with('$') {
+        if let Some(dir) = d.span.file.parent() {
+            let dir = dir.to_string_lossy();
+            let sep = if dir.is_empty() || dir.ends_with('/') {
+                ""
+            } else {
+                "/"
+            };
+            text = format!("{dir}{sep}{text}");
+        }
+    }
+    let mut parts = Vec::new();
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        let at = rest
+            .char_indices()
+            .find(|&(i, c)| {
+                c == '$'
+                    && rest
+                        .as_bytes()
+                        .get(i + 1)
+                        .is_some_and(|b| b.is_ascii_digit())
+            })
+            .map(|(i, _)| i);
+        let (lit, after) = match at {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if !lit.is_empty() {
+            parts.push(PathPart::Text(template_arg(d, lit)?));
+        }
+        if after.is_empty() {
+            break;
+        }
+        let n = usize::from(after.as_bytes().get(1).copied().unwrap_or(b'0') - b'0');
+        if !captures {
+            return Err(err(
+                format!(
+                    "capture \"${n}\" in \"{}\" outside a regex location is not supported",
+                    d.name
+                ),
+                d,
+            ));
+        }
+        parts.push(PathPart::Capture(n));
+        rest = after.get(2..).unwrap_or_default();
+    }
+    if parts.iter().all(
+        |p| matches!(p, PathPart::Text(t) if t.parts.iter().all(|x| matches!(x, Part::Literal(_)))),
+    ) && text.is_empty()
+    {
+        return Err(err(
+            format!("invalid value \"\" in \"{}\" directive", d.name),
+            d,
+        ));
+    }
+    Ok(PathTemplate {
+        source: text,
+        parts,
+    })
+}
+
+/// `alias PATH` in a location matched by `matcher`.
+pub(super) fn alias(d: &Directive, layer: &mut FilesLayer, matcher: &LocationMatch) -> Res<()> {
+    simple(d, 1, 1)?;
+    match layer.doc_root {
+        Some(DocRoot::Root(_)) => {
+            return Err(err(
+                "\"alias\" directive is duplicate, \"root\" directive was specified earlier",
+                d,
+            ))
+        }
+        Some(_) => return Err(err("\"alias\" directive is duplicate", d)),
+        None => {}
+    }
+    let root = match matcher {
+        LocationMatch::Regex { .. } => DocRoot::AliasRegex(path_template(d, arg(d, 0), true)?),
+        LocationMatch::Exact(uri) | LocationMatch::Prefix { uri, .. } => DocRoot::Alias {
+            path: path_template(d, arg(d, 0), false)?,
+            prefix_len: uri.len(),
+        },
+    };
+    layer.doc_root = Some(root);
+    Ok(())
+}

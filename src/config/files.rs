@@ -1,0 +1,186 @@
+//! The typed settings of local file serving (`root`, `alias`, `index`,
+//! `try_files`, `types`, `autoindex`, ...), resolved for one location.
+//! Built by `config::build::files`; read by `crate::files`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::template::Template;
+
+/// A path written with variables and, in a regex location, captures (`$1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathTemplate {
+    pub source: String,
+    pub parts: Vec<PathPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPart {
+    /// Text with nginx variables.
+    Text(Template),
+    /// `$1` .. `$9`: a capture of the location's regex.
+    Capture(usize),
+}
+
+impl PathTemplate {
+    /// The literal text before the first variable or capture: the part of
+    /// the path the administrator wrote, trusted by the path-safety check.
+    pub fn trusted_prefix(&self) -> &str {
+        match self.parts.first() {
+            Some(PathPart::Text(t)) => match t.parts.first() {
+                Some(super::Part::Literal(s)) => s,
+                _ => "",
+            },
+            _ => "",
+        }
+    }
+}
+
+/// Where the files of a location are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocRoot {
+    /// `root PATH`: PATH followed by the whole `$uri`.
+    Root(PathTemplate),
+    /// `alias PATH` in a prefix or exact location: the location's prefix
+    /// (`prefix_len` bytes of `$uri`) replaced by PATH.
+    Alias {
+        path: PathTemplate,
+        prefix_len: usize,
+    },
+    /// `alias PATH` in a regex location: PATH (with captures) is the whole path.
+    AliasRegex(PathTemplate),
+}
+
+/// The last argument of `try_files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TryFallback {
+    /// `=CODE`.
+    Code(u16),
+    /// A URI: an internal redirect.
+    Uri(Template),
+    /// `@name`: an internal redirect to a named location.
+    Named(String),
+}
+
+/// `try_files FILE ... LAST`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryFiles {
+    /// Each a `$uri`-like template; a trailing `/` tests for a directory.
+    pub files: Vec<Template>,
+    pub fallback: TryFallback,
+}
+
+/// `if_modified_since off|exact|before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfModifiedSince {
+    Off,
+    Exact,
+    Before,
+}
+
+/// `autoindex_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoindexFormat {
+    Html,
+    Json,
+}
+
+/// Local file serving, for one location.
+#[derive(Debug, Clone)]
+pub struct FilesConf {
+    /// `None`: nginx's default `root html`, the `html` directory next to the
+    /// main configuration file.
+    pub doc_root: Option<DocRoot>,
+    /// Default `index index.html`.
+    pub index: Vec<Template>,
+    pub try_files: Option<TryFiles>,
+    /// Default `text/plain`.
+    pub default_type: String,
+    /// Extension (lowercase) -> MIME type. Default: nginx's built-in three.
+    pub types: Arc<HashMap<String, String>>,
+    /// `charset NAME` (`None` = `off`): added to `Content-Type` of the types
+    /// in `charset_types`.
+    pub charset: Option<String>,
+    pub charset_types: Vec<String>,
+    /// Default on.
+    pub etag: bool,
+    /// Default exact.
+    pub if_modified_since: IfModifiedSince,
+    /// `None` = unlimited; 0 = ranges off.
+    pub max_ranges: Option<u32>,
+    /// Default on.
+    pub log_not_found: bool,
+    /// `disable_symlinks on`: no component of the path may be a symbolic link.
+    pub disable_symlinks: bool,
+    pub autoindex: bool,
+    /// Default on.
+    pub autoindex_exact_size: bool,
+    pub autoindex_localtime: bool,
+    pub autoindex_format: AutoindexFormat,
+}
+
+impl FilesConf {
+    /// The MIME type of `name` by its extension, with the charset when it
+    /// applies.
+    pub fn content_type(&self, name: &[u8]) -> String {
+        let ext = name
+            .iter()
+            .rposition(|&b| b == b'.')
+            .and_then(|i| name.get(i + 1..))
+            .and_then(|e| std::str::from_utf8(e).ok())
+            .filter(|e| !e.contains('/'))
+            .map(str::to_ascii_lowercase);
+        let ty = ext
+            .and_then(|e| self.types.get(&e))
+            .map_or(self.default_type.as_str(), String::as_str);
+        match &self.charset {
+            Some(cs) if self.charset_types.iter().any(|t| t == ty) => format!("{ty}; charset={cs}"),
+            _ => ty.to_string(),
+        }
+    }
+}
+
+/// nginx's `charset_types` default.
+const CHARSET_TYPES: &[&str] = &[
+    "text/html",
+    "text/xml",
+    "text/plain",
+    "text/vnd.wap.wml",
+    "application/javascript",
+    "application/rss+xml",
+];
+
+impl Default for FilesConf {
+    /// nginx's defaults (`root html`, `index index.html`, its three built-in
+    /// types, `default_type text/plain`, `etag on`, ...).
+    fn default() -> Self {
+        let builtin = [
+            ("html", "text/html"),
+            ("gif", "image/gif"),
+            ("jpg", "image/jpeg"),
+        ];
+        FilesConf {
+            doc_root: None,
+            index: vec![Template::literal("index.html")],
+            try_files: None,
+            default_type: "text/plain".to_string(),
+            types: Arc::new(
+                builtin
+                    .iter()
+                    .map(|(e, t)| ((*e).to_string(), (*t).to_string()))
+                    .collect(),
+            ),
+            charset: None,
+            charset_types: CHARSET_TYPES.iter().map(|s| (*s).to_string()).collect(),
+            etag: true,
+            if_modified_since: IfModifiedSince::Exact,
+            max_ranges: None,
+            log_not_found: true,
+            disable_symlinks: false,
+            autoindex: false,
+            autoindex_exact_size: true,
+            autoindex_localtime: false,
+            autoindex_format: AutoindexFormat::Html,
+        }
+    }
+}

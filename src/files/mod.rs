@@ -1,0 +1,18 @@
+//! Serving local files: `root`, `alias`, `index`, `try_files`, `autoindex`,
+//! MIME types, conditional and range requests.
+//!
+//! Pure: [`path`] maps a URI to a path that never leaves its directory,
+//! [`range`] reads `Range`, [`cond`] the validators and conditional
+//! headers. I/O: [`open`] opens (refusing symbolic links when asked),
+//! [`serve`] runs nginx's try_files -> index -> autoindex -> static order and
+//! returns an [`serve::Outcome`], [`body`] streams the file in bounded
+//! chunks, [`autoindex`] lists a directory. The proxy turns an outcome into
+//! its response (`crate::proxy::files`).
+
+pub mod autoindex;
+pub mod body;
+pub mod cond;
+pub mod open;
+pub mod path;
+pub mod range;
+pub mod serve;

@@ -1,0 +1,413 @@
+//! Answering a request from the filesystem, as nginx's `try_files`, `index`,
+//! `autoindex` and static modules do, in that order: the file named by the
+//! request's `$uri` under `root`/`alias` (mapped by [`crate::files::path`]),
+//! with its validators, conditional answers and ranges. The answer is an
+//! [`Outcome`]: a response to send, an nginx status page, the trailing-slash
+//! redirect, or an internal redirect to another URI (index files and
+//! `try_files` URI fallbacks), which the caller resolves.
+
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+
+use crate::config::files::{DocRoot, FilesConf, PathPart, PathTemplate, TryFallback};
+use crate::files::body::{FileBody, Piece};
+use crate::files::cond;
+use crate::files::path::{self, PathError};
+use crate::files::range::{self, Ranges};
+use crate::vars::{self, RequestVars};
+
+/// What a request to a file location gets.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A response made here.
+    Reply(Reply),
+    /// nginx's page for this status (404, 403, 405, 400, 500, `=CODE`).
+    Status(StatusCode),
+    /// `301` to the `$uri` with a `/` added (a directory asked without it).
+    AddSlash,
+    /// An internal redirect to this URI (path, maybe `?args`): an index file
+    /// found, or the URI fallback of `try_files`.
+    Redirect(Vec<u8>),
+    /// An internal redirect to the named location `@NAME`.
+    Named(String),
+}
+
+/// A response for a file or a directory listing.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// `None`: no body (HEAD, 304); `declared` is then the length announced.
+    pub body: Option<FileBody>,
+    pub declared: Option<u64>,
+    /// A listing made in memory.
+    pub text: Option<Bytes>,
+}
+
+/// The request as the file modules see it.
+pub struct FileRequest<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    /// The location's regex captures of `$uri` (`alias` in a regex location).
+    pub captures: Option<regex::Captures<'a>>,
+    pub vars: RequestVars<'a>,
+    /// The directory of the main configuration file: where the default
+    /// `root html` is.
+    pub conf_dir: &'a Path,
+    /// Precompressed variants to look for, in order (`gzip_static`,
+    /// `brotli_static`): the suffix added to the path and its coding.
+    pub precompressed: &'a [(&'static str, &'static str)],
+}
+
+/// The `try_files` phase and then the content phase for `req.vars.path`.
+pub fn serve(conf: &FilesConf, req: &FileRequest<'_>) -> Outcome {
+    let Some(tf) = &conf.try_files else {
+        return content(conf, req, req.vars.path);
+    };
+    for t in &tf.files {
+        let uri = vars::eval_to_vec(t, &req.vars);
+        let dir = uri.last() == Some(&b'/');
+        let Ok(p) = map(conf, req, &uri) else {
+            continue;
+        };
+        let found = match std::fs::metadata(&p) {
+            Ok(m) => m.is_dir() == dir,
+            Err(_) => false,
+        };
+        if found && !(conf.disable_symlinks && super::open::open(&p, true).is_err()) {
+            return content(conf, req, &uri);
+        }
+    }
+    match &tf.fallback {
+        TryFallback::Code(c) => {
+            Outcome::Status(StatusCode::from_u16(*c).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        }
+        TryFallback::Uri(t) => Outcome::Redirect(vars::eval_to_vec(t, &req.vars)),
+        TryFallback::Named(n) => Outcome::Named(n.clone()),
+    }
+}
+
+/// The file path of `uri` under the location's root or alias.
+pub fn map(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Result<PathBuf, PathError> {
+    match &conf.doc_root {
+        None => {
+            let mut dir = req.conf_dir.as_os_str().as_bytes().to_vec();
+            dir.extend_from_slice(b"/html");
+            path::root(&dir, uri)
+        }
+        Some(DocRoot::Root(t)) => {
+            let (trusted, rest) = eval_path(t, req);
+            let mut untrusted = rest;
+            untrusted.extend_from_slice(uri);
+            if untrusted.len() == uri.len() {
+                path::root(trusted.as_bytes(), uri)
+            } else {
+                path::under(trusted.as_bytes(), &untrusted)
+            }
+        }
+        Some(DocRoot::Alias {
+            path: t,
+            prefix_len,
+        }) => {
+            let (trusted, rest) = eval_path(t, req);
+            if rest.is_empty() {
+                path::alias(trusted.as_bytes(), uri, *prefix_len)
+            } else {
+                let mut untrusted = rest;
+                untrusted.extend_from_slice(uri.get(*prefix_len..).unwrap_or_default());
+                path::under(trusted.as_bytes(), &untrusted)
+            }
+        }
+        Some(DocRoot::AliasRegex(t)) => {
+            let (trusted, rest) = eval_path(t, req);
+            path::under(trusted.as_bytes(), &rest)
+        }
+    }
+}
+
+/// A root/alias path template evaluated: its trusted literal head and the
+/// rest (variables and captures, untrusted).
+fn eval_path<'t>(t: &'t PathTemplate, req: &FileRequest<'_>) -> (&'t str, Vec<u8>) {
+    let trusted = t.trusted_prefix();
+    let mut rest = Vec::new();
+    let mut skip = trusted.len();
+    for part in &t.parts {
+        match part {
+            PathPart::Text(tpl) => {
+                let mut v = Vec::new();
+                vars::eval(tpl, &req.vars, vars::Style::Plain, &mut v);
+                let cut = skip.min(v.len());
+                skip -= cut;
+                rest.extend_from_slice(v.get(cut..).unwrap_or_default());
+            }
+            PathPart::Capture(n) => {
+                if let Some(m) = req.captures.as_ref().and_then(|c| c.get(*n)) {
+                    rest.extend_from_slice(m.as_str().as_bytes());
+                }
+            }
+        }
+    }
+    (trusted, rest)
+}
+
+/// The content phase: index, autoindex, then the file itself.
+fn content(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
+    if uri.last() == Some(&b'/') {
+        return directory(conf, req, uri);
+    }
+    let method = req.method;
+    if method != Method::GET && method != Method::HEAD && method != Method::POST {
+        return Outcome::Status(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let path = match map(conf, req, uri) {
+        Ok(p) => p,
+        Err(_) => return Outcome::Status(StatusCode::BAD_REQUEST),
+    };
+    if method != Method::POST {
+        if let Some(out) = precompressed(conf, req, uri, &path) {
+            return out;
+        }
+    }
+    let (file, meta) = match super::open::open(&path, conf.disable_symlinks) {
+        Ok(f) => f,
+        Err(e) => return open_failed(conf, &path, &e),
+    };
+    if meta.is_dir() {
+        return Outcome::AddSlash;
+    }
+    if method == Method::POST {
+        return Outcome::Status(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    if !meta.is_file() {
+        tracing::error!("\"{}\" is not a regular file", path.display());
+        return Outcome::Status(StatusCode::NOT_FOUND);
+    }
+    let content_type = conf.content_type(uri);
+    file_reply(conf, req, file, &meta, &content_type)
+}
+
+/// `gzip_static` / `brotli_static`: `FILE.gz` (or `.br`) served as the
+/// file with its `Content-Encoding`, when it exists.
+fn precompressed(
+    conf: &FilesConf,
+    req: &FileRequest<'_>,
+    uri: &[u8],
+    path: &Path,
+) -> Option<Outcome> {
+    for (suffix, coding) in req.precompressed {
+        let mut p = path.as_os_str().to_os_string();
+        p.push(suffix);
+        let Ok((file, meta)) = super::open::open(Path::new(&p), conf.disable_symlinks) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let mut out = file_reply(conf, req, file, &meta, &conf.content_type(uri));
+        if let Outcome::Reply(r) = &mut out {
+            r.headers
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
+        return Some(out);
+    }
+    None
+}
+
+/// A request for a directory (`$uri` ends in `/`): the first index file
+/// that exists (an internal redirect to it), else a listing (`autoindex
+/// on`), else 403 (404 when the directory itself is missing).
+fn directory(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
+    let method = req.method;
+    if method != Method::GET && method != Method::HEAD && method != Method::POST {
+        return Outcome::Status(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    for name in &conf.index {
+        let name = vars::eval_to_vec(name, &req.vars);
+        if name.first() == Some(&b'/') {
+            // An absolute index is the last resort, redirected to as is.
+            return Outcome::Redirect(name);
+        }
+        let mut target = uri.to_vec();
+        target.extend_from_slice(&name);
+        let Ok(p) = map(conf, req, &target) else {
+            continue;
+        };
+        if super::open::open(&p, conf.disable_symlinks).is_ok_and(|(_, m)| !m.is_dir()) {
+            return Outcome::Redirect(target);
+        }
+    }
+    let dir = match map(conf, req, uri) {
+        Ok(p) => p,
+        Err(_) => return Outcome::Status(StatusCode::BAD_REQUEST),
+    };
+    match super::open::open(&dir, conf.disable_symlinks) {
+        Ok((_, m)) if m.is_dir() => {}
+        Ok(_) => return Outcome::Status(StatusCode::NOT_FOUND),
+        Err(e) => return open_failed(conf, &dir, &e),
+    }
+    if conf.autoindex {
+        return super::autoindex::listing(conf, req, uri, &dir);
+    }
+    tracing::error!("directory index of \"{}\" is forbidden", dir.display());
+    Outcome::Status(StatusCode::FORBIDDEN)
+}
+
+/// nginx's answer to a failed `open()`: 404 (logged unless `log_not_found
+/// off`), 403 for a permission or symbolic-link refusal, 500 otherwise.
+fn open_failed(conf: &FilesConf, path: &Path, e: &io::Error) -> Outcome {
+    let code = e.raw_os_error().unwrap_or(0);
+    let status = match e.kind() {
+        io::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        io::ErrorKind::PermissionDenied => StatusCode::FORBIDDEN,
+        _ if code == rustix::io::Errno::NOTDIR.raw_os_error()
+            || code == rustix::io::Errno::NAMETOOLONG.raw_os_error() =>
+        {
+            StatusCode::NOT_FOUND
+        }
+        _ if code == rustix::io::Errno::LOOP.raw_os_error() => StatusCode::FORBIDDEN,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    if status != StatusCode::NOT_FOUND || conf.log_not_found {
+        tracing::error!("open() \"{}\" failed ({e})", path.display());
+    }
+    Outcome::Status(status)
+}
+
+/// Boundaries of `multipart/byteranges` answers: a process-wide counter,
+/// as nginx's.
+static BOUNDARY: AtomicU64 = AtomicU64::new(1);
+
+/// The response for a regular file: validators, 304/412, ranges, HEAD.
+fn file_reply(
+    conf: &FilesConf,
+    req: &FileRequest<'_>,
+    file: File,
+    meta: &Metadata,
+    content_type: &str,
+) -> Outcome {
+    let size = meta.len();
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .unwrap_or(0);
+    let etag = conf.etag.then(|| cond::etag(mtime, size));
+    let mut headers = HeaderMap::new();
+    let stamp = crate::timefmt::http_date_unix(mtime);
+    if let Ok(v) = HeaderValue::from_bytes(stamp.as_bytes()) {
+        headers.insert(header::LAST_MODIFIED, v);
+    }
+    if let Some(tag) = etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+        headers.insert(header::ETAG, tag);
+    }
+    if cond::precondition_failed(req.headers, mtime, etag.as_deref()) {
+        return Outcome::Status(StatusCode::PRECONDITION_FAILED);
+    }
+    if cond::not_modified(req.headers, mtime, etag.as_deref(), conf.if_modified_since) {
+        return Outcome::Reply(Reply {
+            status: StatusCode::NOT_MODIFIED,
+            headers,
+            body: None,
+            declared: None,
+            text: None,
+        });
+    }
+    let ct = HeaderValue::from_str(content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    let wanted = match req.headers.get(header::RANGE) {
+        Some(r) if cond::range_applies(req.headers, mtime, etag.as_deref()) => {
+            range::ranges(r.as_bytes(), size, conf.max_ranges)
+        }
+        _ => Ranges::Full,
+    };
+    if conf.max_ranges != Some(0) {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    let file = Arc::new(file);
+    let (status, pieces) = match wanted {
+        Ranges::Full => {
+            headers.insert(header::CONTENT_TYPE, ct);
+            (
+                StatusCode::OK,
+                vec![Piece::File {
+                    start: 0,
+                    end: size,
+                }],
+            )
+        }
+        Ranges::Unsatisfiable => {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                headers.insert(header::CONTENT_RANGE, v);
+            }
+            return Outcome::Reply(Reply {
+                status: StatusCode::RANGE_NOT_SATISFIABLE,
+                headers,
+                body: None,
+                declared: None,
+                text: None,
+            });
+        }
+        Ranges::Partial(list) => {
+            if let [(s, e)] = list[..] {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes {s}-{e}/{size}")) {
+                    headers.insert(header::CONTENT_RANGE, v);
+                }
+                headers.insert(header::CONTENT_TYPE, ct);
+                (
+                    StatusCode::PARTIAL_CONTENT,
+                    vec![Piece::File {
+                        start: s,
+                        end: e + 1,
+                    }],
+                )
+            } else {
+                let boundary = format!("{:020}", BOUNDARY.fetch_add(1, Ordering::Relaxed));
+                let mut pieces = Vec::with_capacity(list.len() * 2 + 1);
+                for (s, e) in list {
+                    let head = format!(
+                        "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {s}-{e}/{size}\r\n\r\n"
+                    );
+                    pieces.push(Piece::Text(Bytes::from(head)));
+                    pieces.push(Piece::File {
+                        start: s,
+                        end: e + 1,
+                    });
+                }
+                pieces.push(Piece::Text(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
+                let ct = format!("multipart/byteranges; boundary={boundary}");
+                if let Ok(v) = HeaderValue::from_str(&ct) {
+                    headers.insert(header::CONTENT_TYPE, v);
+                }
+                (StatusCode::PARTIAL_CONTENT, pieces)
+            }
+        }
+    };
+    let body = FileBody::new(file, pieces);
+    if req.method == Method::HEAD {
+        return Outcome::Reply(Reply {
+            status,
+            headers,
+            declared: Some(body.remaining()),
+            body: None,
+            text: None,
+        });
+    }
+    Outcome::Reply(Reply {
+        status,
+        headers,
+        body: Some(body),
+        declared: None,
+        text: None,
+    })
+}

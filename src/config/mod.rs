@@ -258,6 +258,39 @@ pub struct UpstreamConf {
     pub keepalive_requests: u64,
     /// Tengine's `check`: active health checks; `None` = none.
     pub check: Option<CheckConf>,
+    /// `server NAME resolve` lines (with `zone` and a `resolver`): names
+    /// resolved at run time; `None` = every peer is fixed at load time.
+    pub resolve: Option<ResolveConf>,
+}
+
+/// The run-time name resolution of one upstream (nginx 1.27.3+): its `zone`,
+/// its resolver and the `server NAME resolve` lines. `UpstreamConf::peers` holds
+/// the fixed peers first, then the addresses each name resolved to, name by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolveConf {
+    /// `zone NAME [SIZE]`: the name (the state lives in process memory).
+    pub zone: String,
+    pub resolver: ResolverConf,
+    /// One template per `server NAME resolve` line: `server` is the line's
+    /// argument, `addr` has the port and an unspecified IP, the parameters
+    /// (`weight`, `max_fails`, ...) are the line's.
+    pub servers: Vec<PeerConf>,
+    /// How many of `UpstreamConf::peers` come from fixed `server` lines.
+    pub fixed: usize,
+}
+
+/// `resolver ADDRESS ... [valid=TIME] [ipv4=on|off] [ipv6=on|off]` with
+/// `resolver_timeout` (default 30s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverConf {
+    /// The DNS servers asked (UDP, port 53 unless given); never the system's.
+    pub servers: Vec<SocketAddr>,
+    /// `valid=`: re-resolve after this instead of the answer's TTL.
+    pub valid: Option<Duration>,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// `resolver_timeout`.
+    pub timeout: Duration,
 }
 
 /// A `listen` directive, resolved.

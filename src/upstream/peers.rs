@@ -170,6 +170,32 @@ impl<B> PeerSet<B> {
         self.pool.borrow_mut().checkout(i, now)
     }
 
+    /// Takes over what `old` (the previous peer set of the same upstream: a
+    /// reload or a DNS change made this one) knows of the peers both have (same
+    /// name and address): their passive failure accounting and their idle
+    /// keep-alive connections.
+    pub fn adopt(&self, old: &PeerSet<B>, now: Instant)
+    where
+        B: Live,
+    {
+        for (j, peer) in self.conf.peers.iter().enumerate() {
+            let Some(i) = old
+                .conf
+                .peers
+                .iter()
+                .position(|p| p.name == peer.name && p.addr == peer.addr)
+            else {
+                continue;
+            };
+            if let Some(h) = old.health.borrow().peer(i) {
+                self.health.borrow_mut().carry(j, h);
+            }
+            while let Some(conn) = old.checkout(i, now) {
+                self.pool.borrow_mut().checkin(j, conn, now);
+            }
+        }
+    }
+
     /// The pool, for response bodies that return their connection when they end.
     pub fn pool(&self) -> Rc<RefCell<UpstreamPool<B>>> {
         Rc::clone(&self.pool)

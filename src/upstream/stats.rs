@@ -116,7 +116,9 @@ impl PeerStats {
 /// The shared figures of one upstream's peers.
 #[derive(Debug)]
 pub struct UpstreamStats {
-    peers: Box<[PeerStats]>,
+    /// Shared with the next figures of the upstream for the peers a DNS change
+    /// keeps ([`UpstreamStats::carrying`]).
+    peers: Box<[Arc<PeerStats>]>,
     /// Origin of the passive-failure timestamps.
     epoch: Instant,
 }
@@ -130,7 +132,7 @@ impl UpstreamStats {
             peers: upstream
                 .peers
                 .iter()
-                .map(|p| PeerStats::with_state(down, p.drain))
+                .map(|p| Arc::new(PeerStats::with_state(down, p.drain)))
                 .collect(),
             epoch: Instant::now(),
         }
@@ -143,15 +145,45 @@ impl UpstreamStats {
             peers: upstream
                 .peers
                 .iter()
-                .map(|p| PeerStats::with_state(false, p.drain))
+                .map(|p| Arc::new(PeerStats::with_state(false, p.drain)))
                 .collect(),
             epoch: Instant::now(),
         }
     }
 
+    /// The figures of `upstream`, whose peers replaced those of `previous` (a
+    /// DNS change): a peer both have (same name and address) keeps its figures
+    /// object (check state, counters, passive-failure mark), a new one starts as
+    /// in [`UpstreamStats::new`].
+    pub fn carrying(
+        upstream: &UpstreamConf,
+        previous: &UpstreamConf,
+        stats: &UpstreamStats,
+    ) -> UpstreamStats {
+        let down = upstream.check.as_ref().is_some_and(|c| c.default_down);
+        UpstreamStats {
+            peers: upstream
+                .peers
+                .iter()
+                .map(|p| {
+                    previous
+                        .peers
+                        .iter()
+                        .position(|old| old.name == p.name && old.addr == p.addr)
+                        .and_then(|i| stats.peers.get(i))
+                        .map_or_else(
+                            || Arc::new(PeerStats::with_state(down, p.drain)),
+                            Arc::clone,
+                        )
+                })
+                .collect(),
+            epoch: stats.epoch,
+        }
+    }
+
     /// Peer `i` (an unknown index has no figures).
     pub fn peer(&self, i: usize) -> Option<&PeerStats> {
-        self.peers.get(i)
+        self.peers.get(i).map(|p| &**p)
     }
 
     /// False when the active checker has marked peer `i` down (an unknown peer
@@ -288,6 +320,31 @@ impl HealthTable {
                         .position(|old| old.name == u.name && **old == **u)
                         .and_then(|i| table.upstream(i))
                         .map_or_else(|| Arc::new(UpstreamStats::new(u)), Arc::clone)
+                })
+                .collect(),
+        }
+    }
+
+    /// This table with upstream `i` replaced by `upstream`, whose peers replaced
+    /// those of `previous` (see [`UpstreamStats::carrying`]); the other
+    /// upstreams keep their figures objects.
+    pub fn replacing(
+        &self,
+        i: usize,
+        upstream: &UpstreamConf,
+        previous: &UpstreamConf,
+    ) -> HealthTable {
+        HealthTable {
+            upstreams: self
+                .upstreams
+                .iter()
+                .enumerate()
+                .map(|(j, stats)| {
+                    if j == i {
+                        Arc::new(UpstreamStats::carrying(upstream, previous, stats))
+                    } else {
+                        Arc::clone(stats)
+                    }
                 })
                 .collect(),
         }

@@ -79,6 +79,9 @@ const KNOWN: &[&str] = &[
     "check_keepalive_requests",
     "check_shm_size",
     "check_status",
+    "resolver",
+    "resolver_timeout",
+    "zone",
 ];
 
 pub(super) fn arg(d: &Directive, i: usize) -> &str {

@@ -26,6 +26,7 @@ mod inherit;
 mod location;
 mod log;
 mod resolve;
+mod resolver;
 mod server;
 mod sticky;
 mod upstream;
@@ -46,6 +47,7 @@ use args::{
 use inherit::{ConnLayer, Layer};
 use log::error_log_directive;
 pub use log::COMBINED_FORMAT;
+use resolver::ResolverScope;
 
 type Res<T> = Result<T, ConfigError>;
 
@@ -236,9 +238,10 @@ impl Builder {
         st.log_format_escapes
             .insert("combined".to_string(), Escape::Default);
 
-        // Pass 1: upstream blocks.
+        // Pass 1: upstream blocks (after the http-level `resolver` they use).
+        let resolver = ResolverScope::of_http(block)?;
         for d in block.iter().filter(|d| d.name == "upstream") {
-            let up = self.upstream(d)?;
+            let up = self.upstream(d, &resolver)?;
             if st
                 .named
                 .iter()
@@ -256,7 +259,7 @@ impl Builder {
         let mut servers = Vec::new();
         for d in block {
             match d.name.as_str() {
-                "upstream" => {}
+                "upstream" | "resolver" | "resolver_timeout" => {}
                 "server" => {
                     block_of(d)?;
                     servers.push(d);

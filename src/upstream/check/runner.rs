@@ -147,7 +147,14 @@ impl Checker {
                     target: check_target(peer.addr, &check),
                     conf: Arc::clone(&check),
                     stats: Arc::clone(stats),
-                    state: CheckState::new(check.default_down),
+                    // Where the published figures are: a new peer's are the
+                    // initial state, a kept one's its last checks'.
+                    state: stats
+                        .peer(i)
+                        .map_or(CheckState::new(check.default_down), |p| {
+                            let (rise, fall) = p.counters();
+                            CheckState::resume(!p.is_check_down(), rise, fall)
+                        }),
                     due: first_due(start, check.interval, i, count),
                     probe: None,
                     kept: None,

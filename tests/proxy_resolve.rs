@@ -173,7 +173,10 @@ async fn peers_follow_dns_without_a_reload_and_keep_their_sids() {
     let all = backends();
     let (a, b, c) = (&all[0], &all[1], &all[2]);
     dns.set("app.test", &[[127, 0, 0, 1], [127, 0, 0, 2]]);
-    let p = start_proxy(&conf(&dns, a.port(), "", "").replace("ipv6=off", "valid=1s ipv6=off"));
+    let p = start_proxy(
+        &conf(&dns, a.port(), "", "location /status { check_status; }")
+            .replace("ipv6=off", "valid=1s ipv6=off"),
+    );
     assert_eq!(peers(&p), names(&[a, b]), "resolved before serving");
     let mut client = Client::connect(p.addr).await;
     let a_cookie = format!("route={}", a.sid());
@@ -220,6 +223,16 @@ async fn peers_follow_dns_without_a_reload_and_keep_their_sids() {
     dns.set("app.test", &[[127, 0, 0, 1]]);
     wait_peers(&p, &names(&[a])).await;
     assert_eq!(get(p.addr, "/", &[]).await.backend().as_deref(), Some("a"));
+
+    // The upstream's sticky counts went through every change: 3 hits, then 4
+    // cookies of the removed peer.
+    let metrics = get(p.addr, "/status?format=prometheus", &[]).await.text();
+    for line in [
+        "sticky_proxy_upstream_sticky_total{upstream=\"app\",outcome=\"hit\"} 3",
+        "sticky_proxy_upstream_sticky_total{upstream=\"app\",outcome=\"unknown\"} 4",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 #[tokio::test]

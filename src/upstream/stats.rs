@@ -38,18 +38,44 @@ pub struct PeerStats {
     active: AtomicU64,
     /// Requests sent to the peer so far (every attempt, retries included).
     requests: AtomicU64,
-    /// Sticky outcomes of the requests the peer served, in [`outcome_slot`] order.
-    sticky: [AtomicU64; 5],
+    /// Sticky outcomes of the requests the peer served.
+    sticky: OutcomeCounts,
 }
 
-/// The counter slot of a sticky outcome.
-fn outcome_slot(outcome: Outcome) -> usize {
-    match outcome {
-        Outcome::New => 0,
-        Outcome::Hit => 1,
-        Outcome::Expired => 2,
-        Outcome::Unknown => 3,
-        Outcome::Fallback => 4,
+/// Requests counted by sticky outcome (`$sticky_status`), one slot per
+/// outcome. A new outcome (issue 19's `forged`, for a cookie whose signature
+/// does not verify) gets a slot here, a field in [`StickyCounts`] and a label
+/// in its `pairs`: the status page and the Prometheus output follow.
+#[derive(Debug, Default)]
+pub struct OutcomeCounts([AtomicU64; 5]);
+
+impl OutcomeCounts {
+    /// The counter slot of a sticky outcome.
+    fn slot(outcome: Outcome) -> usize {
+        match outcome {
+            Outcome::New => 0,
+            Outcome::Hit => 1,
+            Outcome::Expired => 2,
+            Outcome::Unknown => 3,
+            Outcome::Fallback => 4,
+        }
+    }
+
+    fn note(&self, outcome: Outcome) {
+        if let Some(c) = self.0.get(Self::slot(outcome)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn counts(&self) -> StickyCounts {
+        let get = |o| self.0.get(Self::slot(o)).map_or(0, |c| c.load(Relaxed));
+        StickyCounts {
+            new: get(Outcome::New),
+            hit: get(Outcome::Hit),
+            expired: get(Outcome::Expired),
+            unknown: get(Outcome::Unknown),
+            fallback: get(Outcome::Fallback),
+        }
     }
 }
 
@@ -75,13 +101,6 @@ impl PeerStats {
         self.check_down.store(down, Relaxed);
     }
 
-    /// The peer served a request with this sticky outcome.
-    pub fn note_outcome(&self, outcome: Outcome) {
-        if let Some(c) = self.sticky.get(outcome_slot(outcome)) {
-            c.fetch_add(1, Relaxed);
-        }
-    }
-
     /// (rise, fall) counters as last published.
     pub fn counters(&self) -> (u32, u32) {
         (self.rise.load(Relaxed), self.fall.load(Relaxed))
@@ -98,18 +117,7 @@ impl PeerStats {
     }
 
     fn sticky_counts(&self) -> StickyCounts {
-        let get = |o| {
-            self.sticky
-                .get(outcome_slot(o))
-                .map_or(0, |c| c.load(Relaxed))
-        };
-        StickyCounts {
-            new: get(Outcome::New),
-            hit: get(Outcome::Hit),
-            expired: get(Outcome::Expired),
-            unknown: get(Outcome::Unknown),
-            fallback: get(Outcome::Fallback),
-        }
+        self.sticky.counts()
     }
 }
 
@@ -119,6 +127,10 @@ pub struct UpstreamStats {
     /// Shared with the next figures of the upstream for the peers a DNS change
     /// keeps ([`UpstreamStats::carrying`]).
     peers: Box<[Arc<PeerStats>]>,
+    /// Sticky outcomes of the whole upstream: unlike the peers' counts these
+    /// survive peers coming and going (a DNS change keeps the object), so a
+    /// fleet's dashboards can sum them.
+    sticky: Arc<OutcomeCounts>,
     /// Origin of the passive-failure timestamps.
     epoch: Instant,
 }
@@ -134,6 +146,7 @@ impl UpstreamStats {
                 .iter()
                 .map(|p| Arc::new(PeerStats::with_state(down, p.drain)))
                 .collect(),
+            sticky: Arc::default(),
             epoch: Instant::now(),
         }
     }
@@ -147,6 +160,7 @@ impl UpstreamStats {
                 .iter()
                 .map(|p| Arc::new(PeerStats::with_state(false, p.drain)))
                 .collect(),
+            sticky: Arc::default(),
             epoch: Instant::now(),
         }
     }
@@ -177,8 +191,18 @@ impl UpstreamStats {
                         )
                 })
                 .collect(),
+            sticky: Arc::clone(&stats.sticky),
             epoch: stats.epoch,
         }
+    }
+
+    /// Peer `i` served a request with this sticky outcome: counted for the peer
+    /// and for the upstream.
+    pub fn note_outcome(&self, i: usize, outcome: Outcome) {
+        if let Some(p) = self.peers.get(i) {
+            p.sticky.note(outcome);
+        }
+        self.sticky.note(outcome);
     }
 
     /// Peer `i` (an unknown index has no figures).
@@ -384,6 +408,7 @@ impl HealthTable {
                 name: conf.name.clone(),
                 check: conf.check.as_ref().map(|c| c.kind.as_str()),
                 check_port: conf.check.as_ref().and_then(|c| c.port).unwrap_or(0),
+                sticky: stats.sticky.counts(),
                 peers: conf
                     .peers
                     .iter()
@@ -485,9 +510,10 @@ mod tests {
         let g1 = up.begin(0);
         let g2 = up.begin(0);
         drop(up.begin(1));
-        up.peer(0).unwrap().note_outcome(Outcome::Hit);
-        up.peer(0).unwrap().note_outcome(Outcome::Hit);
-        up.peer(1).unwrap().note_outcome(Outcome::Fallback);
+        up.note_outcome(0, Outcome::Hit);
+        up.note_outcome(0, Outcome::Hit);
+        up.note_outcome(1, Outcome::Fallback);
+        up.note_outcome(7, Outcome::New);
         up.peer(1).unwrap().publish_check(true, 0, 3);
         drop(g1);
         let snap = t.snapshot(&c, Instant::now());
@@ -499,6 +525,8 @@ mod tests {
         assert_eq!((peers[1].active, peers[1].requests), (0, 1));
         assert_eq!(peers[0].sticky.hit, 2);
         assert_eq!(peers[1].sticky.fallback, 1);
+        let totals = snap.upstreams[0].sticky;
+        assert_eq!((totals.hit, totals.fallback, totals.new), (2, 1, 1));
         assert_eq!(peers[0].state, PeerState::Up);
         assert_eq!(peers[1].state, PeerState::Down);
         assert_eq!((peers[1].rise, peers[1].fall), (0, 3));

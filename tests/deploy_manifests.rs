@@ -74,6 +74,16 @@ fn load(src: &str, path: &str) -> Config {
     }
 }
 
+/// The proxy's ConfigMap and its configuration, loaded where it is mounted.
+fn proxy_config(docs: &[(String, Value)]) -> (&Value, Config) {
+    let map = object(docs, "ConfigMap", "sticky-proxy-config");
+    let config = load(
+        text(map, "data/sticky.conf"),
+        "/etc/sticky-proxy/sticky.conf",
+    );
+    (map, config)
+}
+
 fn listens(config: &Config) -> Vec<u16> {
     config
         .http
@@ -153,11 +163,7 @@ fn every_document_parses_and_names_itself() {
 #[test]
 fn the_proxy_deployment_matches_its_configuration() {
     let docs = documents();
-    let map = object(&docs, "ConfigMap", "sticky-proxy-config");
-    let config = load(
-        text(map, "data/sticky.conf"),
-        "/etc/sticky-proxy/sticky.conf",
-    );
+    let (map, config) = proxy_config(&docs);
     let deployment = object(&docs, "Deployment", "sticky-proxy");
     assert_eq!(number(deployment, "spec/replicas"), 3);
     let pod = get(deployment, "spec/template/spec");
@@ -254,11 +260,7 @@ fn the_proxy_deployment_matches_its_configuration() {
 #[test]
 fn the_backends_are_resolved_through_their_headless_service() {
     let docs = documents();
-    let map = object(&docs, "ConfigMap", "sticky-proxy-config");
-    let config = load(
-        text(map, "data/sticky.conf"),
-        "/etc/sticky-proxy/sticky.conf",
-    );
+    let (_, config) = proxy_config(&docs);
     let upstream = config.http.upstream("backends").expect("upstream backends");
     let resolve = upstream.resolve.as_ref().expect("resolved at run time");
     let service = object(&docs, "Service", "sticky-backends");

@@ -13,7 +13,6 @@
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::config::{
@@ -25,6 +24,7 @@ use hickory_resolver::TokioResolver;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, ResolverConf, UpstreamConf};
+use crate::upstream::background::Background;
 use crate::upstream::resolved::{Answer, Resolved};
 
 /// Told the index of an upstream in `HttpConf::upstreams` and its new definition
@@ -38,10 +38,7 @@ const RETRY: Duration = Duration::from_secs(10);
 const MIN_TTL: Duration = Duration::from_secs(1);
 
 /// The running resolver of one configuration. Dropping it stops the thread.
-pub struct Resolver {
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
+pub struct Resolver(Background<oneshot::Sender<()>>);
 
 /// One name to keep resolved.
 struct Name {
@@ -147,17 +144,8 @@ impl Resolver {
     }
 
     /// Stops the thread and waits for it.
-    pub fn stop(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the resolver thread panicked");
-            }
-        }
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 
@@ -178,16 +166,7 @@ impl Prepared {
             .spawn(move || {
                 rt.block_on(run(names, due, states, upstreams, on_change, stopped));
             })?;
-        Ok(Resolver {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Resolver {
-    fn drop(&mut self) {
-        self.stop_and_join();
+        Ok(Resolver(Background::new("resolver", stop, thread)))
     }
 }
 

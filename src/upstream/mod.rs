@@ -4,6 +4,7 @@
 //! names resolved at run time (`resolved`: the pure change; `dns`: the resolver
 //! thread).
 
+pub mod background;
 pub mod balance;
 pub mod check;
 pub mod client;

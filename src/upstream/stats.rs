@@ -166,9 +166,10 @@ impl UpstreamStats {
     }
 
     /// The figures of `upstream`, whose peers replaced those of `previous` (a
-    /// DNS change): a peer both have (same name and address) keeps its figures
-    /// object (check state, counters, passive-failure mark), a new one starts as
-    /// in [`UpstreamStats::new`].
+    /// DNS change, or a reload that changed the upstream): a peer both have
+    /// (same name, address and `drain`) keeps its figures object (check state,
+    /// counters, passive-failure mark), a new one starts as in
+    /// [`UpstreamStats::new`]. The upstream's sticky counts carry over.
     pub fn carrying(
         upstream: &UpstreamConf,
         previous: &UpstreamConf,
@@ -183,7 +184,9 @@ impl UpstreamStats {
                     previous
                         .peers
                         .iter()
-                        .position(|old| old.name == p.name && old.addr == p.addr)
+                        .position(|old| {
+                            old.name == p.name && old.addr == p.addr && old.drain == p.drain
+                        })
                         .and_then(|i| stats.peers.get(i))
                         .map_or_else(
                             || Arc::new(PeerStats::with_state(down, p.drain)),
@@ -326,10 +329,12 @@ impl HealthTable {
         }
     }
 
-    /// Fresh figures for `config`, except that an upstream whose definition is
-    /// the same in `previous` (the configuration `table` was made for) keeps its
-    /// figures object: a reload keeps its check state and counters, and the
-    /// workers' kept peer sets still read what the new checker writes.
+    /// Figures for `config` after `previous` (the configuration `table` was
+    /// made for): an upstream whose definition is the same keeps its figures
+    /// object (its check state and counters, and the workers' kept peer sets
+    /// still read what the new checker writes); one of the same name that
+    /// changed keeps those of the peers it still has
+    /// ([`UpstreamStats::carrying`]); a new one starts fresh.
     pub fn reusing(config: &Config, previous: &Config, table: &HealthTable) -> HealthTable {
         HealthTable {
             upstreams: config
@@ -337,13 +342,18 @@ impl HealthTable {
                 .upstreams
                 .iter()
                 .map(|u| {
-                    previous
+                    let same_name = previous
                         .http
                         .upstreams
                         .iter()
-                        .position(|old| old.name == u.name && **old == **u)
-                        .and_then(|i| table.upstream(i))
-                        .map_or_else(|| Arc::new(UpstreamStats::new(u)), Arc::clone)
+                        .position(|old| old.name == u.name);
+                    match same_name
+                        .and_then(|i| Some((previous.http.upstreams.get(i)?, table.upstream(i)?)))
+                    {
+                        Some((old, stats)) if **old == **u => Arc::clone(stats),
+                        Some((old, stats)) => Arc::new(UpstreamStats::carrying(u, old, stats)),
+                        None => Arc::new(UpstreamStats::new(u)),
+                    }
                 })
                 .collect(),
         }
@@ -477,6 +487,42 @@ mod tests {
             ptr(&moved, 1),
             ptr(&table, 1),
             "upstream b changed its peer"
+        );
+    }
+
+    #[test]
+    fn a_changed_upstream_keeps_the_figures_of_the_peers_it_still_has() {
+        let text = |servers: &str| {
+            config(&format!(
+                "http {{ upstream u {{ {servers} session_sticky; check default_down=true; }} }}"
+            ))
+        };
+        let old = text("server 127.0.0.1:1; server 127.0.0.1:2;");
+        let table = HealthTable::new(&old);
+        let stats = table.upstream(0).unwrap();
+        stats.peer(1).unwrap().publish_check(false, 4, 0);
+        stats.note_outcome(1, Outcome::Hit);
+        // Peer 1 stays (now first), peer 2 is new, peer 0 is gone; a peer whose
+        // drain flag changed starts afresh.
+        let new = text("server 127.0.0.1:2; server 127.0.0.1:3; server 127.0.0.1:1 drain;");
+        let next = HealthTable::reusing(&new, &old, &table);
+        let up = next.upstream(0).unwrap();
+        let kept = up.peer(0).unwrap();
+        assert!(
+            std::ptr::eq(kept, stats.peer(1).unwrap()),
+            "the same object"
+        );
+        assert_eq!((kept.is_check_down(), kept.counters()), (false, (4, 0)));
+        assert!(
+            up.peer(1).unwrap().is_check_down(),
+            "a new peer: default_down"
+        );
+        assert!(up.peer(2).unwrap().is_check_down(), "drain changed: afresh");
+        let snap = next.snapshot(&new, Instant::now());
+        assert_eq!(snap.upstreams[0].peers[0].sticky.hit, 1);
+        assert_eq!(
+            snap.upstreams[0].sticky.hit, 1,
+            "the upstream's counts carry over"
         );
     }
 

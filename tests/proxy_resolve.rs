@@ -283,3 +283,25 @@ async fn a_peer_that_stays_keeps_its_active_check_state() {
     let r = get(p.addr, "/", &[("cookie", &format!("route={}", a.sid()))]).await;
     assert_eq!(r.backend().as_deref(), Some("a"));
 }
+
+#[tokio::test]
+async fn a_reload_resolves_before_it_switches_and_keeps_the_sessions() {
+    let dns = Dns::start();
+    let all = backends();
+    let (a, b, c) = (&all[0], &all[1], &all[2]);
+    dns.set("app.test", &[[127, 0, 0, 1], [127, 0, 0, 2]]);
+    let text = conf(&dns, a.port(), "", "");
+    let mut p = start_proxy(&text);
+    assert_eq!(peers(&p), names(&[a, b]));
+    // The answer changes just before the reload: the new configuration
+    // starts with the new answer, not with no peers.
+    dns.set("app.test", &[[127, 0, 0, 2], [127, 0, 0, 3]]);
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/test.conf");
+    let (config, _) = sticky_proxy::config::load_str(&text, &file).expect("loads");
+    p.running.reload(config).expect("reload");
+    assert_eq!(peers(&p), names(&[b, c]), "resolved before the switch");
+    let r = get(p.addr, "/", &[("cookie", &format!("route={}", b.sid()))]).await;
+    assert_eq!(r.backend().as_deref(), Some("b"));
+    let r = get(p.addr, "/", &[("cookie", &format!("route={}", c.sid()))]).await;
+    assert_eq!(r.backend().as_deref(), Some("c"));
+}

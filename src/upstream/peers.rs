@@ -284,6 +284,36 @@ mod tests {
         assert!(s.is_up(0, at(9)), "one failure again, of max_fails=2");
     }
 
+    /// The test peer sets carry no connections.
+    impl Live for () {
+        fn is_closed(&mut self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_new_peer_set_adopts_the_passive_health_of_the_peers_it_keeps() {
+        let (old, _t) = set(
+            "server 127.0.0.1:1 max_fails=1 fail_timeout=30s; server 127.0.0.1:2 max_fails=1 fail_timeout=30s;",
+            "",
+        );
+        let now = Instant::now();
+        old.failed(1, now);
+        assert!(!old.is_up(1, now));
+        // 127.0.0.1:2 stays (now first), 127.0.0.1:3 is new, :1 is gone.
+        let (new, _t) = set(
+            "server 127.0.0.1:2 max_fails=1 fail_timeout=30s; server 127.0.0.1:3 max_fails=1 fail_timeout=30s;",
+            "",
+        );
+        new.adopt(&old, now);
+        assert!(!new.is_up(0, now), "the failed peer is still out");
+        assert!(new.is_up(1, now), "the new one starts healthy");
+        assert!(
+            new.is_up(0, now + Duration::from_secs(31)),
+            "until its fail_timeout"
+        );
+    }
+
     #[test]
     fn actively_checked_down_peers_are_neither_pinned_nor_chosen() {
         let (s, t) = set(

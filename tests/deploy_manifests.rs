@@ -66,8 +66,31 @@ fn object<'a>(docs: &'a [(String, Value)], kind: &str, name: &str) -> &'a Value 
         .unwrap_or_else(|| panic!("{kind} {name}"))
 }
 
-/// Loads configuration text as `proxy -t` does, at `path`.
+/// Checks configuration text with the binary's `proxy -t` (from a file named
+/// like `path` in a temporary directory), then loads it as `-t` does.
 fn load(src: &str, path: &str) -> Config {
+    let name = Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("x.conf");
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("sticky-deploy-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join(name);
+    std::fs::write(&file, src).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_proxy"))
+        .arg("-t")
+        .arg("-c")
+        .arg(&file)
+        .output()
+        .expect("run proxy -t");
+    let _ = std::fs::remove_dir_all(&dir);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.contains("test is successful"),
+        "proxy -t {path}: {said}"
+    );
     match load_str(src, Path::new(path)) {
         Ok((config, _)) => config,
         Err(e) => panic!("{path} does not load: {e}"),

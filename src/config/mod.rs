@@ -4,7 +4,8 @@
 //! `include`); `build` checks contexts, arity, units and values and produces
 //! [`Config`]. Every error carries the file and line (`error::ConfigError`). Nothing
 //! here listens, connects or reads the clock; host names in `server` and `listen` are
-//! resolved by the builder at load time.
+//! resolved by the builder at load time (`server NAME resolve` names at run time,
+//! by `upstream::dns`).
 
 pub mod ast;
 pub mod build;
@@ -246,7 +247,8 @@ pub struct UpstreamConf {
     /// The block's name, or `HOST:PORT` as written for an implicit upstream.
     pub name: String,
     pub implicit: bool,
-    /// Never empty.
+    /// Never empty, but for an upstream whose `server NAME resolve` names
+    /// have no address yet (`resolve`).
     pub peers: Vec<PeerConf>,
     pub sticky: Option<StickyConf>,
     /// `keepalive N`: idle connections cached per worker; `None` = no keep-alive to

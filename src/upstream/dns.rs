@@ -52,7 +52,7 @@ struct Name {
 
 /// A configuration's names, resolved once: [`Prepared::spawn`] keeps them so.
 pub struct Prepared {
-    rt: tokio::runtime::Runtime,
+    rt: OwnedRuntime,
     names: Vec<Name>,
     due: Vec<Instant>,
     states: Vec<(usize, Resolved)>,
@@ -92,12 +92,17 @@ impl Resolver {
         if names.is_empty() {
             return Ok(None);
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let rt = OwnedRuntime(Some(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        ));
         // The first answers, all at once, before anything serves (on a thread
         // of its own: the caller may be inside a runtime).
         let first_answers = || {
+            let Some(rt) = &rt.0 else {
+                return Vec::new();
+            };
             rt.block_on(async {
                 let mut set = tokio::task::JoinSet::new();
                 for (i, name) in names.iter().enumerate() {
@@ -119,7 +124,8 @@ impl Resolver {
         let first = std::thread::scope(|scope| scope.spawn(first_answers).join())
             .map_err(|_| io::Error::other("the first lookups panicked"))?;
         let mut due = Vec::with_capacity(names.len());
-        for (name, (answer, ttl)) in names.iter().zip(first) {
+        for (i, name) in names.iter().enumerate() {
+            let (answer, ttl) = first.get(i).cloned().unwrap_or((Answer::Failed, MIN_TTL));
             if let Some((_, state)) = states.iter_mut().find(|(u, _)| *u == name.upstream) {
                 state.answer(name.template, &answer);
             }
@@ -164,9 +170,24 @@ impl Prepared {
         let thread = std::thread::Builder::new()
             .name("resolver".to_string())
             .spawn(move || {
-                rt.block_on(run(names, due, states, upstreams, on_change, stopped));
+                if let Some(rt) = &rt.0 {
+                    rt.block_on(run(names, due, states, upstreams, on_change, stopped));
+                }
             })?;
         Ok(Resolver(Background::new("resolver", stop, thread)))
+    }
+}
+
+/// The resolver's runtime, which may be dropped anywhere, inside another
+/// runtime too (a `Prepared` that a failed start never spawns): it shuts down
+/// in the background instead of blocking.
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

@@ -305,3 +305,31 @@ async fn a_reload_resolves_before_it_switches_and_keeps_the_sessions() {
     let r = get(p.addr, "/", &[("cookie", &format!("route={}", c.sid()))]).await;
     assert_eq!(r.backend().as_deref(), Some("c"));
 }
+
+#[tokio::test]
+async fn without_fallback_a_removed_peers_clients_get_502() {
+    let dns = Dns::start();
+    let all = backends();
+    let (a, b) = (&all[0], &all[1]);
+    dns.set("app.test", &[[127, 0, 0, 1], [127, 0, 0, 2]]);
+    let p = start_proxy(
+        &conf(&dns, a.port(), "", "")
+            .replace(
+                "session_sticky cookie=route;",
+                "session_sticky cookie=route fallback=off;",
+            )
+            .replace("ipv6=off", "valid=1s ipv6=off"),
+    );
+    let a_cookie = format!("route={}", a.sid());
+    assert_eq!(
+        get(p.addr, "/", &[("cookie", &a_cookie)])
+            .await
+            .backend()
+            .as_deref(),
+        Some("a")
+    );
+    dns.set("app.test", &[[127, 0, 0, 2]]);
+    wait_peers(&p, &names(&[b])).await;
+    assert_eq!(get(p.addr, "/", &[("cookie", &a_cookie)]).await.status, 502);
+    assert_eq!(get(p.addr, "/", &[]).await.backend().as_deref(), Some("b"));
+}

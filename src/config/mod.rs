@@ -4,7 +4,8 @@
 //! `include`); `build` checks contexts, arity, units and values and produces
 //! [`Config`]. Every error carries the file and line (`error::ConfigError`). Nothing
 //! here listens, connects or reads the clock; host names in `server` and `listen` are
-//! resolved by the builder at load time.
+//! resolved by the builder at load time (`server NAME resolve` names at run time,
+//! by `upstream::dns`).
 
 pub mod ast;
 pub mod build;
@@ -372,7 +373,8 @@ pub struct UpstreamConf {
     /// The block's name, or `HOST:PORT` as written for an implicit upstream.
     pub name: String,
     pub implicit: bool,
-    /// Never empty.
+    /// Never empty, but for an upstream whose `server NAME resolve` names
+    /// have no address yet (`resolve`).
     pub peers: Vec<PeerConf>,
     pub sticky: Option<StickyConf>,
     /// `keepalive N`: idle connections cached per worker; `None` = no keep-alive to
@@ -384,6 +386,39 @@ pub struct UpstreamConf {
     pub keepalive_requests: u64,
     /// Tengine's `check`: active health checks; `None` = none.
     pub check: Option<CheckConf>,
+    /// `server NAME resolve` lines (with `zone` and a `resolver`): names
+    /// resolved at run time; `None` = every peer is fixed at load time.
+    pub resolve: Option<ResolveConf>,
+}
+
+/// The run-time name resolution of one upstream (nginx 1.27.3+): its `zone`,
+/// its resolver and the `server NAME resolve` lines. `UpstreamConf::peers` holds
+/// the fixed peers first, then the addresses each name resolved to, name by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolveConf {
+    /// `zone NAME [SIZE]`: the name (the state lives in process memory).
+    pub zone: String,
+    pub resolver: ResolverConf,
+    /// One template per `server NAME resolve` line: `server` is the line's
+    /// argument, `addr` has the port and an unspecified IP, the parameters
+    /// (`weight`, `max_fails`, ...) are the line's.
+    pub servers: Vec<PeerConf>,
+    /// How many of `UpstreamConf::peers` come from fixed `server` lines.
+    pub fixed: usize,
+}
+
+/// `resolver ADDRESS ... [valid=TIME] [ipv4=on|off] [ipv6=on|off]` with
+/// `resolver_timeout` (default 30s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverConf {
+    /// The DNS servers asked (UDP, port 53 unless given); never the system's.
+    pub servers: Vec<SocketAddr>,
+    /// `valid=`: re-resolve after this instead of the answer's TTL.
+    pub valid: Option<Duration>,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// `resolver_timeout`.
+    pub timeout: Duration,
 }
 
 /// A `listen` directive, resolved.

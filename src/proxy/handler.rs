@@ -167,8 +167,8 @@ impl Handler for Worker {
                     break 'respond error_response(ProxyError::Internal, tokens);
                 };
                 let choice = failover.choice();
-                if let (Some(c), Some(stats)) = (choice, set.stats().peer(p)) {
-                    stats.note_outcome(c.outcome);
+                if let Some(c) = choice {
+                    set.stats().note_outcome(p, c.outcome);
                 }
                 note_sticky(log, set, choice);
                 if let Some(record) = log {

@@ -69,12 +69,13 @@ impl Worker {
                             Some(stats) => PeerSet::with_stats(Arc::clone(u), Arc::clone(stats)),
                             None => PeerSet::new(Arc::clone(u)),
                         };
-                        // A changed upstream of the same name: the idle
-                        // connections of the peers it still has move over.
+                        // A changed upstream of the same name (a reload, or
+                        // a DNS change of its peers): the peers it still has
+                        // keep their passive health and idle connections.
                         if let Some(old) = previous
                             .and_then(|p| p.upstreams.iter().find(|s| s.conf().name == u.name))
                         {
-                            adopt_idle(old, &set);
+                            set.adopt(old, Instant::now());
                         }
                         Rc::new(set)
                     }
@@ -96,25 +97,5 @@ impl Worker {
         let n = self.connections.get() + 1;
         self.connections.set(n);
         n
-    }
-}
-
-/// Moves the idle keep-alive connections of `old`'s peers to the peers of `new`
-/// with the same name and address (a reload that changed the upstream).
-fn adopt_idle(old: &PeerSet<Transport>, new: &PeerSet<Transport>) {
-    let now = Instant::now();
-    let pool = new.pool();
-    for (j, peer) in new.conf().peers.iter().enumerate() {
-        let Some(i) = old
-            .conf()
-            .peers
-            .iter()
-            .position(|p| p.name == peer.name && p.addr == peer.addr)
-        else {
-            continue;
-        };
-        while let Some(conn) = old.checkout(i, now) {
-            pool.borrow_mut().checkin(j, conn, now);
-        }
     }
 }

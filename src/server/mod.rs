@@ -37,6 +37,7 @@
 //! connection has gone or at the deadline.
 
 mod listen;
+mod live;
 mod slots;
 mod worker;
 
@@ -48,12 +49,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use listen::{bind_group, listen_groups, worker_count, ListenGroup};
+use live::{lock, resolver_hook, switch_workers, Live, Shared};
 use worker::{worker_main, WorkerStart};
 
 use crate::config::Config;
 use crate::log::{AccessLogs, ErrorLog};
 use crate::process::{Control, ControlSignals, PidFile};
 use crate::upstream::check::Checker;
+use crate::upstream::dns::Resolver;
 use crate::upstream::stats::HealthTable;
 
 /// A worker thread's share of a reload.
@@ -88,6 +91,10 @@ impl Proxy {
     /// Binds every listen address (port 0 allowed), opens the access logs and
     /// starts the worker threads. Returns once every socket is listening.
     pub fn start(config: Config) -> std::io::Result<RunningProxy> {
+        let mut config = config;
+        // Names resolved at run time get their first answers before anything
+        // serves.
+        let prepared = Resolver::prepare(&mut config)?;
         let config = Arc::new(config);
         let groups = listen_groups(&config);
         if groups.is_empty() {
@@ -130,15 +137,24 @@ impl Proxy {
                 .spawn(move || worker_main(start))?;
             threads.push(handle);
         }
+        let live: Shared = Arc::new(std::sync::Mutex::new(Live {
+            config,
+            health,
+            checker,
+            logs,
+            groups,
+        }));
+        let resolver = match prepared {
+            Some(p) => Some(p.spawn(resolver_hook(Arc::clone(&live), controls.clone()))?),
+            None => None,
+        };
         Ok(RunningProxy {
             bound,
             stop: stop_tx,
             threads,
-            health,
-            checker,
             controls,
-            config,
-            logs,
+            live,
+            resolver,
         })
     }
 }
@@ -148,12 +164,12 @@ pub struct RunningProxy {
     bound: Vec<(SocketAddr, SocketAddr)>,
     stop: watch::Sender<bool>,
     threads: Vec<JoinHandle<()>>,
-    health: Arc<HealthTable>,
-    /// `None` when no upstream has `check`.
-    checker: Option<Checker>,
     controls: Vec<mpsc::UnboundedSender<WorkerMsg>>,
-    config: Arc<Config>,
-    logs: Arc<AccessLogs>,
+    /// What is served: the configuration, health table, checker and logs
+    /// (shared with the resolver thread, which changes resolved peers).
+    live: Shared,
+    /// `None` when no upstream resolves names at run time.
+    resolver: Option<Resolver>,
 }
 
 /// How long a reload waits for the workers to switch.
@@ -179,18 +195,18 @@ impl RunningProxy {
 
     /// The active-check state and counters of every upstream (what the
     /// `check_status` page shows).
-    pub fn health(&self) -> &Arc<HealthTable> {
-        &self.health
+    pub fn health(&self) -> Arc<HealthTable> {
+        Arc::clone(&lock(&self.live).health)
     }
 
-    /// The configuration being served.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// The configuration being served (with the peers names resolve to now).
+    pub fn config(&self) -> Arc<Config> {
+        Arc::clone(&lock(&self.live).config)
     }
 
     /// The access logs of the configuration being served.
-    pub fn logs(&self) -> &Arc<AccessLogs> {
-        &self.logs
+    pub fn logs(&self) -> Arc<AccessLogs> {
+        Arc::clone(&lock(&self.live).logs)
     }
 
     /// Serves `config` from now on (SIGHUP). New addresses are bound and the
@@ -201,7 +217,8 @@ impl RunningProxy {
     /// removed ones close. Returns once every worker has switched.
     /// `worker_processes` and `worker_connections` apply at start only.
     pub fn reload(&mut self, config: Config) -> Result<(), String> {
-        let config = Arc::new(config);
+        let mut config = config;
+        let current = self.config();
         let groups = listen_groups(&config);
         if groups.is_empty() {
             return Err("no listen address configured".into());
@@ -210,14 +227,14 @@ impl RunningProxy {
         if worker_count(&config) != workers {
             tracing::warn!("\"worker_processes\" changed: still {workers} workers until a restart");
         }
-        if config.main.worker_connections != self.config.main.worker_connections {
+        if config.main.worker_connections != current.main.worker_connections {
             tracing::warn!("\"worker_connections\" changed: applies after a restart");
         }
-        if config.main.worker_rlimit_nofile != self.config.main.worker_rlimit_nofile {
+        if config.main.worker_rlimit_nofile != current.main.worker_rlimit_nofile {
             tracing::warn!("\"worker_rlimit_nofile\" changed: applies after a restart");
         }
         let pid_path = |c: &Config| c.main.pid.as_deref().map(|p| c.resolve_path(p));
-        if pid_path(&config) != pid_path(&self.config) {
+        if pid_path(&config) != pid_path(&current) {
             tracing::warn!("\"pid\" changed: the running proxy keeps its pid file until a restart");
         }
         let mut open: Vec<Vec<(ListenGroup, std::net::TcpListener)>> =
@@ -240,46 +257,35 @@ impl RunningProxy {
             .map(|b| b.0)
             .filter(|addr| !groups.iter().any(|g| g.configured == *addr))
             .collect();
-        let logs = Arc::new(AccessLogs::open_reusing(&config, Some(&self.logs))?);
-        // Upstreams left unchanged keep their check state and counters; the
-        // checker restarts on the new peer list.
-        let health = Arc::new(HealthTable::reusing(&config, &self.config, &self.health));
-        if let Some(old) = self.checker.take() {
+        let logs = Arc::new(AccessLogs::open_reusing(&config, Some(&self.logs()))?);
+        // The old resolver stops (before the live state is locked: it may be
+        // waiting for it), the new one answers its names before the switch.
+        if let Some(old) = self.resolver.take() {
             old.stop();
         }
-        self.checker = match Checker::start(&config, &health) {
-            Ok(checker) => checker,
+        let prepared = match Resolver::prepare(&mut config) {
+            Ok(p) => p,
             Err(e) => {
-                tracing::error!("cannot start the health checks of the new configuration: {e}");
+                tracing::error!("cannot start resolving the names of the new configuration: {e}");
                 None
             }
         };
+        let config = Arc::new(config);
+        let mut live = lock(&self.live);
+        // Upstreams left unchanged keep their check state and counters; the
+        // checker restarts on the new peer list.
+        let health = Arc::new(HealthTable::reusing(&config, &live.config, &live.health));
+        live.restart_checker(&config, &health);
         let groups = Arc::new(groups);
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        let mut sent = 0;
-        for (control, open) in self.controls.iter().zip(open) {
-            let msg = WorkerMsg::Reload {
-                next: Reload {
-                    config: Arc::clone(&config),
-                    health: Arc::clone(&health),
-                    logs: Arc::clone(&logs),
-                    groups: Arc::clone(&groups),
-                    open,
-                    close: close.clone(),
-                },
-                done: done_tx.clone(),
-            };
-            if control.send(msg).is_ok() {
-                sent += 1;
-            }
-        }
-        drop(done_tx);
-        for _ in 0..sent {
-            if done_rx.recv_timeout(RELOAD_WAIT).is_err() {
-                tracing::error!("a worker did not take the new configuration in time");
-                break;
-            }
-        }
+        let mut open = open.into_iter();
+        switch_workers(&self.controls, |_| Reload {
+            config: Arc::clone(&config),
+            health: Arc::clone(&health),
+            logs: Arc::clone(&logs),
+            groups: Arc::clone(&groups),
+            open: open.next().unwrap_or_default(),
+            close: close.clone(),
+        });
         for (configured, actual) in &bound {
             if !self.bound.iter().any(|b| b.0 == *configured) {
                 tracing::info!("listening on {actual} (configured {configured})");
@@ -289,15 +295,23 @@ impl RunningProxy {
             tracing::info!("no longer listening on {addr}");
         }
         self.bound = bound;
-        self.config = config;
-        self.health = health;
-        self.logs = logs;
+        live.config = config;
+        live.health = health;
+        live.logs = logs;
+        live.groups = groups;
+        drop(live);
+        if let Some(p) = prepared {
+            match p.spawn(resolver_hook(Arc::clone(&self.live), self.controls.clone())) {
+                Ok(resolver) => self.resolver = Some(resolver),
+                Err(e) => tracing::error!("cannot start the resolver: {e}"),
+            }
+        }
         Ok(())
     }
 
     /// Reopens the access log files (SIGUSR1); returns the errors.
     pub fn reopen_logs(&self) -> Vec<String> {
-        self.logs.reopen()
+        self.logs().reopen()
     }
 
     /// Graceful stop (SIGQUIT): closes the listeners, lets the requests in flight
@@ -329,7 +343,11 @@ impl RunningProxy {
     }
 
     fn stop_and_join(&mut self) {
-        if let Some(checker) = self.checker.take() {
+        if let Some(resolver) = self.resolver.take() {
+            resolver.stop();
+        }
+        let checker = lock(&self.live).checker.take();
+        if let Some(checker) = checker {
             checker.stop();
         }
         let _ = self.stop.send(true);
@@ -342,7 +360,7 @@ impl RunningProxy {
                 tracing::error!("a worker thread panicked");
             }
         }
-        self.logs.flush();
+        self.logs().flush();
     }
 }
 

@@ -166,6 +166,17 @@ impl Health {
     pub fn peer(&self, index: usize) -> Option<&PeerHealth> {
         self.peers.get(index)
     }
+
+    /// Peer `index` takes over the failure accounting of `from` (the same peer
+    /// in the previous peer set: a reload or a DNS change kept it); its limits
+    /// stay its own.
+    pub fn carry(&mut self, index: usize, from: &PeerHealth) {
+        if let Some(p) = self.peers.get_mut(index) {
+            p.fails = from.fails;
+            p.accessed = from.accessed;
+            p.checked = from.checked;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -337,6 +348,7 @@ mod tests {
             keepalive_timeout: Duration::from_secs(60),
             keepalive_requests: 1000,
             check: None,
+            resolve: None,
         };
         let now = Instant::now();
         let single = UpstreamConf {

@@ -170,6 +170,32 @@ impl<B> PeerSet<B> {
         self.pool.borrow_mut().checkout(i, now)
     }
 
+    /// Takes over what `old` (the previous peer set of the same upstream: a
+    /// reload or a DNS change made this one) knows of the peers both have (same
+    /// name and address): their passive failure accounting and their idle
+    /// keep-alive connections.
+    pub fn adopt(&self, old: &PeerSet<B>, now: Instant)
+    where
+        B: Live,
+    {
+        for (j, peer) in self.conf.peers.iter().enumerate() {
+            let Some(i) = old
+                .conf
+                .peers
+                .iter()
+                .position(|p| p.name == peer.name && p.addr == peer.addr)
+            else {
+                continue;
+            };
+            if let Some(h) = old.health.borrow().peer(i) {
+                self.health.borrow_mut().carry(j, h);
+            }
+            while let Some(conn) = old.checkout(i, now) {
+                self.pool.borrow_mut().checkin(j, conn, now);
+            }
+        }
+    }
+
     /// The pool, for response bodies that return their connection when they end.
     pub fn pool(&self) -> Rc<RefCell<UpstreamPool<B>>> {
         Rc::clone(&self.pool)
@@ -256,6 +282,36 @@ mod tests {
         assert!(s.is_up(0, at(8)), "the probe answered: count reset");
         s.failed(0, at(9));
         assert!(s.is_up(0, at(9)), "one failure again, of max_fails=2");
+    }
+
+    /// The test peer sets carry no connections.
+    impl Live for () {
+        fn is_closed(&mut self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_new_peer_set_adopts_the_passive_health_of_the_peers_it_keeps() {
+        let (old, _t) = set(
+            "server 127.0.0.1:1 max_fails=1 fail_timeout=30s; server 127.0.0.1:2 max_fails=1 fail_timeout=30s;",
+            "",
+        );
+        let now = Instant::now();
+        old.failed(1, now);
+        assert!(!old.is_up(1, now));
+        // 127.0.0.1:2 stays (now first), 127.0.0.1:3 is new, :1 is gone.
+        let (new, _t) = set(
+            "server 127.0.0.1:2 max_fails=1 fail_timeout=30s; server 127.0.0.1:3 max_fails=1 fail_timeout=30s;",
+            "",
+        );
+        new.adopt(&old, now);
+        assert!(!new.is_up(0, now), "the failed peer is still out");
+        assert!(new.is_up(1, now), "the new one starts healthy");
+        assert!(
+            new.is_up(0, now + Duration::from_secs(31)),
+            "until its fail_timeout"
+        );
     }
 
     #[test]

@@ -38,18 +38,44 @@ pub struct PeerStats {
     active: AtomicU64,
     /// Requests sent to the peer so far (every attempt, retries included).
     requests: AtomicU64,
-    /// Sticky outcomes of the requests the peer served, in [`outcome_slot`] order.
-    sticky: [AtomicU64; 5],
+    /// Sticky outcomes of the requests the peer served.
+    sticky: OutcomeCounts,
 }
 
-/// The counter slot of a sticky outcome.
-fn outcome_slot(outcome: Outcome) -> usize {
-    match outcome {
-        Outcome::New => 0,
-        Outcome::Hit => 1,
-        Outcome::Expired => 2,
-        Outcome::Unknown => 3,
-        Outcome::Fallback => 4,
+/// Requests counted by sticky outcome (`$sticky_status`), one slot per
+/// outcome. A new outcome (issue 19's `forged`, for a cookie whose signature
+/// does not verify) gets a slot here, a field in [`StickyCounts`] and a label
+/// in its `pairs`: the status page and the Prometheus output follow.
+#[derive(Debug, Default)]
+pub struct OutcomeCounts([AtomicU64; 5]);
+
+impl OutcomeCounts {
+    /// The counter slot of a sticky outcome.
+    fn slot(outcome: Outcome) -> usize {
+        match outcome {
+            Outcome::New => 0,
+            Outcome::Hit => 1,
+            Outcome::Expired => 2,
+            Outcome::Unknown => 3,
+            Outcome::Fallback => 4,
+        }
+    }
+
+    fn note(&self, outcome: Outcome) {
+        if let Some(c) = self.0.get(Self::slot(outcome)) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn counts(&self) -> StickyCounts {
+        let get = |o| self.0.get(Self::slot(o)).map_or(0, |c| c.load(Relaxed));
+        StickyCounts {
+            new: get(Outcome::New),
+            hit: get(Outcome::Hit),
+            expired: get(Outcome::Expired),
+            unknown: get(Outcome::Unknown),
+            fallback: get(Outcome::Fallback),
+        }
     }
 }
 
@@ -75,13 +101,6 @@ impl PeerStats {
         self.check_down.store(down, Relaxed);
     }
 
-    /// The peer served a request with this sticky outcome.
-    pub fn note_outcome(&self, outcome: Outcome) {
-        if let Some(c) = self.sticky.get(outcome_slot(outcome)) {
-            c.fetch_add(1, Relaxed);
-        }
-    }
-
     /// (rise, fall) counters as last published.
     pub fn counters(&self) -> (u32, u32) {
         (self.rise.load(Relaxed), self.fall.load(Relaxed))
@@ -98,25 +117,20 @@ impl PeerStats {
     }
 
     fn sticky_counts(&self) -> StickyCounts {
-        let get = |o| {
-            self.sticky
-                .get(outcome_slot(o))
-                .map_or(0, |c| c.load(Relaxed))
-        };
-        StickyCounts {
-            new: get(Outcome::New),
-            hit: get(Outcome::Hit),
-            expired: get(Outcome::Expired),
-            unknown: get(Outcome::Unknown),
-            fallback: get(Outcome::Fallback),
-        }
+        self.sticky.counts()
     }
 }
 
 /// The shared figures of one upstream's peers.
 #[derive(Debug)]
 pub struct UpstreamStats {
-    peers: Box<[PeerStats]>,
+    /// Shared with the next figures of the upstream for the peers a DNS change
+    /// keeps ([`UpstreamStats::carrying`]).
+    peers: Box<[Arc<PeerStats>]>,
+    /// Sticky outcomes of the whole upstream: unlike the peers' counts these
+    /// survive peers coming and going (a DNS change keeps the object), so a
+    /// fleet's dashboards can sum them.
+    sticky: Arc<OutcomeCounts>,
     /// Origin of the passive-failure timestamps.
     epoch: Instant,
 }
@@ -130,8 +144,9 @@ impl UpstreamStats {
             peers: upstream
                 .peers
                 .iter()
-                .map(|p| PeerStats::with_state(down, p.drain))
+                .map(|p| Arc::new(PeerStats::with_state(down, p.drain)))
                 .collect(),
+            sticky: Arc::default(),
             epoch: Instant::now(),
         }
     }
@@ -143,15 +158,59 @@ impl UpstreamStats {
             peers: upstream
                 .peers
                 .iter()
-                .map(|p| PeerStats::with_state(false, p.drain))
+                .map(|p| Arc::new(PeerStats::with_state(false, p.drain)))
                 .collect(),
+            sticky: Arc::default(),
             epoch: Instant::now(),
         }
     }
 
+    /// The figures of `upstream`, whose peers replaced those of `previous` (a
+    /// DNS change, or a reload that changed the upstream): a peer both have
+    /// (same name, address and `drain`) keeps its figures object (check state,
+    /// counters, passive-failure mark), a new one starts as in
+    /// [`UpstreamStats::new`]. The upstream's sticky counts carry over.
+    pub fn carrying(
+        upstream: &UpstreamConf,
+        previous: &UpstreamConf,
+        stats: &UpstreamStats,
+    ) -> UpstreamStats {
+        let down = upstream.check.as_ref().is_some_and(|c| c.default_down);
+        UpstreamStats {
+            peers: upstream
+                .peers
+                .iter()
+                .map(|p| {
+                    previous
+                        .peers
+                        .iter()
+                        .position(|old| {
+                            old.name == p.name && old.addr == p.addr && old.drain == p.drain
+                        })
+                        .and_then(|i| stats.peers.get(i))
+                        .map_or_else(
+                            || Arc::new(PeerStats::with_state(down, p.drain)),
+                            Arc::clone,
+                        )
+                })
+                .collect(),
+            sticky: Arc::clone(&stats.sticky),
+            epoch: stats.epoch,
+        }
+    }
+
+    /// Peer `i` served a request with this sticky outcome: counted for the peer
+    /// and for the upstream.
+    pub fn note_outcome(&self, i: usize, outcome: Outcome) {
+        if let Some(p) = self.peers.get(i) {
+            p.sticky.note(outcome);
+        }
+        self.sticky.note(outcome);
+    }
+
     /// Peer `i` (an unknown index has no figures).
     pub fn peer(&self, i: usize) -> Option<&PeerStats> {
-        self.peers.get(i)
+        self.peers.get(i).map(|p| &**p)
     }
 
     /// False when the active checker has marked peer `i` down (an unknown peer
@@ -270,10 +329,12 @@ impl HealthTable {
         }
     }
 
-    /// Fresh figures for `config`, except that an upstream whose definition is
-    /// the same in `previous` (the configuration `table` was made for) keeps its
-    /// figures object: a reload keeps its check state and counters, and the
-    /// workers' kept peer sets still read what the new checker writes.
+    /// Figures for `config` after `previous` (the configuration `table` was
+    /// made for): an upstream whose definition is the same keeps its figures
+    /// object (its check state and counters, and the workers' kept peer sets
+    /// still read what the new checker writes); one of the same name that
+    /// changed keeps those of the peers it still has
+    /// ([`UpstreamStats::carrying`]); a new one starts fresh.
     pub fn reusing(config: &Config, previous: &Config, table: &HealthTable) -> HealthTable {
         HealthTable {
             upstreams: config
@@ -281,13 +342,43 @@ impl HealthTable {
                 .upstreams
                 .iter()
                 .map(|u| {
-                    previous
+                    let same_name = previous
                         .http
                         .upstreams
                         .iter()
-                        .position(|old| old.name == u.name && **old == **u)
-                        .and_then(|i| table.upstream(i))
-                        .map_or_else(|| Arc::new(UpstreamStats::new(u)), Arc::clone)
+                        .position(|old| old.name == u.name);
+                    match same_name
+                        .and_then(|i| Some((previous.http.upstreams.get(i)?, table.upstream(i)?)))
+                    {
+                        Some((old, stats)) if **old == **u => Arc::clone(stats),
+                        Some((old, stats)) => Arc::new(UpstreamStats::carrying(u, old, stats)),
+                        None => Arc::new(UpstreamStats::new(u)),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// This table with upstream `i` replaced by `upstream`, whose peers replaced
+    /// those of `previous` (see [`UpstreamStats::carrying`]); the other
+    /// upstreams keep their figures objects.
+    pub fn replacing(
+        &self,
+        i: usize,
+        upstream: &UpstreamConf,
+        previous: &UpstreamConf,
+    ) -> HealthTable {
+        HealthTable {
+            upstreams: self
+                .upstreams
+                .iter()
+                .enumerate()
+                .map(|(j, stats)| {
+                    if j == i {
+                        Arc::new(UpstreamStats::carrying(upstream, previous, stats))
+                    } else {
+                        Arc::clone(stats)
+                    }
                 })
                 .collect(),
         }
@@ -327,6 +418,7 @@ impl HealthTable {
                 name: conf.name.clone(),
                 check: conf.check.as_ref().map(|c| c.kind.as_str()),
                 check_port: conf.check.as_ref().and_then(|c| c.port).unwrap_or(0),
+                sticky: stats.sticky.counts(),
                 peers: conf
                     .peers
                     .iter()
@@ -399,6 +491,42 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_upstream_keeps_the_figures_of_the_peers_it_still_has() {
+        let text = |servers: &str| {
+            config(&format!(
+                "http {{ upstream u {{ {servers} session_sticky; check default_down=true; }} }}"
+            ))
+        };
+        let old = text("server 127.0.0.1:1; server 127.0.0.1:2;");
+        let table = HealthTable::new(&old);
+        let stats = table.upstream(0).unwrap();
+        stats.peer(1).unwrap().publish_check(false, 4, 0);
+        stats.note_outcome(1, Outcome::Hit);
+        // Peer 1 stays (now first), peer 2 is new, peer 0 is gone; a peer whose
+        // drain flag changed starts afresh.
+        let new = text("server 127.0.0.1:2; server 127.0.0.1:3; server 127.0.0.1:1 drain;");
+        let next = HealthTable::reusing(&new, &old, &table);
+        let up = next.upstream(0).unwrap();
+        let kept = up.peer(0).unwrap();
+        assert!(
+            std::ptr::eq(kept, stats.peer(1).unwrap()),
+            "the same object"
+        );
+        assert_eq!((kept.is_check_down(), kept.counters()), (false, (4, 0)));
+        assert!(
+            up.peer(1).unwrap().is_check_down(),
+            "a new peer: default_down"
+        );
+        assert!(up.peer(2).unwrap().is_check_down(), "drain changed: afresh");
+        let snap = next.snapshot(&new, Instant::now());
+        assert_eq!(snap.upstreams[0].peers[0].sticky.hit, 1);
+        assert_eq!(
+            snap.upstreams[0].sticky.hit, 1,
+            "the upstream's counts carry over"
+        );
+    }
+
+    #[test]
     fn default_down_starts_every_peer_down_only_with_a_check() {
         let c = config(
             "http { upstream a { server 127.0.0.1:1; server 127.0.0.1:2; check; }
@@ -428,9 +556,10 @@ mod tests {
         let g1 = up.begin(0);
         let g2 = up.begin(0);
         drop(up.begin(1));
-        up.peer(0).unwrap().note_outcome(Outcome::Hit);
-        up.peer(0).unwrap().note_outcome(Outcome::Hit);
-        up.peer(1).unwrap().note_outcome(Outcome::Fallback);
+        up.note_outcome(0, Outcome::Hit);
+        up.note_outcome(0, Outcome::Hit);
+        up.note_outcome(1, Outcome::Fallback);
+        up.note_outcome(7, Outcome::New);
         up.peer(1).unwrap().publish_check(true, 0, 3);
         drop(g1);
         let snap = t.snapshot(&c, Instant::now());
@@ -442,6 +571,8 @@ mod tests {
         assert_eq!((peers[1].active, peers[1].requests), (0, 1));
         assert_eq!(peers[0].sticky.hit, 2);
         assert_eq!(peers[1].sticky.fallback, 1);
+        let totals = snap.upstreams[0].sticky;
+        assert_eq!((totals.hit, totals.fallback, totals.new), (2, 1, 1));
         assert_eq!(peers[0].state, PeerState::Up);
         assert_eq!(peers[1].state, PeerState::Down);
         assert_eq!((peers[1].rise, peers[1].fall), (0, 3));

@@ -94,6 +94,8 @@ pub struct UpstreamStatus {
     pub check: Option<&'static str>,
     /// The `check port=` (0 = the peer's own port).
     pub check_port: u16,
+    /// Sticky outcomes of the whole upstream (kept when peers change).
+    pub sticky: StickyCounts,
     pub peers: Vec<PeerStatus>,
 }
 
@@ -476,6 +478,18 @@ pub fn prometheus(s: &StatusSnapshot) -> String {
             )
         },
     );
+    let name = "sticky_proxy_upstream_sticky_total";
+    let _ = write!(
+        out,
+        "# HELP {name} Requests by sticky outcome, per upstream (kept when peers come and go: sum it across instances).\n# TYPE {name} counter\n"
+    );
+    for u in &s.upstreams {
+        for (label, n) in u.sticky.pairs() {
+            out.push_str("sticky_proxy_upstream_sticky_total{upstream=\"");
+            label_value(&u.name, &mut out);
+            let _ = writeln!(out, "\",outcome=\"{label}\"}} {n}");
+        }
+    }
     family(
         &mut out,
         s,
@@ -503,6 +517,7 @@ mod tests {
                     name: "app".into(),
                     check: Some("http"),
                     check_port: 0,
+                    sticky: StickyCounts::default(),
                     peers: vec![
                         PeerStatus {
                             name: "127.0.0.1:9000".into(),
@@ -536,6 +551,7 @@ mod tests {
                     name: "plain,up".into(),
                     check: None,
                     check_port: 0,
+                    sticky: StickyCounts::default(),
                     peers: vec![PeerStatus {
                         name: "[::1]:80".into(),
                         sid: None,
@@ -600,6 +616,11 @@ mod tests {
                 name: "a\"b".into(),
                 check: Some("tcp"),
                 check_port: 8081,
+                sticky: StickyCounts {
+                    hit: 12,
+                    fallback: 3,
+                    ..StickyCounts::default()
+                },
                 peers: vec![PeerStatus {
                     name: "10.0.0.1:80".into(),
                     sid: Some("s\\1".into()),
@@ -640,6 +661,13 @@ sticky_proxy_peer_active{{{l}}} 1\n\
 # HELP sticky_proxy_peer_requests_total Requests sent to the peer, retries included.\n\
 # TYPE sticky_proxy_peer_requests_total counter\n\
 sticky_proxy_peer_requests_total{{{l}}} 9\n\
+# HELP sticky_proxy_upstream_sticky_total Requests by sticky outcome, per upstream (kept when peers come and go: sum it across instances).\n\
+# TYPE sticky_proxy_upstream_sticky_total counter\n\
+sticky_proxy_upstream_sticky_total{{upstream=\"a\\\"b\",outcome=\"new\"}} 0\n\
+sticky_proxy_upstream_sticky_total{{upstream=\"a\\\"b\",outcome=\"hit\"}} 12\n\
+sticky_proxy_upstream_sticky_total{{upstream=\"a\\\"b\",outcome=\"expired\"}} 0\n\
+sticky_proxy_upstream_sticky_total{{upstream=\"a\\\"b\",outcome=\"unknown\"}} 0\n\
+sticky_proxy_upstream_sticky_total{{upstream=\"a\\\"b\",outcome=\"fallback\"}} 3\n\
 # HELP sticky_proxy_peer_sticky_total Requests served by the peer, by sticky outcome.\n\
 # TYPE sticky_proxy_peer_sticky_total counter\n\
 sticky_proxy_peer_sticky_total{{{l},outcome=\"new\"}} 0\n\

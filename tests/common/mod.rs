@@ -43,7 +43,14 @@ pub struct Backend {
 impl Backend {
     /// Starts a backend on a fresh port.
     pub fn start(name: &str) -> Backend {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        Backend::start_at(name, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Starts a backend on `addr` (port 0: a fresh one; or another loopback
+    /// address such as 127.0.0.2 with the port of a backend on 127.0.0.1: one
+    /// DNS name, one port, several peers).
+    pub fn start_at(name: &str, addr: SocketAddr) -> Backend {
+        let listener = std::net::TcpListener::bind(addr).expect("bind backend");
         let addr = listener.local_addr().expect("backend addr");
         let mut b = Backend {
             name: name.to_string(),

@@ -124,6 +124,9 @@ const KNOWN: &[&str] = &[
     "add_header",
     "add_trailer",
     "expires",
+    "resolver",
+    "resolver_timeout",
+    "zone",
 ];
 
 pub(super) fn arg(d: &Directive, i: usize) -> &str {

@@ -297,6 +297,7 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
                 keepalive_timeout: Duration::from_secs(60),
                 keepalive_requests: 1000,
                 check: None,
+                resolve: None,
             });
             st.implicit.len() - 1
         }

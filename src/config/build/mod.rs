@@ -29,6 +29,7 @@ mod inherit;
 mod location;
 mod log;
 mod resolve;
+mod resolver;
 mod server;
 mod sticky;
 mod tuning;
@@ -50,6 +51,7 @@ use args::{
 use inherit::{ConnLayer, Layer};
 use log::error_log_directive;
 pub use log::COMBINED_FORMAT;
+use resolver::ResolverScope;
 use tuning::{Ctx, TuningSeen};
 
 type Res<T> = Result<T, ConfigError>;
@@ -267,12 +269,13 @@ impl Builder {
         // earlier `proxy_pass` to it does not fail for the wrong reason; the
         // configuration is never returned in that case.
         let mut first_error: Option<(usize, ConfigError)> = None;
+        let resolver = ResolverScope::of_http(block)?;
         for (i, d) in block
             .iter()
             .enumerate()
             .filter(|(_, d)| d.name == "upstream")
         {
-            let built = self.upstream(d).and_then(|up| {
+            let built = self.upstream(d, &resolver).and_then(|up| {
                 if st
                     .named
                     .iter()
@@ -360,7 +363,7 @@ impl Builder {
         st: &mut HttpState,
     ) -> Res<()> {
         match d.name.as_str() {
-            "upstream" => {}
+            "upstream" | "resolver" | "resolver_timeout" => {}
             "server" => block_of(d)?,
             "error_log" => {
                 let log = error_log_directive(d)?;
@@ -395,6 +398,7 @@ fn broken_upstream(d: &Directive) -> UpstreamConf {
         sticky: None,
         keepalive: None,
         keepalive_timeout: std::time::Duration::ZERO,
+        resolve: None,
         keepalive_requests: 0,
         check: None,
     }

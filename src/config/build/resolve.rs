@@ -43,6 +43,23 @@ pub(super) fn resolve(
         };
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
+    let (host, port) = host_and_port(text, default_port, allow_zero_port)?;
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|_| "host not found".to_string())?
+        .collect();
+    if addrs.is_empty() {
+        return Err("host not found".to_string());
+    }
+    Ok(addrs)
+}
+
+/// `HOST[:PORT]` of a name (not an address): the host and the port, unresolved.
+fn host_and_port(
+    text: &str,
+    default_port: u16,
+    allow_zero_port: bool,
+) -> Result<(&str, u16), String> {
     let (host, port) = match text.rsplit_once(':') {
         Some((host, port)) => (host, parse_port(port, allow_zero_port)?),
         None => (text, default_port),
@@ -53,14 +70,21 @@ pub(super) fn resolve(
     if host.contains(':') || host.contains('/') || host.contains('*') {
         return Err("invalid host".to_string());
     }
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|_| "host not found".to_string())?
-        .collect();
-    if addrs.is_empty() {
-        return Err("host not found".to_string());
+    Ok((host, port))
+}
+
+/// For `server NAME resolve`: `Ok(None)` when `text` is an address (`IP`,
+/// `IP:PORT`, `[V6]...`: nothing to resolve at run time), else the name and
+/// port to resolve at run time. The error is nginx's reason.
+pub(super) fn run_time_name(text: &str, default_port: u16) -> Result<Option<(&str, u16)>, String> {
+    if text.starts_with("unix:") {
+        return Err("unix domain sockets are not supported".to_string());
     }
-    Ok(addrs)
+    if text.parse::<SocketAddr>().is_ok() || text.parse::<IpAddr>().is_ok() || text.starts_with('[')
+    {
+        return Ok(None);
+    }
+    host_and_port(text, default_port, false).map(Some)
 }
 
 pub(super) fn parse_port(text: &str, allow_zero: bool) -> Result<u16, String> {
@@ -103,6 +127,30 @@ mod tests {
         for (text, zero, expected) in cases {
             let got = resolve(text, 80, *zero).map(|a| a[0].to_string());
             assert_eq!(got.as_deref().map_err(String::as_str), *expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn run_time_names_are_split_not_resolved() {
+        type Split<'a> = Result<Option<(&'a str, u16)>, &'a str>;
+        let cases: &[(&str, Split)] = &[
+            ("backend.svc", Ok(Some(("backend.svc", 80)))),
+            ("backend.svc:8080", Ok(Some(("backend.svc", 8080)))),
+            (
+                "no-such-host.invalid:81",
+                Ok(Some(("no-such-host.invalid", 81))),
+            ),
+            ("127.0.0.1:9000", Ok(None)),
+            ("127.0.0.1", Ok(None)),
+            ("[::1]:9000", Ok(None)),
+            ("backend.svc:0", Err("invalid port")),
+            ("backend.svc:x", Err("invalid port")),
+            (":80", Err("no host")),
+            ("a/b", Err("invalid host")),
+        ];
+        for (text, expected) in cases {
+            let got = run_time_name(text, 80);
+            assert_eq!(got, expected.map_err(String::from), "{text}");
         }
     }
 }

@@ -5,12 +5,14 @@
 //! `check_keepalive_requests` that fill it.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::args::{
     arg, block, directive_err, err, not_allowed, number, positive, set_once, simple, time,
 };
-use super::resolve::{parse_port, resolve};
+use super::resolve::{parse_port, resolve, run_time_name};
+use super::resolver::{ResolverScope, UpstreamDns};
 use super::sticky::sticky_directive;
 use super::{Builder, Res};
 use crate::config::ast::Directive;
@@ -18,7 +20,7 @@ use crate::config::units;
 use crate::config::{CheckConf, CheckType, PeerConf, StatusClasses, UpstreamConf};
 
 impl Builder {
-    pub(super) fn upstream(&mut self, d: &Directive) -> Res<UpstreamConf> {
+    pub(super) fn upstream(&mut self, d: &Directive, http: &ResolverScope) -> Res<UpstreamConf> {
         let body = block(d, 1, 1)?;
         let name = arg(d, 0).to_string();
         let mut peers = Vec::new();
@@ -31,11 +33,18 @@ impl Builder {
         let mut http_send: Option<(Vec<u8>, &Directive)> = None;
         let mut expect_alive: Option<(StatusClasses, &Directive)> = None;
         let mut check_keepalive: Option<(u32, &Directive)> = None;
+        let mut dns = UpstreamDns::default();
         for x in body {
+            if dns.directive(x)? {
+                continue;
+            }
             match x.name.as_str() {
                 "server" => {
                     simple(x, 1, usize::MAX)?;
-                    peers.extend(upstream_server(x)?);
+                    match upstream_server(x)? {
+                        Server::Fixed(fixed) => peers.extend(fixed),
+                        Server::Resolve(template) => dns.add_server(template),
+                    }
                     has_server = true;
                 }
                 "check" => {
@@ -81,6 +90,7 @@ impl Builder {
         if !has_server {
             return Err(err("no servers are inside upstream", d));
         }
+        let resolve = dns.finish(d, &name, http, peers.len())?;
         if let Some(conf) = &sticky {
             self.warn_shared_sids(d, &name, conf, &peers);
         }
@@ -134,6 +144,7 @@ impl Builder {
             keepalive_timeout: keepalive_timeout.unwrap_or(Duration::from_secs(60)),
             keepalive_requests: keepalive_requests.unwrap_or(1000),
             check,
+            resolve,
         })
     }
 
@@ -204,8 +215,17 @@ impl Builder {
     }
 }
 
-/// One upstream `server ADDRESS [params]` line: one peer per resolved address.
-fn upstream_server(d: &Directive) -> Res<Vec<PeerConf>> {
+/// What one upstream `server` line stands for.
+enum Server {
+    /// One peer per address the line resolved to at load time.
+    Fixed(Vec<PeerConf>),
+    /// `server NAME resolve`: the template of the peers the name will resolve
+    /// to at run time (its `addr` has the port and an unspecified IP).
+    Resolve(PeerConf),
+}
+
+/// One upstream `server ADDRESS [params]` line.
+fn upstream_server(d: &Directive) -> Res<Server> {
     let text = arg(d, 0);
     let mut weight = 1;
     let mut max_fails = 1;
@@ -214,10 +234,12 @@ fn upstream_server(d: &Directive) -> Res<Vec<PeerConf>> {
     let mut backup = false;
     let mut drain = false;
     let mut id = None;
+    let mut run_time = false;
     for a in d.args.iter().skip(1) {
         let p = a.value.as_str();
         let invalid = || err(format!("invalid parameter \"{p}\""), d);
         match p {
+            "resolve" => run_time = true,
             "down" => down = true,
             "backup" => backup = true,
             "drain" => drain = true,
@@ -247,23 +269,29 @@ fn upstream_server(d: &Directive) -> Res<Vec<PeerConf>> {
             }
         }
     }
-    let addrs = resolve(text, 80, false)
-        .map_err(|reason| err(format!("{reason} in upstream \"{text}\""), d))?;
-    Ok(addrs
-        .into_iter()
-        .map(|addr| PeerConf {
-            name: addr.to_string(),
-            addr,
-            server: text.to_string(),
-            weight,
-            max_fails,
-            fail_timeout,
-            down,
-            backup,
-            id: id.clone(),
-            drain,
-        })
-        .collect())
+    let in_upstream = |reason: String| err(format!("{reason} in upstream \"{text}\""), d);
+    let peer = |addr: SocketAddr| PeerConf {
+        name: addr.to_string(),
+        addr,
+        server: text.to_string(),
+        weight,
+        max_fails,
+        fail_timeout,
+        down,
+        backup,
+        id: id.clone(),
+        drain,
+    };
+    if run_time {
+        if let Some((_, port)) = run_time_name(text, 80).map_err(in_upstream)? {
+            return Ok(Server::Resolve(peer(SocketAddr::from((
+                [0, 0, 0, 0],
+                port,
+            )))));
+        }
+    }
+    let addrs = resolve(text, 80, false).map_err(in_upstream)?;
+    Ok(Server::Fixed(addrs.into_iter().map(peer).collect()))
 }
 
 /// A `check` time: bare digits are milliseconds (Tengine), anything else an nginx

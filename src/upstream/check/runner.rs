@@ -12,13 +12,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::io::Errno;
 
 use crate::config::{CheckConf, CheckType, Config};
+use crate::upstream::background::Background;
 use crate::upstream::check::conn::{poll_timeout, Kept, Probe, Progress, REPLY_LIMIT, SCRATCH};
 use crate::upstream::check::probe::{check_target, CheckError};
 use crate::upstream::check::state::{first_due, next_due, CheckState, Transition};
@@ -29,12 +29,9 @@ use crate::upstream::stats::{HealthTable, UpstreamStats};
 const COALESCE: Duration = Duration::from_millis(1);
 
 /// The background checker of one configuration. Dropping it stops every check
-/// and joins its thread.
-pub struct Checker {
-    /// Dropping it wakes the thread, which then ends.
-    stop: Option<UnixStream>,
-    thread: Option<JoinHandle<()>>,
-}
+/// and joins its thread (closing our end of the socket pair makes the thread's
+/// end readable: end of file).
+pub struct Checker(Background<UnixStream>);
 
 /// One checked peer: what its checks need and its state between them.
 struct Watched {
@@ -147,7 +144,14 @@ impl Checker {
                     target: check_target(peer.addr, &check),
                     conf: Arc::clone(&check),
                     stats: Arc::clone(stats),
-                    state: CheckState::new(check.default_down),
+                    // Where the published figures are: a new peer's are the
+                    // initial state, a kept one's its last checks'.
+                    state: stats
+                        .peer(i)
+                        .map_or(CheckState::new(check.default_down), |p| {
+                            let (rise, fall) = p.counters();
+                            CheckState::resume(!p.is_check_down(), rise, fall)
+                        }),
                     due: first_due(start, check.interval, i, count),
                     probe: None,
                     kept: None,
@@ -162,31 +166,12 @@ impl Checker {
         let thread = std::thread::Builder::new()
             .name("health-check".to_string())
             .spawn(move || run(peers, &stopped))?;
-        Ok(Some(Checker {
-            stop: Some(stop),
-            thread: Some(thread),
-        }))
+        Ok(Some(Checker(Background::new("health-check", stop, thread))))
     }
 
     /// Stops every check and waits for the thread.
-    pub fn stop(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        // Closing our end makes the thread's end readable (end of file).
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the health-check thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for Checker {
-    fn drop(&mut self) {
-        self.stop_and_join();
+    pub fn stop(self) {
+        self.0.stop();
     }
 }
 

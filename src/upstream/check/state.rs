@@ -37,6 +37,18 @@ impl CheckState {
         }
     }
 
+    /// The state as last published (`up`, and the rise and fall counters): a
+    /// restarted checker (a reload, a DNS change) goes on from there. For a peer
+    /// never checked that is [`CheckState::new`].
+    pub fn resume(up: bool, rise: u32, fall: u32) -> CheckState {
+        CheckState {
+            up,
+            rise,
+            fall,
+            since: None,
+        }
+    }
+
     pub fn is_up(&self) -> bool {
         self.up
     }

@@ -28,6 +28,8 @@ const FEATURES: &[&str] = &[
     "proxy: proxy_pass, proxy_set_header, proxy_hide_header, proxy_pass_header, timeouts, proxy_next_upstream",
     "upstream: server (weight, max_fails, fail_timeout, down, backup, id), keepalive, smooth weighted round robin",
     "session_sticky: mode=insert|rewrite|prefix, hash=plain|md5, maxidle, maxlife, fallback, session_sticky_hide_cookie",
+    "files: root, alias, index, try_files, autoindex, types, etag, Range, disable_symlinks",
+    "compression: gzip (gzip_proxied, gzip_static), brotli",
     "log: access_log, log_format (nginx variables, $sticky_sid, $sticky_status), error_log levels",
     "signals: -s reload|quit|stop|reopen; SIGHUP reload, SIGQUIT graceful stop, SIGUSR1 reopen",
 ];

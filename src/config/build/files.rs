@@ -242,18 +242,6 @@ impl Builder {
                 }
                 set_once(&mut layer.disable_symlinks, on, d)?;
             }
-            "aio" | "directio" | "directio_alignment" | "sendfile_max_chunk" | "read_ahead"
-            | "output_buffers" => {
-                simple(d, 1, 2)?;
-                self.ignored(d, "files are read with plain reads");
-            }
-            "open_file_cache"
-            | "open_file_cache_valid"
-            | "open_file_cache_min_uses"
-            | "open_file_cache_errors" => {
-                simple(d, 1, 2)?;
-                self.ignored(d, "files are opened per request (no descriptor cache)");
-            }
             _ => return Ok(false),
         }
         Ok(true)

@@ -136,7 +136,6 @@ const TUNING: &[Tuning] = &[
     t("port_in_redirect", HSL, Value::Flag, REDIRECTS),
     t("msie_padding", HSL, Value::Flag, "error pages are not padded for old browsers"),
     // Logging detail.
-    t("log_not_found", HSL, Value::Flag, "the proxy serves no files that could be missing"),
     t("log_subrequest", HSL, Value::Flag, "the proxy makes no subrequests"),
 ];
 

@@ -46,8 +46,6 @@ enum Nginx {
 }
 
 // Areas, for the second column.
-const STATIC: &str = "static files (issue 18)";
-const GZIP: &str = "gzip (issue 18)";
 const TLS: &str = "TLS (issue 15)";
 const REWRITE: &str = "rewrite/if/map/set/error_page/named locations (issue 17, confb)";
 const VARS: &str = "variables not known yet ($pipe, $request_id, ...; vars.rs)";

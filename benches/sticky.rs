@@ -90,7 +90,7 @@ fn cases() -> Vec<(&'static str, StickyConf, String)> {
 #[inline(never)]
 fn one_request(s: &Sticky, req: &mut HeaderMap, resp: &mut HeaderMap) -> Choice {
     let choice = s.on_request(req, NOW, |_| true, |_| Some(3));
-    s.on_response(StatusCode::OK, resp, &choice, NOW);
+    s.on_response(StatusCode::OK, resp, &choice, NOW, false);
     choice
 }
 

@@ -112,6 +112,7 @@ fn tengine_config_upstreams_and_every_sticky_option() {
             maxlife: Some(28800),
             fallback: true,
             hash: Hash::Md5,
+            ..StickyConf::default()
         })
     );
     assert_eq!(shop.keepalive, Some(32));

@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         1 => Decision::New(0),
         _ => Decision::Fallback(0),
     };
-    let choice = Choice { decision, outcome: Outcome::Hit, firstseen: 1_571_297_000 };
+    let choice = Choice::new(decision, Outcome::Hit, 1_571_297_000);
     let mut headers = HeaderMap::new();
     for line in rest.split(|b| *b == b'\n') {
         if let Ok(v) = HeaderValue::from_bytes(line) {
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let before = headers.clone();
     let sid = "fe12736d0ef927f9224a3336b65ee84b";
-    set_cookie::apply(&conf, status, &mut headers, sid, &choice, 1_571_297_169);
+    set_cookie::apply(&conf, status, &mut headers, sid, &choice, 1_571_297_169, sel & 0x01 != 0);
     for v in headers.get_all(SET_COOKIE) {
         assert!(HeaderValue::from_bytes(v.as_bytes()).is_ok());
     }

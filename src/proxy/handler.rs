@@ -169,7 +169,8 @@ impl Handler for Worker {
                 if let Some(record) = log {
                     record.streaming_since = try_started;
                 }
-                let mut resp = self.answer(set, conf, p, answer, choice, now_unix, upgrade);
+                let tls = info.is_tls();
+                let mut resp = self.answer(set, conf, p, answer, choice, now_unix, upgrade, tls);
                 // Ours, unless the backend's passed (`proxy_pass_header
                 // Server`), as nginx.
                 resp.headers_mut()
@@ -206,6 +207,7 @@ impl Worker {
         choice: Option<&Choice>,
         now_unix: i64,
         upgrade: bool,
+        tls: bool,
     ) -> Response<ProxyBody> {
         let (head, upstream_body, requests) = answer;
         let status = head.status;
@@ -223,7 +225,7 @@ impl Worker {
             );
         }
         if let (Some(sticky), Some(choice)) = (set.sticky(), choice) {
-            sticky.on_response(status, &mut headers, choice, now_unix);
+            sticky.on_response(status, &mut headers, choice, now_unix, tls);
         }
         let body = if switching {
             // Only an upgrade the client asked for becomes a tunnel.

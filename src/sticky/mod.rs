@@ -12,13 +12,17 @@
 //!
 //! Nothing here does I/O or reads the clock: `now` (Unix seconds) is an argument.
 
+pub mod attrs;
 pub mod cookie;
 pub mod decide;
+pub mod keys;
 pub mod set_cookie;
 pub mod sid;
 
+pub use attrs::{Attrs, SameSite, Secure};
 pub use cookie::{Invalid, StickyCookie};
 pub use decide::{Choice, Decision, Outcome};
+pub use keys::Keys;
 pub use sid::SidIndex;
 
 use cookie::Stripped;
@@ -39,6 +43,8 @@ pub enum Mode {
 pub enum Hash {
     Md5,
     Plain,
+    /// `hash=hmac` (ours): truncated HMAC-SHA256 under the first key.
+    Hmac,
 }
 
 /// "Unlimited" for maxidle/maxlife when only the other one is set: 2^31-1 seconds.
@@ -66,6 +72,17 @@ pub struct StickyConf {
     /// `fallback=on` (default true).
     pub fallback: bool,
     pub hash: Hash,
+    /// Ours: `httponly`, `secure[=auto]`, `samesite=`, `partitioned`.
+    pub attrs: Attrs,
+    /// Ours: `key=` / `key_file=` (first signs and makes sids, all verify).
+    /// Non-empty exactly when `hash=hmac` or `sign=on`.
+    pub keys: Keys,
+    /// Ours: `sign=on`, insert mode only: the cookie carries a MAC.
+    pub sign: bool,
+    /// Ours: `learn=NAME[,NAME]`, insert mode only (gorouter's semantics).
+    pub learn: Vec<String>,
+    /// Ours: `nocache`: `Cache-Control: private` on a response that inserts.
+    pub nocache: bool,
 }
 
 impl Default for StickyConf {
@@ -81,6 +98,11 @@ impl Default for StickyConf {
             maxlife: None,
             fallback: true,
             hash: Hash::Md5,
+            attrs: Attrs::default(),
+            keys: Keys::default(),
+            sign: false,
+            learn: Vec::new(),
+            nocache: false,
         }
     }
 }
@@ -115,26 +137,37 @@ impl Sticky {
     }
 
     /// What an inserted value depends on besides the peer: the clock only with
-    /// timestamps or `maxage`, FIRSTSEEN only with timestamps.
-    fn key(&self, now: i64, firstseen: i64) -> (i64, i64) {
-        match (self.conf.timestamps(), self.conf.maxage.is_some()) {
+    /// timestamps or `maxage`, FIRSTSEEN only with timestamps, and TLS only
+    /// with `secure=auto` (folded into the FIRSTSEEN slot's sign: a real
+    /// FIRSTSEEN is never negative).
+    fn key(&self, now: i64, firstseen: i64, tls: bool) -> (i64, i64) {
+        let (now, first) = match (self.conf.timestamps(), self.conf.maxage.is_some()) {
             (true, _) => (now, firstseen),
             (false, true) => (now, 0),
             (false, false) => (0, 0),
-        }
+        };
+        let tls_only = tls && self.conf.attrs.secure == Secure::Auto;
+        (now, if tls_only { -1 - first } else { first })
     }
 
     /// The insert-mode value for `peer` (whose sid is `sid`), made again only
     /// when its key changed.
-    fn inserted(&self, peer: usize, sid: &str, now: i64, firstseen: i64) -> Option<HeaderValue> {
-        let key = self.key(now, firstseen);
+    fn inserted(
+        &self,
+        peer: usize,
+        sid: &str,
+        now: i64,
+        firstseen: i64,
+        tls: bool,
+    ) -> Option<HeaderValue> {
+        let key = self.key(now, firstseen, tls);
         let mut made = self.made.borrow_mut();
         if let Some(Some((k, v))) = made.get(peer) {
             if *k == key {
                 return Some(v.clone());
             }
         }
-        let value = set_cookie::insert_value(&self.conf, sid, now, firstseen)?;
+        let value = set_cookie::insert_value(&self.conf, sid, now, firstseen, tls)?;
         // A peer with a sid has a slot: `made` has one per entry of `index`.
         if let Some(slot) = made.get_mut(peer) {
             *slot = Some((key, value.clone()));
@@ -175,7 +208,14 @@ impl Sticky {
             None => (StickyCookie::Absent, None),
             Some(v) => cookie::decode_indexed(conf, v, &self.index, now),
         };
-        let lookup = |sid: &str| peer.or_else(|| self.index.lookup(sid));
+        let lookup = |sid: &str| match peer {
+            Some(p) => Some((p, false)),
+            None => self
+                .index
+                .lookup(sid)
+                .map(|i| (i, false))
+                .or_else(|| self.index.lookup_alias(sid.as_bytes()).map(|i| (i, true))),
+        };
         let choice = decide::decide_with(conf, &found, lookup, now, is_up, choose);
         match stripped {
             Stripped::Keep => {}
@@ -198,19 +238,21 @@ impl Sticky {
 
     /// Response side: set or edit the sticky `Set-Cookie` for the peer of
     /// `choice` (after any [`decide::after_failure`]). No-op for a
-    /// refused choice and for status >= 400.
+    /// refused choice and for status >= 400. `tls`: the request arrived over
+    /// TLS (`secure=auto`).
     pub fn on_response(
         &self,
         status: StatusCode,
         headers: &mut HeaderMap,
         choice: &Choice,
         now: i64,
+        tls: bool,
     ) {
         let (Some(peer), Some(sid)) = (choice.decision.peer(), self.sid(choice)) else {
             return;
         };
-        let ours = || self.inserted(peer, sid, now, choice.firstseen);
-        set_cookie::apply_with(&self.conf, status, headers, sid, choice, ours);
+        let ours = || self.inserted(peer, sid, now, choice.firstseen, tls);
+        set_cookie::apply_with(&self.conf, status, headers, sid, choice, tls, ours);
     }
 }
 
@@ -252,16 +294,12 @@ mod tests {
                 (1, NOW + 1, NOW + 1),
             ];
             for (peer, now, firstseen) in calls {
-                let choice = Choice {
-                    decision: Decision::New(peer),
-                    outcome: Outcome::New,
-                    firstseen,
-                };
+                let choice = Choice::new(Decision::New(peer), Outcome::New, firstseen);
                 let mut got = HeaderMap::new();
-                sticky.on_response(StatusCode::OK, &mut got, &choice, now);
+                sticky.on_response(StatusCode::OK, &mut got, &choice, now, false);
                 let mut want = HeaderMap::new();
                 let sid = sticky.index.sid(peer).expect("sid");
-                set_cookie::apply(&conf, StatusCode::OK, &mut want, sid, &choice, now);
+                set_cookie::apply(&conf, StatusCode::OK, &mut want, sid, &choice, now, false);
                 assert_eq!(got, want, "{conf:?} {peer} {now} {firstseen}");
                 assert_eq!(got.len(), 1);
             }

@@ -23,6 +23,7 @@
 mod args;
 mod common;
 mod inherit;
+mod key_file;
 mod location;
 mod log;
 mod resolve;

@@ -50,6 +50,8 @@ pub enum Variable {
     Hostname,
     StickySid,
     StickyStatus,
+    /// Ours: the learned cookie's name (`session_sticky learn=`).
+    StickyLearned,
 }
 
 /// One piece of a template.
@@ -143,6 +145,7 @@ pub fn variable(name: &str) -> Option<Variable> {
         "hostname" => Variable::Hostname,
         "sticky_sid" => Variable::StickySid,
         "sticky_status" => Variable::StickyStatus,
+        "sticky_learned" => Variable::StickyLearned,
         _ => {
             let header = |rest: &str| rest.to_ascii_lowercase().replace('_', "-");
             if let Some(rest) = name.strip_prefix("sent_http_").filter(|r| !r.is_empty()) {
@@ -266,6 +269,7 @@ mod tests {
             ("$arg_page", vec![Part::Var(Variable::Arg("page".into()))]),
             ("$document_uri", vec![Part::Var(Variable::Uri)]),
             ("$sticky_status", vec![Part::Var(Variable::StickyStatus)]),
+            ("$sticky_learned", vec![Part::Var(Variable::StickyLearned)]),
             ("cost: 5$", vec![lit("cost: 5$")]),
             ("a $ b", vec![lit("a $ b")]),
             ("$-x", vec![lit("$-x")]),

@@ -170,7 +170,8 @@ impl Handler for Worker {
                     record.streaming_since = try_started;
                 }
                 let tls = info.is_tls();
-                let mut resp = self.answer(set, conf, p, answer, choice, now_unix, upgrade, tls);
+                let mut resp =
+                    self.answer(set, conf, p, answer, choice, now_unix, upgrade, tls, log);
                 // Ours, unless the backend's passed (`proxy_pass_header
                 // Server`), as nginx.
                 resp.headers_mut()
@@ -208,6 +209,7 @@ impl Worker {
         now_unix: i64,
         upgrade: bool,
         tls: bool,
+        log: &mut Option<Box<AccessRecord>>,
     ) -> Response<ProxyBody> {
         let (head, upstream_body, requests) = answer;
         let status = head.status;
@@ -225,7 +227,10 @@ impl Worker {
             );
         }
         if let (Some(sticky), Some(choice)) = (set.sticky(), choice) {
-            sticky.on_response(status, &mut headers, choice, now_unix, tls);
+            let applied = sticky.on_response(status, &mut headers, choice, now_unix, tls);
+            if let (Some(record), Some(name)) = (log, sticky.learned_name(choice, Some(&applied))) {
+                name.clone_into(&mut record.sticky_learned);
+            }
         }
         let body = if switching {
             // Only an upgrade the client asked for becomes a tunnel.
@@ -284,5 +289,7 @@ pub(super) fn note_sticky(
     if let (Some(record), Some(sticky), Some(choice)) = (log, set.sticky(), choice) {
         let sid = sticky.sid(choice).unwrap_or_default().to_string();
         record.sticky = Some((sid, choice.outcome.as_str()));
+        let learned = sticky.learned_name(choice, None).unwrap_or_default();
+        learned.clone_into(&mut record.sticky_learned);
     }
 }

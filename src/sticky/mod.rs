@@ -13,9 +13,11 @@
 //! Nothing here does I/O or reads the clock: `now` (Unix seconds) is an argument.
 
 pub mod attrs;
+pub mod cache;
 pub mod cookie;
 pub mod decide;
 pub mod keys;
+pub mod learn;
 pub mod set_cookie;
 pub mod sid;
 
@@ -23,6 +25,7 @@ pub use attrs::{Attrs, SameSite, Secure};
 pub use cookie::{Invalid, StickyCookie};
 pub use decide::{Choice, Decision, Outcome};
 pub use keys::Keys;
+pub use set_cookie::Applied;
 pub use sid::SidIndex;
 
 use cookie::Stripped;
@@ -185,6 +188,9 @@ impl Sticky {
         C: FnOnce(Option<usize>) -> Option<usize>,
     {
         let conf = &self.conf;
+        if !conf.learn.is_empty() {
+            return self.on_learn_request(headers, now, is_up, choose);
+        }
         let mut entry = match headers.entry(COOKIE) {
             Entry::Vacant(_) => {
                 let absent = StickyCookie::Absent;
@@ -230,6 +236,60 @@ impl Sticky {
         choice
     }
 
+    /// [`Sticky::on_request`] in learn mode: our cookie counts only when the
+    /// request carries a learned cookie too (gorouter).
+    fn on_learn_request<U, C>(
+        &self,
+        headers: &mut HeaderMap,
+        now: i64,
+        is_up: U,
+        choose: C,
+    ) -> Choice
+    where
+        U: Fn(usize) -> bool,
+        C: FnOnce(Option<usize>) -> Option<usize>,
+    {
+        let choice = self.decide_request(headers, now, is_up, choose);
+        self.strip(headers);
+        choice
+    }
+
+    /// The request side without the stripping: what [`Sticky::on_request`]
+    /// decides, from headers it only reads. For the proxy when
+    /// `proxy_set_header` reads `$sticky_*` before the headers are edited;
+    /// [`Sticky::strip`] must follow.
+    pub fn decide_request<U, C>(&self, headers: &HeaderMap, now: i64, is_up: U, choose: C) -> Choice
+    where
+        U: Fn(usize) -> bool,
+        C: FnOnce(Option<usize>) -> Option<usize>,
+    {
+        let conf = &self.conf;
+        let learned = if conf.learn.is_empty() {
+            None
+        } else {
+            learn::in_request(conf, headers)
+        };
+        let found = if conf.learn.is_empty() || learned.is_some() {
+            cookie::read(conf, headers, now)
+        } else {
+            StickyCookie::Absent
+        };
+        let choice = decide::decide(conf, &found, &self.index, now, is_up, choose);
+        Choice { learned, ..choice }
+    }
+
+    /// The forwarded `Cookie` header(s) (see [`cookie::strip`]).
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        cookie::strip(&self.conf, headers);
+    }
+
+    /// The name of the learned cookie of `choice` or of the response
+    /// (`applied`), for `$sticky_learned`: the response's when it set one.
+    pub fn learned_name(&self, choice: &Choice, applied: Option<&Applied>) -> Option<&str> {
+        let i = applied.and_then(|a| a.learned).or(choice.learned)?;
+        self.conf.learn.get(usize::from(i)).map(String::as_str)
+    }
+
     /// The sid of the peer a choice routes to, for `$sticky_sid` (`None` when
     /// refused).
     pub fn sid(&self, choice: &Choice) -> Option<&str> {
@@ -247,12 +307,12 @@ impl Sticky {
         choice: &Choice,
         now: i64,
         tls: bool,
-    ) {
+    ) -> Applied {
         let (Some(peer), Some(sid)) = (choice.decision.peer(), self.sid(choice)) else {
-            return;
+            return Applied::default();
         };
         let ours = || self.inserted(peer, sid, now, choice.firstseen, tls);
-        set_cookie::apply_with(&self.conf, status, headers, sid, choice, tls, ours);
+        set_cookie::apply_with(&self.conf, status, headers, sid, choice, now, tls, ours)
     }
 }
 
@@ -303,6 +363,125 @@ mod tests {
                 assert_eq!(got, want, "{conf:?} {peer} {now} {firstseen}");
                 assert_eq!(got.len(), 1);
             }
+        }
+    }
+
+    /// gorouter's scenario: `cookie=__VCAP_ID__ learn=JSESSIONID hash=plain`.
+    #[test]
+    fn learn_mode_routes_only_with_the_learned_cookie_and_inserts_only_when_learned() {
+        let conf = StickyConf {
+            cookie: "__VCAP_ID__".into(),
+            learn: vec!["JSESSIONID".into()],
+            hash: Hash::Plain,
+            ..StickyConf::default()
+        };
+        let peers = [
+            ("10.0.0.1:80", Some("app-0")),
+            ("10.0.0.2:80", Some("app-1")),
+        ];
+        let sticky = Sticky::new(conf.clone(), SidIndex::from_peers(&conf, peers));
+        let rr = |_: Option<usize>| Some(0);
+        // (request Cookie, decision, outcome, learned)
+        let cases = [
+            ("", Decision::New(0), Outcome::New, None),
+            ("__VCAP_ID__=app-1", Decision::New(0), Outcome::New, None),
+            ("JSESSIONID=abc", Decision::New(0), Outcome::New, Some(0)),
+            (
+                "JSESSIONID=abc; __VCAP_ID__=app-1",
+                Decision::Pinned(1),
+                Outcome::Hit,
+                Some(0),
+            ),
+            (
+                "__VCAP_ID__=app-9; JSESSIONID=abc",
+                Decision::Fallback(0),
+                Outcome::Unknown,
+                Some(0),
+            ),
+        ];
+        for (cookie, decision, outcome, learned) in cases {
+            let mut h = HeaderMap::new();
+            if !cookie.is_empty() {
+                h.insert(COOKIE, HeaderValue::from_static(cookie));
+            }
+            let c = sticky.on_request(&mut h, NOW, |_| true, rr);
+            assert_eq!(
+                (c.decision, c.outcome, c.learned),
+                (decision, outcome, learned),
+                "{cookie}"
+            );
+            assert_eq!(sticky.learned_name(&c, None), learned.map(|_| "JSESSIONID"));
+        }
+        // Response: ours only where the backend sets JSESSIONID (or on a re-pin).
+        let new = Choice::new(Decision::New(1), Outcome::New, NOW);
+        let fallback = Choice::new(Decision::Fallback(1), Outcome::Unknown, NOW);
+        let cases: [(&Choice, Option<&str>, Vec<&str>); 4] = [
+            (&new, None, vec![]),
+            (
+                &new,
+                Some("JSESSIONID=abc; Path=/"),
+                vec!["JSESSIONID=abc; Path=/", "__VCAP_ID__=app-1; Path=/"],
+            ),
+            (&fallback, None, vec!["__VCAP_ID__=app-1; Path=/"]),
+            (&new, Some("other=1"), vec!["other=1"]),
+        ];
+        for (choice, backend, want) in cases {
+            let mut h = HeaderMap::new();
+            if let Some(b) = backend {
+                h.insert(http::header::SET_COOKIE, HeaderValue::from_static(b));
+            }
+            let applied = sticky.on_response(StatusCode::OK, &mut h, choice, NOW, false);
+            let got: Vec<&str> = h
+                .get_all(http::header::SET_COOKIE)
+                .iter()
+                .map(|v| v.to_str().expect("ascii"))
+                .collect();
+            assert_eq!(got, want, "{backend:?}");
+            assert_eq!(
+                applied.set,
+                want.iter().any(|v| v.starts_with("__VCAP_ID__"))
+            );
+        }
+    }
+
+    #[test]
+    fn nocache_marks_only_responses_that_set_the_cookie() {
+        let conf = StickyConf {
+            nocache: true,
+            ..StickyConf::default()
+        };
+        let sticky = Sticky::new(
+            conf.clone(),
+            SidIndex::from_peers(&conf, [("10.0.0.1:80", None)]),
+        );
+        let new = Choice::new(Decision::New(0), Outcome::New, NOW);
+        let hit = Choice::new(Decision::Pinned(0), Outcome::Hit, NOW);
+        // (choice, status, backend Cache-Control, Cache-Control after)
+        let cases: [(&Choice, u16, Option<&str>, Vec<&str>); 5] = [
+            (&new, 200, None, vec!["private"]),
+            (
+                &new,
+                200,
+                Some("public, max-age=60"),
+                vec!["public, max-age=60", "private"],
+            ),
+            (&new, 200, Some("no-store"), vec!["no-store"]),
+            (&hit, 200, Some("public"), vec!["public"]),
+            (&new, 404, Some("public"), vec!["public"]),
+        ];
+        for (choice, status, backend, want) in cases {
+            let mut h = HeaderMap::new();
+            if let Some(b) = backend {
+                h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static(b));
+            }
+            let status = StatusCode::from_u16(status).expect("status");
+            sticky.on_response(status, &mut h, choice, NOW, false);
+            let got: Vec<&str> = h
+                .get_all(http::header::CACHE_CONTROL)
+                .iter()
+                .map(|v| v.to_str().expect("ascii"))
+                .collect();
+            assert_eq!(got, want, "{choice:?} {status} {backend:?}");
         }
     }
 

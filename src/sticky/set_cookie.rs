@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::decide::{Choice, Decision};
 use super::keys::TAG_HEX;
+use super::{cache, learn};
 use super::{Mode, StickyConf};
 use crate::numfmt::Decimal;
 
@@ -59,20 +60,7 @@ pub fn insert_value(
     len += conf.attrs.len(tls);
     // Literal pieces are copied inline; only the variable ones call memcpy.
     let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(name);
-    out.push(b'=');
-    out.extend_from_slice(sid.as_bytes());
-    if let Some((now, first)) = &stamps {
-        out.push(b'|');
-        out.extend_from_slice(now.as_bytes());
-        out.push(b'|');
-        out.extend_from_slice(first.as_bytes());
-    }
-    if conf.sign {
-        let mac = conf.keys.sign(out.get(name.len() + 1..)?)?;
-        out.push(b'|');
-        out.extend_from_slice(&mac);
-    }
+    write_pair(conf, sid, stamps.as_ref(), &mut out)?;
     if let Some(domain) = domain {
         out.extend_from_slice(b"; Domain=");
         out.extend_from_slice(domain);
@@ -87,6 +75,32 @@ pub fn insert_value(
     }
     conf.attrs.write(tls, &mut out);
     HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
+}
+
+/// Writes `NAME=SID[|LASTSEEN|FIRSTSEEN][|MAC]`, the pair of every cookie we
+/// make (insert and learn modes). `None` if signing fails (no key).
+pub(super) fn write_pair(
+    conf: &StickyConf,
+    sid: &str,
+    stamps: Option<&(Decimal, Decimal)>,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    let start = out.len() + conf.cookie.len() + 1;
+    out.extend_from_slice(conf.cookie.as_bytes());
+    out.push(b'=');
+    out.extend_from_slice(sid.as_bytes());
+    if let Some((now, first)) = stamps {
+        out.push(b'|');
+        out.extend_from_slice(now.as_bytes());
+        out.push(b'|');
+        out.extend_from_slice(first.as_bytes());
+    }
+    if conf.sign {
+        let mac = conf.keys.sign(out.get(start..)?)?;
+        out.push(b'|');
+        out.extend_from_slice(&mac);
+    }
+    Some(())
 }
 
 /// Byte range of the cookie value in a `Set-Cookie` value whose cookie name is
@@ -213,6 +227,15 @@ fn edit_first(conf: &StickyConf, headers: &mut HeaderMap, sid: &str, tls: bool) 
     false
 }
 
+/// What [`apply`] did, for `$sticky_learned` and the caller's logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// A sticky `Set-Cookie` was set or edited.
+    pub set: bool,
+    /// Learn mode: the index in `learn=` of the cookie the backend set.
+    pub learned: Option<u8>,
+}
+
 /// Apply the sticky response rules to the response `headers`.
 ///
 /// `sid` is the sid of the peer that actually answered, `choice` the (possibly
@@ -222,8 +245,10 @@ fn edit_first(conf: &StickyConf, headers: &mut HeaderMap, sid: &str, tls: bool) 
 /// - insert: a cookie is set when the client is (re-)pinned, on every response
 ///   when maxidle/maxlife is set (LASTSEEN refreshed, FIRSTSEEN kept), and under
 ///   indirect whenever the backend set a cookie of the same name (ours replaces it).
+/// - insert with `learn=`: see [`super::learn`].
 /// - rewrite: the value of the first `NAME` Set-Cookie becomes `sid`.
 /// - prefix: the value of the first `NAME` Set-Cookie becomes `sid~value`.
+/// - `nocache`: `Cache-Control: private` whenever a sticky cookie was set.
 pub fn apply(
     conf: &StickyConf,
     status: StatusCode,
@@ -232,27 +257,53 @@ pub fn apply(
     choice: &Choice,
     now: i64,
     tls: bool,
-) {
+) -> Applied {
     let ours = || insert_value(conf, sid, now, choice.firstseen, tls);
-    apply_with(conf, status, headers, sid, choice, tls, ours);
+    apply_with(conf, status, headers, sid, choice, now, tls, ours)
 }
 
 /// [`apply`], with the insert-mode value made by `ours` (called at most once,
 /// and only when a cookie is to be set): the engine passes one that reuses the
 /// value it made last for the same peer and second.
+#[allow(clippy::too_many_arguments)]
 pub fn apply_with(
     conf: &StickyConf,
     status: StatusCode,
     headers: &mut HeaderMap,
     sid: &str,
     choice: &Choice,
+    now: i64,
     tls: bool,
     ours: impl FnOnce() -> Option<HeaderValue>,
-) {
+) -> Applied {
     if status.as_u16() >= 400 || choice.decision == Decision::Refuse {
-        return;
+        return Applied::default();
     }
+    let mut applied = Applied::default();
+    // `ours` is only ever called when a cookie is set, so a call marks it.
+    let set = std::cell::Cell::new(false);
+    let ours = || {
+        let v = ours();
+        set.set(v.is_some());
+        v
+    };
     match conf.mode {
+        Mode::Insert if !conf.learn.is_empty() => {
+            let learned = learn::in_response(conf, headers, now);
+            applied.learned = learned.as_ref().map(|l| l.index);
+            let value = match &learned {
+                Some(l) => learn::value(conf, l, sid, now, choice.firstseen, tls),
+                // A re-pin (fallback, old key) needs ours as in insert mode.
+                None if choice.pins() && !matches!(choice.decision, Decision::New(_)) => ours(),
+                None => None,
+            };
+            set.set(value.is_some());
+            if conf.indirect {
+                place_indirect(conf, headers, value.is_some(), || value);
+            } else if let Some(v) = value {
+                headers.append(SET_COOKIE, v);
+            }
+        }
         Mode::Insert => {
             let wanted = choice.pins() || conf.timestamps();
             if conf.indirect {
@@ -261,10 +312,13 @@ pub fn apply_with(
                 headers.append(SET_COOKIE, v);
             }
         }
-        Mode::Rewrite | Mode::Prefix => {
-            edit_first(conf, headers, sid, tls);
-        }
+        Mode::Rewrite | Mode::Prefix => set.set(edit_first(conf, headers, sid, tls)),
     }
+    applied.set = set.get();
+    if applied.set && conf.nocache {
+        cache::mark_private(headers);
+    }
+    applied
 }
 
 #[cfg(test)]

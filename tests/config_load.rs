@@ -471,6 +471,20 @@ fn every_example_covers_its_mode() {
         (sticky.maxidle, sticky.maxlife, sticky.maxage),
         (Some(1800), Some(28800), Some(28800))
     );
+    // Ours: the hardened front end and gorouter's learn mode.
+    let (c, _) = load("conf/examples/hardened.conf");
+    let sticky = c.http.upstreams[0].sticky.clone().expect("sticky");
+    assert_eq!(
+        (sticky.hash, sticky.sign, sticky.keys.len()),
+        (Hash::Hmac, true, 1)
+    );
+    assert!(sticky.nocache && sticky.attrs.httponly && sticky.attrs.samesite.is_some());
+    let (c, _) = load("conf/examples/gorouter-learn.conf");
+    let sticky = c.http.upstreams[0].sticky.clone().expect("sticky");
+    assert_eq!(
+        (sticky.cookie.as_str(), sticky.learn.as_slice(), sticky.hash),
+        ("__VCAP_ID__", &["JSESSIONID".to_string()][..], Hash::Plain)
+    );
     let (c, _) = load("conf/examples/plain-ids.conf");
     let ids: Vec<Option<&str>> = c.http.upstreams[0]
         .peers

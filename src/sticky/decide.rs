@@ -152,13 +152,7 @@ where
     U: Fn(usize) -> bool,
     C: FnOnce(Option<usize>) -> Option<usize>,
 {
-    let lookup = |sid: &str| {
-        index
-            .lookup(sid)
-            .map(|i| (i, false))
-            .or_else(|| index.lookup_alias(sid.as_bytes()).map(|i| (i, true)))
-    };
-    decide_with(conf, cookie, lookup, now, is_up, choose)
+    decide_with(conf, cookie, |sid| index.find(sid), now, is_up, choose)
 }
 
 /// [`decide`] with the sid -> peer lookup given (`lookup` must answer what

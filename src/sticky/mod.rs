@@ -189,7 +189,10 @@ impl Sticky {
     {
         let conf = &self.conf;
         if !conf.learn.is_empty() {
-            return self.on_learn_request(headers, now, is_up, choose);
+            // Learn mode: our cookie counts only with a learned one (gorouter).
+            let choice = self.decide_request(headers, now, is_up, choose);
+            self.strip(headers);
+            return choice;
         }
         let mut entry = match headers.entry(COOKIE) {
             Entry::Vacant(_) => {
@@ -216,11 +219,7 @@ impl Sticky {
         };
         let lookup = |sid: &str| match peer {
             Some(p) => Some((p, false)),
-            None => self
-                .index
-                .lookup(sid)
-                .map(|i| (i, false))
-                .or_else(|| self.index.lookup_alias(sid.as_bytes()).map(|i| (i, true))),
+            None => self.index.find(sid),
         };
         let choice = decide::decide_with(conf, &found, lookup, now, is_up, choose);
         match stripped {
@@ -233,24 +232,6 @@ impl Sticky {
                 entry.insert(v);
             }
         }
-        choice
-    }
-
-    /// [`Sticky::on_request`] in learn mode: our cookie counts only when the
-    /// request carries a learned cookie too (gorouter).
-    fn on_learn_request<U, C>(
-        &self,
-        headers: &mut HeaderMap,
-        now: i64,
-        is_up: U,
-        choose: C,
-    ) -> Choice
-    where
-        U: Fn(usize) -> bool,
-        C: FnOnce(Option<usize>) -> Option<usize>,
-    {
-        let choice = self.decide_request(headers, now, is_up, choose);
-        self.strip(headers);
         choice
     }
 

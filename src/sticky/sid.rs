@@ -138,6 +138,15 @@ impl SidIndex {
         index
     }
 
+    /// The peer of `sid`, and whether it was found as an alias (a sid of a
+    /// key other than the first: the response re-pins).
+    pub fn find(&self, sid: &str) -> Option<(usize, bool)> {
+        match self.lookup(sid) {
+            Some(i) => Some((i, false)),
+            None => self.lookup_alias(sid.as_bytes()).map(|i| (i, true)),
+        }
+    }
+
     /// The peer whose sid under a key other than the first is `sid`
     /// (`hash=hmac` key rotation); [`SidIndex::lookup_bytes`] is asked first.
     #[inline]

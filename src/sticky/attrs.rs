@@ -106,10 +106,10 @@ impl Attrs {
         if self.is_empty() {
             return out;
         }
-        let Some(parsed) = std::str::from_utf8(set_cookie)
-            .ok()
-            .and_then(|s| ::cookie::Cookie::parse(s).ok())
-        else {
+        // Attribute names are ASCII: bytes that are not UTF-8 (obs-text in a
+        // value) cannot hide one, so they are read as replacement characters.
+        let text = String::from_utf8_lossy(set_cookie);
+        let Ok(parsed) = ::cookie::Cookie::parse(text.as_ref()) else {
             return out;
         };
         let mut w = self.wanted(tls);
@@ -234,6 +234,22 @@ mod tests {
         for (a, backend, want) in cases {
             let got = a.missing_from(backend.as_bytes(), false);
             assert_eq!(String::from_utf8_lossy(&got), want, "{a:?} {backend}");
+        }
+        // Found by the set_cookie fuzz target: a value with obs-text (not
+        // UTF-8) still gets the attributes it lacks.
+        let cases: [(&[u8], &str); 2] = [
+            (
+                b"route=\xfe\t\t",
+                "; HttpOnly; Secure; SameSite=Lax; Partitioned",
+            ),
+            (
+                b"route=\xfe; HttpOnly; Secure",
+                "; SameSite=Lax; Partitioned",
+            ),
+        ];
+        for (backend, want) in cases {
+            let got = all.missing_from(backend, false);
+            assert_eq!(String::from_utf8_lossy(&got), want, "{backend:?}");
         }
     }
 }

@@ -20,7 +20,7 @@ use criterion::{BatchSize, Criterion};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use sticky_proxy::sticky::sid::md5_sid;
-use sticky_proxy::sticky::{Choice, Mode, SidIndex, Sticky, StickyConf};
+use sticky_proxy::sticky::{Choice, Hash, Keys, Mode, SidIndex, Sticky, StickyConf};
 
 const NOW: i64 = 1_571_297_169;
 
@@ -54,6 +54,17 @@ fn cases() -> Vec<(&'static str, StickyConf, String)> {
         maxlife: Some(3600),
         ..StickyConf::default()
     };
+    // Ours: keyed sids and signed cookies (issue 19).
+    let keyed = StickyConf {
+        hash: Hash::Hmac,
+        sign: true,
+        keys: Keys::new(["bench-key-0123456789abcdef"]).expect("key"),
+        ..ts.clone()
+    };
+    let keyed_sid = keyed.keys.sid("10.0.23.20:80").expect("sid");
+    let body = format!("{keyed_sid}|{NOW}|{NOW}");
+    let mac = keyed.keys.sign(body.as_bytes()).expect("mac");
+    let signed = format!("{body}|{}", String::from_utf8_lossy(&mac));
     vec![
         (
             "hit/insert_indirect_timestamps",
@@ -76,6 +87,16 @@ fn cases() -> Vec<(&'static str, StickyConf, String)> {
             "_ga=GA1.2.3; lang=en".to_string(),
         ),
         (
+            "hit/hmac_sign_indirect_timestamps",
+            keyed.clone(),
+            format!("_ga=GA1.2.3; LBSID={signed}; lang=en"),
+        ),
+        (
+            "new/hmac_sign_indirect_timestamps",
+            keyed,
+            "_ga=GA1.2.3; lang=en".to_string(),
+        ),
+        (
             "hit/prefix",
             StickyConf {
                 mode: Mode::Prefix,
@@ -90,7 +111,7 @@ fn cases() -> Vec<(&'static str, StickyConf, String)> {
 #[inline(never)]
 fn one_request(s: &Sticky, req: &mut HeaderMap, resp: &mut HeaderMap) -> Choice {
     let choice = s.on_request(req, NOW, |_| true, |_| Some(3));
-    s.on_response(StatusCode::OK, resp, &choice, NOW);
+    s.on_response(StatusCode::OK, resp, &choice, NOW, false);
     choice
 }
 

@@ -53,12 +53,25 @@ pub struct ResponseVars<'a> {
     pub bytes_sent: u64,
 }
 
-/// Sticky outcome for `$sticky_sid` / `$sticky_status`.
+/// Sticky outcome for `$sticky_sid` / `$sticky_status` / `$sticky_learned`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StickyVars<'a> {
     pub sid: &'a str,
-    /// `new`, `hit`, `expired`, `unknown` or `fallback`.
+    /// `new`, `hit`, `expired`, `unknown`, `fallback` or `forged`.
     pub status: &'a str,
+    /// The learned cookie's name (learn mode), else empty.
+    pub learned: &'a str,
+}
+
+/// True when `template` reads a `$sticky_*` variable (the proxy then decides
+/// the sticky peer before evaluating it).
+pub fn uses_sticky(template: &Template) -> bool {
+    template.parts.iter().any(|p| {
+        matches!(
+            p,
+            Part::Var(Variable::StickySid | Variable::StickyStatus | Variable::StickyLearned)
+        )
+    })
 }
 
 /// Everything a variable may read. All borrowed: building one allocates nothing.
@@ -288,6 +301,11 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         Variable::StickyStatus => {
             if let Some(s) = &v.sticky {
                 out.extend_from_slice(s.status.as_bytes());
+            }
+        }
+        Variable::StickyLearned => {
+            if let Some(s) = &v.sticky {
+                out.extend_from_slice(s.learned.as_bytes());
             }
         }
     }
@@ -588,6 +606,7 @@ pub(crate) mod tests {
             (Variable::UpstreamHeaderTime, ""),
             (Variable::StickySid, ""),
             (Variable::StickyStatus, ""),
+            (Variable::StickyLearned, ""),
         ];
         for (var, want) in cases {
             assert_eq!(one(var.clone(), &v), want, "{var:?}");
@@ -628,6 +647,7 @@ pub(crate) mod tests {
         v.sticky = Some(StickyVars {
             sid: "d41d8cd9",
             status: "hit",
+            learned: "JSESSIONID",
         });
         let cases = [
             // $host falls back to the server name.
@@ -648,6 +668,7 @@ pub(crate) mod tests {
             (Variable::UpstreamHeaderTime, "-, 0.012"),
             (Variable::StickySid, "d41d8cd9"),
             (Variable::StickyStatus, "hit"),
+            (Variable::StickyLearned, "JSESSIONID"),
         ];
         for (var, want) in cases {
             assert_eq!(one(var.clone(), &v), want, "{var:?}");

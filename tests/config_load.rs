@@ -106,6 +106,7 @@ fn tengine_config_upstreams_and_every_sticky_option() {
             maxlife: Some(28800),
             fallback: true,
             hash: Hash::Md5,
+            ..StickyConf::default()
         })
     );
     assert_eq!(shop.keepalive, Some(32));
@@ -463,6 +464,20 @@ fn every_example_covers_its_mode() {
     assert_eq!(
         (sticky.maxidle, sticky.maxlife, sticky.maxage),
         (Some(1800), Some(28800), Some(28800))
+    );
+    // Ours: the hardened front end and gorouter's learn mode.
+    let (c, _) = load("conf/examples/hardened.conf");
+    let sticky = c.http.upstreams[0].sticky.clone().expect("sticky");
+    assert_eq!(
+        (sticky.hash, sticky.sign, sticky.keys.len()),
+        (Hash::Hmac, true, 1)
+    );
+    assert!(sticky.nocache && sticky.attrs.httponly && sticky.attrs.samesite.is_some());
+    let (c, _) = load("conf/examples/gorouter-learn.conf");
+    let sticky = c.http.upstreams[0].sticky.clone().expect("sticky");
+    assert_eq!(
+        (sticky.cookie.as_str(), sticky.learn.as_slice(), sticky.hash),
+        ("__VCAP_ID__", &["JSESSIONID".to_string()][..], Hash::Plain)
     );
     let (c, _) = load("conf/examples/plain-ids.conf");
     let ids: Vec<Option<&str>> = c.http.upstreams[0]

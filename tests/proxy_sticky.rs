@@ -4,17 +4,6 @@ mod common;
 
 use common::*;
 
-/// An upstream `app` with `sticky` over `servers`, one server block proxying `/`.
-fn sticky_conf(sticky: &str, servers: &[String]) -> String {
-    let servers: String = servers
-        .iter()
-        .map(|s| format!("    server {s};\n"))
-        .collect();
-    format!(
-        "events {{}}\nhttp {{\n  upstream app {{\n    {sticky};\n{servers}  }}\n  server {{\n    listen 127.0.0.1:0;\n    location / {{ proxy_pass http://app; }}\n  }}\n}}\n"
-    )
-}
-
 fn two() -> (Backend, Backend) {
     (Backend::start("a"), Backend::start("b"))
 }

@@ -101,7 +101,7 @@ fn response() -> HeaderMap {
 /// The whole per-request work: find + decode + decide + strip, then Set-Cookie.
 fn per_request(s: &Sticky, req: &mut HeaderMap, resp: &mut HeaderMap) -> Choice {
     let choice = s.on_request(req, NOW, |_| true, |_| Some(1));
-    s.on_response(StatusCode::OK, resp, &choice, NOW);
+    s.on_response(StatusCode::OK, resp, &choice, NOW, false);
     choice
 }
 

@@ -74,7 +74,7 @@ fn worked_example_step_by_step() {
     let c1 = sticky.on_request(&mut req, T0, up, |ex| rr.pick(ex));
     assert_eq!((c1.decision, c1.outcome), (Decision::New(0), Outcome::New));
     let mut resp = HeaderMap::new();
-    sticky.on_response(StatusCode::OK, &mut resp, &c1, T0);
+    sticky.on_response(StatusCode::OK, &mut resp, &c1, T0, false);
     let cookie1 = format!("LBSID={sid20}|{T0}|{T0}");
     assert_eq!(set_cookie(&resp), Some(format!("{cookie1}; Path=/")));
 
@@ -98,7 +98,7 @@ fn worked_example_step_by_step() {
         "empty Cookie header dropped"
     );
     let mut resp = HeaderMap::new();
-    sticky.on_response(StatusCode::OK, &mut resp, &c2, t2);
+    sticky.on_response(StatusCode::OK, &mut resp, &c2, t2, false);
     let cookie2 = format!("LBSID={sid20}|{t2}|{T0}");
     assert_eq!(set_cookie(&resp), Some(format!("{cookie2}; Path=/")));
 
@@ -120,7 +120,7 @@ fn worked_example_step_by_step() {
         "an invalid cookie is stripped too"
     );
     let mut resp = HeaderMap::new();
-    sticky.on_response(StatusCode::OK, &mut resp, &c3, t3);
+    sticky.on_response(StatusCode::OK, &mut resp, &c3, t3, false);
     assert_eq!(
         set_cookie(&resp),
         Some(format!("LBSID={sid21}|{t3}|{t3}; Path=/"))
@@ -145,7 +145,7 @@ fn worked_example_step_by_step() {
         (Decision::Fallback(1), Outcome::Fallback)
     );
     let mut resp = HeaderMap::new();
-    sticky.on_response(StatusCode::OK, &mut resp, &c4, t4);
+    sticky.on_response(StatusCode::OK, &mut resp, &c4, t4, false);
     assert_eq!(
         set_cookie(&resp),
         Some(format!("LBSID={sid21}|{t4}|{t4}; Path=/"))
@@ -162,7 +162,7 @@ fn worked_example_step_by_step() {
     let c4b = after_failure(&sticky.conf, &pinned, 0, t4, |ex| after.pick(ex));
     assert_eq!(c4b.decision, Decision::Fallback(1));
     let mut resp = HeaderMap::new();
-    sticky.on_response(StatusCode::OK, &mut resp, &c4b, t4);
+    sticky.on_response(StatusCode::OK, &mut resp, &c4b, t4, false);
     assert_eq!(
         set_cookie(&resp),
         Some(format!("LBSID={sid21}|{t4}|{t4}; Path=/"))
@@ -178,7 +178,7 @@ fn worked_example_step_by_step() {
     let c4c = strict.on_request(&mut req, t4, |i| i == 1, |ex| down.pick(ex));
     assert_eq!(c4c.decision, Decision::Refuse);
     let mut resp = HeaderMap::new();
-    strict.on_response(StatusCode::BAD_GATEWAY, &mut resp, &c4c, t4);
+    strict.on_response(StatusCode::BAD_GATEWAY, &mut resp, &c4c, t4, false);
     assert!(resp.is_empty());
     let refused = after_failure(&strict.conf, &pinned, 0, t4, |ex| rr.pick(ex));
     assert_eq!(refused.decision, Decision::Refuse);
@@ -196,6 +196,6 @@ fn cookie_issued_by_tengine_keeps_routing() {
     // Direct mode: the backend still sees the cookie; a hit sets no cookie.
     assert!(req.get(COOKIE).is_some());
     let mut resp = HeaderMap::new();
-    sticky.on_response(StatusCode::OK, &mut resp, &c, T0);
+    sticky.on_response(StatusCode::OK, &mut resp, &c, T0, false);
     assert!(resp.is_empty());
 }

@@ -50,6 +50,8 @@ pub enum Variable {
     Hostname,
     StickySid,
     StickyStatus,
+    /// Ours: the learned cookie's name (`session_sticky learn=`).
+    StickyLearned,
 }
 
 /// One piece of a template.
@@ -146,6 +148,7 @@ pub fn variable(name: &str) -> Option<Variable> {
         "hostname" => Variable::Hostname,
         "sticky_sid" => Variable::StickySid,
         "sticky_status" => Variable::StickyStatus,
+        "sticky_learned" => Variable::StickyLearned,
         _ => {
             let header = |rest: &str| rest.replace('_', "-");
             // The prefix is matched lower-cased; `as_written` is the rest of the
@@ -288,6 +291,7 @@ mod tests {
             ("$ARG_Page", vec![Part::Var(Variable::Arg("Page".into()))]),
             ("$document_uri", vec![Part::Var(Variable::Uri)]),
             ("$sticky_status", vec![Part::Var(Variable::StickyStatus)]),
+            ("$sticky_learned", vec![Part::Var(Variable::StickyLearned)]),
             ("cost: 5$", vec![lit("cost: 5$")]),
             ("a $ b", vec![lit("a $ b")]),
             ("$-x", vec![lit("$-x")]),

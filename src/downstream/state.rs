@@ -116,6 +116,13 @@ impl ConnState {
         }
     }
 
+    /// Whether the connection arrived over TLS: the one place the request
+    /// path asks (sticky `secure=auto`). Plain listeners only for now; TLS
+    /// listeners answer true once they exist.
+    pub fn is_tls(&self) -> bool {
+        false
+    }
+
     /// Called by the worker's sweeper: wakes a request whose deadline passed,
     /// asks a connection that keeps its request state while idle to give it
     /// back after [`SHED_AFTER`], and returns true when the connection must be

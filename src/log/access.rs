@@ -213,6 +213,8 @@ pub struct AccessRecord {
     pub tries: Vec<TryRecord>,
     /// `$sticky_sid` and `$sticky_status`.
     pub sticky: Option<(String, &'static str)>,
+    /// `$sticky_learned` (empty: none).
+    pub sticky_learned: String,
     /// When the last try started, while its response body is streamed: its
     /// `$upstream_response_time` then runs to the end of the body.
     pub streaming_since: Option<std::time::Instant>,
@@ -269,6 +271,7 @@ impl AccessRecord {
             start: vars.start,
             tries: Vec::new(),
             sticky: None,
+            sticky_learned: String::new(),
             streaming_since: None,
             wants_response_headers: targets_read_response_headers(&targets),
             sent: SentSoFar::default(),
@@ -315,10 +318,11 @@ impl AccessRecord {
                 bytes_sent: sent.bytes,
             }),
             upstream: &tries,
-            sticky: self
-                .sticky
-                .as_ref()
-                .map(|(sid, status)| vars::StickyVars { sid, status }),
+            sticky: self.sticky.as_ref().map(|(sid, status)| vars::StickyVars {
+                sid,
+                status,
+                learned: &self.sticky_learned,
+            }),
         };
         for target in self.targets.iter() {
             target
@@ -512,6 +516,7 @@ mod tests {
         first.sticky = Some(StickyVars {
             sid: "9c5f2bd6b4e52b4f17ba61d9e5a7d8b8",
             status: "new",
+            learned: "",
         });
         let no_headers = headers(&[]);
         let post = Method::POST;

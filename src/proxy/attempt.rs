@@ -326,6 +326,8 @@ mod tests {
 
     fn choice(decision: Decision, outcome: Outcome) -> Choice {
         Choice {
+            renew: false,
+            learned: None,
             decision,
             outcome,
             firstseen: NOW - 100,

@@ -174,7 +174,9 @@ impl Handler for Worker {
                 if let Some(record) = log {
                     record.streaming_since = try_started;
                 }
-                let mut resp = self.answer(set, conf, p, answer, choice, now_unix, upgrade);
+                let tls = info.is_tls();
+                let mut resp =
+                    self.answer(set, conf, p, answer, choice, now_unix, upgrade, tls, log);
                 if let Some(facts) = &compress {
                     compress_response(&mut resp, &conf.compress, facts, now_unix);
                 }
@@ -218,6 +220,8 @@ impl Worker {
         choice: Option<&Choice>,
         now_unix: i64,
         upgrade: bool,
+        tls: bool,
+        log: &mut Option<Box<AccessRecord>>,
     ) -> Response<ProxyBody> {
         let (head, upstream_body, requests) = answer;
         let status = head.status;
@@ -235,7 +239,10 @@ impl Worker {
             );
         }
         if let (Some(sticky), Some(choice)) = (set.sticky(), choice) {
-            sticky.on_response(status, &mut headers, choice, now_unix);
+            let applied = sticky.on_response(status, &mut headers, choice, now_unix, tls);
+            if let (Some(record), Some(name)) = (log, sticky.learned_name(choice, Some(&applied))) {
+                name.clone_into(&mut record.sticky_learned);
+            }
         }
         let body = if switching {
             // Only an upgrade the client asked for becomes a tunnel.
@@ -294,5 +301,7 @@ pub(super) fn note_sticky(
     if let (Some(record), Some(sticky), Some(choice)) = (log, set.sticky(), choice) {
         let sid = sticky.sid(choice).unwrap_or_default().to_string();
         record.sticky = Some((sid, choice.outcome.as_str()));
+        let learned = sticky.learned_name(choice, None).unwrap_or_default();
+        learned.clone_into(&mut record.sticky_learned);
     }
 }

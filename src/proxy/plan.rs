@@ -220,10 +220,38 @@ impl Worker {
             }
             _ => None,
         };
+        // `$sticky_*` in proxy_set_header: the sticky peer is decided here,
+        // from the headers as received; `prepare` then only strips.
+        let sticky_first = set.sticky().filter(|_| {
+            conf.proxy_set_headers
+                .iter()
+                .any(|(_, t)| vars::uses_sticky(t))
+        });
+        let choice = sticky_first.map(|sticky| {
+            let now = Instant::now();
+            let tried = Tried::new();
+            sticky.decide_request(
+                req.headers(),
+                unix_now(start),
+                |i| set.is_up(i, now),
+                |exclude| set.choose(exclude, &tried, now),
+            )
+        });
         let set_headers = if conf.proxy_set_headers.is_empty() {
             Vec::new()
         } else {
-            headers::eval_set_headers(&conf.proxy_set_headers, &vars(&pass.proxy_host))
+            let sticky = sticky_first
+                .zip(choice.as_ref())
+                .map(|(s, c)| vars::StickyVars {
+                    sid: s.sid(c).unwrap_or_default(),
+                    status: c.outcome.as_str(),
+                    learned: s.learned_name(c, None).unwrap_or_default(),
+                });
+            let v = RequestVars {
+                sticky,
+                ..vars(&pass.proxy_host)
+            };
+            headers::eval_set_headers(&conf.proxy_set_headers, &v)
         };
         Ok(Plan {
             server,
@@ -232,6 +260,7 @@ impl Worker {
             set,
             uri,
             set_headers,
+            choice,
         })
     }
 
@@ -256,6 +285,7 @@ impl Worker {
             set,
             uri: mapped_uri,
             set_headers,
+            choice: decided,
         } = self.plan(info, req, start, log, edits)?;
         let tokens = conf.server_tokens;
         let upgrade = headers::wants_upgrade(req.headers());
@@ -287,13 +317,17 @@ impl Worker {
         let tried = Tried::new();
         let headers = req.headers_mut();
         // Sticky request side (decode, decide, strip) before the headers go out.
-        let choice = set.sticky().map(|sticky| {
-            sticky.on_request(
+        let choice = set.sticky().map(|sticky| match decided {
+            Some(choice) => {
+                sticky.strip(headers);
+                choice
+            }
+            None => sticky.on_request(
                 headers,
                 now_unix,
                 |i| set.is_up(i, now_instant),
                 |exclude| set.choose(exclude, &tried, now_instant),
-            )
+            ),
         });
         note_sticky(log, set, choice.as_ref());
         headers::to_upstream_request(headers, set_headers, &pass.proxy_host, connection_mode);
@@ -394,6 +428,8 @@ struct Plan<'w> {
     /// The upstream target when `proxy_pass` has a URI part.
     uri: Option<Uri>,
     set_headers: headers::SetHeaders,
+    /// The sticky choice, when `proxy_set_header` needed it already.
+    choice: Option<Choice>,
 }
 
 /// A request made ready to go out (see `Worker::prepare`).

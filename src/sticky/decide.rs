@@ -7,7 +7,7 @@
 //! its smooth weighted round robin (honouring weight, down, backup, max_fails) and
 //! skips `exclude`; and `is_up(idx)`, its health view of one peer.
 
-use super::cookie::StickyCookie;
+use super::cookie::{Invalid, StickyCookie};
 use super::sid::SidIndex;
 use super::StickyConf;
 
@@ -49,6 +49,8 @@ pub enum Outcome {
     Unknown,
     /// The pinned peer was down or unreachable.
     Fallback,
+    /// Ours, `sign=on`: the cookie's MAC failed; a new session started.
+    Forged,
 }
 
 impl Outcome {
@@ -59,6 +61,7 @@ impl Outcome {
             Outcome::Expired => "expired",
             Outcome::Unknown => "unknown",
             Outcome::Fallback => "fallback",
+            Outcome::Forged => "forged",
         }
     }
 }
@@ -70,13 +73,31 @@ pub struct Choice {
     pub decision: Decision,
     pub outcome: Outcome,
     pub firstseen: i64,
+    /// Ours: the cookie routed by a key other than the first (an old sid
+    /// under `hash=hmac`, or an old signature): the response sets it again
+    /// under the first key even on a hit.
+    pub renew: bool,
+    /// Ours, learn mode: which `learn=` cookie (index) the request carried.
+    pub learned: Option<u8>,
 }
 
 impl Choice {
     /// True when the response must (re-)pin the client: a new session or a
-    /// fallback. A hit only refreshes (insert mode with timestamps).
+    /// fallback, or a hit by an old key. A hit otherwise only refreshes
+    /// (insert mode with timestamps).
     pub fn pins(&self) -> bool {
-        matches!(self.decision, Decision::New(_) | Decision::Fallback(_))
+        matches!(self.decision, Decision::New(_) | Decision::Fallback(_)) || self.renew
+    }
+
+    /// A choice with no key renewal and no learned cookie.
+    pub fn new(decision: Decision, outcome: Outcome, firstseen: i64) -> Choice {
+        Choice {
+            decision,
+            outcome,
+            firstseen,
+            renew: false,
+            learned: None,
+        }
     }
 }
 
@@ -85,11 +106,11 @@ fn choose_new(
     now: i64,
     choose: impl FnOnce(Option<usize>) -> Option<usize>,
 ) -> Choice {
-    Choice {
-        decision: choose(None).map_or(Decision::Refuse, Decision::New),
+    Choice::new(
+        choose(None).map_or(Decision::Refuse, Decision::New),
         outcome,
-        firstseen: now,
-    }
+        now,
+    )
 }
 
 fn fall_back(
@@ -104,11 +125,7 @@ fn fall_back(
     } else {
         Decision::Refuse
     };
-    Choice {
-        decision,
-        outcome,
-        firstseen: now,
-    }
+    Choice::new(decision, outcome, now)
 }
 
 /// Decide which peer serves a request.
@@ -135,12 +152,13 @@ where
     U: Fn(usize) -> bool,
     C: FnOnce(Option<usize>) -> Option<usize>,
 {
-    decide_with(conf, cookie, |sid| index.lookup(sid), now, is_up, choose)
+    decide_with(conf, cookie, |sid| index.find(sid), now, is_up, choose)
 }
 
 /// [`decide`] with the sid -> peer lookup given (`lookup` must answer what
-/// `SidIndex::lookup` answers; the request path passes the peer it already found
-/// while decoding).
+/// `SidIndex::lookup` answers, with `true` for a peer found by an alias,
+/// `SidIndex::lookup_alias`; the request path passes the peer it already
+/// found while decoding).
 pub(crate) fn decide_with<L, U, C>(
     conf: &StickyConf,
     cookie: &StickyCookie<'_>,
@@ -150,28 +168,35 @@ pub(crate) fn decide_with<L, U, C>(
     choose: C,
 ) -> Choice
 where
-    L: FnOnce(&str) -> Option<usize>,
+    L: FnOnce(&str) -> Option<(usize, bool)>,
     U: Fn(usize) -> bool,
     C: FnOnce(Option<usize>) -> Option<usize>,
 {
     match *cookie {
         StickyCookie::Absent => choose_new(Outcome::New, now, choose),
         StickyCookie::Invalid(why) => {
-            let outcome = if why.is_expired() {
-                Outcome::Expired
-            } else {
-                Outcome::New
+            let outcome = match why {
+                Invalid::Forged => Outcome::Forged,
+                _ if why.is_expired() => Outcome::Expired,
+                _ => Outcome::New,
             };
             choose_new(outcome, now, choose)
         }
-        StickyCookie::Valid { sid, firstseen } => match lookup(sid) {
+        StickyCookie::Valid {
+            sid,
+            firstseen,
+            renew,
+        } => match lookup(sid) {
             None => fall_back(conf, Outcome::Unknown, None, now, choose),
-            Some(idx) if is_up(idx) => Choice {
-                decision: Decision::Pinned(idx),
-                outcome: Outcome::Hit,
-                firstseen: firstseen.unwrap_or(now),
+            Some((idx, alias)) if is_up(idx) => Choice {
+                renew: renew || alias,
+                ..Choice::new(
+                    Decision::Pinned(idx),
+                    Outcome::Hit,
+                    firstseen.unwrap_or(now),
+                )
             },
-            Some(idx) => fall_back(conf, Outcome::Fallback, Some(idx), now, choose),
+            Some((idx, _)) => fall_back(conf, Outcome::Fallback, Some(idx), now, choose),
         },
     }
 }
@@ -211,7 +236,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sticky::cookie::Invalid;
 
     const NOW: i64 = 1_571_297_169;
 
@@ -237,16 +261,16 @@ mod tests {
     }
 
     fn choice(decision: Decision, outcome: Outcome, firstseen: i64) -> Choice {
-        Choice {
-            decision,
-            outcome,
-            firstseen,
-        }
+        Choice::new(decision, outcome, firstseen)
     }
 
     #[test]
     fn decision_table() {
-        let valid = |sid: &'static str, firstseen| StickyCookie::Valid { sid, firstseen };
+        let valid = |sid: &'static str, firstseen| StickyCookie::Valid {
+            sid,
+            firstseen,
+            renew: false,
+        };
         let cases: Vec<(&str, bool, StickyCookie<'static>, Choice)> = vec![
             (
                 "no_cookie_starts_new_session",
@@ -332,6 +356,7 @@ mod tests {
         let cookie = StickyCookie::Valid {
             sid: "s0",
             firstseen: None,
+            renew: false,
         };
         let got = decide(&conf(true), &cookie, &index(), NOW, |i| i == 1, rr);
         assert_eq!(got.decision, Decision::Fallback(1));
@@ -346,6 +371,7 @@ mod tests {
         let unknown = StickyCookie::Valid {
             sid: "zz",
             firstseen: None,
+            renew: false,
         };
         let got = decide(&conf(true), &unknown, &index(), NOW, up, none);
         assert_eq!(got.decision, Decision::Refuse);
@@ -407,6 +433,7 @@ mod tests {
             (Outcome::Expired, "expired"),
             (Outcome::Unknown, "unknown"),
             (Outcome::Fallback, "fallback"),
+            (Outcome::Forged, "forged"),
         ];
         for (o, s) in labels {
             assert_eq!(o.as_str(), s);

@@ -12,13 +12,20 @@
 //!
 //! Nothing here does I/O or reads the clock: `now` (Unix seconds) is an argument.
 
+pub mod attrs;
+pub mod cache;
 pub mod cookie;
 pub mod decide;
+pub mod keys;
+pub mod learn;
 pub mod set_cookie;
 pub mod sid;
 
+pub use attrs::{Attrs, SameSite, Secure};
 pub use cookie::{Invalid, StickyCookie};
 pub use decide::{Choice, Decision, Outcome};
+pub use keys::Keys;
+pub use set_cookie::Applied;
 pub use sid::SidIndex;
 
 use cookie::Stripped;
@@ -39,6 +46,8 @@ pub enum Mode {
 pub enum Hash {
     Md5,
     Plain,
+    /// `hash=hmac` (ours): truncated HMAC-SHA256 under the first key.
+    Hmac,
 }
 
 /// "Unlimited" for maxidle/maxlife when only the other one is set: 2^31-1 seconds.
@@ -66,6 +75,17 @@ pub struct StickyConf {
     /// `fallback=on` (default true).
     pub fallback: bool,
     pub hash: Hash,
+    /// Ours: `httponly`, `secure[=auto]`, `samesite=`, `partitioned`.
+    pub attrs: Attrs,
+    /// Ours: `key=` / `key_file=` (first signs and makes sids, all verify).
+    /// Non-empty exactly when `hash=hmac` or `sign=on`.
+    pub keys: Keys,
+    /// Ours: `sign=on`, insert mode only: the cookie carries a MAC.
+    pub sign: bool,
+    /// Ours: `learn=NAME[,NAME]`, insert mode only (gorouter's semantics).
+    pub learn: Vec<String>,
+    /// Ours: `nocache`: `Cache-Control: private` on a response that inserts.
+    pub nocache: bool,
 }
 
 impl Default for StickyConf {
@@ -81,6 +101,11 @@ impl Default for StickyConf {
             maxlife: None,
             fallback: true,
             hash: Hash::Md5,
+            attrs: Attrs::default(),
+            keys: Keys::default(),
+            sign: false,
+            learn: Vec::new(),
+            nocache: false,
         }
     }
 }
@@ -115,26 +140,37 @@ impl Sticky {
     }
 
     /// What an inserted value depends on besides the peer: the clock only with
-    /// timestamps or `maxage`, FIRSTSEEN only with timestamps.
-    fn key(&self, now: i64, firstseen: i64) -> (i64, i64) {
-        match (self.conf.timestamps(), self.conf.maxage.is_some()) {
+    /// timestamps or `maxage`, FIRSTSEEN only with timestamps, and TLS only
+    /// with `secure=auto` (folded into the FIRSTSEEN slot's sign: a real
+    /// FIRSTSEEN is never negative).
+    fn key(&self, now: i64, firstseen: i64, tls: bool) -> (i64, i64) {
+        let (now, first) = match (self.conf.timestamps(), self.conf.maxage.is_some()) {
             (true, _) => (now, firstseen),
             (false, true) => (now, 0),
             (false, false) => (0, 0),
-        }
+        };
+        let tls_only = tls && self.conf.attrs.secure == Secure::Auto;
+        (now, if tls_only { -1 - first } else { first })
     }
 
     /// The insert-mode value for `peer` (whose sid is `sid`), made again only
     /// when its key changed.
-    fn inserted(&self, peer: usize, sid: &str, now: i64, firstseen: i64) -> Option<HeaderValue> {
-        let key = self.key(now, firstseen);
+    fn inserted(
+        &self,
+        peer: usize,
+        sid: &str,
+        now: i64,
+        firstseen: i64,
+        tls: bool,
+    ) -> Option<HeaderValue> {
+        let key = self.key(now, firstseen, tls);
         let mut made = self.made.borrow_mut();
         if let Some(Some((k, v))) = made.get(peer) {
             if *k == key {
                 return Some(v.clone());
             }
         }
-        let value = set_cookie::insert_value(&self.conf, sid, now, firstseen)?;
+        let value = set_cookie::insert_value(&self.conf, sid, now, firstseen, tls)?;
         // A peer with a sid has a slot: `made` has one per entry of `index`.
         if let Some(slot) = made.get_mut(peer) {
             *slot = Some((key, value.clone()));
@@ -152,6 +188,12 @@ impl Sticky {
         C: FnOnce(Option<usize>) -> Option<usize>,
     {
         let conf = &self.conf;
+        if !conf.learn.is_empty() {
+            // Learn mode: our cookie counts only with a learned one (gorouter).
+            let choice = self.decide_request(headers, now, is_up, choose);
+            self.strip(headers);
+            return choice;
+        }
         let mut entry = match headers.entry(COOKIE) {
             Entry::Vacant(_) => {
                 let absent = StickyCookie::Absent;
@@ -175,7 +217,10 @@ impl Sticky {
             None => (StickyCookie::Absent, None),
             Some(v) => cookie::decode_indexed(conf, v, &self.index, now),
         };
-        let lookup = |sid: &str| peer.or_else(|| self.index.lookup(sid));
+        let lookup = |sid: &str| match peer {
+            Some(p) => Some((p, false)),
+            None => self.index.find(sid),
+        };
         let choice = decide::decide_with(conf, &found, lookup, now, is_up, choose);
         match stripped {
             Stripped::Keep => {}
@@ -190,6 +235,42 @@ impl Sticky {
         choice
     }
 
+    /// The request side without the stripping: what [`Sticky::on_request`]
+    /// decides, from headers it only reads. For the proxy when
+    /// `proxy_set_header` reads `$sticky_*` before the headers are edited;
+    /// [`Sticky::strip`] must follow.
+    pub fn decide_request<U, C>(&self, headers: &HeaderMap, now: i64, is_up: U, choose: C) -> Choice
+    where
+        U: Fn(usize) -> bool,
+        C: FnOnce(Option<usize>) -> Option<usize>,
+    {
+        let conf = &self.conf;
+        let learned = if conf.learn.is_empty() {
+            None
+        } else {
+            learn::in_request(conf, headers)
+        };
+        let found = if conf.learn.is_empty() || learned.is_some() {
+            cookie::read(conf, headers, now)
+        } else {
+            StickyCookie::Absent
+        };
+        let choice = decide::decide(conf, &found, &self.index, now, is_up, choose);
+        Choice { learned, ..choice }
+    }
+
+    /// The forwarded `Cookie` header(s) (see [`cookie::strip`]).
+    pub fn strip(&self, headers: &mut HeaderMap) {
+        cookie::strip(&self.conf, headers);
+    }
+
+    /// The name of the learned cookie of `choice` or of the response
+    /// (`applied`), for `$sticky_learned`: the response's when it set one.
+    pub fn learned_name(&self, choice: &Choice, applied: Option<&Applied>) -> Option<&str> {
+        let i = applied.and_then(|a| a.learned).or(choice.learned)?;
+        self.conf.learn.get(usize::from(i)).map(String::as_str)
+    }
+
     /// The sid of the peer a choice routes to, for `$sticky_sid` (`None` when
     /// refused).
     pub fn sid(&self, choice: &Choice) -> Option<&str> {
@@ -198,19 +279,21 @@ impl Sticky {
 
     /// Response side: set or edit the sticky `Set-Cookie` for the peer of
     /// `choice` (after any [`decide::after_failure`]). No-op for a
-    /// refused choice and for status >= 400.
+    /// refused choice and for status >= 400. `tls`: the request arrived over
+    /// TLS (`secure=auto`).
     pub fn on_response(
         &self,
         status: StatusCode,
         headers: &mut HeaderMap,
         choice: &Choice,
         now: i64,
-    ) {
+        tls: bool,
+    ) -> Applied {
         let (Some(peer), Some(sid)) = (choice.decision.peer(), self.sid(choice)) else {
-            return;
+            return Applied::default();
         };
-        let ours = || self.inserted(peer, sid, now, choice.firstseen);
-        set_cookie::apply_with(&self.conf, status, headers, sid, choice, ours);
+        let ours = || self.inserted(peer, sid, now, choice.firstseen, tls);
+        set_cookie::apply_with(&self.conf, status, headers, sid, choice, now, tls, ours)
     }
 }
 
@@ -252,19 +335,134 @@ mod tests {
                 (1, NOW + 1, NOW + 1),
             ];
             for (peer, now, firstseen) in calls {
-                let choice = Choice {
-                    decision: Decision::New(peer),
-                    outcome: Outcome::New,
-                    firstseen,
-                };
+                let choice = Choice::new(Decision::New(peer), Outcome::New, firstseen);
                 let mut got = HeaderMap::new();
-                sticky.on_response(StatusCode::OK, &mut got, &choice, now);
+                sticky.on_response(StatusCode::OK, &mut got, &choice, now, false);
                 let mut want = HeaderMap::new();
                 let sid = sticky.index.sid(peer).expect("sid");
-                set_cookie::apply(&conf, StatusCode::OK, &mut want, sid, &choice, now);
+                set_cookie::apply(&conf, StatusCode::OK, &mut want, sid, &choice, now, false);
                 assert_eq!(got, want, "{conf:?} {peer} {now} {firstseen}");
                 assert_eq!(got.len(), 1);
             }
+        }
+    }
+
+    /// gorouter's scenario: `cookie=__VCAP_ID__ learn=JSESSIONID hash=plain`.
+    #[test]
+    fn learn_mode_routes_only_with_the_learned_cookie_and_inserts_only_when_learned() {
+        let conf = StickyConf {
+            cookie: "__VCAP_ID__".into(),
+            learn: vec!["JSESSIONID".into()],
+            hash: Hash::Plain,
+            ..StickyConf::default()
+        };
+        let peers = [
+            ("10.0.0.1:80", Some("app-0")),
+            ("10.0.0.2:80", Some("app-1")),
+        ];
+        let sticky = Sticky::new(conf.clone(), SidIndex::from_peers(&conf, peers));
+        let rr = |_: Option<usize>| Some(0);
+        // (request Cookie, decision, outcome, learned)
+        let cases = [
+            ("", Decision::New(0), Outcome::New, None),
+            ("__VCAP_ID__=app-1", Decision::New(0), Outcome::New, None),
+            ("JSESSIONID=abc", Decision::New(0), Outcome::New, Some(0)),
+            (
+                "JSESSIONID=abc; __VCAP_ID__=app-1",
+                Decision::Pinned(1),
+                Outcome::Hit,
+                Some(0),
+            ),
+            (
+                "__VCAP_ID__=app-9; JSESSIONID=abc",
+                Decision::Fallback(0),
+                Outcome::Unknown,
+                Some(0),
+            ),
+        ];
+        for (cookie, decision, outcome, learned) in cases {
+            let mut h = HeaderMap::new();
+            if !cookie.is_empty() {
+                h.insert(COOKIE, HeaderValue::from_static(cookie));
+            }
+            let c = sticky.on_request(&mut h, NOW, |_| true, rr);
+            assert_eq!(
+                (c.decision, c.outcome, c.learned),
+                (decision, outcome, learned),
+                "{cookie}"
+            );
+            assert_eq!(sticky.learned_name(&c, None), learned.map(|_| "JSESSIONID"));
+        }
+        // Response: ours only where the backend sets JSESSIONID (or on a re-pin).
+        let new = Choice::new(Decision::New(1), Outcome::New, NOW);
+        let fallback = Choice::new(Decision::Fallback(1), Outcome::Unknown, NOW);
+        let cases: [(&Choice, Option<&str>, Vec<&str>); 4] = [
+            (&new, None, vec![]),
+            (
+                &new,
+                Some("JSESSIONID=abc; Path=/"),
+                vec!["JSESSIONID=abc; Path=/", "__VCAP_ID__=app-1; Path=/"],
+            ),
+            (&fallback, None, vec!["__VCAP_ID__=app-1; Path=/"]),
+            (&new, Some("other=1"), vec!["other=1"]),
+        ];
+        for (choice, backend, want) in cases {
+            let mut h = HeaderMap::new();
+            if let Some(b) = backend {
+                h.insert(http::header::SET_COOKIE, HeaderValue::from_static(b));
+            }
+            let applied = sticky.on_response(StatusCode::OK, &mut h, choice, NOW, false);
+            let got: Vec<&str> = h
+                .get_all(http::header::SET_COOKIE)
+                .iter()
+                .map(|v| v.to_str().expect("ascii"))
+                .collect();
+            assert_eq!(got, want, "{backend:?}");
+            assert_eq!(
+                applied.set,
+                want.iter().any(|v| v.starts_with("__VCAP_ID__"))
+            );
+        }
+    }
+
+    #[test]
+    fn nocache_marks_only_responses_that_set_the_cookie() {
+        let conf = StickyConf {
+            nocache: true,
+            ..StickyConf::default()
+        };
+        let sticky = Sticky::new(
+            conf.clone(),
+            SidIndex::from_peers(&conf, [("10.0.0.1:80", None)]),
+        );
+        let new = Choice::new(Decision::New(0), Outcome::New, NOW);
+        let hit = Choice::new(Decision::Pinned(0), Outcome::Hit, NOW);
+        // (choice, status, backend Cache-Control, Cache-Control after)
+        let cases: [(&Choice, u16, Option<&str>, Vec<&str>); 5] = [
+            (&new, 200, None, vec!["private"]),
+            (
+                &new,
+                200,
+                Some("public, max-age=60"),
+                vec!["public, max-age=60", "private"],
+            ),
+            (&new, 200, Some("no-store"), vec!["no-store"]),
+            (&hit, 200, Some("public"), vec!["public"]),
+            (&new, 404, Some("public"), vec!["public"]),
+        ];
+        for (choice, status, backend, want) in cases {
+            let mut h = HeaderMap::new();
+            if let Some(b) = backend {
+                h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static(b));
+            }
+            let status = StatusCode::from_u16(status).expect("status");
+            sticky.on_response(status, &mut h, choice, NOW, false);
+            let got: Vec<&str> = h
+                .get_all(http::header::CACHE_CONTROL)
+                .iter()
+                .map(|v| v.to_str().expect("ascii"))
+                .collect();
+            assert_eq!(got, want, "{choice:?} {status} {backend:?}");
         }
     }
 

@@ -11,15 +11,26 @@ use http::header::{Entry, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::decide::{Choice, Decision};
+use super::keys::TAG_HEX;
+use super::{cache, learn};
 use super::{Mode, StickyConf};
 use crate::numfmt::Decimal;
 
 /// The insert-mode `Set-Cookie` value for peer `sid`, exactly
-/// `NAME=VALUE[; Domain=D]; Path=P[; Max-Age=N; Expires=IMF-fixdate]`, where VALUE
-/// is `SID` or `SID|now|firstseen` when maxidle/maxlife is set. `None` if the
-/// configured name/domain/path would make an invalid header value.
-/// One allocation (the value is sized before it is written).
-pub fn insert_value(conf: &StickyConf, sid: &str, now: i64, firstseen: i64) -> Option<HeaderValue> {
+/// `NAME=VALUE[; Domain=D]; Path=P[; Max-Age=N; Expires=IMF-fixdate]` followed
+/// by ours `[; HttpOnly][; Secure][; SameSite=X][; Partitioned]`, where VALUE is
+/// `SID` or `SID|now|firstseen` when maxidle/maxlife is set, and with
+/// `sign=on` that followed by `|MAC`. `tls`: the request arrived over TLS
+/// (`secure=auto`). `None` if the configured name/domain/path would make an
+/// invalid header value. One allocation (the value is sized before it is
+/// written).
+pub fn insert_value(
+    conf: &StickyConf,
+    sid: &str,
+    now: i64,
+    firstseen: i64,
+    tls: bool,
+) -> Option<HeaderValue> {
     let stamps = conf
         .timestamps()
         .then(|| (Decimal::new(now), Decimal::new(firstseen)));
@@ -36,6 +47,9 @@ pub fn insert_value(conf: &StickyConf, sid: &str, now: i64, firstseen: i64) -> O
     if let Some((now, first)) = &stamps {
         len += 2 + now.as_bytes().len() + first.as_bytes().len();
     }
+    if conf.sign {
+        len += 1 + TAG_HEX;
+    }
     if let Some(domain) = domain {
         len += "; Domain=".len() + domain.len();
     }
@@ -43,17 +57,10 @@ pub fn insert_value(conf: &StickyConf, sid: &str, now: i64, firstseen: i64) -> O
         len += "; Max-Age=".len() + maxage.as_bytes().len();
         len += "; Expires=".len() + date.as_bytes().len();
     }
+    len += conf.attrs.len(tls);
     // Literal pieces are copied inline; only the variable ones call memcpy.
     let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(name);
-    out.push(b'=');
-    out.extend_from_slice(sid.as_bytes());
-    if let Some((now, first)) = &stamps {
-        out.push(b'|');
-        out.extend_from_slice(now.as_bytes());
-        out.push(b'|');
-        out.extend_from_slice(first.as_bytes());
-    }
+    write_pair(conf, sid, stamps.as_ref(), &mut out)?;
     if let Some(domain) = domain {
         out.extend_from_slice(b"; Domain=");
         out.extend_from_slice(domain);
@@ -66,7 +73,34 @@ pub fn insert_value(conf: &StickyConf, sid: &str, now: i64, firstseen: i64) -> O
         out.extend_from_slice(b"; Expires=");
         out.extend_from_slice(date.as_bytes());
     }
+    conf.attrs.write(tls, &mut out);
     HeaderValue::from_maybe_shared(Bytes::from(out)).ok()
+}
+
+/// Writes `NAME=SID[|LASTSEEN|FIRSTSEEN][|MAC]`, the pair of every cookie we
+/// make (insert and learn modes). `None` if signing fails (no key).
+pub(super) fn write_pair(
+    conf: &StickyConf,
+    sid: &str,
+    stamps: Option<&(Decimal, Decimal)>,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    let start = out.len() + conf.cookie.len() + 1;
+    out.extend_from_slice(conf.cookie.as_bytes());
+    out.push(b'=');
+    out.extend_from_slice(sid.as_bytes());
+    if let Some((now, first)) = stamps {
+        out.push(b'|');
+        out.extend_from_slice(now.as_bytes());
+        out.push(b'|');
+        out.extend_from_slice(first.as_bytes());
+    }
+    if conf.sign {
+        let mac = conf.keys.sign(out.get(start..)?)?;
+        out.push(b'|');
+        out.extend_from_slice(&mac);
+    }
+    Some(())
 }
 
 /// Byte range of the cookie value in a `Set-Cookie` value whose cookie name is
@@ -164,32 +198,57 @@ fn place_indirect(
     }
 }
 
-/// Rewrite/prefix: edit the first `Set-Cookie` named `NAME` in place.
-fn edit_first(conf: &StickyConf, headers: &mut HeaderMap, sid: &str) {
+/// Rewrite/prefix: edit the first `Set-Cookie` named `NAME` in place, adding
+/// the configured attributes the backend did not set itself. True when one
+/// was edited.
+fn edit_first(conf: &StickyConf, headers: &mut HeaderMap, sid: &str, tls: bool) -> bool {
     let Entry::Occupied(mut entry) = headers.entry(SET_COOKIE) else {
-        return;
+        return false;
     };
     for v in entry.iter_mut() {
         if value_range(v.as_bytes(), &conf.cookie).is_some() {
-            if let Some(mut nv) = edit_value(conf.mode, v.as_bytes(), &conf.cookie, sid) {
-                nv.set_sensitive(v.is_sensitive());
-                *v = nv;
+            let Some(mut nv) = edit_value(conf.mode, v.as_bytes(), &conf.cookie, sid) else {
+                return false;
+            };
+            let missing = conf.attrs.missing_from(v.as_bytes(), tls);
+            if !missing.is_empty() {
+                let mut with = nv.as_bytes().to_vec();
+                with.extend_from_slice(&missing);
+                match HeaderValue::from_maybe_shared(Bytes::from(with)) {
+                    Ok(w) => nv = w,
+                    Err(_) => return false,
+                }
             }
-            return;
+            nv.set_sensitive(v.is_sensitive());
+            *v = nv;
+            return true;
         }
     }
+    false
+}
+
+/// What [`apply`] did, for `$sticky_learned` and the caller's logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// A sticky `Set-Cookie` was set or edited.
+    pub set: bool,
+    /// Learn mode: the index in `learn=` of the cookie the backend set.
+    pub learned: Option<u8>,
 }
 
 /// Apply the sticky response rules to the response `headers`.
 ///
 /// `sid` is the sid of the peer that actually answered, `choice` the (possibly
-/// fallen-back) decision, `now` Unix seconds. Nothing happens for status >= 400
-/// or a refused decision (the proxy's own 502 never carries a sticky cookie).
+/// fallen-back) decision, `now` Unix seconds, `tls` whether the request
+/// arrived over TLS (`secure=auto`). Nothing happens for status >= 400 or a
+/// refused decision (the proxy's own 502 never carries a sticky cookie).
 /// - insert: a cookie is set when the client is (re-)pinned, on every response
 ///   when maxidle/maxlife is set (LASTSEEN refreshed, FIRSTSEEN kept), and under
 ///   indirect whenever the backend set a cookie of the same name (ours replaces it).
+/// - insert with `learn=`: see [`super::learn`].
 /// - rewrite: the value of the first `NAME` Set-Cookie becomes `sid`.
 /// - prefix: the value of the first `NAME` Set-Cookie becomes `sid~value`.
+/// - `nocache`: `Cache-Control: private` whenever a sticky cookie was set.
 pub fn apply(
     conf: &StickyConf,
     status: StatusCode,
@@ -197,26 +256,54 @@ pub fn apply(
     sid: &str,
     choice: &Choice,
     now: i64,
-) {
-    let ours = || insert_value(conf, sid, now, choice.firstseen);
-    apply_with(conf, status, headers, sid, choice, ours);
+    tls: bool,
+) -> Applied {
+    let ours = || insert_value(conf, sid, now, choice.firstseen, tls);
+    apply_with(conf, status, headers, sid, choice, now, tls, ours)
 }
 
 /// [`apply`], with the insert-mode value made by `ours` (called at most once,
 /// and only when a cookie is to be set): the engine passes one that reuses the
 /// value it made last for the same peer and second.
+#[allow(clippy::too_many_arguments)]
 pub fn apply_with(
     conf: &StickyConf,
     status: StatusCode,
     headers: &mut HeaderMap,
     sid: &str,
     choice: &Choice,
+    now: i64,
+    tls: bool,
     ours: impl FnOnce() -> Option<HeaderValue>,
-) {
+) -> Applied {
     if status.as_u16() >= 400 || choice.decision == Decision::Refuse {
-        return;
+        return Applied::default();
     }
+    let mut applied = Applied::default();
+    // `ours` is only ever called when a cookie is set, so a call marks it.
+    let set = std::cell::Cell::new(false);
+    let ours = || {
+        let v = ours();
+        set.set(v.is_some());
+        v
+    };
     match conf.mode {
+        Mode::Insert if !conf.learn.is_empty() => {
+            let learned = learn::in_response(conf, headers, now);
+            applied.learned = learned.as_ref().map(|l| l.index);
+            let value = match &learned {
+                Some(l) => learn::value(conf, l, sid, now, choice.firstseen, tls),
+                // A re-pin (fallback, old key) needs ours as in insert mode.
+                None if choice.pins() && !matches!(choice.decision, Decision::New(_)) => ours(),
+                None => None,
+            };
+            set.set(value.is_some());
+            if conf.indirect {
+                place_indirect(conf, headers, value.is_some(), || value);
+            } else if let Some(v) = value {
+                headers.append(SET_COOKIE, v);
+            }
+        }
         Mode::Insert => {
             let wanted = choice.pins() || conf.timestamps();
             if conf.indirect {
@@ -225,8 +312,13 @@ pub fn apply_with(
                 headers.append(SET_COOKIE, v);
             }
         }
-        Mode::Rewrite | Mode::Prefix => edit_first(conf, headers, sid),
+        Mode::Rewrite | Mode::Prefix => set.set(edit_first(conf, headers, sid, tls)),
     }
+    applied.set = set.get();
+    if applied.set && conf.nocache {
+        cache::mark_private(headers);
+    }
+    applied
 }
 
 #[cfg(test)]
@@ -240,11 +332,7 @@ mod tests {
     const SID: &str = "fe12736d0ef927f9224a3336b65ee84b";
 
     fn choice(decision: Decision, firstseen: i64) -> Choice {
-        Choice {
-            decision,
-            outcome: Outcome::New,
-            firstseen,
-        }
+        Choice::new(decision, Outcome::New, firstseen)
     }
 
     fn new_session() -> Choice {
@@ -290,7 +378,7 @@ mod tests {
     fn run(conf: &StickyConf, status: u16, backend: &[&str], choice: &Choice) -> Vec<String> {
         let mut h = response(backend);
         let status = StatusCode::from_u16(status).expect("valid status");
-        apply(conf, status, &mut h, SID, choice, NOW);
+        apply(conf, status, &mut h, SID, choice, NOW, false);
         set_cookies(&h)
     }
 
@@ -341,8 +429,116 @@ mod tests {
             ),
         ];
         for (name, conf, want) in cases {
-            let got = insert_value(&conf, SID, NOW, 1_571_297_000).expect(name);
+            let got = insert_value(&conf, SID, NOW, 1_571_297_000, false).expect(name);
             assert_eq!(got.as_bytes(), want.as_bytes(), "{name}");
+        }
+    }
+
+    #[test]
+    fn insert_value_with_our_attributes_and_signature() {
+        use crate::sticky::{Attrs, Keys, SameSite, Secure};
+        let hardened = StickyConf {
+            attrs: Attrs {
+                httponly: true,
+                secure: Secure::On,
+                samesite: Some(SameSite::Lax),
+                partitioned: false,
+            },
+            maxage: Some(60),
+            ..StickyConf::default()
+        };
+        let got = insert_value(&hardened, SID, NOW, NOW, false).unwrap();
+        assert_eq!(
+            got.to_str().unwrap(),
+            format!("route={SID}; Path=/; Max-Age=60; Expires=Thu, 17 Oct 2019 07:27:09 GMT; HttpOnly; Secure; SameSite=Lax")
+        );
+        let auto = StickyConf {
+            attrs: Attrs {
+                secure: Secure::Auto,
+                ..Attrs::default()
+            },
+            ..StickyConf::default()
+        };
+        let plain = format!("route={SID}; Path=/");
+        let tls = format!("route={SID}; Path=/; Secure");
+        assert_eq!(
+            insert_value(&auto, SID, NOW, NOW, false).unwrap(),
+            plain.as_str()
+        );
+        assert_eq!(
+            insert_value(&auto, SID, NOW, NOW, true).unwrap(),
+            tls.as_str()
+        );
+        // sign=on: `|MAC` over what precedes it, by the first key.
+        let keys = Keys::new(["0123456789abcdef-new", "0123456789abcdef-old"]).unwrap();
+        let signed = StickyConf {
+            sign: true,
+            keys: keys.clone(),
+            maxidle: Some(30),
+            maxlife: Some(3600),
+            ..StickyConf::default()
+        };
+        let body = format!("{SID}|{NOW}|1571297000");
+        let mac = keys.sign(body.as_bytes()).unwrap();
+        let want = format!(
+            "route={body}|{}; Path=/",
+            std::str::from_utf8(&mac).unwrap()
+        );
+        let got = insert_value(&signed, SID, NOW, 1_571_297_000, false).unwrap();
+        assert_eq!(got.to_str().unwrap(), want);
+        let untimed = StickyConf {
+            maxidle: None,
+            maxlife: None,
+            ..signed
+        };
+        let mac = keys.sign(SID.as_bytes()).unwrap();
+        let want = format!("route={SID}|{}; Path=/", std::str::from_utf8(&mac).unwrap());
+        assert_eq!(
+            insert_value(&untimed, SID, NOW, NOW, false).unwrap(),
+            want.as_str()
+        );
+    }
+
+    #[test]
+    fn rewrite_and_prefix_add_only_missing_attributes() {
+        use crate::sticky::{Attrs, SameSite, Secure};
+        let attrs = Attrs {
+            httponly: true,
+            secure: Secure::On,
+            samesite: Some(SameSite::Lax),
+            partitioned: false,
+        };
+        for mode in [Mode::Rewrite, Mode::Prefix] {
+            let conf = StickyConf {
+                mode,
+                attrs,
+                ..StickyConf::default()
+            };
+            let v = |rest: &str| match mode {
+                Mode::Prefix => format!("route={SID}~app{rest}"),
+                _ => format!("route={SID}{rest}"),
+            };
+            let cases = [
+                (
+                    "route=app; Path=/",
+                    v("; Path=/; HttpOnly; Secure; SameSite=Lax"),
+                ),
+                (
+                    "route=app; HttpOnly; SameSite=Strict",
+                    v("; HttpOnly; SameSite=Strict; Secure"),
+                ),
+                (
+                    "route=app; secure; httponly; samesite=none",
+                    v("; secure; httponly; samesite=none"),
+                ),
+            ];
+            for (backend, want) in cases {
+                assert_eq!(
+                    run(&conf, 200, &[backend], &hit(NOW)),
+                    vec![want.clone()],
+                    "{mode:?} {backend}"
+                );
+            }
         }
     }
 
@@ -352,9 +548,17 @@ mod tests {
             domain: Some("bad\ndomain".into()),
             ..StickyConf::default()
         };
-        assert_eq!(insert_value(&conf, SID, NOW, NOW), None);
+        assert_eq!(insert_value(&conf, SID, NOW, NOW, false), None);
         let mut h = HeaderMap::new();
-        apply(&conf, StatusCode::OK, &mut h, SID, &new_session(), NOW);
+        apply(
+            &conf,
+            StatusCode::OK,
+            &mut h,
+            SID,
+            &new_session(),
+            NOW,
+            false,
+        );
         assert!(h.is_empty());
     }
 
@@ -712,7 +916,7 @@ mod tests {
         v.set_sensitive(true);
         let mut h = HeaderMap::new();
         h.insert(SET_COOKIE, v);
-        apply(&conf, StatusCode::OK, &mut h, SID, &hit(NOW), NOW);
+        apply(&conf, StatusCode::OK, &mut h, SID, &hit(NOW), NOW, false);
         let out = h.get(SET_COOKIE).expect("kept");
         assert!(out.is_sensitive());
         assert_eq!(out.as_bytes(), format!("route={SID}").as_bytes());

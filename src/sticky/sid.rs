@@ -1,5 +1,8 @@
 //! Server ids (spec section 2): how a peer's sid is derived (`hash=md5` /
-//! `hash=plain`) and [`SidIndex`], the O(1) map from a sid back to a peer index.
+//! `hash=plain`, and ours `hash=hmac`) and [`SidIndex`], the O(1) map from a
+//! sid back to a peer index. Under `hash=hmac` with several keys the sids the
+//! other keys make are aliases: still routed, and the response re-pins the
+//! client to the first key's sid (a rolling key change loses no session).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -14,11 +17,15 @@ pub fn md5_sid(peer_name: &str) -> String {
 }
 
 /// The sid of one peer under `conf.hash`: md5 of the peer name, or (plain) the
-/// server's `id=` when given, else the peer name itself.
+/// server's `id=` when given, else the peer name itself; (hmac) the keyed hash
+/// of that same text under the first key.
 pub fn sid_for(conf: &StickyConf, peer_name: &str, id: Option<&str>) -> String {
+    let text = id.unwrap_or(peer_name);
     match conf.hash {
         Hash::Md5 => md5_sid(peer_name),
-        Hash::Plain => id.unwrap_or(peer_name).to_string(),
+        Hash::Plain => text.to_string(),
+        // The builder refuses hash=hmac without a key; an empty sid never matches.
+        Hash::Hmac => conf.keys.sid(text).unwrap_or_default(),
     }
 }
 
@@ -76,6 +83,8 @@ pub struct DuplicateSid {
 pub struct SidIndex {
     sids: Vec<Box<str>>,
     map: SidMap,
+    /// The sids of the other keys under `hash=hmac` (empty otherwise).
+    aliases: SidMap,
     duplicates: Vec<DuplicateSid>,
 }
 
@@ -104,6 +113,7 @@ impl SidIndex {
         SidIndex {
             sids,
             map,
+            aliases: SidMap::default(),
             duplicates,
         }
     }
@@ -114,7 +124,37 @@ impl SidIndex {
     where
         I: IntoIterator<Item = (&'a str, Option<&'a str>)>,
     {
-        SidIndex::new(peers.into_iter().map(|(name, id)| sid_for(conf, name, id)))
+        let peers: Vec<(&str, Option<&str>)> = peers.into_iter().collect();
+        let mut index = SidIndex::new(peers.iter().map(|&(name, id)| sid_for(conf, name, id)));
+        if conf.hash == Hash::Hmac {
+            for (i, &(name, id)) in peers.iter().enumerate() {
+                for alias in conf.keys.sids(id.unwrap_or(name)).skip(1) {
+                    if !index.map.contains_key(alias.as_bytes()) {
+                        index.aliases.entry(alias.into_bytes().into()).or_insert(i);
+                    }
+                }
+            }
+        }
+        index
+    }
+
+    /// The peer of `sid`, and whether it was found as an alias (a sid of a
+    /// key other than the first: the response re-pins).
+    pub fn find(&self, sid: &str) -> Option<(usize, bool)> {
+        match self.lookup(sid) {
+            Some(i) => Some((i, false)),
+            None => self.lookup_alias(sid.as_bytes()).map(|i| (i, true)),
+        }
+    }
+
+    /// The peer whose sid under a key other than the first is `sid`
+    /// (`hash=hmac` key rotation); [`SidIndex::lookup_bytes`] is asked first.
+    #[inline]
+    pub fn lookup_alias(&self, sid: &[u8]) -> Option<usize> {
+        if self.aliases.is_empty() {
+            return None;
+        }
+        self.aliases.get(sid).copied()
     }
 
     /// The peer index that owns `sid` (first peer wins on duplicates).
@@ -205,6 +245,33 @@ mod tests {
         assert_eq!(idx.sid(1), Some("44fb3a27ed30ae5193ebd879ca2cf039"));
         assert_eq!(idx.sid(2), None);
         assert!(idx.duplicates().is_empty());
+    }
+
+    #[test]
+    fn hmac_sids_are_keyed_and_old_keys_are_aliases() {
+        let peers = [("10.0.23.20:80", None), ("10.0.23.21:80", Some("app-1"))];
+        let conf = |keys: &[&str]| StickyConf {
+            hash: Hash::Hmac,
+            keys: crate::sticky::Keys::new(keys).expect("keys"),
+            ..StickyConf::default()
+        };
+        let old = SidIndex::from_peers(&conf(&["k1"]), peers);
+        let both = SidIndex::from_peers(&conf(&["k2", "k1"]), peers);
+        let new = SidIndex::from_peers(&conf(&["k2"]), peers);
+        for (i, (name, _)) in peers.iter().enumerate() {
+            let (o, n) = (old.sid(i).expect("sid"), new.sid(i).expect("sid"));
+            assert_eq!(o.len(), 32);
+            assert_ne!(o, n);
+            assert_ne!(o, md5_sid(name));
+            assert_eq!(both.sid(i), Some(n));
+            assert_eq!(both.lookup(n), Some(i));
+            assert_eq!(both.lookup(o), None);
+            assert_eq!(both.lookup_alias(o.as_bytes()), Some(i));
+            assert_eq!(new.lookup_alias(o.as_bytes()), None);
+        }
+        // id= is what is hashed, when given.
+        let k = crate::sticky::Keys::new(["k1"]).expect("keys");
+        assert_eq!(old.sid(1), k.sid("app-1").as_deref());
     }
 
     #[test]

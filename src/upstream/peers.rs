@@ -97,10 +97,15 @@ impl<B> PeerSet<B> {
     /// `i`: so it counts as choosing `i` for passive health, as a balancer pick
     /// does (`PeerHealth::note_selected`: a pinned request after `fail_timeout`
     /// is the peer's probe, and its success resets the failure count).
+    ///
+    /// With `fallback=off` no other peer may serve a pinned request, so passive
+    /// failures (`max_fails` within `fail_timeout`) do not count, as nginx
+    /// treats a lone server; `down` and the active check still do.
     pub fn is_up(&self, i: usize, now: Instant) -> bool {
+        let alone = self.sticky.as_ref().is_some_and(|s| !s.conf.fallback);
         let up = self.conf.peers.get(i).is_some_and(|p| !p.down)
             && self.stats.pinnable(i)
-            && self.health.borrow().is_available(i, now);
+            && (alone || self.health.borrow().is_available(i, now));
         if up {
             self.health.borrow_mut().note_selected(i, now);
         }
@@ -261,6 +266,28 @@ mod tests {
         assert_eq!(s.choose(None, &Tried::new(), later), Some(0));
         s.succeeded(0);
         assert!(!stats.passive_down(0, now) && s.is_up(0, later));
+    }
+
+    #[test]
+    fn with_fallback_off_only_down_and_the_active_check_refuse_a_pin() {
+        let servers = "server 127.0.0.1:1 max_fails=1 fail_timeout=30s; server 127.0.0.1:2 down;";
+        // (session_sticky, pinned peer 0 up after a passive failure)
+        for (sticky, up) in [
+            ("session_sticky fallback=off;", true),
+            ("session_sticky;", false),
+        ] {
+            let (s, t) = set(servers, sticky);
+            let now = Instant::now();
+            s.failed(0, now);
+            assert_eq!(s.is_up(0, now), up, "{sticky}");
+            assert!(!s.is_up(1, now), "down is down: {sticky}");
+            t.upstream(0)
+                .unwrap()
+                .peer(0)
+                .unwrap()
+                .publish_check(true, 0, 1);
+            assert!(!s.is_up(0, now), "the active check says down: {sticky}");
+        }
     }
 
     #[test]

@@ -53,7 +53,9 @@ impl OutcomeCounts {
     /// The counter slot of a sticky outcome.
     fn slot(outcome: Outcome) -> usize {
         match outcome {
-            Outcome::New => 0,
+            // Ours: a forged cookie started a new session (`$sticky_status`
+            // tells them apart; the status page's columns stay Tengine's).
+            Outcome::New | Outcome::Forged => 0,
             Outcome::Hit => 1,
             Outcome::Expired => 2,
             Outcome::Unknown => 3,

@@ -538,3 +538,14 @@ pub fn spawn_like_test_nginx(bin: &Path, prefix: &Path, globals: &str) -> std::p
         .spawn()
         .expect("spawn the server")
 }
+
+/// An upstream `app` with `sticky` over `servers`, one server block proxying `/`.
+pub fn sticky_conf(sticky: &str, servers: &[String]) -> String {
+    let servers: String = servers
+        .iter()
+        .map(|s| format!("    server {s};\n"))
+        .collect();
+    format!(
+        "events {{}}\nhttp {{\n  upstream app {{\n    {sticky};\n{servers}  }}\n  server {{\n    listen 127.0.0.1:0;\n    location / {{ proxy_pass http://app; }}\n  }}\n}}\n"
+    )
+}

@@ -26,6 +26,7 @@ mod compress;
 mod files;
 mod headers;
 mod inherit;
+mod key_file;
 mod location;
 mod log;
 mod resolve;

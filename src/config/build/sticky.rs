@@ -5,12 +5,13 @@
 use std::collections::HashSet;
 
 use super::args::{arg, err, simple};
+use super::key_file;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
 use crate::config::error::ConfigWarning;
 use crate::config::units;
 use crate::config::PeerConf;
-use crate::sticky::{Hash, Mode, StickyConf, UNLIMITED_SECS};
+use crate::sticky::{Hash, Keys, Mode, SameSite, Secure, StickyConf, UNLIMITED_SECS};
 
 /// A cookie name: an RFC 6265 token.
 fn is_token(s: &str) -> bool {
@@ -24,7 +25,15 @@ fn is_attribute_value(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
 }
 
-/// `session_sticky [param=value ...]`, validated exactly (spec section 1).
+/// Parameters of ours that are single words (`secure` is also `secure=auto`).
+const FLAGS: [&str; 4] = ["httponly", "secure", "partitioned", "nocache"];
+
+/// Shortest key accepted: 16 bytes (128 bits), so a key cannot be guessed.
+const MIN_KEY_BYTES: usize = 16;
+
+/// `session_sticky [param=value ...]`, validated exactly (spec section 1, and
+/// ours from issue 19: attributes, `hash=hmac`, `key=`/`key_file=`, `sign=`,
+/// `learn=`, `nocache`).
 pub(super) fn sticky_directive(
     d: &Directive,
     warnings: &mut Vec<ConfigWarning>,
@@ -33,11 +42,14 @@ pub(super) fn sticky_directive(
     let mut conf = StickyConf::default();
     let mut seen: HashSet<&str> = HashSet::new();
     let mut option_indirect = false;
+    let mut keys: Vec<Vec<u8>> = Vec::new();
     for a in &d.args {
         let raw = a.value.as_str();
         let invalid = || err(format!("invalid parameter \"{raw}\""), d);
-        let Some((key, value)) = raw.split_once('=') else {
-            return Err(invalid());
+        let (key, value) = match raw.split_once('=') {
+            Some(kv) => kv,
+            None if FLAGS.contains(&raw) => (raw, ""),
+            None => return Err(invalid()),
         };
         if !matches!(
             key,
@@ -51,11 +63,21 @@ pub(super) fn sticky_directive(
                 | "maxlife"
                 | "fallback"
                 | "hash"
-        ) || value.is_empty()
+                | "httponly"
+                | "secure"
+                | "samesite"
+                | "partitioned"
+                | "key"
+                | "key_file"
+                | "sign"
+                | "learn"
+                | "nocache"
+        ) || (value.is_empty() && !FLAGS.contains(&raw))
         {
             return Err(invalid());
         }
-        if !seen.insert(key) {
+        // `key=` may be given once per key.
+        if key != "key" && !seen.insert(key) {
             return Err(err(
                 format!("duplicate parameter \"{key}\" in \"session_sticky\" directive"),
                 d,
@@ -84,23 +106,54 @@ pub(super) fn sticky_directive(
                     _ => return Err(invalid()),
                 }
             }
-            "fallback" => {
-                conf.fallback = match value {
-                    "on" => true,
-                    "off" => false,
-                    _ => return Err(invalid()),
-                }
-            }
+            "fallback" => conf.fallback = on_off(value).ok_or_else(invalid)?,
             "hash" => {
                 conf.hash = match value {
                     "md5" => Hash::Md5,
                     "plain" => Hash::Plain,
+                    "hmac" => Hash::Hmac,
                     _ => return Err(invalid()),
+                }
+            }
+            "httponly" if value.is_empty() => conf.attrs.httponly = true,
+            "partitioned" if value.is_empty() => conf.attrs.partitioned = true,
+            "nocache" if value.is_empty() => conf.nocache = true,
+            "secure" => {
+                conf.attrs.secure = match value {
+                    "" => Secure::On,
+                    "auto" => Secure::Auto,
+                    _ => return Err(invalid()),
+                }
+            }
+            "samesite" => {
+                conf.attrs.samesite = Some(match value {
+                    "strict" => SameSite::Strict,
+                    "lax" => SameSite::Lax,
+                    "none" => SameSite::None,
+                    _ => return Err(invalid()),
+                })
+            }
+            "key" => keys.push(value.as_bytes().to_vec()),
+            "key_file" => {
+                let path = key_file::resolve(&d.span.file, value);
+                keys.extend(key_file::read(&path).map_err(|e| err(e, d))?);
+            }
+            "sign" => conf.sign = on_off(value).ok_or_else(invalid)?,
+            "learn" => {
+                for name in value.split(',') {
+                    if !is_token(name) || conf.learn.iter().any(|n| n == name) {
+                        return Err(invalid());
+                    }
+                    conf.learn.push(name.to_string());
+                }
+                if conf.learn.len() > usize::from(u8::MAX) {
+                    return Err(invalid());
                 }
             }
             _ => return Err(invalid()),
         }
     }
+    check_ours(d, &mut conf, keys, &seen)?;
     match (conf.maxidle, conf.maxlife) {
         (Some(_), None) => conf.maxlife = Some(UNLIMITED_SECS),
         (None, Some(_)) => conf.maxidle = Some(UNLIMITED_SECS),
@@ -116,6 +169,48 @@ pub(super) fn sticky_directive(
         conf.indirect = option_indirect;
     }
     Ok(conf)
+}
+
+fn on_off(value: &str) -> Option<bool> {
+    match value {
+        "on" => Some(true),
+        "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The rules between our parameters: keys exactly when something uses them,
+/// long enough, and `sign=`/`learn=` only where the proxy owns the cookie.
+fn check_ours(
+    d: &Directive,
+    conf: &mut StickyConf,
+    keys: Vec<Vec<u8>>,
+    seen: &HashSet<&str>,
+) -> Res<()> {
+    let fail = |m: &str| Err(err(format!("{m} in \"session_sticky\" directive"), d));
+    let keyed = conf.hash == Hash::Hmac || conf.sign;
+    if keyed && keys.is_empty() {
+        return fail("\"hash=hmac\" and \"sign=on\" need \"key=\" or \"key_file=\"");
+    }
+    if !keyed && (!keys.is_empty() || seen.contains("key_file")) {
+        return fail("\"key=\" and \"key_file=\" need \"hash=hmac\" or \"sign=on\"");
+    }
+    if keys.iter().any(|k| k.len() < MIN_KEY_BYTES) {
+        return fail("a key is shorter than 16 bytes");
+    }
+    if conf.mode != Mode::Insert && conf.sign {
+        return fail("\"sign=on\" needs \"mode=insert\"");
+    }
+    if conf.mode != Mode::Insert && !conf.learn.is_empty() {
+        return fail("\"learn=\" needs \"mode=insert\"");
+    }
+    if keyed {
+        match Keys::new(&keys) {
+            Some(k) => conf.keys = k,
+            None => return fail("a key is empty"),
+        }
+    }
+    Ok(())
 }
 
 /// `session_sticky_hide_cookie upstream=NAME`: the name of a defined upstream
@@ -180,7 +275,7 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use crate::config::build::tests::ok;
-    use crate::sticky::{Hash, Mode, StickyConf, UNLIMITED_SECS};
+    use crate::sticky::{Attrs, Hash, Keys, Mode, SameSite, Secure, StickyConf, UNLIMITED_SECS};
 
     #[test]
     fn session_sticky_parameters_and_implied_limits() {
@@ -234,6 +329,164 @@ mod tests {
             );
             assert!(warnings.is_empty(), "{params}");
         }
+    }
+
+    const K1: &str = "0123456789abcdef-k1";
+    const K2: &str = "0123456789abcdef-k2";
+
+    fn sticky_of(params: &str) -> StickyConf {
+        let (c, w) = ok(&format!(
+            "http {{ upstream u {{ server 127.0.0.1:9000; session_sticky {params}; }} }}"
+        ));
+        assert!(w.is_empty(), "{params}: {w:?}");
+        c.http.upstreams[0].sticky.clone().expect("sticky")
+    }
+
+    #[test]
+    fn our_parameters_are_parsed() {
+        let keys = |k: &[&str]| Keys::new(k).expect("keys");
+        let cases: Vec<(String, StickyConf)> = vec![
+            (
+                "httponly secure samesite=lax partitioned nocache".into(),
+                StickyConf {
+                    attrs: Attrs {
+                        httponly: true,
+                        secure: Secure::On,
+                        samesite: Some(SameSite::Lax),
+                        partitioned: true,
+                    },
+                    nocache: true,
+                    ..StickyConf::default()
+                },
+            ),
+            (
+                "secure=auto samesite=none".into(),
+                StickyConf {
+                    attrs: Attrs {
+                        secure: Secure::Auto,
+                        samesite: Some(SameSite::None),
+                        ..Attrs::default()
+                    },
+                    ..StickyConf::default()
+                },
+            ),
+            (
+                "samesite=strict".into(),
+                StickyConf {
+                    attrs: Attrs {
+                        samesite: Some(SameSite::Strict),
+                        ..Attrs::default()
+                    },
+                    ..StickyConf::default()
+                },
+            ),
+            (
+                format!("hash=hmac key={K1}"),
+                StickyConf {
+                    hash: Hash::Hmac,
+                    keys: keys(&[K1]),
+                    ..StickyConf::default()
+                },
+            ),
+            (
+                format!("sign=on key={K2} key={K1} maxidle=1h"),
+                StickyConf {
+                    sign: true,
+                    keys: keys(&[K2, K1]),
+                    maxidle: Some(3600),
+                    maxlife: Some(UNLIMITED_SECS),
+                    ..StickyConf::default()
+                },
+            ),
+            ("sign=off".into(), StickyConf::default()),
+            (
+                "cookie=__VCAP_ID__ learn=JSESSIONID,SESSION hash=plain".into(),
+                StickyConf {
+                    cookie: "__VCAP_ID__".into(),
+                    learn: vec!["JSESSIONID".into(), "SESSION".into()],
+                    hash: Hash::Plain,
+                    ..StickyConf::default()
+                },
+            ),
+        ];
+        for (params, want) in cases {
+            assert_eq!(sticky_of(&params), want, "{params}");
+        }
+    }
+
+    #[test]
+    fn our_parameters_are_validated() {
+        let cases: Vec<(String, &str)> = vec![
+            ("httponly=on".into(), "invalid parameter \"httponly=on\""),
+            ("secure=yes".into(), "invalid parameter \"secure=yes\""),
+            ("samesite=".into(), "invalid parameter \"samesite=\""),
+            ("samesite=Lax".into(), "invalid parameter \"samesite=Lax\""),
+            ("samesite".into(), "invalid parameter \"samesite\""),
+            ("hash=sha1".into(), "invalid parameter \"hash=sha1\""),
+            ("sign=yes".into(), "invalid parameter \"sign=yes\""),
+            ("learn=a,,b".into(), "invalid parameter \"learn=a,,b\""),
+            ("learn=a/b".into(), "invalid parameter \"learn=a/b\""),
+            ("learn=a,a".into(), "invalid parameter \"learn=a,a\""),
+            (
+                "httponly httponly".into(),
+                "duplicate parameter \"httponly\" in \"session_sticky\" directive",
+            ),
+            (
+                "hash=hmac".into(),
+                "\"hash=hmac\" and \"sign=on\" need \"key=\" or \"key_file=\" in \"session_sticky\" directive",
+            ),
+            (
+                "sign=on".into(),
+                "\"hash=hmac\" and \"sign=on\" need \"key=\" or \"key_file=\" in \"session_sticky\" directive",
+            ),
+            (
+                format!("key={K1}"),
+                "\"key=\" and \"key_file=\" need \"hash=hmac\" or \"sign=on\" in \"session_sticky\" directive",
+            ),
+            (
+                "hash=hmac key=short".into(),
+                "a key is shorter than 16 bytes in \"session_sticky\" directive",
+            ),
+            (
+                format!("mode=prefix sign=on key={K1}"),
+                "\"sign=on\" needs \"mode=insert\" in \"session_sticky\" directive",
+            ),
+            (
+                "mode=rewrite learn=JSESSIONID".into(),
+                "\"learn=\" needs \"mode=insert\" in \"session_sticky\" directive",
+            ),
+            (
+                "hash=hmac key_file=/nonexistent/sticky.keys".into(),
+                "open() \"/nonexistent/sticky.keys\" failed",
+            ),
+        ];
+        for (params, want) in cases {
+            let src = format!(
+                "http {{\n upstream u {{\n server 127.0.0.1:9000;\n session_sticky {params};\n }}\n}}\n"
+            );
+            let e = crate::config::load_str(&src, std::path::Path::new("/etc/proxy/t.conf"))
+                .expect_err(&params);
+            let text = e.to_string();
+            assert!(text.contains(want), "{params}: {text}");
+            assert!(text.contains("/etc/proxy/t.conf:4"), "{params}: {text}");
+        }
+    }
+
+    #[test]
+    fn key_file_keys_come_in_file_order() {
+        let dir = std::env::temp_dir().join(format!("sticky-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("keys"), format!("# new first\n{K2}\n{K1}\n")).expect("write");
+        let conf_file = dir.join("p.conf");
+        let src =
+            "http { upstream u { server 127.0.0.1:9000; session_sticky sign=on key_file=keys; } }";
+        let (c, _) = crate::config::load_str(src, &conf_file).expect("loads");
+        let sticky = c.http.upstreams[0].sticky.clone().expect("sticky");
+        assert_eq!(sticky.keys, Keys::new([K2, K1]).expect("keys"));
+        std::fs::write(dir.join("keys"), "# nothing\n").expect("write");
+        let e = crate::config::load_str(src, &conf_file).expect_err("no keys");
+        assert!(e.to_string().contains("need \"key=\""), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -176,6 +176,15 @@ pub(super) fn decode_with<'v, 's>(
     now: i64,
     sid_check: impl FnOnce(&'v [u8]) -> Result<&'s str, Invalid>,
 ) -> StickyCookie<'s> {
+    // sign=on (insert mode only): `BODY|MAC`, the MAC checked first.
+    let (value, renew) = if conf.sign {
+        match verify(conf, value) {
+            Ok(signed) => signed,
+            Err(why) => return StickyCookie::Invalid(why),
+        }
+    } else {
+        (value, false)
+    };
     let result = match conf.mode {
         Mode::Insert if conf.timestamps() => {
             decode_timestamped(conf, value, now, sid_check).map(|(sid, first)| (sid, Some(first)))
@@ -187,8 +196,26 @@ pub(super) fn decode_with<'v, 's>(
         },
     };
     match result {
-        Ok((sid, firstseen)) => StickyCookie::Valid { sid, firstseen },
+        Ok((sid, firstseen)) => StickyCookie::Valid {
+            sid,
+            firstseen,
+            renew,
+        },
         Err(why) => StickyCookie::Invalid(why),
+    }
+}
+
+/// `BODY|MAC` -> `BODY`, and whether a key other than the first signed it;
+/// [`Invalid::Forged`] when there is no `|` or no key made the MAC.
+fn verify<'v>(conf: &StickyConf, value: &'v [u8]) -> Result<(&'v [u8], bool), Invalid> {
+    let bar = memchr::memrchr(b'|', value).ok_or(Invalid::Forged)?;
+    let (body, mac) = (value.get(..bar), value.get(bar + 1..));
+    let (Some(body), Some(mac)) = (body, mac) else {
+        return Err(Invalid::Forged);
+    };
+    match conf.keys.verify(body, mac) {
+        Some(key) => Ok((body, key > 0)),
+        None => Err(Invalid::Forged),
     }
 }
 

@@ -35,6 +35,9 @@ pub enum Invalid {
     LifeExpired,
     /// A timestamp more than [`MAX_FUTURE_SECS`] after `now` (or too big to parse).
     FromFuture,
+    /// Ours, `sign=on`: the MAC is missing or no key made it (logged as
+    /// `forged`). Checked before anything else in the value.
+    Forged,
 }
 
 impl Invalid {
@@ -50,6 +53,7 @@ impl Invalid {
             Invalid::IdleExpired => "idle expired",
             Invalid::LifeExpired => "life expired",
             Invalid::FromFuture => "from the future",
+            Invalid::Forged => "forged",
         }
     }
 }
@@ -64,6 +68,9 @@ pub enum StickyCookie<'a> {
         sid: &'a str,
         /// FIRSTSEEN of a timestamped insert cookie, to be kept on refresh.
         firstseen: Option<i64>,
+        /// Ours, `sign=on`: signed by a key other than the first; the
+        /// response signs it again with the first (key rotation).
+        renew: bool,
     },
 }
 
@@ -106,7 +113,11 @@ mod tests {
     }
 
     fn valid(sid: &str, firstseen: Option<i64>) -> StickyCookie<'_> {
-        StickyCookie::Valid { sid, firstseen }
+        StickyCookie::Valid {
+            sid,
+            firstseen,
+            renew: false,
+        }
     }
 
     #[test]
@@ -218,6 +229,88 @@ mod tests {
         ];
         for (name, value, want) in &cases {
             assert_eq!(decode(&c, value.as_bytes(), NOW), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn signed_cookies_verify_rotate_and_refuse_forgeries() {
+        use crate::sticky::Keys;
+        let k_old = "0123456789abcdef-old";
+        let k_new = "0123456789abcdef-new";
+        let conf = |keys: &[&str], ts: bool| StickyConf {
+            sign: true,
+            keys: Keys::new(keys).expect("keys"),
+            maxidle: ts.then_some(30),
+            maxlife: ts.then_some(3600),
+            ..StickyConf::default()
+        };
+        let signed = |key: &str, body: &str| {
+            let mac = Keys::new([key])
+                .expect("key")
+                .sign(body.as_bytes())
+                .expect("mac");
+            format!("{body}|{}", std::str::from_utf8(&mac).expect("hex"))
+        };
+        let ts_body = format!("{SID}|{NOW}|{}", NOW - 5);
+        let renewed = |sid, firstseen| StickyCookie::Valid {
+            sid,
+            firstseen,
+            renew: true,
+        };
+        let forged = StickyCookie::Invalid(Invalid::Forged);
+        let (new_only, both): (&[&str], &[&str]) = (&[k_new], &[k_new, k_old]);
+        // (keys, timestamps, cookie value, expected)
+        let cases: Vec<(&[&str], bool, String, StickyCookie<'_>)> = vec![
+            (
+                new_only,
+                true,
+                signed(k_new, &ts_body),
+                valid(SID, Some(NOW - 5)),
+            ),
+            (new_only, false, signed(k_new, SID), valid(SID, None)),
+            (
+                both,
+                true,
+                signed(k_old, &ts_body),
+                renewed(SID, Some(NOW - 5)),
+            ),
+            (both, false, signed(k_old, SID), renewed(SID, None)),
+            (new_only, true, signed(k_old, &ts_body), forged),
+            (new_only, true, ts_body.clone(), forged),
+            (new_only, false, SID.to_string(), forged),
+            (new_only, false, format!("{SID}|"), forged),
+            (new_only, true, String::new(), forged),
+            // Extended LASTSEEN with the old MAC.
+            (
+                new_only,
+                true,
+                signed(k_new, &ts_body).replacen(&NOW.to_string(), &(NOW + 9).to_string(), 1),
+                forged,
+            ),
+            // A valid MAC over an idle-expired body is expired, not forged.
+            (
+                new_only,
+                true,
+                signed(k_new, &format!("{SID}|{}|{}", NOW - 31, NOW - 31)),
+                StickyCookie::Invalid(Invalid::IdleExpired),
+            ),
+        ];
+        for (keys, ts, value, want) in &cases {
+            let c = conf(keys, *ts);
+            assert_eq!(decode(&c, value.as_bytes(), NOW), *want, "{value}");
+        }
+        // Every one-bit change of a signed cookie is refused (or, where it
+        // breaks the form before the MAC, at least never routes).
+        let c = conf(&[k_new], true);
+        let good = signed(k_new, &ts_body);
+        for i in 0..good.len() * 8 {
+            let mut b = good.clone().into_bytes();
+            b[i / 8] ^= 1 << (i % 8);
+            let got = decode(&c, &b, NOW);
+            assert!(
+                matches!(got, StickyCookie::Invalid(_) | StickyCookie::Absent),
+                "bit {i}: {got:?}"
+            );
         }
     }
 

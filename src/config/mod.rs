@@ -86,6 +86,8 @@ pub struct HttpConf {
     pub log_formats: HashMap<String, Arc<Template>>,
     /// The `escape=` mode of each `log_format` (same keys as `log_formats`).
     pub log_format_escapes: HashMap<String, Escape>,
+    /// `limit_req_zone` and `limit_conn_zone`, in file order.
+    pub limit_zones: Vec<crate::access::conf::ZoneConf>,
 }
 
 /// Reads the main file, expands includes, builds the typed config.
@@ -384,6 +386,8 @@ pub struct LocationConf {
     /// `check_status [FORMAT]` (location only, not inherited): this location serves
     /// the health status page in this default format.
     pub check_status: Option<StatusFormat>,
+    /// Access rules, auth, realip, request and connection limits, `stub_status`.
+    pub access: crate::access::conf::AccessConf,
 }
 
 /// Connection-level settings (http/server level only).

@@ -20,6 +20,7 @@ use crate::downstream::body::RequestBody;
 use crate::downstream::handler::{BoxError, ResponseBody};
 use crate::downstream::tunnel::Upgraded;
 use crate::log::PendingLog;
+use crate::proxy::access::Held;
 use crate::upstream::client::{IdleTimer, Transport, UpstreamBody};
 use crate::upstream::pool::{Conn, UpstreamPool};
 use crate::upstream::stats::ActiveGuard;
@@ -165,6 +166,8 @@ pub struct ProxyBody {
     inner: ProxyInner,
     /// Counts the request as active on its peer until the request ends.
     pub(super) active: Option<ActiveGuard>,
+    /// The request's `limit_conn` and `stub_status` counts.
+    pub(super) held: Held,
     /// The request's access-log line, written when the request ends.
     pub(super) log: Option<PendingLog>,
     /// When the backend's body ended (one clock reading serves the pool and
@@ -211,6 +214,7 @@ impl ProxyBody {
         }
         drop(self.log.take());
         drop(self.active.take());
+        drop(std::mem::take(&mut self.held));
         self.ended
     }
 
@@ -218,6 +222,7 @@ impl ProxyBody {
         ProxyBody {
             inner: ProxyInner::Tunnel(Some(backend)),
             active: None,
+            held: Held::default(),
             log: None,
             ended: None,
             declared: None,
@@ -229,6 +234,7 @@ impl ProxyBody {
         ProxyBody {
             inner: ProxyInner::Full(None),
             active: None,
+            held: Held::default(),
             log: None,
             ended: None,
             declared: None,
@@ -241,6 +247,7 @@ impl ProxyBody {
         ProxyBody {
             inner: ProxyInner::Full((!bytes.is_empty()).then_some(bytes)),
             active: None,
+            held: Held::default(),
             log: None,
             ended: None,
             declared: None,
@@ -268,6 +275,7 @@ impl ProxyBody {
                 timer: IdleTimer::new(read_timeout),
             },
             active: None,
+            held: Held::default(),
             log: None,
             ended: None,
             declared: None,

@@ -18,6 +18,7 @@ use crate::downstream::handler::Handler;
 use crate::downstream::state::ConnState;
 use crate::http1::request::RequestError;
 use crate::log::{AccessRecord, PendingLog, TryRecord};
+use crate::proxy::access::Held;
 use crate::proxy::attempt::{Budget, Event, Failover, Failure, Health, Step};
 use crate::proxy::body::{Checkin, ProxyBody};
 use crate::proxy::errors::{self, ProxyError};
@@ -45,6 +46,8 @@ impl Handler for Worker {
         req: &mut Request<RequestBody>,
     ) -> Response<ProxyBody> {
         let info: &ConnState = &conn;
+        let counted = self.count_request();
+        let mut conns = Vec::new();
         let mut log_slot: Option<Box<AccessRecord>> = None;
         let log = &mut log_slot;
         let mut resp = 'respond: {
@@ -59,10 +62,17 @@ impl Handler for Worker {
                 may_resend,
                 now_unix,
                 now_instant,
+                admission,
             } = match self.prepare(info, req, log) {
                 Ok(prepared) => prepared,
                 Err(made) => break 'respond made,
             };
+            conns = admission.conns;
+            if !admission.delay.is_zero() {
+                // limit_req: the request waits its turn (the client's body
+                // waits unread, as in nginx).
+                tokio::time::sleep(admission.delay).await;
+            }
             let tokens = conf.server_tokens;
             let budget = Budget {
                 tries: conf.proxy_next_upstream_tries,
@@ -178,6 +188,10 @@ impl Handler for Worker {
                 resp.body_mut().active = Some(active);
                 break 'respond resp;
             }
+        };
+        resp.body_mut().held = Held {
+            _request: Some(counted),
+            _conns: conns,
         };
         if let Some(record) = log_slot {
             let pending = PendingLog::new(record, resp.status(), resp.headers());

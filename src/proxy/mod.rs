@@ -6,6 +6,7 @@
 //! pure pieces `route`, `uri`, `headers`, `errors` (nginx's variables are
 //! `crate::vars`, shared with the access log).
 
+pub mod access;
 pub mod attempt;
 pub mod body;
 pub mod errors;

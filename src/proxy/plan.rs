@@ -17,6 +17,7 @@ use crate::downstream::state::ConnState;
 use crate::http1::framing::{BodyFraming, RequestFraming};
 use crate::http1::request::encode_request_head;
 use crate::log::AccessRecord;
+use crate::proxy::access::Admission;
 use crate::proxy::attempt::idempotent;
 use crate::proxy::body::{ClientBody, ProxyBody};
 use crate::proxy::errors::{self, ProxyError, RedirectBase};
@@ -81,6 +82,13 @@ impl Worker {
         };
         let conf: &LocationConf = location.map_or(&server.conf, |l| &l.conf);
         let tokens = conf.server_tokens;
+        // realip: the address the request is treated as coming from.
+        let realip = conf
+            .access
+            .realip
+            .as_ref()
+            .and_then(|r| crate::access::realip::real_addr(r, info.remote, req.headers()));
+        let remote = realip.unwrap_or(info.remote);
         let server_name = server_name_of(server);
         let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
         let redirect_base = || {
@@ -105,7 +113,8 @@ impl Worker {
             headers: req.headers(),
             host: &routed.host,
             server_name,
-            remote: info.remote,
+            remote,
+            realip_remote: realip.map(|_| info.remote),
             local: info.local,
             scheme: "http",
             proxy_host,
@@ -152,6 +161,10 @@ impl Worker {
                     None => error_response(ProxyError::Internal, tokens),
                 };
             return Err(resp);
+        }
+        let admission = self.admit(&conf.access, &vars(""), req.headers(), remote, tokens)?;
+        if conf.access.stub_status {
+            return Err(self.stub_status_page(req.method(), tokens));
         }
         if let Some(format) = conf.check_status {
             let (_, query) = uri::split_query(target);
@@ -202,6 +215,7 @@ impl Worker {
             set,
             uri,
             set_headers,
+            admission,
         })
     }
 
@@ -225,6 +239,7 @@ impl Worker {
             set,
             uri: mapped_uri,
             set_headers,
+            admission,
         } = self.plan(info, req, start, log)?;
         let tokens = conf.server_tokens;
         let upgrade = headers::wants_upgrade(req.headers());
@@ -298,6 +313,7 @@ impl Worker {
             may_resend,
             now_unix,
             now_instant,
+            admission,
         })
     }
 }
@@ -337,6 +353,8 @@ struct Plan<'w> {
     /// The upstream target when `proxy_pass` has a URI part.
     uri: Option<Uri>,
     set_headers: headers::SetHeaders,
+    /// What the access phases let through (limit_req delay, limit_conn counts).
+    admission: Admission,
 }
 
 /// A request made ready to go out (see `Worker::prepare`).
@@ -353,6 +371,7 @@ pub(super) struct Prepared<'w> {
     pub(super) may_resend: bool,
     pub(super) now_unix: i64,
     pub(super) now_instant: Instant,
+    pub(super) admission: Admission,
 }
 
 #[cfg(test)]

@@ -536,6 +536,7 @@ mod tests {
             server_tokens: true,
             sticky_hide_cookie: None,
             check_status: None,
+            access: Default::default(),
         })
     }
 

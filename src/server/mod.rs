@@ -50,6 +50,7 @@ use tokio::sync::{mpsc, watch};
 use listen::{bind_group, listen_groups, worker_count, ListenGroup};
 use worker::{worker_main, WorkerStart};
 
+use crate::access::zones::AccessState;
 use crate::config::Config;
 use crate::log::{AccessLogs, ErrorLog};
 use crate::process::{Control, ControlSignals, PidFile};
@@ -61,6 +62,7 @@ struct Reload {
     config: Arc<Config>,
     health: Arc<HealthTable>,
     logs: Arc<AccessLogs>,
+    access: Arc<AccessState>,
     groups: Arc<Vec<ListenGroup>>,
     /// This worker's sockets for the new addresses.
     open: Vec<(ListenGroup, std::net::TcpListener)>,
@@ -109,6 +111,7 @@ impl Proxy {
         // Active checks run on their own thread; workers read what they write.
         let health = Arc::new(HealthTable::new(&config));
         let checker = Checker::start(&config, &health)?;
+        let access = Arc::new(AccessState::new(&config));
         let (stop_tx, stop_rx) = watch::channel(false);
         let groups = Arc::new(groups);
         let mut threads = Vec::with_capacity(workers);
@@ -120,6 +123,7 @@ impl Proxy {
                 config: Arc::clone(&config),
                 health: Arc::clone(&health),
                 logs: Arc::clone(&logs),
+                access: Arc::clone(&access),
                 groups: Arc::clone(&groups),
                 listeners,
                 stop: stop_rx.clone(),
@@ -139,6 +143,7 @@ impl Proxy {
             controls,
             config,
             logs,
+            access,
         })
     }
 }
@@ -154,6 +159,7 @@ pub struct RunningProxy {
     controls: Vec<mpsc::UnboundedSender<WorkerMsg>>,
     config: Arc<Config>,
     logs: Arc<AccessLogs>,
+    access: Arc<AccessState>,
 }
 
 /// How long a reload waits for the workers to switch.
@@ -249,6 +255,8 @@ impl RunningProxy {
         // Upstreams left unchanged keep their check state and counters; the
         // checker restarts on the new peer list.
         let health = Arc::new(HealthTable::reusing(&config, &self.config, &self.health));
+        // Limit tables whose zone did not change, and the status counters, stay.
+        let access = Arc::new(AccessState::reusing(&config, &self.access));
         if let Some(old) = self.checker.take() {
             old.stop();
         }
@@ -268,6 +276,7 @@ impl RunningProxy {
                     config: Arc::clone(&config),
                     health: Arc::clone(&health),
                     logs: Arc::clone(&logs),
+                    access: Arc::clone(&access),
                     groups: Arc::clone(&groups),
                     open,
                     close: close.clone(),
@@ -297,6 +306,7 @@ impl RunningProxy {
         self.config = config;
         self.health = health;
         self.logs = logs;
+        self.access = access;
         Ok(())
     }
 

@@ -137,7 +137,7 @@ impl Builder {
                     self.ignored(d, "responses are never compressed");
                 }
             }
-            _ => return Ok(false),
+            _ => return self.access_directive(d, &mut layer.access, st),
         }
         Ok(true)
     }

@@ -28,6 +28,7 @@ pub(super) struct Layer {
     pub(super) access_log: Option<AccessLog>,
     pub(super) server_tokens: Option<bool>,
     pub(super) hide_cookie: Option<String>,
+    pub(super) access: super::access::AccessLayer,
 }
 
 macro_rules! inherit_fields {
@@ -35,6 +36,7 @@ macro_rules! inherit_fields {
         $( if $child.$field.is_none() { $child.$field = $parent.$field.clone(); } )*
     };
 }
+pub(super) use inherit_fields;
 
 impl Layer {
     pub(super) fn inherit(mut self, parent: &Layer) -> Layer {
@@ -56,6 +58,7 @@ impl Layer {
             server_tokens,
             hide_cookie
         );
+        self.access = self.access.inherit(&parent.access);
         self
     }
 
@@ -87,6 +90,7 @@ impl Layer {
             server_tokens: self.server_tokens.unwrap_or(true),
             sticky_hide_cookie: self.hide_cookie.clone(),
             check_status: None,
+            access: self.access.finish(),
         }
     }
 }

@@ -114,6 +114,7 @@ impl Builder {
         let mut proxy_pass = None;
         let mut return_ = None;
         let mut check_status = None;
+        let mut stub_status = None;
         let mut nested_dirs = Vec::new();
         for x in body {
             match x.name.as_str() {
@@ -126,6 +127,10 @@ impl Builder {
                     set_once(&mut proxy_pass, pp, x)?;
                 }
                 "return" => self.return_directive(x, &mut return_)?,
+                "stub_status" => {
+                    let on = super::access::stub_status_directive(x)?;
+                    set_once(&mut stub_status, on, x)?;
+                }
                 "check_status" => {
                     simple(x, 0, 1)?;
                     let format = match x.args.first() {
@@ -160,6 +165,7 @@ impl Builder {
         let nested = self.locations(&nested_dirs, &merged, Some(&me), st)?;
         let mut conf = merged.finish(proxy_pass, return_);
         conf.check_status = check_status;
+        conf.access.stub_status = stub_status.unwrap_or(false);
         Ok(Location {
             matcher,
             conf: Arc::new(conf),

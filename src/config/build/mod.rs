@@ -20,6 +20,7 @@
 //! one place that does I/O: address parsing and name resolution). This file walks
 //! the main context, `events` and `http`, and holds the state they share.
 
+mod access;
 mod args;
 mod common;
 mod inherit;
@@ -176,6 +177,8 @@ struct HttpState {
     format_uses: Vec<(String, Span)>,
     /// Addresses that already have a `default_server`.
     default_servers: HashSet<SocketAddr>,
+    /// `limit_req_zone` / `limit_conn_zone`, collected before anything uses them.
+    limit_zones: Vec<crate::access::conf::ZoneConf>,
 }
 
 impl Builder {
@@ -229,6 +232,7 @@ impl Builder {
             log_format_escapes: HashMap::new(),
             format_uses: Vec::new(),
             default_servers: HashSet::new(),
+            limit_zones: Vec::new(),
         };
         let combined = template::parse(COMBINED_FORMAT).map_err(ConfigError::without_span)?;
         st.log_formats
@@ -249,6 +253,15 @@ impl Builder {
             st.named.push(up);
         }
 
+        // Zones may be used before they are defined, as nginx allows.
+        for d in block
+            .iter()
+            .filter(|d| d.name == "limit_req_zone" || d.name == "limit_conn_zone")
+        {
+            let zone = access::zone_directive(d, &st.limit_zones)?;
+            st.limit_zones.push(zone);
+        }
+
         // Pass 2: everything else; servers after the http level is complete.
         let mut layer = Layer::default();
         let mut conn = ConnLayer::default();
@@ -256,7 +269,7 @@ impl Builder {
         let mut servers = Vec::new();
         for d in block {
             match d.name.as_str() {
-                "upstream" => {}
+                "upstream" | "limit_req_zone" | "limit_conn_zone" => {}
                 "server" => {
                     block_of(d)?;
                     servers.push(d);
@@ -306,6 +319,7 @@ impl Builder {
                 servers: built,
                 log_formats: st.log_formats,
                 log_format_escapes: st.log_format_escapes,
+                limit_zones: st.limit_zones,
             },
             error_log,
         ))

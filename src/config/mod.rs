@@ -132,6 +132,26 @@ pub struct PeerConf {
     /// `drain`: keeps serving the sessions pinned to it but is never chosen for a
     /// new session.
     pub drain: bool,
+    /// `max_conns=N`: requests in flight at once, across workers; 0 = no limit.
+    pub max_conns: u32,
+}
+
+/// The load-balancing method of an upstream (`ip_hash`, `hash`, `least_conn`,
+/// `random`; default weighted round robin).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    IpHash,
+    Hash {
+        key: Template,
+        consistent: bool,
+    },
+    LeastConn,
+    /// `random` (`two`: the less loaded of two random peers).
+    Random {
+        two: bool,
+    },
 }
 
 /// What an active health check does (`check type=`).
@@ -260,6 +280,11 @@ pub struct UpstreamConf {
     pub keepalive_requests: u64,
     /// Tengine's `check`: active health checks; `None` = none.
     pub check: Option<CheckConf>,
+    /// How new requests are spread over the peers.
+    pub balance: Balance,
+    /// Upstream `keepalive_time`: a kept-alive connection is not reused once
+    /// it has been open this long; default 1h.
+    pub keepalive_time: Duration,
 }
 
 /// A `listen` directive, resolved.

@@ -22,7 +22,7 @@ use crate::downstream::tunnel::Upgraded;
 use crate::log::PendingLog;
 use crate::proxy::access::Held;
 use crate::upstream::client::{IdleTimer, Transport, UpstreamBody};
-use crate::upstream::pool::{Conn, UpstreamPool};
+use crate::upstream::pool::{Conn, UpstreamPool, Wear};
 use crate::upstream::stats::ActiveGuard;
 
 /// The client's request body is larger than `client_max_body_size`.
@@ -142,7 +142,7 @@ pub(super) struct Checkin {
     pub(super) pool: Rc<RefCell<UpstreamPool<Transport>>>,
     pub(super) peer: usize,
     /// Requests the connection has carried, this one included.
-    pub(super) requests: u64,
+    pub(super) requests: Wear,
 }
 
 impl Checkin {
@@ -152,8 +152,9 @@ impl Checkin {
         if let Some(io) = body.finish() {
             let conn = Conn {
                 io,
-                requests: self.requests,
+                requests: self.requests.requests,
                 reused: true,
+                opened: self.requests.opened,
             };
             self.pool.borrow_mut().checkin(self.peer, conn, now);
         }

@@ -63,6 +63,7 @@ impl Handler for Worker {
                 now_unix,
                 now_instant,
                 admission,
+                pick,
             } = match self.prepare(info, req, log) {
                 Ok(prepared) => prepared,
                 Err(made) => break 'respond made,
@@ -155,7 +156,7 @@ impl Handler for Worker {
                 let now = Instant::now();
                 let before = failover.choice().copied();
                 let (health, next) =
-                    failover.on(event, now, |ex, tried| set.choose(ex, tried, now));
+                    failover.on(event, now, |ex, tried| set.choose(ex, tried, now, &pick));
                 match health {
                     Health::Succeeded => set.succeeded(p),
                     Health::Failed => set.failed(p, now),

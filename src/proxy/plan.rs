@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 
-use crate::config::{LocationConf, ProxyPass, ServerConf, ServerName};
+use crate::config::{Balance, LocationConf, ProxyPass, ServerConf, ServerName};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
 use crate::http1::framing::{BodyFraming, RequestFraming};
@@ -29,7 +29,7 @@ use crate::proxy::route::{self, Lookup};
 use crate::proxy::uri;
 use crate::proxy::worker::Worker;
 use crate::sticky::Choice;
-use crate::upstream::balance::Tried;
+use crate::upstream::balance::{Pick, Tried};
 use crate::upstream::client::Transport;
 use crate::upstream::peers::PeerSet;
 use crate::vars::{self, RequestVars};
@@ -192,6 +192,18 @@ impl Worker {
         let Some(set) = self.upstreams.get(pass.upstream).map(Rc::as_ref) else {
             return Err(error_response(ProxyError::BadGateway, tokens));
         };
+        // What ip_hash / hash read of the request.
+        let pick = match &set.conf().balance {
+            Balance::IpHash => Pick {
+                client: Some(remote.ip()),
+                key: Vec::new(),
+            },
+            Balance::Hash { key, .. } => Pick {
+                client: None,
+                key: vars::eval_to_vec(key, &vars(&pass.proxy_host)),
+            },
+            _ => Pick::default(),
+        };
         // The client's target goes out unchanged unless proxy_pass has a URI part.
         let uri = match (location, pass.uri.as_deref()) {
             (Some(loc), Some(base)) => {
@@ -216,6 +228,7 @@ impl Worker {
             uri,
             set_headers,
             admission,
+            pick,
         })
     }
 
@@ -240,6 +253,7 @@ impl Worker {
             uri: mapped_uri,
             set_headers,
             admission,
+            pick,
         } = self.plan(info, req, start, log)?;
         let tokens = conf.server_tokens;
         let upgrade = headers::wants_upgrade(req.headers());
@@ -267,14 +281,14 @@ impl Worker {
                 headers,
                 now_unix,
                 |i| set.is_up(i, now_instant),
-                |exclude| set.choose(exclude, &tried, now_instant),
+                |exclude| set.choose(exclude, &tried, now_instant, &pick),
             )
         });
         note_sticky(log, set, choice.as_ref());
         headers::to_upstream_request(headers, set_headers, &pass.proxy_host, connection_mode);
         let peer = match choice.map(|c| c.decision) {
             Some(d) => d.peer(),
-            None => set.choose(None, &tried, now_instant),
+            None => set.choose(None, &tried, now_instant, &pick),
         };
         let framing = match req.body().framing() {
             BodyFraming::None => RequestFraming::None,
@@ -314,6 +328,7 @@ impl Worker {
             now_unix,
             now_instant,
             admission,
+            pick,
         })
     }
 }
@@ -355,6 +370,8 @@ struct Plan<'w> {
     set_headers: headers::SetHeaders,
     /// What the access phases let through (limit_req delay, limit_conn counts).
     admission: Admission,
+    /// What the balancing method reads of the request.
+    pick: Pick,
 }
 
 /// A request made ready to go out (see `Worker::prepare`).
@@ -372,6 +389,7 @@ pub(super) struct Prepared<'w> {
     pub(super) now_unix: i64,
     pub(super) now_instant: Instant,
     pub(super) admission: Admission,
+    pub(super) pick: Pick,
 }
 
 #[cfg(test)]

@@ -327,6 +327,7 @@ mod tests {
             backup: false,
             id: None,
             drain: false,
+            max_conns: 0,
         };
         let upstream = UpstreamConf {
             name: "app".into(),
@@ -337,6 +338,8 @@ mod tests {
             keepalive_timeout: Duration::from_secs(60),
             keepalive_requests: 1000,
             check: None,
+            balance: Default::default(),
+            keepalive_time: Duration::from_secs(3600),
         };
         let now = Instant::now();
         let single = UpstreamConf {

@@ -5,7 +5,9 @@
 pub mod balance;
 pub mod check;
 pub mod client;
+pub mod hash;
 pub mod health;
+pub mod method;
 pub mod peers;
 pub mod pool;
 pub mod stats;

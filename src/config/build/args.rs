@@ -98,6 +98,11 @@ const KNOWN: &[&str] = &[
     "limit_conn_log_level",
     "limit_conn_dry_run",
     "stub_status",
+    "ip_hash",
+    "hash",
+    "least_conn",
+    "random",
+    "keepalive_time",
 ];
 
 pub(super) fn arg(d: &Directive, i: usize) -> &str {

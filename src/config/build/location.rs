@@ -291,6 +291,7 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
                         backup: false,
                         id: None,
                         drain: false,
+                        max_conns: 0,
                     })
                     .collect(),
                 sticky: None,
@@ -298,6 +299,8 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
                 keepalive_timeout: Duration::from_secs(60),
                 keepalive_requests: 1000,
                 check: None,
+                balance: Default::default(),
+                keepalive_time: Duration::from_secs(3600),
             });
             st.implicit.len() - 1
         }

@@ -413,6 +413,8 @@ pub struct LocationConf {
     pub check_status: Option<StatusFormat>,
     /// Access rules, auth, realip, request and connection limits, `stub_status`.
     pub access: crate::access::conf::AccessConf,
+    /// `proxy_redirect`, `proxy_cookie_domain`, `proxy_cookie_path`.
+    pub details: crate::proxy::redirect::ProxyDetails,
 }
 
 /// Connection-level settings (http/server level only).

@@ -12,7 +12,7 @@ use std::time::Instant;
 use http::header;
 use http::{Request, Response, StatusCode};
 
-use crate::config::LocationConf;
+use crate::config::{Location, LocationConf};
 use crate::downstream::body::RequestBody;
 use crate::downstream::handler::Handler;
 use crate::downstream::state::ConnState;
@@ -25,6 +25,7 @@ use crate::proxy::errors::{self, ProxyError};
 use crate::proxy::exchange::{open, send, Answer, Missed};
 use crate::proxy::headers;
 use crate::proxy::plan::Prepared;
+use crate::proxy::redirect::{self, Ready};
 use crate::proxy::reply::error_response;
 use crate::proxy::worker::Worker;
 use crate::sticky::Choice;
@@ -64,6 +65,8 @@ impl Handler for Worker {
                 now_instant,
                 admission,
                 pick,
+                location,
+                mut rewrites,
             } = match self.prepare(info, req, log) {
                 Ok(prepared) => prepared,
                 Err(made) => break 'respond made,
@@ -180,7 +183,11 @@ impl Handler for Worker {
                 if let Some(record) = log {
                     record.streaming_since = try_started;
                 }
-                let mut resp = self.answer(set, conf, p, answer, choice, now_unix, upgrade);
+                let edits = Edits {
+                    location,
+                    rewrites: rewrites.take(),
+                };
+                let mut resp = self.answer(set, conf, p, answer, choice, now_unix, upgrade, edits);
                 // Ours, unless the backend's passed (`proxy_pass_header
                 // Server`), as nginx.
                 resp.headers_mut()
@@ -221,6 +228,7 @@ impl Worker {
         choice: Option<&Choice>,
         now_unix: i64,
         upgrade: bool,
+        edits: Edits<'_>,
     ) -> Response<ProxyBody> {
         let (head, upstream_body, requests) = answer;
         let status = head.status;
@@ -236,6 +244,19 @@ impl Worker {
                 &conf.proxy_pass_headers,
                 true,
             );
+        }
+        // proxy_redirect / proxy_cookie_*: the backend's headers, before the
+        // sticky cookie is set (which they never rewrite).
+        if redirect::worth_rewriting(&conf.details, &headers) {
+            let ready = edits.rewrites.unwrap_or_else(|| {
+                Ready::new(&conf.details, redirect::literal, || {
+                    conf.proxy_pass
+                        .as_ref()
+                        .map(|pass| redirect::default_for(pass, edits.location))
+                        .unwrap_or_default()
+                })
+            });
+            ready.apply(&mut headers);
         }
         if let (Some(sticky), Some(choice)) = (set.sticky(), choice) {
             sticky.on_response(status, &mut headers, choice, now_unix);
@@ -261,6 +282,13 @@ impl Worker {
         *resp.headers_mut() = headers;
         resp
     }
+}
+
+/// The response-header rewrites of the request's location.
+pub(super) struct Edits<'w> {
+    location: Option<&'w Location>,
+    /// Evaluated while planning when they read variables.
+    rewrites: Option<Ready<'w>>,
 }
 
 /// Records one upstream try for `$upstream_addr`, `$upstream_status` and the

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 
-use crate::config::{Balance, LocationConf, ProxyPass, ServerConf, ServerName};
+use crate::config::{Balance, Location, LocationConf, ProxyPass, ServerConf, ServerName};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
 use crate::http1::framing::{BodyFraming, RequestFraming};
@@ -24,6 +24,7 @@ use crate::proxy::errors::{self, ProxyError, RedirectBase};
 use crate::proxy::exchange::{head_capacity, UpstreamRequest};
 use crate::proxy::handler::note_sticky;
 use crate::proxy::headers::{self, UpstreamConnection};
+use crate::proxy::redirect::{self, Ready};
 use crate::proxy::reply::{error_response, full, made};
 use crate::proxy::route::{self, Lookup};
 use crate::proxy::uri;
@@ -192,6 +193,15 @@ impl Worker {
         let Some(set) = self.upstreams.get(pass.upstream).map(Rc::as_ref) else {
             return Err(error_response(ProxyError::BadGateway, tokens));
         };
+        // proxy_redirect / proxy_cookie_* rules that read variables: now,
+        // while the request's variables are at hand.
+        let rewrites = conf.details.reads_variables().then(|| {
+            Ready::new(
+                &conf.details,
+                |t| vars::eval_to_vec(t, &vars(&pass.proxy_host)),
+                || redirect::default_for(pass, location),
+            )
+        });
         // What ip_hash / hash read of the request.
         let pick = match &set.conf().balance {
             Balance::IpHash => Pick {
@@ -229,6 +239,8 @@ impl Worker {
             set_headers,
             admission,
             pick,
+            location,
+            rewrites,
         })
     }
 
@@ -254,6 +266,8 @@ impl Worker {
             set_headers,
             admission,
             pick,
+            location,
+            rewrites,
         } = self.plan(info, req, start, log)?;
         let tokens = conf.server_tokens;
         let upgrade = headers::wants_upgrade(req.headers());
@@ -329,6 +343,8 @@ impl Worker {
             now_instant,
             admission,
             pick,
+            location,
+            rewrites,
         })
     }
 }
@@ -372,6 +388,8 @@ struct Plan<'w> {
     admission: Admission,
     /// What the balancing method reads of the request.
     pick: Pick,
+    location: Option<&'w Location>,
+    rewrites: Option<Ready<'w>>,
 }
 
 /// A request made ready to go out (see `Worker::prepare`).
@@ -390,6 +408,11 @@ pub(super) struct Prepared<'w> {
     pub(super) now_instant: Instant,
     pub(super) admission: Admission,
     pub(super) pick: Pick,
+    /// The matched location (`proxy_redirect default`).
+    pub(super) location: Option<&'w Location>,
+    /// The response rewrites evaluated for this request, when they read
+    /// variables.
+    pub(super) rewrites: Option<Ready<'w>>,
 }
 
 #[cfg(test)]

@@ -537,6 +537,7 @@ mod tests {
             sticky_hide_cookie: None,
             check_status: None,
             access: Default::default(),
+            details: Default::default(),
         })
     }
 

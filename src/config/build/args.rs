@@ -103,6 +103,11 @@ const KNOWN: &[&str] = &[
     "least_conn",
     "random",
     "keepalive_time",
+    "proxy_redirect",
+    "proxy_cookie_domain",
+    "proxy_cookie_path",
+    "proxy_request_buffering",
+    "proxy_ignore_headers",
 ];
 
 pub(super) fn arg(d: &Directive, i: usize) -> &str {

@@ -137,7 +137,12 @@ impl Builder {
                     self.ignored(d, "responses are never compressed");
                 }
             }
-            _ => return self.access_directive(d, &mut layer.access, st),
+            _ => {
+                if self.access_directive(d, &mut layer.access, st)? {
+                    return Ok(true);
+                }
+                return self.proxy_detail_directive(d, &mut layer.details);
+            }
         }
         Ok(true)
     }

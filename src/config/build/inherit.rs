@@ -29,6 +29,7 @@ pub(super) struct Layer {
     pub(super) server_tokens: Option<bool>,
     pub(super) hide_cookie: Option<String>,
     pub(super) access: super::access::AccessLayer,
+    pub(super) details: super::proxy_details::DetailsLayer,
 }
 
 macro_rules! inherit_fields {
@@ -59,6 +60,7 @@ impl Layer {
             hide_cookie
         );
         self.access = self.access.inherit(&parent.access);
+        self.details = self.details.inherit(&parent.details);
         self
     }
 
@@ -91,6 +93,7 @@ impl Layer {
             sticky_hide_cookie: self.hide_cookie.clone(),
             check_status: None,
             access: self.access.finish(),
+            details: self.details.finish(),
         }
     }
 }

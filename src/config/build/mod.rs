@@ -26,6 +26,7 @@ mod common;
 mod inherit;
 mod location;
 mod log;
+mod proxy_details;
 mod resolve;
 mod server;
 mod sticky;

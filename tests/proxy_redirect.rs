@@ -157,3 +157,40 @@ fn proxy_cache_is_refused_clearly() {
         "\"proxy_cache_path\" is not supported: the proxy has no response cache in /t.conf:1"
     );
 }
+
+#[tokio::test]
+async fn proxy_method_headers_and_body_shape_the_upstream_request() {
+    let b = Backend::start("a");
+    let text = format!(
+        "events {{}}\nhttp {{\n upstream app {{ server {}; }}\n server {{ listen 127.0.0.1:0;
+           location /m {{ proxy_method POST; proxy_pass http://app; }}
+           location /nohdr {{ proxy_pass_request_headers off; proxy_set_header X-Only yes;
+                              proxy_pass http://app; }}
+           location /nobody {{ proxy_pass_request_body off; proxy_pass http://app; }}
+           location /setbody {{ proxy_set_body \"k=$arg_v\"; proxy_pass http://app; }}
+         }}\n}}\n",
+        b.peer()
+    );
+    let p = start_proxy(&text);
+    let r = get(p.addr, "/m", &[]).await;
+    assert_eq!(r.seen_request_line().as_deref(), Some("POST /m"));
+    let r = get(p.addr, "/nohdr", &[("x-test", "1")]).await;
+    assert!(r.seen("x-test").is_empty(), "{}", r.text());
+    assert_eq!(r.seen("x-only"), ["yes"]);
+    assert_eq!(r.seen("host"), ["app"]);
+    let mut c = Client::connect(p.addr).await;
+    let r = c.send("POST", "/nobody", &[], full("hello")).await.unwrap();
+    assert!(
+        !r.text().contains("body 5") && r.seen("content-length").is_empty(),
+        "{}",
+        r.text()
+    );
+    let r = c
+        .send("POST", "/setbody?v=abc", &[], full("hello"))
+        .await
+        .unwrap();
+    assert!(r.text().contains("body 5"), "{}", r.text());
+    assert_eq!(r.seen("content-length"), ["5"]);
+    let again = c.get("/m", &[]).await;
+    assert_eq!(again.status, 200, "the connection still serves requests");
+}

@@ -415,6 +415,8 @@ pub struct LocationConf {
     pub access: crate::access::conf::AccessConf,
     /// `proxy_redirect`, `proxy_cookie_domain`, `proxy_cookie_path`.
     pub details: crate::proxy::redirect::ProxyDetails,
+    /// `proxy_method`, `proxy_pass_request_headers`/`_body`, `proxy_set_body`.
+    pub shape: crate::proxy::shape::RequestShape,
 }
 
 /// Connection-level settings (http/server level only).

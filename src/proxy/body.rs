@@ -54,6 +54,8 @@ pub struct ClientBody(ClientInner);
 
 enum ClientInner {
     Empty,
+    /// `proxy_set_body`: these bytes, once.
+    Fixed(Option<Bytes>),
     Stream {
         inner: RequestBody,
         /// `client_max_body_size`; 0 = unlimited.
@@ -76,6 +78,14 @@ impl ClientBody {
         })
     }
 
+    /// A body of fixed bytes (`proxy_set_body`).
+    pub(super) fn fixed(bytes: Bytes) -> Self {
+        if bytes.is_empty() {
+            return ClientBody(ClientInner::Empty);
+        }
+        ClientBody(ClientInner::Fixed(Some(bytes)))
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         matches!(self.0, ClientInner::Empty)
     }
@@ -91,6 +101,7 @@ impl Body for ClientBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().0 {
             ClientInner::Empty => Poll::Ready(None),
+            ClientInner::Fixed(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ClientInner::Stream {
                 inner,
                 limit,
@@ -121,6 +132,7 @@ impl Body for ClientBody {
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             ClientInner::Empty => true,
+            ClientInner::Fixed(bytes) => bytes.is_none(),
             ClientInner::Stream { inner, .. } => inner.is_end(),
         }
     }
@@ -128,6 +140,9 @@ impl Body for ClientBody {
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             ClientInner::Empty => SizeHint::with_exact(0),
+            ClientInner::Fixed(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
             ClientInner::Stream { inner, .. } => match inner.exact_len() {
                 Some(n) => SizeHint::with_exact(n),
                 None => SizeHint::default(),

@@ -17,5 +17,6 @@ pub mod plan;
 pub mod redirect;
 pub mod reply;
 pub mod route;
+pub mod shape;
 pub mod uri;
 pub mod worker;

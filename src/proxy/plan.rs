@@ -27,6 +27,7 @@ use crate::proxy::headers::{self, UpstreamConnection};
 use crate::proxy::redirect::{self, Ready};
 use crate::proxy::reply::{error_response, full, made};
 use crate::proxy::route::{self, Lookup};
+use crate::proxy::shape::{BodySource, Shaped};
 use crate::proxy::uri;
 use crate::proxy::worker::Worker;
 use crate::sticky::Choice;
@@ -202,6 +203,13 @@ impl Worker {
                 || redirect::default_for(pass, location),
             )
         });
+        // proxy_method / proxy_pass_request_* / proxy_set_body.
+        let shaped = if conf.shape.is_default() {
+            Shaped::default()
+        } else {
+            conf.shape
+                .evaluate(|t| vars::eval_to_vec(t, &vars(&pass.proxy_host)))
+        };
         // What ip_hash / hash read of the request.
         let pick = match &set.conf().balance {
             Balance::IpHash => Pick {
@@ -241,6 +249,7 @@ impl Worker {
             pick,
             location,
             rewrites,
+            shaped,
         })
     }
 
@@ -268,6 +277,7 @@ impl Worker {
             pick,
             location,
             rewrites,
+            shaped,
         } = self.plan(info, req, start, log)?;
         let tokens = conf.server_tokens;
         let upgrade = headers::wants_upgrade(req.headers());
@@ -299,37 +309,61 @@ impl Worker {
             )
         });
         note_sticky(log, set, choice.as_ref());
+        if !shaped.pass_headers {
+            // proxy_pass_request_headers off: only what proxy_set_header sets.
+            headers.clear();
+        }
         headers::to_upstream_request(headers, set_headers, &pass.proxy_host, connection_mode);
         let peer = match choice.map(|c| c.decision) {
             Some(d) => d.peer(),
             None => set.choose(None, &tried, now_instant, &pick),
         };
-        let framing = match req.body().framing() {
-            BodyFraming::None => RequestFraming::None,
-            BodyFraming::Length(n) => RequestFraming::Length(n),
-            BodyFraming::Chunked => RequestFraming::Chunked,
+        let (framing, body) = match shaped.body {
+            BodySource::Client => {
+                let framing = match req.body().framing() {
+                    BodyFraming::None => RequestFraming::None,
+                    BodyFraming::Length(n) => RequestFraming::Length(n),
+                    BodyFraming::Chunked => RequestFraming::Chunked,
+                };
+                // The body is read (streamed on): a 100 Continue is due, as nginx.
+                req.body().want();
+                let body = std::mem::replace(req.body_mut(), RequestBody::empty());
+                let limit = conf.client_max_body_size;
+                let body = ClientBody::stream(body, limit, client_body_timeout(server));
+                (framing, body)
+            }
+            // The client's body is left unread (the connection drains or
+            // closes it).
+            BodySource::None => (RequestFraming::None, ClientBody::fixed(bytes::Bytes::new())),
+            BodySource::Fixed(bytes) => {
+                let n = bytes.len() as u64;
+                let framing = if n == 0 {
+                    RequestFraming::None
+                } else {
+                    RequestFraming::Length(n)
+                };
+                (framing, ClientBody::fixed(bytes))
+            }
         };
-        // The body is read (streamed on): a 100 Continue is due, as nginx.
-        req.body().want();
-        let body = std::mem::replace(req.body_mut(), RequestBody::empty());
-        let body = ClientBody::stream(body, conf.client_max_body_size, client_body_timeout(server));
+        let method = shaped.method.as_ref().unwrap_or(req.method());
         let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
         let mut head = crate::reuse::vec(head_capacity(target, req.headers()));
-        encode_request_head(&mut head, req.method(), target, req.headers(), framing);
+        encode_request_head(&mut head, method, target, req.headers(), framing);
+        let head_request = method == Method::HEAD;
+        let may_resend_method = conf.proxy_next_upstream.non_idempotent || idempotent(method);
         // The headers are in `head` now.
         crate::reuse::give_map(std::mem::take(req.headers_mut()));
         let request = UpstreamRequest {
             head,
             framing,
-            head_request: req.method() == Method::HEAD,
+            head_request,
         };
         let has_body = !body.is_empty();
         // A bodyless request can be written again after it was sent: once on a
         // fresh connection when a pooled one turns out dead, and on another peer
         // per proxy_next_upstream (never away from a pinned peer with
         // fallback=off). A streamed body cannot be sent twice.
-        let may_resend =
-            !has_body && (conf.proxy_next_upstream.non_idempotent || idempotent(req.method()));
+        let may_resend = !has_body && may_resend_method;
         Ok(Prepared {
             conf,
             set,
@@ -390,6 +424,7 @@ struct Plan<'w> {
     pick: Pick,
     location: Option<&'w Location>,
     rewrites: Option<Ready<'w>>,
+    shaped: Shaped,
 }
 
 /// A request made ready to go out (see `Worker::prepare`).

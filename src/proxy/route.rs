@@ -538,6 +538,7 @@ mod tests {
             check_status: None,
             access: Default::default(),
             details: Default::default(),
+            shape: Default::default(),
         })
     }
 

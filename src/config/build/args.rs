@@ -108,6 +108,10 @@ const KNOWN: &[&str] = &[
     "proxy_cookie_path",
     "proxy_request_buffering",
     "proxy_ignore_headers",
+    "proxy_method",
+    "proxy_set_body",
+    "proxy_pass_request_headers",
+    "proxy_pass_request_body",
 ];
 
 pub(super) fn arg(d: &Directive, i: usize) -> &str {

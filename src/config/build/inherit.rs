@@ -94,6 +94,7 @@ impl Layer {
             check_status: None,
             access: self.access.finish(),
             details: self.details.finish(),
+            shape: self.details.shape(),
         }
     }
 }

@@ -7,12 +7,13 @@
 //! ignore), and `proxy_cache*` / `proxy_store*`, refused: a cache is not
 //! supported.
 
-use super::args::{arg, compile_regex, err, flag, simple, template_arg};
+use super::args::{arg, compile_regex, err, flag, set_once, simple, template_arg};
 use super::inherit::inherit_fields;
 use super::{Builder, Res};
 use crate::config::ast::Directive;
 use crate::config::Template;
 use crate::proxy::redirect::{Pattern, ProxyDetails, RedirectRule, Rule, CAPTURE};
+use crate::proxy::shape::RequestShape;
 
 /// The rules written at one level; `None` = inherited.
 #[derive(Debug, Clone, Default)]
@@ -20,11 +21,25 @@ pub(super) struct DetailsLayer {
     redirects: Option<Vec<RedirectRule>>,
     cookie_domains: Option<Vec<Rule>>,
     cookie_paths: Option<Vec<Rule>>,
+    method: Option<Template>,
+    pass_headers: Option<bool>,
+    pass_body: Option<bool>,
+    set_body: Option<Template>,
 }
 
 impl DetailsLayer {
     pub(super) fn inherit(mut self, parent: &DetailsLayer) -> DetailsLayer {
-        inherit_fields!(self, parent, redirects, cookie_domains, cookie_paths);
+        inherit_fields!(
+            self,
+            parent,
+            redirects,
+            cookie_domains,
+            cookie_paths,
+            method,
+            pass_headers,
+            pass_body,
+            set_body
+        );
         self
     }
 
@@ -37,6 +52,15 @@ impl DetailsLayer {
                 .unwrap_or_else(|| vec![RedirectRule::Default]),
             cookie_domains: self.cookie_domains.clone().unwrap_or_default(),
             cookie_paths: self.cookie_paths.clone().unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn shape(&self) -> RequestShape {
+        RequestShape {
+            method: self.method.clone(),
+            pass_headers: self.pass_headers.unwrap_or(true),
+            pass_body: self.pass_body.unwrap_or(true),
+            set_body: self.set_body.clone(),
         }
     }
 }
@@ -132,6 +156,25 @@ impl Builder {
                     slot.get_or_insert_with(Vec::new).push(rule(d)?);
                 }
             }
+            "proxy_method" | "proxy_set_body" => {
+                simple(d, 1, 1)?;
+                let slot = if name == "proxy_method" {
+                    &mut layer.method
+                } else {
+                    &mut layer.set_body
+                };
+                set_once(slot, template_arg(d, arg(d, 0))?, d)?;
+            }
+            "proxy_pass_request_headers" | "proxy_pass_request_body" => {
+                simple(d, 1, 1)?;
+                let on = flag(d)?;
+                let slot = if name == "proxy_pass_request_headers" {
+                    &mut layer.pass_headers
+                } else {
+                    &mut layer.pass_body
+                };
+                set_once(slot, on, d)?;
+            }
             "proxy_request_buffering" => {
                 simple(d, 1, 1)?;
                 flag(d)?;
@@ -204,6 +247,15 @@ mod tests {
             c.http.servers[1].locations[0].conf.details.redirects[..],
             [RedirectRule::Default]
         ));
+        assert!(s.locations[0].conf.shape.is_default());
+        let (c, _) =
+            ok("http { proxy_pass_request_body off; server { location / { proxy_method PUT; } } }");
+        let shape = &c.http.servers[0].locations[0].conf.shape;
+        assert!(!shape.pass_body && shape.pass_headers);
+        assert_eq!(
+            shape.method.as_ref().map(|m| m.source.as_str()),
+            Some("PUT")
+        );
     }
 
     #[test]
@@ -220,6 +272,14 @@ mod tests {
             ("proxy_redirect on;", "invalid parameter \"on\""),
             ("proxy_cookie_path x;", "invalid parameter \"x\""),
             ("proxy_ignore_headers X-Foo;", "invalid value \"X-Foo\""),
+            (
+                "proxy_method GET; proxy_method POST;",
+                "\"proxy_method\" directive is duplicate",
+            ),
+            (
+                "proxy_pass_request_body no;",
+                "invalid value \"no\" in \"proxy_pass_request_body\" directive, it must be \"on\" or \"off\"",
+            ),
             (
                 "proxy_redirect ~(unclosed /;",
                 "regex \"(unclosed\" compile failed: unclosed group",

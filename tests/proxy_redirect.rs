@@ -18,6 +18,13 @@ fn locations(upstream: &str) -> String {
             proxy_cookie_domain backend.local $host;
             proxy_cookie_domain ~\\.(?P<d>[a-z]+)\\.corp$ $1.example;
             proxy_cookie_path /app/ /;
+         }}
+         location /flags/ {{
+            proxy_pass {upstream};
+            proxy_cookie_path /app/ /;
+            proxy_cookie_flags a secure httponly samesite=strict;
+            proxy_cookie_flags ~^b nosecure nohttponly nosamesite;
+            proxy_cookie_flags c samesite=lax;
          }}"
     )
 }
@@ -67,6 +74,16 @@ async fn run(addr: std::net::SocketAddr, upstream_host: &str) -> Vec<String> {
         .await;
         out.extend(r.set_cookies());
     }
+    for cookie in [
+        "a=1; Path=/app/",
+        "b1=2; Secure; HttpOnly; SameSite=None; Path=/",
+        "c=3; SameSite=Strict; secure",
+        "a=4; HTTPONLY",
+        "d=5",
+    ] {
+        let r = get(addr, "/flags/c", &[("x-set-cookie", cookie)]).await;
+        out.extend(r.set_cookies());
+    }
     out
 }
 
@@ -94,6 +111,11 @@ async fn proxy_redirect_and_cookie_rewrites_match_nginx() {
             "a=1; Domain=front.test; Path=/x",
             "b=2; domain=shop.example; path=/else",
             "c=3; Path=/",
+            "a=1; Path=/; Secure; HttpOnly; SameSite=Strict",
+            "b1=2; Path=/",
+            "c=3; SameSite=Lax; secure",
+            "a=4; HTTPONLY; Secure; SameSite=Strict",
+            "d=5",
         ]
     );
     if let Some(n) = common::nginx::Nginx::start(&format!(

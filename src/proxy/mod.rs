@@ -9,6 +9,7 @@
 pub mod access;
 pub mod attempt;
 pub mod body;
+pub mod cookie_flags;
 pub mod errors;
 pub mod exchange;
 pub mod handler;

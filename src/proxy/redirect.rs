@@ -15,6 +15,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use regex::Regex;
 
 use crate::config::Template;
+use crate::proxy::cookie_flags::{apply_flags, Flag, ReadyFlags, ReadyName};
 
 /// Marks a regex capture reference (`$1` -> `\u{1}1`) inside a replacement
 /// template, so the template parser leaves it as literal text.
@@ -51,6 +52,16 @@ pub struct ProxyDetails {
     pub redirects: Vec<RedirectRule>,
     pub cookie_domains: Vec<Rule>,
     pub cookie_paths: Vec<Rule>,
+    /// `proxy_cookie_flags`.
+    pub cookie_flags: Vec<CookieFlags>,
+}
+
+/// One `proxy_cookie_flags COOKIE FLAG...`.
+#[derive(Debug, Clone)]
+pub struct CookieFlags {
+    /// A name (variables allowed; matched exactly) or a regex.
+    pub name: Pattern,
+    pub flags: Vec<Flag>,
 }
 
 impl ProxyDetails {
@@ -67,6 +78,10 @@ impl ProxyDetails {
             .any(|r| matches!(r, RedirectRule::Rule(r) if rule(r)))
             || self.cookie_domains.iter().any(rule)
             || self.cookie_paths.iter().any(rule)
+            || self
+                .cookie_flags
+                .iter()
+                .any(|f| matches!(&f.name, Pattern::Prefix(t) if !t.is_literal()))
     }
 }
 
@@ -85,7 +100,9 @@ pub fn literal(t: &Template) -> Vec<u8> {
 pub fn worth_rewriting(details: &ProxyDetails, headers: &HeaderMap) -> bool {
     (!details.redirects.is_empty()
         && (headers.contains_key(header::LOCATION) || headers.contains_key(header::REFRESH)))
-        || ((!details.cookie_domains.is_empty() || !details.cookie_paths.is_empty())
+        || ((!details.cookie_domains.is_empty()
+            || !details.cookie_paths.is_empty()
+            || !details.cookie_flags.is_empty())
             && headers.contains_key(header::SET_COOKIE))
 }
 
@@ -137,6 +154,7 @@ pub struct Ready<'c> {
     pub redirects: Vec<ReadyRule<'c>>,
     pub cookie_domains: Vec<ReadyRule<'c>>,
     pub cookie_paths: Vec<ReadyRule<'c>>,
+    pub cookie_flags: Vec<ReadyFlags<'c>>,
 }
 
 impl<'c> Ready<'c> {
@@ -171,6 +189,17 @@ impl<'c> Ready<'c> {
                 .collect(),
             cookie_domains: details.cookie_domains.iter().map(ready).collect(),
             cookie_paths: details.cookie_paths.iter().map(ready).collect(),
+            cookie_flags: details
+                .cookie_flags
+                .iter()
+                .map(|f| ReadyFlags {
+                    name: match &f.name {
+                        Pattern::Prefix(t) => ReadyName::Exact(eval(t)),
+                        Pattern::Regex(re) => ReadyName::Regex(re),
+                    },
+                    flags: &f.flags,
+                })
+                .collect(),
         }
     }
 
@@ -188,7 +217,10 @@ impl<'c> Ready<'c> {
                 }
             }
         }
-        if self.cookie_domains.is_empty() && self.cookie_paths.is_empty() {
+        if self.cookie_domains.is_empty()
+            && self.cookie_paths.is_empty()
+            && self.cookie_flags.is_empty()
+        {
             return;
         }
         let cookies: Vec<HeaderValue> = headers
@@ -201,7 +233,11 @@ impl<'c> Ready<'c> {
         }
         headers.remove(header::SET_COOKIE);
         for c in cookies {
-            let edited = rewrite_set_cookie(c.as_bytes(), &self.cookie_domains, &self.cookie_paths)
+            let rewritten =
+                rewrite_set_cookie(c.as_bytes(), &self.cookie_domains, &self.cookie_paths);
+            let current = rewritten.as_deref().unwrap_or(c.as_bytes());
+            let flagged = apply_flags(current, &self.cookie_flags).or(rewritten);
+            let edited = flagged
                 .and_then(|v| HeaderValue::from_bytes(&v).ok())
                 .unwrap_or(c);
             headers.append(header::SET_COOKIE, edited);

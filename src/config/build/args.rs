@@ -109,6 +109,7 @@ const KNOWN: &[&str] = &[
     "proxy_request_buffering",
     "proxy_ignore_headers",
     "proxy_method",
+    "proxy_cookie_flags",
     "proxy_set_body",
     "proxy_pass_request_headers",
     "proxy_pass_request_body",

@@ -12,7 +12,8 @@ use super::inherit::inherit_fields;
 use super::{Builder, Res};
 use crate::config::ast::Directive;
 use crate::config::Template;
-use crate::proxy::redirect::{Pattern, ProxyDetails, RedirectRule, Rule, CAPTURE};
+use crate::proxy::cookie_flags::Flag;
+use crate::proxy::redirect::{CookieFlags, Pattern, ProxyDetails, RedirectRule, Rule, CAPTURE};
 use crate::proxy::shape::RequestShape;
 
 /// The rules written at one level; `None` = inherited.
@@ -21,6 +22,7 @@ pub(super) struct DetailsLayer {
     redirects: Option<Vec<RedirectRule>>,
     cookie_domains: Option<Vec<Rule>>,
     cookie_paths: Option<Vec<Rule>>,
+    cookie_flags: Option<Vec<CookieFlags>>,
     method: Option<Template>,
     pass_headers: Option<bool>,
     pass_body: Option<bool>,
@@ -35,6 +37,7 @@ impl DetailsLayer {
             redirects,
             cookie_domains,
             cookie_paths,
+            cookie_flags,
             method,
             pass_headers,
             pass_body,
@@ -52,6 +55,7 @@ impl DetailsLayer {
                 .unwrap_or_else(|| vec![RedirectRule::Default]),
             cookie_domains: self.cookie_domains.clone().unwrap_or_default(),
             cookie_paths: self.cookie_paths.clone().unwrap_or_default(),
+            cookie_flags: self.cookie_flags.clone().unwrap_or_default(),
         }
     }
 
@@ -155,6 +159,32 @@ impl Builder {
                 } else {
                     slot.get_or_insert_with(Vec::new).push(rule(d)?);
                 }
+            }
+            "proxy_cookie_flags" => {
+                simple(d, 1, 4)?;
+                if d.args.len() == 1 {
+                    if arg(d, 0) != "off" {
+                        return Err(err(format!("invalid parameter \"{}\"", arg(d, 0)), d));
+                    }
+                    layer.cookie_flags = Some(Vec::new());
+                    return Ok(true);
+                }
+                let c = arg(d, 0);
+                let name = if let Some(re) = c.strip_prefix('~') {
+                    Pattern::Regex(compile_regex(d, re, false)?)
+                } else {
+                    Pattern::Prefix(template_arg(d, c)?)
+                };
+                let mut flags = Vec::new();
+                for a in d.args.iter().skip(1) {
+                    let f = Flag::parse(&a.value)
+                        .ok_or_else(|| err(format!("invalid parameter \"{}\"", a.value), d))?;
+                    flags.push(f);
+                }
+                layer
+                    .cookie_flags
+                    .get_or_insert_with(Vec::new)
+                    .push(CookieFlags { name, flags });
             }
             "proxy_method" | "proxy_set_body" => {
                 simple(d, 1, 1)?;
@@ -271,6 +301,8 @@ mod tests {
             ),
             ("proxy_redirect on;", "invalid parameter \"on\""),
             ("proxy_cookie_path x;", "invalid parameter \"x\""),
+            ("proxy_cookie_flags a secure bogus;", "invalid parameter \"bogus\""),
+            ("proxy_cookie_flags on;", "invalid parameter \"on\""),
             ("proxy_ignore_headers X-Foo;", "invalid value \"X-Foo\""),
             (
                 "proxy_method GET; proxy_method POST;",

@@ -79,7 +79,8 @@ pub fn crypt(password: &[u8], setting: &str) -> Option<String> {
 
 fn to64(out: &mut String, mut v: u32, n: usize) {
     for _ in 0..n {
-        out.push(char::from(ITOA64[(v & 0x3f) as usize]));
+        // `v & 0x3f` is below 64: always a character of the alphabet.
+        out.extend(ITOA64.get((v & 0x3f) as usize).map(|&c| char::from(c)));
         v >>= 6;
     }
 }

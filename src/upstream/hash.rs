@@ -49,7 +49,10 @@ pub fn ip_hash(
         return None;
     }
     let bytes: Vec<u8> = match client {
-        IpAddr::V4(a) => a.octets()[..3].to_vec(),
+        IpAddr::V4(a) => {
+            let [x, y, z, _] = a.octets();
+            vec![x, y, z]
+        }
         IpAddr::V6(a) => a.octets().to_vec(),
     };
     let mut hash: u64 = 89;

@@ -159,7 +159,7 @@ async fn least_conn_and_max_conns_avoid_busy_peers() {
         });
         let p = start_proxy(&conf(&text, ""));
         let addr = p.addr;
-        let slow = tokio::spawn(async move { get(addr, "/", &[("x-delay-ms", "700")]).await });
+        let slow = tokio::spawn(async move { get(addr, "/", &[("x-delay-ms", "1500")]).await });
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut quick = Vec::new();
         for _ in 0..4 {
@@ -178,7 +178,7 @@ async fn least_conn_and_max_conns_avoid_busy_peers() {
         "",
     ));
     let addr = p.addr;
-    let slow = tokio::spawn(async move { get(addr, "/", &[("x-delay-ms", "600")]).await });
+    let slow = tokio::spawn(async move { get(addr, "/", &[("x-delay-ms", "1500")]).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(get(p.addr, "/", &[]).await.status, 502);
     assert_eq!(slow.await.unwrap().status, 200);

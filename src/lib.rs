@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::unwrap_used)]
 
+pub mod access;
 pub mod compress;
 pub mod config;
 pub mod downstream;

@@ -89,7 +89,10 @@ pub struct RequestVars<'a> {
     pub host: &'a str,
     /// The first `server_name` of the chosen server.
     pub server_name: &'a str,
+    /// The client address (`$remote_addr`), after realip.
     pub remote: SocketAddr,
+    /// The connection's own address when realip replaced `remote`.
+    pub realip_remote: Option<SocketAddr>,
     pub local: SocketAddr,
     /// `http` (TLS does not exist yet).
     pub scheme: &'a str,
@@ -227,6 +230,14 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         }
         Variable::RemoteAddr => push_display(out, v.remote.ip()),
         Variable::RemotePort => numfmt::write_decimal(out, u64::from(v.remote.port())),
+        Variable::BinaryRemoteAddr => match v.remote.ip() {
+            IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+        },
+        Variable::RealipRemoteAddr => push_display(out, v.realip_remote.unwrap_or(v.remote).ip()),
+        Variable::RealipRemotePort => {
+            numfmt::write_decimal(out, u64::from(v.realip_remote.unwrap_or(v.remote).port()))
+        }
         Variable::RemoteUser => {
             if let Some(user) = remote_user(v.headers) {
                 out.extend_from_slice(&user);
@@ -391,19 +402,27 @@ fn header_value(headers: &HeaderMap, name: &str, out: &mut Vec<u8>) {
 
 /// The user name of `Authorization: Basic ...`.
 fn remote_user(headers: &HeaderMap) -> Option<Vec<u8>> {
+    basic_credentials(headers).map(|(user, _)| user)
+}
+
+/// The user name and password of `Authorization: Basic ...` (`None` when the
+/// header is absent, of another scheme, or malformed).
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(Vec<u8>, Vec<u8>)> {
     let value = headers.get(http::header::AUTHORIZATION)?.as_bytes();
     let (scheme, rest) = value.split_at(value.iter().position(|&b| b == b' ')?);
     if !scheme.eq_ignore_ascii_case(b"basic") {
         return None;
     }
-    let decoded = base64_decode(trim(rest))?;
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    let mut user = decoded;
+    let mut user = base64_decode(trim(rest))?;
+    let colon = user.iter().position(|&b| b == b':')?;
+    let password = user.split_off(colon + 1);
     user.truncate(colon);
-    Some(user)
+    Some((user, password))
 }
 
-fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+/// Standard base64 (padding optional), as nginx decodes `Authorization: Basic`
+/// and htpasswd `{SHA}` hashes. `None` on a byte outside the alphabet.
+pub fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len() / 4 * 3);
     let mut acc: u32 = 0;
     let mut bits = 0;
@@ -517,6 +536,7 @@ pub(crate) mod tests {
             host: "example.com",
             server_name: "srv.test",
             remote: "192.0.2.7:51000".parse().unwrap(),
+            realip_remote: None,
             local: "127.0.0.1:8080".parse().unwrap(),
             scheme: "http",
             proxy_host: "app",

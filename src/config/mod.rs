@@ -140,6 +140,8 @@ pub struct HttpConf {
     pub log_formats: HashMap<String, Arc<Template>>,
     /// The `escape=` mode of each `log_format` (same keys as `log_formats`).
     pub log_format_escapes: HashMap<String, Escape>,
+    /// `limit_req_zone` and `limit_conn_zone`, in file order.
+    pub limit_zones: Vec<crate::access::conf::ZoneConf>,
 }
 
 /// Reads the main file, expands includes, builds the typed config.
@@ -257,6 +259,26 @@ pub struct PeerConf {
     /// `drain`: keeps serving the sessions pinned to it but is never chosen for a
     /// new session.
     pub drain: bool,
+    /// `max_conns=N`: requests in flight at once, across workers; 0 = no limit.
+    pub max_conns: u32,
+}
+
+/// The load-balancing method of an upstream (`ip_hash`, `hash`, `least_conn`,
+/// `random`; default weighted round robin).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Balance {
+    #[default]
+    RoundRobin,
+    IpHash,
+    Hash {
+        key: Template,
+        consistent: bool,
+    },
+    LeastConn,
+    /// `random` (`two`: the less loaded of two random peers).
+    Random {
+        two: bool,
+    },
 }
 
 /// What an active health check does (`check type=`).
@@ -389,6 +411,11 @@ pub struct UpstreamConf {
     /// `server NAME resolve` lines (with `zone` and a `resolver`): names
     /// resolved at run time; `None` = every peer is fixed at load time.
     pub resolve: Option<ResolveConf>,
+    /// How new requests are spread over the peers.
+    pub balance: Balance,
+    /// Upstream `keepalive_time`: a kept-alive connection is not reused once
+    /// it has been open this long; default 1h.
+    pub keepalive_time: Duration,
 }
 
 /// The run-time name resolution of one upstream (nginx 1.27.3+): its `zone`,
@@ -589,6 +616,12 @@ pub struct LocationConf {
     pub files: Arc<files::FilesConf>,
     /// Response compression (`gzip*`, `brotli*`).
     pub compress: Arc<compress::CompressConf>,
+    /// Access rules, auth, realip, request and connection limits, `stub_status`.
+    pub access: crate::access::conf::AccessConf,
+    /// `proxy_redirect`, `proxy_cookie_domain`, `proxy_cookie_path`.
+    pub details: crate::proxy::redirect::ProxyDetails,
+    /// `proxy_method`, `proxy_pass_request_headers`/`_body`, `proxy_set_body`.
+    pub shape: crate::proxy::shape::RequestShape,
 }
 
 /// Connection-level settings (http/server level only).

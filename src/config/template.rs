@@ -17,6 +17,12 @@ pub enum Variable {
     RemoteAddr,
     RemotePort,
     RemoteUser,
+    /// `$binary_remote_addr`: the client address in 4 or 16 bytes.
+    BinaryRemoteAddr,
+    /// `$realip_remote_addr` / `$realip_remote_port`: the connection's address
+    /// before realip replaced it.
+    RealipRemoteAddr,
+    RealipRemotePort,
     ServerAddr,
     ServerPort,
     ServerName,
@@ -115,6 +121,9 @@ pub fn variable(name: &str) -> Option<Variable> {
         "remote_addr" => Variable::RemoteAddr,
         "remote_port" => Variable::RemotePort,
         "remote_user" => Variable::RemoteUser,
+        "binary_remote_addr" => Variable::BinaryRemoteAddr,
+        "realip_remote_addr" => Variable::RealipRemoteAddr,
+        "realip_remote_port" => Variable::RealipRemotePort,
         "server_addr" => Variable::ServerAddr,
         "server_port" => Variable::ServerPort,
         "server_name" => Variable::ServerName,

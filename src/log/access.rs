@@ -202,6 +202,7 @@ pub struct AccessRecord {
     host: String,
     server_name: String,
     remote: std::net::SocketAddr,
+    realip_remote: Option<std::net::SocketAddr>,
     local: std::net::SocketAddr,
     scheme: &'static str,
     proxy_host: String,
@@ -258,6 +259,7 @@ impl AccessRecord {
             host: vars.host.to_string(),
             server_name: vars.server_name.to_string(),
             remote: vars.remote,
+            realip_remote: vars.realip_remote,
             local: vars.local,
             scheme: if vars.scheme == "https" {
                 "https"
@@ -301,6 +303,7 @@ impl AccessRecord {
             host: &self.host,
             server_name: &self.server_name,
             remote: self.remote,
+            realip_remote: self.realip_remote,
             local: self.local,
             scheme: self.scheme,
             proxy_host: &self.proxy_host,

@@ -20,8 +20,9 @@ use crate::downstream::body::RequestBody;
 use crate::downstream::handler::{BoxError, ResponseBody};
 use crate::downstream::tunnel::Upgraded;
 use crate::log::PendingLog;
+use crate::proxy::access::Held;
 use crate::upstream::client::{IdleTimer, Transport, UpstreamBody};
-use crate::upstream::pool::{Conn, UpstreamPool};
+use crate::upstream::pool::{Conn, UpstreamPool, Wear};
 use crate::upstream::stats::ActiveGuard;
 
 /// The client's request body is larger than `client_max_body_size`.
@@ -53,6 +54,8 @@ pub struct ClientBody(ClientInner);
 
 enum ClientInner {
     Empty,
+    /// `proxy_set_body`: these bytes, once.
+    Fixed(Option<Bytes>),
     Stream {
         inner: RequestBody,
         /// `client_max_body_size`; 0 = unlimited.
@@ -75,6 +78,14 @@ impl ClientBody {
         })
     }
 
+    /// A body of fixed bytes (`proxy_set_body`).
+    pub(super) fn fixed(bytes: Bytes) -> Self {
+        if bytes.is_empty() {
+            return ClientBody(ClientInner::Empty);
+        }
+        ClientBody(ClientInner::Fixed(Some(bytes)))
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         matches!(self.0, ClientInner::Empty)
     }
@@ -90,6 +101,7 @@ impl Body for ClientBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().0 {
             ClientInner::Empty => Poll::Ready(None),
+            ClientInner::Fixed(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ClientInner::Stream {
                 inner,
                 limit,
@@ -120,6 +132,7 @@ impl Body for ClientBody {
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             ClientInner::Empty => true,
+            ClientInner::Fixed(bytes) => bytes.is_none(),
             ClientInner::Stream { inner, .. } => inner.is_end(),
         }
     }
@@ -127,6 +140,9 @@ impl Body for ClientBody {
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             ClientInner::Empty => SizeHint::with_exact(0),
+            ClientInner::Fixed(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
             ClientInner::Stream { inner, .. } => match inner.exact_len() {
                 Some(n) => SizeHint::with_exact(n),
                 None => SizeHint::default(),
@@ -141,7 +157,7 @@ pub(super) struct Checkin {
     pub(super) pool: Rc<RefCell<UpstreamPool<Transport>>>,
     pub(super) peer: usize,
     /// Requests the connection has carried, this one included.
-    pub(super) requests: u64,
+    pub(super) requests: Wear,
 }
 
 impl Checkin {
@@ -151,8 +167,9 @@ impl Checkin {
         if let Some(io) = body.finish() {
             let conn = Conn {
                 io,
-                requests: self.requests,
+                requests: self.requests.requests,
                 reused: true,
+                opened: self.requests.opened,
             };
             self.pool.borrow_mut().checkin(self.peer, conn, now);
         }
@@ -165,6 +182,8 @@ pub struct ProxyBody {
     inner: ProxyInner,
     /// Counts the request as active on its peer until the request ends.
     pub(super) active: Option<ActiveGuard>,
+    /// The request's `limit_conn` and `stub_status` counts.
+    pub(super) held: Held,
     /// The request's access-log line, written when the request ends.
     pub(super) log: Option<PendingLog>,
     /// When the backend's body ended (one clock reading serves the pool and
@@ -215,6 +234,7 @@ impl ProxyBody {
         }
         drop(self.log.take());
         drop(self.active.take());
+        drop(std::mem::take(&mut self.held));
         self.ended
     }
 
@@ -223,6 +243,7 @@ impl ProxyBody {
         ProxyBody {
             inner,
             active: None,
+            held: Held::default(),
             log: None,
             ended: None,
             declared: None,

@@ -18,7 +18,7 @@ use crate::proxy::body::{BodyTooLarge, ClientBody};
 use crate::proxy::headers;
 use crate::upstream::client::{self, ConnectError, Outgoing, SendError, Transport, UpstreamBody};
 use crate::upstream::peers::PeerSet;
-use crate::upstream::pool::Conn;
+use crate::upstream::pool::{Conn, Wear};
 
 /// Classifies a failed exchange with a backend.
 fn failure_of(err: &SendError) -> Failure {
@@ -33,7 +33,7 @@ fn failure_of(err: &SendError) -> Failure {
 }
 /// A backend's answer to one try: the response head, its body (which owns the
 /// connection until it ends), and the requests the connection has carried.
-pub(super) type Answer = (ResponseHead, UpstreamBody<ClientBody>, u64);
+pub(super) type Answer = (ResponseHead, UpstreamBody<ClientBody>, Wear);
 
 /// A failed try: why, and whether the request can still go out as it is
 /// (nothing of it was written, and any body is back in its slot).
@@ -55,7 +55,10 @@ pub(super) async fn send(
     conf: &LocationConf,
     sent_at: Instant,
 ) -> Result<Answer, Missed> {
-    let requests = conn.requests + 1;
+    let requests = Wear {
+        requests: conn.requests + 1,
+        opened: conn.opened,
+    };
     let leave_out = |name: &http::HeaderName, kind| {
         headers::left_out_of_response(
             name,

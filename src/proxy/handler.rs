@@ -12,12 +12,13 @@ use std::time::{Instant, SystemTime};
 use http::header;
 use http::{Request, Response, StatusCode};
 
-use crate::config::LocationConf;
+use crate::config::{Location, LocationConf};
 use crate::downstream::body::RequestBody;
 use crate::downstream::handler::Handler;
 use crate::downstream::state::ConnState;
 use crate::http1::request::RequestError;
 use crate::log::{AccessRecord, PendingLog, TryRecord};
+use crate::proxy::access::Held;
 use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::attempt::{Budget, Event, Failover, Failure, Health, Step};
 use crate::proxy::body::{Checkin, ProxyBody};
@@ -26,6 +27,7 @@ use crate::proxy::errors::{self, ProxyError};
 use crate::proxy::exchange::{open, send, Answer, Missed};
 use crate::proxy::headers;
 use crate::proxy::plan::Prepared;
+use crate::proxy::redirect::{self, Ready};
 use crate::proxy::reply::error_response;
 use crate::proxy::worker::Worker;
 use crate::sticky::Choice;
@@ -47,6 +49,8 @@ impl Handler for Worker {
         req: &mut Request<RequestBody>,
     ) -> Response<ProxyBody> {
         let info: &ConnState = &conn;
+        let counted = self.count_request();
+        let mut conns = Vec::new();
         let mut log_slot: Option<Box<AccessRecord>> = None;
         let log = &mut log_slot;
         // `add_header` / `expires` of the request's location, once it is known.
@@ -64,10 +68,20 @@ impl Handler for Worker {
                 now_unix,
                 now_instant,
                 compress,
+                admission,
+                pick,
+                location,
+                mut rewrites,
             } = match self.prepare(info, req, log, &mut edits) {
                 Ok(prepared) => prepared,
                 Err(made) => break 'respond made,
             };
+            conns = admission.conns;
+            if !admission.delay.is_zero() {
+                // limit_req: the request waits its turn (the client's body
+                // waits unread, as in nginx).
+                tokio::time::sleep(admission.delay).await;
+            }
             let tokens = conf.server_tokens;
             let budget = Budget {
                 tries: conf.proxy_next_upstream_tries,
@@ -150,7 +164,7 @@ impl Handler for Worker {
                 let now = Instant::now();
                 let before = failover.choice().copied();
                 let (health, next) =
-                    failover.on(event, now, |ex, tried| set.choose(ex, tried, now));
+                    failover.on(event, now, |ex, tried| set.choose(ex, tried, now, &pick));
                 match health {
                     Health::Succeeded => set.succeeded(p),
                     Health::Failed => set.failed(p, now),
@@ -175,8 +189,22 @@ impl Handler for Worker {
                     record.streaming_since = try_started;
                 }
                 let tls = info.is_tls();
-                let mut resp =
-                    self.answer(set, conf, p, answer, choice, now_unix, upgrade, tls, log);
+                let backend_edits = Edits {
+                    location,
+                    rewrites: rewrites.take(),
+                };
+                let mut resp = self.answer(
+                    set,
+                    conf,
+                    p,
+                    answer,
+                    choice,
+                    now_unix,
+                    upgrade,
+                    tls,
+                    log,
+                    backend_edits,
+                );
                 if let Some(facts) = &compress {
                     compress_response(&mut resp, &conf.compress, facts, now_unix);
                 }
@@ -193,6 +221,10 @@ impl Handler for Worker {
             let status = resp.status();
             edits.apply(status, resp.headers_mut(), SystemTime::now());
         }
+        resp.body_mut().held = Held {
+            _request: Some(counted),
+            _conns: conns,
+        };
         if let Some(record) = log_slot {
             let pending = PendingLog::new(record, resp.status(), resp.headers());
             resp.body_mut().log = Some(pending);
@@ -222,6 +254,7 @@ impl Worker {
         upgrade: bool,
         tls: bool,
         log: &mut Option<Box<AccessRecord>>,
+        edits: Edits<'_>,
     ) -> Response<ProxyBody> {
         let (head, upstream_body, requests) = answer;
         let status = head.status;
@@ -237,6 +270,19 @@ impl Worker {
                 &conf.proxy_pass_headers,
                 true,
             );
+        }
+        // proxy_redirect / proxy_cookie_*: the backend's headers, before the
+        // sticky cookie is set (which they never rewrite).
+        if redirect::worth_rewriting(&conf.details, &headers) {
+            let ready = edits.rewrites.unwrap_or_else(|| {
+                Ready::new(&conf.details, redirect::literal, || {
+                    conf.proxy_pass
+                        .as_ref()
+                        .map(|pass| redirect::default_for(pass, edits.location))
+                        .unwrap_or_default()
+                })
+            });
+            ready.apply(&mut headers);
         }
         if let (Some(sticky), Some(choice)) = (set.sticky(), choice) {
             let applied = sticky.on_response(status, &mut headers, choice, now_unix, tls);
@@ -265,6 +311,13 @@ impl Worker {
         *resp.headers_mut() = headers;
         resp
     }
+}
+
+/// The response-header rewrites of the request's location.
+pub(super) struct Edits<'w> {
+    location: Option<&'w Location>,
+    /// Evaluated while planning when they read variables.
+    rewrites: Option<Ready<'w>>,
 }
 
 /// Records one upstream try for `$upstream_addr`, `$upstream_status` and the

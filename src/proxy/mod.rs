@@ -7,17 +7,21 @@
 //! pure pieces `route`, `uri`, `headers`, `errors` (nginx's variables are
 //! `crate::vars`, shared with the access log).
 
+pub mod access;
 pub mod add_headers;
 pub mod attempt;
 pub mod body;
 mod compress;
+pub mod cookie_flags;
 pub mod errors;
 pub mod exchange;
 mod files;
 pub mod handler;
 pub mod headers;
 pub mod plan;
+pub mod redirect;
 pub mod reply;
 pub mod route;
+pub mod shape;
 pub mod uri;
 pub mod worker;

@@ -12,13 +12,14 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 
 use crate::compress::ClientFacts;
-use crate::config::{Expires, LocationConf, ProxyPass, ServerConf, ServerName};
+use crate::config::{Balance, Expires, Location, LocationConf, ProxyPass, ServerConf, ServerName};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
 use crate::http1::framing::{BodyFraming, RequestFraming};
 use crate::http1::names::Spelling;
 use crate::http1::request::encode_request_head;
 use crate::log::AccessRecord;
+use crate::proxy::access::Admission;
 use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::attempt::idempotent;
 use crate::proxy::body::{ClientBody, ProxyBody};
@@ -27,12 +28,14 @@ use crate::proxy::exchange::{head_capacity, UpstreamRequest};
 use crate::proxy::files::{unconnected_redirect, Served};
 use crate::proxy::handler::note_sticky;
 use crate::proxy::headers::{self, UpstreamConnection};
+use crate::proxy::redirect::{self, Ready};
 use crate::proxy::reply::{error_response, full, made};
 use crate::proxy::route::{self, Lookup};
+use crate::proxy::shape::{BodySource, Shaped};
 use crate::proxy::uri;
 use crate::proxy::worker::Worker;
 use crate::sticky::Choice;
-use crate::upstream::balance::Tried;
+use crate::upstream::balance::{Pick, Tried};
 use crate::upstream::client::Transport;
 use crate::upstream::peers::PeerSet;
 use crate::vars::{self, RequestVars};
@@ -86,6 +89,13 @@ impl Worker {
         };
         let conf: &LocationConf = location.map_or(&server.conf, |l| &l.conf);
         let tokens = conf.server_tokens;
+        // realip: the address the request is treated as coming from.
+        let realip = conf
+            .access
+            .realip
+            .as_ref()
+            .and_then(|r| crate::access::realip::real_addr(r, info.remote, req.headers()));
+        let remote = realip.unwrap_or(info.remote);
         let server_name = server_name_of(server);
         let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
         let redirect_base = || {
@@ -110,7 +120,8 @@ impl Worker {
             headers: req.headers(),
             host: &routed.host,
             server_name,
-            remote: info.remote,
+            remote,
+            realip_remote: realip.map(|_| info.remote),
             local: info.local,
             scheme: "http",
             proxy_host,
@@ -174,6 +185,10 @@ impl Worker {
                 };
             return Err(resp);
         }
+        let admission = self.admit(&conf.access, &vars(""), req.headers(), remote, tokens)?;
+        if conf.access.stub_status {
+            return Err(self.stub_status_page(req.method(), tokens));
+        }
         if let Some(format) = conf.check_status {
             let (_, query) = uri::split_query(target);
             let (content_type, body) = self.health.status_page(&self.config, query, format);
@@ -209,6 +224,34 @@ impl Worker {
         let Some(set) = self.upstreams.get(pass.upstream).map(Rc::as_ref) else {
             return Err(error_response(ProxyError::BadGateway, tokens));
         };
+        // proxy_redirect / proxy_cookie_* rules that read variables: now,
+        // while the request's variables are at hand.
+        let rewrites = conf.details.reads_variables().then(|| {
+            Ready::new(
+                &conf.details,
+                |t| vars::eval_to_vec(t, &vars(&pass.proxy_host)),
+                || redirect::default_for(pass, location),
+            )
+        });
+        // proxy_method / proxy_pass_request_* / proxy_set_body.
+        let shaped = if conf.shape.is_default() {
+            Shaped::default()
+        } else {
+            conf.shape
+                .evaluate(|t| vars::eval_to_vec(t, &vars(&pass.proxy_host)))
+        };
+        // What ip_hash / hash read of the request.
+        let pick = match &set.conf().balance {
+            Balance::IpHash => Pick {
+                client: Some(remote.ip()),
+                key: Vec::new(),
+            },
+            Balance::Hash { key, .. } => Pick {
+                client: None,
+                key: vars::eval_to_vec(key, &vars(&pass.proxy_host)),
+            },
+            _ => Pick::default(),
+        };
         // The client's target goes out unchanged unless proxy_pass has a URI part.
         let uri = match (location, pass.uri.as_deref()) {
             (Some(loc), Some(base)) => {
@@ -234,7 +277,7 @@ impl Worker {
                 req.headers(),
                 unix_now(start),
                 |i| set.is_up(i, now),
-                |exclude| set.choose(exclude, &tried, now),
+                |exclude| set.choose(exclude, &tried, now, &pick),
             )
         });
         let set_headers = if conf.proxy_set_headers.is_empty() {
@@ -261,6 +304,11 @@ impl Worker {
             uri,
             set_headers,
             choice,
+            admission,
+            pick,
+            location,
+            rewrites,
+            shaped,
         })
     }
 
@@ -286,6 +334,11 @@ impl Worker {
             uri: mapped_uri,
             set_headers,
             choice: decided,
+            admission,
+            pick,
+            location,
+            rewrites,
+            shaped,
         } = self.plan(info, req, start, log, edits)?;
         let tokens = conf.server_tokens;
         let upgrade = headers::wants_upgrade(req.headers());
@@ -326,27 +379,49 @@ impl Worker {
                 headers,
                 now_unix,
                 |i| set.is_up(i, now_instant),
-                |exclude| set.choose(exclude, &tried, now_instant),
+                |exclude| set.choose(exclude, &tried, now_instant, &pick),
             ),
         });
         note_sticky(log, set, choice.as_ref());
+        if !shaped.pass_headers {
+            // proxy_pass_request_headers off: only what proxy_set_header sets.
+            headers.clear();
+        }
         headers::to_upstream_request(headers, set_headers, &pass.proxy_host, connection_mode);
         let peer = match choice.map(|c| c.decision) {
             Some(d) => d.peer(),
-            None => set.choose(None, &tried, now_instant),
+            None => set.choose(None, &tried, now_instant, &pick),
         };
-        let framing = match req.body().framing() {
-            BodyFraming::None => RequestFraming::None,
-            BodyFraming::Length(n) => RequestFraming::Length(n),
-            BodyFraming::Chunked => RequestFraming::Chunked,
+        let (framing, body) = match shaped.body {
+            BodySource::Client => {
+                let framing = match req.body().framing() {
+                    BodyFraming::None => RequestFraming::None,
+                    BodyFraming::Length(n) => RequestFraming::Length(n),
+                    BodyFraming::Chunked => RequestFraming::Chunked,
+                };
+                // The body is read (streamed on): a 100 Continue is due, as nginx.
+                req.body().want();
+                let body = std::mem::replace(req.body_mut(), RequestBody::empty());
+                let body_timeout = conf
+                    .client_body_timeout
+                    .unwrap_or(server.connection.client_body_timeout);
+                let body = ClientBody::stream(body, conf.client_max_body_size, body_timeout);
+                (framing, body)
+            }
+            // The client's body is left unread (the connection drains or
+            // closes it).
+            BodySource::None => (RequestFraming::None, ClientBody::fixed(bytes::Bytes::new())),
+            BodySource::Fixed(bytes) => {
+                let n = bytes.len() as u64;
+                let framing = if n == 0 {
+                    RequestFraming::None
+                } else {
+                    RequestFraming::Length(n)
+                };
+                (framing, ClientBody::fixed(bytes))
+            }
         };
-        // The body is read (streamed on): a 100 Continue is due, as nginx.
-        req.body().want();
-        let body = std::mem::replace(req.body_mut(), RequestBody::empty());
-        let body_timeout = conf
-            .client_body_timeout
-            .unwrap_or(server.connection.client_body_timeout);
-        let body = ClientBody::stream(body, conf.client_max_body_size, body_timeout);
+        let method = shaped.method.as_ref().unwrap_or(req.method());
         let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
         let mut head = crate::reuse::vec(head_capacity(target, req.headers()));
         // The client's lines keep its spelling, ours are written as
@@ -358,29 +433,23 @@ impl Worker {
             received: &received,
             configured: Some(&configured),
         };
-        encode_request_head(
-            &mut head,
-            req.method(),
-            target,
-            req.headers(),
-            framing,
-            &names,
-        );
+        encode_request_head(&mut head, method, target, req.headers(), framing, &names);
         drop(received);
+        let head_request = method == Method::HEAD;
+        let may_resend_method = conf.proxy_next_upstream.non_idempotent || idempotent(method);
         // The headers are in `head` now.
         crate::reuse::give_map(std::mem::take(req.headers_mut()));
         let request = UpstreamRequest {
             head,
             framing,
-            head_request: req.method() == Method::HEAD,
+            head_request,
         };
         let has_body = !body.is_empty();
         // A bodyless request can be written again after it was sent: once on a
         // fresh connection when a pooled one turns out dead, and on another peer
         // per proxy_next_upstream (never away from a pinned peer with
         // fallback=off). A streamed body cannot be sent twice.
-        let may_resend =
-            !has_body && (conf.proxy_next_upstream.non_idempotent || idempotent(req.method()));
+        let may_resend = !has_body && may_resend_method;
         Ok(Prepared {
             conf,
             set,
@@ -393,6 +462,10 @@ impl Worker {
             now_unix,
             now_instant,
             compress,
+            admission,
+            pick,
+            location,
+            rewrites,
         })
     }
 }
@@ -430,6 +503,13 @@ struct Plan<'w> {
     set_headers: headers::SetHeaders,
     /// The sticky choice, when `proxy_set_header` needed it already.
     choice: Option<Choice>,
+    /// What the access phases let through (limit_req delay, limit_conn counts).
+    admission: Admission,
+    /// What the balancing method reads of the request.
+    pick: Pick,
+    location: Option<&'w Location>,
+    rewrites: Option<Ready<'w>>,
+    shaped: Shaped,
 }
 
 /// A request made ready to go out (see `Worker::prepare`).
@@ -448,6 +528,13 @@ pub(super) struct Prepared<'w> {
     pub(super) now_instant: Instant,
     /// The request's side of compression, when the location compresses.
     pub(super) compress: Option<ClientFacts>,
+    pub(super) admission: Admission,
+    pub(super) pick: Pick,
+    /// The matched location (`proxy_redirect default`).
+    pub(super) location: Option<&'w Location>,
+    /// The response rewrites evaluated for this request, when they read
+    /// variables.
+    pub(super) rewrites: Option<Ready<'w>>,
 }
 
 #[cfg(test)]

@@ -541,6 +541,9 @@ mod tests {
             client_body_timeout: None,
             files: Default::default(),
             compress: Default::default(),
+            access: Default::default(),
+            details: Default::default(),
+            shape: Default::default(),
         })
     }
 

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::access::zones::{AccessState, CountGuard};
 use crate::config::Config;
 use crate::log::AccessLogs;
 use crate::proxy::route::Router;
@@ -32,6 +33,9 @@ pub struct Worker {
     pub(super) connections: Cell<u64>,
     /// The access logs of this configuration.
     pub(super) logs: Arc<AccessLogs>,
+    /// Request and connection limit tables and `stub_status` counters, shared
+    /// by every worker thread.
+    pub(super) access: Arc<AccessState>,
 }
 
 impl Worker {
@@ -46,6 +50,7 @@ impl Worker {
         config: Arc<Config>,
         health: Arc<HealthTable>,
         logs: Arc<AccessLogs>,
+        access: Arc<AccessState>,
         previous: Option<&Worker>,
     ) -> Worker {
         let upstreams = config
@@ -89,7 +94,14 @@ impl Worker {
             health,
             connections: Cell::new(previous.map_or(0, |p| p.connections.get())),
             logs,
+            access,
         }
+    }
+
+    /// Counts an accepted client connection for `stub_status` until the guard
+    /// is dropped.
+    pub fn count_connection(&self) -> CountGuard {
+        self.access.counters().connection()
     }
 
     /// A serial number for a new connection (`$connection`).

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::listen::ListenGroup;
 use super::{Reload, WorkerMsg, RELOAD_WAIT};
+use crate::access::zones::AccessState;
 use crate::config::{Config, UpstreamConf};
 use crate::log::AccessLogs;
 use crate::upstream::check::Checker;
@@ -29,6 +30,8 @@ pub(super) struct Live {
     pub(super) checker: Option<Checker>,
     pub(super) logs: Arc<AccessLogs>,
     pub(super) groups: Arc<Vec<ListenGroup>>,
+    /// Limit tables and `stub_status` counters, shared by the workers.
+    pub(super) access: Arc<AccessState>,
 }
 
 pub(super) type Shared = Arc<Mutex<Live>>;
@@ -115,6 +118,7 @@ fn peers_changed(
         config: Arc::clone(&config),
         health: Arc::clone(&health),
         logs: Arc::clone(&live.logs),
+        access: Arc::clone(&live.access),
         groups: Arc::clone(&live.groups),
         open: Vec::new(),
         close: Vec::new(),

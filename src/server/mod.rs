@@ -52,6 +52,7 @@ use listen::{bind_group, listen_groups, worker_count, ListenGroup};
 use live::{lock, resolver_hook, switch_workers, Live, Shared};
 use worker::{worker_main, WorkerStart};
 
+use crate::access::zones::AccessState;
 use crate::config::Config;
 use crate::log::{AccessLogs, ErrorLog};
 use crate::process::{Control, ControlSignals, PidFile};
@@ -64,6 +65,7 @@ struct Reload {
     config: Arc<Config>,
     health: Arc<HealthTable>,
     logs: Arc<AccessLogs>,
+    access: Arc<AccessState>,
     groups: Arc<Vec<ListenGroup>>,
     /// This worker's sockets for the new addresses.
     open: Vec<(ListenGroup, std::net::TcpListener)>,
@@ -116,6 +118,7 @@ impl Proxy {
         // Active checks run on their own thread; workers read what they write.
         let health = Arc::new(HealthTable::new(&config));
         let checker = Checker::start(&config, &health)?;
+        let access = Arc::new(AccessState::new(&config));
         let (stop_tx, stop_rx) = watch::channel(false);
         let groups = Arc::new(groups);
         let mut threads = Vec::with_capacity(workers);
@@ -127,6 +130,7 @@ impl Proxy {
                 config: Arc::clone(&config),
                 health: Arc::clone(&health),
                 logs: Arc::clone(&logs),
+                access: Arc::clone(&access),
                 groups: Arc::clone(&groups),
                 listeners,
                 stop: stop_rx.clone(),
@@ -143,6 +147,7 @@ impl Proxy {
             checker,
             logs,
             groups,
+            access,
         }));
         let resolver = match prepared {
             Some(p) => Some(p.spawn(resolver_hook(Arc::clone(&live), controls.clone()))?),
@@ -276,12 +281,15 @@ impl RunningProxy {
         // checker restarts on the new peer list.
         let health = Arc::new(HealthTable::reusing(&config, &live.config, &live.health));
         live.restart_checker(&config, &health);
+        // Limit tables whose zone did not change, and the status counters, stay.
+        let access = Arc::new(AccessState::reusing(&config, &live.access));
         let groups = Arc::new(groups);
         let mut open = open.into_iter();
         switch_workers(&self.controls, |_| Reload {
             config: Arc::clone(&config),
             health: Arc::clone(&health),
             logs: Arc::clone(&logs),
+            access: Arc::clone(&access),
             groups: Arc::clone(&groups),
             open: open.next().unwrap_or_default(),
             close: close.clone(),
@@ -299,6 +307,7 @@ impl RunningProxy {
         live.health = health;
         live.logs = logs;
         live.groups = groups;
+        live.access = access;
         drop(live);
         if let Some(p) = prepared {
             match p.spawn(resolver_hook(Arc::clone(&self.live), self.controls.clone())) {

@@ -17,6 +17,7 @@ use super::listen::{connection_settings, ListenGroup};
 use super::slots::{SlotGuard, Slots};
 use super::{Reload, WorkerMsg};
 
+use crate::access::zones::AccessState;
 use crate::config::Config;
 use crate::downstream::conn::{self};
 use crate::downstream::state::{ConnState, Signal};
@@ -29,6 +30,7 @@ pub(super) struct WorkerStart {
     pub(super) config: Arc<Config>,
     pub(super) health: Arc<HealthTable>,
     pub(super) logs: Arc<AccessLogs>,
+    pub(super) access: Arc<AccessState>,
     pub(super) groups: Arc<Vec<ListenGroup>>,
     pub(super) listeners: Vec<(ListenGroup, std::net::TcpListener)>,
     pub(super) stop: watch::Receiver<bool>,
@@ -96,11 +98,12 @@ impl WorkerThread {
             config,
             health,
             logs,
+            access,
             groups,
             open,
             close,
         } = next;
-        let next = Worker::build(config, health, logs, Some(&self.current.borrow()));
+        let next = Worker::build(config, health, logs, access, Some(&self.current.borrow()));
         *self.current.borrow_mut() = Rc::new(next);
         *self.groups.borrow_mut() = groups;
         for addr in close {
@@ -150,6 +153,7 @@ pub(super) fn worker_main(start: WorkerStart) {
         config,
         health,
         logs,
+        access,
         groups,
         listeners,
         mut stop,
@@ -174,7 +178,7 @@ pub(super) fn worker_main(start: WorkerStart) {
             open: RefCell::new(Vec::new()),
         });
         let thread = Rc::new(WorkerThread {
-            current: RefCell::new(Rc::new(Worker::build(config, health, logs, None))),
+            current: RefCell::new(Rc::new(Worker::build(config, health, logs, access, None))),
             groups: RefCell::new(groups),
             slots: Rc::clone(&slots),
             cap,
@@ -256,6 +260,7 @@ pub(super) async fn accept_loop(
         let _ = stream.set_nodelay(true);
         slots.free.set(slots.free.get() - 1);
         let guard = SlotGuard(Rc::clone(&slots));
+        let counted = thread.worker().count_connection();
         let info = Rc::new(ConnState::new(
             remote,
             stream
@@ -294,6 +299,7 @@ pub(super) async fn accept_loop(
                 tracing::info!("closing idle connection from {remote}");
             }
             drop(guard);
+            drop(counted);
         });
     }
 }

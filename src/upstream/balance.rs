@@ -11,6 +11,14 @@
 
 use crate::config::PeerConf;
 
+/// What the hashing methods read of a request: the client address
+/// (`ip_hash`) and the evaluated `hash` key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pick {
+    pub client: Option<std::net::IpAddr>,
+    pub key: Vec<u8>,
+}
+
 /// Peers already tried for one request (proxy_next_upstream): a bit set, inline up
 /// to 128 peers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -140,6 +148,48 @@ impl RoundRobin {
         Some(index)
     }
 
+    /// `least_conn`: among the eligible primaries (else backups), those with
+    /// the fewest requests in flight per weight (`conns(i)`), and smooth
+    /// weighted round robin among them when several tie (nginx).
+    pub fn pick_least(
+        &mut self,
+        peers: &[PeerConf],
+        conns: impl Fn(usize) -> u64,
+        available: impl Fn(usize) -> bool,
+        tried: &Tried,
+    ) -> Option<usize> {
+        for backup in [false, true] {
+            let eligible = |i: usize, p: &PeerConf| {
+                p.backup == backup && !p.down && !tried.contains(i) && available(i)
+            };
+            // conns(a) / weight(a) < conns(b) / weight(b), without division.
+            let load = |i: usize, p: &PeerConf| (conns(i), u64::from(p.weight.max(1)));
+            let mut best: Option<(u64, u64)> = None;
+            for (i, p) in peers.iter().enumerate() {
+                if !eligible(i, p) {
+                    continue;
+                }
+                let (c, w) = load(i, p);
+                if best.is_none_or(|(bc, bw)| c * bw < bc * w) {
+                    best = Some((c, w));
+                }
+            }
+            let Some((bc, bw)) = best else { continue };
+            return self.pick_among(
+                peers,
+                backup,
+                &|i| {
+                    peers.get(i).is_some_and(|p| {
+                        let (c, w) = load(i, p);
+                        eligible(i, p) && c * bw == bc * w
+                    })
+                },
+                tried,
+            );
+        }
+        None
+    }
+
     /// Peer `index` failed: its effective weight drops by `weight / max_fails`
     /// (nginx), recovering by one per pick.
     pub fn note_failure(&mut self, index: usize, max_fails: u32) {
@@ -170,6 +220,7 @@ mod tests {
             backup: false,
             id: None,
             drain: false,
+            max_conns: 0,
         }
     }
 

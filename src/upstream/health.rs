@@ -338,6 +338,7 @@ mod tests {
             backup: false,
             id: None,
             drain: false,
+            max_conns: 0,
         };
         let upstream = UpstreamConf {
             name: "app".into(),
@@ -349,6 +350,8 @@ mod tests {
             keepalive_requests: 1000,
             check: None,
             resolve: None,
+            balance: Default::default(),
+            keepalive_time: Duration::from_secs(3600),
         };
         let now = Instant::now();
         let single = UpstreamConf {

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use crate::config::UpstreamConf;
 use crate::sticky::{SidIndex, Sticky};
-use crate::upstream::balance::{RoundRobin, Tried};
+use crate::upstream::balance::{Pick, RoundRobin, Tried};
 use crate::upstream::health::Health;
+use crate::upstream::method::Method;
 use crate::upstream::pool::{Conn, Live, UpstreamPool};
 use crate::upstream::stats::UpstreamStats;
 
@@ -26,6 +27,8 @@ pub struct PeerSet<B> {
     conf: Arc<UpstreamConf>,
     sticky: Option<Sticky>,
     balancer: RefCell<RoundRobin>,
+    /// `ip_hash`, `hash`, `least_conn`, `random` beyond round robin.
+    method: Method,
     health: RefCell<Health>,
     pool: Rc<RefCell<UpstreamPool<B>>>,
     stats: Arc<UpstreamStats>,
@@ -58,9 +61,11 @@ impl<B> PeerSet<B> {
             conf.keepalive.unwrap_or(0),
             conf.keepalive_timeout,
             conf.keepalive_requests,
-        );
+        )
+        .with_max_age(conf.keepalive_time);
         PeerSet {
             balancer: RefCell::new(RoundRobin::new(&conf.peers)),
+            method: Method::new(&conf.balance, &conf.peers),
             health: RefCell::new(Health::new(&conf)),
             pool: Rc::new(RefCell::new(pool)),
             sticky,
@@ -112,14 +117,35 @@ impl<B> PeerSet<B> {
         up
     }
 
-    /// Round robin among the up peers that take new sessions (not draining),
-    /// skipping `exclude` and the peers in `tried`.
-    pub fn choose(&self, exclude: Option<usize>, tried: &Tried, now: Instant) -> Option<usize> {
+    /// The upstream's balancing method among the up peers that take new
+    /// sessions (not draining, under `max_conns`), skipping `exclude` and the
+    /// peers in `tried`; `pick` is what the hashing methods read.
+    pub fn choose(
+        &self,
+        exclude: Option<usize>,
+        tried: &Tried,
+        now: Instant,
+        pick: &Pick,
+    ) -> Option<usize> {
         let health = self.health.borrow();
         let stats = &self.stats;
-        let picked = self.balancer.borrow_mut().pick(
-            &self.conf.peers,
-            |i| Some(i) != exclude && stats.selectable(i) && health.is_available(i, now),
+        let peers = &self.conf.peers;
+        let conns = |i: usize| stats.peer(i).map_or(0, |p| p.active());
+        let available = |i: usize| {
+            Some(i) != exclude
+                && stats.selectable(i)
+                && health.is_available(i, now)
+                && peers
+                    .get(i)
+                    .is_some_and(|p| p.max_conns == 0 || conns(i) < u64::from(p.max_conns))
+        };
+        let picked = self.method.choose(
+            &self.conf.balance,
+            &mut self.balancer.borrow_mut(),
+            peers,
+            pick,
+            &available,
+            &conns,
             tried,
         );
         drop(health);
@@ -226,7 +252,9 @@ mod tests {
 
     fn picks(s: &PeerSet<()>, n: usize) -> Vec<Option<usize>> {
         let now = Instant::now();
-        (0..n).map(|_| s.choose(None, &Tried::new(), now)).collect()
+        (0..n)
+            .map(|_| s.choose(None, &Tried::new(), now, &Pick::default()))
+            .collect()
     }
 
     #[test]
@@ -238,7 +266,10 @@ mod tests {
         let now = Instant::now();
         assert!(s.is_up(1, now), "pinned sessions keep their draining peer");
         assert_eq!(picks(&s, 4), [Some(0), Some(2), Some(0), Some(2)]);
-        assert_eq!(s.choose(Some(0), &Tried::new(), now), Some(2));
+        assert_eq!(
+            s.choose(Some(0), &Tried::new(), now, &Pick::default()),
+            Some(2)
+        );
         let (only, _t) = set("server 127.0.0.1:1 drain;", "");
         assert_eq!(picks(&only, 1), [None], "nothing takes new sessions");
     }
@@ -263,7 +294,10 @@ mod tests {
             "a success before the probe resets nothing"
         );
         let later = now + Duration::from_secs(6);
-        assert_eq!(s.choose(None, &Tried::new(), later), Some(0));
+        assert_eq!(
+            s.choose(None, &Tried::new(), later, &Pick::default()),
+            Some(0)
+        );
         s.succeeded(0);
         assert!(!stats.passive_down(0, now) && s.is_up(0, later));
     }

@@ -26,6 +26,15 @@ pub struct Conn<T> {
     /// True when this connection came out of the pool (it may have been closed by
     /// the backend meanwhile, so a failure on it is worth one transparent retry).
     pub reused: bool,
+    /// When the connection was opened (`keepalive_time`).
+    pub opened: Instant,
+}
+
+/// How worn a connection is: requests carried and when it opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wear {
+    pub requests: u64,
+    pub opened: Instant,
 }
 
 impl<T> Conn<T> {
@@ -35,6 +44,7 @@ impl<T> Conn<T> {
             io,
             requests: 0,
             reused: false,
+            opened: Instant::now(),
         }
     }
 }
@@ -43,6 +53,7 @@ struct Idle<T> {
     io: T,
     requests: u64,
     since: Instant,
+    opened: Instant,
 }
 
 /// Idle connections of every peer of one upstream.
@@ -52,6 +63,8 @@ pub struct UpstreamPool<T> {
     cap: usize,
     idle_timeout: Duration,
     max_requests: u64,
+    /// `keepalive_time`: a connection open this long is not kept.
+    max_age: Duration,
 }
 
 impl<T> UpstreamPool<T> {
@@ -62,7 +75,15 @@ impl<T> UpstreamPool<T> {
             cap,
             idle_timeout,
             max_requests,
+            max_age: Duration::from_secs(3600),
         }
+    }
+
+    /// `keepalive_time`: connections open longer than `max_age` are closed
+    /// instead of kept (default 1h, nginx's).
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
     }
 
     /// Number of idle connections kept for `peer` (for tests and diagnostics).
@@ -85,6 +106,7 @@ impl<T: Live> UpstreamPool<T> {
                 io: idle.io,
                 requests: idle.requests,
                 reused: true,
+                opened: idle.opened,
             });
         }
         None
@@ -95,7 +117,10 @@ impl<T: Live> UpstreamPool<T> {
     /// requests. Whether the backend closed it is asked at checkout, when it
     /// matters (the exchange that just ended left it open).
     pub fn checkin(&mut self, peer: usize, conn: Conn<T>, now: Instant) {
-        if self.cap == 0 || conn.requests >= self.max_requests {
+        if self.cap == 0
+            || conn.requests >= self.max_requests
+            || now.saturating_duration_since(conn.opened) >= self.max_age
+        {
             return;
         }
         let Some(stack) = self.peers.get_mut(peer) else {
@@ -109,6 +134,7 @@ impl<T: Live> UpstreamPool<T> {
             io: conn.io,
             requests: conn.requests,
             since: now,
+            opened: conn.opened,
         });
     }
 }
@@ -132,6 +158,20 @@ mod tests {
 
     fn conn(id: u32) -> Conn<Fake> {
         Conn::fresh(Fake { id, closed: false })
+    }
+
+    #[test]
+    fn keepalive_time_closes_connections_open_too_long() {
+        let mut pool = UpstreamPool::new(1, 4, Duration::from_secs(60), 100)
+            .with_max_age(Duration::from_secs(10));
+        let c = conn(1);
+        let opened = c.opened;
+        pool.checkin(0, c, opened + Duration::from_secs(9));
+        assert_eq!(pool.idle(0), 1, "younger than keepalive_time");
+        let c = pool.checkout(0, opened + Duration::from_secs(9)).unwrap();
+        assert_eq!(c.opened, opened, "the age goes with the connection");
+        pool.checkin(0, c, opened + Duration::from_secs(10));
+        assert_eq!(pool.idle(0), 0, "as old as keepalive_time: closed");
     }
 
     #[test]

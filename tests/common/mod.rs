@@ -4,12 +4,15 @@
 //! A [`Backend`] answers every request with a body describing what it received:
 //! `backend NAME`, the request line, then every header as `name: value`, one per
 //! line. Request headers steer it: `x-status: N` sets the status, `x-set-cookie:
-//! V` adds `Set-Cookie: V`, `x-size: N` answers with N bytes of body (streamed),
+//! V` adds `Set-Cookie: V`, `x-location: V` / `x-refresh: V` answer with that
+//! `Location` / `Refresh`, `x-size: N` answers with N bytes of body (streamed),
 //! `x-resp-header: NAME: VALUE` (repeatable) adds a response header, and a
 //! request body is read to the end and its length reported as `body N`.
 //! A backend can be stopped and started again on the same port.
 
 #![allow(dead_code)]
+
+pub mod nginx;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -192,6 +195,11 @@ async fn echo(name: String, req: Request<Incoming>) -> Result<Response<BoxBody>,
                 .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect();
+    // `x-location` / `x-refresh`: answered as `Location` / `Refresh`.
+    let redirects: Vec<(&str, String)> = [("location", "x-location"), ("refresh", "x-refresh")]
+        .into_iter()
+        .filter_map(|(name, from)| header(&req, from).map(|v| (name, v)))
+        .collect();
     let size = header(&req, "x-size").and_then(|s| s.parse::<u64>().ok());
     let chunked = req.headers().contains_key("x-chunked");
     let delay = header(&req, "x-delay-ms").and_then(|s| s.parse::<u64>().ok());
@@ -230,6 +238,9 @@ async fn echo(name: String, req: Request<Incoming>) -> Result<Response<BoxBody>,
     for (k, v) in resp_headers {
         let name = hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap();
         resp.headers_mut().append(name, v.parse().unwrap());
+    }
+    for (name, v) in redirects {
+        resp.headers_mut().insert(name, v.parse().unwrap());
     }
     Ok(resp)
 }

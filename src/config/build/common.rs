@@ -126,7 +126,9 @@ impl Builder {
             }
             _ => {
                 return Ok(self.files_directive(d, &mut layer.files)?
-                    || self.compress_directive(d, &mut layer.compress)?)
+                    || self.compress_directive(d, &mut layer.compress)?
+                    || self.access_directive(d, &mut layer.access, st)?
+                    || self.proxy_detail_directive(d, &mut layer.details)?)
             }
         }
         Ok(true)

@@ -39,6 +39,8 @@ pub(super) struct Layer {
     pub(super) files: super::files::FilesLayer,
     /// Response compression (`gzip*`, `brotli*`).
     pub(super) compress: super::compress::CompressLayer,
+    pub(super) access: super::access::AccessLayer,
+    pub(super) details: super::proxy_details::DetailsLayer,
 }
 
 macro_rules! inherit_fields {
@@ -74,6 +76,8 @@ impl Layer {
         );
         self.files.inherit(&parent.files);
         self.compress.inherit(&parent.compress);
+        self.access = self.access.inherit(&parent.access);
+        self.details = self.details.inherit(&parent.details);
         self
     }
 
@@ -110,6 +114,9 @@ impl Layer {
             client_body_timeout: self.client_body_timeout,
             files: self.files.finish(),
             compress: self.compress.finish(),
+            access: self.access.finish(),
+            details: self.details.finish(),
+            shape: self.details.shape(),
         }
     }
 }

@@ -115,6 +115,7 @@ impl Builder {
         let mut proxy_pass = None;
         let mut return_ = None;
         let mut check_status = None;
+        let mut stub_status = None;
         let mut nested_dirs = Vec::new();
         for x in body {
             match x.name.as_str() {
@@ -128,6 +129,10 @@ impl Builder {
                 }
                 "return" => self.return_directive(x, &mut return_)?,
                 "alias" => super::files::alias(x, &mut layer.files, &matcher)?,
+                "stub_status" => {
+                    let on = super::access::stub_status_directive(x)?;
+                    set_once(&mut stub_status, on, x)?;
+                }
                 "check_status" => {
                     simple(x, 0, 1)?;
                     let format = match x.args.first() {
@@ -165,6 +170,7 @@ impl Builder {
         let nested = self.locations(&nested_dirs, &merged, Some(&me), st)?;
         let mut conf = merged.finish(proxy_pass, return_);
         conf.check_status = check_status;
+        conf.access.stub_status = stub_status.unwrap_or(false);
         Ok(Location {
             matcher,
             conf: Arc::new(conf),
@@ -290,6 +296,7 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
                         backup: false,
                         id: None,
                         drain: false,
+                        max_conns: 0,
                     })
                     .collect(),
                 sticky: None,
@@ -298,6 +305,8 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
                 keepalive_requests: 1000,
                 check: None,
                 resolve: None,
+                balance: Default::default(),
+                keepalive_time: Duration::from_secs(3600),
             });
             st.implicit.len() - 1
         }

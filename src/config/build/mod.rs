@@ -20,6 +20,7 @@
 //! one place that does I/O: address parsing and name resolution). This file walks
 //! the main context, `events` and `http`, and holds the state they share.
 
+mod access;
 mod args;
 mod common;
 mod compress;
@@ -29,6 +30,7 @@ mod inherit;
 mod key_file;
 mod location;
 mod log;
+mod proxy_details;
 mod resolve;
 mod resolver;
 mod server;
@@ -199,6 +201,8 @@ struct HttpState {
     format_uses: Vec<(String, Span)>,
     /// Addresses that already have a `default_server`.
     default_servers: HashSet<SocketAddr>,
+    /// `limit_req_zone` / `limit_conn_zone`, collected before anything uses them.
+    limit_zones: Vec<crate::access::conf::ZoneConf>,
 }
 
 impl Builder {
@@ -256,6 +260,7 @@ impl Builder {
             log_format_escapes: HashMap::new(),
             format_uses: Vec::new(),
             default_servers: HashSet::new(),
+            limit_zones: Vec::new(),
         };
         let combined = template::parse(COMBINED_FORMAT).map_err(ConfigError::without_span)?;
         st.log_formats
@@ -293,6 +298,15 @@ impl Builder {
                     first_error.get_or_insert((i, e));
                 }
             }
+        }
+
+        // Zones may be used before they are defined, as nginx allows.
+        for d in block
+            .iter()
+            .filter(|d| d.name == "limit_req_zone" || d.name == "limit_conn_zone")
+        {
+            let zone = access::zone_directive(d, &st.limit_zones)?;
+            st.limit_zones.push(zone);
         }
 
         // Pass 2: everything else, in file order up to the first error; servers
@@ -347,6 +361,7 @@ impl Builder {
                 servers: built,
                 log_formats: st.log_formats,
                 log_format_escapes: st.log_format_escapes,
+                limit_zones: st.limit_zones,
             },
             error_log,
         ))
@@ -364,7 +379,8 @@ impl Builder {
         st: &mut HttpState,
     ) -> Res<()> {
         match d.name.as_str() {
-            "upstream" | "resolver" | "resolver_timeout" => {}
+            "upstream" | "resolver" | "resolver_timeout" | "limit_req_zone" | "limit_conn_zone" => {
+            }
             "server" => block_of(d)?,
             "error_log" => {
                 let log = error_log_directive(d)?;
@@ -402,6 +418,8 @@ fn broken_upstream(d: &Directive) -> UpstreamConf {
         resolve: None,
         keepalive_requests: 0,
         check: None,
+        balance: Default::default(),
+        keepalive_time: std::time::Duration::ZERO,
     }
 }
 

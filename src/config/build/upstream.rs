@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::args::{
-    arg, block, directive_err, err, not_allowed, number, positive, set_once, simple, time,
+    arg, block, directive_err, err, not_allowed, number, positive, set_once, simple, template_arg,
+    time,
 };
 use super::resolve::{parse_port, resolve, run_time_name};
 use super::resolver::{ResolverScope, UpstreamDns};
@@ -17,7 +18,7 @@ use super::sticky::sticky_directive;
 use super::{Builder, Res};
 use crate::config::ast::Directive;
 use crate::config::units;
-use crate::config::{CheckConf, CheckType, PeerConf, StatusClasses, UpstreamConf};
+use crate::config::{Balance, CheckConf, CheckType, PeerConf, StatusClasses, UpstreamConf};
 
 impl Builder {
     pub(super) fn upstream(&mut self, d: &Directive, http: &ResolverScope) -> Res<UpstreamConf> {
@@ -34,6 +35,8 @@ impl Builder {
         let mut expect_alive: Option<(StatusClasses, &Directive)> = None;
         let mut check_keepalive: Option<(u32, &Directive)> = None;
         let mut dns = UpstreamDns::default();
+        let mut balance: Option<Balance> = None;
+        let mut keepalive_time = None;
         for x in body {
             if dns.directive(x)? {
                 continue;
@@ -41,11 +44,38 @@ impl Builder {
             match x.name.as_str() {
                 "server" => {
                     simple(x, 1, usize::MAX)?;
-                    match upstream_server(x)? {
+                    let server = upstream_server(x)?;
+                    let backup = match &server {
+                        Server::Fixed(fixed) => fixed.iter().any(|p| p.backup),
+                        Server::Resolve(template) => template.backup,
+                    };
+                    // nginx: a hashing method written first refuses `backup`.
+                    if backup
+                        && balance
+                            .as_ref()
+                            .is_some_and(|b| !matches!(b, Balance::RoundRobin | Balance::LeastConn))
+                    {
+                        return Err(err(
+                            "balancing method does not support parameter \"backup\"",
+                            x,
+                        ));
+                    }
+                    match server {
                         Server::Fixed(fixed) => peers.extend(fixed),
                         Server::Resolve(template) => dns.add_server(template),
                     }
                     has_server = true;
+                }
+                "ip_hash" | "hash" | "least_conn" | "random" => {
+                    let method = balance_directive(x)?;
+                    if balance.is_some() {
+                        self.warn(x, "load balancing method redefined");
+                    }
+                    balance = Some(method);
+                }
+                "keepalive_time" => {
+                    simple(x, 1, 1)?;
+                    set_once(&mut keepalive_time, time(x, arg(x, 0))?, x)?;
                 }
                 "check" => {
                     let conf = self.check_directive(x)?;
@@ -145,6 +175,8 @@ impl Builder {
             keepalive_requests: keepalive_requests.unwrap_or(1000),
             check,
             resolve,
+            balance: balance.unwrap_or_default(),
+            keepalive_time: keepalive_time.unwrap_or(Duration::from_secs(3600)),
         })
     }
 
@@ -235,6 +267,7 @@ fn upstream_server(d: &Directive) -> Res<Server> {
     let mut drain = false;
     let mut id = None;
     let mut run_time = false;
+    let mut max_conns = 0;
     for a in d.args.iter().skip(1) {
         let p = a.value.as_str();
         let invalid = || err(format!("invalid parameter \"{p}\""), d);
@@ -264,6 +297,12 @@ fn upstream_server(d: &Directive) -> Res<Server> {
                         fail_timeout = units::parse_time(value).map_err(|_| invalid())?;
                     }
                     "id" if !value.is_empty() => id = Some(value.to_string()),
+                    "max_conns" => {
+                        max_conns = match value.parse::<u32>() {
+                            Ok(n) if value.bytes().all(|b| b.is_ascii_digit()) => n,
+                            _ => return Err(invalid()),
+                        }
+                    }
                     _ => return Err(invalid()),
                 }
             }
@@ -281,6 +320,7 @@ fn upstream_server(d: &Directive) -> Res<Server> {
         backup,
         id: id.clone(),
         drain,
+        max_conns,
     };
     if run_time {
         if let Some((_, port)) = run_time_name(text, 80).map_err(in_upstream)? {
@@ -292,6 +332,46 @@ fn upstream_server(d: &Directive) -> Res<Server> {
     }
     let addrs = resolve(text, 80, false).map_err(in_upstream)?;
     Ok(Server::Fixed(addrs.into_iter().map(peer).collect()))
+}
+
+/// `ip_hash;`, `hash KEY [consistent];`, `least_conn;`,
+/// `random [two [least_conn]];`.
+fn balance_directive(d: &Directive) -> Res<Balance> {
+    let invalid = |v: &str| err(format!("invalid parameter \"{v}\""), d);
+    Ok(match d.name.as_str() {
+        "ip_hash" | "least_conn" => {
+            simple(d, 0, 0)?;
+            if d.name == "ip_hash" {
+                Balance::IpHash
+            } else {
+                Balance::LeastConn
+            }
+        }
+        "hash" => {
+            simple(d, 1, 2)?;
+            let consistent = match d.args.get(1).map(|a| a.value.as_str()) {
+                None => false,
+                Some("consistent") => true,
+                Some(other) => return Err(invalid(other)),
+            };
+            Balance::Hash {
+                key: template_arg(d, arg(d, 0))?,
+                consistent,
+            }
+        }
+        _ => {
+            simple(d, 0, 2)?;
+            match (
+                d.args.first().map(|a| a.value.as_str()),
+                d.args.get(1).map(|a| a.value.as_str()),
+            ) {
+                (None, _) => Balance::Random { two: false },
+                (Some("two"), None | Some("least_conn")) => Balance::Random { two: true },
+                (Some("two"), Some(other)) => return Err(invalid(other)),
+                (Some(other), _) => return Err(invalid(other)),
+            }
+        }
+    })
 }
 
 /// A `check` time: bare digits are milliseconds (Tengine), anything else an nginx
@@ -514,5 +594,77 @@ mod tests {
             Some(CheckType::Tcp)
         );
         assert_eq!(c.http.upstreams[1].check, None);
+    }
+
+    #[test]
+    fn balancing_methods_parse_like_nginx() {
+        use crate::config::Balance;
+        let cases: &[(&str, Balance)] = &[
+            ("", Balance::RoundRobin),
+            ("ip_hash;", Balance::IpHash),
+            ("least_conn;", Balance::LeastConn),
+            ("random;", Balance::Random { two: false }),
+            ("random two;", Balance::Random { two: true }),
+            ("random two least_conn;", Balance::Random { two: true }),
+        ];
+        for (method, want) in cases {
+            let (c, _) = ok(&format!(
+                "http {{ upstream u {{ {method} server 127.0.0.1:1; }} }}"
+            ));
+            assert_eq!(&c.http.upstreams[0].balance, want, "{method}");
+        }
+        let (c, warnings) = ok("http { upstream u { ip_hash; hash $request_uri consistent;
+            server 127.0.0.1:1 max_conns=5; keepalive_time 30s; } }");
+        let u = &c.http.upstreams[0];
+        assert!(
+            matches!(&u.balance, Balance::Hash { key, consistent: true } if key.source == "$request_uri")
+        );
+        assert_eq!(warnings[0].message, "load balancing method redefined");
+        assert_eq!(u.peers[0].max_conns, 5);
+        assert_eq!(u.keepalive_time, Duration::from_secs(30));
+        let (c, _) =
+            ok("http { upstream u { server 127.0.0.1:1; server 127.0.0.1:2 backup; ip_hash; } }");
+        assert_eq!(
+            c.http.upstreams[0].balance,
+            Balance::IpHash,
+            "nginx accepts backup before ip_hash"
+        );
+        let errors: &[(&str, &str)] = &[
+            (
+                "ip_hash; server 127.0.0.1:1; server 127.0.0.1:2 backup;",
+                "balancing method does not support parameter \"backup\"",
+            ),
+            (
+                "hash $uri; server 127.0.0.1:1 backup;",
+                "balancing method does not support parameter \"backup\"",
+            ),
+            (
+                "random three; server 127.0.0.1:1;",
+                "invalid parameter \"three\"",
+            ),
+            (
+                "hash; server 127.0.0.1:1;",
+                "invalid number of arguments in \"hash\" directive",
+            ),
+            (
+                "hash $uri x; server 127.0.0.1:1;",
+                "invalid parameter \"x\"",
+            ),
+            (
+                "ip_hash x; server 127.0.0.1:1;",
+                "invalid number of arguments in \"ip_hash\" directive",
+            ),
+            (
+                "server 127.0.0.1:1 max_conns=x;",
+                "invalid parameter \"max_conns=x\"",
+            ),
+        ];
+        for (body, message) in errors {
+            let src = format!("http {{ upstream u {{ {body} }} }}");
+            let e = crate::config::load_str(&src, std::path::Path::new("/t.conf")).expect_err(&src);
+            assert_eq!(e.message, *message, "{body}");
+        }
+        // least_conn keeps backups.
+        ok("http { upstream u { least_conn; server 127.0.0.1:1; server 127.0.0.1:2 backup; } }");
     }
 }

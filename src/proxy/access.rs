@@ -1,0 +1,235 @@
+//! The preaccess and access phases of a request, in nginx's order:
+//! `limit_req` (which may delay the request), `limit_conn`, then `allow`/
+//! `deny` and `auth_basic` combined by `satisfy`; and the `stub_status`
+//! page. The decisions are `crate::access`'s; this file applies them to one
+//! request and makes the refusals (403, 401 with `WWW-Authenticate`, the
+//! limits' status) and the error-log lines nginx writes.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Response, StatusCode};
+
+use crate::access::conf::{AccessConf, AuthBasic};
+use crate::access::htpasswd::{self, Verdict};
+use crate::access::rules::{self, Check};
+use crate::access::stub_status;
+use crate::access::zones::{ConnGuard, ConnVerdict, CountGuard, ReqVerdict};
+use crate::config::{LogLevel, Template};
+use crate::proxy::body::ProxyBody;
+use crate::proxy::errors::{self, MadeResponse, ProxyError};
+use crate::proxy::reply::{error_response, full, made};
+use crate::proxy::worker::Worker;
+use crate::vars::{self, RequestVars};
+
+/// What a request holds once admitted: its `limit_conn` counts and its
+/// `stub_status` count, released (dropped) when its response ends.
+#[derive(Default)]
+pub struct Held {
+    pub(super) _request: Option<CountGuard>,
+    pub(super) _conns: Vec<ConnGuard>,
+}
+
+/// A request let through the access phases.
+#[derive(Default)]
+pub(super) struct Admission {
+    /// `limit_req` delay to wait before the request goes on.
+    pub(super) delay: Duration,
+    pub(super) conns: Vec<ConnGuard>,
+}
+
+/// A page for `code` (nginx's error page).
+fn refusal(code: u16, tokens: bool) -> Response<ProxyBody> {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    made(
+        MadeResponse {
+            status,
+            location: None,
+            content_type: Some(errors::HTML),
+            body: errors::error_page(status, tokens),
+        },
+        tokens,
+    )
+}
+
+/// Logs at an nginx level through `tracing`.
+fn log_at(level: LogLevel, message: std::fmt::Arguments<'_>) {
+    match level {
+        LogLevel::Debug => tracing::debug!("{message}"),
+        LogLevel::Info | LogLevel::Notice => tracing::info!("{message}"),
+        LogLevel::Warn => tracing::warn!("{message}"),
+        _ => tracing::error!("{message}"),
+    }
+}
+
+/// One level lower (nginx logs delays one level below refusals).
+fn lower(level: LogLevel) -> LogLevel {
+    match level {
+        LogLevel::Error => LogLevel::Warn,
+        LogLevel::Warn => LogLevel::Notice,
+        LogLevel::Notice => LogLevel::Info,
+        _ => LogLevel::Debug,
+    }
+}
+
+impl Worker {
+    /// Counts a request for `stub_status` until its response ends.
+    pub(super) fn count_request(&self) -> CountGuard {
+        self.access.counters().request()
+    }
+
+    /// Runs the preaccess and access phases of `conf` for a request from
+    /// `remote` (after realip).
+    #[allow(clippy::result_large_err)]
+    pub(super) fn admit(
+        &self,
+        conf: &AccessConf,
+        vars: &RequestVars<'_>,
+        headers: &HeaderMap,
+        remote: SocketAddr,
+        tokens: bool,
+    ) -> Result<Admission, Response<ProxyBody>> {
+        let key = |t: &Template| vars::eval_to_vec(t, vars);
+        let mut admission = Admission::default();
+        if !conf.limit_req.list.is_empty() {
+            match self.access.limit_req(&conf.limit_req, key, Instant::now()) {
+                ReqVerdict::Pass(delay) => {
+                    if !delay.is_zero() {
+                        log_at(
+                            lower(conf.limit_req.log_level),
+                            format_args!(
+                                "delaying request, {} ms, client: {}",
+                                delay.as_millis(),
+                                remote.ip()
+                            ),
+                        );
+                    }
+                    admission.delay = delay;
+                }
+                ReqVerdict::Busy { zone, excess } => {
+                    log_at(
+                        conf.limit_req.log_level,
+                        format_args!(
+                            "limiting requests, excess: {}.{:03} by zone \"{zone}\", client: {}",
+                            excess / 1000,
+                            excess % 1000,
+                            remote.ip()
+                        ),
+                    );
+                    return Err(refusal(conf.limit_req.status, tokens));
+                }
+            }
+        }
+        if !conf.limit_conn.list.is_empty() {
+            match self.access.limit_conn(&conf.limit_conn, key) {
+                ConnVerdict::Pass(guards) => admission.conns = guards,
+                ConnVerdict::Busy { zone } => {
+                    log_at(
+                        conf.limit_conn.log_level,
+                        format_args!(
+                            "limiting connections by zone \"{zone}\", client: {}",
+                            remote.ip()
+                        ),
+                    );
+                    return Err(refusal(conf.limit_conn.status, tokens));
+                }
+            }
+        }
+        if conf.rules.is_empty() && conf.auth_basic.is_none() {
+            return Ok(admission);
+        }
+        let address = rules::address_check(&conf.rules, remote.ip());
+        if address == Check::Forbidden {
+            tracing::error!("access forbidden by rule, client: {}", remote.ip());
+            if !conf.satisfy_any {
+                return Err(refusal(403, tokens));
+            }
+        }
+        let auth = match &conf.auth_basic {
+            Some(auth) if !(conf.satisfy_any && address == Check::Allowed) => {
+                basic_check(auth, vars, headers, remote).map_err(|e| error_response(e, tokens))?
+            }
+            _ => Check::Declined,
+        };
+        match rules::satisfy(conf.satisfy_any, &[address, auth]) {
+            None => Ok(admission),
+            Some(401) => {
+                let realm = conf
+                    .auth_basic
+                    .as_ref()
+                    .map(|a| vars::eval_to_vec(&a.realm, vars))
+                    .unwrap_or_default();
+                let mut resp = refusal(401, tokens);
+                let mut value = b"Basic realm=\"".to_vec();
+                value.extend(
+                    realm
+                        .iter()
+                        .filter(|&&b| b != b'"' && b != b'\r' && b != b'\n'),
+                );
+                value.push(b'"');
+                if let Ok(v) = HeaderValue::from_bytes(&value) {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                Err(resp)
+            }
+            Some(code) => Err(refusal(code, tokens)),
+        }
+    }
+
+    /// The `stub_status` page (GET and HEAD only, as nginx).
+    pub(super) fn stub_status_page(&self, method: &Method, tokens: bool) -> Response<ProxyBody> {
+        if method != Method::GET && method != Method::HEAD {
+            return error_response(ProxyError::MethodNotAllowed, tokens);
+        }
+        let text = stub_status::render(&self.access.counters().snapshot());
+        let mut resp = full(StatusCode::OK, text, tokens);
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        resp
+    }
+}
+
+/// `auth_basic`: the credentials of the request against the user file, read
+/// now (nginx reads it at every request). A file that cannot be read is a 500.
+fn basic_check(
+    auth: &AuthBasic,
+    vars: &RequestVars<'_>,
+    headers: &HeaderMap,
+    remote: SocketAddr,
+) -> Result<Check, ProxyError> {
+    let Some((user, password)) = vars::basic_credentials(headers) else {
+        return Ok(Check::Unauthorized);
+    };
+    let path = vars::eval_to_vec(&auth.user_file, vars);
+    let path = String::from_utf8_lossy(&path).into_owned();
+    let file = std::fs::read(&path).map_err(|e| {
+        tracing::error!("open() \"{path}\" failed ({e}), client: {}", remote.ip());
+        ProxyError::Internal
+    })?;
+    let name = String::from_utf8_lossy(&user);
+    let Some(hash) = htpasswd::find_user(&file, &user) else {
+        tracing::error!(
+            "user \"{name}\" was not found in \"{path}\", client: {}",
+            remote.ip()
+        );
+        return Ok(Check::Unauthorized);
+    };
+    match htpasswd::verify(&password, hash) {
+        Verdict::Match => Ok(Check::Allowed),
+        Verdict::Mismatch => {
+            tracing::error!(
+                "user \"{name}\": password mismatch, client: {}",
+                remote.ip()
+            );
+            Ok(Check::Unauthorized)
+        }
+        Verdict::Unsupported => {
+            tracing::error!(
+                "user \"{name}\": the password hash format in \"{path}\" is not supported, client: {}",
+                remote.ip()
+            );
+            Err(ProxyError::Internal)
+        }
+    }
+}

@@ -53,6 +53,7 @@ const ACCESS: &str = "access, auth, realip, limits, balancers (issue 17, confc)"
 const PROXY: &str = "proxy details: proxy_redirect, proxy_cache, ... (issue 17, confc)";
 const RESOLVER: &str = "resolver (issue 20, deploy)";
 const UNIX: &str = "upstream server unix: (not assigned yet)";
+const OTHER: &str = "not assigned yet";
 const CORE: &str =
     "core http knobs that change behaviour (ignore_invalid_headers, ...; not assigned yet)";
 const TENGINE_DSO: &str = "Tengine's dso block (dynamic modules; not planned)";
@@ -63,32 +64,32 @@ const LUA: &str = "OpenResty's *_by_lua_block body is Lua, not nginx syntax (ngi
 const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("dify",                          fails("resolver", RESOLVER),          Nginx::Ok),
     ("gitlab",                        fails("unix:/home/git/gitlab/tmp/sockets/gitlab.socket", UNIX), Nginx::Ok),
-    ("grafana-auth-proxy",            fails("proxy_redirect", PROXY),       Nginx::Ok),
-    ("grafana-login-only",            fails("proxy_redirect", PROXY),       Nginx::Ok),
+    ("grafana-auth-proxy",            LOADS,       Nginx::Ok),
+    ("grafana-login-only",            LOADS,       Nginx::Ok),
     ("grafana-prometheus-basic-auth", fails("limit_except", ACCESS),        Nginx::Ok),
     ("grafana-serve-from-sub-path",   fails("map", REWRITE),                Nginx::Ok),
     ("label-studio",                  fails("map", REWRITE),                Nginx::Ok),
-    ("label-studio-subdomain",        fails("proxy_redirect", PROXY),       Nginx::Ok),
-    ("label-studio-subpath",          fails("proxy_redirect", PROXY),       Nginx::Ok),
+    ("label-studio-subdomain",        fails("rewrite", REWRITE),       Nginx::Ok),
+    ("label-studio-subpath",          fails("error_page", REWRITE),       Nginx::Ok),
     ("mastodon",                      fails("map", REWRITE),                Nginx::Ok),
     ("mattermost",                    fails("proxy_cache_path", PROXY),     Nginx::Ok),
     ("mattermost-without-ssl",        fails("proxy_cache_path", PROXY),     Nginx::Ok),
-    ("minio-1-node",                  fails("ip_hash", ACCESS),             Nginx::Ok),
-    ("minio-4-node",                  fails("ip_hash", ACCESS),             Nginx::Ok),
+    ("minio-1-node",                  fails("ignore_invalid_headers", OTHER),             Nginx::Ok),
+    ("minio-4-node",                  fails("ignore_invalid_headers", OTHER),             Nginx::Ok),
     ("minio-upgrade-tests",           fails("ignore_invalid_headers", CORE), Nginx::Ok),
     ("netbox",                        fails("listen", TLS),                 Nginx::Ok),
-    ("open-webui-basic-auth",         fails("auth_basic", ACCESS),          Nginx::Ok),
+    ("open-webui-basic-auth",         LOADS,          Nginx::Ok),
     ("peertube",                      fails("listen", TLS),                 Nginx::Ok),
     ("redash-openresty",              fails("}", LUA),                      Nginx::Fails("unknown directive \"vhost_traffic_status_zone\"")),
-    ("sentry-self-hosted",            fails("proxy_redirect", PROXY),       Nginx::Ok),
+    ("sentry-self-hosted",            fails("request_id", VARS),       Nginx::Ok),
     ("superset",                      fails("map", REWRITE),                Nginx::Ok),
-    ("taiga-gateway",                 fails("proxy_redirect", PROXY),       Nginx::Ok),
+    ("taiga-gateway",                 LOADS,       Nginx::Ok),
     ("tengine-default",               fails("error_page", REWRITE),                Nginx::Ok),
     ("tengine-docker-jas0n0ss",       fails("if", REWRITE),                  Nginx::Ok),
     ("tengine-docker-woaiso",         fails("pipe", VARS),                  Nginx::Ok),
     ("tengine-docker-ywfwj2008",      fails("dso", TENGINE_DSO),            Nginx::Fails("unknown directive \"dso\"")),
     ("tengine-session-sticky-tests",  fails("if", REWRITE),                      Nginx::Fails("unknown directive \"session_sticky\"")),
-    ("test-aws-ip-hash",              fails("ip_hash", ACCESS),             Nginx::Ok),
+    ("test-aws-ip-hash",              LOADS,             Nginx::Ok),
     ("zammad",                        LOADS,                                 Nginx::Ok),
     ("zammad-ssl",                    fails("listen", TLS),                  Nginx::Ok),
 ];

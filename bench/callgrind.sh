@@ -8,7 +8,10 @@
 # 0, in front of the two nginx backends of bench/run.sh on core 1. After a 2 s
 # warm-up with instrumentation off, it is switched on (`callgrind_control -i
 # on`), `wrk -t1 -c CONNS -d SECONDS` runs, and the totals (instructions, L1
-# instruction and data misses) are divided by the requests wrk completed.
+# instruction and data misses) are divided by the requests wrk completed (which
+# may miss up to CONNS requests in flight: to compare two builds closely, keep
+# the profiles and divide by the calls of a once-per-request function, e.g.
+# `route::normalize_host`, as docs/performance.md does).
 #
 # Usage: bench/callgrind.sh BIN [CASE] [CONNS] [SECONDS]
 #   BIN: the proxy binary (a release build); CASE: hit (every request carries

@@ -269,7 +269,9 @@ async fn serve_one<H: Handler>(
             };
             state.waiting_since.set(None);
             state.head_bytes.set(head.received.len() as u64);
-            state.request_head.set(std::mem::take(&mut head.received));
+            state
+                .request_head
+                .set(Some(std::mem::take(&mut head.received)));
             let served = state.requests.get() + 1;
             state.requests.set(served);
             let (req, mut facts) = request_of(io, head);
@@ -435,8 +437,8 @@ async fn respond<B: ResponseBody>(
     let keep_alive = may_keep_alive && info.signal() == Signal::None && io.body_in_hand();
     let status = resp.status();
     let (headers, body) = (std::mem::take(resp.headers_mut()), resp.body_mut());
-    // The backend's head the values passed on share (empty if none).
-    let received = info.response_head.take();
+    // The backend's head the values passed on share (if any).
+    let received = info.response_head.take().unwrap_or_default();
     let committed = with_date(|date| {
         let ctx = ResponseContext {
             http10,

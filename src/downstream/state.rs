@@ -36,17 +36,17 @@ pub struct ConnState {
     client_gone: Cell<bool>,
     /// The current request's head, in bytes as received.
     pub head_bytes: Cell<u64>,
-    /// The current request's head as received (HTTP/1; empty otherwise): its
+    /// The current request's head as received (HTTP/1; none otherwise): its
     /// header values share these bytes, and the request forwarded spells the
     /// names of the client's lines from them. Taken by whoever writes the
     /// request on; emptied once the request is handled.
-    pub request_head: Cell<Bytes>,
+    pub request_head: Cell<Option<Bytes>>,
     /// The head of the response being answered with, as received from a
-    /// backend (empty for a response the proxy made): its header values share
+    /// backend (none for a response the proxy made): its header values share
     /// these bytes, and the client's head spells the names of the lines passed
     /// on from them. Set by whoever reads the response; taken when the
     /// response head is written.
-    pub response_head: Cell<Bytes>,
+    pub response_head: Cell<Option<Bytes>>,
     /// `keepalive_requests` of the connection's server.
     pub keepalive_requests: u64,
     /// Serial number of the connection in its worker (`$connection`).
@@ -99,8 +99,8 @@ impl ConnState {
             shed: Cell::new(false),
             client_gone: Cell::new(false),
             head_bytes: Cell::new(0),
-            request_head: Cell::new(Bytes::new()),
-            response_head: Cell::new(Bytes::new()),
+            request_head: Cell::new(None),
+            response_head: Cell::new(None),
             keepalive_requests,
             serial,
             waiting_since: Cell::new(Some(Instant::now())),

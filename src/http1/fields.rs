@@ -64,13 +64,23 @@ impl<const N: usize> HeaderSpans<N> {
 /// keeps its place in `head` too (`Bytes::slice` would give a detached empty
 /// one), so the name before it can be found ([`crate::http1::names`]).
 pub fn shared_value(head: &Bytes, range: Range<usize>) -> Bytes {
-    match range.start.checked_sub(1) {
-        Some(before) if range.is_empty() => {
-            let mut value = head.slice(before..range.start);
+    if range.is_empty() {
+        empty_at(head, range.start)
+    } else {
+        head.slice(range)
+    }
+}
+
+/// An empty value at `at` in `head` (rare: kept off the common path).
+#[cold]
+fn empty_at(head: &Bytes, at: usize) -> Bytes {
+    match at.checked_sub(1) {
+        Some(before) => {
+            let mut value = head.slice(before..at);
             value.advance(1);
             value
         }
-        _ => head.slice(range),
+        None => Bytes::new(),
     }
 }
 

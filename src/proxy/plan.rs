@@ -426,12 +426,12 @@ impl Worker {
         let mut head = crate::reuse::vec(head_capacity(target, req.headers()));
         // The client's lines keep its spelling, ours are written as
         // configured or as nginx writes them.
-        let received = info.request_head.take();
+        let received = info.request_head.take().unwrap_or_default();
         let configured =
             |name: &HeaderName| headers::configured_name(&conf.proxy_set_headers, name);
         let names = Spelling {
             received: &received,
-            configured: Some(&configured),
+            configured: (!conf.proxy_set_headers.is_empty()).then_some(&configured),
         };
         encode_request_head(&mut head, method, target, req.headers(), framing, &names);
         drop(received);

@@ -313,7 +313,7 @@ pub struct Outgoing<'a, B> {
     pub leave_out: &'a dyn Fn(&HeaderName, LineKind) -> bool,
     /// Where the response head's bytes go, as received (the header values
     /// share them; the client's head spells the names from them).
-    pub received: &'a Cell<Bytes>,
+    pub received: &'a Cell<Option<Bytes>>,
 }
 
 /// Sends `req` on `io` and waits for the response head. On failure the body
@@ -389,7 +389,7 @@ fn poll_head(
     cx: &mut Context<'_>,
     head_request: bool,
     leave_out: &dyn Fn(&HeaderName, LineKind) -> bool,
-    received: &Cell<Bytes>,
+    received: &Cell<Option<Bytes>>,
 ) -> Poll<Result<ResponseHead, SendError>> {
     loop {
         if let Some(layout) = response::locate_response_head(&io.buf).map_err(SendError::Head)? {
@@ -401,7 +401,7 @@ fn poll_head(
                 .map_err(SendError::Head)?;
             // The header values share these bytes; whoever writes the head
             // again spells the names from them.
-            received.set(bytes);
+            received.set(Some(bytes));
             return Poll::Ready(Ok(head));
         }
         match ready!(io.poll_fill(cx, HEAD_READ)) {

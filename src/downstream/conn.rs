@@ -29,12 +29,7 @@ use std::rc::Rc;
 use std::task::{ready, Poll};
 use std::time::{Instant, SystemTime};
 
-use bytes::{Buf, Bytes};
-use http::{Method, Request, Response, Version};
-use http_body::Body;
-use tokio::net::TcpStream;
-
-use crate::downstream::body::{BodyState, ClientIo, Idle, RequestBody};
+use crate::downstream::body::{BodyState, ClientIo, ClientStream, Idle, RequestBody};
 use crate::downstream::handler::{Handler, ResponseBody};
 use crate::downstream::state::{ConnState, Signal};
 use crate::downstream::tunnel::{tunnel, Upgraded};
@@ -42,6 +37,9 @@ use crate::http1::chunked::{write_chunk_size, ChunkedDecoder, LAST_CHUNK};
 use crate::http1::framing::{BodyFraming, BodyOut};
 use crate::http1::request::{self, Limits, RequestError, RequestHead};
 use crate::http1::response::{self, ResponseContext, CONTINUE};
+use bytes::{Buf, Bytes};
+use http::{Method, Request, Response, Version};
+use http_body::Body;
 
 /// Bytes asked of the kernel per read of a request head.
 const HEAD_READ: usize = 4 * 1024;
@@ -125,7 +123,13 @@ impl Out {
                 n -= from_data;
                 self.tail = self.tail.get(n..).unwrap_or_default();
             }
-            Poll::Ready(Ok(()))
+            match io.poll_flush(cx) {
+                Poll::Pending => {
+                    info.write_blocked();
+                    Poll::Pending
+                }
+                done => done,
+            }
         })
         .await;
         self.head.clear();
@@ -154,7 +158,7 @@ enum Next {
 /// is active ([`serve_active`]), so thousands of idle keep-alive clients cost
 /// what nginx's do, and a busy client allocates nothing per request.
 pub async fn serve<H: Handler>(
-    stream: TcpStream,
+    stream: ClientStream,
     state: Rc<ConnState>,
     settings: Settings,
     handler: impl Fn() -> Rc<H>,
@@ -178,10 +182,14 @@ pub async fn serve<H: Handler>(
                 // `worker_connections` eviction applies to it.
                 state.waiting_since.set(None);
                 match Rc::try_unwrap(io) {
-                    Ok(io) => {
-                        let (stream, early) = io.into_parts();
-                        Box::pin(tunnel(stream, early, far)).await;
-                    }
+                    Ok(io) => match io.into_parts() {
+                        (ClientStream::Plain(stream), early) => {
+                            Box::pin(tunnel(stream, early, far)).await
+                        }
+                        (ClientStream::Tls(stream), early) => {
+                            Box::pin(tunnel(stream.into_inner(), early, far)).await
+                        }
+                    },
                     Err(_) => tracing::debug!("upgrade abandoned: the request body is still read"),
                 }
                 return;
@@ -267,6 +275,15 @@ async fn serve_one<H: Handler>(
                 }
             };
             state.waiting_since.set(None);
+            if let Some(refusal) = state.refusal() {
+                // Plain HTTP on a TLS port, or a client certificate that
+                // `ssl_verify_client` refuses: nginx answers the request
+                // with its 400 page and closes.
+                let mut resp = handler().refuse(refusal);
+                let _ = respond(io, state, out, &mut resp, RequestFacts::REFUSED).await;
+                resp.body_mut().finish(head.head_len as u64);
+                return Next::Close;
+            }
             state.head_bytes.set(head.head_len as u64);
             let served = state.requests.get() + 1;
             state.requests.set(served);

@@ -83,6 +83,7 @@ impl Worker {
         let tokens = conf.server_tokens;
         let server_name = server_name_of(server);
         let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
+        let scheme = if info.is_tls() { "https" } else { "http" };
         let redirect_base = || {
             let host: &str = if !routed.host.is_empty() {
                 &routed.host
@@ -92,7 +93,7 @@ impl Worker {
                 local_ip.get_or_init(|| info.local.ip().to_string())
             };
             RedirectBase {
-                scheme: "http",
+                scheme,
                 host,
                 port: info.local.port(),
             }
@@ -107,7 +108,8 @@ impl Worker {
             server_name,
             remote: info.remote,
             local: info.local,
-            scheme: "http",
+            scheme,
+            tls: info.tls(),
             proxy_host,
             // What has been read of the request so far: its head.
             request_length: info.head_bytes.get(),

@@ -545,6 +545,7 @@ mod tests {
             default_server,
             reuseport: false,
             backlog: 511,
+            ssl: false,
         }
     }
 
@@ -586,6 +587,7 @@ mod tests {
                 keepalive_requests: 1000,
                 large_client_header_buffers: (4, 8192),
             },
+            tls: None,
             span: Span {
                 file: Arc::new(PathBuf::from("test.conf")),
                 line,

@@ -38,6 +38,7 @@
 
 mod listen;
 mod slots;
+mod tls;
 mod worker;
 
 use std::net::SocketAddr;

@@ -28,6 +28,7 @@ mod log;
 mod resolve;
 mod server;
 mod sticky;
+mod tls;
 mod upstream;
 
 use std::collections::{HashMap, HashSet};
@@ -176,6 +177,8 @@ struct HttpState {
     format_uses: Vec<(String, Span)>,
     /// Addresses that already have a `default_server`.
     default_servers: HashSet<SocketAddr>,
+    /// The `ssl_*` settings of the `http` level.
+    tls: tls::TlsLayer,
 }
 
 impl Builder {
@@ -229,6 +232,7 @@ impl Builder {
             log_format_escapes: HashMap::new(),
             format_uses: Vec::new(),
             default_servers: HashSet::new(),
+            tls: tls::TlsLayer::default(),
         };
         let combined = template::parse(COMBINED_FORMAT).map_err(ConfigError::without_span)?;
         st.log_formats
@@ -273,7 +277,10 @@ impl Builder {
                     self.ignored(d, "health state lives in process memory");
                 }
                 _ => {
-                    if !self.common(d, &mut layer, &mut st)? && !self.connection(d, &mut conn)? {
+                    if !self.common(d, &mut layer, &mut st)?
+                        && !self.connection(d, &mut conn)?
+                        && !self.tls_directive(d, &mut st.tls)?
+                    {
                         return Err(not_allowed(d));
                     }
                 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{start_proxy, Backend, Reply};
+use common::{read_lines, start_proxy, Backend, Reply};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -228,8 +228,10 @@ async fn tls13_and_tls12_carry_the_ssl_variables_to_the_backend() {
     let pki = Pki::new("versions");
     pki.issue("site", &["one.test"], false);
     let backend = Backend::start("b");
+    let log = pki.path("access.log");
     let proxy = start_proxy(&format!(
-        "http {{ server {{ listen 127.0.0.1:0 ssl; server_name one.test;
+        "http {{ log_format tls '$scheme $https $ssl_protocol $ssl_cipher $ssl_server_name $ssl_session_reused $ssl_client_verify';
+          server {{ listen 127.0.0.1:0 ssl; server_name one.test; access_log {log} tls;
             ssl_certificate {cert}; ssl_certificate_key {key};
             {loc} }} }}",
         cert = pki.path("site.pem"),
@@ -267,6 +269,14 @@ async fn tls13_and_tls12_carry_the_ssl_variables_to_the_backend() {
         assert_eq!(seen(r, "x-reused"), ".");
         assert_eq!(seen(r, "x-verify"), "NONE");
         assert_eq!(seen(r, "x-dn"), "");
+    }
+    let lines = read_lines(Path::new(&log), 2);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (line, proto) in lines.iter().zip(["TLSv1.3", "TLSv1.2"]) {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 7, "{line}");
+        assert_eq!(&fields[..3], ["https", "on", proto], "{line}");
+        assert_eq!(&fields[4..], ["one.test", ".", "NONE"], "{line}");
     }
 }
 

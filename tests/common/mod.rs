@@ -492,3 +492,16 @@ pub fn dead_addr() -> SocketAddr {
     drop(l);
     a
 }
+
+/// Waits until `path` holds `lines` lines, and returns them.
+pub fn read_lines(path: &Path, lines: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let got: Vec<String> = text.lines().map(str::to_string).collect();
+        if got.len() >= lines || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

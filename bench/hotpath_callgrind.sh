@@ -8,6 +8,8 @@
 # is divided by the requests wrk completed.
 #
 # Usage: bench/hotpath_callgrind.sh [DURATION_SECONDS] BINARY...
+#   KEEP_WORK=1 keeps the work directory (callgrind.N.out per binary, for
+#   callgrind_annotate).
 # Needs: nginx, wrk, valgrind (installed with apt-get when missing).
 set -euo pipefail
 
@@ -47,8 +49,10 @@ http {
 EOF
 SID=$(printf '127.0.0.1:%s' "$B1" | md5sum | cut -d' ' -f1)
 
+n=0
 for bin in "$@"; do
-    out="$WORK/callgrind.$(basename "$(dirname "$(dirname "$bin")")").out"
+    n=$((n + 1))
+    out="$WORK/callgrind.$n.out"
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
         "$bin" -c "$WORK/proxy.conf" 2> "$WORK/valgrind.log" &
     vpid=$!
@@ -60,7 +64,7 @@ for bin in "$@"; do
     callgrind_control -i off "$vpid" > /dev/null
     kill "$vpid"
     wait "$vpid" 2>/dev/null || true
-    total=$(awk '/^(summary|totals):/ { print $2; exit }' "$out"*)
+    total=$(awk '/^totals:/ { print $2; exit }' "$out")
     awk -v b="$bin" -v t="$total" -v r="$requests" \
         'BEGIN { printf "%s: %d requests, %.0f instructions per request\n", b, r, t / r }'
 done

@@ -263,27 +263,31 @@ async fn serve_one<H: Handler>(
     // written, so this future keeps only what is needed across it.
     let (facts, mut resp) = {
         let (mut req, facts) = {
-            let head = match read_head(io, state, settings.limits).await {
-                Ok(Some(head)) => head,
+            // A head refused as it is parsed, or a good one on a connection
+            // whose every request is refused (plain HTTP on a TLS port, a
+            // client certificate `ssl_verify_client` refuses): nginx answers
+            // with its 4xx page and closes. One answering site for both.
+            let refused = match read_head(io, state, settings.limits).await {
+                Ok(Some(head)) => match state.refusal() {
+                    None => Ok(head),
+                    Some(refusal) => Err((refusal, head.head_len as u64)),
+                },
                 Ok(None) => return Next::Close,
                 Err(e) => {
                     tracing::info!("client {} sent a bad request: {e:?}", state.remote);
+                    Err((e, 0))
+                }
+            };
+            let head = match refused {
+                Ok(head) => head,
+                Err((e, head_len)) => {
                     let mut resp = handler().refuse(e);
                     let _ = respond(io, state, out, &mut resp, RequestFacts::REFUSED).await;
-                    resp.body_mut().finish(0);
+                    resp.body_mut().finish(head_len);
                     return Next::Close;
                 }
             };
             state.waiting_since.set(None);
-            if let Some(refusal) = state.refusal() {
-                // Plain HTTP on a TLS port, or a client certificate that
-                // `ssl_verify_client` refuses: nginx answers the request
-                // with its 400 page and closes.
-                let mut resp = handler().refuse(refusal);
-                let _ = respond(io, state, out, &mut resp, RequestFacts::REFUSED).await;
-                resp.body_mut().finish(head.head_len as u64);
-                return Next::Close;
-            }
             state.head_bytes.set(head.head_len as u64);
             let served = state.requests.get() + 1;
             state.requests.set(served);

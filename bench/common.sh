@@ -14,7 +14,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
-    rm -rf "$WORK"
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 
@@ -99,4 +99,34 @@ http {
     }
 }
 EOF
+}
+
+# Starts one nginx backend (1 worker, `return 200 "backend N"`, no access log)
+# listening on each 127.0.0.1:PORT given, under $WORK/backend, pinned with
+# the taskset prefix in $BACKEND_CPU (e.g. "taskset -c 1"; empty: none).
+start_backend_nginx() {
+    mkdir -p "$WORK/backend"
+    {
+        cat <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/backend/nginx.pid;
+error_log $WORK/backend/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+$(nginx_temp_paths "$WORK/backend")
+EOF
+        local n=0 port
+        for port in "$@"; do
+            n=$((n + 1))
+            echo "    server { listen 127.0.0.1:$port; location / { return 200 \"backend $n\\n\"; } }"
+        done
+        echo "}"
+    } > "$WORK/backend/nginx.conf"
+    ${BACKEND_CPU:-} nginx -c "$WORK/backend/nginx.conf" -p "$WORK/backend" &
+    PIDS+=($!)
+    for port in "$@"; do wait_port "$port"; done
 }

@@ -25,5 +25,6 @@ pub mod reuse;
 pub mod server;
 pub mod sticky;
 pub mod timefmt;
+pub mod tls;
 pub mod upstream;
 pub mod vars;

@@ -15,10 +15,11 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, Version};
 
-use crate::config::template::Escape;
+use crate::config::template::{Escape, TlsVariable};
 use crate::config::{Part, Template, Variable};
 use crate::numfmt;
 use crate::timefmt;
+use crate::tls::TlsInfo;
 
 /// How empty values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +95,10 @@ pub struct RequestVars<'a> {
     /// The connection's own address when realip replaced `remote`.
     pub realip_remote: Option<SocketAddr>,
     pub local: SocketAddr,
-    /// `http` (TLS does not exist yet).
+    /// `http`, or `https` on a TLS connection.
     pub scheme: &'a str,
+    /// The client connection's TLS facts (`None`: plain HTTP).
+    pub tls: Option<&'a std::rc::Rc<TlsInfo>>,
     /// `$proxy_host` when the location proxies.
     pub proxy_host: &'a str,
     /// Bytes of request line, headers and body read.
@@ -201,6 +204,27 @@ pub fn eval_to_vec(template: &Template, vars: &RequestVars<'_>) -> Vec<u8> {
     out
 }
 
+/// The value of a TLS variable on a TLS connection (nginx's texts).
+fn tls_value(var: TlsVariable, tls: &TlsInfo, out: &mut Vec<u8>) {
+    let text: &str = match var {
+        TlsVariable::Https => "on",
+        TlsVariable::Protocol => tls.protocol,
+        TlsVariable::Cipher => tls.cipher,
+        TlsVariable::ServerName => &tls.server_name,
+        TlsVariable::SessionReused => {
+            if tls.reused {
+                "r"
+            } else {
+                "."
+            }
+        }
+        TlsVariable::ClientVerify => &tls.client_verify,
+        TlsVariable::ClientSDn => &tls.client_s_dn,
+        TlsVariable::ClientFingerprint => &tls.client_fingerprint,
+    };
+    out.extend_from_slice(text.as_bytes());
+}
+
 /// Appends the value of one variable (empty when absent).
 pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
     match var {
@@ -248,6 +272,11 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         Variable::ServerName => out.extend_from_slice(v.server_name.as_bytes()),
         Variable::ServerProtocol => out.extend_from_slice(protocol(v.version).as_bytes()),
         Variable::Scheme => out.extend_from_slice(v.scheme.as_bytes()),
+        Variable::Tls(var) => {
+            if let Some(tls) = v.tls {
+                tls_value(*var, tls, out);
+            }
+        }
         Variable::RequestMethod => out.extend_from_slice(v.method.as_str().as_bytes()),
         Variable::RequestUri => out.extend_from_slice(v.request_uri.as_bytes()),
         Variable::Uri => out.extend_from_slice(v.path),
@@ -539,6 +568,7 @@ pub(crate) mod tests {
             realip_remote: None,
             local: "127.0.0.1:8080".parse().unwrap(),
             scheme: "http",
+            tls: None,
             proxy_host: "app",
             request_length: 321,
             connection: 17,
@@ -557,6 +587,56 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         eval_var(&var, v, &mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn tls_variables_are_empty_on_plain_http_and_nginx_s_on_tls() {
+        let h = headers(&[]);
+        let m = Method::GET;
+        let plain = vars(&h, &m);
+        let info = std::rc::Rc::new(TlsInfo {
+            protocol: "TLSv1.3",
+            cipher: "TLS_AES_128_GCM_SHA256",
+            server_name: "one.test".into(),
+            reused: true,
+            client_verify: "SUCCESS".into(),
+            client_s_dn: "CN=client,O=Test".into(),
+            client_fingerprint: "00ff".into(),
+            refusal: None,
+        });
+        let tls = RequestVars {
+            tls: Some(&info),
+            scheme: "https",
+            ..plain
+        };
+        let cases = [
+            (TlsVariable::Https, "on"),
+            (TlsVariable::Protocol, "TLSv1.3"),
+            (TlsVariable::Cipher, "TLS_AES_128_GCM_SHA256"),
+            (TlsVariable::ServerName, "one.test"),
+            (TlsVariable::SessionReused, "r"),
+            (TlsVariable::ClientVerify, "SUCCESS"),
+            (TlsVariable::ClientSDn, "CN=client,O=Test"),
+            (TlsVariable::ClientFingerprint, "00ff"),
+        ];
+        for (var, want) in cases {
+            assert_eq!(one(Variable::Tls(var), &tls), want, "{var:?}");
+            assert_eq!(one(Variable::Tls(var), &plain), "", "{var:?}");
+        }
+        let fresh = TlsInfo {
+            reused: false,
+            ..(*info).clone()
+        };
+        let fresh = std::rc::Rc::new(fresh);
+        let v = RequestVars {
+            tls: Some(&fresh),
+            ..plain
+        };
+        assert_eq!(one(Variable::Tls(TlsVariable::SessionReused), &v), ".");
+        assert_eq!(
+            crate::config::template::variable("ssl_client_s_dn"),
+            Some(Variable::Tls(TlsVariable::ClientSDn))
+        );
     }
 
     #[test]

@@ -432,9 +432,9 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         3,
     ),
     (
-        "listen ssl not supported yet",
+        "listen ssl without a certificate",
         "http {\n  server {\n    listen 127.0.0.1:8443 ssl;\n  }\n}\n",
-        "the \"ssl\" parameter of the \"listen\" directive is not supported yet",
+        "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive",
         3,
     ),
     (

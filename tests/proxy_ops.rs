@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Client};
+use common::{read_lines, Backend, Client};
 use sticky_proxy::config::{load_str, Config};
 use sticky_proxy::process;
 use sticky_proxy::server::Proxy;
@@ -337,19 +337,6 @@ async fn a_reload_opens_new_listeners_and_closes_removed_ones() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(common::get(first, "/", &[]).await.status, 200);
-}
-
-/// Waits until `path` holds `lines` lines, and returns them.
-fn read_lines(path: &Path, lines: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let got: Vec<String> = text.lines().map(str::to_string).collect();
-        if got.len() >= lines || Instant::now() > deadline {
-            return got;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[tokio::test]

@@ -456,6 +456,8 @@ pub struct Listen {
     pub reuseport: bool,
     /// Default 511 as nginx on Linux.
     pub backlog: i32,
+    /// `ssl`: clients speak TLS on this address.
+    pub ssl: bool,
 }
 
 /// One `server_name` entry.
@@ -653,6 +655,9 @@ pub struct ServerConf {
     /// Settings inherited by locations, used as is when no location matches.
     pub conf: Arc<LocationConf>,
     pub connection: ConnectionConf,
+    /// The server's TLS (`ssl_certificate` and the other `ssl_*`), with its
+    /// certificates loaded.
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
     /// Where the server block starts, for messages.
     pub span: ast::Span,
 }

@@ -58,6 +58,29 @@ pub enum Variable {
     StickyStatus,
     /// Ours: the learned cookie's name (`session_sticky learn=`).
     StickyLearned,
+    /// `$https` and the `$ssl_*` variables of the client's connection.
+    Tls(TlsVariable),
+}
+
+/// The variables of the client's TLS connection (empty on plain HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsVariable {
+    /// `$https`: `on`.
+    Https,
+    /// `$ssl_protocol`: `TLSv1.2`, `TLSv1.3`.
+    Protocol,
+    /// `$ssl_cipher`: the OpenSSL name of the suite.
+    Cipher,
+    /// `$ssl_server_name`: the SNI name.
+    ServerName,
+    /// `$ssl_session_reused`: `r` or `.`.
+    SessionReused,
+    /// `$ssl_client_verify`: `NONE`, `SUCCESS`, `FAILED:reason`.
+    ClientVerify,
+    /// `$ssl_client_s_dn`.
+    ClientSDn,
+    /// `$ssl_client_fingerprint`.
+    ClientFingerprint,
 }
 
 /// One piece of a template.
@@ -158,6 +181,14 @@ pub fn variable(name: &str) -> Option<Variable> {
         "sticky_sid" => Variable::StickySid,
         "sticky_status" => Variable::StickyStatus,
         "sticky_learned" => Variable::StickyLearned,
+        "https" => Variable::Tls(TlsVariable::Https),
+        "ssl_protocol" => Variable::Tls(TlsVariable::Protocol),
+        "ssl_cipher" => Variable::Tls(TlsVariable::Cipher),
+        "ssl_server_name" => Variable::Tls(TlsVariable::ServerName),
+        "ssl_session_reused" => Variable::Tls(TlsVariable::SessionReused),
+        "ssl_client_verify" => Variable::Tls(TlsVariable::ClientVerify),
+        "ssl_client_s_dn" => Variable::Tls(TlsVariable::ClientSDn),
+        "ssl_client_fingerprint" => Variable::Tls(TlsVariable::ClientFingerprint),
         _ => {
             let header = |rest: &str| rest.replace('_', "-");
             // The prefix is matched lower-cased; `as_written` is the rest of the

@@ -6,14 +6,21 @@
 //! on: `Content-Length` or chunked (decoded with `http1::chunked`), with the
 //! `100 Continue` the client waits for written when the body is first asked
 //! for.
+//!
+//! The socket is a [`ClientStream`]: plain TCP, read and written straight
+//! through tokio's readiness calls (the hot path, unchanged by TLS), or a
+//! TLS stream (rustls), read and written through its `AsyncRead` and
+//! `AsyncWrite`. One type for both keeps the request body and the handler's
+//! types the same whatever the listener.
 
 use std::cell::{Cell, RefCell};
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::Interest;
+use tokio::io::{AsyncWrite, Interest};
 use tokio::net::TcpStream;
 
 use crate::downstream::state::{ConnState, Signal};
@@ -34,6 +41,25 @@ pub(super) enum Idle {
 
 /// Largest read of a request body.
 const BODY_READ: usize = 64 * 1024;
+/// What an idle TLS connection reads when its socket wakes (the bytes of a
+/// record may hold no request data yet: a TLS connection cannot wait for
+/// readability alone).
+const IDLE_TLS_READ: usize = 4 * 1024;
+
+/// A client connection's transport.
+pub enum ClientStream {
+    Plain(TcpStream),
+    /// Boxed: a plain connection stays small. In a `RefCell` because the
+    /// TLS state is changed by every read and write, which `ClientIo` does
+    /// through `&self`.
+    Tls(Box<RefCell<tokio_rustls::server::TlsStream<TcpStream>>>),
+}
+
+impl From<TcpStream> for ClientStream {
+    fn from(stream: TcpStream) -> ClientStream {
+        ClientStream::Plain(stream)
+    }
+}
 
 /// Where the current request's body stands.
 #[derive(Debug)]
@@ -52,7 +78,7 @@ pub(super) enum BodyState {
 /// The client connection: the socket and the bytes read from it but not yet
 /// used, shared by the connection's coroutine and the request body.
 pub struct ClientIo {
-    pub(super) stream: TcpStream,
+    pub(super) stream: ClientStream,
     pub(super) buf: RefCell<BytesMut>,
     pub(super) body: RefCell<BodyState>,
     /// Bytes of `100 Continue` still to write before the body is read.
@@ -66,7 +92,7 @@ pub struct ClientIo {
 }
 
 impl ClientIo {
-    pub(super) fn new(stream: TcpStream) -> ClientIo {
+    pub(super) fn new(stream: ClientStream) -> ClientIo {
         ClientIo {
             stream,
             buf: RefCell::new(BytesMut::new()),
@@ -86,8 +112,20 @@ impl ClientIo {
         cx: &mut Context<'_>,
         want: usize,
     ) -> Poll<std::io::Result<usize>> {
+        let stream = match &self.stream {
+            ClientStream::Plain(stream) => stream,
+            ClientStream::Tls(tls) => {
+                let mut buf = self.buf.borrow_mut();
+                if buf.capacity() == 0 {
+                    *buf = crate::reuse::read_buf(want);
+                }
+                crate::reuse::make_room(&mut buf, want);
+                let mut tls = tls.borrow_mut();
+                return tokio_util::io::poll_read_buf(Pin::new(&mut *tls), cx, &mut *buf);
+            }
+        };
         loop {
-            ready!(self.stream.poll_read_ready(cx))?;
+            ready!(stream.poll_read_ready(cx))?;
             let mut buf = self.buf.borrow_mut();
             if buf.capacity() == 0 {
                 // An idle connection holds no buffer: one is taken now.
@@ -95,10 +133,10 @@ impl ClientIo {
             }
             crate::reuse::make_room(&mut buf, want);
             let room = buf.capacity() - buf.len();
-            match self.stream.try_read_buf(&mut *buf) {
+            match stream.try_read_buf(&mut *buf) {
                 Ok(n) => {
                     if n > 0 && n < room {
-                        let _ = self.stream.try_io(Interest::READABLE, || {
+                        let _ = stream.try_io(Interest::READABLE, || {
                             Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
                         });
                     }
@@ -131,7 +169,13 @@ impl ClientIo {
         }
         let mut byte = [0u8; 1];
         let mut probe = tokio::io::ReadBuf::new(&mut byte);
-        match self.stream.poll_peek(cx, &mut probe) {
+        let peeked = match &self.stream {
+            ClientStream::Plain(stream) => stream.poll_peek(cx, &mut probe),
+            // The TCP stream under TLS: its end is the client's; bytes
+            // there (a record) say it is alive.
+            ClientStream::Tls(tls) => tls.borrow().get_ref().0.poll_peek(cx, &mut probe),
+        };
+        match peeked {
             Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => Poll::Ready(true),
             Poll::Ready(Ok(_)) => Poll::Ready(false),
             Poll::Pending => Poll::Pending,
@@ -159,7 +203,26 @@ impl ClientIo {
         if state.signal() != Signal::None {
             return Poll::Ready(Idle::End);
         }
-        match self.stream.poll_read_ready(cx) {
+        let stream = match &self.stream {
+            ClientStream::Plain(stream) => stream,
+            ClientStream::Tls(_) => {
+                // Data only counts once decrypted: read it (a buffer is
+                // held only while bytes are in it).
+                return match self.poll_fill(cx, IDLE_TLS_READ) {
+                    Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(Idle::End),
+                    Poll::Ready(Ok(_)) => Poll::Ready(Idle::Readable),
+                    Poll::Pending => {
+                        self.release();
+                        if state.shed_asked() {
+                            Poll::Ready(Idle::Shed)
+                        } else {
+                            Poll::Pending
+                        }
+                    }
+                };
+            }
+        };
+        match stream.poll_read_ready(cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Idle::Readable),
             Poll::Ready(Err(_)) => Poll::Ready(Idle::End),
             Poll::Pending if state.shed_asked() => Poll::Ready(Idle::Shed),
@@ -169,7 +232,7 @@ impl ClientIo {
 
     /// The socket and the bytes read past the last request (a tunnel's
     /// first bytes).
-    pub(super) fn into_parts(self) -> (TcpStream, BytesMut) {
+    pub(super) fn into_parts(self) -> (ClientStream, BytesMut) {
         (self.stream, self.buf.into_inner())
     }
 
@@ -179,14 +242,35 @@ impl ClientIo {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
+        let stream = match &self.stream {
+            ClientStream::Plain(stream) => stream,
+            ClientStream::Tls(tls) => {
+                let mut tls = tls.borrow_mut();
+                return match ready!(Pin::new(&mut *tls).poll_write_vectored(cx, bufs)) {
+                    Ok(0) if bufs.iter().any(|b| !b.is_empty()) => {
+                        Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                    }
+                    other => Poll::Ready(other),
+                };
+            }
+        };
         loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write_vectored(bufs) {
+            ready!(stream.poll_write_ready(cx))?;
+            match stream.try_write_vectored(bufs) {
                 Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             }
+        }
+    }
+
+    /// Pushes out what the TLS layer still holds of what was written (plain
+    /// TCP holds nothing).
+    pub(super) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match &self.stream {
+            ClientStream::Plain(_) => Poll::Ready(Ok(())),
+            ClientStream::Tls(tls) => Pin::new(&mut *tls.borrow_mut()).poll_flush(cx),
         }
     }
 
@@ -199,7 +283,7 @@ impl ClientIo {
             self.continue_left
                 .set(self.continue_left.get().saturating_sub(n));
         }
-        Poll::Ready(Ok(()))
+        self.poll_flush(cx)
     }
 
     /// True when the request body has been read, or all of it is in the

@@ -29,12 +29,7 @@ use std::rc::Rc;
 use std::task::{ready, Poll};
 use std::time::{Instant, SystemTime};
 
-use bytes::{Buf, Bytes};
-use http::{Method, Request, Response, Version};
-use http_body::Body;
-use tokio::net::TcpStream;
-
-use crate::downstream::body::{BodyState, ClientIo, Idle, RequestBody};
+use crate::downstream::body::{BodyState, ClientIo, ClientStream, Idle, RequestBody};
 use crate::downstream::handler::{Handler, ResponseBody};
 use crate::downstream::state::{ConnState, Signal};
 use crate::downstream::tunnel::{tunnel, Upgraded};
@@ -43,6 +38,9 @@ use crate::http1::framing::{BodyFraming, BodyOut};
 use crate::http1::names::Spelling;
 use crate::http1::request::{self, Limits, RequestError, RequestHead};
 use crate::http1::response::{self, ResponseContext, CONTINUE};
+use bytes::{Buf, Bytes};
+use http::{Method, Request, Response, Version};
+use http_body::Body;
 
 /// Bytes asked of the kernel per read of a request head.
 const HEAD_READ: usize = 4 * 1024;
@@ -126,7 +124,13 @@ impl Out {
                 n -= from_data;
                 self.tail = self.tail.get(n..).unwrap_or_default();
             }
-            Poll::Ready(Ok(()))
+            match io.poll_flush(cx) {
+                Poll::Pending => {
+                    info.write_blocked();
+                    Poll::Pending
+                }
+                done => done,
+            }
         })
         .await;
         self.head.clear();
@@ -155,7 +159,7 @@ enum Next {
 /// is active ([`serve_active`]), so thousands of idle keep-alive clients cost
 /// what nginx's do, and a busy client allocates nothing per request.
 pub async fn serve<H: Handler>(
-    stream: TcpStream,
+    stream: ClientStream,
     state: Rc<ConnState>,
     settings: Settings,
     handler: impl Fn() -> Rc<H>,
@@ -179,10 +183,14 @@ pub async fn serve<H: Handler>(
                 // `worker_connections` eviction applies to it.
                 state.waiting_since.set(None);
                 match Rc::try_unwrap(io) {
-                    Ok(io) => {
-                        let (stream, early) = io.into_parts();
-                        Box::pin(tunnel(stream, early, far)).await;
-                    }
+                    Ok(io) => match io.into_parts() {
+                        (ClientStream::Plain(stream), early) => {
+                            Box::pin(tunnel(stream, early, far)).await
+                        }
+                        (ClientStream::Tls(stream), early) => {
+                            Box::pin(tunnel(stream.into_inner(), early, far)).await
+                        }
+                    },
                     Err(_) => tracing::debug!("upgrade abandoned: the request body is still read"),
                 }
                 return;
@@ -256,14 +264,27 @@ async fn serve_one<H: Handler>(
     // written, so this future keeps only what is needed across it.
     let (facts, mut resp) = {
         let (mut req, facts) = {
-            let mut head = match read_head(io, state, settings.limits).await {
-                Ok(Some(head)) => head,
+            // A head refused as it is parsed, or a good one on a connection
+            // whose every request is refused (plain HTTP on a TLS port, a
+            // client certificate `ssl_verify_client` refuses): nginx answers
+            // with its 4xx page and closes. One answering site for both.
+            let refused = match read_head(io, state, settings.limits).await {
+                Ok(Some(head)) => match state.refusal() {
+                    None => Ok(head),
+                    Some(refusal) => Err((refusal, head.received.len() as u64)),
+                },
                 Ok(None) => return Next::Close,
                 Err(e) => {
                     tracing::info!("client {} sent a bad request: {e:?}", state.remote);
+                    Err((e, 0))
+                }
+            };
+            let mut head = match refused {
+                Ok(head) => head,
+                Err((e, head_len)) => {
                     let mut resp = handler().refuse(e);
                     let _ = respond(io, state, out, &mut resp, RequestFacts::REFUSED).await;
-                    resp.body_mut().finish(0);
+                    resp.body_mut().finish(head_len);
                     return Next::Close;
                 }
             };

@@ -7,11 +7,14 @@
 //! Protocol-neutral: the HTTP/1 loop (`downstream::conn`) uses it today, and
 //! an HTTP/2 connection would use the same.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::task::Context;
 use std::time::{Duration, Instant};
 
+use crate::http1::request::RequestError;
+use crate::tls::{CertRefusal, TlsInfo};
 use bytes::Bytes;
 
 /// How long a connection that keeps its request state between requests (a
@@ -76,6 +79,11 @@ pub struct ConnState {
     deadline: Cell<Option<Instant>>,
     timed_out: Cell<bool>,
     deadline_waker: Cell<Option<std::task::Waker>>,
+    /// The TLS facts of the connection, set once its handshake is done
+    /// (unset: plain TCP).
+    tls: OnceCell<Rc<TlsInfo>>,
+    /// The client spoke plain HTTP to a TLS listener.
+    plain_on_tls: Cell<bool>,
 }
 
 impl ConnState {
@@ -113,14 +121,42 @@ impl ConnState {
             deadline: Cell::new(None),
             timed_out: Cell::new(false),
             deadline_waker: Cell::new(None),
+            tls: OnceCell::new(),
+            plain_on_tls: Cell::new(false),
         }
     }
 
-    /// Whether the connection arrived over TLS: the one place the request
-    /// path asks (sticky `secure=auto`). Plain listeners only for now; TLS
-    /// listeners answer true once they exist.
+    /// The connection's TLS handshake is done: these are its facts.
+    pub fn set_tls(&self, info: TlsInfo) {
+        let _ = self.tls.set(Rc::new(info));
+    }
+
+    /// The TLS facts of the connection (`None`: it is not TLS).
+    pub fn tls(&self) -> Option<&Rc<TlsInfo>> {
+        self.tls.get()
+    }
+
+    /// Whether this connection's requests arrive over TLS (`$https`,
+    /// `$scheme`, a `Secure` sticky cookie under `secure=auto`).
     pub fn is_tls(&self) -> bool {
-        false
+        self.tls.get().is_some()
+    }
+
+    /// The client sent plain HTTP to a TLS listener: each request is refused.
+    pub fn set_plain_on_tls(&self) {
+        self.plain_on_tls.set(true);
+    }
+
+    /// Why every request of this connection is refused, if it is: plain HTTP
+    /// on a TLS port, or a client certificate `ssl_verify_client` refuses.
+    pub fn refusal(&self) -> Option<RequestError> {
+        if self.plain_on_tls.get() {
+            return Some(RequestError::PlainHttpToHttps);
+        }
+        match self.tls.get()?.refusal? {
+            CertRefusal::CertificateError => Some(RequestError::SslCertificateError),
+            CertRefusal::NoCertificate => Some(RequestError::NoSslCertificate),
+        }
     }
 
     /// Called by the worker's sweeper: wakes a request whose deadline passed,

@@ -3,7 +3,6 @@
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// A byte stream that can be read and written: the far end of a tunnel.
 pub trait UpgradedIo: AsyncRead + AsyncWrite + Unpin {}
@@ -19,7 +18,11 @@ pub struct Upgraded {
 
 /// Copies bytes both ways between the client and the far end until either
 /// side closes. Bytes either side sent right after the switch go first.
-pub async fn tunnel(mut client: TcpStream, client_early: BytesMut, far: Upgraded) {
+pub async fn tunnel<C: AsyncRead + AsyncWrite + Unpin>(
+    mut client: C,
+    client_early: BytesMut,
+    far: Upgraded,
+) {
     let Upgraded { mut io, early } = far;
     let started = async {
         if !early.is_empty() {

@@ -86,6 +86,13 @@ pub enum RequestError {
     MethodNotAllowed,
     /// HTTP/2's preface or another major version: 505.
     VersionNotSupported,
+    /// A plain HTTP request on a TLS listener (nginx's 497, sent as 400).
+    PlainHttpToHttps,
+    /// The client's TLS certificate did not verify (nginx's 495, sent as 400).
+    SslCertificateError,
+    /// `ssl_verify_client on` and no client certificate (nginx's 496, sent
+    /// as 400).
+    NoSslCertificate,
 }
 
 /// Where the parts of a complete head lie in the buffer.

@@ -205,6 +205,7 @@ pub struct AccessRecord {
     realip_remote: Option<std::net::SocketAddr>,
     local: std::net::SocketAddr,
     scheme: &'static str,
+    tls: Option<std::rc::Rc<crate::tls::TlsInfo>>,
     proxy_host: String,
     request_length: u64,
     connection: u64,
@@ -266,6 +267,7 @@ impl AccessRecord {
             } else {
                 "http"
             },
+            tls: vars.tls.cloned(),
             proxy_host: vars.proxy_host.to_string(),
             request_length: vars.request_length,
             connection: vars.connection,
@@ -306,6 +308,7 @@ impl AccessRecord {
             realip_remote: self.realip_remote,
             local: self.local,
             scheme: self.scheme,
+            tls: self.tls.as_ref(),
             proxy_host: &self.proxy_host,
             request_length: self.request_length,
             connection: self.connection,

@@ -53,6 +53,12 @@ pub enum ProxyError {
     GatewayTimeout,
     /// HTTP version other than 1.x.
     VersionNotSupported,
+    /// Plain HTTP on a TLS listener (nginx's 497; 400 with its own page).
+    PlainHttpToHttps,
+    /// The client certificate did not verify (nginx's 495; 400).
+    SslCertificateError,
+    /// `ssl_verify_client on` without a client certificate (nginx's 496; 400).
+    NoSslCertificate,
     /// The client closed the connection before the response (nginx's 499,
     /// seen only in logs).
     ClientClosedRequest,
@@ -62,7 +68,10 @@ impl ProxyError {
     /// The status code of the error: the one mapping.
     pub fn status(self) -> StatusCode {
         match self {
-            ProxyError::BadRequest => StatusCode::BAD_REQUEST,
+            ProxyError::BadRequest
+            | ProxyError::PlainHttpToHttps
+            | ProxyError::SslCertificateError
+            | ProxyError::NoSslCertificate => StatusCode::BAD_REQUEST,
             ProxyError::NotFound => StatusCode::NOT_FOUND,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -75,6 +84,16 @@ impl ProxyError {
             ProxyError::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             ProxyError::ClientClosedRequest => CLIENT_CLOSED_REQUEST,
+        }
+    }
+
+    /// The line nginx adds to the page of its 4xx codes that are sent as 400.
+    fn detail(self) -> Option<&'static str> {
+        match self {
+            ProxyError::PlainHttpToHttps => Some("The plain HTTP request was sent to HTTPS port"),
+            ProxyError::SslCertificateError => Some("The SSL certificate error"),
+            ProxyError::NoSslCertificate => Some("No required SSL certificate was sent"),
+            _ => None,
         }
     }
 
@@ -104,6 +123,9 @@ impl From<crate::http1::request::RequestError> for ProxyError {
             RequestError::NotImplemented => ProxyError::NotImplemented,
             RequestError::MethodNotAllowed => ProxyError::MethodNotAllowed,
             RequestError::VersionNotSupported => ProxyError::VersionNotSupported,
+            RequestError::PlainHttpToHttps => ProxyError::PlainHttpToHttps,
+            RequestError::SslCertificateError => ProxyError::SslCertificateError,
+            RequestError::NoSslCertificate => ProxyError::NoSslCertificate,
         }
     }
 }
@@ -146,11 +168,24 @@ fn has_page(status: u16) -> bool {
 /// The HTML body nginx sends for a status (`<html>... <center>sticky-proxy</center>
 /// ...`), or an empty body for statuses without a page (2xx, 304).
 pub fn error_page(status: StatusCode, server_tokens: bool) -> Bytes {
+    page(status, None, server_tokens)
+}
+
+/// [`error_page`], with nginx's extra line for its codes sent as 400
+/// (`<center>The plain HTTP request was sent to HTTPS port</center>`).
+fn page(status: StatusCode, detail: Option<&str>, server_tokens: bool) -> Bytes {
     let code = status.as_u16();
     if !has_page(code) {
         return Bytes::new();
     }
-    let title = format!("{} {}", code, reason(status));
+    let heading = format!("{} {}", code, reason(status));
+    let (title, extra) = match detail {
+        Some(detail) => (
+            format!("{code} {detail}"),
+            format!("<center>{detail}</center>\r\n"),
+        ),
+        None => (heading.clone(), String::new()),
+    };
     let name = if server_tokens {
         concat!("sticky-proxy/", env!("CARGO_PKG_VERSION"))
     } else {
@@ -158,7 +193,7 @@ pub fn error_page(status: StatusCode, server_tokens: bool) -> Bytes {
     };
     Bytes::from(format!(
         "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n\
-         <center><h1>{title}</h1></center>\r\n<hr><center>{name}</center>\r\n\
+         <center><h1>{heading}</h1></center>\r\n{extra}<hr><center>{name}</center>\r\n\
          </body>\r\n</html>\r\n"
     ))
 }
@@ -186,7 +221,7 @@ impl MadeResponse {
             status,
             location: None,
             content_type: Some(HTML),
-            body: error_page(status, server_tokens),
+            body: page(status, error.detail(), server_tokens),
         }
     }
 }
@@ -302,6 +337,9 @@ mod tests {
             (ProxyError::GatewayTimeout, 504, false),
             (ProxyError::VersionNotSupported, 505, true),
             (ProxyError::ClientClosedRequest, 499, true),
+            (ProxyError::PlainHttpToHttps, 400, true),
+            (ProxyError::SslCertificateError, 400, true),
+            (ProxyError::NoSslCertificate, 400, true),
         ];
         for (error, code, closes) in cases {
             assert_eq!(error.status().as_u16(), code, "{error:?}");
@@ -328,6 +366,9 @@ mod tests {
             (RequestError::NotImplemented, 501),
             (RequestError::MethodNotAllowed, 405),
             (RequestError::VersionNotSupported, 505),
+            (RequestError::PlainHttpToHttps, 400),
+            (RequestError::SslCertificateError, 400),
+            (RequestError::NoSslCertificate, 400),
         ];
         for (e, code) in refusals {
             assert_eq!(ProxyError::from(e).status().as_u16(), code, "{e:?}");
@@ -361,6 +402,14 @@ mod tests {
         )));
         assert!(error_page(StatusCode::OK, true).is_empty());
         assert!(error_page(StatusCode::NOT_MODIFIED, true).is_empty());
+        let plain = MadeResponse::error(ProxyError::PlainHttpToHttps, false);
+        assert_eq!(
+            plain.body,
+            "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>\r\n\
+             <center><h1>400 Bad Request</h1></center>\r\n\
+             <center>The plain HTTP request was sent to HTTPS port</center>\r\n\
+             <hr><center>sticky-proxy</center>\r\n</body>\r\n</html>\r\n"
+        );
         assert_eq!(
             server_header(true).to_str().unwrap(),
             concat!("sticky-proxy/", env!("CARGO_PKG_VERSION"))

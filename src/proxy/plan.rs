@@ -98,6 +98,7 @@ impl Worker {
         let remote = realip.unwrap_or(info.remote);
         let server_name = server_name_of(server);
         let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
+        let scheme = if info.is_tls() { "https" } else { "http" };
         let redirect_base = || {
             let host: &str = if !routed.host.is_empty() {
                 &routed.host
@@ -107,7 +108,7 @@ impl Worker {
                 local_ip.get_or_init(|| info.local.ip().to_string())
             };
             RedirectBase {
-                scheme: "http",
+                scheme,
                 host,
                 port: info.local.port(),
             }
@@ -123,7 +124,8 @@ impl Worker {
             remote,
             realip_remote: realip.map(|_| info.remote),
             local: info.local,
-            scheme: "http",
+            scheme,
+            tls: info.tls(),
             proxy_host,
             // What has been read of the request so far: its head.
             request_length: info.head_bytes.get(),

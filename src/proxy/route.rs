@@ -553,6 +553,7 @@ mod tests {
             default_server,
             reuseport: false,
             backlog: 511,
+            ssl: false,
         }
     }
 
@@ -594,6 +595,7 @@ mod tests {
                 keepalive_requests: 1000,
                 large_client_header_buffers: (4, 8192),
             },
+            tls: None,
             span: Span {
                 file: Arc::new(PathBuf::from("test.conf")),
                 line,

@@ -3,12 +3,15 @@
 //! thread with `SO_REUSEPORT`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{Config, ConnectionConf, WorkerProcesses};
 use crate::downstream::conn::Settings;
 use crate::http1::request::Limits;
+
+use super::tls::Sites;
 
 /// One distinct listening address and the connection settings of its default
 /// server.
@@ -18,35 +21,51 @@ pub(super) struct ListenGroup {
     pub(super) configured: SocketAddr,
     pub(super) backlog: i32,
     pub(super) connection: ConnectionConf,
+    /// Set when a `listen` of the address says `ssl`: its TLS servers.
+    pub(super) tls: Option<Arc<Sites>>,
 }
 
 /// The distinct listen addresses of `config`, in file order. Connection-level
 /// settings come from the address's `default_server`, else its first server (as
 /// nginx does before it knows the Host).
 pub(super) fn listen_groups(config: &Config) -> Vec<ListenGroup> {
-    let mut groups: Vec<(ListenGroup, bool)> = Vec::new();
+    // (group, has a default_server, the default server, any listen says ssl)
+    let mut groups: Vec<(ListenGroup, bool, &crate::config::ServerConf, bool)> = Vec::new();
     for server in &config.http.servers {
         for listen in &server.listens {
-            match groups.iter_mut().find(|(g, _)| g.configured == listen.addr) {
-                Some((group, has_default)) => {
+            match groups.iter_mut().find(|g| g.0.configured == listen.addr) {
+                Some((group, has_default, default, ssl)) => {
                     if listen.default_server && !*has_default {
                         group.connection = server.connection.clone();
                         *has_default = true;
+                        *default = server;
                     }
                     group.backlog = group.backlog.max(listen.backlog);
+                    *ssl |= listen.ssl;
                 }
                 None => groups.push((
                     ListenGroup {
                         configured: listen.addr,
                         backlog: listen.backlog,
                         connection: server.connection.clone(),
+                        tls: None,
                     },
                     listen.default_server,
+                    server,
+                    listen.ssl,
                 )),
             }
         }
     }
-    groups.into_iter().map(|(g, _)| g).collect()
+    groups
+        .into_iter()
+        .map(|(mut group, _, default, ssl)| {
+            if ssl {
+                group.tls = Sites::new(config, group.configured, default).map(Arc::new);
+            }
+            group
+        })
+        .collect()
 }
 
 /// A non-blocking listening socket with `SO_REUSEADDR` and `SO_REUSEPORT`.

@@ -39,6 +39,7 @@
 mod listen;
 mod live;
 mod slots;
+mod tls;
 mod worker;
 
 use std::net::SocketAddr;

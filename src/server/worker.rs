@@ -17,10 +17,11 @@ use super::listen::{connection_settings, ListenGroup};
 use super::slots::{SlotGuard, Slots};
 use super::{Reload, WorkerMsg};
 
-use crate::access::zones::AccessState;
+use crate::access::zones::{AccessState, CountGuard};
 use crate::config::Config;
 use crate::downstream::conn::{self};
 use crate::downstream::state::{ConnState, Signal};
+use crate::downstream::tls::{self, Accepted};
 use crate::log::AccessLogs;
 use crate::proxy::worker::Worker;
 use crate::upstream::stats::HealthTable;
@@ -281,27 +282,63 @@ pub(super) async fn accept_loop(
         }
         let per_request = Rc::clone(&thread);
         // The configuration current when each request arrives.
-        let conn = conn::serve(stream, Rc::clone(&info), settings, move || {
-            per_request.worker()
-        });
-        tokio::task::spawn_local(async move {
-            let mut conn = std::pin::pin!(conn);
-            // An eviction drops the connection at once; a drain is seen by
-            // the connection itself (closes when idle or after its response).
-            let evicted = std::future::poll_fn(|cx| {
-                if info.poll_signal(cx) == Signal::Evict {
-                    return Poll::Ready(true);
-                }
-                conn.as_mut().poll(cx).map(|()| false)
-            })
-            .await;
-            if evicted {
-                tracing::info!("closing idle connection from {remote}");
+        let handler = move || per_request.worker();
+        match group.tls {
+            None => {
+                let conn = conn::serve(stream.into(), Rc::clone(&info), settings, handler);
+                spawn_connection(conn, info, (guard, counted), remote);
             }
-            drop(guard);
-            drop(counted);
-        });
+            Some(sites) => {
+                let state = Rc::clone(&info);
+                // The handshake's state lives in a box only while it runs.
+                let conn = async move {
+                    let timeout = sites.handshake_timeout();
+                    let accepted =
+                        Box::pin(tls::accept(stream, |sni| sites.choose(sni), timeout)).await;
+                    let stream = match accepted {
+                        None => return,
+                        Some(Accepted::Tls(stream, facts)) => {
+                            state.set_tls(facts);
+                            stream
+                        }
+                        Some(Accepted::PlainHttp(stream)) => {
+                            state.set_plain_on_tls();
+                            stream
+                        }
+                    };
+                    conn::serve(stream, state, settings, handler).await
+                };
+                spawn_connection(conn, info, (guard, counted), remote);
+            }
+        }
     }
+}
+
+/// Runs one connection's coroutine until it ends or the worker evicts it.
+fn spawn_connection(
+    conn: impl Future<Output = ()> + 'static,
+    info: Rc<ConnState>,
+    // The worker-connection slot and the `stub_status` count, both given
+    // back when the connection ends.
+    guard: (SlotGuard, CountGuard),
+    remote: SocketAddr,
+) {
+    tokio::task::spawn_local(async move {
+        let mut conn = std::pin::pin!(conn);
+        // An eviction drops the connection at once; a drain is seen by
+        // the connection itself (closes when idle or after its response).
+        let evicted = std::future::poll_fn(|cx| {
+            if info.poll_signal(cx) == Signal::Evict {
+                return Poll::Ready(true);
+            }
+            conn.as_mut().poll(cx).map(|()| false)
+        })
+        .await;
+        if evicted {
+            tracing::info!("closing idle connection from {remote}");
+        }
+        drop(guard);
+    });
 }
 
 /// How often a worker checks its connections' timeouts: the precision of

@@ -560,3 +560,16 @@ pub fn sticky_conf(sticky: &str, servers: &[String]) -> String {
         "events {{}}\nhttp {{\n  upstream app {{\n    {sticky};\n{servers}  }}\n  server {{\n    listen 127.0.0.1:0;\n    location / {{ proxy_pass http://app; }}\n  }}\n}}\n"
     )
 }
+
+/// Waits until `path` holds `lines` lines, and returns them.
+pub fn read_lines(path: &Path, lines: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let got: Vec<String> = text.lines().map(str::to_string).collect();
+        if got.len() >= lines || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -17,6 +17,23 @@ use crate::config::units;
 /// Every directive name the builder knows, in any context: a known name in the wrong
 /// place is `"x" directive is not allowed here`, anything else `unknown directive`.
 const KNOWN: &[&str] = &[
+    "ssl_certificate",
+    "ssl_certificate_key",
+    "ssl_protocols",
+    "ssl_ciphers",
+    "ssl_prefer_server_ciphers",
+    "ssl_ecdh_curve",
+    "ssl_session_cache",
+    "ssl_session_timeout",
+    "ssl_session_tickets",
+    "ssl_session_ticket_key",
+    "ssl_client_certificate",
+    "ssl_trusted_certificate",
+    "ssl_verify_client",
+    "ssl_verify_depth",
+    "ssl_handshake_timeout",
+    "ssl_stapling",
+    "ssl_stapling_verify",
     "worker_processes",
     "worker_rlimit_nofile",
     "error_log",

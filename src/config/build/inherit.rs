@@ -199,7 +199,8 @@ mod tests {
                 addr: "0.0.0.0:80".parse().expect("addr"),
                 default_server: false,
                 reuseport: false,
-                backlog: 511
+                backlog: 511,
+                ssl: false
             }]
         );
         assert!(matches!(&s.names[..], [ServerName::Exact(n)] if n.is_empty()));

@@ -35,6 +35,7 @@ mod resolve;
 mod resolver;
 mod server;
 mod sticky;
+mod tls;
 mod tuning;
 mod upstream;
 
@@ -203,6 +204,8 @@ struct HttpState {
     default_servers: HashSet<SocketAddr>,
     /// `limit_req_zone` / `limit_conn_zone`, collected before anything uses them.
     limit_zones: Vec<crate::access::conf::ZoneConf>,
+    /// The `ssl_*` settings of the `http` level.
+    tls: tls::TlsLayer,
 }
 
 impl Builder {
@@ -261,6 +264,7 @@ impl Builder {
             format_uses: Vec::new(),
             default_servers: HashSet::new(),
             limit_zones: Vec::new(),
+            tls: tls::TlsLayer::default(),
         };
         let combined = template::parse(COMBINED_FORMAT).map_err(ConfigError::without_span)?;
         st.log_formats
@@ -397,6 +401,7 @@ impl Builder {
                 if !self.common(d, layer, st)?
                     && !self.connection(d, conn)?
                     && !self.tuning(d, Ctx::Http, level)?
+                    && !self.tls_directive(d, &mut st.tls)?
                 {
                     return Err(not_allowed(d));
                 }

@@ -60,12 +60,19 @@ impl Builder {
         let mut names = Vec::new();
         let mut return_ = None;
         let mut location_dirs = Vec::new();
+        let mut tls_layer = super::tls::TlsLayer::default();
+        let mut ssl_listen = None;
         for x in body {
             // Run as one step so that an error here can give way to an error in
             // a location written before it (nginx reports in file order).
             let step = (|| -> Res<()> {
                 match x.name.as_str() {
-                    "listen" => self.listen(x, &mut listens, st)?,
+                    "listen" => {
+                        self.listen(x, &mut listens, st)?;
+                        if ssl_listen.is_none() && listens.iter().any(|l| l.ssl) {
+                            ssl_listen = Some(x.span.clone());
+                        }
+                    }
                     "server_name" => {
                         simple(x, 1, usize::MAX)?;
                         for a in &x.args {
@@ -85,6 +92,7 @@ impl Builder {
                         if !self.common(x, &mut layer, st)?
                             && !self.connection(x, &mut conn)?
                             && !self.tuning(x, Ctx::Server, body)?
+                            && !self.tls_directive(x, &mut tls_layer)?
                         {
                             return Err(not_allowed(x));
                         }
@@ -104,6 +112,7 @@ impl Builder {
                 default_server: false,
                 reuseport: false,
                 backlog: 511,
+                ssl: false,
             });
         }
         if names.is_empty() {
@@ -111,13 +120,20 @@ impl Builder {
         }
         let merged = layer.inherit(http_layer);
         let locations = self.locations(&location_dirs, &merged, None, st)?;
+        let connection = conn.inherit(http_conn).finish();
+        let tls = self.server_tls(
+            &tls_layer.inherit(&st.tls),
+            ssl_listen.as_ref(),
+            connection.client_header_timeout,
+        )?;
         Ok(ServerConf {
             listens,
             names,
             return_,
             locations,
             conf: Arc::new(merged.finish(None, None)),
-            connection: conn.inherit(http_conn).finish(),
+            connection,
+            tls,
             span: d.span.clone(),
         })
     }
@@ -137,13 +153,15 @@ impl Builder {
         let mut default_server = false;
         let mut reuseport = false;
         let mut backlog = 511;
+        let mut ssl = false;
         for a in d.args.iter().skip(1) {
             let p = a.value.as_str();
             match p {
                 "default_server" | "default" => default_server = true,
                 "reuseport" => reuseport = true,
                 "bind" => {}
-                "ssl" | "http2" | "quic" | "proxy_protocol" => {
+                "ssl" => ssl = true,
+                "http2" | "quic" | "proxy_protocol" => {
                     return Err(err(
                         format!(
                         "the \"{p}\" parameter of the \"listen\" directive is not supported yet"
@@ -174,6 +192,7 @@ impl Builder {
                 default_server,
                 reuseport,
                 backlog,
+                ssl,
             });
         }
         Ok(())

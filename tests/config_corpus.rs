@@ -77,7 +77,7 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("minio-1-node",                  fails("ignore_invalid_headers", OTHER),             Nginx::Ok),
     ("minio-4-node",                  fails("ignore_invalid_headers", OTHER),             Nginx::Ok),
     ("minio-upgrade-tests",           fails("ignore_invalid_headers", CORE), Nginx::Ok),
-    ("netbox",                        fails("listen", TLS),                 Nginx::Ok),
+    ("netbox",                        LOADS,                 Nginx::Ok),
     ("open-webui-basic-auth",         LOADS,          Nginx::Ok),
     ("peertube",                      fails("listen", TLS),                 Nginx::Ok),
     ("redash-openresty",              fails("}", LUA),                      Nginx::Fails("unknown directive \"vhost_traffic_status_zone\"")),

@@ -492,10 +492,10 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         4,
     ),
     (
-        "named location",
-        "http {\n  server {\n    location @fallback {\n    }\n  }\n}\n",
-        "named location \"@fallback\" is not supported",
-        3,
+        "named location inside a location",
+        "http {\n  server {\n    location / {\n      location @fallback {\n      }\n    }\n  }\n}\n",
+        "named location \"@fallback\" can be on the server level only",
+        4,
     ),    (
         "check with an unknown parameter",
         "http {\n  upstream u {\n    server 127.0.0.1:9000;\n    check interval=3000 rize=2;\n  }\n}\n",

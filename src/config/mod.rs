@@ -11,6 +11,7 @@ pub mod build;
 pub mod error;
 pub mod include;
 pub mod parse;
+pub mod rewrite;
 pub mod template;
 pub mod units;
 
@@ -308,6 +309,14 @@ pub struct Location {
     pub nested: Vec<Location>,
 }
 
+/// A named location (`location @name { ... }`, server level only).
+#[derive(Debug, Clone)]
+pub struct NamedLocation {
+    /// The name with its `@`.
+    pub name: String,
+    pub conf: Arc<LocationConf>,
+}
+
 /// `return CODE [TEXT]` / `return CODE URL` / `return URL` (302).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Return {
@@ -384,6 +393,9 @@ pub struct LocationConf {
     /// `check_status [FORMAT]` (location only, not inherited): this location serves
     /// the health status page in this default format.
     pub check_status: Option<StatusFormat>,
+    /// `error_page`, `internal`, `proxy_intercept_errors`,
+    /// `recursive_error_pages`.
+    pub redirect: rewrite::RedirectConf,
 }
 
 /// Connection-level settings (http/server level only).
@@ -412,6 +424,9 @@ pub struct ServerConf {
     /// Server-level `return` (runs before location matching, as nginx's rewrite phase).
     pub return_: Option<Return>,
     pub locations: Vec<Location>,
+    /// `location @name` blocks, reached only by `error_page` (and, later,
+    /// `try_files`) redirects.
+    pub named: Vec<NamedLocation>,
     /// Settings inherited by locations, used as is when no location matches.
     pub conf: Arc<LocationConf>,
     pub connection: ConnectionConf,

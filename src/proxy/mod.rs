@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod handler;
 pub mod headers;
 pub mod plan;
+pub mod redirect;
 pub mod reply;
 pub mod route;
 pub mod uri;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 
+use crate::config::rewrite::{ErrorTarget, Overwrite};
 use crate::config::{LocationConf, ProxyPass, ServerConf, ServerName};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
@@ -23,6 +24,7 @@ use crate::proxy::errors::{self, ProxyError, RedirectBase};
 use crate::proxy::exchange::{head_capacity, UpstreamRequest};
 use crate::proxy::handler::note_sticky;
 use crate::proxy::headers::{self, UpstreamConnection};
+use crate::proxy::redirect::{self, ErrorPageStep, Internal};
 use crate::proxy::reply::{error_response, full, made};
 use crate::proxy::route::{self, Lookup};
 use crate::proxy::uri;
@@ -39,14 +41,87 @@ pub(super) fn unix_now(now: SystemTime) -> i64 {
 }
 
 impl Worker {
+    /// The plan of a request, following internal redirects (`error_page`, named
+    /// locations) until a location answers or forwards it.
     #[allow(clippy::result_large_err)]
     fn plan(
+        &self,
+        info: &ConnState,
+        req: &mut Request<RequestBody>,
+        start: SystemTime,
+        log: &mut Option<Box<AccessRecord>>,
+        state: &mut Option<Box<Internal>>,
+    ) -> Result<Plan<'_>, Response<ProxyBody>> {
+        loop {
+            if let Some(st) = state.as_deref_mut() {
+                if let Some((uri, headers)) = st.saved.take() {
+                    *req.uri_mut() = uri;
+                    *req.headers_mut() = headers;
+                }
+                if std::mem::take(&mut st.to_get) {
+                    if req.method() != Method::HEAD {
+                        *req.method_mut() = Method::GET;
+                    }
+                    *req.body_mut() = RequestBody::empty();
+                }
+            }
+            let stop = match self.plan_once(info, req, start, log, state.as_deref()) {
+                Ok(plan) => return Ok(plan),
+                Err(stop) => stop,
+            };
+            let mut st = state.as_deref_mut();
+            if let Some(st) = st.as_deref_mut() {
+                st.pending_error = None;
+            }
+            match stop {
+                Stop::Made(mut resp) => {
+                    if let Some(code) = st.and_then(|s| s.err_status) {
+                        if let Ok(status) = StatusCode::from_u16(code) {
+                            *resp.status_mut() = status;
+                        }
+                    }
+                    return Err(resp);
+                }
+                Stop::Plain(resp) => {
+                    if let Some(st) = st {
+                        st.err_status = None;
+                    }
+                    return Err(resp);
+                }
+                Stop::Page {
+                    status,
+                    resp,
+                    conf,
+                    uri,
+                    path,
+                    args,
+                } => {
+                    let step =
+                        redirect::error_page(conf, status, state, &path, args.as_deref(), |_| uri);
+                    match step {
+                        ErrorPageStep::Redirected => continue,
+                        ErrorPageStep::Cycle => {
+                            return Err(error_response(ProxyError::Internal, conf.server_tokens))
+                        }
+                        // Client redirects are made by `plan_once`.
+                        ErrorPageStep::None => return Err(resp),
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass of planning: the server and location for the request's URI now
+    /// (or its named location), then what that location does with it.
+    #[allow(clippy::result_large_err)]
+    fn plan_once(
         &self,
         info: &ConnState,
         req: &Request<RequestBody>,
         start: SystemTime,
         log: &mut Option<Box<AccessRecord>>,
-    ) -> Result<Plan<'_>, Response<ProxyBody>> {
+        state: Option<&Internal>,
+    ) -> Result<Plan<'_>, Stop<'_>> {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         // The request line's authority wins over the Host header (nginx, RFC 9112
         // section 3.2.2); the Host header is still validated.
@@ -56,7 +131,7 @@ impl Worker {
         );
         let routed = match host.and_then(|host| self.router.server(info.listen, host)) {
             Ok(r) => r,
-            Err(e) => return Err(error_response(e.into(), true)),
+            Err(e) => return Err(Stop::Plain(error_response(e.into(), true))),
         };
         // The same server, borrowed from the worker instead of the request.
         let server: &ServerConf = match self
@@ -67,19 +142,40 @@ impl Worker {
             .find(|s| Arc::ptr_eq(s, routed.server))
         {
             Some(s) => s,
-            None => return Err(error_response(ProxyError::Internal, true)),
+            None => return Err(Stop::Plain(error_response(ProxyError::Internal, true))),
         };
-        let (raw_path, _) = uri::split_query(target);
-        let path = match uri::normalize_path(raw_path.as_bytes()) {
-            Ok(p) => p,
-            Err(e) => return Err(error_response(e.into(), server.conf.server_tokens)),
+        let (raw_path, raw_query) = uri::split_query(target);
+        let normalized;
+        let (path, query): (&[u8], Option<&str>) = match state.and_then(Internal::uri) {
+            Some(uri) => uri,
+            None => {
+                normalized = match uri::normalize_path(raw_path.as_bytes()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let e: ProxyError = e.into();
+                        let resp = error_response(e, server.conf.server_tokens);
+                        return Err(Stop::Plain(resp));
+                    }
+                };
+                (&normalized, raw_query)
+            }
         };
-        let (location, add_slash) = match route::lookup_location(&server.locations, &path) {
-            Lookup::Location(loc) => (Some(loc), false),
-            Lookup::AddSlash(loc) => (Some(loc), true),
-            Lookup::NoMatch => (None, false),
+        let named = state.and_then(Internal::named);
+        let (location, add_slash, conf) = match named {
+            Some(name) => match server.named.iter().find(|n| n.name == name) {
+                Some(n) => (None, false, &*n.conf),
+                None => {
+                    tracing::error!("could not find named location \"{name}\"");
+                    let resp = error_response(ProxyError::Internal, server.conf.server_tokens);
+                    return Err(Stop::Plain(resp));
+                }
+            },
+            None => match route::lookup_location(&server.locations, path) {
+                Lookup::Location(loc) => (Some(loc), false, &*loc.conf),
+                Lookup::AddSlash(loc) => (Some(loc), true, &*loc.conf),
+                Lookup::NoMatch => (None, false, &*server.conf),
+            },
         };
-        let conf: &LocationConf = location.map_or(&server.conf, |l| &l.conf);
         let tokens = conf.server_tokens;
         let server_name = server_name_of(server);
         let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
@@ -100,7 +196,7 @@ impl Worker {
         let vars = |proxy_host| RequestVars {
             method: req.method(),
             request_uri: target,
-            path: &path,
+            path,
             version: req.version(),
             headers: req.headers(),
             host: &routed.host,
@@ -121,14 +217,70 @@ impl Worker {
             upstream: &[],
             sticky: None,
         };
-        if let Some(targets) = self.logs.targets(&conf.access_log) {
-            let proxy_host = conf
-                .proxy_pass
-                .as_ref()
-                .map_or("", |p| p.proxy_host.as_str());
-            *log = Some(Box::new(AccessRecord::capture(targets, &vars(proxy_host))));
+        // An error answered at this location: its `error_page`, if one applies.
+        let fail = |status: u16, resp: Response<ProxyBody>| {
+            let Some(page) = redirect::page_applies(conf, status, state) else {
+                return Stop::Plain(resp);
+            };
+            let page_uri = match &page.target {
+                ErrorTarget::Uri(t) => vars::eval_to_vec(t, &vars("")),
+                ErrorTarget::Named(_) => Vec::new(),
+                ErrorTarget::Redirect(t) => {
+                    let url = vars::eval_to_vec(t, &vars(""));
+                    let code = match page.overwrite {
+                        Overwrite::Code(c @ (301 | 302 | 303 | 307 | 308)) => c,
+                        _ => 302,
+                    };
+                    return match errors::return_response(code, Some(&url), &redirect_base(), tokens)
+                    {
+                        Some(m) => Stop::Plain(made(m, tokens)),
+                        None => Stop::Plain(error_response(ProxyError::Internal, tokens)),
+                    };
+                }
+            };
+            Stop::Page {
+                status,
+                resp,
+                conf,
+                uri: page_uri,
+                path: path.to_vec(),
+                args: query.map(str::to_string),
+            }
+        };
+        if let Some(status) = state.and_then(|s| s.pending_error) {
+            let resp = match StatusCode::from_u16(status) {
+                Ok(s) => made(
+                    errors::MadeResponse {
+                        status: s,
+                        location: None,
+                        content_type: Some(errors::HTML),
+                        body: errors::error_page(s, tokens),
+                    },
+                    tokens,
+                ),
+                Err(_) => error_response(ProxyError::Internal, tokens),
+            };
+            return Err(fail(status, resp));
         }
-        if let Some(ret) = server.return_.as_ref().or(conf.return_.as_ref()) {
+        if log.is_none() {
+            if let Some(targets) = self.logs.targets(&conf.access_log) {
+                let proxy_host = conf
+                    .proxy_pass
+                    .as_ref()
+                    .map_or("", |p| p.proxy_host.as_str());
+                *log = Some(Box::new(AccessRecord::capture(targets, &vars(proxy_host))));
+            }
+        }
+        let redirected = state.is_some_and(|s| s.target.is_some());
+        if conf.redirect.internal && !redirected {
+            return Err(fail(404, error_response(ProxyError::NotFound, tokens)));
+        }
+        let server_return = if named.is_some() {
+            None
+        } else {
+            server.return_.as_ref()
+        };
+        if let Some(ret) = server_return.or(conf.return_.as_ref()) {
             let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars("")));
             let resp = match errors::return_response(
                 ret.code,
@@ -139,32 +291,33 @@ impl Worker {
                 Some(m) => made(m, tokens),
                 None => error_response(ProxyError::Internal, tokens),
             };
-            return Err(resp);
+            if ret.code >= 400 && ret.text.is_none() {
+                return Err(fail(ret.code, resp));
+            }
+            return Err(Stop::Made(resp));
         }
         if add_slash {
             // nginx's automatic redirect: `location /app/ { proxy_pass ...; }`
             // answers `/app` with a 301 to `/app/`.
-            let (_, query) = uri::split_query(target);
-            let to = uri::add_slash_target(&path, query);
+            let to = uri::add_slash_target(path, query);
             let resp =
                 match errors::return_response(301, Some(to.as_bytes()), &redirect_base(), tokens) {
                     Some(m) => made(m, tokens),
                     None => error_response(ProxyError::Internal, tokens),
                 };
-            return Err(resp);
+            return Err(Stop::Made(resp));
         }
         if let Some(format) = conf.check_status {
-            let (_, query) = uri::split_query(target);
             let (content_type, body) = self.health.status_page(&self.config, query, format);
             let mut resp = full(StatusCode::OK, body, tokens);
             resp.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            return Err(resp);
+            return Err(Stop::Made(resp));
         }
         let Some(pass) = conf.proxy_pass.as_ref() else {
-            return Err(error_response(ProxyError::NotFound, tokens));
+            return Err(fail(404, error_response(ProxyError::NotFound, tokens)));
         };
         if conf.client_max_body_size > 0 {
             let declared = req
@@ -173,21 +326,33 @@ impl Worker {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             if declared.is_some_and(|n| n > conf.client_max_body_size) {
-                return Err(error_response(ProxyError::PayloadTooLarge, tokens));
+                return Err(fail(
+                    413,
+                    error_response(ProxyError::PayloadTooLarge, tokens),
+                ));
             }
         }
         let Some(set) = self.upstreams.get(pass.upstream).map(Rc::as_ref) else {
-            return Err(error_response(ProxyError::BadGateway, tokens));
+            return Err(Stop::Plain(error_response(ProxyError::BadGateway, tokens)));
         };
-        // The client's target goes out unchanged unless proxy_pass has a URI part.
-        let uri = match (location, pass.uri.as_deref()) {
-            (Some(loc), Some(base)) => {
-                let mapped = uri::upstream_uri(target, &path, &loc.matcher, Some(base));
+        // The client's target goes out unchanged unless proxy_pass has a URI part
+        // or the request was redirected (then its URI now, escaped).
+        let redirected_target = redirected.then(|| uri::escaped_target(path, query));
+        let uri = match (location, pass.uri.as_deref(), redirected_target) {
+            (Some(loc), Some(base), t) => {
+                let target = t.as_deref().unwrap_or(target);
+                let mapped = uri::upstream_uri(target, path, &loc.matcher, Some(base));
                 match mapped.parse::<Uri>() {
                     Ok(u) => Some(u),
-                    Err(_) => return Err(error_response(ProxyError::BadRequest, tokens)),
+                    Err(_) => {
+                        return Err(Stop::Plain(error_response(ProxyError::BadRequest, tokens)))
+                    }
                 }
             }
+            (_, _, Some(t)) => match t.parse::<Uri>() {
+                Ok(u) => Some(u),
+                Err(_) => return Err(Stop::Plain(error_response(ProxyError::BadRequest, tokens))),
+            },
             _ => None,
         };
         let set_headers = if conf.proxy_set_headers.is_empty() {
@@ -216,6 +381,7 @@ impl Worker {
         info: &ConnState,
         req: &mut Request<RequestBody>,
         log: &mut Option<Box<AccessRecord>>,
+        state: &mut Option<Box<Internal>>,
     ) -> Result<Prepared<'_>, Response<ProxyBody>> {
         let start = SystemTime::now();
         let Plan {
@@ -225,8 +391,14 @@ impl Worker {
             set,
             uri: mapped_uri,
             set_headers,
-        } = self.plan(info, req, start, log)?;
+        } = self.plan(info, req, start, log, state)?;
         let tokens = conf.server_tokens;
+        if !conf.redirect.error_pages.is_empty() {
+            // An error met while proxying may still send the request to an
+            // `error_page`, which plans the client's request again.
+            let st = state.get_or_insert_with(Box::default);
+            st.saved = Some((req.uri().clone(), req.headers().clone()));
+        }
         let upgrade = headers::wants_upgrade(req.headers());
         let up_uri = match mapped_uri {
             Some(u) => u,
@@ -326,6 +498,25 @@ fn origin_form(uri: Uri) -> Option<Uri> {
     }
     let pq = uri.path_and_query().map_or("/", |p| p.as_str());
     pq.parse().ok()
+}
+
+/// Why planning stopped short of forwarding (see `Worker::plan_once`).
+enum Stop<'w> {
+    /// A response made at the location (`return`, redirects, the status page).
+    Made(Response<ProxyBody>),
+    /// A plain error response, no `error_page` applies.
+    Plain(Response<ProxyBody>),
+    /// An error with an `error_page`: an internal redirect to `uri` (the page's
+    /// URI evaluated; empty for a named location) from the URI `path?args`.
+    Page {
+        status: u16,
+        /// The plain error response, should the page not apply after all.
+        resp: Response<ProxyBody>,
+        conf: &'w LocationConf,
+        uri: Vec<u8>,
+        path: Vec<u8>,
+        args: Option<String>,
+    },
 }
 
 /// Where and how a request is forwarded (see `Worker::plan`).

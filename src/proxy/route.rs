@@ -521,6 +521,7 @@ mod tests {
         Arc::new(LocationConf {
             proxy_pass: None,
             return_: None,
+            redirect: Default::default(),
             proxy_set_headers: Vec::new(),
             proxy_hide_headers: Vec::new(),
             proxy_pass_headers: Vec::new(),
@@ -577,6 +578,7 @@ mod tests {
             names: names.iter().map(|n| name(n)).collect(),
             return_: None,
             locations: Vec::new(),
+            named: Vec::new(),
             conf: conf(),
             connection: ConnectionConf {
                 client_header_timeout: Duration::from_secs(60),

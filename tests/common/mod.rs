@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod nginx;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;

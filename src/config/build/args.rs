@@ -79,6 +79,10 @@ const KNOWN: &[&str] = &[
     "check_keepalive_requests",
     "check_shm_size",
     "check_status",
+    "error_page",
+    "proxy_intercept_errors",
+    "recursive_error_pages",
+    "internal",
 ];
 
 pub(super) fn arg(d: &Directive, i: usize) -> &str {

@@ -25,6 +25,9 @@ impl Builder {
         layer: &mut Layer,
         st: &mut HttpState,
     ) -> Res<bool> {
+        if super::errpage::errpage_directive(d, layer)? {
+            return Ok(true);
+        }
         match d.name.as_str() {
             "proxy_set_header" => {
                 simple(d, 2, 2)?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+use crate::config::rewrite::{ErrorPage, RedirectConf};
 use crate::config::template::Template;
 use crate::config::{AccessLog, ConnectionConf, LocationConf, NextUpstream, ProxyPass, Return};
 
@@ -28,6 +29,9 @@ pub(super) struct Layer {
     pub(super) access_log: Option<AccessLog>,
     pub(super) server_tokens: Option<bool>,
     pub(super) hide_cookie: Option<String>,
+    pub(super) error_pages: Option<Vec<ErrorPage>>,
+    pub(super) intercept_errors: Option<bool>,
+    pub(super) recursive_error_pages: Option<bool>,
 }
 
 macro_rules! inherit_fields {
@@ -54,7 +58,10 @@ impl Layer {
             client_max_body_size,
             access_log,
             server_tokens,
-            hide_cookie
+            hide_cookie,
+            error_pages,
+            intercept_errors,
+            recursive_error_pages
         );
         self
     }
@@ -87,6 +94,12 @@ impl Layer {
             server_tokens: self.server_tokens.unwrap_or(true),
             sticky_hide_cookie: self.hide_cookie.clone(),
             check_status: None,
+            redirect: RedirectConf {
+                internal: false,
+                error_pages: self.error_pages.clone().unwrap_or_default().into(),
+                intercept_errors: self.intercept_errors.unwrap_or(false),
+                recursive_error_pages: self.recursive_error_pages.unwrap_or(false),
+            },
         }
     }
 }

@@ -15,7 +15,8 @@ use super::resolve::resolve;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
 use crate::config::{
-    Location, LocationMatch, PeerConf, ProxyPass, Return, StatusFormat, UpstreamConf,
+    Location, LocationConf, LocationMatch, NamedLocation, PeerConf, ProxyPass, Return,
+    StatusFormat, UpstreamConf,
 };
 
 /// What a nested location needs to know about its parent.
@@ -83,6 +84,38 @@ impl Builder {
         Ok(out)
     }
 
+    /// A server's named locations (`location @name`), rejecting duplicates.
+    pub(super) fn named_locations(
+        &mut self,
+        dirs: &[&Directive],
+        server_layer: &Layer,
+        st: &mut HttpState,
+    ) -> Res<Vec<NamedLocation>> {
+        let mut out: Vec<NamedLocation> = Vec::new();
+        for d in dirs {
+            block(d, 1, 1)?;
+            let name = arg(d, 0);
+            if out.iter().any(|n| n.name == name) {
+                return Err(err(format!("duplicate location \"{name}\""), d));
+            }
+            let (conf, nested) = self.location_conf(d, true, server_layer, st)?;
+            if let Some(x) = nested.first() {
+                return Err(err(
+                    format!(
+                        "location \"{}\" cannot be inside the named location \"{name}\"",
+                        arg(x, x.args.len().saturating_sub(1))
+                    ),
+                    x,
+                ));
+            }
+            out.push(NamedLocation {
+                name: name.to_string(),
+                conf: Arc::new(conf.0),
+            });
+        }
+        Ok(out)
+    }
+
     fn location(
         &mut self,
         d: &Directive,
@@ -90,7 +123,16 @@ impl Builder {
         parent: Option<&ParentLocation<'_>>,
         st: &mut HttpState,
     ) -> Res<Location> {
-        let body = block(d, 1, 2)?;
+        block(d, 1, 2)?;
+        if d.args.len() == 1 && arg(d, 0).starts_with('@') {
+            return Err(err(
+                format!(
+                    "named location \"{}\" can be on the server level only",
+                    arg(d, 0)
+                ),
+                d,
+            ));
+        }
         let (matcher, name) = location_matcher(d)?;
         let is_regex = matches!(matcher, LocationMatch::Regex { .. });
         if let Some(p) = parent {
@@ -110,10 +152,57 @@ impl Builder {
                 ));
             }
         }
+        let (conf, nested_dirs) = self.location_conf(d, is_regex, parent_layer, st)?;
+        let me = ParentLocation {
+            name: &name,
+            exact: matches!(matcher, LocationMatch::Exact(_)),
+        };
+        let merged = conf.1;
+        let nested = self.locations(&nested_dirs, &merged, Some(&me), st)?;
+        Ok(Location {
+            matcher,
+            conf: Arc::new(conf.0),
+            nested,
+        })
+    }
+
+    /// The settings of the body of location `d` (its own layer inherited from
+    /// `parent_layer`) and the nested `location` blocks, still to build.
+    #[allow(clippy::type_complexity)]
+    fn location_conf<'d>(
+        &mut self,
+        d: &'d Directive,
+        no_uri_part: bool,
+        parent_layer: &Layer,
+        st: &mut HttpState,
+    ) -> Res<((LocationConf, Layer), Vec<&'d Directive>)> {
+        let body = d.block.as_deref().unwrap_or_default();
+        let out = self.location_body(body, no_uri_part, parent_layer, st)?;
+        let conf = &out.0 .0;
+        if conf.check_status.is_some() && (conf.proxy_pass.is_some() || conf.return_.is_some()) {
+            return Err(err(
+                "\"check_status\" cannot be combined with \"proxy_pass\" or \"return\" in one location",
+                d,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The settings of a location's body (its own layer inherited from
+    /// `parent_layer`) and the nested `location` blocks, still to build.
+    #[allow(clippy::type_complexity)]
+    fn location_body<'d>(
+        &mut self,
+        body: &'d [Directive],
+        no_uri_part: bool,
+        parent_layer: &Layer,
+        st: &mut HttpState,
+    ) -> Res<((LocationConf, Layer), Vec<&'d Directive>)> {
         let mut layer = Layer::default();
         let mut proxy_pass = None;
         let mut return_ = None;
         let mut check_status = None;
+        let mut internal = false;
         let mut nested_dirs = Vec::new();
         for x in body {
             match x.name.as_str() {
@@ -122,10 +211,17 @@ impl Builder {
                     nested_dirs.push(x);
                 }
                 "proxy_pass" => {
-                    let pp = proxy_pass_directive(x, is_regex, st)?;
+                    let pp = proxy_pass_directive(x, no_uri_part, st)?;
                     set_once(&mut proxy_pass, pp, x)?;
                 }
                 "return" => self.return_directive(x, &mut return_)?,
+                "internal" => {
+                    simple(x, 0, 0)?;
+                    if internal {
+                        return Err(super::args::duplicate(x));
+                    }
+                    internal = true;
+                }
                 "check_status" => {
                     simple(x, 0, 1)?;
                     let format = match x.args.first() {
@@ -146,25 +242,11 @@ impl Builder {
                 }
             }
         }
-        if check_status.is_some() && (proxy_pass.is_some() || return_.is_some()) {
-            return Err(err(
-                "\"check_status\" cannot be combined with \"proxy_pass\" or \"return\" in one location",
-                d,
-            ));
-        }
         let merged = layer.inherit(parent_layer);
-        let me = ParentLocation {
-            name: &name,
-            exact: matches!(matcher, LocationMatch::Exact(_)),
-        };
-        let nested = self.locations(&nested_dirs, &merged, Some(&me), st)?;
         let mut conf = merged.finish(proxy_pass, return_);
         conf.check_status = check_status;
-        Ok(Location {
-            matcher,
-            conf: Arc::new(conf),
-            nested,
-        })
+        conf.redirect.internal = internal;
+        Ok(((conf, merged), nested_dirs))
     }
 }
 

@@ -22,6 +22,7 @@
 
 mod args;
 mod common;
+mod errpage;
 mod inherit;
 mod location;
 mod log;

@@ -59,6 +59,7 @@ impl Builder {
         let mut names = Vec::new();
         let mut return_ = None;
         let mut location_dirs = Vec::new();
+        let mut named_dirs = Vec::new();
         for x in body {
             match x.name.as_str() {
                 "listen" => self.listen(x, &mut listens, st)?,
@@ -70,7 +71,11 @@ impl Builder {
                 }
                 "location" => {
                     block_of(x)?;
-                    location_dirs.push(x);
+                    if x.args.len() == 1 && arg(x, 0).starts_with('@') {
+                        named_dirs.push(x);
+                    } else {
+                        location_dirs.push(x);
+                    }
                 }
                 "return" => self.return_directive(x, &mut return_)?,
                 "error_log" => {
@@ -97,11 +102,13 @@ impl Builder {
         }
         let merged = layer.inherit(http_layer);
         let locations = self.locations(&location_dirs, &merged, None, st)?;
+        let named = self.named_locations(&named_dirs, &merged, st)?;
         Ok(ServerConf {
             listens,
             names,
             return_,
             locations,
+            named,
             conf: Arc::new(merged.finish(None, None)),
             connection: conn.inherit(http_conn).finish(),
             span: d.span.clone(),

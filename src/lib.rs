@@ -23,4 +23,5 @@ pub mod server;
 pub mod sticky;
 pub mod timefmt;
 pub mod upstream;
+pub mod user_vars;
 pub mod vars;

@@ -19,6 +19,7 @@ use crate::config::template::Escape;
 use crate::config::{Part, Template, Variable};
 use crate::numfmt;
 use crate::timefmt;
+use crate::user_vars::UserVars;
 
 /// How empty values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,9 @@ pub struct RequestVars<'a> {
     pub response: Option<ResponseVars<'a>>,
     pub upstream: &'a [UpstreamTry<'a>],
     pub sticky: Option<StickyVars<'a>>,
+    /// What the rewrite module changed (user variables, captures, the URI's
+    /// arguments); `None` for a request it never touched.
+    pub user: Option<&'a UserVars>,
 }
 
 /// Appends the value of `template` to `out`.
@@ -227,12 +231,20 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         Variable::RequestMethod => out.extend_from_slice(v.method.as_str().as_bytes()),
         Variable::RequestUri => out.extend_from_slice(v.request_uri.as_bytes()),
         Variable::Uri => out.extend_from_slice(v.path),
-        Variable::Args | Variable::QueryString => {
-            out.extend_from_slice(query(v.request_uri).as_bytes())
-        }
+        Variable::Args | Variable::QueryString => out.extend_from_slice(args(v).as_bytes()),
         Variable::IsArgs => {
-            if !query(v.request_uri).is_empty() {
+            if !args(v).is_empty() {
                 out.push(b'?');
+            }
+        }
+        Variable::User(i) => {
+            if let Some(value) = v.user.and_then(|u| u.get(*i)) {
+                out.extend_from_slice(value);
+            }
+        }
+        Variable::Capture(n) => {
+            if let Some(u) = v.user {
+                out.extend_from_slice(u.capture(*n));
             }
         }
         Variable::Request => {
@@ -305,6 +317,14 @@ pub fn protocol(version: Version) -> &'static str {
 }
 
 /// The query part of a request target (after the first `?`), or "".
+/// `$args`: the arguments after a rewrite, else the request's.
+fn args<'a>(v: &RequestVars<'a>) -> &'a str {
+    match v.user.and_then(UserVars::args) {
+        Some(a) => a,
+        None => query(v.request_uri),
+    }
+}
+
 pub fn query(request_uri: &str) -> &str {
     request_uri.split_once('?').map_or("", |(_, q)| q)
 }
@@ -512,6 +532,7 @@ pub(crate) mod tests {
             response: None,
             upstream: &[],
             sticky: None,
+            user: None,
         }
     }
 

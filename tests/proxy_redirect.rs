@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::nginx::Nginx;
+use common::nginx::{summary, Nginx, Summary};
 use common::*;
 
 /// The inside of `http { }`; `LISTEN` is the address, `BACKEND` the echo
@@ -40,34 +40,6 @@ server {
     location /small { client_max_body_size 1; error_page 413 /errors/413; proxy_pass http://app; }
 }
 "#;
-
-/// Status, `Location`, body summary.
-type Summary = (u16, Option<String>, String);
-
-/// What a test compares: status, `Location`, and the body reduced to what does
-/// not depend on the server's name (a backend's request line, an HTML error
-/// page's title, or the text).
-fn summary(r: &Reply) -> Summary {
-    let text = r.text();
-    let body = if let Some(line) = r.seen_request_line() {
-        if r.backend().is_some() {
-            format!("backend {line}")
-        } else {
-            text.clone()
-        }
-    } else {
-        text.clone()
-    };
-    let body = match body.find("<title>") {
-        Some(i) => body[i + "<title>".len()..]
-            .split("</title>")
-            .next()
-            .unwrap_or("")
-            .to_string(),
-        None => body,
-    };
-    (r.status, r.header("location"), body)
-}
 
 async fn request(addr: std::net::SocketAddr, method: &str, path: &str, body: &str) -> Reply {
     let headers: Vec<(&str, &str)> = match path.split_once("#status=") {
@@ -210,7 +182,7 @@ async fn error_pages_and_named_locations_answer_as_nginx() {
     ];
     for (method, path, body, want) in &cases {
         let r = request(p.addr, method, path, body).await;
-        assert_eq!(&summary(&r), want, "{method} {path}");
+        assert_eq!(&summary(&r, p.addr.port()), want, "{method} {path}");
     }
     let Some(nginx) = Nginx::start(&http) else {
         return;
@@ -219,8 +191,8 @@ async fn error_pages_and_named_locations_answer_as_nginx() {
         let ours = request(p.addr, method, path, body).await;
         let theirs = request(nginx.addr, method, path, body).await;
         assert_eq!(
-            summary(&ours),
-            summary(&theirs),
+            summary(&ours, p.addr.port()),
+            summary(&theirs, nginx.addr.port()),
             "{method} {path}: ours vs nginx\n{}",
             nginx.error_log()
         );

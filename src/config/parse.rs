@@ -181,9 +181,11 @@ impl<'a> Lexer<'a> {
                     .get(..self.rest.len() - rest.len())
                     .unwrap_or_default();
                 self.advance(rest, consumed);
-                // nginx wants a separator right after a closing quote.
+                // nginx wants a separator right after a closing quote, or the
+                // `)` that ends an `if` condition (`if ($m = 'GET')`), which
+                // then starts a word of its own.
                 if let Some(&next) = self.rest.first() {
-                    if !is_space(next) && !matches!(next, b';' | b'{' | b'}') {
+                    if !is_space(next) && !matches!(next, b';' | b'{' | b'}' | b')') {
                         return Err(ConfigError::new(
                             format!("unexpected \"{}\"", show_byte(next)),
                             &self.span(self.line),

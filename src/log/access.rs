@@ -319,6 +319,7 @@ impl AccessRecord {
                 .sticky
                 .as_ref()
                 .map(|(sid, status)| vars::StickyVars { sid, status }),
+            user: None,
         };
         for target in self.targets.iter() {
             target

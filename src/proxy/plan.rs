@@ -4,6 +4,7 @@
 //! before it goes out ([`Prepared`]): the upstream URI, the sticky request
 //! side (decode, decide, strip), the upstream headers, and the encoded head.
 
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,7 +13,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 
 use crate::config::rewrite::{ErrorTarget, Overwrite};
-use crate::config::{LocationConf, ProxyPass, ServerConf, ServerName};
+use crate::config::{LocationConf, ProxyPass, ServerConf, ServerName, Template};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
 use crate::http1::framing::{BodyFraming, RequestFraming};
@@ -24,15 +25,17 @@ use crate::proxy::errors::{self, ProxyError, RedirectBase};
 use crate::proxy::exchange::{head_capacity, UpstreamRequest};
 use crate::proxy::handler::note_sticky;
 use crate::proxy::headers::{self, UpstreamConnection};
+use crate::proxy::locate::{Action, Located};
 use crate::proxy::redirect::{self, ErrorPageStep, Internal};
 use crate::proxy::reply::{error_response, full, made};
-use crate::proxy::route::{self, Lookup};
+use crate::proxy::route;
 use crate::proxy::uri;
 use crate::proxy::worker::Worker;
 use crate::sticky::Choice;
 use crate::upstream::balance::Tried;
 use crate::upstream::client::Transport;
 use crate::upstream::peers::PeerSet;
+use crate::user_vars::UserVars;
 use crate::vars::{self, RequestVars};
 
 pub(super) fn unix_now(now: SystemTime) -> i64 {
@@ -65,7 +68,7 @@ impl Worker {
                     *req.body_mut() = RequestBody::empty();
                 }
             }
-            let stop = match self.plan_once(info, req, start, log, state.as_deref()) {
+            let stop = match self.plan_once(info, req, start, log, state) {
                 Ok(plan) => return Ok(plan),
                 Err(stop) => stop,
             };
@@ -120,7 +123,7 @@ impl Worker {
         req: &Request<RequestBody>,
         start: SystemTime,
         log: &mut Option<Box<AccessRecord>>,
-        state: Option<&Internal>,
+        state: &mut Option<Box<Internal>>,
     ) -> Result<Plan<'_>, Stop<'_>> {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         // The request line's authority wins over the Host header (nginx, RFC 9112
@@ -144,40 +147,46 @@ impl Worker {
             Some(s) => s,
             None => return Err(Stop::Plain(error_response(ProxyError::Internal, true))),
         };
+        let server_name = server_name_of(server);
         let (raw_path, raw_query) = uri::split_query(target);
-        let normalized;
-        let (path, query): (&[u8], Option<&str>) = match state.and_then(Internal::uri) {
-            Some(uri) => uri,
-            None => {
-                normalized = match uri::normalize_path(raw_path.as_bytes()) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let e: ProxyError = e.into();
-                        let resp = error_response(e, server.conf.server_tokens);
-                        return Err(Stop::Plain(resp));
-                    }
-                };
-                (&normalized, raw_query)
-            }
-        };
-        let named = state.and_then(Internal::named);
-        let (location, add_slash, conf) = match named {
-            Some(name) => match server.named.iter().find(|n| n.name == name) {
-                Some(n) => (None, false, &*n.conf),
-                None => {
-                    tracing::error!("could not find named location \"{name}\"");
-                    let resp = error_response(ProxyError::Internal, server.conf.server_tokens);
+        let normalized = match state.as_deref().and_then(Internal::uri) {
+            Some(_) => Cow::Borrowed(&b""[..]),
+            None => match uri::normalize_path(raw_path.as_bytes()) {
+                Ok(p) => p,
+                Err(e) => {
+                    let e: ProxyError = e.into();
+                    let resp = error_response(e, server.conf.server_tokens);
                     return Err(Stop::Plain(resp));
                 }
             },
-            None => match route::lookup_location(&server.locations, path) {
-                Lookup::Location(loc) => (Some(loc), false, &*loc.conf),
-                Lookup::AddSlash(loc) => (Some(loc), true, &*loc.conf),
-                Lookup::NoMatch => (None, false, &*server.conf),
-            },
+        };
+        // The rewrite module's statements see the request with its user
+        // variables as they are when a template is evaluated.
+        let view = RequestView {
+            req,
+            info,
+            host: &routed.host,
+            server_name,
+            target,
+            start,
+        };
+        let eval = |t: &Template, uv: &UserVars| {
+            let path = uv.uri.as_ref().map_or(&normalized[..], |(p, _)| p);
+            vars::eval_to_vec(t, &view.vars(path, "", Some(uv)))
+        };
+        let located = self.locate(server, state, &normalized, raw_query, &eval)?;
+        let Located {
+            location,
+            add_slash,
+            conf,
+            action,
+        } = located;
+        let state = state.as_deref();
+        let (path, query): (&[u8], Option<&str>) = match state.and_then(Internal::uri) {
+            Some(uri) => uri,
+            None => (&normalized, raw_query),
         };
         let tokens = conf.server_tokens;
-        let server_name = server_name_of(server);
         let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
         let redirect_base = || {
             let host: &str = if !routed.host.is_empty() {
@@ -193,30 +202,7 @@ impl Worker {
                 port: info.local.port(),
             }
         };
-        let vars = |proxy_host| RequestVars {
-            method: req.method(),
-            request_uri: target,
-            path,
-            version: req.version(),
-            headers: req.headers(),
-            host: &routed.host,
-            server_name,
-            remote: info.remote,
-            local: info.local,
-            scheme: "http",
-            proxy_host,
-            // What has been read of the request so far: its head.
-            request_length: info.head_bytes.get(),
-            connection: info.serial,
-            connection_requests: info.requests.get(),
-            start,
-            now: start,
-            pid: crate::log::pid(),
-            hostname: crate::log::hostname(),
-            response: None,
-            upstream: &[],
-            sticky: None,
-        };
+        let vars = |proxy_host| view.vars(path, proxy_host, state.map(|s| &s.vars));
         // An error answered at this location: its `error_page`, if one applies.
         let fail = |status: u16, resp: Response<ProxyBody>| {
             let Some(page) = redirect::page_applies(conf, status, state) else {
@@ -271,16 +257,23 @@ impl Worker {
                 *log = Some(Box::new(AccessRecord::capture(targets, &vars(proxy_host))));
             }
         }
-        let redirected = state.is_some_and(|s| s.target.is_some());
-        if conf.redirect.internal && !redirected {
-            return Err(fail(404, error_response(ProxyError::NotFound, tokens)));
-        }
-        let server_return = if named.is_some() {
-            None
-        } else {
-            server.return_.as_ref()
+        let uri_changed = state.is_some_and(|s| s.vars.uri.is_some());
+        let ret = match action {
+            Action::NotFound => {
+                return Err(fail(404, error_response(ProxyError::NotFound, tokens)));
+            }
+            Action::Redirect(code, url) => {
+                let resp = match errors::return_response(code, Some(&url), &redirect_base(), tokens)
+                {
+                    Some(m) => made(m, tokens),
+                    None => error_response(ProxyError::Internal, tokens),
+                };
+                return Err(Stop::Made(resp));
+            }
+            Action::Return(ret) => Some(ret),
+            Action::None => conf.return_.as_ref(),
         };
-        if let Some(ret) = server_return.or(conf.return_.as_ref()) {
+        if let Some(ret) = ret {
             let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars("")));
             let resp = match errors::return_response(
                 ret.code,
@@ -337,7 +330,7 @@ impl Worker {
         };
         // The client's target goes out unchanged unless proxy_pass has a URI part
         // or the request was redirected (then its URI now, escaped).
-        let redirected_target = redirected.then(|| uri::escaped_target(path, query));
+        let redirected_target = uri_changed.then(|| uri::escaped_target(path, query));
         let uri = match (location, pass.uri.as_deref(), redirected_target) {
             (Some(loc), Some(base), t) => {
                 let target = t.as_deref().unwrap_or(target);
@@ -478,6 +471,52 @@ fn client_body_timeout(server: &ServerConf) -> Duration {
     server.connection.client_body_timeout
 }
 
+/// What planning reads of a request to evaluate its variables.
+struct RequestView<'a> {
+    req: &'a Request<RequestBody>,
+    info: &'a ConnState,
+    host: &'a str,
+    server_name: &'a str,
+    target: &'a str,
+    start: SystemTime,
+}
+
+impl<'a> RequestView<'a> {
+    /// The variables of the request with its URI now `path` (no response yet).
+    fn vars(
+        &self,
+        path: &'a [u8],
+        proxy_host: &'a str,
+        user: Option<&'a UserVars>,
+    ) -> RequestVars<'a> {
+        RequestVars {
+            method: self.req.method(),
+            request_uri: self.target,
+            path,
+            version: self.req.version(),
+            headers: self.req.headers(),
+            host: self.host,
+            server_name: self.server_name,
+            remote: self.info.remote,
+            local: self.info.local,
+            scheme: "http",
+            proxy_host,
+            // What has been read of the request so far: its head.
+            request_length: self.info.head_bytes.get(),
+            connection: self.info.serial,
+            connection_requests: self.info.requests.get(),
+            start: self.start,
+            now: self.start,
+            pid: crate::log::pid(),
+            hostname: crate::log::hostname(),
+            response: None,
+            upstream: &[],
+            sticky: None,
+            user,
+        }
+    }
+}
+
 /// The first `server_name` of a server (`$server_name`).
 fn server_name_of(server: &ServerConf) -> &str {
     match server.names.first() {
@@ -501,7 +540,7 @@ fn origin_form(uri: Uri) -> Option<Uri> {
 }
 
 /// Why planning stopped short of forwarding (see `Worker::plan_once`).
-enum Stop<'w> {
+pub(super) enum Stop<'w> {
     /// A response made at the location (`return`, redirects, the status page).
     Made(Response<ProxyBody>),
     /// A plain error response, no `error_page` applies.

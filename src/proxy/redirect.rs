@@ -12,6 +12,7 @@ use http::{HeaderMap, Uri};
 
 use crate::config::rewrite::{ErrorTarget, Overwrite};
 use crate::config::{LocationConf, Template};
+use crate::user_vars::UserVars;
 
 /// nginx's `NGX_HTTP_MAX_URI_CHANGES`: redirects a request may take.
 pub const MAX_URI_CHANGES: u8 = 10;
@@ -25,16 +26,24 @@ pub enum Target {
     Named(String),
 }
 
+/// How a redirected request entered its location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entered {
+    /// By location matching on its new URI.
+    Uri,
+    /// At the named location.
+    Named(String),
+}
+
 /// The state of a request that was internally redirected.
 #[derive(Debug)]
 pub struct Internal {
     /// `None` until the request is first redirected (the state may exist before,
     /// to keep the client's request while it is proxied).
-    pub target: Option<Target>,
-    /// The path and query location matching sees for a `Named` target (the
-    /// URI before it), as for `Uri`.
-    pub path: Vec<u8>,
-    pub args: Option<String>,
+    pub target: Option<Entered>,
+    /// The URI now (`vars.uri`: set by a redirect or a rewrite), the user
+    /// variables and the regex captures.
+    pub vars: UserVars,
     /// Redirects still allowed.
     pub changes_left: u8,
     /// The status the final response is sent with (`error_page` without `=`
@@ -60,8 +69,7 @@ impl Internal {
     pub fn new() -> Internal {
         Internal {
             target: None,
-            path: Vec::new(),
-            args: None,
+            vars: UserVars::default(),
             changes_left: MAX_URI_CHANGES + 1,
             err_status: None,
             error_page_used: false,
@@ -71,17 +79,18 @@ impl Internal {
         }
     }
 
-    /// The current URI when the request was redirected.
+    /// The URI now, when a redirect or a rewrite changed it.
     pub fn uri(&self) -> Option<(&[u8], Option<&str>)> {
-        self.target
+        self.vars
+            .uri
             .as_ref()
-            .map(|_| (self.path.as_slice(), self.args.as_deref()))
+            .map(|(p, a)| (p.as_slice(), a.as_deref()))
     }
 
     /// The named location the request was sent to, if any.
     pub fn named(&self) -> Option<&str> {
         match &self.target {
-            Some(Target::Named(name)) => Some(name),
+            Some(Entered::Named(name)) => Some(name),
             _ => None,
         }
     }
@@ -123,30 +132,37 @@ pub fn internal_redirect(
     args: Option<&str>,
 ) -> Result<(), Cycle> {
     let st = state.get_or_insert_with(Box::default);
+    let to = match &target {
+        Target::Uri { path, .. } => path.as_slice(),
+        Target::Named(name) => name.as_bytes(),
+    };
+    count_change(st, "internally redirecting to", to)?;
+    st.target = Some(match target {
+        Target::Uri { path, args } => {
+            st.vars.uri = Some((path, args));
+            Entered::Uri
+        }
+        Target::Named(name) => {
+            if st.vars.uri.is_none() {
+                st.vars.uri = Some((path.to_vec(), args.map(str::to_string)));
+            }
+            Entered::Named(name)
+        }
+    });
+    Ok(())
+}
+
+/// Counts one change of URI (a redirect, or a `rewrite` in a location, after
+/// which the locations are matched again): `Err(Cycle)` past
+/// [`MAX_URI_CHANGES`], logged as nginx (`rewrite or internal redirection cycle
+/// while DOING "URI"`).
+pub fn count_change(st: &mut Internal, doing: &str, uri: &[u8]) -> Result<(), Cycle> {
     st.changes_left = st.changes_left.saturating_sub(1);
     if st.changes_left == 0 {
-        let to = match &target {
-            Target::Uri { path, .. } => String::from_utf8_lossy(path).into_owned(),
-            Target::Named(name) => name.clone(),
-        };
-        tracing::error!(
-            "rewrite or internal redirection cycle while internally redirecting to \"{to}\""
-        );
+        let uri = String::from_utf8_lossy(uri);
+        tracing::error!("rewrite or internal redirection cycle while {doing} \"{uri}\"");
         return Err(Cycle);
     }
-    match &target {
-        Target::Uri { path, args } => {
-            st.path = path.clone();
-            st.args = args.clone();
-        }
-        Target::Named(_) => {
-            if st.path.as_slice() != path {
-                st.path = path.to_vec();
-            }
-            st.args = args.map(str::to_string);
-        }
-    }
-    st.target = Some(target);
     Ok(())
 }
 
@@ -246,7 +262,7 @@ mod tests {
             );
         }
         let st = state.as_deref().unwrap();
-        assert_eq!(st.path, b"/9");
+        assert_eq!(st.uri(), Some((&b"/9"[..], None)));
         assert_eq!(
             internal_redirect(&mut state, Target::Named("@x".into()), b"/", None),
             Err(Cycle)
@@ -258,10 +274,7 @@ mod tests {
         let mut state = None;
         internal_redirect(&mut state, Target::Named("@x".into()), b"/a b", Some("q=1")).unwrap();
         let st = state.as_deref().unwrap();
-        assert_eq!(
-            (st.path.as_slice(), st.args.as_deref()),
-            (&b"/a b"[..], Some("q=1"))
-        );
-        assert_eq!(st.target, Some(Target::Named("@x".into())));
+        assert_eq!(st.uri(), Some((&b"/a b"[..], Some("q=1"))));
+        assert_eq!(st.target, Some(Entered::Named("@x".into())));
     }
 }

@@ -9,6 +9,32 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Status, `Location` and the body reduced to what does not depend on the
+/// server that answered: the request line an echo backend saw, the title of an
+/// HTML status page, or the text; the server's own `:port` is left out of the
+/// `Location`. What a comparison with nginx compares.
+pub type Summary = (u16, Option<String>, String);
+
+/// The [`Summary`] of a reply from the server on `port`.
+pub fn summary(r: &super::Reply, port: u16) -> Summary {
+    let text = r.text();
+    let body = match (r.backend(), r.seen_request_line()) {
+        (Some(_), Some(line)) => format!("backend {line}"),
+        _ => match text.find("<title>") {
+            Some(i) => text[i + "<title>".len()..]
+                .split("</title>")
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            None => text,
+        },
+    };
+    let location = r
+        .header("location")
+        .map(|l| l.replace(&format!(":{port}/"), "/"));
+    (r.status, location, body)
+}
+
 /// A running nginx.
 pub struct Nginx {
     pub addr: SocketAddr,

@@ -25,7 +25,9 @@ impl Builder {
         layer: &mut Layer,
         st: &mut HttpState,
     ) -> Res<bool> {
-        if super::errpage::errpage_directive(d, layer)? {
+        if super::errpage::errpage_directive(d, layer)?
+            || super::script::script_flag(self, d, layer)?
+        {
             return Ok(true);
         }
         match d.name.as_str() {

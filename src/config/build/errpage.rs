@@ -85,7 +85,7 @@ fn status_number(text: &str) -> Option<u16> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::build::tests::ok;
+    use crate::config::build::tests::{fails, ok};
     use crate::config::rewrite::{ErrorTarget, Overwrite};
 
     fn pages(conf: &crate::config::LocationConf) -> Vec<(u16, Overwrite, String)> {
@@ -101,13 +101,6 @@ mod tests {
                 (p.status, p.overwrite, target)
             })
             .collect()
-    }
-
-    fn fails(src: &str) -> String {
-        crate::config::load_str(src, std::path::Path::new("/etc/proxy/test.conf"))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub(super) struct Layer {
     pub(super) error_pages: Option<Vec<ErrorPage>>,
     pub(super) intercept_errors: Option<bool>,
     pub(super) recursive_error_pages: Option<bool>,
+    pub(super) rewrite_log: Option<bool>,
 }
 
 macro_rules! inherit_fields {
@@ -61,7 +62,8 @@ impl Layer {
             hide_cookie,
             error_pages,
             intercept_errors,
-            recursive_error_pages
+            recursive_error_pages,
+            rewrite_log
         );
         self
     }
@@ -99,6 +101,9 @@ impl Layer {
                 error_pages: self.error_pages.clone().unwrap_or_default().into(),
                 intercept_errors: self.intercept_errors.unwrap_or(false),
                 recursive_error_pages: self.recursive_error_pages.unwrap_or(false),
+                script: std::sync::Arc::new([]),
+                rewrite_log: self.rewrite_log.unwrap_or(false),
+                captures: None,
             },
         }
     }

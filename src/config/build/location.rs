@@ -14,6 +14,7 @@ use super::inherit::Layer;
 use super::resolve::resolve;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
+use crate::config::rewrite::Op;
 use crate::config::{
     Location, LocationConf, LocationMatch, NamedLocation, PeerConf, ProxyPass, Return,
     StatusFormat, UpstreamConf,
@@ -152,7 +153,17 @@ impl Builder {
                 ));
             }
         }
-        let (conf, nested_dirs) = self.location_conf(d, is_regex, parent_layer, st)?;
+        let (mut conf, nested_dirs) = self.location_conf(d, is_regex, parent_layer, st)?;
+        if let LocationMatch::Regex { re, .. } = &matcher {
+            if re.captures_len() > 1 {
+                let named: Vec<(usize, u16)> = re
+                    .capture_names()
+                    .enumerate()
+                    .filter_map(|(i, n)| n.and_then(super::uservars::index).map(|v| (i, v)))
+                    .collect();
+                conf.0.redirect.captures = Some(named.into());
+            }
+        }
         let me = ParentLocation {
             name: &name,
             exact: matches!(matcher, LocationMatch::Exact(_)),
@@ -210,6 +221,7 @@ impl Builder {
                     block_of(x)?;
                     nested_dirs.push(x);
                 }
+                name if super::script::is_statement(name) => {}
                 "proxy_pass" => {
                     let pp = proxy_pass_directive(x, no_uri_part, st)?;
                     set_once(&mut proxy_pass, pp, x)?;
@@ -243,9 +255,19 @@ impl Builder {
             }
         }
         let merged = layer.inherit(parent_layer);
+        let parent = super::script::IfParent {
+            layer: &merged,
+            proxy_pass: &proxy_pass,
+        };
+        let script = self.script(body, Some(&parent), st)?;
         let mut conf = merged.finish(proxy_pass, return_);
         conf.check_status = check_status;
         conf.redirect.internal = internal;
+        if script.iter().any(|op| !matches!(op, Op::Return(_))) {
+            // `return` runs in order with the other statements.
+            conf.return_ = None;
+            conf.redirect.script = script.into();
+        }
         Ok(((conf, merged), nested_dirs))
     }
 }
@@ -292,7 +314,11 @@ fn location_matcher(d: &Directive) -> Res<(LocationMatch, String)> {
     Ok((matcher, uri.to_string()))
 }
 
-fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Res<ProxyPass> {
+pub(super) fn proxy_pass_directive(
+    d: &Directive,
+    in_regex: bool,
+    st: &mut HttpState,
+) -> Res<ProxyPass> {
     simple(d, 1, 1)?;
     let url = arg(d, 0);
     if url.contains('$') {

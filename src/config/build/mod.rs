@@ -27,9 +27,11 @@ mod inherit;
 mod location;
 mod log;
 mod resolve;
+mod script;
 mod server;
 mod sticky;
 mod upstream;
+mod uservars;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -52,6 +54,7 @@ type Res<T> = Result<T, ConfigError>;
 
 /// Builds the typed configuration of the main file `file` from its expanded tree.
 pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+    let _user_vars = uservars::Scope::enter(tree);
     let mut b = Builder {
         warnings: Vec::new(),
     };
@@ -324,6 +327,14 @@ mod tests {
     /// Builds `src` as the main file `/etc/proxy/test.conf`; panics on an error.
     pub(super) fn ok(src: &str) -> (Config, Vec<ConfigWarning>) {
         load_str(src, Path::new("/etc/proxy/test.conf")).unwrap_or_else(|e| panic!("{e}\n{src}"))
+    }
+
+    /// The error text of building `src` (empty when it builds).
+    pub(super) fn fails(src: &str) -> String {
+        load_str(src, Path::new("/etc/proxy/test.conf"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
     }
 
     #[test]

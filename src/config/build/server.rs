@@ -13,6 +13,7 @@ use super::resolve::{parse_port, resolve};
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
 use crate::config::error::ConfigError;
+use crate::config::rewrite::Op;
 use crate::config::{Listen, ServerConf, ServerName};
 
 impl Builder {
@@ -78,6 +79,7 @@ impl Builder {
                     }
                 }
                 "return" => self.return_directive(x, &mut return_)?,
+                name if super::script::is_statement(name) => {}
                 "error_log" => {
                     error_log_directive(x)?;
                     self.ignored(x, "one error log serves the whole process");
@@ -103,13 +105,20 @@ impl Builder {
         let merged = layer.inherit(http_layer);
         let locations = self.locations(&location_dirs, &merged, None, st)?;
         let named = self.named_locations(&named_dirs, &merged, st)?;
+        let script = self.script(body, None, st)?;
+        let mut conf = merged.finish(None, None);
+        if script.iter().any(|op| !matches!(op, Op::Return(_))) {
+            // `return` runs in order with the other statements.
+            return_ = None;
+            conf.redirect.script = script.into();
+        }
         Ok(ServerConf {
             listens,
             names,
             return_,
             locations,
             named,
-            conf: Arc::new(merged.finish(None, None)),
+            conf: Arc::new(conf),
             connection: conn.inherit(http_conn).finish(),
             span: d.span.clone(),
         })

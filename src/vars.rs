@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, Version};
 
+use crate::config::map::{Computed, ComputedRef};
 use crate::config::template::Escape;
 use crate::config::{Part, Template, Variable};
 use crate::numfmt;
@@ -247,6 +248,7 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
                 out.extend_from_slice(u.capture(*n));
             }
         }
+        Variable::Computed(r) => computed(r, v, out),
         Variable::Request => {
             out.extend_from_slice(v.method.as_str().as_bytes());
             out.push(b' ');
@@ -317,6 +319,43 @@ pub fn protocol(version: Version) -> &'static str {
 }
 
 /// The query part of a request target (after the first `?`), or "".
+/// The value of a `map` or `split_clients` variable: its source evaluated,
+/// then the value chosen for it (a map value's `$1`.. are the groups of the
+/// map's regex that matched).
+fn computed(r: &ComputedRef, v: &RequestVars<'_>, out: &mut Vec<u8>) {
+    match r.slot.get() {
+        Some(Computed::Map(m)) => {
+            let key = eval_to_vec(&m.source, v);
+            let key = String::from_utf8_lossy(&key);
+            let Some(found) = m.find(&key) else { return };
+            for part in &found.value.parts {
+                match (part, &found.captures) {
+                    (Part::Literal(text), _) => out.extend_from_slice(text.as_bytes()),
+                    (Part::Var(Variable::Capture(n)), Some(caps)) => {
+                        if let Some(g) = caps.get(usize::from(*n)) {
+                            out.extend_from_slice(g.as_str().as_bytes());
+                        }
+                    }
+                    (Part::Var(Variable::User(i)), Some(caps))
+                        if found.named.iter().any(|(_, var)| var == i) =>
+                    {
+                        let group = found.named.iter().find(|(_, var)| var == i);
+                        if let Some(g) = group.and_then(|(g, _)| caps.get(*g)) {
+                            out.extend_from_slice(g.as_str().as_bytes());
+                        }
+                    }
+                    (Part::Var(var), _) => eval_var(var, v, out),
+                }
+            }
+        }
+        Some(Computed::Split(s)) => {
+            let key = eval_to_vec(&s.source, v);
+            out.extend_from_slice(s.find(&key).as_bytes());
+        }
+        None => {}
+    }
+}
+
 /// `$args`: the arguments after a rewrite, else the request's.
 fn args<'a>(v: &RequestVars<'a>) -> &'a str {
     match v.user.and_then(UserVars::args) {

@@ -10,6 +10,7 @@ pub mod ast;
 pub mod build;
 pub mod error;
 pub mod include;
+pub mod map;
 pub mod parse;
 pub mod rewrite;
 pub mod template;

@@ -56,6 +56,8 @@ pub enum Variable {
     /// `$0`..`$9`: a capture of the last regex that matched (`rewrite`, `if`,
     /// `location ~`).
     Capture(u8),
+    /// A `map` or `split_clients` variable.
+    Computed(crate::config::map::ComputedRef),
 }
 
 /// One piece of a template.

@@ -89,6 +89,8 @@ const KNOWN: &[&str] = &[
     "if",
     "rewrite_log",
     "uninitialized_variable_warn",
+    "map",
+    "split_clients",
 ];
 
 pub(super) fn arg(d: &Directive, i: usize) -> &str {

@@ -26,6 +26,7 @@ mod errpage;
 mod inherit;
 mod location;
 mod log;
+mod map;
 mod resolve;
 mod script;
 mod server;
@@ -276,6 +277,7 @@ impl Builder {
                     size(d, arg(d, 0))?;
                     self.ignored(d, "health state lives in process memory");
                 }
+                "map" | "split_clients" => map::computed_block(d)?,
                 _ => {
                     if !self.common(d, &mut layer, &mut st)? && !self.connection(d, &mut conn)? {
                         return Err(not_allowed(d));
@@ -283,6 +285,7 @@ impl Builder {
                 }
             }
         }
+        map::check_cycles()?;
         let mut built = Vec::new();
         let mut names_seen: HashSet<(SocketAddr, String)> = HashSet::new();
         for d in servers {

@@ -8,12 +8,16 @@
 //! the many `template_arg(d, value)` call sites as they are.
 
 use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
 
 use crate::config::ast::Directive;
+use crate::config::map::ComputedRef;
 use crate::config::Variable;
 
 thread_local! {
     static NAMES: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// The `map` / `split_clients` variables, filled when their block is built.
+    static COMPUTED: RefCell<Vec<ComputedRef>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The names in scope while it lives (see the module docs).
@@ -23,8 +27,17 @@ impl Scope {
     /// Collects the names defined anywhere in `tree` and puts them in scope.
     pub(super) fn enter(tree: &[Directive]) -> Scope {
         let mut names = Vec::new();
-        collect(tree, &mut names);
+        let mut computed = Vec::new();
+        collect(tree, &mut names, &mut computed);
+        let computed = computed
+            .into_iter()
+            .map(|name: String| ComputedRef {
+                name: name.into(),
+                slot: Arc::new(OnceLock::new()),
+            })
+            .collect();
         NAMES.with(|n| *n.borrow_mut() = names);
+        COMPUTED.with(|c| *c.borrow_mut() = computed);
         Scope
     }
 }
@@ -32,17 +45,39 @@ impl Scope {
 impl Drop for Scope {
     fn drop(&mut self) {
         NAMES.with(|n| n.borrow_mut().clear());
+        COMPUTED.with(|c| c.borrow_mut().clear());
     }
 }
 
 /// The user variable `name` (without `$`, any case), if the configuration
 /// defines it.
 pub(super) fn lookup(name: &str) -> Option<Variable> {
-    index(name).map(Variable::User)
+    computed(name)
+        .map(Variable::Computed)
+        .or_else(|| index(name).map(Variable::User))
 }
 
-/// The index of user variable `name`.
+/// The `map` / `split_clients` variable `name` (any case).
+pub(super) fn computed(name: &str) -> Option<ComputedRef> {
+    COMPUTED.with(|c| {
+        c.borrow()
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name))
+            .cloned()
+    })
+}
+
+/// Every `map` / `split_clients` variable.
+pub(super) fn all_computed() -> Vec<ComputedRef> {
+    COMPUTED.with(|c| c.borrow().clone())
+}
+
+/// The index of user variable `name` (`set`, named groups); `None` for a
+/// built-in, unknown or computed name.
 pub(super) fn index(name: &str) -> Option<u16> {
+    if computed(name).is_some() {
+        return None;
+    }
     NAMES.with(|n| {
         n.borrow()
             .iter()
@@ -80,12 +115,22 @@ pub(super) fn group_names(re: &str) -> Vec<&str> {
     out
 }
 
-fn collect(tree: &[Directive], names: &mut Vec<String>) {
+fn collect(tree: &[Directive], names: &mut Vec<String>, computed: &mut Vec<String>) {
     for d in tree {
         let args: Vec<&str> = d.args.iter().map(|a| a.value.as_str()).collect();
         match (d.name.as_str(), args.as_slice()) {
             ("set", [var, ..]) => add(names, var),
-            ("map" | "split_clients", [_, var, ..]) => add(names, var),
+            ("map" | "split_clients", [_, var, ..]) => {
+                // Inside the block are keys, not directives: only the named
+                // groups of regex keys define variables.
+                add(computed, var);
+                for key in d.block.iter().flatten() {
+                    if let Some(re) = key.name.strip_prefix('~') {
+                        group_names(re).into_iter().for_each(|n| add(names, n));
+                    }
+                }
+                continue;
+            }
             ("rewrite", [re, ..]) => group_names(re).into_iter().for_each(|n| add(names, n)),
             ("location", [_, re]) => group_names(re).into_iter().for_each(|n| add(names, n)),
             ("server_name", list) => list
@@ -100,7 +145,7 @@ fn collect(tree: &[Directive], names: &mut Vec<String>) {
             _ => {}
         }
         if let Some(block) = &d.block {
-            collect(block, names);
+            collect(block, names, computed);
         }
     }
 }

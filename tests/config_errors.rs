@@ -395,9 +395,9 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         4,
     ),
     (
-        "proxy_pass with variables",
-        "http {\n  server {\n    location / {\n      proxy_pass http://$host;\n    }\n  }\n}\n",
-        "variables in \"proxy_pass\" are not supported",
+        "proxy_pass with variables to https",
+        "http {\n  server {\n    location / {\n      proxy_pass https://$host;\n    }\n  }\n}\n",
+        "\"proxy_pass\" to https:// is not supported yet in \"https://$host\"",
         4,
     ),
     (

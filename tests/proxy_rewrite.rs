@@ -55,6 +55,9 @@ server {
     location /brk { set $x 1; break; return 200 "x=$x"; }
     location /brk2 { set $x 1; if ($x) { set $x 2; break; } return 200 "x=$x"; }
     location /uri { rewrite ^ /x/rewritten break; proxy_pass http://app; }
+    location ~ ^/pp/(.*)$ { proxy_pass http://app/z/$1; }
+    location /ppv { set $up app; proxy_pass http://$up; }
+    location /ppd { proxy_pass http://$arg_h; }
 }
 "#;
 
@@ -132,6 +135,14 @@ async fn rewrite_set_if_and_break_answer_as_nginx() {
             "/uri?k=1",
             &[],
             s(200, None, "backend GET /x/rewritten?k=1"),
+        ),
+        ("/pp/tail?k=1", &[], s(200, None, "backend GET /z/tail")),
+        ("/ppv?k=1", &[], s(200, None, "backend GET /ppv?k=1")),
+        ("/ppd?h=app", &[], s(200, None, "backend GET /ppd?h=app")),
+        (
+            "/ppd?h=unknown.example",
+            &[],
+            s(502, None, "502 Bad Gateway"),
         ),
     ];
     for (path, headers, want) in &cases {

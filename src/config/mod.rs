@@ -335,6 +335,16 @@ pub struct ProxyPass {
     pub proxy_host: String,
     /// The URI part (`/`, `/base/`); `None` when the URL has none.
     pub uri: Option<String>,
+    /// The URL when it has variables (evaluated per request).
+    pub vars: Option<ProxyVars>,
+}
+
+/// `proxy_pass` with variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyVars {
+    pub url: Template,
+    /// The host has variables: the upstream is looked up per request.
+    pub dynamic_host: bool,
 }
 
 /// Which failures make `proxy_next_upstream` try another peer.

@@ -325,13 +325,57 @@ impl Worker {
                 ));
             }
         }
-        let Some(set) = self.upstreams.get(pass.upstream).map(Rc::as_ref) else {
+        let mut upstream = pass.upstream;
+        let mut proxy_host = None;
+        let mut var_uri = None;
+        if let Some(pv) = &pass.vars {
+            // `proxy_pass` with variables: the URL now; its host names an
+            // upstream, its URI part replaces the request's as it is.
+            let url = vars::eval_to_vec(&pv.url, &vars(""));
+            let url = String::from_utf8_lossy(&url);
+            let Some(rest) = url
+                .get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("http://"))
+                .and_then(|_| url.get(7..))
+            else {
+                tracing::error!("invalid URL prefix in \"{url}\"");
+                return Err(Stop::Plain(error_response(ProxyError::Internal, tokens)));
+            };
+            let (host_port, path_part) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            if pv.dynamic_host {
+                let named = self.config.http.upstreams.iter();
+                match named
+                    .clone()
+                    .position(|u| u.name.eq_ignore_ascii_case(host_port))
+                {
+                    Some(i) => upstream = i,
+                    None => {
+                        let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
+                        if host.parse::<std::net::IpAddr>().is_ok() {
+                            tracing::error!(
+                                "no upstream \"{host_port}\": an address in \"proxy_pass\" with variables is not supported yet"
+                            );
+                        } else {
+                            tracing::error!("no resolver defined to resolve {host}");
+                        }
+                        return Err(fail(502, error_response(ProxyError::BadGateway, tokens)));
+                    }
+                }
+                proxy_host = Some(host_port.to_string());
+            }
+            var_uri = (!path_part.is_empty()).then(|| path_part.to_string());
+        }
+        let Some(set) = self.upstreams.get(upstream).map(Rc::as_ref) else {
             return Err(Stop::Plain(error_response(ProxyError::BadGateway, tokens)));
         };
         // The client's target goes out unchanged unless proxy_pass has a URI part
         // or the request was redirected (then its URI now, escaped).
         let redirected_target = uri_changed.then(|| uri::escaped_target(path, query));
         let uri = match (location, pass.uri.as_deref(), redirected_target) {
+            _ if var_uri.is_some() => match var_uri.as_deref().map(str::parse::<Uri>) {
+                Some(Ok(u)) => Some(u),
+                _ => return Err(Stop::Plain(error_response(ProxyError::BadRequest, tokens))),
+            },
             (Some(loc), Some(base), t) => {
                 let target = t.as_deref().unwrap_or(target);
                 let mapped = uri::upstream_uri(target, path, &loc.matcher, Some(base));
@@ -351,7 +395,8 @@ impl Worker {
         let set_headers = if conf.proxy_set_headers.is_empty() {
             Vec::new()
         } else {
-            headers::eval_set_headers(&conf.proxy_set_headers, &vars(&pass.proxy_host))
+            let host = proxy_host.as_deref().unwrap_or(&pass.proxy_host);
+            headers::eval_set_headers(&conf.proxy_set_headers, &vars(host))
         };
         Ok(Plan {
             server,
@@ -360,6 +405,7 @@ impl Worker {
             set,
             uri,
             set_headers,
+            proxy_host,
         })
     }
 
@@ -384,6 +430,7 @@ impl Worker {
             set,
             uri: mapped_uri,
             set_headers,
+            proxy_host,
         } = self.plan(info, req, start, log, state)?;
         let tokens = conf.server_tokens;
         if !conf.redirect.error_pages.is_empty() {
@@ -421,7 +468,8 @@ impl Worker {
             )
         });
         note_sticky(log, set, choice.as_ref());
-        headers::to_upstream_request(headers, set_headers, &pass.proxy_host, connection_mode);
+        let proxy_host = proxy_host.as_deref().unwrap_or(&pass.proxy_host);
+        headers::to_upstream_request(headers, set_headers, proxy_host, connection_mode);
         let peer = match choice.map(|c| c.decision) {
             Some(d) => d.peer(),
             None => set.choose(None, &tried, now_instant),
@@ -567,6 +615,8 @@ struct Plan<'w> {
     /// The upstream target when `proxy_pass` has a URI part.
     uri: Option<Uri>,
     set_headers: headers::SetHeaders,
+    /// `$proxy_host` when the `proxy_pass` host has variables.
+    proxy_host: Option<String>,
 }
 
 /// A request made ready to go out (see `Worker::prepare`).

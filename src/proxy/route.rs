@@ -999,6 +999,7 @@ mod tests {
             upstream: 0,
             proxy_host: "app".into(),
             uri: None,
+            vars: None,
         });
         loc.conf = Arc::new(c);
         loc

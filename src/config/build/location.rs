@@ -16,7 +16,7 @@ use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
 use crate::config::rewrite::Op;
 use crate::config::{
-    Location, LocationConf, LocationMatch, NamedLocation, PeerConf, ProxyPass, Return,
+    Location, LocationConf, LocationMatch, NamedLocation, PeerConf, ProxyPass, ProxyVars, Return,
     StatusFormat, UpstreamConf,
 };
 
@@ -322,7 +322,7 @@ pub(super) fn proxy_pass_directive(
     simple(d, 1, 1)?;
     let url = arg(d, 0);
     if url.contains('$') {
-        return Err(err("variables in \"proxy_pass\" are not supported", d));
+        return proxy_pass_with_variables(d, url, st);
     }
     let lower = url.to_ascii_lowercase();
     let rest = if lower.starts_with("http://") {
@@ -343,6 +343,56 @@ pub(super) fn proxy_pass_directive(
     if host_port.is_empty() {
         return Err(err(format!("no host in upstream \"{rest}\""), d));
     }
+    proxy_pass_to(d, host_port, uri, in_regex, st)
+}
+
+/// `proxy_pass` whose URL has variables: evaluated per request. A literal host
+/// is resolved now, as without variables; a host with variables must name an
+/// upstream at run time. A URI part (also in a regex location) replaces the
+/// request's URI as it is.
+fn proxy_pass_with_variables(d: &Directive, url: &str, st: &mut HttpState) -> Res<ProxyPass> {
+    let template = super::args::template_arg(d, url)?;
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower.starts_with("http://").then(|| url.get(7..)).flatten() else {
+        if lower.starts_with("https://") {
+            return Err(err(
+                format!("\"proxy_pass\" to https:// is not supported yet in \"{url}\""),
+                d,
+            ));
+        }
+        return Err(err("invalid URL prefix", d));
+    };
+    let host_port = rest.split('/').next().unwrap_or_default();
+    if host_port.is_empty() {
+        return Err(err(format!("no host in upstream \"{rest}\""), d));
+    }
+    let dynamic_host = host_port.contains('$');
+    let mut pass = if dynamic_host {
+        ProxyPass {
+            upstream: 0,
+            proxy_host: String::new(),
+            uri: None,
+            vars: None,
+        }
+    } else {
+        proxy_pass_to(d, host_port, None, false, st)?
+    };
+    pass.vars = Some(ProxyVars {
+        url: template,
+        dynamic_host,
+    });
+    Ok(pass)
+}
+
+/// The upstream of `proxy_pass http://HOST_PORT[URI]`: a named upstream, or an
+/// implicit one made from the address.
+fn proxy_pass_to(
+    d: &Directive,
+    host_port: &str,
+    uri: Option<String>,
+    in_regex: bool,
+    st: &mut HttpState,
+) -> Res<ProxyPass> {
     if uri.is_some() && in_regex {
         return Err(err(
             "\"proxy_pass\" cannot have URI part in location given by regular expression, \
@@ -370,6 +420,7 @@ pub(super) fn proxy_pass_directive(
             upstream: index,
             proxy_host: host_port.to_string(),
             uri,
+            vars: None,
         });
     }
     let index = match st.implicit.iter().position(|u| u.name == host_port) {
@@ -408,6 +459,7 @@ pub(super) fn proxy_pass_directive(
         upstream: st.named.len() + index,
         proxy_host: host_port.to_string(),
         uri,
+        vars: None,
     })
 }
 

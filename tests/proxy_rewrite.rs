@@ -59,6 +59,11 @@ server {
     location /ppv { set $up app; proxy_pass http://$up; }
     location /ppd { proxy_pass http://$arg_h; }
 }
+server {
+    listen LISTEN;
+    server_name ~^(?<sub>[a-z]+)\.example\.test$;
+    location / { proxy_pass http://app/$sub$request_uri; }
+}
 "#;
 
 async fn request(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> Reply {
@@ -143,6 +148,11 @@ async fn rewrite_set_if_and_break_answer_as_nginx() {
             "/ppd?h=unknown.example",
             &[],
             s(502, None, "502 Bad Gateway"),
+        ),
+        (
+            "/n?k=1",
+            &[("host", "blue.example.test")],
+            s(200, None, "backend GET /blue/n?k=1"),
         ),
     ];
     for (path, headers, want) in &cases {

@@ -61,6 +61,9 @@ pub struct RedirectConf {
     /// variables of its named groups: group index, variable index) are set
     /// when it matches.
     pub captures: Option<Arc<[(usize, u16)]>>,
+    /// A server's `server_name ~regex` names that have groups: the one that
+    /// matches the request's host sets the captures (server level only).
+    pub name_patterns: Arc<[Pattern]>,
 }
 
 impl Default for RedirectConf {
@@ -73,6 +76,7 @@ impl Default for RedirectConf {
             script: Arc::new([]),
             rewrite_log: false,
             captures: None,
+            name_patterns: Arc::new([]),
         }
     }
 }

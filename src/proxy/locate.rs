@@ -25,12 +25,21 @@ impl Worker {
         &'w self,
         server: &'w ServerConf,
         state: &mut Option<Box<Internal>>,
+        host: &str,
         normalized: &[u8],
         raw_query: Option<&str>,
         eval: &script::Eval<'_>,
     ) -> Result<Located<'w>, Stop<'w>> {
         let pending = state.as_deref().is_some_and(|s| s.pending_error.is_some());
         let entered_named = state.as_deref().and_then(Internal::named).is_some();
+        // The groups of a `server_name ~regex` that matches the host.
+        for p in server.conf.redirect.name_patterns.iter() {
+            if let Some(caps) = p.re.captures(host) {
+                let st = state.get_or_insert_with(Box::default);
+                st.vars.matched(host, &caps, &p.named);
+                break;
+            }
+        }
         let mut action = Action::None;
         if !pending && !entered_named {
             let server_script = &server.conf.redirect.script;

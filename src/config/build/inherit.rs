@@ -104,6 +104,7 @@ impl Layer {
                 script: std::sync::Arc::new([]),
                 rewrite_log: self.rewrite_log.unwrap_or(false),
                 captures: None,
+                name_patterns: std::sync::Arc::new([]),
             },
         }
     }

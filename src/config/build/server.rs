@@ -107,6 +107,18 @@ impl Builder {
         let named = self.named_locations(&named_dirs, &merged, st)?;
         let script = self.script(body, None, st)?;
         let mut conf = merged.finish(None, None);
+        let mut name_patterns = Vec::new();
+        for x in body.iter().filter(|x| x.name == "server_name") {
+            for a in &x.args {
+                if let Some(re) = a.value.strip_prefix('~') {
+                    let p = super::script::pattern(x, re, true)?;
+                    if p.re.captures_len() > 1 {
+                        name_patterns.push(p);
+                    }
+                }
+            }
+        }
+        conf.redirect.name_patterns = name_patterns.into();
         if script.iter().any(|op| !matches!(op, Op::Return(_))) {
             // `return` runs in order with the other statements.
             return_ = None;

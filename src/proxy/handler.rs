@@ -176,17 +176,9 @@ impl Handler for Worker {
                     let Ok(mut answer) = outcome else {
                         break 'respond error_response(ProxyError::Internal, tokens);
                     };
-                    let status = answer.0.status.as_u16();
-                    if conf.redirect.intercept_errors
-                        && status >= 300
-                        && redirect::error_page_pending(conf, status, &mut internal)
-                    {
-                        continue 'request;
-                    }
-                    if let Some(code) = internal.as_ref().and_then(|st| st.err_status) {
-                        if let Ok(forced) = StatusCode::from_u16(code) {
-                            answer.0.status = forced;
-                        }
+                    match redirect::answer_status(conf, answer.0.status, &mut internal) {
+                        Some(status) => answer.0.status = status,
+                        None => continue 'request,
                     }
                     let choice = failover.choice();
                     if let (Some(c), Some(stats)) = (choice, set.stats().peer(p)) {

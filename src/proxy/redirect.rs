@@ -182,6 +182,41 @@ pub fn error_page_pending(
     true
 }
 
+/// The status a backend's answer is sent with, or `None` when
+/// `proxy_intercept_errors` hands it to an `error_page` (the request is then
+/// planned again, see [`error_page_pending`]). A request that was never
+/// redirected at a location without `proxy_intercept_errors` takes the first
+/// test only.
+#[inline]
+pub fn answer_status(
+    conf: &LocationConf,
+    status: http::StatusCode,
+    state: &mut Option<Box<Internal>>,
+) -> Option<http::StatusCode> {
+    if state.is_none() && !conf.redirect.intercept_errors {
+        return Some(status);
+    }
+    answer_status_slow(conf, status, state)
+}
+
+#[cold]
+fn answer_status_slow(
+    conf: &LocationConf,
+    status: http::StatusCode,
+    state: &mut Option<Box<Internal>>,
+) -> Option<http::StatusCode> {
+    let code = status.as_u16();
+    if conf.redirect.intercept_errors && code >= 300 && error_page_pending(conf, code, state) {
+        return None;
+    }
+    let forced = state.as_ref().and_then(|st| st.err_status);
+    Some(
+        forced
+            .and_then(|c| http::StatusCode::from_u16(c).ok())
+            .unwrap_or(status),
+    )
+}
+
 /// What `error_page` makes of an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorPageStep {

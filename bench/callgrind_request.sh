@@ -5,36 +5,50 @@
 # program's instructions are divided by the requests wrk completed.
 #
 # Usage: bench/callgrind_request.sh BIN TAG ["SERVER-LEVEL DIRECTIVES"]
-# Needs: valgrind, nginx, wrk, curl.
+# Prints: TAG requests=N Ir=TOTAL per_request=IR/N
+# Needs: valgrind, nginx, wrk, curl (installed with apt-get when missing).
 set -euo pipefail
 BIN=$1; TAG=$2; EXTRA=${3:-}
-W=/tmp/sticky-callgrind/$TAG; rm -rf "$W"; mkdir -p "$W/b"
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-B=$(port); P=$(port)
-cat > "$W/b/nginx.conf" <<C
-daemon off; master_process off; worker_processes 1; pid $W/b/nginx.pid; error_log $W/b/error.log error;
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK_PREFIX=/tmp/sticky-callgrind
+# shellcheck source=bench/common.sh
+source "$ROOT/bench/common.sh"
+need valgrind valgrind
+need nginx nginx
+need wrk wrk
+need curl curl
+read -r B P <<< "$(free_ports 2)"
+mkdir -p "$WORK/b"
+cat > "$WORK/b/nginx.conf" <<C
+daemon off; master_process off; worker_processes 1;
+pid $WORK/b/nginx.pid; error_log $WORK/b/error.log error;
 events { worker_connections 1024; }
-http { access_log off; keepalive_requests 100000;
-client_body_temp_path $W/b; proxy_temp_path $W/b; fastcgi_temp_path $W/b; uwsgi_temp_path $W/b; scgi_temp_path $W/b;
-server { listen 127.0.0.1:$B; location / { return 200 "backend\n"; } } }
+http {
+    access_log off; keepalive_requests 100000;
+$(nginx_temp_paths "$WORK/b")
+    server { listen 127.0.0.1:$B; location / { return 200 "backend\n"; } }
+}
 C
-nginx -p "$W/b" -c "$W/b/nginx.conf" & NG=$!
-cat > "$W/proxy.conf" <<C
+nginx -p "$WORK/b" -c "$WORK/b/nginx.conf" & PIDS+=($!)
+cat > "$WORK/proxy.conf" <<C
 events { worker_connections 1024; }
-http { upstream app { server 127.0.0.1:$B; keepalive 32; }
-server { listen 127.0.0.1:$P; $EXTRA location / { proxy_pass http://app; } } }
+http {
+    upstream app { server 127.0.0.1:$B; keepalive 32; }
+    server { listen 127.0.0.1:$P; $EXTRA location / { proxy_pass http://app; } }
+}
 C
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$W/cg.out" "$BIN" -c "$W/proxy.conf" 2>"$W/vg.log" & PX=$!
-sleep 3
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/cg.out" \
+    "$BIN" -c "$WORK/proxy.conf" 2>"$WORK/valgrind.log" & PX=$!
+PIDS+=("$PX")
+wait_port "$P"
 curl -s "http://127.0.0.1:$P/" >/dev/null
 wrk -t1 -c16 -d2s "http://127.0.0.1:$P/" >/dev/null
-callgrind_control -i on $PX >/dev/null
-wrk -t1 -c16 -d8s "http://127.0.0.1:$P/" > "$W/wrk.txt"
-callgrind_control -i off $PX >/dev/null
-callgrind_control -d $PX >/dev/null
-sleep 1
-kill $PX; wait $PX 2>/dev/null || true
-kill $NG; wait $NG 2>/dev/null || true
-REQS=$(grep -oE '^ *[0-9]+ requests' "$W/wrk.txt" | grep -oE '[0-9]+')
-IR=$(for f in "$W"/cg.out*; do callgrind_annotate "$f" 2>/dev/null | grep -E 'PROGRAM TOTALS' | grep -oE '^[0-9,]+' | tr -d ,; done | sort -n | tail -1)
+callgrind_control -i on "$PX" >/dev/null
+wrk -t1 -c16 -d8s "http://127.0.0.1:$P/" > "$WORK/wrk.txt"
+callgrind_control -i off "$PX" >/dev/null
+callgrind_control -d "$PX" >/dev/null
+REQS=$(grep -oE '^ *[0-9]+ requests' "$WORK/wrk.txt" | grep -oE '[0-9]+')
+IR=$(for f in "$WORK"/cg.out*; do
+    callgrind_annotate "$f" 2>/dev/null | grep -E 'PROGRAM TOTALS' | grep -oE '^[0-9,]+' | tr -d ,
+done | sort -n | tail -1)
 echo "$TAG requests=$REQS Ir=$IR per_request=$(( IR / REQS ))"

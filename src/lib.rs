@@ -26,4 +26,5 @@ pub mod server;
 pub mod sticky;
 pub mod timefmt;
 pub mod upstream;
+pub mod user_vars;
 pub mod vars;

@@ -39,6 +39,7 @@ server {
         if ($arg_m = yes) { return 200 "matched"; }
         if ($arg_m ~* ^(a)(b)$) { return 200 "re $1 $2"; }
         if ($arg_m !~ x) { return 201 "no x"; }
+        if ($arg_e != "") { return 202 "e set"; }
         return 200 "fallthrough";
     }
     location ~ ^/cap/(?<id>[0-9]+)/(.*)$ {
@@ -126,6 +127,7 @@ async fn rewrite_set_if_and_break_answer_as_nginx() {
         ("/if?m=AB", &[], s(200, None, "re A B")),
         ("/if?m=z", &[], s(201, None, "no x")),
         ("/if?m=x", &[], s(200, None, "fallthrough")),
+        ("/if?m=x&e=1", &[], s(202, None, "e set")),
         ("/cap/42/tail", &[], s(200, None, "id=42 rest=tail")),
         ("/ifconf?p=1", &[], s(200, None, "no p")),
         (

@@ -199,7 +199,14 @@ fn condition(d: &Directive) -> Res<Condition> {
         return Err(err(format!("invalid condition \"{last}\""), d));
     };
     args[last_i] = rest;
-    args.retain(|a| !a.is_empty());
+    // A parenthesis standing alone leaves an empty word: dropped (an empty
+    // quoted operand, `$a != ""`, stays).
+    if args.len() > 1 && args.last().is_some_and(|a| a.is_empty()) {
+        args.pop();
+    }
+    if args.len() > 1 && args.first().is_some_and(|a| a.is_empty()) {
+        args.remove(0);
+    }
     let var = |a: &str| -> Res<Template> {
         if !a.starts_with('$') {
             return Err(err(format!("invalid condition \"{a}\""), d));
@@ -311,6 +318,7 @@ mod tests {
               if (-f /etc/passwd) { }
               if (!-d $uri) { }
               if ($request_method = 'OPTIONS') { }
+              if ($cookie_test != \"\") { }
               set $x 1;
             } } }");
         let conds: Vec<String> = c.http.servers[0].locations[0]
@@ -340,7 +348,8 @@ mod tests {
                 "re true b",
                 "file File false",
                 "file Dir true",
-                "eq false"
+                "eq false",
+                "eq true"
             ]
         );
     }

@@ -198,3 +198,87 @@ async fn error_pages_and_named_locations_answer_as_nginx() {
         );
     }
 }
+
+/// Files and internal redirects together: `try_files` to a named location and
+/// to a URI whose location proxies, `index`, and the `error_page` of a 404
+/// from files and of an access refusal, each page a file sent with the
+/// error's status.
+const FILES_HTTP: &str = r#"
+upstream app { server BACKEND; }
+server {
+    listen LISTEN;
+    root ROOT;
+    error_page 404 /404.html;
+    location / { try_files $uri $uri/ @app; }
+    location @app { proxy_pass http://app; }
+    location /api/ { try_files $uri /proxied$uri?via=files; }
+    location /proxied/ { proxy_pass http://app; }
+    location /static/ { }
+    location /deny/ { deny all; error_page 403 /403.html; }
+    location = /403.html { internal; }
+}
+"#;
+
+#[tokio::test]
+async fn files_redirect_internally_and_get_error_pages_as_nginx() {
+    let b = Backend::start("a");
+    let root = std::env::temp_dir().join(format!("sp-error-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for (path, text) in [
+        ("404.html", "NOT FOUND PAGE"),
+        ("403.html", "FORBIDDEN PAGE"),
+        ("static/a.txt", "A"),
+        ("idx/index.html", "IDX"),
+    ] {
+        let p = root.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, text).expect("write");
+    }
+    let http = FILES_HTTP
+        .replace("BACKEND", &b.peer())
+        .replace("ROOT", &root.display().to_string());
+    let p = start_proxy(&format!(
+        "events {{}}\nhttp {{{}}}\n",
+        http.replace("LISTEN", "127.0.0.1:0")
+    ));
+    let page = |s: &str| s.to_string();
+    let cases: Vec<(&str, &str, Summary)> = vec![
+        ("GET", "/static/a.txt", (200, None, page("A"))),
+        ("GET", "/static/none", (404, None, page("NOT FOUND PAGE"))),
+        ("GET", "/idx/", (200, None, page("IDX"))),
+        (
+            "GET",
+            "/nothing?q=1",
+            (200, None, page("backend GET /nothing?q=1")),
+        ),
+        (
+            "POST",
+            "/nothing",
+            (200, None, page("backend POST /nothing")),
+        ),
+        (
+            "GET",
+            "/api/x",
+            (200, None, page("backend GET /proxied/api/x?via=files")),
+        ),
+        ("GET", "/deny/x", (403, None, page("FORBIDDEN PAGE"))),
+        ("GET", "/403.html", (404, None, page("NOT FOUND PAGE"))),
+    ];
+    for (method, path, want) in &cases {
+        let r = request(p.addr, method, path, "").await;
+        assert_eq!(&summary(&r, p.addr.port()), want, "{method} {path}");
+    }
+    if let Some(nginx) = Nginx::start(&http) {
+        for (method, path, _) in &cases {
+            let ours = request(p.addr, method, path, "").await;
+            let theirs = request(nginx.addr, method, path, "").await;
+            assert_eq!(
+                summary(&ours, p.addr.port()),
+                summary(&theirs, nginx.addr.port()),
+                "{method} {path}: ours vs nginx\n{}",
+                nginx.error_log()
+            );
+        }
+    }
+    std::fs::remove_dir_all(&root).expect("cleanup");
+}

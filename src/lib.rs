@@ -27,4 +27,5 @@ pub mod sticky;
 pub mod timefmt;
 pub mod tls;
 pub mod upstream;
+pub mod user_vars;
 pub mod vars;

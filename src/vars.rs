@@ -15,11 +15,13 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, Version};
 
+use crate::config::map::{Computed, ComputedRef};
 use crate::config::template::{Escape, TlsVariable};
 use crate::config::{Part, Template, Variable};
 use crate::numfmt;
 use crate::timefmt;
 use crate::tls::TlsInfo;
+use crate::user_vars::UserVars;
 
 /// How empty values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +118,9 @@ pub struct RequestVars<'a> {
     pub response: Option<ResponseVars<'a>>,
     pub upstream: &'a [UpstreamTry<'a>],
     pub sticky: Option<StickyVars<'a>>,
+    /// What the rewrite module changed (user variables, captures, the URI's
+    /// arguments); `None` for a request it never touched.
+    pub user: Option<&'a UserVars>,
 }
 
 /// Appends the value of `template` to `out`.
@@ -280,14 +285,23 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         Variable::RequestMethod => out.extend_from_slice(v.method.as_str().as_bytes()),
         Variable::RequestUri => out.extend_from_slice(v.request_uri.as_bytes()),
         Variable::Uri => out.extend_from_slice(v.path),
-        Variable::Args | Variable::QueryString => {
-            out.extend_from_slice(query(v.request_uri).as_bytes())
-        }
+        Variable::Args | Variable::QueryString => out.extend_from_slice(args(v).as_bytes()),
         Variable::IsArgs => {
-            if !query(v.request_uri).is_empty() {
+            if !args(v).is_empty() {
                 out.push(b'?');
             }
         }
+        Variable::User(i) => {
+            if let Some(value) = v.user.and_then(|u| u.get(*i)) {
+                out.extend_from_slice(value);
+            }
+        }
+        Variable::Capture(n) => {
+            if let Some(u) = v.user {
+                out.extend_from_slice(u.capture(*n));
+            }
+        }
+        Variable::Computed(r) => computed(r, v, out),
         Variable::Request => {
             out.extend_from_slice(v.method.as_str().as_bytes());
             out.push(b' ');
@@ -363,6 +377,51 @@ pub fn protocol(version: Version) -> &'static str {
 }
 
 /// The query part of a request target (after the first `?`), or "".
+/// The value of a `map` or `split_clients` variable: its source evaluated,
+/// then the value chosen for it (a map value's `$1`.. are the groups of the
+/// map's regex that matched).
+fn computed(r: &ComputedRef, v: &RequestVars<'_>, out: &mut Vec<u8>) {
+    match r.slot.get() {
+        Some(Computed::Map(m)) => {
+            let key = eval_to_vec(&m.source, v);
+            let key = String::from_utf8_lossy(&key);
+            let Some(found) = m.find(&key) else { return };
+            for part in &found.value.parts {
+                match (part, &found.captures) {
+                    (Part::Literal(text), _) => out.extend_from_slice(text.as_bytes()),
+                    (Part::Var(Variable::Capture(n)), Some(caps)) => {
+                        if let Some(g) = caps.get(usize::from(*n)) {
+                            out.extend_from_slice(g.as_str().as_bytes());
+                        }
+                    }
+                    (Part::Var(Variable::User(i)), Some(caps))
+                        if found.named.iter().any(|(_, var)| var == i) =>
+                    {
+                        let group = found.named.iter().find(|(_, var)| var == i);
+                        if let Some(g) = group.and_then(|(g, _)| caps.get(*g)) {
+                            out.extend_from_slice(g.as_str().as_bytes());
+                        }
+                    }
+                    (Part::Var(var), _) => eval_var(var, v, out),
+                }
+            }
+        }
+        Some(Computed::Split(s)) => {
+            let key = eval_to_vec(&s.source, v);
+            out.extend_from_slice(s.find(&key).as_bytes());
+        }
+        None => {}
+    }
+}
+
+/// `$args`: the arguments after a rewrite, else the request's.
+fn args<'a>(v: &RequestVars<'a>) -> &'a str {
+    match v.user.and_then(UserVars::args) {
+        Some(a) => a,
+        None => query(v.request_uri),
+    }
+}
+
 pub fn query(request_uri: &str) -> &str {
     request_uri.split_once('?').map_or("", |(_, q)| q)
 }
@@ -580,6 +639,7 @@ pub(crate) mod tests {
             response: None,
             upstream: &[],
             sticky: None,
+            user: None,
         }
     }
 

@@ -47,7 +47,6 @@ enum Nginx {
 
 // Areas, for the second column.
 const TLS: &str = "TLS (issue 15)";
-const REWRITE: &str = "rewrite/if/map/set/error_page/named locations (issue 17, confb)";
 const VARS: &str = "variables not known yet ($pipe, $request_id, ...; vars.rs)";
 const ACCESS: &str = "access, auth, realip, limits, balancers (issue 17, confc)";
 const PROXY: &str = "proxy details: proxy_redirect, proxy_cache, ... (issue 17, confc)";
@@ -67,11 +66,11 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("grafana-auth-proxy",            LOADS,       Nginx::Ok),
     ("grafana-login-only",            LOADS,       Nginx::Ok),
     ("grafana-prometheus-basic-auth", fails("limit_except", ACCESS),        Nginx::Ok),
-    ("grafana-serve-from-sub-path",   fails("map", REWRITE),                Nginx::Ok),
-    ("label-studio",                  fails("map", REWRITE),                Nginx::Ok),
-    ("label-studio-subdomain",        fails("rewrite", REWRITE),       Nginx::Ok),
-    ("label-studio-subpath",          fails("error_page", REWRITE),       Nginx::Ok),
-    ("mastodon",                      fails("map", REWRITE),                Nginx::Ok),
+    ("grafana-serve-from-sub-path",   LOADS,       Nginx::Ok),
+    ("label-studio",                  fails("request_id", VARS), Nginx::Ok),
+    ("label-studio-subdomain",        LOADS,       Nginx::Ok),
+    ("label-studio-subpath",          LOADS,       Nginx::Ok),
+    ("mastodon",                      fails("proxy_cache_path", PROXY), Nginx::Ok),
     ("mattermost",                    fails("proxy_cache_path", PROXY),     Nginx::Ok),
     ("mattermost-without-ssl",        fails("proxy_cache_path", PROXY),     Nginx::Ok),
     ("minio-1-node",                  fails("ignore_invalid_headers", OTHER),             Nginx::Ok),
@@ -82,13 +81,13 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("peertube",                      fails("listen", TLS),                 Nginx::Ok),
     ("redash-openresty",              fails("}", LUA),                      Nginx::Fails("unknown directive \"vhost_traffic_status_zone\"")),
     ("sentry-self-hosted",            fails("request_id", VARS),       Nginx::Ok),
-    ("superset",                      fails("map", REWRITE),                Nginx::Ok),
+    ("superset",                      LOADS,       Nginx::Ok),
     ("taiga-gateway",                 LOADS,       Nginx::Ok),
-    ("tengine-default",               fails("error_page", REWRITE),                Nginx::Ok),
-    ("tengine-docker-jas0n0ss",       fails("if", REWRITE),                  Nginx::Ok),
+    ("tengine-default",               LOADS,       Nginx::Ok),
+    ("tengine-docker-jas0n0ss",       LOADS,       Nginx::Ok),
     ("tengine-docker-woaiso",         fails("pipe", VARS),                  Nginx::Ok),
     ("tengine-docker-ywfwj2008",      fails("dso", TENGINE_DSO),            Nginx::Fails("unknown directive \"dso\"")),
-    ("tengine-session-sticky-tests",  fails("if", REWRITE),                      Nginx::Fails("unknown directive \"session_sticky\"")),
+    ("tengine-session-sticky-tests",  LOADS,       Nginx::Fails("unknown directive \"session_sticky\"")),
     ("test-aws-ip-hash",              LOADS,             Nginx::Ok),
     ("zammad",                        LOADS,                                 Nginx::Ok),
     ("zammad-ssl",                    fails("listen", TLS),                  Nginx::Ok),

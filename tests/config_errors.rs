@@ -395,9 +395,9 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         4,
     ),
     (
-        "proxy_pass with variables",
-        "http {\n  server {\n    location / {\n      proxy_pass http://$host;\n    }\n  }\n}\n",
-        "variables in \"proxy_pass\" are not supported",
+        "proxy_pass with variables to https",
+        "http {\n  server {\n    location / {\n      proxy_pass https://$host;\n    }\n  }\n}\n",
+        "\"proxy_pass\" to https:// is not supported yet in \"https://$host\"",
         4,
     ),
     (
@@ -492,11 +492,18 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         4,
     ),
     (
-        "named location",
-        "http {\n  server {\n    location @fallback {\n    }\n  }\n}\n",
-        "named location \"@fallback\" is not supported",
-        3,
-    ),    (
+        "named location inside a location",
+        "http {\n  server {\n    location / {\n      location @fallback {\n      }\n    }\n  }\n}\n",
+        "named location \"@fallback\" can be on the server level only",
+        4,
+    ),
+    (
+        "alias in a named location",
+        "http {\n  server {\n    location @x {\n      alias /tmp/;\n    }\n  }\n}\n",
+        "the \"alias\" directive cannot be used inside the named location",
+        4,
+    ),
+    (
         "check with an unknown parameter",
         "http {\n  upstream u {\n    server 127.0.0.1:9000;\n    check interval=3000 rize=2;\n  }\n}\n",
         "invalid parameter \"rize=2\"",

@@ -13,7 +13,9 @@ pub mod compress;
 pub mod error;
 pub mod files;
 pub mod include;
+pub mod map;
 pub mod parse;
+pub mod rewrite;
 pub mod template;
 pub mod units;
 
@@ -498,6 +500,14 @@ pub struct Location {
     pub nested: Vec<Location>,
 }
 
+/// A named location (`location @name { ... }`, server level only).
+#[derive(Debug, Clone)]
+pub struct NamedLocation {
+    /// The name with its `@`.
+    pub name: String,
+    pub conf: Arc<LocationConf>,
+}
+
 /// `return CODE [TEXT]` / `return CODE URL` / `return URL` (302).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Return {
@@ -515,6 +525,16 @@ pub struct ProxyPass {
     pub proxy_host: String,
     /// The URI part (`/`, `/base/`); `None` when the URL has none.
     pub uri: Option<String>,
+    /// The URL when it has variables (evaluated per request).
+    pub vars: Option<ProxyVars>,
+}
+
+/// `proxy_pass` with variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyVars {
+    pub url: Template,
+    /// The host has variables: the upstream is looked up per request.
+    pub dynamic_host: bool,
 }
 
 /// Which failures make `proxy_next_upstream` try another peer.
@@ -624,6 +644,9 @@ pub struct LocationConf {
     pub details: crate::proxy::redirect::ProxyDetails,
     /// `proxy_method`, `proxy_pass_request_headers`/`_body`, `proxy_set_body`.
     pub shape: crate::proxy::shape::RequestShape,
+    /// `error_page`, `internal`, `proxy_intercept_errors`,
+    /// `recursive_error_pages`.
+    pub redirect: rewrite::RedirectConf,
 }
 
 /// Connection-level settings (http/server level only).
@@ -652,6 +675,9 @@ pub struct ServerConf {
     /// Server-level `return` (runs before location matching, as nginx's rewrite phase).
     pub return_: Option<Return>,
     pub locations: Vec<Location>,
+    /// `location @name` blocks, reached only by `error_page` (and, later,
+    /// `try_files`) redirects.
+    pub named: Vec<NamedLocation>,
     /// Settings inherited by locations, used as is when no location matches.
     pub conf: Arc<LocationConf>,
     pub connection: ConnectionConf,

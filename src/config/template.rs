@@ -58,6 +58,14 @@ pub enum Variable {
     StickyStatus,
     /// Ours: the learned cookie's name (`session_sticky learn=`).
     StickyLearned,
+    /// A variable the configuration defines (`set`, a named regex capture):
+    /// its index in the request's [`crate::user_vars::UserVars`].
+    User(u16),
+    /// `$0`..`$9`: a capture of the last regex that matched (`rewrite`, `if`,
+    /// `location ~`).
+    Capture(u8),
+    /// A `map` or `split_clients` variable.
+    Computed(crate::config::map::ComputedRef),
     /// `$https` and the `$ssl_*` variables of the client's connection.
     Tls(TlsVariable),
 }
@@ -214,6 +222,14 @@ pub fn variable(name: &str) -> Option<Variable> {
 /// store NAME lowercased with `_` turned into `-` (ready for a header lookup);
 /// `$cookie_NAME` / `$arg_NAME` keep NAME exactly.
 pub fn parse(src: &str) -> Result<Template, String> {
+    parse_with(src, &|_| None)
+}
+
+/// [`parse`], where `user` names the variables the configuration defines
+/// (looked up before the built-in ones, as nginx's user variables shadow
+/// nothing it knows: a name it knows is never passed). `$0`..`$9` are regex
+/// captures.
+pub fn parse_with(src: &str, user: &dyn Fn(&str) -> Option<Variable>) -> Result<Template, String> {
     let bytes = src.as_bytes();
     let mut parts: Vec<Part> = Vec::new();
     let mut literal = String::new();
@@ -244,8 +260,13 @@ pub fn parse(src: &str) -> Result<Template, String> {
         } else {
             let start = dollar + 1;
             let mut end = start;
-            while end < bytes.len() && is_name_byte(bytes[end]) {
+            if bytes.get(start).is_some_and(u8::is_ascii_digit) {
+                // `$1abc` is capture 1 then `abc`, as nginx.
                 end += 1;
+            } else {
+                while end < bytes.len() && is_name_byte(bytes[end]) {
+                    end += 1;
+                }
             }
             (&src[start..end], end)
         };
@@ -254,7 +275,14 @@ pub fn parse(src: &str) -> Result<Template, String> {
             i = dollar + 1;
             continue;
         }
-        let var = variable(name).ok_or_else(|| format!("unknown \"{name}\" variable"))?;
+        let capture = match name.as_bytes() {
+            [d @ b'0'..=b'9'] => Some(Variable::Capture(d - b'0')),
+            _ => None,
+        };
+        let var = capture
+            .or_else(|| variable(name))
+            .or_else(|| user(name))
+            .ok_or_else(|| format!("unknown \"{name}\" variable"))?;
         if !literal.is_empty() {
             parts.push(Part::Literal(std::mem::take(&mut literal)));
         }
@@ -336,6 +364,16 @@ mod tests {
             ("a $ b", vec![lit("a $ b")]),
             ("$-x", vec![lit("$-x")]),
             ("$$host", vec![lit("$"), Part::Var(Variable::Host)]),
+            ("$1", vec![Part::Var(Variable::Capture(1))]),
+            (
+                "/x/$1abc${2}",
+                vec![
+                    lit("/x/"),
+                    Part::Var(Variable::Capture(1)),
+                    lit("abc"),
+                    Part::Var(Variable::Capture(2)),
+                ],
+            ),
         ];
         for (src, parts) in cases {
             let t = parse(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));

@@ -142,6 +142,15 @@ impl ConnState {
         self.tls.get().is_some()
     }
 
+    /// `$scheme`: `https` over TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.is_tls() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     /// The client sent plain HTTP to a TLS listener: each request is refused.
     pub fn set_plain_on_tls(&self) {
         self.plain_on_tls.set(true);

@@ -329,6 +329,7 @@ impl AccessRecord {
                 status,
                 learned: &self.sticky_learned,
             }),
+            user: None,
         };
         for target in self.targets.iter() {
             target

@@ -1,16 +1,13 @@
 //! The proxy's side of serving local files: a location that neither
 //! proxies nor returns answers from its `root`/`alias` through
 //! [`crate::files::serve`]; this turns the [`Outcome`] into the response
-//! (status pages, the trailing-slash `301`, the file body) and follows the
-//! internal redirects that land on another file location (an index file,
-//! a `try_files` URI fallback), at most [`MAX_REDIRECTS`] times as nginx.
+//! (status pages, the trailing-slash `301`, the file body).
 //!
-//! SEAM (internal redirects): a redirect whose target location proxies, or
-//! a `@name` fallback, needs the request to be planned again from a new
-//! `$uri`; that mechanism belongs to `error_page`/named locations. Until it
-//! is connected, [`Worker::serve_files`] answers such a redirect with
-//! [`Served::Redirect`] and `plan` turns it into a 500 with an error-log
-//! line.
+//! An internal redirect (an index file, a `try_files` URI or `@name`
+//! fallback) is handed back as [`Served::Redirect`] / [`Served::Named`]:
+//! `plan` redirects the request (`crate::proxy::internal`, at most 10 times
+//! as nginx) and plans it again from the new `$uri`, whatever its location
+//! does (files, proxy, `return`).
 
 use http::header;
 use http::{Method, Request, Response, StatusCode};
@@ -19,27 +16,22 @@ use crate::compress::ClientFacts;
 use crate::config::compress::{CompressConf, StaticMode};
 use crate::proxy::compress::compress_response;
 
-use crate::config::{Location, LocationConf, LocationMatch, ServerConf};
+use crate::config::{Location, LocationConf, LocationMatch};
 use crate::downstream::body::RequestBody;
 use crate::files::serve::{self, FileRequest, Outcome};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::errors::ProxyError;
 use crate::proxy::errors::{self, RedirectBase};
 use crate::proxy::reply::{error_response, full, made};
-use crate::proxy::route::{self, Lookup};
 use crate::proxy::uri;
 use crate::proxy::worker::Worker;
 use crate::vars::RequestVars;
 
-/// nginx's limit on internal redirects of one request.
-pub const MAX_REDIRECTS: usize = 10;
-
 /// What serving from files gave.
 pub(super) enum Served {
-    /// The response (boxed: the redirects are rare and small).
+    /// The response (boxed: the redirects are small).
     Response(Box<Response<ProxyBody>>),
-    /// An internal redirect the file locations could not finish: to this
-    /// URI (path and maybe `?args`), whose location proxies or returns.
+    /// An internal redirect to this URI (path and maybe `?args`).
     Redirect(Vec<u8>),
     /// An internal redirect to the named location `@NAME`.
     Named(String),
@@ -47,10 +39,8 @@ pub(super) enum Served {
 
 impl Worker {
     /// Answers a request for `location` (`conf` its settings) from files.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn serve_files(
         &self,
-        server: &ServerConf,
         location: Option<&Location>,
         conf: &LocationConf,
         req: &Request<RequestBody>,
@@ -62,95 +52,54 @@ impl Worker {
             .file
             .parent()
             .unwrap_or_else(|| std::path::Path::new("."));
-        let mut location = location;
-        let mut conf = conf;
-        let mut path: Vec<u8> = vars.path.to_vec();
-        for _ in 0..=MAX_REDIRECTS {
-            let tokens = conf.server_tokens;
-            let text = String::from_utf8_lossy(&path);
-            let captures = match location.map(|l| &l.matcher) {
-                Some(LocationMatch::Regex { re, .. }) => re.captures(&text),
-                _ => None,
-            };
-            let precompressed = precompressed_variants(&conf.compress, req);
-            let fr = FileRequest {
-                method: req.method(),
-                headers: req.headers(),
-                captures,
-                vars: RequestVars {
-                    path: &path,
-                    ..vars
-                },
-                conf_dir,
-                precompressed: &precompressed,
-            };
-            let outcome = serve::serve(&conf.files, &fr);
-            drop(fr);
-            let target = match outcome {
-                Outcome::Reply(r) => {
-                    let mut resp = reply(r, base, tokens);
-                    // A precompressed file (gzip_static) gets Vary as nginx's.
-                    if conf.compress.gzip_vary
-                        && !precompressed.is_empty()
-                        && resp.headers().contains_key(header::CONTENT_ENCODING)
-                    {
-                        crate::compress::add_vary(resp.headers_mut());
-                    }
-                    compress_made(&mut resp, conf, req, &vars);
-                    return Served::Response(Box::new(resp));
+        let tokens = conf.server_tokens;
+        let text = String::from_utf8_lossy(vars.path);
+        let captures = match location.map(|l| &l.matcher) {
+            Some(LocationMatch::Regex { re, .. }) => re.captures(&text),
+            _ => None,
+        };
+        let precompressed = precompressed_variants(&conf.compress, req);
+        let fr = FileRequest {
+            method: req.method(),
+            headers: req.headers(),
+            captures,
+            vars,
+            conf_dir,
+            precompressed: &precompressed,
+        };
+        let outcome = serve::serve(&conf.files, &fr);
+        drop(fr);
+        match outcome {
+            Outcome::Reply(r) => {
+                let mut resp = reply(r, base, tokens);
+                // A precompressed file (gzip_static) gets Vary as nginx's.
+                if conf.compress.gzip_vary
+                    && !precompressed.is_empty()
+                    && resp.headers().contains_key(header::CONTENT_ENCODING)
+                {
+                    crate::compress::add_vary(resp.headers_mut());
                 }
-                Outcome::Status(status) => {
-                    // nginx's 403/404 pages pass its gzip filter too.
-                    let mut resp = status_page(status, base, tokens);
-                    compress_made(&mut resp, conf, req, &vars);
-                    return Served::Response(Box::new(resp));
-                }
-                Outcome::AddSlash => {
-                    let (_, query) = uri::split_query(vars.request_uri);
-                    let to = uri::add_slash_target(&path, query);
-                    let resp = match errors::return_response(301, Some(to.as_bytes()), base, tokens)
-                    {
-                        Some(m) => made(m, tokens),
-                        None => error_response(ProxyError::Internal, tokens),
-                    };
-                    return Served::Response(Box::new(resp));
-                }
-                Outcome::Named(name) => return Served::Named(name),
-                Outcome::Redirect(target) => target,
-            };
-            // An internal redirect: the new $uri's location, if it serves files.
-            let (raw, _) = uri::split_query(std::str::from_utf8(&target).unwrap_or("/"));
-            let Ok(new_path) = uri::normalize_path(raw.as_bytes()) else {
-                return Served::Response(Box::new(status_page(
-                    StatusCode::BAD_REQUEST,
-                    base,
-                    tokens,
-                )));
-            };
-            let next = match route::lookup_location(&server.locations, &new_path) {
-                Lookup::Location(l) | Lookup::AddSlash(l) => Some(l),
-                Lookup::NoMatch => None,
-            };
-            let next_conf: &LocationConf = next.map_or(&server.conf, |l| &l.conf);
-            if next_conf.proxy_pass.is_some()
-                || next_conf.return_.is_some()
-                || next_conf.check_status.is_some()
-            {
-                return Served::Redirect(target);
+                compress_made(&mut resp, conf, req, &vars);
+                Served::Response(Box::new(resp))
             }
-            path = new_path.into_owned();
-            location = next;
-            conf = next_conf;
+            Outcome::Status(status) => {
+                // nginx's 403/404 pages pass its gzip filter too.
+                let mut resp = status_page(status, base, tokens);
+                compress_made(&mut resp, conf, req, &vars);
+                Served::Response(Box::new(resp))
+            }
+            Outcome::AddSlash => {
+                let (_, query) = uri::split_query(vars.request_uri);
+                let to = uri::add_slash_target(vars.path, query);
+                let resp = match errors::return_response(301, Some(to.as_bytes()), base, tokens) {
+                    Some(m) => made(m, tokens),
+                    None => error_response(ProxyError::Internal, tokens),
+                };
+                Served::Response(Box::new(resp))
+            }
+            Outcome::Named(name) => Served::Named(name),
+            Outcome::Redirect(target) => Served::Redirect(target),
         }
-        tracing::error!(
-            "rewrite or internal redirection cycle while internally redirecting to \"{}\"",
-            String::from_utf8_lossy(&path)
-        );
-        Served::Response(Box::new(status_page(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            base,
-            conf.server_tokens,
-        )))
     }
 }
 
@@ -222,15 +171,4 @@ fn reply(r: serve::Reply, base: &RedirectBase<'_>, tokens: bool) -> Response<Pro
         headers.insert(name.clone(), value.clone());
     }
     resp
-}
-
-/// SEAM: an internal redirect from a file location to a location that
-/// proxies, or to `@name`, until the internal-redirect mechanism is
-/// connected here: a 500 and an error-log line that says so.
-pub(super) fn unconnected_redirect(to: &[u8], tokens: bool) -> Response<ProxyBody> {
-    tracing::error!(
-        "internal redirect to \"{}\" is not supported yet (only to locations serving files)",
-        String::from_utf8_lossy(to)
-    );
-    error_response(ProxyError::Internal, tokens)
 }

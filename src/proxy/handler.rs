@@ -26,7 +26,8 @@ use crate::proxy::compress::compress_response;
 use crate::proxy::errors::{self, ProxyError};
 use crate::proxy::exchange::{open, send, Answer, Missed};
 use crate::proxy::headers;
-use crate::proxy::plan::Prepared;
+use crate::proxy::internal::{self, Internal};
+use crate::proxy::prepare::Prepared;
 use crate::proxy::redirect::{self, Ready};
 use crate::proxy::reply::error_response;
 use crate::proxy::worker::Worker;
@@ -55,167 +56,187 @@ impl Handler for Worker {
         let log = &mut log_slot;
         // `add_header` / `expires` of the request's location, once it is known.
         let mut edits = ResponseEdits::default();
-        let mut resp = 'respond: {
-            let Prepared {
-                conf,
-                set,
-                upgrade,
-                choice,
-                peer,
-                request,
-                mut body,
-                may_resend,
-                now_unix,
-                now_instant,
-                compress,
-                admission,
-                pick,
-                location,
-                mut rewrites,
-            } = match self.prepare(info, req, log, &mut edits) {
-                Ok(prepared) => prepared,
-                Err(made) => break 'respond made,
-            };
-            conns = admission.conns;
-            if !admission.delay.is_zero() {
-                // limit_req: the request waits its turn (the client's body
-                // waits unread, as in nginx).
-                tokio::time::sleep(admission.delay).await;
-            }
-            let tokens = conf.server_tokens;
-            let budget = Budget {
-                tries: conf.proxy_next_upstream_tries,
-                deadline: (!conf.proxy_next_upstream_timeout.is_zero())
-                    .then(|| now_instant.checked_add(conf.proxy_next_upstream_timeout))
-                    .flatten(),
-                may_resend,
-            };
-            let sticky = set.sticky().map(|s| &s.conf);
-            let mut failover = Failover::new(
-                &conf.proxy_next_upstream,
-                sticky,
-                budget,
-                choice,
-                peer,
-                now_unix,
-            );
-            let mut step = failover.start();
-            let mut first_send = Some(now_instant);
-            loop {
-                let p = match step {
-                    Step::Try(p) => p,
-                    Step::Refuse(failure) => {
-                        break 'respond error_response(failure.error(), tokens)
-                    }
-                    // Only ever after an answer, handled below.
-                    Step::Deliver => break 'respond error_response(ProxyError::Internal, tokens),
-                };
-                let active = set.stats().begin(p);
-                let try_started = log.is_some().then(Instant::now);
-                // One try at `p`: a pooled connection (with one transparent retry
-                // on a fresh connection if the pooled one turns out closed) or a
-                // new one. The rare connect is boxed so its future does not widen
-                // every request's.
-                let outcome: Result<Answer, Missed> = 'attempt: {
-                    let mut pooled = set.checkout(p, now_instant);
-                    loop {
-                        let conn = match pooled.take() {
-                            Some(c) => c,
-                            None => match Box::pin(open(set, p, conf)).await {
-                                Ok(io) => Conn::fresh(io),
-                                Err(failure) => {
-                                    break 'attempt Err(Missed {
-                                        failure,
-                                        unsent: true,
-                                    })
-                                }
-                            },
-                        };
-                        let reused = conn.reused;
-                        // The request's own clock reading serves its first
-                        // send; a retry reads the clock again.
-                        let sent_at = first_send.take().unwrap_or_else(Instant::now);
-                        match send(info, conn, &request, &mut body, conf, sent_at).await {
-                            Ok(answer) => break 'attempt Ok(answer),
-                            // Closed by the backend while idle: once more on a new
-                            // connection, if the request can still go out.
-                            Err(m)
-                                if reused
-                                    && m.failure == Failure::Error
-                                    && (m.unsent || may_resend) => {}
-                            Err(m) => break 'attempt Err(m),
-                        }
-                    }
-                };
-                if log.is_some() {
-                    let status = outcome
-                        .as_ref()
-                        .map(|(head, _, _)| head.status)
-                        .map_err(|m| m.failure);
-                    note_try(log, set, p, status, try_started);
-                }
-                let event = match &outcome {
-                    Ok((head, _, _)) => Event::Answered(head.status.as_u16()),
-                    Err(m) => Event::Failed {
-                        failure: m.failure,
-                        unsent: m.unsent,
-                    },
-                };
-                let now = Instant::now();
-                let before = failover.choice().copied();
-                let (health, next) =
-                    failover.on(event, now, |ex, tried| set.choose(ex, tried, now, &pick));
-                match health {
-                    Health::Succeeded => set.succeeded(p),
-                    Health::Failed => set.failed(p, now),
-                    Health::Unchanged => {}
-                }
-                if failover.choice().copied() != before {
-                    note_sticky(log, set, failover.choice());
-                }
-                if next != Step::Deliver {
-                    step = next;
-                    continue;
-                }
-                let Ok(answer) = outcome else {
-                    break 'respond error_response(ProxyError::Internal, tokens);
-                };
-                let choice = failover.choice();
-                if let Some(c) = choice {
-                    set.stats().note_outcome(p, c.outcome);
-                }
-                note_sticky(log, set, choice);
-                if let Some(record) = log {
-                    record.streaming_since = try_started;
-                }
-                let tls = info.is_tls();
-                let backend_edits = Edits {
-                    location,
-                    rewrites: rewrites.take(),
-                };
-                let mut resp = self.answer(
-                    set,
+        // Only a request that is internally redirected (or may be, by an
+        // `error_page` after proxying) gets this state.
+        let mut internal: Option<Box<Internal>> = None;
+        let mut resp = 'request: loop {
+            let resp = 'respond: {
+                let Prepared {
                     conf,
-                    p,
-                    answer,
-                    choice,
-                    now_unix,
+                    set,
                     upgrade,
-                    tls,
-                    log,
-                    backend_edits,
-                );
-                if let Some(facts) = &compress {
-                    compress_response(&mut resp, &conf.compress, facts, now_unix);
+                    choice,
+                    peer,
+                    request,
+                    mut body,
+                    may_resend,
+                    now_unix,
+                    now_instant,
+                    compress,
+                    admission,
+                    pick,
+                    location,
+                    mut rewrites,
+                } = match self.prepare(info, req, log, &mut edits, &mut internal) {
+                    Ok(prepared) => prepared,
+                    Err(made) => break 'respond made,
+                };
+                conns = admission.conns;
+                if !admission.delay.is_zero() {
+                    // limit_req: the request waits its turn (the client's body
+                    // waits unread, as in nginx).
+                    tokio::time::sleep(admission.delay).await;
                 }
-                // Ours, unless the backend's passed (`proxy_pass_header
-                // Server`), as nginx.
-                resp.headers_mut()
-                    .entry(header::SERVER)
-                    .or_insert_with(|| errors::server_header(tokens));
-                resp.body_mut().active = Some(active);
-                break 'respond resp;
-            }
+                let tokens = conf.server_tokens;
+                let budget = Budget {
+                    tries: conf.proxy_next_upstream_tries,
+                    deadline: (!conf.proxy_next_upstream_timeout.is_zero())
+                        .then(|| now_instant.checked_add(conf.proxy_next_upstream_timeout))
+                        .flatten(),
+                    may_resend,
+                };
+                let sticky = set.sticky().map(|s| &s.conf);
+                let mut failover = Failover::new(
+                    &conf.proxy_next_upstream,
+                    sticky,
+                    budget,
+                    choice,
+                    peer,
+                    now_unix,
+                );
+                let mut step = failover.start();
+                let mut first_send = Some(now_instant);
+                loop {
+                    let p = match step {
+                        Step::Try(p) => p,
+                        Step::Refuse(failure) => {
+                            let error = failure.error();
+                            if internal::error_page_pending(
+                                conf,
+                                error.status().as_u16(),
+                                &mut internal,
+                            ) {
+                                continue 'request;
+                            }
+                            break 'respond error_response(error, tokens);
+                        }
+                        // Only ever after an answer, handled below.
+                        Step::Deliver => {
+                            break 'respond error_response(ProxyError::Internal, tokens)
+                        }
+                    };
+                    let active = set.stats().begin(p);
+                    let try_started = log.is_some().then(Instant::now);
+                    // One try at `p`: a pooled connection (with one transparent retry
+                    // on a fresh connection if the pooled one turns out closed) or a
+                    // new one. The rare connect is boxed so its future does not widen
+                    // every request's.
+                    let outcome: Result<Answer, Missed> = 'attempt: {
+                        let mut pooled = set.checkout(p, now_instant);
+                        loop {
+                            let conn = match pooled.take() {
+                                Some(c) => c,
+                                None => match Box::pin(open(set, p, conf)).await {
+                                    Ok(io) => Conn::fresh(io),
+                                    Err(failure) => {
+                                        break 'attempt Err(Missed {
+                                            failure,
+                                            unsent: true,
+                                        })
+                                    }
+                                },
+                            };
+                            let reused = conn.reused;
+                            // The request's own clock reading serves its first
+                            // send; a retry reads the clock again.
+                            let sent_at = first_send.take().unwrap_or_else(Instant::now);
+                            match send(info, conn, &request, &mut body, conf, sent_at).await {
+                                Ok(answer) => break 'attempt Ok(answer),
+                                // Closed by the backend while idle: once more on a new
+                                // connection, if the request can still go out.
+                                Err(m)
+                                    if reused
+                                        && m.failure == Failure::Error
+                                        && (m.unsent || may_resend) => {}
+                                Err(m) => break 'attempt Err(m),
+                            }
+                        }
+                    };
+                    if log.is_some() {
+                        let status = outcome
+                            .as_ref()
+                            .map(|(head, _, _)| head.status)
+                            .map_err(|m| m.failure);
+                        note_try(log, set, p, status, try_started);
+                    }
+                    let event = match &outcome {
+                        Ok((head, _, _)) => Event::Answered(head.status.as_u16()),
+                        Err(m) => Event::Failed {
+                            failure: m.failure,
+                            unsent: m.unsent,
+                        },
+                    };
+                    let now = Instant::now();
+                    let before = failover.choice().copied();
+                    let (health, next) =
+                        failover.on(event, now, |ex, tried| set.choose(ex, tried, now, &pick));
+                    match health {
+                        Health::Succeeded => set.succeeded(p),
+                        Health::Failed => set.failed(p, now),
+                        Health::Unchanged => {}
+                    }
+                    if failover.choice().copied() != before {
+                        note_sticky(log, set, failover.choice());
+                    }
+                    if next != Step::Deliver {
+                        step = next;
+                        continue;
+                    }
+                    let Ok(mut answer) = outcome else {
+                        break 'respond error_response(ProxyError::Internal, tokens);
+                    };
+                    match internal::answer_status(conf, answer.0.status, &mut internal) {
+                        Some(status) => answer.0.status = status,
+                        None => continue 'request,
+                    }
+                    let choice = failover.choice();
+                    if let Some(c) = choice {
+                        set.stats().note_outcome(p, c.outcome);
+                    }
+                    note_sticky(log, set, choice);
+                    if let Some(record) = log {
+                        record.streaming_since = try_started;
+                    }
+                    let tls = info.is_tls();
+                    let backend_edits = Edits {
+                        location,
+                        rewrites: rewrites.take(),
+                    };
+                    let mut resp = self.answer(
+                        set,
+                        conf,
+                        p,
+                        answer,
+                        choice,
+                        now_unix,
+                        upgrade,
+                        tls,
+                        log,
+                        backend_edits,
+                    );
+                    if let Some(facts) = &compress {
+                        compress_response(&mut resp, &conf.compress, facts, now_unix);
+                    }
+                    // Ours, unless the backend's passed (`proxy_pass_header
+                    // Server`), as nginx.
+                    resp.headers_mut()
+                        .entry(header::SERVER)
+                        .or_insert_with(|| errors::server_header(tokens));
+                    resp.body_mut().active = Some(active);
+                    break 'respond resp;
+                }
+            };
+            break 'request resp;
         };
         if !edits.is_empty() {
             let status = resp.status();

@@ -1,6 +1,9 @@
 //! The request pipeline, implementing `downstream::handler::Handler`:
 //! `handler` (orchestration of one request), `worker` (per-thread state of
 //! one configuration), `plan` (route, refusals, URI mapping; synchronous),
+//! `forward` (where a planned request goes), `prepare` (its upstream head),
+//! `locate` and `script` (the rewrite phases), `internal` (internal redirects
+//! and `error_page`),
 //! `attempt` (the pure failover state machine), `exchange` (one try's I/O),
 //! `body` (the streamed bodies), `reply` (proxy-made responses),
 //! `add_headers` (`add_header` and `expires` on every response), and the
@@ -16,12 +19,17 @@ pub mod cookie_flags;
 pub mod errors;
 pub mod exchange;
 mod files;
+pub mod forward;
 pub mod handler;
 pub mod headers;
+pub mod internal;
+pub mod locate;
 pub mod plan;
+pub mod prepare;
 pub mod redirect;
 pub mod reply;
 pub mod route;
+pub mod script;
 pub mod shape;
 pub mod uri;
 pub mod worker;

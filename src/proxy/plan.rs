@@ -1,43 +1,36 @@
 //! Planning a request, with no waiting: from its head alone, a proxy-made
-//! answer (414, 400, `return`, the trailing-slash redirect, the status page,
-//! 404, 413) or where and how it is forwarded ([`Plan`]); then everything
-//! before it goes out ([`Prepared`]): the upstream URI, the sticky request
-//! side (decode, decide, strip), the upstream headers, and the encoded head.
+//! answer (414, 400, `return`, the trailing-slash redirect, the access
+//! phases' refusals, the status pages, files, 404, 413), following internal
+//! redirects (`error_page`, named locations, `try_files`), or where and how
+//! it is forwarded (`crate::proxy::forward`). What happens next, before it
+//! goes out, is `crate::proxy::prepare`.
 
-use std::rc::Rc;
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
 
-use crate::compress::ClientFacts;
-use crate::config::{Balance, Expires, Location, LocationConf, ProxyPass, ServerConf, ServerName};
+use crate::config::rewrite::{ErrorTarget, Overwrite};
+use crate::config::{Expires, Location, LocationConf, ServerConf, ServerName, Template};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
-use crate::http1::framing::{BodyFraming, RequestFraming};
-use crate::http1::names::Spelling;
-use crate::http1::request::encode_request_head;
 use crate::log::AccessRecord;
-use crate::proxy::access::Admission;
 use crate::proxy::add_headers::ResponseEdits;
-use crate::proxy::attempt::idempotent;
-use crate::proxy::body::{ClientBody, ProxyBody};
+use crate::proxy::body::ProxyBody;
 use crate::proxy::errors::{self, ProxyError, RedirectBase};
-use crate::proxy::exchange::{head_capacity, UpstreamRequest};
-use crate::proxy::files::{unconnected_redirect, Served};
-use crate::proxy::handler::note_sticky;
-use crate::proxy::headers::{self, UpstreamConnection};
-use crate::proxy::redirect::{self, Ready};
+use crate::proxy::files::Served;
+use crate::proxy::forward::Plan;
+use crate::proxy::internal::{self, ErrorPageStep, Internal, Target};
+use crate::proxy::locate::{Action, Located};
 use crate::proxy::reply::{error_response, full, made};
-use crate::proxy::route::{self, Lookup};
-use crate::proxy::shape::{BodySource, Shaped};
+use crate::proxy::route;
 use crate::proxy::uri;
 use crate::proxy::worker::Worker;
-use crate::sticky::Choice;
-use crate::upstream::balance::{Pick, Tried};
-use crate::upstream::client::Transport;
-use crate::upstream::peers::PeerSet;
+use crate::user_vars::UserVars;
 use crate::vars::{self, RequestVars};
 
 pub(super) fn unix_now(now: SystemTime) -> i64 {
@@ -46,15 +39,99 @@ pub(super) fn unix_now(now: SystemTime) -> i64 {
 }
 
 impl Worker {
+    /// The plan of a request, following internal redirects (`error_page`, named
+    /// locations, `try_files`) until a location answers or forwards it.
     #[allow(clippy::result_large_err)]
-    fn plan(
+    pub(super) fn plan(
+        &self,
+        info: &ConnState,
+        req: &mut Request<RequestBody>,
+        start: SystemTime,
+        log: &mut Option<Box<AccessRecord>>,
+        edits: &mut ResponseEdits,
+        state: &mut Option<Box<Internal>>,
+    ) -> Result<Plan<'_>, Response<ProxyBody>> {
+        loop {
+            if let Some(st) = state.as_deref_mut() {
+                if let Some((uri, headers)) = st.saved.take() {
+                    *req.uri_mut() = uri;
+                    *req.headers_mut() = headers;
+                }
+                if std::mem::take(&mut st.to_get) {
+                    if req.method() != Method::HEAD {
+                        *req.method_mut() = Method::GET;
+                    }
+                    *req.body_mut() = RequestBody::empty();
+                }
+            }
+            let stop = match self.plan_once(info, req, start, log, edits, state) {
+                Ok(plan) => return Ok(plan),
+                Err(stop) => stop,
+            };
+            let mut st = state.as_deref_mut();
+            if let Some(st) = st.as_deref_mut() {
+                st.pending_error = None;
+            }
+            match stop {
+                Stop::Made(mut resp) => {
+                    if let Some(code) = st.and_then(|s| s.err_status) {
+                        if let Ok(status) = StatusCode::from_u16(code) {
+                            *resp.status_mut() = status;
+                        }
+                    }
+                    return Err(resp);
+                }
+                Stop::Plain(resp) => {
+                    if let Some(st) = st {
+                        st.err_status = None;
+                    }
+                    return Err(resp);
+                }
+                Stop::Page {
+                    status,
+                    resp,
+                    conf,
+                    uri,
+                    path,
+                    args,
+                } => {
+                    let step =
+                        internal::error_page(conf, status, state, &path, args.as_deref(), |_| uri);
+                    match step {
+                        ErrorPageStep::Redirected => continue,
+                        ErrorPageStep::Cycle => {
+                            return Err(error_response(ProxyError::Internal, conf.server_tokens))
+                        }
+                        // Client redirects are made by `plan_once`.
+                        ErrorPageStep::None => return Err(resp),
+                    }
+                }
+                Stop::Redirect {
+                    target,
+                    path,
+                    args,
+                    tokens,
+                } => {
+                    if internal::internal_redirect(state, target, &path, args.as_deref()).is_err() {
+                        return Err(error_response(ProxyError::Internal, tokens));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass of planning: the server and location for the request's URI now
+    /// (or its named location), then what that location does with it.
+    #[allow(clippy::result_large_err)]
+    fn plan_once(
         &self,
         info: &ConnState,
         req: &Request<RequestBody>,
         start: SystemTime,
         log: &mut Option<Box<AccessRecord>>,
         edits: &mut ResponseEdits,
-    ) -> Result<Plan<'_>, Response<ProxyBody>> {
+        state: &mut Option<Box<Internal>>,
+    ) -> Result<Plan<'_>, Stop<'_>> {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         // The request line's authority wins over the Host header (nginx, RFC 9112
         // section 3.2.2); the Host header is still validated.
@@ -64,7 +141,7 @@ impl Worker {
         );
         let routed = match host.and_then(|host| self.router.server(info.listen, host)) {
             Ok(r) => r,
-            Err(e) => return Err(error_response(e.into(), true)),
+            Err(e) => return Err(Stop::Plain(error_response(e.into(), true))),
         };
         // The same server, borrowed from the worker instead of the request.
         let server: &ServerConf = match self
@@ -75,400 +152,343 @@ impl Worker {
             .find(|s| Arc::ptr_eq(s, routed.server))
         {
             Some(s) => s,
-            None => return Err(error_response(ProxyError::Internal, true)),
+            None => return Err(Stop::Plain(error_response(ProxyError::Internal, true))),
         };
-        let (raw_path, _) = uri::split_query(target);
-        let path = match uri::normalize_path(raw_path.as_bytes()) {
-            Ok(p) => p,
-            Err(e) => return Err(error_response(e.into(), server.conf.server_tokens)),
-        };
-        let (location, add_slash) = match route::lookup_location(&server.locations, &path) {
-            Lookup::Location(loc) => (Some(loc), false),
-            Lookup::AddSlash(loc) => (Some(loc), true),
-            Lookup::NoMatch => (None, false),
-        };
-        let conf: &LocationConf = location.map_or(&server.conf, |l| &l.conf);
-        let tokens = conf.server_tokens;
-        // realip: the address the request is treated as coming from.
-        let realip = conf
-            .access
-            .realip
-            .as_ref()
-            .and_then(|r| crate::access::realip::real_addr(r, info.remote, req.headers()));
-        let remote = realip.unwrap_or(info.remote);
         let server_name = server_name_of(server);
-        let local_ip: std::cell::OnceCell<String> = std::cell::OnceCell::new();
-        let scheme = if info.is_tls() { "https" } else { "http" };
-        let redirect_base = || {
-            let host: &str = if !routed.host.is_empty() {
-                &routed.host
-            } else if !server_name.is_empty() {
-                server_name
-            } else {
-                local_ip.get_or_init(|| info.local.ip().to_string())
-            };
-            RedirectBase {
-                scheme,
-                host,
-                port: info.local.port(),
-            }
+        let (raw_path, raw_query) = uri::split_query(target);
+        let normalized = match state.as_deref().and_then(Internal::uri) {
+            Some(_) => Cow::Borrowed(&b""[..]),
+            None => match uri::normalize_path(raw_path.as_bytes()) {
+                Ok(p) => p,
+                Err(e) => {
+                    let e: ProxyError = e.into();
+                    let resp = error_response(e, server.conf.server_tokens);
+                    return Err(Stop::Plain(resp));
+                }
+            },
         };
-        let vars = |proxy_host| RequestVars {
-            method: req.method(),
-            request_uri: target,
-            path: &path,
-            version: req.version(),
-            headers: req.headers(),
+        // The rewrite module's statements see the request with its user
+        // variables as they are when a template is evaluated, and the client
+        // address the server's realip settings give.
+        let (remote, realip_remote) = real_remote(&server.conf, info, req);
+        let view = RequestView {
+            req,
+            info,
             host: &routed.host,
             server_name,
-            remote,
-            realip_remote: realip.map(|_| info.remote),
-            local: info.local,
-            scheme,
-            tls: info.tls(),
-            proxy_host,
-            // What has been read of the request so far: its head.
-            request_length: info.head_bytes.get(),
-            connection: info.serial,
-            connection_requests: info.requests.get(),
+            target,
             start,
-            now: start,
-            pid: crate::log::pid(),
-            hostname: crate::log::hostname(),
-            response: None,
-            upstream: &[],
-            sticky: None,
+            remote,
+            realip_remote,
         };
-        // A server-level `return` answers before any location (nginx's server
-        // rewrite phase): the server's own `add_header`/`expires` apply to it.
-        let edit_conf: &LocationConf = if server.return_.is_some() {
-            &server.conf
-        } else {
-            conf
+        let eval = |t: &Template, uv: &UserVars| {
+            let path = uv.uri.as_ref().map_or(&normalized[..], |(p, _)| p);
+            vars::eval_to_vec(t, &view.vars(path, "", Some(uv)))
         };
-        if !edit_conf.add_headers.is_empty() || edit_conf.expires != Expires::Off {
-            // Evaluated now, while the request's headers are here; applied to
-            // whatever response this request gets.
-            let proxy_host = edit_conf
-                .proxy_pass
-                .as_ref()
-                .map_or("", |p| p.proxy_host.as_str());
-            *edits = ResponseEdits::new(edit_conf, &vars(proxy_host));
-        }
-        if let Some(targets) = self.logs.targets(&conf.access_log) {
+        let located = self.locate(server, state, &routed.host, &normalized, raw_query, &eval)?;
+        let Located {
+            location,
+            add_slash,
+            conf,
+            action,
+        } = located;
+        // realip: the address the request is treated as coming from, by the
+        // settings of the location it landed in.
+        let (remote, realip_remote) = real_remote(conf, info, req);
+        let view = RequestView {
+            remote,
+            realip_remote,
+            ..view
+        };
+        let state = state.as_deref();
+        let (path, query): (&[u8], Option<&str>) = match state.and_then(Internal::uri) {
+            Some(uri) => uri,
+            None => (&normalized, raw_query),
+        };
+        let here = Here {
+            server,
+            conf,
+            location,
+            view,
+            path,
+            query,
+            state,
+            tokens: conf.server_tokens,
+            local_ip: OnceCell::new(),
+        };
+        let tokens = here.tokens;
+        // `add_header` / `expires` of this location: evaluated now, while the
+        // request's headers are here; applied to whatever response it gets.
+        *edits = if !conf.add_headers.is_empty() || conf.expires != Expires::Off {
             let proxy_host = conf
                 .proxy_pass
                 .as_ref()
                 .map_or("", |p| p.proxy_host.as_str());
-            *log = Some(Box::new(AccessRecord::capture(targets, &vars(proxy_host))));
+            ResponseEdits::new(conf, &here.vars(proxy_host))
+        } else {
+            ResponseEdits::default()
+        };
+        if let Some(status) = state.and_then(|s| s.pending_error) {
+            let resp = match StatusCode::from_u16(status) {
+                Ok(s) => made(
+                    errors::MadeResponse {
+                        status: s,
+                        location: None,
+                        content_type: Some(errors::HTML),
+                        body: errors::error_page(s, tokens),
+                    },
+                    tokens,
+                ),
+                Err(_) => error_response(ProxyError::Internal, tokens),
+            };
+            return Err(here.fail(status, resp));
         }
-        if let Some(ret) = server.return_.as_ref().or(conf.return_.as_ref()) {
-            let text = ret.text.as_ref().map(|t| vars::eval_to_vec(t, &vars("")));
+        if log.is_none() {
+            if let Some(targets) = self.logs.targets(&conf.access_log) {
+                let proxy_host = conf
+                    .proxy_pass
+                    .as_ref()
+                    .map_or("", |p| p.proxy_host.as_str());
+                *log = Some(Box::new(AccessRecord::capture(
+                    targets,
+                    &here.vars(proxy_host),
+                )));
+            }
+        }
+        let ret = match action {
+            Action::NotFound => {
+                return Err(here.fail(404, error_response(ProxyError::NotFound, tokens)));
+            }
+            Action::Redirect(code, url) => return Err(Stop::Made(here.redirect(code, &url))),
+            Action::Return(ret) => Some(ret),
+            Action::None => conf.return_.as_ref(),
+        };
+        if let Some(ret) = ret {
+            let text = ret
+                .text
+                .as_ref()
+                .map(|t| vars::eval_to_vec(t, &here.vars("")));
             let resp = match errors::return_response(
                 ret.code,
                 text.as_deref(),
-                &redirect_base(),
+                &here.redirect_base(),
                 tokens,
             ) {
                 Some(m) => made(m, tokens),
                 None => error_response(ProxyError::Internal, tokens),
             };
-            return Err(resp);
+            if ret.code >= 400 && ret.text.is_none() {
+                return Err(here.fail(ret.code, resp));
+            }
+            return Err(Stop::Made(resp));
         }
         if add_slash {
             // nginx's automatic redirect: `location /app/ { proxy_pass ...; }`
             // answers `/app` with a 301 to `/app/`.
-            let (_, query) = uri::split_query(target);
-            let to = uri::add_slash_target(&path, query);
-            let resp =
-                match errors::return_response(301, Some(to.as_bytes()), &redirect_base(), tokens) {
-                    Some(m) => made(m, tokens),
-                    None => error_response(ProxyError::Internal, tokens),
-                };
-            return Err(resp);
+            let to = uri::add_slash_target(path, query);
+            return Err(Stop::Made(here.redirect(301, to.as_bytes())));
         }
-        let admission = self.admit(&conf.access, &vars(""), req.headers(), remote, tokens)?;
+        let admission =
+            match self.admit(&conf.access, &here.vars(""), req.headers(), remote, tokens) {
+                Ok(a) => a,
+                Err(refused) => return Err(here.made_or_fail(refused)),
+            };
         if conf.access.stub_status {
-            return Err(self.stub_status_page(req.method(), tokens));
+            return Err(here.made_or_fail(self.stub_status_page(req.method(), tokens)));
         }
         if let Some(format) = conf.check_status {
-            let (_, query) = uri::split_query(target);
             let (content_type, body) = self.health.status_page(&self.config, query, format);
             let mut resp = full(StatusCode::OK, body, tokens);
             resp.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            return Err(resp);
+            return Err(Stop::Made(resp));
         }
         let Some(pass) = conf.proxy_pass.as_ref() else {
-            // No proxy_pass: files from root/alias, as nginx.
-            return Err(
-                match self.serve_files(server, location, conf, req, vars(""), &redirect_base()) {
-                    Served::Response(resp) => *resp,
-                    Served::Redirect(to) => unconnected_redirect(&to, tokens),
-                    Served::Named(name) => {
-                        unconnected_redirect(format!("@{name}").as_bytes(), tokens)
-                    }
-                },
-            );
-        };
-        if conf.client_max_body_size > 0 {
-            let declared = req
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            if declared.is_some_and(|n| n > conf.client_max_body_size) {
-                return Err(error_response(ProxyError::PayloadTooLarge, tokens));
-            }
-        }
-        let Some(set) = self.upstreams.get(pass.upstream).map(Rc::as_ref) else {
-            return Err(error_response(ProxyError::BadGateway, tokens));
-        };
-        // proxy_redirect / proxy_cookie_* rules that read variables: now,
-        // while the request's variables are at hand.
-        let rewrites = conf.details.reads_variables().then(|| {
-            Ready::new(
-                &conf.details,
-                |t| vars::eval_to_vec(t, &vars(&pass.proxy_host)),
-                || redirect::default_for(pass, location),
-            )
-        });
-        // proxy_method / proxy_pass_request_* / proxy_set_body.
-        let shaped = if conf.shape.is_default() {
-            Shaped::default()
-        } else {
-            conf.shape
-                .evaluate(|t| vars::eval_to_vec(t, &vars(&pass.proxy_host)))
-        };
-        // What ip_hash / hash read of the request.
-        let pick = match &set.conf().balance {
-            Balance::IpHash => Pick {
-                client: Some(remote.ip()),
-                key: Vec::new(),
-            },
-            Balance::Hash { key, .. } => Pick {
-                client: None,
-                key: vars::eval_to_vec(key, &vars(&pass.proxy_host)),
-            },
-            _ => Pick::default(),
-        };
-        // The client's target goes out unchanged unless proxy_pass has a URI part.
-        let uri = match (location, pass.uri.as_deref()) {
-            (Some(loc), Some(base)) => {
-                let mapped = uri::upstream_uri(target, &path, &loc.matcher, Some(base));
-                match mapped.parse::<Uri>() {
-                    Ok(u) => Some(u),
-                    Err(_) => return Err(error_response(ProxyError::BadRequest, tokens)),
+            // No proxy_pass: files from root/alias, as nginx; their internal
+            // redirects plan the request again.
+            let base = here.redirect_base();
+            let target = match self.serve_files(location, conf, req, here.vars(""), &base) {
+                Served::Response(resp) => return Err(here.made_or_fail(*resp)),
+                Served::Redirect(to) => {
+                    let (raw, args) = match to.iter().position(|&b| b == b'?') {
+                        Some(i) => (
+                            to.get(..i).unwrap_or_default(),
+                            Some(
+                                String::from_utf8_lossy(to.get(i + 1..).unwrap_or_default())
+                                    .into_owned(),
+                            ),
+                        ),
+                        None => (&to[..], None),
+                    };
+                    let path =
+                        uri::normalize_path(raw).map_or_else(|_| raw.to_vec(), Cow::into_owned);
+                    Target::Uri { path, args }
                 }
-            }
-            _ => None,
-        };
-        // `$sticky_*` in proxy_set_header: the sticky peer is decided here,
-        // from the headers as received; `prepare` then only strips.
-        let sticky_first = set.sticky().filter(|_| {
-            conf.proxy_set_headers
-                .iter()
-                .any(|(_, t)| vars::uses_sticky(t))
-        });
-        let choice = sticky_first.map(|sticky| {
-            let now = Instant::now();
-            let tried = Tried::new();
-            sticky.decide_request(
-                req.headers(),
-                unix_now(start),
-                |i| set.is_up(i, now),
-                |exclude| set.choose(exclude, &tried, now, &pick),
-            )
-        });
-        let set_headers = if conf.proxy_set_headers.is_empty() {
-            Vec::new()
-        } else {
-            let sticky = sticky_first
-                .zip(choice.as_ref())
-                .map(|(s, c)| vars::StickyVars {
-                    sid: s.sid(c).unwrap_or_default(),
-                    status: c.outcome.as_str(),
-                    learned: s.learned_name(c, None).unwrap_or_default(),
-                });
-            let v = RequestVars {
-                sticky,
-                ..vars(&pass.proxy_host)
+                Served::Named(name) => Target::Named(format!("@{name}")),
             };
-            headers::eval_set_headers(&conf.proxy_set_headers, &v)
+            return Err(Stop::Redirect {
+                target,
+                path: path.to_vec(),
+                args: query.map(str::to_string),
+                tokens,
+            });
         };
-        Ok(Plan {
-            server,
-            conf,
-            pass,
-            set,
-            uri,
-            set_headers,
-            choice,
-            admission,
-            pick,
-            location,
-            rewrites,
-            shaped,
-        })
+        self.forward(&here, pass, admission)
+    }
+}
+
+/// realip: the client address a request from `info` is treated as coming
+/// from by `conf`'s settings, and the connection's own when that differs
+/// (`$realip_remote_addr`).
+fn real_remote(
+    conf: &LocationConf,
+    info: &ConnState,
+    req: &Request<RequestBody>,
+) -> (SocketAddr, Option<SocketAddr>) {
+    let realip = conf
+        .access
+        .realip
+        .as_ref()
+        .and_then(|r| crate::access::realip::real_addr(r, info.remote, req.headers()));
+    (realip.unwrap_or(info.remote), realip.map(|_| info.remote))
+}
+
+/// What planning reads of a request to evaluate its variables.
+#[derive(Clone, Copy)]
+pub(super) struct RequestView<'a> {
+    pub(super) req: &'a Request<RequestBody>,
+    info: &'a ConnState,
+    host: &'a str,
+    server_name: &'a str,
+    /// The request target as received.
+    pub(super) target: &'a str,
+    pub(super) start: SystemTime,
+    /// The client's address after realip.
+    pub(super) remote: SocketAddr,
+    realip_remote: Option<SocketAddr>,
+}
+
+impl<'a> RequestView<'a> {
+    /// The variables of the request with its URI now `path` (no response yet).
+    fn vars(
+        &self,
+        path: &'a [u8],
+        proxy_host: &'a str,
+        user: Option<&'a UserVars>,
+    ) -> RequestVars<'a> {
+        RequestVars {
+            method: self.req.method(),
+            request_uri: self.target,
+            path,
+            version: self.req.version(),
+            headers: self.req.headers(),
+            host: self.host,
+            server_name: self.server_name,
+            remote: self.remote,
+            realip_remote: self.realip_remote,
+            local: self.info.local,
+            scheme: self.info.scheme(),
+            tls: self.info.tls(),
+            proxy_host,
+            // What has been read of the request so far: its head.
+            request_length: self.info.head_bytes.get(),
+            connection: self.info.serial,
+            connection_requests: self.info.requests.get(),
+            start: self.start,
+            now: self.start,
+            pid: crate::log::pid(),
+            hostname: crate::log::hostname(),
+            response: None,
+            upstream: &[],
+            sticky: None,
+            user,
+        }
+    }
+}
+
+/// One planning pass at the location a request landed in: what the
+/// location's answers and its forwarding (`Here::forward`) read.
+pub(super) struct Here<'w, 'a> {
+    pub(super) server: &'w ServerConf,
+    pub(super) conf: &'w LocationConf,
+    pub(super) location: Option<&'w Location>,
+    pub(super) view: RequestView<'a>,
+    /// The request's URI now.
+    pub(super) path: &'a [u8],
+    pub(super) query: Option<&'a str>,
+    pub(super) state: Option<&'a Internal>,
+    pub(super) tokens: bool,
+    local_ip: OnceCell<String>,
+}
+
+impl<'w> Here<'w, '_> {
+    /// The request's variables here (no response yet).
+    pub(super) fn vars<'s>(&'s self, proxy_host: &'s str) -> RequestVars<'s> {
+        self.view
+            .vars(self.path, proxy_host, self.state.map(|s| &s.vars))
     }
 
-    /// Everything about a request that happens before it goes out, with no
-    /// waiting: the plan, the upstream URI, the sticky request side (decode,
-    /// decide, strip), the upstream headers, and the encoded request head.
-    /// Kept out of `handle` so that its locals (URIs, header maps) are not
-    /// part of the request's future, which is moved as a whole.
-    #[allow(clippy::result_large_err)]
-    pub(super) fn prepare(
-        &self,
-        info: &ConnState,
-        req: &mut Request<RequestBody>,
-        log: &mut Option<Box<AccessRecord>>,
-        edits: &mut ResponseEdits,
-    ) -> Result<Prepared<'_>, Response<ProxyBody>> {
-        let start = SystemTime::now();
-        let Plan {
-            server,
-            conf,
-            pass,
-            set,
-            uri: mapped_uri,
-            set_headers,
-            choice: decided,
-            admission,
-            pick,
-            location,
-            rewrites,
-            shaped,
-        } = self.plan(info, req, start, log, edits)?;
-        let tokens = conf.server_tokens;
-        let upgrade = headers::wants_upgrade(req.headers());
-        // What compression needs of the request, before its headers go out.
-        let compress = conf.compress.enabled().then(|| {
-            ClientFacts::of(
-                req.headers(),
-                req.version(),
-                req.method() == Method::HEAD,
-                &conf.compress,
-            )
-        });
-        let up_uri = match mapped_uri {
-            Some(u) => u,
-            None => match origin_form(std::mem::take(req.uri_mut())) {
-                Some(u) => u,
-                None => return Err(error_response(ProxyError::BadRequest, tokens)),
-            },
-        };
-        let connection_mode = if upgrade {
-            UpstreamConnection::Upgrade
-        } else if set.keeps_alive() {
-            UpstreamConnection::KeepAlive
+    /// What a relative redirect made here is completed with.
+    fn redirect_base(&self) -> RedirectBase<'_> {
+        let view = &self.view;
+        let host: &str = if !view.host.is_empty() {
+            view.host
+        } else if !view.server_name.is_empty() {
+            view.server_name
         } else {
-            UpstreamConnection::Close
+            self.local_ip
+                .get_or_init(|| view.info.local.ip().to_string())
         };
-        let now_unix = unix_now(start);
-        let now_instant = Instant::now();
-        let tried = Tried::new();
-        let headers = req.headers_mut();
-        // Sticky request side (decode, decide, strip) before the headers go out.
-        let choice = set.sticky().map(|sticky| match decided {
-            Some(choice) => {
-                sticky.strip(headers);
-                choice
-            }
-            None => sticky.on_request(
-                headers,
-                now_unix,
-                |i| set.is_up(i, now_instant),
-                |exclude| set.choose(exclude, &tried, now_instant, &pick),
-            ),
-        });
-        note_sticky(log, set, choice.as_ref());
-        if !shaped.pass_headers {
-            // proxy_pass_request_headers off: only what proxy_set_header sets.
-            headers.clear();
+        RedirectBase {
+            scheme: view.info.scheme(),
+            host,
+            port: view.info.local.port(),
         }
-        headers::to_upstream_request(headers, set_headers, &pass.proxy_host, connection_mode);
-        let peer = match choice.map(|c| c.decision) {
-            Some(d) => d.peer(),
-            None => set.choose(None, &tried, now_instant, &pick),
+    }
+
+    /// A redirect of the client with `code` to `url`.
+    fn redirect(&self, code: u16, url: &[u8]) -> Response<ProxyBody> {
+        match errors::return_response(code, Some(url), &self.redirect_base(), self.tokens) {
+            Some(m) => made(m, self.tokens),
+            None => error_response(ProxyError::Internal, self.tokens),
+        }
+    }
+
+    /// An error answered here: its `error_page`, if one applies.
+    pub(super) fn fail(&self, status: u16, resp: Response<ProxyBody>) -> Stop<'w> {
+        let Some(page) = internal::page_applies(self.conf, status, self.state) else {
+            return Stop::Plain(resp);
         };
-        let (framing, body) = match shaped.body {
-            BodySource::Client => {
-                let framing = match req.body().framing() {
-                    BodyFraming::None => RequestFraming::None,
-                    BodyFraming::Length(n) => RequestFraming::Length(n),
-                    BodyFraming::Chunked => RequestFraming::Chunked,
+        let page_uri = match &page.target {
+            ErrorTarget::Uri(t) => vars::eval_to_vec(t, &self.vars("")),
+            ErrorTarget::Named(_) => Vec::new(),
+            ErrorTarget::Redirect(t) => {
+                let url = vars::eval_to_vec(t, &self.vars(""));
+                let code = match page.overwrite {
+                    Overwrite::Code(c @ (301 | 302 | 303 | 307 | 308)) => c,
+                    _ => 302,
                 };
-                // The body is read (streamed on): a 100 Continue is due, as nginx.
-                req.body().want();
-                let body = std::mem::replace(req.body_mut(), RequestBody::empty());
-                let body_timeout = conf
-                    .client_body_timeout
-                    .unwrap_or(server.connection.client_body_timeout);
-                let body = ClientBody::stream(body, conf.client_max_body_size, body_timeout);
-                (framing, body)
-            }
-            // The client's body is left unread (the connection drains or
-            // closes it).
-            BodySource::None => (RequestFraming::None, ClientBody::fixed(bytes::Bytes::new())),
-            BodySource::Fixed(bytes) => {
-                let n = bytes.len() as u64;
-                let framing = if n == 0 {
-                    RequestFraming::None
-                } else {
-                    RequestFraming::Length(n)
-                };
-                (framing, ClientBody::fixed(bytes))
+                return Stop::Plain(self.redirect(code, &url));
             }
         };
-        let method = shaped.method.as_ref().unwrap_or(req.method());
-        let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut head = crate::reuse::vec(head_capacity(target, req.headers()));
-        // The client's lines keep its spelling, ours are written as
-        // configured or as nginx writes them.
-        let received = info.request_head.take().unwrap_or_default();
-        let configured =
-            |name: &HeaderName| headers::configured_name(&conf.proxy_set_headers, name);
-        let names = Spelling {
-            received: &received,
-            configured: (!conf.proxy_set_headers.is_empty()).then_some(&configured),
-        };
-        encode_request_head(&mut head, method, target, req.headers(), framing, &names);
-        drop(received);
-        let head_request = method == Method::HEAD;
-        let may_resend_method = conf.proxy_next_upstream.non_idempotent || idempotent(method);
-        // The headers are in `head` now.
-        crate::reuse::give_map(std::mem::take(req.headers_mut()));
-        let request = UpstreamRequest {
-            head,
-            framing,
-            head_request,
-        };
-        let has_body = !body.is_empty();
-        // A bodyless request can be written again after it was sent: once on a
-        // fresh connection when a pooled one turns out dead, and on another peer
-        // per proxy_next_upstream (never away from a pinned peer with
-        // fallback=off). A streamed body cannot be sent twice.
-        let may_resend = !has_body && may_resend_method;
-        Ok(Prepared {
-            conf,
-            set,
-            upgrade,
-            choice,
-            peer,
-            request,
-            body: has_body.then_some(body),
-            may_resend,
-            now_unix,
-            now_instant,
-            compress,
-            admission,
-            pick,
-            location,
-            rewrites,
-        })
+        Stop::Page {
+            status,
+            resp,
+            conf: self.conf,
+            uri: page_uri,
+            path: self.path.to_vec(),
+            args: self.query.map(str::to_string),
+        }
+    }
+
+    /// A response made here: an error status still goes through `error_page`.
+    fn made_or_fail(&self, resp: Response<ProxyBody>) -> Stop<'w> {
+        match resp.status().as_u16() {
+            status @ 400.. => self.fail(status, resp),
+            _ => Stop::Made(resp),
+        }
     }
 }
 
@@ -483,78 +503,30 @@ fn server_name_of(server: &ServerConf) -> &str {
     }
 }
 
-/// The request target in origin form (`/path?query`): an origin-form URI is
-/// moved as is, an absolute-form one (`GET http://host/path`) loses its scheme
-/// and authority.
-fn origin_form(uri: Uri) -> Option<Uri> {
-    if uri.scheme().is_none() && uri.authority().is_none() {
-        return Some(uri);
-    }
-    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
-    pq.parse().ok()
-}
-
-/// Where and how a request is forwarded (see `Worker::plan`).
-struct Plan<'w> {
-    server: &'w ServerConf,
-    conf: &'w LocationConf,
-    pass: &'w ProxyPass,
-    set: &'w PeerSet<Transport>,
-    /// The upstream target when `proxy_pass` has a URI part.
-    uri: Option<Uri>,
-    set_headers: headers::SetHeaders,
-    /// The sticky choice, when `proxy_set_header` needed it already.
-    choice: Option<Choice>,
-    /// What the access phases let through (limit_req delay, limit_conn counts).
-    admission: Admission,
-    /// What the balancing method reads of the request.
-    pick: Pick,
-    location: Option<&'w Location>,
-    rewrites: Option<Ready<'w>>,
-    shaped: Shaped,
-}
-
-/// A request made ready to go out (see `Worker::prepare`).
-pub(super) struct Prepared<'w> {
-    pub(super) conf: &'w LocationConf,
-    pub(super) set: &'w PeerSet<Transport>,
-    pub(super) upgrade: bool,
-    pub(super) choice: Option<Choice>,
-    pub(super) peer: Option<usize>,
-    pub(super) request: UpstreamRequest,
-    /// The client's body, when it has one.
-    pub(super) body: Option<ClientBody>,
-    /// Whether the request may be written again after it was sent.
-    pub(super) may_resend: bool,
-    pub(super) now_unix: i64,
-    pub(super) now_instant: Instant,
-    /// The request's side of compression, when the location compresses.
-    pub(super) compress: Option<ClientFacts>,
-    pub(super) admission: Admission,
-    pub(super) pick: Pick,
-    /// The matched location (`proxy_redirect default`).
-    pub(super) location: Option<&'w Location>,
-    /// The response rewrites evaluated for this request, when they read
-    /// variables.
-    pub(super) rewrites: Option<Ready<'w>>,
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origin_form_keeps_path_and_query_only() {
-        let cases = [
-            ("/a/b?c=d", "/a/b?c=d"),
-            ("http://example.com/x?y", "/x?y"),
-            ("http://example.com", "/"),
-            ("/", "/"),
-        ];
-        for (input, want) in cases {
-            let got = origin_form(input.parse().unwrap()).unwrap();
-            assert_eq!(got.to_string(), want, "{input}");
-        }
-    }
+/// Why planning stopped short of forwarding (see `Worker::plan_once`).
+pub(super) enum Stop<'w> {
+    /// A response made at the location (`return`, redirects, the status page).
+    Made(Response<ProxyBody>),
+    /// A plain error response, no `error_page` applies.
+    Plain(Response<ProxyBody>),
+    /// An error with an `error_page`: an internal redirect to `uri` (the page's
+    /// URI evaluated; empty for a named location) from the URI `path?args`.
+    Page {
+        status: u16,
+        /// The plain error response, should the page not apply after all.
+        resp: Response<ProxyBody>,
+        conf: &'w LocationConf,
+        uri: Vec<u8>,
+        path: Vec<u8>,
+        args: Option<String>,
+    },
+    /// An internal redirect from serving files (`try_files`, `index`) to a
+    /// location that does not serve files, or to a named location, from the
+    /// URI `path?args`.
+    Redirect {
+        target: Target,
+        path: Vec<u8>,
+        args: Option<String>,
+        tokens: bool,
+    },
 }

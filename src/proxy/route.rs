@@ -521,6 +521,7 @@ mod tests {
         Arc::new(LocationConf {
             proxy_pass: None,
             return_: None,
+            redirect: Default::default(),
             proxy_set_headers: Vec::new(),
             proxy_hide_headers: Vec::new(),
             proxy_pass_headers: Vec::new(),
@@ -586,6 +587,7 @@ mod tests {
             names: names.iter().map(|n| name(n)).collect(),
             return_: None,
             locations: Vec::new(),
+            named: Vec::new(),
             conf: conf(),
             connection: ConnectionConf {
                 client_header_timeout: Duration::from_secs(60),
@@ -1007,6 +1009,7 @@ mod tests {
             upstream: 0,
             proxy_host: "app".into(),
             uri: None,
+            vars: None,
         });
         loc.conf = Arc::new(c);
         loc

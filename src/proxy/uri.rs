@@ -177,6 +177,19 @@ pub fn upstream_uri<'t>(
     Cow::Owned(out)
 }
 
+/// The target of a request whose URI is now `path` (decoded) and `query`
+/// (after an internal redirect): the path escaped as nginx's `NGX_ESCAPE_URI`,
+/// then `?query` when the query is not empty.
+pub fn escaped_target(path: &[u8], query: Option<&str>) -> String {
+    let mut out = String::with_capacity(path.len() + 1 + query.map_or(0, str::len));
+    escape_into(path, true, &mut out);
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
+
 /// The `Location` of nginx's automatic trailing-slash redirect (301): the normalized
 /// `path` with `/` appended, escaped, and `?query` when the query is not empty.
 pub fn add_slash_target(path: &[u8], query: Option<&str>) -> String {

@@ -526,12 +526,13 @@ pub fn dead_addr() -> SocketAddr {
     a
 }
 
-/// The nginx binary on PATH (or in /usr/sbin), for the tests that compare with
-/// nginx itself; `None` when nginx is not installed.
+/// The nginx binary on PATH (or in the usual sbin directories), for the tests
+/// that compare with nginx itself; `None` when nginx is not installed.
 pub fn nginx_binary() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let usual = ["/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin"];
     std::env::split_paths(&path)
-        .chain([std::path::PathBuf::from("/usr/sbin")])
+        .chain(usual.map(std::path::PathBuf::from))
         .map(|d| d.join("nginx"))
         .find(|p| p.is_file())
 }

@@ -1,72 +1,107 @@
-//! nginx itself, run next to the proxy in the same test when it is installed,
-//! for behaviour that must match it exactly. [`Nginx::start`] writes a config
-//! with its own prefix in a temporary directory, listens on a port the kernel
-//! chose, and stops the process (by its id) when dropped; it returns `None`
-//! (and the test prints that it skipped the comparison) when there is no
-//! `nginx` binary.
+//! nginx itself as a reference: runs the system's `nginx` (when installed) on
+//! 127.0.0.1 with the same `http` block the proxy is tested with, so a test can
+//! compare what both answer. Started in the foreground (`daemon off;
+//! master_process off;`) in its own temporary prefix and killed by its PID on
+//! drop.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Status, `Location` and the body reduced to what does not depend on the
+/// server that answered: the request line an echo backend saw, the title of an
+/// HTML status page, or the text; the server's own `:port` is left out of the
+/// `Location`. What a comparison with nginx compares.
+pub type Summary = (u16, Option<String>, String);
+
+/// The [`Summary`] of a reply from the server on `port`.
+pub fn summary(r: &super::Reply, port: u16) -> Summary {
+    let text = r.text();
+    let body = match (r.backend(), r.seen_request_line()) {
+        (Some(_), Some(line)) => format!("backend {line}"),
+        _ => match text.find("<title>") {
+            Some(i) => text[i + "<title>".len()..]
+                .split("</title>")
+                .next()
+                .unwrap_or("")
+                .to_string(),
+            None => text,
+        },
+    };
+    let location = r
+        .header("location")
+        .map(|l| l.replace(&format!(":{port}/"), "/"));
+    (r.status, location, body)
+}
+
+/// A running nginx.
 pub struct Nginx {
-    child: Child,
     pub addr: SocketAddr,
+    child: Child,
     dir: PathBuf,
 }
 
+/// The `nginx` binary, or `None` (and a message) when it is not installed.
 fn binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    let found = super::nginx_binary();
+    if found.is_none() {
+        eprintln!("nginx is not installed: the comparison with nginx is skipped");
+    }
+    found
 }
 
 impl Nginx {
-    /// Starts nginx with `http` as the body of its `http {}` block; every
-    /// `LISTEN` in it is replaced by the address it listens on.
-    pub fn start(http: &str) -> Option<Nginx> {
-        let Some(bin) = binary() else {
-            eprintln!("nginx is not installed: the comparison with nginx is skipped");
-            return None;
-        };
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            l.local_addr().expect("addr").port()
-        };
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let dir = std::env::temp_dir().join(format!("proxy-nginx-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(dir.join("logs")).expect("nginx dir");
-        let d = dir.display();
+    /// Starts nginx with `http_body` (the inside of `http { }`, where `LISTEN`
+    /// stands for the address it must listen on). `None` when nginx is absent.
+    pub fn start(http_body: &str) -> Option<Nginx> {
+        let bin = binary()?;
+        let addr = super::dead_addr();
+        let dir = std::env::temp_dir().join(format!(
+            "sticky-proxy-nginx-{}-{}",
+            std::process::id(),
+            addr.port()
+        ));
+        std::fs::create_dir_all(dir.join("logs")).expect("nginx prefix");
+        let temp: String = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+            .iter()
+            .map(|t| format!("{t}_temp_path {};\n", dir.join(t).display()))
+            .collect();
         let conf = format!(
-            "daemon off;\nmaster_process off;\nerror_log {d}/logs/error.log info;\npid {d}/nginx.pid;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n access_log off;\n client_body_temp_path {d}/cb;\n proxy_temp_path {d}/pt;\n\
-             fastcgi_temp_path {d}/ft;\n uwsgi_temp_path {d}/ut;\n scgi_temp_path {d}/st;\n{}\n}}\n",
-            http.replace("LISTEN", &addr.to_string())
+            "daemon off;\nmaster_process off;\nworker_processes 1;\n\
+             error_log {}/logs/error.log info;\npid {}/logs/nginx.pid;\n\
+             events {{ worker_connections 64; }}\nhttp {{\naccess_log off;\n{temp}{}\n}}\n",
+            dir.display(),
+            dir.display(),
+            http_body.replace("LISTEN", &addr.to_string())
         );
         let file = dir.join("nginx.conf");
-        std::fs::write(&file, conf).expect("nginx conf");
+        std::fs::write(&file, conf).expect("write nginx.conf");
         let child = Command::new(bin)
             .arg("-p")
             .arg(&dir)
             .arg("-c")
             .arg(&file)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
-            .ok()?;
-        let mut n = Nginx { child, addr, dir };
+            .expect("start nginx");
+        let mut nginx = Nginx { addr, child, dir };
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(addr).is_err() {
-            if Instant::now() > deadline || n.child.try_wait().ok().flatten().is_some() {
-                let log = std::fs::read_to_string(n.dir.join("logs/error.log")).unwrap_or_default();
+            if Instant::now() > deadline || nginx.child.try_wait().ok().flatten().is_some() {
+                let log =
+                    std::fs::read_to_string(nginx.dir.join("logs/error.log")).unwrap_or_default();
                 panic!("nginx did not start:\n{log}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(n)
+        Some(nginx)
+    }
+
+    /// nginx's error log so far.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default()
     }
 }
 

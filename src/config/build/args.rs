@@ -178,6 +178,18 @@ const KNOWN: &[&str] = &[
     "proxy_set_body",
     "proxy_pass_request_headers",
     "proxy_pass_request_body",
+    "error_page",
+    "proxy_intercept_errors",
+    "recursive_error_pages",
+    "internal",
+    "rewrite",
+    "set",
+    "break",
+    "if",
+    "rewrite_log",
+    "uninitialized_variable_warn",
+    "map",
+    "split_clients",
 ];
 
 pub(super) fn arg(d: &Directive, i: usize) -> &str {
@@ -295,7 +307,7 @@ pub(super) fn number<T: FromStr>(d: &Directive, value: &str) -> Res<T> {
 }
 
 pub(super) fn template_arg(d: &Directive, value: &str) -> Res<Template> {
-    template::parse(value).map_err(|m| err(m, d))
+    template::parse_with(value, &super::uservars::lookup).map_err(|m| err(m, d))
 }
 
 pub(super) fn header_name(d: &Directive, value: &str) -> Res<HeaderName> {

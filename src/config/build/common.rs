@@ -25,7 +25,10 @@ impl Builder {
         layer: &mut Layer,
         st: &mut HttpState,
     ) -> Res<bool> {
-        if self.response_headers(d, layer)? {
+        if self.response_headers(d, layer)?
+            || super::errpage::errpage_directive(d, layer)?
+            || super::script::script_flag(self, d, layer)?
+        {
             return Ok(true);
         }
         match d.name.as_str() {

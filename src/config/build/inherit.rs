@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 
+use crate::config::rewrite::{ErrorPage, RedirectConf};
 use crate::config::template::Template;
 use crate::config::{
     AccessLog, AddHeader, ConnectionConf, Expires, LocationConf, NextUpstream, ProxyPass, Return,
@@ -41,6 +42,10 @@ pub(super) struct Layer {
     pub(super) compress: super::compress::CompressLayer,
     pub(super) access: super::access::AccessLayer,
     pub(super) details: super::proxy_details::DetailsLayer,
+    pub(super) error_pages: Option<Vec<ErrorPage>>,
+    pub(super) intercept_errors: Option<bool>,
+    pub(super) recursive_error_pages: Option<bool>,
+    pub(super) rewrite_log: Option<bool>,
 }
 
 macro_rules! inherit_fields {
@@ -72,7 +77,11 @@ impl Layer {
             hide_cookie,
             add_headers,
             expires,
-            client_body_timeout
+            client_body_timeout,
+            error_pages,
+            intercept_errors,
+            recursive_error_pages,
+            rewrite_log
         );
         self.files.inherit(&parent.files);
         self.compress.inherit(&parent.compress);
@@ -117,6 +126,16 @@ impl Layer {
             access: self.access.finish(),
             details: self.details.finish(),
             shape: self.details.shape(),
+            redirect: RedirectConf {
+                internal: false,
+                error_pages: self.error_pages.clone().unwrap_or_default().into(),
+                intercept_errors: self.intercept_errors.unwrap_or(false),
+                recursive_error_pages: self.recursive_error_pages.unwrap_or(false),
+                script: std::sync::Arc::new([]),
+                rewrite_log: self.rewrite_log.unwrap_or(false),
+                captures: None,
+                name_patterns: std::sync::Arc::new([]),
+            },
         }
     }
 }

@@ -15,8 +15,10 @@ use super::resolve::resolve;
 use super::tuning::Ctx;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
+use crate::config::rewrite::Op;
 use crate::config::{
-    Location, LocationMatch, PeerConf, ProxyPass, Return, StatusFormat, UpstreamConf,
+    Location, LocationConf, LocationMatch, NamedLocation, PeerConf, ProxyPass, ProxyVars, Return,
+    StatusFormat, UpstreamConf,
 };
 
 /// What a nested location needs to know about its parent.
@@ -84,6 +86,38 @@ impl Builder {
         Ok(out)
     }
 
+    /// A server's named locations (`location @name`), rejecting duplicates.
+    pub(super) fn named_locations(
+        &mut self,
+        dirs: &[&Directive],
+        server_layer: &Layer,
+        st: &mut HttpState,
+    ) -> Res<Vec<NamedLocation>> {
+        let mut out: Vec<NamedLocation> = Vec::new();
+        for d in dirs {
+            block(d, 1, 1)?;
+            let name = arg(d, 0);
+            if out.iter().any(|n| n.name == name) {
+                return Err(err(format!("duplicate location \"{name}\""), d));
+            }
+            let (conf, nested) = self.location_conf(d, None, server_layer, st)?;
+            if let Some(x) = nested.first() {
+                return Err(err(
+                    format!(
+                        "location \"{}\" cannot be inside the named location \"{name}\"",
+                        arg(x, x.args.len().saturating_sub(1))
+                    ),
+                    x,
+                ));
+            }
+            out.push(NamedLocation {
+                name: name.to_string(),
+                conf: Arc::new(conf.0),
+            });
+        }
+        Ok(out)
+    }
+
     fn location(
         &mut self,
         d: &Directive,
@@ -91,7 +125,16 @@ impl Builder {
         parent: Option<&ParentLocation<'_>>,
         st: &mut HttpState,
     ) -> Res<Location> {
-        let body = block(d, 1, 2)?;
+        block(d, 1, 2)?;
+        if d.args.len() == 1 && arg(d, 0).starts_with('@') {
+            return Err(err(
+                format!(
+                    "named location \"{}\" can be on the server level only",
+                    arg(d, 0)
+                ),
+                d,
+            ));
+        }
         let (matcher, name) = location_matcher(d)?;
         let is_regex = matches!(matcher, LocationMatch::Regex { .. });
         if let Some(p) = parent {
@@ -111,11 +154,71 @@ impl Builder {
                 ));
             }
         }
+        let (mut conf, nested_dirs) = self.location_conf(d, Some(&matcher), parent_layer, st)?;
+        if let LocationMatch::Regex { re, .. } = &matcher {
+            if re.captures_len() > 1 {
+                let named: Vec<(usize, u16)> = re
+                    .capture_names()
+                    .enumerate()
+                    .filter_map(|(i, n)| n.and_then(super::uservars::index).map(|v| (i, v)))
+                    .collect();
+                conf.0.redirect.captures = Some(named.into());
+            }
+        }
+        let me = ParentLocation {
+            name: &name,
+            exact: matches!(matcher, LocationMatch::Exact(_)),
+        };
+        let merged = conf.1;
+        let nested = self.locations(&nested_dirs, &merged, Some(&me), st)?;
+        Ok(Location {
+            matcher,
+            conf: Arc::new(conf.0),
+            nested,
+        })
+    }
+
+    /// The settings of the body of location `d` (its own layer inherited from
+    /// `parent_layer`) and the nested `location` blocks, still to build.
+    #[allow(clippy::type_complexity)]
+    fn location_conf<'d>(
+        &mut self,
+        d: &'d Directive,
+        matcher: Option<&LocationMatch>,
+        parent_layer: &Layer,
+        st: &mut HttpState,
+    ) -> Res<((LocationConf, Layer), Vec<&'d Directive>)> {
+        let body = d.block.as_deref().unwrap_or_default();
+        let out = self.location_body(body, matcher, parent_layer, st)?;
+        let conf = &out.0 .0;
+        if conf.check_status.is_some() && (conf.proxy_pass.is_some() || conf.return_.is_some()) {
+            return Err(err(
+                "\"check_status\" cannot be combined with \"proxy_pass\" or \"return\" in one location",
+                d,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The settings of a location's body (its own layer inherited from
+    /// `parent_layer`) and the nested `location` blocks, still to build.
+    /// `matcher` is `None` for a named location (`location @name`).
+    #[allow(clippy::type_complexity)]
+    fn location_body<'d>(
+        &mut self,
+        body: &'d [Directive],
+        matcher: Option<&LocationMatch>,
+        parent_layer: &Layer,
+        st: &mut HttpState,
+    ) -> Res<((LocationConf, Layer), Vec<&'d Directive>)> {
+        // A regex or named location has no URI part to replace.
+        let no_uri_part = matcher.is_none_or(|m| matches!(m, LocationMatch::Regex { .. }));
         let mut layer = Layer::default();
         let mut proxy_pass = None;
         let mut return_ = None;
         let mut check_status = None;
         let mut stub_status = None;
+        let mut internal = false;
         let mut nested_dirs = Vec::new();
         for x in body {
             match x.name.as_str() {
@@ -123,15 +226,31 @@ impl Builder {
                     block_of(x)?;
                     nested_dirs.push(x);
                 }
+                name if super::script::is_statement(name) => {}
                 "proxy_pass" => {
-                    let pp = proxy_pass_directive(x, is_regex, st)?;
+                    let pp = proxy_pass_directive(x, no_uri_part, st)?;
                     set_once(&mut proxy_pass, pp, x)?;
                 }
                 "return" => self.return_directive(x, &mut return_)?,
-                "alias" => super::files::alias(x, &mut layer.files, &matcher)?,
+                "alias" => match matcher {
+                    Some(m) => super::files::alias(x, &mut layer.files, m)?,
+                    None => {
+                        return Err(err(
+                            "the \"alias\" directive cannot be used inside the named location",
+                            x,
+                        ))
+                    }
+                },
                 "stub_status" => {
                     let on = super::access::stub_status_directive(x)?;
                     set_once(&mut stub_status, on, x)?;
+                }
+                "internal" => {
+                    simple(x, 0, 0)?;
+                    if internal {
+                        return Err(super::args::duplicate(x));
+                    }
+                    internal = true;
                 }
                 "check_status" => {
                     simple(x, 0, 1)?;
@@ -156,26 +275,22 @@ impl Builder {
                 }
             }
         }
-        if check_status.is_some() && (proxy_pass.is_some() || return_.is_some()) {
-            return Err(err(
-                "\"check_status\" cannot be combined with \"proxy_pass\" or \"return\" in one location",
-                d,
-            ));
-        }
         let merged = layer.inherit(parent_layer);
-        let me = ParentLocation {
-            name: &name,
-            exact: matches!(matcher, LocationMatch::Exact(_)),
+        let parent = super::script::IfParent {
+            layer: &merged,
+            proxy_pass: &proxy_pass,
         };
-        let nested = self.locations(&nested_dirs, &merged, Some(&me), st)?;
+        let script = self.script(body, Some(&parent), st)?;
         let mut conf = merged.finish(proxy_pass, return_);
         conf.check_status = check_status;
         conf.access.stub_status = stub_status.unwrap_or(false);
-        Ok(Location {
-            matcher,
-            conf: Arc::new(conf),
-            nested,
-        })
+        conf.redirect.internal = internal;
+        if script.iter().any(|op| !matches!(op, Op::Return(_))) {
+            // `return` runs in order with the other statements.
+            conf.return_ = None;
+            conf.redirect.script = script.into();
+        }
+        Ok(((conf, merged), nested_dirs))
     }
 }
 
@@ -221,11 +336,15 @@ fn location_matcher(d: &Directive) -> Res<(LocationMatch, String)> {
     Ok((matcher, uri.to_string()))
 }
 
-fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Res<ProxyPass> {
+pub(super) fn proxy_pass_directive(
+    d: &Directive,
+    in_regex: bool,
+    st: &mut HttpState,
+) -> Res<ProxyPass> {
     simple(d, 1, 1)?;
     let url = arg(d, 0);
     if url.contains('$') {
-        return Err(err("variables in \"proxy_pass\" are not supported", d));
+        return proxy_pass_with_variables(d, url, st);
     }
     let lower = url.to_ascii_lowercase();
     let rest = if lower.starts_with("http://") {
@@ -246,6 +365,56 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
     if host_port.is_empty() {
         return Err(err(format!("no host in upstream \"{rest}\""), d));
     }
+    proxy_pass_to(d, host_port, uri, in_regex, st)
+}
+
+/// `proxy_pass` whose URL has variables: evaluated per request. A literal host
+/// is resolved now, as without variables; a host with variables must name an
+/// upstream at run time. A URI part (also in a regex location) replaces the
+/// request's URI as it is.
+fn proxy_pass_with_variables(d: &Directive, url: &str, st: &mut HttpState) -> Res<ProxyPass> {
+    let template = super::args::template_arg(d, url)?;
+    let lower = url.to_ascii_lowercase();
+    let Some(rest) = lower.starts_with("http://").then(|| url.get(7..)).flatten() else {
+        if lower.starts_with("https://") {
+            return Err(err(
+                format!("\"proxy_pass\" to https:// is not supported yet in \"{url}\""),
+                d,
+            ));
+        }
+        return Err(err("invalid URL prefix", d));
+    };
+    let host_port = rest.split('/').next().unwrap_or_default();
+    if host_port.is_empty() {
+        return Err(err(format!("no host in upstream \"{rest}\""), d));
+    }
+    let dynamic_host = host_port.contains('$');
+    let mut pass = if dynamic_host {
+        ProxyPass {
+            upstream: 0,
+            proxy_host: String::new(),
+            uri: None,
+            vars: None,
+        }
+    } else {
+        proxy_pass_to(d, host_port, None, false, st)?
+    };
+    pass.vars = Some(ProxyVars {
+        url: template,
+        dynamic_host,
+    });
+    Ok(pass)
+}
+
+/// The upstream of `proxy_pass http://HOST_PORT[URI]`: a named upstream, or an
+/// implicit one made from the address.
+fn proxy_pass_to(
+    d: &Directive,
+    host_port: &str,
+    uri: Option<String>,
+    in_regex: bool,
+    st: &mut HttpState,
+) -> Res<ProxyPass> {
     if uri.is_some() && in_regex {
         return Err(err(
             "\"proxy_pass\" cannot have URI part in location given by regular expression, \
@@ -273,6 +442,7 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
             upstream: index,
             proxy_host: host_port.to_string(),
             uri,
+            vars: None,
         });
     }
     let index = match st.implicit.iter().position(|u| u.name == host_port) {
@@ -315,6 +485,7 @@ fn proxy_pass_directive(d: &Directive, in_regex: bool, st: &mut HttpState) -> Re
         upstream: st.named.len() + index,
         proxy_host: host_port.to_string(),
         uri,
+        vars: None,
     })
 }
 

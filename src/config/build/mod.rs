@@ -24,20 +24,24 @@ mod access;
 mod args;
 mod common;
 mod compress;
+mod errpage;
 mod files;
 mod headers;
 mod inherit;
 mod key_file;
 mod location;
 mod log;
+mod map;
 mod proxy_details;
 mod resolve;
 mod resolver;
+mod script;
 mod server;
 mod sticky;
 mod tls;
 mod tuning;
 mod upstream;
+mod uservars;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -62,6 +66,7 @@ type Res<T> = Result<T, ConfigError>;
 
 /// Builds the typed configuration of the main file `file` from its expanded tree.
 pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarning>), ConfigError> {
+    let _user_vars = uservars::Scope::enter(tree);
     let mut b = Builder {
         warnings: Vec::new(),
         tuning_seen: TuningSeen::default(),
@@ -332,6 +337,9 @@ impl Builder {
                 servers.push((i, d));
             }
         }
+        if first_error.is_none() {
+            map::check_cycles()?;
+        }
         let mut built = Vec::new();
         let mut names_seen: HashSet<(SocketAddr, String)> = HashSet::new();
         for (i, d) in servers {
@@ -397,6 +405,7 @@ impl Builder {
                 size(d, arg(d, 0))?;
                 self.ignored(d, "health state lives in process memory");
             }
+            "map" | "split_clients" => map::computed_block(d)?,
             _ => {
                 if !self.common(d, layer, st)?
                     && !self.connection(d, conn)?
@@ -439,6 +448,14 @@ mod tests {
     /// Builds `src` as the main file `/etc/proxy/test.conf`; panics on an error.
     pub(super) fn ok(src: &str) -> (Config, Vec<ConfigWarning>) {
         load_str(src, Path::new("/etc/proxy/test.conf")).unwrap_or_else(|e| panic!("{e}\n{src}"))
+    }
+
+    /// The error text of building `src` (empty when it builds).
+    pub(super) fn fails(src: &str) -> String {
+        load_str(src, Path::new("/etc/proxy/test.conf"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
     }
 
     #[test]

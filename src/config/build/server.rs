@@ -14,6 +14,7 @@ use super::tuning::Ctx;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
 use crate::config::error::ConfigError;
+use crate::config::rewrite::Op;
 use crate::config::{Listen, ServerConf, ServerName};
 
 impl Builder {
@@ -62,6 +63,7 @@ impl Builder {
         let mut location_dirs = Vec::new();
         let mut tls_layer = super::tls::TlsLayer::default();
         let mut ssl_listen = None;
+        let mut named_dirs = Vec::new();
         for x in body {
             // Run as one step so that an error here can give way to an error in
             // a location written before it (nginx reports in file order).
@@ -81,9 +83,14 @@ impl Builder {
                     }
                     "location" => {
                         block_of(x)?;
-                        location_dirs.push(x);
+                        if x.args.len() == 1 && arg(x, 0).starts_with('@') {
+                            named_dirs.push(x);
+                        } else {
+                            location_dirs.push(x);
+                        }
                     }
                     "return" => self.return_directive(x, &mut return_)?,
+                    name if super::script::is_statement(name) => {}
                     "error_log" => {
                         error_log_directive(x)?;
                         self.ignored(x, "one error log serves the whole process");
@@ -120,6 +127,26 @@ impl Builder {
         }
         let merged = layer.inherit(http_layer);
         let locations = self.locations(&location_dirs, &merged, None, st)?;
+        let named = self.named_locations(&named_dirs, &merged, st)?;
+        let script = self.script(body, None, st)?;
+        let mut conf = merged.finish(None, None);
+        let mut name_patterns = Vec::new();
+        for x in body.iter().filter(|x| x.name == "server_name") {
+            for a in &x.args {
+                if let Some(re) = a.value.strip_prefix('~') {
+                    let p = super::script::pattern(x, re, true)?;
+                    if p.re.captures_len() > 1 {
+                        name_patterns.push(p);
+                    }
+                }
+            }
+        }
+        conf.redirect.name_patterns = name_patterns.into();
+        if script.iter().any(|op| !matches!(op, Op::Return(_))) {
+            // `return` runs in order with the other statements.
+            return_ = None;
+            conf.redirect.script = script.into();
+        }
         let connection = conn.inherit(http_conn).finish();
         let tls = self.server_tls(
             &tls_layer.inherit(&st.tls),
@@ -131,7 +158,8 @@ impl Builder {
             names,
             return_,
             locations,
-            conf: Arc::new(merged.finish(None, None)),
+            named,
+            conf: Arc::new(conf),
             connection,
             tls,
             span: d.span.clone(),

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the bench scripts (sourced, not run): a work folder removed on exit,
 # processes started with their PID in PIDS stopped on exit, `need CMD PKG` to
 # install a Debian package when a command is missing, `free_ports N` and
@@ -58,9 +59,11 @@ nginx_temp_paths() {
     for t in client_body proxy fastcgi uwsgi scgi; do echo "    ${t}_temp_path $1;"; done
 }
 
-# The nginx config of the two backends (one worker, `return 200`) on ports B1
-# and B2, its files under DIR: backends_conf DIR B1 B2.
-backends_conf() {
+# The start of an nginx config run in the foreground as one process, its pid,
+# error log and temporary files under DIR, up to and including `http {` and
+# `access_log off;` (the caller adds its http-level lines and the closing `}`):
+# nginx_conf_head DIR.
+nginx_conf_head() {
     cat <<EOF
 daemon off;
 master_process off;
@@ -70,8 +73,16 @@ error_log $1/error.log error;
 events { worker_connections 4096; }
 http {
     access_log off;
-    keepalive_requests 100000;
 $(nginx_temp_paths "$1")
+EOF
+}
+
+# The nginx config of the two backends (one worker, `return 200`) on ports B1
+# and B2, its files under DIR: backends_conf DIR B1 B2.
+backends_conf() {
+    cat <<EOF
+$(nginx_conf_head "$1")
+    keepalive_requests 100000;
     server { listen 127.0.0.1:$2; location / { return 200 "backend one\n"; } }
     server { listen 127.0.0.1:$3; location / { return 200 "backend two\n"; } }
 }
@@ -101,24 +112,31 @@ http {
 EOF
 }
 
+# A plain proxy in front of one backend (no sticky: `proxy_pass` to a
+# keep-alive upstream, client keepalive_requests left at its default), listening
+# on PORT, with EXTRA (server-level directives, may be empty) in its server
+# block: plain_conf PORT B [EXTRA]. (The config of docs/performance.md's
+# `callgrind_request.sh` figures.)
+plain_conf() {
+    cat <<EOF
+worker_processes 1;
+error_log stderr error;
+events { worker_connections 1024; }
+http {
+    upstream app { server 127.0.0.1:$2; keepalive 32; }
+    server { listen 127.0.0.1:$1; ${3:-} location / { proxy_pass http://app; } }
+}
+EOF
+}
+
 # Starts one nginx backend (1 worker, `return 200 "backend N"`, no access log)
 # listening on each 127.0.0.1:PORT given, under $WORK/backend, pinned with
 # the taskset prefix in $BACKEND_CPU (e.g. "taskset -c 1"; empty: none).
 start_backend_nginx() {
     mkdir -p "$WORK/backend"
     {
-        cat <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/backend/nginx.pid;
-error_log $WORK/backend/error.log error;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-$(nginx_temp_paths "$WORK/backend")
-EOF
+        nginx_conf_head "$WORK/backend"
+        echo "    keepalive_requests 1000000;"
         local n=0 port
         for port in "$@"; do
             n=$((n + 1))

@@ -51,15 +51,7 @@ PIDS+=($!)
 ours_conf "$PORT_OURS" "$B1" "$B2" > "$WORK/ours.conf"
 
 cat > "$WORK/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log error;
-events { worker_connections 4096; }
-http {
-    access_log off;
-$(nginx_temp_paths "$WORK/nginx")
+$(nginx_conf_head "$WORK/nginx")
     upstream app {
         hash \$cookie_route;
         server 127.0.0.1:$B1;

@@ -82,15 +82,7 @@ $(tls_servers "$OURS_EC" "$OURS_RSA" "")
 EOF
 
 cat > nginx/nginx.conf <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log error;
-events { worker_connections 4096; }
-http {
-    access_log off;
-$(nginx_temp_paths "$WORK/nginx")
+$(nginx_conf_head "$WORK/nginx")
     upstream app { server 127.0.0.1:$B1; keepalive 1024; }
 $(tls_servers "$NGX_EC" "$NGX_RSA" 'proxy_http_version 1.1; proxy_set_header Connection "";')
 }

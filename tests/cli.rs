@@ -486,7 +486,7 @@ fn warnings_print_before_success_and_quiet_hides_them() {
     valid_conf(&dir);
     let conf = dir.write(
         "sticky.conf",
-        &VALID.replace("http {\n", "http {\n    sendfile on;\n"),
+        &VALID.replace("http {\n", "http {\n    tcp_nodelay on;\n"),
     );
     let file = conf.display();
     let out = with_conf(&["-t"], &conf);
@@ -494,7 +494,10 @@ fn warnings_print_before_success_and_quiet_hides_them() {
     let text = stderr(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[0].starts_with("proxy: [warn] \"sendfile\""), "{text}");
+    assert!(
+        lines[0].starts_with("proxy: [warn] \"tcp_nodelay\""),
+        "{text}"
+    );
     assert!(lines[0].ends_with(&format!(" in {file}:4")), "{text}");
     assert_eq!(
         lines[1],

@@ -117,6 +117,16 @@ pub struct FilesConf {
     pub autoindex_exact_size: bool,
     pub autoindex_localtime: bool,
     pub autoindex_format: AutoindexFormat,
+    /// `sendfile on`: a file's body goes from the page cache to a plain TCP
+    /// socket with sendfile(2). Default off, as nginx.
+    pub sendfile: bool,
+    /// `sendfile_max_chunk`: the most one sendfile(2) call sends before the
+    /// connection lets others run; 0 = no limit. Default 2m (nginx 1.21.4+).
+    pub sendfile_max_chunk: u64,
+    /// `tcp_nopush on`: with sendfile, the socket is corked (`TCP_CORK`) while
+    /// the head and the file go out, so the head shares the file's first
+    /// packet. Default off.
+    pub tcp_nopush: bool,
 }
 
 impl FilesConf {
@@ -181,6 +191,9 @@ impl Default for FilesConf {
             autoindex_exact_size: true,
             autoindex_localtime: false,
             autoindex_format: AutoindexFormat::Html,
+            sendfile: false,
+            sendfile_max_chunk: 2 * 1024 * 1024,
+            tcp_nopush: false,
         }
     }
 }

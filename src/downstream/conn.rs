@@ -10,8 +10,9 @@
 //! coroutine waits for the response, and `Expect: 100-continue` is answered
 //! when the body is first asked for. A small response (head and body in hand)
 //! is one `writev`; a large body goes out in the pieces it arrives in, with
-//! no copy. After a `101 Switching Protocols` the connection becomes a byte
-//! tunnel to the backend.
+//! no copy; a file's body on plain TCP goes out with sendfile(2)
+//! (`downstream::sendfile`). After a `101 Switching Protocols` the
+//! connection becomes a byte tunnel to the backend.
 //!
 //! Timeouts are the worker sweeper's (`ConnState::sweep`): the connection only
 //! notes since when it has been waiting for a request and since when a write
@@ -31,6 +32,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::downstream::body::{BodyState, ClientIo, ClientStream, Idle, RequestBody};
 use crate::downstream::handler::{Handler, ResponseBody};
+use crate::downstream::sendfile;
 use crate::downstream::state::{ConnState, Signal};
 use crate::downstream::tunnel::{tunnel, Upgraded};
 use crate::http1::chunked::{write_chunk_size, ChunkedDecoder, LAST_CHUNK};
@@ -59,7 +61,7 @@ pub struct Settings {
 
 /// Response bytes waiting to go out, in order: `head` (the head, chunk
 /// framing and small data), `data` (a large piece, not copied), `tail`.
-struct Out {
+pub(super) struct Out {
     head: Vec<u8>,
     data: Bytes,
     tail: &'static [u8],
@@ -100,7 +102,7 @@ impl Out {
 
     /// Writes everything queued. While the socket takes nothing the
     /// connection is marked as blocked on a write (`send_timeout`).
-    async fn flush(&mut self, io: &ClientIo, info: &ConnState) -> std::io::Result<()> {
+    pub(super) async fn flush(&mut self, io: &ClientIo, info: &ConnState) -> std::io::Result<()> {
         let mut at = 0;
         let written = poll_fn(|cx| {
             while at < self.head.len() || !self.data.is_empty() || !self.tail.is_empty() {
@@ -483,6 +485,13 @@ async fn respond<B: ResponseBody>(
         _ => None,
     };
     let complete = if committed.body == BodyOut::None || left == Some(0) {
+        true
+    } else if let Some(range) = sendfile::file_range(io, body, left) {
+        // One stretch of a file on plain TCP: sendfile(2), head first.
+        let n = left.unwrap_or_default();
+        if !sendfile::send(io, info, out, range, n, body).await {
+            return Next::Close;
+        }
         true
     } else {
         loop {

@@ -5,12 +5,17 @@
 //! request, lends it to [`Handler::handle`], writes the response head from
 //! the typed facts the body gives ([`ResponseBody::declared_length`],
 //! [`ResponseBody::closes`]), streams the body, and ends the request with
-//! one explicit call ([`ResponseBody::finish`]). Nothing under `downstream`
+//! one explicit call ([`ResponseBody::finish`]). A body that is one stretch
+//! of a file may hand it over instead ([`ResponseBody::take_file_range`]):
+//! on a plain TCP connection the loop sends it with sendfile(2), and the
+//! file's bytes never enter user space. Nothing under `downstream`
 //! knows the proxy exists: dependencies run `server -> downstream -> Handler
 //! <- proxy`.
 
+use std::fs::File;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -43,6 +48,22 @@ pub trait Handler {
     fn refuse(&self, error: RequestError) -> Response<Self::Body>;
 }
 
+/// A stretch of an open file a connection may send itself, with
+/// sendfile(2), instead of reading the body's data.
+#[derive(Debug, Clone)]
+pub struct FileRange {
+    pub file: Arc<File>,
+    /// Where the stretch starts in the file.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// The most one sendfile(2) call sends before the connection lets others
+    /// run (`sendfile_max_chunk`); 0: no limit.
+    pub max_chunk: u64,
+    /// Cork the socket while the head and the file go out (`tcp_nopush`).
+    pub nopush: bool,
+}
+
 /// What the connection loop must know of a response body beyond its data.
 pub trait ResponseBody: http_body::Body<Data = Bytes, Error = BoxError> + Unpin {
     /// The `Content-Length` a response without a body (to HEAD, a 304)
@@ -58,6 +79,19 @@ pub trait ResponseBody: http_body::Body<Data = Bytes, Error = BoxError> + Unpin 
 
     /// After a `101 Switching Protocols`: the other end of the tunnel.
     fn take_upgrade(&mut self) -> Option<Upgraded>;
+
+    /// The whole body is one stretch of a file the connection may send with
+    /// sendfile(2): given once, after which the body has no data left (it
+    /// is not polled). Asked only by a loop that can use it (a plain TCP
+    /// connection, the body sent as is with its `Content-Length`); a body
+    /// that must go through user space (compressed, several pieces,
+    /// `sendfile off`) says `None`.
+    fn take_file_range(&mut self) -> Option<FileRange> {
+        None
+    }
+
+    /// `n` more bytes of the file range went to the client (`$bytes_sent`).
+    fn file_sent(&mut self, _n: u64) {}
 
     /// The request is over (its response sent, cut short, or abandoned): the
     /// one step that ends it (access-log line, active count), told how many

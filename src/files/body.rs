@@ -51,6 +51,20 @@ impl FileBody {
         self.remaining
     }
 
+    /// The file and the stretch `(offset, len)` of a body that is one piece
+    /// of the file (a whole file or a single range), for a connection that
+    /// sends it itself (sendfile(2)). Taken once: the body is then empty.
+    /// `None` for a body with text pieces (`multipart/byteranges`).
+    pub fn take_single(&mut self) -> Option<(Arc<File>, u64, u64)> {
+        let [Piece::File { start, end }] = self.pieces.make_contiguous() else {
+            return None;
+        };
+        let range = (Arc::clone(&self.file), *start, end.saturating_sub(*start));
+        self.pieces.clear();
+        self.remaining = 0;
+        Some(range)
+    }
+
     /// The next chunk, `None` at the end. A file that shrank while it was
     /// sent is an error (the response was promised whole).
     pub fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
@@ -145,6 +159,42 @@ mod tests {
         );
         assert!(short.next_chunk().unwrap().is_ok());
         assert!(short.next_chunk().unwrap().is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn one_file_piece_is_taken_whole_and_leaves_the_body_empty() {
+        let dir = std::env::temp_dir().join(format!("sp-filebody-take-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let mut one = FileBody::new(Arc::clone(&file), vec![Piece::File { start: 2, end: 7 }]);
+        let (taken, offset, len) = one.take_single().unwrap();
+        assert!(Arc::ptr_eq(&taken, &file));
+        assert_eq!((offset, len), (2, 5));
+        assert_eq!(one.remaining(), 0);
+        assert!(one.next_chunk().is_none());
+        assert!(one.take_single().is_none());
+        // Multipart (text between the pieces): read through user space.
+        let mut multi = FileBody::new(
+            Arc::clone(&file),
+            vec![
+                Piece::Text(Bytes::from_static(b"--b\r\n")),
+                Piece::File { start: 0, end: 1 },
+            ],
+        );
+        assert!(multi.take_single().is_none());
+        assert_eq!(multi.remaining(), 6);
+        let mut two = FileBody::new(
+            file,
+            vec![
+                Piece::File { start: 0, end: 1 },
+                Piece::File { start: 3, end: 4 },
+            ],
+        );
+        assert!(two.take_single().is_none());
+        assert_eq!(two.remaining(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

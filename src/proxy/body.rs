@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::downstream::body::RequestBody;
-use crate::downstream::handler::{BoxError, ResponseBody};
+use crate::downstream::handler::{BoxError, FileRange, ResponseBody};
 use crate::downstream::tunnel::Upgraded;
 use crate::log::PendingLog;
 use crate::proxy::access::Held;
@@ -176,6 +176,13 @@ impl Checkin {
     }
 }
 
+/// `sendfile on` for a file body: its `sendfile_max_chunk` and `tcp_nopush`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sendfile {
+    pub(super) max_chunk: u64,
+    pub(super) nopush: bool,
+}
+
 /// The response body sent to the client. When it is dropped (sent or
 /// abandoned) its connection goes back to waiting for a request.
 pub struct ProxyBody {
@@ -213,8 +220,9 @@ enum ProxyInner {
     Full(Option<Bytes>),
     /// After a `101`: no body, the backend connection for the tunnel.
     Tunnel(Option<Transport>),
-    /// A local file (or its ranges), read as it is sent.
-    File(crate::files::body::FileBody),
+    /// A local file (or its ranges), read as it is sent, or handed to the
+    /// connection for sendfile(2) when `sendfile on`.
+    File(crate::files::body::FileBody, Option<Sendfile>),
     /// The backend's body, streamed.
     Upstream {
         inner: UpstreamBody<ClientBody>,
@@ -256,9 +264,10 @@ impl ProxyBody {
         ProxyBody::of(ProxyInner::Tunnel(Some(backend)))
     }
 
-    /// A local file's body.
-    pub(super) fn file(body: crate::files::body::FileBody) -> Self {
-        ProxyBody::of(ProxyInner::File(body))
+    /// A local file's body (sent with sendfile(2) where the connection can
+    /// when `sendfile` is given).
+    pub(super) fn file(body: crate::files::body::FileBody, sendfile: Option<Sendfile>) -> Self {
+        ProxyBody::of(ProxyInner::File(body, sendfile))
     }
 
     pub fn empty() -> Self {
@@ -319,7 +328,7 @@ impl Body for ProxyBody {
         match &self.inner {
             ProxyInner::Full(bytes) => bytes.is_none(),
             ProxyInner::Tunnel(_) => true,
-            ProxyInner::File(f) => f.remaining() == 0,
+            ProxyInner::File(f, _) => f.remaining() == 0,
             ProxyInner::Upstream { inner, .. } => inner.is_end(),
         }
     }
@@ -332,7 +341,7 @@ impl Body for ProxyBody {
         match &self.inner {
             ProxyInner::Full(None) | ProxyInner::Tunnel(_) => SizeHint::with_exact(0),
             ProxyInner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            ProxyInner::File(f) => SizeHint::with_exact(f.remaining()),
+            ProxyInner::File(f, _) => SizeHint::with_exact(f.remaining()),
             ProxyInner::Upstream { inner, .. } => match inner.remaining() {
                 Some(n) => SizeHint::with_exact(n),
                 None => SizeHint::default(),
@@ -382,7 +391,7 @@ impl ProxyBody {
         match &mut self.inner {
             ProxyInner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyInner::Tunnel(_) => Poll::Ready(None),
-            ProxyInner::File(f) => Poll::Ready(f.next_chunk().map(|r| match r {
+            ProxyInner::File(f, _) => Poll::Ready(f.next_chunk().map(|r| match r {
                 Ok(data) => Ok(Frame::data(data)),
                 Err(e) => Err(Box::new(e) as BoxError),
             })),
@@ -455,6 +464,29 @@ impl ResponseBody for ProxyBody {
                 }
             }),
             _ => None,
+        }
+    }
+
+    fn take_file_range(&mut self) -> Option<FileRange> {
+        let ProxyInner::File(body, Some(sendfile)) = &mut self.inner else {
+            return None;
+        };
+        if self.encoder.is_some() {
+            return None;
+        }
+        let (file, offset, len) = body.take_single()?;
+        Some(FileRange {
+            file,
+            offset,
+            len,
+            max_chunk: sendfile.max_chunk,
+            nopush: sendfile.nopush,
+        })
+    }
+
+    fn file_sent(&mut self, n: u64) {
+        if let Some(log) = &mut self.log {
+            log.sent(n);
         }
     }
 

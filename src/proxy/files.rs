@@ -19,7 +19,7 @@ use crate::proxy::compress::compress_response;
 use crate::config::{Location, LocationConf, LocationMatch};
 use crate::downstream::body::RequestBody;
 use crate::files::serve::{self, FileRequest, Outcome};
-use crate::proxy::body::ProxyBody;
+use crate::proxy::body::{ProxyBody, Sendfile};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::errors::{self, RedirectBase};
 use crate::proxy::reply::{error_response, full, made};
@@ -71,7 +71,11 @@ impl Worker {
         drop(fr);
         match outcome {
             Outcome::Reply(r) => {
-                let mut resp = reply(r, base, tokens);
+                let sendfile = conf.files.sendfile.then_some(Sendfile {
+                    max_chunk: conf.files.sendfile_max_chunk,
+                    nopush: conf.files.tcp_nopush,
+                });
+                let mut resp = reply(r, base, tokens, sendfile);
                 // A precompressed file (gzip_static) gets Vary as nginx's.
                 if conf.compress.gzip_vary
                     && !precompressed.is_empty()
@@ -151,10 +155,15 @@ fn status_page(status: StatusCode, base: &RedirectBase<'_>, tokens: bool) -> Res
     }
 }
 
-fn reply(r: serve::Reply, base: &RedirectBase<'_>, tokens: bool) -> Response<ProxyBody> {
+fn reply(
+    r: serve::Reply,
+    base: &RedirectBase<'_>,
+    tokens: bool,
+    sendfile: Option<Sendfile>,
+) -> Response<ProxyBody> {
     let mut resp = match (r.body, r.text) {
         (Some(body), _) => {
-            let mut resp = Response::new(ProxyBody::file(body));
+            let mut resp = Response::new(ProxyBody::file(body, sendfile));
             resp.headers_mut()
                 .insert(header::SERVER, errors::server_header(tokens));
             resp

@@ -1,7 +1,7 @@
 //! The directives written into an inheritable layer: those allowed at http,
 //! server and location level (`proxy_*`, `client_max_body_size`, `server_tokens`,
 //! `access_log`, `log_format`, `session_sticky_hide_cookie`, and the accepted but
-//! ignored ones such as `sendfile`), and the connection-level ones of http and
+//! ignored ones such as `tcp_nodelay`), and the connection-level ones of http and
 //! server (`client_*_timeout`, `send_timeout`, `keepalive_*`,
 //! `large_client_header_buffers`).
 
@@ -106,10 +106,10 @@ impl Builder {
                 let upstream = hide_cookie_upstream(d, st)?;
                 set_once(&mut layer.hide_cookie, upstream, d)?;
             }
-            "sendfile" | "tcp_nopush" | "tcp_nodelay" => {
+            "tcp_nodelay" => {
                 simple(d, 1, 1)?;
                 flag(d)?;
-                self.ignored(d, "the proxy streams responses itself");
+                self.ignored(d, "client sockets always have TCP_NODELAY");
             }
             "proxy_buffering" => {
                 simple(d, 1, 1)?;
@@ -311,11 +311,12 @@ mod tests {
         let (c, warnings) = ok("daemon off;\nmaster_process on;\nhttp {\n sendfile on;\n tcp_nodelay on;\n types { text/html html; }\n default_type text/plain;\n charset utf-8;\n gzip_buffers 4 8k;\n proxy_buffering off;\n proxy_buffer_size 4k;\n proxy_buffers 8 4k;\n server { }\n}\n");
         assert_eq!(c.http.servers.len(), 1);
         let lines: Vec<u32> = warnings.iter().map(|w| w.span.line).collect();
-        // types, default_type and charset (lines 6-8) now serve files.
-        assert_eq!(lines, [2, 4, 5, 9, 10, 11, 12]);
+        // sendfile (line 4), types, default_type and charset (lines 6-8)
+        // now serve files.
+        assert_eq!(lines, [2, 5, 9, 10, 11, 12]);
         assert_eq!(
             warnings[1].message,
-            "\"sendfile\" directive is ignored: the proxy streams responses itself"
+            "\"tcp_nodelay\" directive is ignored: client sockets always have TCP_NODELAY"
         );
     }
 }

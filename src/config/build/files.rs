@@ -2,14 +2,15 @@
 //! http, server or location level: `root`, `index`, `try_files`,
 //! `default_type`, `types`, `charset`, `charset_types`, `etag`,
 //! `if_modified_since`, `max_ranges`, `log_not_found`, `disable_symlinks`,
-//! `autoindex*`, and the tuning knobs accepted with a warning (`aio`,
-//! `directio`, `open_file_cache*`); `alias` (location only, [`alias`]). Relative paths are taken from the directory of
-//! the file the directive is written in.
+//! `autoindex*`, `sendfile`, `sendfile_max_chunk`, `tcp_nopush`, and the
+//! tuning knobs accepted with a warning (`aio`, `directio`,
+//! `open_file_cache*`); `alias` (location only, [`alias`]). Relative paths
+//! are taken from the directory of the file the directive is written in.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::args::{arg, block, err, flag, number, set_once, simple, template_arg};
+use super::args::{arg, block, err, flag, number, set_once, simple, size, template_arg};
 use super::inherit::inherit_fields;
 use super::{Builder, Res};
 use crate::config::ast::Directive;
@@ -39,6 +40,9 @@ pub(super) struct FilesLayer {
     autoindex_exact_size: Option<bool>,
     autoindex_localtime: Option<bool>,
     autoindex_format: Option<AutoindexFormat>,
+    sendfile: Option<bool>,
+    sendfile_max_chunk: Option<u64>,
+    tcp_nopush: Option<bool>,
 }
 
 impl FilesLayer {
@@ -61,7 +65,10 @@ impl FilesLayer {
             autoindex,
             autoindex_exact_size,
             autoindex_localtime,
-            autoindex_format
+            autoindex_format,
+            sendfile,
+            sendfile_max_chunk,
+            tcp_nopush
         );
     }
 
@@ -85,6 +92,9 @@ impl FilesLayer {
             autoindex_exact_size: self.autoindex_exact_size.unwrap_or(d.autoindex_exact_size),
             autoindex_localtime: self.autoindex_localtime.unwrap_or(d.autoindex_localtime),
             autoindex_format: self.autoindex_format.unwrap_or(d.autoindex_format),
+            sendfile: self.sendfile.unwrap_or(d.sendfile),
+            sendfile_max_chunk: self.sendfile_max_chunk.unwrap_or(d.sendfile_max_chunk),
+            tcp_nopush: self.tcp_nopush.unwrap_or(d.tcp_nopush),
         })
     }
 }
@@ -163,7 +173,9 @@ impl Builder {
             | "log_not_found"
             | "autoindex"
             | "autoindex_exact_size"
-            | "autoindex_localtime" => {
+            | "autoindex_localtime"
+            | "sendfile"
+            | "tcp_nopush" => {
                 simple(d, 1, 1)?;
                 let on = flag(d)?;
                 if on && d.name == "autoindex_localtime" {
@@ -177,6 +189,8 @@ impl Builder {
                     "log_not_found" => &mut layer.log_not_found,
                     "autoindex" => &mut layer.autoindex,
                     "autoindex_exact_size" => &mut layer.autoindex_exact_size,
+                    "sendfile" => &mut layer.sendfile,
+                    "tcp_nopush" => &mut layer.tcp_nopush,
                     _ => &mut layer.autoindex_localtime,
                 };
                 set_once(slot, on, d)?;
@@ -213,6 +227,10 @@ impl Builder {
                     other => return Err(err(format!("invalid value \"{other}\" in \"if_modified_since\" directive, it must be \"off\", \"exact\" or \"before\""), d)),
                 };
                 set_once(&mut layer.if_modified_since, v, d)?;
+            }
+            "sendfile_max_chunk" => {
+                simple(d, 1, 1)?;
+                set_once(&mut layer.sendfile_max_chunk, size(d, arg(d, 0))?, d)?;
             }
             "max_ranges" => {
                 simple(d, 1, 1)?;
@@ -360,4 +378,49 @@ pub(super) fn alias(d: &Directive, layer: &mut FilesLayer, matcher: &LocationMat
     };
     layer.doc_root = Some(root);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{fails, ok};
+
+    #[test]
+    fn sendfile_directives_inherit_and_default_as_nginx() {
+        let (c, w) = ok("http {
+              sendfile on; sendfile_max_chunk 512k;
+              server {
+                location /a { tcp_nopush on; }
+                location /b { sendfile off; sendfile_max_chunk 0; }
+              }
+            }");
+        assert!(w.is_empty(), "{w:?}");
+        let s = &c.http.servers[0];
+        let a = &s.locations[0].conf.files;
+        assert!(a.sendfile && a.tcp_nopush);
+        assert_eq!(a.sendfile_max_chunk, 512 * 1024);
+        let b = &s.locations[1].conf.files;
+        assert!(!b.sendfile && !b.tcp_nopush);
+        assert_eq!(b.sendfile_max_chunk, 0);
+        // nginx's defaults: off, 2m, off.
+        let (c, _) = ok("http { server { } }");
+        let d = &c.http.servers[0].conf.files;
+        assert!(!d.sendfile && !d.tcp_nopush);
+        assert_eq!(d.sendfile_max_chunk, 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn bad_sendfile_values_are_nginx_errors() {
+        assert_eq!(
+            fails("http { sendfile yes; }"),
+            "invalid value \"yes\" in \"sendfile\" directive, it must be \"on\" or \"off\" in /etc/proxy/test.conf:1"
+        );
+        assert_eq!(
+            fails("http { server { sendfile_max_chunk 2q; } }"),
+            "\"sendfile_max_chunk\" directive invalid value in /etc/proxy/test.conf:1"
+        );
+        assert_eq!(
+            fails("http { tcp_nopush on; tcp_nopush off; }"),
+            "\"tcp_nopush\" directive is duplicate in /etc/proxy/test.conf:1"
+        );
+    }
 }

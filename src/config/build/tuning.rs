@@ -105,7 +105,6 @@ const TUNING: &[Tuning] = &[
     t("postpone_output", HSL, Value::Size, STREAMED),
     t("subrequest_output_buffer_size", HSL, Value::Size, STREAMED),
     t("send_lowat", HSL, Value::Size, "the proxy writes as soon as data is ready"),
-    t("sendfile_max_chunk", HSL, Value::Size, "the proxy does not serve files with sendfile"),
     t("proxy_busy_buffers_size", HSL, Value::Size, STREAMED),
     t("proxy_temp_file_write_size", HSL, Value::Size, FILES),
     t("proxy_max_temp_file_size", HSL, Value::Size, FILES),

@@ -1,0 +1,166 @@
+//! A file's body sent with sendfile(2): the kernel copies the file's pages
+//! from the page cache to the socket, and the bytes never enter user space
+//! (`sendfile on`, as nginx).
+//!
+//! Only on a plain TCP connection, for a body that is one stretch of a file
+//! sent as is with its `Content-Length` ([`ResponseBody::take_file_range`]);
+//! TLS, compression, `multipart/byteranges` and chunked bodies keep the read
+//! and write path of `conn`. [`file_range`] decides, [`send`] writes the head
+//! (the socket corked around head and file with `tcp_nopush on`) and then the
+//! file, one sendfile(2) call at a time on the socket's readiness: a full
+//! socket waits for writability, with the connection marked as blocked on a
+//! write (`send_timeout`); each call sends at most `sendfile_max_chunk`, and
+//! after a full chunk the connection lets the others of its worker run. A
+//! file that shrank while it was sent (sendfile says 0) ends the response:
+//! the connection closes, as nginx does, since the promised length cannot be
+//! kept.
+
+use std::fs::File;
+use std::future::poll_fn;
+use std::task::{Context, Poll};
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use crate::downstream::body::{ClientIo, ClientStream};
+use crate::downstream::conn::Out;
+use crate::downstream::handler::{FileRange, ResponseBody};
+use crate::downstream::state::ConnState;
+
+/// The most one sendfile(2) call moves (Linux's own limit, 2 GiB - 4 KiB).
+const MAX_CALL: u64 = 0x7fff_f000;
+
+/// The file range of `body` when the connection can send it itself: a plain
+/// TCP connection and a body of `left` bytes declared by its
+/// `Content-Length`. `None`: the body's data go out as they are read.
+pub(super) fn file_range<B: ResponseBody>(
+    io: &ClientIo,
+    body: &mut B,
+    left: Option<u64>,
+) -> Option<FileRange> {
+    match (&io.stream, left) {
+        (ClientStream::Plain(_), Some(_)) => body.take_file_range(),
+        _ => None,
+    }
+}
+
+/// Writes the head queued in `out`, then `left` bytes of `range` (the
+/// body's length: never more). True when all of it went out; false when
+/// the response was cut short (the client went away, the file shrank, or
+/// the range is shorter than the length announced), which closes the
+/// connection.
+pub(super) async fn send<B: ResponseBody>(
+    io: &ClientIo,
+    info: &ConnState,
+    out: &mut Out,
+    range: FileRange,
+    left: u64,
+    body: &mut B,
+) -> bool {
+    let ClientStream::Plain(stream) = &io.stream else {
+        return false;
+    };
+    let corked = range.nopush && cork(stream, true);
+    let len = range.len.min(left);
+    let sent = match out.flush(io, info).await {
+        Ok(()) => send_range(stream, info, &range, len, |n| body.file_sent(n)).await,
+        Err(e) => Err(e),
+    };
+    if corked {
+        // The last partial packet goes now.
+        cork(stream, false);
+    }
+    match sent {
+        Ok(()) => len == left,
+        Err(e) => {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                tracing::error!("response to {} cut short: {e}", info.remote);
+            } else {
+                tracing::info!("response to {} cut short: {e}", info.remote);
+            }
+            false
+        }
+    }
+}
+
+/// Sets or clears `TCP_CORK`; false when the socket refused.
+fn cork(stream: &TcpStream, on: bool) -> bool {
+    socket2::SockRef::from(stream).set_cork(on).is_ok()
+}
+
+/// Sends `len` bytes of `range`'s file from its offset, telling `sent` of
+/// each piece that went out. An `UnexpectedEof` error when the file ends
+/// first.
+async fn send_range(
+    stream: &TcpStream,
+    info: &ConnState,
+    range: &FileRange,
+    len: u64,
+    mut sent: impl FnMut(u64),
+) -> std::io::Result<()> {
+    let mut offset = range.offset;
+    let end = range.offset.saturating_add(len);
+    let chunk = match range.max_chunk {
+        0 => MAX_CALL,
+        n => n.min(MAX_CALL),
+    };
+    while offset < end {
+        let want = (end - offset).min(chunk);
+        let count = usize::try_from(want).unwrap_or(usize::MAX);
+        let n =
+            poll_fn(|cx| poll_sendfile(cx, stream, info, &range.file, &mut offset, count)).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "sendfile() reported that the file was truncated at {offset} (of {})",
+                    range.offset.saturating_add(range.len)
+                ),
+            ));
+        }
+        sent(n as u64);
+        if n as u64 == chunk && offset < end {
+            // A full `sendfile_max_chunk`: the worker's other connections
+            // get their turn before the next.
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok(())
+}
+
+/// One sendfile(2) call of at most `count` bytes from `offset` (moved on by
+/// what was sent) when the socket can take some; `Ok(0)` at the file's end.
+fn poll_sendfile(
+    cx: &mut Context<'_>,
+    stream: &TcpStream,
+    info: &ConnState,
+    file: &File,
+    offset: &mut u64,
+    count: usize,
+) -> Poll<std::io::Result<usize>> {
+    loop {
+        match stream.poll_write_ready(cx) {
+            Poll::Pending => {
+                info.write_blocked();
+                return Poll::Pending;
+            }
+            Poll::Ready(ready) => ready?,
+        }
+        let called = stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream, file, Some(&mut *offset), count)
+                .map_err(std::io::Error::from)
+        });
+        match called {
+            Ok(n) => {
+                info.write_done();
+                return Poll::Ready(Ok(n));
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}

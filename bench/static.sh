@@ -10,9 +10,17 @@
 #
 # Usage: bench/static.sh [DURATION_S] [CONNS]   (defaults 5 16)
 #   PROXY_BIN=path  use this binary instead of building target/release/proxy
+#   SENDFILE=on|off `sendfile` for both servers (default on, nginx's stock
+#                   nginx.conf); NOPUSH=on adds `tcp_nopush on` to both
+#   CASES="file1m"  only these cases (default: file1k file1m gzip1 gzip6)
+#   BASE_BIN=path   also measure this build of ours ("base", e.g. main before
+#                   a change) in the same run, with the same configuration
 set -euo pipefail
 DURATION=${1:-5}
 CONNS=${2:-16}
+SENDFILE=${SENDFILE:-on}
+NOPUSH=${NOPUSH:-off}
+CASES=${CASES:-file1k file1m gzip1 gzip6}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK_PREFIX=/tmp/sticky-static-bench
 # shellcheck source=bench/common.sh
@@ -26,7 +34,7 @@ if [ -z "${PROXY_BIN:-}" ]; then
     PROXY_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/proxy"
 fi
 
-read -r BACKEND PORT_OURS PORT_NGINX <<< "$(free_ports 3)"
+read -r BACKEND PORT_OURS PORT_NGINX PORT_BASE <<< "$(free_ports 4)"
 mkdir -p "$WORK/www" "$WORK/backend" "$WORK/nginx" "$WORK/tmp"
 head -c 1024 /dev/urandom > "$WORK/www/1k.bin"
 head -c 1048576 /dev/urandom > "$WORK/www/1m.bin"
@@ -56,6 +64,7 @@ EOF
 server_body() {
     cat <<EOF
         keepalive_requests 100000;
+        sendfile $SENDFILE; tcp_nopush $NOPUSH;
         root $WORK/www;
         location /gz1/ { gzip on; gzip_types text/plain; gzip_comp_level 1;
                          proxy_http_version 1.1; proxy_set_header Connection "";
@@ -85,7 +94,6 @@ error_log $WORK/nginx/error.log error; pid $WORK/nginx/nginx.pid;
 events { worker_connections 4096; }
 http {
     access_log off;
-    sendfile on;
 $(nginx_temp_paths "$WORK/tmp")
     upstream gzb { server 127.0.0.1:$BACKEND; keepalive 64; }
     server {
@@ -102,6 +110,12 @@ OURS_PID=$!; PIDS+=($OURS_PID)
 taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
 NGINX_PID=$!; PIDS+=($NGINX_PID)
 for p in "$BACKEND" "$PORT_OURS" "$PORT_NGINX"; do wait_port "$p"; done
+if [ -n "${BASE_BIN:-}" ]; then
+    sed "s/127.0.0.1:$PORT_OURS;/127.0.0.1:$PORT_BASE;/" "$WORK/ours.conf" > "$WORK/base.conf"
+    taskset -c 0 "$BASE_BIN" -c "$WORK/base.conf" 2>"$WORK/base.log" &
+    BASE_PID=$!; PIDS+=("$BASE_PID")
+    wait_port "$PORT_BASE"
+fi
 
 # Both answer the same bytes (gzip decoded) before anything is measured.
 for path in /1k.bin /1m.bin /gz1/page.txt /gz6/page.txt; do
@@ -111,6 +125,7 @@ for path in /1k.bin /1m.bin /gz1/page.txt /gz6/page.txt; do
 done
 
 TCK=$(getconf CLK_TCK)
+echo "sendfile $SENDFILE, tcp_nopush $NOPUSH, $CONNS connections, ${DURATION}s per case"
 printf '%-6s %-7s %5s %10s %10s %9s %9s %9s\n' server case conns req/s MB/s usr_us sys_us tot_us
 run_one() {
     local name=$1 pid=$2 port=$3 case=$4 path=$5
@@ -134,6 +149,8 @@ run_one() {
 }
 for c in "file1k /1k.bin" "file1m /1m.bin" "gzip1 /gz1/page.txt" "gzip6 /gz6/page.txt"; do
     read -r case path <<< "$c"
+    case " $CASES " in *" $case "*) ;; *) continue ;; esac
+    [ -z "${BASE_BIN:-}" ] || run_one base "$BASE_PID" "$PORT_BASE" "$case" "$path"
     run_one ours "$OURS_PID" "$PORT_OURS" "$case" "$path"
     run_one nginx "$NGINX_PID" "$PORT_NGINX" "$case" "$path"
 done

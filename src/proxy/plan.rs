@@ -185,7 +185,15 @@ impl Worker {
             let path = uv.uri.as_ref().map_or(&normalized[..], |(p, _)| p);
             vars::eval_to_vec(t, &view.vars(path, "", Some(uv)))
         };
-        let located = self.locate(server, state, &routed.host, &normalized, raw_query, &eval)?;
+        let located = self.locate(
+            server,
+            req.method(),
+            state,
+            &routed.host,
+            &normalized,
+            raw_query,
+            &eval,
+        )?;
         let Located {
             location,
             add_slash,

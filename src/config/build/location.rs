@@ -219,6 +219,7 @@ impl Builder {
         let mut check_status = None;
         let mut stub_status = None;
         let mut internal = false;
+        let mut limit_except = None;
         let mut nested_dirs = Vec::new();
         for x in body {
             match x.name.as_str() {
@@ -245,6 +246,7 @@ impl Builder {
                     let on = super::access::stub_status_directive(x)?;
                     set_once(&mut stub_status, on, x)?;
                 }
+                "limit_except" => set_once(&mut limit_except, x, x)?,
                 "internal" => {
                     simple(x, 0, 0)?;
                     if internal {
@@ -289,6 +291,9 @@ impl Builder {
             // `return` runs in order with the other statements.
             conf.return_ = None;
             conf.redirect.script = script.into();
+        }
+        if let Some(x) = limit_except {
+            conf.limit_except = Some(self.limit_except(x, &conf, &merged, st)?);
         }
         Ok(((conf, merged), nested_dirs))
     }

@@ -12,6 +12,7 @@ use http::Uri;
 
 use crate::config::{Balance, Location, LocationConf, ProxyPass, ServerConf};
 use crate::proxy::access::Admission;
+use crate::proxy::dynamic::{self, Dynamic, Pending};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::headers;
 use crate::proxy::plan::{unix_now, Here, Stop};
@@ -61,6 +62,9 @@ impl Worker {
         let mut upstream = pass.upstream;
         let mut proxy_host = None;
         let mut var_uri = None;
+        // A host no upstream names: a peer set of the request's own.
+        let mut own_set = None;
+        let mut lookup = None;
         if let Some(pv) = &pass.vars {
             // `proxy_pass` with variables: the URL now; its host names an
             // upstream, its URI part replaces the request's as it is.
@@ -82,23 +86,27 @@ impl Worker {
                     .position(|u| u.name.eq_ignore_ascii_case(host_port))
                 {
                     Some(i) => upstream = i,
-                    None => {
-                        let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
-                        if host.parse::<std::net::IpAddr>().is_ok() {
-                            tracing::error!(
-                                "no upstream \"{host_port}\": an address in \"proxy_pass\" with variables is not supported yet"
-                            );
-                        } else {
-                            tracing::error!("no resolver defined to resolve {host}");
+                    None => match dynamic::target(host_port, conf.resolver.as_ref()) {
+                        Dynamic::Set(set) => own_set = Some(set),
+                        Dynamic::Resolve(set, pending) => {
+                            own_set = Some(set);
+                            lookup = Some(pending);
                         }
-                        return Err(here.fail(502, error_response(ProxyError::BadGateway, tokens)));
-                    }
+                        Dynamic::Refused(502) => {
+                            return Err(
+                                here.fail(502, error_response(ProxyError::BadGateway, tokens))
+                            );
+                        }
+                        Dynamic::Refused(_) => {
+                            return Err(Stop::Plain(error_response(ProxyError::Internal, tokens)));
+                        }
+                    },
                 }
                 proxy_host = Some(host_port.to_string());
             }
             var_uri = (!path_part.is_empty()).then(|| path_part.to_string());
         }
-        let Some(set) = self.upstreams.get(upstream).map(Rc::as_ref) else {
+        let Some(set) = own_set.or_else(|| self.upstreams.get(upstream).map(Rc::clone)) else {
             return Err(Stop::Plain(error_response(ProxyError::BadGateway, tokens)));
         };
         let host = proxy_host.as_deref().unwrap_or(&pass.proxy_host);
@@ -192,6 +200,7 @@ impl Worker {
             conf,
             pass,
             set,
+            lookup,
             uri,
             set_headers,
             proxy_host,
@@ -210,7 +219,9 @@ pub(super) struct Plan<'w> {
     pub(super) server: &'w ServerConf,
     pub(super) conf: &'w LocationConf,
     pub(super) pass: &'w ProxyPass,
-    pub(super) set: &'w PeerSet<Transport>,
+    pub(super) set: Rc<PeerSet<Transport>>,
+    /// A host to resolve before the request goes out (`set` is empty until then).
+    pub(super) lookup: Option<Pending>,
     /// The upstream target when `proxy_pass` has a URI part.
     pub(super) uri: Option<Uri>,
     pub(super) set_headers: headers::SetHeaders,

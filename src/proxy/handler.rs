@@ -64,6 +64,7 @@ impl Handler for Worker {
                 let Prepared {
                     conf,
                     set,
+                    lookup,
                     upgrade,
                     choice,
                     peer,
@@ -88,6 +89,21 @@ impl Handler for Worker {
                     tokio::time::sleep(admission.delay).await;
                 }
                 let tokens = conf.server_tokens;
+                // A `proxy_pass` host to resolve first (nginx resolves it
+                // once the request is ready to go out).
+                let (set, peer) = match lookup {
+                    None => (set, peer),
+                    Some(pending) => match Box::pin(self.resolve_pending(pending, &pick)).await {
+                        Some(found) => found,
+                        None => {
+                            if internal::error_page_pending(conf, 502, &mut internal) {
+                                continue 'request;
+                            }
+                            break 'respond error_response(ProxyError::BadGateway, tokens);
+                        }
+                    },
+                };
+                let set: &PeerSet<Transport> = &set;
                 let budget = Budget {
                     tries: conf.proxy_next_upstream_tries,
                     deadline: (!conf.proxy_next_upstream_timeout.is_zero())

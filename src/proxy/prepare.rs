@@ -3,6 +3,7 @@
 //! the sticky request side (decode, decide, strip), the upstream headers and
 //! the encoded request head, the request body as it goes out.
 
+use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 use http::header::HeaderName;
@@ -20,6 +21,7 @@ use crate::proxy::access::Admission;
 use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::attempt::idempotent;
 use crate::proxy::body::{ClientBody, ProxyBody};
+use crate::proxy::dynamic::Pending;
 use crate::proxy::errors::ProxyError;
 use crate::proxy::exchange::{head_capacity, UpstreamRequest};
 use crate::proxy::forward::Plan;
@@ -57,6 +59,7 @@ impl Worker {
             conf,
             pass,
             set,
+            lookup,
             uri: mapped_uri,
             set_headers,
             proxy_host,
@@ -115,7 +118,7 @@ impl Worker {
                 |exclude| set.choose(exclude, &tried, now_instant, &pick),
             ),
         });
-        note_sticky(log, set, choice.as_ref());
+        note_sticky(log, &set, choice.as_ref());
         if !shaped.pass_headers {
             // proxy_pass_request_headers off: only what proxy_set_header sets.
             headers.clear();
@@ -187,6 +190,7 @@ impl Worker {
         Ok(Prepared {
             conf,
             set,
+            lookup,
             upgrade,
             choice,
             peer,
@@ -218,7 +222,9 @@ fn origin_form(uri: Uri) -> Option<Uri> {
 /// A request made ready to go out (see `Worker::prepare`).
 pub(super) struct Prepared<'w> {
     pub(super) conf: &'w LocationConf,
-    pub(super) set: &'w PeerSet<Transport>,
+    pub(super) set: Rc<PeerSet<Transport>>,
+    /// A host to resolve before the request goes out (see `Plan::lookup`).
+    pub(super) lookup: Option<Pending>,
     pub(super) upgrade: bool,
     pub(super) choice: Option<Choice>,
     pub(super) peer: Option<usize>,

@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::args::{
     arg, block, block_of, compile_regex, err, not_allowed, set_once, simple, template_arg,
@@ -17,7 +16,7 @@ use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
 use crate::config::rewrite::Op;
 use crate::config::{
-    Location, LocationConf, LocationMatch, NamedLocation, PeerConf, ProxyPass, ProxyVars, Return,
+    Location, LocationConf, LocationMatch, NamedLocation, ProxyPass, ProxyVars, Return,
     StatusFormat, UpstreamConf,
 };
 
@@ -455,34 +454,7 @@ fn proxy_pass_to(
         None => {
             let addrs = resolve(host_port, 80, false)
                 .map_err(|reason| err(format!("{reason} in upstream \"{host_port}\""), d))?;
-            st.implicit.push(UpstreamConf {
-                name: host_port.to_string(),
-                implicit: true,
-                peers: addrs
-                    .into_iter()
-                    .map(|addr| PeerConf {
-                        name: addr.to_string(),
-                        addr,
-                        server: host_port.to_string(),
-                        weight: 1,
-                        max_fails: 1,
-                        fail_timeout: Duration::from_secs(10),
-                        down: false,
-                        backup: false,
-                        id: None,
-                        drain: false,
-                        max_conns: 0,
-                    })
-                    .collect(),
-                sticky: None,
-                keepalive: None,
-                keepalive_timeout: Duration::from_secs(60),
-                keepalive_requests: 1000,
-                check: None,
-                resolve: None,
-                balance: Default::default(),
-                keepalive_time: Duration::from_secs(3600),
-            });
+            st.implicit.push(UpstreamConf::implicit(host_port, addrs));
             st.implicit.len() - 1
         }
     };

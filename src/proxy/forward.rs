@@ -11,7 +11,6 @@ use http::header;
 use http::Uri;
 
 use crate::config::{Balance, Location, LocationConf, ProxyPass, ServerConf};
-use crate::proxy::access::Admission;
 use crate::proxy::dynamic::{self, Dynamic, Pending};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::headers;
@@ -29,13 +28,12 @@ use crate::vars::{self, RequestVars};
 
 impl Worker {
     /// The plan of a request that `here` forwards to `pass`, once the access
-    /// phases let it through (`admission`).
+    /// phases let it through.
     #[allow(clippy::result_large_err)]
     pub(super) fn forward<'w>(
         &'w self,
         here: &Here<'w, '_>,
         pass: &'w ProxyPass,
-        admission: Admission,
     ) -> Result<Plan<'w>, Stop<'w>> {
         let Here {
             server,
@@ -205,7 +203,6 @@ impl Worker {
             set_headers,
             proxy_host,
             choice,
-            admission,
             pick,
             location,
             rewrites,
@@ -229,8 +226,6 @@ pub(super) struct Plan<'w> {
     pub(super) proxy_host: Option<String>,
     /// The sticky choice, when `proxy_set_header` needed it already.
     pub(super) choice: Option<Choice>,
-    /// What the access phases let through (limit_req delay, limit_conn counts).
-    pub(super) admission: Admission,
     /// What the balancing method reads of the request.
     pub(super) pick: Pick,
     pub(super) location: Option<&'w Location>,

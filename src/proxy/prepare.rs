@@ -17,7 +17,7 @@ use crate::http1::framing::{BodyFraming, RequestFraming};
 use crate::http1::names::Spelling;
 use crate::http1::request::encode_request_head;
 use crate::log::AccessRecord;
-use crate::proxy::access::Admission;
+use crate::proxy::access::Limited;
 use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::attempt::idempotent;
 use crate::proxy::body::{ClientBody, ProxyBody};
@@ -52,6 +52,7 @@ impl Worker {
         log: &mut Option<Box<AccessRecord>>,
         edits: &mut ResponseEdits,
         state: &mut Option<Box<Internal>>,
+        limited: &mut Limited,
     ) -> Result<Prepared<'_>, Response<ProxyBody>> {
         let start = SystemTime::now();
         let Plan {
@@ -64,12 +65,11 @@ impl Worker {
             set_headers,
             proxy_host,
             choice: decided,
-            admission,
             pick,
             location,
             rewrites,
             shaped,
-        } = self.plan(info, req, start, log, edits, state)?;
+        } = self.plan(info, req, start, log, edits, state, limited)?;
         let tokens = conf.server_tokens;
         if !conf.redirect.error_pages.is_empty() {
             // An error met while proxying may still send the request to an
@@ -200,7 +200,6 @@ impl Worker {
             now_unix,
             now_instant,
             compress,
-            admission,
             pick,
             location,
             rewrites,
@@ -237,7 +236,6 @@ pub(super) struct Prepared<'w> {
     pub(super) now_instant: Instant,
     /// The request's side of compression, when the location compresses.
     pub(super) compress: Option<ClientFacts>,
-    pub(super) admission: Admission,
     pub(super) pick: Pick,
     /// The matched location (`proxy_redirect default`).
     pub(super) location: Option<&'w Location>,

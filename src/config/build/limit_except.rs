@@ -75,21 +75,11 @@ impl Builder {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::path::Path;
-
     use http::Method;
 
     use crate::access::conf::Target;
     use crate::access::limit_except::conf_for;
-    use crate::config::build::tests::ok;
-    use crate::config::load_str;
-
-    fn fails(src: &str) -> String {
-        match load_str(src, Path::new("/t.conf")) {
-            Ok(_) => panic!("loaded: {src}"),
-            Err(e) => e.to_string(),
-        }
-    }
+    use crate::config::build::tests::{fails, ok};
 
     #[test]
     fn other_methods_get_the_blocks_access_rules_and_proxy_pass() {
@@ -133,36 +123,36 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "http { server { location / { limit_except TRACE { deny all; } } } }",
-                "invalid method \"TRACE\" in /t.conf:1",
+                "invalid method \"TRACE\" in /etc/proxy/test.conf:1",
             ),
             (
                 "http { server { location / { limit_except GET { } limit_except POST { } } } }",
-                "\"limit_except\" directive is duplicate in /t.conf:1",
+                "\"limit_except\" directive is duplicate in /etc/proxy/test.conf:1",
             ),
             (
                 "http { server { location / { limit_except { deny all; } } } }",
-                "invalid number of arguments in \"limit_except\" directive in /t.conf:1",
+                "invalid number of arguments in \"limit_except\" directive in /etc/proxy/test.conf:1",
             ),
             (
                 "http { server { location / { limit_except GET; } } }",
-                "directive \"limit_except\" has no opening \"{\" in /t.conf:1",
+                "directive \"limit_except\" has no opening \"{\" in /etc/proxy/test.conf:1",
             ),
             (
                 "http { server { location / { limit_except GET { return 200; } } } }",
-                "\"return\" directive is not allowed here in /t.conf:1",
+                "\"return\" directive is not allowed here in /etc/proxy/test.conf:1",
             ),
             (
                 "http { server { location / { limit_except GET { satisfy any; } } } }",
-                "\"satisfy\" directive is not allowed here in /t.conf:1",
+                "\"satisfy\" directive is not allowed here in /etc/proxy/test.conf:1",
             ),
             (
                 "http { server { limit_except GET { } } }",
-                "\"limit_except\" directive is not allowed here in /t.conf:1",
+                "\"limit_except\" directive is not allowed here in /etc/proxy/test.conf:1",
             ),
             (
                 "http { server { location / { limit_except GET { proxy_pass http://127.0.0.1:1/x; } } } }",
                 "\"proxy_pass\" cannot have URI part in location given by regular expression, \
-                 or inside named location, or inside \"if\" statement, or inside \"limit_except\" block in /t.conf:1",
+                 or inside named location, or inside \"if\" statement, or inside \"limit_except\" block in /etc/proxy/test.conf:1",
             ),
         ];
         for (src, want) in cases {

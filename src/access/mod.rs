@@ -6,6 +6,7 @@
 //!   realip, limits, `stub_status`) and of the shared zones.
 //! - [`rules`]: `allow`/`deny` (first match wins) and `satisfy all|any`.
 //! - [`htpasswd`]: `auth_basic_user_file` lines and the hash formats nginx accepts.
+//! - [`limit_except`]: which methods a `limit_except` block restricts.
 //! - [`md5crypt`]: the `$1$` and `$apr1$` password hashes.
 //! - [`realip`]: `set_real_ip_from`, `real_ip_header`, `real_ip_recursive`.
 //! - [`limit_req`]: nginx's leaky bucket, pure, time in milliseconds passed in.
@@ -19,6 +20,7 @@
 pub mod cidr;
 pub mod conf;
 pub mod htpasswd;
+pub mod limit_except;
 pub mod limit_req;
 pub mod md5crypt;
 pub mod realip;

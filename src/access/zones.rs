@@ -171,6 +171,9 @@ impl Drop for ConnGuard {
 /// What `limit_req` decided for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReqVerdict {
+    /// No limit applied: every key was empty (or too long). nginx does not
+    /// count the request as checked then.
+    Declined,
     /// Go on after this delay (zero: at once).
     Pass(Duration),
     /// Refused by zone `zone` with this excess (1/1000 requests).
@@ -179,6 +182,8 @@ pub enum ReqVerdict {
 
 /// What `limit_conn` decided for a request.
 pub enum ConnVerdict {
+    /// No limit applied: every key was empty (or too long).
+    Declined,
     /// Counted: hold the guards until the request ends.
     Pass(Vec<ConnGuard>),
     /// Refused by zone `zone`.
@@ -255,6 +260,7 @@ impl AccessState {
         let mut pending: Vec<(&Arc<Zone>, Vec<u8>, u64)> = Vec::new();
         let mut last: Option<(u64, u64, u64)> = None; // (excess, delay, rate)
         let count = limits.list.len();
+        let mut any = false;
         for (n, limit) in limits.list.iter().enumerate() {
             let Some(zone) = self.zones.get(limit.zone) else {
                 continue;
@@ -264,6 +270,7 @@ impl AccessState {
             if k.is_empty() || k.len() > MAX_KEY {
                 continue;
             }
+            any = true;
             let rate = zone.rate();
             let account = n + 1 == count;
             let mut map = lock(m);
@@ -293,6 +300,9 @@ impl AccessState {
                 }
             }
         }
+        if !any {
+            return ReqVerdict::Declined;
+        }
         if limits.dry_run {
             return ReqVerdict::Pass(Duration::ZERO);
         }
@@ -316,6 +326,7 @@ impl AccessState {
         key: impl Fn(&Template) -> Vec<u8>,
     ) -> ConnVerdict {
         let mut guards = Vec::new();
+        let mut any = false;
         for limit in &limits.list {
             let Some(zone) = self.zones.get(limit.zone) else {
                 continue;
@@ -327,6 +338,7 @@ impl AccessState {
             if k.is_empty() || k.len() > MAX_KEY {
                 continue;
             }
+            any = true;
             let mut map = lock(m);
             let full = !map.contains_key(&k) && map.len() >= zone.conf.capacity();
             let n = map.get(&k).copied().unwrap_or(0);
@@ -345,6 +357,9 @@ impl AccessState {
                 zone: Arc::clone(zone),
                 key: k,
             });
+        }
+        if !any {
+            return ConnVerdict::Declined;
         }
         ConnVerdict::Pass(guards)
     }
@@ -429,11 +444,9 @@ mod tests {
                 excess: 6000
             }
         );
-        assert!(
-            matches!(
-                s.limit_req(&limits, |_: &Template| Vec::new(), t0),
-                ReqVerdict::Pass(_)
-            ),
+        assert_eq!(
+            s.limit_req(&limits, |_: &Template| Vec::new(), t0),
+            ReqVerdict::Declined,
             "an empty key is not limited"
         );
     }
@@ -484,6 +497,13 @@ mod tests {
             panic!()
         };
         assert_eq!(again.len(), 1);
+        assert!(
+            matches!(
+                s.limit_conn(&limits, |_: &Template| Vec::new()),
+                ConnVerdict::Declined
+            ),
+            "an empty key is not counted"
+        );
     }
 
     #[test]

@@ -429,6 +429,12 @@ pub struct LocationConf {
     /// `client_body_timeout` written in a location (or a parent location); `None`:
     /// the server's ([`ConnectionConf::client_body_timeout`]).
     pub client_body_timeout: Option<Duration>,
+    /// `resolver` with `resolver_timeout` in effect here (a `proxy_pass` with
+    /// variables whose host names no upstream is resolved with it).
+    pub resolver: Option<Arc<ResolverConf>>,
+    /// `limit_except METHOD ... { }`: the methods let through as the
+    /// location is, and the location's settings for every other method.
+    pub limit_except: Option<Arc<crate::access::limit_except::LimitExcept>>,
     /// Local file serving, used when the location neither proxies nor returns.
     pub files: Arc<files::FilesConf>,
     /// Response compression (`gzip*`, `brotli*`).

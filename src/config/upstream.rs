@@ -188,6 +188,41 @@ pub struct UpstreamConf {
     pub keepalive_time: Duration,
 }
 
+impl UpstreamConf {
+    /// The implicit upstream of `proxy_pass http://HOST[:PORT]` (`name` as
+    /// written): one peer per address, nginx's defaults, no keep-alive.
+    pub fn implicit(name: &str, addrs: impl IntoIterator<Item = SocketAddr>) -> UpstreamConf {
+        UpstreamConf {
+            name: name.to_string(),
+            implicit: true,
+            peers: addrs
+                .into_iter()
+                .map(|addr| PeerConf {
+                    name: addr.to_string(),
+                    addr,
+                    server: name.to_string(),
+                    weight: 1,
+                    max_fails: 1,
+                    fail_timeout: Duration::from_secs(10),
+                    down: false,
+                    backup: false,
+                    id: None,
+                    drain: false,
+                    max_conns: 0,
+                })
+                .collect(),
+            sticky: None,
+            keepalive: None,
+            keepalive_timeout: Duration::from_secs(60),
+            keepalive_requests: 1000,
+            check: None,
+            resolve: None,
+            balance: Balance::default(),
+            keepalive_time: Duration::from_secs(3600),
+        }
+    }
+}
+
 /// The run-time name resolution of one upstream (nginx 1.27.3+): its `zone`,
 /// its resolver and the `server NAME resolve` lines. `UpstreamConf::peers` holds
 /// the fixed peers first, then the addresses each name resolved to, name by name.

@@ -31,9 +31,17 @@ pub struct Held {
     pub(super) _conns: Vec<ConnGuard>,
 }
 
-/// A request let through the access phases.
+/// What the preaccess phase did for a request, kept across its internal
+/// redirects: nginx checks `limit_req` and `limit_conn` once per request
+/// (`r->main->limit_req_status`, `limit_conn_status`: a location reached by
+/// `error_page`, `try_files` or a named location does not count the request
+/// again), and the `limit_conn` counts are held until the request ends.
 #[derive(Default)]
-pub(super) struct Admission {
+pub(super) struct Limited {
+    /// A `limit_req` evaluated a key for this request.
+    req_checked: bool,
+    /// A `limit_conn` evaluated a key for this request.
+    conn_checked: bool,
     /// `limit_req` delay to wait before the request goes on.
     pub(super) delay: Duration,
     pub(super) conns: Vec<ConnGuard>,
@@ -80,7 +88,8 @@ impl Worker {
     }
 
     /// Runs the preaccess and access phases of `conf` for a request from
-    /// `remote` (after realip).
+    /// `remote` (after realip); the limits only when `limited` says they were
+    /// not checked for this request yet.
     #[allow(clippy::result_large_err)]
     pub(super) fn admit(
         &self,
@@ -89,11 +98,14 @@ impl Worker {
         headers: &HeaderMap,
         remote: SocketAddr,
         tokens: bool,
-    ) -> Result<Admission, Response<ProxyBody>> {
+        limited: &mut Limited,
+    ) -> Result<(), Response<ProxyBody>> {
         let key = |t: &Template| vars::eval_to_vec(t, vars);
-        let mut admission = Admission::default();
-        if !conf.limit_req.list.is_empty() {
-            match self.access.limit_req(&conf.limit_req, key, Instant::now()) {
+        if !conf.limit_req.list.is_empty() && !limited.req_checked {
+            let verdict = self.access.limit_req(&conf.limit_req, key, Instant::now());
+            limited.req_checked = verdict != ReqVerdict::Declined;
+            match verdict {
+                ReqVerdict::Declined => {}
                 ReqVerdict::Pass(delay) => {
                     if !delay.is_zero() {
                         log_at(
@@ -105,7 +117,7 @@ impl Worker {
                             ),
                         );
                     }
-                    admission.delay = delay;
+                    limited.delay = delay;
                 }
                 ReqVerdict::Busy { zone, excess } => {
                     log_at(
@@ -121,10 +133,15 @@ impl Worker {
                 }
             }
         }
-        if !conf.limit_conn.list.is_empty() {
+        if !conf.limit_conn.list.is_empty() && !limited.conn_checked {
             match self.access.limit_conn(&conf.limit_conn, key) {
-                ConnVerdict::Pass(guards) => admission.conns = guards,
+                ConnVerdict::Declined => {}
+                ConnVerdict::Pass(guards) => {
+                    limited.conn_checked = true;
+                    limited.conns = guards;
+                }
                 ConnVerdict::Busy { zone } => {
+                    limited.conn_checked = true;
                     log_at(
                         conf.limit_conn.log_level,
                         format_args!(
@@ -137,7 +154,7 @@ impl Worker {
             }
         }
         if conf.rules.is_empty() && conf.auth_basic.is_none() {
-            return Ok(admission);
+            return Ok(());
         }
         let address = rules::address_check(&conf.rules, remote.ip());
         if address == Check::Forbidden {
@@ -153,7 +170,7 @@ impl Worker {
             _ => Check::Declined,
         };
         match rules::satisfy(conf.satisfy_any, &[address, auth]) {
-            None => Ok(admission),
+            None => Ok(()),
             Some(401) => {
                 let realm = conf
                     .auth_basic

@@ -178,7 +178,12 @@ fn page(status: StatusCode, detail: Option<&str>, server_tokens: bool) -> Bytes 
     if !has_page(code) {
         return Bytes::new();
     }
-    let heading = format!("{} {}", code, reason(status));
+    // nginx's page for 401 words it differently from its status line.
+    let wording = match code {
+        401 => "Authorization Required",
+        _ => reason(status),
+    };
+    let heading = format!("{code} {wording}");
     let (title, extra) = match detail {
         Some(detail) => (
             format!("{code} {detail}"),

@@ -11,7 +11,7 @@ use http::header;
 use http::Uri;
 
 use crate::config::{Balance, Location, LocationConf, ProxyPass, ServerConf};
-use crate::proxy::access::Admission;
+use crate::proxy::dynamic::{self, Dynamic, Pending};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::headers;
 use crate::proxy::plan::{unix_now, Here, Stop};
@@ -28,13 +28,12 @@ use crate::vars::{self, RequestVars};
 
 impl Worker {
     /// The plan of a request that `here` forwards to `pass`, once the access
-    /// phases let it through (`admission`).
+    /// phases let it through.
     #[allow(clippy::result_large_err)]
     pub(super) fn forward<'w>(
         &'w self,
         here: &Here<'w, '_>,
         pass: &'w ProxyPass,
-        admission: Admission,
     ) -> Result<Plan<'w>, Stop<'w>> {
         let Here {
             server,
@@ -61,6 +60,9 @@ impl Worker {
         let mut upstream = pass.upstream;
         let mut proxy_host = None;
         let mut var_uri = None;
+        // A host no upstream names: a peer set of the request's own.
+        let mut own_set = None;
+        let mut lookup = None;
         if let Some(pv) = &pass.vars {
             // `proxy_pass` with variables: the URL now; its host names an
             // upstream, its URI part replaces the request's as it is.
@@ -82,23 +84,27 @@ impl Worker {
                     .position(|u| u.name.eq_ignore_ascii_case(host_port))
                 {
                     Some(i) => upstream = i,
-                    None => {
-                        let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
-                        if host.parse::<std::net::IpAddr>().is_ok() {
-                            tracing::error!(
-                                "no upstream \"{host_port}\": an address in \"proxy_pass\" with variables is not supported yet"
-                            );
-                        } else {
-                            tracing::error!("no resolver defined to resolve {host}");
+                    None => match dynamic::target(host_port, conf.resolver.as_ref()) {
+                        Dynamic::Set(set) => own_set = Some(set),
+                        Dynamic::Resolve(set, pending) => {
+                            own_set = Some(set);
+                            lookup = Some(pending);
                         }
-                        return Err(here.fail(502, error_response(ProxyError::BadGateway, tokens)));
-                    }
+                        Dynamic::Refused(502) => {
+                            return Err(
+                                here.fail(502, error_response(ProxyError::BadGateway, tokens))
+                            );
+                        }
+                        Dynamic::Refused(_) => {
+                            return Err(Stop::Plain(error_response(ProxyError::Internal, tokens)));
+                        }
+                    },
                 }
                 proxy_host = Some(host_port.to_string());
             }
             var_uri = (!path_part.is_empty()).then(|| path_part.to_string());
         }
-        let Some(set) = self.upstreams.get(upstream).map(Rc::as_ref) else {
+        let Some(set) = own_set.or_else(|| self.upstreams.get(upstream).map(Rc::clone)) else {
             return Err(Stop::Plain(error_response(ProxyError::BadGateway, tokens)));
         };
         let host = proxy_host.as_deref().unwrap_or(&pass.proxy_host);
@@ -192,11 +198,11 @@ impl Worker {
             conf,
             pass,
             set,
+            lookup,
             uri,
             set_headers,
             proxy_host,
             choice,
-            admission,
             pick,
             location,
             rewrites,
@@ -210,7 +216,9 @@ pub(super) struct Plan<'w> {
     pub(super) server: &'w ServerConf,
     pub(super) conf: &'w LocationConf,
     pub(super) pass: &'w ProxyPass,
-    pub(super) set: &'w PeerSet<Transport>,
+    pub(super) set: Rc<PeerSet<Transport>>,
+    /// A host to resolve before the request goes out (`set` is empty until then).
+    pub(super) lookup: Option<Pending>,
     /// The upstream target when `proxy_pass` has a URI part.
     pub(super) uri: Option<Uri>,
     pub(super) set_headers: headers::SetHeaders,
@@ -218,8 +226,6 @@ pub(super) struct Plan<'w> {
     pub(super) proxy_host: Option<String>,
     /// The sticky choice, when `proxy_set_header` needed it already.
     pub(super) choice: Option<Choice>,
-    /// What the access phases let through (limit_req delay, limit_conn counts).
-    pub(super) admission: Admission,
     /// What the balancing method reads of the request.
     pub(super) pick: Pick,
     pub(super) location: Option<&'w Location>,

@@ -18,7 +18,7 @@ use crate::downstream::handler::Handler;
 use crate::downstream::state::ConnState;
 use crate::http1::request::RequestError;
 use crate::log::{AccessRecord, PendingLog, TryRecord};
-use crate::proxy::access::Held;
+use crate::proxy::access::{Held, Limited};
 use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::attempt::{Budget, Event, Failover, Failure, Health, Step};
 use crate::proxy::body::{Checkin, ProxyBody};
@@ -51,7 +51,9 @@ impl Handler for Worker {
     ) -> Response<ProxyBody> {
         let info: &ConnState = &conn;
         let counted = self.count_request();
-        let mut conns = Vec::new();
+        // limit_req / limit_conn: checked once per request, across its
+        // internal redirects; the connection counts held until it ends.
+        let mut limited = Limited::default();
         let mut log_slot: Option<Box<AccessRecord>> = None;
         let log = &mut log_slot;
         // `add_header` / `expires` of the request's location, once it is known.
@@ -64,6 +66,7 @@ impl Handler for Worker {
                 let Prepared {
                     conf,
                     set,
+                    lookup,
                     upgrade,
                     choice,
                     peer,
@@ -73,21 +76,35 @@ impl Handler for Worker {
                     now_unix,
                     now_instant,
                     compress,
-                    admission,
                     pick,
                     location,
                     mut rewrites,
-                } = match self.prepare(info, req, log, &mut edits, &mut internal) {
+                } = match self.prepare(info, req, log, &mut edits, &mut internal, &mut limited) {
                     Ok(prepared) => prepared,
                     Err(made) => break 'respond made,
                 };
-                conns = admission.conns;
-                if !admission.delay.is_zero() {
+                let delay = std::mem::take(&mut limited.delay);
+                if !delay.is_zero() {
                     // limit_req: the request waits its turn (the client's body
                     // waits unread, as in nginx).
-                    tokio::time::sleep(admission.delay).await;
+                    tokio::time::sleep(delay).await;
                 }
                 let tokens = conf.server_tokens;
+                // A `proxy_pass` host to resolve first (nginx resolves it
+                // once the request is ready to go out).
+                let (set, peer) = match lookup {
+                    None => (set, peer),
+                    Some(pending) => match Box::pin(self.resolve_pending(pending, &pick)).await {
+                        Some(found) => found,
+                        None => {
+                            if internal::error_page_pending(conf, 502, &mut internal) {
+                                continue 'request;
+                            }
+                            break 'respond error_response(ProxyError::BadGateway, tokens);
+                        }
+                    },
+                };
+                let set: &PeerSet<Transport> = &set;
                 let budget = Budget {
                     tries: conf.proxy_next_upstream_tries,
                     deadline: (!conf.proxy_next_upstream_timeout.is_zero())
@@ -244,7 +261,7 @@ impl Handler for Worker {
         }
         resp.body_mut().held = Held {
             _request: Some(counted),
-            _conns: conns,
+            _conns: limited.conns,
         };
         if let Some(record) = log_slot {
             let pending = PendingLog::new(record, resp.status(), resp.headers());

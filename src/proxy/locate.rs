@@ -1,10 +1,12 @@
 //! nginx's phases between a request's head and what answers it: the server's
 //! rewrite statements (or its `return`), location matching (or the named
-//! location an internal redirect names), `internal`, the captures of a
+//! location an internal redirect names), the settings of `limit_except` for
+//! the methods it restricts, `internal`, the captures of a
 //! `location ~`, and the location's rewrite statements, matched again after
 //! each `rewrite` that changes the URI. A request that meets no statement and
 //! no capture allocates nothing here.
 
+use crate::access::limit_except;
 use crate::config::{Location, LocationConf, LocationMatch, Return, ServerConf};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::internal::{self, Entered, Internal};
@@ -20,10 +22,11 @@ impl Worker {
     /// location's rewrite statements, again after each `rewrite` that changes
     /// the URI (at most [`internal::MAX_URI_CHANGES`] times). A request meeting
     /// no statement allocates nothing here.
-    #[allow(clippy::result_large_err)]
+    #[allow(clippy::result_large_err, clippy::too_many_arguments)]
     pub(super) fn locate<'w>(
         &'w self,
         server: &'w ServerConf,
+        method: &http::Method,
         state: &mut Option<Box<Internal>>,
         host: &str,
         normalized: &[u8],
@@ -96,6 +99,9 @@ impl Worker {
                     Lookup::NoMatch => (None, false, &*server.conf),
                 },
             };
+            // `limit_except`: another method gets the block's settings before
+            // the location's rewrite statements (which the block has none of).
+            let conf = limit_except::conf_for(conf, method);
             if let (Some(loc), Some(named)) = (location, &conf.redirect.captures) {
                 if let LocationMatch::Regex { re, .. } = &loc.matcher {
                     let text = String::from_utf8_lossy(path).into_owned();

@@ -1,7 +1,8 @@
 //! The request pipeline, implementing `downstream::handler::Handler`:
 //! `handler` (orchestration of one request), `worker` (per-thread state of
 //! one configuration), `plan` (route, refusals, URI mapping; synchronous),
-//! `forward` (where a planned request goes), `prepare` (its upstream head),
+//! `forward` (where a planned request goes), `dynamic` (a variable
+//! `proxy_pass` host that no upstream names), `prepare` (its upstream head),
 //! `locate` and `script` (the rewrite phases), `internal` (internal redirects
 //! and `error_page`),
 //! `attempt` (the pure failover state machine), `exchange` (one try's I/O),
@@ -16,6 +17,7 @@ pub mod attempt;
 pub mod body;
 mod compress;
 pub mod cookie_flags;
+pub mod dynamic;
 pub mod errors;
 pub mod exchange;
 mod files;

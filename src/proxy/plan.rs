@@ -19,6 +19,7 @@ use crate::config::{Expires, Location, LocationConf, ServerConf, ServerName, Tem
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
 use crate::log::AccessRecord;
+use crate::proxy::access::Limited;
 use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::errors::{self, ProxyError, RedirectBase};
@@ -41,7 +42,7 @@ pub(super) fn unix_now(now: SystemTime) -> i64 {
 impl Worker {
     /// The plan of a request, following internal redirects (`error_page`, named
     /// locations, `try_files`) until a location answers or forwards it.
-    #[allow(clippy::result_large_err)]
+    #[allow(clippy::result_large_err, clippy::too_many_arguments)]
     pub(super) fn plan(
         &self,
         info: &ConnState,
@@ -50,6 +51,7 @@ impl Worker {
         log: &mut Option<Box<AccessRecord>>,
         edits: &mut ResponseEdits,
         state: &mut Option<Box<Internal>>,
+        limited: &mut Limited,
     ) -> Result<Plan<'_>, Response<ProxyBody>> {
         loop {
             if let Some(st) = state.as_deref_mut() {
@@ -64,7 +66,7 @@ impl Worker {
                     *req.body_mut() = RequestBody::empty();
                 }
             }
-            let stop = match self.plan_once(info, req, start, log, edits, state) {
+            let stop = match self.plan_once(info, req, start, log, edits, state, limited) {
                 Ok(plan) => return Ok(plan),
                 Err(stop) => stop,
             };
@@ -122,7 +124,7 @@ impl Worker {
 
     /// One pass of planning: the server and location for the request's URI now
     /// (or its named location), then what that location does with it.
-    #[allow(clippy::result_large_err)]
+    #[allow(clippy::result_large_err, clippy::too_many_arguments)]
     fn plan_once(
         &self,
         info: &ConnState,
@@ -131,6 +133,7 @@ impl Worker {
         log: &mut Option<Box<AccessRecord>>,
         edits: &mut ResponseEdits,
         state: &mut Option<Box<Internal>>,
+        limited: &mut Limited,
     ) -> Result<Plan<'_>, Stop<'_>> {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         // The request line's authority wins over the Host header (nginx, RFC 9112
@@ -185,7 +188,15 @@ impl Worker {
             let path = uv.uri.as_ref().map_or(&normalized[..], |(p, _)| p);
             vars::eval_to_vec(t, &view.vars(path, "", Some(uv)))
         };
-        let located = self.locate(server, state, &routed.host, &normalized, raw_query, &eval)?;
+        let located = self.locate(
+            server,
+            req.method(),
+            state,
+            &routed.host,
+            &normalized,
+            raw_query,
+            &eval,
+        )?;
         let Located {
             location,
             add_slash,
@@ -288,11 +299,12 @@ impl Worker {
             let to = uri::add_slash_target(path, query);
             return Err(Stop::Made(here.redirect(301, to.as_bytes())));
         }
-        let admission =
-            match self.admit(&conf.access, &here.vars(""), req.headers(), remote, tokens) {
-                Ok(a) => a,
-                Err(refused) => return Err(here.made_or_fail(refused)),
-            };
+        let vars = here.vars("");
+        if let Err(refused) =
+            self.admit(&conf.access, &vars, req.headers(), remote, tokens, limited)
+        {
+            return Err(here.made_or_fail(refused));
+        }
         if conf.access.stub_status {
             return Err(here.made_or_fail(self.stub_status_page(req.method(), tokens)));
         }
@@ -335,7 +347,7 @@ impl Worker {
                 tokens,
             });
         };
-        self.forward(&here, pass, admission)
+        self.forward(&here, pass)
     }
 }
 

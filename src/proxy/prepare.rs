@@ -3,6 +3,7 @@
 //! the sticky request side (decode, decide, strip), the upstream headers and
 //! the encoded request head, the request body as it goes out.
 
+use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 use http::header::HeaderName;
@@ -16,10 +17,11 @@ use crate::http1::framing::{BodyFraming, RequestFraming};
 use crate::http1::names::Spelling;
 use crate::http1::request::encode_request_head;
 use crate::log::AccessRecord;
-use crate::proxy::access::Admission;
+use crate::proxy::access::Limited;
 use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::attempt::idempotent;
 use crate::proxy::body::{ClientBody, ProxyBody};
+use crate::proxy::dynamic::Pending;
 use crate::proxy::errors::ProxyError;
 use crate::proxy::exchange::{head_capacity, UpstreamRequest};
 use crate::proxy::forward::Plan;
@@ -50,6 +52,7 @@ impl Worker {
         log: &mut Option<Box<AccessRecord>>,
         edits: &mut ResponseEdits,
         state: &mut Option<Box<Internal>>,
+        limited: &mut Limited,
     ) -> Result<Prepared<'_>, Response<ProxyBody>> {
         let start = SystemTime::now();
         let Plan {
@@ -57,16 +60,16 @@ impl Worker {
             conf,
             pass,
             set,
+            lookup,
             uri: mapped_uri,
             set_headers,
             proxy_host,
             choice: decided,
-            admission,
             pick,
             location,
             rewrites,
             shaped,
-        } = self.plan(info, req, start, log, edits, state)?;
+        } = self.plan(info, req, start, log, edits, state, limited)?;
         let tokens = conf.server_tokens;
         if !conf.redirect.error_pages.is_empty() {
             // An error met while proxying may still send the request to an
@@ -115,7 +118,7 @@ impl Worker {
                 |exclude| set.choose(exclude, &tried, now_instant, &pick),
             ),
         });
-        note_sticky(log, set, choice.as_ref());
+        note_sticky(log, &set, choice.as_ref());
         if !shaped.pass_headers {
             // proxy_pass_request_headers off: only what proxy_set_header sets.
             headers.clear();
@@ -187,6 +190,7 @@ impl Worker {
         Ok(Prepared {
             conf,
             set,
+            lookup,
             upgrade,
             choice,
             peer,
@@ -196,7 +200,6 @@ impl Worker {
             now_unix,
             now_instant,
             compress,
-            admission,
             pick,
             location,
             rewrites,
@@ -218,7 +221,9 @@ fn origin_form(uri: Uri) -> Option<Uri> {
 /// A request made ready to go out (see `Worker::prepare`).
 pub(super) struct Prepared<'w> {
     pub(super) conf: &'w LocationConf,
-    pub(super) set: &'w PeerSet<Transport>,
+    pub(super) set: Rc<PeerSet<Transport>>,
+    /// A host to resolve before the request goes out (see `Plan::lookup`).
+    pub(super) lookup: Option<Pending>,
     pub(super) upgrade: bool,
     pub(super) choice: Option<Choice>,
     pub(super) peer: Option<usize>,
@@ -231,7 +236,6 @@ pub(super) struct Prepared<'w> {
     pub(super) now_instant: Instant,
     /// The request's side of compression, when the location compresses.
     pub(super) compress: Option<ClientFacts>,
-    pub(super) admission: Admission,
     pub(super) pick: Pick,
     /// The matched location (`proxy_redirect default`).
     pub(super) location: Option<&'w Location>,

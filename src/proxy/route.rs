@@ -521,6 +521,8 @@ mod tests {
         Arc::new(LocationConf {
             proxy_pass: None,
             return_: None,
+            resolver: None,
+            limit_except: None,
             redirect: Default::default(),
             proxy_set_headers: Vec::new(),
             proxy_hide_headers: Vec::new(),

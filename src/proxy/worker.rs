@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::log::AccessLogs;
 use crate::proxy::route::Router;
 use crate::upstream::client::Transport;
+use crate::upstream::dns::Lookups;
 use crate::upstream::peers::PeerSet;
 use crate::upstream::stats::HealthTable;
 
@@ -36,6 +37,8 @@ pub struct Worker {
     /// Request and connection limit tables and `stub_status` counters, shared
     /// by every worker thread.
     pub(super) access: Arc<AccessState>,
+    /// The resolvers of `proxy_pass` with variables, made at first use.
+    pub(super) dns: Lookups,
 }
 
 impl Worker {
@@ -95,6 +98,7 @@ impl Worker {
             connections: Cell::new(previous.map_or(0, |p| p.connections.get())),
             logs,
             access,
+            dns: Lookups::default(),
         }
     }
 

@@ -9,9 +9,14 @@
 //! its peers; then [`Prepared::spawn`] starts one thread with a current-thread tokio runtime runs one task
 //! per name. Lookups that fail keep the name's peers and are retried after
 //! `valid=` or 10 seconds (nginx); a name that does not exist has no peers.
+//!
+//! [`Lookups`] serves the names a request needs (`proxy_pass` with variables
+//! whose host no upstream names) through the same lookup, per worker thread.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::IpAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -219,9 +224,24 @@ fn client(conf: &ResolverConf) -> TokioResolver {
         .build()
 }
 
-/// One lookup of `host`: the answer and how long it holds.
-async fn lookup(resolver: &TokioResolver, host: &str, conf: &ResolverConf) -> (Answer, Duration) {
-    let retry = conf.valid.unwrap_or(RETRY);
+/// Why a lookup found no address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Miss {
+    /// The name does not exist or has no address of the asked kinds.
+    NoAddress,
+    /// No answer within `resolver_timeout`.
+    TimedOut,
+    /// Any other failure (server failure, refused, network).
+    Failed(String),
+}
+
+/// One lookup of `host` (fully qualified) through `resolver`, bounded by
+/// `conf.timeout`: the addresses and how long they hold.
+async fn ask(
+    resolver: &TokioResolver,
+    host: &str,
+    conf: &ResolverConf,
+) -> Result<(Vec<IpAddr>, Duration), Miss> {
     match tokio::time::timeout(conf.timeout, resolver.lookup_ip(host)).await {
         Ok(Ok(found)) => {
             let ttl = conf.valid.unwrap_or_else(|| {
@@ -230,20 +250,63 @@ async fn lookup(resolver: &TokioResolver, host: &str, conf: &ResolverConf) -> (A
                     .saturating_duration_since(Instant::now())
             });
             let addrs: Vec<IpAddr> = found.iter().collect();
-            (Answer::Addrs(addrs), ttl.max(MIN_TTL))
+            if addrs.is_empty() {
+                return Err(Miss::NoAddress);
+            }
+            Ok((addrs, ttl))
         }
-        Ok(Err(e)) if e.is_nx_domain() || e.is_no_records_found() => {
+        Ok(Err(e)) if e.is_nx_domain() || e.is_no_records_found() => Err(Miss::NoAddress),
+        Ok(Err(e)) => Err(Miss::Failed(e.to_string())),
+        Err(_) => Err(Miss::TimedOut),
+    }
+}
+
+/// One lookup of `host`: the answer and how long it holds.
+async fn lookup(resolver: &TokioResolver, host: &str, conf: &ResolverConf) -> (Answer, Duration) {
+    let retry = conf.valid.unwrap_or(RETRY);
+    match ask(resolver, host, conf).await {
+        Ok((addrs, ttl)) => (Answer::Addrs(addrs), ttl.max(MIN_TTL)),
+        Err(Miss::NoAddress) => {
             tracing::warn!("\"{host}\" has no address: its peers are removed");
             (Answer::Addrs(Vec::new()), retry.max(MIN_TTL))
         }
-        Ok(Err(e)) => {
+        Err(Miss::Failed(e)) => {
             tracing::error!("\"{host}\" could not be resolved ({e}): its peers are kept");
             (Answer::Failed, retry.max(MIN_TTL))
         }
-        Err(_) => {
+        Err(Miss::TimedOut) => {
             tracing::error!("\"{host}\" could not be resolved (timed out): its peers are kept");
             (Answer::Failed, retry.max(MIN_TTL))
         }
+    }
+}
+
+/// The resolvers one worker thread asks for request-time names (`proxy_pass`
+/// with variables): one hickory client per distinct `resolver`, made at first
+/// use; each keeps its own answer cache (TTL, or `valid=`).
+#[derive(Default)]
+pub struct Lookups(RefCell<Vec<(ResolverConf, Rc<TokioResolver>)>>);
+
+impl Lookups {
+    /// The addresses of `host` through the servers of `conf`.
+    pub async fn addresses(&self, conf: &ResolverConf, host: &str) -> Result<Vec<IpAddr>, Miss> {
+        let known = self
+            .0
+            .borrow()
+            .iter()
+            .find(|(c, _)| c == conf)
+            .map(|(_, r)| Rc::clone(r));
+        let resolver = known.unwrap_or_else(|| {
+            let made = Rc::new(client(conf));
+            self.0.borrow_mut().push((conf.clone(), Rc::clone(&made)));
+            made
+        });
+        let fqdn = if host.ends_with('.') {
+            host.to_string()
+        } else {
+            format!("{host}.")
+        };
+        ask(&resolver, &fqdn, conf).await.map(|(addrs, _)| addrs)
     }
 }
 

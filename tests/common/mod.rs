@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod nginx;
 
 use std::convert::Infallible;

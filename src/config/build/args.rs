@@ -76,6 +76,7 @@ const KNOWN: &[&str] = &[
     "keepalive_requests",
     "large_client_header_buffers",
     "access_log",
+    "limit_except",
     "log_format",
     "server_tokens",
     "session_sticky",

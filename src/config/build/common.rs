@@ -28,6 +28,7 @@ impl Builder {
         if self.response_headers(d, layer)?
             || super::errpage::errpage_directive(d, layer)?
             || super::script::script_flag(self, d, layer)?
+            || layer.resolver.directive(d)?
         {
             return Ok(true);
         }

@@ -46,6 +46,8 @@ pub(super) struct Layer {
     pub(super) intercept_errors: Option<bool>,
     pub(super) recursive_error_pages: Option<bool>,
     pub(super) rewrite_log: Option<bool>,
+    /// `resolver` / `resolver_timeout` (`proxy_pass` with variables).
+    pub(super) resolver: super::resolver::ResolverScope,
 }
 
 macro_rules! inherit_fields {
@@ -87,6 +89,7 @@ impl Layer {
         self.compress.inherit(&parent.compress);
         self.access = self.access.inherit(&parent.access);
         self.details = self.details.inherit(&parent.details);
+        self.resolver.inherit(&parent.resolver);
         self
     }
 
@@ -121,6 +124,8 @@ impl Layer {
             add_headers: self.add_headers.clone().unwrap_or_default(),
             expires: self.expires.unwrap_or_default(),
             client_body_timeout: self.client_body_timeout,
+            resolver: self.resolver.finish().map(std::sync::Arc::new),
+            limit_except: None,
             files: self.files.finish(),
             compress: self.compress.finish(),
             access: self.access.finish(),

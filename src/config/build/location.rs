@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::args::{
     arg, block, block_of, compile_regex, err, not_allowed, set_once, simple, template_arg,
@@ -17,7 +16,7 @@ use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
 use crate::config::rewrite::Op;
 use crate::config::{
-    Location, LocationConf, LocationMatch, NamedLocation, PeerConf, ProxyPass, ProxyVars, Return,
+    Location, LocationConf, LocationMatch, NamedLocation, ProxyPass, ProxyVars, Return,
     StatusFormat, UpstreamConf,
 };
 
@@ -219,6 +218,7 @@ impl Builder {
         let mut check_status = None;
         let mut stub_status = None;
         let mut internal = false;
+        let mut limit_except = None;
         let mut nested_dirs = Vec::new();
         for x in body {
             match x.name.as_str() {
@@ -245,6 +245,7 @@ impl Builder {
                     let on = super::access::stub_status_directive(x)?;
                     set_once(&mut stub_status, on, x)?;
                 }
+                "limit_except" => set_once(&mut limit_except, x, x)?,
                 "internal" => {
                     simple(x, 0, 0)?;
                     if internal {
@@ -289,6 +290,9 @@ impl Builder {
             // `return` runs in order with the other statements.
             conf.return_ = None;
             conf.redirect.script = script.into();
+        }
+        if let Some(x) = limit_except {
+            conf.limit_except = Some(self.limit_except(x, &conf, &merged, st)?);
         }
         Ok(((conf, merged), nested_dirs))
     }
@@ -450,34 +454,7 @@ fn proxy_pass_to(
         None => {
             let addrs = resolve(host_port, 80, false)
                 .map_err(|reason| err(format!("{reason} in upstream \"{host_port}\""), d))?;
-            st.implicit.push(UpstreamConf {
-                name: host_port.to_string(),
-                implicit: true,
-                peers: addrs
-                    .into_iter()
-                    .map(|addr| PeerConf {
-                        name: addr.to_string(),
-                        addr,
-                        server: host_port.to_string(),
-                        weight: 1,
-                        max_fails: 1,
-                        fail_timeout: Duration::from_secs(10),
-                        down: false,
-                        backup: false,
-                        id: None,
-                        drain: false,
-                        max_conns: 0,
-                    })
-                    .collect(),
-                sticky: None,
-                keepalive: None,
-                keepalive_timeout: Duration::from_secs(60),
-                keepalive_requests: 1000,
-                check: None,
-                resolve: None,
-                balance: Default::default(),
-                keepalive_time: Duration::from_secs(3600),
-            });
+            st.implicit.push(UpstreamConf::implicit(host_port, addrs));
             st.implicit.len() - 1
         }
     };

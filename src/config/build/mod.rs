@@ -29,6 +29,7 @@ mod files;
 mod headers;
 mod inherit;
 mod key_file;
+mod limit_except;
 mod location;
 mod log;
 mod map;
@@ -321,7 +322,10 @@ impl Builder {
         // Pass 2: everything else, in file order up to the first error; servers
         // after the http level is complete (or, when it has an error, the servers
         // written before it, whose errors come first).
-        let mut layer = Layer::default();
+        let mut layer = Layer {
+            resolver: resolver.clone(),
+            ..Layer::default()
+        };
         let mut conn = ConnLayer::default();
         let mut error_log = None;
         let mut servers = Vec::new();

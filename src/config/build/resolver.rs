@@ -1,5 +1,7 @@
-//! Run-time name resolution in upstreams (nginx 1.27.3+): `resolver` and
-//! `resolver_timeout` (in `http` and in `upstream`, the upstream's own winning),
+//! Run-time name resolution: `resolver` and `resolver_timeout` (in `http`,
+//! `server` and `location`, inherited as nginx does, for `proxy_pass` with
+//! variables; in `upstream` (nginx 1.27.3+), the upstream's own winning over
+//! the `http` one's),
 //! `zone NAME [SIZE]`, and the checks that tie them to `server NAME resolve`
 //! lines, with nginx's texts. The names themselves are resolved at run time by
 //! `upstream::dns`; here only the resolver's own addresses are (at load time,
@@ -31,7 +33,9 @@ pub(super) struct ResolverSpec {
     ipv6: bool,
 }
 
-/// The `resolver` and `resolver_timeout` of one context (`http` or `upstream`).
+/// The `resolver` and `resolver_timeout` of one context (`http`, `server`,
+/// `location` or `upstream`); each is inherited on its own, as nginx merges
+/// them.
 #[derive(Debug, Clone, Default)]
 pub(super) struct ResolverScope {
     resolver: Option<ResolverSpec>,
@@ -53,6 +57,27 @@ impl ResolverScope {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// Takes what this level did not set from `parent`.
+    pub(super) fn inherit(&mut self, parent: &ResolverScope) {
+        if self.resolver.is_none() {
+            self.resolver.clone_from(&parent.resolver);
+        }
+        self.timeout = self.timeout.or(parent.timeout);
+    }
+
+    /// The resolver in effect, with its timeout (default 30s); `None` when no
+    /// level defines one.
+    pub(super) fn finish(&self) -> Option<ResolverConf> {
+        let spec = self.resolver.as_ref()?;
+        Some(ResolverConf {
+            servers: spec.servers.clone(),
+            valid: spec.valid,
+            ipv4: spec.ipv4,
+            ipv6: spec.ipv6,
+            timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        })
     }
 
     /// The `resolver` and `resolver_timeout` of an `http` block (read before its
@@ -124,25 +149,16 @@ impl UpstreamDns {
                 "resolving names at run time requires upstream \"{name}\" in {place} to be in shared memory"
             )));
         };
-        let Some(spec) = self.scope.resolver.or_else(|| http.resolver.clone()) else {
+        let mut scope = self.scope;
+        scope.inherit(http);
+        let Some(resolver) = scope.finish() else {
             return Err(ConfigError::without_span(format!(
                 "no resolver defined to resolve names at run time in upstream \"{name}\" in {place}"
             )));
         };
-        let timeout = self
-            .scope
-            .timeout
-            .or(http.timeout)
-            .unwrap_or(DEFAULT_TIMEOUT);
         Ok(Some(ResolveConf {
             zone,
-            resolver: ResolverConf {
-                servers: spec.servers,
-                valid: spec.valid,
-                ipv4: spec.ipv4,
-                ipv6: spec.ipv6,
-                timeout,
-            },
+            resolver,
             servers: self.servers,
             fixed,
         }))
@@ -254,6 +270,60 @@ mod tests {
     }
 
     #[test]
+    fn server_and_location_resolvers_inherit_each_part_on_its_own() {
+        let (c, _) = ok("http { resolver 127.0.0.1 valid=5s; resolver_timeout 3s;
+              server { location /h { } location /l { resolver 127.0.0.3; } }
+              server { resolver 127.0.0.2 ipv6=off;
+                       location /s { } location /t { resolver_timeout 1s; } }
+            }");
+        type Seen = (SocketAddr, Option<Duration>, bool, Duration);
+        let got: Vec<(String, Option<Seen>)> = c
+            .http
+            .servers
+            .iter()
+            .flat_map(|s| {
+                std::iter::once((String::from("server"), &*s.conf)).chain(s.locations.iter().map(
+                    |l| match &l.matcher {
+                        crate::config::LocationMatch::Prefix { uri, .. } => (uri.clone(), &*l.conf),
+                        _ => (String::new(), &*l.conf),
+                    },
+                ))
+            })
+            .map(|(name, conf)| {
+                let r = conf
+                    .resolver
+                    .as_ref()
+                    .map(|r| (r.servers[0], r.valid, r.ipv6, r.timeout));
+                (name, r)
+            })
+            .collect();
+        let a = |ip: &str| format!("{ip}:53").parse::<SocketAddr>().unwrap();
+        let secs = Duration::from_secs;
+        assert_eq!(
+            got,
+            [
+                (
+                    "server".into(),
+                    Some((a("127.0.0.1"), Some(secs(5)), true, secs(3)))
+                ),
+                (
+                    "/h".into(),
+                    Some((a("127.0.0.1"), Some(secs(5)), true, secs(3)))
+                ),
+                ("/l".into(), Some((a("127.0.0.3"), None, true, secs(3)))),
+                (
+                    "server".into(),
+                    Some((a("127.0.0.2"), None, false, secs(3)))
+                ),
+                ("/s".into(), Some((a("127.0.0.2"), None, false, secs(3)))),
+                ("/t".into(), Some((a("127.0.0.2"), None, false, secs(1)))),
+            ]
+        );
+        let (c, _) = ok("http { server { location / { resolver_timeout 1s; } } }");
+        assert!(c.http.servers[0].locations[0].conf.resolver.is_none());
+    }
+
+    #[test]
     fn nginx_error_texts() {
         let cases: &[(&str, &str)] = &[
             (
@@ -298,7 +368,7 @@ mod tests {
                 "\"zone\" directive is duplicate in /t.conf:1",
             ),
             (
-                "http { server { resolver 127.0.0.1; } }",
+                "http { server { location / { if ($host) { resolver 127.0.0.1; } } } }",
                 "\"resolver\" directive is not allowed here in /t.conf:1",
             ),
             (

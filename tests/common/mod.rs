@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod h2;
 pub mod nginx;
 
 use std::convert::Infallible;

@@ -520,3 +520,190 @@ async fn alpn_offers_h2_for_the_sni_server_with_http2_on_and_keeps_http11() {
     assert_eq!(h2.get("/", &[]).await.backend().as_deref(), Some("b1"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn each_stream_writes_its_access_log_line() {
+    let b = Backend::start("b1");
+    let dir = cert_dir("log");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    let log = dir.join("access.log");
+    let extra = format!(
+        "log_format h2 '$request $status $server_protocol [$http2] $request_length $body_bytes_sent'; access_log {} h2;",
+        log.display()
+    );
+    let proxy = common::start_proxy(&h2c_conf(&[&b], &extra));
+    let client = H2Client::connect(proxy.addr).await;
+    let r = client.get("/a", &[("x-size", "10")]).await;
+    assert_eq!(r.body.len(), 10);
+    let r = client
+        .send(
+            "POST",
+            "h",
+            "/b",
+            &[("content-length", "5")],
+            common::full("12345"),
+        )
+        .await
+        .expect("post");
+    assert_eq!(r.status, 200);
+    let lines = common::read_lines(&log, 2);
+    let a: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(
+        &a[..6],
+        ["GET", "/a", "HTTP/2.0", "200", "HTTP/2.0", "[h2c]"],
+        "{}",
+        lines[0]
+    );
+    assert_eq!(a[7], "10", "{}", lines[0]);
+    let post: Vec<&str> = lines[1].split(' ').collect();
+    assert_eq!(
+        &post[..4],
+        ["POST", "/b", "HTTP/2.0", "200"],
+        "{}",
+        lines[1]
+    );
+    // The head as HTTP/1 would spell it, and the body's 5 bytes.
+    let length: u64 = post[6].parse().expect("request length");
+    assert!(
+        length > 5 + "POST /b HTTP/2.0\r\n".len() as u64,
+        "{}",
+        lines[1]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_client_that_opens_no_stream_is_closed_after_client_header_timeout() {
+    let b = Backend::start("b1");
+    let proxy = common::start_proxy(&h2c_conf(&[&b], "client_header_timeout 1s;"));
+    let client = H2Client::connect(proxy.addr).await;
+    assert!(client.ends_within(Duration::from_secs(3)).await);
+}
+
+#[tokio::test]
+async fn listen_http2_turns_h2c_on_for_the_address() {
+    let b = Backend::start("b1");
+    let conf =
+        h2c_conf(&[&b], "").replace("listen 127.0.0.1:0; http2 on;", "listen 127.0.0.1:0 http2;");
+    let proxy = common::start_proxy(&conf);
+    let r = H2Client::connect(proxy.addr).await.get("/", &[]).await;
+    assert_eq!(r.backend().as_deref(), Some("b1"));
+    // Without it the preface is an HTTP/1 request nginx refuses.
+    let off = common::start_proxy(&h2c_conf(&[&b], "").replace(" http2 on;", ""));
+    let raw = common::raw(off.addr, h2_preface(), Duration::from_millis(300)).await;
+    assert!(raw.starts_with("HTTP/1.1 505"), "{raw}");
+}
+
+fn h2_preface() -> &'static [u8] {
+    sticky_proxy::downstream::h2::PREFACE
+}
+
+/// curl with HTTP/2 support, if this machine has it.
+fn curl_with_http2() -> Option<&'static str> {
+    let out = std::process::Command::new("curl").arg("-V").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .contains("HTTP2")
+        .then_some("curl")
+}
+
+/// Runs curl with `args`; its stdout (`-w` output included).
+async fn curl(args: Vec<String>) -> String {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(&args)
+            .output()
+            .expect("run curl")
+    })
+    .await
+    .expect("curl task");
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn curl_speaks_h2c_with_prior_knowledge_and_h2_over_tls() {
+    if curl_with_http2().is_none() {
+        eprintln!("skipped: no curl with HTTP/2 on this machine");
+        return;
+    }
+    let dir = cert_dir("curl");
+    let [h2c, tls] = Via::both(&dir);
+    let b = Backend::start("b1");
+    for (via, url, extra) in [
+        (h2c, "http", vec!["--http2-prior-knowledge".to_string()]),
+        (
+            tls,
+            "https",
+            vec![
+                "--http2".to_string(),
+                "--cacert".to_string(),
+                dir.join("site.pem").display().to_string(),
+            ],
+        ),
+    ] {
+        let conf = sticky_h2(&via, &dir, "session_sticky cookie=route", &[b.peer()]);
+        let proxy = common::start_proxy(&conf);
+        let mut args = vec![
+            "-sS".to_string(),
+            "-o".to_string(),
+            "/dev/null".to_string(),
+            "-w".to_string(),
+            "%{http_version} %{http_code}".to_string(),
+        ];
+        args.extend(extra);
+        args.push(format!("{url}://localhost:{}/", proxy.addr.port()));
+        assert_eq!(curl(args).await, "2 200", "{url}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn after_a_reload_the_next_stream_is_the_connection_s_last() {
+    let b = Backend::start("b1");
+    let text = h2c_conf(&[&b], "");
+    let mut proxy = common::start_proxy(&text);
+    let client = H2Client::connect(proxy.addr).await;
+    assert_eq!(client.get("/1", &[]).await.status, 200);
+    assert_eq!(client.get("/2", &[]).await.status, 200);
+    assert!(!client.ends_within(Duration::from_millis(200)).await);
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/test.conf");
+    let (config, _) = sticky_proxy::config::load_str(&text, &file).expect("config");
+    proxy.running.reload(config).expect("reload");
+    // Served with the new configuration, then GOAWAY.
+    assert_eq!(client.get("/3", &[]).await.status, 200);
+    assert!(client.ends_within(Duration::from_secs(2)).await);
+    let fresh = H2Client::connect(proxy.addr).await;
+    assert_eq!(fresh.get("/4", &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_failing_backend_fails_its_stream_only() {
+    let b = Backend::start("b1");
+    let dead = common::dead_addr();
+    let conf = format!(
+        "events {{}}\nhttp {{\n server {{ listen 127.0.0.1:0; http2 on;\n  \
+         location /dead {{ proxy_pass http://{dead}; }}\n  \
+         location / {{ proxy_pass http://{}; }}\n }}\n}}\n",
+        b.peer()
+    );
+    let proxy = common::start_proxy(&conf);
+    let client = H2Client::connect(proxy.addr).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let client = client.clone();
+        let path = if i % 4 == 0 { "/dead" } else { "/ok" };
+        tasks.push(tokio::spawn(async move {
+            (path, client.get(path, &[("x-delay-ms", "30")]).await.status)
+        }));
+    }
+    for t in tasks {
+        let (path, status) = t.await.expect("stream");
+        assert_eq!(status, if path == "/dead" { 502 } else { 200 }, "{path}");
+    }
+    assert!(!client.ends_within(Duration::from_millis(100)).await);
+    assert_eq!(client.get("/again", &[]).await.status, 200);
+}

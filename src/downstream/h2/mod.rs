@@ -107,6 +107,11 @@ pub(super) struct Shared<F> {
     register: Register,
     settings: H2Settings,
     streams: Rc<Streams>,
+    /// The configuration the connection's first stream was served with: a
+    /// stream served with another (a reload) is the connection's last, so
+    /// the client's next connection has the new settings (nginx's old
+    /// workers send GOAWAY on reload).
+    config: std::cell::RefCell<Option<std::rc::Weak<dyn std::any::Any>>>,
 }
 
 /// Runs hyper's futures (one per stream) as tasks of the worker's thread:
@@ -195,6 +200,7 @@ fn shared<F>(
         handler,
         register,
         settings,
+        config: std::cell::RefCell::new(None),
         streams: Rc::new(Streams {
             conn,
             open: Cell::new(0),

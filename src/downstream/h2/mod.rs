@@ -137,7 +137,7 @@ pub async fn serve_plain<H: Handler + 'static>(
     settings: Settings,
     http2: Option<H2Settings>,
     handler: impl Fn() -> Rc<H> + 'static,
-    register: Register,
+    register: impl Fn(&Rc<ConnState>) + 'static,
 ) {
     let Some(h2) = http2 else {
         return conn::serve(stream, state, settings, handler).await;
@@ -164,7 +164,7 @@ pub async fn serve_plain<H: Handler + 'static>(
     let (stream, early) = io.into_parts();
     if let ClientStream::Plain(tcp) = stream {
         let io = io::Rewound::new(early.freeze(), TokioIo::new(tcp));
-        serve_connection(io, shared(state, h2, handler, register)).await;
+        serve_connection(io, shared(state, h2, handler, Rc::new(register))).await;
     }
 }
 
@@ -176,14 +176,14 @@ pub async fn serve_tls<H: Handler + 'static>(
     settings: Settings,
     http2: Option<H2Settings>,
     handler: impl Fn() -> Rc<H> + 'static,
-    register: Register,
+    register: impl Fn(&Rc<ConnState>) + 'static,
 ) {
     match (stream, http2) {
         (ClientStream::Tls(tls), Some(h2))
             if tls.borrow().get_ref().1.alpn_protocol() == Some(b"h2") =>
         {
             let io = TokioIo::new(tls.into_inner());
-            serve_connection(io, shared(state, h2, handler, register)).await;
+            serve_connection(io, shared(state, h2, handler, Rc::new(register))).await;
         }
         (stream, _) => conn::serve(stream, state, settings, handler).await,
     }

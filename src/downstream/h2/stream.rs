@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use super::Shared;
 use crate::downstream::body::{broken, RequestBody};
 use crate::downstream::handler::{BoxError, Handler, ResponseBody};
+use crate::downstream::state::ConnState;
 use crate::http1::framing::{bodiless, BodyFraming};
 use crate::http1::request::RequestError;
 use crate::http1::response::response_length;
@@ -153,6 +154,9 @@ pub struct StreamResponse<B: ResponseBody> {
     /// The request head's length, and its body's bytes read.
     head_bytes: u64,
     read: Rc<Cell<u64>>,
+    /// The stream's state: `send_timeout` runs while data handed to hyper
+    /// waits for the client's window.
+    state: Rc<ConnState>,
     /// Counts the stream as open on its connection until it ends.
     _open: OpenStream,
 }
@@ -183,13 +187,17 @@ impl<B: ResponseBody> Body for StreamResponse<B> {
         if this.skip {
             return Poll::Ready(None);
         }
+        // hyper asks for more: what it was given has gone to the client.
+        this.state.write_done();
         if !this.rest.is_empty() {
+            this.state.write_blocked();
             return Poll::Ready(Some(Ok(Frame::data(this.next_piece()))));
         }
         match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
                     this.rest = data;
+                    this.state.write_blocked();
                     Poll::Ready(Some(Ok(Frame::data(this.next_piece()))))
                 }
                 // Trailers pass through.
@@ -234,6 +242,7 @@ impl Drop for OpenStream {
 /// Serves one stream: the handler's answer to its request.
 pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     shared: Rc<Shared<F>>,
+    state: Rc<ConnState>,
     req: Request<Incoming>,
 ) -> Result<Response<StreamResponse<H::Body>>, Infallible> {
     let open = OpenStream::new(&shared.streams);
@@ -244,8 +253,7 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
         // `keepalive_requests`: this is the last stream (GOAWAY).
         shared.streams.last.set(true);
     }
-    let state = Rc::new(conn.stream());
-    (shared.register)(&state);
+    state.requests.set(served);
     let handler = (shared.handler)();
     let config: Weak<dyn Any> = Rc::downgrade(&handler) as Weak<dyn Any>;
     match &mut *shared.config.borrow_mut() {
@@ -325,6 +333,7 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
         rest: Bytes::new(),
         head_bytes,
         read,
+        state,
         _open: open,
     };
     Ok(Response::from_parts(parts, body))

@@ -2,12 +2,14 @@
 //! them. `handler` (the [`handler::Handler`] trait the proxy implements),
 //! `state` (a connection's state: timeouts, signals, the deadline slot),
 //! `body` (the client's bytes and request body), `conn` (the HTTP/1 loop
-//! over the `http1` codec), `sendfile` (a file's body with sendfile(2) on
-//! plain TCP), `tls` (the handshake on an `ssl` listener),
+//! over the `http1` codec), `h2` (HTTP/2 through hyper, h2c and ALPN
+//! dispatch), `sendfile` (a file's body with sendfile(2) on plain TCP),
+//! `tls` (the handshake on an `ssl` listener),
 //! `tunnel` (after a `101`). Nothing here imports the proxy.
 
 pub mod body;
 pub mod conn;
+pub mod h2;
 pub mod handler;
 mod sendfile;
 pub mod state;

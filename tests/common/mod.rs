@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod dns;
+pub mod h2;
 pub mod nginx;
 
 use std::convert::Infallible;
@@ -30,7 +31,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use sticky_proxy::server::{Proxy, RunningProxy};
 
-type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// An in-process echo backend.
 pub struct Backend {
@@ -353,6 +354,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads `resp` whole (HTTP/1.1 or HTTP/2).
+    pub async fn read(resp: Response<Incoming>) -> Result<Reply, hyper::Error> {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -434,15 +447,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: BoxBody,
     ) -> Result<Reply, hyper::Error> {
-        let resp = self.send_raw(method, path, headers, body).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
+        Reply::read(self.send_raw(method, path, headers, body).await?).await
     }
 
     pub async fn send_raw(

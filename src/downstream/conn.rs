@@ -224,13 +224,17 @@ async fn serve_active<H: Handler>(
         data: Bytes::new(),
         tail: b"",
     };
+    // `$pipe`: the next request's bytes were already read when the one
+    // before it ended (nginx's `r->pipeline`).
+    let mut pipelined = false;
     let ended = loop {
-        match serve_one(io, state, settings, handler, &mut out).await {
+        match serve_one(io, state, settings, handler, &mut out, pipelined).await {
             Next::Continue if io.skip_body() => {}
             Next::Continue | Next::Close => break Active::Closed,
             Next::Tunnel(far) => break Active::Tunnel(far),
         }
-        if io.has_buffered() {
+        pipelined = io.has_buffered();
+        if pipelined {
             continue;
         }
         if state.requests.get() < 2 {
@@ -252,13 +256,15 @@ async fn serve_active<H: Handler>(
 }
 
 /// One request of the connection: its head read, the handler's response
-/// written, and the request ended.
+/// written, and the request ended. `pipelined`: its bytes were buffered when
+/// the request before it ended (`$pipe`).
 async fn serve_one<H: Handler>(
     io: &Rc<ClientIo>,
     state: &Rc<ConnState>,
     settings: Settings,
     handler: &impl Fn() -> Rc<H>,
     out: &mut Out,
+    pipelined: bool,
 ) -> Next {
     // The request's parts live in blocks that end before the response is
     // written, so this future keeps only what is needed across it.
@@ -295,6 +301,7 @@ async fn serve_one<H: Handler>(
                 .set(Some(std::mem::take(&mut head.received)));
             let served = state.requests.get() + 1;
             state.requests.set(served);
+            state.request_started(pipelined);
             let (req, mut facts) = request_of(io, head);
             facts.keep_alive &= settings.keep_alive && served < state.keepalive_requests;
             (req, facts)

@@ -54,7 +54,7 @@ const RESOLVER: &str = "resolver (issue 20, deploy)";
 const UNIX: &str = "upstream server unix: (not assigned yet)";
 const OTHER: &str = "not assigned yet";
 const CORE: &str =
-    "core http knobs that change behaviour (ignore_invalid_headers, ...; not assigned yet)";
+    "core http knobs that change behaviour (chunked_transfer_encoding, ...; not assigned yet)";
 const TENGINE_DSO: &str = "Tengine's dso block (dynamic modules; not planned)";
 const LUA: &str = "OpenResty's *_by_lua_block body is Lua, not nginx syntax (nginx without the module stops earlier)";
 
@@ -73,9 +73,9 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("mastodon",                      fails("proxy_cache_path", PROXY), Nginx::Ok),
     ("mattermost",                    fails("proxy_cache_path", PROXY),     Nginx::Ok),
     ("mattermost-without-ssl",        fails("proxy_cache_path", PROXY),     Nginx::Ok),
-    ("minio-1-node",                  fails("ignore_invalid_headers", OTHER),             Nginx::Ok),
-    ("minio-4-node",                  fails("ignore_invalid_headers", OTHER),             Nginx::Ok),
-    ("minio-upgrade-tests",           fails("ignore_invalid_headers", CORE), Nginx::Ok),
+    ("minio-1-node",                  fails("chunked_transfer_encoding", CORE),             Nginx::Ok),
+    ("minio-4-node",                  fails("chunked_transfer_encoding", CORE),             Nginx::Ok),
+    ("minio-upgrade-tests",           fails("chunked_transfer_encoding", CORE), Nginx::Ok),
     ("netbox",                        LOADS,                 Nginx::Ok),
     ("open-webui-basic-auth",         LOADS,          Nginx::Ok),
     ("peertube",                      fails("listen", TLS),                 Nginx::Ok),

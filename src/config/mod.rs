@@ -459,6 +459,9 @@ pub struct ConnectionConf {
     pub keepalive_requests: u64,
     /// `large_client_header_buffers NUMBER SIZE`, default 4 8k.
     pub large_client_header_buffers: (usize, usize),
+    /// `ignore_invalid_headers` (default on) and `underscores_in_headers`
+    /// (default off).
+    pub header_names: crate::http1::invalid::HeaderNames,
 }
 
 /// A `server` block.

@@ -295,6 +295,9 @@ async fn serve_one<H: Handler>(
                 }
             };
             state.waiting_since.set(None);
+            if !head.dropped.is_empty() {
+                log_dropped(&head, state);
+            }
             state.head_bytes.set(head.received.len() as u64);
             state
                 .request_head
@@ -344,6 +347,19 @@ async fn serve_one<H: Handler>(
     next
 }
 
+/// nginx's `info` line for each header line `ignore_invalid_headers` dropped.
+#[cold]
+fn log_dropped(head: &RequestHead, state: &ConnState) {
+    for line in &head.dropped {
+        let text = head.received.get(line.clone()).unwrap_or_default();
+        tracing::info!(
+            "client sent invalid header line: \"{}\" while reading client request headers, client: {}",
+            text.escape_ascii(),
+            state.remote.ip()
+        );
+    }
+}
+
 /// What the connection needs to know of a request after it was handled.
 #[derive(Clone, Copy)]
 struct RequestFacts {
@@ -372,6 +388,7 @@ fn request_of(io: &Rc<ClientIo>, head: RequestHead) -> (Request<RequestBody>, Re
         keep_alive,
         expect_continue,
         received: _,
+        dropped: _,
     } = head;
     io.body_bytes.set(0);
     let facts = RequestFacts {

@@ -596,6 +596,7 @@ mod tests {
                 keepalive_timeout: Duration::from_secs(75),
                 keepalive_requests: 1000,
                 large_client_header_buffers: (4, 8192),
+                header_names: crate::http1::invalid::HeaderNames::NGINX,
             },
             tls: None,
             span: Span {

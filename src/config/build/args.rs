@@ -75,6 +75,8 @@ const KNOWN: &[&str] = &[
     "keepalive_timeout",
     "keepalive_requests",
     "large_client_header_buffers",
+    "ignore_invalid_headers",
+    "underscores_in_headers",
     "access_log",
     "log_format",
     "server_tokens",

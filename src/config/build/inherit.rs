@@ -149,6 +149,8 @@ pub(super) struct ConnLayer {
     pub(super) keepalive_timeout: Option<Duration>,
     pub(super) keepalive_requests: Option<u64>,
     pub(super) large_client_header_buffers: Option<(usize, usize)>,
+    pub(super) ignore_invalid_headers: Option<bool>,
+    pub(super) underscores_in_headers: Option<bool>,
 }
 
 impl ConnLayer {
@@ -161,7 +163,9 @@ impl ConnLayer {
             send_timeout,
             keepalive_timeout,
             keepalive_requests,
-            large_client_header_buffers
+            large_client_header_buffers,
+            ignore_invalid_headers,
+            underscores_in_headers
         );
         self
     }
@@ -175,6 +179,10 @@ impl ConnLayer {
             keepalive_timeout: self.keepalive_timeout.unwrap_or(Duration::from_secs(75)),
             keepalive_requests: self.keepalive_requests.unwrap_or(1000),
             large_client_header_buffers: self.large_client_header_buffers.unwrap_or((4, 8192)),
+            header_names: crate::http1::invalid::HeaderNames {
+                ignore_invalid: self.ignore_invalid_headers.unwrap_or(true),
+                underscores: self.underscores_in_headers.unwrap_or(false),
+            },
         }
     }
 }

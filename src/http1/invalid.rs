@@ -14,8 +14,8 @@
 //! (letters, digits and ``!#$%&'*+-.^_`|~``) and refuses a line with any other
 //! byte in its name. So the common case costs one table look-up per name byte
 //! ([`HeaderNames::keeps`]); only a head `httparse` refuses for a name is
-//! parsed again, skipping lines, and each skipped line is then classified
-//! ([`skipped_line`]).
+//! parsed again, from a copy whose names have those bytes masked
+//! ([`mask_names`]).
 
 /// The two settings, of the listen address's default server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,37 +97,44 @@ static CLASS: [u8; 256] = {
     t
 };
 
-/// What a line `httparse` skipped (while told to skip invalid lines) is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skipped {
-    /// A name with a byte nginx takes as invalid but printable: the line is
-    /// dropped (`ignore_invalid_headers on`).
-    Dropped,
-    /// The request is bad (400): a name with white space or a control byte,
-    /// an empty name, no colon, or a line skipped for its value.
-    Bad,
-}
-
-/// Classifies `line` (without its CR LF), which `httparse` skipped.
-pub fn skipped_line(line: &[u8]) -> Skipped {
-    let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return Skipped::Bad;
+/// A copy of the request head at the start of `buf` in which every byte of a
+/// header name that is printable but not an RFC 9110 token (`@`, `/`, a byte
+/// from 0x80, ...) is replaced by `.`: `httparse` then reads those lines, and
+/// [`HeaderNames::keeps`] drops them (`.` is never valid). Names with white
+/// space or control bytes are left as they are, for the parser to refuse.
+/// Only the head is scanned (up to its blank line); the rest is copied.
+pub fn mask_names(buf: &[u8]) -> Vec<u8> {
+    let mut out = buf.to_vec();
+    // Blank lines before the request line, then the request line.
+    let skip = out
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(out.len());
+    let mut at = match out.iter().skip(skip).position(|&b| b == b'\n') {
+        Some(i) => skip + i + 1,
+        None => return out,
     };
-    let name = line.get(..colon).unwrap_or_default();
-    if name.is_empty() || name.iter().any(|&b| b <= b' ' || b == 0x7f) {
-        return Skipped::Bad;
+    while let Some(rest) = out.get_mut(at..) {
+        let line_len = rest.iter().position(|&b| b == b'\n');
+        let line = match line_len {
+            Some(n) => rest.get_mut(..n).unwrap_or_default(),
+            None => rest,
+        };
+        if line.is_empty() || line == b"\r" {
+            break;
+        }
+        let name_len = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+        for b in line.iter_mut().take(name_len) {
+            if *b > b' ' && *b != 0x7f && CLASS.get(usize::from(*b)) == Some(&0) {
+                *b = b'.';
+            }
+        }
+        match line_len {
+            Some(n) => at += n + 1,
+            None => break,
+        }
     }
-    let token = name.iter().all(|&b| {
-        CLASS
-            .get(usize::from(b))
-            .is_some_and(|&c| c & (VALID | UNDERSCORE | TOKEN) != 0)
-    });
-    if token {
-        // Its name was fine for `httparse`: the value was not.
-        Skipped::Bad
-    } else {
-        Skipped::Dropped
-    }
+    out
 }
 
 #[cfg(test)]
@@ -175,35 +182,26 @@ mod tests {
     }
 
     #[test]
-    fn skipped_lines_are_dropped_or_bad_as_nginx_answers() {
-        let cases: &[(&[u8], Skipped)] = &[
-            (b"X@Foo: v1", Skipped::Dropped),
-            (b"X(Foo: v1", Skipped::Dropped),
-            (b"X/Foo: v1", Skipped::Dropped),
-            (b"X[Foo: v1", Skipped::Dropped),
-            (b"X{Foo: v1", Skipped::Dropped),
-            (b"X\"Foo: v1", Skipped::Dropped),
-            (b"X=Foo: v1", Skipped::Dropped),
-            (b"X;Foo: v1", Skipped::Dropped),
-            (b"X?Foo: v1", Skipped::Dropped),
-            (b"X\\Foo: v1", Skipped::Dropped),
-            (b"X,Foo: v1", Skipped::Dropped),
-            (b"X\xc3\xa9Foo: v1", Skipped::Dropped),
-            (b"X@Foo:v1", Skipped::Dropped),
-            (b"X Foo: v1", Skipped::Bad),
-            (b"X-Foo : v1", Skipped::Bad),
-            (b"X\tFoo: v1", Skipped::Bad),
-            (b"X\x01Foo: v1", Skipped::Bad),
-            (b"X\x7fFoo: v1", Skipped::Bad),
-            (b": v1", Skipped::Bad),
-            (b" X-Foo: v1", Skipped::Bad),
-            // A token name: skipped for its value.
-            (b"X-Foo: a\x01b", Skipped::Bad),
-            // No colon (nginx passes it with an empty value: ours is a 400).
-            (b"Foo", Skipped::Bad),
+    fn names_are_masked_only_where_printable_and_not_a_token() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (
+                b"GET /@x HTTP/1.1\r\nHost: a\r\nX@Foo: v@1\r\n\r\nA@B: body",
+                b"GET /@x HTTP/1.1\r\nHost: a\r\nX.Foo: v@1\r\n\r\nA@B: body",
+            ),
+            (
+                b"\r\nGET / HTTP/1.1\r\nX\xc3\xa9/(: 1\r\nX Y@: 2\r\nX\x01@: 3\r\n",
+                b"\r\nGET / HTTP/1.1\r\nX....: 1\r\nX Y.: 2\r\nX\x01.: 3\r\n",
+            ),
+            // A line still arriving: its name so far.
+            (b"GET / HTTP/1.1\r\nA@B", b"GET / HTTP/1.1\r\nA.B"),
+            (b"GET / HTTP/1.1", b"GET / HTTP/1.1"),
+            (b": v\r\nX_.+~: w\r\n", b": v\r\nX_.+~: w\r\n"),
         ];
-        for &(line, want) in cases {
-            assert_eq!(skipped_line(line), want, "{}", line.escape_ascii());
+        for &(input, want) in cases {
+            assert_eq!(
+                mask_names(input).escape_ascii().to_string(),
+                want.escape_ascii().to_string()
+            );
         }
     }
 }

@@ -21,7 +21,7 @@ use http::{HeaderMap, Method, Request, Uri, Version};
 
 use crate::http1::fields::{shared_value, HeaderSpans};
 use crate::http1::framing::{BodyFraming, FramingFacts, RequestFraming};
-use crate::http1::invalid::{self, HeaderNames, Skipped};
+use crate::http1::invalid::{self, HeaderNames};
 use crate::http1::names::Spelling;
 
 /// Most header lines one request may have. nginx has no count limit but its
@@ -111,8 +111,6 @@ struct Layout {
     target: Range<usize>,
     http10: bool,
     headers: HeaderSpans<INLINE_SPANS>,
-    /// Lines skipped by the parser as invalid (see [`locate_skipping`]).
-    dropped: Vec<Range<usize>>,
 }
 
 /// Parses the request head at the start of `buf`. `Ok(None)`: more bytes are
@@ -126,7 +124,7 @@ pub fn parse_request_head(
         return Ok(None);
     };
     let head = buf.split_to(layout.len).freeze();
-    build(head, layout, limits.names).map(Some)
+    build(head, &layout, limits.names).map(Some)
 }
 
 /// After [`parse_request_head`] said "more bytes needed" for `buf[..*seen]`:
@@ -154,58 +152,25 @@ pub fn worth_parsing(buf: &[u8], seen: &mut usize, limits: Limits) -> bool {
 
 /// Finds a complete request head at the start of `buf` and checks its sizes.
 fn locate(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
-    locate_with(buf, limits, false)
+    locate_with(buf, limits, true)
 }
 
 /// [`locate`] for a head `httparse` refused for a header name, with
-/// `ignore_invalid_headers on`: parsed again skipping invalid lines, each of
-/// which is then dropped or makes the request bad, as nginx
-/// ([`invalid::skipped_line`]). Rare: kept off the common path.
+/// `ignore_invalid_headers on`: parsed again from a copy whose names have
+/// their non-token bytes masked ([`invalid::mask_names`]), so those lines
+/// parse and [`build`] drops them, and anything else wrong still refuses the
+/// head. The copy has the same length, so the spans found in it are the
+/// head's. Rare: kept off the common path (and `httparse` keeps one,
+/// constant, configuration).
 #[cold]
-fn locate_skipping(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
-    let Some(mut layout) = locate_with(buf, limits, true)? else {
-        return Ok(None);
-    };
-    let head = buf.get(..layout.len).unwrap_or_default();
-    // The request line, then each header line: those the parser kept start
-    // where the next kept name does.
-    let mut dropped = Vec::new();
-    let mut kept = layout.headers.iter().map(|(name, _)| name.start).peekable();
-    let skip = head
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(head.len());
-    let mut at = head
-        .iter()
-        .skip(skip)
-        .position(|&b| b == b'\n')
-        .map_or(head.len(), |i| skip + i + 1);
-    while at < head.len() {
-        let end = head
-            .get(at..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-            .map_or(head.len(), |i| at + i);
-        let mut line = at..end;
-        if head.get(end.wrapping_sub(1)) == Some(&b'\r') && end > at {
-            line.end -= 1;
-        }
-        if kept.peek() == Some(&at) {
-            kept.next();
-        } else if !line.is_empty() {
-            match invalid::skipped_line(head.get(line.clone()).unwrap_or_default()) {
-                Skipped::Dropped => dropped.push(line),
-                Skipped::Bad => return Err(RequestError::BadRequest),
-            }
-        }
-        at = end + 1;
-    }
-    drop(kept);
-    layout.dropped = dropped;
-    Ok(Some(layout))
+fn locate_masked(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
+    let masked = invalid::mask_names(buf);
+    locate_with(&masked, limits, false)
 }
 
-/// [`locate`], `skipping` the lines `httparse` finds invalid.
-fn locate_with(buf: &[u8], limits: Limits, skipping: bool) -> Result<Option<Layout>, RequestError> {
+/// [`locate`]; a head refused for a header name is parsed again masked when
+/// `retry` and the rules drop invalid lines.
+fn locate_with(buf: &[u8], limits: Limits, retry: bool) -> Result<Option<Layout>, RequestError> {
     // nginx skips empty lines before a request line (RFC 9112 2.2).
     let skip = buf
         .iter()
@@ -213,13 +178,7 @@ fn locate_with(buf: &[u8], limits: Limits, skipping: bool) -> Result<Option<Layo
         .unwrap_or(buf.len());
     let mut lines = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_REQUEST_HEADERS];
     let mut req = httparse::Request::new(&mut []);
-    let parsed = if skipping {
-        httparse::ParserConfig::default()
-            .ignore_invalid_headers_in_requests(true)
-            .parse_request_with_uninit_headers(&mut req, buf, &mut lines)
-    } else {
-        req.parse_with_uninit_headers(buf, &mut lines)
-    };
+    let parsed = req.parse_with_uninit_headers(buf, &mut lines);
     let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
@@ -239,8 +198,8 @@ fn locate_with(buf: &[u8], limits: Limits, skipping: bool) -> Result<Option<Layo
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeaderTooLarge),
-        Err(httparse::Error::HeaderName) if !skipping && limits.names.ignore_invalid => {
-            return locate_skipping(buf, limits)
+        Err(httparse::Error::HeaderName) if retry && limits.names.ignore_invalid => {
+            return locate_masked(buf, limits)
         }
         Err(httparse::Error::Version) => {
             return Err(
@@ -285,7 +244,6 @@ fn locate_with(buf: &[u8], limits: Limits, skipping: bool) -> Result<Option<Layo
         target: span(target.as_bytes()),
         http10: version == 0,
         headers: HeaderSpans::of(buf, req.headers),
-        dropped: Vec::new(),
     }))
 }
 
@@ -298,8 +256,8 @@ struct Facts {
 
 /// Builds the request from the `head` bytes `layout` describes; a header line
 /// whose name `names` does not keep is dropped.
-fn build(head: Bytes, layout: Layout, names: HeaderNames) -> Result<RequestHead, RequestError> {
-    let mut dropped = layout.dropped;
+fn build(head: Bytes, layout: &Layout, names: HeaderNames) -> Result<RequestHead, RequestError> {
+    let mut dropped = Vec::new();
     let method = Method::from_bytes(head.get(layout.method.clone()).unwrap_or_default())
         .map_err(|_| RequestError::BadRequest)?;
     let uri = Uri::from_maybe_shared(head.slice(layout.target.clone()))

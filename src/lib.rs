@@ -21,6 +21,7 @@ pub mod log;
 pub mod numfmt;
 pub mod process;
 pub mod proxy;
+pub mod request_id;
 pub mod reuse;
 pub mod server;
 pub mod sticky;

@@ -19,6 +19,7 @@ use crate::config::map::{Computed, ComputedRef};
 use crate::config::template::{Escape, TlsVariable};
 use crate::config::{Part, Template, Variable};
 use crate::numfmt;
+use crate::request_id::RequestId;
 use crate::timefmt;
 use crate::tls::TlsInfo;
 use crate::user_vars::UserVars;
@@ -121,6 +122,12 @@ pub struct RequestVars<'a> {
     /// What the rewrite module changed (user variables, captures, the URI's
     /// arguments); `None` for a request it never touched.
     pub user: Option<&'a UserVars>,
+    /// The request's `$request_id` slot (drawn on first read); `None` where
+    /// there is no request (the variable is then empty).
+    pub request_id: Option<&'a RequestId>,
+    /// The request's bytes were already buffered when the one before it
+    /// ended (`$pipe`).
+    pub pipelined: bool,
 }
 
 /// Appends the value of `template` to `out`.
@@ -348,6 +355,13 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         Variable::Connection => numfmt::write_decimal(out, v.connection),
         Variable::ConnectionRequests => numfmt::write_decimal(out, v.connection_requests),
         Variable::Hostname => out.extend_from_slice(v.hostname.as_bytes()),
+        Variable::RequestId => {
+            if let Some(id) = v.request_id {
+                id.write(out);
+            }
+        }
+        Variable::Pipe => out.push(if v.pipelined { b'p' } else { b'.' }),
+        Variable::UpstreamCacheStatus => {}
         Variable::StickySid => {
             if let Some(s) = &v.sticky {
                 out.extend_from_slice(s.sid.as_bytes());
@@ -651,6 +665,8 @@ pub(crate) mod tests {
             upstream: &[],
             sticky: None,
             user: None,
+            request_id: None,
+            pipelined: false,
         }
     }
 
@@ -766,6 +782,7 @@ pub(crate) mod tests {
             (Variable::Connection, "17"),
             (Variable::ConnectionRequests, "3"),
             (Variable::Hostname, "box"),
+            (Variable::UpstreamCacheStatus, ""),
             // Absent response, upstream and sticky data.
             (Variable::Status, "000"),
             (Variable::BodyBytesSent, "0"),
@@ -844,6 +861,58 @@ pub(crate) mod tests {
         ];
         for (var, want) in cases {
             assert_eq!(one(var.clone(), &v), want, "{var:?}");
+        }
+    }
+
+    #[test]
+    fn request_id_is_drawn_once_per_request_and_pipe_says_p_or_dot() {
+        let h = headers(&[]);
+        let m = Method::GET;
+        let slot = RequestId::new();
+        let mut v = vars(&h, &m);
+        // No request: empty.
+        assert_eq!(one(Variable::RequestId, &v), "");
+        v.request_id = Some(&slot);
+        assert_eq!(slot.peek(), None, "not drawn until read");
+        let first = one(Variable::RequestId, &v);
+        assert_eq!(first.len(), 32);
+        assert!(first
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(
+            one(Variable::RequestId, &v),
+            first,
+            "stable within a request"
+        );
+        slot.reset();
+        assert_ne!(
+            one(Variable::RequestId, &v),
+            first,
+            "a new request, a new id"
+        );
+        let cases = [(false, "."), (true, "p")];
+        for (pipelined, want) in cases {
+            let v = RequestVars { pipelined, ..v };
+            assert_eq!(one(Variable::Pipe, &v), want, "{pipelined}");
+        }
+        assert_eq!(
+            crate::config::template::variable("request_id"),
+            Some(Variable::RequestId)
+        );
+        assert_eq!(
+            crate::config::template::variable("pipe"),
+            Some(Variable::Pipe)
+        );
+        // nginx's request-header names and the cache status without a cache.
+        let h = headers(&[("content-type", "text/x"), ("content-length", "12")]);
+        let v = vars(&h, &m);
+        for (name, want) in [
+            ("content_type", "text/x"),
+            ("Content_Length", "12"),
+            ("upstream_cache_status", ""),
+        ] {
+            let var = crate::config::template::variable(name).unwrap();
+            assert_eq!(one(var, &v), want, "{name}");
         }
     }
 

@@ -34,6 +34,7 @@ use http::{HeaderMap, Method, StatusCode, Version};
 use libfuzzer_sys::fuzz_target;
 use sticky_proxy::http1::fields::parse_decimal;
 use sticky_proxy::http1::framing::{bodiless, BodyFraming, BodyOut, RequestFraming};
+use sticky_proxy::http1::invalid::HeaderNames;
 use sticky_proxy::http1::names::Spelling;
 use sticky_proxy::http1::request::{
     self as h1, Limits, RequestError, RequestHead, MAX_REQUEST_HEADERS,
@@ -255,6 +256,7 @@ fn encode(head: &RequestHead, consumed: usize) {
 const WIDE: Limits = Limits {
     line: 1 << 20,
     total: 1 << 22,
+    names: HeaderNames::NGINX,
 };
 
 /// Writes the request for a backend with the framing the parser decided and

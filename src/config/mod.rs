@@ -472,6 +472,9 @@ pub struct ConnectionConf {
     pub large_client_header_buffers: (usize, usize),
     /// `http2` and `http2_*`.
     pub http2: Http2Conf,
+    /// `ignore_invalid_headers` (default on) and `underscores_in_headers`
+    /// (default off).
+    pub header_names: crate::http1::invalid::HeaderNames,
 }
 
 /// A `server` block.

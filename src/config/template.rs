@@ -56,6 +56,13 @@ pub enum Variable {
     Connection,
     ConnectionRequests,
     Hostname,
+    /// `$request_id`: 16 random bytes in hex, drawn on first use.
+    RequestId,
+    /// `$pipe`: `p` for a pipelined request, else `.`.
+    Pipe,
+    /// `$upstream_cache_status`: always empty (`proxy_cache` is refused, and
+    /// nginx leaves it empty for a location without a cache).
+    UpstreamCacheStatus,
     StickySid,
     StickyStatus,
     /// Ours: the learned cookie's name (`session_sticky learn=`).
@@ -189,6 +196,12 @@ pub fn variable(name: &str) -> Option<Variable> {
         "connection" => Variable::Connection,
         "connection_requests" => Variable::ConnectionRequests,
         "hostname" => Variable::Hostname,
+        "request_id" => Variable::RequestId,
+        "pipe" => Variable::Pipe,
+        "upstream_cache_status" => Variable::UpstreamCacheStatus,
+        // nginx's names for two request headers.
+        "content_type" => Variable::Http("content-type".into()),
+        "content_length" => Variable::Http("content-length".into()),
         "sticky_sid" => Variable::StickySid,
         "sticky_status" => Variable::StickyStatus,
         "sticky_learned" => Variable::StickyLearned,

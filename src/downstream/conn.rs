@@ -237,13 +237,17 @@ async fn serve_active<H: Handler>(
         data: Bytes::new(),
         tail: b"",
     };
+    // `$pipe`: the next request's bytes were already read when the one
+    // before it ended (nginx's `r->pipeline`).
+    let mut pipelined = false;
     let ended = loop {
-        match serve_one(io, state, settings, handler, &mut out).await {
+        match serve_one(io, state, settings, handler, &mut out, pipelined).await {
             Next::Continue if io.skip_body() => {}
             Next::Continue | Next::Close => break Active::Closed,
             Next::Tunnel(far) => break Active::Tunnel(far),
         }
-        if io.has_buffered() {
+        pipelined = io.has_buffered();
+        if pipelined {
             continue;
         }
         if state.requests.get() < 2 {
@@ -265,13 +269,15 @@ async fn serve_active<H: Handler>(
 }
 
 /// One request of the connection: its head read, the handler's response
-/// written, and the request ended.
+/// written, and the request ended. `pipelined`: its bytes were buffered when
+/// the request before it ended (`$pipe`).
 async fn serve_one<H: Handler>(
     io: &Rc<ClientIo>,
     state: &Rc<ConnState>,
     settings: Settings,
     handler: &impl Fn() -> Rc<H>,
     out: &mut Out,
+    pipelined: bool,
 ) -> Next {
     // The request's parts live in blocks that end before the response is
     // written, so this future keeps only what is needed across it.
@@ -302,12 +308,16 @@ async fn serve_one<H: Handler>(
                 }
             };
             state.waiting_since.set(None);
+            if !head.dropped.is_empty() {
+                log_dropped(&head, state);
+            }
             state.head_bytes.set(head.received.len() as u64);
             state
                 .request_head
                 .set(Some(std::mem::take(&mut head.received)));
             let served = state.requests.get() + 1;
             state.requests.set(served);
+            state.request_started(pipelined);
             let (req, mut facts) = request_of(io, head);
             facts.keep_alive &= settings.keep_alive && served < state.keepalive_requests;
             (req, facts)
@@ -350,6 +360,19 @@ async fn serve_one<H: Handler>(
     next
 }
 
+/// nginx's `info` line for each header line `ignore_invalid_headers` dropped.
+#[cold]
+fn log_dropped(head: &RequestHead, state: &ConnState) {
+    for line in &head.dropped {
+        let text = head.received.get(line.clone()).unwrap_or_default();
+        tracing::info!(
+            "client sent invalid header line: \"{}\" while reading client request headers, client: {}",
+            text.escape_ascii(),
+            state.remote.ip()
+        );
+    }
+}
+
 /// What the connection needs to know of a request after it was handled.
 #[derive(Clone, Copy)]
 struct RequestFacts {
@@ -378,6 +401,7 @@ fn request_of(io: &Rc<ClientIo>, head: RequestHead) -> (Request<RequestBody>, Re
         keep_alive,
         expect_continue,
         received: _,
+        dropped: _,
     } = head;
     io.body_bytes.set(0);
     let facts = RequestFacts {

@@ -14,6 +14,7 @@ use std::task::Context;
 use std::time::{Duration, Instant};
 
 use crate::http1::request::RequestError;
+use crate::request_id::RequestId;
 use crate::tls::{CertRefusal, TlsInfo};
 use bytes::Bytes;
 
@@ -84,6 +85,12 @@ pub struct ConnState {
     tls: OnceCell<Rc<TlsInfo>>,
     /// The client spoke plain HTTP to a TLS listener.
     plain_on_tls: Cell<bool>,
+    /// The current request's `$request_id`, drawn when first read; emptied
+    /// when a request starts ([`ConnState::request_started`]).
+    pub request_id: RequestId,
+    /// The current request's bytes were already buffered when the one before
+    /// it ended (`$pipe`, nginx's `r->pipeline`).
+    pub pipelined: Cell<bool>,
 }
 
 impl ConnState {
@@ -123,6 +130,8 @@ impl ConnState {
             deadline_waker: Cell::new(None),
             tls: OnceCell::new(),
             plain_on_tls: Cell::new(false),
+            request_id: RequestId::new(),
+            pipelined: Cell::new(false),
         }
     }
 
@@ -147,6 +156,13 @@ impl ConnState {
             let _ = stream.tls.set(Rc::clone(tls));
         }
         stream
+    }
+
+    /// A request starts on the connection: its per-request variables are
+    /// fresh (`pipelined`: its bytes were buffered when the one before ended).
+    pub fn request_started(&self, pipelined: bool) {
+        self.request_id.reset();
+        self.pipelined.set(pipelined);
     }
 
     /// The connection's TLS handshake is done: these are its facts.

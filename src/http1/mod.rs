@@ -10,11 +10,14 @@
 //! - [`chunked`]: the chunked transfer-coding, decoded and framed.
 //! - [`fields`]: header-line spans, decimals, `Connection` tokens.
 //! - [`names`]: header names as written: received, configured or canonical.
+//! - [`invalid`]: `ignore_invalid_headers` / `underscores_in_headers`: which
+//!   request header lines are kept.
 //! - [`status`]: reason phrases.
 
 pub mod chunked;
 pub mod fields;
 pub mod framing;
+pub mod invalid;
 pub mod names;
 pub mod request;
 pub mod response;

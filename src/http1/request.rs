@@ -21,6 +21,7 @@ use http::{HeaderMap, Method, Request, Uri, Version};
 
 use crate::http1::fields::{shared_value, HeaderSpans};
 use crate::http1::framing::{BodyFraming, FramingFacts, RequestFraming};
+use crate::http1::invalid::{self, HeaderNames};
 use crate::http1::names::Spelling;
 
 /// Most header lines one request may have. nginx has no count limit but its
@@ -32,22 +33,26 @@ pub const MAX_REQUEST_HEADERS: usize = 256;
 /// the rest go to a `Vec` (rare).
 const INLINE_SPANS: usize = 32;
 
-/// `large_client_header_buffers N SIZE`: a request line longer than `line`
-/// gets 414, a header line longer than `line` or a head longer than `total`
-/// gets 431.
+/// What a request head may hold. `large_client_header_buffers N SIZE`: a
+/// request line longer than `line` gets 414, a header line longer than `line`
+/// or a head longer than `total` gets 431. `names`: which header lines are
+/// kept (`ignore_invalid_headers`, `underscores_in_headers`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub line: usize,
     pub total: usize,
+    pub names: HeaderNames,
 }
 
 impl Limits {
-    /// From `large_client_header_buffers COUNT SIZE`.
+    /// From `large_client_header_buffers COUNT SIZE`, with nginx's default
+    /// header-name rules.
     pub fn new(count: usize, size: usize) -> Limits {
         let line = size.max(1);
         Limits {
             line,
             total: count.max(1).saturating_mul(line),
+            names: HeaderNames::NGINX,
         }
     }
 }
@@ -67,6 +72,10 @@ pub struct RequestHead {
     /// header values share its bytes, and the request forwarded spells the
     /// names of the client's lines from it ([`crate::http1::names::Spelling`]).
     pub received: Bytes,
+    /// The header lines dropped as invalid (`ignore_invalid_headers`), as
+    /// ranges of `received` (without CR LF), for the `info` log line nginx
+    /// writes. Empty (no allocation) for a head with none.
+    pub dropped: Vec<Range<usize>>,
 }
 
 /// Why a request head was refused (the connection is closed after the
@@ -115,7 +124,7 @@ pub fn parse_request_head(
         return Ok(None);
     };
     let head = buf.split_to(layout.len).freeze();
-    build(head, &layout).map(Some)
+    build(head, &layout, limits.names).map(Some)
 }
 
 /// After [`parse_request_head`] said "more bytes needed" for `buf[..*seen]`:
@@ -143,6 +152,25 @@ pub fn worth_parsing(buf: &[u8], seen: &mut usize, limits: Limits) -> bool {
 
 /// Finds a complete request head at the start of `buf` and checks its sizes.
 fn locate(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
+    locate_with(buf, limits, true)
+}
+
+/// [`locate`] for a head `httparse` refused for a header name, with
+/// `ignore_invalid_headers on`: parsed again from a copy whose names have
+/// their non-token bytes masked ([`invalid::mask_names`]), so those lines
+/// parse and [`build`] drops them, and anything else wrong still refuses the
+/// head. The copy has the same length, so the spans found in it are the
+/// head's. Rare: kept off the common path (and `httparse` keeps one,
+/// constant, configuration).
+#[cold]
+fn locate_masked(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
+    let masked = invalid::mask_names(buf);
+    locate_with(&masked, limits, false)
+}
+
+/// [`locate`]; a head refused for a header name is parsed again masked when
+/// `retry` and the rules drop invalid lines.
+fn locate_with(buf: &[u8], limits: Limits, retry: bool) -> Result<Option<Layout>, RequestError> {
     // nginx skips empty lines before a request line (RFC 9112 2.2).
     let skip = buf
         .iter()
@@ -170,6 +198,9 @@ fn locate(buf: &[u8], limits: Limits) -> Result<Option<Layout>, RequestError> {
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::HeaderTooLarge),
+        Err(httparse::Error::HeaderName) if retry && limits.names.ignore_invalid => {
+            return locate_masked(buf, limits)
+        }
         Err(httparse::Error::Version) => {
             return Err(
                 if buf
@@ -223,8 +254,10 @@ struct Facts {
     hosts: u8,
 }
 
-/// Builds the request from the `head` bytes `layout` describes.
-fn build(head: Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
+/// Builds the request from the `head` bytes `layout` describes; a header line
+/// whose name `names` does not keep is dropped.
+fn build(head: Bytes, layout: &Layout, names: HeaderNames) -> Result<RequestHead, RequestError> {
+    let mut dropped = Vec::new();
     let method = Method::from_bytes(head.get(layout.method.clone()).unwrap_or_default())
         .map_err(|_| RequestError::BadRequest)?;
     let uri = Uri::from_maybe_shared(head.slice(layout.target.clone()))
@@ -241,8 +274,12 @@ fn build(head: Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
     let mut facts = Facts::default();
     let mut framing = FramingFacts::default();
     for (name, range) in layout.headers.iter() {
-        let name = HeaderName::from_bytes(head.get(name).unwrap_or_default())
-            .map_err(|_| RequestError::BadRequest)?;
+        let name_bytes = head.get(name.clone()).unwrap_or_default();
+        if !names.keeps(name_bytes) {
+            dropped.push(name.start..range.end.max(name.end));
+            continue;
+        }
+        let name = HeaderName::from_bytes(name_bytes).map_err(|_| RequestError::BadRequest)?;
         let raw = head.get(range.clone()).unwrap_or_default();
         if name == header::CONTENT_LENGTH {
             framing.length(raw);
@@ -281,6 +318,7 @@ fn build(head: Bytes, layout: &Layout) -> Result<RequestHead, RequestError> {
         keep_alive,
         expect_continue: !http10 && facts.expect_continue,
         received: head,
+        dropped,
     })
 }
 
@@ -330,6 +368,7 @@ mod tests {
     const LIMITS: Limits = Limits {
         line: 1024,
         total: 4096,
+        names: HeaderNames::NGINX,
     };
 
     fn parse(raw: &[u8]) -> Result<Option<RequestHead>, RequestError> {
@@ -449,7 +488,11 @@ mod tests {
         assert!(!worth_parsing(b"GET / HTTP/1.0\n", &mut seen, LIMITS));
         assert!(worth_parsing(b"GET / HTTP/1.0\n\n", &mut seen, LIMITS));
         // Crossing a limit is worth a parse (for its 414 or 431), once.
-        let limits = Limits { line: 8, total: 16 };
+        let limits = Limits {
+            line: 8,
+            total: 16,
+            names: HeaderNames::NGINX,
+        };
         let mut seen = 0;
         assert!(!worth_parsing(b"GET /abc", &mut seen, limits));
         assert!(worth_parsing(b"GET /abcd", &mut seen, limits));
@@ -515,6 +558,95 @@ mod tests {
         assert!(parse(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn invalid_header_lines_are_dropped_passed_or_refused_as_nginx() {
+        let policies = [
+            HeaderNames::NGINX,
+            HeaderNames {
+                ignore_invalid: true,
+                underscores: true,
+            },
+            HeaderNames {
+                ignore_invalid: false,
+                underscores: false,
+            },
+        ];
+        // (line, kept under each policy: Some(true) passed, Some(false)
+        // dropped, None 400); what nginx 1.22 did, except where marked.
+        const BAD: Option<bool> = None;
+        let cases: &[(&[u8], [Option<bool>; 3])] = &[
+            (b"X-Foo: v1", [Some(true); 3]),
+            (b"X_Foo: v1", [Some(false), Some(true), Some(true)]),
+            (b"_Foo: v1", [Some(false), Some(true), Some(true)]),
+            (b"X.Foo: v1", [Some(false), Some(false), Some(true)]),
+            (b"X+Foo: v1", [Some(false), Some(false), Some(true)]),
+            (b"X~Foo: v1", [Some(false), Some(false), Some(true)]),
+            (b"X|Foo: v1", [Some(false), Some(false), Some(true)]),
+            // nginx passes these with `ignore_invalid_headers off`; the
+            // proxy's header map cannot hold them: 400.
+            (b"X@Foo: v1", [Some(false), Some(false), BAD]),
+            (b"X/Foo: v1", [Some(false), Some(false), BAD]),
+            (b"X\xc3\xa9Foo: v1", [Some(false), Some(false), BAD]),
+            (b"X Foo: v1", [BAD; 3]),
+            (b"X-Foo : v1", [BAD; 3]),
+            (b"X\tFoo: v1", [BAD; 3]),
+            (b"X\x01Foo: v1", [BAD; 3]),
+            (b"X\x7fFoo: v1", [BAD; 3]),
+            (b": v1", [BAD; 3]),
+        ];
+        for (line, wants) in cases {
+            for (names, want) in policies.iter().zip(wants) {
+                let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+                raw.extend_from_slice(line);
+                raw.extend_from_slice(b"\r\nX-Tail: t\r\n\r\nNEXT");
+                let limits = Limits {
+                    names: *names,
+                    ..LIMITS
+                };
+                let mut buf = BytesMut::from(&raw[..]);
+                let got = parse_request_head(&mut buf, limits);
+                let what = format!("{} {names:?}", line.escape_ascii());
+                let Some(kept) = want else {
+                    assert_eq!(got.err(), Some(RequestError::BadRequest), "{what}");
+                    continue;
+                };
+                let head = got.unwrap().unwrap();
+                assert_eq!(&buf[..], b"NEXT", "{what}");
+                let h = &head.parts.headers;
+                assert_eq!(h.get("x-tail").unwrap(), "t", "{what}");
+                assert_eq!(h.get("host").unwrap(), "a", "{what}");
+                assert_eq!(h.len(), if *kept { 3 } else { 2 }, "{what}");
+                let dropped: Vec<&[u8]> = head
+                    .dropped
+                    .iter()
+                    .map(|r| &head.received[r.clone()])
+                    .collect();
+                if *kept {
+                    assert!(dropped.is_empty(), "{what}");
+                } else {
+                    assert_eq!(dropped, [*line], "{what}");
+                }
+            }
+        }
+        // A dropped framing line does not frame the body.
+        let raw = b"POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\nX@Y: 1\r\n\r\n";
+        let head = parse(raw).unwrap().unwrap();
+        assert_eq!(head.framing, BodyFraming::None);
+        assert_eq!(head.dropped.len(), 2);
+        // Leading blank lines before the request line are skipped as usual.
+        let head = parse(b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nA@B: 1\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&head.received[head.dropped[0].clone()], b"A@B: 1");
+        // Invalid names and a bad value in one head: still a 400.
+        let raw = b"GET / HTTP/1.1\r\nHost: a\r\nA@B: 1\r\nX: a\x01b\r\n\r\n";
+        assert_eq!(parse(raw).err(), Some(RequestError::BadRequest));
+        // A head still arriving after an invalid line waits for more.
+        assert!(parse(b"GET / HTTP/1.1\r\nHost: a\r\nA@B: 1\r\nX-")
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::LogFile;
-use crate::config::{self, AccessLog, Config, Escape, Location, Template};
+use crate::config::{self, AccessLog, Config, Escape, Location, Template, Variable};
+use crate::request_id::RequestId;
+use crate::user_vars::UserVars;
 use crate::vars::{self, RequestVars};
 
 /// The access log files and formats of one configuration. `Send + Sync`: one set
@@ -222,6 +224,14 @@ pub struct AccessRecord {
     pub streaming_since: Option<std::time::Instant>,
     /// Some format reads `$sent_http_*`.
     wants_response_headers: bool,
+    /// `$request_id`: drawn when the record was captured if a format reads
+    /// it, so the line shows the value the request was proxied with.
+    request_id: RequestId,
+    pipelined: bool,
+    /// What the rewrite module left when the request ended (user variables,
+    /// captures, the URI now): nginx writes the line with the values the
+    /// request ended with. `None`: the request never ran a statement.
+    pub user: Option<UserVars>,
     /// The response, filled in by [`PendingLog`].
     sent: SentSoFar,
 }
@@ -278,6 +288,15 @@ impl AccessRecord {
             sticky_learned: String::new(),
             streaming_since: None,
             wants_response_headers: targets_read_response_headers(&targets),
+            request_id: RequestId::holding(match vars.request_id {
+                Some(id) if targets_read(&targets, |v| matches!(v, Variable::RequestId)) => {
+                    id.get()
+                }
+                Some(id) => id.peek(),
+                None => None,
+            }),
+            pipelined: vars.pipelined,
+            user: None,
             sent: SentSoFar::default(),
             targets,
         }
@@ -296,10 +315,15 @@ impl AccessRecord {
                 response_time: t.response_time,
             })
             .collect();
+        let user = self.user.as_ref();
+        let path = match user.and_then(|u| u.uri.as_ref()) {
+            Some((path, _)) => path,
+            None => &self.path,
+        };
         let request = RequestVars {
             method: &self.method,
             request_uri: &self.request_uri,
-            path: &self.path,
+            path,
             version: self.version,
             headers: &self.headers,
             host: &self.host,
@@ -329,7 +353,9 @@ impl AccessRecord {
                 status,
                 learned: &self.sticky_learned,
             }),
-            user: None,
+            user,
+            request_id: Some(&self.request_id),
+            pipelined: self.pipelined,
         };
         for target in self.targets.iter() {
             target
@@ -340,11 +366,16 @@ impl AccessRecord {
 }
 
 fn targets_read_response_headers(targets: &[LogTarget]) -> bool {
+    targets_read(targets, |v| matches!(v, Variable::SentHttp(_)))
+}
+
+/// Whether a format of `targets` reads a variable `var` accepts.
+fn targets_read(targets: &[LogTarget], var: impl Fn(&Variable) -> bool) -> bool {
     targets.iter().any(|t| {
         t.template
             .parts
             .iter()
-            .any(|p| matches!(p, config::Part::Var(config::Variable::SentHttp(_))))
+            .any(|p| matches!(p, config::Part::Var(v) if var(v)))
     })
 }
 

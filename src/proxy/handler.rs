@@ -263,7 +263,9 @@ impl Handler for Worker {
             _request: Some(counted),
             _conns: limited.conns,
         };
-        if let Some(record) = log_slot {
+        if let Some(mut record) = log_slot {
+            // The line reads the user variables the request ended with.
+            record.user = internal.map(|st| st.vars);
             let pending = PendingLog::new(record, resp.status(), resp.headers());
             resp.body_mut().log = Some(pending);
         }

@@ -416,6 +416,8 @@ impl<'a> RequestView<'a> {
             upstream: &[],
             sticky: None,
             user,
+            request_id: Some(&self.info.request_id),
+            pipelined: self.info.pipelined.get(),
         }
     }
 }

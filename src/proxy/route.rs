@@ -600,6 +600,7 @@ mod tests {
                 keepalive_requests: 1000,
                 large_client_header_buffers: (4, 8192),
                 http2: Default::default(),
+                header_names: crate::http1::invalid::HeaderNames::NGINX,
             },
             tls: None,
             span: Span {

@@ -174,7 +174,10 @@ pub(super) fn bind_group(
 pub(super) fn connection_settings(conn: &ConnectionConf) -> Settings {
     let (count, size) = conn.large_client_header_buffers;
     Settings {
-        limits: Limits::new(count, size),
+        limits: Limits {
+            names: conn.header_names,
+            ..Limits::new(count, size)
+        },
         keep_alive: !conn.keepalive_timeout.is_zero() && conn.keepalive_requests > 0,
     }
 }

@@ -87,6 +87,8 @@ const KNOWN: &[&str] = &[
     "http2_max_header_size",
     "http2_push",
     "http2_push_preload",
+    "ignore_invalid_headers",
+    "underscores_in_headers",
     "access_log",
     "limit_except",
     "log_format",

@@ -3,7 +3,8 @@
 //! `access_log`, `log_format`, `session_sticky_hide_cookie`, and the accepted but
 //! ignored ones such as `tcp_nodelay`), and the connection-level ones of http and
 //! server (`client_*_timeout`, `send_timeout`, `keepalive_*`,
-//! `large_client_header_buffers`).
+//! `large_client_header_buffers`, `ignore_invalid_headers`,
+//! `underscores_in_headers`).
 
 use super::args::{
     arg, directive_err, err, flag, header_name, number, set_once, simple, size, template_arg, time,
@@ -174,6 +175,15 @@ impl Builder {
                 }
                 let s = usize::try_from(s).map_err(|_| directive_err(d, "invalid value"))?;
                 set_once(&mut conn.large_client_header_buffers, (n, s), d)?;
+            }
+            "ignore_invalid_headers" | "underscores_in_headers" => {
+                simple(d, 1, 1)?;
+                let on = flag(d)?;
+                let slot = match d.name.as_str() {
+                    "ignore_invalid_headers" => &mut conn.ignore_invalid_headers,
+                    _ => &mut conn.underscores_in_headers,
+                };
+                set_once(slot, on, d)?;
             }
             _ => return Ok(false),
         }

@@ -155,6 +155,8 @@ pub(super) struct ConnLayer {
     pub(super) keepalive_requests: Option<u64>,
     pub(super) large_client_header_buffers: Option<(usize, usize)>,
     pub(super) http2: super::http2::Http2Layer,
+    pub(super) ignore_invalid_headers: Option<bool>,
+    pub(super) underscores_in_headers: Option<bool>,
 }
 
 impl ConnLayer {
@@ -167,7 +169,9 @@ impl ConnLayer {
             send_timeout,
             keepalive_timeout,
             keepalive_requests,
-            large_client_header_buffers
+            large_client_header_buffers,
+            ignore_invalid_headers,
+            underscores_in_headers
         );
         self.http2 = self.http2.inherit(&parent.http2);
         self
@@ -183,6 +187,10 @@ impl ConnLayer {
             keepalive_requests: self.keepalive_requests.unwrap_or(1000),
             large_client_header_buffers: self.large_client_header_buffers.unwrap_or((4, 8192)),
             http2: self.http2.finish(),
+            header_names: crate::http1::invalid::HeaderNames {
+                ignore_invalid: self.ignore_invalid_headers.unwrap_or(true),
+                underscores: self.underscores_in_headers.unwrap_or(false),
+            },
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::proxy::headers;
 use crate::upstream::client::{self, ConnectError, Outgoing, SendError, Transport, UpstreamBody};
 use crate::upstream::peers::PeerSet;
 use crate::upstream::pool::{Conn, Wear};
+use crate::upstream::stream::ConnKey;
 
 /// Classifies a failed exchange with a backend.
 fn failure_of(err: &SendError) -> Failure {
@@ -133,14 +134,21 @@ pub(super) async fn open(
     set: &PeerSet<Transport>,
     peer: usize,
     conf: &LocationConf,
+    key: &ConnKey,
 ) -> Result<Transport, Failure> {
     let addr = set.addr(peer).ok_or(Failure::Error)?;
-    client::connect(addr, conf.proxy_connect_timeout)
+    client::connect_keyed(addr, conf.proxy_connect_timeout, key)
         .await
         .map_err(|e| match e {
             ConnectError::Timeout => Failure::Timeout,
             ConnectError::Io(e) => {
                 tracing::error!("connect() to {addr} failed: {e}");
+                Failure::Error
+            }
+            // A certificate that does not verify is a failed connect, as
+            // in nginx: the next upstream is tried, max_fails counts it.
+            ConnectError::Tls(e) => {
+                tracing::error!("SSL_do_handshake() to {addr} failed: {e}");
                 Failure::Error
             }
         })
@@ -153,6 +161,8 @@ pub(super) struct UpstreamRequest {
     pub(super) head: Vec<u8>,
     pub(super) framing: RequestFraming,
     pub(super) head_request: bool,
+    /// Plain, or TLS with which settings to which name.
+    pub(super) key: ConnKey,
 }
 
 impl Drop for UpstreamRequest {

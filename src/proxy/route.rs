@@ -520,6 +520,7 @@ mod tests {
     fn conf() -> Arc<LocationConf> {
         Arc::new(LocationConf {
             proxy_pass: None,
+            proxy_ssl: None,
             return_: None,
             redirect: Default::default(),
             proxy_set_headers: Vec::new(),
@@ -1010,6 +1011,7 @@ mod tests {
             proxy_host: "app".into(),
             uri: None,
             vars: None,
+            https: false,
         });
         loc.conf = Arc::new(c);
         loc

@@ -282,6 +282,7 @@ impl Builder {
         };
         let script = self.script(body, Some(&parent), st)?;
         let mut conf = merged.finish(proxy_pass, return_);
+        conf.proxy_ssl = self.backend_tls(&merged.proxy_ssl, conf.proxy_pass.as_ref())?;
         conf.check_status = check_status;
         conf.access.stub_status = stub_status.unwrap_or(false);
         conf.redirect.internal = internal;
@@ -346,15 +347,7 @@ pub(super) fn proxy_pass_directive(
     if url.contains('$') {
         return proxy_pass_with_variables(d, url, st);
     }
-    let lower = url.to_ascii_lowercase();
-    let rest = if lower.starts_with("http://") {
-        url.get("http://".len()..).unwrap_or_default()
-    } else if lower.starts_with("https://") {
-        return Err(err(
-            format!("\"proxy_pass\" to https:// is not supported yet in \"{url}\""),
-            d,
-        ));
-    } else {
+    let Some((https, rest)) = url_scheme(url) else {
         return Err(err("invalid URL prefix", d));
     };
     let (host_port, uri) = match rest.find('/') {
@@ -365,7 +358,22 @@ pub(super) fn proxy_pass_directive(
     if host_port.is_empty() {
         return Err(err(format!("no host in upstream \"{rest}\""), d));
     }
-    proxy_pass_to(d, host_port, uri, in_regex, st)
+    proxy_pass_to(d, host_port, uri, in_regex, https, st)
+}
+
+/// The scheme of a `proxy_pass` URL (`true`: `https://`) and the rest.
+pub fn url_scheme(url: &str) -> Option<(bool, &str)> {
+    let has = |prefix: &str| {
+        url.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    if has("http://") {
+        url.get(7..).map(|rest| (false, rest))
+    } else if has("https://") {
+        url.get(8..).map(|rest| (true, rest))
+    } else {
+        None
+    }
 }
 
 /// `proxy_pass` whose URL has variables: evaluated per request. A literal host
@@ -374,14 +382,7 @@ pub(super) fn proxy_pass_directive(
 /// request's URI as it is.
 fn proxy_pass_with_variables(d: &Directive, url: &str, st: &mut HttpState) -> Res<ProxyPass> {
     let template = super::args::template_arg(d, url)?;
-    let lower = url.to_ascii_lowercase();
-    let Some(rest) = lower.starts_with("http://").then(|| url.get(7..)).flatten() else {
-        if lower.starts_with("https://") {
-            return Err(err(
-                format!("\"proxy_pass\" to https:// is not supported yet in \"{url}\""),
-                d,
-            ));
-        }
+    let Some((https, rest)) = url_scheme(url) else {
         return Err(err("invalid URL prefix", d));
     };
     let host_port = rest.split('/').next().unwrap_or_default();
@@ -395,9 +396,10 @@ fn proxy_pass_with_variables(d: &Directive, url: &str, st: &mut HttpState) -> Re
             proxy_host: String::new(),
             uri: None,
             vars: None,
+            https,
         }
     } else {
-        proxy_pass_to(d, host_port, None, false, st)?
+        proxy_pass_to(d, host_port, None, false, https, st)?
     };
     pass.vars = Some(ProxyVars {
         url: template,
@@ -413,6 +415,7 @@ fn proxy_pass_to(
     host_port: &str,
     uri: Option<String>,
     in_regex: bool,
+    https: bool,
     st: &mut HttpState,
 ) -> Res<ProxyPass> {
     if uri.is_some() && in_regex {
@@ -443,12 +446,22 @@ fn proxy_pass_to(
             proxy_host: host_port.to_string(),
             uri,
             vars: None,
+            https,
         });
     }
-    let index = match st.implicit.iter().position(|u| u.name == host_port) {
+    // Without a port, `http://h` and `https://h` are two upstreams (80, 443).
+    let default_port = if https { 443 } else { 80 };
+    let same = |u: &UpstreamConf| {
+        u.name == host_port
+            && (port.is_some()
+                || u.peers
+                    .first()
+                    .is_none_or(|p| p.addr.port() == default_port))
+    };
+    let index = match st.implicit.iter().position(same) {
         Some(i) => i,
         None => {
-            let addrs = resolve(host_port, 80, false)
+            let addrs = resolve(host_port, default_port, false)
                 .map_err(|reason| err(format!("{reason} in upstream \"{host_port}\""), d))?;
             st.implicit.push(UpstreamConf {
                 name: host_port.to_string(),
@@ -486,6 +499,7 @@ fn proxy_pass_to(
         proxy_host: host_port.to_string(),
         uri,
         vars: None,
+        https,
     })
 }
 

@@ -51,7 +51,6 @@ const VARS: &str = "variables not known yet ($pipe, $request_id, ...; vars.rs)";
 const ACCESS: &str = "access, auth, realip, limits, balancers (issue 17, confc)";
 const PROXY: &str = "proxy details: proxy_redirect, proxy_cache, ... (issue 17, confc)";
 const RESOLVER: &str = "resolver (issue 20, deploy)";
-const UNIX: &str = "upstream server unix: (not assigned yet)";
 const OTHER: &str = "not assigned yet";
 const CORE: &str =
     "core http knobs that change behaviour (ignore_invalid_headers, ...; not assigned yet)";
@@ -62,7 +61,7 @@ const LUA: &str = "OpenResty's *_by_lua_block body is Lua, not nginx syntax (ngi
 #[rustfmt::skip]
 const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("dify",                          fails("resolver", RESOLVER),          Nginx::Ok),
-    ("gitlab",                        fails("unix:/home/git/gitlab/tmp/sockets/gitlab.socket", UNIX), Nginx::Ok),
+    ("gitlab",                        LOADS, Nginx::Ok),
     ("grafana-auth-proxy",            LOADS,       Nginx::Ok),
     ("grafana-login-only",            LOADS,       Nginx::Ok),
     ("grafana-prometheus-basic-auth", fails("limit_except", ACCESS),        Nginx::Ok),

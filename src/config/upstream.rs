@@ -31,6 +31,9 @@ pub struct PeerConf {
     pub drain: bool,
     /// `max_conns=N`: requests in flight at once, across workers; 0 = no limit.
     pub max_conns: u32,
+    /// `server unix:/path`: the peer is a Unix stream socket (its `name` is
+    /// `unix:/path`, as nginx's `$upstream_addr`; `addr` is unused).
+    pub unix: Option<std::path::PathBuf>,
 }
 
 /// The load-balancing method of an upstream (`ip_hash`, `hash`, `least_conn`,

@@ -137,21 +137,26 @@ pub(super) async fn open(
     key: &ConnKey,
 ) -> Result<Transport, Failure> {
     let addr = set.addr(peer).ok_or(Failure::Error)?;
-    client::connect_keyed(addr, conf.proxy_connect_timeout, key)
-        .await
-        .map_err(|e| match e {
-            ConnectError::Timeout => Failure::Timeout,
-            ConnectError::Io(e) => {
-                tracing::error!("connect() to {addr} failed: {e}");
-                Failure::Error
-            }
-            // A certificate that does not verify is a failed connect, as
-            // in nginx: the next upstream is tried, max_fails counts it.
-            ConnectError::Tls(e) => {
-                tracing::error!("SSL_do_handshake() to {addr} failed: {e}");
-                Failure::Error
-            }
-        })
+    let timeout = conf.proxy_connect_timeout;
+    let opened = match set.unix(peer) {
+        Some(path) => client::connect_unix(path, timeout, key).await,
+        None => client::connect_keyed(addr, timeout, key).await,
+    };
+    opened.map_err(|e| match e {
+        ConnectError::Timeout => Failure::Timeout,
+        ConnectError::Io(e) => {
+            let name = set.name(peer).unwrap_or_default();
+            tracing::error!("connect() to {name} failed: {e}");
+            Failure::Error
+        }
+        // A certificate that does not verify is a failed connect, as
+        // in nginx: the next upstream is tried, max_fails counts it.
+        ConnectError::Tls(e) => {
+            let name = set.name(peer).unwrap_or_default();
+            tracing::error!("SSL_do_handshake() to {name} failed: {e}");
+            Failure::Error
+        }
+    })
 }
 
 /// The request as it goes to the backends: its head encoded once (kept for a

@@ -95,6 +95,33 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Transport, C
     })
 }
 
+/// Opens a connection to the Unix stream socket at `path` within `timeout`
+/// (0: no limit). TLS over a Unix socket is not supported.
+pub async fn connect_unix(
+    path: &std::path::Path,
+    timeout: Duration,
+    key: &ConnKey,
+) -> Result<Transport, ConnectError> {
+    if !matches!(key, ConnKey::Plain) {
+        return Err(ConnectError::Tls(std::io::Error::other(
+            "TLS to a unix socket is not supported",
+        )));
+    }
+    let stream = if timeout.is_zero() {
+        tokio::net::UnixStream::connect(path).await
+    } else {
+        tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
+            .await
+            .map_err(|_| ConnectError::Timeout)?
+    }
+    .map_err(ConnectError::Io)?;
+    Ok(Transport {
+        stream: Stream::Unix(stream),
+        buf: BytesMut::new(),
+        key: ConnKey::Plain,
+    })
+}
+
 /// Opens a connection to `addr` and, for a TLS `key`, runs the handshake:
 /// both within `timeout` (0: no limit), as nginx's `proxy_connect_timeout`
 /// covers the SSL handshake.

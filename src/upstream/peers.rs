@@ -188,6 +188,11 @@ impl<B> PeerSet<B> {
         self.conf.peers.get(i).map(|p| p.addr)
     }
 
+    /// The socket path of peer `i` when it is `server unix:/path`.
+    pub fn unix(&self, i: usize) -> Option<&std::path::Path> {
+        self.conf.peers.get(i).and_then(|p| p.unix.as_deref())
+    }
+
     /// The name of peer `i` (`IP:PORT`).
     pub fn name(&self, i: usize) -> Option<&str> {
         self.conf.peers.get(i).map(|p| p.name.as_str())

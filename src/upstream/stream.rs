@@ -1,6 +1,7 @@
 //! The byte stream under a backend connection: plain TCP (the hot path, read
-//! and written straight through tokio's socket calls) or TLS (rustls through
-//! tokio-rustls, `proxy_pass https://`), and the [`ConnKey`] that keeps the
+//! and written straight through tokio's socket calls), TLS (rustls through
+//! tokio-rustls, `proxy_pass https://`) or a Unix stream socket (`server
+//! unix:/path`), and the [`ConnKey`] that keeps the
 //! keep-alive pool from handing a connection of one kind to a request that
 //! wants another.
 
@@ -10,7 +11,7 @@ use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::client::TlsStream;
 
 use crate::tls::client::BackendTls;
@@ -20,6 +21,8 @@ pub enum Stream {
     Tcp(TcpStream),
     /// Boxed: a plain connection stays small.
     Tls(Box<TlsStream<TcpStream>>),
+    /// `server unix:/path`.
+    Unix(UnixStream),
 }
 
 /// What a pooled connection is, beyond its peer: plain, or TLS with one
@@ -87,6 +90,17 @@ impl Stream {
                     )
                 }
             },
+            Stream::Unix(stream) => match stream.poll_read_ready(&mut cx) {
+                Poll::Pending => false,
+                Poll::Ready(Err(_)) => true,
+                Poll::Ready(Ok(())) => {
+                    let mut probe = [0u8; 1];
+                    !matches!(
+                        stream.try_read(&mut probe),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                    )
+                }
+            },
             Stream::Tls(tls) => {
                 let mut probe = [0u8; 1];
                 let mut buf = ReadBuf::new(&mut probe);
@@ -106,6 +120,7 @@ impl AsyncRead for Stream {
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => {
                 // Records rustls still holds go out first: a request whose
                 // last write found the socket full is sent before its
@@ -134,6 +149,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, data),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, data),
             Stream::Tls(s) => {
                 let n = std::task::ready!(Pin::new(s.as_mut()).poll_write(cx, data))?;
                 // What rustls could not hand to the socket yet goes with the
@@ -149,6 +165,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
@@ -156,6 +173,7 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }

@@ -14,6 +14,7 @@
 
 pub mod nginx;
 pub mod pki;
+pub mod unix;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -11,7 +11,7 @@ use super::args::{
     arg, block, block_of, compile_regex, err, not_allowed, set_once, simple, template_arg,
 };
 use super::inherit::Layer;
-use super::resolve::resolve;
+use super::resolve::peer_addrs;
 use super::tuning::Ctx;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
@@ -350,10 +350,19 @@ pub(super) fn proxy_pass_directive(
     let Some((https, rest)) = url_scheme(url) else {
         return Err(err("invalid URL prefix", d));
     };
-    let (host_port, uri) = match rest.find('/') {
+    // `unix:/path[:/uri]`: the socket's path ends at a colon (nginx).
+    let end = match rest.strip_prefix("unix:") {
+        Some(path) => path.find(':').map(|i| i + 5),
+        None => rest.find('/'),
+    };
+    let (host_port, uri) = match end {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
+    let uri = uri
+        .strip_prefix(':')
+        .filter(|_| host_port.starts_with("unix:"))
+        .unwrap_or(uri);
     let uri = (!uri.is_empty()).then(|| uri.to_string());
     if host_port.is_empty() {
         return Err(err(format!("no host in upstream \"{rest}\""), d));
@@ -461,16 +470,17 @@ fn proxy_pass_to(
     let index = match st.implicit.iter().position(same) {
         Some(i) => i,
         None => {
-            let addrs = resolve(host_port, default_port, false)
+            let addrs = peer_addrs(host_port, default_port)
                 .map_err(|reason| err(format!("{reason} in upstream \"{host_port}\""), d))?;
             st.implicit.push(UpstreamConf {
                 name: host_port.to_string(),
                 implicit: true,
                 peers: addrs
                     .into_iter()
-                    .map(|addr| PeerConf {
-                        name: addr.to_string(),
+                    .map(|(name, addr, unix)| PeerConf {
+                        name,
                         addr,
+                        unix,
                         server: host_port.to_string(),
                         weight: 1,
                         max_fails: 1,
@@ -494,9 +504,15 @@ fn proxy_pass_to(
             st.implicit.len() - 1
         }
     };
+    // nginx's `$proxy_host` (and Host) for a Unix socket is `localhost`.
+    let proxy_host = if host_port.starts_with("unix:") {
+        "localhost"
+    } else {
+        host_port
+    };
     Ok(ProxyPass {
         upstream: st.named.len() + index,
-        proxy_host: host_port.to_string(),
+        proxy_host: proxy_host.to_string(),
         uri,
         vars: None,
         https,
@@ -659,5 +675,40 @@ mod tests {
         assert_eq!(c.http.servers[0].conf.check_status, None);
         let drains: Vec<bool> = c.http.upstreams[0].peers.iter().map(|p| p.drain).collect();
         assert_eq!(drains, [true, false]);
+    }
+
+    #[test]
+    fn unix_socket_peers_in_upstreams_and_proxy_pass() {
+        let (c, _) = ok(
+            "http { upstream u { server unix:/run/a.sock weight=2; server 127.0.0.1:9000; }
+            server {
+                location /a { proxy_pass http://u; }
+                location /b { proxy_pass http://unix:/run/b.sock:/base/; }
+                location /c { proxy_pass http://unix:/run/b.sock; }
+            } }",
+        );
+        let u = &c.http.upstreams[0];
+        assert_eq!(u.peers[0].name, "unix:/run/a.sock");
+        assert_eq!(
+            u.peers[0].unix.as_deref(),
+            Some(std::path::Path::new("/run/a.sock"))
+        );
+        assert_eq!(u.peers[0].weight, 2);
+        assert!(u.peers[1].unix.is_none());
+        let locs = &c.http.servers[0].locations;
+        let pass = |i: usize| locs[i].conf.proxy_pass.clone().expect("proxy_pass");
+        let (b, c2) = (pass(1), pass(2));
+        assert_eq!(b.uri.as_deref(), Some("/base/"));
+        assert_eq!(b.proxy_host, "localhost");
+        assert_eq!(c2.uri, None);
+        assert_eq!(b.upstream, c2.upstream, "one implicit upstream per socket");
+        let up = &c.http.upstreams[b.upstream];
+        assert_eq!(up.peers[0].name, "unix:/run/b.sock");
+        assert_eq!(
+            crate::config::build::tests::fails(
+                "http { upstream u { server unix:; } server { location / { proxy_pass http://u; } } }"
+            ),
+            "no path in upstream \"unix:\" in /etc/proxy/test.conf:1"
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::args::{
     arg, block, directive_err, err, not_allowed, number, positive, set_once, simple, template_arg,
     time,
 };
-use super::resolve::{parse_port, resolve, run_time_name};
+use super::resolve::{parse_port, peer_addrs, run_time_name};
 use super::resolver::{ResolverScope, UpstreamDns};
 use super::sticky::sticky_directive;
 use super::{Builder, Res};
@@ -309,9 +309,10 @@ fn upstream_server(d: &Directive) -> Res<Server> {
         }
     }
     let in_upstream = |reason: String| err(format!("{reason} in upstream \"{text}\""), d);
-    let peer = |addr: SocketAddr| PeerConf {
-        name: addr.to_string(),
+    let peer = |(name, addr, unix): (String, SocketAddr, Option<std::path::PathBuf>)| PeerConf {
+        name,
         addr,
+        unix,
         server: text.to_string(),
         weight,
         max_fails,
@@ -324,13 +325,11 @@ fn upstream_server(d: &Directive) -> Res<Server> {
     };
     if run_time {
         if let Some((_, port)) = run_time_name(text, 80).map_err(in_upstream)? {
-            return Ok(Server::Resolve(peer(SocketAddr::from((
-                [0, 0, 0, 0],
-                port,
-            )))));
+            let addr = SocketAddr::from(([0, 0, 0, 0], port));
+            return Ok(Server::Resolve(peer((addr.to_string(), addr, None))));
         }
     }
-    let addrs = resolve(text, 80, false).map_err(in_upstream)?;
+    let addrs = peer_addrs(text, 80).map_err(in_upstream)?;
     Ok(Server::Fixed(addrs.into_iter().map(peer).collect()))
 }
 

@@ -247,3 +247,40 @@ async fn reload_rereads_the_backend_trust_and_a_bad_file_keeps_the_old_config() 
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssl_hello_check_marks_a_backend_that_speaks_no_tls_down() {
+    let pki = Pki::new("up-hello");
+    let tls = https_backend(&pki, "tls", false);
+    let plain = Backend::start("plain");
+    let proxy = start_proxy(&format!(
+        "http {{ upstream u {{ server {t}; server {p};
+               check interval=50 rise=1 fall=1 timeout=1000 type=ssl_hello; }}
+           server {{ listen 127.0.0.1:0;
+             location / {{ proxy_pass https://u; }}
+             location /status {{ check_status; }} }} }}",
+        t = tls.peer(),
+        p = plain.peer()
+    ));
+    let state = |text: &str, peer: &str| {
+        text.lines()
+            .find(|l| l.split(',').nth(2) == Some(peer))
+            .and_then(|l| l.split(',').nth(3).map(str::to_string))
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let page = get(proxy.addr, "/status?format=csv", &[]).await.text();
+        if state(&page, &tls.peer()) == "up" && state(&page, &plain.peer()) == "down" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Only the TLS peer takes requests.
+    for _ in 0..4 {
+        let r = get(proxy.addr, "/", &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.backend().as_deref(), Some("tls"));
+    }
+}

@@ -62,6 +62,8 @@ pub enum CheckType {
     /// `check_http_send` written raw; the status line of the reply is classified
     /// by `check_http_expect_alive`.
     Http,
+    /// A TLS ClientHello: up when the reply starts with a ServerHello.
+    SslHello,
 }
 
 impl CheckType {
@@ -69,6 +71,7 @@ impl CheckType {
         match self {
             CheckType::Tcp => "tcp",
             CheckType::Http => "http",
+            CheckType::SslHello => "ssl_hello",
         }
     }
 }

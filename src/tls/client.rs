@@ -104,6 +104,45 @@ impl BackendTls {
     }
 }
 
+/// The ClientHello of Tengine's `check type=ssl_hello`, made once by rustls
+/// (TLS 1.2 and 1.3 offered, no SNI: the peer's name is not known to a
+/// check). `None` if rustls could not make one.
+pub fn check_hello() -> Option<&'static [u8]> {
+    static HELLO: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    HELLO
+        .get_or_init(|| {
+            let provider = aws_lc_rs::default_provider();
+            let algorithms = provider.signature_verification_algorithms;
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+                .with_safe_default_protocol_versions()
+                .ok()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Lax { algorithms }))
+                .with_no_client_auth();
+            let name = ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+            let mut conn = rustls::ClientConnection::new(Arc::new(config), name).ok()?;
+            let mut hello = Vec::new();
+            conn.write_tls(&mut hello).ok()?;
+            Some(hello)
+        })
+        .as_deref()
+}
+
+/// The verdict on the reply to [`check_hello`]: up when it starts with a TLS
+/// handshake record holding a ServerHello; `None` while fewer than its first
+/// six bytes are in.
+pub fn hello_verdict(reply: &[u8]) -> Option<bool> {
+    // Record: type 22 (handshake), version 3.x, length (2); then the
+    // handshake type, 2 = ServerHello.
+    match reply {
+        [22, 3, _, _, _, 2, ..] => Some(true),
+        [first, ..] if *first != 22 => Some(false),
+        [_, second, ..] if *second != 3 => Some(false),
+        _ if reply.len() >= 6 => Some(false),
+        _ => None,
+    }
+}
+
 /// The rustls name for `host` (an address or a DNS name; brackets of an IPv6
 /// address and a port are taken off), `None` when it is neither.
 pub fn server_name(host: &str) -> Option<ServerName<'static>> {
@@ -284,5 +323,23 @@ mod tests {
         assert_eq!(err, "no proxy_ssl_trusted_certificate for proxy_ssl_verify");
         let tls = BackendTls::build(settings(false, None)).unwrap();
         assert!(!tls.config.enable_sni);
+    }
+
+    #[test]
+    fn the_check_hello_is_a_client_hello_and_only_a_server_hello_passes() {
+        let hello = check_hello().unwrap();
+        assert_eq!(&hello[..2], &[22, 3], "a handshake record");
+        assert_eq!(hello[5], 1, "ClientHello");
+        let cases: [(&[u8], Option<bool>); 6] = [
+            (&[22, 3, 3, 0, 90, 2, 0], Some(true)),
+            (&[22, 3, 1], None),
+            (b"HTTP/1.1 400 Bad Request", Some(false)),
+            (&[21, 3, 3, 0, 2, 2, 40], Some(false)),
+            (&[22, 3, 3, 0, 4, 14, 0], Some(false)),
+            (&[], None),
+        ];
+        for (reply, want) in cases {
+            assert_eq!(hello_verdict(reply), want, "{reply:?}");
+        }
     }
 }

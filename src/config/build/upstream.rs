@@ -228,7 +228,8 @@ impl Builder {
                     conf.kind = match value {
                         "tcp" => CheckType::Tcp,
                         "http" => CheckType::Http,
-                        "ssl_hello" | "mysql" | "ajp" | "fastcgi" => {
+                        "ssl_hello" => CheckType::SslHello,
+                        "mysql" | "ajp" | "fastcgi" => {
                             self.warn(
                                 d,
                                 &format!(
@@ -576,13 +577,13 @@ mod tests {
 
     #[test]
     fn check_oddities_warn_instead_of_failing() {
-        let (c, warnings) = ok("http {\n check_shm_size 1m;\n upstream u {\n server 127.0.0.1:9000;\n check type=ssl_hello;\n check_http_send \"GET / HTTP/1.0\\r\\n\\r\\n\";\n }\n upstream v {\n server 127.0.0.1:9000;\n check_http_expect_alive http_2xx;\n }\n}\n");
+        let (c, warnings) = ok("http {\n check_shm_size 1m;\n upstream u {\n server 127.0.0.1:9000;\n check type=mysql;\n check_http_send \"GET / HTTP/1.0\\r\\n\\r\\n\";\n }\n upstream v {\n server 127.0.0.1:9000;\n check_http_expect_alive http_2xx;\n }\n}\n");
         let lines: Vec<u32> = warnings.iter().map(|w| w.span.line).collect();
         // Upstream blocks are built first (pass 1), then the rest of http.
         assert_eq!(lines, [5, 6, 10, 2], "{warnings:?}");
         assert_eq!(
             warnings[0].message,
-            "\"type=ssl_hello\" in \"check\" directive is checked as \"type=tcp\" (a connect test)"
+            "\"type=mysql\" in \"check\" directive is checked as \"type=tcp\" (a connect test)"
         );
         assert_eq!(
             warnings[2].message,

@@ -16,6 +16,7 @@ use rustix::io::Errno;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::config::{CheckConf, CheckType};
+use crate::tls::client::hello_verdict;
 use crate::upstream::check::probe::{
     head_request, judge_head, line_verdict, CheckError, Fed, ReplyBody,
 };
@@ -98,6 +99,17 @@ fn open(target: &SockAddr) -> Result<(Socket, bool), CheckError> {
     }
 }
 
+/// The verdict on a reply read to its end (or to the limit).
+fn verdict_of(conf: &CheckConf, reply: &[u8]) -> Result<(), CheckError> {
+    match conf.kind {
+        CheckType::SslHello => match hello_verdict(reply) {
+            Some(true) => Ok(()),
+            _ => Err(CheckError::NoServerHello),
+        },
+        _ => line_verdict(reply, conf.expect_alive),
+    }
+}
+
 /// Whether checks of `conf` keep their connection for the next check.
 fn keeps_alive(conf: &CheckConf) -> bool {
     conf.kind == CheckType::Http && conf.keepalive_requests > 1
@@ -171,9 +183,16 @@ impl Probe {
                 }
                 Step::Sending { sent } => {
                     let sent = *sent;
-                    let rest = conf.http_send.get(sent..).unwrap_or_default();
+                    let payload = match conf.kind {
+                        CheckType::SslHello => match crate::tls::client::check_hello() {
+                            Some(hello) => hello,
+                            None => return Progress::Done(Err(CheckError::NoServerHello)),
+                        },
+                        _ => conf.http_send.as_slice(),
+                    };
+                    let rest = payload.get(sent..).unwrap_or_default();
                     match (&self.sock).write(rest) {
-                        Ok(n) if sent + n >= conf.http_send.len() => {
+                        Ok(n) if sent + n >= payload.len() => {
                             // The reply cannot be there yet: wait for it rather
                             // than try a read that would only say "not yet".
                             self.step = Step::Head;
@@ -197,12 +216,12 @@ impl Probe {
                     let limit = if keep_alive { HEAD_LIMIT } else { REPLY_LIMIT };
                     let room = limit.saturating_sub(reply.len()).min(scratch.len());
                     if room == 0 {
-                        return Progress::Done(line_verdict(reply, conf.expect_alive));
+                        return Progress::Done(verdict_of(conf, reply));
                     }
                     let buf = scratch.get_mut(..room).unwrap_or_default();
                     match (&self.sock).read(buf) {
                         Ok(0) => {
-                            let failure = line_verdict(reply, conf.expect_alive);
+                            let failure = verdict_of(conf, reply);
                             match self.stale(target, reply, failure) {
                                 Ok(now_ready) => ready = now_ready,
                                 Err(result) => return Progress::Done(result),
@@ -211,6 +230,12 @@ impl Probe {
                         Ok(n) => {
                             let got = buf.get(..n).unwrap_or_default();
                             reply.extend_from_slice(got);
+                            if conf.kind == CheckType::SslHello {
+                                match hello_verdict(reply) {
+                                    Some(_) => return Progress::Done(verdict_of(conf, reply)),
+                                    None => continue,
+                                }
+                            }
                             if !keep_alive {
                                 if got.contains(&b'\n') {
                                     return Progress::Done(line_verdict(reply, conf.expect_alive));

@@ -135,7 +135,7 @@ impl Checker {
                 }
                 let reply = match check.kind {
                     CheckType::Http => Vec::with_capacity(REPLY_LIMIT),
-                    CheckType::Tcp => Vec::new(),
+                    CheckType::Tcp | CheckType::SslHello => Vec::new(),
                 };
                 peers.push(Watched {
                     upstream: Arc::clone(&name),

@@ -79,28 +79,12 @@ impl Stream {
     pub(super) fn idle_closed(&mut self) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match self {
-            Stream::Tcp(stream) => match stream.poll_read_ready(&mut cx) {
-                Poll::Pending => false,
-                Poll::Ready(Err(_)) => true,
-                Poll::Ready(Ok(())) => {
-                    let mut probe = [0u8; 1];
-                    !matches!(
-                        stream.try_read(&mut probe),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                    )
-                }
-            },
-            Stream::Unix(stream) => match stream.poll_read_ready(&mut cx) {
-                Poll::Pending => false,
-                Poll::Ready(Err(_)) => true,
-                Poll::Ready(Ok(())) => {
-                    let mut probe = [0u8; 1];
-                    !matches!(
-                        stream.try_read(&mut probe),
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                    )
-                }
-            },
+            Stream::Tcp(stream) => {
+                idle_socket_closed(stream.poll_read_ready(&mut cx), |b| stream.try_read(b))
+            }
+            Stream::Unix(stream) => {
+                idle_socket_closed(stream.poll_read_ready(&mut cx), |b| stream.try_read(b))
+            }
             Stream::Tls(tls) => {
                 let mut probe = [0u8; 1];
                 let mut buf = ReadBuf::new(&mut probe);
@@ -108,6 +92,26 @@ impl Stream {
                     .poll_read(&mut cx, &mut buf)
                     .is_pending()
             }
+        }
+    }
+}
+
+/// An idle socket is closed (or has bytes nobody asked for) when it became
+/// readable and a read does not say "would block". No system call unless
+/// tokio saw it become readable.
+fn idle_socket_closed(
+    ready: Poll<std::io::Result<()>>,
+    try_read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+) -> bool {
+    match ready {
+        Poll::Pending => false,
+        Poll::Ready(Err(_)) => true,
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0u8; 1];
+            !matches!(
+                try_read(&mut probe),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            )
         }
     }
 }

@@ -112,6 +112,21 @@ impl<T: Live> UpstreamPool<T> {
 
     fn take(&mut self, peer: usize, key: Option<&T::Key>, now: Instant) -> Option<Conn<T>> {
         let stack = self.peers.get_mut(peer)?;
+        // The common case first: the most recent connection is live and of
+        // the kind asked for.
+        let fits = |idle: &mut Idle<T>| {
+            now.saturating_duration_since(idle.since) <= self.idle_timeout
+                && key.is_none_or(|k| idle.io.key() == k)
+                && !idle.io.is_closed()
+        };
+        if stack.last_mut().is_some_and(fits) {
+            return stack.pop().map(|idle| Conn {
+                io: idle.io,
+                requests: idle.requests,
+                reused: true,
+                opened: idle.opened,
+            });
+        }
         let mut i = stack.len();
         while i > 0 {
             i -= 1;

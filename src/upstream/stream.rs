@@ -76,6 +76,7 @@ impl Stream {
     /// for. TLS: what the socket has is read through rustls with a waker
     /// that is never woken (a session ticket is taken in, and is no reason
     /// to drop the connection).
+    #[inline]
     pub(super) fn idle_closed(&mut self) -> bool {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         match self {
@@ -99,6 +100,7 @@ impl Stream {
 /// An idle socket is closed (or has bytes nobody asked for) when it became
 /// readable and a read does not say "would block". No system call unless
 /// tokio saw it become readable.
+#[inline]
 fn idle_socket_closed(
     ready: Poll<std::io::Result<()>>,
     try_read: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
@@ -117,6 +119,7 @@ fn idle_socket_closed(
 }
 
 impl AsyncRead for Stream {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -146,6 +149,7 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -166,6 +170,7 @@ impl AsyncWrite for Stream {
         }
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
@@ -174,6 +179,7 @@ impl AsyncWrite for Stream {
         }
     }
 
+    #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),

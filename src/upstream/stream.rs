@@ -118,6 +118,42 @@ fn idle_socket_closed(
     }
 }
 
+/// A TLS read, out of line so that the plain arms stay small enough to inline.
+#[inline(never)]
+fn tls_read(
+    s: &mut TlsStream<TcpStream>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<std::io::Result<()>> {
+    // Records rustls still holds go out first: a request whose last write
+    // found the socket full is sent before its response is awaited.
+    if let Poll::Ready(Err(e)) = Pin::new(&mut *s).poll_flush(cx) {
+        return Poll::Ready(Err(e));
+    }
+    match Pin::new(s).poll_read(cx, buf) {
+        // A backend that closes without close_notify ends its stream (nginx
+        // reads such a close as the end too).
+        Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+        other => other,
+    }
+}
+
+/// A TLS write, out of line as [`tls_read`].
+#[inline(never)]
+fn tls_write(
+    s: &mut TlsStream<TcpStream>,
+    cx: &mut Context<'_>,
+    data: &[u8],
+) -> Poll<std::io::Result<usize>> {
+    let n = std::task::ready!(Pin::new(&mut *s).poll_write(cx, data))?;
+    // What rustls could not hand to the socket yet goes with the next write,
+    // flush or read.
+    if let Poll::Ready(Err(e)) = Pin::new(s).poll_flush(cx) {
+        tracing::debug!("upstream TLS flush: {e}");
+    }
+    Poll::Ready(Ok(n))
+}
+
 impl AsyncRead for Stream {
     #[inline]
     fn poll_read(
@@ -128,22 +164,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => {
-                // Records rustls still holds go out first: a request whose
-                // last write found the socket full is sent before its
-                // response is awaited.
-                if let Poll::Ready(Err(e)) = Pin::new(s.as_mut()).poll_flush(cx) {
-                    return Poll::Ready(Err(e));
-                }
-                match Pin::new(s.as_mut()).poll_read(cx, buf) {
-                    // A backend that closes without close_notify ends its
-                    // stream (nginx reads such a close as the end too).
-                    Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        Poll::Ready(Ok(()))
-                    }
-                    other => other,
-                }
-            }
+            Stream::Tls(s) => tls_read(s, cx, buf),
         }
     }
 }
@@ -158,15 +179,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, data),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, data),
-            Stream::Tls(s) => {
-                let n = std::task::ready!(Pin::new(s.as_mut()).poll_write(cx, data))?;
-                // What rustls could not hand to the socket yet goes with the
-                // next write, flush or read.
-                if let Poll::Ready(Err(e)) = Pin::new(s.as_mut()).poll_flush(cx) {
-                    tracing::debug!("upstream TLS flush: {e}");
-                }
-                Poll::Ready(Ok(n))
-            }
+            Stream::Tls(s) => tls_write(s, cx, data),
         }
     }
 

@@ -60,6 +60,18 @@ struct Idle<T> {
     opened: Instant,
 }
 
+impl<T> Idle<T> {
+    /// The connection, checked out again.
+    fn reused(self) -> Conn<T> {
+        Conn {
+            io: self.io,
+            requests: self.requests,
+            reused: true,
+            opened: self.opened,
+        }
+    }
+}
+
 /// Idle connections of every peer of one upstream.
 pub struct UpstreamPool<T> {
     peers: Vec<Vec<Idle<T>>>,
@@ -120,12 +132,7 @@ impl<T: Live> UpstreamPool<T> {
                 && !idle.io.is_closed()
         };
         if stack.last_mut().is_some_and(fits) {
-            return stack.pop().map(|idle| Conn {
-                io: idle.io,
-                requests: idle.requests,
-                reused: true,
-                opened: idle.opened,
-            });
+            return stack.pop().map(Idle::reused);
         }
         let mut i = stack.len();
         while i > 0 {
@@ -141,13 +148,7 @@ impl<T: Live> UpstreamPool<T> {
             if key.is_some_and(|k| idle.io.key() != k) {
                 continue;
             }
-            let idle = stack.remove(i);
-            return Some(Conn {
-                io: idle.io,
-                requests: idle.requests,
-                reused: true,
-                opened: idle.opened,
-            });
+            return Some(stack.remove(i).reused());
         }
         None
     }

@@ -107,6 +107,20 @@ fn test_flag_prints_nginx_success_lines() {
     assert_eq!(stdout(&out), "");
 }
 
+/// The HTTPS examples (TLS to the clients and to the backends) pass `-t`
+/// as shipped: their certificates, keys and CAs are read and checked.
+#[test]
+fn tls_examples_pass_the_test_flag() {
+    for example in ["https-sticky.conf", "https-backend.conf"] {
+        let conf = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("conf/examples")
+            .join(example);
+        let out = with_conf(&["-t", "-q"], &conf);
+        assert_eq!(stderr(&out), "", "{example}");
+        assert_eq!(out.status.code(), Some(0), "{example}");
+    }
+}
+
 #[test]
 fn quiet_test_prints_nothing_on_success() {
     let dir = Scratch::new("quiet");

@@ -50,7 +50,6 @@ const TLS: &str = "TLS (issue 15)";
 const VARS: &str = "variables not known yet ($upstream_http_*; vars.rs)";
 const ACCESS: &str = "access, auth, realip, limits, balancers (issue 17, confc)";
 const PROXY: &str = "proxy details: proxy_redirect, proxy_cache, ... (issue 17, confc)";
-const UNIX: &str = "upstream server unix: (not assigned yet)";
 const OTHER: &str = "not assigned yet";
 const CORE: &str =
     "core http knobs that change behaviour (chunked_transfer_encoding, ...; not assigned yet)";
@@ -61,7 +60,7 @@ const LUA: &str = "OpenResty's *_by_lua_block body is Lua, not nginx syntax (ngi
 #[rustfmt::skip]
 const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("dify",                          fails("proxy_cache_bypass", PROXY),          Nginx::Ok),
-    ("gitlab",                        fails("unix:/home/git/gitlab/tmp/sockets/gitlab.socket", UNIX), Nginx::Ok),
+    ("gitlab",                        LOADS, Nginx::Ok),
     ("grafana-auth-proxy",            LOADS,       Nginx::Ok),
     ("grafana-login-only",            LOADS,       Nginx::Ok),
     ("grafana-prometheus-basic-auth", LOADS,        Nginx::Ok),

@@ -383,10 +383,10 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         4,
     ),
     (
-        "proxy_pass to https",
-        "http {\n  server {\n    location / {\n      proxy_pass https://127.0.0.1:9443;\n    }\n  }\n}\n",
-        "\"proxy_pass\" to https:// is not supported yet in \"https://127.0.0.1:9443\"",
-        4,
+        "proxy_ssl_verify without proxy_ssl_trusted_certificate",
+        "http {\n  server {\n    location / {\n      proxy_pass https://127.0.0.1:9443;\n      proxy_ssl_verify on;\n    }\n  }\n}\n",
+        "no proxy_ssl_trusted_certificate for proxy_ssl_verify",
+        5,
     ),
     (
         "proxy_pass with unknown scheme",
@@ -395,10 +395,16 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         4,
     ),
     (
-        "proxy_pass with variables to https",
-        "http {\n  server {\n    location / {\n      proxy_pass https://$host;\n    }\n  }\n}\n",
-        "\"proxy_pass\" to https:// is not supported yet in \"https://$host\"",
-        4,
+        "proxy_ssl_certificate without its key",
+        "http {\n  server {\n    proxy_ssl_certificate /nonexistent/c.pem;\n    location / {\n      proxy_pass https://$host;\n    }\n  }\n}\n",
+        "no \"proxy_ssl_certificate_key\" is defined for certificate \"/nonexistent/c.pem\"",
+        3,
+    ),
+    (
+        "proxy_ssl_trusted_certificate missing",
+        "http {\n  proxy_ssl_trusted_certificate /nonexistent/ca.pem;\n  server {\n    location / {\n      proxy_pass https://127.0.0.1:9443;\n    }\n  }\n}\n",
+        "cannot load certificate \"/nonexistent/ca.pem\": BIO_new_file() failed (No such file or directory (os error 2))",
+        2,
     ),
     (
         "proxy_pass to upstream name with a port",

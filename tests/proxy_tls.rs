@@ -6,111 +6,16 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::pki::{provider, Pki};
 use common::{read_lines, start_proxy, Backend, Reply};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A test certificate authority and the files it wrote.
-struct Pki {
-    dir: PathBuf,
-    ca_cert: CertificateDer<'static>,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(tag: &str) -> Pki {
-        let dir = std::env::temp_dir().join(format!(
-            "sticky-proxy-tls-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("ca key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("{tag} test CA"));
-        let cert = params.self_signed(&key).expect("ca cert");
-        std::fs::write(dir.join("ca.pem"), cert.pem()).expect("write ca");
-        Pki {
-            dir,
-            ca_cert: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    /// Issues a certificate for `names` (ECDSA P-256, or RSA 2048), writes
-    /// `FILE.pem` and `FILE.key`; returns the certificate.
-    fn issue(&self, file: &str, names: &[&str], rsa: bool) -> CertificateDer<'static> {
-        let (cert, key) = self.make(names, rsa, None);
-        std::fs::write(self.dir.join(format!("{file}.pem")), cert.pem()).expect("write cert");
-        std::fs::write(self.dir.join(format!("{file}.key")), key.serialize_pem()).expect("key");
-        cert.der().clone()
-    }
-
-    fn make(
-        &self,
-        names: &[&str],
-        rsa: bool,
-        common_name: Option<&str>,
-    ) -> (rcgen::Certificate, KeyPair) {
-        let key = if rsa {
-            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
-                .expect("rsa key")
-        } else {
-            KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("ec key")
-        };
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .expect("params");
-        if let Some(cn) = common_name {
-            params.distinguished_name.push(DnType::CommonName, cn);
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, "Sticky Test");
-        }
-        let cert = params.signed_by(&key, &self.issuer).expect("sign");
-        (cert, key)
-    }
-
-    /// A client certificate and key for rustls.
-    fn client_identity(&self, cn: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-        let (cert, key) = self.make(&["client.test"], false, Some(cn));
-        (
-            vec![cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-    }
-
-    fn roots(&self) -> rustls::RootCertStore {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca_cert.clone()).expect("root");
-        roots
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
 
 /// A client configuration trusting `pki`, limited to `versions`.
 fn client_config(

@@ -327,6 +327,8 @@ pub struct ProxyPass {
     pub uri: Option<String>,
     /// The URL when it has variables (evaluated per request).
     pub vars: Option<ProxyVars>,
+    /// `https://`: TLS to the backends.
+    pub https: bool,
 }
 
 /// `proxy_pass` with variables.
@@ -398,6 +400,8 @@ pub enum Expires {
 #[derive(Debug, Clone)]
 pub struct LocationConf {
     pub proxy_pass: Option<ProxyPass>,
+    /// TLS to the backends, when `proxy_pass` is `https://` (`proxy_ssl_*`).
+    pub proxy_ssl: Option<Arc<crate::tls::client::BackendTls>>,
     pub return_: Option<Return>,
     /// `proxy_set_header` list; nginx semantics: a level that sets any replaces the
     /// inherited list entirely. An empty template removes the header. The

@@ -31,6 +31,9 @@ pub struct PeerConf {
     pub drain: bool,
     /// `max_conns=N`: requests in flight at once, across workers; 0 = no limit.
     pub max_conns: u32,
+    /// `server unix:/path`: the peer is a Unix stream socket (its `name` is
+    /// `unix:/path`, as nginx's `$upstream_addr`; `addr` is unused).
+    pub unix: Option<std::path::PathBuf>,
 }
 
 /// The load-balancing method of an upstream (`ip_hash`, `hash`, `least_conn`,
@@ -59,6 +62,8 @@ pub enum CheckType {
     /// `check_http_send` written raw; the status line of the reply is classified
     /// by `check_http_expect_alive`.
     Http,
+    /// A TLS ClientHello: up when the reply starts with a ServerHello.
+    SslHello,
 }
 
 impl CheckType {
@@ -66,6 +71,7 @@ impl CheckType {
         match self {
             CheckType::Tcp => "tcp",
             CheckType::Http => "http",
+            CheckType::SslHello => "ssl_hello",
         }
     }
 }
@@ -192,14 +198,27 @@ impl UpstreamConf {
     /// The implicit upstream of `proxy_pass http://HOST[:PORT]` (`name` as
     /// written): one peer per address, nginx's defaults, no keep-alive.
     pub fn implicit(name: &str, addrs: impl IntoIterator<Item = SocketAddr>) -> UpstreamConf {
+        UpstreamConf::implicit_peers(
+            name,
+            addrs.into_iter().map(|addr| (addr.to_string(), addr, None)),
+        )
+    }
+
+    /// [`UpstreamConf::implicit`] for peers that may be Unix sockets: each is
+    /// its name, its address and, for `unix:/path`, the path.
+    pub fn implicit_peers(
+        name: &str,
+        peers: impl IntoIterator<Item = (String, SocketAddr, Option<std::path::PathBuf>)>,
+    ) -> UpstreamConf {
         UpstreamConf {
             name: name.to_string(),
             implicit: true,
-            peers: addrs
+            peers: peers
                 .into_iter()
-                .map(|addr| PeerConf {
-                    name: addr.to_string(),
+                .map(|(peer, addr, unix)| PeerConf {
+                    name: peer,
                     addr,
+                    unix,
                     server: name.to_string(),
                     weight: 1,
                     max_fails: 1,

@@ -19,6 +19,7 @@ use crate::proxy::headers;
 use crate::upstream::client::{self, ConnectError, Outgoing, SendError, Transport, UpstreamBody};
 use crate::upstream::peers::PeerSet;
 use crate::upstream::pool::{Conn, Wear};
+use crate::upstream::stream::ConnKey;
 
 /// Classifies a failed exchange with a backend.
 fn failure_of(err: &SendError) -> Failure {
@@ -133,17 +134,29 @@ pub(super) async fn open(
     set: &PeerSet<Transport>,
     peer: usize,
     conf: &LocationConf,
+    key: &ConnKey,
 ) -> Result<Transport, Failure> {
     let addr = set.addr(peer).ok_or(Failure::Error)?;
-    client::connect(addr, conf.proxy_connect_timeout)
-        .await
-        .map_err(|e| match e {
-            ConnectError::Timeout => Failure::Timeout,
-            ConnectError::Io(e) => {
-                tracing::error!("connect() to {addr} failed: {e}");
-                Failure::Error
-            }
-        })
+    let timeout = conf.proxy_connect_timeout;
+    let opened = match set.unix(peer) {
+        Some(path) => client::connect_unix(path, timeout, key).await,
+        None => client::connect_keyed(addr, timeout, key).await,
+    };
+    opened.map_err(|e| match e {
+        ConnectError::Timeout => Failure::Timeout,
+        ConnectError::Io(e) => {
+            let name = set.name(peer).unwrap_or_default();
+            tracing::error!("connect() to {name} failed: {e}");
+            Failure::Error
+        }
+        // A certificate that does not verify is a failed connect, as
+        // in nginx: the next upstream is tried, max_fails counts it.
+        ConnectError::Tls(e) => {
+            let name = set.name(peer).unwrap_or_default();
+            tracing::error!("SSL_do_handshake() to {name} failed: {e}");
+            Failure::Error
+        }
+    })
 }
 
 /// The request as it goes to the backends: its head encoded once (kept for a
@@ -153,6 +166,8 @@ pub(super) struct UpstreamRequest {
     pub(super) head: Vec<u8>,
     pub(super) framing: RequestFraming,
     pub(super) head_request: bool,
+    /// Plain, or TLS with which settings to which name.
+    pub(super) key: ConnKey,
 }
 
 impl Drop for UpstreamRequest {

@@ -24,6 +24,7 @@ use crate::sticky::Choice;
 use crate::upstream::balance::{Pick, Tried};
 use crate::upstream::client::Transport;
 use crate::upstream::peers::PeerSet;
+use crate::upstream::stream::ConnKey;
 use crate::vars::{self, RequestVars};
 
 impl Worker {
@@ -68,10 +69,9 @@ impl Worker {
             // upstream, its URI part replaces the request's as it is.
             let url = vars::eval_to_vec(&pv.url, &here.vars(""));
             let url = String::from_utf8_lossy(&url);
-            let Some(rest) = url
-                .get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("http://"))
-                .and_then(|_| url.get(7..))
+            let Some(rest) = crate::config::build::url_scheme(&url)
+                .filter(|(https, _)| *https == pass.https)
+                .map(|(_, rest)| rest)
             else {
                 tracing::error!("invalid URL prefix in \"{url}\"");
                 return Err(Stop::Plain(error_response(ProxyError::Internal, tokens)));
@@ -108,6 +108,24 @@ impl Worker {
             return Err(Stop::Plain(error_response(ProxyError::BadGateway, tokens)));
         };
         let host = proxy_host.as_deref().unwrap_or(&pass.proxy_host);
+        // TLS to the backend: the settings and the name to verify (and send).
+        let key = match &conf.proxy_ssl {
+            None => ConnKey::Plain,
+            Some(tls) => {
+                let name = match &tls.name {
+                    Some(t) => String::from_utf8_lossy(&vars::eval_to_vec(t, &here.vars(host)))
+                        .into_owned(),
+                    None => host.to_string(),
+                };
+                match crate::tls::client::server_name(&name) {
+                    Some(name) => ConnKey::tls(tls, name),
+                    None => {
+                        tracing::error!("invalid \"proxy_ssl_name\" \"{name}\"");
+                        return Err(here.fail(502, error_response(ProxyError::BadGateway, tokens)));
+                    }
+                }
+            }
+        };
         // proxy_redirect / proxy_cookie_* rules that read variables: now,
         // while the request's variables are at hand.
         let rewrites = conf.details.reads_variables().then(|| {
@@ -207,6 +225,7 @@ impl Worker {
             location,
             rewrites,
             shaped,
+            key,
         })
     }
 }
@@ -231,4 +250,6 @@ pub(super) struct Plan<'w> {
     pub(super) location: Option<&'w Location>,
     pub(super) rewrites: Option<Ready<'w>>,
     pub(super) shaped: Shaped,
+    /// Plain, or TLS with which settings to which name.
+    pub(super) key: ConnKey,
 }

@@ -149,11 +149,11 @@ impl Handler for Worker {
                     // new one. The rare connect is boxed so its future does not widen
                     // every request's.
                     let outcome: Result<Answer, Missed> = 'attempt: {
-                        let mut pooled = set.checkout(p, now_instant);
+                        let mut pooled = set.checkout(p, &request.key, now_instant);
                         loop {
                             let conn = match pooled.take() {
                                 Some(c) => c,
-                                None => match Box::pin(open(set, p, conf)).await {
+                                None => match Box::pin(open(set, p, conf, &request.key)).await {
                                     Ok(io) => Conn::fresh(io),
                                     Err(failure) => {
                                         break 'attempt Err(Missed {

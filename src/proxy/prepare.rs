@@ -69,6 +69,7 @@ impl Worker {
             location,
             rewrites,
             shaped,
+            key,
         } = self.plan(info, req, start, log, edits, state, limited)?;
         let tokens = conf.server_tokens;
         if !conf.redirect.error_pages.is_empty() {
@@ -180,6 +181,7 @@ impl Worker {
             head,
             framing,
             head_request,
+            key,
         };
         let has_body = !body.is_empty();
         // A bodyless request can be written again after it was sent: once on a

@@ -520,6 +520,7 @@ mod tests {
     fn conf() -> Arc<LocationConf> {
         Arc::new(LocationConf {
             proxy_pass: None,
+            proxy_ssl: None,
             return_: None,
             resolver: None,
             limit_except: None,
@@ -1015,6 +1016,7 @@ mod tests {
             proxy_host: "app".into(),
             uri: None,
             vars: None,
+            https: false,
         });
         loc.conf = Arc::new(c);
         loc

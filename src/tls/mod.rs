@@ -1,6 +1,7 @@
 //! TLS with rustls: what the configuration loads (certificates, keys, CAs:
 //! `load`), the OpenSSL cipher-string mapping (`ciphers`), the per-server
-//! rustls settings built once per configuration (`server`), and the facts of
+//! rustls settings built once per configuration (`server`; `client`
+//! for TLS to the backends), and the facts of
 //! one finished handshake that the `$ssl_*` variables show ([`TlsInfo`]).
 //!
 //! A leaf module: it knows neither the proxy nor the connection loops. The
@@ -8,6 +9,7 @@
 //! only I/O); `downstream::tls` runs handshakes with the settings built here.
 
 pub mod ciphers;
+pub mod client;
 pub mod load;
 pub mod server;
 

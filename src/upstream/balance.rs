@@ -221,6 +221,7 @@ mod tests {
             id: None,
             drain: false,
             max_conns: 0,
+            unix: None,
         }
     }
 

@@ -34,6 +34,7 @@ use crate::http1::chunked::{self, Chunk, ChunkError, ChunkedDecoder, LAST_CHUNK}
 use crate::http1::framing::{Framing, RequestFraming};
 use crate::http1::response::{self, HeadError, LineKind, ResponseHead};
 use crate::upstream::pool::Live;
+use crate::upstream::stream::{self, ConnKey, Stream};
 
 /// Errors of request bodies and of the bodies streamed from backends.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -50,6 +51,8 @@ pub enum ConnectError {
     Timeout,
     /// Refused, unreachable, reset.
     Io(std::io::Error),
+    /// The TLS handshake failed (or the backend's certificate did not verify).
+    Tls(std::io::Error),
 }
 
 impl std::fmt::Display for ConnectError {
@@ -57,6 +60,7 @@ impl std::fmt::Display for ConnectError {
         match self {
             ConnectError::Timeout => write!(f, "upstream timed out while connecting"),
             ConnectError::Io(e) => write!(f, "connect() to upstream failed: {e}"),
+            ConnectError::Tls(e) => write!(f, "upstream SSL handshake failed: {e}"),
         }
     }
 }
@@ -65,8 +69,11 @@ impl std::error::Error for ConnectError {}
 
 /// A connection to a backend and the bytes read from it but not yet used.
 pub struct Transport {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
+    /// Plain, or TLS with which settings to which name: the pool hands the
+    /// connection only to a request with the same key.
+    key: ConnKey,
 }
 
 /// Opens a connection to `addr` within `timeout` (0: no limit).
@@ -82,31 +89,82 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Transport, C
     // Small requests and responses: do not let Nagle hold the last segment.
     stream.set_nodelay(true).map_err(ConnectError::Io)?;
     Ok(Transport {
-        stream,
+        stream: Stream::Tcp(stream),
         buf: BytesMut::new(),
+        key: ConnKey::Plain,
     })
 }
 
+/// Opens a connection to the Unix stream socket at `path` within `timeout`
+/// (0: no limit). TLS over a Unix socket is not supported.
+pub async fn connect_unix(
+    path: &std::path::Path,
+    timeout: Duration,
+    key: &ConnKey,
+) -> Result<Transport, ConnectError> {
+    if !matches!(key, ConnKey::Plain) {
+        return Err(ConnectError::Tls(std::io::Error::other(
+            "TLS to a unix socket is not supported",
+        )));
+    }
+    let stream = if timeout.is_zero() {
+        tokio::net::UnixStream::connect(path).await
+    } else {
+        tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
+            .await
+            .map_err(|_| ConnectError::Timeout)?
+    }
+    .map_err(ConnectError::Io)?;
+    Ok(Transport {
+        stream: Stream::Unix(stream),
+        buf: BytesMut::new(),
+        key: ConnKey::Plain,
+    })
+}
+
+/// Opens a connection to `addr` and, for a TLS `key`, runs the handshake:
+/// both within `timeout` (0: no limit), as nginx's `proxy_connect_timeout`
+/// covers the SSL handshake.
+pub async fn connect_keyed(
+    addr: SocketAddr,
+    timeout: Duration,
+    key: &ConnKey,
+) -> Result<Transport, ConnectError> {
+    let ConnKey::Tls(target) = key else {
+        return connect(addr, timeout).await;
+    };
+    let started = async {
+        let mut io = connect(addr, Duration::ZERO).await?;
+        let Stream::Tcp(tcp) = io.stream else {
+            return Err(ConnectError::Io(std::io::ErrorKind::InvalidInput.into()));
+        };
+        io.stream = stream::handshake(tcp, target)
+            .await
+            .map_err(ConnectError::Tls)?;
+        io.key = key.clone();
+        Ok(io)
+    };
+    if timeout.is_zero() {
+        started.await
+    } else {
+        tokio::time::timeout(timeout, started)
+            .await
+            .map_err(|_| ConnectError::Timeout)?
+    }
+}
+
 impl Live for Transport {
+    type Key = ConnKey;
+
     /// True when the backend closed the idle connection (or sent bytes nobody
     /// asked for). Looks at the readiness tokio already has: no system call
     /// unless the socket became readable while idle.
     fn is_closed(&mut self) -> bool {
-        if !self.buf.is_empty() {
-            return true;
-        }
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        match self.stream.poll_read_ready(&mut cx) {
-            Poll::Pending => false,
-            Poll::Ready(Err(_)) => true,
-            Poll::Ready(Ok(())) => {
-                let mut probe = [0u8; 1];
-                !matches!(
-                    self.stream.try_read(&mut probe),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-                )
-            }
-        }
+        !self.buf.is_empty() || self.stream.idle_closed()
+    }
+
+    fn key(&self) -> &ConnKey {
+        &self.key
     }
 }
 
@@ -146,7 +204,7 @@ impl Transport {
 
     /// The socket and the bytes already read past the last response head (for
     /// a tunnel after `101 Switching Protocols`).
-    pub fn into_parts(self) -> (TcpStream, Bytes) {
+    pub fn into_parts(self) -> (Stream, Bytes) {
         (self.stream, self.buf.freeze())
     }
 }

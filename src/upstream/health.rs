@@ -339,6 +339,7 @@ mod tests {
             id: None,
             drain: false,
             max_conns: 0,
+            unix: None,
         };
         let upstream = UpstreamConf {
             name: "app".into(),

@@ -1,6 +1,7 @@
 //! Upstream peers at run time: balancing, health (passive `health`, active `check`,
 //! the shared `stats` view and the `status` page), connection pools, and HTTP/1.1
-//! to the backends (`client`: the I/O over the `http1` codec), and the peers of
+//! to the backends (`client`: the I/O over the `http1` codec, on a plain or TLS
+//! `stream`), and the peers of
 //! names resolved at run time (`resolved`: the pure change; `dns`: the resolver
 //! thread).
 
@@ -17,3 +18,4 @@ pub mod pool;
 pub mod resolved;
 pub mod stats;
 pub mod status;
+pub mod stream;

@@ -188,17 +188,23 @@ impl<B> PeerSet<B> {
         self.conf.peers.get(i).map(|p| p.addr)
     }
 
+    /// The socket path of peer `i` when it is `server unix:/path`.
+    pub fn unix(&self, i: usize) -> Option<&std::path::Path> {
+        self.conf.peers.get(i).and_then(|p| p.unix.as_deref())
+    }
+
     /// The name of peer `i` (`IP:PORT`).
     pub fn name(&self, i: usize) -> Option<&str> {
         self.conf.peers.get(i).map(|p| p.name.as_str())
     }
 
-    /// An idle keep-alive connection to peer `i`, if one is cached.
-    pub fn checkout(&self, i: usize, now: Instant) -> Option<Conn<B>>
+    /// An idle keep-alive connection to peer `i` of kind `key` (plain, or TLS
+    /// with given settings and name), if one is cached.
+    pub fn checkout(&self, i: usize, key: &B::Key, now: Instant) -> Option<Conn<B>>
     where
         B: Live,
     {
-        self.pool.borrow_mut().checkout(i, now)
+        self.pool.borrow_mut().checkout(i, key, now)
     }
 
     /// Takes over what `old` (the previous peer set of the same upstream: a
@@ -221,7 +227,9 @@ impl<B> PeerSet<B> {
             if let Some(h) = old.health.borrow().peer(i) {
                 self.health.borrow_mut().carry(j, h);
             }
-            while let Some(conn) = old.checkout(i, now) {
+            loop {
+                let conn = old.pool.borrow_mut().checkout_any(i, now);
+                let Some(conn) = conn else { break };
                 self.pool.borrow_mut().checkin(j, conn, now);
             }
         }
@@ -347,8 +355,12 @@ mod tests {
 
     /// The test peer sets carry no connections.
     impl Live for () {
+        type Key = ();
         fn is_closed(&mut self) -> bool {
             true
+        }
+        fn key(&self) -> &() {
+            &()
         }
     }
 

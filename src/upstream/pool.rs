@@ -13,9 +13,13 @@
 
 use std::time::{Duration, Instant};
 
-/// A connection that can tell, without waiting, whether its backend closed it.
+/// A connection that can tell, without waiting, whether its backend closed it,
+/// and what kind of connection it is (plain, or TLS with which settings): a
+/// request is given only a connection of the key it asks for.
 pub trait Live {
+    type Key: PartialEq;
     fn is_closed(&mut self) -> bool;
+    fn key(&self) -> &Self::Key;
 }
 
 /// One backend connection and how many requests it has carried.
@@ -56,6 +60,18 @@ struct Idle<T> {
     opened: Instant,
 }
 
+impl<T> Idle<T> {
+    /// The connection, checked out again.
+    fn reused(self) -> Conn<T> {
+        Conn {
+            io: self.io,
+            requests: self.requests,
+            reused: true,
+            opened: self.opened,
+        }
+    }
+}
+
 /// Idle connections of every peer of one upstream.
 pub struct UpstreamPool<T> {
     peers: Vec<Vec<Idle<T>>>,
@@ -93,21 +109,46 @@ impl<T> UpstreamPool<T> {
 }
 
 impl<T: Live> UpstreamPool<T> {
-    /// Takes the most recently used live idle connection to `peer`, if any.
-    /// Stale ones (closed, idle too long) met on the way are dropped.
-    pub fn checkout(&mut self, peer: usize, now: Instant) -> Option<Conn<T>> {
+    /// Takes the most recently used live idle connection to `peer` of kind
+    /// `key`, if any. Stale ones (closed, idle too long) met on the way are
+    /// dropped; live ones of another kind stay.
+    pub fn checkout(&mut self, peer: usize, key: &T::Key, now: Instant) -> Option<Conn<T>> {
+        self.take(peer, Some(key), now)
+    }
+
+    /// Takes the most recently used live idle connection to `peer`, whatever
+    /// its kind (a reload moving idle connections to the new peer set).
+    pub fn checkout_any(&mut self, peer: usize, now: Instant) -> Option<Conn<T>> {
+        self.take(peer, None, now)
+    }
+
+    fn take(&mut self, peer: usize, key: Option<&T::Key>, now: Instant) -> Option<Conn<T>> {
         let stack = self.peers.get_mut(peer)?;
-        while let Some(mut idle) = stack.pop() {
+        // The common case first: the most recent connection is live and of
+        // the kind asked for.
+        let fits = |idle: &mut Idle<T>| {
+            now.saturating_duration_since(idle.since) <= self.idle_timeout
+                && key.is_none_or(|k| idle.io.key() == k)
+                && !idle.io.is_closed()
+        };
+        if stack.last_mut().is_some_and(fits) {
+            return stack.pop().map(Idle::reused);
+        }
+        let mut i = stack.len();
+        while i > 0 {
+            i -= 1;
+            let Some(idle) = stack.get_mut(i) else {
+                break;
+            };
             if now.saturating_duration_since(idle.since) > self.idle_timeout || idle.io.is_closed()
             {
+                stack.remove(i);
                 continue;
             }
-            return Some(Conn {
-                io: idle.io,
-                requests: idle.requests,
-                reused: true,
-                opened: idle.opened,
-            });
+            if key.is_some_and(|k| idle.io.key() != k) {
+                continue;
+            }
+            return Some(stack.remove(i).reused());
         }
         None
     }
@@ -148,16 +189,26 @@ mod tests {
     struct Fake {
         id: u32,
         closed: bool,
+        /// The key: a plain or a TLS connection.
+        tls: bool,
     }
 
     impl Live for Fake {
+        type Key = bool;
         fn is_closed(&mut self) -> bool {
             self.closed
+        }
+        fn key(&self) -> &bool {
+            &self.tls
         }
     }
 
     fn conn(id: u32) -> Conn<Fake> {
-        Conn::fresh(Fake { id, closed: false })
+        Conn::fresh(Fake {
+            id,
+            closed: false,
+            tls: false,
+        })
     }
 
     #[test]
@@ -168,7 +219,9 @@ mod tests {
         let opened = c.opened;
         pool.checkin(0, c, opened + Duration::from_secs(9));
         assert_eq!(pool.idle(0), 1, "younger than keepalive_time");
-        let c = pool.checkout(0, opened + Duration::from_secs(9)).unwrap();
+        let c = pool
+            .checkout(0, &false, opened + Duration::from_secs(9))
+            .unwrap();
         assert_eq!(c.opened, opened, "the age goes with the connection");
         pool.checkin(0, c, opened + Duration::from_secs(10));
         assert_eq!(pool.idle(0), 0, "as old as keepalive_time: closed");
@@ -180,8 +233,8 @@ mod tests {
         let now = Instant::now();
         pool.checkin(1, conn(7), now);
         assert_eq!(pool.idle(1), 1);
-        assert!(pool.checkout(0, now).is_none());
-        let back = pool.checkout(1, now).unwrap();
+        assert!(pool.checkout(0, &false, now).is_none());
+        let back = pool.checkout(1, &false, now).unwrap();
         assert!(back.reused);
         assert_eq!(back.io.id, 7);
         assert_eq!(pool.idle(1), 0);
@@ -196,7 +249,7 @@ mod tests {
         }
         assert_eq!(pool.idle(0), 2);
         let order: Vec<u32> =
-            std::iter::from_fn(|| pool.checkout(0, now).map(|c| c.io.id)).collect();
+            std::iter::from_fn(|| pool.checkout(0, &false, now).map(|c| c.io.id)).collect();
         assert_eq!(order, [3, 2]);
     }
 
@@ -218,12 +271,18 @@ mod tests {
     fn closed_connections_are_never_handed_out() {
         let now = Instant::now();
         let mut pool = UpstreamPool::new(1, 4, Duration::from_secs(60), 100);
-        let closed = |id| Conn::fresh(Fake { id, closed: true });
+        let closed = |id| {
+            Conn::fresh(Fake {
+                id,
+                closed: true,
+                tls: false,
+            })
+        };
         pool.checkin(0, closed(1), now);
         pool.checkin(0, conn(2), now);
         pool.checkin(0, closed(3), now);
-        assert_eq!(pool.checkout(0, now).map(|c| c.io.id), Some(2));
-        assert!(pool.checkout(0, now).is_none());
+        assert_eq!(pool.checkout(0, &false, now).map(|c| c.io.id), Some(2));
+        assert!(pool.checkout(0, &false, now).is_none());
         assert_eq!(pool.idle(0), 0);
     }
 
@@ -232,7 +291,33 @@ mod tests {
         let mut pool = UpstreamPool::new(1, 4, Duration::from_secs(1), 100);
         let then = Instant::now();
         pool.checkin(0, conn(1), then);
-        assert!(pool.checkout(0, then + Duration::from_secs(2)).is_none());
+        assert!(pool
+            .checkout(0, &false, then + Duration::from_secs(2))
+            .is_none());
         assert_eq!(pool.idle(0), 0);
+    }
+
+    #[test]
+    fn connections_of_another_key_are_kept_but_never_handed_out() {
+        let now = Instant::now();
+        let mut pool = UpstreamPool::new(1, 4, Duration::from_secs(60), 100);
+        let tls = |id| {
+            Conn::fresh(Fake {
+                id,
+                closed: false,
+                tls: true,
+            })
+        };
+        pool.checkin(0, conn(1), now);
+        pool.checkin(0, tls(2), now);
+        pool.checkin(0, conn(3), now);
+        assert_eq!(pool.checkout(0, &true, now).map(|c| c.io.id), Some(2));
+        assert!(pool.checkout(0, &true, now).is_none());
+        assert_eq!(pool.idle(0), 2, "the plain ones stay");
+        let plain: Vec<u32> =
+            std::iter::from_fn(|| pool.checkout(0, &false, now).map(|c| c.io.id)).collect();
+        assert_eq!(plain, [3, 1]);
+        pool.checkin(0, tls(4), now);
+        assert_eq!(pool.checkout_any(0, now).map(|c| c.io.id), Some(4));
     }
 }

@@ -15,6 +15,8 @@
 pub mod dns;
 pub mod h2;
 pub mod nginx;
+pub mod pki;
+pub mod unix;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -41,6 +43,10 @@ pub struct Backend {
     pub hits: Arc<AtomicUsize>,
     /// TCP connections accepted since start (all runs).
     pub conns: Arc<AtomicUsize>,
+    /// The TLS handshakes finished, when the backend speaks TLS
+    /// ([`Backend::start_tls`]).
+    pub handshakes: Arc<std::sync::Mutex<Vec<pki::Handshake>>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -55,6 +61,16 @@ impl Backend {
     /// address such as 127.0.0.2 with the port of a backend on 127.0.0.1: one
     /// DNS name, one port, several peers).
     pub fn start_at(name: &str, addr: SocketAddr) -> Backend {
+        Backend::start_with(name, addr, None)
+    }
+
+    /// Starts an HTTPS backend on a fresh port with the rustls `config`.
+    pub fn start_tls(name: &str, config: Arc<rustls::ServerConfig>) -> Backend {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        Backend::start_with(name, SocketAddr::from(([127, 0, 0, 1], 0)), Some(acceptor))
+    }
+
+    fn start_with(name: &str, addr: SocketAddr, tls: Option<tokio_rustls::TlsAcceptor>) -> Backend {
         let listener = std::net::TcpListener::bind(addr).expect("bind backend");
         let addr = listener.local_addr().expect("backend addr");
         let mut b = Backend {
@@ -62,6 +78,8 @@ impl Backend {
             addr,
             hits: Arc::new(AtomicUsize::new(0)),
             conns: Arc::new(AtomicUsize::new(0)),
+            handshakes: Arc::default(),
+            tls,
             stop: None,
             thread: None,
         };
@@ -93,6 +111,8 @@ impl Backend {
         let name = self.name.clone();
         let hits = Arc::clone(&self.hits);
         let conns = Arc::clone(&self.conns);
+        let tls = self.tls.clone();
+        let handshakes = Arc::clone(&self.handshakes);
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -114,15 +134,35 @@ impl Backend {
                             conns.fetch_add(1, Ordering::SeqCst);
                             let name = name.clone();
                             let hits = Arc::clone(&hits);
+                            let tls = tls.clone();
+                            let handshakes = Arc::clone(&handshakes);
                             tasks.push(tokio::spawn(async move {
                                 let svc = service_fn(move |req| {
                                     hits.fetch_add(1, Ordering::SeqCst);
                                     echo(name.clone(), req)
                                 });
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(TokioIo::new(stream), svc)
-                                    .with_upgrades()
-                                    .await;
+                                let http = hyper::server::conn::http1::Builder::new();
+                                match tls {
+                                    None => {
+                                        let _ = http
+                                            .serve_connection(TokioIo::new(stream), svc)
+                                            .with_upgrades()
+                                            .await;
+                                    }
+                                    Some(acceptor) => {
+                                        let Ok(stream) = acceptor.accept(stream).await else {
+                                            return;
+                                        };
+                                        handshakes
+                                            .lock()
+                                            .unwrap()
+                                            .push(pki::Handshake::of(stream.get_ref().1));
+                                        let _ = http
+                                            .serve_connection(TokioIo::new(stream), svc)
+                                            .with_upgrades()
+                                            .await;
+                                    }
+                                }
                             }));
                         }
                     }

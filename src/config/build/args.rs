@@ -205,6 +205,16 @@ const KNOWN: &[&str] = &[
     "uninitialized_variable_warn",
     "map",
     "split_clients",
+    "proxy_ssl_verify",
+    "proxy_ssl_trusted_certificate",
+    "proxy_ssl_verify_depth",
+    "proxy_ssl_name",
+    "proxy_ssl_server_name",
+    "proxy_ssl_protocols",
+    "proxy_ssl_ciphers",
+    "proxy_ssl_certificate",
+    "proxy_ssl_certificate_key",
+    "proxy_ssl_session_reuse",
 ];
 
 pub(super) fn arg(d: &Directive, i: usize) -> &str {

@@ -133,7 +133,8 @@ impl Builder {
                 return Ok(self.files_directive(d, &mut layer.files)?
                     || self.compress_directive(d, &mut layer.compress)?
                     || self.access_directive(d, &mut layer.access, st)?
-                    || self.proxy_detail_directive(d, &mut layer.details)?)
+                    || self.proxy_detail_directive(d, &mut layer.details)?
+                    || self.proxy_ssl_directive(d, &mut layer.proxy_ssl)?)
             }
         }
         Ok(true)

@@ -42,6 +42,8 @@ pub(super) struct Layer {
     pub(super) compress: super::compress::CompressLayer,
     pub(super) access: super::access::AccessLayer,
     pub(super) details: super::proxy_details::DetailsLayer,
+    /// TLS to the backends (`proxy_ssl_*`).
+    pub(super) proxy_ssl: super::proxy_ssl::ProxySslLayer,
     pub(super) error_pages: Option<Vec<ErrorPage>>,
     pub(super) intercept_errors: Option<bool>,
     pub(super) recursive_error_pages: Option<bool>,
@@ -90,6 +92,7 @@ impl Layer {
         self.access = self.access.inherit(&parent.access);
         self.details = self.details.inherit(&parent.details);
         self.resolver.inherit(&parent.resolver);
+        self.proxy_ssl.inherit(&parent.proxy_ssl);
         self
     }
 
@@ -101,6 +104,8 @@ impl Layer {
         let sixty = Duration::from_secs(60);
         LocationConf {
             proxy_pass,
+            // Built by the location's builder (it reads files).
+            proxy_ssl: None,
             return_,
             proxy_set_headers: self.set_headers.clone().unwrap_or_default(),
             proxy_hide_headers: self.hide_headers.clone().unwrap_or_default(),

@@ -10,7 +10,7 @@ use super::args::{
     arg, block, block_of, compile_regex, err, not_allowed, set_once, simple, template_arg,
 };
 use super::inherit::Layer;
-use super::resolve::resolve;
+use super::resolve::peer_addrs;
 use super::tuning::Ctx;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
@@ -283,6 +283,7 @@ impl Builder {
         };
         let script = self.script(body, Some(&parent), st)?;
         let mut conf = merged.finish(proxy_pass, return_);
+        conf.proxy_ssl = self.backend_tls(&merged.proxy_ssl, conf.proxy_pass.as_ref())?;
         conf.check_status = check_status;
         conf.access.stub_status = stub_status.unwrap_or(false);
         conf.redirect.internal = internal;
@@ -350,26 +351,42 @@ pub(super) fn proxy_pass_directive(
     if url.contains('$') {
         return proxy_pass_with_variables(d, url, st);
     }
-    let lower = url.to_ascii_lowercase();
-    let rest = if lower.starts_with("http://") {
-        url.get("http://".len()..).unwrap_or_default()
-    } else if lower.starts_with("https://") {
-        return Err(err(
-            format!("\"proxy_pass\" to https:// is not supported yet in \"{url}\""),
-            d,
-        ));
-    } else {
+    let Some((https, rest)) = url_scheme(url) else {
         return Err(err("invalid URL prefix", d));
     };
-    let (host_port, uri) = match rest.find('/') {
+    // `unix:/path[:/uri]`: the socket's path ends at a colon (nginx).
+    let end = match rest.strip_prefix("unix:") {
+        Some(path) => path.find(':').map(|i| i + 5),
+        None => rest.find('/'),
+    };
+    let (host_port, uri) = match end {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
     };
+    let uri = uri
+        .strip_prefix(':')
+        .filter(|_| host_port.starts_with("unix:"))
+        .unwrap_or(uri);
     let uri = (!uri.is_empty()).then(|| uri.to_string());
     if host_port.is_empty() {
         return Err(err(format!("no host in upstream \"{rest}\""), d));
     }
-    proxy_pass_to(d, host_port, uri, in_regex, st)
+    proxy_pass_to(d, host_port, uri, in_regex, https, st)
+}
+
+/// The scheme of a `proxy_pass` URL (`true`: `https://`) and the rest.
+pub fn url_scheme(url: &str) -> Option<(bool, &str)> {
+    let has = |prefix: &str| {
+        url.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    if has("http://") {
+        url.get(7..).map(|rest| (false, rest))
+    } else if has("https://") {
+        url.get(8..).map(|rest| (true, rest))
+    } else {
+        None
+    }
 }
 
 /// `proxy_pass` whose URL has variables: evaluated per request. A literal host
@@ -378,14 +395,7 @@ pub(super) fn proxy_pass_directive(
 /// request's URI as it is.
 fn proxy_pass_with_variables(d: &Directive, url: &str, st: &mut HttpState) -> Res<ProxyPass> {
     let template = super::args::template_arg(d, url)?;
-    let lower = url.to_ascii_lowercase();
-    let Some(rest) = lower.starts_with("http://").then(|| url.get(7..)).flatten() else {
-        if lower.starts_with("https://") {
-            return Err(err(
-                format!("\"proxy_pass\" to https:// is not supported yet in \"{url}\""),
-                d,
-            ));
-        }
+    let Some((https, rest)) = url_scheme(url) else {
         return Err(err("invalid URL prefix", d));
     };
     let host_port = rest.split('/').next().unwrap_or_default();
@@ -399,9 +409,10 @@ fn proxy_pass_with_variables(d: &Directive, url: &str, st: &mut HttpState) -> Re
             proxy_host: String::new(),
             uri: None,
             vars: None,
+            https,
         }
     } else {
-        proxy_pass_to(d, host_port, None, false, st)?
+        proxy_pass_to(d, host_port, None, false, https, st)?
     };
     pass.vars = Some(ProxyVars {
         url: template,
@@ -417,6 +428,7 @@ fn proxy_pass_to(
     host_port: &str,
     uri: Option<String>,
     in_regex: bool,
+    https: bool,
     st: &mut HttpState,
 ) -> Res<ProxyPass> {
     if uri.is_some() && in_regex {
@@ -447,22 +459,39 @@ fn proxy_pass_to(
             proxy_host: host_port.to_string(),
             uri,
             vars: None,
+            https,
         });
     }
-    let index = match st.implicit.iter().position(|u| u.name == host_port) {
+    // Without a port, `http://h` and `https://h` are two upstreams (80, 443).
+    let default_port = if https { 443 } else { 80 };
+    let same = |u: &UpstreamConf| {
+        u.name == host_port
+            && (port.is_some()
+                || u.peers
+                    .first()
+                    .is_none_or(|p| p.addr.port() == default_port))
+    };
+    let index = match st.implicit.iter().position(same) {
         Some(i) => i,
         None => {
-            let addrs = resolve(host_port, 80, false)
+            let addrs = peer_addrs(host_port, default_port)
                 .map_err(|reason| err(format!("{reason} in upstream \"{host_port}\""), d))?;
-            st.implicit.push(UpstreamConf::implicit(host_port, addrs));
+            st.implicit.push(UpstreamConf::implicit_peers(host_port, addrs));
             st.implicit.len() - 1
         }
     };
+    // nginx's `$proxy_host` (and Host) for a Unix socket is `localhost`.
+    let proxy_host = if host_port.starts_with("unix:") {
+        "localhost"
+    } else {
+        host_port
+    };
     Ok(ProxyPass {
         upstream: st.named.len() + index,
-        proxy_host: host_port.to_string(),
+        proxy_host: proxy_host.to_string(),
         uri,
         vars: None,
+        https,
     })
 }
 
@@ -622,5 +651,40 @@ mod tests {
         assert_eq!(c.http.servers[0].conf.check_status, None);
         let drains: Vec<bool> = c.http.upstreams[0].peers.iter().map(|p| p.drain).collect();
         assert_eq!(drains, [true, false]);
+    }
+
+    #[test]
+    fn unix_socket_peers_in_upstreams_and_proxy_pass() {
+        let (c, _) = ok(
+            "http { upstream u { server unix:/run/a.sock weight=2; server 127.0.0.1:9000; }
+            server {
+                location /a { proxy_pass http://u; }
+                location /b { proxy_pass http://unix:/run/b.sock:/base/; }
+                location /c { proxy_pass http://unix:/run/b.sock; }
+            } }",
+        );
+        let u = &c.http.upstreams[0];
+        assert_eq!(u.peers[0].name, "unix:/run/a.sock");
+        assert_eq!(
+            u.peers[0].unix.as_deref(),
+            Some(std::path::Path::new("/run/a.sock"))
+        );
+        assert_eq!(u.peers[0].weight, 2);
+        assert!(u.peers[1].unix.is_none());
+        let locs = &c.http.servers[0].locations;
+        let pass = |i: usize| locs[i].conf.proxy_pass.clone().expect("proxy_pass");
+        let (b, c2) = (pass(1), pass(2));
+        assert_eq!(b.uri.as_deref(), Some("/base/"));
+        assert_eq!(b.proxy_host, "localhost");
+        assert_eq!(c2.uri, None);
+        assert_eq!(b.upstream, c2.upstream, "one implicit upstream per socket");
+        let up = &c.http.upstreams[b.upstream];
+        assert_eq!(up.peers[0].name, "unix:/run/b.sock");
+        assert_eq!(
+            crate::config::build::tests::fails(
+                "http { upstream u { server unix:; } server { location / { proxy_pass http://u; } } }"
+            ),
+            "no path in upstream \"unix:\" in /etc/proxy/test.conf:1"
+        );
     }
 }

@@ -35,6 +35,7 @@ mod location;
 mod log;
 mod map;
 mod proxy_details;
+mod proxy_ssl;
 mod resolve;
 mod resolver;
 mod script;
@@ -59,6 +60,7 @@ use args::{
     simple, size, time,
 };
 use inherit::{ConnLayer, Layer};
+pub use location::url_scheme;
 use log::error_log_directive;
 pub use log::COMBINED_FORMAT;
 use resolver::ResolverScope;

@@ -6,6 +6,26 @@
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
+/// The peers of a `server` (or `proxy_pass`) address: `unix:/path` (one
+/// Unix-socket peer named `unix:/path`, its inet address unused) or what
+/// [`resolve`] makes of it. Each peer is `(name, address, unix path)`.
+pub(super) fn peer_addrs(
+    text: &str,
+    default_port: u16,
+) -> Result<Vec<(String, SocketAddr, Option<std::path::PathBuf>)>, String> {
+    if let Some(path) = text.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err("no path".to_string());
+        }
+        let unused = SocketAddr::from(([0, 0, 0, 0], 0));
+        return Ok(vec![(text.to_string(), unused, Some(path.into()))]);
+    }
+    Ok(resolve(text, default_port, false)?
+        .into_iter()
+        .map(|a| (a.to_string(), a, None))
+        .collect())
+}
+
 /// Splits `HOST[:PORT]` / `[V6][:PORT]` / `IP:PORT`; resolves into addresses.
 /// The error is nginx's reason (`host not found`, `invalid port`, ...).
 pub(super) fn resolve(

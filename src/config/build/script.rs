@@ -116,12 +116,16 @@ impl Builder {
             }
         }
         let ops: Arc<[Op]> = self.script(body, None, st)?.into();
-        let conf = parent.map(|p| {
-            let merged = layer.inherit(p.layer);
-            let mut conf = merged.finish(proxy_pass.or_else(|| p.proxy_pass.clone()), None);
-            conf.redirect.script = ops.clone();
-            Arc::new(conf)
-        });
+        let conf = match parent {
+            Some(p) => {
+                let merged = layer.inherit(p.layer);
+                let mut conf = merged.finish(proxy_pass.or_else(|| p.proxy_pass.clone()), None);
+                conf.proxy_ssl = self.backend_tls(&merged.proxy_ssl, conf.proxy_pass.as_ref())?;
+                conf.redirect.script = ops.clone();
+                Some(Arc::new(conf))
+            }
+            None => None,
+        };
         Ok(Op::If {
             cond,
             body: ops,

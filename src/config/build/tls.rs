@@ -66,7 +66,7 @@ impl TlsLayer {
 
 /// A path as written, relative ones taken from the directory of the file
 /// that names them.
-fn path_arg(d: &Directive) -> PathBuf {
+pub(super) fn path_arg(d: &Directive) -> PathBuf {
     let p = Path::new(arg(d, 0));
     match d.span.file.parent() {
         Some(dir) if p.is_relative() => dir.join(p),
@@ -103,29 +103,7 @@ impl Builder {
             }
             "ssl_protocols" => {
                 simple(d, 1, usize::MAX)?;
-                let mut versions = Vec::new();
-                for a in &d.args {
-                    match a.value.as_str() {
-                        "TLSv1.2" => versions.push(&rustls::version::TLS12),
-                        "TLSv1.3" => versions.push(&rustls::version::TLS13),
-                        "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1" => self.warn(
-                            d,
-                            &format!("\"{}\" is not supported by rustls, ignored", a.value),
-                        ),
-                        other => {
-                            return Err(err(
-                                format!("invalid value \"{other}\" in \"ssl_protocols\" directive"),
-                                d,
-                            ))
-                        }
-                    }
-                }
-                if versions.is_empty() {
-                    return Err(err(
-                        "\"ssl_protocols\" leaves no protocol rustls supports (TLSv1.2, TLSv1.3)",
-                        d,
-                    ));
-                }
+                let versions = self.protocol_list(d)?;
                 set_once(&mut t.protocols, versions, d)?;
             }
             "ssl_ciphers" => {
@@ -221,7 +199,42 @@ impl Builder {
         Ok(true)
     }
 
-    fn cipher_list(&mut self, d: &Directive) -> Res<Vec<SupportedCipherSuite>> {
+    /// The versions of `ssl_protocols` / `proxy_ssl_protocols`: the ones
+    /// rustls lacks are warned about, none left is an error.
+    pub(super) fn protocol_list(
+        &mut self,
+        d: &Directive,
+    ) -> Res<Vec<&'static SupportedProtocolVersion>> {
+        let mut versions = Vec::new();
+        for a in &d.args {
+            match a.value.as_str() {
+                "TLSv1.2" => versions.push(&rustls::version::TLS12),
+                "TLSv1.3" => versions.push(&rustls::version::TLS13),
+                "SSLv2" | "SSLv3" | "TLSv1" | "TLSv1.1" => self.warn(
+                    d,
+                    &format!("\"{}\" is not supported by rustls, ignored", a.value),
+                ),
+                other => {
+                    return Err(err(
+                        format!("invalid value \"{other}\" in \"{}\" directive", d.name),
+                        d,
+                    ))
+                }
+            }
+        }
+        if versions.is_empty() {
+            return Err(err(
+                format!(
+                    "\"{}\" leaves no protocol rustls supports (TLSv1.2, TLSv1.3)",
+                    d.name
+                ),
+                d,
+            ));
+        }
+        Ok(versions)
+    }
+
+    pub(super) fn cipher_list(&mut self, d: &Directive) -> Res<Vec<SupportedCipherSuite>> {
         let mut unmatched = Vec::new();
         let suites = ciphers::select(arg(d, 0), &mut unmatched).map_err(|m| err(m, d))?;
         for name in unmatched {

@@ -12,7 +12,7 @@ use super::args::{
     arg, block, directive_err, err, not_allowed, number, positive, set_once, simple, template_arg,
     time,
 };
-use super::resolve::{parse_port, resolve, run_time_name};
+use super::resolve::{parse_port, peer_addrs, run_time_name};
 use super::resolver::{ResolverScope, UpstreamDns};
 use super::sticky::sticky_directive;
 use super::{Builder, Res};
@@ -228,7 +228,8 @@ impl Builder {
                     conf.kind = match value {
                         "tcp" => CheckType::Tcp,
                         "http" => CheckType::Http,
-                        "ssl_hello" | "mysql" | "ajp" | "fastcgi" => {
+                        "ssl_hello" => CheckType::SslHello,
+                        "mysql" | "ajp" | "fastcgi" => {
                             self.warn(
                                 d,
                                 &format!(
@@ -309,9 +310,10 @@ fn upstream_server(d: &Directive) -> Res<Server> {
         }
     }
     let in_upstream = |reason: String| err(format!("{reason} in upstream \"{text}\""), d);
-    let peer = |addr: SocketAddr| PeerConf {
-        name: addr.to_string(),
+    let peer = |(name, addr, unix): (String, SocketAddr, Option<std::path::PathBuf>)| PeerConf {
+        name,
         addr,
+        unix,
         server: text.to_string(),
         weight,
         max_fails,
@@ -324,13 +326,11 @@ fn upstream_server(d: &Directive) -> Res<Server> {
     };
     if run_time {
         if let Some((_, port)) = run_time_name(text, 80).map_err(in_upstream)? {
-            return Ok(Server::Resolve(peer(SocketAddr::from((
-                [0, 0, 0, 0],
-                port,
-            )))));
+            let addr = SocketAddr::from(([0, 0, 0, 0], port));
+            return Ok(Server::Resolve(peer((addr.to_string(), addr, None))));
         }
     }
-    let addrs = resolve(text, 80, false).map_err(in_upstream)?;
+    let addrs = peer_addrs(text, 80).map_err(in_upstream)?;
     Ok(Server::Fixed(addrs.into_iter().map(peer).collect()))
 }
 
@@ -577,13 +577,13 @@ mod tests {
 
     #[test]
     fn check_oddities_warn_instead_of_failing() {
-        let (c, warnings) = ok("http {\n check_shm_size 1m;\n upstream u {\n server 127.0.0.1:9000;\n check type=ssl_hello;\n check_http_send \"GET / HTTP/1.0\\r\\n\\r\\n\";\n }\n upstream v {\n server 127.0.0.1:9000;\n check_http_expect_alive http_2xx;\n }\n}\n");
+        let (c, warnings) = ok("http {\n check_shm_size 1m;\n upstream u {\n server 127.0.0.1:9000;\n check type=mysql;\n check_http_send \"GET / HTTP/1.0\\r\\n\\r\\n\";\n }\n upstream v {\n server 127.0.0.1:9000;\n check_http_expect_alive http_2xx;\n }\n}\n");
         let lines: Vec<u32> = warnings.iter().map(|w| w.span.line).collect();
         // Upstream blocks are built first (pass 1), then the rest of http.
         assert_eq!(lines, [5, 6, 10, 2], "{warnings:?}");
         assert_eq!(
             warnings[0].message,
-            "\"type=ssl_hello\" in \"check\" directive is checked as \"type=tcp\" (a connect test)"
+            "\"type=mysql\" in \"check\" directive is checked as \"type=tcp\" (a connect test)"
         );
         assert_eq!(
             warnings[2].message,

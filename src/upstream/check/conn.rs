@@ -9,14 +9,14 @@
 
 use std::io;
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::Errno;
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::config::{CheckConf, CheckType};
+use crate::tls::client::hello_verdict;
 use crate::upstream::check::probe::{
     head_request, judge_head, line_verdict, CheckError, Fed, ReplyBody,
 };
@@ -82,22 +82,31 @@ pub(super) struct Probe {
 
 /// A new non-blocking socket connecting to `target`; true when the connect
 /// already finished.
-fn open(target: SocketAddr) -> Result<(Socket, bool), CheckError> {
+fn open(target: &SockAddr) -> Result<(Socket, bool), CheckError> {
     let failed = |e: io::Error| CheckError::Connect(e.kind());
-    let sock = Socket::new(
-        Domain::for_address(target),
-        Type::STREAM.nonblocking(),
-        Some(Protocol::TCP),
-    )
-    .map_err(failed)?;
+    // A `server unix:/path` peer is checked on its Unix socket.
+    let protocol = (target.domain() != Domain::UNIX).then_some(Protocol::TCP);
+    let sock =
+        Socket::new(target.domain(), Type::STREAM.nonblocking(), protocol).map_err(failed)?;
     // Close with a reset (as HAProxy's checks do): no FIN exchange and no
     // TIME_WAIT socket left behind per check. Set before the connect, so it
     // holds however the check ends; zero linger never blocks.
     let _ = sock.set_linger(Some(Duration::ZERO));
-    match sock.connect(&target.into()) {
+    match sock.connect(target) {
         Ok(()) => Ok((sock, true)),
         Err(e) if e.raw_os_error() == Some(Errno::INPROGRESS.raw_os_error()) => Ok((sock, false)),
         Err(e) => Err(failed(e)),
+    }
+}
+
+/// The verdict on a reply read to its end (or to the limit).
+fn verdict_of(conf: &CheckConf, reply: &[u8]) -> Result<(), CheckError> {
+    match conf.kind {
+        CheckType::SslHello => match hello_verdict(reply) {
+            Some(true) => Ok(()),
+            _ => Err(CheckError::NoServerHello),
+        },
+        _ => line_verdict(reply, conf.expect_alive),
     }
 }
 
@@ -110,7 +119,7 @@ impl Probe {
     /// Starts a check at `now`: on `kept` if given, else on a new connection.
     /// The flag is true when the probe may go on at once (the connect finished).
     pub(super) fn start(
-        target: SocketAddr,
+        target: &SockAddr,
         conf: &CheckConf,
         kept: Option<Kept>,
         now: Instant,
@@ -149,7 +158,7 @@ impl Probe {
     pub(super) fn advance(
         &mut self,
         mut ready: bool,
-        target: SocketAddr,
+        target: &SockAddr,
         conf: &CheckConf,
         reply: &mut Vec<u8>,
         scratch: &mut [u8],
@@ -174,9 +183,16 @@ impl Probe {
                 }
                 Step::Sending { sent } => {
                     let sent = *sent;
-                    let rest = conf.http_send.get(sent..).unwrap_or_default();
+                    let payload = match conf.kind {
+                        CheckType::SslHello => match crate::tls::client::check_hello() {
+                            Some(hello) => hello,
+                            None => return Progress::Done(Err(CheckError::NoServerHello)),
+                        },
+                        _ => conf.http_send.as_slice(),
+                    };
+                    let rest = payload.get(sent..).unwrap_or_default();
                     match (&self.sock).write(rest) {
-                        Ok(n) if sent + n >= conf.http_send.len() => {
+                        Ok(n) if sent + n >= payload.len() => {
                             // The reply cannot be there yet: wait for it rather
                             // than try a read that would only say "not yet".
                             self.step = Step::Head;
@@ -200,12 +216,12 @@ impl Probe {
                     let limit = if keep_alive { HEAD_LIMIT } else { REPLY_LIMIT };
                     let room = limit.saturating_sub(reply.len()).min(scratch.len());
                     if room == 0 {
-                        return Progress::Done(line_verdict(reply, conf.expect_alive));
+                        return Progress::Done(verdict_of(conf, reply));
                     }
                     let buf = scratch.get_mut(..room).unwrap_or_default();
                     match (&self.sock).read(buf) {
                         Ok(0) => {
-                            let failure = line_verdict(reply, conf.expect_alive);
+                            let failure = verdict_of(conf, reply);
                             match self.stale(target, reply, failure) {
                                 Ok(now_ready) => ready = now_ready,
                                 Err(result) => return Progress::Done(result),
@@ -214,6 +230,12 @@ impl Probe {
                         Ok(n) => {
                             let got = buf.get(..n).unwrap_or_default();
                             reply.extend_from_slice(got);
+                            if conf.kind == CheckType::SslHello {
+                                match hello_verdict(reply) {
+                                    Some(_) => return Progress::Done(verdict_of(conf, reply)),
+                                    None => continue,
+                                }
+                            }
                             if !keep_alive {
                                 if got.contains(&b'\n') {
                                     return Progress::Done(line_verdict(reply, conf.expect_alive));
@@ -279,7 +301,7 @@ impl Probe {
     /// the new connect's error).
     fn stale(
         &mut self,
-        target: SocketAddr,
+        target: &SockAddr,
         reply: &[u8],
         failure: Result<(), CheckError>,
     ) -> Result<bool, Result<(), CheckError>> {
@@ -317,10 +339,11 @@ pub(super) fn poll_timeout(d: Duration) -> Timespec {
 /// on `kept` if given (else on a new connection), and leaves the connection
 /// there when it may serve the next check.
 pub fn check_on(
-    target: SocketAddr,
+    target: impl Into<SockAddr>,
     conf: &CheckConf,
     kept: &mut Option<Kept>,
 ) -> Result<(), CheckError> {
+    let target = &target.into();
     let (mut probe, mut ready) = Probe::start(target, conf, kept.take(), Instant::now())?;
     let mut reply = Vec::new();
     let mut scratch = [0u8; SCRATCH];
@@ -345,7 +368,7 @@ pub fn check_on(
 
 /// One check of `target` on a new connection, within `conf.timeout`, waiting
 /// on this thread.
-pub fn check_once(target: SocketAddr, conf: &CheckConf) -> Result<(), CheckError> {
+pub fn check_once(target: impl Into<SockAddr>, conf: &CheckConf) -> Result<(), CheckError> {
     check_on(target, conf, &mut None)
 }
 
@@ -354,6 +377,7 @@ pub fn check_once(target: SocketAddr, conf: &CheckConf) -> Result<(), CheckError
 mod tests {
     use super::*;
     use crate::upstream::check::testing::{backend, closed_port, keepalive_backend};
+    use std::net::SocketAddr;
 
     /// [`check_once`] off the test's runtime, whose tasks serve the backends.
     async fn check(target: SocketAddr, conf: &CheckConf) -> Result<(), CheckError> {

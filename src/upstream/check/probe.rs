@@ -38,6 +38,8 @@ pub enum CheckError {
     BadReply,
     /// The status is not in `check_http_expect_alive`.
     Status(u16),
+    /// `type=ssl_hello`: the reply is no TLS ServerHello.
+    NoServerHello,
 }
 
 impl fmt::Display for CheckError {
@@ -48,6 +50,7 @@ impl fmt::Display for CheckError {
             CheckError::Io(kind) => write!(f, "i/o error: {kind}"),
             CheckError::BadReply => write!(f, "not an HTTP status line"),
             CheckError::Status(code) => write!(f, "status {code} is not expected alive"),
+            CheckError::NoServerHello => write!(f, "no TLS ServerHello in the reply"),
         }
     }
 }

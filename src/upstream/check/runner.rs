@@ -9,7 +9,6 @@
 //! [`HealthTable`]; every up/down change is logged at `warn`.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +37,8 @@ struct Watched {
     upstream: Arc<str>,
     peer: String,
     index: usize,
-    target: SocketAddr,
+    /// The peer's address (with the check's `port=`), or its Unix socket.
+    target: socket2::SockAddr,
     conf: Arc<CheckConf>,
     stats: Arc<UpstreamStats>,
     state: CheckState,
@@ -54,7 +54,7 @@ impl Watched {
     /// Starts the check due now, and goes as far as it can without waiting.
     fn start(&mut self, now: Instant, scratch: &mut [u8]) {
         self.reply.clear();
-        match Probe::start(self.target, &self.conf, self.kept.take(), now) {
+        match Probe::start(&self.target, &self.conf, self.kept.take(), now) {
             Ok((probe, ready)) => self.advance(probe, ready, scratch),
             Err(e) => self.finish(Err(e)),
         }
@@ -68,7 +68,7 @@ impl Watched {
     }
 
     fn advance(&mut self, mut probe: Probe, ready: bool, scratch: &mut [u8]) {
-        match probe.advance(ready, self.target, &self.conf, &mut self.reply, scratch) {
+        match probe.advance(ready, &self.target, &self.conf, &mut self.reply, scratch) {
             Progress::Pending => self.probe = Some(probe),
             Progress::Done(result) => {
                 self.kept = probe.into_kept();
@@ -135,13 +135,22 @@ impl Checker {
                 }
                 let reply = match check.kind {
                     CheckType::Http => Vec::with_capacity(REPLY_LIMIT),
-                    CheckType::Tcp => Vec::new(),
+                    CheckType::Tcp | CheckType::SslHello => Vec::new(),
                 };
                 peers.push(Watched {
                     upstream: Arc::clone(&name),
                     peer: peer.name.clone(),
                     index: i,
-                    target: check_target(peer.addr, &check),
+                    target: match &peer.unix {
+                        Some(path) => match socket2::SockAddr::unix(path) {
+                            Ok(addr) => addr,
+                            Err(e) => {
+                                tracing::error!("check of {}: {e}", peer.name);
+                                continue;
+                            }
+                        },
+                        None => check_target(peer.addr, &check).into(),
+                    },
                     conf: Arc::clone(&check),
                     stats: Arc::clone(stats),
                     // Where the published figures are: a new peer's are the
@@ -283,6 +292,7 @@ mod tests {
     use super::*;
     use crate::upstream::check::testing::{backend, closed_port, keepalive_backend};
     use socket2::{Domain, Socket, Type};
+    use std::net::SocketAddr;
 
     #[test]
     fn checker_publishes_states_and_stops() {

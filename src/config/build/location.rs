@@ -476,7 +476,8 @@ fn proxy_pass_to(
         None => {
             let addrs = peer_addrs(host_port, default_port)
                 .map_err(|reason| err(format!("{reason} in upstream \"{host_port}\""), d))?;
-            st.implicit.push(UpstreamConf::implicit_peers(host_port, addrs));
+            st.implicit
+                .push(UpstreamConf::implicit_peers(host_port, addrs));
             st.implicit.len() - 1
         }
     };

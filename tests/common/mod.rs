@@ -12,7 +12,9 @@
 
 #![allow(dead_code)]
 
+pub mod h2raw;
 pub mod nginx;
+pub mod proxy_process;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -276,6 +276,7 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         Variable::ServerPort => numfmt::write_decimal(out, u64::from(v.local.port())),
         Variable::ServerName => out.extend_from_slice(v.server_name.as_bytes()),
         Variable::ServerProtocol => out.extend_from_slice(protocol(v.version).as_bytes()),
+        Variable::Http2 => out.extend_from_slice(http2(v.version, v.tls.is_some()).as_bytes()),
         Variable::Scheme => out.extend_from_slice(v.scheme.as_bytes()),
         Variable::Tls(var) => {
             if let Some(tls) = v.tls {
@@ -362,6 +363,16 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
                 out.extend_from_slice(s.learned.as_bytes());
             }
         }
+    }
+}
+
+/// `$http2`: the protocol of an HTTP/2 request (`h2` over TLS, `h2c` in
+/// cleartext), empty for any other.
+pub fn http2(version: Version, tls: bool) -> &'static str {
+    match (version, tls) {
+        (Version::HTTP_2, true) => "h2",
+        (Version::HTTP_2, false) => "h2c",
+        _ => "",
     }
 }
 
@@ -735,6 +746,7 @@ pub(crate) mod tests {
             (Variable::ServerPort, "8080"),
             (Variable::ServerName, "srv.test"),
             (Variable::ServerProtocol, "HTTP/1.1"),
+            (Variable::Http2, ""),
             (Variable::Scheme, "http"),
             (Variable::RequestMethod, "POST"),
             (Variable::RequestUri, "/a%20b?x=1&Y=2"),
@@ -934,5 +946,19 @@ pub(crate) mod tests {
         let mut out = Vec::new();
         x_forwarded_for(&headers(&[]), "2001:db8::1".parse().unwrap(), &mut out);
         assert_eq!(out, b"2001:db8::1");
+    }
+
+    #[test]
+    fn http2_names_the_protocol_of_http2_requests_only() {
+        let cases = [
+            (Version::HTTP_2, true, "h2", "HTTP/2.0"),
+            (Version::HTTP_2, false, "h2c", "HTTP/2.0"),
+            (Version::HTTP_11, true, "", "HTTP/1.1"),
+            (Version::HTTP_10, false, "", "HTTP/1.0"),
+        ];
+        for (version, tls, h2, proto) in cases {
+            assert_eq!(http2(version, tls), h2, "{version:?} {tls}");
+            assert_eq!(protocol(version), proto, "{version:?}");
+        }
     }
 }

@@ -78,7 +78,7 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("minio-upgrade-tests",           fails("ignore_invalid_headers", CORE), Nginx::Ok),
     ("netbox",                        LOADS,                 Nginx::Ok),
     ("open-webui-basic-auth",         LOADS,          Nginx::Ok),
-    ("peertube",                      fails("listen", TLS),                 Nginx::Ok),
+    ("peertube",                      fails("limit_except", ACCESS),                 Nginx::Ok),
     ("redash-openresty",              fails("}", LUA),                      Nginx::Fails("unknown directive \"vhost_traffic_status_zone\"")),
     ("sentry-self-hosted",            fails("request_id", VARS),       Nginx::Ok),
     ("superset",                      LOADS,       Nginx::Ok),
@@ -90,7 +90,7 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("tengine-session-sticky-tests",  LOADS,       Nginx::Fails("unknown directive \"session_sticky\"")),
     ("test-aws-ip-hash",              LOADS,             Nginx::Ok),
     ("zammad",                        LOADS,                                 Nginx::Ok),
-    ("zammad-ssl",                    fails("listen", TLS),                  Nginx::Ok),
+    ("zammad-ssl",                    fails("ssl_dhparam", TLS),                  Nginx::Ok),
 ];
 
 fn corpus_dir() -> PathBuf {

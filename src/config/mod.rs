@@ -12,6 +12,7 @@ pub mod build;
 pub mod compress;
 pub mod error;
 pub mod files;
+pub mod http2;
 pub mod include;
 pub mod map;
 pub mod parse;
@@ -27,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ConfigError, ConfigWarning};
+pub use http2::Http2Conf;
 pub use template::{Escape, Part, Template, Variable};
 pub use upstream::{
     Balance, CheckConf, CheckType, PeerConf, ResolveConf, ResolverConf, StatusClasses,
@@ -255,6 +257,9 @@ pub struct Listen {
     pub backlog: i32,
     /// `ssl`: clients speak TLS on this address.
     pub ssl: bool,
+    /// `http2` (deprecated since nginx 1.25.1 for the `http2` directive):
+    /// HTTP/2 on this address, whatever its servers say.
+    pub http2: bool,
 }
 
 /// One `server_name` entry.
@@ -459,6 +464,8 @@ pub struct ConnectionConf {
     pub keepalive_requests: u64,
     /// `large_client_header_buffers NUMBER SIZE`, default 4 8k.
     pub large_client_header_buffers: (usize, usize),
+    /// `http2` and `http2_*`.
+    pub http2: Http2Conf,
 }
 
 /// A `server` block.

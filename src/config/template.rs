@@ -27,6 +27,8 @@ pub enum Variable {
     ServerPort,
     ServerName,
     ServerProtocol,
+    /// `$http2`: `h2` (HTTP/2 over TLS), `h2c` (cleartext), or empty.
+    Http2,
     Scheme,
     RequestMethod,
     RequestUri,
@@ -159,6 +161,7 @@ pub fn variable(name: &str) -> Option<Variable> {
         "server_port" => Variable::ServerPort,
         "server_name" => Variable::ServerName,
         "server_protocol" => Variable::ServerProtocol,
+        "http2" => Variable::Http2,
         "scheme" => Variable::Scheme,
         "request_method" => Variable::RequestMethod,
         "request_uri" => Variable::RequestUri,

@@ -23,6 +23,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncWrite, Interest};
 use tokio::net::TcpStream;
 
+use crate::downstream::h2::StreamBody;
 use crate::downstream::state::{ConnState, Signal};
 use crate::http1::chunked::{Chunk, ChunkedDecoder};
 use crate::http1::framing::BodyFraming;
@@ -349,6 +350,9 @@ pub struct RequestBody {
     pub(super) io: Option<Rc<ClientIo>>,
     /// How the client framed it (typed, from the parsed head).
     pub(super) framing: BodyFraming,
+    /// An HTTP/2 stream's body (`io` is `None` then). Boxed: an HTTP/1
+    /// body grows by one pointer, and its reads by nothing.
+    pub(super) stream: Option<Box<StreamBody>>,
 }
 
 /// The client broke its request body's framing (`invalid`: a malformed
@@ -388,6 +392,7 @@ impl RequestBody {
         RequestBody {
             io: None,
             framing: BodyFraming::None,
+            stream: None,
         }
     }
 
@@ -407,15 +412,16 @@ impl RequestBody {
 
     /// True when nothing (more) will come.
     pub fn is_end(&self) -> bool {
-        self.io
-            .as_ref()
-            .is_none_or(|io| matches!(*io.body.borrow(), BodyState::Done))
+        match &self.io {
+            Some(io) => matches!(*io.body.borrow(), BodyState::Done),
+            None => self.stream.as_ref().is_none_or(|s| s.is_end()),
+        }
     }
 
     /// The bytes still to come, when the client said (`Content-Length`).
     pub fn exact_len(&self) -> Option<u64> {
         match self.io.as_ref().map(|io| io.body.borrow()) {
-            None => Some(0),
+            None => self.stream.as_ref().map_or(Some(0), |s| s.exact_len()),
             Some(state) => match &*state {
                 BodyState::Done => Some(0),
                 BodyState::Length(n) => Some(*n),
@@ -427,7 +433,10 @@ impl RequestBody {
     /// The next piece of the body, `None` at its end.
     pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
         let Some(io) = self.io.as_deref() else {
-            return Poll::Ready(None);
+            return match &mut self.stream {
+                Some(stream) => stream.poll_data(cx),
+                None => Poll::Ready(None),
+            };
         };
         loop {
             {
@@ -496,7 +505,7 @@ impl RequestBody {
     }
 }
 
-fn broken(what: &'static str) -> std::io::Error {
+pub(super) fn broken(what: &'static str) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidData,
         BodyError {

@@ -164,7 +164,18 @@ pub async fn serve<H: Handler>(
     settings: Settings,
     handler: impl Fn() -> Rc<H>,
 ) {
-    let io = Rc::new(ClientIo::new(stream));
+    serve_io(ClientIo::new(stream), state, settings, handler).await
+}
+
+/// [`serve`] on a connection whose first bytes may already be read (an h2c
+/// listener looked at them for the HTTP/2 preface).
+pub(super) async fn serve_io<H: Handler>(
+    io: ClientIo,
+    state: Rc<ConnState>,
+    settings: Settings,
+    handler: impl Fn() -> Rc<H>,
+) {
+    let io = Rc::new(io);
     loop {
         // Idle, holding nothing until bytes arrive (a pipelined request
         // already buffered is served at once).
@@ -374,7 +385,11 @@ fn request_of(io: &Rc<ClientIo>, head: RequestHead) -> (Request<RequestBody>, Re
     };
     let body = match framing {
         BodyFraming::None => RequestBody::empty(),
-        BodyFraming::Length(0) if !expect_continue => RequestBody { io: None, framing },
+        BodyFraming::Length(0) if !expect_continue => RequestBody {
+            io: None,
+            framing,
+            stream: None,
+        },
         framing => {
             *io.body.borrow_mut() = match framing {
                 BodyFraming::Length(0) => BodyState::Done,
@@ -388,6 +403,7 @@ fn request_of(io: &Rc<ClientIo>, head: RequestHead) -> (Request<RequestBody>, Re
             RequestBody {
                 io: Some(Rc::clone(io)),
                 framing,
+                stream: None,
             }
         }
     };

@@ -2,11 +2,13 @@
 //! them. `handler` (the [`handler::Handler`] trait the proxy implements),
 //! `state` (a connection's state: timeouts, signals, the deadline slot),
 //! `body` (the client's bytes and request body), `conn` (the HTTP/1 loop
-//! over the `http1` codec), `tls` (the handshake on an `ssl` listener),
+//! over the `http1` codec), `h2` (HTTP/2 through hyper, h2c and ALPN
+//! dispatch), `tls` (the handshake on an `ssl` listener),
 //! `tunnel` (after a `101`). Nothing here imports the proxy.
 
 pub mod body;
 pub mod conn;
+pub mod h2;
 pub mod handler;
 pub mod state;
 pub mod tls;

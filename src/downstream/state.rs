@@ -126,6 +126,29 @@ impl ConnState {
         }
     }
 
+    /// The state of one HTTP/2 stream of this connection: its addresses,
+    /// TLS facts, serial and limits, with slots of its own for one request
+    /// (head, deadline, client gone). Never idle: the connection's state is
+    /// what waits for requests.
+    pub fn stream(&self) -> ConnState {
+        let stream = ConnState::new(
+            self.remote,
+            self.local,
+            self.listen,
+            self.keepalive_requests,
+            self.serial,
+            self.header_timeout,
+            self.idle_timeout,
+            self.send_timeout,
+        );
+        stream.requests.set(self.requests.get());
+        stream.waiting_since.set(None);
+        if let Some(tls) = self.tls.get() {
+            let _ = stream.tls.set(Rc::clone(tls));
+        }
+        stream
+    }
+
     /// The connection's TLS handshake is done: these are its facts.
     pub fn set_tls(&self, info: TlsInfo) {
         let _ = self.tls.set(Rc::new(info));

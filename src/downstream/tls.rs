@@ -40,7 +40,7 @@ pub fn starts_tls(first: u8) -> bool {
 /// does).
 pub async fn accept(
     stream: TcpStream,
-    choose: impl FnOnce(Option<&str>) -> Arc<ServerTls>,
+    choose: impl FnOnce(Option<&str>) -> (Arc<ServerTls>, bool),
     timeout: Duration,
 ) -> Option<Accepted> {
     let remote = stream.peer_addr().ok();
@@ -61,8 +61,9 @@ pub async fn accept(
                 return None;
             }
         };
-        let site = choose(start.client_hello().server_name());
-        match start.into_stream(Arc::clone(&site.config)).await {
+        let (site, http2) = choose(start.client_hello().server_name());
+        let config = if http2 { &site.config_h2 } else { &site.config };
+        match start.into_stream(Arc::clone(config)).await {
             Ok(tls) => {
                 let info = site.info(tls.get_ref().1);
                 Some(Accepted::Tls(

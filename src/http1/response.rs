@@ -327,17 +327,7 @@ pub fn encode_response_head(
         out.extend_from_slice(ctx.date);
         out.extend_from_slice(b"\r\n");
     }
-    let content_length = if bodiless(status) {
-        // A 304 may say the length a 200 would have; a 1xx or 204 never
-        // carries one (RFC 9110 8.6), as nginx.
-        ctx.declared_len
-            .filter(|_| status == StatusCode::NOT_MODIFIED)
-    } else if ctx.head_request {
-        // As for GET, when the length is known.
-        ctx.declared_len.or(ctx.body_len.filter(|&n| n > 0))
-    } else {
-        ctx.body_len
-    };
+    let content_length = response_length(status, ctx.head_request, ctx.body_len, ctx.declared_len);
     if let Some(n) = content_length {
         write_length(out, n);
     }
@@ -369,6 +359,28 @@ pub fn encode_response_head(
         body,
         content_length,
         keep_alive,
+    }
+}
+
+/// The `Content-Length` a response says (HTTP/1 and HTTP/2 alike): its
+/// body's exact length (`body_len`), or for a response without a body the
+/// length its source declared (`declared_len`).
+#[inline]
+pub fn response_length(
+    status: StatusCode,
+    head_request: bool,
+    body_len: Option<u64>,
+    declared_len: Option<u64>,
+) -> Option<u64> {
+    if bodiless(status) {
+        // A 304 may say the length a 200 would have; a 1xx or 204 never
+        // carries one (RFC 9110 8.6), as nginx.
+        declared_len.filter(|_| status == StatusCode::NOT_MODIFIED)
+    } else if head_request {
+        // As for GET, when the length is known.
+        declared_len.or(body_len.filter(|&n| n > 0))
+    } else {
+        body_len
     }
 }
 

@@ -555,6 +555,7 @@ mod tests {
             reuseport: false,
             backlog: 511,
             ssl: false,
+            http2: false,
         }
     }
 
@@ -596,6 +597,7 @@ mod tests {
                 keepalive_timeout: Duration::from_secs(75),
                 keepalive_requests: 1000,
                 large_client_header_buffers: (4, 8192),
+                http2: Default::default(),
             },
             tls: None,
             span: Span {

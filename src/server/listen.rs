@@ -9,6 +9,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{Config, ConnectionConf, WorkerProcesses};
 use crate::downstream::conn::Settings;
+use crate::downstream::h2::H2Settings;
 use crate::http1::request::Limits;
 
 use super::tls::Sites;
@@ -23,6 +24,10 @@ pub(super) struct ListenGroup {
     pub(super) connection: ConnectionConf,
     /// Set when a `listen` of the address says `ssl`: its TLS servers.
     pub(super) tls: Option<Arc<Sites>>,
+    /// Set when HTTP/2 is on for the address (a `listen ... http2`, or
+    /// `http2 on` in its default server; on an `ssl` address, in any of its
+    /// servers, which ALPN then offers it for): the default server's limits.
+    pub(super) http2: Option<H2Settings>,
 }
 
 /// The distinct listen addresses of `config`, in file order. Connection-level
@@ -31,8 +36,13 @@ pub(super) struct ListenGroup {
 pub(super) fn listen_groups(config: &Config) -> Vec<ListenGroup> {
     // (group, has a default_server, the default server, any listen says ssl)
     let mut groups: Vec<(ListenGroup, bool, &crate::config::ServerConf, bool)> = Vec::new();
+    // The addresses a `listen ... http2` names.
+    let mut listen_http2 = Vec::new();
     for server in &config.http.servers {
         for listen in &server.listens {
+            if listen.http2 {
+                listen_http2.push(listen.addr);
+            }
             match groups.iter_mut().find(|g| g.0.configured == listen.addr) {
                 Some((group, has_default, default, ssl)) => {
                     if listen.default_server && !*has_default {
@@ -49,6 +59,7 @@ pub(super) fn listen_groups(config: &Config) -> Vec<ListenGroup> {
                         backlog: listen.backlog,
                         connection: server.connection.clone(),
                         tls: None,
+                        http2: None,
                     },
                     listen.default_server,
                     server,
@@ -60,12 +71,58 @@ pub(super) fn listen_groups(config: &Config) -> Vec<ListenGroup> {
     groups
         .into_iter()
         .map(|(mut group, _, default, ssl)| {
+            let by_listen = listen_http2.contains(&group.configured);
+            let on = by_listen
+                || if ssl {
+                    on_address(config, group.configured).any(|s| s.connection.http2.enabled)
+                } else {
+                    default.connection.http2.enabled
+                };
+            if on {
+                group.http2 = Some(h2_settings(&default.connection));
+            }
             if ssl {
-                group.tls = Sites::new(config, group.configured, default).map(Arc::new);
+                group.tls = Sites::new(config, group.configured, default, by_listen).map(Arc::new);
             }
             group
         })
         .collect()
+}
+
+/// The servers listening on `addr`.
+pub(super) fn on_address(
+    config: &Config,
+    addr: SocketAddr,
+) -> impl Iterator<Item = &crate::config::ServerConf> {
+    config
+        .http
+        .servers
+        .iter()
+        .filter(move |s| s.listens.iter().any(|l| l.addr == addr))
+        .map(|s| &**s)
+}
+
+/// The HTTP/2 limits of a connection from its server's settings: the
+/// stream window is `http2_body_preread_size` (0, a window nginx opens
+/// when the body is read, is read as RFC 9113's initial 65,535), the
+/// connection window `http2_recv_buffer_size` (at least 65,535, which a
+/// connection always has), the header list `large_client_header_buffers`'
+/// number times size.
+pub(super) fn h2_settings(conn: &ConnectionConf) -> H2Settings {
+    let h = conn.http2;
+    let (count, size) = conn.large_client_header_buffers;
+    const RFC_WINDOW: u32 = 65_535;
+    H2Settings {
+        max_concurrent_streams: h.max_concurrent_streams,
+        stream_window: if h.body_preread_size == 0 {
+            RFC_WINDOW
+        } else {
+            h.body_preread_size
+        },
+        connection_window: h.recv_buffer_size.max(RFC_WINDOW),
+        chunk_size: h.chunk_size as usize,
+        max_header_list: u32::try_from(count.saturating_mul(size)).unwrap_or(u32::MAX),
+    }
 }
 
 /// A non-blocking listening socket with `SO_REUSEADDR` and `SO_REUSEPORT`.

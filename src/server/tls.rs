@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::listen::on_address;
 use crate::config::{Config, ServerConf};
 use crate::proxy::route::Router;
 use crate::tls::ServerTls;
@@ -18,36 +19,44 @@ pub(super) struct Sites {
     /// The default server's TLS (else the first server's on the address that
     /// has one).
     default: Arc<ServerTls>,
+    /// `listen ... http2`: ALPN offers `h2` whichever server is chosen.
+    listen_http2: bool,
+    /// The default server's `http2`.
+    default_http2: bool,
 }
 
 impl Sites {
     /// `None` when no server on `addr` has TLS settings.
-    pub(super) fn new(config: &Config, addr: SocketAddr, default: &ServerConf) -> Option<Sites> {
-        let on_addr = || {
-            config
-                .http
-                .servers
-                .iter()
-                .filter(|s| s.listens.iter().any(|l| l.addr == addr))
-        };
-        let default = default
+    pub(super) fn new(
+        config: &Config,
+        addr: SocketAddr,
+        default_server: &ServerConf,
+        listen_http2: bool,
+    ) -> Option<Sites> {
+        let default = default_server
             .tls
             .clone()
-            .or_else(|| on_addr().find_map(|s| s.tls.clone()))?;
+            .or_else(|| on_address(config, addr).find_map(|s| s.tls.clone()))?;
         Some(Sites {
             addr,
             router: Router::new(config),
             default,
+            listen_http2,
+            default_http2: default_server.connection.http2.enabled,
         })
     }
 
-    /// The settings for a ClientHello naming `sni`.
-    pub(super) fn choose(&self, sni: Option<&str>) -> Arc<ServerTls> {
+    /// The settings for a ClientHello naming `sni`, and whether ALPN offers
+    /// `h2` (`http2 on` in the server chosen, or `listen ... http2`).
+    pub(super) fn choose(&self, sni: Option<&str>) -> (Arc<ServerTls>, bool) {
         let chosen = sni.and_then(|name| {
             let routed = self.router.server(self.addr, Some(name.as_bytes())).ok()?;
-            routed.server.tls.clone()
+            let http2 = routed.server.connection.http2.enabled;
+            routed.server.tls.clone().map(|tls| (tls, http2))
         });
-        chosen.unwrap_or_else(|| Arc::clone(&self.default))
+        let (tls, http2) =
+            chosen.unwrap_or_else(|| (Arc::clone(&self.default), self.default_http2));
+        (tls, http2 || self.listen_http2)
     }
 
     /// The handshake timeout (the default server's).

@@ -19,7 +19,7 @@ use super::{Reload, WorkerMsg};
 
 use crate::access::zones::{AccessState, CountGuard};
 use crate::config::Config;
-use crate::downstream::conn::{self};
+use crate::downstream::h2;
 use crate::downstream::state::{ConnState, Signal};
 use crate::downstream::tls::{self, Accepted};
 use crate::log::AccessLogs;
@@ -283,9 +283,23 @@ pub(super) async fn accept_loop(
         let per_request = Rc::clone(&thread);
         // The configuration current when each request arrives.
         let handler = move || per_request.worker();
+        // An HTTP/2 stream's own state is swept as a connection's is.
+        let register: h2::Register = {
+            let slots = Rc::clone(&slots);
+            let cap = thread.cap;
+            Rc::new(move |stream| slots.register(stream, cap))
+        };
+        let http2 = group.http2;
         match group.tls {
             None => {
-                let conn = conn::serve(stream.into(), Rc::clone(&info), settings, handler);
+                let conn = h2::serve_plain(
+                    stream.into(),
+                    Rc::clone(&info),
+                    settings,
+                    http2,
+                    handler,
+                    register,
+                );
                 spawn_connection(conn, info, (guard, counted), remote);
             }
             Some(sites) => {
@@ -306,7 +320,7 @@ pub(super) async fn accept_loop(
                             stream
                         }
                     };
-                    conn::serve(stream, state, settings, handler).await
+                    h2::serve_tls(stream, state, settings, http2, handler, register).await
                 };
                 spawn_connection(conn, info, (guard, counted), remote);
             }

@@ -71,6 +71,9 @@ pub struct Settings {
 #[derive(Debug)]
 pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
+    /// The same settings with ALPN offering `h2` before `http/1.1` (a
+    /// server with HTTP/2 on).
+    pub config_h2: Arc<rustls::ServerConfig>,
     /// `ssl_handshake_timeout`.
     pub handshake_timeout: Duration,
     verify_client: VerifyClient,
@@ -128,8 +131,11 @@ impl ServerTls {
             config.ticketer =
                 Ticketer::new().map_err(|e| format!("cannot make session ticket keys: {e}"))?;
         }
+        let mut config_h2 = config.clone();
+        config_h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(ServerTls {
             config: Arc::new(config),
+            config_h2: Arc::new(config_h2),
             handshake_timeout: s.handshake_timeout,
             verify_client: s.verify_client,
             verifier,

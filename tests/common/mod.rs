@@ -12,6 +12,7 @@
 
 #![allow(dead_code)]
 
+pub mod h2;
 pub mod h2raw;
 pub mod nginx;
 pub mod proxy_process;

@@ -192,6 +192,7 @@ impl Builder {
                 simple(d, 1, 1)?;
                 set_once(&mut layer.client_body_timeout, time(d, arg(d, 0))?, d)?;
             }
+            "http2_chunk_size" => super::http2::chunk_size_in_location(d)?,
             "send_timeout" | "keepalive_timeout" | "keepalive_requests" => {
                 return Err(err(
                     format!(

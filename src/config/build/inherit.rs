@@ -149,6 +149,7 @@ pub(super) struct ConnLayer {
     pub(super) keepalive_timeout: Option<Duration>,
     pub(super) keepalive_requests: Option<u64>,
     pub(super) large_client_header_buffers: Option<(usize, usize)>,
+    pub(super) http2: super::http2::Http2Layer,
 }
 
 impl ConnLayer {
@@ -163,6 +164,7 @@ impl ConnLayer {
             keepalive_requests,
             large_client_header_buffers
         );
+        self.http2 = self.http2.inherit(&parent.http2);
         self
     }
 
@@ -175,6 +177,7 @@ impl ConnLayer {
             keepalive_timeout: self.keepalive_timeout.unwrap_or(Duration::from_secs(75)),
             keepalive_requests: self.keepalive_requests.unwrap_or(1000),
             large_client_header_buffers: self.large_client_header_buffers.unwrap_or((4, 8192)),
+            http2: self.http2.finish(),
         }
     }
 }
@@ -219,7 +222,8 @@ mod tests {
                 default_server: false,
                 reuseport: false,
                 backlog: 511,
-                ssl: false
+                ssl: false,
+                http2: false
             }]
         );
         assert!(matches!(&s.names[..], [ServerName::Exact(n)] if n.is_empty()));

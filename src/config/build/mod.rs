@@ -27,6 +27,7 @@ mod compress;
 mod errpage;
 mod files;
 mod headers;
+mod http2;
 mod inherit;
 mod key_file;
 mod location;
@@ -409,6 +410,7 @@ impl Builder {
             _ => {
                 if !self.common(d, layer, st)?
                     && !self.connection(d, conn)?
+                    && !self.http2_directive(d, &mut conn.http2, Ctx::Http)?
                     && !self.tuning(d, Ctx::Http, level)?
                     && !self.tls_directive(d, &mut st.tls)?
                 {

@@ -98,6 +98,7 @@ impl Builder {
                     _ => {
                         if !self.common(x, &mut layer, st)?
                             && !self.connection(x, &mut conn)?
+                            && !self.http2_directive(x, &mut conn.http2, Ctx::Server)?
                             && !self.tuning(x, Ctx::Server, body)?
                             && !self.tls_directive(x, &mut tls_layer)?
                         {
@@ -120,6 +121,7 @@ impl Builder {
                 reuseport: false,
                 backlog: 511,
                 ssl: false,
+                http2: false,
             });
         }
         if names.is_empty() {
@@ -182,6 +184,7 @@ impl Builder {
         let mut reuseport = false;
         let mut backlog = 511;
         let mut ssl = false;
+        let mut http2 = false;
         for a in d.args.iter().skip(1) {
             let p = a.value.as_str();
             match p {
@@ -189,7 +192,13 @@ impl Builder {
                 "reuseport" => reuseport = true,
                 "bind" => {}
                 "ssl" => ssl = true,
-                "http2" | "quic" | "proxy_protocol" => {
+                "http2" => {
+                    if !http2 {
+                        self.warn(d, "the \"listen ... http2\" directive is deprecated, use the \"http2\" directive instead");
+                    }
+                    http2 = true;
+                }
+                "quic" | "proxy_protocol" => {
                     return Err(err(
                         format!(
                         "the \"{p}\" parameter of the \"listen\" directive is not supported yet"
@@ -221,6 +230,7 @@ impl Builder {
                 reuseport,
                 backlog,
                 ssl,
+                http2,
             });
         }
         Ok(())

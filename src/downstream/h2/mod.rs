@@ -17,6 +17,7 @@
 //! first, `keepalive_timeout` after, then GOAWAY, as nginx does.
 
 mod io;
+mod stalled;
 mod stream;
 
 use std::cell::Cell;
@@ -110,9 +111,10 @@ pub(super) struct Shared<F> {
 }
 
 /// Runs hyper's futures (one per stream) as tasks of the worker's thread:
-/// nothing of a connection is `Send`.
-#[derive(Debug, Clone, Copy)]
-struct LocalExec;
+/// nothing of a connection is `Send`. Each stream's future is dropped when
+/// its client stalls past `send_timeout` ([`stalled`]).
+#[derive(Clone)]
+struct LocalExec(stalled::Handoff);
 
 impl<F> hyper::rt::Executor<F> for LocalExec
 where
@@ -120,7 +122,7 @@ where
     F::Output: 'static,
 {
     fn execute(&self, fut: F) {
-        tokio::task::spawn_local(fut);
+        stalled::spawn(fut, self.0.take());
     }
 }
 
@@ -214,7 +216,8 @@ where
     F: Fn() -> Rc<H> + 'static,
 {
     let s = shared.settings;
-    let mut builder = hyper::server::conn::http2::Builder::new(LocalExec);
+    let handoff = stalled::Handoff::default();
+    let mut builder = hyper::server::conn::http2::Builder::new(LocalExec(Rc::clone(&handoff)));
     builder
         .max_concurrent_streams(s.max_concurrent_streams)
         .initial_stream_window_size(s.stream_window)
@@ -226,7 +229,10 @@ where
         .max_local_error_reset_streams(LOCAL_RESETS);
     let service = {
         let shared = Rc::clone(&shared);
-        hyper::service::service_fn(move |req| stream::serve(Rc::clone(&shared), req))
+        hyper::service::service_fn(move |req| {
+            let slot = stalled::next_slot(&handoff);
+            stream::serve(Rc::clone(&shared), req, slot)
+        })
     };
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);

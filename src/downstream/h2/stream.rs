@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use super::Shared;
 use crate::downstream::body::{broken, RequestBody};
 use crate::downstream::handler::{BoxError, Handler, ResponseBody};
+use crate::downstream::state::ConnState;
 use crate::http1::framing::{bodiless, BodyFraming};
 use crate::http1::request::RequestError;
 use crate::http1::response::response_length;
@@ -154,6 +155,8 @@ pub struct StreamResponse<B: ResponseBody> {
     read: Rc<Cell<u64>>,
     /// Counts the stream as open on its connection until it ends.
     _open: OpenStream,
+    /// The stream's state: `send_timeout` runs while hyper holds a piece.
+    state: Rc<ConnState>,
 }
 
 impl<B: ResponseBody> StreamResponse<B> {
@@ -182,13 +185,18 @@ impl<B: ResponseBody> Body for StreamResponse<B> {
         if this.skip {
             return Poll::Ready(None);
         }
+        // hyper asks for more: the piece it held has gone to the client. The
+        // next one it holds starts `send_timeout` again (`stalled`).
+        this.state.write_done();
         if !this.rest.is_empty() {
+            this.state.write_blocked();
             return Poll::Ready(Some(Ok(Frame::data(this.next_piece()))));
         }
         match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
                     this.rest = data;
+                    this.state.write_blocked();
                     Poll::Ready(Some(Ok(Frame::data(this.next_piece()))))
                 }
                 // Trailers pass through.
@@ -234,6 +242,7 @@ impl Drop for OpenStream {
 pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     shared: Rc<Shared<F>>,
     req: Request<Incoming>,
+    slot: super::stalled::StreamSlot,
 ) -> Result<Response<StreamResponse<H::Body>>, Infallible> {
     let open = OpenStream::new(&shared.streams);
     let conn = &shared.conn;
@@ -245,6 +254,7 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     }
     let state = Rc::new(conn.stream());
     (shared.register)(&state);
+    let _ = slot.set(Rc::clone(&state));
     let handler = (shared.handler)();
     let (mut parts, incoming) = req.into_parts();
     let prepared = prepare(&mut parts);
@@ -319,6 +329,7 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
         head_bytes,
         read,
         _open: open,
+        state,
     };
     Ok(Response::from_parts(parts, body))
 }

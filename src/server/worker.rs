@@ -284,10 +284,10 @@ pub(super) async fn accept_loop(
         // The configuration current when each request arrives.
         let handler = move || per_request.worker();
         // An HTTP/2 stream's own state is swept as a connection's is.
-        let register: h2::Register = {
+        let register = {
             let slots = Rc::clone(&slots);
             let cap = thread.cap;
-            Rc::new(move |stream| slots.register(stream, cap))
+            move |stream: &Rc<ConnState>| slots.register(stream, cap)
         };
         let http2 = group.http2;
         match group.tls {

@@ -18,6 +18,8 @@ pub struct H2Client {
     sender: SendRequest<BoxBody>,
     /// `http` (h2c) or `https`.
     scheme: &'static str,
+    /// Becomes true when the connection has ended (after a GOAWAY, say).
+    ended: tokio::sync::watch::Receiver<bool>,
 }
 
 impl H2Client {
@@ -51,10 +53,16 @@ impl H2Client {
         let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
             .await
             .expect("HTTP/2 handshake");
+        let (tx, ended) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             let _ = conn.await;
+            let _ = tx.send(true);
         });
-        H2Client { sender, scheme }
+        H2Client {
+            sender,
+            scheme,
+            ended,
+        }
     }
 
     /// Sends a request to `authority` (`:authority`); each header as given,
@@ -85,6 +93,13 @@ impl H2Client {
             headers,
             body,
         })
+    }
+
+    /// Whether the connection ends within `wait`.
+    pub async fn ends_within(&self, wait: std::time::Duration) -> bool {
+        let mut ended = self.ended.clone();
+        let waited = tokio::time::timeout(wait, ended.wait_for(|e| *e)).await;
+        waited.is_ok()
     }
 
     /// A GET to `localhost`.

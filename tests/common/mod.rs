@@ -32,7 +32,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use sticky_proxy::server::{Proxy, RunningProxy};
 
-type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 /// An in-process echo backend.
 pub struct Backend {

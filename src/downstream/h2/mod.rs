@@ -108,6 +108,11 @@ pub(super) struct Shared<F> {
     register: Register,
     settings: H2Settings,
     streams: Rc<Streams>,
+    /// The configuration the connection's first stream was served with: a
+    /// stream served with another (a reload) is the connection's last, so
+    /// the client's next connection has the new settings (nginx's old
+    /// workers send GOAWAY on reload).
+    config: std::cell::RefCell<Option<std::rc::Weak<dyn std::any::Any>>>,
 }
 
 /// Runs hyper's futures (one per stream) as tasks of the worker's thread:
@@ -134,7 +139,7 @@ pub async fn serve_plain<H: Handler + 'static>(
     settings: Settings,
     http2: Option<H2Settings>,
     handler: impl Fn() -> Rc<H> + 'static,
-    register: Register,
+    register: impl Fn(&Rc<ConnState>) + 'static,
 ) {
     let Some(h2) = http2 else {
         return conn::serve(stream, state, settings, handler).await;
@@ -161,7 +166,7 @@ pub async fn serve_plain<H: Handler + 'static>(
     let (stream, early) = io.into_parts();
     if let ClientStream::Plain(tcp) = stream {
         let io = io::Rewound::new(early.freeze(), TokioIo::new(tcp));
-        serve_connection(io, shared(state, h2, handler, register)).await;
+        serve_connection(io, shared(state, h2, handler, Rc::new(register))).await;
     }
 }
 
@@ -173,14 +178,14 @@ pub async fn serve_tls<H: Handler + 'static>(
     settings: Settings,
     http2: Option<H2Settings>,
     handler: impl Fn() -> Rc<H> + 'static,
-    register: Register,
+    register: impl Fn(&Rc<ConnState>) + 'static,
 ) {
     match (stream, http2) {
         (ClientStream::Tls(tls), Some(h2))
             if tls.borrow().get_ref().1.alpn_protocol() == Some(b"h2") =>
         {
             let io = TokioIo::new(tls.into_inner());
-            serve_connection(io, shared(state, h2, handler, register)).await;
+            serve_connection(io, shared(state, h2, handler, Rc::new(register))).await;
         }
         (stream, _) => conn::serve(stream, state, settings, handler).await,
     }
@@ -197,6 +202,7 @@ fn shared<F>(
         handler,
         register,
         settings,
+        config: std::cell::RefCell::new(None),
         streams: Rc::new(Streams {
             conn,
             open: Cell::new(0),

@@ -5,10 +5,11 @@
 //! ([`StreamResponse`]: no body for HEAD and bodiless statuses, data sliced
 //! to `http2_chunk_size`, the request ended once when hyper lets go of it).
 
+use std::any::Any;
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -256,6 +257,12 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     (shared.register)(&state);
     let _ = slot.set(Rc::clone(&state));
     let handler = (shared.handler)();
+    let config: Weak<dyn Any> = Rc::downgrade(&handler) as Weak<dyn Any>;
+    match &mut *shared.config.borrow_mut() {
+        Some(first) if !first.ptr_eq(&config) => shared.streams.last.set(true),
+        Some(_) => {}
+        unset => *unset = Some(config),
+    }
     let (mut parts, incoming) = req.into_parts();
     let prepared = prepare(&mut parts);
     let first_line = parts.method.as_str().len()

@@ -240,6 +240,7 @@ where
             stream::serve(Rc::clone(&shared), req, slot)
         })
     };
+    let io = stalled::WriteWatch::new(io, Rc::clone(&shared.conn));
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let state = &shared.conn;

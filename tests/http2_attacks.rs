@@ -512,6 +512,58 @@ async fn ping_flood_is_bounded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_flood_from_a_client_that_never_reads_is_held_back() {
+    let backend = Backend::start("b1");
+    let body = http_body(&backend, "keepalive_timeout 3s; send_timeout 3s;");
+    let chunk = h2raw::ping(*b"noreader").repeat(1000);
+    for server in servers(&body) {
+        let start = before(&server).await;
+        let mut conn = Conn::connect(server.addr()).await;
+        conn.stop_reading();
+        // 2 million PINGs (34 MB) whose acknowledgements are never read.
+        let flood = conn
+            .flood(
+                2000,
+                Duration::from_secs(30),
+                Duration::from_secs(2),
+                |_| chunk.clone(),
+            )
+            .await;
+        println!(
+            "PING flood, never reading [{}]: {} frames written in {:?} ({:?})",
+            server.name(),
+            flood.written * 1000,
+            flood.elapsed,
+            flood.stopped
+        );
+        assert!(
+            flood.stopped.is_some(),
+            "{}: read 2 million PINGs whose answers could not be sent",
+            server.name()
+        );
+        // Held back, but not forever: within keepalive_timeout / send_timeout
+        // (3 s) and a margin, the server closes the connection.
+        let stalled = Instant::now();
+        while conn.established() && stalled.elapsed() < Duration::from_secs(15) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let open = conn.established();
+        println!(
+            "PING flood, never reading [{}]: {} {:?} after the stall",
+            server.name(),
+            if open { "still open" } else { "closed" },
+            stalled.elapsed()
+        );
+        assert!(
+            !open,
+            "{}: the stalled connection was never closed",
+            server.name()
+        );
+        after(&server, start, "PING flood, never reading", 16 * 1024).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_data_flood_is_bounded() {
     // A POST whose body never comes: empty DATA frames without END_STREAM.
     let block = h2raw::request_block("POST", "/", "localhost", &[]);
@@ -634,8 +686,9 @@ async fn zero_window_reader_holds_bounded_memory_and_is_cut() {
         // The stream window is 0 and never opened: no DATA can be sent.
         let mut conn =
             Conn::connect_with(server.addr(), &[(setting::INITIAL_WINDOW_SIZE, 0)]).await;
-        // 1 GB from the backend, produced as fast as the proxy reads it.
-        conn.send(&h2raw::get(1, "/big", &[("x-size", "1073741824")]))
+        // 256 MB from the backend, produced as fast as the proxy reads it
+        // (nginx reads it all into a temporary file first, then times out).
+        conn.send(&h2raw::get(1, "/big", &[("x-size", "268435456")]))
             .await
             .expect("request");
         let t0 = Instant::now();
@@ -643,7 +696,7 @@ async fn zero_window_reader_holds_bounded_memory_and_is_cut() {
         let early = conn.outcome();
         let rss_mid = rss_kb(server.pid());
         let out = conn
-            .wait_for(Duration::from_secs(10), |o| {
+            .wait_for(Duration::from_secs(30), |o| {
                 o.closed.is_some() || o.goaway.is_some() || o.reset_of(1).is_some()
             })
             .await;

@@ -444,6 +444,28 @@ impl Conn {
         }
     }
 
+    /// Stops reading the server's frames (they pile up in the socket
+    /// buffers, then in the server): a client that never reads.
+    pub fn stop_reading(&mut self) {
+        self.reader.abort();
+    }
+
+    /// Whether this connection is still established as the kernel sees it
+    /// from the client's side (/proc/net/tcp): false once the server closed
+    /// it (FIN or reset), whether or not the client reads.
+    pub fn established(&self) -> bool {
+        let Ok(local) = self.writer.local_addr() else {
+            return false;
+        };
+        let port = format!(":{:04X}", local.port());
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        table.lines().skip(1).any(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            // local_address, rem_address, st (01: ESTABLISHED)
+            cols.len() > 3 && cols[1].ends_with(&port) && cols[3] == "01"
+        })
+    }
+
     /// A copy of what the server sent so far.
     pub fn outcome(&self) -> Outcome {
         self.seen.lock().expect("outcome lock").clone()

@@ -707,3 +707,26 @@ async fn a_failing_backend_fails_its_stream_only() {
     assert!(!client.ends_within(Duration::from_millis(100)).await);
     assert_eq!(client.get("/again", &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_stream_whose_client_takes_nothing_is_reset_after_send_timeout() {
+    let b = Backend::start("b1");
+    let proxy = common::start_proxy(&h2c_conf(&[&b], "send_timeout 1s;"));
+    let client = H2Client::connect(proxy.addr).await;
+    // Far more than the client's window (hyper's client: 2 MiB a stream),
+    // never read.
+    let stuck = client
+        .send_raw("GET", "h", "/big", &[("x-size", "20000000")], empty())
+        .await
+        .expect("response head");
+    assert_eq!(stuck.status(), 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The stream was reset: its body ends in an error, short.
+    use http_body_util::BodyExt;
+    let read = tokio::time::timeout(Duration::from_secs(5), stuck.into_body().collect())
+        .await
+        .expect("the body ends");
+    assert!(read.is_err(), "the stream was reset");
+    // The connection serves on.
+    assert_eq!(client.get("/after", &[]).await.status, 200);
+}

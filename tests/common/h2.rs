@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http_body_util::BodyExt;
 use hyper::client::conn::http2::SendRequest;
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -75,6 +74,23 @@ impl H2Client {
         headers: &[(&str, &str)],
         body: BoxBody,
     ) -> Result<Reply, hyper::Error> {
+        Reply::read(
+            self.send_raw(method, authority, path, headers, body)
+                .await?,
+        )
+        .await
+    }
+
+    /// Sends a request; the response as it arrives (its body unread: the
+    /// client's window is not opened until it is read).
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        authority: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: BoxBody,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}://{authority}{path}", self.scheme));
@@ -84,15 +100,7 @@ impl H2Client {
         let req = req.body(body).expect("request");
         let mut sender = self.sender.clone();
         sender.ready().await?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
+        sender.send_request(req).await
     }
 
     /// Whether the connection ends within `wait`.

@@ -355,6 +355,18 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads `resp` whole (HTTP/1.1 or HTTP/2).
+    pub async fn read(resp: Response<Incoming>) -> Result<Reply, hyper::Error> {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -436,15 +448,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: BoxBody,
     ) -> Result<Reply, hyper::Error> {
-        let resp = self.send_raw(method, path, headers, body).await?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
+        Reply::read(self.send_raw(method, path, headers, body).await?).await
     }
 
     pub async fn send_raw(

@@ -116,10 +116,14 @@ pub(super) struct Shared<F> {
 }
 
 /// Runs hyper's futures (one per stream) as tasks of the worker's thread:
-/// nothing of a connection is `Send`. Each stream's future is dropped when
-/// its client stalls past `send_timeout` ([`stalled`]).
-#[derive(Clone)]
-struct LocalExec(stalled::Handoff);
+/// nothing of a connection is `Send`. hyper spawns a stream's task right
+/// after it asked the service for the stream's answer: the state the
+/// service made for it waits in `next`, and the task ends (the stream is
+/// reset) when the worker's sweeper evicts that state (`send_timeout`).
+#[derive(Clone, Default)]
+struct LocalExec {
+    next: Rc<Cell<Option<Rc<ConnState>>>>,
+}
 
 impl<F> hyper::rt::Executor<F> for LocalExec
 where
@@ -127,7 +131,33 @@ where
     F::Output: 'static,
 {
     fn execute(&self, fut: F) {
-        stalled::spawn(fut, self.0.take());
+        match self.next.take() {
+            Some(state) => tokio::task::spawn_local(Watched {
+                fut: Box::pin(fut),
+                state,
+            }),
+            None => tokio::task::spawn_local(async move {
+                fut.await;
+            }),
+        };
+    }
+}
+
+/// A stream's task, dropped when its state is evicted.
+struct Watched<F> {
+    fut: Pin<Box<F>>,
+    state: Rc<ConnState>,
+}
+
+impl<F: Future> Future for Watched<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.state.poll_signal(cx) == Signal::Evict {
+            tracing::info!("HTTP/2 stream of {} timed out sending", self.state.remote);
+            return Poll::Ready(());
+        }
+        self.fut.as_mut().poll(cx).map(|_| ())
     }
 }
 
@@ -222,8 +252,9 @@ where
     F: Fn() -> Rc<H> + 'static,
 {
     let s = shared.settings;
-    let handoff = stalled::Handoff::default();
-    let mut builder = hyper::server::conn::http2::Builder::new(LocalExec(Rc::clone(&handoff)));
+    let exec = LocalExec::default();
+    let next = Rc::clone(&exec.next);
+    let mut builder = hyper::server::conn::http2::Builder::new(exec);
     builder
         .max_concurrent_streams(s.max_concurrent_streams)
         .initial_stream_window_size(s.stream_window)
@@ -236,8 +267,11 @@ where
     let service = {
         let shared = Rc::clone(&shared);
         hyper::service::service_fn(move |req| {
-            let slot = stalled::next_slot(&handoff);
-            stream::serve(Rc::clone(&shared), req, slot)
+            // The stream's own state, watched by its task (see `LocalExec`).
+            let state = Rc::new(shared.conn.stream());
+            (shared.register)(&state);
+            next.set(Some(Rc::clone(&state)));
+            stream::serve(Rc::clone(&shared), state, req)
         })
     };
     let io = stalled::WriteWatch::new(io, Rc::clone(&shared.conn));

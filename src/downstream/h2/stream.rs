@@ -154,10 +154,11 @@ pub struct StreamResponse<B: ResponseBody> {
     /// The request head's length, and its body's bytes read.
     head_bytes: u64,
     read: Rc<Cell<u64>>,
+    /// The stream's state: `send_timeout` runs while data handed to hyper
+    /// waits for the client's window.
+    state: Rc<ConnState>,
     /// Counts the stream as open on its connection until it ends.
     _open: OpenStream,
-    /// The stream's state: `send_timeout` runs while hyper holds a piece.
-    state: Rc<ConnState>,
 }
 
 impl<B: ResponseBody> StreamResponse<B> {
@@ -186,8 +187,7 @@ impl<B: ResponseBody> Body for StreamResponse<B> {
         if this.skip {
             return Poll::Ready(None);
         }
-        // hyper asks for more: the piece it held has gone to the client. The
-        // next one it holds starts `send_timeout` again (`stalled`).
+        // hyper asks for more: what it was given has gone to the client.
         this.state.write_done();
         if !this.rest.is_empty() {
             this.state.write_blocked();
@@ -242,8 +242,8 @@ impl Drop for OpenStream {
 /// Serves one stream: the handler's answer to its request.
 pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     shared: Rc<Shared<F>>,
+    state: Rc<ConnState>,
     req: Request<Incoming>,
-    slot: super::stalled::StreamSlot,
 ) -> Result<Response<StreamResponse<H::Body>>, Infallible> {
     let open = OpenStream::new(&shared.streams);
     let conn = &shared.conn;
@@ -253,9 +253,7 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
         // `keepalive_requests`: this is the last stream (GOAWAY).
         shared.streams.last.set(true);
     }
-    let state = Rc::new(conn.stream());
-    (shared.register)(&state);
-    let _ = slot.set(Rc::clone(&state));
+    state.requests.set(served);
     let handler = (shared.handler)();
     let config: Weak<dyn Any> = Rc::downgrade(&handler) as Weak<dyn Any>;
     match &mut *shared.config.borrow_mut() {
@@ -335,8 +333,8 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
         rest: Bytes::new(),
         head_bytes,
         read,
-        _open: open,
         state,
+        _open: open,
     };
     Ok(Response::from_parts(parts, body))
 }

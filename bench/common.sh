@@ -112,6 +112,32 @@ http {
 EOF
 }
 
+# nginx as the sticky proxy's counterpart (`hash $cookie_route` over the two
+# backends, keep-alive upstream), its files under DIR, listening on PORT with
+# LISTEN_OPT after the address (e.g. " http2"; may be empty):
+# nginx_hash_conf DIR PORT B1 B2 [LISTEN_OPT].
+nginx_hash_conf() {
+    cat <<EOF
+$(nginx_conf_head "$1")
+    upstream app {
+        hash \$cookie_route;
+        server 127.0.0.1:$3;
+        server 127.0.0.1:$4;
+        keepalive 1024;
+    }
+    server {
+        listen 127.0.0.1:$2${5:-};
+        keepalive_requests 100000;
+        location / {
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://app;
+        }
+    }
+}
+EOF
+}
+
 # A plain proxy in front of one backend (no sticky: `proxy_pass` to a
 # keep-alive upstream, client keepalive_requests left at its default), listening
 # on PORT, with EXTRA (server-level directives, may be empty) in its server

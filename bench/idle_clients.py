@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Idle keep-alive clients for bench/idle_memory.sh (stdlib only).
 
-    idle_clients.py PORT N READY_FILE
+    idle_clients.py PORT N READY_FILE [h2c]
+
+With `h2c`, each connection speaks HTTP/2 by prior knowledge (the preface,
+SETTINGS, one `GET /` stream, frames written and read here by hand) instead
+of HTTP/1.1; a 200 is the one-byte indexed `:status: 200` (static table
+entry 8), as nginx and hyper's h2 encode it.
 
 Opens N connections to 127.0.0.1:PORT (at most CONCURRENCY connecting at a time),
 sends `GET / HTTP/1.1` on each, reads the whole response and checks it is a 200
@@ -48,6 +53,56 @@ async def exchange(reader, writer):
     return len(status) >= 2 and status[0] == "HTTP/1.1" and status[1] == "200" and not close
 
 
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_frame(kind, flags, stream, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def h2_literal(name, value):
+    """A literal header field without indexing, new name, no Huffman (both < 127 bytes)."""
+    return bytes([0, len(name)]) + name + bytes([len(value)]) + value
+
+
+H2_GET = b"".join(h2_literal(n, v) for n, v in [
+    (b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/"), (b":authority", b"x")])
+
+
+class H2Conn:
+    """One HTTP/2 connection: the client's next stream id and its SETTINGS ack state."""
+
+    def __init__(self):
+        self.next_stream = 1
+
+
+async def h2_exchange(reader, writer, state):
+    """One GET on a new stream and its whole response; True on a 200."""
+    stream = state.next_stream
+    state.next_stream += 2
+    writer.write(h2_frame(0x1, 0x5, stream, H2_GET))  # HEADERS, END_STREAM | END_HEADERS
+    await writer.drain()
+    status_ok = False
+    while True:
+        head = await asyncio.wait_for(reader.readexactly(9), TIMEOUT)
+        length = int.from_bytes(head[:3], "big")
+        kind, flags = head[3], head[4]
+        sid = int.from_bytes(head[5:9], "big") & 0x7FFFFFFF
+        payload = await asyncio.wait_for(reader.readexactly(length), TIMEOUT) if length else b""
+        if kind == 0x4 and not flags & 0x1:  # SETTINGS: acknowledge
+            writer.write(h2_frame(0x4, 0x1, 0))
+        elif kind == 0x7:  # GOAWAY
+            return False
+        elif kind == 0x3 and sid == stream:  # RST_STREAM
+            return False
+        elif kind == 0x1 and sid == stream:  # HEADERS (no padding or priority from servers here)
+            status_ok = payload[:1] == b"\x88"
+            if flags & 0x1:
+                return status_ok
+        elif kind == 0x0 and sid == stream and flags & 0x1:  # DATA, END_STREAM
+            return status_ok
+
+
 async def open_one(port, sem, conns, errors):
     async with sem:
         try:
@@ -57,8 +112,13 @@ async def open_one(port, sem, conns, errors):
             errors.append(f"connect: {e!r}")
             return
         try:
-            if await exchange(reader, writer):
-                conns.append((reader, writer))
+            if MODE == "h2c":
+                writer.write(H2_PREFACE + h2_frame(0x4, 0, 0))
+                conn = (reader, writer, H2Conn())
+            else:
+                conn = (reader, writer)
+            if await EXCHANGE(*conn):
+                conns.append(conn)
                 return
             errors.append("not a keep-alive 200")
         except Exception as e:  # noqa: BLE001
@@ -68,7 +128,7 @@ async def open_one(port, sem, conns, errors):
 
 async def check_alive(conn):
     try:
-        return await exchange(*conn)
+        return await EXCHANGE(*conn)
     except Exception:  # noqa: BLE001
         return False
 
@@ -110,10 +170,13 @@ async def main():
         write_atomic(ready + ".alive", f"alive={alive} of={n}")
         if alive != n:
             status = 1
-    for _, w in conns:
-        w.close()
+    for c in conns:
+        c[1].close()
     return status
 
+
+MODE = sys.argv[4] if len(sys.argv) > 4 else "http1"
+EXCHANGE = h2_exchange if MODE == "h2c" else exchange
 
 if __name__ == "__main__":
     sys.exit(asyncio.run(main()))

@@ -19,6 +19,9 @@
 #
 # Usage: bench/idle_memory.sh [N]          (default 8000 connections)
 #   HOLD=SECONDS   idle time before the measurement (default 5)
+#   PROTO=h2c      idle HTTP/2 connections instead (h2c by prior knowledge:
+#                  `listen ... http2` in both servers, one `GET /` stream
+#                  per connection, then idle; bench/http2.sh runs this)
 #   OURS_BIN=PATH  our binary (default ${CARGO_TARGET_DIR:-target}/release/proxy,
 #                  built with `cargo build --release` when missing)
 # Needs: nginx, curl, python3; about N+100 open files per process.
@@ -26,6 +29,12 @@ set -euo pipefail
 
 N=${1:-8000}
 HOLD=${HOLD:-5}
+PROTO=${PROTO:-http1}
+case "$PROTO" in
+    http1) LISTEN_OPT=; CURL_OPT=--http1.1 ;;
+    h2c) LISTEN_OPT=" http2"; CURL_OPT=--http2-prior-knowledge ;;
+    *) echo "PROTO must be http1 or h2c, got '$PROTO'" >&2; exit 2 ;;
+esac
 case "$N" in '' | *[!0-9]*) echo "N must be a number, got '$N'" >&2; exit 2 ;; esac
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,7 +76,7 @@ http {
     keepalive_timeout 300s;
     keepalive_requests 1000;
     server {
-        listen 127.0.0.1:$PORT_OURS;
+        listen 127.0.0.1:$PORT_OURS$LISTEN_OPT;
         location / { return 200 "ok\n"; }
     }
 }
@@ -86,7 +95,7 @@ http {
     keepalive_requests 1000;
 $(nginx_temp_paths "$WORK/nginx")
     server {
-        listen 127.0.0.1:$PORT_NGINX;
+        listen 127.0.0.1:$PORT_NGINX$LISTEN_OPT;
         location / { return 200 "ok\n"; }
     }
 }
@@ -130,7 +139,7 @@ measure() {
     local labels=() pids=()
     while [ $# -gt 0 ]; do labels+=("$1"); pids+=("$2"); shift 2; done
 
-    curl -fsS -o /dev/null "http://127.0.0.1:$port/" || fail "$name: warm-up request failed"
+    curl -fsS "$CURL_OPT" -o /dev/null "http://127.0.0.1:$port/" || fail "$name: warm-up request failed"
     sleep 1
     local base=() bpss=() i
     for i in "${!pids[@]}"; do
@@ -138,7 +147,7 @@ measure() {
     done
 
     local ready="$WORK/$name.ready"
-    python3 "$ROOT/bench/idle_clients.py" "$port" "$N" "$ready" &
+    python3 "$ROOT/bench/idle_clients.py" "$port" "$N" "$ready" "$PROTO" &
     local client=$!
     PIDS+=("$client")
     local t0=$SECONDS
@@ -193,7 +202,7 @@ stop_pid "$NGINX_PID"
 
 # --- table -----------------------------------------------------------------------
 echo
-echo "idle keep-alive clients: N=$N, held ${HOLD}s; ours: $("$OURS_BIN" -v 2>&1 | head -n1); $(nginx -v 2>&1)"
+echo "idle keep-alive clients ($PROTO): N=$N, held ${HOLD}s; ours: $("$OURS_BIN" -v 2>&1 | head -n1); $(nginx -v 2>&1)"
 awk -v n="$N" '
     { key = $1 " " $2; order[++k] = key; b[key] = $3; i[key] = $4; bp[key] = $5; ip[key] = $6
       tb[$1] += $3; ti[$1] += $4; tbp[$1] += $5; tip[$1] += $6; cnt[$1]++

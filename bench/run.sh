@@ -50,25 +50,7 @@ PIDS+=($!)
 # --- the three proxies, each on core 0 ------------------------------------------
 ours_conf "$PORT_OURS" "$B1" "$B2" > "$WORK/ours.conf"
 
-cat > "$WORK/nginx/nginx.conf" <<EOF
-$(nginx_conf_head "$WORK/nginx")
-    upstream app {
-        hash \$cookie_route;
-        server 127.0.0.1:$B1;
-        server 127.0.0.1:$B2;
-        keepalive 1024;
-    }
-    server {
-        listen 127.0.0.1:$PORT_NGINX;
-        keepalive_requests 100000;
-        location / {
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_pass http://app;
-        }
-    }
-}
-EOF
+nginx_hash_conf "$WORK/nginx" "$PORT_NGINX" "$B1" "$B2" > "$WORK/nginx/nginx.conf"
 
 cat > "$WORK/haproxy/haproxy.cfg" <<EOF
 global

@@ -14,8 +14,10 @@
 
 pub mod dns;
 pub mod h2;
+pub mod h2raw;
 pub mod nginx;
 pub mod pki;
+pub mod proxy_process;
 pub mod unix;
 
 use std::convert::Infallible;
@@ -619,4 +621,32 @@ pub fn read_lines(path: &Path, lines: usize) -> Vec<String> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Runs `tests/SCRIPT` with bash and the proxy binary as its argument, prints
+/// its output, and checks it ended with `marker` (or skipped, printing
+/// `skipped: ...` first, when a tool it needs is missing).
+pub fn run_external_script(script: &str, binary: &str, marker: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let out = match std::process::Command::new("bash")
+        .arg(&path)
+        .arg(binary)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("skipped: cannot run bash: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(marker) || stdout.starts_with("skipped:"),
+        "{stdout}"
+    );
 }

@@ -99,6 +99,11 @@ impl Nginx {
         Some(nginx)
     }
 
+    /// The process id (nginx runs as one process here).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// nginx's error log so far.
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default()

@@ -17,6 +17,7 @@
 //! first, `keepalive_timeout` after, then GOAWAY, as nginx does.
 
 mod io;
+mod stalled;
 mod stream;
 
 use std::cell::Cell;
@@ -273,6 +274,7 @@ where
             stream::serve(Rc::clone(&shared), state, req)
         })
     };
+    let io = stalled::WriteWatch::new(io, Rc::clone(&shared.conn));
     let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     let state = &shared.conn;

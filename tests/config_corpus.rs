@@ -76,7 +76,7 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("minio-upgrade-tests",           fails("chunked_transfer_encoding", CORE), Nginx::Ok),
     ("netbox",                        LOADS,                 Nginx::Ok),
     ("open-webui-basic-auth",         LOADS,          Nginx::Ok),
-    ("peertube",                      fails("limit_except", ACCESS),                 Nginx::Ok),
+    ("peertube",                      fails("auth_request", ACCESS),                 Nginx::Ok),
     ("redash-openresty",              fails("}", LUA),                      Nginx::Fails("unknown directive \"vhost_traffic_status_zone\"")),
     ("sentry-self-hosted",            LOADS,       Nginx::Ok),
     ("superset",                      LOADS,       Nginx::Ok),

@@ -88,7 +88,7 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("tengine-session-sticky-tests",  LOADS,       Nginx::Fails("unknown directive \"session_sticky\"")),
     ("test-aws-ip-hash",              LOADS,             Nginx::Ok),
     ("zammad",                        LOADS,                                 Nginx::Ok),
-    ("zammad-ssl",                    fails("ssl_dhparam", TLS),                  Nginx::Ok),
+    ("zammad-ssl",                    LOADS,                  Nginx::Ok),
 ];
 
 fn corpus_dir() -> PathBuf {

@@ -187,7 +187,25 @@ impl Builder {
                     );
                 }
             }
-            "ssl_buffer_size" | "ssl_early_data" | "ssl_dhparam" | "ssl_password_file"
+            "ssl_dhparam" => {
+                // nginx loads the file for the DHE suites; rustls has none, so
+                // the file is only checked, as nginx would read it.
+                simple(d, 1, 1)?;
+                let path = path_arg(d);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    err(format!("BIO_new_file(\"{}\") failed ({e})", path.display()), d)
+                })?;
+                // OpenSSL reads PKCS#3 and X9.42 parameters alike.
+                let dh = ["-----BEGIN DH PARAMETERS-----", "-----BEGIN X9.42 DH PARAMETERS-----"];
+                if !dh.iter().any(|begin| text.contains(begin)) {
+                    return Err(err(
+                        format!("PEM_read_bio_DHparams(\"{}\") failed", path.display()),
+                        d,
+                    ));
+                }
+                self.warn(d, "\"ssl_dhparam\" is ignored: rustls has no DHE cipher suites");
+            }
+            "ssl_buffer_size" | "ssl_early_data" | "ssl_password_file"
             | "ssl_conf_command" | "ssl_reject_handshake" | "ssl_ecdh_curves" => {
                 return Err(err(
                     format!("\"{}\" is not supported yet", d.name),
@@ -497,6 +515,39 @@ mod tests {
             let e = error(&src);
             assert!(e.contains(want), "{src}\n{e}");
         }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn ssl_dhparam_is_checked_and_warned_as_ignored() {
+        let dir = files("dhparam");
+        let d = dir.display();
+        std::fs::write(
+            dir.join("dh.pem"),
+            "-----BEGIN DH PARAMETERS-----\nMAgCAQACAQI=\n-----END DH PARAMETERS-----\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("not-dh.pem"), "hello\n").unwrap();
+        let conf = |file: &str| {
+            format!(
+                "http {{ server {{ listen 127.0.0.1:0 ssl;
+                   ssl_certificate {d}/site.pem; ssl_certificate_key {d}/site.key;
+                   ssl_dhparam {d}/{file}; }} }}"
+            )
+        };
+        let (_, warnings) = ok(&conf("dh.pem"));
+        let messages: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            ["\"ssl_dhparam\" is ignored: rustls has no DHE cipher suites"]
+        );
+        let missing = error(&conf("missing.pem"));
+        assert!(
+            missing.contains("BIO_new_file(") && missing.contains("missing.pem"),
+            "{missing}"
+        );
+        let bad = error(&conf("not-dh.pem"));
+        assert!(bad.contains("PEM_read_bio_DHparams("), "{bad}");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -46,7 +46,6 @@ enum Nginx {
 }
 
 // Areas, for the second column.
-const TLS: &str = "TLS (issue 15)";
 const VARS: &str = "variables not known yet ($upstream_http_*; vars.rs)";
 const ACCESS: &str = "access, auth, realip, limits, balancers (issue 17, confc)";
 const PROXY: &str = "proxy details: proxy_redirect, proxy_cache, ... (issue 17, confc)";

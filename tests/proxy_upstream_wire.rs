@@ -203,6 +203,50 @@ async fn chunked_responses_are_decoded_and_passed_on() {
     );
 }
 
+/// `chunked_transfer_encoding off` (minio's configs set it): a body of unknown
+/// length goes to an HTTP/1.1 client unchunked, ended by closing the
+/// connection, as nginx; a body whose length is known keeps the connection.
+#[tokio::test]
+async fn chunked_transfer_encoding_off_ends_unknown_lengths_with_the_close() {
+    let chunked = Scripted::start(answering(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    ))
+    .await;
+    let sized = Scripted::start(answering("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")).await;
+    let p = start_proxy(&format!(
+        "events {{}}\nhttp {{\n  chunked_transfer_encoding off;\n  server {{\n    listen 127.0.0.1:0;\n    \
+         location / {{ proxy_pass http://{}; }}\n    \
+         location /on {{ chunked_transfer_encoding on; proxy_pass http://{}; }}\n    \
+         location /sized {{ proxy_pass http://{}; }}\n  }}\n}}\n",
+        chunked.peer(),
+        chunked.peer(),
+        sized.peer()
+    ));
+    let ask = |path: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\nGET /sized HTTP/1.1\r\nHost: t\r\n\r\n")
+    };
+    // Off: no chunking, `Connection: close`, the body whole, and the
+    // request behind it never answered (the connection ended).
+    let r = raw(p.addr, ask("/").as_bytes(), WAIT).await;
+    let (head, body) = r.split_once("\r\n\r\n").unwrap_or_default();
+    let lower = head.to_ascii_lowercase();
+    assert!(head.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(!lower.contains("transfer-encoding"), "{r}");
+    assert!(lower.contains("connection: close"), "{r}");
+    assert_eq!(body, "hello world", "{r}");
+    // On in a location: chunked again, and keep-alive serves the next one.
+    let r = raw(p.addr, ask("/on").as_bytes(), WAIT).await;
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{r}"
+    );
+    assert_eq!(r.matches("HTTP/1.1 200").count(), 2, "{r}");
+    // A known length is not affected.
+    let r = raw(p.addr, ask("/sized").as_bytes(), WAIT).await;
+    assert_eq!(r.matches("HTTP/1.1 200").count(), 2, "{r}");
+}
+
 /// Issue 13, bug 1 and issue 14, item 1: the response's framing is decided
 /// once, where the backend's head is parsed. A `Content-Length` next to
 /// `Transfer-Encoding: chunked` once cut the body to the length (or was

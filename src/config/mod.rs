@@ -424,6 +424,9 @@ pub struct LocationConf {
     pub client_max_body_size: u64,
     pub access_log: AccessLog,
     pub server_tokens: bool,
+    /// `chunked_transfer_encoding` (default on): off, an HTTP/1.1 response of
+    /// unknown length is ended by closing the connection.
+    pub chunked_transfer_encoding: bool,
     /// `session_sticky_hide_cookie upstream=NAME` (accepted and checked; we strip
     /// whenever the mode calls for it).
     pub sticky_hide_cookie: Option<String>,

@@ -510,6 +510,7 @@ async fn respond<B: ResponseBody>(
             body_len: body.size_hint().exact(),
             declared_len: body.declared_length(),
             close: body.closes(),
+            chunked: body.chunked(),
             date,
             names: Spelling::received(&received),
         };

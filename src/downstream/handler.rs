@@ -73,6 +73,13 @@ pub trait ResponseBody: http_body::Body<Data = Bytes, Error = BoxError> + Unpin 
     /// The connection closes after this response.
     fn closes(&self) -> bool;
 
+    /// A body of unknown length may go out chunked to an HTTP/1.1 client
+    /// (`chunked_transfer_encoding`); when not, closing the connection ends
+    /// it, as for HTTP/1.0.
+    fn chunked(&self) -> bool {
+        true
+    }
+
     /// The response head, `n` bytes, was written (`$bytes_sent`), with the
     /// `Content-Length` it carried.
     fn head_sent(&mut self, n: usize, content_length: Option<u64>);

@@ -264,6 +264,8 @@ pub struct ResponseContext<'a> {
     pub declared_len: Option<u64>,
     /// The responder asks to close the connection after this response.
     pub close: bool,
+    /// A body of unknown length may be chunked (else the close ends it).
+    pub chunked: bool,
     /// The `Date` value (`Sun, 06 Nov 1994 08:49:37 GMT`).
     pub date: &'a [u8],
     /// How the header names are spelled: as the backend sent them for the
@@ -335,7 +337,7 @@ pub fn encode_response_head(
         BodyOut::None
     } else if let Some(n) = ctx.body_len {
         BodyOut::Length(n)
-    } else if ctx.http10 {
+    } else if ctx.http10 || !ctx.chunked {
         BodyOut::Close
     } else {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
@@ -683,6 +685,7 @@ mod tests {
             body_len: len,
             declared_len: None,
             close: false,
+            chunked: true,
             date: DATE,
             names: Spelling::default(),
         }
@@ -716,6 +719,12 @@ mod tests {
              format!("HTTP/1.0 200 OK\r\n{date}Connection: close\r\n\r\n"), BodyOut::Close, false),
             (200, vec![], ctx(true, false, true, Some(2)),
              format!("HTTP/1.0 200 OK\r\n{date}Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"), BodyOut::Length(2), true),
+            // `chunked_transfer_encoding off`: the close ends a body of
+            // unknown length; a known length is unaffected.
+            (200, vec![], ResponseContext { chunked: false, ..ctx(false, false, true, None) },
+             format!("HTTP/1.1 200 OK\r\n{date}Connection: close\r\n\r\n"), BodyOut::Close, false),
+            (200, vec![], ResponseContext { chunked: false, ..ctx(false, false, true, Some(2)) },
+             format!("HTTP/1.1 200 OK\r\n{date}Content-Length: 2\r\n\r\n"), BodyOut::Length(2), true),
             // Closing is a field, not a header found again.
             (200, vec![], ResponseContext { close: true, ..ctx(false, false, true, Some(0)) },
              format!("HTTP/1.1 200 OK\r\n{date}Content-Length: 0\r\nConnection: close\r\n\r\n"), BodyOut::Length(0), false),

@@ -200,6 +200,8 @@ pub struct ProxyBody {
     pub(super) declared: Option<u64>,
     /// The connection closes after this response.
     pub(super) close: bool,
+    /// `chunked_transfer_encoding off`.
+    pub(super) no_chunked: bool,
     /// Compresses the body as it streams (`gzip`, `brotli`).
     pub(super) encoder: Option<Box<crate::compress::Encoder>>,
 }
@@ -256,6 +258,7 @@ impl ProxyBody {
             ended: None,
             declared: None,
             close: false,
+            no_chunked: false,
             encoder: None,
         }
     }
@@ -446,6 +449,10 @@ impl ResponseBody for ProxyBody {
 
     fn closes(&self) -> bool {
         self.close
+    }
+
+    fn chunked(&self) -> bool {
+        !self.no_chunked
     }
 
     fn head_sent(&mut self, n: usize, content_length: Option<u64>) {

@@ -107,13 +107,15 @@ impl Worker {
     }
 }
 
-/// Compression of a response made here (a file, a listing, a status page).
+/// Compression of a response made here (a file, a listing, a status page),
+/// and its framing when compressed (`chunked_transfer_encoding`).
 fn compress_made(
     resp: &mut Response<ProxyBody>,
     conf: &LocationConf,
     req: &Request<RequestBody>,
     vars: &RequestVars<'_>,
 ) {
+    resp.body_mut().no_chunked = !conf.chunked_transfer_encoding;
     if conf.compress.enabled() {
         let head = req.method() == Method::HEAD;
         let facts = ClientFacts::of(req.headers(), req.version(), head, &conf.compress);

@@ -244,6 +244,7 @@ impl Handler for Worker {
                     if let Some(facts) = &compress {
                         compress_response(&mut resp, &conf.compress, facts, now_unix);
                     }
+                    resp.body_mut().no_chunked = !conf.chunked_transfer_encoding;
                     // Ours, unless the backend's passed (`proxy_pass_header
                     // Server`), as nginx.
                     resp.headers_mut()

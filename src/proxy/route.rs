@@ -538,6 +538,7 @@ mod tests {
             client_max_body_size: 1 << 20,
             access_log: AccessLog::Off,
             server_tokens: true,
+            chunked_transfer_encoding: true,
             sticky_hide_cookie: None,
             check_status: None,
             add_headers: Vec::new(),

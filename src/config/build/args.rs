@@ -93,6 +93,7 @@ const KNOWN: &[&str] = &[
     "limit_except",
     "log_format",
     "server_tokens",
+    "chunked_transfer_encoding",
     "session_sticky",
     "session_sticky_hide_cookie",
     "session_sticky_header",

@@ -102,6 +102,10 @@ impl Builder {
                 };
                 set_once(&mut layer.server_tokens, on, d)?;
             }
+            "chunked_transfer_encoding" => {
+                simple(d, 1, 1)?;
+                set_once(&mut layer.chunked_transfer_encoding, flag(d)?, d)?;
+            }
             "access_log" => self.access_log(d, layer, st)?,
             "log_format" => log_format(d, st)?,
             "session_sticky_hide_cookie" | "session_sticky_header" => {

@@ -50,8 +50,6 @@ const VARS: &str = "variables not known yet ($upstream_http_*; vars.rs)";
 const ACCESS: &str = "access, auth, realip, limits, balancers (issue 17, confc)";
 const PROXY: &str = "proxy details: proxy_redirect, proxy_cache, ... (issue 17, confc)";
 const OTHER: &str = "not assigned yet";
-const CORE: &str =
-    "core http knobs that change behaviour (chunked_transfer_encoding, ...; not assigned yet)";
 const TENGINE_DSO: &str = "Tengine's dso block (dynamic modules; not planned)";
 const LUA: &str = "OpenResty's *_by_lua_block body is Lua, not nginx syntax (nginx without the module stops earlier)";
 

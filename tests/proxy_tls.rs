@@ -305,6 +305,48 @@ async fn resumed_sessions_show_r_with_tickets_and_with_the_session_cache() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_older_than_ssl_session_timeout_are_not_resumed() {
+    let pki = Pki::new("resume-timeout");
+    pki.issue("site", &["t.test"], false);
+    let backend = Backend::start("t");
+    // Tickets (TLS 1.3) and the session cache alone (TLS 1.2 session IDs,
+    // which the client keeps without a lifetime: only the server expires them).
+    for (extra, version) in [
+        ("", &rustls::version::TLS13),
+        (
+            "ssl_session_tickets off; ssl_session_cache shared:SSL:1m;",
+            &rustls::version::TLS12,
+        ),
+    ] {
+        let proxy = start_proxy(&format!(
+            "http {{ server {{ listen 127.0.0.1:0 ssl; server_name t.test;
+                ssl_certificate {cert}; ssl_certificate_key {key}; {extra}
+                ssl_session_timeout 1s;
+                {loc} }} }}",
+            cert = pki.path("site.pem"),
+            key = pki.path("site.key"),
+            loc = echo_vars(&backend)
+        ));
+        let config = client_config(&pki, &[version], None);
+        let reused = |r: &TlsReply| seen(&r.reply, "x-reused");
+        let first = https_get(proxy.addr, &config, "t.test", "/")
+            .await
+            .expect("1");
+        assert_eq!(reused(&first), ".", "{extra}");
+        let within = https_get(proxy.addr, &config, "t.test", "/")
+            .await
+            .expect("2");
+        assert_eq!(reused(&within), "r", "{extra} within the timeout");
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        let after = https_get(proxy.addr, &config, "t.test", "/")
+            .await
+            .expect("3");
+        assert_eq!(reused(&after), ".", "{extra} after the timeout");
+        proxy.running.quit(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_are_verified_and_refusals_are_nginx_s_400_pages() {
     let pki = Pki::new("mtls");
     pki.issue("site", &["m.test"], false);

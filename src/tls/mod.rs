@@ -12,6 +12,7 @@ pub mod ciphers;
 pub mod client;
 pub mod load;
 pub mod server;
+pub mod session;
 
 pub use server::{ServerTls, VerifyClient};
 

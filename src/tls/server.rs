@@ -27,6 +27,7 @@ use rustls::{
     SupportedCipherSuite, SupportedProtocolVersion,
 };
 
+use super::session::{self, TimedCache, TimedTickets};
 use super::{ciphers, CertRefusal, TlsInfo};
 
 /// `ssl_verify_client`.
@@ -61,6 +62,8 @@ pub struct Settings {
     pub prefer_server_ciphers: bool,
     pub session_cache: SessionCache,
     pub session_tickets: bool,
+    /// `ssl_session_timeout`: no older session is resumed.
+    pub session_timeout: Duration,
     pub verify_client: VerifyClient,
     pub client_roots: Option<RootCertStore>,
     pub verify_depth: u32,
@@ -121,15 +124,21 @@ impl ServerTls {
         let mut config = builder.with_cert_resolver(Arc::new(Keys(s.keys)));
         config.ignore_client_order = s.prefer_server_ciphers;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let clock = session::system_clock();
         config.session_storage = match s.session_cache {
             SessionCache::Off | SessionCache::None => Arc::new(NoServerSessionStorage {}),
-            SessionCache::Sessions(n) => ServerSessionMemoryCache::new(n.max(1)),
+            SessionCache::Sessions(n) => TimedCache::new(
+                ServerSessionMemoryCache::new(n.max(1)),
+                s.session_timeout,
+                Arc::clone(&clock),
+            ),
         };
         if s.session_tickets {
             // Keys made at start (and at each reload), rotated by rustls
             // every 6 hours, the previous key still accepted.
-            config.ticketer =
+            let keys =
                 Ticketer::new().map_err(|e| format!("cannot make session ticket keys: {e}"))?;
+            config.ticketer = TimedTickets::new(keys, s.session_timeout, clock);
         }
         let mut config_h2 = config.clone();
         config_h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

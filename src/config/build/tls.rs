@@ -30,6 +30,7 @@ pub(super) struct TlsLayer {
     curves: Option<Vec<&'static dyn SupportedKxGroup>>,
     session_cache: Option<SessionCache>,
     session_tickets: Option<bool>,
+    session_timeout: Option<Duration>,
     client_certificate: Option<(PathBuf, Span)>,
     verify_client: Option<VerifyClient>,
     verify_depth: Option<u32>,
@@ -55,6 +56,7 @@ impl TlsLayer {
             curves,
             session_cache,
             session_tickets,
+            session_timeout,
             client_certificate,
             verify_client,
             verify_depth,
@@ -128,8 +130,7 @@ impl Builder {
             }
             "ssl_session_timeout" => {
                 simple(d, 1, 1)?;
-                time(d, arg(d, 0))?;
-                self.warn(d, "\"ssl_session_timeout\" is not applied: rustls keeps sessions and tickets for its own fixed time");
+                set_once(&mut t.session_timeout, time(d, arg(d, 0))?, d)?;
             }
             "ssl_session_ticket_key" => {
                 simple(d, 1, 1)?;
@@ -351,6 +352,7 @@ impl Builder {
             prefer_server_ciphers: t.prefer_server_ciphers.unwrap_or(false),
             session_cache: t.session_cache.unwrap_or(SessionCache::None),
             session_tickets: t.session_tickets.unwrap_or(true),
+            session_timeout: t.session_timeout.unwrap_or(Duration::from_secs(300)),
             verify_client,
             client_roots,
             verify_depth: t.verify_depth.unwrap_or(1),

@@ -347,6 +347,71 @@ async fn sessions_older_than_ssl_session_timeout_are_not_resumed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_sharing_a_ticket_key_file_resume_each_other_s_sessions() {
+    let pki = Pki::new("ticket-keys");
+    pki.issue("site", &["k.test"], false);
+    let backend = Backend::start("k");
+    let mut a = [0u8; 80];
+    let mut b = [0u8; 48];
+    aws_lc_rs::rand::fill(&mut a).expect("rand");
+    aws_lc_rs::rand::fill(&mut b).expect("rand");
+    std::fs::write(pki.path("a.tk"), a).expect("a.tk");
+    std::fs::write(pki.path("b.tk"), b).expect("b.tk");
+    let proxy = |keys: &[&str]| {
+        let keys: String = keys
+            .iter()
+            .map(|k| format!("ssl_session_ticket_key {};", pki.path(k)))
+            .collect();
+        start_proxy(&format!(
+            "http {{ server {{ listen 127.0.0.1:0 ssl; server_name k.test;
+                ssl_certificate {cert}; ssl_certificate_key {key}; {keys}
+                {loc} }} }}",
+            cert = pki.path("site.pem"),
+            key = pki.path("site.key"),
+            loc = echo_vars(&backend)
+        ))
+    };
+    let one = proxy(&["a.tk"]);
+    let two = proxy(&["a.tk"]);
+    let other = proxy(&["b.tk"]);
+    // Rotation: `b.tk` seals, `a.tk` still opens.
+    let rotated = proxy(&["b.tk", "a.tk"]);
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let get = |config: Arc<rustls::ClientConfig>, addr| async move {
+            let got = https_get(addr, &config, "k.test", "/").await.expect("get");
+            seen(&got.reply, "x-reused")
+        };
+        let config = client_config(&pki, &[version], None);
+        assert_eq!(get(Arc::clone(&config), one.addr).await, ".");
+        assert_eq!(
+            get(Arc::clone(&config), two.addr).await,
+            "r",
+            "{version:?} same key"
+        );
+        assert_eq!(
+            get(Arc::clone(&config), other.addr).await,
+            ".",
+            "{version:?} other key"
+        );
+        assert_eq!(
+            get(Arc::clone(&config), rotated.addr).await,
+            "r",
+            "{version:?} first key"
+        );
+        let config = client_config(&pki, &[version], None);
+        assert_eq!(get(Arc::clone(&config), one.addr).await, ".");
+        assert_eq!(
+            get(Arc::clone(&config), rotated.addr).await,
+            "r",
+            "{version:?} second key"
+        );
+    }
+    for p in [one, two, other, rotated] {
+        p.running.quit(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_certificates_are_verified_and_refusals_are_nginx_s_400_pages() {
     let pki = Pki::new("mtls");
     pki.issue("site", &["m.test"], false);

@@ -13,6 +13,7 @@ pub mod client;
 pub mod load;
 pub mod server;
 pub mod session;
+pub mod ticket_key;
 
 pub use server::{ServerTls, VerifyClient};
 

@@ -17,8 +17,8 @@ use rustls::crypto::{CryptoProvider, SupportedKxGroup, WebPkiSupportedAlgorithms
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{
-    ClientHello, NoServerSessionStorage, ResolvesServerCert, ServerSessionMemoryCache,
-    WebPkiClientVerifier,
+    ClientHello, NoServerSessionStorage, ProducesTickets, ResolvesServerCert,
+    ServerSessionMemoryCache, WebPkiClientVerifier,
 };
 use rustls::sign::CertifiedKey;
 use rustls::{
@@ -28,6 +28,7 @@ use rustls::{
 };
 
 use super::session::{self, TimedCache, TimedTickets};
+use super::ticket_key::{KeyFileTicketer, TicketKey};
 use super::{ciphers, CertRefusal, TlsInfo};
 
 /// `ssl_verify_client`.
@@ -64,6 +65,9 @@ pub struct Settings {
     pub session_tickets: bool,
     /// `ssl_session_timeout`: no older session is resumed.
     pub session_timeout: Duration,
+    /// `ssl_session_ticket_key`: the first seals, all open (none: keys
+    /// made by the proxy).
+    pub ticket_keys: Vec<TicketKey>,
     pub verify_client: VerifyClient,
     pub client_roots: Option<RootCertStore>,
     pub verify_depth: u32,
@@ -134,10 +138,14 @@ impl ServerTls {
             ),
         };
         if s.session_tickets {
-            // Keys made at start (and at each reload), rotated by rustls
-            // every 6 hours, the previous key still accepted.
-            let keys =
-                Ticketer::new().map_err(|e| format!("cannot make session ticket keys: {e}"))?;
+            let keys: Arc<dyn ProducesTickets> = match KeyFileTicketer::new(s.ticket_keys) {
+                Some(from_files) => Arc::new(from_files),
+                // Keys made at start (and at each reload), rotated by rustls
+                // every 6 hours, the previous key still accepted.
+                None => {
+                    Ticketer::new().map_err(|e| format!("cannot make session ticket keys: {e}"))?
+                }
+            };
             config.ticketer = TimedTickets::new(keys, s.session_timeout, clock);
         }
         let mut config_h2 = config.clone();

@@ -124,6 +124,19 @@ fn echo_vars(backend: &Backend) -> String {
     )
 }
 
+/// A proxy serving `name` over TLS with `pki`'s `site` certificate, the
+/// `extra` directives, and [`echo_vars`] towards `backend`.
+fn tls_proxy(pki: &Pki, name: &str, extra: &str, backend: &Backend) -> common::TestProxy {
+    start_proxy(&format!(
+        "http {{ server {{ listen 127.0.0.1:0 ssl; server_name {name};
+            ssl_certificate {cert}; ssl_certificate_key {key}; {extra}
+            {loc} }} }}",
+        cert = pki.path("site.pem"),
+        key = pki.path("site.key"),
+        loc = echo_vars(backend)
+    ))
+}
+
 fn seen(reply: &Reply, name: &str) -> String {
     reply.seen(name).join(",")
 }
@@ -283,14 +296,7 @@ async fn resumed_sessions_show_r_with_tickets_and_with_the_session_cache() {
             &rustls::version::TLS12,
         ),
     ] {
-        let proxy = start_proxy(&format!(
-            "http {{ server {{ listen 127.0.0.1:0 ssl; server_name r.test;
-                ssl_certificate {cert}; ssl_certificate_key {key}; {extra}
-                {loc} }} }}",
-            cert = pki.path("site.pem"),
-            key = pki.path("site.key"),
-            loc = echo_vars(&backend)
-        ));
+        let proxy = tls_proxy(&pki, "r.test", extra, &backend);
         let config = client_config(&pki, &[version], None);
         let first = https_get(proxy.addr, &config, "r.test", "/")
             .await
@@ -318,15 +324,8 @@ async fn sessions_older_than_ssl_session_timeout_are_not_resumed() {
             &rustls::version::TLS12,
         ),
     ] {
-        let proxy = start_proxy(&format!(
-            "http {{ server {{ listen 127.0.0.1:0 ssl; server_name t.test;
-                ssl_certificate {cert}; ssl_certificate_key {key}; {extra}
-                ssl_session_timeout 1s;
-                {loc} }} }}",
-            cert = pki.path("site.pem"),
-            key = pki.path("site.key"),
-            loc = echo_vars(&backend)
-        ));
+        let extra = format!("{extra} ssl_session_timeout 1s;");
+        let proxy = tls_proxy(&pki, "t.test", &extra, &backend);
         let config = client_config(&pki, &[version], None);
         let reused = |r: &TlsReply| seen(&r.reply, "x-reused");
         let first = https_get(proxy.addr, &config, "t.test", "/")
@@ -362,14 +361,7 @@ async fn proxies_sharing_a_ticket_key_file_resume_each_other_s_sessions() {
             .iter()
             .map(|k| format!("ssl_session_ticket_key {};", pki.path(k)))
             .collect();
-        start_proxy(&format!(
-            "http {{ server {{ listen 127.0.0.1:0 ssl; server_name k.test;
-                ssl_certificate {cert}; ssl_certificate_key {key}; {keys}
-                {loc} }} }}",
-            cert = pki.path("site.pem"),
-            key = pki.path("site.key"),
-            loc = echo_vars(&backend)
-        ))
+        tls_proxy(&pki, "k.test", &keys, &backend)
     };
     let one = proxy(&["a.tk"]);
     let two = proxy(&["a.tk"]);

@@ -46,20 +46,17 @@ fn unstamp(now: u64, timeout: Duration, stamped: &[u8]) -> Option<Vec<u8>> {
     (age <= limit).then(|| value.to_vec())
 }
 
-/// The session cache, forgetting sessions older than the timeout.
-pub struct TimedCache {
-    inner: Arc<dyn StoresServerSessions>,
+/// A session store or ticketer (`T`) refusing sessions older than the
+/// timeout.
+pub struct Timed<T: ?Sized> {
+    inner: Arc<T>,
     timeout: Duration,
     clock: Clock,
 }
 
-impl TimedCache {
-    pub fn new(
-        inner: Arc<dyn StoresServerSessions>,
-        timeout: Duration,
-        clock: Clock,
-    ) -> Arc<TimedCache> {
-        Arc::new(TimedCache {
+impl<T: ?Sized> Timed<T> {
+    pub fn new(inner: Arc<T>, timeout: Duration, clock: Clock) -> Arc<Timed<T>> {
+        Arc::new(Timed {
             inner,
             timeout,
             clock,
@@ -67,14 +64,21 @@ impl TimedCache {
     }
 }
 
-impl fmt::Debug for TimedCache {
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Timed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TimedCache")
+        f.debug_struct("Timed")
             .field("inner", &self.inner)
             .field("timeout", &self.timeout)
             .finish()
     }
 }
+
+/// The session cache, forgetting sessions older than the timeout.
+pub type TimedCache = Timed<dyn StoresServerSessions>;
+
+/// Session tickets refused once older than the timeout, which is also the
+/// lifetime announced to the client (as nginx's `SSL_CTX_set_timeout`).
+pub type TimedTickets = Timed<dyn ProducesTickets>;
 
 impl StoresServerSessions for TimedCache {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
@@ -97,37 +101,6 @@ impl StoresServerSessions for TimedCache {
 
     fn can_cache(&self) -> bool {
         self.inner.can_cache()
-    }
-}
-
-/// Session tickets refused once older than the timeout, which is also the
-/// lifetime announced to the client (as nginx's `SSL_CTX_set_timeout`).
-pub struct TimedTickets {
-    inner: Arc<dyn ProducesTickets>,
-    timeout: Duration,
-    clock: Clock,
-}
-
-impl TimedTickets {
-    pub fn new(
-        inner: Arc<dyn ProducesTickets>,
-        timeout: Duration,
-        clock: Clock,
-    ) -> Arc<TimedTickets> {
-        Arc::new(TimedTickets {
-            inner,
-            timeout,
-            clock,
-        })
-    }
-}
-
-impl fmt::Debug for TimedTickets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TimedTickets")
-            .field("inner", &self.inner)
-            .field("timeout", &self.timeout)
-            .finish()
     }
 }
 

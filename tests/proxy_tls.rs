@@ -124,6 +124,19 @@ fn echo_vars(backend: &Backend) -> String {
     )
 }
 
+/// A proxy serving `name` over TLS with `pki`'s `site` certificate, the
+/// `extra` directives, and [`echo_vars`] towards `backend`.
+fn tls_proxy(pki: &Pki, name: &str, extra: &str, backend: &Backend) -> common::TestProxy {
+    start_proxy(&format!(
+        "http {{ server {{ listen 127.0.0.1:0 ssl; server_name {name};
+            ssl_certificate {cert}; ssl_certificate_key {key}; {extra}
+            {loc} }} }}",
+        cert = pki.path("site.pem"),
+        key = pki.path("site.key"),
+        loc = echo_vars(backend)
+    ))
+}
+
 fn seen(reply: &Reply, name: &str) -> String {
     reply.seen(name).join(",")
 }
@@ -283,14 +296,7 @@ async fn resumed_sessions_show_r_with_tickets_and_with_the_session_cache() {
             &rustls::version::TLS12,
         ),
     ] {
-        let proxy = start_proxy(&format!(
-            "http {{ server {{ listen 127.0.0.1:0 ssl; server_name r.test;
-                ssl_certificate {cert}; ssl_certificate_key {key}; {extra}
-                {loc} }} }}",
-            cert = pki.path("site.pem"),
-            key = pki.path("site.key"),
-            loc = echo_vars(&backend)
-        ));
+        let proxy = tls_proxy(&pki, "r.test", extra, &backend);
         let config = client_config(&pki, &[version], None);
         let first = https_get(proxy.addr, &config, "r.test", "/")
             .await
@@ -301,6 +307,99 @@ async fn resumed_sessions_show_r_with_tickets_and_with_the_session_cache() {
             .expect("2");
         assert_eq!(seen(&second.reply, "x-reused"), "r", "{extra} {version:?}");
         proxy.running.quit(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_older_than_ssl_session_timeout_are_not_resumed() {
+    let pki = Pki::new("resume-timeout");
+    pki.issue("site", &["t.test"], false);
+    let backend = Backend::start("t");
+    // Tickets (TLS 1.3) and the session cache alone (TLS 1.2 session IDs,
+    // which the client keeps without a lifetime: only the server expires them).
+    for (extra, version) in [
+        ("", &rustls::version::TLS13),
+        (
+            "ssl_session_tickets off; ssl_session_cache shared:SSL:1m;",
+            &rustls::version::TLS12,
+        ),
+    ] {
+        let extra = format!("{extra} ssl_session_timeout 1s;");
+        let proxy = tls_proxy(&pki, "t.test", &extra, &backend);
+        let config = client_config(&pki, &[version], None);
+        let reused = |r: &TlsReply| seen(&r.reply, "x-reused");
+        let first = https_get(proxy.addr, &config, "t.test", "/")
+            .await
+            .expect("1");
+        assert_eq!(reused(&first), ".", "{extra}");
+        let within = https_get(proxy.addr, &config, "t.test", "/")
+            .await
+            .expect("2");
+        assert_eq!(reused(&within), "r", "{extra} within the timeout");
+        tokio::time::sleep(Duration::from_millis(2200)).await;
+        let after = https_get(proxy.addr, &config, "t.test", "/")
+            .await
+            .expect("3");
+        assert_eq!(reused(&after), ".", "{extra} after the timeout");
+        proxy.running.quit(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_sharing_a_ticket_key_file_resume_each_other_s_sessions() {
+    let pki = Pki::new("ticket-keys");
+    pki.issue("site", &["k.test"], false);
+    let backend = Backend::start("k");
+    let mut a = [0u8; 80];
+    let mut b = [0u8; 48];
+    aws_lc_rs::rand::fill(&mut a).expect("rand");
+    aws_lc_rs::rand::fill(&mut b).expect("rand");
+    std::fs::write(pki.path("a.tk"), a).expect("a.tk");
+    std::fs::write(pki.path("b.tk"), b).expect("b.tk");
+    let proxy = |keys: &[&str]| {
+        let keys: String = keys
+            .iter()
+            .map(|k| format!("ssl_session_ticket_key {};", pki.path(k)))
+            .collect();
+        tls_proxy(&pki, "k.test", &keys, &backend)
+    };
+    let one = proxy(&["a.tk"]);
+    let two = proxy(&["a.tk"]);
+    let other = proxy(&["b.tk"]);
+    // Rotation: `b.tk` seals, `a.tk` still opens.
+    let rotated = proxy(&["b.tk", "a.tk"]);
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let get = |config: Arc<rustls::ClientConfig>, addr| async move {
+            let got = https_get(addr, &config, "k.test", "/").await.expect("get");
+            seen(&got.reply, "x-reused")
+        };
+        let config = client_config(&pki, &[version], None);
+        assert_eq!(get(Arc::clone(&config), one.addr).await, ".");
+        assert_eq!(
+            get(Arc::clone(&config), two.addr).await,
+            "r",
+            "{version:?} same key"
+        );
+        assert_eq!(
+            get(Arc::clone(&config), other.addr).await,
+            ".",
+            "{version:?} other key"
+        );
+        assert_eq!(
+            get(Arc::clone(&config), rotated.addr).await,
+            "r",
+            "{version:?} first key"
+        );
+        let config = client_config(&pki, &[version], None);
+        assert_eq!(get(Arc::clone(&config), one.addr).await, ".");
+        assert_eq!(
+            get(Arc::clone(&config), rotated.addr).await,
+            "r",
+            "{version:?} second key"
+        );
+    }
+    for p in [one, two, other, rotated] {
+        p.running.quit(Duration::from_millis(100));
     }
 }
 

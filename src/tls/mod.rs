@@ -1,6 +1,7 @@
 //! TLS with rustls: what the configuration loads (certificates, keys, CAs:
 //! `load`), the OpenSSL cipher-string mapping (`ciphers`), the per-server
-//! rustls settings built once per configuration (`server`; `client`
+//! rustls settings built once per configuration (`server`, with `session`
+//! for `ssl_session_timeout` and `ticket_key` for `ssl_session_ticket_key`; `client`
 //! for TLS to the backends), and the facts of
 //! one finished handshake that the `$ssl_*` variables show ([`TlsInfo`]).
 //!
@@ -12,6 +13,8 @@ pub mod ciphers;
 pub mod client;
 pub mod load;
 pub mod server;
+pub mod session;
+pub mod ticket_key;
 
 pub use server::{ServerTls, VerifyClient};
 

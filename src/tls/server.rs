@@ -17,8 +17,8 @@ use rustls::crypto::{CryptoProvider, SupportedKxGroup, WebPkiSupportedAlgorithms
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{
-    ClientHello, NoServerSessionStorage, ResolvesServerCert, ServerSessionMemoryCache,
-    WebPkiClientVerifier,
+    ClientHello, NoServerSessionStorage, ProducesTickets, ResolvesServerCert,
+    ServerSessionMemoryCache, WebPkiClientVerifier,
 };
 use rustls::sign::CertifiedKey;
 use rustls::{
@@ -27,6 +27,8 @@ use rustls::{
     SupportedCipherSuite, SupportedProtocolVersion,
 };
 
+use super::session::{self, TimedCache, TimedTickets};
+use super::ticket_key::{KeyFileTicketer, TicketKey};
 use super::{ciphers, CertRefusal, TlsInfo};
 
 /// `ssl_verify_client`.
@@ -61,6 +63,11 @@ pub struct Settings {
     pub prefer_server_ciphers: bool,
     pub session_cache: SessionCache,
     pub session_tickets: bool,
+    /// `ssl_session_timeout`: no older session is resumed.
+    pub session_timeout: Duration,
+    /// `ssl_session_ticket_key`: the first seals, all open (none: keys
+    /// made by the proxy).
+    pub ticket_keys: Vec<TicketKey>,
     pub verify_client: VerifyClient,
     pub client_roots: Option<RootCertStore>,
     pub verify_depth: u32,
@@ -121,15 +128,25 @@ impl ServerTls {
         let mut config = builder.with_cert_resolver(Arc::new(Keys(s.keys)));
         config.ignore_client_order = s.prefer_server_ciphers;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let clock = session::system_clock();
         config.session_storage = match s.session_cache {
             SessionCache::Off | SessionCache::None => Arc::new(NoServerSessionStorage {}),
-            SessionCache::Sessions(n) => ServerSessionMemoryCache::new(n.max(1)),
+            SessionCache::Sessions(n) => TimedCache::new(
+                ServerSessionMemoryCache::new(n.max(1)),
+                s.session_timeout,
+                Arc::clone(&clock),
+            ),
         };
         if s.session_tickets {
-            // Keys made at start (and at each reload), rotated by rustls
-            // every 6 hours, the previous key still accepted.
-            config.ticketer =
-                Ticketer::new().map_err(|e| format!("cannot make session ticket keys: {e}"))?;
+            let keys: Arc<dyn ProducesTickets> = match KeyFileTicketer::new(s.ticket_keys) {
+                Some(from_files) => Arc::new(from_files),
+                // Keys made at start (and at each reload), rotated by rustls
+                // every 6 hours, the previous key still accepted.
+                None => {
+                    Ticketer::new().map_err(|e| format!("cannot make session ticket keys: {e}"))?
+                }
+            };
+            config.ticketer = TimedTickets::new(keys, s.session_timeout, clock);
         }
         let mut config_h2 = config.clone();
         config_h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

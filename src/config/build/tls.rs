@@ -17,6 +17,7 @@ use super::args::{arg, directive_err, err, flag, set_once, simple, size, time};
 use super::{Builder, Res};
 use crate::config::ast::{Directive, Span};
 use crate::tls::server::{SessionCache, Settings};
+use crate::tls::ticket_key::TicketKey;
 use crate::tls::{ciphers, load, ServerTls, VerifyClient};
 
 /// The `ssl_*` settings written at one level (`None`: not set here).
@@ -30,6 +31,8 @@ pub(super) struct TlsLayer {
     curves: Option<Vec<&'static dyn SupportedKxGroup>>,
     session_cache: Option<SessionCache>,
     session_tickets: Option<bool>,
+    session_timeout: Option<Duration>,
+    ticket_keys: Option<Vec<(PathBuf, Span)>>,
     client_certificate: Option<(PathBuf, Span)>,
     verify_client: Option<VerifyClient>,
     verify_depth: Option<u32>,
@@ -55,6 +58,8 @@ impl TlsLayer {
             curves,
             session_cache,
             session_tickets,
+            session_timeout,
+            ticket_keys,
             client_certificate,
             verify_client,
             verify_depth,
@@ -128,15 +133,13 @@ impl Builder {
             }
             "ssl_session_timeout" => {
                 simple(d, 1, 1)?;
-                time(d, arg(d, 0))?;
-                self.warn(d, "\"ssl_session_timeout\" is not applied: rustls keeps sessions and tickets for its own fixed time");
+                set_once(&mut t.session_timeout, time(d, arg(d, 0))?, d)?;
             }
             "ssl_session_ticket_key" => {
                 simple(d, 1, 1)?;
-                return Err(err(
-                    "\"ssl_session_ticket_key\" is not supported yet: ticket keys are made at start and rotated by the proxy",
-                    d,
-                ));
+                t.ticket_keys
+                    .get_or_insert_with(Vec::new)
+                    .push((path_arg(d), d.span.clone()));
             }
             "ssl_client_certificate" | "ssl_trusted_certificate" => {
                 simple(d, 1, 1)?;
@@ -351,6 +354,11 @@ impl Builder {
                 None => crate::config::ConfigError::without_span(message),
             });
         }
+        let mut ticket_keys = Vec::new();
+        for (path, span) in t.ticket_keys.iter().flatten() {
+            ticket_keys
+                .push(TicketKey::load(path).map_err(|m| crate::config::ConfigError::new(m, span))?);
+        }
         let settings = Settings {
             keys: loaded,
             versions: t
@@ -369,6 +377,8 @@ impl Builder {
             prefer_server_ciphers: t.prefer_server_ciphers.unwrap_or(false),
             session_cache: t.session_cache.unwrap_or(SessionCache::None),
             session_tickets: t.session_tickets.unwrap_or(true),
+            session_timeout: t.session_timeout.unwrap_or(Duration::from_secs(300)),
+            ticket_keys,
             verify_client,
             client_roots,
             verify_depth: t.verify_depth.unwrap_or(1),
@@ -443,6 +453,7 @@ mod tests {
         std::fs::write(dir.join("site.key"), key.serialize_pem()).unwrap();
         let other = rcgen::KeyPair::generate().unwrap();
         std::fs::write(dir.join("other.key"), other.serialize_pem()).unwrap();
+        std::fs::write(dir.join("short.tk"), b"0123456789").unwrap();
         dir
     }
 
@@ -514,6 +525,20 @@ mod tests {
         for (src, want) in cases {
             let e = error(&src);
             assert!(e.contains(want), "{src}\n{e}");
+        }
+        let ticket_key_cases = [
+            (
+                format!("http {{ server {{ listen 127.0.0.1:0 ssl; ssl_certificate {d}/site.pem; ssl_certificate_key {d}/site.key;\nssl_session_ticket_key {d}/short.tk; }} }}"),
+                format!("\"{d}/short.tk\" must be 48 or 80 bytes in /etc/proxy/test.conf:2"),
+            ),
+            (
+                format!("http {{ ssl_session_ticket_key {d}/missing.tk; server {{ listen 127.0.0.1:0 ssl; ssl_certificate {d}/site.pem; ssl_certificate_key {d}/site.key; }} }}"),
+                format!("open() \"{d}/missing.tk\" failed"),
+            ),
+        ];
+        for (src, want) in ticket_key_cases {
+            let e = error(&src);
+            assert!(e.contains(&want), "{src}\n{e}");
         }
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -176,6 +176,7 @@ fn encode(head: &RequestHead, consumed: usize) {
         body_len: body_len.filter(|_| consumed % 3 != 0),
         declared_len: body_len.filter(|_| consumed % 5 < 2),
         close: consumed % 4 == 1,
+        chunked: consumed % 7 != 3,
         date: b"Wed, 02 Dec 2026 07:00:00 GMT",
         names: Spelling::received(&head.received),
     };
@@ -194,7 +195,7 @@ fn encode(head: &RequestHead, consumed: usize) {
         assert!(ctx.keep_alive);
     }
     if committed.body == BodyOut::Close {
-        assert!(ctx.http10 && !committed.keep_alive);
+        assert!((ctx.http10 || !ctx.chunked) && !committed.keep_alive);
     }
     if committed.keep_alive {
         assert!(!ctx.close);
@@ -364,7 +365,11 @@ fn forward(head: &RequestHead) {
 fn request_lines(head: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     let mut slots = vec![httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS + 1];
     let mut req = httparse::Request::new(&mut slots);
-    match req.parse(head) {
+    // The proxy drops lines with invalid names (`ignore_invalid_headers on`,
+    // its default): read the client's head the same way.
+    let mut config = httparse::ParserConfig::default();
+    config.ignore_invalid_headers_in_requests(true);
+    match config.parse_request(&mut req, head) {
         Ok(httparse::Status::Complete(_)) => Some(
             req.headers
                 .iter()

@@ -50,6 +50,8 @@ struct Client {
     http10: bool,
     keep_alive: bool,
     close: bool,
+    /// `chunked_transfer_encoding`.
+    chunked: bool,
 }
 
 /// Writes `parsed` (parsed from `received`) for `client`, reads the written
@@ -67,6 +69,7 @@ fn round_trip(parsed: &ResponseHead, received: &Bytes, client: Client) {
         body_len,
         declared_len: parsed.declared_length,
         close: client.close,
+        chunked: client.chunked,
         date: DATE,
         names: Spelling::received(received),
     };
@@ -95,7 +98,7 @@ fn round_trip(parsed: &ResponseHead, received: &Bytes, client: Client) {
         match parsed.framing {
             Framing::Length(n) => BodyOut::Length(n),
             Framing::Empty => BodyOut::Length(0),
-            Framing::Chunked | Framing::Close if client.http10 => BodyOut::Close,
+            Framing::Chunked | Framing::Close if client.http10 || !client.chunked => BodyOut::Close,
             Framing::Chunked | Framing::Close => BodyOut::Chunked,
         }
     };
@@ -104,7 +107,7 @@ fn round_trip(parsed: &ResponseHead, received: &Bytes, client: Client) {
         assert!(client.keep_alive && !client.close);
     }
     if committed.body == BodyOut::Close {
-        assert!(client.http10 && !committed.keep_alive);
+        assert!((client.http10 || !client.chunked) && !committed.keep_alive);
     }
 
     // Read the written head back, as a backend's response.
@@ -212,7 +215,7 @@ fn round_trip(parsed: &ResponseHead, received: &Bytes, client: Client) {
         match parsed.framing {
             Framing::Length(n) => Framing::Length(n),
             Framing::Empty => Framing::Empty,
-            Framing::Chunked | Framing::Close if client.http10 => Framing::Close,
+            Framing::Chunked | Framing::Close if client.http10 || !client.chunked => Framing::Close,
             Framing::Chunked | Framing::Close => Framing::Chunked,
         }
     };
@@ -261,6 +264,7 @@ fuzz_target!(|data: &[u8]| {
                 http10: flag & 2 != 0,
                 keep_alive: flag & 4 != 0,
                 close: flag & 8 != 0,
+                chunked: flag & 16 == 0,
             },
             rest,
         ),

@@ -12,6 +12,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod access;
+pub mod base64;
 pub mod compress;
 pub mod config;
 pub mod downstream;

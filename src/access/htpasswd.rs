@@ -11,7 +11,6 @@
 use sha1::{Digest, Sha1};
 
 use crate::access::md5crypt;
-use crate::vars::base64_decode;
 
 /// The result of checking a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,13 +50,13 @@ pub fn verify(password: &[u8], hash: &[u8]) -> Verdict {
         return same(plain == password);
     }
     if let Some(b64) = hash.strip_prefix(b"{SHA}") {
-        let Some(stored) = base64_decode(b64) else {
+        let Some(stored) = crate::base64::decode(b64) else {
             return Verdict::Mismatch;
         };
         return same(Sha1::digest(password).as_slice() == stored.as_slice());
     }
     if let Some(b64) = hash.strip_prefix(b"{SSHA}") {
-        let Some(stored) = base64_decode(b64) else {
+        let Some(stored) = crate::base64::decode(b64) else {
             return Verdict::Mismatch;
         };
         if stored.len() < 20 {

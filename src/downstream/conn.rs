@@ -24,7 +24,6 @@
 
 use std::cell::RefCell;
 use std::future::{poll_fn, Future};
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Poll};
@@ -32,24 +31,21 @@ use std::time::{Instant, SystemTime};
 
 use crate::downstream::body::{BodyState, ClientIo, ClientStream, Idle, RequestBody};
 use crate::downstream::handler::{Handler, ResponseBody};
+use crate::downstream::out::Out;
 use crate::downstream::sendfile;
 use crate::downstream::state::{ConnState, Signal};
 use crate::downstream::tunnel::{tunnel, Upgraded};
-use crate::http1::chunked::{write_chunk_size, ChunkedDecoder, LAST_CHUNK};
+use crate::http1::chunked::ChunkedDecoder;
 use crate::http1::framing::{BodyFraming, BodyOut};
 use crate::http1::names::Spelling;
 use crate::http1::request::{self, Limits, RequestError, RequestHead};
 use crate::http1::response::{self, ResponseContext, CONTINUE};
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http::{Method, Request, Response, Version};
 use http_body::Body;
 
 /// Bytes asked of the kernel per read of a request head.
 const HEAD_READ: usize = 4 * 1024;
-/// Response data up to this size is copied next to the head (one write for
-/// both); larger pieces are written from their own buffer.
-const COALESCE: usize = 16 * 1024;
-
 /// The connection settings of one listen address.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -57,88 +53,6 @@ pub struct Settings {
     pub limits: Limits,
     /// `keepalive_timeout` and `keepalive_requests` allow a second request.
     pub keep_alive: bool,
-}
-
-/// Response bytes waiting to go out, in order: `head` (the head, chunk
-/// framing and small data), `data` (a large piece, not copied), `tail`.
-pub(super) struct Out {
-    head: Vec<u8>,
-    data: Bytes,
-    tail: &'static [u8],
-}
-
-impl Out {
-    fn is_empty(&self) -> bool {
-        self.head.is_empty() && self.data.is_empty() && self.tail.is_empty()
-    }
-
-    /// Queues one piece of body data (framed as a chunk when `chunked`).
-    /// Returns true when it must be written before anything else is queued.
-    fn push(&mut self, data: Bytes, chunked: bool) -> bool {
-        if chunked {
-            write_chunk_size(&mut self.head, data.len());
-        }
-        if data.len() <= COALESCE && self.head.len() + data.len() <= 2 * COALESCE {
-            self.head.extend_from_slice(&data);
-            if chunked {
-                self.head.extend_from_slice(b"\r\n");
-            }
-            false
-        } else {
-            self.data = data;
-            self.tail = if chunked { b"\r\n" } else { b"" };
-            true
-        }
-    }
-
-    /// Queues the end of a chunked body.
-    fn push_last_chunk(&mut self) {
-        if self.data.is_empty() && self.tail.is_empty() {
-            self.head.extend_from_slice(LAST_CHUNK);
-        } else {
-            self.tail = b"\r\n0\r\n\r\n";
-        }
-    }
-
-    /// Writes everything queued. While the socket takes nothing the
-    /// connection is marked as blocked on a write (`send_timeout`).
-    pub(super) async fn flush(&mut self, io: &ClientIo, info: &ConnState) -> std::io::Result<()> {
-        let mut at = 0;
-        let written = poll_fn(|cx| {
-            while at < self.head.len() || !self.data.is_empty() || !self.tail.is_empty() {
-                let slices = [
-                    IoSlice::new(self.head.get(at..).unwrap_or_default()),
-                    IoSlice::new(&self.data),
-                    IoSlice::new(self.tail),
-                ];
-                let mut n = match io.poll_write(cx, &slices) {
-                    Poll::Pending => {
-                        info.write_blocked();
-                        return Poll::Pending;
-                    }
-                    Poll::Ready(r) => r?,
-                };
-                let from_head = n.min(self.head.len() - at);
-                at += from_head;
-                n -= from_head;
-                let from_data = n.min(self.data.len());
-                self.data.advance(from_data);
-                n -= from_data;
-                self.tail = self.tail.get(n..).unwrap_or_default();
-            }
-            match io.poll_flush(cx) {
-                Poll::Pending => {
-                    info.write_blocked();
-                    Poll::Pending
-                }
-                done => done,
-            }
-        })
-        .await;
-        self.head.clear();
-        info.write_done();
-        written
-    }
 }
 
 /// What follows a response.

@@ -11,6 +11,7 @@ pub mod body;
 pub mod conn;
 pub mod h2;
 pub mod handler;
+mod out;
 mod sendfile;
 pub mod state;
 pub mod tls;

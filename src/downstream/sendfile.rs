@@ -23,8 +23,8 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::downstream::body::{ClientIo, ClientStream};
-use crate::downstream::conn::Out;
 use crate::downstream::handler::{FileRange, ResponseBody};
+use crate::downstream::out::Out;
 use crate::downstream::state::ConnState;
 
 /// The most one sendfile(2) call moves (Linux's own limit, 2 GiB - 4 KiB).

@@ -18,7 +18,6 @@
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -27,14 +26,13 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderName;
 use http_body::Body;
 use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use crate::http1::chunked::{self, Chunk, ChunkError, ChunkedDecoder, LAST_CHUNK};
 use crate::http1::framing::{Framing, RequestFraming};
 use crate::http1::response::{self, HeadError, LineKind, ResponseHead};
 use crate::upstream::pool::Live;
-use crate::upstream::stream::{self, ConnKey, Stream};
+use crate::upstream::stream::{ConnKey, Stream};
 
 /// Errors of request bodies and of the bodies streamed from backends.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -44,113 +42,15 @@ const HEAD_READ: usize = 8 * 1024;
 /// Largest read of a response body (bodies stream in pieces of at most this).
 const BODY_READ: usize = 64 * 1024;
 
-/// Why a new backend connection could not be made.
-#[derive(Debug)]
-pub enum ConnectError {
-    /// `proxy_connect_timeout` expired.
-    Timeout,
-    /// Refused, unreachable, reset.
-    Io(std::io::Error),
-    /// The TLS handshake failed (or the backend's certificate did not verify).
-    Tls(std::io::Error),
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::Timeout => write!(f, "upstream timed out while connecting"),
-            ConnectError::Io(e) => write!(f, "connect() to upstream failed: {e}"),
-            ConnectError::Tls(e) => write!(f, "upstream SSL handshake failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ConnectError {}
+pub use crate::upstream::connect::{connect, connect_keyed, connect_unix, ConnectError};
 
 /// A connection to a backend and the bytes read from it but not yet used.
 pub struct Transport {
-    stream: Stream,
-    buf: BytesMut,
+    pub(super) stream: Stream,
+    pub(super) buf: BytesMut,
     /// Plain, or TLS with which settings to which name: the pool hands the
     /// connection only to a request with the same key.
-    key: ConnKey,
-}
-
-/// Opens a connection to `addr` within `timeout` (0: no limit).
-pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Transport, ConnectError> {
-    let stream = if timeout.is_zero() {
-        TcpStream::connect(addr).await
-    } else {
-        tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| ConnectError::Timeout)?
-    }
-    .map_err(ConnectError::Io)?;
-    // Small requests and responses: do not let Nagle hold the last segment.
-    stream.set_nodelay(true).map_err(ConnectError::Io)?;
-    Ok(Transport {
-        stream: Stream::Tcp(stream),
-        buf: BytesMut::new(),
-        key: ConnKey::Plain,
-    })
-}
-
-/// Opens a connection to the Unix stream socket at `path` within `timeout`
-/// (0: no limit). TLS over a Unix socket is not supported.
-pub async fn connect_unix(
-    path: &std::path::Path,
-    timeout: Duration,
-    key: &ConnKey,
-) -> Result<Transport, ConnectError> {
-    if !matches!(key, ConnKey::Plain) {
-        return Err(ConnectError::Tls(std::io::Error::other(
-            "TLS to a unix socket is not supported",
-        )));
-    }
-    let stream = if timeout.is_zero() {
-        tokio::net::UnixStream::connect(path).await
-    } else {
-        tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
-            .await
-            .map_err(|_| ConnectError::Timeout)?
-    }
-    .map_err(ConnectError::Io)?;
-    Ok(Transport {
-        stream: Stream::Unix(stream),
-        buf: BytesMut::new(),
-        key: ConnKey::Plain,
-    })
-}
-
-/// Opens a connection to `addr` and, for a TLS `key`, runs the handshake:
-/// both within `timeout` (0: no limit), as nginx's `proxy_connect_timeout`
-/// covers the SSL handshake.
-pub async fn connect_keyed(
-    addr: SocketAddr,
-    timeout: Duration,
-    key: &ConnKey,
-) -> Result<Transport, ConnectError> {
-    let ConnKey::Tls(target) = key else {
-        return connect(addr, timeout).await;
-    };
-    let started = async {
-        let mut io = connect(addr, Duration::ZERO).await?;
-        let Stream::Tcp(tcp) = io.stream else {
-            return Err(ConnectError::Io(std::io::ErrorKind::InvalidInput.into()));
-        };
-        io.stream = stream::handshake(tcp, target)
-            .await
-            .map_err(ConnectError::Tls)?;
-        io.key = key.clone();
-        Ok(io)
-    };
-    if timeout.is_zero() {
-        started.await
-    } else {
-        tokio::time::timeout(timeout, started)
-            .await
-            .map_err(|_| ConnectError::Timeout)?
-    }
+    pub(super) key: ConnKey,
 }
 
 impl Live for Transport {
@@ -646,6 +546,7 @@ fn poll_state(
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
 
     fn run<F: Future<Output = ()>>(f: F) {
         tokio::runtime::Builder::new_current_thread()

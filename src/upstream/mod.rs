@@ -9,6 +9,7 @@ pub mod background;
 pub mod balance;
 pub mod check;
 pub mod client;
+pub mod connect;
 pub mod dns;
 pub mod hash;
 pub mod health;

@@ -574,6 +574,16 @@ pub fn dead_addr() -> SocketAddr {
     a
 }
 
+/// `n` addresses nothing listens on, all different: held bound together, then
+/// released, so two of them can never be the same port (as two calls of
+/// [`dead_addr`] can).
+pub fn dead_addrs(n: usize) -> Vec<SocketAddr> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    held.iter().map(|l| l.local_addr().expect("addr")).collect()
+}
+
 /// The nginx binary on PATH (or in the usual sbin directories), for the tests
 /// that compare with nginx itself; `None` when nginx is not installed.
 pub fn nginx_binary() -> Option<std::path::PathBuf> {

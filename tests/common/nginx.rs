@@ -55,8 +55,12 @@ impl Nginx {
     /// Starts nginx with `http_body` (the inside of `http { }`, where `LISTEN`
     /// stands for the address it must listen on). `None` when nginx is absent.
     pub fn start(http_body: &str) -> Option<Nginx> {
+        Nginx::start_at(super::dead_addr(), http_body)
+    }
+
+    /// [`Nginx::start`] with `LISTEN` standing for `addr`.
+    pub fn start_at(addr: SocketAddr, http_body: &str) -> Option<Nginx> {
         let bin = binary()?;
-        let addr = super::dead_addr();
         let dir = std::env::temp_dir().join(format!(
             "sticky-proxy-nginx-{}-{}",
             std::process::id(),

@@ -49,7 +49,6 @@ enum Nginx {
 const VARS: &str = "variables not known yet ($upstream_http_*; vars.rs)";
 const ACCESS: &str = "access, auth, realip, limits, balancers (issue 17, confc)";
 const PROXY: &str = "proxy details: proxy_redirect, proxy_cache, ... (issue 17, confc)";
-const OTHER: &str = "not assigned yet";
 const TENGINE_DSO: &str = "Tengine's dso block (dynamic modules; not planned)";
 const LUA: &str = "OpenResty's *_by_lua_block body is Lua, not nginx syntax (nginx without the module stops earlier)";
 
@@ -80,7 +79,7 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("taiga-gateway",                 LOADS,       Nginx::Ok),
     ("tengine-default",               LOADS,       Nginx::Ok),
     ("tengine-docker-jas0n0ss",       LOADS,       Nginx::Ok),
-    ("tengine-docker-woaiso",         fails("fastcgi_connect_timeout", OTHER),                  Nginx::Ok),
+    ("tengine-docker-woaiso",         LOADS,       Nginx::Ok),
     ("tengine-docker-ywfwj2008",      fails("dso", TENGINE_DSO),            Nginx::Fails("unknown directive \"dso\"")),
     ("tengine-session-sticky-tests",  LOADS,       Nginx::Fails("unknown directive \"session_sticky\"")),
     ("test-aws-ip-hash",              LOADS,             Nginx::Ok),

@@ -1,0 +1,248 @@
+//! Which upstreams' http checks speak TLS, and with which settings (pure: a
+//! walk over the loaded configuration, no I/O).
+//!
+//! Tengine's `check type=http` always sends plain HTTP, so a check of peers
+//! that speak only TLS fails and marks every peer down. Here an upstream's
+//! `check type=http` runs over TLS when:
+//!
+//! - every `proxy_pass` that names the upstream is `https://` (in any
+//!   location, `if` block or server), and
+//! - the check has no `port=`: with one, it checks another port of the peer,
+//!   which is how Tengine users check a TLS upstream today (a plain HTTP port
+//!   for the checks), and it stays plain.
+//!
+//! The TLS settings are those of the first such location in the file (its
+//! `proxy_ssl_verify`, trusted certificates, `proxy_ssl_name` / SNI, client
+//! certificate, protocols, ciphers and session cache). An upstream named by
+//! both `http://` and `https://` keeps Tengine's plain checks, and the
+//! checker says so in the error log ([`Scheme::Mixed`]).
+
+use std::sync::Arc;
+
+use crate::config::rewrite::Op;
+use crate::config::{CheckType, Config, Location, LocationConf, Part, Variable};
+use crate::tls::client::{server_name, BackendTls};
+use crate::upstream::check::tls::CheckTls;
+
+/// How the http checks of one upstream go.
+#[derive(Debug, Clone)]
+pub enum Scheme {
+    /// Plain HTTP (Tengine's way).
+    Plain,
+    /// Over TLS, as the requests go.
+    Tls(CheckTls),
+    /// Plain, though some `proxy_pass` to the upstream is `https://`: it is
+    /// named by both schemes.
+    Mixed,
+    /// Plain: `proxy_ssl_name` of the https location gives no valid name.
+    BadName(String),
+}
+
+/// How the http checks of upstream `u` (an index of `HttpConf::upstreams`) go.
+pub fn scheme(config: &Config, u: usize) -> Scheme {
+    let Some(upstream) = config.http.upstreams.get(u) else {
+        return Scheme::Plain;
+    };
+    let Some(check) = &upstream.check else {
+        return Scheme::Plain;
+    };
+    if check.kind != CheckType::Http || check.port.is_some() {
+        return Scheme::Plain;
+    }
+    let mut first_https: Option<(&Arc<BackendTls>, &str)> = None;
+    let mut plain = false;
+    for_each_conf(config, &mut |conf| {
+        let Some(pass) = conf.proxy_pass.as_ref() else {
+            return;
+        };
+        if pass.upstream != u || pass.vars.as_ref().is_some_and(|v| v.dynamic_host) {
+            return;
+        }
+        match (&conf.proxy_ssl, pass.https) {
+            (Some(tls), true) => {
+                first_https.get_or_insert((tls, pass.proxy_host.as_str()));
+            }
+            _ => plain = true,
+        }
+    });
+    match first_https {
+        None => Scheme::Plain,
+        Some(_) if plain => Scheme::Mixed,
+        Some((tls, proxy_host)) => {
+            let name = check_name(tls, proxy_host);
+            match server_name(&name) {
+                Some(name) => Scheme::Tls(CheckTls {
+                    config: Arc::clone(&tls.config),
+                    name,
+                }),
+                None => Scheme::BadName(name),
+            }
+        }
+    }
+}
+
+/// The name a check verifies (and sends as SNI): `proxy_ssl_name` with
+/// `$proxy_host` (the `host[:port]` of the `proxy_pass` URL) filled in, or
+/// the `proxy_pass` host as for a request. A check has no request: any other
+/// variable of `proxy_ssl_name` is taken as empty.
+fn check_name(tls: &BackendTls, proxy_host: &str) -> String {
+    let Some(template) = &tls.name else {
+        return proxy_host.to_string();
+    };
+    template
+        .parts
+        .iter()
+        .map(|p| match p {
+            Part::Literal(text) => text.as_str(),
+            Part::Var(Variable::ProxyHost) => proxy_host,
+            Part::Var(_) => "",
+        })
+        .collect()
+}
+
+/// Calls `f` with the settings of every server, location (nested and named)
+/// and `if` block of the configuration, in file order.
+fn for_each_conf<'a>(config: &'a Config, f: &mut dyn FnMut(&'a LocationConf)) {
+    fn script<'a>(ops: &'a [Op], f: &mut dyn FnMut(&'a LocationConf)) {
+        for op in ops {
+            if let Op::If { body, conf, .. } = op {
+                if let Some(conf) = conf {
+                    f(conf);
+                    script(&conf.redirect.script, f);
+                }
+                script(body, f);
+            }
+        }
+    }
+    fn location<'a>(l: &'a Location, f: &mut dyn FnMut(&'a LocationConf)) {
+        f(&l.conf);
+        script(&l.conf.redirect.script, f);
+        for nested in &l.nested {
+            location(nested, f);
+        }
+    }
+    for server in &config.http.servers {
+        f(&server.conf);
+        script(&server.conf.redirect.script, f);
+        for l in &server.locations {
+            location(l, f);
+        }
+        for named in &server.named {
+            f(&named.conf);
+            script(&named.conf.redirect.script, f);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn load(src: &str) -> Config {
+        crate::config::load_str(src, std::path::Path::new("/t.conf"))
+            .unwrap()
+            .0
+    }
+
+    /// What `scheme` says of the first upstream, in words.
+    fn verdict(config: &Config) -> String {
+        match scheme(config, 0) {
+            Scheme::Plain => "plain".to_string(),
+            Scheme::Mixed => "mixed".to_string(),
+            Scheme::BadName(n) => format!("bad {n}"),
+            Scheme::Tls(t) => format!("tls {}", t.name.to_str()),
+        }
+    }
+
+    #[test]
+    fn http_checks_of_an_upstream_only_https_names_speak_tls() {
+        let http = "check type=http interval=1000;";
+        let cases = [
+            // (check, http-level body, verdict)
+            (
+                http,
+                "server { location / { proxy_pass https://u; } }",
+                "tls u",
+            ),
+            (http, "server { location / { proxy_pass http://u; } }", "plain"),
+            (http, "server { }", "plain"),
+            (
+                http,
+                "server { location /a { proxy_pass https://u; } location /b { proxy_pass http://u; } }",
+                "mixed",
+            ),
+            // port=: Tengine's way to check a TLS peer on a plain port.
+            (
+                "check type=http port=8080;",
+                "server { location / { proxy_pass https://u; } }",
+                "plain",
+            ),
+            (
+                "check type=tcp;",
+                "server { location / { proxy_pass https://u; } }",
+                "plain",
+            ),
+            (
+                "check type=ssl_hello;",
+                "server { location / { proxy_pass https://u; } }",
+                "plain",
+            ),
+            ("", "server { location / { proxy_pass https://u; } }", "plain"),
+            // proxy_ssl_name, with $proxy_host filled in; the first https
+            // location's settings.
+            (
+                http,
+                "server { location /a { proxy_pass https://u; proxy_ssl_name api.example; }
+                          location /b { proxy_pass https://u; proxy_ssl_name other.example; } }",
+                "tls api.example",
+            ),
+            (
+                http,
+                "server { location / { proxy_pass https://u; proxy_ssl_name a.$proxy_host; } }",
+                "tls a.u",
+            ),
+            (
+                http,
+                "server { location / { proxy_pass https://u; proxy_ssl_name \"bad name\"; } }",
+                "bad bad name",
+            ),
+            // Nested locations, `if` blocks, named locations are all seen.
+            (
+                http,
+                "server { location / { location /in { proxy_pass https://u; } } }",
+                "tls u",
+            ),
+            (
+                http,
+                "server { location / { if ($arg_x) { proxy_pass https://u; } } }",
+                "tls u",
+            ),
+            (
+                http,
+                "server { location / { proxy_pass https://u; }
+                          location @n { proxy_pass http://u; } }",
+                "mixed",
+            ),
+        ];
+        for (check, body, want) in cases {
+            let src = format!("http {{ upstream u {{ server 127.0.0.1:8443; {check} }} {body} }}");
+            assert_eq!(verdict(&load(&src)), want, "{check} {body}");
+        }
+    }
+
+    #[test]
+    fn the_check_shares_the_locations_tls_settings() {
+        let config = load(
+            "http { upstream u { server 127.0.0.1:8443; check type=http; }
+               server { location / { proxy_pass https://u; proxy_ssl_server_name on; } } }",
+        );
+        let Scheme::Tls(t) = scheme(&config, 0) else {
+            panic!("tls expected");
+        };
+        let loc = config.http.servers[0].locations[0].conf.proxy_ssl.clone();
+        assert!(Arc::ptr_eq(&t.config, &loc.unwrap().config));
+        assert!(t.config.enable_sni);
+        assert!(matches!(scheme(&config, 7), Scheme::Plain));
+    }
+}

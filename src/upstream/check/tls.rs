@@ -1,0 +1,170 @@
+//! TLS under an http check: a rustls [`ClientConnection`] driven over the
+//! check's non-blocking socket, inside the checker's `poll(2)` loop (no task,
+//! no thread). [`Wire`] is what a [`super::conn::Probe`] reads and writes
+//! through: the socket itself, or rustls in front of it. Its `read` and
+//! `write` behave as a non-blocking socket's (`WouldBlock` when the socket
+//! must become ready first), and [`Wire::interest`] says what the TLS layer
+//! waits for (the handshake may want to read while the check wants to write,
+//! or have records left to send while the check waits for the reply).
+//!
+//! Which upstreams' checks use TLS, and with which settings, is decided by
+//! [`super::scheme`]; a handshake or verification failure is a failed check
+//! ([`CheckError::Tls`]).
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use rustix::event::PollFlags;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
+use socket2::Socket;
+
+use crate::upstream::check::probe::CheckError;
+
+/// The TLS an upstream's http checks speak: one location's `proxy_ssl_*`
+/// settings (their session cache too) and the name verified and, with
+/// `proxy_ssl_server_name on`, sent as SNI.
+#[derive(Debug, Clone)]
+pub struct CheckTls {
+    pub config: Arc<ClientConfig>,
+    pub name: ServerName<'static>,
+}
+
+/// What a check's bytes go through.
+pub(super) enum Wire {
+    Plain,
+    /// Boxed: a plain check stays small.
+    Tls(Box<ClientConnection>),
+}
+
+/// A TLS failure, with the words the check's log line gives.
+#[derive(Debug)]
+struct TlsFailure(String);
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TlsFailure {}
+
+fn tls_error(what: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        TlsFailure(format!("{what}: {e}")),
+    )
+}
+
+/// The check's error for an I/O error of a [`Wire`]: a TLS failure keeps its
+/// words, anything else its kind.
+pub(super) fn failure(e: &io::Error) -> CheckError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<TlsFailure>())
+    {
+        Some(TlsFailure(words)) => CheckError::Tls(words.clone()),
+        None => CheckError::Io(e.kind()),
+    }
+}
+
+impl Wire {
+    /// A new connection's wire: plain, or a TLS client about to say hello.
+    pub(super) fn new(tls: Option<&CheckTls>) -> Result<Wire, CheckError> {
+        match tls {
+            None => Ok(Wire::Plain),
+            Some(t) => ClientConnection::new(Arc::clone(&t.config), t.name.clone())
+                .map(|c| Wire::Tls(Box::new(c)))
+                .map_err(|e| CheckError::Tls(format!("SSL error: {e}"))),
+        }
+    }
+
+    /// What to wait for, given what the check wants (`step`): records rustls
+    /// still has to send come first, then the handshake's reads.
+    pub(super) fn interest(&self, step: PollFlags) -> PollFlags {
+        match self {
+            Wire::Plain => step,
+            Wire::Tls(c) if c.wants_write() => PollFlags::OUT,
+            Wire::Tls(c) if c.is_handshaking() => PollFlags::IN,
+            Wire::Tls(_) => step,
+        }
+    }
+
+    /// Writes some of `data`, as `write(2)` on a non-blocking socket does: on
+    /// TLS, once the handshake is done (`WouldBlock` until then), the bytes
+    /// are taken by rustls and sent as far as the socket takes them (the
+    /// rest goes out before the next read).
+    pub(super) fn write(&mut self, sock: &Socket, data: &[u8]) -> io::Result<usize> {
+        let Wire::Tls(c) = self else {
+            return (&*sock).write(data);
+        };
+        handshake(c, sock)?;
+        flush(c, sock)?;
+        let n = c.writer().write(data)?;
+        match flush(c, sock) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
+            _ => Ok(n),
+        }
+    }
+
+    /// Reads some bytes, as `read(2)` on a non-blocking socket does (`Ok(0)`:
+    /// the peer closed the connection, with or without a TLS close_notify).
+    pub(super) fn read(&mut self, sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
+        let Wire::Tls(c) = self else {
+            return (&*sock).read(buf);
+        };
+        handshake(c, sock)?;
+        let mut eof = false;
+        loop {
+            match flush(c, sock) {
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+                _ => {}
+            }
+            match c.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && eof => return Ok(0),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            eof = receive(c, sock, "SSL error")? == 0;
+        }
+    }
+}
+
+/// Sends what rustls has to send, as far as the socket takes it.
+fn flush(c: &mut ClientConnection, sock: &Socket) -> io::Result<()> {
+    while c.wants_write() {
+        c.write_tls(&mut &*sock)?;
+    }
+    Ok(())
+}
+
+/// Reads TLS records from the socket into rustls and processes them; the
+/// bytes read (0: end of file). A bad record or a failed verification is an
+/// error with `what` and rustls' words (the alert rustls wants to send is
+/// sent if the socket takes it).
+fn receive(c: &mut ClientConnection, sock: &Socket, what: &str) -> io::Result<usize> {
+    let n = c.read_tls(&mut &*sock)?;
+    if let Err(e) = c.process_new_packets() {
+        let _ = flush(c, sock);
+        return Err(tls_error(what, e));
+    }
+    Ok(n)
+}
+
+/// Moves the handshake on as far as it goes without waiting (`WouldBlock`:
+/// wait for [`Wire::interest`]); `Ok` once it is done.
+fn handshake(c: &mut ClientConnection, sock: &Socket) -> io::Result<()> {
+    const WHAT: &str = "SSL handshake failed";
+    while c.is_handshaking() {
+        flush(c, sock)?;
+        if !c.is_handshaking() {
+            break;
+        }
+        if receive(c, sock, WHAT)? == 0 {
+            return Err(tls_error(WHAT, "the peer closed the connection"));
+        }
+    }
+    Ok(())
+}

@@ -287,19 +287,13 @@ fn run(mut peers: Vec<Watched>, stopped: &UnixStream) {
     }
 }
 
-/// The TLS of the http checks of upstream `u` (see [`super::scheme`]); what
-/// keeps them plain against an https `proxy_pass` is logged.
+/// The TLS of the http checks of upstream `u` (see [`super::scheme`]); an
+/// invalid name that keeps them plain is logged.
 fn check_tls(config: &Config, u: usize, name: &str) -> Option<CheckTls> {
     match scheme(config, u) {
-        Scheme::Plain => None,
+        // Mixed: warned of at load time.
+        Scheme::Plain | Scheme::Mixed => None,
         Scheme::Tls(tls) => Some(tls),
-        Scheme::Mixed => {
-            tracing::warn!(
-                "upstream \"{name}\" is used by both http:// and https:// proxy_pass: \
-                 its http checks speak plain HTTP"
-            );
-            None
-        }
         Scheme::BadName(bad) => {
             tracing::error!(
                 "upstream \"{name}\": invalid \"proxy_ssl_name\" \"{bad}\" for its checks: \

@@ -14,13 +14,13 @@
 //! The TLS settings are those of the first such location in the file (its
 //! `proxy_ssl_verify`, trusted certificates, `proxy_ssl_name` / SNI, client
 //! certificate, protocols, ciphers and session cache). An upstream named by
-//! both `http://` and `https://` keeps Tengine's plain checks, and the
-//! checker says so in the error log ([`Scheme::Mixed`]).
+//! both `http://` and `https://` keeps Tengine's plain checks
+//! ([`Scheme::Mixed`]; loading the configuration warns of it).
 
 use std::sync::Arc;
 
-use crate::config::rewrite::Op;
-use crate::config::{CheckType, Config, Location, LocationConf, Part, Variable};
+use crate::config::upstream_use::upstream_use;
+use crate::config::{Config, Part, Variable};
 use crate::tls::client::{server_name, BackendTls};
 use crate::upstream::check::tls::CheckTls;
 
@@ -46,38 +46,26 @@ pub fn scheme(config: &Config, u: usize) -> Scheme {
     let Some(check) = &upstream.check else {
         return Scheme::Plain;
     };
-    if check.kind != CheckType::Http || check.port.is_some() {
+    if !check.follows_peer_scheme() {
         return Scheme::Plain;
     }
-    let mut first_https: Option<(&Arc<BackendTls>, &str)> = None;
-    let mut plain = false;
-    for_each_conf(config, &mut |conf| {
-        let Some(pass) = conf.proxy_pass.as_ref() else {
-            return;
-        };
-        if pass.upstream != u || pass.vars.as_ref().is_some_and(|v| v.dynamic_host) {
-            return;
-        }
-        match (&conf.proxy_ssl, pass.https) {
-            (Some(tls), true) => {
-                first_https.get_or_insert((tls, pass.proxy_host.as_str()));
-            }
-            _ => plain = true,
-        }
-    });
-    match first_https {
-        None => Scheme::Plain,
-        Some(_) if plain => Scheme::Mixed,
-        Some((tls, proxy_host)) => {
-            let name = check_name(tls, proxy_host);
-            match server_name(&name) {
-                Some(name) => Scheme::Tls(CheckTls {
-                    config: Arc::clone(&tls.config),
-                    name,
-                }),
-                None => Scheme::BadName(name),
-            }
-        }
+    let used = upstream_use(&config.http.servers, u);
+    let Some(https) = used.first_https else {
+        return Scheme::Plain;
+    };
+    let (Some(tls), Some(pass)) = (&https.proxy_ssl, &https.proxy_pass) else {
+        return Scheme::Plain;
+    };
+    if used.plain {
+        return Scheme::Mixed;
+    }
+    let name = check_name(tls, &pass.proxy_host);
+    match server_name(&name) {
+        Some(name) => Scheme::Tls(CheckTls {
+            config: Arc::clone(&tls.config),
+            name,
+        }),
+        None => Scheme::BadName(name),
     }
 }
 
@@ -98,40 +86,6 @@ fn check_name(tls: &BackendTls, proxy_host: &str) -> String {
             Part::Var(_) => "",
         })
         .collect()
-}
-
-/// Calls `f` with the settings of every server, location (nested and named)
-/// and `if` block of the configuration, in file order.
-fn for_each_conf<'a>(config: &'a Config, f: &mut dyn FnMut(&'a LocationConf)) {
-    fn script<'a>(ops: &'a [Op], f: &mut dyn FnMut(&'a LocationConf)) {
-        for op in ops {
-            if let Op::If { body, conf, .. } = op {
-                if let Some(conf) = conf {
-                    f(conf);
-                    script(&conf.redirect.script, f);
-                }
-                script(body, f);
-            }
-        }
-    }
-    fn location<'a>(l: &'a Location, f: &mut dyn FnMut(&'a LocationConf)) {
-        f(&l.conf);
-        script(&l.conf.redirect.script, f);
-        for nested in &l.nested {
-            location(nested, f);
-        }
-    }
-    for server in &config.http.servers {
-        f(&server.conf);
-        script(&server.conf.redirect.script, f);
-        for l in &server.locations {
-            location(l, f);
-        }
-        for named in &server.named {
-            f(&named.conf);
-            script(&named.conf.redirect.script, f);
-        }
-    }
 }
 
 #[cfg(test)]

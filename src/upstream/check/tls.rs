@@ -168,3 +168,128 @@ fn handshake(c: &mut ClientConnection, sock: &Socket) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::{CheckConf, CheckType};
+    use crate::tls::client::{BackendTls, ClientSettings};
+    use crate::upstream::check::conn::check_on;
+    use crate::upstream::check::testing::{self_signed, tls_backend};
+    use std::net::SocketAddr;
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::time::Duration;
+
+    /// The check TLS of a location verifying `name` against `roots`.
+    fn check_tls(roots: rustls::RootCertStore, name: &str) -> CheckTls {
+        let tls = BackendTls::build(ClientSettings {
+            verify: true,
+            trusted: Some(roots),
+            verify_depth: 1,
+            versions: vec![&rustls::version::TLS12, &rustls::version::TLS13],
+            suites: crate::tls::ciphers::select("HIGH", &mut Vec::new()).unwrap(),
+            certificate: None,
+            session_reuse: true,
+            server_name: true,
+            name: None,
+        })
+        .unwrap();
+        CheckTls {
+            config: Arc::clone(&tls.config),
+            name: ServerName::try_from(name.to_string()).unwrap(),
+        }
+    }
+
+    fn conf(keepalive_requests: u32) -> CheckConf {
+        CheckConf {
+            kind: CheckType::Http,
+            timeout: Duration::from_millis(1000),
+            http_send: b"GET /health HTTP/1.1\r\nHost: backend.test\r\n\r\n".to_vec(),
+            keepalive_requests,
+            ..CheckConf::default()
+        }
+    }
+
+    /// `rounds` checks of `target` over `tls`, each on the connection the
+    /// one before left, off the test's runtime.
+    async fn checks(
+        target: SocketAddr,
+        conf: CheckConf,
+        tls: CheckTls,
+        rounds: usize,
+    ) -> Vec<Result<(), CheckError>> {
+        tokio::task::spawn_blocking(move || {
+            let mut kept = None;
+            (0..rounds)
+                .map(|_| check_on(target, &conf, Some(&tls), &mut kept))
+                .collect()
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn http_checks_over_tls_pass_fail_on_status_and_on_verification() {
+        let (server, roots) = self_signed("backend.test");
+        let (ok, _) = tls_backend(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            Arc::clone(&server),
+        )
+        .await;
+        let (err, _) = tls_backend(
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+            Arc::clone(&server),
+        )
+        .await;
+        let tls = check_tls(roots.clone(), "backend.test");
+        assert_eq!(checks(ok, conf(1), tls.clone(), 2).await, [Ok(()), Ok(())]);
+        assert_eq!(
+            checks(err, conf(1), tls.clone(), 1).await,
+            [Err(CheckError::Status(500))]
+        );
+        // The certificate names another host; another CA signed it.
+        let wrong_name = check_tls(roots, "other.test");
+        let (_, other_roots) = self_signed("backend.test");
+        let stranger = check_tls(other_roots, "backend.test");
+        for tls in [wrong_name, stranger] {
+            let got = checks(ok, conf(1), tls, 1).await;
+            match &got[..] {
+                [Err(CheckError::Tls(words))] => assert!(
+                    words.starts_with("SSL handshake failed: invalid peer certificate"),
+                    "{words}"
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn kept_alive_tls_checks_share_one_connection() {
+        let (server, roots) = self_signed("backend.test");
+        let (addr, accepted) = tls_backend(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            server,
+        )
+        .await;
+        let tls = check_tls(roots, "backend.test");
+        let results = checks(addr, conf(5), tls, 7).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        // Five checks on the first connection, two on the second.
+        assert_eq!(accepted.load(SeqCst), 2);
+    }
+
+    #[test]
+    fn tls_failures_keep_their_words_and_others_their_kind() {
+        let tls = tls_error("SSL handshake failed", "bad certificate");
+        assert_eq!(
+            failure(&tls),
+            CheckError::Tls("SSL handshake failed: bad certificate".to_string())
+        );
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            failure(&reset),
+            CheckError::Io(io::ErrorKind::ConnectionReset)
+        );
+    }
+}

@@ -55,21 +55,30 @@ async fn wait_state(proxy: SocketAddr, peer: &str, state: &str, limit: Duration)
 
 const LIMIT: Duration = Duration::from_secs(5);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_only_peers_are_brought_up_by_tls_checks_and_serve() {
-    let pki = Pki::new("check-up");
-    let backend = https_backend(&pki, "tls");
-    let proxy = start_proxy(&format!(
+/// A proxy with upstream `secure` (`backend` and the `check` lines given),
+/// which `/` passes to over verified TLS, and `/status` (`check_status`).
+fn secure_proxy(pki: &Pki, backend: &Backend, checks: &str) -> common::TestProxy {
+    start_proxy(&format!(
         "http {{
-           upstream secure {{ server {peer};
-             check interval=50 rise=2 fall=2 timeout=1000 type=http;
-             check_http_send \"GET /health HTTP/1.0\\r\\nHost: backend.test\\r\\n\\r\\n\"; }}
+           upstream secure {{ server {peer}; {checks} }}
            server {{ listen 127.0.0.1:0;
              location / {{ proxy_pass https://secure; {verify} }}
              location /status {{ check_status; }} }} }}",
         peer = backend.peer(),
-        verify = verify(&pki),
-    ));
+        verify = verify(pki),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_only_peers_are_brought_up_by_tls_checks_and_serve() {
+    let pki = Pki::new("check-up");
+    let backend = https_backend(&pki, "tls");
+    let proxy = secure_proxy(
+        &pki,
+        &backend,
+        "check interval=50 rise=2 fall=2 timeout=1000 type=http;
+         check_http_send \"GET /health HTTP/1.0\\r\\nHost: backend.test\\r\\n\\r\\n\";",
+    );
     // default_down: no traffic until the TLS checks pass.
     wait_state(proxy.addr, &backend.peer(), "up", LIMIT).await;
     let r = get(proxy.addr, "/app", &[]).await;
@@ -128,18 +137,13 @@ async fn a_peer_failing_verification_or_answering_500_is_down() {
 async fn keepalive_tls_checks_reuse_one_connection_and_handshake() {
     let pki = Pki::new("check-keepalive");
     let backend = https_backend(&pki, "kept");
-    let proxy = start_proxy(&format!(
-        "http {{
-           upstream secure {{ server {peer};
-             check interval=30 rise=1 fall=2 timeout=1000 type=http;
-             check_http_send \"GET /health HTTP/1.1\\r\\nHost: backend.test\\r\\n\\r\\n\";
-             check_keepalive_requests 100; }}
-           server {{ listen 127.0.0.1:0;
-             location / {{ proxy_pass https://secure; {verify} }}
-             location /status {{ check_status; }} }} }}",
-        peer = backend.peer(),
-        verify = verify(&pki),
-    ));
+    let proxy = secure_proxy(
+        &pki,
+        &backend,
+        "check interval=30 rise=1 fall=2 timeout=1000 type=http;
+         check_http_send \"GET /health HTTP/1.1\\r\\nHost: backend.test\\r\\n\\r\\n\";
+         check_keepalive_requests 100;",
+    );
     wait_state(proxy.addr, &backend.peer(), "up", LIMIT).await;
     let started = Instant::now();
     while backend.hits() < 10 {

@@ -294,9 +294,17 @@ fn check_tls(config: &Config, u: usize, name: &str) -> Option<CheckTls> {
         // Mixed: warned of at load time.
         Scheme::Plain | Scheme::Mixed => None,
         Scheme::Tls(tls) => Some(tls),
+        Scheme::TlsByHost(tls, written) => {
+            tracing::warn!(
+                "upstream \"{name}\": \"proxy_ssl_name {written}\" names no host without a \
+                 request: its checks verify \"{}\"",
+                tls.name.to_str()
+            );
+            Some(tls)
+        }
         Scheme::BadName(bad) => {
             tracing::error!(
-                "upstream \"{name}\": invalid \"proxy_ssl_name\" \"{bad}\" for its checks: \
+                "upstream \"{name}\": \"{bad}\" is no valid TLS name for its checks: \
                  they speak plain HTTP"
             );
             None

@@ -34,7 +34,12 @@ pub enum Scheme {
     /// Plain, though some `proxy_pass` to the upstream is `https://`: it is
     /// named by both schemes.
     Mixed,
-    /// Plain: `proxy_ssl_name` of the https location gives no valid name.
+    /// Over TLS, but verifying (and sending) the `proxy_pass` host: the
+    /// `proxy_ssl_name` written (the `String`) reads the request, or gives
+    /// no valid name.
+    TlsByHost(CheckTls, String),
+    /// Plain: neither `proxy_ssl_name` nor the `proxy_pass` host is a valid
+    /// name.
     BadName(String),
 }
 
@@ -59,31 +64,39 @@ pub fn scheme(config: &Config, u: usize) -> Scheme {
     if used.plain {
         return Scheme::Mixed;
     }
-    let name = check_name(tls, &pass.proxy_host);
-    match server_name(&name) {
-        Some(name) => Scheme::Tls(CheckTls {
-            config: Arc::clone(&tls.config),
-            name,
-        }),
-        None => Scheme::BadName(name),
+    let check_tls = |name| CheckTls {
+        config: Arc::clone(&tls.config),
+        name,
+    };
+    let host = &pass.proxy_host;
+    match check_name(tls, host).map(|n| server_name(&n)) {
+        Some(Some(name)) => Scheme::Tls(check_tls(name)),
+        _ => {
+            let written = tls.name.as_ref().map(|t| t.source.clone());
+            match (server_name(host), written) {
+                (Some(name), Some(written)) => Scheme::TlsByHost(check_tls(name), written),
+                (Some(name), None) => Scheme::Tls(check_tls(name)),
+                (None, _) => Scheme::BadName(host.clone()),
+            }
+        }
     }
 }
 
 /// The name a check verifies (and sends as SNI): `proxy_ssl_name` with
 /// `$proxy_host` (the `host[:port]` of the `proxy_pass` URL) filled in, or
-/// the `proxy_pass` host as for a request. A check has no request: any other
-/// variable of `proxy_ssl_name` is taken as empty.
-fn check_name(tls: &BackendTls, proxy_host: &str) -> String {
+/// the `proxy_pass` host as for a request. `None` when `proxy_ssl_name` reads
+/// the request (a check has none).
+fn check_name(tls: &BackendTls, proxy_host: &str) -> Option<String> {
     let Some(template) = &tls.name else {
-        return proxy_host.to_string();
+        return Some(proxy_host.to_string());
     };
     template
         .parts
         .iter()
         .map(|p| match p {
-            Part::Literal(text) => text.as_str(),
-            Part::Var(Variable::ProxyHost) => proxy_host,
-            Part::Var(_) => "",
+            Part::Literal(text) => Some(text.as_str()),
+            Part::Var(Variable::ProxyHost) => Some(proxy_host),
+            Part::Var(_) => None,
         })
         .collect()
 }
@@ -106,6 +119,7 @@ mod tests {
             Scheme::Mixed => "mixed".to_string(),
             Scheme::BadName(n) => format!("bad {n}"),
             Scheme::Tls(t) => format!("tls {}", t.name.to_str()),
+            Scheme::TlsByHost(t, written) => format!("tls {} not {written}", t.name.to_str()),
         }
     }
 
@@ -159,7 +173,13 @@ mod tests {
             (
                 http,
                 "server { location / { proxy_pass https://u; proxy_ssl_name \"bad name\"; } }",
-                "bad bad name",
+                "tls u not bad name",
+            ),
+            // A name read from the request: the proxy_pass host instead.
+            (
+                http,
+                "server { location / { proxy_pass https://u; proxy_ssl_name $host; } }",
+                "tls u not $host",
             ),
             // Nested locations, `if` blocks, named locations are all seen.
             (

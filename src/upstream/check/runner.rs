@@ -52,6 +52,9 @@ struct Watched {
     kept: Option<Kept>,
     /// The reply of the running check (its capacity kept from check to check).
     reply: Vec<u8>,
+    /// The words of the last TLS failure logged (logged again only when they
+    /// change, or after a check that passed).
+    tls_failure: Option<String>,
 }
 
 impl Watched {
@@ -107,6 +110,20 @@ impl Watched {
             (Some(_), CheckType::Http) => "http (TLS)",
             (_, kind) => kind.as_str(),
         };
+        // A TLS failure is mostly a setting (a CA, a name): say it even when
+        // the peer's state does not change (a peer down from the start).
+        match &result {
+            Err(CheckError::Tls(words)) if self.tls_failure.as_ref() != Some(words) => {
+                tracing::error!(
+                    "upstream \"{}\": {kind} check of peer {} failed: {words}",
+                    self.upstream,
+                    self.peer
+                );
+                self.tls_failure = Some(words.clone());
+            }
+            Ok(()) => self.tls_failure = None,
+            Err(_) => {}
+        }
         let transition = self.state.record(result.is_ok(), conf.rise, conf.fall, now);
         let (rise, fall) = self.state.counters();
         if let Some(p) = self.stats.peer(self.index) {
@@ -182,6 +199,7 @@ impl Checker {
                     probe: None,
                     kept: None,
                     reply,
+                    tls_failure: None,
                 });
             }
         }

@@ -3,7 +3,8 @@
 //! `proxy_ssl_*` settings. Real HTTPS backends on `127.0.0.1:0` with
 //! certificates made at test time: TLS-only peers come up and serve, a peer
 //! whose certificate fails `proxy_ssl_verify` and a peer answering 500 go
-//! down, and `check_keepalive_requests` keeps one TLS connection.
+//! down, and `check_keepalive_requests` keeps one TLS connection; nginx with
+//! OpenSSL (when installed) as a checked peer whose TLS stack is not ours.
 
 mod common;
 
@@ -55,16 +56,15 @@ async fn wait_state(proxy: SocketAddr, peer: &str, state: &str, limit: Duration)
 
 const LIMIT: Duration = Duration::from_secs(5);
 
-/// A proxy with upstream `secure` (`backend` and the `check` lines given),
-/// which `/` passes to over verified TLS, and `/status` (`check_status`).
-fn secure_proxy(pki: &Pki, backend: &Backend, checks: &str) -> common::TestProxy {
+/// A proxy with upstream `secure` (`peer` and the `check` lines given), which
+/// `/` passes to over verified TLS, and `/status` (`check_status`).
+fn secure_proxy(pki: &Pki, peer: &str, checks: &str) -> common::TestProxy {
     start_proxy(&format!(
         "http {{
            upstream secure {{ server {peer}; {checks} }}
            server {{ listen 127.0.0.1:0;
              location / {{ proxy_pass https://secure; {verify} }}
              location /status {{ check_status; }} }} }}",
-        peer = backend.peer(),
         verify = verify(pki),
     ))
 }
@@ -75,7 +75,7 @@ async fn tls_only_peers_are_brought_up_by_tls_checks_and_serve() {
     let backend = https_backend(&pki, "tls");
     let proxy = secure_proxy(
         &pki,
-        &backend,
+        &backend.peer(),
         "check interval=50 rise=2 fall=2 timeout=1000 type=http;
          check_http_send \"GET /health HTTP/1.0\\r\\nHost: backend.test\\r\\n\\r\\n\";",
     );
@@ -139,7 +139,7 @@ async fn keepalive_tls_checks_reuse_one_connection_and_handshake() {
     let backend = https_backend(&pki, "kept");
     let proxy = secure_proxy(
         &pki,
-        &backend,
+        &backend.peer(),
         "check interval=30 rise=1 fall=2 timeout=1000 type=http;
          check_http_send \"GET /health HTTP/1.1\\r\\nHost: backend.test\\r\\n\\r\\n\";
          check_keepalive_requests 100;",
@@ -161,4 +161,35 @@ async fn keepalive_tls_checks_reuse_one_connection_and_handshake() {
         "and one handshake"
     );
     drop(proxy);
+}
+
+/// A TLS stack that is not rustls: nginx with OpenSSL as the checked peer
+/// (skipped when nginx is not installed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_with_openssl_is_checked_over_tls_and_serves() {
+    let pki = Pki::new("check-nginx");
+    pki.issue("backend", &["backend.test"], false);
+    let Some(nginx) = common::nginx::Nginx::start(&format!(
+        "server {{ listen LISTEN ssl; server_name backend.test;
+           ssl_certificate {cert}; ssl_certificate_key {key};
+           location = /health {{ return 200 \"ok\\n\"; }}
+           location / {{ return 200 \"nginx behind TLS\\n\"; }} }}",
+        cert = pki.path("backend.pem"),
+        key = pki.path("backend.key"),
+    )) else {
+        return;
+    };
+    let peer = nginx.addr.to_string();
+    let proxy = secure_proxy(
+        &pki,
+        &peer,
+        "check interval=50 rise=2 fall=2 timeout=1000 type=http;
+         check_http_send \"GET /health HTTP/1.1\\r\\nHost: backend.test\\r\\n\\r\\n\";
+         check_keepalive_requests 100;",
+    );
+    wait_state(proxy.addr, &peer, "up", LIMIT).await;
+    let r = get(proxy.addr, "/", &[]).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "nginx behind TLS\n"));
+    let log = nginx.error_log();
+    assert!(!log.contains("SSL_do_handshake() failed"), "{log}");
 }

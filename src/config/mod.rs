@@ -20,6 +20,7 @@ pub mod rewrite;
 pub mod template;
 pub mod units;
 pub mod upstream;
+pub mod upstream_use;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

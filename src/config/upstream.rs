@@ -124,6 +124,15 @@ pub struct CheckConf {
     pub keepalive_requests: u32,
 }
 
+impl CheckConf {
+    /// An http check of the peer's own port: it speaks TLS when the peers do
+    /// (an upstream only `proxy_pass https://` names). With `port=` it checks
+    /// another port, as Tengine users check a TLS peer on a plain one.
+    pub fn follows_peer_scheme(&self) -> bool {
+        self.kind == CheckType::Http && self.port.is_none()
+    }
+}
+
 impl Default for CheckConf {
     fn default() -> Self {
         CheckConf {

@@ -360,6 +360,7 @@ impl Builder {
         if let Some((_, e)) = first_error {
             return Err(e);
         }
+        self.warn_mixed_check_schemes(block, &st.named, &built);
         for (format, span) in &st.format_uses {
             if !st.log_formats.contains_key(format) {
                 return Err(ConfigError::new(

@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::{
@@ -18,9 +19,47 @@ use super::sticky::sticky_directive;
 use super::{Builder, Res};
 use crate::config::ast::Directive;
 use crate::config::units;
-use crate::config::{Balance, CheckConf, CheckType, PeerConf, StatusClasses, UpstreamConf};
+use crate::config::upstream_use::upstream_use;
+use crate::config::{
+    Balance, CheckConf, CheckType, PeerConf, ServerConf, StatusClasses, UpstreamConf,
+};
 
 impl Builder {
+    /// Warns of each upstream of `named` (the `upstream` blocks of the http
+    /// `block`) whose `check type=http` stays plain though `proxy_pass
+    /// https://` names it, because some `proxy_pass http://` names it too.
+    pub(super) fn warn_mixed_check_schemes(
+        &mut self,
+        block: &[Directive],
+        named: &[UpstreamConf],
+        servers: &[Arc<ServerConf>],
+    ) {
+        for (u, up) in named.iter().enumerate() {
+            if !up
+                .check
+                .as_ref()
+                .is_some_and(CheckConf::follows_peer_scheme)
+            {
+                continue;
+            }
+            let used = upstream_use(servers, u);
+            if used.first_https.is_none() || !used.plain {
+                continue;
+            }
+            let at = block
+                .iter()
+                .find(|d| d.name == "upstream" && arg(d, 0) == up.name);
+            if let Some(d) = at {
+                let message = format!(
+                    "upstream \"{}\" is used by both \"proxy_pass http://\" and \
+                     \"proxy_pass https://\": its \"check type=http\" speaks plain HTTP",
+                    up.name
+                );
+                self.warn(d, &message);
+            }
+        }
+    }
+
     pub(super) fn upstream(&mut self, d: &Directive, http: &ResolverScope) -> Res<UpstreamConf> {
         let body = block(d, 1, 1)?;
         let name = arg(d, 0).to_string();
@@ -594,6 +633,35 @@ mod tests {
             Some(CheckType::Tcp)
         );
         assert_eq!(c.http.upstreams[1].check, None);
+    }
+
+    #[test]
+    fn an_upstream_checked_by_http_and_named_by_both_schemes_is_warned_of() {
+        let src = |check: &str, second: &str| {
+            format!(
+                "http {{\n upstream u {{\n server 127.0.0.1:9000;\n {check}\n }}\n server {{\n \
+                 location /a {{ proxy_pass https://u; }}\n \
+                 location /b {{ proxy_pass {second}://u; }}\n }}\n}}\n"
+            )
+        };
+        let (_, warnings) = ok(&src("check type=http;", "http"));
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].span.line, 2);
+        assert_eq!(
+            warnings[0].message,
+            "upstream \"u\" is used by both \"proxy_pass http://\" and \
+             \"proxy_pass https://\": its \"check type=http\" speaks plain HTTP"
+        );
+        // One scheme, a check of another port, or no http check: nothing to say.
+        for (check, second) in [
+            ("check type=http;", "https"),
+            ("check type=http port=8080;", "http"),
+            ("check type=tcp;", "http"),
+            ("", "http"),
+        ] {
+            let (_, warnings) = ok(&src(check, second));
+            assert!(warnings.is_empty(), "{check} {second}: {warnings:?}");
+        }
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! calling thread) owns the waiting and the clock. The reply is judged by the
 //! pure [`super::probe`]; with `check_keepalive_requests` the reply is read to
 //! the end its framing gives and the connection is kept ([`Kept`]) for the
-//! next check.
+//! next check. An http check of a TLS upstream reads and writes through
+//! rustls ([`super::tls::Wire`]) on the same socket and in the same steps.
 
 use std::io;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -20,6 +20,7 @@ use crate::tls::client::hello_verdict;
 use crate::upstream::check::probe::{
     head_request, judge_head, line_verdict, CheckError, Fed, ReplyBody,
 };
+use crate::upstream::check::tls::{failure, CheckTls, Wire};
 
 /// Bytes read at most from an http check's reply when its connection is not
 /// kept (the status line is enough).
@@ -35,6 +36,8 @@ pub(super) const SCRATCH: usize = 4096;
 /// A check connection kept open for the next check (`check_keepalive_requests`).
 pub struct Kept {
     sock: Socket,
+    /// Plain, or the TLS session the connection carries.
+    wire: Wire,
     /// Checks it has served.
     served: u32,
 }
@@ -68,6 +71,8 @@ pub(super) enum Progress {
 /// registration of its own.
 pub(super) struct Probe {
     pub(super) sock: Socket,
+    /// Plain, or TLS (an http check of a TLS upstream).
+    wire: Wire,
     step: Step,
     pub(super) deadline: Instant,
     /// Checks its connection served before this one.
@@ -110,6 +115,12 @@ fn verdict_of(conf: &CheckConf, reply: &[u8]) -> Result<(), CheckError> {
     }
 }
 
+/// The TLS of a new connection for a check of `conf`: only http checks speak
+/// TLS (`ssl_hello` writes its own hello, `tcp` nothing).
+fn new_wire(conf: &CheckConf, tls: Option<&CheckTls>) -> Result<Wire, CheckError> {
+    Wire::new(tls.filter(|_| conf.kind == CheckType::Http))
+}
+
 /// Whether checks of `conf` keep their connection for the next check.
 fn keeps_alive(conf: &CheckConf) -> bool {
     conf.kind == CheckType::Http && conf.keepalive_requests > 1
@@ -121,12 +132,14 @@ impl Probe {
     pub(super) fn start(
         target: &SockAddr,
         conf: &CheckConf,
+        tls: Option<&CheckTls>,
         kept: Option<Kept>,
         now: Instant,
     ) -> Result<(Probe, bool), CheckError> {
         let deadline = now + conf.timeout;
-        let probe = |sock, step, served, reused| Probe {
+        let probe = |sock, wire, step, served, reused| Probe {
             sock,
+            wire,
             step,
             deadline,
             served,
@@ -134,12 +147,14 @@ impl Probe {
             reusable: false,
         };
         Ok(match kept {
-            Some(Kept { sock, served }) => {
-                (probe(sock, Step::Sending { sent: 0 }, served, true), true)
-            }
+            Some(Kept { sock, wire, served }) => (
+                probe(sock, wire, Step::Sending { sent: 0 }, served, true),
+                true,
+            ),
             None => {
+                let wire = new_wire(conf, tls)?;
                 let (sock, connected) = open(target)?;
-                (probe(sock, Step::Connecting, 0, false), connected)
+                (probe(sock, wire, Step::Connecting, 0, false), connected)
             }
         })
     }
@@ -147,19 +162,22 @@ impl Probe {
     /// What the probe waits for.
     pub(super) fn interest(&self) -> PollFlags {
         match self.step {
-            Step::Connecting | Step::Sending { .. } => PollFlags::OUT,
-            Step::Head | Step::Body { .. } => PollFlags::IN,
+            Step::Connecting => PollFlags::OUT,
+            Step::Sending { .. } => self.wire.interest(PollFlags::OUT),
+            Step::Head | Step::Body { .. } => self.wire.interest(PollFlags::IN),
         }
     }
 
     /// Moves the check on as far as it goes without waiting. `ready`: poll(2)
     /// reported the socket (only a connect in progress needs it; other steps
-    /// just try). `reply` collects the reply's head; `scratch` is any buffer.
+    /// just try). `tls`: the check's TLS, for a new connection. `reply`
+    /// collects the reply's head; `scratch` is any buffer.
     pub(super) fn advance(
         &mut self,
         mut ready: bool,
         target: &SockAddr,
         conf: &CheckConf,
+        tls: Option<&CheckTls>,
         reply: &mut Vec<u8>,
         scratch: &mut [u8],
     ) -> Progress {
@@ -191,7 +209,7 @@ impl Probe {
                         _ => conf.http_send.as_slice(),
                     };
                     let rest = payload.get(sent..).unwrap_or_default();
-                    match (&self.sock).write(rest) {
+                    match self.wire.write(&self.sock, rest) {
                         Ok(n) if sent + n >= payload.len() => {
                             // The reply cannot be there yet: wait for it rather
                             // than try a read that would only say "not yet".
@@ -204,8 +222,8 @@ impl Probe {
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => {
-                            let failure = Err(CheckError::Io(e.kind()));
-                            match self.stale(target, reply, failure) {
+                            let failure = Err(failure(&e));
+                            match self.stale(target, conf, tls, reply, failure) {
                                 Ok(now_ready) => ready = now_ready,
                                 Err(result) => return Progress::Done(result),
                             }
@@ -219,10 +237,10 @@ impl Probe {
                         return Progress::Done(verdict_of(conf, reply));
                     }
                     let buf = scratch.get_mut(..room).unwrap_or_default();
-                    match (&self.sock).read(buf) {
+                    match self.wire.read(&self.sock, buf) {
                         Ok(0) => {
                             let failure = verdict_of(conf, reply);
-                            match self.stale(target, reply, failure) {
+                            match self.stale(target, conf, tls, reply, failure) {
                                 Ok(now_ready) => ready = now_ready,
                                 Err(result) => return Progress::Done(result),
                             }
@@ -268,13 +286,13 @@ impl Probe {
                             return Progress::Pending
                         }
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => match self.stale(target, reply, Err(CheckError::Io(e.kind()))) {
+                        Err(e) => match self.stale(target, conf, tls, reply, Err(failure(&e))) {
                             Ok(now_ready) => ready = now_ready,
                             Err(result) => return Progress::Done(result),
                         },
                     }
                 }
-                Step::Body { body, verdict } => match (&self.sock).read(scratch) {
+                Step::Body { body, verdict } => match self.wire.read(&self.sock, scratch) {
                     // Cut short: the status line still decides, but the
                     // connection is done.
                     Ok(0) => return Progress::Done(verdict.clone()),
@@ -288,7 +306,7 @@ impl Probe {
                     },
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Progress::Pending,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Progress::Done(Err(CheckError::Io(e.kind()))),
+                    Err(e) => return Progress::Done(Err(failure(&e))),
                 },
             }
         }
@@ -302,6 +320,8 @@ impl Probe {
     fn stale(
         &mut self,
         target: &SockAddr,
+        conf: &CheckConf,
+        tls: Option<&CheckTls>,
         reply: &[u8],
         failure: Result<(), CheckError>,
     ) -> Result<bool, Result<(), CheckError>> {
@@ -310,6 +330,7 @@ impl Probe {
         }
         self.reused = false;
         self.served = 0;
+        self.wire = new_wire(conf, tls).map_err(Err)?;
         let (sock, connected) = open(target).map_err(Err)?;
         self.sock = sock;
         self.step = Step::Connecting;
@@ -320,6 +341,7 @@ impl Probe {
     pub(super) fn into_kept(self) -> Option<Kept> {
         self.reusable.then_some(Kept {
             sock: self.sock,
+            wire: self.wire,
             served: self.served + 1,
         })
     }
@@ -335,21 +357,23 @@ pub(super) fn poll_timeout(d: Duration) -> Timespec {
     }
 }
 
-/// One check of `target` within `conf.timeout`, waiting on this thread. It runs
-/// on `kept` if given (else on a new connection), and leaves the connection
-/// there when it may serve the next check.
+/// One check of `target` within `conf.timeout`, waiting on this thread, over
+/// `tls` if given (an http check). It runs on `kept` if given (else on a new
+/// connection), and leaves the connection there when it may serve the next
+/// check.
 pub fn check_on(
     target: impl Into<SockAddr>,
     conf: &CheckConf,
+    tls: Option<&CheckTls>,
     kept: &mut Option<Kept>,
 ) -> Result<(), CheckError> {
     let target = &target.into();
-    let (mut probe, mut ready) = Probe::start(target, conf, kept.take(), Instant::now())?;
+    let (mut probe, mut ready) = Probe::start(target, conf, tls, kept.take(), Instant::now())?;
     let mut reply = Vec::new();
     let mut scratch = [0u8; SCRATCH];
     loop {
-        if let Progress::Done(result) = probe.advance(ready, target, conf, &mut reply, &mut scratch)
-        {
+        let progress = probe.advance(ready, target, conf, tls, &mut reply, &mut scratch);
+        if let Progress::Done(result) = progress {
             *kept = probe.into_kept();
             return result;
         }
@@ -369,7 +393,7 @@ pub fn check_on(
 /// One check of `target` on a new connection, within `conf.timeout`, waiting
 /// on this thread.
 pub fn check_once(target: impl Into<SockAddr>, conf: &CheckConf) -> Result<(), CheckError> {
-    check_on(target, conf, &mut None)
+    check_on(target, conf, None, &mut None)
 }
 
 #[cfg(test)]
@@ -452,7 +476,7 @@ mod tests {
             let mut kept = None;
             (0..rounds)
                 .map(|_| {
-                    let r = check_on(target, &conf, &mut kept);
+                    let r = check_on(target, &conf, None, &mut kept);
                     (r, kept.is_some())
                 })
                 .collect()
@@ -542,8 +566,8 @@ mod tests {
         let dead = closed_port();
         let results = tokio::task::spawn_blocking(move || {
             let mut kept = None;
-            let first = check_on(addr, &conf, &mut kept);
-            let second = check_on(dead, &conf, &mut kept);
+            let first = check_on(addr, &conf, None, &mut kept);
+            let second = check_on(dead, &conf, None, &mut kept);
             (first, second)
         })
         .await

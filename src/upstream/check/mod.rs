@@ -20,17 +20,25 @@
 //!   carry the next check.
 //! - [`conn`] (I/O): one check in flight on one non-blocking socket, moved on
 //!   each time its socket is ready; [`check_on`] runs one on this thread.
+//! - [`scheme`] (pure): which upstreams' http checks speak TLS (those only
+//!   `proxy_pass https://` names) and with which `proxy_ssl_*` settings.
+//! - [`tls`] (I/O): rustls driven over a check's non-blocking socket, in the
+//!   same steps as a plain check.
 //! - [`runner`] (I/O): the [`Checker`] thread, one `poll(2)` loop over every
 //!   check in flight; no task, timer or epoll registration per check.
 
 pub mod conn;
 pub mod probe;
 pub mod runner;
+pub mod scheme;
 pub mod state;
 #[cfg(test)]
 mod testing;
+pub mod tls;
 
 pub use conn::{check_on, check_once, Kept};
 pub use probe::{check_target, CheckError};
 pub use runner::Checker;
+pub use scheme::{scheme, Scheme};
 pub use state::{first_due, CheckState, Transition, SLOTS};
+pub use tls::CheckTls;

@@ -40,6 +40,10 @@ pub enum CheckError {
     Status(u16),
     /// `type=ssl_hello`: the reply is no TLS ServerHello.
     NoServerHello,
+    /// An http check over TLS: the handshake failed (the certificate did not
+    /// verify, no common protocol or cipher) or a record was bad; the words
+    /// say which.
+    Tls(String),
 }
 
 impl fmt::Display for CheckError {
@@ -51,6 +55,7 @@ impl fmt::Display for CheckError {
             CheckError::BadReply => write!(f, "not an HTTP status line"),
             CheckError::Status(code) => write!(f, "status {code} is not expected alive"),
             CheckError::NoServerHello => write!(f, "no TLS ServerHello in the reply"),
+            CheckError::Tls(words) => f.write_str(words),
         }
     }
 }

@@ -20,7 +20,9 @@ use crate::config::{CheckConf, CheckType, Config};
 use crate::upstream::background::Background;
 use crate::upstream::check::conn::{poll_timeout, Kept, Probe, Progress, REPLY_LIMIT, SCRATCH};
 use crate::upstream::check::probe::{check_target, CheckError};
+use crate::upstream::check::scheme::{scheme, Scheme};
 use crate::upstream::check::state::{first_due, next_due, CheckState, Transition};
+use crate::upstream::check::tls::CheckTls;
 use crate::upstream::stats::{HealthTable, UpstreamStats};
 
 /// How long the checker lets replies gather after a wake-up that still leaves
@@ -40,6 +42,8 @@ struct Watched {
     /// The peer's address (with the check's `port=`), or its Unix socket.
     target: socket2::SockAddr,
     conf: Arc<CheckConf>,
+    /// An http check of a TLS upstream: its TLS settings and name.
+    tls: Option<CheckTls>,
     stats: Arc<UpstreamStats>,
     state: CheckState,
     /// When the running check, or else the next one, is due.
@@ -48,13 +52,17 @@ struct Watched {
     kept: Option<Kept>,
     /// The reply of the running check (its capacity kept from check to check).
     reply: Vec<u8>,
+    /// The words of the last TLS failure logged (logged again only when they
+    /// change, or after a check that passed).
+    tls_failure: Option<String>,
 }
 
 impl Watched {
     /// Starts the check due now, and goes as far as it can without waiting.
     fn start(&mut self, now: Instant, scratch: &mut [u8]) {
         self.reply.clear();
-        match Probe::start(&self.target, &self.conf, self.kept.take(), now) {
+        let tls = self.tls.as_ref();
+        match Probe::start(&self.target, &self.conf, tls, self.kept.take(), now) {
             Ok((probe, ready)) => self.advance(probe, ready, scratch),
             Err(e) => self.finish(Err(e)),
         }
@@ -68,7 +76,15 @@ impl Watched {
     }
 
     fn advance(&mut self, mut probe: Probe, ready: bool, scratch: &mut [u8]) {
-        match probe.advance(ready, &self.target, &self.conf, &mut self.reply, scratch) {
+        let tls = self.tls.as_ref();
+        match probe.advance(
+            ready,
+            &self.target,
+            &self.conf,
+            tls,
+            &mut self.reply,
+            scratch,
+        ) {
             Progress::Pending => self.probe = Some(probe),
             Progress::Done(result) => {
                 self.kept = probe.into_kept();
@@ -90,6 +106,24 @@ impl Watched {
     fn finish(&mut self, result: Result<(), CheckError>) {
         let now = Instant::now();
         let conf = &self.conf;
+        let kind = match (&self.tls, conf.kind) {
+            (Some(_), CheckType::Http) => "http (TLS)",
+            (_, kind) => kind.as_str(),
+        };
+        // A TLS failure is mostly a setting (a CA, a name): say it even when
+        // the peer's state does not change (a peer down from the start).
+        match &result {
+            Err(CheckError::Tls(words)) if self.tls_failure.as_ref() != Some(words) => {
+                tracing::error!(
+                    "upstream \"{}\": {kind} check of peer {} failed: {words}",
+                    self.upstream,
+                    self.peer
+                );
+                self.tls_failure = Some(words.clone());
+            }
+            Ok(()) => self.tls_failure = None,
+            Err(_) => {}
+        }
         let transition = self.state.record(result.is_ok(), conf.rise, conf.fall, now);
         let (rise, fall) = self.state.counters();
         if let Some(p) = self.stats.peer(self.index) {
@@ -97,17 +131,15 @@ impl Watched {
         }
         match (transition, &result) {
             (Transition::WentDown, Err(e)) => tracing::warn!(
-                "upstream \"{}\": peer {} is down after {fall} failed {} checks (last: {e})",
+                "upstream \"{}\": peer {} is down after {fall} failed {kind} checks (last: {e})",
                 self.upstream,
                 self.peer,
-                conf.kind.as_str()
             ),
             (Transition::WentDown, Ok(())) => {}
             (Transition::WentUp, _) => tracing::warn!(
-                "upstream \"{}\": peer {} is up after {rise} successful {} checks",
+                "upstream \"{}\": peer {} is up after {rise} successful {kind} checks",
                 self.upstream,
                 self.peer,
-                conf.kind.as_str()
             ),
             (Transition::Unchanged, _) => {}
         }
@@ -128,6 +160,7 @@ impl Checker {
             };
             let check = Arc::new(check.clone());
             let name: Arc<str> = Arc::from(conf.name.as_str());
+            let tls = check_tls(config, u, &name);
             let count = conf.peers.len();
             for (i, peer) in conf.peers.iter().enumerate() {
                 if peer.down {
@@ -152,6 +185,7 @@ impl Checker {
                         None => check_target(peer.addr, &check).into(),
                     },
                     conf: Arc::clone(&check),
+                    tls: tls.clone(),
                     stats: Arc::clone(stats),
                     // Where the published figures are: a new peer's are the
                     // initial state, a kept one's its last checks'.
@@ -165,6 +199,7 @@ impl Checker {
                     probe: None,
                     kept: None,
                     reply,
+                    tls_failure: None,
                 });
             }
         }
@@ -266,6 +301,31 @@ fn run(mut peers: Vec<Watched>, stopped: &UnixStream) {
         // gather for a moment rather than wake up for each one.
         if resumed && !in_flight.is_empty() {
             std::thread::sleep(COALESCE);
+        }
+    }
+}
+
+/// The TLS of the http checks of upstream `u` (see [`super::scheme`]); an
+/// invalid name that keeps them plain is logged.
+fn check_tls(config: &Config, u: usize, name: &str) -> Option<CheckTls> {
+    match scheme(config, u) {
+        // Mixed: warned of at load time.
+        Scheme::Plain | Scheme::Mixed => None,
+        Scheme::Tls(tls) => Some(tls),
+        Scheme::TlsByHost(tls, written) => {
+            tracing::warn!(
+                "upstream \"{name}\": \"proxy_ssl_name {written}\" names no host without a \
+                 request: its checks verify \"{}\"",
+                tls.name.to_str()
+            );
+            Some(tls)
+        }
+        Scheme::BadName(bad) => {
+            tracing::error!(
+                "upstream \"{name}\": \"{bad}\" is no valid TLS name for its checks: \
+                 they speak plain HTTP"
+            );
+            None
         }
     }
 }

@@ -333,12 +333,12 @@ impl IdleTimer {
             }
         };
         let limit = if state.requests.get() == 0 {
-            if state.header_timeout.is_zero() {
+            if state.header_timeout.get().is_zero() {
                 return false;
             }
-            state.header_timeout
+            state.header_timeout.get()
         } else {
-            state.idle_timeout
+            state.idle_timeout.get()
         };
         if limit.is_zero() {
             return true;

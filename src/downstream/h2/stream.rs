@@ -249,7 +249,7 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     let conn = &shared.conn;
     let served = conn.requests.get() + 1;
     conn.requests.set(served);
-    if served >= conn.keepalive_requests {
+    if served >= conn.keepalive_requests.get() {
         // `keepalive_requests`: this is the last stream (GOAWAY).
         shared.streams.last.set(true);
     }

@@ -325,7 +325,9 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     }
     let sent = head_len("HTTP/2.0 200 \r\n".len(), headers);
     let (parts, mut body) = resp.into_parts();
-    body.head_sent(sent as usize, content_length);
+    if !state.client_gone() {
+        body.head_sent(sent as usize, content_length);
+    }
     let body = StreamResponse {
         inner: body,
         skip,

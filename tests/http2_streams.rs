@@ -145,3 +145,153 @@ async fn a_stream_reset_before_its_answer_logs_499_and_lets_its_backend_go() {
     assert!(lines[1].starts_with("200 "), "{lines:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A backend that answers each request `200 ok` after reading it whole, and
+/// hands the bytes of each request it received, as received, to the test.
+async fn recording_backend() -> (
+    std::net::SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = listener.local_addr().expect("backend addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(n) = whole_request(&buf) {
+                        let req: Vec<u8> = buf.drain(..n).collect();
+                        let _ = tx.send(String::from_utf8_lossy(&req).into_owned());
+                        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if conn.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// The length of the whole request at the start of `buf`, if it is there
+/// (a `Content-Length` body, or a chunked one whose chunks hold no CRLF).
+fn whole_request(buf: &[u8]) -> Option<usize> {
+    let text = String::from_utf8_lossy(buf);
+    let head_end = text.find("\r\n\r\n")? + 4;
+    let head = text[..head_end].to_ascii_lowercase();
+    if head.contains("transfer-encoding: chunked") {
+        let body = &text[head_end..];
+        let last = if body.starts_with("0\r\n") {
+            0
+        } else {
+            body.find("\r\n0\r\n")? + 2
+        };
+        return Some(head_end + last + body[last..].find("\r\n\r\n")? + 4);
+    }
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |n| n.trim().parse::<usize>().unwrap_or(0));
+    (buf.len() >= head_end + length).then_some(head_end + length)
+}
+
+/// Sends a POST with `body` and then `trailers` over `send`; its status.
+async fn post_with_trailers(
+    send: &mut h2::client::SendRequest<bytes::Bytes>,
+    headers: &[(&str, &str)],
+    body: &'static str,
+    trailers: &[(&str, &str)],
+) -> u16 {
+    let mut req = http::Request::post("http://h/up");
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    let (resp, mut stream) = send
+        .send_request(req.body(()).expect("request"), false)
+        .expect("stream");
+    stream
+        .send_data(bytes::Bytes::from_static(body.as_bytes()), false)
+        .expect("data");
+    let mut fields = http::HeaderMap::new();
+    for (n, v) in trailers {
+        fields.append(
+            http::HeaderName::from_bytes(n.as_bytes()).expect("name"),
+            v.parse().expect("value"),
+        );
+    }
+    stream.send_trailers(fields).expect("trailers");
+    resp.await.expect("response").status().as_u16()
+}
+
+#[tokio::test]
+async fn request_trailers_reach_the_backend_in_the_last_chunk() {
+    let (backend, mut seen) = recording_backend().await;
+    let conf = format!(
+        "events {{}}\nhttp {{\n upstream app {{ server {backend}; keepalive 4; }}\n \
+         server {{ listen 127.0.0.1:0; http2 on;\n  \
+         location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n"
+    );
+    let proxy = common::start_proxy(&conf);
+    let mut send = h2c(proxy.addr).await;
+    let trailers = [
+        ("x-sum", "abc"),
+        ("grpc-timeout", "1S"),
+        ("content-length", "99"),
+        ("host", "evil.test"),
+        ("x-sum", "def"),
+    ];
+    // No length: chunked, the allowed trailers in the last chunk.
+    assert_eq!(
+        post_with_trailers(&mut send, &[], "hello", &trailers).await,
+        200
+    );
+    let got = seen.recv().await.expect("request at the backend");
+    assert!(got.contains("\r\nTransfer-Encoding: chunked\r\n"), "{got}");
+    assert!(
+        got.ends_with(
+            "\r\n\r\n5\r\nhello\r\n0\r\nx-sum: abc\r\nx-sum: def\r\ngrpc-timeout: 1S\r\n\r\n"
+        ),
+        "{got:?}"
+    );
+    // A length and trailers announced (`Trailer`): sent chunked to carry them.
+    let announced = [("content-length", "5"), ("trailer", "x-sum")];
+    assert_eq!(
+        post_with_trailers(&mut send, &announced, "hello", &trailers[..1]).await,
+        200
+    );
+    let got = seen.recv().await.expect("request at the backend");
+    assert!(
+        !got.to_ascii_lowercase().contains("content-length"),
+        "{got}"
+    );
+    assert!(got.ends_with("\r\n0\r\nx-sum: abc\r\n\r\n"), "{got:?}");
+    // A length and no announcement: the body goes with its length, and the
+    // trailers cannot follow it.
+    let length = [("content-length", "5")];
+    assert_eq!(
+        post_with_trailers(&mut send, &length, "hello", &trailers[..1]).await,
+        200
+    );
+    let got = seen.recv().await.expect("request at the backend");
+    assert!(got.contains("\r\nContent-Length: 5\r\n"), "{got}");
+    assert!(got.ends_with("\r\n\r\nhello"), "{got:?}");
+    // Only forbidden fields: a plain last chunk.
+    let forbidden = [("content-length", "1"), ("cookie", "a=1")];
+    assert_eq!(
+        post_with_trailers(&mut send, &[], "hello", &forbidden).await,
+        200
+    );
+    let got = seen.recv().await.expect("request at the backend");
+    assert!(got.ends_with("\r\n5\r\nhello\r\n0\r\n\r\n"), "{got:?}");
+}

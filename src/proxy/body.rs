@@ -117,7 +117,10 @@ impl Body for ClientBody {
                     Poll::Ready(Some(Ok(Frame::data(data))))
                 }
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-                Poll::Ready(None) => Poll::Ready(None),
+                // The client's trailers, if any, end the body.
+                Poll::Ready(None) => {
+                    Poll::Ready(inner.take_trailers().map(|t| Ok(Frame::trailers(t))))
+                }
                 Poll::Pending => {
                     if timer.expired(cx) {
                         Poll::Ready(Some(Err(Box::new(BodyTimeout("client body")))))

@@ -31,6 +31,7 @@ use tokio::time::Sleep;
 use crate::http1::chunked::{self, Chunk, ChunkError, ChunkedDecoder, LAST_CHUNK};
 use crate::http1::framing::{Framing, RequestFraming};
 use crate::http1::response::{self, HeadError, LineKind, ResponseHead};
+use crate::http1::trailers;
 use crate::upstream::pool::Live;
 use crate::upstream::stream::{ConnKey, Stream};
 
@@ -182,6 +183,8 @@ struct Upload<B> {
     out: [Bytes; 3],
     /// The body has ended (and the last chunk is queued).
     ended: bool,
+    /// The last chunk with the client's trailer fields, when it sent some.
+    trailers: Option<Bytes>,
     timer: IdleTimer,
 }
 
@@ -196,6 +199,7 @@ where
             chunked,
             out: Default::default(),
             ended: false,
+            trailers: None,
             timer: IdleTimer::new(send_timeout),
         }
     }
@@ -226,8 +230,16 @@ where
             }
             match Pin::new(&mut self.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue; // trailers are not forwarded
+                    let data = match frame.into_data() {
+                        Ok(data) => data,
+                        Err(frame) => {
+                            // Trailers go on in the last chunk; a body sent
+                            // with its length cannot carry them.
+                            if let (true, Ok(fields)) = (self.chunked, frame.into_trailers()) {
+                                self.trailers = Some(trailers::last_chunk(&fields));
+                            }
+                            continue;
+                        }
                     };
                     if data.is_empty() {
                         continue;
@@ -246,7 +258,10 @@ where
                 Poll::Ready(None) => {
                     self.ended = true;
                     if self.chunked {
-                        self.out[0] = Bytes::from_static(LAST_CHUNK);
+                        self.out[0] = self
+                            .trailers
+                            .take()
+                            .unwrap_or(Bytes::from_static(LAST_CHUNK));
                     }
                 }
                 Poll::Pending => return Poll::Pending,

@@ -146,9 +146,15 @@ async fn a_stream_reset_before_its_answer_logs_499_and_lets_its_backend_go() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A backend that answers each request `200 ok` after reading it whole, and
-/// hands the bytes of each request it received, as received, to the test.
-async fn recording_backend() -> (
+/// What [`recording_backend`] answers by default.
+const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// A backend that answers each request with `answer` after reading it
+/// whole, and hands the bytes of each request it received, as received, to
+/// the test.
+async fn recording_backend(
+    answer: &'static [u8],
+) -> (
     std::net::SocketAddr,
     tokio::sync::mpsc::UnboundedReceiver<String>,
 ) {
@@ -168,8 +174,7 @@ async fn recording_backend() -> (
                     while let Some(n) = whole_request(&buf) {
                         let req: Vec<u8> = buf.drain(..n).collect();
                         let _ = tx.send(String::from_utf8_lossy(&req).into_owned());
-                        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                        if conn.write_all(ok).await.is_err() {
+                        if conn.write_all(answer).await.is_err() {
                             return;
                         }
                     }
@@ -236,7 +241,7 @@ async fn post_with_trailers(
 
 #[tokio::test]
 async fn request_trailers_reach_the_backend_in_the_last_chunk() {
-    let (backend, mut seen) = recording_backend().await;
+    let (backend, mut seen) = recording_backend(OK).await;
     let conf = format!(
         "events {{}}\nhttp {{\n upstream app {{ server {backend}; keepalive 4; }}\n \
          server {{ listen 127.0.0.1:0; http2 on;\n  \
@@ -294,4 +299,52 @@ async fn request_trailers_reach_the_backend_in_the_last_chunk() {
     );
     let got = seen.recv().await.expect("request at the backend");
     assert!(got.ends_with("\r\n5\r\nhello\r\n0\r\n\r\n"), "{got:?}");
+}
+
+#[tokio::test]
+async fn response_trailers_of_a_chunked_backend_reach_an_http2_client() {
+    let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n\
+        5\r\nhello\r\n0\r\nX-Sum: abc\r\nContent-Length: 9\r\ngrpc-status: 0\r\nSet-Cookie: a=1\r\n\r\n";
+    let (backend, _seen) = recording_backend(answer).await;
+    let conf = format!(
+        "events {{}}\nhttp {{\n upstream app {{ server {backend}; keepalive 4; }}\n \
+         server {{ listen 127.0.0.1:0; http2 on;\n  \
+         location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n"
+    );
+    let proxy = common::start_proxy(&conf);
+    let mut send = h2c(proxy.addr).await;
+    for _ in 0..2 {
+        let (resp, _) = send
+            .send_request(request("/t", &[("te", "trailers")]), true)
+            .expect("stream");
+        let resp = resp.await.expect("response");
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        let mut data = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.expect("body");
+            let _ = body.flow_control().release_capacity(chunk.len());
+            data.extend_from_slice(&chunk);
+        }
+        assert_eq!(data, b"hello");
+        let trailers = body
+            .trailers()
+            .await
+            .expect("trailers")
+            .expect("a trailer section");
+        let fields: Vec<(&str, &str)> = trailers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().expect("value")))
+            .collect();
+        assert_eq!(fields, [("x-sum", "abc"), ("grpc-status", "0")]);
+    }
+    // An HTTP/1.1 client gets the body and no trailers, as from nginx.
+    let raw = common::raw(
+        proxy.addr,
+        b"GET /t HTTP/1.1\r\nHost: h\r\nTE: trailers\r\nConnection: close\r\n\r\n",
+        Duration::from_millis(500),
+    )
+    .await;
+    assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
+    assert!(raw.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "{raw:?}");
 }

@@ -1,5 +1,6 @@
 //! Trailer fields passed from one hop to the next: which fields may travel
-//! in a trailer section ([`allowed`]) and the end of a chunked body that
+//! in a trailer section ([`allowed`]), a chunked body's section as received
+//! read into fields ([`parse_section`]), and the end of a chunked body that
 //! carries them ([`last_chunk`]). No I/O.
 //!
 //! RFC 9110 section 6.5.1: a sender must not put in trailers the fields that
@@ -80,6 +81,29 @@ pub fn allowed(mut trailers: HeaderMap) -> Option<HeaderMap> {
         trailers = only;
     }
     (!trailers.is_empty()).then_some(trailers)
+}
+
+/// The fields of a chunked body's trailer section as received (`name:
+/// value` lines, each ending in LF or CRLF), those that may pass on
+/// ([`allowed`]); a line that is no valid field (no colon, a bad name, a
+/// folded line, a control character in the value) is left out.
+pub fn parse_section(section: &[u8]) -> Option<HeaderMap> {
+    let mut fields = HeaderMap::new();
+    for line in section.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        let value = value.trim_ascii();
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name),
+            http::HeaderValue::from_bytes(value),
+        ) {
+            fields.append(name, value);
+        }
+    }
+    allowed(fields)
 }
 
 /// The last chunk of a chunked body with `trailers` as its trailer section
@@ -166,6 +190,40 @@ mod tests {
         );
         assert_eq!(allowed(map(&[("content-length", "1")])), None);
         assert_eq!(allowed(HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_received_section_gives_its_valid_allowed_fields() {
+        type Case<'a> = (&'a [u8], &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
+            (b"", &[]),
+            (b"X-Sum: abc\r\n", &[("x-sum", "abc")]),
+            (
+                b"grpc-status:0\r\nGrpc-Message:  ok \nX-A: 1\r\n",
+                &[("grpc-status", "0"), ("grpc-message", "ok"), ("x-a", "1")],
+            ),
+            // Forbidden fields, a line without a colon, a bad name, a folded
+            // line, a space before the colon.
+            (
+                b"Content-Length: 5\r\nnocolon\r\nBad Name: x\r\n folded: y\r\nX-B : 2\r\nX-C: 3\r\n",
+                &[("x-c", "3")],
+            ),
+            (b"X-D: a\x01b\r\n", &[]),
+        ];
+        for (raw, want) in cases {
+            let got: Vec<(String, String)> = parse_section(raw)
+                .map(|m| {
+                    m.iter()
+                        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let want: Vec<(String, String)> = want
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(raw));
+        }
     }
 
     #[test]

@@ -424,12 +424,15 @@ impl ProxyBody {
                         Poll::Ready(Some(Err(Box::new(e))))
                     }
                     Poll::Ready(None) => {
+                        // The backend's trailers, if any, end the body (an
+                        // HTTP/2 client gets them; HTTP/1 skips them).
+                        let trailers = inner.take_trailers();
                         if let Some(c) = checkin.take() {
                             let now = Instant::now();
                             *ended = Some(now);
                             c.put_back(inner, now);
                         }
-                        Poll::Ready(None)
+                        Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
                     }
                     Poll::Pending => {
                         if timer.expired(cx) {

@@ -351,6 +351,7 @@ where
             },
             upload,
             reusable,
+            trailers: None,
         },
     ))
 }
@@ -409,6 +410,9 @@ pub struct UpstreamBody<B> {
     upload: Option<Box<Upload<B>>>,
     /// The connection may carry another request once this body has ended.
     reusable: bool,
+    /// A chunked body's trailer fields (those that may pass on), once it
+    /// has ended.
+    trailers: Option<http::HeaderMap>,
 }
 
 /// A broken response body: the backend closed early or sent bad framing.
@@ -465,13 +469,19 @@ where
                 Poll::Pending => {}
             }
         }
-        let polled = poll_state(&mut self.state, io, cx);
+        let polled = poll_state(&mut self.state, io, cx, &mut self.trailers);
         if let Poll::Ready(Some(Err(_))) = &polled {
             self.state = BodyState::Done;
             self.reusable = false;
             self.io = None;
         }
         polled
+    }
+
+    /// The trailer fields of a chunked body (those that may pass on), once
+    /// [`UpstreamBody::poll_data`] gave `None`; given once.
+    pub fn take_trailers(&mut self) -> Option<http::HeaderMap> {
+        self.trailers.take()
     }
 
     /// The connection, once the body has been read to its end cleanly and the
@@ -492,6 +502,7 @@ fn poll_state(
     state: &mut BodyState,
     io: &mut Transport,
     cx: &mut Context<'_>,
+    trailers: &mut Option<http::HeaderMap>,
 ) -> Poll<Option<Result<Bytes, BodyError>>> {
     loop {
         match state {
@@ -526,6 +537,10 @@ fn poll_state(
                         Ok(Chunk::Need) => io.buf.clear(),
                         Ok(Chunk::End { consumed }) => {
                             io.buf.advance(consumed);
+                            let section = dec.take_trailer_section();
+                            if !section.is_empty() {
+                                *trailers = trailers::parse_section(&section);
+                            }
                             *state = BodyState::Done;
                             return Poll::Ready(None);
                         }

@@ -46,15 +46,16 @@ async fn the_server_an_sni_name_chooses_gives_the_connection_its_http2_limits() 
     let dir = test_dir("sni");
     let roots = common::h2::self_signed(&dir, "site", &["one.test", "two.test", "other.test"]);
     let b = Backend::start("b1");
-    let certs = format!(
-        "ssl_certificate {0}/site.pem; ssl_certificate_key {0}/site.key;",
-        dir.display()
-    );
-    let conf = format!(
-        "events {{}}\nhttp {{\n upstream app {{ server {}; }}\n \
-         server {{ listen 127.0.0.1:0 ssl; server_name one.test; http2 on; http2_max_concurrent_streams 7; {certs} location / {{ proxy_pass http://app; }} }}\n \
-         server {{ listen 127.0.0.1:0 ssl; server_name two.test; http2 on; http2_max_concurrent_streams 3; keepalive_requests 1; {certs} location / {{ proxy_pass http://app; }} }}\n}}\n",
-        b.peer()
+    let conf = common::h2::ssl_servers_conf(
+        &dir,
+        &b.peer(),
+        &[
+            ("one.test", "http2 on; http2_max_concurrent_streams 7;"),
+            (
+                "two.test",
+                "http2 on; http2_max_concurrent_streams 3; keepalive_requests 1;",
+            ),
+        ],
     );
     let proxy = common::start_proxy(&conf);
     let one = announced(proxy.addr, roots.clone(), "one.test").await;
@@ -69,6 +70,16 @@ async fn the_server_an_sni_name_chooses_gives_the_connection_its_http2_limits() 
     assert!(two.1, "two.test's connection should end after one stream");
     assert!(!one.1, "one.test's connection should stay open");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An h2c listener proxying to `backend` with keep-alive connections to it
+/// (`extra`: more directives of the `http` block).
+fn pooled_h2c(backend: &str, extra: &str) -> String {
+    format!(
+        "events {{}}\nhttp {{\n upstream app {{ server {backend}; keepalive 4; }}\n {extra}\n \
+         server {{ listen 127.0.0.1:0; http2 on;\n  \
+         location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n"
+    )
 }
 
 /// An h2c connection with the `h2` crate's client, its connection driven by
@@ -98,15 +109,11 @@ async fn a_stream_reset_before_its_answer_logs_499_and_lets_its_backend_go() {
     let dir = test_dir("499");
     std::fs::create_dir_all(&dir).expect("log dir");
     let log = dir.join("access.log");
-    let conf = format!(
-        "events {{}}\nhttp {{\n upstream app {{ server {}; keepalive 8; }}\n \
-         log_format t '$status $request_time $bytes_sent $body_bytes_sent $request';\n \
-         server {{ listen 127.0.0.1:0; http2 on; access_log {} t;\n  \
-         location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n",
-        b.peer(),
+    let log_format = format!(
+        "log_format t '$status $request_time $bytes_sent $body_bytes_sent $request'; access_log {} t;",
         log.display()
     );
-    let proxy = common::start_proxy(&conf);
+    let proxy = common::start_proxy(&pooled_h2c(&b.peer(), &log_format));
     let mut send = h2c(proxy.addr).await;
     let (resp, mut stream) = send
         .send_request(request("/slow", &[("x-delay-ms", "1500")]), true)
@@ -242,12 +249,7 @@ async fn post_with_trailers(
 #[tokio::test]
 async fn request_trailers_reach_the_backend_in_the_last_chunk() {
     let (backend, mut seen) = recording_backend(OK).await;
-    let conf = format!(
-        "events {{}}\nhttp {{\n upstream app {{ server {backend}; keepalive 4; }}\n \
-         server {{ listen 127.0.0.1:0; http2 on;\n  \
-         location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n"
-    );
-    let proxy = common::start_proxy(&conf);
+    let proxy = common::start_proxy(&pooled_h2c(&backend.to_string(), ""));
     let mut send = h2c(proxy.addr).await;
     let trailers = [
         ("x-sum", "abc"),
@@ -306,12 +308,7 @@ async fn response_trailers_of_a_chunked_backend_reach_an_http2_client() {
     let answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\r\n\
         5\r\nhello\r\n0\r\nX-Sum: abc\r\nContent-Length: 9\r\ngrpc-status: 0\r\nSet-Cookie: a=1\r\n\r\n";
     let (backend, _seen) = recording_backend(answer).await;
-    let conf = format!(
-        "events {{}}\nhttp {{\n upstream app {{ server {backend}; keepalive 4; }}\n \
-         server {{ listen 127.0.0.1:0; http2 on;\n  \
-         location / {{ proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n"
-    );
-    let proxy = common::start_proxy(&conf);
+    let proxy = common::start_proxy(&pooled_h2c(&backend.to_string(), ""));
     let mut send = h2c(proxy.addr).await;
     for _ in 0..2 {
         let (resp, _) = send

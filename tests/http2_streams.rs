@@ -345,3 +345,30 @@ async fn response_trailers_of_a_chunked_backend_reach_an_http2_client() {
     assert!(raw.starts_with("HTTP/1.1 200 OK\r\n"), "{raw}");
     assert!(raw.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "{raw:?}");
 }
+
+#[tokio::test]
+async fn a_request_trailer_section_over_the_header_list_limit_is_dropped() {
+    let (backend, mut seen) = recording_backend(OK).await;
+    let proxy = common::start_proxy(&pooled_h2c(
+        &backend.to_string(),
+        "large_client_header_buffers 2 1k;",
+    ));
+    let mut send = h2c(proxy.addr).await;
+    // 4 KB of trailers against a 2 KB header-list limit, then a small
+    // section on the next stream.
+    let big = "x".repeat(4096);
+    let oversized = [("x-big", big.as_str())];
+    assert_eq!(
+        post_with_trailers(&mut send, &[], "hello", &oversized).await,
+        200
+    );
+    let got = seen.recv().await.expect("request at the backend");
+    assert!(got.ends_with("\r\n5\r\nhello\r\n0\r\n\r\n"), "{got:?}");
+    let small = [("x-sum", "abc")];
+    assert_eq!(
+        post_with_trailers(&mut send, &[], "hello", &small).await,
+        200
+    );
+    let got = seen.recv().await.expect("request at the backend");
+    assert!(got.ends_with("\r\n0\r\nx-sum: abc\r\n\r\n"), "{got:?}");
+}

@@ -347,7 +347,7 @@ async fn response_trailers_of_a_chunked_backend_reach_an_http2_client() {
 }
 
 #[tokio::test]
-async fn a_request_trailer_section_over_the_header_list_limit_is_dropped() {
+async fn a_request_trailer_section_over_the_header_list_limit_is_dropped_far_over_it_closes() {
     let (backend, mut seen) = recording_backend(OK).await;
     let proxy = common::start_proxy(&pooled_h2c(
         &backend.to_string(),
@@ -371,4 +371,27 @@ async fn a_request_trailer_section_over_the_header_list_limit_is_dropped() {
     );
     let got = seen.recv().await.expect("request at the backend");
     assert!(got.ends_with("\r\n0\r\nx-sum: abc\r\n\r\n"), "{got:?}");
+    // Past 4 x the limit, as for a head: the connection is closed.
+    let huge = "x".repeat(16 * 1024);
+    let (resp, mut stream) = send
+        .send_request(
+            http::Request::post("http://h/huge")
+                .body(())
+                .expect("request"),
+            false,
+        )
+        .expect("stream");
+    let mut fields = http::HeaderMap::new();
+    fields.insert("x-huge", huge.parse().expect("value"));
+    stream.send_trailers(fields).expect("trailers");
+    let answered = tokio::time::timeout(Duration::from_secs(5), resp).await;
+    assert!(matches!(answered, Ok(Err(_))), "{answered:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(seen.try_recv().is_err(), "the backend got the request");
+    // The proxy serves the next connection.
+    let mut send = h2c(proxy.addr).await;
+    assert_eq!(
+        post_with_trailers(&mut send, &[], "hello", &small).await,
+        200
+    );
 }

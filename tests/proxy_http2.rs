@@ -484,15 +484,10 @@ async fn alpn_offers_h2_for_the_sni_server_with_http2_on_and_keeps_http11() {
     let dir = cert_dir("alpn");
     let roots = common::h2::self_signed(&dir, "site", &["localhost", "one.test", "two.test"]);
     let b = Backend::start("b1");
-    let certs = format!(
-        "ssl_certificate {0}/site.pem; ssl_certificate_key {0}/site.key;",
-        dir.display()
-    );
-    let conf = format!(
-        "events {{}}\nhttp {{\n upstream app {{ server {}; }}\n \
-         server {{ listen 127.0.0.1:0 ssl; server_name one.test; http2 on; {certs} location / {{ proxy_pass http://app; }} }}\n \
-         server {{ listen 127.0.0.1:0 ssl; server_name two.test; {certs} location / {{ proxy_pass http://app; }} }}\n}}\n",
-        b.peer()
+    let conf = common::h2::ssl_servers_conf(
+        &dir,
+        &b.peer(),
+        &[("one.test", "http2 on;"), ("two.test", "")],
     );
     let proxy = common::start_proxy(&conf);
     // One address: the server the SNI name chooses decides.

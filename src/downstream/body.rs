@@ -430,6 +430,13 @@ impl RequestBody {
         }
     }
 
+    /// The trailer fields that came after the body (an HTTP/2 stream's;
+    /// an HTTP/1 client's chunked trailers are read and dropped, as nginx),
+    /// once [`RequestBody::poll_data`] gave `None`; given once.
+    pub fn take_trailers(&mut self) -> Option<http::HeaderMap> {
+        self.stream.as_mut().and_then(|s| s.take_trailers())
+    }
+
     /// The next piece of the body, `None` at its end.
     pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<std::io::Result<Bytes>>> {
         let Some(io) = self.io.as_deref() else {

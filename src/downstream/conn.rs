@@ -233,7 +233,7 @@ async fn serve_one<H: Handler>(
             state.requests.set(served);
             state.request_started(pipelined);
             let (req, mut facts) = request_of(io, head);
-            facts.keep_alive &= settings.keep_alive && served < state.keepalive_requests;
+            facts.keep_alive &= settings.keep_alive && served < state.keepalive_requests.get();
             (req, facts)
         };
         // Lent, not given, to the handler: its future stays smaller.

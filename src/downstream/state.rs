@@ -51,8 +51,9 @@ pub struct ConnState {
     /// on from them. Set by whoever reads the response; taken when the
     /// response head is written.
     pub response_head: Cell<Option<Bytes>>,
-    /// `keepalive_requests` of the connection's server.
-    pub keepalive_requests: u64,
+    /// `keepalive_requests` of the connection's server (on an `ssl`
+    /// listener, the server its SNI name chose: [`ConnState::adopt_limits`]).
+    pub keepalive_requests: Cell<u64>,
     /// Serial number of the connection in its worker (`$connection`).
     pub serial: u64,
     /// Since when the connection has been waiting for its next request head
@@ -66,12 +67,12 @@ pub struct ConnState {
     signal: Cell<Signal>,
     signal_waker: Cell<Option<std::task::Waker>>,
     /// `client_header_timeout`: a new connection must send a request within it.
-    pub header_timeout: Duration,
+    pub header_timeout: Cell<Duration>,
     /// `keepalive_timeout`: an idle connection is closed after it.
-    pub idle_timeout: Duration,
+    pub idle_timeout: Cell<Duration>,
     /// `send_timeout`: a client that takes no response data for this long is
     /// closed.
-    pub send_timeout: Duration,
+    pub send_timeout: Cell<Duration>,
     /// Since when a write to the client has been waiting for the socket
     /// (`None` when none is).
     last_write: Cell<Option<Instant>>,
@@ -116,14 +117,14 @@ impl ConnState {
             head_bytes: Cell::new(0),
             request_head: Cell::new(None),
             response_head: Cell::new(None),
-            keepalive_requests,
+            keepalive_requests: Cell::new(keepalive_requests),
             serial,
             waiting_since: Cell::new(Some(Instant::now())),
             signal: Cell::new(Signal::None),
             signal_waker: Cell::new(None),
-            header_timeout,
-            idle_timeout,
-            send_timeout,
+            header_timeout: Cell::new(header_timeout),
+            idle_timeout: Cell::new(idle_timeout),
+            send_timeout: Cell::new(send_timeout),
             last_write: Cell::new(None),
             deadline: Cell::new(None),
             timed_out: Cell::new(false),
@@ -144,11 +145,11 @@ impl ConnState {
             self.remote,
             self.local,
             self.listen,
-            self.keepalive_requests,
+            self.keepalive_requests.get(),
             self.serial,
-            self.header_timeout,
-            self.idle_timeout,
-            self.send_timeout,
+            self.header_timeout.get(),
+            self.idle_timeout.get(),
+            self.send_timeout.get(),
         );
         stream.requests.set(self.requests.get());
         stream.waiting_since.set(None);
@@ -163,6 +164,23 @@ impl ConnState {
     pub fn request_started(&self, pipelined: bool) {
         self.request_id.reset();
         self.pipelined.set(pipelined);
+    }
+
+    /// The connection's limits from the server its TLS handshake chose by
+    /// SNI name (nginx: the connection takes that server's configuration):
+    /// `keepalive_requests`, `client_header_timeout`, `keepalive_timeout`,
+    /// `send_timeout`.
+    pub fn adopt_limits(
+        &self,
+        keepalive_requests: u64,
+        header_timeout: Duration,
+        idle_timeout: Duration,
+        send_timeout: Duration,
+    ) {
+        self.keepalive_requests.set(keepalive_requests);
+        self.header_timeout.set(header_timeout);
+        self.idle_timeout.set(idle_timeout);
+        self.send_timeout.set(send_timeout);
     }
 
     /// The connection's TLS handshake is done: these are its facts.
@@ -215,9 +233,8 @@ impl ConnState {
     /// after), or its client has taken no response data for `send_timeout`.
     pub fn sweep(&self, now: Instant) -> bool {
         if let Some(wrote) = self.last_write.get() {
-            if !self.send_timeout.is_zero()
-                && now.saturating_duration_since(wrote) > self.send_timeout
-            {
+            let limit = self.send_timeout.get();
+            if !limit.is_zero() && now.saturating_duration_since(wrote) > limit {
                 return true;
             }
         }
@@ -241,9 +258,9 @@ impl ConnState {
             }
         }
         let limit = if self.requests.get() == 0 {
-            self.header_timeout
+            self.header_timeout.get()
         } else {
-            self.idle_timeout
+            self.idle_timeout.get()
         };
         !limit.is_zero() && waited > limit
     }

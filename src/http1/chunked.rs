@@ -24,8 +24,9 @@ pub fn write_chunk_size(out: &mut Vec<u8>, len: usize) {
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// The chunked transfer-coding of a response body, decoded as bytes arrive.
-/// Chunk extensions and trailer fields are read and dropped (as nginx does
-/// without `proxy_pass_trailers`).
+/// Chunk extensions are read and dropped; the trailer section is kept as
+/// received, for whoever passes it on ([`ChunkedDecoder::take_trailer_section`]),
+/// else dropped with the decoder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChunkedDecoder {
     state: ChunkState,
@@ -35,6 +36,8 @@ pub struct ChunkedDecoder {
     digits: u8,
     /// Bytes of trailer section read (bounded by [`MAX_RESPONSE_HEAD`]).
     trailer: usize,
+    /// The trailer section's lines as received (empty: none).
+    section: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +104,14 @@ impl ChunkedDecoder {
             remaining: 0,
             digits: 0,
             trailer: 0,
+            section: Vec::new(),
         }
+    }
+
+    /// The trailer section's lines, `name: value` each with its line end,
+    /// as received, once the body has ended (empty when it had none).
+    pub fn take_trailer_section(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.section)
     }
 
     /// True once the last chunk and the trailer section have been read.
@@ -176,13 +186,17 @@ impl ChunkedDecoder {
                         self.state = ChunkState::Done;
                         return Ok(Chunk::End { consumed: i + 1 });
                     }
-                    _ => self.state = ChunkState::TrailerLine,
+                    _ => {
+                        self.section.push(b);
+                        self.state = ChunkState::TrailerLine;
+                    }
                 },
                 ChunkState::TrailerLine => {
                     self.trailer += 1;
                     if self.trailer > MAX_RESPONSE_HEAD {
                         return Err(ChunkError);
                     }
+                    self.section.push(b);
                     if b == b'\n' {
                         self.state = ChunkState::TrailerStart;
                     }
@@ -218,6 +232,42 @@ impl ChunkedDecoder {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trailer_section_is_kept_as_received_whatever_the_reads() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"5\r\nhello\r\n0\r\n\r\n", b""),
+            (b"0\r\nX-Sum: 1\r\n\r\n", b"X-Sum: 1\r\n"),
+            (
+                b"5\r\nhello\r\n0\r\nA: x\r\nB: y\nC: z\r\n\r\n",
+                b"A: x\r\nB: y\nC: z\r\n",
+            ),
+            (b"0\nA: x\n\n", b"A: x\n"),
+        ];
+        for (input, want) in cases {
+            for step in [1, 2, 5, input.len()] {
+                let mut dec = ChunkedDecoder::new();
+                let mut fed = 0;
+                while !dec.is_done() {
+                    let end = (fed + step).min(input.len());
+                    let mut at = fed;
+                    while at < end {
+                        match dec.next(&input[at..end]).unwrap() {
+                            Chunk::Data { start, len } => at += start + len,
+                            Chunk::End { consumed } => at += consumed,
+                            Chunk::Need => at = end,
+                        }
+                        if dec.is_done() {
+                            break;
+                        }
+                    }
+                    fed = end;
+                }
+                assert_eq!(dec.take_trailer_section(), *want, "step {step}");
+                assert!(dec.take_trailer_section().is_empty());
+            }
+        }
+    }
 
     fn decode(input: &[u8], step: usize) -> Result<(Vec<u8>, Vec<u8>), ChunkError> {
         let mut dec = ChunkedDecoder::new();

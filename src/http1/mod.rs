@@ -13,6 +13,8 @@
 //! - [`invalid`]: `ignore_invalid_headers` / `underscores_in_headers`: which
 //!   request header lines are kept.
 //! - [`status`]: reason phrases.
+//! - [`trailers`]: which trailer fields pass on, and the last chunk that
+//!   carries them.
 
 pub mod chunked;
 pub mod fields;
@@ -22,3 +24,4 @@ pub mod names;
 pub mod request;
 pub mod response;
 pub mod status;
+pub mod trailers;

@@ -117,7 +117,10 @@ impl Body for ClientBody {
                     Poll::Ready(Some(Ok(Frame::data(data))))
                 }
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-                Poll::Ready(None) => Poll::Ready(None),
+                // The client's trailers, if any, end the body.
+                Poll::Ready(None) => {
+                    Poll::Ready(inner.take_trailers().map(|t| Ok(Frame::trailers(t))))
+                }
                 Poll::Pending => {
                     if timer.expired(cx) {
                         Poll::Ready(Some(Err(Box::new(BodyTimeout("client body")))))
@@ -421,12 +424,15 @@ impl ProxyBody {
                         Poll::Ready(Some(Err(Box::new(e))))
                     }
                     Poll::Ready(None) => {
+                        // The backend's trailers, if any, end the body (an
+                        // HTTP/2 client gets them; HTTP/1 skips them).
+                        let trailers = inner.take_trailers();
                         if let Some(c) = checkin.take() {
                             let now = Instant::now();
                             *ended = Some(now);
                             c.put_back(inner, now);
                         }
-                        Poll::Ready(None)
+                        Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t))))
                     }
                     Poll::Pending => {
                         if timer.expired(cx) {

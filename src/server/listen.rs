@@ -26,7 +26,9 @@ pub(super) struct ListenGroup {
     pub(super) tls: Option<Arc<Sites>>,
     /// Set when HTTP/2 is on for the address (a `listen ... http2`, or
     /// `http2 on` in its default server; on an `ssl` address, in any of its
-    /// servers, which ALPN then offers it for): the default server's limits.
+    /// servers, which ALPN then offers it for): the default server's limits
+    /// (on an `ssl` address, those of the server the SNI name chose replace
+    /// them after the handshake).
     pub(super) http2: Option<H2Settings>,
 }
 

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::listen::on_address;
-use crate::config::{Config, ServerConf};
+use crate::config::{Config, ConnectionConf, ServerConf};
 use crate::proxy::route::Router;
 use crate::tls::ServerTls;
 
@@ -21,8 +21,18 @@ pub(super) struct Sites {
     default: Arc<ServerTls>,
     /// `listen ... http2`: ALPN offers `h2` whichever server is chosen.
     listen_http2: bool,
-    /// The default server's `http2`.
-    default_http2: bool,
+    /// The default server's connection settings (`http2` and its limits,
+    /// timeouts, `keepalive_*`).
+    default_connection: ConnectionConf,
+}
+
+/// What a ClientHello's SNI name chose: the certificates, whether ALPN
+/// offers `h2`, and the connection settings the connection then has (nginx
+/// gives a connection the configuration of the server its SNI name chose).
+pub(super) struct Chosen {
+    pub(super) tls: Arc<ServerTls>,
+    pub(super) h2: bool,
+    pub(super) connection: ConnectionConf,
 }
 
 impl Sites {
@@ -42,21 +52,27 @@ impl Sites {
             router: Router::new(config),
             default,
             listen_http2,
-            default_http2: default_server.connection.http2.enabled,
+            default_connection: default_server.connection.clone(),
         })
     }
 
-    /// The settings for a ClientHello naming `sni`, and whether ALPN offers
-    /// `h2` (`http2 on` in the server chosen, or `listen ... http2`).
-    pub(super) fn choose(&self, sni: Option<&str>) -> (Arc<ServerTls>, bool) {
+    /// The settings for a ClientHello naming `sni` (those of the server the
+    /// name routes to when it has TLS settings, else the default server's),
+    /// and whether ALPN offers `h2` (`http2 on` in the server chosen, or
+    /// `listen ... http2`).
+    pub(super) fn choose(&self, sni: Option<&str>) -> Chosen {
         let chosen = sni.and_then(|name| {
             let routed = self.router.server(self.addr, Some(name.as_bytes())).ok()?;
-            let http2 = routed.server.connection.http2.enabled;
-            routed.server.tls.clone().map(|tls| (tls, http2))
+            let server = routed.server;
+            server.tls.clone().map(|tls| (tls, &server.connection))
         });
-        let (tls, http2) =
-            chosen.unwrap_or_else(|| (Arc::clone(&self.default), self.default_http2));
-        (tls, http2 || self.listen_http2)
+        let (tls, connection) =
+            chosen.unwrap_or_else(|| (Arc::clone(&self.default), &self.default_connection));
+        Chosen {
+            tls,
+            h2: connection.http2.enabled || self.listen_http2,
+            connection: connection.clone(),
+        }
     }
 
     /// The handshake timeout (the default server's).

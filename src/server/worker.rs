@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 
-use super::listen::{connection_settings, ListenGroup};
+use super::listen::{connection_settings, h2_settings, ListenGroup};
 use super::slots::{SlotGuard, Slots};
 use super::{Reload, WorkerMsg};
 
@@ -307,8 +307,27 @@ pub(super) async fn accept_loop(
                 // The handshake's state lives in a box only while it runs.
                 let conn = async move {
                     let timeout = sites.handshake_timeout();
-                    let accepted =
-                        Box::pin(tls::accept(stream, |sni| sites.choose(sni), timeout)).await;
+                    let mut connection = None;
+                    let choose = |sni: Option<&str>| {
+                        let chosen = sites.choose(sni);
+                        connection = Some(chosen.connection);
+                        (chosen.tls, chosen.h2)
+                    };
+                    let accepted = Box::pin(tls::accept(stream, choose, timeout)).await;
+                    // The server the SNI name chose gives the connection its
+                    // settings, as nginx.
+                    let (settings, http2) = match &connection {
+                        Some(conn) => {
+                            state.adopt_limits(
+                                conn.keepalive_requests,
+                                conn.client_header_timeout,
+                                conn.keepalive_timeout,
+                                conn.send_timeout,
+                            );
+                            (connection_settings(conn), http2.map(|_| h2_settings(conn)))
+                        }
+                        None => (settings, http2),
+                    };
                     let stream = match accepted {
                         None => return,
                         Some(Accepted::Tls(stream, facts)) => {

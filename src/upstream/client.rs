@@ -31,6 +31,7 @@ use tokio::time::Sleep;
 use crate::http1::chunked::{self, Chunk, ChunkError, ChunkedDecoder, LAST_CHUNK};
 use crate::http1::framing::{Framing, RequestFraming};
 use crate::http1::response::{self, HeadError, LineKind, ResponseHead};
+use crate::http1::trailers;
 use crate::upstream::pool::Live;
 use crate::upstream::stream::{ConnKey, Stream};
 
@@ -182,6 +183,8 @@ struct Upload<B> {
     out: [Bytes; 3],
     /// The body has ended (and the last chunk is queued).
     ended: bool,
+    /// The last chunk with the client's trailer fields, when it sent some.
+    trailers: Option<Bytes>,
     timer: IdleTimer,
 }
 
@@ -196,6 +199,7 @@ where
             chunked,
             out: Default::default(),
             ended: false,
+            trailers: None,
             timer: IdleTimer::new(send_timeout),
         }
     }
@@ -226,8 +230,16 @@ where
             }
             match Pin::new(&mut self.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue; // trailers are not forwarded
+                    let data = match frame.into_data() {
+                        Ok(data) => data,
+                        Err(frame) => {
+                            // Trailers go on in the last chunk; a body sent
+                            // with its length cannot carry them.
+                            if let (true, Ok(fields)) = (self.chunked, frame.into_trailers()) {
+                                self.trailers = Some(trailers::last_chunk(&fields));
+                            }
+                            continue;
+                        }
                     };
                     if data.is_empty() {
                         continue;
@@ -246,7 +258,10 @@ where
                 Poll::Ready(None) => {
                     self.ended = true;
                     if self.chunked {
-                        self.out[0] = Bytes::from_static(LAST_CHUNK);
+                        self.out[0] = self
+                            .trailers
+                            .take()
+                            .unwrap_or(Bytes::from_static(LAST_CHUNK));
                     }
                 }
                 Poll::Pending => return Poll::Pending,
@@ -336,6 +351,7 @@ where
             },
             upload,
             reusable,
+            trailers: None,
         },
     ))
 }
@@ -394,6 +410,9 @@ pub struct UpstreamBody<B> {
     upload: Option<Box<Upload<B>>>,
     /// The connection may carry another request once this body has ended.
     reusable: bool,
+    /// A chunked body's trailer fields (those that may pass on), once it
+    /// has ended.
+    trailers: Option<http::HeaderMap>,
 }
 
 /// A broken response body: the backend closed early or sent bad framing.
@@ -450,13 +469,19 @@ where
                 Poll::Pending => {}
             }
         }
-        let polled = poll_state(&mut self.state, io, cx);
+        let polled = poll_state(&mut self.state, io, cx, &mut self.trailers);
         if let Poll::Ready(Some(Err(_))) = &polled {
             self.state = BodyState::Done;
             self.reusable = false;
             self.io = None;
         }
         polled
+    }
+
+    /// The trailer fields of a chunked body (those that may pass on), once
+    /// [`UpstreamBody::poll_data`] gave `None`; given once.
+    pub fn take_trailers(&mut self) -> Option<http::HeaderMap> {
+        self.trailers.take()
     }
 
     /// The connection, once the body has been read to its end cleanly and the
@@ -477,6 +502,7 @@ fn poll_state(
     state: &mut BodyState,
     io: &mut Transport,
     cx: &mut Context<'_>,
+    trailers: &mut Option<http::HeaderMap>,
 ) -> Poll<Option<Result<Bytes, BodyError>>> {
     loop {
         match state {
@@ -511,6 +537,10 @@ fn poll_state(
                         Ok(Chunk::Need) => io.buf.clear(),
                         Ok(Chunk::End { consumed }) => {
                             io.buf.advance(consumed);
+                            let section = dec.take_trailer_section();
+                            if !section.is_empty() {
+                                *trailers = trailers::parse_section(&section);
+                            }
                             *state = BodyState::Done;
                             return Poll::Ready(None);
                         }

@@ -158,3 +158,22 @@ pub fn self_signed(dir: &std::path::Path, file: &str, names: &[&str]) -> rustls:
     roots.add(made.cert.der().clone()).expect("root");
     roots
 }
+
+/// A configuration with servers sharing one `ssl` listener, each
+/// `(server_name, more directives)`, the first the default, all with the
+/// certificate `self_signed` wrote as `dir/site.*`, proxying to `backend`.
+pub fn ssl_servers_conf(dir: &std::path::Path, backend: &str, servers: &[(&str, &str)]) -> String {
+    let certs = format!(
+        "ssl_certificate {0}/site.pem; ssl_certificate_key {0}/site.key;",
+        dir.display()
+    );
+    let servers: String = servers
+        .iter()
+        .map(|(name, extra)| {
+            format!(
+                " server {{ listen 127.0.0.1:0 ssl; server_name {name}; {extra} {certs} location / {{ proxy_pass http://app; }} }}\n"
+            )
+        })
+        .collect();
+    format!("events {{}}\nhttp {{\n upstream app {{ server {backend}; }}\n{servers}}}\n")
+}

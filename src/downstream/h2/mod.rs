@@ -17,6 +17,7 @@
 //! first, `keepalive_timeout` after, then GOAWAY, as nginx does.
 
 mod io;
+mod reset;
 mod stalled;
 mod stream;
 
@@ -118,12 +119,16 @@ pub(super) struct Shared<F> {
 /// Runs hyper's futures (one per stream) as tasks of the worker's thread:
 /// nothing of a connection is `Send`. hyper spawns a stream's task right
 /// after it asked the service for the stream's answer: the state the
-/// service made for it waits in `next`, and the task ends (the stream is
+/// service made for it (and the slot of its answer cut off by a reset,
+/// [`reset::Orphan`]) waits in `next`, and the task ends (the stream is
 /// reset) when the worker's sweeper evicts that state (`send_timeout`).
 #[derive(Clone, Default)]
 struct LocalExec {
-    next: Rc<Cell<Option<Rc<ConnState>>>>,
+    next: Rc<Cell<Option<NextStream>>>,
 }
+
+/// What the service made for the stream hyper spawns next.
+type NextStream = (Rc<ConnState>, reset::Orphan);
 
 impl<F> hyper::rt::Executor<F> for LocalExec
 where
@@ -132,9 +137,11 @@ where
 {
     fn execute(&self, fut: F) {
         match self.next.take() {
-            Some(state) => tokio::task::spawn_local(Watched {
-                fut: Box::pin(fut),
+            Some((state, orphan)) => tokio::task::spawn_local(Watched {
+                fut: Some(Box::pin(fut)),
                 state,
+                orphan,
+                left: None,
             }),
             None => tokio::task::spawn_local(async move {
                 fut.await;
@@ -143,10 +150,14 @@ where
     }
 }
 
-/// A stream's task, dropped when its state is evicted.
+/// A stream's task, dropped when its state is evicted. When hyper is done
+/// with the stream before its answer was (a reset), the task runs that
+/// answer to its end (`left`: its request ends, 499).
 struct Watched<F> {
-    fut: Pin<Box<F>>,
+    fut: Option<Pin<Box<F>>>,
     state: Rc<ConnState>,
+    orphan: reset::Orphan,
+    left: Option<reset::Left>,
 }
 
 impl<F: Future> Future for Watched<F> {
@@ -157,7 +168,18 @@ impl<F: Future> Future for Watched<F> {
             tracing::info!("HTTP/2 stream of {} timed out sending", self.state.remote);
             return Poll::Ready(());
         }
-        self.fut.as_mut().poll(cx).map(|_| ())
+        if let Some(fut) = self.fut.as_mut() {
+            if fut.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // Dropping hyper's stream drops an unfinished answer into the slot.
+            self.fut = None;
+            self.left = self.orphan.take();
+        }
+        match self.left.as_mut() {
+            Some(left) => left.as_mut().poll(cx),
+            None => Poll::Ready(()),
+        }
     }
 }
 
@@ -270,8 +292,10 @@ where
             // The stream's own state, watched by its task (see `LocalExec`).
             let state = Rc::new(shared.conn.stream());
             (shared.register)(&state);
-            next.set(Some(Rc::clone(&state)));
-            stream::serve(Rc::clone(&shared), state, req)
+            let orphan = reset::Orphan::default();
+            next.set(Some((Rc::clone(&state), Rc::clone(&orphan))));
+            let answer = stream::serve(Rc::clone(&shared), Rc::clone(&state), req);
+            reset::Answer::new(answer, state, orphan)
         })
     };
     let io = stalled::WriteWatch::new(io, Rc::clone(&shared.conn));
@@ -333,12 +357,12 @@ impl IdleTimer {
             }
         };
         let limit = if state.requests.get() == 0 {
-            if state.header_timeout.is_zero() {
+            if state.header_timeout.get().is_zero() {
                 return false;
             }
-            state.header_timeout
+            state.header_timeout.get()
         } else {
-            state.idle_timeout
+            state.idle_timeout.get()
         };
         if limit.is_zero() {
             return true;

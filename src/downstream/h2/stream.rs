@@ -25,6 +25,7 @@ use crate::downstream::state::ConnState;
 use crate::http1::framing::{bodiless, BodyFraming};
 use crate::http1::request::RequestError;
 use crate::http1::response::response_length;
+use crate::http1::trailers;
 
 /// An HTTP/2 stream's request body, as the handler reads it.
 pub struct StreamBody {
@@ -34,6 +35,10 @@ pub struct StreamBody {
     /// What `Content-Length` said is still to come.
     left: Option<u64>,
     ended: bool,
+    /// The request's trailer fields (a HEADERS frame after the DATA), those
+    /// that may pass on ([`trailers::allowed`]); its size is bounded by
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE`, as the head's.
+    trailers: Option<HeaderMap>,
 }
 
 impl StreamBody {
@@ -51,8 +56,14 @@ impl StreamBody {
         }
     }
 
-    /// The next piece of the body, `None` at its end (trailers are not
-    /// passed to the backend, as nginx).
+    /// The request's trailer fields, once the body has ended
+    /// ([`StreamBody::poll_data`] gave `None`); given once.
+    pub(crate) fn take_trailers(&mut self) -> Option<HeaderMap> {
+        self.trailers.take()
+    }
+
+    /// The next piece of the body, `None` at its end (its trailers, if any,
+    /// are then kept for [`StreamBody::take_trailers`]).
     pub(crate) fn poll_data(
         &mut self,
         cx: &mut Context<'_>,
@@ -60,8 +71,14 @@ impl StreamBody {
         while !self.ended {
             match ready!(Pin::new(&mut self.incoming).poll_frame(cx)) {
                 Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
+                    let data = match frame.into_data() {
+                        Ok(data) => data,
+                        Err(frame) => {
+                            if let Ok(fields) = frame.into_trailers() {
+                                self.trailers = trailers::allowed(fields);
+                            }
+                            continue;
+                        }
                     };
                     if data.is_empty() {
                         continue;
@@ -128,6 +145,26 @@ fn join_cookies(headers: &mut HeaderMap) {
     // From field values already checked: always valid.
     if let Ok(value) = HeaderValue::from_bytes(&joined) {
         headers.insert(header::COOKIE, value);
+    }
+}
+
+/// How a stream's request body goes on to an HTTP/1.1 backend: with its
+/// `Content-Length`, else chunked; chunked too when the client announces
+/// trailer fields (a `Trailer` field, RFC 9110 section 6.6.2), the only
+/// framing that can carry them on.
+fn body_framing(headers: &HeaderMap, ended: bool) -> BodyFraming {
+    if ended {
+        return BodyFraming::None;
+    }
+    if headers.contains_key(header::TRAILER) {
+        return BodyFraming::Chunked;
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .map_or(&b""[..], HeaderValue::as_bytes);
+    match crate::http1::fields::parse_decimal(length) {
+        Some(n) => BodyFraming::Length(n),
+        None => BodyFraming::Chunked,
     }
 }
 
@@ -249,7 +286,7 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     let conn = &shared.conn;
     let served = conn.requests.get() + 1;
     conn.requests.set(served);
-    if served >= conn.keepalive_requests {
+    if served >= conn.keepalive_requests.get() {
         // `keepalive_requests`: this is the last stream (GOAWAY).
         shared.streams.last.set(true);
     }
@@ -274,19 +311,7 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     let mut resp = match prepared {
         Err(e) => handler.refuse(e),
         Ok(()) => {
-            let framing = if incoming.is_end_stream() {
-                BodyFraming::None
-            } else {
-                match crate::http1::fields::parse_decimal(
-                    parts
-                        .headers
-                        .get(header::CONTENT_LENGTH)
-                        .map_or(&b""[..], HeaderValue::as_bytes),
-                ) {
-                    Some(n) => BodyFraming::Length(n),
-                    None => BodyFraming::Chunked,
-                }
-            };
+            let framing = body_framing(&parts.headers, incoming.is_end_stream());
             let left = match framing {
                 BodyFraming::Length(n) => Some(n),
                 _ => None,
@@ -300,6 +325,7 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
                         read: Rc::clone(&read),
                         left,
                         ended: false,
+                        trailers: None,
                     })
                 }),
             };
@@ -325,7 +351,9 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     }
     let sent = head_len("HTTP/2.0 200 \r\n".len(), headers);
     let (parts, mut body) = resp.into_parts();
-    body.head_sent(sent as usize, content_length);
+    if !state.client_gone() {
+        body.head_sent(sent as usize, content_length);
+    }
     let body = StreamResponse {
         inner: body,
         skip,
@@ -430,6 +458,28 @@ mod tests {
         }
         let mut p = parts("OPTIONS", "http://h/", &[]);
         assert_eq!(prepare(&mut p), Ok(()));
+    }
+
+    #[test]
+    fn a_body_goes_on_with_its_length_unless_trailers_are_announced() {
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, BodyFraming);
+        let cases: &[Case] = &[
+            (&[], true, BodyFraming::None),
+            (&[("content-length", "5")], true, BodyFraming::None),
+            (&[("content-length", "5")], false, BodyFraming::Length(5)),
+            (&[], false, BodyFraming::Chunked),
+            (&[("content-length", "x")], false, BodyFraming::Chunked),
+            (
+                &[("content-length", "5"), ("trailer", "x-sum")],
+                false,
+                BodyFraming::Chunked,
+            ),
+            (&[("trailer", "x-sum")], true, BodyFraming::None),
+        ];
+        for (headers, ended, want) in cases {
+            let p = parts("POST", "/", headers);
+            assert_eq!(body_framing(&p.headers, *ended), *want, "{headers:?}");
+        }
     }
 
     #[test]

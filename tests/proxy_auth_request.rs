@@ -388,3 +388,39 @@ async fn auth_request_works_over_http2() {
     let failed = client.get("/a", &[("x-auth", "close")]).await;
     assert_eq!(failed.status, 500);
 }
+
+/// The subrequest writes no access-log line (nginx's `log_subrequest off`);
+/// the request's line sees the `auth_request_set` variable, whatever the
+/// verdict.
+#[tokio::test]
+async fn only_the_request_is_logged_with_its_auth_variables() {
+    let backend = Backend::start("app");
+    let auth = AuthService::start();
+    let dir = std::env::temp_dir().join(format!("sticky-authreq-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let log = dir.join("access.log");
+    let http = HTTP
+        .replace("BACKEND", &backend.peer())
+        .replace("AUTH", &auth.addr.to_string())
+        .replace("DEAD", &dead_addr().to_string())
+        .replace(
+            "listen LISTEN;",
+            &format!("listen 127.0.0.1:0; access_log {} u;", log.display()),
+        );
+    let proxy = start_proxy(&format!(
+        "events {{}}\nhttp {{ log_format u '$uri $status $user';\n{http}}}\n"
+    ));
+    for case in [
+        ("GET", "/a", "", ""),
+        ("GET", "/b", "401", ""),
+        ("GET", "/open/c", "", ""),
+    ] {
+        send(proxy.addr, case).await;
+    }
+    assert_eq!(
+        read_lines(&log, 3),
+        ["/a 200 alice", "/b 401 alice", "/open/c 200 -"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -78,6 +78,10 @@ impl Worker {
         let log = &mut log_slot;
         // `add_header` / `expires` of the request's location, once it is known.
         let mut edits = ResponseEdits::default();
+        // Auth subrequests made: one per location reached, so bounded as
+        // internal redirects are (a planning pass that does not reach the
+        // same location again, its `if` reading the clock say, cannot loop).
+        let mut asked: u8 = 0;
         // Only a request that is internally redirected (or may be, by an
         // `error_page` after proxying, or waits for an auth subrequest) gets
         // the `internal` state.
@@ -103,6 +107,12 @@ impl Worker {
                     Ok(prepared) => prepared,
                     Err(NotPlanned::Answer(made)) => break 'respond made,
                     Err(NotPlanned::Auth { conf, auth }) => {
+                        asked += 1;
+                        if asked > internal::MAX_URI_CHANGES + 1 {
+                            tracing::error!("too many auth subrequests");
+                            let tokens = conf.server_tokens;
+                            break 'respond error_response(ProxyError::Internal, tokens);
+                        }
                         // The preaccess phase's delay comes before the access
                         // phase's subrequest.
                         let delay = std::mem::take(&mut limited.delay);

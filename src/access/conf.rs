@@ -31,6 +31,22 @@ pub struct AuthBasic {
     pub user_file: Template,
 }
 
+/// `auth_request URI` (nginx's ngx_http_auth_request_module): the
+/// subrequest's URI, split at its `?`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthRequest {
+    pub path: String,
+    pub args: Option<String>,
+}
+
+/// One `auth_request_set $variable value`: the user variable set, once the
+/// subrequest is done, to `value` evaluated with the subrequest's response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSet {
+    pub var: u16,
+    pub value: Template,
+}
+
 /// Which header carries the client address for realip.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RealIpHeader {
@@ -86,6 +102,10 @@ pub struct AccessConf {
     /// `satisfy any` (default `all`).
     pub satisfy_any: bool,
     pub auth_basic: Option<AuthBasic>,
+    /// `auth_request` (`None`: off, the default).
+    pub auth_request: Option<AuthRequest>,
+    /// `auth_request_set`, in order.
+    pub auth_request_set: Vec<AuthSet>,
     pub realip: Option<RealIp>,
     pub limit_req: Limits<LimitReq>,
     pub limit_conn: Limits<LimitConn>,
@@ -100,6 +120,8 @@ impl Default for AccessConf {
             rules: Vec::new(),
             satisfy_any: false,
             auth_basic: None,
+            auth_request: None,
+            auth_request_set: Vec::new(),
             realip: None,
             limit_req: Limits {
                 list: Vec::new(),

@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Response, StatusCode};
 
-use crate::access::conf::{AccessConf, AuthBasic};
+use crate::access::conf::{AccessConf, AuthBasic, AuthRequest};
 use crate::access::htpasswd::{self, Verdict};
 use crate::access::rules::{self, Check};
 use crate::access::stub_status;
 use crate::access::zones::{ConnGuard, ConnVerdict, CountGuard, ReqVerdict};
 use crate::config::{LogLevel, Template};
+use crate::proxy::auth_request::{AuthDone, AuthVerdict};
 use crate::proxy::body::ProxyBody;
 use crate::proxy::errors::{self, MadeResponse, ProxyError};
 use crate::proxy::reply::{error_response, full, made};
@@ -45,6 +46,38 @@ pub(super) struct Limited {
     /// `limit_req` delay to wait before the request goes on.
     pub(super) delay: Duration,
     pub(super) conns: Vec<ConnGuard>,
+    /// An `auth_request` subrequest: no access phase and no access-log line
+    /// (nginx's `log_subrequest off`), not counted by `stub_status`, `GET`
+    /// to the backend.
+    pub(super) subrequest: bool,
+}
+
+impl Limited {
+    /// The start of a subrequest of this request: the limits this request
+    /// checked are not checked again.
+    pub(super) fn for_subrequest(&self) -> Limited {
+        Limited {
+            req_checked: self.req_checked,
+            conn_checked: self.conn_checked,
+            subrequest: true,
+            ..Limited::default()
+        }
+    }
+
+    /// Takes over what the subrequest `sub` checked (nginx keeps the flags on
+    /// the main request).
+    pub(super) fn checked_by(&mut self, sub: &Limited) {
+        self.req_checked |= sub.req_checked;
+        self.conn_checked |= sub.conn_checked;
+    }
+}
+
+/// What the access phase made of a request it did not refuse.
+#[derive(Debug)]
+pub(super) enum Admitted<'c> {
+    Pass,
+    /// The location's `auth_request` decides: its subrequest must run first.
+    Ask(&'c AuthRequest),
 }
 
 /// A page for `code` (nginx's error page).
@@ -89,17 +122,20 @@ impl Worker {
 
     /// Runs the preaccess and access phases of `conf` for a request from
     /// `remote` (after realip); the limits only when `limited` says they were
-    /// not checked for this request yet.
-    #[allow(clippy::result_large_err)]
-    pub(super) fn admit(
+    /// not checked for this request yet, the access checks only for a main
+    /// request. `auth` is the outcome of the location's `auth_request`, once
+    /// its subrequest ran.
+    #[allow(clippy::result_large_err, clippy::too_many_arguments)]
+    pub(super) fn admit<'c>(
         &self,
-        conf: &AccessConf,
+        conf: &'c AccessConf,
         vars: &RequestVars<'_>,
         headers: &HeaderMap,
         remote: SocketAddr,
         tokens: bool,
         limited: &mut Limited,
-    ) -> Result<(), Response<ProxyBody>> {
+        auth_done: Option<&AuthDone>,
+    ) -> Result<Admitted<'c>, Response<ProxyBody>> {
         let key = |t: &Template| vars::eval_to_vec(t, vars);
         if !conf.limit_req.list.is_empty() && !limited.req_checked {
             let verdict = self.access.limit_req(&conf.limit_req, key, Instant::now());
@@ -153,8 +189,11 @@ impl Worker {
                 }
             }
         }
-        if conf.rules.is_empty() && conf.auth_basic.is_none() {
-            return Ok(());
+        // nginx runs no access phase for a subrequest.
+        if limited.subrequest
+            || (conf.rules.is_empty() && conf.auth_basic.is_none() && conf.auth_request.is_none())
+        {
+            return Ok(Admitted::Pass);
         }
         let address = rules::address_check(&conf.rules, remote.ip());
         if address == Check::Forbidden {
@@ -169,8 +208,26 @@ impl Worker {
             }
             _ => Check::Declined,
         };
-        match rules::satisfy(conf.satisfy_any, &[address, auth]) {
-            None => Ok(()),
+        // `auth_request` runs last (nginx's order), unless the checks before
+        // it decided already.
+        let decided = if conf.satisfy_any {
+            address == Check::Allowed || auth == Check::Allowed
+        } else {
+            auth == Check::Unauthorized
+        };
+        let request = match (&conf.auth_request, auth_done) {
+            (None, _) => Check::Declined,
+            (Some(_), _) if decided => Check::Declined,
+            (Some(ask), None) => return Ok(Admitted::Ask(ask)),
+            (Some(_), Some(done)) => match done.verdict() {
+                AuthVerdict::Allowed => Check::Allowed,
+                AuthVerdict::Refused(401) => Check::Unauthorized,
+                AuthVerdict::Refused(_) => Check::Forbidden,
+                AuthVerdict::Error => return Err(error_response(ProxyError::Internal, tokens)),
+            },
+        };
+        match rules::satisfy(conf.satisfy_any, &[address, auth, request]) {
+            None => Ok(Admitted::Pass),
             Some(401) => {
                 let realm = conf
                     .auth_basic
@@ -178,16 +235,20 @@ impl Worker {
                     .map(|a| vars::eval_to_vec(&a.realm, vars))
                     .unwrap_or_default();
                 let mut resp = refusal(401, tokens);
-                let mut value = b"Basic realm=\"".to_vec();
-                value.extend(
-                    realm
-                        .iter()
-                        .filter(|&&b| b != b'"' && b != b'\r' && b != b'\n'),
-                );
-                value.push(b'"');
-                if let Ok(v) = HeaderValue::from_bytes(&value) {
-                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                if auth == Check::Unauthorized {
+                    let mut value = b"Basic realm=\"".to_vec();
+                    value.extend(
+                        realm
+                            .iter()
+                            .filter(|&&b| b != b'"' && b != b'\r' && b != b'\n'),
+                    );
+                    value.push(b'"');
+                    if let Ok(v) = HeaderValue::from_bytes(&value) {
+                        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                    }
                 }
+                // An `auth_request` challenge is added to whatever response
+                // the request ends with (`Worker::run`).
                 Err(resp)
             }
             Some(code) => Err(refusal(code, tokens)),

@@ -27,6 +27,7 @@ use crate::proxy::errors::{self, ProxyError};
 use crate::proxy::exchange::{open, send, Answer, Missed};
 use crate::proxy::headers;
 use crate::proxy::internal::{self, Internal};
+use crate::proxy::plan::NotPlanned;
 use crate::proxy::prepare::Prepared;
 use crate::proxy::redirect::{self, Ready};
 use crate::proxy::reply::error_response;
@@ -49,18 +50,41 @@ impl Handler for Worker {
         conn: Rc<ConnState>,
         req: &mut Request<RequestBody>,
     ) -> Response<ProxyBody> {
-        let info: &ConnState = &conn;
-        let counted = self.count_request();
         // limit_req / limit_conn: checked once per request, across its
         // internal redirects; the connection counts held until it ends.
         let mut limited = Limited::default();
+        self.run(conn, req, &mut limited, None).await
+    }
+
+    fn refuse(&self, error: RequestError) -> Response<ProxyBody> {
+        // The head was not parsed: no location, so `server_tokens on`.
+        error_response(error.into(), true)
+    }
+}
+
+impl Worker {
+    /// The request path of a request (`limited.subrequest`: an auth
+    /// subrequest, which starts from the internal state `internal`).
+    pub(super) async fn run(
+        self: Rc<Self>,
+        conn: Rc<ConnState>,
+        req: &mut Request<RequestBody>,
+        limited: &mut Limited,
+        mut internal: Option<Box<Internal>>,
+    ) -> Response<ProxyBody> {
+        let info: &ConnState = &conn;
+        let counted = (!limited.subrequest).then(|| self.count_request());
         let mut log_slot: Option<Box<AccessRecord>> = None;
         let log = &mut log_slot;
         // `add_header` / `expires` of the request's location, once it is known.
         let mut edits = ResponseEdits::default();
+        // Auth subrequests made: one per location reached, so bounded as
+        // internal redirects are (a planning pass that does not reach the
+        // same location again, its `if` reading the clock say, cannot loop).
+        let mut asked: u8 = 0;
         // Only a request that is internally redirected (or may be, by an
-        // `error_page` after proxying) gets this state.
-        let mut internal: Option<Box<Internal>> = None;
+        // `error_page` after proxying, or waits for an auth subrequest) gets
+        // the `internal` state.
         let mut resp = 'request: loop {
             let resp = 'respond: {
                 let Prepared {
@@ -79,9 +103,29 @@ impl Handler for Worker {
                     pick,
                     location,
                     mut rewrites,
-                } = match self.prepare(info, req, log, &mut edits, &mut internal, &mut limited) {
+                } = match self.prepare(info, req, log, &mut edits, &mut internal, limited) {
                     Ok(prepared) => prepared,
-                    Err(made) => break 'respond made,
+                    Err(NotPlanned::Answer(made)) => break 'respond made,
+                    Err(NotPlanned::Auth { conf, auth }) => {
+                        asked += 1;
+                        if asked > internal::MAX_URI_CHANGES + 1 {
+                            tracing::error!("too many auth subrequests");
+                            let tokens = conf.server_tokens;
+                            break 'respond error_response(ProxyError::Internal, tokens);
+                        }
+                        // The preaccess phase's delay comes before the access
+                        // phase's subrequest.
+                        let delay = std::mem::take(&mut limited.delay);
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        let worker = Rc::clone(&self);
+                        let sub =
+                            worker.auth_subrequest(Rc::clone(&conn), req, conf, auth, limited);
+                        let done = Box::pin(sub).await;
+                        internal.get_or_insert_with(Box::default).auth = Some(Box::new(done));
+                        continue 'request;
+                    }
                 };
                 let delay = std::mem::take(&mut limited.delay);
                 if !delay.is_zero() {
@@ -256,13 +300,20 @@ impl Handler for Worker {
             };
             break 'request resp;
         };
+        if let Some(done) = internal.as_ref().and_then(|st| st.auth.as_deref()) {
+            // nginx adds a refusing subrequest's challenge to the request's
+            // headers: its `error_page` answer carries it too.
+            if done.status == 401 {
+                done.copy_challenge(resp.headers_mut());
+            }
+        }
         if !edits.is_empty() {
             let status = resp.status();
             edits.apply(status, resp.headers_mut(), SystemTime::now());
         }
         resp.body_mut().held = Held {
-            _request: Some(counted),
-            _conns: limited.conns,
+            _request: counted,
+            _conns: std::mem::take(&mut limited.conns),
         };
         if let Some(mut record) = log_slot {
             // The line reads the user variables the request ended with.
@@ -273,13 +324,6 @@ impl Handler for Worker {
         resp
     }
 
-    fn refuse(&self, error: RequestError) -> Response<ProxyBody> {
-        // The head was not parsed: no location, so `server_tokens on`.
-        error_response(error.into(), true)
-    }
-}
-
-impl Worker {
     /// The backend's response, edited for the client: headers filtered, sticky
     /// cookie, body streamed with the connection returned to the pool at its end,
     /// or a tunnel after `101`.

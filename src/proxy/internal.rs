@@ -36,7 +36,7 @@ pub enum Entered {
 }
 
 /// The state of a request that was internally redirected.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Internal {
     /// `None` until the request is first redirected (the state may exist before,
     /// to keep the client's request while it is proxied).
@@ -62,6 +62,9 @@ pub struct Internal {
     /// response) that has an `error_page`: the request is planned again to the
     /// same location, which answers with this status through its page.
     pub pending_error: Option<u16>,
+    /// The outcome of an `auth_request` subrequest, for the planning pass
+    /// that reaches its location again (`crate::proxy::auth_request`).
+    pub auth: Option<Box<crate::proxy::auth_request::AuthDone>>,
 }
 
 impl Internal {
@@ -76,6 +79,7 @@ impl Internal {
             to_get: false,
             saved: None,
             pending_error: None,
+            auth: None,
         }
     }
 

@@ -7,13 +7,15 @@
 //! and `error_page`),
 //! `attempt` (the pure failover state machine), `exchange` (one try's I/O),
 //! `body` (the streamed bodies), `reply` (proxy-made responses),
-//! `add_headers` (`add_header` and `expires` on every response), and the
+//! `add_headers` (`add_header` and `expires` on every response),
+//! `auth_request` (the access phase's subrequest), and the
 //! pure pieces `route`, `uri`, `headers`, `errors` (nginx's variables are
 //! `crate::vars`, shared with the access log).
 
 pub mod access;
 pub mod add_headers;
 pub mod attempt;
+pub mod auth_request;
 pub mod body;
 mod compress;
 pub mod cookie_flags;

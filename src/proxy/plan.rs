@@ -14,13 +14,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
+use crate::access::conf::AuthRequest;
 use crate::config::rewrite::{ErrorTarget, Overwrite};
 use crate::config::{Expires, Location, LocationConf, ServerConf, ServerName, Template};
 use crate::downstream::body::RequestBody;
 use crate::downstream::state::ConnState;
 use crate::log::AccessRecord;
-use crate::proxy::access::Limited;
+use crate::proxy::access::{Admitted, Limited};
 use crate::proxy::add_headers::ResponseEdits;
+use crate::proxy::auth_request;
 use crate::proxy::body::ProxyBody;
 use crate::proxy::errors::{self, ProxyError, RedirectBase};
 use crate::proxy::files::Served;
@@ -52,7 +54,7 @@ impl Worker {
         edits: &mut ResponseEdits,
         state: &mut Option<Box<Internal>>,
         limited: &mut Limited,
-    ) -> Result<Plan<'_>, Response<ProxyBody>> {
+    ) -> Result<Plan<'_>, NotPlanned<'_>> {
         loop {
             if let Some(st) = state.as_deref_mut() {
                 if let Some((uri, headers)) = st.saved.take() {
@@ -66,8 +68,15 @@ impl Worker {
                     *req.body_mut() = RequestBody::empty();
                 }
             }
+            // The state this pass starts from, to plan it again from there
+            // once an auth subrequest ran.
+            let before = state.clone();
             let stop = match self.plan_once(info, req, start, log, edits, state, limited) {
                 Ok(plan) => return Ok(plan),
+                Err(Stop::Auth { conf, auth }) => {
+                    *state = before;
+                    return Err(NotPlanned::Auth { conf, auth });
+                }
                 Err(stop) => stop,
             };
             let mut st = state.as_deref_mut();
@@ -81,13 +90,13 @@ impl Worker {
                             *resp.status_mut() = status;
                         }
                     }
-                    return Err(resp);
+                    return Err(resp.into());
                 }
                 Stop::Plain(resp) => {
                     if let Some(st) = st {
                         st.err_status = None;
                     }
-                    return Err(resp);
+                    return Err(resp.into());
                 }
                 Stop::Page {
                     status,
@@ -102,12 +111,15 @@ impl Worker {
                     match step {
                         ErrorPageStep::Redirected => continue,
                         ErrorPageStep::Cycle => {
-                            return Err(error_response(ProxyError::Internal, conf.server_tokens))
+                            return Err(
+                                error_response(ProxyError::Internal, conf.server_tokens).into()
+                            )
                         }
                         // Client redirects are made by `plan_once`.
-                        ErrorPageStep::None => return Err(resp),
+                        ErrorPageStep::None => return Err(resp.into()),
                     }
                 }
+                Stop::Auth { .. } => {}
                 Stop::Redirect {
                     target,
                     path,
@@ -115,7 +127,7 @@ impl Worker {
                     tokens,
                 } => {
                     if internal::internal_redirect(state, target, &path, args.as_deref()).is_err() {
-                        return Err(error_response(ProxyError::Internal, tokens));
+                        return Err(error_response(ProxyError::Internal, tokens).into());
                     }
                 }
             }
@@ -211,6 +223,18 @@ impl Worker {
             realip_remote,
             ..view
         };
+        // `auth_request_set`, once this location's subrequest ran: set in
+        // the access phase, before anything later reads them.
+        if let Some(st) = state.as_deref_mut() {
+            if let Some(done) = st.auth.as_deref().filter(|d| d.is_for(conf)) {
+                let path = st.vars.uri.as_ref().map_or(&normalized[..], |(p, _)| p);
+                let vars = view.vars(path, "", Some(&st.vars));
+                let values = auth_request::set_values(conf, done, vars);
+                for (var, value) in values {
+                    st.vars.set(var, value);
+                }
+            }
+        }
         let state = state.as_deref();
         let (path, query): (&[u8], Option<&str>) = match state.and_then(Internal::uri) {
             Some(uri) => uri,
@@ -254,7 +278,7 @@ impl Worker {
             };
             return Err(here.fail(status, resp));
         }
-        if log.is_none() {
+        if log.is_none() && !limited.subrequest {
             if let Some(targets) = self.logs.targets(&conf.access_log) {
                 let proxy_host = conf
                     .proxy_pass
@@ -300,10 +324,22 @@ impl Worker {
             return Err(Stop::Made(here.redirect(301, to.as_bytes())));
         }
         let vars = here.vars("");
-        if let Err(refused) =
-            self.admit(&conf.access, &vars, req.headers(), remote, tokens, limited)
-        {
-            return Err(here.made_or_fail(refused));
+        let auth_done = state
+            .and_then(|s| s.auth.as_deref())
+            .filter(|d| d.is_for(conf));
+        let access = &conf.access;
+        match self.admit(
+            access,
+            &vars,
+            req.headers(),
+            remote,
+            tokens,
+            limited,
+            auth_done,
+        ) {
+            Ok(Admitted::Pass) => {}
+            Ok(Admitted::Ask(auth)) => return Err(Stop::Auth { conf, auth }),
+            Err(refused) => return Err(here.made_or_fail(refused)),
         }
         if conf.access.stub_status {
             return Err(here.made_or_fail(self.stub_status_page(req.method(), tokens)));
@@ -543,4 +579,29 @@ pub(super) enum Stop<'w> {
         args: Option<String>,
         tokens: bool,
     },
+    /// The access phase of `conf` waits for its `auth_request` subrequest.
+    Auth {
+        conf: &'w LocationConf,
+        auth: &'w AuthRequest,
+    },
+}
+
+/// Why a request was not planned to go out. (Not boxed: the response is
+/// the common case, moved once.)
+#[allow(clippy::large_enum_variant)]
+pub(super) enum NotPlanned<'w> {
+    /// Answered by the proxy.
+    Answer(Response<ProxyBody>),
+    /// Planning waits for the `auth_request` subrequest of `conf`; its
+    /// outcome goes into the request's state before it is planned again.
+    Auth {
+        conf: &'w LocationConf,
+        auth: &'w AuthRequest,
+    },
+}
+
+impl From<Response<ProxyBody>> for NotPlanned<'_> {
+    fn from(resp: Response<ProxyBody>) -> Self {
+        NotPlanned::Answer(resp)
+    }
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 use http::header::HeaderName;
-use http::{Method, Request, Response, Uri};
+use http::{Method, Request, Uri};
 
 use crate::compress::ClientFacts;
 use crate::config::{Location, LocationConf};
@@ -20,7 +20,7 @@ use crate::log::AccessRecord;
 use crate::proxy::access::Limited;
 use crate::proxy::add_headers::ResponseEdits;
 use crate::proxy::attempt::idempotent;
-use crate::proxy::body::{ClientBody, ProxyBody};
+use crate::proxy::body::ClientBody;
 use crate::proxy::dynamic::Pending;
 use crate::proxy::errors::ProxyError;
 use crate::proxy::exchange::{head_capacity, UpstreamRequest};
@@ -28,7 +28,7 @@ use crate::proxy::forward::Plan;
 use crate::proxy::handler::note_sticky;
 use crate::proxy::headers::{self, UpstreamConnection};
 use crate::proxy::internal::Internal;
-use crate::proxy::plan::unix_now;
+use crate::proxy::plan::{unix_now, NotPlanned};
 use crate::proxy::redirect::Ready;
 use crate::proxy::reply::error_response;
 use crate::proxy::shape::BodySource;
@@ -53,7 +53,7 @@ impl Worker {
         edits: &mut ResponseEdits,
         state: &mut Option<Box<Internal>>,
         limited: &mut Limited,
-    ) -> Result<Prepared<'_>, Response<ProxyBody>> {
+    ) -> Result<Prepared<'_>, NotPlanned<'_>> {
         let start = SystemTime::now();
         let Plan {
             server,
@@ -92,7 +92,7 @@ impl Worker {
             Some(u) => u,
             None => match origin_form(std::mem::take(req.uri_mut())) {
                 Some(u) => u,
-                None => return Err(error_response(ProxyError::BadRequest, tokens)),
+                None => return Err(error_response(ProxyError::BadRequest, tokens).into()),
             },
         };
         let connection_mode = if upgrade {
@@ -159,7 +159,13 @@ impl Worker {
                 (framing, ClientBody::fixed(bytes))
             }
         };
-        let method = shaped.method.as_ref().unwrap_or(req.method());
+        // A subrequest goes out as GET (nginx), its `$request_method` the
+        // client's.
+        let method = match &shaped.method {
+            Some(m) => m,
+            None if limited.subrequest => &Method::GET,
+            None => req.method(),
+        };
         let target = up_uri.path_and_query().map_or("/", |p| p.as_str());
         let mut head = crate::reuse::vec(head_capacity(target, req.headers()));
         // The client's lines keep its spelling, ours are written as

@@ -1,5 +1,6 @@
 //! The access and client-limit directives (`crate::access`): `allow`/`deny`,
-//! `satisfy`, `auth_basic`/`auth_basic_user_file`, realip
+//! `satisfy`, `auth_basic`/`auth_basic_user_file`,
+//! `auth_request`/`auth_request_set`, realip
 //! (`set_real_ip_from`, `real_ip_header`, `real_ip_recursive`),
 //! `limit_req_zone`/`limit_req`/`limit_req_status`/`limit_req_log_level`/
 //! `limit_req_dry_run`, `limit_conn_zone`/`limit_conn`/`limit_conn_status`/
@@ -12,12 +13,13 @@ use super::inherit::inherit_fields;
 use super::{Builder, HttpState, Res};
 use crate::access::cidr;
 use crate::access::conf::{
-    AccessConf, AuthBasic, LimitConn, LimitReq, Limits, RealIp, RealIpHeader, Rule, Target,
-    ZoneConf, ZoneKind,
+    AccessConf, AuthBasic, AuthRequest, AuthSet, LimitConn, LimitReq, Limits, RealIp, RealIpHeader,
+    Rule, Target, ZoneConf, ZoneKind,
 };
 use crate::access::limit_req::parse_rate;
 use crate::config::ast::Directive;
-use crate::config::template::Template;
+use crate::config::template::{self, Template};
+use crate::config::Variable;
 use crate::config::{units, LogLevel};
 
 /// The access settings written at one level; `None` = inherited.
@@ -28,6 +30,9 @@ pub(super) struct AccessLayer {
     /// `Some(None)` = `auth_basic off`.
     realm: Option<Option<Template>>,
     user_file: Option<Template>,
+    /// `Some(None)` = `auth_request off`.
+    auth_request: Option<Option<AuthRequest>>,
+    auth_request_set: Option<Vec<AuthSet>>,
     real_ip_from: Option<Vec<cidr::Cidr>>,
     real_ip_header: Option<RealIpHeader>,
     real_ip_recursive: Option<bool>,
@@ -50,6 +55,8 @@ impl AccessLayer {
             satisfy_any,
             realm,
             user_file,
+            auth_request,
+            auth_request_set,
             real_ip_from,
             real_ip_header,
             real_ip_recursive,
@@ -89,6 +96,8 @@ impl AccessLayer {
             rules: self.rules.clone().unwrap_or_default(),
             satisfy_any: self.satisfy_any.unwrap_or(false),
             auth_basic,
+            auth_request: self.auth_request.clone().flatten(),
+            auth_request_set: self.auth_request_set.clone().unwrap_or_default(),
             realip,
             limit_req: Limits {
                 list: self.limit_req.clone().unwrap_or_default(),
@@ -158,6 +167,30 @@ impl Builder {
             "auth_basic_user_file" => {
                 simple(d, 1, 1)?;
                 set_once(&mut layer.user_file, template_arg(d, arg(d, 0))?, d)?;
+            }
+            "auth_request" => {
+                simple(d, 1, 1)?;
+                let uri = match arg(d, 0) {
+                    "off" => None,
+                    uri => Some(match uri.split_once('?') {
+                        Some((path, args)) => AuthRequest {
+                            path: path.to_string(),
+                            args: Some(args.to_string()),
+                        },
+                        None => AuthRequest {
+                            path: uri.to_string(),
+                            args: None,
+                        },
+                    }),
+                };
+                set_once(&mut layer.auth_request, uri, d)?;
+            }
+            "auth_request_set" => {
+                simple(d, 2, 2)?;
+                let var = super::script::settable(d, arg(d, 0))?;
+                let value = auth_set_value(d, arg(d, 1))?;
+                let list = layer.auth_request_set.get_or_insert_with(Vec::new);
+                list.push(AuthSet { var, value });
             }
             "set_real_ip_from" => {
                 simple(d, 1, 1)?;
@@ -266,6 +299,20 @@ impl Builder {
         }
         Ok(true)
     }
+}
+
+/// The value of `auth_request_set`, evaluated with the subrequest's
+/// response: there `$upstream_http_NAME` is the subrequest's header NAME,
+/// which its response carries (read as `$sent_http_NAME` of that response).
+fn auth_set_value(d: &Directive, value: &str) -> Res<Template> {
+    let lookup = |name: &str| {
+        super::uservars::lookup(name).or_else(|| {
+            let lower = name.to_ascii_lowercase();
+            let header = lower.strip_prefix("upstream_http_")?;
+            (!header.is_empty()).then(|| Variable::SentHttp(header.replace('_', "-")))
+        })
+    };
+    template::parse_with(value, &lookup).map_err(|m| err(m, d))
 }
 
 /// `limit_req zone=NAME [burst=N] [nodelay | delay=N]`.
@@ -403,6 +450,7 @@ mod tests {
     use crate::access::conf::{LimitReq, Target};
     use crate::config::build::tests::ok;
     use crate::config::load_str;
+    use crate::config::{Part, Variable};
 
     #[test]
     fn errors_use_nginx_texts() {
@@ -456,12 +504,69 @@ mod tests {
             ),
             ("", "limit_req_zone $x zone=a:1m rate=1r/s;", "\"limit_req_zone\" directive is not allowed here"),
             ("", "stub_status;", "\"stub_status\" directive is not allowed here"),
+            ("", "auth_request /a; auth_request /b;", "\"auth_request\" directive is duplicate"),
+            ("", "auth_request off; auth_request /a;", "\"auth_request\" directive is duplicate"),
+            ("", "auth_request;", "invalid number of arguments in \"auth_request\" directive"),
+            ("", "auth_request_set user $host;", "invalid variable name \"user\""),
+            ("", "auth_request_set $host x;", "the duplicate \"host\" variable"),
+            ("", "auth_request_set $x $nope;", "unknown \"nope\" variable"),
+            (
+                "",
+                "location / { limit_except GET { auth_request /a; } }",
+                "\"auth_request\" directive is not allowed here",
+            ),
         ];
         for (http, server, message) in cases {
             let src = format!("http {{ {http} server {{ {server} }} }}");
             let e = load_str(&src, Path::new("/t.conf")).expect_err(&src);
             assert_eq!(e.message, *message, "{src}");
         }
+    }
+
+    #[test]
+    fn auth_request_is_inherited_and_its_sets_replaced_per_level() {
+        let (c, _) = ok("http {
+              auth_request /auth?from=http;
+              auth_request_set $user $upstream_http_x_user;
+              server {
+                location /a { }
+                location /off { auth_request off; }
+                location /own { auth_request /other; auth_request_set $group \"g:$upstream_http_x_group\"; }
+              }
+            }");
+        let s = &c.http.servers[0];
+        let conf = |i: usize| &s.locations[i].conf.access;
+        let a = conf(0).auth_request.as_ref().expect("inherited");
+        assert_eq!(
+            (a.path.as_str(), a.args.as_deref()),
+            ("/auth", Some("from=http"))
+        );
+        assert_eq!(conf(0).auth_request_set.len(), 1);
+        assert_eq!(
+            conf(0).auth_request_set[0].value.parts,
+            [Part::Var(Variable::SentHttp("x-user".into()))]
+        );
+        assert_eq!(conf(1).auth_request, None);
+        assert_eq!(
+            conf(1).auth_request_set.len(),
+            1,
+            "inherited beside auth_request off"
+        );
+        let own = conf(2);
+        assert_eq!(own.auth_request.as_ref().expect("own").path, "/other");
+        assert_eq!(
+            own.auth_request_set.len(),
+            1,
+            "a level with its own list replaces the outer one"
+        );
+        assert_ne!(own.auth_request_set[0].var, conf(0).auth_request_set[0].var);
+        assert_eq!(
+            own.auth_request_set[0].value.parts,
+            [
+                Part::Literal("g:".into()),
+                Part::Var(Variable::SentHttp("x-group".into()))
+            ]
+        );
     }
 
     #[test]

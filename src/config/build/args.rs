@@ -165,6 +165,8 @@ const KNOWN: &[&str] = &[
     "satisfy",
     "auth_basic",
     "auth_basic_user_file",
+    "auth_request",
+    "auth_request_set",
     "set_real_ip_from",
     "real_ip_header",
     "real_ip_recursive",

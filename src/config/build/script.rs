@@ -109,6 +109,9 @@ impl Builder {
                 "error_page" | "access_log" if in_location => {
                     self.common(x, &mut layer, st)?;
                 }
+                "add_header" | "add_trailer" | "expires" if in_location => {
+                    self.response_headers(x, &mut layer)?;
+                }
                 "rewrite_log" | "uninitialized_variable_warn" => {
                     script_flag(self, x, &mut layer)?;
                 }
@@ -175,17 +178,19 @@ fn rewrite(d: &Directive) -> Res<Op> {
 
 fn set(d: &Directive) -> Res<Op> {
     simple(d, 2, 2)?;
-    let name = arg(d, 0);
+    Ok(Op::Set {
+        var: settable(d, arg(d, 0))?,
+        value: template_arg(d, arg(d, 1))?,
+    })
+}
+
+/// The user variable `name` (`$x`) that `d` sets (`set`, `auth_request_set`),
+/// with nginx's errors for a name without `$` or a built-in variable.
+pub(super) fn settable(d: &Directive, name: &str) -> Res<u16> {
     let Some(bare) = name.strip_prefix('$') else {
         return Err(err(format!("invalid variable name \"{name}\""), d));
     };
-    let Some(var) = uservars::index(bare) else {
-        return Err(err(format!("the duplicate \"{bare}\" variable"), d));
-    };
-    Ok(Op::Set {
-        var,
-        value: template_arg(d, arg(d, 1))?,
-    })
+    uservars::index(bare).ok_or_else(|| err(format!("the duplicate \"{bare}\" variable"), d))
 }
 
 /// `if (...)`'s condition from its arguments (the parentheses may be glued to
@@ -312,6 +317,43 @@ mod tests {
     }
 
     #[test]
+    fn an_if_in_a_location_has_its_own_response_headers() {
+        let (c, _) = ok("http { server { location / {
+              add_header X-Outer a;
+              if ($request_method = OPTIONS) {
+                add_header X-Inner b always;
+                expires 1h;
+                return 204;
+              }
+              if ($request_method = HEAD) { return 200; }
+            } } }");
+        let confs: Vec<_> = c.http.servers[0].locations[0]
+            .conf
+            .redirect
+            .script
+            .iter()
+            .filter_map(|op| match op {
+                Op::If { conf, .. } => conf.clone(),
+                _ => None,
+            })
+            .collect();
+        let names = |i: usize| -> Vec<String> {
+            confs[i]
+                .add_headers
+                .iter()
+                .map(|h| h.name.to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(0),
+            ["x-inner"],
+            "its own list replaces the location's"
+        );
+        assert_ne!(confs[0].expires, crate::config::Expires::Off);
+        assert_eq!(names(1), ["x-outer"], "inherited when it has none");
+    }
+
+    #[test]
     fn conditions_parse_as_nginx() {
         let (c, _) = ok("http { server { location / {
               if ($x) { }
@@ -394,6 +436,13 @@ mod tests {
             let e = fails(&text);
             assert!(e.contains(message), "{line}: {e}");
         }
+        // `add_header` and `expires` are allowed in an `if` in a location
+        // (nginx's LIF context), not in a server's.
+        let e = fails("http { server { if ($a) { add_header X y; } set $a 1; } }");
+        assert!(
+            e.contains("\"add_header\" directive is not allowed here"),
+            "{e}"
+        );
         let e = fails("http { rewrite ^ /x; server { } }");
         assert!(
             e.contains("\"rewrite\" directive is not allowed here"),

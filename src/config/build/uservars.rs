@@ -119,7 +119,7 @@ fn collect(tree: &[Directive], names: &mut Vec<String>, computed: &mut Vec<Strin
     for d in tree {
         let args: Vec<&str> = d.args.iter().map(|a| a.value.as_str()).collect();
         match (d.name.as_str(), args.as_slice()) {
-            ("set", [var, ..]) => add(names, var),
+            ("set" | "auth_request_set", [var, ..]) => add(names, var),
             ("map" | "split_clients", [_, var, ..]) => {
                 // Inside the block are keys, not directives: only the named
                 // groups of regex keys define variables.

@@ -23,6 +23,8 @@
 #     plain plain_conf: a `proxy_pass` location to one keep-alive backend, no
 #           sticky, no cookie; CALLGRIND_SERVER="DIRECTIVES;" adds server-level
 #           directives to its server block;
+#     file1k a 1 KB static file (`root`, `sendfile on`, the file of
+#           bench/static.sh), no backend;
 #   CONNS: 16; SECONDS: 8.
 #   CALLGRIND_KEEP=FILE keeps callgrind's profile there (for callgrind_annotate:
 #   per-function costs of two builds compared call by call); KEEP_WORK=1 keeps
@@ -41,8 +43,8 @@ CASE=${2:-hit}
 CONNS=${3:-16}
 SECONDS_RUN=${4:-8}
 case "$CASE" in
-    hit | new | plain) ;;
-    *) echo "$0: CASE is hit, new or plain, not '$CASE'" >&2; exit 2 ;;
+    hit | new | plain | file1k) ;;
+    *) echo "$0: CASE is hit, new, plain or file1k, not '$CASE'" >&2; exit 2 ;;
 esac
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,7 +59,13 @@ need wrk wrk
 need taskset util-linux
 
 read -r B1 B2 PORT <<< "$(free_ports 3)"
-if [ "$CASE" = plain ]; then
+URL_PATH=/
+if [ "$CASE" = file1k ]; then
+    mkdir -p "$WORK/www"
+    head -c 1024 /dev/urandom > "$WORK/www/1k.bin"
+    static_conf "$PORT" "$WORK/www" > "$WORK/ours.conf"
+    URL_PATH=/1k.bin
+elif [ "$CASE" = plain ]; then
     BACKEND_CPU="taskset -c 1" start_backend_nginx "$B1"
     plain_conf "$PORT" "$B1" "${CALLGRIND_SERVER:-}" > "$WORK/ours.conf"
 else
@@ -82,9 +90,9 @@ if [ "$CASE" = hit ]; then
     SID1=$(printf '%s' "127.0.0.1:$B1" | md5sum | cut -d' ' -f1)
     args+=(-H "Cookie: route=$SID1")
 fi
-taskset -c 1 wrk "${args[@]}" -d 2s "http://127.0.0.1:$PORT/" >/dev/null
+taskset -c 1 wrk "${args[@]}" -d 2s "http://127.0.0.1:$PORT$URL_PATH" >/dev/null
 callgrind_control -i on "$PROXY" >/dev/null
-out=$(taskset -c 1 wrk "${args[@]}" -d "${SECONDS_RUN}s" "http://127.0.0.1:$PORT/")
+out=$(taskset -c 1 wrk "${args[@]}" -d "${SECONDS_RUN}s" "http://127.0.0.1:$PORT$URL_PATH")
 callgrind_control -i off "$PROXY" >/dev/null
 callgrind_control -d "$PROXY" >/dev/null
 # The dump is written asynchronously.

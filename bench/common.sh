@@ -155,6 +155,19 @@ http {
 EOF
 }
 
+# Files from ROOT (`sendfile on`, keep-alive), listening on PORT: the 1 KB
+# case of bench/static.sh for one server alone: static_conf PORT ROOT.
+static_conf() {
+    cat <<EOF
+worker_processes 1;
+error_log stderr error;
+events { worker_connections 1024; }
+http {
+    server { listen 127.0.0.1:$1; keepalive_requests 100000; sendfile on; root $2; }
+}
+EOF
+}
+
 # Starts one nginx backend (1 worker, `return 200 "backend N"`, no access log)
 # listening on each 127.0.0.1:PORT given, under $WORK/backend, pinned with
 # the taskset prefix in $BACKEND_CPU (e.g. "taskset -c 1"; empty: none).

@@ -48,6 +48,30 @@ impl Stamp {
     }
 }
 
+impl Stamp {
+    /// Appends `text` (never past the capacity).
+    fn push(&mut self, text: &[u8]) {
+        let end = self.len + text.len();
+        if let Some(slot) = self.buf.get_mut(self.len..end) {
+            slot.copy_from_slice(text);
+            self.len = end;
+        }
+    }
+
+    /// Appends the last `width` decimal digits of `n`, zero-padded.
+    fn push_digits(&mut self, mut n: u32, width: usize) {
+        let end = self.len + width;
+        if let Some(slot) = self.buf.get_mut(self.len..end) {
+            for d in slot.iter_mut().rev() {
+                // `n % 10 < 10`: the cast cannot truncate.
+                *d = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            self.len = end;
+        }
+    }
+}
+
 impl fmt::Write for Stamp {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let end = self.len + s.len();
@@ -160,16 +184,27 @@ pub fn http_date(t: SystemTime) -> Stamp {
 pub fn http_date_unix(unix_secs: i64) -> Stamp {
     let secs = unix_secs.clamp(0, MAX_HTTP_DATE_SECS).unsigned_abs();
     let c = civil_from_secs(secs);
-    Stamp::format(format_args!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        c.weekday_name(),
-        c.day,
-        c.month_name(),
-        c.year,
-        c.hour,
-        c.minute,
-        c.second
-    ))
+    // Written digit by digit, not through `fmt` (a file's `Last-Modified`
+    // is formatted per response): the year is 1970..=9999 here.
+    let mut stamp = Stamp {
+        buf: [0; Stamp::CAPACITY],
+        len: 0,
+    };
+    stamp.push(c.weekday_name().as_bytes());
+    stamp.push(b", ");
+    stamp.push_digits(c.day, 2);
+    stamp.push(b" ");
+    stamp.push(c.month_name().as_bytes());
+    stamp.push(b" ");
+    stamp.push_digits(u32::try_from(c.year).unwrap_or(9999), 4);
+    stamp.push(b" ");
+    stamp.push_digits(c.hour, 2);
+    stamp.push(b":");
+    stamp.push_digits(c.minute, 2);
+    stamp.push(b":");
+    stamp.push_digits(c.second, 2);
+    stamp.push(b" GMT");
+    stamp
 }
 
 /// `$time_local`: `22/Nov/2026:04:20:42 +0000` (always UTC).

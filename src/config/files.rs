@@ -2,6 +2,7 @@
 //! `try_files`, `types`, `autoindex`, ...), resolved for one location.
 //! Built by `config::build::files`; read by `crate::files`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -132,20 +133,29 @@ pub struct FilesConf {
 impl FilesConf {
     /// The MIME type of `name` by its extension, with the charset when it
     /// applies.
-    pub fn content_type(&self, name: &[u8]) -> String {
+    pub fn content_type(&self, name: &[u8]) -> Cow<'_, str> {
         let ext = name
             .iter()
             .rposition(|&b| b == b'.')
             .and_then(|i| name.get(i + 1..))
             .and_then(|e| std::str::from_utf8(e).ok())
-            .filter(|e| !e.contains('/'))
-            .map(str::to_ascii_lowercase);
+            .filter(|e| !e.contains('/'));
+        // Lower-cased only when it has capitals (on every file response).
+        let ext = ext.map(|e| {
+            if e.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(e.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(e)
+            }
+        });
         let ty = ext
-            .and_then(|e| self.types.get(&e))
+            .and_then(|e| self.types.get(e.as_ref()))
             .map_or(self.default_type.as_str(), String::as_str);
         match &self.charset {
-            Some(cs) if self.charset_types.iter().any(|t| t == ty) => format!("{ty}; charset={cs}"),
-            _ => ty.to_string(),
+            Some(cs) if self.charset_types.iter().any(|t| t == ty) => {
+                Cow::Owned(format!("{ty}; charset={cs}"))
+            }
+            _ => Cow::Borrowed(ty),
         }
     }
 }

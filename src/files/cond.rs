@@ -7,10 +7,19 @@
 use http::header::{self, HeaderMap};
 
 use crate::config::files::IfModifiedSince;
+use crate::numfmt::write_hex;
 
 /// nginx's strong `ETag` of a file: `"` mtime in hex `-` size in hex `"`.
 pub fn etag(mtime_unix: i64, size: u64) -> String {
-    format!("\"{mtime_unix:x}-{size:x}\"")
+    // Not through `fmt`: on every file response. A negative mtime is
+    // written in two's complement, as `{:x}` would.
+    let mut text = Vec::with_capacity(36);
+    text.push(b'"');
+    write_hex(&mut text, mtime_unix as u64);
+    text.push(b'-');
+    write_hex(&mut text, size);
+    text.push(b'"');
+    String::from_utf8(text).unwrap_or_default()
 }
 
 /// Seconds since the epoch of an HTTP date (`None` when it is not one).
@@ -112,6 +121,11 @@ mod tests {
     #[test]
     fn etag_is_mtime_and_size_in_hex() {
         assert_eq!(etag(MTIME, 1024), "\"6553f100-400\"");
+        assert_eq!(etag(0, 0), "\"0-0\"");
+        assert_eq!(
+            etag(-1, u64::MAX),
+            format!("\"{:x}-{:x}\"", -1i64, u64::MAX)
+        );
     }
 
     #[test]

@@ -302,7 +302,8 @@ fn file_reply(
         .and_then(|d| i64::try_from(d.as_secs()).ok())
         .unwrap_or(0);
     let etag = conf.etag.then(|| cond::etag(mtime, size));
-    let mut headers = HeaderMap::new();
+    // From the worker's free list: the proxy gives it back.
+    let mut headers = crate::reuse::header_map(6);
     let stamp = crate::timefmt::http_date_unix(mtime);
     if let Ok(v) = HeaderValue::from_bytes(stamp.as_bytes()) {
         headers.insert(header::LAST_MODIFIED, v);

@@ -158,7 +158,7 @@ fn status_page(status: StatusCode, base: &RedirectBase<'_>, tokens: bool) -> Res
 }
 
 fn reply(
-    r: serve::Reply,
+    mut r: serve::Reply,
     base: &RedirectBase<'_>,
     tokens: bool,
     sendfile: Option<Sendfile>,
@@ -166,8 +166,11 @@ fn reply(
     let mut resp = match (r.body, r.text) {
         (Some(body), _) => {
             let mut resp = Response::new(ProxyBody::file(body, sendfile));
-            resp.headers_mut()
-                .insert(header::SERVER, errors::server_header(tokens));
+            // From the worker's free list (the connection gives it back once
+            // the head is written).
+            let headers = resp.headers_mut();
+            *headers = crate::reuse::header_map(r.headers.len() + 1);
+            headers.insert(header::SERVER, errors::server_header(tokens));
             resp
         }
         (None, Some(text)) => full(r.status, text, tokens),
@@ -177,9 +180,18 @@ fn reply(
     };
     *resp.status_mut() = r.status;
     resp.body_mut().declared = r.declared;
+    // Moved, not cloned, in the file's order (a name's later value replaces
+    // an earlier one).
     let headers = resp.headers_mut();
-    for (name, value) in r.headers.iter() {
-        headers.insert(name.clone(), value.clone());
+    let mut current = None;
+    for (name, value) in r.headers.drain() {
+        if name.is_some() {
+            current = name;
+        }
+        if let Some(name) = &current {
+            headers.insert(name, value);
+        }
     }
+    crate::reuse::give_map(r.headers);
     resp
 }

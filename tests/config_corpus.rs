@@ -47,7 +47,6 @@ enum Nginx {
 
 // Areas, for the second column.
 const VARS: &str = "variables not known yet ($upstream_http_*; vars.rs)";
-const CONN_TIMEOUTS: &str = "send_timeout in a location (applied per connection today; downstream)";
 const PROXY: &str = "proxy details: proxy_redirect, proxy_cache, ... (issue 17, confc)";
 const TENGINE_DSO: &str = "Tengine's dso block (dynamic modules; not planned)";
 const LUA: &str = "OpenResty's *_by_lua_block body is Lua, not nginx syntax (nginx without the module stops earlier)";
@@ -72,7 +71,7 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("minio-upgrade-tests",           LOADS, Nginx::Ok),
     ("netbox",                        LOADS,                 Nginx::Ok),
     ("open-webui-basic-auth",         LOADS,          Nginx::Ok),
-    ("peertube",                      fails("send_timeout", CONN_TIMEOUTS),                 Nginx::Ok),
+    ("peertube",                      LOADS,                 Nginx::Ok),
     ("redash-openresty",              fails("}", LUA),                      Nginx::Fails("unknown directive \"vhost_traffic_status_zone\"")),
     ("sentry-self-hosted",            LOADS,       Nginx::Ok),
     ("superset",                      LOADS,       Nginx::Ok),

@@ -666,21 +666,14 @@ async fn connect_failure_moves_to_the_next_peer_within_the_tries_limit() {
     );
 }
 
-#[tokio::test]
-async fn client_that_stops_reading_is_closed_after_send_timeout() {
-    let b = Backend::start("a");
-    let p = start_proxy(&one_backend_conf(
-        &b,
-        "send_timeout 300ms;\n location / { proxy_pass http://app; }",
-    ));
+/// Asks `path` for `size` bytes, reads nothing for 1.2 s, then reads until
+/// the proxy closes or 10 s pass: the bytes read, and whether it closed.
+async fn stalled_read(addr: std::net::SocketAddr, path: &str, size: u64) -> (u64, bool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(p.addr)
-        .await
-        .expect("connect");
-    let size: u64 = 256 * 1024 * 1024;
-    s.write_all(format!("GET / HTTP/1.1\r\nHost: x\r\nX-Size: {size}\r\n\r\n").as_bytes())
-        .await
-        .expect("request");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head =
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nX-Size: {size}\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).await.expect("request");
     // Do not read for a while: the proxy's writes stall.
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let mut got = 0u64;
@@ -694,10 +687,48 @@ async fn client_that_stops_reading_is_closed_after_send_timeout() {
         }
     })
     .await;
-    assert!(closed.is_ok(), "the proxy closed the stalled connection");
+    (got, closed.is_ok())
+}
+
+#[tokio::test]
+async fn client_that_stops_reading_is_closed_after_send_timeout() {
+    let b = Backend::start("a");
+    let p = start_proxy(&one_backend_conf(
+        &b,
+        "send_timeout 300ms;\n location / { proxy_pass http://app; }",
+    ));
+    let size: u64 = 256 * 1024 * 1024;
+    let (got, closed) = stalled_read(p.addr, "/", size).await;
+    assert!(closed, "the proxy closed the stalled connection");
     assert!(got < size, "the response was cut short ({got} bytes)");
     // The proxy still serves others.
     assert_eq!(get(p.addr, "/", &[]).await.status, 200);
+}
+
+/// `send_timeout` in a location is that location's (nginx reads it from the
+/// location); the server's applies elsewhere.
+#[tokio::test]
+async fn send_timeout_in_a_location_applies_to_its_responses() {
+    let b = Backend::start("a");
+    let p = start_proxy(&one_backend_conf(
+        &b,
+        "send_timeout 30s;\n location /short { send_timeout 300ms; proxy_pass http://app; }\n\
+         location / { proxy_pass http://app; }",
+    ));
+    let size: u64 = 256 * 1024 * 1024;
+    let (got, closed) = stalled_read(p.addr, "/short", size).await;
+    assert!(
+        closed && got < size,
+        "/short: cut after its send_timeout ({got} bytes)"
+    );
+    // The server's 30 s: a 1.2 s stall is waited out and the body arrives whole.
+    let size: u64 = 8 * 1024 * 1024;
+    let (got, closed) = stalled_read(p.addr, "/long", size).await;
+    assert!(closed, "/long: the response ended");
+    assert!(
+        got > size,
+        "/long: the whole body came ({got} bytes with the head)"
+    );
 }
 
 #[tokio::test]

@@ -442,6 +442,9 @@ pub struct LocationConf {
     /// `client_body_timeout` written in a location (or a parent location); `None`:
     /// the server's ([`ConnectionConf::client_body_timeout`]).
     pub client_body_timeout: Option<Duration>,
+    /// `send_timeout` written in a location (or a parent location); `None`:
+    /// the server's ([`ConnectionConf::send_timeout`]).
+    pub send_timeout: Option<Duration>,
     /// `resolver` with `resolver_timeout` in effect here (a `proxy_pass` with
     /// variables whose host names no upstream is resolved with it).
     pub resolver: Option<Arc<ResolverConf>>,

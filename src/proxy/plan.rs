@@ -215,6 +215,10 @@ impl Worker {
             conf,
             action,
         } = located;
+        // `send_timeout` is the location's (nginx reads it from the location
+        // the response is written in), else the request's server's.
+        info.send_timeout
+            .set(conf.send_timeout.unwrap_or(server.connection.send_timeout));
         // realip: the address the request is treated as coming from, by the
         // settings of the location it landed in.
         let (remote, realip_remote) = real_remote(conf, info, req);

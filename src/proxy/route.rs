@@ -544,6 +544,7 @@ mod tests {
             add_headers: Vec::new(),
             expires: crate::config::Expires::Off,
             client_body_timeout: None,
+            send_timeout: None,
             files: Default::default(),
             compress: Default::default(),
             access: Default::default(),

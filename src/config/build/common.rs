@@ -198,18 +198,22 @@ impl Builder {
 
 impl Builder {
     /// The connection-level directives nginx also allows in a location:
-    /// `client_body_timeout` applies to the location's requests; `send_timeout`,
-    /// `keepalive_timeout` and `keepalive_requests` are refused there with a
-    /// clear error (the proxy applies them per connection). `Ok(false)` for any
-    /// other directive.
+    /// `client_body_timeout` and `send_timeout` apply to the location's
+    /// requests; `keepalive_timeout` and `keepalive_requests` are refused there
+    /// with a clear error (the proxy applies them per connection). `Ok(false)`
+    /// for any other directive.
     pub(super) fn location_timeouts(&mut self, d: &Directive, layer: &mut Layer) -> Res<bool> {
         match d.name.as_str() {
-            "client_body_timeout" => {
+            "client_body_timeout" | "send_timeout" => {
                 simple(d, 1, 1)?;
-                set_once(&mut layer.client_body_timeout, time(d, arg(d, 0))?, d)?;
+                let slot = match d.name.as_str() {
+                    "client_body_timeout" => &mut layer.client_body_timeout,
+                    _ => &mut layer.client_send_timeout,
+                };
+                set_once(slot, time(d, arg(d, 0))?, d)?;
             }
             "http2_chunk_size" => super::http2::chunk_size_in_location(d)?,
-            "send_timeout" | "keepalive_timeout" | "keepalive_requests" => {
+            "keepalive_timeout" | "keepalive_requests" => {
                 return Err(err(
                     format!(
                         "\"{}\" in a location is not supported yet: set it in \"http\" or \"server\"",
@@ -291,10 +295,10 @@ mod tests {
     }
 
     #[test]
-    fn client_body_timeout_in_locations_and_refused_location_timeouts() {
+    fn body_and_send_timeouts_in_locations_and_refused_location_timeouts() {
         let (c, _) = ok(
-            "http { client_body_timeout 20s; server { client_body_timeout 10s;
-              location /a { client_body_timeout 2s; location /a/b { } }
+            "http { client_body_timeout 20s; server { client_body_timeout 10s; send_timeout 9s;
+              location /a { client_body_timeout 2s; send_timeout 3s; location /a/b { } }
               location /c { } } }",
         );
         let s = &c.http.servers[0];
@@ -307,11 +311,11 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert_eq!(s.locations[1].conf.client_body_timeout, None);
-        for name in [
-            "send_timeout 1s",
-            "keepalive_timeout 1s",
-            "keepalive_requests 5",
-        ] {
+        assert_eq!(s.connection.send_timeout, Duration::from_secs(9));
+        assert_eq!(a.conf.send_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(a.nested[0].conf.send_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(s.locations[1].conf.send_timeout, None);
+        for name in ["keepalive_timeout 1s", "keepalive_requests 5"] {
             let src = format!("http {{ server {{ location / {{ {name}; }} }} }}");
             let e = crate::config::load_str(&src, std::path::Path::new("/x.conf"))
                 .expect_err("refused");

@@ -37,6 +37,9 @@ pub(super) struct Layer {
     pub(super) expires: Option<Expires>,
     /// Only ever set in a location (http and server keep theirs in [`ConnLayer`]).
     pub(super) client_body_timeout: Option<Duration>,
+    /// `send_timeout`, as `client_body_timeout` (`send_timeout` above is
+    /// `proxy_send_timeout`).
+    pub(super) client_send_timeout: Option<Duration>,
     /// Local file serving (`root`, `index`, `try_files`, ...).
     pub(super) files: super::files::FilesLayer,
     /// Response compression (`gzip*`, `brotli*`).
@@ -84,6 +87,7 @@ impl Layer {
             add_headers,
             expires,
             client_body_timeout,
+            client_send_timeout,
             error_pages,
             intercept_errors,
             recursive_error_pages,
@@ -132,6 +136,7 @@ impl Layer {
             add_headers: self.add_headers.clone().unwrap_or_default(),
             expires: self.expires.unwrap_or_default(),
             client_body_timeout: self.client_body_timeout,
+            send_timeout: self.client_send_timeout,
             resolver: self.resolver.finish().map(std::sync::Arc::new),
             limit_except: None,
             files: self.files.finish(),

@@ -83,10 +83,10 @@ const CASES: &[(&str, &str, &str, u32)] = &[
         2,
     ),
     (
-        "keepalive_timeout in location (nginx allows it; refused here, clearly)",
-        "http {\n  server {\n    location / {\n      keepalive_timeout 5s;\n    }\n  }\n}\n",
-        "\"keepalive_timeout\" in a location is not supported yet: set it in \"http\" or \"server\"",
-        4,
+        "keepalive_timeout twice in a location",
+        "http {\n  server {\n    location / {\n      keepalive_timeout 5s;\n      keepalive_timeout 6s;\n    }\n  }\n}\n",
+        "\"keepalive_timeout\" directive is duplicate",
+        5,
     ),
     (
         "block directive without block",

@@ -184,6 +184,34 @@ async fn keepalive_requests_closes_the_client_connection() {
     assert!(c.send("GET", "/", &[], empty()).await.is_err());
 }
 
+/// `keepalive_timeout` and `keepalive_requests` in a location decide for
+/// that location's responses, as nginx reads them from the location.
+#[tokio::test]
+async fn keepalive_settings_in_a_location_apply_to_its_responses() {
+    let b = Backend::start("a");
+    let p = start_proxy(&one_backend_conf(
+        &b,
+        "keepalive_requests 100;\n location /once { keepalive_timeout 0; proxy_pass http://app; }\n\
+         location /two { keepalive_requests 2; proxy_pass http://app; }\n\
+         location / { proxy_pass http://app; }",
+    ));
+    let closes = |r: &common::Reply| r.header("connection").as_deref() == Some("close");
+    // keepalive_timeout 0: this response closes the connection.
+    let mut c = Client::connect(p.addr).await;
+    assert!(!closes(&c.get("/", &[]).await));
+    assert!(closes(&c.get("/once", &[]).await));
+    assert!(c.send("GET", "/", &[], empty()).await.is_err());
+    // keepalive_requests 2: the second request, if it lands there, is the last.
+    let mut c = Client::connect(p.addr).await;
+    assert!(!closes(&c.get("/two", &[]).await));
+    assert!(closes(&c.get("/two", &[]).await));
+    // Elsewhere the server's 100 hold.
+    let mut c = Client::connect(p.addr).await;
+    for _ in 0..3 {
+        assert!(!closes(&c.get("/", &[]).await));
+    }
+}
+
 #[tokio::test]
 async fn http10_pipelining_head_and_expect_continue() {
     let b = Backend::start("a");

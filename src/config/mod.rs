@@ -445,6 +445,10 @@ pub struct LocationConf {
     /// `send_timeout` written in a location (or a parent location); `None`:
     /// the server's ([`ConnectionConf::send_timeout`]).
     pub send_timeout: Option<Duration>,
+    /// `keepalive_timeout` / `keepalive_requests` written in a location (or
+    /// a parent location); `None`: the server's.
+    pub keepalive_timeout: Option<Duration>,
+    pub keepalive_requests: Option<u64>,
     /// `resolver` with `resolver_timeout` in effect here (a `proxy_pass` with
     /// variables whose host names no upstream is resolved with it).
     pub resolver: Option<Arc<ResolverConf>>,

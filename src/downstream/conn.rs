@@ -411,7 +411,10 @@ async fn respond<B: ResponseBody>(
     } else if poll_fn(|cx| io.poll_continue(cx)).await.is_err() {
         return Next::Close;
     }
-    let keep_alive = may_keep_alive && info.signal() == Signal::None && io.body_in_hand();
+    let keep_alive = may_keep_alive
+        && info.may_keep_alive()
+        && info.signal() == Signal::None
+        && io.body_in_hand();
     let status = resp.status();
     let (headers, body) = (std::mem::take(resp.headers_mut()), resp.body_mut());
     // The backend's head the values passed on share (if any).

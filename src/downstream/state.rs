@@ -183,6 +183,26 @@ impl ConnState {
         self.send_timeout.set(send_timeout);
     }
 
+    /// The limits of the location a request ended in (nginx reads these
+    /// from the location): the response's `send_timeout`, and whether the
+    /// connection is kept alive after it (`keepalive_timeout` 0, or
+    /// `keepalive_requests` served, closes it) and for how long.
+    pub fn location_limits(
+        &self,
+        send_timeout: Duration,
+        idle_timeout: Duration,
+        keepalive_requests: u64,
+    ) {
+        self.send_timeout.set(send_timeout);
+        self.idle_timeout.set(idle_timeout);
+        self.keepalive_requests.set(keepalive_requests);
+    }
+
+    /// Whether the location's limits allow another request on the connection.
+    pub fn may_keep_alive(&self) -> bool {
+        !self.idle_timeout.get().is_zero() && self.requests.get() < self.keepalive_requests.get()
+    }
+
     /// The connection's TLS handshake is done: these are its facts.
     pub fn set_tls(&self, info: TlsInfo) {
         let _ = self.tls.set(Rc::new(info));

@@ -215,10 +215,16 @@ impl Worker {
             conf,
             action,
         } = located;
-        // `send_timeout` is the location's (nginx reads it from the location
-        // the response is written in), else the request's server's.
-        info.send_timeout
-            .set(conf.send_timeout.unwrap_or(server.connection.send_timeout));
+        // `send_timeout`, `keepalive_timeout` and `keepalive_requests` are
+        // the location's (nginx reads them from the location the request
+        // ends in), else the request's server's.
+        info.location_limits(
+            conf.send_timeout.unwrap_or(server.connection.send_timeout),
+            conf.keepalive_timeout
+                .unwrap_or(server.connection.keepalive_timeout),
+            conf.keepalive_requests
+                .unwrap_or(server.connection.keepalive_requests),
+        );
         // realip: the address the request is treated as coming from, by the
         // settings of the location it landed in.
         let (remote, realip_remote) = real_remote(conf, info, req);

@@ -545,6 +545,8 @@ mod tests {
             expires: crate::config::Expires::Off,
             client_body_timeout: None,
             send_timeout: None,
+            keepalive_timeout: None,
+            keepalive_requests: None,
             files: Default::default(),
             compress: Default::default(),
             access: Default::default(),

@@ -159,12 +159,7 @@ impl Builder {
                 set_once(slot, t, d)?;
             }
             "keepalive_timeout" => {
-                simple(d, 1, 2)?;
-                let t = time(d, arg(d, 0))?;
-                if let Some(a) = d.args.get(1) {
-                    time(d, &a.value)?;
-                    self.warn(d, "the \"Keep-Alive: timeout=\" header time of \"keepalive_timeout\" is ignored");
-                }
+                let t = self.keepalive_timeout(d)?;
                 set_once(&mut conn.keepalive_timeout, t, d)?;
             }
             "keepalive_requests" => {
@@ -198,10 +193,24 @@ impl Builder {
 
 impl Builder {
     /// The connection-level directives nginx also allows in a location:
-    /// `client_body_timeout` and `send_timeout` apply to the location's
-    /// requests; `keepalive_timeout` and `keepalive_requests` are refused there
-    /// with a clear error (the proxy applies them per connection). `Ok(false)`
-    /// for any other directive.
+    /// `keepalive_timeout TIME [HEADER_TIME]` (the header time is warned of).
+    fn keepalive_timeout(&mut self, d: &Directive) -> Res<std::time::Duration> {
+        simple(d, 1, 2)?;
+        let t = time(d, arg(d, 0))?;
+        if let Some(a) = d.args.get(1) {
+            time(d, &a.value)?;
+            self.warn(
+                d,
+                "the \"Keep-Alive: timeout=\" header time of \"keepalive_timeout\" is ignored",
+            );
+        }
+        Ok(t)
+    }
+
+    /// `client_body_timeout`, `send_timeout`, `keepalive_timeout` and
+    /// `keepalive_requests` in a location apply to the location's requests
+    /// (as nginx reads them from the location). `Ok(false)` for any other
+    /// directive.
     pub(super) fn location_timeouts(&mut self, d: &Directive, layer: &mut Layer) -> Res<bool> {
         match d.name.as_str() {
             "client_body_timeout" | "send_timeout" => {
@@ -213,14 +222,13 @@ impl Builder {
                 set_once(slot, time(d, arg(d, 0))?, d)?;
             }
             "http2_chunk_size" => super::http2::chunk_size_in_location(d)?,
-            "keepalive_timeout" | "keepalive_requests" => {
-                return Err(err(
-                    format!(
-                        "\"{}\" in a location is not supported yet: set it in \"http\" or \"server\"",
-                        d.name
-                    ),
-                    d,
-                ));
+            "keepalive_timeout" => {
+                let t = self.keepalive_timeout(d)?;
+                set_once(&mut layer.keepalive_timeout, t, d)?;
+            }
+            "keepalive_requests" => {
+                simple(d, 1, 1)?;
+                set_once(&mut layer.keepalive_requests, number(d, arg(d, 0))?, d)?;
             }
             _ => return Ok(false),
         }
@@ -295,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn body_and_send_timeouts_in_locations_and_refused_location_timeouts() {
+    fn connection_timeouts_in_locations() {
         let (c, _) = ok(
             "http { client_body_timeout 20s; server { client_body_timeout 10s; send_timeout 9s;
               location /a { client_body_timeout 2s; send_timeout 3s; location /a/b { } }
@@ -315,16 +323,17 @@ mod tests {
         assert_eq!(a.conf.send_timeout, Some(Duration::from_secs(3)));
         assert_eq!(a.nested[0].conf.send_timeout, Some(Duration::from_secs(3)));
         assert_eq!(s.locations[1].conf.send_timeout, None);
-        for name in ["keepalive_timeout 1s", "keepalive_requests 5"] {
-            let src = format!("http {{ server {{ location / {{ {name}; }} }} }}");
-            let e = crate::config::load_str(&src, std::path::Path::new("/x.conf"))
-                .expect_err("refused");
-            let directive = name.split(' ').next().unwrap_or_default();
-            assert_eq!(
-                e.message,
-                format!("\"{directive}\" in a location is not supported yet: set it in \"http\" or \"server\"")
-            );
-        }
+        let (c, _) = ok(
+            "http { keepalive_timeout 30s; server { location /a { keepalive_timeout 0; \
+             keepalive_requests 3; location /a/b { } } location /c { } } }",
+        );
+        let s = &c.http.servers[0];
+        let a = &s.locations[0];
+        assert_eq!(s.connection.keepalive_timeout, Duration::from_secs(30));
+        assert_eq!(a.conf.keepalive_timeout, Some(Duration::ZERO));
+        assert_eq!(a.nested[0].conf.keepalive_requests, Some(3));
+        assert_eq!(s.locations[1].conf.keepalive_timeout, None);
+        assert_eq!(s.locations[1].conf.keepalive_requests, None);
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub(super) struct Layer {
     /// `send_timeout`, as `client_body_timeout` (`send_timeout` above is
     /// `proxy_send_timeout`).
     pub(super) client_send_timeout: Option<Duration>,
+    /// As `client_body_timeout`.
+    pub(super) keepalive_timeout: Option<Duration>,
+    pub(super) keepalive_requests: Option<u64>,
     /// Local file serving (`root`, `index`, `try_files`, ...).
     pub(super) files: super::files::FilesLayer,
     /// Response compression (`gzip*`, `brotli*`).
@@ -88,6 +91,8 @@ impl Layer {
             expires,
             client_body_timeout,
             client_send_timeout,
+            keepalive_timeout,
+            keepalive_requests,
             error_pages,
             intercept_errors,
             recursive_error_pages,
@@ -137,6 +142,8 @@ impl Layer {
             expires: self.expires.unwrap_or_default(),
             client_body_timeout: self.client_body_timeout,
             send_timeout: self.client_send_timeout,
+            keepalive_timeout: self.keepalive_timeout,
+            keepalive_requests: self.keepalive_requests,
             resolver: self.resolver.finish().map(std::sync::Arc::new),
             limit_except: None,
             files: self.files.finish(),

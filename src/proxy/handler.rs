@@ -143,7 +143,8 @@ impl Handler for Worker {
                         }
                     };
                     let active = set.stats().begin(p);
-                    let try_started = log.is_some().then(Instant::now);
+                    let noted = log.is_some() || edits.wants_tries();
+                    let try_started = noted.then(Instant::now);
                     // One try at `p`: a pooled connection (with one transparent retry
                     // on a fresh connection if the pooled one turns out closed) or a
                     // new one. The rare connect is boxed so its future does not widen
@@ -179,12 +180,12 @@ impl Handler for Worker {
                             }
                         }
                     };
-                    if log.is_some() {
+                    if noted {
                         let status = outcome
                             .as_ref()
                             .map(|(head, _, _)| head.status)
                             .map_err(|m| m.failure);
-                        note_try(log, set, p, status, try_started);
+                        note_try(log, &mut edits, set, p, status, try_started);
                     }
                     let event = match &outcome {
                         Ok((head, _, _)) => Event::Answered(head.status.as_u16()),
@@ -258,7 +259,21 @@ impl Handler for Worker {
         };
         if !edits.is_empty() {
             let status = resp.status();
-            edits.apply(status, resp.headers_mut(), SystemTime::now());
+            // `$upstream_http_*`: the backend's head as received, kept until
+            // the client's head is written.
+            let upstream_head = if edits.wants_upstream_head() {
+                let raw = info.response_head.take();
+                info.response_head.set(raw.clone());
+                raw
+            } else {
+                None
+            };
+            edits.apply(
+                status,
+                resp.headers_mut(),
+                SystemTime::now(),
+                upstream_head.as_deref(),
+            );
         }
         resp.body_mut().held = Held {
             _request: Some(counted),
@@ -267,6 +282,11 @@ impl Handler for Worker {
         if let Some(mut record) = log_slot {
             // The line reads the user variables the request ended with.
             record.user = internal.map(|st| st.vars);
+            if record.wants_upstream_headers() {
+                let raw = info.response_head.take();
+                record.upstream_headers = raw.as_deref().map(crate::http1::response::head_lines);
+                info.response_head.set(raw);
+            }
             let pending = PendingLog::new(record, resp.status(), resp.headers());
             resp.body_mut().log = Some(pending);
         }
@@ -362,27 +382,34 @@ pub(super) struct Edits<'w> {
 }
 
 /// Records one upstream try for `$upstream_addr`, `$upstream_status` and the
-/// `$upstream_*_time` variables (only when the request is logged).
+/// `$upstream_*_time` variables (when the request is logged, or an
+/// `add_header` reads them).
 pub(super) fn note_try(
     log: &mut Option<Box<AccessRecord>>,
+    edits: &mut ResponseEdits,
     set: &PeerSet<Transport>,
     peer: usize,
     outcome: Result<StatusCode, Failure>,
     started: Option<Instant>,
 ) {
-    let Some(record) = log else { return };
     let elapsed = started.map(|t| t.elapsed());
     let (status, header_time) = match outcome {
         Ok(status) => (status.as_u16(), elapsed),
         Err(failure) => (failure.error().status().as_u16(), None),
     };
-    record.tries.push(TryRecord {
+    let record = TryRecord {
         addr: set.name(peer).unwrap_or_default().to_string(),
         status: Some(status),
         connect_time: None,
         header_time,
         response_time: elapsed,
-    });
+    };
+    if edits.wants_tries() {
+        edits.note_try(record.clone());
+    }
+    if let Some(log) = log {
+        log.tries.push(record);
+    }
 }
 
 /// Records the sticky outcome (`$sticky_status`) and the sid of the chosen peer

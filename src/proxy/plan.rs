@@ -235,7 +235,7 @@ impl Worker {
                 .proxy_pass
                 .as_ref()
                 .map_or("", |p| p.proxy_host.as_str());
-            ResponseEdits::new(conf, &here.vars(proxy_host))
+            ResponseEdits::new(conf, &here.vars(proxy_host), std::mem::take(edits))
         } else {
             ResponseEdits::default()
         };
@@ -414,6 +414,7 @@ impl<'a> RequestView<'a> {
             hostname: crate::log::hostname(),
             response: None,
             upstream: &[],
+            upstream_headers: None,
             sticky: None,
             user,
             request_id: Some(&self.info.request_id),

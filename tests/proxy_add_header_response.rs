@@ -3,7 +3,8 @@
 //! `$upstream_cookie_*`, `$upstream_status`, `$upstream_addr`, `$status`,
 //! `$sent_http_*` (which sees the lines added before it), with `always` on
 //! 404 and 502, on proxied and proxy-made responses, over HTTP/1.1 and
-//! HTTP/2. When nginx is installed, the same `http` block runs under nginx
+//! HTTP/2; and `$upstream_http_location` in the named location an
+//! `error_page` leads to after `proxy_intercept_errors`. When nginx is installed, the same `http` block runs under nginx
 //! and both must answer with the same edited headers.
 
 mod common;
@@ -33,6 +34,16 @@ const HTTP: &str = "
             add_header X-Up \"up=$upstream_status\" always;
             add_header X-Uh \"[$upstream_http_server]\" always;
             proxy_pass http://DEAD;
+        }
+        location /follow {
+            proxy_intercept_errors on;
+            error_page 302 = @redirected;
+            proxy_pass http://app;
+        }
+        location @redirected {
+            set $to $upstream_http_location;
+            add_header X-Up $upstream_status;
+            return 200 \"to=$to\";
         }
         location /local {
             add_header X-Up \"[$upstream_status]\" always;
@@ -67,6 +78,10 @@ const REQUESTS: &[Ask] = &[
     ("/", &[]),
     ("/dead", &[]),
     ("/local", &[]),
+    (
+        "/follow",
+        &[("x-status", "302"), ("x-location", "http://files.test/a")],
+    ),
 ];
 
 fn expected() -> Vec<Vec<&'static str>> {
@@ -90,6 +105,7 @@ fn expected() -> Vec<Vec<&'static str>> {
         ],
         vec!["status 502", "x-uh: []", "x-up: up=502"],
         vec!["status 404", "x-status: s=404", "x-up: []"],
+        vec!["status 200", "x-up: 302", "body to=http://files.test/a"],
     ]
 }
 
@@ -105,6 +121,9 @@ fn edited(r: &Reply) -> Vec<String> {
                 out.push(format!("{name}: {}", v.to_str().unwrap_or("?")));
             }
         }
+    }
+    if r.text().starts_with("to=") {
+        out.push(format!("body {}", r.text()));
     }
     out
 }

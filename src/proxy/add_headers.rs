@@ -59,6 +59,16 @@ struct Late {
     upstream_headers: bool,
 }
 
+impl Late {
+    fn new(start: SystemTime) -> Late {
+        Late {
+            start,
+            tries: Vec::new(),
+            upstream_headers: false,
+        }
+    }
+}
+
 /// `expires max`: nginx's fixed values.
 const MAX_EXPIRES: &str = "Thu, 31 Dec 2037 23:55:55 GMT";
 const MAX_AGE: &str = "max-age=315360000";
@@ -90,24 +100,35 @@ impl ResponseEdits {
                     let value = HeaderValue::from_bytes(&value).ok()?;
                     return Some((h.name.clone(), Value::Ready(value), h.always));
                 }
-                let state = late.get_or_insert_with(|| {
-                    Box::new(Late {
-                        start: vars.start,
-                        tries: Vec::new(),
-                        upstream_headers: false,
-                    })
-                });
+                let state = late.get_or_insert_with(|| Box::new(Late::new(vars.start)));
                 let pieces = pieces(&h.value.parts, vars, &mut state.upstream_headers);
                 Some((h.name.clone(), Value::Late(pieces), h.always))
             })
             .collect();
-        if let (Some(state), Some(old)) = (late.as_mut(), before.late) {
-            state.tries = old.tries;
+        // The tries before an internal redirect count where it leads.
+        let carried = before.late.map(|l| l.tries).unwrap_or_default();
+        if !carried.is_empty() {
+            late.get_or_insert_with(|| Box::new(Late::new(vars.start)))
+                .tries = carried;
         }
         ResponseEdits {
             headers,
             expires: conf.expires,
             late,
+        }
+    }
+
+    /// No edits, for a location without `add_header` or `expires`; the upstream
+    /// tries of `before` (a location the request was internally redirected
+    /// from) are kept for where it goes next.
+    pub fn none(before: ResponseEdits) -> ResponseEdits {
+        let late = before.late.filter(|l| !l.tries.is_empty()).map(|mut l| {
+            l.upstream_headers = false;
+            l
+        });
+        ResponseEdits {
+            late,
+            ..ResponseEdits::default()
         }
     }
 
@@ -122,11 +143,13 @@ impl ResponseEdits {
         self.late.is_some()
     }
 
-    /// Records one upstream try.
+    /// Records one upstream try (kept for the location an internal redirect
+    /// leads to even when no value here reads it).
     pub fn note_try(&mut self, record: TryRecord) {
-        if let Some(late) = &mut self.late {
-            late.tries.push(record);
-        }
+        self.late
+            .get_or_insert_with(|| Box::new(Late::new(UNIX_EPOCH)))
+            .tries
+            .push(record);
     }
 
     /// True when a value reads the backend's header lines: the proxy then

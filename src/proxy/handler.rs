@@ -143,7 +143,10 @@ impl Handler for Worker {
                         }
                     };
                     let active = set.stats().begin(p);
-                    let noted = log.is_some() || edits.wants_tries();
+                    // A request that may be redirected keeps its tries for
+                    // the `add_header` where it leads.
+                    let keep = edits.wants_tries() || internal.is_some();
+                    let noted = log.is_some() || keep;
                     let try_started = noted.then(Instant::now);
                     // One try at `p`: a pooled connection (with one transparent retry
                     // on a fresh connection if the pooled one turns out closed) or a
@@ -185,7 +188,8 @@ impl Handler for Worker {
                             .as_ref()
                             .map(|(head, _, _)| head.status)
                             .map_err(|m| m.failure);
-                        note_try(log, &mut edits, set, p, status, try_started);
+                        let edits = keep.then_some(&mut edits);
+                        note_try(log, edits, set, p, status, try_started);
                     }
                     let event = match &outcome {
                         Ok((head, _, _)) => Event::Answered(head.status.as_u16()),
@@ -215,7 +219,14 @@ impl Handler for Worker {
                     };
                     match internal::answer_status(conf, answer.0.status, &mut internal) {
                         Some(status) => answer.0.status = status,
-                        None => continue 'request,
+                        None => {
+                            // Intercepted: where the `error_page` leads,
+                            // `$upstream_http_*` reads this response's lines.
+                            if let Some(st) = internal.as_mut() {
+                                st.vars.upstream_headers = received_lines(info);
+                            }
+                            continue 'request;
+                        }
                     }
                     let choice = failover.choice();
                     if let Some(c) = choice {
@@ -262,9 +273,7 @@ impl Handler for Worker {
             // `$upstream_http_*`: the backend's head as received, kept until
             // the client's head is written.
             let upstream_head = if edits.wants_upstream_head() {
-                let raw = info.response_head.take();
-                info.response_head.set(raw.clone());
-                raw
+                received_head(info)
             } else {
                 None
             };
@@ -283,9 +292,7 @@ impl Handler for Worker {
             // The line reads the user variables the request ended with.
             record.user = internal.map(|st| st.vars);
             if record.wants_upstream_headers() {
-                let raw = info.response_head.take();
-                record.upstream_headers = raw.as_deref().map(crate::http1::response::head_lines);
-                info.response_head.set(raw);
+                record.upstream_headers = received_lines(info);
             }
             let pending = PendingLog::new(record, resp.status(), resp.headers());
             resp.body_mut().log = Some(pending);
@@ -374,6 +381,21 @@ impl Worker {
     }
 }
 
+/// The last backend response head as received (`$upstream_http_*`): kept
+/// in `info` until the client's head is written.
+fn received_head(info: &ConnState) -> Option<bytes::Bytes> {
+    let raw = info.response_head.take();
+    info.response_head.set(raw.clone());
+    raw
+}
+
+/// Every header line of [`received_head`].
+fn received_lines(info: &ConnState) -> Option<http::HeaderMap> {
+    received_head(info)
+        .as_deref()
+        .map(crate::http1::response::head_lines)
+}
+
 /// The response-header rewrites of the request's location.
 pub(super) struct Edits<'w> {
     location: Option<&'w Location>,
@@ -386,7 +408,7 @@ pub(super) struct Edits<'w> {
 /// `add_header` reads them).
 pub(super) fn note_try(
     log: &mut Option<Box<AccessRecord>>,
-    edits: &mut ResponseEdits,
+    edits: Option<&mut ResponseEdits>,
     set: &PeerSet<Transport>,
     peer: usize,
     outcome: Result<StatusCode, Failure>,
@@ -404,7 +426,7 @@ pub(super) fn note_try(
         header_time,
         response_time: elapsed,
     };
-    if edits.wants_tries() {
+    if let Some(edits) = edits {
         edits.note_try(record.clone());
     }
     if let Some(log) = log {

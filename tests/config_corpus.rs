@@ -49,7 +49,6 @@ enum Nginx {
 // Areas, for the second column.
 const ACCESS: &str = "access, auth, realip, limits, balancers (issue 17, confc)";
 const PROXY: &str = "proxy details: proxy_redirect, proxy_cache, ... (issue 17, confc)";
-const OTHER: &str = "not assigned yet";
 const SCHEME_VAR: &str =
     "proxy_pass whose scheme comes from a variable (`proxy_pass $url`; proxy details)";
 const TENGINE_DSO: &str = "Tengine's dso block (dynamic modules; not planned)";
@@ -82,7 +81,7 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("taiga-gateway",                 LOADS,       Nginx::Ok),
     ("tengine-default",               LOADS,       Nginx::Ok),
     ("tengine-docker-jas0n0ss",       LOADS,       Nginx::Ok),
-    ("tengine-docker-woaiso",         fails("fastcgi_connect_timeout", OTHER),                  Nginx::Ok),
+    ("tengine-docker-woaiso",         LOADS,       Nginx::Ok),
     ("tengine-docker-ywfwj2008",      fails("dso", TENGINE_DSO),            Nginx::Fails("unknown directive \"dso\"")),
     ("tengine-session-sticky-tests",  LOADS,       Nginx::Fails("unknown directive \"session_sticky\"")),
     ("test-aws-ip-hash",              LOADS,             Nginx::Ok),

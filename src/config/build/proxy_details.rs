@@ -234,6 +234,20 @@ impl Builder {
                     d,
                 ));
             }
+            "fastcgi_pass" => {
+                return Err(err(
+                    "\"fastcgi_pass\" is not supported: the proxy speaks HTTP to its backends \
+                     (\"proxy_pass\"), not FastCGI"
+                        .to_string(),
+                    d,
+                ));
+            }
+            _ if name.starts_with("fastcgi_cache") || name.starts_with("fastcgi_store") => {
+                return Err(err(
+                    format!("\"{name}\" is not supported: the proxy has no response cache"),
+                    d,
+                ));
+            }
             _ => return Ok(false),
         }
         Ok(true)

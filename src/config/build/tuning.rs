@@ -27,6 +27,7 @@ const EVENTS: u8 = Ctx::Events as u8;
 const HTTP: u8 = Ctx::Http as u8;
 const HS: u8 = HTTP | Ctx::Server as u8;
 const HSL: u8 = HS | Ctx::Location as u8;
+const LOCATION: u8 = Ctx::Location as u8;
 
 /// The shape of a tuning directive's arguments, checked as nginx checks them.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +55,9 @@ enum Value {
     Choice(&'static [&'static str]),
     /// Anything, `min..=max` arguments (checked no further).
     Args(usize, usize),
+    /// As `Args`, and the directive may be repeated at one level
+    /// (`fastcgi_param`).
+    Repeat(usize, usize),
 }
 
 struct Tuning {
@@ -70,6 +74,7 @@ const STREAMED: &str = "bodies are always streamed";
 const FILE_CACHE: &str = "the proxy keeps no open-file cache";
 const PROCESS: &str = "the proxy runs as one process with worker threads";
 const REDIRECTS: &str = "the proxy writes no redirects of its own with a host or port";
+const FASTCGI: &str = "it acts only with \"fastcgi_pass\", which is not supported";
 
 /// Every tuning directive accepted with a warning.
 #[rustfmt::skip]
@@ -136,6 +141,37 @@ const TUNING: &[Tuning] = &[
     t("msie_padding", HSL, Value::Flag, "error pages are not padded for old browsers"),
     // Logging detail.
     t("log_subrequest", HSL, Value::Flag, "the proxy makes no subrequests"),
+    // ngx_http_fastcgi_module's settings: they act only where `fastcgi_pass`
+    // is, which is refused (so a config that loads never relies on them).
+    t("fastcgi_connect_timeout", HSL, Value::Time, FASTCGI),
+    t("fastcgi_send_timeout", HSL, Value::Time, FASTCGI),
+    t("fastcgi_read_timeout", HSL, Value::Time, FASTCGI),
+    t("fastcgi_next_upstream_timeout", HSL, Value::Time, FASTCGI),
+    t("fastcgi_next_upstream_tries", HSL, Value::Number, FASTCGI),
+    t("fastcgi_next_upstream", HSL, Value::Args(1, usize::MAX), FASTCGI),
+    t("fastcgi_buffer_size", HSL, Value::Size, FASTCGI),
+    t("fastcgi_buffers", HSL, Value::NumberSize, FASTCGI),
+    t("fastcgi_busy_buffers_size", HSL, Value::Size, FASTCGI),
+    t("fastcgi_temp_file_write_size", HSL, Value::Size, FASTCGI),
+    t("fastcgi_max_temp_file_size", HSL, Value::Size, FASTCGI),
+    t("fastcgi_limit_rate", HSL, Value::Size, FASTCGI),
+    t("fastcgi_buffering", HSL, Value::Flag, FASTCGI),
+    t("fastcgi_request_buffering", HSL, Value::Flag, FASTCGI),
+    t("fastcgi_keep_conn", HSL, Value::Flag, FASTCGI),
+    t("fastcgi_intercept_errors", HSL, Value::Flag, FASTCGI),
+    t("fastcgi_ignore_client_abort", HSL, Value::Flag, FASTCGI),
+    t("fastcgi_pass_request_body", HSL, Value::Flag, FASTCGI),
+    t("fastcgi_pass_request_headers", HSL, Value::Flag, FASTCGI),
+    t("fastcgi_socket_keepalive", HSL, Value::Flag, FASTCGI),
+    t("fastcgi_force_ranges", HSL, Value::Flag, FASTCGI),
+    t("fastcgi_index", HSL, Value::Args(1, 1), FASTCGI),
+    t("fastcgi_bind", HSL, Value::Args(1, 2), FASTCGI),
+    t("fastcgi_ignore_headers", HSL, Value::Args(1, usize::MAX), FASTCGI),
+    t("fastcgi_split_path_info", LOCATION, Value::Args(1, 1), FASTCGI),
+    t("fastcgi_param", HSL, Value::Repeat(2, 3), FASTCGI),
+    t("fastcgi_hide_header", HSL, Value::Repeat(1, 1), FASTCGI),
+    t("fastcgi_pass_header", HSL, Value::Repeat(1, 1), FASTCGI),
+    t("fastcgi_catch_stderr", HSL, Value::Repeat(1, 1), FASTCGI),
 ];
 
 const fn t(name: &'static str, contexts: u8, value: Value, why: &'static str) -> Tuning {
@@ -169,10 +205,11 @@ impl Builder {
             return Err(not_allowed(d));
         }
         check_value(d, entry.value)?;
-        if !self
-            .tuning_seen
-            .0
-            .insert((level.as_ptr() as usize, entry.name))
+        if !matches!(entry.value, Value::Repeat(..))
+            && !self
+                .tuning_seen
+                .0
+                .insert((level.as_ptr() as usize, entry.name))
         {
             return Err(duplicate(d));
         }
@@ -233,7 +270,7 @@ fn check_value(d: &Directive, value: Value) -> Res<()> {
                 return Err(err(format!("invalid value \"{}\"", arg(d, 0)), d));
             }
         }
-        Value::Args(min, max) => simple(d, min, max)?,
+        Value::Args(min, max) | Value::Repeat(min, max) => simple(d, min, max)?,
     }
     Ok(())
 }
@@ -352,6 +389,31 @@ mod tests {
         }
         // nginx reads `off` anywhere among the cache parameters.
         ok("http { open_file_cache off max=1; }");
+        // FastCGI settings load (nothing uses them without `fastcgi_pass`);
+        // `fastcgi_param` and the header lists repeat, the others do not.
+        let (_, warnings) = ok(
+            "http {\n fastcgi_connect_timeout 300;\n fastcgi_buffers 4 64k;\n\
+             server {\n  location ~ \\.php$ {\n   fastcgi_split_path_info ^(.+\\.php)(/.+)$;\n\
+               fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;\n\
+               fastcgi_param HTTPS $https if_not_empty;\n   fastcgi_hide_header X-Powered-By;\n\
+               fastcgi_hide_header X-Runtime;\n  }\n }\n}\n",
+        );
+        assert_eq!(warnings.len(), 7);
+        assert_eq!(
+            warnings[0].to_string(),
+            "\"fastcgi_connect_timeout\" directive is ignored: it acts only with \
+             \"fastcgi_pass\", which is not supported in /etc/proxy/test.conf:2"
+        );
+        let fastcgi: &[(&str, &str)] = &[
+            ("http { fastcgi_split_path_info ^(.+)$; }", "\"fastcgi_split_path_info\" directive is not allowed here in /etc/proxy/test.conf:1"),
+            ("http { fastcgi_read_timeout 1; fastcgi_read_timeout 2; }", "\"fastcgi_read_timeout\" directive is duplicate in /etc/proxy/test.conf:1"),
+            ("http { fastcgi_param A; }", "invalid number of arguments in \"fastcgi_param\" directive in /etc/proxy/test.conf:1"),
+            ("http { server { location / { fastcgi_pass 127.0.0.1:9000; } } }", "\"fastcgi_pass\" is not supported: the proxy speaks HTTP to its backends (\"proxy_pass\"), not FastCGI in /etc/proxy/test.conf:1"),
+            ("http { fastcgi_cache_path /tmp/c keys_zone=c:1m; }", "\"fastcgi_cache_path\" is not supported: the proxy has no response cache in /etc/proxy/test.conf:1"),
+        ];
+        for (src, want) in fastcgi {
+            assert_eq!(load_err(src), *want, "{src}");
+        }
         // The same directive at two levels is no duplicate.
         ok("http { types_hash_max_size 1; server { types_hash_max_size 2; location / { types_hash_max_size 3; } } }");
     }

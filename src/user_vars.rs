@@ -2,7 +2,9 @@
 //! configuration defines (`set`, named regex groups), the captures of the last
 //! regex that matched (`$1`..`$9`), and the URI after a rewrite or an internal
 //! redirect. A request gets one only when a `rewrite`/`set`/`if` runs or it is
-//! redirected; [`crate::vars`] reads it through `RequestVars::user`.
+//! redirected; [`crate::vars`] reads it through `RequestVars::user`. It also
+//! keeps an intercepted backend response's lines for the location an
+//! `error_page` leads to.
 
 /// See the module docs.
 #[derive(Debug, Clone, Default)]
@@ -14,6 +16,10 @@ pub struct UserVars {
     /// The text the last successful regex ran on, and its groups' spans.
     subject: String,
     captures: Vec<Option<(usize, usize)>>,
+    /// The header lines of a backend response `proxy_intercept_errors` turned
+    /// into an `error_page` redirect: `$upstream_http_*` where it leads, as
+    /// nginx keeps the upstream's lines until the next `proxy_pass`.
+    pub upstream_headers: Option<http::HeaderMap>,
 }
 
 impl UserVars {

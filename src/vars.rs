@@ -24,6 +24,9 @@ use crate::timefmt;
 use crate::tls::TlsInfo;
 use crate::user_vars::UserVars;
 
+mod response;
+pub use response::{eval as eval_response, reads_response, reads_upstream_headers, ResponseFacts};
+
 /// How empty values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
@@ -118,6 +121,9 @@ pub struct RequestVars<'a> {
     pub hostname: &'a str,
     pub response: Option<ResponseVars<'a>>,
     pub upstream: &'a [UpstreamTry<'a>],
+    /// Every header line of the last backend response (`$upstream_http_*`,
+    /// `$upstream_cookie_*`); `None` when none is at hand.
+    pub upstream_headers: Option<&'a HeaderMap>,
     pub sticky: Option<StickyVars<'a>>,
     /// What the rewrite module changed (user variables, captures, the URI's
     /// arguments); `None` for a request it never touched.
@@ -249,11 +255,6 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(host.as_bytes());
         }
         Variable::Http(name) => header_value(v.headers, name, out),
-        Variable::SentHttp(name) => {
-            if let Some(resp) = &v.response {
-                header_value(resp.headers, name, out);
-            }
-        }
         Variable::Cookie(name) => {
             if let Some(value) = cookie(v.headers, name) {
                 out.extend_from_slice(value);
@@ -320,34 +321,18 @@ pub fn eval_var(var: &Variable, v: &RequestVars<'_>, out: &mut Vec<u8>) {
         Variable::RequestLength => numfmt::write_decimal(out, v.request_length),
         Variable::ProxyHost => out.extend_from_slice(v.proxy_host.as_bytes()),
         Variable::ProxyAddXForwardedFor => x_forwarded_for(v.headers, v.remote.ip(), out),
-        Variable::Status => match &v.response {
-            Some(r) => push_display(out, format_args!("{:03}", r.status)),
-            None => out.extend_from_slice(b"000"),
-        },
-        Variable::BodyBytesSent => {
-            numfmt::write_decimal(out, v.response.map_or(0, |r| r.body_bytes_sent))
-        }
-        Variable::BytesSent => numfmt::write_decimal(out, v.response.map_or(0, |r| r.bytes_sent)),
-        Variable::RequestTime => {
-            let elapsed = v.now.duration_since(v.start).unwrap_or(Duration::ZERO);
-            push_seconds(out, elapsed);
-        }
-        Variable::UpstreamAddr => join_tries(v.upstream, out, |t, out| {
-            out.extend_from_slice(t.addr.as_bytes());
-        }),
-        Variable::UpstreamStatus => join_tries(v.upstream, out, |t, out| match t.status {
-            Some(s) => push_display(out, s),
-            None => out.push(b'-'),
-        }),
-        Variable::UpstreamResponseTime => join_tries(v.upstream, out, |t, out| {
-            push_opt_seconds(out, t.response_time)
-        }),
-        Variable::UpstreamConnectTime => join_tries(v.upstream, out, |t, out| {
-            push_opt_seconds(out, t.connect_time)
-        }),
-        Variable::UpstreamHeaderTime => join_tries(v.upstream, out, |t, out| {
-            push_opt_seconds(out, t.header_time)
-        }),
+        Variable::Status
+        | Variable::SentHttp(_)
+        | Variable::BodyBytesSent
+        | Variable::BytesSent
+        | Variable::RequestTime
+        | Variable::UpstreamAddr
+        | Variable::UpstreamStatus
+        | Variable::UpstreamResponseTime
+        | Variable::UpstreamConnectTime
+        | Variable::UpstreamHeaderTime
+        | Variable::UpstreamHttp(_)
+        | Variable::UpstreamCookie(_) => response::eval(var, &ResponseFacts::of(v), out),
         Variable::TimeLocal => out.extend_from_slice(timefmt::time_local(v.now).as_bytes()),
         Variable::TimeIso8601 => out.extend_from_slice(timefmt::time_iso8601(v.now).as_bytes()),
         Variable::Msec => out.extend_from_slice(timefmt::msec(v.now).as_bytes()),
@@ -636,6 +621,7 @@ pub(crate) mod tests {
             hostname: "box",
             response: None,
             upstream: &[],
+            upstream_headers: None,
             sticky: None,
             user: None,
             request_id: None,
@@ -766,6 +752,8 @@ pub(crate) mod tests {
             (Variable::UpstreamResponseTime, ""),
             (Variable::UpstreamConnectTime, ""),
             (Variable::UpstreamHeaderTime, ""),
+            (Variable::UpstreamHttp("server".into()), ""),
+            (Variable::UpstreamCookie("sid".into()), ""),
             (Variable::StickySid, ""),
             (Variable::StickyStatus, ""),
             (Variable::StickyLearned, ""),
@@ -806,6 +794,14 @@ pub(crate) mod tests {
             bytes_sent: 150,
         });
         v.upstream = &tries;
+        let up_h = headers(&[
+            ("content-disposition", "attachment"),
+            ("set-cookie", "other=1; Path=/"),
+            ("set-cookie", "sid = abc ; HttpOnly"),
+            ("x-two", "a"),
+            ("x-two", "b"),
+        ]);
+        v.upstream_headers = Some(&up_h);
         v.sticky = Some(StickyVars {
             sid: "d41d8cd9",
             status: "hit",
@@ -831,6 +827,15 @@ pub(crate) mod tests {
             (Variable::StickySid, "d41d8cd9"),
             (Variable::StickyStatus, "hit"),
             (Variable::StickyLearned, "JSESSIONID"),
+            (
+                Variable::UpstreamHttp("content-disposition".into()),
+                "attachment",
+            ),
+            (Variable::UpstreamHttp("x_two".into()), "a, b"),
+            (Variable::UpstreamHttp("absent".into()), ""),
+            (Variable::UpstreamCookie("sid".into()), "abc"),
+            (Variable::UpstreamCookie("other".into()), "1"),
+            (Variable::UpstreamCookie("none".into()), ""),
         ];
         for (var, want) in cases {
             assert_eq!(one(var.clone(), &v), want, "{var:?}");

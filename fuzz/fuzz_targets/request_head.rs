@@ -7,6 +7,7 @@
 //! (`Length(n)`: one `Content-Length` line of value n, possibly 0, and no
 //! `Transfer-Encoding`; `Chunked`: one `Transfer-Encoding: chunked` line, no
 //! `Content-Length`, HTTP/1.1; `None`: neither line);
+//! its method only uppercase letters, `_` and `-` (nginx's);
 //! `Ok(None)` leaves the buffer untouched and only happens within the total;
 //! a head found in a prefix of the input is the head found in the whole
 //! (same length, method, target, version, headers and framing), and a prefix
@@ -83,6 +84,12 @@ fn check_head(head: &RequestHead) {
     assert!(parts.version == Version::HTTP_10 || parts.version == Version::HTTP_11);
     let http10 = parts.version == Version::HTTP_10;
     assert_ne!(parts.method, Method::CONNECT);
+    // nginx's methods: uppercase letters, `_` and `-` only.
+    assert!(parts
+        .method
+        .as_str()
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-'));
     assert!(parts.headers.len() <= MAX_REQUEST_HEADERS);
     assert!(parts.headers.get_all(http::header::HOST).iter().count() <= 1);
     let lengths: Vec<_> = parts

@@ -12,6 +12,11 @@ pub enum Variable {
     SentHttp(String),
     /// `$cookie_NAME`: request cookie NAME (exact match).
     Cookie(String),
+    /// `$upstream_http_NAME`: header NAME of the backend's response, as the
+    /// backend sent it (hidden lines included).
+    UpstreamHttp(String),
+    /// `$upstream_cookie_NAME`: cookie NAME the backend set (`Set-Cookie`).
+    UpstreamCookie(String),
     /// `$arg_NAME`: query argument NAME.
     Arg(String),
     RemoteAddr,
@@ -220,6 +225,15 @@ pub fn variable(name: &str) -> Option<Variable> {
             let as_written = |prefix: &str| name.get(prefix.len()..).unwrap_or_default();
             if let Some(rest) = lower.strip_prefix("sent_http_").filter(|r| !r.is_empty()) {
                 Variable::SentHttp(header(rest))
+            } else if let Some(rest) = lower
+                .strip_prefix("upstream_http_")
+                .filter(|r| !r.is_empty())
+            {
+                Variable::UpstreamHttp(header(rest))
+            } else if lower.starts_with("upstream_cookie_")
+                && lower.len() > "upstream_cookie_".len()
+            {
+                Variable::UpstreamCookie(as_written("upstream_cookie_").to_string())
             } else if let Some(rest) = lower.strip_prefix("http_").filter(|r| !r.is_empty()) {
                 Variable::Http(header(rest))
             } else if lower.starts_with("cookie_") && lower.len() > "cookie_".len() {
@@ -357,6 +371,16 @@ mod tests {
                 vec![Part::Var(Variable::Cookie("SERVERID".into()))],
             ),
             ("$arg_page", vec![Part::Var(Variable::Arg("page".into()))]),
+            (
+                "$upstream_http_Content_Disposition",
+                vec![Part::Var(Variable::UpstreamHttp(
+                    "content-disposition".into(),
+                ))],
+            ),
+            (
+                "$Upstream_Cookie_SID",
+                vec![Part::Var(Variable::UpstreamCookie("SID".into()))],
+            ),
             // Names are case-insensitive (nginx looks them up lower-cased).
             (
                 "$HTTP_X_REAL_IP",

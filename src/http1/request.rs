@@ -221,6 +221,13 @@ fn locate_with(buf: &[u8], limits: Limits, retry: bool) -> Result<Option<Layout>
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Err(RequestError::BadRequest);
     };
+    // nginx's method: uppercase letters, `_` and `-` only (`get` is a 400).
+    if !method
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-')
+    {
+        return Err(RequestError::BadRequest);
+    }
     // Request line: method, space, target, space, "HTTP/1.x".
     if method.len() + target.len() + 10 > limits.line {
         return Err(RequestError::UriTooLong);
@@ -456,6 +463,15 @@ mod tests {
     }
 
     #[test]
+    fn methods_of_uppercase_letters_underscore_and_dash_are_taken() {
+        for method in ["GET", "POST", "PROPFIND", "MY_METHOD", "X-Y", "_", "-", "A"] {
+            let raw = format!("{method} / HTTP/1.1\r\nHost: a\r\n\r\n");
+            let head = parse(raw.as_bytes()).unwrap().unwrap();
+            assert_eq!(head.parts.method.as_str(), method);
+        }
+    }
+
+    #[test]
     fn the_head_is_cut_off_and_the_rest_stays() {
         let mut buf = BytesMut::from(
             &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-One: 1\r\nX-One: 2\r\n\r\nGET /next"[..],
@@ -527,6 +543,13 @@ mod tests {
             (b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::MethodNotAllowed),
             (b"TRACE / HTTP/1.0\r\n\r\n", RequestError::MethodNotAllowed),
             (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::BadRequest),
+            // nginx's methods: A-Z, `_` and `-` only.
+            (b"get / HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::BadRequest),
+            (b"Get / HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::BadRequest),
+            (b"GEt / HTTP/1.0\r\n\r\n", RequestError::BadRequest),
+            (b"G3T / HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::BadRequest),
+            (b"G.T / HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::BadRequest),
+            (b"G!T / HTTP/1.1\r\nHost: a\r\n\r\n", RequestError::BadRequest),
             (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", RequestError::VersionNotSupported),
             (long_target.as_bytes(), RequestError::UriTooLong),
             (long_partial.as_bytes(), RequestError::UriTooLong),

@@ -395,6 +395,27 @@ fn write_length(out: &mut Vec<u8>, n: u64) {
 /// The `100 Continue` interim response.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// Every header line of a response head as received (`raw`: status line to
+/// the empty line), framing, hop-by-hop and hidden lines included, for
+/// `$upstream_http_*`; empty when `raw` is not a complete head.
+pub fn head_lines(raw: &[u8]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    let Ok(Some(layout)) = locate_response_head(raw) else {
+        return map;
+    };
+    for (name, value) in layout.headers() {
+        let (Some(name), Some(value)) = (raw.get(name), raw.get(value)) else {
+            continue;
+        };
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -190,6 +190,19 @@ pub struct TryRecord {
     pub response_time: Option<Duration>,
 }
 
+impl TryRecord {
+    /// The try as the variables read it.
+    pub fn as_try(&self) -> vars::UpstreamTry<'_> {
+        vars::UpstreamTry {
+            addr: &self.addr,
+            status: self.status,
+            connect_time: self.connect_time,
+            header_time: self.header_time,
+            response_time: self.response_time,
+        }
+    }
+}
+
 /// What one request's access-log line needs, owned, so the line can be written
 /// when the response body has been sent (after the handler has returned). Built
 /// only for requests whose location logs ([`AccessLogs::targets`]).
@@ -224,6 +237,10 @@ pub struct AccessRecord {
     pub streaming_since: Option<std::time::Instant>,
     /// Some format reads `$sent_http_*`.
     wants_response_headers: bool,
+    /// Some format reads `$upstream_http_*` / `$upstream_cookie_*`.
+    wants_upstream_headers: bool,
+    /// The last backend response's header lines, as received (when wanted).
+    pub upstream_headers: Option<http::HeaderMap>,
     /// `$request_id`: drawn when the record was captured if a format reads
     /// it, so the line shows the value the request was proxied with.
     request_id: RequestId,
@@ -288,6 +305,8 @@ impl AccessRecord {
             sticky_learned: String::new(),
             streaming_since: None,
             wants_response_headers: targets_read_response_headers(&targets),
+            wants_upstream_headers: targets_read(&targets, vars::reads_upstream_headers),
+            upstream_headers: None,
             request_id: RequestId::holding(match vars.request_id {
                 Some(id) if targets_read(&targets, |v| matches!(v, Variable::RequestId)) => {
                     id.get()
@@ -302,19 +321,15 @@ impl AccessRecord {
         }
     }
 
+    /// True when a format reads the backend's header lines: the proxy then
+    /// fills [`AccessRecord::upstream_headers`].
+    pub fn wants_upstream_headers(&self) -> bool {
+        self.wants_upstream_headers
+    }
+
     /// Writes the line to every target, with the clock reading `now`.
     pub fn write(&self, sent: Sent<'_>, now: SystemTime) {
-        let tries: Vec<vars::UpstreamTry<'_>> = self
-            .tries
-            .iter()
-            .map(|t| vars::UpstreamTry {
-                addr: &t.addr,
-                status: t.status,
-                connect_time: t.connect_time,
-                header_time: t.header_time,
-                response_time: t.response_time,
-            })
-            .collect();
+        let tries: Vec<vars::UpstreamTry<'_>> = self.tries.iter().map(TryRecord::as_try).collect();
         let user = self.user.as_ref();
         let path = match user.and_then(|u| u.uri.as_ref()) {
             Some((path, _)) => path,
@@ -348,6 +363,7 @@ impl AccessRecord {
                 bytes_sent: sent.bytes,
             }),
             upstream: &tries,
+            upstream_headers: self.upstream_headers.as_ref(),
             sticky: self.sticky.as_ref().map(|(sid, status)| vars::StickyVars {
                 sid,
                 status,

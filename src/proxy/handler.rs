@@ -187,7 +187,11 @@ impl Worker {
                         }
                     };
                     let active = set.stats().begin(p);
-                    let try_started = log.is_some().then(Instant::now);
+                    // A request that may be redirected keeps its tries for
+                    // the `add_header` where it leads.
+                    let keep = edits.wants_tries() || internal.is_some();
+                    let noted = log.is_some() || keep;
+                    let try_started = noted.then(Instant::now);
                     // One try at `p`: a pooled connection (with one transparent retry
                     // on a fresh connection if the pooled one turns out closed) or a
                     // new one. The rare connect is boxed so its future does not widen
@@ -223,12 +227,13 @@ impl Worker {
                             }
                         }
                     };
-                    if log.is_some() {
+                    if noted {
                         let status = outcome
                             .as_ref()
                             .map(|(head, _, _)| head.status)
                             .map_err(|m| m.failure);
-                        note_try(log, set, p, status, try_started);
+                        let edits = keep.then_some(&mut edits);
+                        note_try(log, edits, set, p, status, try_started);
                     }
                     let event = match &outcome {
                         Ok((head, _, _)) => Event::Answered(head.status.as_u16()),
@@ -258,7 +263,14 @@ impl Worker {
                     };
                     match internal::answer_status(conf, answer.0.status, &mut internal) {
                         Some(status) => answer.0.status = status,
-                        None => continue 'request,
+                        None => {
+                            // Intercepted: where the `error_page` leads,
+                            // `$upstream_http_*` reads this response's lines.
+                            if let Some(st) = internal.as_mut() {
+                                st.vars.upstream_headers = received_lines(info);
+                            }
+                            continue 'request;
+                        }
                     }
                     let choice = failover.choice();
                     if let Some(c) = choice {
@@ -309,7 +321,19 @@ impl Worker {
         }
         if !edits.is_empty() {
             let status = resp.status();
-            edits.apply(status, resp.headers_mut(), SystemTime::now());
+            // `$upstream_http_*`: the backend's head as received, kept until
+            // the client's head is written.
+            let upstream_head = if edits.wants_upstream_head() {
+                received_head(info)
+            } else {
+                None
+            };
+            edits.apply(
+                status,
+                resp.headers_mut(),
+                SystemTime::now(),
+                upstream_head.as_deref(),
+            );
         }
         resp.body_mut().held = Held {
             _request: counted,
@@ -318,6 +342,9 @@ impl Worker {
         if let Some(mut record) = log_slot {
             // The line reads the user variables the request ended with.
             record.user = internal.map(|st| st.vars);
+            if record.wants_upstream_headers() {
+                record.upstream_headers = received_lines(info);
+            }
             let pending = PendingLog::new(record, resp.status(), resp.headers());
             resp.body_mut().log = Some(pending);
         }
@@ -398,6 +425,21 @@ impl Worker {
     }
 }
 
+/// The last backend response head as received (`$upstream_http_*`): kept
+/// in `info` until the client's head is written.
+fn received_head(info: &ConnState) -> Option<bytes::Bytes> {
+    let raw = info.response_head.take();
+    info.response_head.set(raw.clone());
+    raw
+}
+
+/// Every header line of [`received_head`].
+fn received_lines(info: &ConnState) -> Option<http::HeaderMap> {
+    received_head(info)
+        .as_deref()
+        .map(crate::http1::response::head_lines)
+}
+
 /// The response-header rewrites of the request's location.
 pub(super) struct Edits<'w> {
     location: Option<&'w Location>,
@@ -406,27 +448,34 @@ pub(super) struct Edits<'w> {
 }
 
 /// Records one upstream try for `$upstream_addr`, `$upstream_status` and the
-/// `$upstream_*_time` variables (only when the request is logged).
+/// `$upstream_*_time` variables (when the request is logged, or an
+/// `add_header` reads them).
 pub(super) fn note_try(
     log: &mut Option<Box<AccessRecord>>,
+    edits: Option<&mut ResponseEdits>,
     set: &PeerSet<Transport>,
     peer: usize,
     outcome: Result<StatusCode, Failure>,
     started: Option<Instant>,
 ) {
-    let Some(record) = log else { return };
     let elapsed = started.map(|t| t.elapsed());
     let (status, header_time) = match outcome {
         Ok(status) => (status.as_u16(), elapsed),
         Err(failure) => (failure.error().status().as_u16(), None),
     };
-    record.tries.push(TryRecord {
+    let record = TryRecord {
         addr: set.name(peer).unwrap_or_default().to_string(),
         status: Some(status),
         connect_time: None,
         header_time,
         response_time: elapsed,
-    });
+    };
+    if let Some(edits) = edits {
+        edits.note_try(record.clone());
+    }
+    if let Some(log) = log {
+        log.tries.push(record);
+    }
 }
 
 /// Records the sticky outcome (`$sticky_status`) and the sid of the chosen peer

@@ -269,9 +269,9 @@ impl Worker {
                 .proxy_pass
                 .as_ref()
                 .map_or("", |p| p.proxy_host.as_str());
-            ResponseEdits::new(conf, &here.vars(proxy_host))
+            ResponseEdits::new(conf, &here.vars(proxy_host), std::mem::take(edits))
         } else {
-            ResponseEdits::default()
+            ResponseEdits::none(std::mem::take(edits))
         };
         if let Some(status) = state.and_then(|s| s.pending_error) {
             let resp = match StatusCode::from_u16(status) {
@@ -460,6 +460,7 @@ impl<'a> RequestView<'a> {
             hostname: crate::log::hostname(),
             response: None,
             upstream: &[],
+            upstream_headers: user.and_then(|u| u.upstream_headers.as_ref()),
             sticky: None,
             user,
             request_id: Some(&self.info.request_id),

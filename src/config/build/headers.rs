@@ -38,7 +38,7 @@ impl Builder {
 }
 
 /// `add_header NAME VALUE [always]`. The value is evaluated when the request is
-/// planned, so variables only known from the response are refused.
+/// planned, its response variables once the response is known.
 fn add_header(d: &Directive) -> Res<AddHeader> {
     simple(d, 2, 3)?;
     if let Some(a) = d.args.get(2) {
@@ -72,22 +72,14 @@ fn add_header(d: &Directive) -> Res<AddHeader> {
     })
 }
 
-/// The name of a variable whose value comes from the response or the upstream
-/// exchange (unknown when the request is planned); `None` for the others.
+/// The name of a variable `add_header` cannot read: the sticky outcome, which
+/// the response filter does not carry; `None` for the others (the response
+/// and upstream variables are read once the response is known).
 fn response_variable(var: &Variable) -> Option<&'static str> {
     Some(match var {
-        Variable::SentHttp(_) => "sent_http_*",
-        Variable::Status => "status",
-        Variable::BodyBytesSent => "body_bytes_sent",
-        Variable::BytesSent => "bytes_sent",
-        Variable::RequestTime => "request_time",
-        Variable::UpstreamAddr => "upstream_addr",
-        Variable::UpstreamStatus => "upstream_status",
-        Variable::UpstreamResponseTime => "upstream_response_time",
-        Variable::UpstreamConnectTime => "upstream_connect_time",
-        Variable::UpstreamHeaderTime => "upstream_header_time",
         Variable::StickySid => "sticky_sid",
         Variable::StickyStatus => "sticky_status",
+        Variable::StickyLearned => "sticky_learned",
         _ => return None,
     })
 }
@@ -219,8 +211,8 @@ mod tests {
                 "invalid parameter \"sometimes\"",
             ),
             (
-                "add_header X $status;",
-                "the \"$status\" variable is not supported in \"add_header\"",
+                "add_header X $sticky_status;",
+                "the \"$sticky_status\" variable is not supported in \"add_header\"",
             ),
             ("add_header X $nope;", "unknown \"nope\" variable"),
             (

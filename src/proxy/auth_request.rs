@@ -109,6 +109,7 @@ pub fn set_values(
             body_bytes_sent: 0,
             bytes_sent: 0,
         }),
+        upstream_headers: Some(&done.headers),
         ..vars
     };
     sets.iter()

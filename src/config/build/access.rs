@@ -19,7 +19,6 @@ use crate::access::conf::{
 use crate::access::limit_req::parse_rate;
 use crate::config::ast::Directive;
 use crate::config::template::{self, Template};
-use crate::config::Variable;
 use crate::config::{units, LogLevel};
 
 /// The access settings written at one level; `None` = inherited.
@@ -302,17 +301,9 @@ impl Builder {
 }
 
 /// The value of `auth_request_set`, evaluated with the subrequest's
-/// response: there `$upstream_http_NAME` is the subrequest's header NAME,
-/// which its response carries (read as `$sent_http_NAME` of that response).
+/// response (`$upstream_http_NAME` is its header NAME).
 fn auth_set_value(d: &Directive, value: &str) -> Res<Template> {
-    let lookup = |name: &str| {
-        super::uservars::lookup(name).or_else(|| {
-            let lower = name.to_ascii_lowercase();
-            let header = lower.strip_prefix("upstream_http_")?;
-            (!header.is_empty()).then(|| Variable::SentHttp(header.replace('_', "-")))
-        })
-    };
-    template::parse_with(value, &lookup).map_err(|m| err(m, d))
+    template::parse_with(value, &super::uservars::lookup).map_err(|m| err(m, d))
 }
 
 /// `limit_req zone=NAME [burst=N] [nodelay | delay=N]`.
@@ -544,7 +535,7 @@ mod tests {
         assert_eq!(conf(0).auth_request_set.len(), 1);
         assert_eq!(
             conf(0).auth_request_set[0].value.parts,
-            [Part::Var(Variable::SentHttp("x-user".into()))]
+            [Part::Var(Variable::UpstreamHttp("x-user".into()))]
         );
         assert_eq!(conf(1).auth_request, None);
         assert_eq!(
@@ -564,7 +555,7 @@ mod tests {
             own.auth_request_set[0].value.parts,
             [
                 Part::Literal("g:".into()),
-                Part::Var(Variable::SentHttp("x-group".into()))
+                Part::Var(Variable::UpstreamHttp("x-group".into()))
             ]
         );
     }

@@ -48,8 +48,6 @@ enum Nginx {
 
 // Areas, for the second column.
 const PROXY: &str = "proxy details: proxy_redirect, proxy_cache, ... (issue 17, confc)";
-const SCHEME_VAR: &str =
-    "proxy_pass whose scheme comes from a variable (`proxy_pass $url`; proxy details)";
 const TENGINE_DSO: &str = "Tengine's dso block (dynamic modules; not planned)";
 const LUA: &str = "OpenResty's *_by_lua_block body is Lua, not nginx syntax (nginx without the module stops earlier)";
 
@@ -62,7 +60,7 @@ const CORPUS: &[(&str, Expect, Nginx)] = &[
     ("grafana-login-only",            LOADS,       Nginx::Ok),
     ("grafana-prometheus-basic-auth", LOADS,        Nginx::Ok),
     ("grafana-serve-from-sub-path",   LOADS,       Nginx::Ok),
-    ("label-studio",                  fails("invalid URL prefix", SCHEME_VAR), Nginx::Ok),
+    ("label-studio",                  LOADS, Nginx::Ok),
     ("label-studio-subdomain",        LOADS,       Nginx::Ok),
     ("label-studio-subpath",          LOADS,       Nginx::Ok),
     ("mastodon",                      fails("proxy_cache_path", PROXY), Nginx::Ok),

@@ -284,3 +284,46 @@ async fn ssl_hello_check_marks_a_backend_that_speaks_no_tls_down() {
         assert_eq!(r.backend().as_deref(), Some("tls"));
     }
 }
+
+/// `proxy_pass $url;` (label-studio's idiom): the scheme comes with the
+/// variable, so one location reaches a plain and a TLS backend, with the
+/// location's `proxy_ssl_*` for the TLS one; a value with no `http://` or
+/// `https://` is nginx's 500 ("invalid URL prefix").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variable_scheme_picks_plain_or_tls_per_request() {
+    let pki = Pki::new("up-scheme-var");
+    let tls = https_backend(&pki, "tls", false);
+    let plain = Backend::start("plain");
+    let proxy = proxy(
+        "",
+        &format!(
+            r#"location ~ ^/fetch/(https?)/([^/]+)/(.*) {{
+                set $url $1://$2/$3;
+                proxy_pass $url$is_args$args;
+                proxy_ssl_verify on; proxy_ssl_trusted_certificate {ca};
+                proxy_ssl_name backend.test;
+            }}
+            location /bad {{ set $url 127.0.0.1/x; proxy_pass $url; }}"#,
+            ca = pki.path("ca.pem")
+        ),
+    );
+    let r = get(
+        proxy.addr,
+        &format!("/fetch/https/{}/a?q=1", tls.peer()),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.backend().as_deref(), Some("tls"));
+    assert!(r.text().contains("GET /a?q=1\n"), "{}", r.text());
+    let r = get(proxy.addr, &format!("/fetch/http/{}/b", plain.peer()), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.backend().as_deref(), Some("plain"));
+    assert!(r.text().contains("GET /b\n"), "{}", r.text());
+    assert_eq!(tls.hits(), 1);
+    // TLS to the plain backend is refused by it: a 502, never plain text
+    // sent as if it were TLS.
+    let r = get(proxy.addr, &format!("/fetch/https/{}/c", plain.peer()), &[]).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(get(proxy.addr, "/bad", &[]).await.status, 500);
+}

@@ -332,12 +332,40 @@ pub struct ProxyPass {
     pub https: bool,
 }
 
+/// `absolute_redirect`, `server_name_in_redirect` and `port_in_redirect`:
+/// how a redirect the proxy writes itself (`return 301 /x`, the slash a
+/// directory or prefix location adds, `error_page ... =301 /x`) spells its
+/// `Location`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedirectForm {
+    /// `absolute_redirect` (on): `scheme://host[:port]` before a path.
+    pub absolute: bool,
+    /// `server_name_in_redirect` (off): the server's first name, not Host.
+    pub server_name: bool,
+    /// `port_in_redirect` (on): a port other than the scheme's default.
+    pub port: bool,
+}
+
+impl Default for RedirectForm {
+    fn default() -> Self {
+        RedirectForm {
+            absolute: true,
+            server_name: false,
+            port: true,
+        }
+    }
+}
+
 /// `proxy_pass` with variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyVars {
     pub url: Template,
     /// The host has variables: the upstream is looked up per request.
     pub dynamic_host: bool,
+    /// The scheme has variables too (`proxy_pass $url;`): `http://` or
+    /// `https://` is read from the URL per request (the host then always
+    /// has variables).
+    pub dynamic_scheme: bool,
 }
 
 /// Which failures make `proxy_next_upstream` try another peer.
@@ -428,6 +456,8 @@ pub struct LocationConf {
     /// `chunked_transfer_encoding` (default on): off, an HTTP/1.1 response of
     /// unknown length is ended by closing the connection.
     pub chunked_transfer_encoding: bool,
+    /// How the redirects the proxy writes itself spell their `Location`.
+    pub redirect_form: RedirectForm,
     /// `session_sticky_hide_cookie upstream=NAME` (accepted and checked; we strip
     /// whenever the mode calls for it).
     pub sticky_hide_cookie: Option<String>,

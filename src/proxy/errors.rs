@@ -239,8 +239,11 @@ pub struct RedirectBase<'a> {
     /// The normalized Host of the request, else the server's name, else the local
     /// IP (nginx's order with `server_name_in_redirect off`).
     pub host: &'a str,
-    /// The local (listen) port; omitted from the URL when it is the scheme's default.
-    pub port: u16,
+    /// The local (listen) port; omitted from the URL when it is the scheme's
+    /// default, or `None` (`port_in_redirect off`).
+    pub port: Option<u16>,
+    /// `absolute_redirect`: off, a path stays a path.
+    pub absolute: bool,
 }
 
 /// True for the statuses whose `return` text is a `Location` URL.
@@ -302,7 +305,7 @@ pub fn return_response(
 /// `scheme://host[:port]/...` (port omitted when it is 80 for http / 443 for https);
 /// anything else is kept as written.
 pub fn absolute_location(url: &[u8], base: &RedirectBase<'_>) -> Vec<u8> {
-    if url.first() != Some(&b'/') {
+    if !base.absolute || url.first() != Some(&b'/') {
         return url.to_vec();
     }
     let default_port = match base.scheme {
@@ -313,9 +316,9 @@ pub fn absolute_location(url: &[u8], base: &RedirectBase<'_>) -> Vec<u8> {
     out.extend_from_slice(base.scheme.as_bytes());
     out.extend_from_slice(b"://");
     out.extend_from_slice(base.host.as_bytes());
-    if base.port != default_port {
+    if let Some(port) = base.port.filter(|&p| p != default_port) {
         out.push(b':');
-        out.extend_from_slice(base.port.to_string().as_bytes());
+        out.extend_from_slice(port.to_string().as_bytes());
     }
     out.extend_from_slice(url);
     out
@@ -433,7 +436,8 @@ mod tests {
         let base = RedirectBase {
             scheme: "http",
             host: "example.com",
-            port: 8080,
+            port: Some(8080),
+            absolute: true,
         };
         // (code, text, status, location, content type, body starts with)
         type Case = (
@@ -551,12 +555,28 @@ mod tests {
             ),
         ];
         for (scheme, host, port, url, want) in cases {
-            let base = RedirectBase { scheme, host, port };
+            let base = RedirectBase {
+                scheme,
+                host,
+                port: Some(port),
+                absolute: true,
+            };
             assert_eq!(
                 absolute_location(url.as_bytes(), &base),
                 want.as_bytes(),
                 "{url}"
             );
         }
+        // port_in_redirect off; absolute_redirect off.
+        let mut base = RedirectBase {
+            scheme: "http",
+            host: "example.com",
+            port: None,
+            absolute: true,
+        };
+        assert_eq!(absolute_location(b"/a", &base), b"http://example.com/a");
+        base.absolute = false;
+        assert_eq!(absolute_location(b"/a", &base), b"/a");
+        assert_eq!(absolute_location(b"http://x/", &base), b"http://x/");
     }
 }

@@ -64,18 +64,19 @@ impl Worker {
         // A host no upstream names: a peer set of the request's own.
         let mut own_set = None;
         let mut lookup = None;
+        let mut https = pass.https;
         if let Some(pv) = &pass.vars {
             // `proxy_pass` with variables: the URL now; its host names an
             // upstream, its URI part replaces the request's as it is.
             let url = vars::eval_to_vec(&pv.url, &here.vars(""));
             let url = String::from_utf8_lossy(&url);
-            let Some(rest) = crate::config::build::url_scheme(&url)
-                .filter(|(https, _)| *https == pass.https)
-                .map(|(_, rest)| rest)
+            let Some((tls, rest)) = crate::config::build::url_scheme(&url)
+                .filter(|(tls, _)| pv.dynamic_scheme || *tls == pass.https)
             else {
                 tracing::error!("invalid URL prefix in \"{url}\"");
                 return Err(Stop::Plain(error_response(ProxyError::Internal, tokens)));
             };
+            https = tls;
             let (host_port, path_part) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
             if pv.dynamic_host {
                 let named = self.config.http.upstreams.iter();
@@ -109,7 +110,7 @@ impl Worker {
         };
         let host = proxy_host.as_deref().unwrap_or(&pass.proxy_host);
         // TLS to the backend: the settings and the name to verify (and send).
-        let key = match &conf.proxy_ssl {
+        let key = match conf.proxy_ssl.as_ref().filter(|_| https) {
             None => ConnKey::Plain,
             Some(tls) => {
                 let name = match &tls.name {

@@ -494,10 +494,15 @@ impl<'w> Here<'w, '_> {
     /// What a relative redirect made here is completed with.
     fn redirect_base(&self) -> RedirectBase<'_> {
         let view = &self.view;
-        let host: &str = if !view.host.is_empty() {
+        let form = self.conf.redirect_form;
+        // nginx: Host, else the server's first name, else the local address;
+        // `server_name_in_redirect on`: the name first.
+        let host: &str = if !view.host.is_empty() && !form.server_name {
             view.host
         } else if !view.server_name.is_empty() {
             view.server_name
+        } else if !view.host.is_empty() {
+            view.host
         } else {
             self.local_ip
                 .get_or_init(|| view.info.local.ip().to_string())
@@ -505,7 +510,8 @@ impl<'w> Here<'w, '_> {
         RedirectBase {
             scheme: view.info.scheme(),
             host,
-            port: view.info.local.port(),
+            port: form.port.then(|| view.info.local.port()),
+            absolute: form.absolute,
         }
     }
 

@@ -539,6 +539,7 @@ mod tests {
             access_log: AccessLog::Off,
             server_tokens: true,
             chunked_transfer_encoding: true,
+            redirect_form: Default::default(),
             sticky_hide_cookie: None,
             check_status: None,
             add_headers: Vec::new(),

@@ -102,9 +102,18 @@ impl Builder {
                 };
                 set_once(&mut layer.server_tokens, on, d)?;
             }
-            "chunked_transfer_encoding" => {
+            "chunked_transfer_encoding"
+            | "absolute_redirect"
+            | "server_name_in_redirect"
+            | "port_in_redirect" => {
                 simple(d, 1, 1)?;
-                set_once(&mut layer.chunked_transfer_encoding, flag(d)?, d)?;
+                let slot = match d.name.as_str() {
+                    "absolute_redirect" => &mut layer.absolute_redirect,
+                    "server_name_in_redirect" => &mut layer.server_name_in_redirect,
+                    "port_in_redirect" => &mut layer.port_in_redirect,
+                    _ => &mut layer.chunked_transfer_encoding,
+                };
+                set_once(slot, flag(d)?, d)?;
             }
             "access_log" => self.access_log(d, layer, st)?,
             "log_format" => log_format(d, st)?,

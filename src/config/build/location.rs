@@ -395,14 +395,18 @@ pub fn url_scheme(url: &str) -> Option<(bool, &str)> {
 /// request's URI as it is.
 fn proxy_pass_with_variables(d: &Directive, url: &str, st: &mut HttpState) -> Res<ProxyPass> {
     let template = super::args::template_arg(d, url)?;
-    let Some((https, rest)) = url_scheme(url) else {
-        return Err(err("invalid URL prefix", d));
+    // A URL that starts with a variable gets its scheme per request, as in
+    // nginx (which checks it only then: "invalid URL prefix", 500).
+    let (https, rest, dynamic_scheme) = match url_scheme(url) {
+        Some((https, rest)) => (https, rest, false),
+        None if url.starts_with('$') => (false, url, true),
+        None => return Err(err("invalid URL prefix", d)),
     };
     let host_port = rest.split('/').next().unwrap_or_default();
     if host_port.is_empty() {
         return Err(err(format!("no host in upstream \"{rest}\""), d));
     }
-    let dynamic_host = host_port.contains('$');
+    let dynamic_host = dynamic_scheme || host_port.contains('$');
     let mut pass = if dynamic_host {
         ProxyPass {
             upstream: 0,
@@ -417,6 +421,7 @@ fn proxy_pass_with_variables(d: &Directive, url: &str, st: &mut HttpState) -> Re
     pass.vars = Some(ProxyVars {
         url: template,
         dynamic_host,
+        dynamic_scheme,
     });
     Ok(pass)
 }

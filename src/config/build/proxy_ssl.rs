@@ -130,7 +130,9 @@ impl Builder {
         l: &ProxySslLayer,
         pass: Option<&ProxyPass>,
     ) -> Res<Option<Arc<BackendTls>>> {
-        if !pass.is_some_and(|p| p.https) {
+        let may_be_https =
+            |p: &ProxyPass| p.https || p.vars.as_ref().is_some_and(|v| v.dynamic_scheme);
+        if !pass.is_some_and(may_be_https) {
             return Ok(None);
         }
         let trusted = match &l.trusted {

@@ -73,7 +73,6 @@ const FILES: &str = "the proxy keeps no temporary files";
 const STREAMED: &str = "bodies are always streamed";
 const FILE_CACHE: &str = "the proxy keeps no open-file cache";
 const PROCESS: &str = "the proxy runs as one process with worker threads";
-const REDIRECTS: &str = "the proxy writes no redirects of its own with a host or port";
 const FASTCGI: &str = "it acts only with \"fastcgi_pass\", which is not supported";
 
 /// Every tuning directive accepted with a warning.
@@ -136,8 +135,6 @@ const TUNING: &[Tuning] = &[
     t("lingering_close", HSL, Value::Choice(&["off", "on", "always"]), "a connection is closed once its response is sent"),
     t("lingering_time", HSL, Value::Time, "a connection is closed once its response is sent"),
     t("lingering_timeout", HSL, Value::Time, "a connection is closed once its response is sent"),
-    t("server_name_in_redirect", HSL, Value::Flag, REDIRECTS),
-    t("port_in_redirect", HSL, Value::Flag, REDIRECTS),
     t("msie_padding", HSL, Value::Flag, "error pages are not padded for old browsers"),
     // Logging detail.
     t("log_subrequest", HSL, Value::Flag, "the proxy makes no subrequests"),
@@ -352,7 +349,7 @@ mod tests {
              output_buffers 2 32k;\n directio off;\n lingering_close always;\n\
              server {\n  client_header_buffer_size 4k;\n  open_file_cache off;\n\
               location / {\n   client_body_buffer_size 128k;\n   proxy_busy_buffers_size 16k;\n\
-               port_in_redirect off;\n   types_hash_bucket_size 64;\n  }\n }\n}\n",
+               msie_padding off;\n   types_hash_bucket_size 64;\n  }\n }\n}\n",
         );
         assert_eq!(c.http.servers.len(), 1);
         assert_eq!(warnings.len(), 20);

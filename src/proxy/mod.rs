@@ -36,4 +36,5 @@ pub mod route;
 pub mod script;
 pub mod shape;
 pub mod uri;
+mod view;
 pub mod worker;

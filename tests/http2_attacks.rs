@@ -272,11 +272,9 @@ async fn continuation_flood_is_cut_at_the_header_list_limit() {
         // 4096 frames of 16000 bytes: 64 MB of header block if all were read.
         let (out, flood) = continuation_flood(&server, 4096, 16_000).await;
         println!(
-            "CONTINUATION flood [{}]: {} KB written in {:?} ({:?}); {}",
+            "CONTINUATION flood [{}]: {}; {}",
             server.name(),
-            flood.written * 4 * 16,
-            flood.elapsed,
-            flood.stopped,
+            flood.written_as(4 * 16, "KB"),
             out.summary()
         );
         assert!(
@@ -303,11 +301,9 @@ async fn empty_continuation_flood_is_bounded() {
         let start = before(&server).await;
         let (out, flood) = continuation_flood(&server, 1_000_000, 0).await;
         println!(
-            "empty CONTINUATION flood [{}]: {} frames written in {:?} ({:?}); {}",
+            "empty CONTINUATION flood [{}]: {}; {}",
             server.name(),
-            flood.written * 1000,
-            flood.elapsed,
-            flood.stopped,
+            flood.written_as(1000, "frames"),
             out.summary()
         );
         assert!(
@@ -529,11 +525,9 @@ async fn ping_flood_from_a_client_that_never_reads_is_held_back() {
             )
             .await;
         println!(
-            "PING flood, never reading [{}]: {} frames written in {:?} ({:?})",
+            "PING flood, never reading [{}]: {}",
             server.name(),
-            flood.written * 1000,
-            flood.elapsed,
-            flood.stopped
+            flood.written_as(1000, "frames")
         );
         assert!(
             flood.stopped.is_some(),
@@ -654,11 +648,9 @@ async fn provoked_stream_errors_close_the_connection() {
             .await;
         let out = ended(&conn, Duration::from_secs(5)).await;
         println!(
-            "provoked resets [{}]: {} streams written in {:?} ({:?}); {}",
+            "provoked resets [{}]: {}; {}",
             server.name(),
-            flood.written * 100,
-            flood.elapsed,
-            flood.stopped,
+            flood.written_as(100, "streams"),
             out.summary()
         );
         ours_calmed(&server, &out);

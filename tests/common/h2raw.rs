@@ -328,6 +328,19 @@ pub struct Flood {
     pub elapsed: Duration,
 }
 
+impl Flood {
+    /// "N UNIT written in TIME (why it stopped)", with `per_chunk` units in
+    /// each chunk written: how the attack tests report a flood.
+    pub fn written_as(&self, per_chunk: usize, unit: &str) -> String {
+        format!(
+            "{} {unit} written in {:?} ({:?})",
+            self.written * per_chunk,
+            self.elapsed,
+            self.stopped
+        )
+    }
+}
+
 /// A client connection after the preface and the SETTINGS exchange.
 pub struct Conn {
     writer: OwnedWriteHalf,

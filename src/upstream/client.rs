@@ -412,7 +412,9 @@ pub struct UpstreamBody<B> {
     reusable: bool,
     /// A chunked body's trailer fields (those that may pass on), once it
     /// has ended.
-    trailers: Option<http::HeaderMap>,
+    /// Boxed: rare, and a `HeaderMap` inline would widen every response
+    /// body the request path moves.
+    trailers: Option<Box<http::HeaderMap>>,
 }
 
 /// A broken response body: the backend closed early or sent bad framing.
@@ -481,7 +483,7 @@ where
     /// The trailer fields of a chunked body (those that may pass on), once
     /// [`UpstreamBody::poll_data`] gave `None`; given once.
     pub fn take_trailers(&mut self) -> Option<http::HeaderMap> {
-        self.trailers.take()
+        self.trailers.take().map(|t| *t)
     }
 
     /// The connection, once the body has been read to its end cleanly and the
@@ -502,7 +504,7 @@ fn poll_state(
     state: &mut BodyState,
     io: &mut Transport,
     cx: &mut Context<'_>,
-    trailers: &mut Option<http::HeaderMap>,
+    trailers: &mut Option<Box<http::HeaderMap>>,
 ) -> Poll<Option<Result<Bytes, BodyError>>> {
     loop {
         match state {
@@ -539,7 +541,7 @@ fn poll_state(
                             io.buf.advance(consumed);
                             let section = dec.take_trailer_section();
                             if !section.is_empty() {
-                                *trailers = trailers::parse_section(&section);
+                                *trailers = trailers::parse_section(&section).map(Box::new);
                             }
                             *state = BodyState::Done;
                             return Poll::Ready(None);

@@ -6,22 +6,17 @@
 //! blocks use only HPACK's "literal header field without indexing, new name"
 //! representation without Huffman coding (RFC 7541 section 6.2.2), which is
 //! a length-prefixed copy of the bytes.
-//! Reading: the server's frames are parsed, and its header blocks decoded, by
-//! the `h2` crate's own codec (public under its `unstable` feature), in a
-//! reader task that keeps an [`Outcome`]: statuses, resets, GOAWAY, PING and
+//! Reading: the server's frames are split by their 9-byte heads here, and
+//! its header blocks decoded by `loona-hpack`, in a reader task that keeps an [`Outcome`]: statuses, resets, GOAWAY, PING and
 //! SETTINGS acknowledgements, bytes of DATA, and when the connection closed.
 //! Test code only.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures_core::Stream;
-use h2::frame::Frame;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
@@ -198,7 +193,7 @@ pub struct Outcome {
     pub pings_acked: usize,
     pub settings_acks: usize,
     /// The server's own SETTINGS (not acknowledgements).
-    pub server_settings: Vec<h2::frame::Settings>,
+    pub server_settings: Vec<Vec<(u16, u32)>>,
     pub frames: usize,
     /// When the connection ended (EOF or error) and how.
     pub closed: Option<(Instant, String)>,
@@ -249,70 +244,252 @@ impl Outcome {
     }
 }
 
-/// The read half behind h2's codec, which wants a writer it never uses here.
-struct ReadOnly(OwnedReadHalf);
+/// A frame the server sent, as the tests look at it (a HEADERS frame with
+/// its CONTINUATIONs is one frame, its block decoded).
+#[derive(Debug)]
+enum Frame {
+    Headers {
+        stream: u32,
+        end_stream: bool,
+        status: Option<u16>,
+    },
+    Data {
+        stream: u32,
+        len: usize,
+        end_stream: bool,
+    },
+    Reset {
+        stream: u32,
+        reason: Reason,
+    },
+    GoAway {
+        last_stream: u32,
+        reason: Reason,
+        debug: Vec<u8>,
+    },
+    Ping {
+        ack: bool,
+    },
+    Settings {
+        ack: bool,
+        pairs: Vec<(u16, u32)>,
+    },
+    Other,
+}
 
-impl AsyncRead for ReadOnly {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+/// Reads the server's frames off the socket: the frame layout of RFC 9113
+/// section 4.1, header blocks decoded by an HPACK decoder that keeps the
+/// connection's dynamic table.
+struct Reader {
+    read: OwnedReadHalf,
+    buf: BytesMut,
+    /// SETTINGS_MAX_FRAME_SIZE this client announced.
+    max_frame: usize,
+    hpack: loona_hpack::Decoder<'static>,
+}
+
+const PADDED: u8 = 0x8;
+const PRIORITY: u8 = 0x20;
+
+impl Reader {
+    fn new(read: OwnedReadHalf, client_settings: &[(u16, u32)]) -> Reader {
+        let mut hpack = loona_hpack::Decoder::new();
+        let mut max_frame = 16_384;
+        for &(id, value) in client_settings {
+            match id {
+                setting::HEADER_TABLE_SIZE => hpack.set_max_allowed_table_size(value as usize),
+                setting::MAX_FRAME_SIZE => max_frame = value as usize,
+                _ => {}
+            }
+        }
+        Reader {
+            read,
+            buf: BytesMut::with_capacity(32 * 1024),
+            max_frame,
+            hpack,
+        }
+    }
+
+    /// The next frame: its type, flags, stream and payload. None at EOF
+    /// between frames.
+    async fn raw(&mut self) -> Option<Result<(u8, u8, u32, Bytes), String>> {
+        loop {
+            if self.buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, self.buf[0], self.buf[1], self.buf[2]]) as usize;
+                if len > self.max_frame {
+                    return Some(Err(format!("frame of {len} bytes over {}", self.max_frame)));
+                }
+                if self.buf.len() >= 9 + len {
+                    let head = self.buf.split_to(9);
+                    let stream =
+                        u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+                    let payload = self.buf.split_to(len).freeze();
+                    return Some(Ok((head[3], head[4], stream, payload)));
+                }
+            }
+            match self.read.read_buf(&mut self.buf).await {
+                Ok(0) if self.buf.is_empty() => return None,
+                Ok(0) => return Some(Err("EOF inside a frame".to_string())),
+                Ok(_) => {}
+                Err(e) => return Some(Err(format!("read: {e}"))),
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Option<Result<Frame, String>> {
+        let (kind, flags, stream, payload) = match self.raw().await? {
+            Ok(raw) => raw,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(self.parse(kind, flags, stream, payload).await)
+    }
+
+    async fn parse(
+        &mut self,
+        kind: u8,
+        flags: u8,
+        stream: u32,
+        payload: Bytes,
+    ) -> Result<Frame, String> {
+        let code = |b: &[u8]| Reason::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let short = |need: usize| {
+            if payload.len() < need {
+                Err(format!("frame type {kind} of {} bytes", payload.len()))
+            } else {
+                Ok(())
+            }
+        };
+        Ok(match kind {
+            kind::DATA => Frame::Data {
+                stream,
+                len: unpadded(flags, &payload)?.len(),
+                end_stream: flags & flag::END_STREAM != 0,
+            },
+            kind::HEADERS => {
+                let mut fragment = unpadded(flags, &payload)?;
+                if flags & PRIORITY != 0 {
+                    fragment = fragment
+                        .get(5..)
+                        .ok_or("HEADERS too short for its priority")?;
+                }
+                let mut block = fragment.to_vec();
+                let mut end_headers = flags & flag::END_HEADERS != 0;
+                while !end_headers {
+                    match self.raw().await {
+                        Some(Ok((kind::CONTINUATION, more, id, part))) if id == stream => {
+                            block.extend_from_slice(&part);
+                            end_headers = more & flag::END_HEADERS != 0;
+                        }
+                        Some(Ok((other, ..))) => {
+                            return Err(format!("frame type {other} inside a header block"))
+                        }
+                        Some(Err(e)) => return Err(e),
+                        None => return Err("EOF inside a header block".to_string()),
+                    }
+                }
+                let fields = self
+                    .hpack
+                    .decode(&block)
+                    .map_err(|e| format!("HPACK: {e}"))?;
+                let status = fields
+                    .iter()
+                    .find(|(name, _)| name == b":status")
+                    .and_then(|(_, value)| std::str::from_utf8(value).ok()?.parse().ok());
+                Frame::Headers {
+                    stream,
+                    end_stream: flags & flag::END_STREAM != 0,
+                    status,
+                }
+            }
+            kind::RST_STREAM => {
+                short(4)?;
+                Frame::Reset {
+                    stream,
+                    reason: code(&payload),
+                }
+            }
+            kind::GOAWAY => {
+                short(8)?;
+                Frame::GoAway {
+                    last_stream: u32::from_be_bytes([
+                        payload[0], payload[1], payload[2], payload[3],
+                    ]) & 0x7fff_ffff,
+                    reason: code(&payload[4..]),
+                    debug: payload[8..].to_vec(),
+                }
+            }
+            kind::PING => Frame::Ping {
+                ack: flags & flag::ACK != 0,
+            },
+            kind::SETTINGS => Frame::Settings {
+                ack: flags & flag::ACK != 0,
+                pairs: payload
+                    .chunks_exact(6)
+                    .map(|c| {
+                        (
+                            u16::from_be_bytes([c[0], c[1]]),
+                            u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+                        )
+                    })
+                    .collect(),
+            },
+            _ => Frame::Other,
+        })
     }
 }
 
-impl AsyncWrite for ReadOnly {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        _: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(Err(std::io::ErrorKind::Unsupported.into()))
+/// A DATA or HEADERS payload without its padding (the PADDED flag).
+fn unpadded(flags: u8, payload: &[u8]) -> Result<&[u8], String> {
+    if flags & PADDED == 0 {
+        return Ok(payload);
     }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-type Reader = h2::Codec<ReadOnly, Bytes>;
-
-async fn next_frame(codec: &mut Reader) -> Option<Result<Frame, h2::proto::Error>> {
-    std::future::poll_fn(|cx| Pin::new(&mut *codec).poll_next(cx)).await
+    let pad = *payload
+        .first()
+        .ok_or("PADDED frame without its pad length")? as usize;
+    payload
+        .get(1..payload.len().saturating_sub(pad))
+        .filter(|_| pad < payload.len())
+        .ok_or_else(|| format!("padding of {pad} bytes in a payload of {}", payload.len()))
 }
 
 /// Records one frame in `out`.
 fn record(out: &mut Outcome, frame: Frame) {
     out.frames += 1;
     match frame {
-        Frame::Headers(h) => {
-            let id = u32::from(h.stream_id());
-            let end = h.is_end_stream();
-            let (pseudo, _) = h.into_parts();
-            if let Some(status) = pseudo.status {
-                out.statuses.push((id, status.as_u16()));
+        Frame::Headers {
+            stream,
+            end_stream,
+            status,
+        } => {
+            if let Some(status) = status {
+                out.statuses.push((stream, status));
             }
-            if end {
-                out.ended.push(id);
-            }
-        }
-        Frame::Data(d) => {
-            out.data_bytes += d.payload().len();
-            if d.is_end_stream() {
-                out.ended.push(u32::from(d.stream_id()));
+            if end_stream {
+                out.ended.push(stream);
             }
         }
-        Frame::Reset(r) => out.resets.push((u32::from(r.stream_id()), r.reason())),
-        Frame::GoAway(g) => {
-            out.goaway = Some((u32::from(g.last_stream_id()), g.reason()));
-            out.goaway_debug = String::from_utf8_lossy(g.debug_data()).into_owned();
+        Frame::Data {
+            stream,
+            len,
+            end_stream,
+        } => {
+            out.data_bytes += len;
+            if end_stream {
+                out.ended.push(stream);
+            }
         }
-        Frame::Ping(p) if p.is_ack() => out.pings_acked += 1,
-        Frame::Settings(s) if s.is_ack() => out.settings_acks += 1,
-        Frame::Settings(s) => out.server_settings.push(s),
+        Frame::Reset { stream, reason } => out.resets.push((stream, reason)),
+        Frame::GoAway {
+            last_stream,
+            reason,
+            debug,
+        } => {
+            out.goaway = Some((last_stream, reason));
+            out.goaway_debug = String::from_utf8_lossy(&debug).into_owned();
+        }
+        Frame::Ping { ack: true } => out.pings_acked += 1,
+        Frame::Settings { ack: true, .. } => out.settings_acks += 1,
+        Frame::Settings { ack: false, pairs } => out.server_settings.push(pairs),
         _ => {}
     }
 }
@@ -363,13 +540,13 @@ impl Conn {
         let mut hello = PREFACE.to_vec();
         hello.extend_from_slice(&settings(client_settings));
         writer.write_all(&hello).await.expect("write the preface");
-        let mut codec: Reader = h2::Codec::new(ReadOnly(read));
+        let mut codec = Reader::new(read, client_settings);
         let mut seen = Outcome::default();
         let deadline = Duration::from_secs(5);
         loop {
-            match tokio::time::timeout(deadline, next_frame(&mut codec)).await {
+            match tokio::time::timeout(deadline, codec.next()).await {
                 Ok(Some(Ok(f))) => {
-                    let server_settings = matches!(&f, Frame::Settings(s) if !s.is_ack());
+                    let server_settings = matches!(&f, Frame::Settings { ack: false, .. });
                     record(&mut seen, f);
                     if server_settings {
                         break;
@@ -386,12 +563,12 @@ impl Conn {
         let shared = Arc::clone(&seen);
         let reader = tokio::spawn(async move {
             loop {
-                let item = next_frame(&mut codec).await;
+                let item = codec.next().await;
                 let mut out = shared.lock().expect("outcome lock");
                 match item {
                     Some(Ok(f)) => record(&mut out, f),
                     Some(Err(e)) => {
-                        out.closed = Some((Instant::now(), format!("read error: {e:?}")));
+                        out.closed = Some((Instant::now(), format!("read error: {e}")));
                         break;
                     }
                     None => {

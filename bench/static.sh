@@ -12,6 +12,8 @@
 #   PROXY_BIN=path  use this binary instead of building target/release/proxy
 #   SENDFILE=on|off `sendfile` for both servers (default on, nginx's stock
 #                   nginx.conf); NOPUSH=on adds `tcp_nopush on` to both
+#   OPEN_FILE_CACHE="max=1000 inactive=20s" `open_file_cache` for both servers
+#                   (default off, nginx's default)
 #   CASES="file1m"  only these cases (default: file1k file1m gzip1 gzip6)
 #   BASE_BIN=path   also measure this build of ours ("base", e.g. main before
 #                   a change) in the same run, with the same configuration
@@ -20,6 +22,7 @@ DURATION=${1:-5}
 CONNS=${2:-16}
 SENDFILE=${SENDFILE:-on}
 NOPUSH=${NOPUSH:-off}
+OPEN_FILE_CACHE=${OPEN_FILE_CACHE:-off}
 CASES=${CASES:-file1k file1m gzip1 gzip6}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK_PREFIX=/tmp/sticky-static-bench
@@ -64,7 +67,7 @@ EOF
 server_body() {
     cat <<EOF
         keepalive_requests 100000;
-        sendfile $SENDFILE; tcp_nopush $NOPUSH;
+        sendfile $SENDFILE; tcp_nopush $NOPUSH; open_file_cache $OPEN_FILE_CACHE;
         root $WORK/www;
         location /gz1/ { gzip on; gzip_types text/plain; gzip_comp_level 1;
                          proxy_http_version 1.1; proxy_set_header Connection "";
@@ -125,7 +128,7 @@ for path in /1k.bin /1m.bin /gz1/page.txt /gz6/page.txt; do
 done
 
 TCK=$(getconf CLK_TCK)
-echo "sendfile $SENDFILE, tcp_nopush $NOPUSH, $CONNS connections, ${DURATION}s per case"
+echo "sendfile $SENDFILE, tcp_nopush $NOPUSH, open_file_cache $OPEN_FILE_CACHE, $CONNS connections, ${DURATION}s per case"
 printf '%-6s %-7s %5s %10s %10s %9s %9s %9s\n' server case conns req/s MB/s usr_us sys_us tot_us
 run_one() {
     local name=$1 pid=$2 port=$3 case=$4 path=$5

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::template::Template;
 
@@ -128,6 +129,32 @@ pub struct FilesConf {
     /// the head and the file go out, so the head shares the file's first
     /// packet. Default off.
     pub tcp_nopush: bool,
+    /// `open_file_cache` (`None`: off, the default).
+    pub open_file_cache: Option<OpenFileCache>,
+}
+
+/// `open_file_cache max=N [inactive=TIME]` and the `open_file_cache_valid`,
+/// `_min_uses` and `_errors` in force where it applies
+/// (`crate::files::cache`).
+#[derive(Debug, Clone)]
+pub struct OpenFileCache {
+    /// One cache per `open_file_cache` directive, shared by the levels below
+    /// it: each worker keeps one store per distinct `Arc`.
+    pub store: Arc<()>,
+    pub limits: OpenFileLimits,
+}
+
+/// The settings of one `open_file_cache` and its `open_file_cache_*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenFileLimits {
+    pub max: usize,
+    pub inactive: Duration,
+    /// `open_file_cache_valid`, default 60 s.
+    pub valid: Duration,
+    /// `open_file_cache_min_uses`, default 1.
+    pub min_uses: u32,
+    /// `open_file_cache_errors`, default off.
+    pub errors: bool,
 }
 
 impl FilesConf {
@@ -201,6 +228,7 @@ impl Default for FilesConf {
             autoindex_exact_size: true,
             autoindex_localtime: false,
             autoindex_format: AutoindexFormat::Html,
+            open_file_cache: None,
             sendfile: false,
             sendfile_max_chunk: 2 * 1024 * 1024,
             tcp_nopush: false,

@@ -3,7 +3,8 @@
 //!
 //! Pure: [`path`] maps a URI to a path that never leaves its directory,
 //! [`range`] reads `Range`, [`cond`] the validators and conditional
-//! headers. I/O: [`open`] opens (refusing symbolic links when asked),
+//! headers, [`cache`] keeps open files (`open_file_cache`). I/O: [`open`]
+//! opens (refusing symbolic links when asked),
 //! [`serve`] runs nginx's try_files -> index -> autoindex -> static order and
 //! returns an [`serve::Outcome`], [`body`] streams the file in bounded
 //! chunks, [`autoindex`] lists a directory. The proxy turns an outcome into
@@ -11,6 +12,7 @@
 
 pub mod autoindex;
 pub mod body;
+pub mod cache;
 pub mod cond;
 pub mod open;
 pub mod path;

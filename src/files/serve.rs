@@ -6,20 +6,25 @@
 //! redirect, or an internal redirect to another URI (index files and
 //! `try_files` URI fallbacks), which the caller resolves.
 
+use std::cell::RefCell;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{Instant, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
-use crate::config::files::{DocRoot, FilesConf, PathPart, PathTemplate, TryFallback};
+use crate::config::files::{
+    DocRoot, FilesConf, OpenFileLimits, PathPart, PathTemplate, TryFallback,
+};
 use crate::files::body::{FileBody, Piece};
+use crate::files::cache::FileCache;
 use crate::files::cond;
 use crate::files::path::{self, PathError};
 use crate::files::range::{self, Ranges};
@@ -66,6 +71,34 @@ pub struct FileRequest<'a> {
     /// Precompressed variants to look for, in order (`gzip_static`,
     /// `brotli_static`): the suffix added to the path and its coding.
     pub precompressed: &'a [(&'static str, &'static str)],
+    /// The worker's `open_file_cache` store for the location, if it has one.
+    pub cache: Option<Cached>,
+}
+
+/// An `open_file_cache` in force: the worker's store, its settings, and the
+/// request's time.
+pub struct Cached {
+    pub store: Rc<RefCell<FileCache>>,
+    pub limits: OpenFileLimits,
+    pub now: Instant,
+}
+
+/// Opens `path` (`disable_symlinks` as `conf` says), through the location's
+/// `open_file_cache` when it has one.
+fn open_file(
+    conf: &FilesConf,
+    req: &FileRequest<'_>,
+    path: &Path,
+) -> io::Result<(Arc<File>, Metadata)> {
+    let no_symlinks = conf.disable_symlinks;
+    match &req.cache {
+        Some(c) => {
+            c.store
+                .borrow_mut()
+                .open(&c.limits, path, no_symlinks, c.now, super::open::open)
+        }
+        None => super::open::open(path, no_symlinks).map(|(f, m)| (Arc::new(f), m)),
+    }
 }
 
 /// The `try_files` phase and then the content phase for `req.vars.path`.
@@ -177,7 +210,7 @@ fn content(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
             return out;
         }
     }
-    let (file, meta) = match super::open::open(&path, conf.disable_symlinks) {
+    let (file, meta) = match open_file(conf, req, &path) {
         Ok(f) => f,
         Err(e) => return open_failed(conf, &path, &e),
     };
@@ -206,7 +239,7 @@ fn precompressed(
     for (suffix, coding) in req.precompressed {
         let mut p = path.as_os_str().to_os_string();
         p.push(suffix);
-        let Ok((file, meta)) = super::open::open(Path::new(&p), conf.disable_symlinks) else {
+        let Ok((file, meta)) = open_file(conf, req, Path::new(&p)) else {
             continue;
         };
         if !meta.is_file() {
@@ -241,7 +274,7 @@ fn directory(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
         let Ok(p) = map(conf, req, &target) else {
             continue;
         };
-        if super::open::open(&p, conf.disable_symlinks).is_ok_and(|(_, m)| !m.is_dir()) {
+        if open_file(conf, req, &p).is_ok_and(|(_, m)| !m.is_dir()) {
             return Outcome::Redirect(target);
         }
     }
@@ -249,7 +282,7 @@ fn directory(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
         Ok(p) => p,
         Err(_) => return Outcome::Status(StatusCode::BAD_REQUEST),
     };
-    match super::open::open(&dir, conf.disable_symlinks) {
+    match open_file(conf, req, &dir) {
         Ok((_, m)) if m.is_dir() => {}
         Ok(_) => return Outcome::Status(StatusCode::NOT_FOUND),
         Err(e) => return open_failed(conf, &dir, &e),
@@ -290,7 +323,7 @@ static BOUNDARY: AtomicU64 = AtomicU64::new(1);
 fn file_reply(
     conf: &FilesConf,
     req: &FileRequest<'_>,
-    file: File,
+    file: Arc<File>,
     meta: &Metadata,
     content_type: &str,
 ) -> Outcome {
@@ -334,7 +367,6 @@ fn file_reply(
     if conf.max_ranges != Some(0) {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
-    let file = Arc::new(file);
     let (status, pieces) = match wanted {
         Ranges::Full => {
             headers.insert(header::CONTENT_TYPE, ct);

@@ -9,6 +9,8 @@
 //! as nginx) and plans it again from the new `$uri`, whatever its location
 //! does (files, proxy, `return`).
 
+use std::time::Instant;
+
 use http::header;
 use http::{Method, Request, Response, StatusCode};
 
@@ -18,7 +20,7 @@ use crate::proxy::compress::compress_response;
 
 use crate::config::{Location, LocationConf, LocationMatch};
 use crate::downstream::body::RequestBody;
-use crate::files::serve::{self, FileRequest, Outcome};
+use crate::files::serve::{self, Cached, FileRequest, Outcome};
 use crate::proxy::body::{ProxyBody, Sendfile};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::errors::{self, RedirectBase};
@@ -66,6 +68,11 @@ impl Worker {
             vars,
             conf_dir,
             precompressed: &precompressed,
+            cache: conf.files.open_file_cache.as_ref().map(|c| Cached {
+                store: self.file_cache(&c.store),
+                limits: c.limits,
+                now: Instant::now(),
+            }),
         };
         let outcome = serve::serve(&conf.files, &fr);
         drop(fr);

@@ -5,13 +5,14 @@
 //! `RefCell` and `Cell`, no locks on the request path. The request path
 //! itself is [`crate::proxy::handler`].
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::access::zones::{AccessState, CountGuard};
 use crate::config::Config;
+use crate::files::cache::FileCache;
 use crate::log::AccessLogs;
 use crate::proxy::route::Router;
 use crate::upstream::client::Transport;
@@ -39,6 +40,9 @@ pub struct Worker {
     pub(super) access: Arc<AccessState>,
     /// The resolvers of `proxy_pass` with variables, made at first use.
     pub(super) dns: Lookups,
+    /// This worker's store of each `open_file_cache` (by the directive's
+    /// token), made at first use.
+    file_caches: RefCell<Vec<FileCacheSlot>>,
 }
 
 impl Worker {
@@ -99,6 +103,7 @@ impl Worker {
             logs,
             access,
             dns: Lookups::default(),
+            file_caches: RefCell::default(),
         }
     }
 
@@ -113,5 +118,21 @@ impl Worker {
         let n = self.connections.get() + 1;
         self.connections.set(n);
         n
+    }
+}
+
+/// An `open_file_cache`'s token and this worker's store for it.
+type FileCacheSlot = (Arc<()>, Rc<RefCell<FileCache>>);
+
+impl Worker {
+    /// This worker's store for the `open_file_cache` whose token is `token`.
+    pub(super) fn file_cache(&self, token: &Arc<()>) -> Rc<RefCell<FileCache>> {
+        let mut all = self.file_caches.borrow_mut();
+        if let Some((_, store)) = all.iter().find(|(t, _)| Arc::ptr_eq(t, token)) {
+            return Rc::clone(store);
+        }
+        let store = Rc::new(RefCell::new(FileCache::default()));
+        all.push((Arc::clone(token), Rc::clone(&store)));
+        store
     }
 }

@@ -2,21 +2,22 @@
 //! http, server or location level: `root`, `index`, `try_files`,
 //! `default_type`, `types`, `charset`, `charset_types`, `etag`,
 //! `if_modified_since`, `max_ranges`, `log_not_found`, `disable_symlinks`,
-//! `autoindex*`, `sendfile`, `sendfile_max_chunk`, `tcp_nopush`, and the
-//! tuning knobs accepted with a warning (`aio`, `directio`,
-//! `open_file_cache*`); `alias` (location only, [`alias`]). Relative paths
+//! `autoindex*`, `sendfile`, `sendfile_max_chunk`, `tcp_nopush`,
+//! `open_file_cache`, `open_file_cache_valid`, `_min_uses`, `_errors`;
+//! `alias` (location only, [`alias`]). Relative paths
 //! are taken from the directory of the file the directive is written in.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::args::{arg, block, err, flag, number, set_once, simple, size, template_arg};
+use super::args::{arg, block, err, flag, number, set_once, simple, size, template_arg, time};
 use super::inherit::inherit_fields;
 use super::{Builder, Res};
 use crate::config::ast::Directive;
 use crate::config::files::{
-    AutoindexFormat, DocRoot, FilesConf, IfModifiedSince, PathPart, PathTemplate, TryFallback,
-    TryFiles,
+    AutoindexFormat, DocRoot, FilesConf, IfModifiedSince, OpenFileCache, OpenFileLimits, PathPart,
+    PathTemplate, TryFallback, TryFiles,
 };
 use crate::config::template::Part;
 use crate::config::LocationMatch;
@@ -43,6 +44,11 @@ pub(super) struct FilesLayer {
     sendfile: Option<bool>,
     sendfile_max_chunk: Option<u64>,
     tcp_nopush: Option<bool>,
+    /// `open_file_cache`: its store and `max`, `inactive` (`Some(None)`: off).
+    open_file_cache: Option<Option<(Arc<()>, usize, Duration)>>,
+    open_file_cache_valid: Option<Duration>,
+    open_file_cache_min_uses: Option<u32>,
+    open_file_cache_errors: Option<bool>,
 }
 
 impl FilesLayer {
@@ -68,7 +74,11 @@ impl FilesLayer {
             autoindex_format,
             sendfile,
             sendfile_max_chunk,
-            tcp_nopush
+            tcp_nopush,
+            open_file_cache,
+            open_file_cache_valid,
+            open_file_cache_min_uses,
+            open_file_cache_errors
         );
     }
 
@@ -95,6 +105,20 @@ impl FilesLayer {
             sendfile: self.sendfile.unwrap_or(d.sendfile),
             sendfile_max_chunk: self.sendfile_max_chunk.unwrap_or(d.sendfile_max_chunk),
             tcp_nopush: self.tcp_nopush.unwrap_or(d.tcp_nopush),
+            open_file_cache: self.open_file_cache.clone().flatten().map(
+                |(store, max, inactive)| OpenFileCache {
+                    store,
+                    limits: OpenFileLimits {
+                        max,
+                        inactive,
+                        valid: self
+                            .open_file_cache_valid
+                            .unwrap_or(Duration::from_secs(60)),
+                        min_uses: self.open_file_cache_min_uses.unwrap_or(1),
+                        errors: self.open_file_cache_errors.unwrap_or(false),
+                    },
+                },
+            ),
         })
     }
 }
@@ -175,7 +199,8 @@ impl Builder {
             | "autoindex_exact_size"
             | "autoindex_localtime"
             | "sendfile"
-            | "tcp_nopush" => {
+            | "tcp_nopush"
+            | "open_file_cache_errors" => {
                 simple(d, 1, 1)?;
                 let on = flag(d)?;
                 if on && d.name == "autoindex_localtime" {
@@ -191,6 +216,7 @@ impl Builder {
                     "autoindex_exact_size" => &mut layer.autoindex_exact_size,
                     "sendfile" => &mut layer.sendfile,
                     "tcp_nopush" => &mut layer.tcp_nopush,
+                    "open_file_cache_errors" => &mut layer.open_file_cache_errors,
                     _ => &mut layer.autoindex_localtime,
                 };
                 set_once(slot, on, d)?;
@@ -227,6 +253,26 @@ impl Builder {
                     other => return Err(err(format!("invalid value \"{other}\" in \"if_modified_since\" directive, it must be \"off\", \"exact\" or \"before\""), d)),
                 };
                 set_once(&mut layer.if_modified_since, v, d)?;
+            }
+            "open_file_cache" => {
+                simple(d, 1, 2)?;
+                let cache = super::tuning::cache_params(d, false)?.map(|(max, inactive)| {
+                    (
+                        Arc::new(()),
+                        usize::try_from(max).unwrap_or(usize::MAX),
+                        inactive,
+                    )
+                });
+                set_once(&mut layer.open_file_cache, cache, d)?;
+            }
+            "open_file_cache_valid" => {
+                simple(d, 1, 1)?;
+                set_once(&mut layer.open_file_cache_valid, time(d, arg(d, 0))?, d)?;
+            }
+            "open_file_cache_min_uses" => {
+                simple(d, 1, 1)?;
+                let n: u32 = number(d, arg(d, 0))?;
+                set_once(&mut layer.open_file_cache_min_uses, n, d)?;
             }
             "sendfile_max_chunk" => {
                 simple(d, 1, 1)?;
@@ -381,6 +427,7 @@ pub(super) fn alias(d: &Directive, layer: &mut FilesLayer, matcher: &LocationMat
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::tests::{fails, ok};
 
@@ -406,6 +453,72 @@ mod tests {
         let d = &c.http.servers[0].conf.files;
         assert!(!d.sendfile && !d.tcp_nopush);
         assert_eq!(d.sendfile_max_chunk, 2 * 1024 * 1024);
+    }
+
+    #[test]
+    fn open_file_cache_inherits_and_shares_its_store_below_it() {
+        use std::sync::Arc;
+        use std::time::Duration;
+        let (c, w) = ok("http {
+              open_file_cache max=100 inactive=20s; open_file_cache_valid 30s;
+              server {
+                open_file_cache_min_uses 2;
+                location /a { open_file_cache_errors on; }
+                location /b { open_file_cache off; }
+                location /c { open_file_cache max=5; }
+              }
+              server { }
+            }");
+        assert!(w.is_empty(), "{w:?}");
+        let s = &c.http.servers[0];
+        let a = s.locations[0].conf.files.open_file_cache.as_ref().unwrap();
+        assert_eq!(
+            (
+                a.limits.max,
+                a.limits.inactive,
+                a.limits.valid,
+                a.limits.min_uses,
+                a.limits.errors
+            ),
+            (
+                100,
+                Duration::from_secs(20),
+                Duration::from_secs(30),
+                2,
+                true
+            )
+        );
+        assert!(s.locations[1].conf.files.open_file_cache.is_none());
+        let own = s.locations[2].conf.files.open_file_cache.as_ref().unwrap();
+        // nginx's default inactive is 60 s; a cache of its own.
+        assert_eq!(
+            (own.limits.max, own.limits.inactive),
+            (5, Duration::from_secs(60))
+        );
+        assert!(!Arc::ptr_eq(&own.store, &a.store));
+        let other = c.http.servers[1]
+            .conf
+            .files
+            .open_file_cache
+            .as_ref()
+            .unwrap();
+        assert!(Arc::ptr_eq(&other.store, &a.store));
+        assert_eq!((other.limits.min_uses, other.limits.errors), (1, false));
+        // Off by default.
+        let (c, _) = ok("http { server { } }");
+        assert!(c.http.servers[0].conf.files.open_file_cache.is_none());
+    }
+
+    #[test]
+    fn bad_open_file_cache_values_are_nginx_errors() {
+        for (conf, e) in [
+            ("http { open_file_cache max=x; }", "invalid \"open_file_cache\" parameter \"max=x\" in /etc/proxy/test.conf:1"),
+            ("http { open_file_cache_valid soon; }", "\"open_file_cache_valid\" directive invalid value in /etc/proxy/test.conf:1"),
+            ("http { open_file_cache_min_uses -1; }", "\"open_file_cache_min_uses\" directive invalid number in /etc/proxy/test.conf:1"),
+            ("http { open_file_cache_errors maybe; }", "invalid value \"maybe\" in \"open_file_cache_errors\" directive, it must be \"on\" or \"off\" in /etc/proxy/test.conf:1"),
+        ] {
+            assert_eq!(fails(conf), e, "{conf}");
+        }
     }
 
     #[test]

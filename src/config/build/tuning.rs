@@ -7,6 +7,7 @@
 //! sees never belongs here.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use super::args::{arg, duplicate, err, flag, not_allowed, number, simple, size, time};
 use super::{Builder, Res};
@@ -71,7 +72,6 @@ struct Tuning {
 const MEMORY: &str = "the proxy sizes its own tables and buffers";
 const FILES: &str = "the proxy keeps no temporary files";
 const STREAMED: &str = "bodies are always streamed";
-const FILE_CACHE: &str = "the proxy keeps no open-file cache";
 const PROCESS: &str = "the proxy runs as one process with worker threads";
 const FASTCGI: &str = "it acts only with \"fastcgi_pass\", which is not supported";
 
@@ -119,11 +119,7 @@ const TUNING: &[Tuning] = &[
     t("uwsgi_temp_path", HSL, Value::TempPath, FILES),
     t("scgi_temp_path", HSL, Value::TempPath, FILES),
     // File I/O and caches of open files.
-    t("open_file_cache", HSL, Value::Cache { log_cache: false }, FILE_CACHE),
-    t("open_file_cache_valid", HSL, Value::Time, FILE_CACHE),
-    t("open_file_cache_min_uses", HSL, Value::Number, FILE_CACHE),
-    t("open_file_cache_errors", HSL, Value::Flag, FILE_CACHE),
-    t("open_file_cache_events", HSL, Value::Flag, FILE_CACHE),
+    t("open_file_cache_events", HSL, Value::Flag, "obsolete: nginx ignores it too"),
     t("open_log_file_cache", HSL, Value::Cache { log_cache: true }, "log files stay open"),
     t("aio", HSL, Value::Args(1, 1), "the proxy does no asynchronous file I/O"),
     t("aio_write", HSL, Value::Flag, "the proxy does no asynchronous file I/O"),
@@ -273,10 +269,12 @@ fn check_value(d: &Directive, value: Value) -> Res<()> {
 }
 
 /// `off` | `max=N [inactive=TIME] [min_uses=N] [valid=TIME]` with nginx's texts
-/// (nginx reads them in any order, `off` included).
-fn cache_params(d: &Directive, log_cache: bool) -> Res<()> {
+/// (nginx reads them in any order, `off` included): `max` and `inactive`
+/// (default 60 s), or `None` for `off`.
+pub(super) fn cache_params(d: &Directive, log_cache: bool) -> Res<Option<(u64, Duration)>> {
     let mut off = false;
-    let mut max = false;
+    let mut max = None;
+    let mut inactive = Duration::from_secs(60);
     for a in &d.args {
         let p = a.value.as_str();
         let bad = || err(format!("invalid \"{}\" parameter \"{p}\"", d.name), d);
@@ -287,11 +285,10 @@ fn cache_params(d: &Directive, log_cache: bool) -> Res<()> {
         let (key, value) = p.split_once('=').ok_or_else(bad)?;
         match key {
             "max" => {
-                number::<u64>(d, value).map_err(|_| bad())?;
-                max = true;
+                max = Some(number::<u64>(d, value).map_err(|_| bad())?);
             }
             "inactive" => {
-                time(d, value).map_err(|_| bad())?;
+                inactive = time(d, value).map_err(|_| bad())?;
             }
             "min_uses" if log_cache => {
                 number::<u64>(d, value).map_err(|_| bad())?;
@@ -302,13 +299,16 @@ fn cache_params(d: &Directive, log_cache: bool) -> Res<()> {
             _ => return Err(bad()),
         }
     }
-    if !max && !off {
-        return Err(err(
+    if off {
+        return Ok(None);
+    }
+    match max {
+        Some(max) => Ok(Some((max, inactive))),
+        None => Err(err(
             format!("\"{}\" must have the \"max\" parameter", d.name),
             d,
-        ));
+        )),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -352,7 +352,7 @@ mod tests {
                msie_padding off;\n   types_hash_bucket_size 64;\n  }\n }\n}\n",
         );
         assert_eq!(c.http.servers.len(), 1);
-        assert_eq!(warnings.len(), 20);
+        assert_eq!(warnings.len(), 18);
         assert_eq!(
             warnings[3].to_string(),
             "\"worker_aio_requests\" directive is ignored: the proxy does no asynchronous \

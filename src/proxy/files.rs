@@ -55,11 +55,12 @@ impl Worker {
             .parent()
             .unwrap_or_else(|| std::path::Path::new("."));
         let tokens = conf.server_tokens;
-        let text = String::from_utf8_lossy(vars.path);
-        let captures = match location.map(|l| &l.matcher) {
-            Some(LocationMatch::Regex { re, .. }) => re.captures(&text),
+        // Only a regex location's `alias`/`root` reads captures of `$uri`.
+        let text = match location.map(|l| &l.matcher) {
+            Some(LocationMatch::Regex { re, .. }) => Some((re, String::from_utf8_lossy(vars.path))),
             _ => None,
         };
+        let captures = text.as_ref().and_then(|(re, text)| re.captures(text));
         let precompressed = precompressed_variants(&conf.compress, req);
         let fr = FileRequest {
             method: req.method(),

@@ -141,8 +141,10 @@ async fn cached_files_are_checked_again_after_valid_as_nginx_does() {
         server_body("127.0.0.1:0", &ours_dir, 3)
     ));
     // The cached location keeps the file open; the other one does not.
-    get(p.addr, "/c/a.txt", &[]).await;
-    assert!(held(&ours_dir.join("a.txt")).await);
+    // (Another file than the test's: its `valid` starts with the test.)
+    std::fs::write(ours_dir.join("w.txt"), "w").expect("write");
+    get(p.addr, "/c/w.txt", &[]).await;
+    assert!(held(&ours_dir.join("w.txt")).await);
     std::fs::write(ours_dir.join("b.txt"), "b").expect("write");
     get(p.addr, "/n/b.txt", &[]).await;
     assert_eq!(settled_fds(&ours_dir.join("b.txt"), 0).await, 0);
@@ -186,4 +188,50 @@ async fn min_uses_inactive_and_max_decide_which_descriptors_stay_open() {
     assert_eq!(settled_fds(&dir.join("b.txt"), 0).await, 0);
     assert!(held(&dir.join("c.txt")).await);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `try_files` looks files up through the cache, as nginx does: a cached file
+/// deleted meanwhile is still found (and served), a missing one falls back.
+async fn try_files_sequence(who: &str, addr: SocketAddr, dir: &Path) {
+    assert_eq!(
+        answer(addr, "/x.txt").await,
+        (200, "x".to_string()),
+        "{who}"
+    );
+    std::fs::remove_file(dir.join("x.txt")).expect("rm");
+    assert_eq!(
+        answer(addr, "/x.txt").await,
+        (200, "x".to_string()),
+        "{who}: cached"
+    );
+    assert_eq!(
+        answer(addr, "/y.txt").await,
+        (200, "fallback".to_string()),
+        "{who}: missing"
+    );
+}
+
+#[tokio::test]
+async fn try_files_sees_the_cache_as_nginx_does() {
+    let body = |listen: &str, dir: &Path| {
+        format!(
+            "server {{\n listen {listen};\n default_type text/plain;\n root {};\n\
+             location / {{ open_file_cache max=10; open_file_cache_valid 30s; try_files $uri /fallback.txt; }}\n}}\n",
+            dir.display()
+        )
+    };
+    let files = [("x.txt", "x"), ("fallback.txt", "fallback")];
+    let ours_dir = dir_with("tf-ours", &files);
+    let p = start_proxy(&format!(
+        "events {{}}\nhttp {{\n{}}}\n",
+        body("127.0.0.1:0", &ours_dir)
+    ));
+    try_files_sequence("ours", p.addr, &ours_dir).await;
+    let nginx_dir = dir_with("tf-nginx", &files);
+    match Nginx::start(&body("LISTEN", &nginx_dir)) {
+        Some(n) => try_files_sequence("nginx", n.addr, &nginx_dir).await,
+        None => eprintln!("nginx not installed: only ours"),
+    }
+    let _ = std::fs::remove_dir_all(&ours_dir);
+    let _ = std::fs::remove_dir_all(&nginx_dir);
 }

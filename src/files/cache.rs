@@ -36,6 +36,18 @@ struct Entry {
     stamp: u64,
 }
 
+impl Entry {
+    /// Marks the entry used at `now`, the most recently used one (`stamp`:
+    /// its new place in `order`).
+    fn used_again(&mut self, now: Instant, stamp: u64, order: &mut BTreeMap<u64, PathBuf>) {
+        self.used = now;
+        let old = std::mem::replace(&mut self.stamp, stamp);
+        if let Some(key) = order.remove(&old) {
+            order.insert(stamp, key);
+        }
+    }
+}
+
 /// One cache of a worker.
 #[derive(Default)]
 pub struct FileCache {
@@ -66,47 +78,50 @@ impl FileCache {
         open: impl FnOnce(&Path, bool) -> io::Result<(File, Metadata)>,
     ) -> io::Result<(Arc<File>, Metadata)> {
         self.expire(limits.inactive, now);
-        let stamp = self.next;
-        self.next += 1;
         if let Some(e) = self.entries.get_mut(path) {
             let fresh = now.saturating_duration_since(e.opened) < limits.valid;
             if let (true, true, Some(found)) = (fresh, e.no_symlinks == no_symlinks, &e.found) {
                 let found = found.clone();
-                e.used = now;
                 e.uses = e.uses.saturating_add(1);
-                let old = std::mem::replace(&mut e.stamp, stamp);
-                if let Some(key) = self.order.remove(&old) {
-                    self.order.insert(stamp, key);
-                }
+                self.next += 1;
+                e.used_again(now, self.next, &mut self.order);
                 return found.map_err(io::Error::from_raw_os_error);
             }
         }
         let opened = open(path, no_symlinks).map(|(f, m)| (Arc::new(f), m));
         // Only failures with an OS error code are kept (as nginx keeps
-        // `ENOENT`, `EACCES`, ...).
-        let keep: Option<Found> = match &opened {
-            Ok(found) => Some(Ok(found.clone())),
-            Err(e) if limits.errors => e.raw_os_error().map(Err),
-            Err(_) => None,
+        // `ENOENT`, `EACCES`, ...), and only with `open_file_cache_errors on`;
+        // otherwise a failed lookup leaves the cache, as in nginx.
+        let keep: Found = match &opened {
+            Ok(found) => Ok(found.clone()),
+            Err(e) => match e.raw_os_error() {
+                Some(code) if limits.errors => Err(code),
+                _ => {
+                    self.remove(path);
+                    return opened;
+                }
+            },
         };
+        // An error is kept from the first lookup; a descriptor once the file
+        // was asked for `min_uses` times.
+        let keeps = |uses: u32| keep.is_err() || uses >= limits.min_uses;
         match self.entries.get_mut(path) {
             Some(e) => {
                 e.uses = e.uses.saturating_add(1);
-                e.used = now;
                 e.opened = now;
                 e.no_symlinks = no_symlinks;
-                e.found = keep.filter(|_| e.uses >= limits.min_uses);
-                let old = std::mem::replace(&mut e.stamp, stamp);
-                if let Some(key) = self.order.remove(&old) {
-                    self.order.insert(stamp, key);
-                }
+                e.found = keeps(e.uses).then_some(keep);
+                self.next += 1;
+                e.used_again(now, self.next, &mut self.order);
             }
             None if limits.max > 0 => {
                 while self.entries.len() >= limits.max {
                     self.evict_oldest();
                 }
+                self.next += 1;
+                let stamp = self.next;
                 let entry = Entry {
-                    found: keep.filter(|_| limits.min_uses <= 1),
+                    found: keeps(1).then_some(keep),
                     no_symlinks,
                     opened: now,
                     used: now,
@@ -119,6 +134,12 @@ impl FileCache {
             None => {}
         }
         opened
+    }
+
+    fn remove(&mut self, path: &Path) {
+        if let Some(e) = self.entries.remove(path) {
+            self.order.remove(&e.stamp);
+        }
     }
 
     /// Removes up to two entries unused for `inactive`, oldest first.
@@ -190,9 +211,21 @@ mod tests {
             at: Duration,
             t0: Instant,
         ) -> io::Result<u64> {
+            self.get_with(cache, l, name, false, t0 + at)
+        }
+
+        /// `name` looked up at `now` (`no_symlinks` as given), counting opens.
+        fn get_with(
+            &self,
+            cache: &mut FileCache,
+            l: &Limits,
+            name: &str,
+            no_symlinks: bool,
+            now: Instant,
+        ) -> io::Result<u64> {
             let opens = &self.opens;
             cache
-                .open(l, &self.dir.join(name), false, t0 + at, |p, _| {
+                .open(l, &self.dir.join(name), no_symlinks, now, |p, _| {
                     opens.set(opens.get() + 1);
                     let f = File::open(p)?;
                     let m = f.metadata()?;
@@ -301,16 +334,40 @@ mod tests {
 
     #[test]
     fn errors_are_cached_only_when_asked() {
-        run(
+        let cache = run(
             "noerr",
             limits(10, 1, false),
             &[("missing", 0, 1), ("missing", 1, 2)],
         );
+        // A failed lookup takes no place in the cache.
+        assert!(cache.is_empty());
         run(
             "err",
             limits(10, 1, true),
             &[("missing", 0, 1), ("missing", 1, 1), ("missing", 61, 2)],
         );
+        // An error is kept from its first lookup, whatever `min_uses` says.
+        run(
+            "erruses",
+            limits(10, 3, true),
+            &[("missing", 0, 1), ("missing", 1, 1)],
+        );
+    }
+
+    #[test]
+    fn a_file_gone_when_checked_again_leaves_the_cache() {
+        let fx = Fixture::new("gone");
+        let mut cache = FileCache::default();
+        let l = limits(10, 1, false);
+        let t0 = Instant::now();
+        assert_eq!(fx.get(&mut cache, &l, "a", Duration::ZERO, t0).unwrap(), 3);
+        std::fs::remove_file(fx.dir.join("a")).unwrap();
+        // Within `valid`: the open descriptor still serves it.
+        assert_eq!(fx.get(&mut cache, &l, "a", S, t0).unwrap(), 3);
+        assert_eq!(cache.len(), 1);
+        let e = fx.get(&mut cache, &l, "a", 61 * S, t0).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(cache.is_empty());
     }
 
     #[test]
@@ -333,17 +390,11 @@ mod tests {
         let mut cache = FileCache::default();
         let l = limits(10, 1, false);
         let now = Instant::now();
-        let opens = Cell::new(0);
         for no_symlinks in [false, true, true, false] {
-            let got = cache.open(&l, &fx.dir.join("a"), no_symlinks, now, |p, _| {
-                opens.set(opens.get() + 1);
-                let f = File::open(p)?;
-                let m = f.metadata()?;
-                Ok((f, m))
-            });
-            assert_eq!(got.unwrap().1.len(), 3);
+            let got = fx.get_with(&mut cache, &l, "a", no_symlinks, now);
+            assert_eq!(got.unwrap(), 3);
         }
-        assert_eq!(opens.get(), 3);
+        assert_eq!(fx.opens.get(), 3);
     }
 
     #[test]

@@ -112,11 +112,15 @@ pub fn serve(conf: &FilesConf, req: &FileRequest<'_>) -> Outcome {
         let Ok(p) = map(conf, req, &uri) else {
             continue;
         };
-        let found = match std::fs::metadata(&p) {
-            Ok(m) => m.is_dir() == dir,
-            Err(_) => false,
+        // With an `open_file_cache`, as the content phase will see it (nginx
+        // looks `try_files` up through the cache too).
+        let found = if req.cache.is_some() {
+            open_file(conf, req, &p).is_ok_and(|(_, m)| m.is_dir() == dir)
+        } else {
+            std::fs::metadata(&p).is_ok_and(|m| m.is_dir() == dir)
+                && !(conf.disable_symlinks && super::open::open(&p, true).is_err())
         };
-        if found && !(conf.disable_symlinks && super::open::open(&p, true).is_err()) {
+        if found {
             return content(conf, req, &uri);
         }
     }

@@ -421,6 +421,10 @@ impl Reader {
             kind::PING => Frame::Ping {
                 ack: flags & flag::ACK != 0,
             },
+            kind::SETTINGS if payload.len() % 6 != 0 => {
+                return Err(format!("SETTINGS of {} bytes", payload.len()))
+            }
+            kind::CONTINUATION => return Err("CONTINUATION outside a header block".to_string()),
             kind::SETTINGS => Frame::Settings {
                 ack: flags & flag::ACK != 0,
                 pairs: payload

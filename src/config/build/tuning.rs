@@ -285,7 +285,13 @@ pub(super) fn cache_params(d: &Directive, log_cache: bool) -> Res<Option<(u64, D
         let (key, value) = p.split_once('=').ok_or_else(bad)?;
         match key {
             "max" => {
-                max = Some(number::<u64>(d, value).map_err(|_| bad())?);
+                let n = number::<u64>(d, value).map_err(|_| bad())?;
+                // nginx refuses `open_file_cache max=0` as a bad parameter;
+                // `open_log_file_cache max=0` is read as no `max`.
+                if n == 0 && !log_cache {
+                    return Err(bad());
+                }
+                max = Some(n).filter(|&n| n > 0);
             }
             "inactive" => {
                 inactive = time(d, value).map_err(|_| bad())?;
@@ -373,6 +379,7 @@ mod tests {
             ("http { proxy_temp_path /t 1 0; }", "invalid value \"0\" in /etc/proxy/test.conf:1"),
             ("http { client_body_buffer_size 12q; }", "\"client_body_buffer_size\" directive invalid value in /etc/proxy/test.conf:1"),
             ("http { open_file_cache inactive=20s; }", "\"open_file_cache\" must have the \"max\" parameter in /etc/proxy/test.conf:1"),
+            ("http { open_file_cache max=0; }", "invalid \"open_file_cache\" parameter \"max=0\" in /etc/proxy/test.conf:1"),
             ("http { open_file_cache max=1 valid=1s; }", "invalid \"open_file_cache\" parameter \"valid=1s\" in /etc/proxy/test.conf:1"),
             ("http { open_log_file_cache max=1 size=1; }", "invalid \"open_log_file_cache\" parameter \"size=1\" in /etc/proxy/test.conf:1"),
             ("http { reset_timedout_connection yes; }", "invalid value \"yes\" in \"reset_timedout_connection\" directive, it must be \"on\" or \"off\" in /etc/proxy/test.conf:1"),

@@ -2,10 +2,12 @@
 //! `open_file_cache_errors on`, failed lookups) by path, so that a file asked
 //! for again is served without `open`, `fstat` and `close`. nginx's rules:
 //!
-//! - an entry is looked up again (opened anew) once `valid` has passed since
-//!   it was opened: changes to the file show within that time;
+//! - an entry is used until `valid` has passed since it was opened, then the
+//!   path is opened anew: a change to the file shows after that time;
 //! - a file's descriptor stays in the cache once the file was asked for
 //!   `min_uses` times with no gap of `inactive` between two uses;
+//! - a failed lookup leaves the cache, unless `errors` (then the error is
+//!   kept from its first lookup, for `valid`);
 //! - an entry unused for `inactive` leaves the cache (a lookup removes up to
 //!   two such entries, oldest first), and when the cache holds `max` entries
 //!   the least recently used one leaves it for a new one.
@@ -25,7 +27,8 @@ use crate::config::files::OpenFileLimits as Limits;
 type Found = Result<(Arc<File>, Metadata), i32>;
 
 struct Entry {
-    /// `None` until the file was asked for `min_uses` times.
+    /// `None` until the file was asked for `min_uses` times (an error is
+    /// kept at once).
     found: Option<Found>,
     /// Opened with `disable_symlinks on`.
     no_symlinks: bool,

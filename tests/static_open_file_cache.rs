@@ -17,13 +17,8 @@ use common::*;
 
 /// A fresh directory with `files` (name, content).
 fn dir_with(name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sp-ofc-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    for (file, content) in files {
-        std::fs::write(dir.join(file), content).expect("write");
-    }
-    dir
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(f, c)| (*f, c.as_bytes())).collect();
+    fresh_dir(&format!("sp-ofc-{name}"), &files)
 }
 
 /// Replaces `dir/name` with new content as a deployment does: a new file

@@ -36,13 +36,7 @@ fn pattern(len: usize, seed: u32) -> Vec<u8> {
 
 /// A fresh directory holding `files` (name, content).
 fn dir_with(name: &str, files: &[(&str, &[u8])]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sp-sendfile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    for (file, content) in files {
-        std::fs::write(dir.join(file), content).expect("write");
-    }
-    dir
+    fresh_dir(&format!("sp-sendfile-{name}"), files)
 }
 
 /// A server with `/on/` (sendfile on, a small `sendfile_max_chunk`),

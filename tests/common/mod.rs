@@ -660,3 +660,15 @@ pub fn run_external_script(script: &str, binary: &str, marker: &str) {
         "{stdout}"
     );
 }
+
+/// A fresh directory `stem-PID` in the temporary directory, holding `files`
+/// (name, content).
+pub fn fresh_dir(stem: &str, files: &[(&str, &[u8])]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{stem}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (file, content) in files {
+        std::fs::write(dir.join(file), content).expect("write");
+    }
+    dir
+}

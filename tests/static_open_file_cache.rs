@@ -164,7 +164,7 @@ async fn min_uses_inactive_and_max_decide_which_descriptors_stay_open() {
     let d = dir.display();
     let p = start_proxy(&format!(
         "events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:0;\n\
-         location /u/ {{ alias {d}/; open_file_cache max=10 inactive=1s; open_file_cache_min_uses 2; }}\n\
+         location /u/ {{ alias {d}/; open_file_cache max=10 inactive=3s; open_file_cache_min_uses 2; }}\n\
          location /m/ {{ alias {d}/; open_file_cache max=1; }}\n }}\n}}\n"
     ));
     // min_uses 2: the second request keeps the descriptor.
@@ -172,8 +172,9 @@ async fn min_uses_inactive_and_max_decide_which_descriptors_stay_open() {
     assert_eq!(settled_fds(&dir.join("a.txt"), 0).await, 0);
     assert_eq!(get(p.addr, "/u/a.txt", &[]).await.status, 200);
     assert!(held(&dir.join("a.txt")).await);
-    // inactive 1s: unused that long, it leaves at the next lookup.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // inactive 3s (the two uses above are well within it): unused that
+    // long, the entry leaves at the next lookup.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(get(p.addr, "/u/b.txt", &[]).await.status, 200);
     assert_eq!(settled_fds(&dir.join("a.txt"), 0).await, 0);
     // max=1 (another cache): the newest file pushes out the older one.

@@ -24,7 +24,8 @@
 #           sticky, no cookie; CALLGRIND_SERVER="DIRECTIVES;" adds server-level
 #           directives to its server block;
 #     file1k a 1 KB static file (`root`, `sendfile on`, the file of
-#           bench/static.sh), no backend;
+#           bench/static.sh), no backend; CALLGRIND_SERVER adds server-level
+#           directives here too (e.g. "open_file_cache max=1000;");
 #   CONNS: 16; SECONDS: 8.
 #   CALLGRIND_KEEP=FILE keeps callgrind's profile there (for callgrind_annotate:
 #   per-function costs of two builds compared call by call); KEEP_WORK=1 keeps
@@ -63,7 +64,7 @@ URL_PATH=/
 if [ "$CASE" = file1k ]; then
     mkdir -p "$WORK/www"
     head -c 1024 /dev/urandom > "$WORK/www/1k.bin"
-    static_conf "$PORT" "$WORK/www" > "$WORK/ours.conf"
+    static_conf "$PORT" "$WORK/www" "${CALLGRIND_SERVER:-}" > "$WORK/ours.conf"
     URL_PATH=/1k.bin
 elif [ "$CASE" = plain ]; then
     BACKEND_CPU="taskset -c 1" start_backend_nginx "$B1"

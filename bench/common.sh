@@ -156,14 +156,14 @@ EOF
 }
 
 # Files from ROOT (`sendfile on`, keep-alive), listening on PORT: the 1 KB
-# case of bench/static.sh for one server alone: static_conf PORT ROOT.
+# case of bench/static.sh for one server alone: static_conf PORT ROOT [DIRECTIVES].
 static_conf() {
     cat <<EOF
 worker_processes 1;
 error_log stderr error;
 events { worker_connections 1024; }
 http {
-    server { listen 127.0.0.1:$1; keepalive_requests 100000; sendfile on; root $2; }
+    server { listen 127.0.0.1:$1; keepalive_requests 100000; sendfile on; root $2; ${3:-} }
 }
 EOF
 }

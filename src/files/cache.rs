@@ -17,7 +17,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, Metadata};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,20 +34,27 @@ struct Entry {
     /// Opened with `disable_symlinks on`.
     no_symlinks: bool,
     opened: Instant,
-    used: Instant,
     uses: u32,
     /// The entry's place in [`FileCache::order`].
     stamp: u64,
 }
 
+/// A path as the cache keys it: its bytes (the paths `serve` makes have no
+/// `//` or `/./`, and hashing bytes is several times cheaper than hashing a
+/// `Path` component by component).
+type Key = Box<[u8]>;
+
+/// The entries from the least to the most recently used: each one's key and
+/// when it was last used, by stamp.
+type Order = BTreeMap<u64, (Key, Instant)>;
+
 impl Entry {
     /// Marks the entry used at `now`, the most recently used one (`stamp`:
     /// its new place in `order`).
-    fn used_again(&mut self, now: Instant, stamp: u64, order: &mut BTreeMap<u64, PathBuf>) {
-        self.used = now;
+    fn used_again(&mut self, now: Instant, stamp: u64, order: &mut Order) {
         let old = std::mem::replace(&mut self.stamp, stamp);
-        if let Some(key) = order.remove(&old) {
-            order.insert(stamp, key);
+        if let Some((key, _)) = order.remove(&old) {
+            order.insert(stamp, (key, now));
         }
     }
 }
@@ -54,9 +62,8 @@ impl Entry {
 /// One cache of a worker.
 #[derive(Default)]
 pub struct FileCache {
-    entries: HashMap<PathBuf, Entry>,
-    /// Entries from the least to the most recently used.
-    order: BTreeMap<u64, PathBuf>,
+    entries: HashMap<Key, Entry>,
+    order: Order,
     next: u64,
 }
 
@@ -81,7 +88,8 @@ impl FileCache {
         open: impl FnOnce(&Path, bool) -> io::Result<(File, Metadata)>,
     ) -> io::Result<(Arc<File>, Metadata)> {
         self.expire(limits.inactive, now);
-        if let Some(e) = self.entries.get_mut(path) {
+        let key = path.as_os_str().as_bytes();
+        if let Some(e) = self.entries.get_mut(key) {
             let fresh = now.saturating_duration_since(e.opened) < limits.valid;
             if let (true, true, Some(found)) = (fresh, e.no_symlinks == no_symlinks, &e.found) {
                 let found = found.clone();
@@ -100,7 +108,7 @@ impl FileCache {
             Err(e) => match e.raw_os_error() {
                 Some(code) if limits.errors => Err(code),
                 _ => {
-                    self.remove(path);
+                    self.remove(key);
                     return opened;
                 }
             },
@@ -108,7 +116,7 @@ impl FileCache {
         // An error is kept from the first lookup; a descriptor once the file
         // was asked for `min_uses` times.
         let keeps = |uses: u32| keep.is_err() || uses >= limits.min_uses;
-        match self.entries.get_mut(path) {
+        match self.entries.get_mut(key) {
             Some(e) => {
                 e.uses = e.uses.saturating_add(1);
                 e.opened = now;
@@ -127,20 +135,19 @@ impl FileCache {
                     found: keeps(1).then_some(keep),
                     no_symlinks,
                     opened: now,
-                    used: now,
                     uses: 1,
                     stamp,
                 };
-                self.entries.insert(path.to_path_buf(), entry);
-                self.order.insert(stamp, path.to_path_buf());
+                self.entries.insert(key.into(), entry);
+                self.order.insert(stamp, (key.into(), now));
             }
             None => {}
         }
         opened
     }
 
-    fn remove(&mut self, path: &Path) {
-        if let Some(e) = self.entries.remove(path) {
+    fn remove(&mut self, key: &[u8]) {
+        if let Some(e) = self.entries.remove(key) {
             self.order.remove(&e.stamp);
         }
     }
@@ -148,14 +155,10 @@ impl FileCache {
     /// Removes up to two entries unused for `inactive`, oldest first.
     fn expire(&mut self, inactive: Duration, now: Instant) {
         for _ in 0..2 {
-            let Some((_, key)) = self.order.first_key_value() else {
+            let Some((_, (_, used))) = self.order.first_key_value() else {
                 return;
             };
-            let idle = self
-                .entries
-                .get(key)
-                .is_none_or(|e| now.saturating_duration_since(e.used) >= inactive);
-            if !idle {
+            if now.saturating_duration_since(*used) < inactive {
                 return;
             }
             self.evict_oldest();
@@ -163,7 +166,7 @@ impl FileCache {
     }
 
     fn evict_oldest(&mut self) {
-        if let Some((_, key)) = self.order.pop_first() {
+        if let Some((_, (key, _))) = self.order.pop_first() {
             self.entries.remove(&key);
         }
     }
@@ -174,6 +177,7 @@ impl FileCache {
 mod tests {
     use super::*;
     use std::cell::Cell;
+    use std::path::PathBuf;
 
     const S: Duration = Duration::from_secs(1);
 

@@ -126,7 +126,9 @@ impl FileCache {
                 e.used_again(now, self.next, &mut self.order);
             }
             None if limits.max > 0 => {
-                while self.entries.len() >= limits.max {
+                // Every entry has its place in `order` (the guard only makes
+                // sure this loop ends).
+                while self.entries.len() >= limits.max && !self.order.is_empty() {
                     self.evict_oldest();
                 }
                 self.next += 1;

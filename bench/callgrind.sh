@@ -26,6 +26,7 @@
 #     file1k a 1 KB static file (`root`, `sendfile on`, the file of
 #           bench/static.sh), no backend; CALLGRIND_SERVER adds server-level
 #           directives here too (e.g. "open_file_cache max=1000;");
+#   BIN `nginx`: nginx itself on file1k, with the same file and directives.
 #   CONNS: 16; SECONDS: 8.
 #   CALLGRIND_KEEP=FILE keeps callgrind's profile there (for callgrind_annotate:
 #   per-function costs of two builds compared call by call); KEEP_WORK=1 keeps
@@ -38,8 +39,16 @@
 # Needs: valgrind, nginx, wrk, taskset (installed with apt-get when missing).
 set -euo pipefail
 
-[ $# -ge 1 ] || { echo "usage: $0 BIN [hit|new|plain] [CONNS] [SECONDS]" >&2; exit 2; }
-BIN=$(realpath "$1")
+[ $# -ge 1 ] || { echo "usage: $0 BIN|nginx [hit|new|plain|file1k] [CONNS] [SECONDS]" >&2; exit 2; }
+# `nginx` for BIN measures nginx itself (one worker, file1k only): the
+# reference of docs/performance.md's instructions per file response.
+if [ "$1" = nginx ]; then
+    BIN=$(command -v nginx) || { echo "$0: nginx is not installed" >&2; exit 2; }
+    NGINX_REF=1
+else
+    BIN=$(realpath "$1")
+    NGINX_REF=
+fi
 CASE=${2:-hit}
 CONNS=${3:-16}
 SECONDS_RUN=${4:-8}
@@ -47,6 +56,9 @@ case "$CASE" in
     hit | new | plain | file1k) ;;
     *) echo "$0: CASE is hit, new, plain or file1k, not '$CASE'" >&2; exit 2 ;;
 esac
+if [ -n "$NGINX_REF" ] && [ "$CASE" != file1k ]; then
+    echo "$0: nginx itself is measured on file1k only" >&2; exit 2
+fi
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK_PREFIX=/tmp/sticky-callgrind
@@ -66,6 +78,14 @@ if [ "$CASE" = file1k ]; then
     head -c 1024 /dev/urandom > "$WORK/www/1k.bin"
     static_conf "$PORT" "$WORK/www" "${CALLGRIND_SERVER:-}" > "$WORK/ours.conf"
     URL_PATH=/1k.bin
+    if [ -n "$NGINX_REF" ]; then
+        mkdir -p "$WORK/nginx"
+        {
+            nginx_conf_head "$WORK/nginx"
+            echo "    server { listen 127.0.0.1:$PORT; keepalive_requests 100000; sendfile on; root $WORK/www; ${CALLGRIND_SERVER:-} }"
+            echo "}"
+        } > "$WORK/nginx/nginx.conf"
+    fi
 elif [ "$CASE" = plain ]; then
     BACKEND_CPU="taskset -c 1" start_backend_nginx "$B1"
     plain_conf "$PORT" "$B1" "${CALLGRIND_SERVER:-}" > "$WORK/ours.conf"
@@ -73,9 +93,14 @@ else
     BACKEND_CPU="taskset -c 1" start_backend_nginx "$B1" "$B2"
     ours_conf "$PORT" "$B1" "$B2" > "$WORK/ours.conf"
 fi
+if [ -n "$NGINX_REF" ]; then
+    SERVER_ARGS=(-c "$WORK/nginx/nginx.conf" -p "$WORK/nginx")
+else
+    SERVER_ARGS=(-c "$WORK/ours.conf")
+fi
 taskset -c 0 valgrind --tool=callgrind --cache-sim=yes --instr-atstart=no \
     --callgrind-out-file="$WORK/callgrind.out" \
-    "$BIN" -c "$WORK/ours.conf" 2>"$WORK/valgrind.log" &
+    "$BIN" "${SERVER_ARGS[@]}" 2>"$WORK/valgrind.log" &
 PROXY=$!
 PIDS+=("$PROXY")
 # The proxy starts slowly under valgrind.

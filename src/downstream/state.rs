@@ -177,10 +177,8 @@ impl ConnState {
         idle_timeout: Duration,
         send_timeout: Duration,
     ) {
-        self.keepalive_requests.set(keepalive_requests);
         self.header_timeout.set(header_timeout);
-        self.idle_timeout.set(idle_timeout);
-        self.send_timeout.set(send_timeout);
+        self.location_limits(send_timeout, idle_timeout, keepalive_requests);
     }
 
     /// The limits of the location a request ended in (nginx reads these

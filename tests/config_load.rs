@@ -48,10 +48,13 @@ fn tengine_config_main_and_events() {
     }
     // `include mime.types` and `default_type` are in force for file serving.
     let files = &c.http.servers[0].conf.files;
-    assert_eq!(files.types.get("css").map(String::as_str), Some("text/css"));
     assert_eq!(
-        files.types.get("jpg").map(String::as_str),
-        Some("image/jpeg")
+        files.types.get("css").map(|v| v.as_bytes()),
+        Some(&b"text/css"[..])
+    );
+    assert_eq!(
+        files.types.get("jpg").map(|v| v.as_bytes()),
+        Some(&b"image/jpeg"[..])
     );
     assert_eq!(files.default_type, "application/octet-stream");
     assert!(!warned.iter().any(|m| m.starts_with("\"types\"")));

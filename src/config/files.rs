@@ -2,10 +2,11 @@
 //! `try_files`, `types`, `autoindex`, ...), resolved for one location.
 //! Built by `config::build::files`; read by `crate::files`.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use http::HeaderValue;
 
 use super::template::Template;
 
@@ -96,10 +97,11 @@ pub struct FilesConf {
     /// Default `index index.html`.
     pub index: Vec<Template>,
     pub try_files: Option<TryFiles>,
-    /// Default `text/plain`.
-    pub default_type: String,
+    /// Default `text/plain`. MIME types are kept as `Content-Type` values,
+    /// shared (not copied) by every response that names them.
+    pub default_type: HeaderValue,
     /// Extension (lowercase) -> MIME type. Default: nginx's built-in three.
-    pub types: Arc<HashMap<String, String>>,
+    pub types: Arc<HashMap<String, HeaderValue>>,
     /// `charset NAME` (`None` = `off`): added to `Content-Type` of the types
     /// in `charset_types`.
     pub charset: Option<String>,
@@ -159,30 +161,36 @@ pub struct OpenFileLimits {
 
 impl FilesConf {
     /// The MIME type of `name` by its extension, with the charset when it
-    /// applies.
-    pub fn content_type(&self, name: &[u8]) -> Cow<'_, str> {
+    /// applies: the `Content-Type` value of a file response.
+    pub fn content_type(&self, name: &[u8]) -> HeaderValue {
         let ext = name
             .iter()
             .rposition(|&b| b == b'.')
             .and_then(|i| name.get(i + 1..))
             .and_then(|e| std::str::from_utf8(e).ok())
             .filter(|e| !e.contains('/'));
-        // Lower-cased only when it has capitals (on every file response).
-        let ext = ext.map(|e| {
+        let found = ext.and_then(|e| {
+            // Lower-cased only when it has capitals (on every file response).
             if e.bytes().any(|b| b.is_ascii_uppercase()) {
-                Cow::Owned(e.to_ascii_lowercase())
+                self.types.get(&e.to_ascii_lowercase())
             } else {
-                Cow::Borrowed(e)
+                self.types.get(e)
             }
         });
-        let ty = ext
-            .and_then(|e| self.types.get(e.as_ref()))
-            .map_or(self.default_type.as_str(), String::as_str);
+        let ty = found.unwrap_or(&self.default_type);
         match &self.charset {
-            Some(cs) if self.charset_types.iter().any(|t| t == ty) => {
-                Cow::Owned(format!("{ty}; charset={cs}"))
+            Some(cs)
+                if self
+                    .charset_types
+                    .iter()
+                    .any(|t| t.as_bytes() == ty.as_bytes()) =>
+            {
+                let mut v = ty.as_bytes().to_vec();
+                v.extend_from_slice(b"; charset=");
+                v.extend_from_slice(cs.as_bytes());
+                HeaderValue::from_bytes(&v).unwrap_or_else(|_| ty.clone())
             }
-            _ => Cow::Borrowed(ty),
+            _ => ty.clone(),
         }
     }
 }
@@ -210,11 +218,11 @@ impl Default for FilesConf {
             doc_root: None,
             index: vec![Template::literal("index.html")],
             try_files: None,
-            default_type: "text/plain".to_string(),
+            default_type: HeaderValue::from_static("text/plain"),
             types: Arc::new(
                 builtin
                     .iter()
-                    .map(|(e, t)| ((*e).to_string(), (*t).to_string()))
+                    .map(|(e, t)| ((*e).to_string(), HeaderValue::from_static(t)))
                     .collect(),
             ),
             charset: None,

@@ -56,6 +56,7 @@ pub fn listing(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8], dir: &Path) 
         AutoindexFormat::Json => (json(&entries), "application/json"),
     };
     let mut headers = HeaderMap::new();
+    headers.insert(header::SERVER, req.server.clone());
     let ct = match &conf.charset {
         Some(cs) if content_type == "text/html" => format!("{content_type}; charset={cs}"),
         _ => content_type.to_string(),

@@ -22,6 +22,44 @@ pub fn etag(mtime_unix: i64, size: u64) -> String {
     String::from_utf8(text).unwrap_or_default()
 }
 
+/// The request fields the conditional answers read (the first line of
+/// each, as `HeaderMap::get`), found in one pass over the request's head.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Conditions<'a> {
+    pub if_match: Option<&'a [u8]>,
+    pub if_none_match: Option<&'a [u8]>,
+    pub if_modified_since: Option<&'a [u8]>,
+    pub if_unmodified_since: Option<&'a [u8]>,
+    pub if_range: Option<&'a [u8]>,
+    pub range: Option<&'a [u8]>,
+}
+
+impl<'a> Conditions<'a> {
+    /// The conditional fields of `headers`.
+    pub fn of(headers: &'a HeaderMap) -> Self {
+        let mut c = Conditions::default();
+        for (name, value) in headers {
+            let slot = if *name == header::IF_MATCH {
+                &mut c.if_match
+            } else if *name == header::IF_NONE_MATCH {
+                &mut c.if_none_match
+            } else if *name == header::IF_MODIFIED_SINCE {
+                &mut c.if_modified_since
+            } else if *name == header::IF_UNMODIFIED_SINCE {
+                &mut c.if_unmodified_since
+            } else if *name == header::IF_RANGE {
+                &mut c.if_range
+            } else if *name == header::RANGE {
+                &mut c.range
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value.as_bytes());
+        }
+        c
+    }
+}
+
 /// Seconds since the epoch of an HTTP date (`None` when it is not one).
 fn parse_date(value: &[u8]) -> Option<i64> {
     let text = std::str::from_utf8(value).ok()?;
@@ -53,18 +91,18 @@ fn names_etag(list: &[u8], etag: Option<&str>, weak: bool) -> bool {
 /// Whether a `GET`/`HEAD` of a file whose validators are `mtime_unix` and
 /// `etag` (`None` with `etag off`) is answered `304 Not Modified`.
 pub fn not_modified(
-    headers: &HeaderMap,
+    c: &Conditions<'_>,
     mtime_unix: i64,
     etag: Option<&str>,
     mode: IfModifiedSince,
 ) -> bool {
-    if let Some(inm) = headers.get(header::IF_NONE_MATCH) {
-        return names_etag(inm.as_bytes(), etag, true);
+    if let Some(inm) = c.if_none_match {
+        return names_etag(inm, etag, true);
     }
-    let Some(ims) = headers.get(header::IF_MODIFIED_SINCE) else {
+    let Some(ims) = c.if_modified_since else {
         return false;
     };
-    let Some(since) = parse_date(ims.as_bytes()) else {
+    let Some(since) = parse_date(ims) else {
         return false;
     };
     match mode {
@@ -75,12 +113,12 @@ pub fn not_modified(
 }
 
 /// Whether a `If-Match` / `If-Unmodified-Since` precondition fails (`412`).
-pub fn precondition_failed(headers: &HeaderMap, mtime_unix: i64, etag: Option<&str>) -> bool {
-    if let Some(im) = headers.get(header::IF_MATCH) {
-        return !names_etag(im.as_bytes(), etag, false);
+pub fn precondition_failed(c: &Conditions<'_>, mtime_unix: i64, etag: Option<&str>) -> bool {
+    if let Some(im) = c.if_match {
+        return !names_etag(im, etag, false);
     }
-    match headers.get(header::IF_UNMODIFIED_SINCE) {
-        Some(v) => parse_date(v.as_bytes()).is_some_and(|since| since < mtime_unix),
+    match c.if_unmodified_since {
+        Some(v) => parse_date(v).is_some_and(|since| since < mtime_unix),
         None => false,
     }
 }
@@ -88,11 +126,10 @@ pub fn precondition_failed(headers: &HeaderMap, mtime_unix: i64, etag: Option<&s
 /// Whether a `Range` applies given the request's `If-Range` (absent: it
 /// does; an entity tag: it must be ours, strongly; a date: it must be the
 /// file's modification time).
-pub fn range_applies(headers: &HeaderMap, mtime_unix: i64, etag: Option<&str>) -> bool {
-    let Some(v) = headers.get(header::IF_RANGE) else {
+pub fn range_applies(c: &Conditions<'_>, mtime_unix: i64, etag: Option<&str>) -> bool {
+    let Some(v) = c.if_range else {
         return true;
     };
-    let v = v.as_bytes();
     if v.first() == Some(&b'"') || v.starts_with(b"W/") {
         return etag.is_some_and(|e| !e.starts_with("W/") && e.as_bytes() == v);
     }
@@ -156,49 +193,92 @@ mod tests {
         ];
         for (h, mode, want) in cases {
             assert_eq!(
-                not_modified(&headers(h), MTIME, t, *mode),
+                not_modified(&Conditions::of(&headers(h)), MTIME, t, *mode),
                 *want,
                 "{h:?} {mode:?}"
             );
         }
         // etag off: only `*` matches an If-None-Match.
         let h = headers(&[("if-none-match", "\"6553f100-5\"")]);
-        assert!(!not_modified(&h, MTIME, None, Exact));
+        assert!(!not_modified(&Conditions::of(&h), MTIME, None, Exact));
     }
 
     #[test]
     fn preconditions_and_if_range() {
         let tag = etag(MTIME, 5);
         let t = Some(tag.as_str());
-        assert!(!precondition_failed(&headers(&[]), MTIME, t));
         assert!(!precondition_failed(
-            &headers(&[("if-match", "\"6553f100-5\"")]),
-            MTIME,
-            t
-        ));
-        assert!(precondition_failed(
-            &headers(&[("if-match", "\"x\"")]),
-            MTIME,
-            t
-        ));
-        assert!(precondition_failed(
-            &headers(&[("if-unmodified-since", EARLIER)]),
+            &Conditions::of(&headers(&[])),
             MTIME,
             t
         ));
         assert!(!precondition_failed(
-            &headers(&[("if-unmodified-since", DATE)]),
+            &Conditions::of(&headers(&[("if-match", "\"6553f100-5\"")])),
             MTIME,
             t
         ));
-        assert!(range_applies(&headers(&[]), MTIME, t));
+        assert!(precondition_failed(
+            &Conditions::of(&headers(&[("if-match", "\"x\"")])),
+            MTIME,
+            t
+        ));
+        assert!(precondition_failed(
+            &Conditions::of(&headers(&[("if-unmodified-since", EARLIER)])),
+            MTIME,
+            t
+        ));
+        assert!(!precondition_failed(
+            &Conditions::of(&headers(&[("if-unmodified-since", DATE)])),
+            MTIME,
+            t
+        ));
+        assert!(range_applies(&Conditions::of(&headers(&[])), MTIME, t));
         assert!(range_applies(
-            &headers(&[("if-range", "\"6553f100-5\"")]),
+            &Conditions::of(&headers(&[("if-range", "\"6553f100-5\"")])),
             MTIME,
             t
         ));
-        assert!(!range_applies(&headers(&[("if-range", "\"x\"")]), MTIME, t));
-        assert!(range_applies(&headers(&[("if-range", DATE)]), MTIME, t));
-        assert!(!range_applies(&headers(&[("if-range", LATER)]), MTIME, t));
+        assert!(!range_applies(
+            &Conditions::of(&headers(&[("if-range", "\"x\"")])),
+            MTIME,
+            t
+        ));
+        assert!(range_applies(
+            &Conditions::of(&headers(&[("if-range", DATE)])),
+            MTIME,
+            t
+        ));
+        assert!(!range_applies(
+            &Conditions::of(&headers(&[("if-range", LATER)])),
+            MTIME,
+            t
+        ));
+    }
+
+    #[test]
+    fn conditions_are_the_first_line_of_each_field() {
+        let h = headers(&[
+            ("host", "a"),
+            ("range", "bytes=0-1"),
+            ("if-none-match", "\"a\""),
+            ("if-none-match", "\"b\""),
+            ("if-modified-since", DATE),
+            ("if-unmodified-since", EARLIER),
+            ("if-match", "*"),
+            ("if-range", LATER),
+            ("range", "bytes=2-3"),
+        ]);
+        let c = Conditions::of(&h);
+        assert_eq!(c.range, Some(&b"bytes=0-1"[..]));
+        assert_eq!(c.if_none_match, Some(&b"\"a\""[..]));
+        assert_eq!(c.if_modified_since, Some(DATE.as_bytes()));
+        assert_eq!(c.if_unmodified_since, Some(EARLIER.as_bytes()));
+        assert_eq!(c.if_match, Some(&b"*"[..]));
+        assert_eq!(c.if_range, Some(LATER.as_bytes()));
+        let plain = headers(&[("host", "a"), ("accept", "*/*")]);
+        let none = Conditions::of(&plain);
+        assert!(none.range.is_none() && none.if_match.is_none() && none.if_none_match.is_none());
+        assert!(none.if_modified_since.is_none() && none.if_unmodified_since.is_none());
+        assert!(none.if_range.is_none());
     }
 }

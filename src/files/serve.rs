@@ -65,14 +65,16 @@ pub struct FileRequest<'a> {
     /// The location's regex captures of `$uri` (`alias` in a regex location).
     pub captures: Option<regex::Captures<'a>>,
     pub vars: RequestVars<'a>,
-    /// The directory of the main configuration file: where the default
-    /// `root html` is.
-    pub conf_dir: &'a Path,
+    /// The main configuration file: the default `root html` is the `html`
+    /// directory beside it.
+    pub conf_file: &'a Path,
     /// Precompressed variants to look for, in order (`gzip_static`,
     /// `brotli_static`): the suffix added to the path and its coding.
     pub precompressed: &'a [(&'static str, &'static str)],
     /// The worker's `open_file_cache` store for the location, if it has one.
     pub cache: Option<Cached>,
+    /// The `Server` field every response made here starts with.
+    pub server: HeaderValue,
 }
 
 /// An `open_file_cache` in force: the worker's store, its settings, and the
@@ -137,7 +139,8 @@ pub fn serve(conf: &FilesConf, req: &FileRequest<'_>) -> Outcome {
 pub fn map(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Result<PathBuf, PathError> {
     match &conf.doc_root {
         None => {
-            let mut dir = req.conf_dir.as_os_str().as_bytes().to_vec();
+            let conf_dir = req.conf_file.parent().unwrap_or_else(|| Path::new("."));
+            let mut dir = conf_dir.as_os_str().as_bytes().to_vec();
             dir.extend_from_slice(b"/html");
             path::root(&dir, uri)
         }
@@ -228,8 +231,7 @@ fn content(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
         tracing::error!("\"{}\" is not a regular file", path.display());
         return Outcome::Status(StatusCode::NOT_FOUND);
     }
-    let content_type = conf.content_type(uri);
-    file_reply(conf, req, file, &meta, &content_type)
+    file_reply(conf, req, file, &meta, conf.content_type(uri))
 }
 
 /// `gzip_static` / `brotli_static`: `FILE.gz` (or `.br`) served as the
@@ -249,7 +251,7 @@ fn precompressed(
         if !meta.is_file() {
             continue;
         }
-        let mut out = file_reply(conf, req, file, &meta, &conf.content_type(uri));
+        let mut out = file_reply(conf, req, file, &meta, conf.content_type(uri));
         if let Outcome::Reply(r) = &mut out {
             r.headers
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
@@ -329,7 +331,7 @@ fn file_reply(
     req: &FileRequest<'_>,
     file: Arc<File>,
     meta: &Metadata,
-    content_type: &str,
+    ct: HeaderValue,
 ) -> Outcome {
     let size = meta.len();
     let mtime = meta
@@ -339,8 +341,10 @@ fn file_reply(
         .and_then(|d| i64::try_from(d.as_secs()).ok())
         .unwrap_or(0);
     let etag = conf.etag.then(|| cond::etag(mtime, size));
-    // From the worker's free list: the proxy gives it back.
+    // From the worker's free list: the proxy gives it back. The response's
+    // own map: `Server` first, as nginx writes it.
     let mut headers = crate::reuse::header_map(6);
+    headers.insert(header::SERVER, req.server.clone());
     let stamp = crate::timefmt::http_date_unix(mtime);
     if let Ok(v) = HeaderValue::from_bytes(stamp.as_bytes()) {
         headers.insert(header::LAST_MODIFIED, v);
@@ -348,10 +352,12 @@ fn file_reply(
     if let Some(tag) = etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
         headers.insert(header::ETAG, tag);
     }
-    if cond::precondition_failed(req.headers, mtime, etag.as_deref()) {
+    let conds = cond::Conditions::of(req.headers);
+    if cond::precondition_failed(&conds, mtime, etag.as_deref()) {
+        crate::reuse::give_map(headers);
         return Outcome::Status(StatusCode::PRECONDITION_FAILED);
     }
-    if cond::not_modified(req.headers, mtime, etag.as_deref(), conf.if_modified_since) {
+    if cond::not_modified(&conds, mtime, etag.as_deref(), conf.if_modified_since) {
         return Outcome::Reply(Reply {
             status: StatusCode::NOT_MODIFIED,
             headers,
@@ -360,11 +366,9 @@ fn file_reply(
             text: None,
         });
     }
-    let ct = HeaderValue::from_str(content_type)
-        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    let wanted = match req.headers.get(header::RANGE) {
-        Some(r) if cond::range_applies(req.headers, mtime, etag.as_deref()) => {
-            range::ranges(r.as_bytes(), size, conf.max_ranges)
+    let wanted = match conds.range {
+        Some(r) if cond::range_applies(&conds, mtime, etag.as_deref()) => {
+            range::ranges(r, size, conf.max_ranges)
         }
         _ => Ranges::Full,
     };
@@ -383,6 +387,7 @@ fn file_reply(
             )
         }
         Ranges::Unsatisfiable => {
+            crate::reuse::give_map(headers);
             let mut headers = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 headers.insert(header::CONTENT_RANGE, v);
@@ -410,6 +415,7 @@ fn file_reply(
                 )
             } else {
                 let boundary = format!("{:020}", BOUNDARY.fetch_add(1, Ordering::Relaxed));
+                let content_type = String::from_utf8_lossy(ct.as_bytes());
                 let mut pieces = Vec::with_capacity(list.len() * 2 + 1);
                 for (s, e) in list {
                     let head = format!(

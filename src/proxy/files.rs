@@ -24,7 +24,7 @@ use crate::files::serve::{self, Cached, FileRequest, Outcome};
 use crate::proxy::body::{ProxyBody, Sendfile};
 use crate::proxy::errors::ProxyError;
 use crate::proxy::errors::{self, RedirectBase};
-use crate::proxy::reply::{error_response, full, made};
+use crate::proxy::reply::{error_response, made};
 use crate::proxy::uri;
 use crate::proxy::worker::Worker;
 use crate::vars::RequestVars;
@@ -49,11 +49,6 @@ impl Worker {
         vars: RequestVars<'_>,
         base: &RedirectBase<'_>,
     ) -> Served {
-        let conf_dir = self
-            .config
-            .file
-            .parent()
-            .unwrap_or_else(|| std::path::Path::new("."));
         let tokens = conf.server_tokens;
         // Only a regex location's `alias`/`root` reads captures of `$uri`.
         let text = match location.map(|l| &l.matcher) {
@@ -67,7 +62,8 @@ impl Worker {
             headers: req.headers(),
             captures,
             vars,
-            conf_dir,
+            conf_file: &self.config.file,
+            server: errors::server_header(tokens),
             precompressed: &precompressed,
             cache: conf.files.open_file_cache.as_ref().map(|c| Cached {
                 store: self.file_cache(&c.store),
@@ -166,40 +162,36 @@ fn status_page(status: StatusCode, base: &RedirectBase<'_>, tokens: bool) -> Res
 }
 
 fn reply(
-    mut r: serve::Reply,
+    r: serve::Reply,
     base: &RedirectBase<'_>,
     tokens: bool,
     sendfile: Option<Sendfile>,
 ) -> Response<ProxyBody> {
-    let mut resp = match (r.body, r.text) {
-        (Some(body), _) => {
-            let mut resp = Response::new(ProxyBody::file(body, sendfile));
-            // From the worker's free list (the connection gives it back once
-            // the head is written).
-            let headers = resp.headers_mut();
-            *headers = crate::reuse::header_map(r.headers.len() + 1);
-            headers.insert(header::SERVER, errors::server_header(tokens));
-            resp
+    let serve::Reply {
+        status,
+        headers,
+        body,
+        declared,
+        text,
+    } = r;
+    let body = match (body, text) {
+        (Some(body), _) => ProxyBody::file(body, sendfile),
+        (None, Some(text)) => ProxyBody::full(text),
+        (None, None) if status.as_u16() >= 400 => {
+            // A 416 with its Content-Range: nginx's page.
+            let mut resp = status_page(status, base, tokens);
+            for (name, value) in &headers {
+                resp.headers_mut().insert(name, value.clone());
+            }
+            crate::reuse::give_map(headers);
+            return resp;
         }
-        (None, Some(text)) => full(r.status, text, tokens),
-        // A 416 with its Content-Range: nginx's page.
-        (None, None) if r.status.as_u16() >= 400 => status_page(r.status, base, tokens),
-        (None, None) => full(r.status, bytes::Bytes::new(), tokens),
+        (None, None) => ProxyBody::full(bytes::Bytes::new()),
     };
-    *resp.status_mut() = r.status;
-    resp.body_mut().declared = r.declared;
-    // Moved, not cloned, in the file's order (a name's later value replaces
-    // an earlier one).
-    let headers = resp.headers_mut();
-    let mut current = None;
-    for (name, value) in r.headers.drain() {
-        if name.is_some() {
-            current = name;
-        }
-        if let Some(name) = &current {
-            headers.insert(name, value);
-        }
-    }
-    crate::reuse::give_map(r.headers);
+    // The map the files module made, `Server` first, is the response's.
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    *resp.headers_mut() = headers;
+    resp.body_mut().declared = declared;
     resp
 }

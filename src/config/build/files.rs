@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
+
 use super::args::{arg, block, err, flag, number, set_once, simple, size, template_arg, time};
 use super::inherit::inherit_fields;
 use super::{Builder, Res};
@@ -28,8 +30,8 @@ pub(super) struct FilesLayer {
     pub(super) doc_root: Option<DocRoot>,
     index: Option<Vec<crate::config::Template>>,
     try_files: Option<TryFiles>,
-    default_type: Option<String>,
-    types: Option<Arc<HashMap<String, String>>>,
+    default_type: Option<HeaderValue>,
+    types: Option<Arc<HashMap<String, HeaderValue>>>,
     charset: Option<Option<String>>,
     charset_types: Option<Vec<String>>,
     etag: Option<bool>,
@@ -160,7 +162,8 @@ impl Builder {
             }
             "default_type" => {
                 simple(d, 1, 1)?;
-                set_once(&mut layer.default_type, arg(d, 0).to_string(), d)?;
+                let ty = mime_type(arg(d, 0), d)?;
+                set_once(&mut layer.default_type, ty, d)?;
             }
             "types" => {
                 let body = block(d, 0, 0)?;
@@ -172,12 +175,14 @@ impl Builder {
                             t,
                         ));
                     }
+                    let ty = mime_type(&t.name, t)?;
                     for ext in &t.args {
                         let ext = ext.value.to_ascii_lowercase();
-                        if map.contains_key(&ext) {
-                            self.warn(t, &format!("duplicate extension \"{ext}\", content type: \"{}\", previous content type: \"{}\"", t.name, map.get(&ext).map_or("", |s: &String| s.as_str())));
+                        if let Some(previous) = map.get(&ext) {
+                            let previous = String::from_utf8_lossy(HeaderValue::as_bytes(previous));
+                            self.warn(t, &format!("duplicate extension \"{ext}\", content type: \"{}\", previous content type: \"{previous}\"", t.name));
                         }
-                        map.insert(ext, t.name.clone());
+                        map.insert(ext, ty.clone());
                     }
                 }
                 set_once(&mut layer.types, Arc::new(map), d)?;
@@ -313,6 +318,13 @@ impl Builder {
 }
 
 /// `try_files FILE ... =CODE|URI|@NAME`.
+/// A MIME type of `types` or `default_type`, as the `Content-Type` value it
+/// becomes (a control character in it could not be sent).
+fn mime_type(name: &str, d: &Directive) -> Res<HeaderValue> {
+    HeaderValue::from_str(name)
+        .map_err(|_| err(format!("invalid MIME type \"{}\"", name.escape_debug()), d))
+}
+
 fn try_files(d: &Directive) -> Res<TryFiles> {
     let n = d.args.len();
     let mut files = Vec::new();
@@ -534,6 +546,53 @@ mod tests {
         assert_eq!(
             fails("http { tcp_nopush on; tcp_nopush off; }"),
             "\"tcp_nopush\" directive is duplicate in /etc/proxy/test.conf:1"
+        );
+    }
+
+    #[test]
+    fn mime_types_become_content_type_values() {
+        let (c, w) = ok("http {
+              types { text/html html htm; text/css css; image/png PNG; }
+              default_type application/octet-stream;
+              server {
+                location /u { charset utf-8; }
+                location /d { types { } default_type text/plain; charset koi8-r; }
+              }
+            }");
+        assert!(w.is_empty(), "{w:?}");
+        let s = &c.http.servers[0];
+        let (plain, utf8, d) = (
+            &s.conf.files,
+            &s.locations[0].conf.files,
+            &s.locations[1].conf.files,
+        );
+        for (files, name, want) in [
+            (plain, "/a.html", "text/html"),
+            (plain, "/a.HTM", "text/html"),
+            (plain, "/x/a.png", "image/png"),
+            (plain, "/a.css", "text/css"),
+            (plain, "/a.bin", "application/octet-stream"),
+            (plain, "/a", "application/octet-stream"),
+            (plain, "/a.d/b", "application/octet-stream"),
+            // `charset` applies to `charset_types` only (text/html by default,
+            // not text/css).
+            (utf8, "/a.html", "text/html; charset=utf-8"),
+            (utf8, "/a.css", "text/css"),
+            (d, "/a.html", "text/plain; charset=koi8-r"),
+        ] {
+            assert_eq!(files.content_type(name.as_bytes()), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_mime_type_that_cannot_be_a_header_value_is_refused() {
+        assert_eq!(
+            fails("http { types { \"text/\\nhtml\" html; } }"),
+            "invalid MIME type \"text/\\nhtml\" in /etc/proxy/test.conf:1"
+        );
+        assert_eq!(
+            fails("http { default_type \"a\\rb\"; }"),
+            "invalid MIME type \"a\\rb\" in /etc/proxy/test.conf:1"
         );
     }
 }

@@ -26,6 +26,14 @@ pub enum PathPart {
 }
 
 impl PathTemplate {
+    /// Plain text, no variable nor capture: all of it is [`Self::trusted_prefix`].
+    pub fn is_literal(&self) -> bool {
+        match &self.parts[..] {
+            [PathPart::Text(t)] => matches!(&t.parts[..], [super::Part::Literal(_)]),
+            _ => false,
+        }
+    }
+
     /// The literal text before the first variable or capture: the part of
     /// the path the administrator wrote, trusted by the path-safety check.
     pub fn trusted_prefix(&self) -> &str {
@@ -38,6 +46,9 @@ impl PathTemplate {
         }
     }
 }
+
+/// `types { }`: extension (lowercase) -> MIME type.
+pub type MimeTypes = HashMap<String, HeaderValue, fnv::FnvBuildHasher>;
 
 /// Where the files of a location are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +112,7 @@ pub struct FilesConf {
     /// shared (not copied) by every response that names them.
     pub default_type: HeaderValue,
     /// Extension (lowercase) -> MIME type. Default: nginx's built-in three.
-    pub types: Arc<HashMap<String, HeaderValue>>,
+    pub types: Arc<MimeTypes>,
     /// `charset NAME` (`None` = `off`): added to `Content-Type` of the types
     /// in `charset_types`.
     pub charset: Option<String>,

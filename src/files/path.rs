@@ -18,8 +18,8 @@
 //! `disable_symlinks on` they are refused while the file is opened
 //! (`crate::files::open`), component by component.
 
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
 /// Why a request path maps to no file (nginx answers 400 for a path it
@@ -52,28 +52,44 @@ pub fn under(trusted: &[u8], untrusted: &[u8]) -> Result<PathBuf, PathError> {
     full.extend_from_slice(untrusted);
     // The first segment that holds an untrusted byte starts after the last
     // `/` of the trusted part.
-    let first = trusted
-        .iter()
-        .rposition(|&b| b == b'/')
-        .map_or(0, |i| i + 1);
-    let checked = full.get(first..).unwrap_or_default();
-    let last = checked.split(|&b| b == b'/').count().saturating_sub(1);
-    for (i, segment) in checked.split(|&b| b == b'/').enumerate() {
-        if segment.contains(&0) {
+    let first = memchr::memrchr(b'/', trusted).map_or(0, |i| i + 1);
+    check_segments(full.get(first..).unwrap_or_default())?;
+    Ok(PathBuf::from(OsString::from_vec(full)))
+}
+
+/// The rule on every segment of `checked` (split at `/`), the first
+/// failing segment deciding: no NUL, no backslash, not `.` or `..`, not
+/// empty but as the first or the last one.
+fn check_segments(checked: &[u8]) -> Result<(), PathError> {
+    // NUL and backslash are looked for segment by segment only when the
+    // path has one (the order of the errors is the segments').
+    let odd = memchr::memchr2(0, b'\\', checked).is_some();
+    let mut start = 0;
+    let mut index = 0;
+    loop {
+        let rest = checked.get(start..).unwrap_or_default();
+        let end = memchr::memchr(b'/', rest).map_or(checked.len(), |i| start + i);
+        let segment = checked.get(start..end).unwrap_or_default();
+        let last = end == checked.len();
+        if odd && segment.contains(&0) {
             return Err(PathError::Nul);
         }
-        if segment.contains(&b'\\') {
+        if odd && segment.contains(&b'\\') {
             return Err(PathError::Backslash);
         }
         // An empty segment is the one after a trailing `/` (a directory), or
         // the start when the trusted part ends in `/` and the untrusted one
         // starts with it (`root /srv/` + `/a`), which the filesystem merges.
-        let empty_inside = segment.is_empty() && i != 0 && i != last;
+        let empty_inside = segment.is_empty() && index != 0 && !last;
         if segment == b"." || segment == b".." || empty_inside {
             return Err(PathError::DotSegment);
         }
+        if last {
+            return Ok(());
+        }
+        start = end + 1;
+        index += 1;
     }
-    Ok(PathBuf::from(OsStr::from_bytes(&full)))
 }
 
 /// [`under`], with `dir` a whole directory: the result is inside `dir`
@@ -101,6 +117,8 @@ pub fn alias(dir: &[u8], uri: &[u8], prefix_len: usize) -> Result<PathBuf, PathE
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
     use std::path::{Component, Path};
 
     /// The property the fuzz target checks: the result begins with the

@@ -179,6 +179,10 @@ pub fn map(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Result<PathBu
 fn eval_path<'t>(t: &'t PathTemplate, req: &FileRequest<'_>) -> (&'t str, Vec<u8>) {
     let trusted = t.trusted_prefix();
     let mut rest = Vec::new();
+    if t.is_literal() {
+        // `root /srv/www`, the common case: nothing to evaluate.
+        return (trusted, rest);
+    }
     let mut skip = trusted.len();
     for part in &t.parts {
         match part {

@@ -7,7 +7,6 @@
 //! `alias` (location only, [`alias`]). Relative paths
 //! are taken from the directory of the file the directive is written in.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +17,8 @@ use super::inherit::inherit_fields;
 use super::{Builder, Res};
 use crate::config::ast::Directive;
 use crate::config::files::{
-    AutoindexFormat, DocRoot, FilesConf, IfModifiedSince, OpenFileCache, OpenFileLimits, PathPart,
-    PathTemplate, TryFallback, TryFiles,
+    AutoindexFormat, DocRoot, FilesConf, IfModifiedSince, MimeTypes, OpenFileCache, OpenFileLimits,
+    PathPart, PathTemplate, TryFallback, TryFiles,
 };
 use crate::config::template::Part;
 use crate::config::LocationMatch;
@@ -31,7 +30,7 @@ pub(super) struct FilesLayer {
     index: Option<Vec<crate::config::Template>>,
     try_files: Option<TryFiles>,
     default_type: Option<HeaderValue>,
-    types: Option<Arc<HashMap<String, HeaderValue>>>,
+    types: Option<Arc<MimeTypes>>,
     charset: Option<Option<String>>,
     charset_types: Option<Vec<String>>,
     etag: Option<bool>,
@@ -167,7 +166,7 @@ impl Builder {
             }
             "types" => {
                 let body = block(d, 0, 0)?;
-                let mut map = HashMap::new();
+                let mut map = MimeTypes::default();
                 for t in body {
                     if t.block.is_some() || t.args.is_empty() {
                         return Err(err(

@@ -242,25 +242,29 @@ async fn serve_one<H: Handler>(
         // closes the connection is noticed, as nginx does
         // (`proxy_ignore_client_abort off`): the handler sees it through
         // `ConnState::client_gone` and gives up (499).
-        let handled = handler().handle(Rc::clone(state), &mut req);
-        let mut handled = std::pin::pin!(handled);
-        let mut watch = true;
-        let resp = poll_fn(|cx| loop {
-            if let Poll::Ready(resp) = handled.as_mut().poll(cx) {
-                return Poll::Ready(resp);
-            }
-            if !watch || state.client_gone() || !io.body_done() {
-                return Poll::Pending;
-            }
-            match io.poll_client_gone(cx) {
-                Poll::Ready(true) => state.client_closed(),
-                Poll::Ready(false) => watch = false,
-                Poll::Pending => return Poll::Pending,
-            }
-        })
-        .await;
-        // Whatever the handler did not take of the head goes now.
+        let resp = {
+            let handled = handler().handle(Rc::clone(state), &mut req);
+            let mut handled = std::pin::pin!(handled);
+            let mut watch = true;
+            poll_fn(|cx| loop {
+                if let Poll::Ready(resp) = handled.as_mut().poll(cx) {
+                    return Poll::Ready(resp);
+                }
+                if !watch || state.client_gone() || !io.body_done() {
+                    return Poll::Pending;
+                }
+                match io.poll_client_gone(cx) {
+                    Poll::Ready(true) => state.client_closed(),
+                    Poll::Ready(false) => watch = false,
+                    Poll::Pending => return Poll::Pending,
+                }
+            })
+            .await
+        };
+        // Whatever the handler did not take of the head goes now; the
+        // request's header map back to the free list it came from.
         drop(state.request_head.take());
+        crate::reuse::give_map(std::mem::take(req.headers_mut()));
         (facts, resp)
     };
     let next = respond(io, state, out, &mut resp, facts).await;

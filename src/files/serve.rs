@@ -145,13 +145,12 @@ pub fn map(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Result<PathBu
             path::root(&dir, uri)
         }
         Some(DocRoot::Root(t)) => {
-            let (trusted, rest) = eval_path(t, req);
-            let mut untrusted = rest;
-            untrusted.extend_from_slice(uri);
-            if untrusted.len() == uri.len() {
+            let (trusted, mut rest) = eval_path(t, req);
+            if rest.is_empty() {
                 path::root(trusted.as_bytes(), uri)
             } else {
-                path::under(trusted.as_bytes(), &untrusted)
+                rest.extend_from_slice(uri);
+                path::under(trusted.as_bytes(), &rest)
             }
         }
         Some(DocRoot::Alias {

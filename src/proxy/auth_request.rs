@@ -163,7 +163,7 @@ impl Worker {
                 conn.request_head.set(head);
                 resp
             }
-            Err(_) => error_response(ProxyError::Internal, true),
+            Err(_) => Box::new(error_response(ProxyError::Internal, true)),
         };
         let (parts, body) = resp.into_parts();
         // The subrequest's body is not sent anywhere (nginx: header only).

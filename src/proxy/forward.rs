@@ -55,7 +55,10 @@ impl Worker {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             if declared.is_some_and(|n| n > conf.client_max_body_size) {
-                return Err(here.fail(413, error_response(ProxyError::PayloadTooLarge, tokens)));
+                return Err(here.fail(
+                    413,
+                    error_response(ProxyError::PayloadTooLarge, tokens).into(),
+                ));
             }
         }
         let mut upstream = pass.upstream;
@@ -74,7 +77,9 @@ impl Worker {
                 .filter(|(tls, _)| pv.dynamic_scheme || *tls == pass.https)
             else {
                 tracing::error!("invalid URL prefix in \"{url}\"");
-                return Err(Stop::Plain(error_response(ProxyError::Internal, tokens)));
+                return Err(Stop::Plain(
+                    error_response(ProxyError::Internal, tokens).into(),
+                ));
             };
             https = tls;
             let (host_port, path_part) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -92,12 +97,13 @@ impl Worker {
                             lookup = Some(pending);
                         }
                         Dynamic::Refused(502) => {
-                            return Err(
-                                here.fail(502, error_response(ProxyError::BadGateway, tokens))
-                            );
+                            return Err(here
+                                .fail(502, error_response(ProxyError::BadGateway, tokens).into()));
                         }
                         Dynamic::Refused(_) => {
-                            return Err(Stop::Plain(error_response(ProxyError::Internal, tokens)));
+                            return Err(Stop::Plain(
+                                error_response(ProxyError::Internal, tokens).into(),
+                            ));
                         }
                     },
                 }
@@ -106,7 +112,9 @@ impl Worker {
             var_uri = (!path_part.is_empty()).then(|| path_part.to_string());
         }
         let Some(set) = own_set.or_else(|| self.upstreams.get(upstream).map(Rc::clone)) else {
-            return Err(Stop::Plain(error_response(ProxyError::BadGateway, tokens)));
+            return Err(Stop::Plain(
+                error_response(ProxyError::BadGateway, tokens).into(),
+            ));
         };
         let host = proxy_host.as_deref().unwrap_or(&pass.proxy_host);
         // TLS to the backend: the settings and the name to verify (and send).
@@ -122,7 +130,9 @@ impl Worker {
                     Some(name) => ConnKey::tls(tls, name),
                     None => {
                         tracing::error!("invalid \"proxy_ssl_name\" \"{name}\"");
-                        return Err(here.fail(502, error_response(ProxyError::BadGateway, tokens)));
+                        return Err(
+                            here.fail(502, error_response(ProxyError::BadGateway, tokens).into())
+                        );
                     }
                 }
             }
@@ -161,7 +171,11 @@ impl Worker {
         let uri = match (location, pass.uri.as_deref(), redirected_target) {
             _ if var_uri.is_some() => match var_uri.as_deref().map(str::parse::<Uri>) {
                 Some(Ok(u)) => Some(u),
-                _ => return Err(Stop::Plain(error_response(ProxyError::BadRequest, tokens))),
+                _ => {
+                    return Err(Stop::Plain(
+                        error_response(ProxyError::BadRequest, tokens).into(),
+                    ))
+                }
             },
             (Some(loc), Some(base), t) => {
                 let target = t.as_deref().unwrap_or(target);
@@ -169,13 +183,19 @@ impl Worker {
                 match mapped.parse::<Uri>() {
                     Ok(u) => Some(u),
                     Err(_) => {
-                        return Err(Stop::Plain(error_response(ProxyError::BadRequest, tokens)))
+                        return Err(Stop::Plain(
+                            error_response(ProxyError::BadRequest, tokens).into(),
+                        ))
                     }
                 }
             }
             (_, _, Some(t)) => match t.parse::<Uri>() {
                 Ok(u) => Some(u),
-                Err(_) => return Err(Stop::Plain(error_response(ProxyError::BadRequest, tokens))),
+                Err(_) => {
+                    return Err(Stop::Plain(
+                        error_response(ProxyError::BadRequest, tokens).into(),
+                    ))
+                }
             },
             _ => None,
         };

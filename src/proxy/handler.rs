@@ -49,7 +49,7 @@ impl Handler for Worker {
         self: Rc<Self>,
         conn: Rc<ConnState>,
         req: &mut Request<RequestBody>,
-    ) -> Response<ProxyBody> {
+    ) -> Box<Response<ProxyBody>> {
         // limit_req / limit_conn: checked once per request, across its
         // internal redirects; the connection counts held until it ends.
         let mut limited = Limited::default();
@@ -71,7 +71,7 @@ impl Worker {
         req: &mut Request<RequestBody>,
         limited: &mut Limited,
         mut internal: Option<Box<Internal>>,
-    ) -> Response<ProxyBody> {
+    ) -> Box<Response<ProxyBody>> {
         let info: &ConnState = &conn;
         let counted = (!limited.subrequest).then(|| self.count_request());
         let mut log_slot: Option<Box<AccessRecord>> = None;
@@ -111,7 +111,7 @@ impl Worker {
                         if asked > internal::MAX_URI_CHANGES + 1 {
                             tracing::error!("too many auth subrequests");
                             let tokens = conf.server_tokens;
-                            break 'respond error_response(ProxyError::Internal, tokens);
+                            break 'respond Box::new(error_response(ProxyError::Internal, tokens));
                         }
                         // The preaccess phase's delay comes before the access
                         // phase's subrequest.
@@ -144,7 +144,10 @@ impl Worker {
                             if internal::error_page_pending(conf, 502, &mut internal) {
                                 continue 'request;
                             }
-                            break 'respond error_response(ProxyError::BadGateway, tokens);
+                            break 'respond Box::new(error_response(
+                                ProxyError::BadGateway,
+                                tokens,
+                            ));
                         }
                     },
                 };
@@ -179,11 +182,11 @@ impl Worker {
                             ) {
                                 continue 'request;
                             }
-                            break 'respond error_response(error, tokens);
+                            break 'respond Box::new(error_response(error, tokens));
                         }
                         // Only ever after an answer, handled below.
                         Step::Deliver => {
-                            break 'respond error_response(ProxyError::Internal, tokens)
+                            break 'respond Box::new(error_response(ProxyError::Internal, tokens))
                         }
                     };
                     let active = set.stats().begin(p);
@@ -259,7 +262,7 @@ impl Worker {
                         continue;
                     }
                     let Ok(mut answer) = outcome else {
-                        break 'respond error_response(ProxyError::Internal, tokens);
+                        break 'respond Box::new(error_response(ProxyError::Internal, tokens));
                     };
                     match internal::answer_status(conf, answer.0.status, &mut internal) {
                         Some(status) => answer.0.status = status,
@@ -285,7 +288,7 @@ impl Worker {
                         location,
                         rewrites: rewrites.take(),
                     };
-                    let mut resp = self.answer(
+                    let mut resp = Box::new(self.answer(
                         set,
                         conf,
                         p,
@@ -296,7 +299,7 @@ impl Worker {
                         tls,
                         log,
                         backend_edits,
-                    );
+                    ));
                     if let Some(facts) = &compress {
                         compress_response(&mut resp, &conf.compress, facts, now_unix);
                     }

@@ -90,7 +90,7 @@ impl Worker {
                     None => {
                         tracing::error!("could not find named location \"{name}\"");
                         let resp = error_response(ProxyError::Internal, server.conf.server_tokens);
-                        return Err(Stop::Plain(resp));
+                        return Err(Stop::Plain(resp.into()));
                     }
                 },
                 None => match route::lookup_location(&server.locations, path) {
@@ -155,7 +155,7 @@ impl Worker {
                         .unwrap_or_default();
                     if internal::count_change(st, "processing", &uri).is_err() {
                         let resp = error_response(ProxyError::Internal, conf.server_tokens);
-                        return Err(Stop::Plain(resp));
+                        return Err(Stop::Plain(resp.into()));
                     }
                     // A rewritten request is an internal one (nginx).
                     st.target = Some(Entered::Uri);

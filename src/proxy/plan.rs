@@ -156,7 +156,7 @@ impl Worker {
         );
         let routed = match host.and_then(|host| self.router.server(info.listen, host)) {
             Ok(r) => r,
-            Err(e) => return Err(Stop::Plain(error_response(e.into(), true))),
+            Err(e) => return Err(Stop::Plain(error_response(e.into(), true).into())),
         };
         // The same server, borrowed from the worker instead of the request.
         let server: &ServerConf = match self
@@ -167,7 +167,11 @@ impl Worker {
             .find(|s| Arc::ptr_eq(s, routed.server))
         {
             Some(s) => s,
-            None => return Err(Stop::Plain(error_response(ProxyError::Internal, true))),
+            None => {
+                return Err(Stop::Plain(
+                    error_response(ProxyError::Internal, true).into(),
+                ))
+            }
         };
         let server_name = server_name_of(server);
         let (raw_path, raw_query) = uri::split_query(target);
@@ -178,7 +182,7 @@ impl Worker {
                 Err(e) => {
                     let e: ProxyError = e.into();
                     let resp = error_response(e, server.conf.server_tokens);
-                    return Err(Stop::Plain(resp));
+                    return Err(Stop::Plain(resp.into()));
                 }
             },
         };
@@ -286,7 +290,7 @@ impl Worker {
                 ),
                 Err(_) => error_response(ProxyError::Internal, tokens),
             };
-            return Err(here.fail(status, resp));
+            return Err(here.fail(status, resp.into()));
         }
         if log.is_none() && !limited.subrequest {
             if let Some(targets) = self.logs.targets(&conf.access_log) {
@@ -302,9 +306,11 @@ impl Worker {
         }
         let ret = match action {
             Action::NotFound => {
-                return Err(here.fail(404, error_response(ProxyError::NotFound, tokens)));
+                return Err(here.fail(404, error_response(ProxyError::NotFound, tokens).into()));
             }
-            Action::Redirect(code, url) => return Err(Stop::Made(here.redirect(code, &url))),
+            Action::Redirect(code, url) => {
+                return Err(Stop::Made(here.redirect(code, &url).into()))
+            }
             Action::Return(ret) => Some(ret),
             Action::None => conf.return_.as_ref(),
         };
@@ -323,15 +329,15 @@ impl Worker {
                 None => error_response(ProxyError::Internal, tokens),
             };
             if ret.code >= 400 && ret.text.is_none() {
-                return Err(here.fail(ret.code, resp));
+                return Err(here.fail(ret.code, resp.into()));
             }
-            return Err(Stop::Made(resp));
+            return Err(Stop::Made(resp.into()));
         }
         if add_slash {
             // nginx's automatic redirect: `location /app/ { proxy_pass ...; }`
             // answers `/app` with a 301 to `/app/`.
             let to = uri::add_slash_target(path, query);
-            return Err(Stop::Made(here.redirect(301, to.as_bytes())));
+            return Err(Stop::Made(here.redirect(301, to.as_bytes()).into()));
         }
         let vars = here.vars("");
         let auth_done = state
@@ -349,10 +355,10 @@ impl Worker {
         ) {
             Ok(Admitted::Pass) => {}
             Ok(Admitted::Ask(auth)) => return Err(Stop::Auth { conf, auth }),
-            Err(refused) => return Err(here.made_or_fail(refused)),
+            Err(refused) => return Err(here.made_or_fail(refused.into())),
         }
         if conf.access.stub_status {
-            return Err(here.made_or_fail(self.stub_status_page(req.method(), tokens)));
+            return Err(here.made_or_fail(self.stub_status_page(req.method(), tokens).into()));
         }
         if let Some(format) = conf.check_status {
             let (content_type, body) = self.health.status_page(&self.config, query, format);
@@ -361,14 +367,14 @@ impl Worker {
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            return Err(Stop::Made(resp));
+            return Err(Stop::Made(resp.into()));
         }
         let Some(pass) = conf.proxy_pass.as_ref() else {
             // No proxy_pass: files from root/alias, as nginx; their internal
             // redirects plan the request again.
             let base = here.redirect_base();
-            let target = match self.serve_files(location, conf, req, here.vars(""), &base) {
-                Served::Response(resp) => return Err(here.made_or_fail(*resp)),
+            let target = match self.serve_files(location, conf, req, vars, &base) {
+                Served::Response(resp) => return Err(here.made_or_fail(resp)),
                 Served::Redirect(to) => {
                     let (raw, args) = match to.iter().position(|&b| b == b'?') {
                         Some(i) => (
@@ -452,7 +458,7 @@ impl<'w> Here<'w, '_> {
     }
 
     /// An error answered here: its `error_page`, if one applies.
-    pub(super) fn fail(&self, status: u16, resp: Response<ProxyBody>) -> Stop<'w> {
+    pub(super) fn fail(&self, status: u16, resp: Box<Response<ProxyBody>>) -> Stop<'w> {
         let Some(page) = internal::page_applies(self.conf, status, self.state) else {
             return Stop::Plain(resp);
         };
@@ -465,7 +471,7 @@ impl<'w> Here<'w, '_> {
                     Overwrite::Code(c @ (301 | 302 | 303 | 307 | 308)) => c,
                     _ => 302,
                 };
-                return Stop::Plain(self.redirect(code, &url));
+                return Stop::Plain(self.redirect(code, &url).into());
             }
         };
         Stop::Page {
@@ -479,7 +485,7 @@ impl<'w> Here<'w, '_> {
     }
 
     /// A response made here: an error status still goes through `error_page`.
-    fn made_or_fail(&self, resp: Response<ProxyBody>) -> Stop<'w> {
+    fn made_or_fail(&self, resp: Box<Response<ProxyBody>>) -> Stop<'w> {
         match resp.status().as_u16() {
             status @ 400.. => self.fail(status, resp),
             _ => Stop::Made(resp),
@@ -501,15 +507,17 @@ fn server_name_of(server: &ServerConf) -> &str {
 /// Why planning stopped short of forwarding (see `Worker::plan_once`).
 pub(super) enum Stop<'w> {
     /// A response made at the location (`return`, redirects, the status page).
-    Made(Response<ProxyBody>),
+    /// Boxed, as every response here: it is moved through the planning
+    /// steps to the connection, a pointer instead of its 450 bytes.
+    Made(Box<Response<ProxyBody>>),
     /// A plain error response, no `error_page` applies.
-    Plain(Response<ProxyBody>),
+    Plain(Box<Response<ProxyBody>>),
     /// An error with an `error_page`: an internal redirect to `uri` (the page's
     /// URI evaluated; empty for a named location) from the URI `path?args`.
     Page {
         status: u16,
         /// The plain error response, should the page not apply after all.
-        resp: Response<ProxyBody>,
+        resp: Box<Response<ProxyBody>>,
         conf: &'w LocationConf,
         uri: Vec<u8>,
         path: Vec<u8>,
@@ -531,12 +539,10 @@ pub(super) enum Stop<'w> {
     },
 }
 
-/// Why a request was not planned to go out. (Not boxed: the response is
-/// the common case, moved once.)
-#[allow(clippy::large_enum_variant)]
+/// Why a request was not planned to go out.
 pub(super) enum NotPlanned<'w> {
     /// Answered by the proxy.
-    Answer(Response<ProxyBody>),
+    Answer(Box<Response<ProxyBody>>),
     /// Planning waits for the `auth_request` subrequest of `conf`; its
     /// outcome goes into the request's state before it is planned again.
     Auth {
@@ -547,6 +553,12 @@ pub(super) enum NotPlanned<'w> {
 
 impl From<Response<ProxyBody>> for NotPlanned<'_> {
     fn from(resp: Response<ProxyBody>) -> Self {
+        NotPlanned::Answer(Box::new(resp))
+    }
+}
+
+impl From<Box<Response<ProxyBody>>> for NotPlanned<'_> {
+    fn from(resp: Box<Response<ProxyBody>>) -> Self {
         NotPlanned::Answer(resp)
     }
 }

@@ -309,7 +309,7 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     let head_request = parts.method == Method::HEAD;
     let read = Rc::new(Cell::new(0));
     let mut resp = match prepared {
-        Err(e) => handler.refuse(e),
+        Err(e) => Box::new(handler.refuse(e)),
         Ok(()) => {
             let framing = body_framing(&parts.headers, incoming.is_end_stream());
             let left = match framing {

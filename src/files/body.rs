@@ -22,11 +22,13 @@ pub enum Piece {
     File { start: u64, end: u64 },
 }
 
-/// A file body: its pieces, sent in order.
+/// A file body: its pieces, sent in order (`first`, then `rest`).
 #[derive(Debug)]
 pub struct FileBody {
     file: Arc<File>,
-    pieces: std::collections::VecDeque<Piece>,
+    /// The common body, one stretch `start..end` of the file, needs no list.
+    first: Option<(u64, u64)>,
+    rest: std::collections::VecDeque<Piece>,
     remaining: u64,
 }
 
@@ -41,8 +43,25 @@ impl FileBody {
             .sum();
         FileBody {
             file,
-            pieces: pieces.into(),
+            first: None,
+            rest: pieces.into(),
             remaining,
+        }
+    }
+
+    /// Bytes `start..end` of `file`: a whole file or a single range.
+    pub fn range(file: Arc<File>, start: u64, end: u64) -> FileBody {
+        FileBody {
+            file,
+            first: Some((start, end)),
+            rest: std::collections::VecDeque::new(),
+            remaining: end.saturating_sub(start),
+        }
+    }
+
+    fn pop_front(&mut self) {
+        if self.first.take().is_none() {
+            self.rest.pop_front();
         }
     }
 
@@ -56,53 +75,56 @@ impl FileBody {
     /// sends it itself (sendfile(2)). Taken once: the body is then empty.
     /// `None` for a body with text pieces (`multipart/byteranges`).
     pub fn take_single(&mut self) -> Option<(Arc<File>, u64, u64)> {
-        let [Piece::File { start, end }] = self.pieces.make_contiguous() else {
-            return None;
+        let (start, end) = match (&self.first, &*self.rest.make_contiguous()) {
+            (Some((start, end)), []) | (None, [Piece::File { start, end }]) => (*start, *end),
+            _ => return None,
         };
-        let range = (Arc::clone(&self.file), *start, end.saturating_sub(*start));
-        self.pieces.clear();
+        self.first = None;
+        self.rest.clear();
         self.remaining = 0;
-        Some(range)
+        Some((Arc::clone(&self.file), start, end.saturating_sub(start)))
     }
 
     /// The next chunk, `None` at the end. A file that shrank while it was
     /// sent is an error (the response was promised whole).
     pub fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
         loop {
-            let piece = self.pieces.front_mut()?;
-            match piece {
-                Piece::Text(b) => {
-                    let b = std::mem::take(b);
-                    self.pieces.pop_front();
-                    if b.is_empty() {
-                        continue;
-                    }
-                    self.remaining = self.remaining.saturating_sub(b.len() as u64);
-                    return Some(Ok(b));
-                }
-                Piece::File { start, end } => {
-                    if *start >= *end {
-                        self.pieces.pop_front();
-                        continue;
-                    }
-                    let want = usize::try_from(*end - *start).map_or(CHUNK, |n| n.min(CHUNK));
-                    let mut buf = vec![0u8; want];
-                    let n = match self.file.read_at(&mut buf, *start) {
-                        Ok(0) => {
-                            return Some(Err(std::io::Error::new(
-                                std::io::ErrorKind::UnexpectedEof,
-                                "file was truncated while it was sent",
-                            )))
+            // The fields, not a method: `self.file` is read below.
+            let (start, end) = match &mut self.first {
+                Some((start, end)) => (start, end),
+                None => match self.rest.front_mut()? {
+                    Piece::File { start, end } => (start, end),
+                    Piece::Text(b) => {
+                        let b = std::mem::take(b);
+                        self.pop_front();
+                        if b.is_empty() {
+                            continue;
                         }
-                        Ok(n) => n,
-                        Err(e) => return Some(Err(e)),
-                    };
-                    buf.truncate(n);
-                    *start += n as u64;
-                    self.remaining = self.remaining.saturating_sub(n as u64);
-                    return Some(Ok(Bytes::from(buf)));
-                }
+                        self.remaining = self.remaining.saturating_sub(b.len() as u64);
+                        return Some(Ok(b));
+                    }
+                },
+            };
+            if *start >= *end {
+                self.pop_front();
+                continue;
             }
+            let want = usize::try_from(*end - *start).map_or(CHUNK, |n| n.min(CHUNK));
+            let mut buf = vec![0u8; want];
+            let n = match self.file.read_at(&mut buf, *start) {
+                Ok(0) => {
+                    return Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "file was truncated while it was sent",
+                    )))
+                }
+                Ok(n) => n,
+                Err(e) => return Some(Err(e)),
+            };
+            buf.truncate(n);
+            *start += n as u64;
+            self.remaining = self.remaining.saturating_sub(n as u64);
+            return Some(Ok(Bytes::from(buf)));
         }
     }
 }
@@ -195,6 +217,28 @@ mod tests {
         );
         assert!(two.take_single().is_none());
         assert_eq!(two.remaining(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_range_body_reads_and_is_taken_as_a_list_of_one() {
+        let dir = std::env::temp_dir().join(format!("sp-filebody-range-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let mut read = FileBody::range(Arc::clone(&file), 3, 8);
+        assert_eq!(read.remaining(), 5);
+        assert_eq!(&read.next_chunk().unwrap().unwrap()[..], b"34567");
+        assert!(read.next_chunk().is_none());
+        assert_eq!(read.remaining(), 0);
+        let mut taken = FileBody::range(Arc::clone(&file), 0, 10);
+        assert_eq!(taken.take_single().map(|(_, o, l)| (o, l)), Some((0, 10)));
+        assert!(taken.next_chunk().is_none() && taken.take_single().is_none());
+        // An empty range ends at once.
+        let mut empty = FileBody::range(file, 4, 4);
+        assert_eq!(empty.remaining(), 0);
+        assert!(empty.next_chunk().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,22 +4,26 @@
 //! exact|before|off`) for `304`, and `If-Range` for whether a `Range`
 //! applies. Pure: the file's facts are arguments.
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
 
 use crate::config::files::IfModifiedSince;
 use crate::numfmt::write_hex;
 
 /// nginx's strong `ETag` of a file: `"` mtime in hex `-` size in hex `"`.
-pub fn etag(mtime_unix: i64, size: u64) -> String {
+pub fn etag(mtime_unix: i64, size: u64) -> HeaderValue {
     // Not through `fmt`: on every file response. A negative mtime is
-    // written in two's complement, as `{:x}` would.
-    let mut text = Vec::with_capacity(36);
+    // written in two's complement, as `{:x}` would. Written in a buffer of
+    // its exact length, which the value then owns (one allocation).
+    let hex_len = |n: u64| (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
+    let mtime = mtime_unix as u64;
+    let mut text = Vec::with_capacity(3 + hex_len(mtime) + hex_len(size));
     text.push(b'"');
-    write_hex(&mut text, mtime_unix as u64);
+    write_hex(&mut text, mtime);
     text.push(b'-');
     write_hex(&mut text, size);
     text.push(b'"');
-    String::from_utf8(text).unwrap_or_default()
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+        .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 /// The request fields the conditional answers read (the first line of
@@ -70,22 +74,21 @@ fn parse_date(value: &[u8]) -> Option<i64> {
 
 /// True when `list` (an `If-None-Match` or `If-Match` value) names `etag`,
 /// compared weakly as nginx does for `If-None-Match`, or is `*`.
-fn names_etag(list: &[u8], etag: Option<&str>, weak: bool) -> bool {
-    let Ok(list) = std::str::from_utf8(list) else {
-        return false;
-    };
-    if list.trim() == "*" {
+fn names_etag(list: &[u8], etag: Option<&[u8]>, weak: bool) -> bool {
+    if list.trim_ascii() == b"*" {
         return true;
     }
     let Some(etag) = etag else { return false };
-    let bare = etag.strip_prefix("W/").unwrap_or(etag);
-    list.split(',').map(str::trim).any(|tag| {
-        if weak {
-            tag.strip_prefix("W/").unwrap_or(tag) == bare
-        } else {
-            tag == etag
-        }
-    })
+    let bare = etag.strip_prefix(b"W/").unwrap_or(etag);
+    list.split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .any(|tag| {
+            if weak {
+                tag.strip_prefix(b"W/").unwrap_or(tag) == bare
+            } else {
+                tag == etag
+            }
+        })
 }
 
 /// Whether a `GET`/`HEAD` of a file whose validators are `mtime_unix` and
@@ -93,7 +96,7 @@ fn names_etag(list: &[u8], etag: Option<&str>, weak: bool) -> bool {
 pub fn not_modified(
     c: &Conditions<'_>,
     mtime_unix: i64,
-    etag: Option<&str>,
+    etag: Option<&[u8]>,
     mode: IfModifiedSince,
 ) -> bool {
     if let Some(inm) = c.if_none_match {
@@ -113,7 +116,7 @@ pub fn not_modified(
 }
 
 /// Whether a `If-Match` / `If-Unmodified-Since` precondition fails (`412`).
-pub fn precondition_failed(c: &Conditions<'_>, mtime_unix: i64, etag: Option<&str>) -> bool {
+pub fn precondition_failed(c: &Conditions<'_>, mtime_unix: i64, etag: Option<&[u8]>) -> bool {
     if let Some(im) = c.if_match {
         return !names_etag(im, etag, false);
     }
@@ -126,12 +129,12 @@ pub fn precondition_failed(c: &Conditions<'_>, mtime_unix: i64, etag: Option<&st
 /// Whether a `Range` applies given the request's `If-Range` (absent: it
 /// does; an entity tag: it must be ours, strongly; a date: it must be the
 /// file's modification time).
-pub fn range_applies(c: &Conditions<'_>, mtime_unix: i64, etag: Option<&str>) -> bool {
+pub fn range_applies(c: &Conditions<'_>, mtime_unix: i64, etag: Option<&[u8]>) -> bool {
     let Some(v) = c.if_range else {
         return true;
     };
     if v.first() == Some(&b'"') || v.starts_with(b"W/") {
-        return etag.is_some_and(|e| !e.starts_with("W/") && e.as_bytes() == v);
+        return etag.is_some_and(|e| !e.starts_with(b"W/") && e == v);
     }
     parse_date(v) == Some(mtime_unix)
 }
@@ -140,7 +143,6 @@ pub fn range_applies(c: &Conditions<'_>, mtime_unix: i64, etag: Option<&str>) ->
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     const MTIME: i64 = 1_700_000_000; // Tue, 14 Nov 2023 22:13:20 GMT
     const DATE: &str = "Tue, 14 Nov 2023 22:13:20 GMT";
@@ -168,7 +170,7 @@ mod tests {
     #[test]
     fn not_modified_follows_nginx() {
         let tag = etag(MTIME, 5);
-        let t = Some(tag.as_str());
+        let t = Some(tag.as_bytes());
         use IfModifiedSince::*;
         type Case<'a> = (&'a [(&'a str, &'a str)], IfModifiedSince, bool);
         let cases: &[Case<'_>] = &[
@@ -206,7 +208,7 @@ mod tests {
     #[test]
     fn preconditions_and_if_range() {
         let tag = etag(MTIME, 5);
-        let t = Some(tag.as_str());
+        let t = Some(tag.as_bytes());
         assert!(!precondition_failed(
             &Conditions::of(&headers(&[])),
             MTIME,

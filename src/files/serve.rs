@@ -344,6 +344,19 @@ fn file_reply(
         .and_then(|d| i64::try_from(d.as_secs()).ok())
         .unwrap_or(0);
     let etag = conf.etag.then(|| cond::etag(mtime, size));
+    // The request's conditions first, then the head.
+    let tag = etag.as_ref().map(HeaderValue::as_bytes);
+    let conds = cond::Conditions::of(req.headers);
+    if cond::precondition_failed(&conds, mtime, tag) {
+        return Outcome::Status(StatusCode::PRECONDITION_FAILED);
+    }
+    let not_modified = cond::not_modified(&conds, mtime, tag, conf.if_modified_since);
+    let wanted = match conds.range {
+        Some(r) if !not_modified && cond::range_applies(&conds, mtime, tag) => {
+            range::ranges(r, size, conf.max_ranges)
+        }
+        _ => Ranges::Full,
+    };
     // From the worker's free list: the proxy gives it back. The response's
     // own map: `Server` first, as nginx writes it.
     let mut headers = crate::reuse::header_map(6);
@@ -352,15 +365,10 @@ fn file_reply(
     if let Ok(v) = HeaderValue::from_bytes(stamp.as_bytes()) {
         headers.insert(header::LAST_MODIFIED, v);
     }
-    if let Some(tag) = etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
-        headers.insert(header::ETAG, tag);
+    if let Some(etag) = etag {
+        headers.insert(header::ETAG, etag);
     }
-    let conds = cond::Conditions::of(req.headers);
-    if cond::precondition_failed(&conds, mtime, etag.as_deref()) {
-        crate::reuse::give_map(headers);
-        return Outcome::Status(StatusCode::PRECONDITION_FAILED);
-    }
-    if cond::not_modified(&conds, mtime, etag.as_deref(), conf.if_modified_since) {
+    if not_modified {
         return Outcome::Reply(Reply {
             status: StatusCode::NOT_MODIFIED,
             headers,
@@ -369,25 +377,13 @@ fn file_reply(
             text: None,
         });
     }
-    let wanted = match conds.range {
-        Some(r) if cond::range_applies(&conds, mtime, etag.as_deref()) => {
-            range::ranges(r, size, conf.max_ranges)
-        }
-        _ => Ranges::Full,
-    };
     if conf.max_ranges != Some(0) {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
-    let (status, pieces) = match wanted {
+    let (status, body) = match wanted {
         Ranges::Full => {
             headers.insert(header::CONTENT_TYPE, ct);
-            (
-                StatusCode::OK,
-                vec![Piece::File {
-                    start: 0,
-                    end: size,
-                }],
-            )
+            (StatusCode::OK, FileBody::range(file, 0, size))
         }
         Ranges::Unsatisfiable => {
             crate::reuse::give_map(headers);
@@ -409,13 +405,7 @@ fn file_reply(
                     headers.insert(header::CONTENT_RANGE, v);
                 }
                 headers.insert(header::CONTENT_TYPE, ct);
-                (
-                    StatusCode::PARTIAL_CONTENT,
-                    vec![Piece::File {
-                        start: s,
-                        end: e + 1,
-                    }],
-                )
+                (StatusCode::PARTIAL_CONTENT, FileBody::range(file, s, e + 1))
             } else {
                 let boundary = format!("{:020}", BOUNDARY.fetch_add(1, Ordering::Relaxed));
                 let content_type = String::from_utf8_lossy(ct.as_bytes());
@@ -435,11 +425,10 @@ fn file_reply(
                 if let Ok(v) = HeaderValue::from_str(&ct) {
                     headers.insert(header::CONTENT_TYPE, v);
                 }
-                (StatusCode::PARTIAL_CONTENT, pieces)
+                (StatusCode::PARTIAL_CONTENT, FileBody::new(file, pieces))
             }
         }
     };
-    let body = FileBody::new(file, pieces);
     if req.method == Method::HEAD {
         return Outcome::Reply(Reply {
             status,

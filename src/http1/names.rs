@@ -54,8 +54,11 @@ impl<'a> Spelling<'a> {
     where
         'a: 'n,
     {
-        if let Some(spelled) = received_name(self.received, name, value) {
-            return spelled;
+        // (No received head: a response made here.)
+        if !self.received.is_empty() {
+            if let Some(spelled) = received_name(self.received, name, value) {
+                return spelled;
+            }
         }
         if let Some(spelled) = self.configured.and_then(|lookup| lookup(name)) {
             return spelled;

@@ -88,7 +88,7 @@ impl Worker {
                     crate::compress::add_vary(resp.headers_mut());
                 }
                 compress_made(&mut resp, conf, req, &vars);
-                Served::Response(Box::new(resp))
+                Served::Response(resp)
             }
             Outcome::Status(status) => {
                 // nginx's 403/404 pages pass its gzip filter too.
@@ -166,7 +166,7 @@ fn reply(
     base: &RedirectBase<'_>,
     tokens: bool,
     sendfile: Option<Sendfile>,
-) -> Response<ProxyBody> {
+) -> Box<Response<ProxyBody>> {
     let serve::Reply {
         status,
         headers,
@@ -184,12 +184,13 @@ fn reply(
                 resp.headers_mut().insert(name, value.clone());
             }
             crate::reuse::give_map(headers);
-            return resp;
+            return Box::new(resp);
         }
         (None, None) => ProxyBody::full(bytes::Bytes::new()),
     };
     // The map the files module made, `Server` first, is the response's.
-    let mut resp = Response::new(body);
+    // Made in its box, where it stays until it is sent.
+    let mut resp = Box::new(Response::new(body));
     *resp.status_mut() = status;
     *resp.headers_mut() = headers;
     resp.body_mut().declared = declared;

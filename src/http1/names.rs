@@ -15,7 +15,7 @@
 //! up to case before they are written, so whatever a map holds, the name
 //! written is its own.
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 
 /// Looks up the spelling the configuration gives a header name.
 pub type Configured<'a> = &'a dyn Fn(&HeaderName) -> Option<&'a [u8]>;
@@ -119,6 +119,19 @@ static CANONICAL: [&[u8]; 27] = [
 /// On every header line written: a `match` on the length first, then on the
 /// few names of that length (no walk over the whole list).
 pub fn canonical(name: &HeaderName) -> &[u8] {
+    // The names of a file response, compared as the map's own names (no
+    // text) first.
+    if *name == header::SERVER {
+        return b"Server";
+    } else if *name == header::CONTENT_TYPE {
+        return b"Content-Type";
+    } else if *name == header::LAST_MODIFIED {
+        return b"Last-Modified";
+    } else if *name == header::ETAG {
+        return b"ETag";
+    } else if *name == header::ACCEPT_RANGES {
+        return b"Accept-Ranges";
+    }
     let lower = name.as_str().as_bytes();
     let spelled: &'static [u8] = match lower.len() {
         2 if lower == b"te" => b"TE",

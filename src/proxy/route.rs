@@ -61,7 +61,9 @@ pub struct Routed<'r> {
 #[derive(Debug)]
 struct AddrTable {
     addr: SocketAddr,
-    exact: HashMap<Box<str>, usize>,
+    /// Looked up on every request: FNV, as `types`. The table is the
+    /// configuration's; a request only reads it, so a keyed hash buys nothing.
+    exact: HashMap<Box<str>, usize, fnv::FnvBuildHasher>,
     /// `(suffix with leading dot, dot_form, server)`, longest suffix first.
     leading: Vec<(Box<str>, bool, usize)>,
     /// `(prefix with trailing dot, server)`, longest prefix first.
@@ -97,7 +99,7 @@ impl Router {
                     None => {
                         tables.push(AddrTable {
                             addr: listen.addr,
-                            exact: HashMap::new(),
+                            exact: HashMap::default(),
                             leading: Vec::new(),
                             trailing: Vec::new(),
                             regex: Vec::new(),

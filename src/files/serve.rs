@@ -305,6 +305,7 @@ fn directory(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
 
 /// nginx's answer to a failed `open()`: 404 (logged unless `log_not_found
 /// off`), 403 for a permission or symbolic-link refusal, 500 otherwise.
+#[cold]
 fn open_failed(conf: &FilesConf, path: &Path, e: &io::Error) -> Outcome {
     let code = e.raw_os_error().unwrap_or(0);
     let status = match e.kind() {
@@ -385,49 +386,11 @@ fn file_reply(
             headers.insert(header::CONTENT_TYPE, ct);
             (StatusCode::OK, FileBody::range(file, 0, size))
         }
-        Ranges::Unsatisfiable => {
-            crate::reuse::give_map(headers);
-            let mut headers = HeaderMap::new();
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                headers.insert(header::CONTENT_RANGE, v);
-            }
-            return Outcome::Reply(Reply {
-                status: StatusCode::RANGE_NOT_SATISFIABLE,
-                headers,
-                body: None,
-                declared: None,
-                text: None,
-            });
-        }
-        Ranges::Partial(list) => {
-            if let [(s, e)] = list[..] {
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes {s}-{e}/{size}")) {
-                    headers.insert(header::CONTENT_RANGE, v);
-                }
-                headers.insert(header::CONTENT_TYPE, ct);
-                (StatusCode::PARTIAL_CONTENT, FileBody::range(file, s, e + 1))
-            } else {
-                let boundary = format!("{:020}", BOUNDARY.fetch_add(1, Ordering::Relaxed));
-                let content_type = String::from_utf8_lossy(ct.as_bytes());
-                let mut pieces = Vec::with_capacity(list.len() * 2 + 1);
-                for (s, e) in list {
-                    let head = format!(
-                        "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {s}-{e}/{size}\r\n\r\n"
-                    );
-                    pieces.push(Piece::Text(Bytes::from(head)));
-                    pieces.push(Piece::File {
-                        start: s,
-                        end: e + 1,
-                    });
-                }
-                pieces.push(Piece::Text(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
-                let ct = format!("multipart/byteranges; boundary={boundary}");
-                if let Ok(v) = HeaderValue::from_str(&ct) {
-                    headers.insert(header::CONTENT_TYPE, v);
-                }
-                (StatusCode::PARTIAL_CONTENT, FileBody::new(file, pieces))
-            }
-        }
+        Ranges::Unsatisfiable => return unsatisfiable(headers, size),
+        Ranges::Partial(list) => (
+            StatusCode::PARTIAL_CONTENT,
+            partial(&mut headers, file, &list, size, ct),
+        ),
     };
     if req.method == Method::HEAD {
         return Outcome::Reply(Reply {
@@ -445,4 +408,61 @@ fn file_reply(
         declared: None,
         text: None,
     })
+}
+
+/// A `Range` no byte of the file satisfies: 416 with `Content-Range:
+/// bytes */SIZE` (nginx's page is made by the caller). Cold, as the ranges
+/// below: kept out of the common answer's code.
+#[cold]
+fn unsatisfiable(headers: HeaderMap, size: u64) -> Outcome {
+    crate::reuse::give_map(headers);
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+        headers.insert(header::CONTENT_RANGE, v);
+    }
+    Outcome::Reply(Reply {
+        status: StatusCode::RANGE_NOT_SATISFIABLE,
+        headers,
+        body: None,
+        declared: None,
+        text: None,
+    })
+}
+
+/// The body of a `206`, and its `Content-Range` or `multipart/byteranges`
+/// type in `headers`.
+#[cold]
+fn partial(
+    headers: &mut HeaderMap,
+    file: Arc<File>,
+    list: &[(u64, u64)],
+    size: u64,
+    ct: HeaderValue,
+) -> FileBody {
+    if let [(s, e)] = list[..] {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {s}-{e}/{size}")) {
+            headers.insert(header::CONTENT_RANGE, v);
+        }
+        headers.insert(header::CONTENT_TYPE, ct);
+        return FileBody::range(file, s, e + 1);
+    }
+    let boundary = format!("{:020}", BOUNDARY.fetch_add(1, Ordering::Relaxed));
+    let content_type = String::from_utf8_lossy(ct.as_bytes());
+    let mut pieces = Vec::with_capacity(list.len() * 2 + 1);
+    for &(s, e) in list {
+        let head = format!(
+            "\r\n--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {s}-{e}/{size}\r\n\r\n"
+        );
+        pieces.push(Piece::Text(Bytes::from(head)));
+        pieces.push(Piece::File {
+            start: s,
+            end: e + 1,
+        });
+    }
+    pieces.push(Piece::Text(Bytes::from(format!("\r\n--{boundary}--\r\n"))));
+    let ct = format!("multipart/byteranges; boundary={boundary}");
+    if let Ok(v) = HeaderValue::from_str(&ct) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    FileBody::new(file, pieces)
 }

@@ -38,7 +38,10 @@ pub(super) fn full(
 }
 
 /// The page for a proxy error; the connection is closed after the statuses
-/// nginx closes it for. Never carries a sticky cookie.
+/// nginx closes it for. Never carries a sticky cookie. Cold: called from
+/// many places on the request path, it is kept out of their code.
+#[cold]
+#[inline(never)]
 pub(super) fn error_response(error: ProxyError, server_tokens: bool) -> Response<ProxyBody> {
     let mut resp = made(MadeResponse::error(error, server_tokens), server_tokens);
     resp.body_mut().close = error.closes_connection();

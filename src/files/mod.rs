@@ -3,7 +3,8 @@
 //!
 //! Pure: [`path`] maps a URI to a path that never leaves its directory,
 //! [`range`] reads `Range`, [`cond`] the validators and conditional
-//! headers, [`cache`] keeps open files (`open_file_cache`). I/O: [`open`]
+//! headers, [`cache`] keeps open files (`open_file_cache`), [`validators`]
+//! the `Last-Modified` and `ETag` values of the last files served. I/O: [`open`]
 //! opens (refusing symbolic links when asked),
 //! [`serve`] runs nginx's try_files -> index -> autoindex -> static order and
 //! returns an [`serve::Outcome`], [`body`] streams the file in bounded
@@ -18,3 +19,4 @@ pub mod open;
 pub mod path;
 pub mod range;
 pub mod serve;
+pub mod validators;

@@ -344,7 +344,8 @@ fn file_reply(
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .and_then(|d| i64::try_from(d.as_secs()).ok())
         .unwrap_or(0);
-    let etag = conf.etag.then(|| cond::etag(mtime, size));
+    let validators = super::validators::values(mtime, size);
+    let etag = conf.etag.then_some(validators.etag);
     // The request's conditions first, then the head.
     let tag = etag.as_ref().map(HeaderValue::as_bytes);
     let conds = cond::Conditions::of(req.headers);
@@ -362,10 +363,7 @@ fn file_reply(
     // own map: `Server` first, as nginx writes it.
     let mut headers = crate::reuse::header_map(6);
     headers.insert(header::SERVER, req.server.clone());
-    let stamp = crate::timefmt::http_date_unix(mtime);
-    if let Ok(v) = HeaderValue::from_bytes(stamp.as_bytes()) {
-        headers.insert(header::LAST_MODIFIED, v);
-    }
+    headers.insert(header::LAST_MODIFIED, validators.last_modified);
     if let Some(etag) = etag {
         headers.insert(header::ETAG, etag);
     }

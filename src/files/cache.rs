@@ -15,7 +15,7 @@
 //! Pure logic: the clock and the function that opens a file are passed in.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -23,9 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::files::OpenFileLimits as Limits;
+use crate::files::open::Meta;
 
 /// What a lookup found: the open file and its metadata, or the OS error.
-type Found = Result<(Arc<File>, Metadata), i32>;
+type Found = Result<(Arc<File>, Meta), i32>;
 
 struct Entry {
     /// `None` until the file was asked for `min_uses` times (an error is
@@ -85,8 +86,8 @@ impl FileCache {
         path: &Path,
         no_symlinks: bool,
         now: Instant,
-        open: impl FnOnce(&Path, bool) -> io::Result<(File, Metadata)>,
-    ) -> io::Result<(Arc<File>, Metadata)> {
+        open: impl FnOnce(&Path, bool) -> io::Result<(File, Meta)>,
+    ) -> io::Result<(Arc<File>, Meta)> {
         self.expire(limits.inactive, now);
         let key = path.as_os_str().as_bytes();
         if let Some(e) = self.entries.get_mut(key) {
@@ -237,10 +238,10 @@ mod tests {
                 .open(l, &self.dir.join(name), no_symlinks, now, |p, _| {
                     opens.set(opens.get() + 1);
                     let f = File::open(p)?;
-                    let m = f.metadata()?;
+                    let m = Meta::of(&f)?;
                     Ok((f, m))
                 })
-                .map(|(_, m)| m.len())
+                .map(|(_, m)| m.size)
         }
     }
 

@@ -7,14 +7,14 @@
 //! `try_files` URI fallbacks), which the caller resolves.
 
 use std::cell::RefCell;
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -26,6 +26,7 @@ use crate::config::files::{
 use crate::files::body::{FileBody, Piece};
 use crate::files::cache::FileCache;
 use crate::files::cond;
+use crate::files::open::Meta;
 use crate::files::path::{self, PathError};
 use crate::files::range::{self, Ranges};
 use crate::vars::{self, RequestVars};
@@ -91,7 +92,7 @@ fn open_file(
     conf: &FilesConf,
     req: &FileRequest<'_>,
     path: &Path,
-) -> io::Result<(Arc<File>, Metadata)> {
+) -> io::Result<(Arc<File>, Meta)> {
     let no_symlinks = conf.disable_symlinks;
     match &req.cache {
         Some(c) => {
@@ -334,16 +335,12 @@ fn file_reply(
     conf: &FilesConf,
     req: &FileRequest<'_>,
     file: Arc<File>,
-    meta: &Metadata,
+    meta: &Meta,
     ct: HeaderValue,
 ) -> Outcome {
-    let size = meta.len();
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .unwrap_or(0);
+    let size = meta.size;
+    // A modification time before the epoch counts as the epoch.
+    let mtime = meta.mtime_unix.max(0);
     let validators = super::validators::values(mtime, size);
     let etag = conf.etag.then_some(validators.etag);
     // The request's conditions first, then the head.

@@ -200,6 +200,27 @@ mod tests {
                 "{h:?} {mode:?}"
             );
         }
+        // Lists are compared as bytes, as nginx does: a tag that is not
+        // UTF-8 does not hide ours, and only ASCII spaces separate tags.
+        let odd = |v: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_NONE_MATCH, HeaderValue::from_bytes(v).unwrap());
+            h
+        };
+        let tag = etag(MTIME, 5);
+        let t = Some(tag.as_bytes());
+        assert!(not_modified(
+            &Conditions::of(&odd(b"\"\xff\", \"6553f100-5\"")),
+            MTIME,
+            t,
+            Exact
+        ));
+        assert!(!not_modified(
+            &Conditions::of(&odd(b"\"6553f100-5\"\xc2\xa0")),
+            MTIME,
+            t,
+            Exact
+        ));
         // etag off: only `*` matches an If-None-Match.
         let h = headers(&[("if-none-match", "\"6553f100-5\"")]);
         assert!(!not_modified(&Conditions::of(&h), MTIME, None, Exact));

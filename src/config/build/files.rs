@@ -189,6 +189,11 @@ impl Builder {
             "charset" => {
                 simple(d, 1, 1)?;
                 let v = arg(d, 0);
+                // It ends up in `Content-Type` values: refused here when it
+                // could not be sent, as a MIME type.
+                if HeaderValue::from_str(v).is_err() {
+                    return Err(err(format!("invalid charset \"{}\"", v.escape_debug()), d));
+                }
                 let cs = (v != "off").then(|| v.to_string());
                 set_once(&mut layer.charset, cs, d)?;
             }
@@ -584,7 +589,7 @@ mod tests {
     }
 
     #[test]
-    fn a_mime_type_that_cannot_be_a_header_value_is_refused() {
+    fn a_mime_type_or_charset_that_cannot_be_a_header_value_is_refused() {
         assert_eq!(
             fails("http { types { \"text/\\nhtml\" html; } }"),
             "invalid MIME type \"text/\\nhtml\" in /etc/proxy/test.conf:1"
@@ -592,6 +597,10 @@ mod tests {
         assert_eq!(
             fails("http { default_type \"a\\rb\"; }"),
             "invalid MIME type \"a\\rb\" in /etc/proxy/test.conf:1"
+        );
+        assert_eq!(
+            fails("http { charset \"a\\rb\"; }"),
+            "invalid charset \"a\\rb\" in /etc/proxy/test.conf:1"
         );
     }
 }

@@ -306,3 +306,33 @@ async fn large_files_stream_whole_and_etag_off() {
     assert_eq!(r.header("etag"), None);
     std::fs::remove_dir_all(&d).expect("cleanup");
 }
+
+#[tokio::test]
+async fn a_fifo_under_the_root_is_404_and_does_not_hold_the_worker() {
+    let d = tree("fifo", &[("a.txt", b"A")]);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        d.join("pipe"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        0,
+    )
+    .expect("mkfifo");
+    // A separate process, killed at the end: a worker stuck in a blocking
+    // open would keep an in-process proxy from shutting down.
+    let p = common::proxy_process::ProxyProcess::start(
+        "",
+        &format!("server {{ listen LISTEN; root {}; }}", d.display()),
+    );
+    // Nobody writes to the FIFO: a blocking open would never return.
+    let wait = std::time::Duration::from_secs(5);
+    let r = tokio::time::timeout(wait, get(p.addr, "/pipe", &[]))
+        .await
+        .expect("the FIFO is answered at once");
+    assert_eq!(r.status, 404);
+    let r = tokio::time::timeout(wait, get(p.addr, "/a.txt", &[]))
+        .await
+        .expect("the worker still answers");
+    assert_eq!(r.text(), "A");
+    std::fs::remove_dir_all(&d).expect("cleanup");
+}

@@ -184,13 +184,18 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    #[test]
-    fn one_file_piece_is_taken_whole_and_leaves_the_body_empty() {
-        let dir = std::env::temp_dir().join(format!("sp-filebody-take-{}", std::process::id()));
+    /// A directory of its own holding a file of `0123456789`, open.
+    fn digits(name: &str) -> (std::path::PathBuf, Arc<File>) {
+        let dir = std::env::temp_dir().join(format!("sp-filebody-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f");
         std::fs::write(&path, b"0123456789").unwrap();
-        let file = Arc::new(File::open(&path).unwrap());
+        (dir, Arc::new(File::open(&path).unwrap()))
+    }
+
+    #[test]
+    fn one_file_piece_is_taken_whole_and_leaves_the_body_empty() {
+        let (dir, file) = digits("take");
         let mut one = FileBody::new(Arc::clone(&file), vec![Piece::File { start: 2, end: 7 }]);
         let (taken, offset, len) = one.take_single().unwrap();
         assert!(Arc::ptr_eq(&taken, &file));
@@ -222,11 +227,7 @@ mod tests {
 
     #[test]
     fn a_range_body_reads_and_is_taken_as_a_list_of_one() {
-        let dir = std::env::temp_dir().join(format!("sp-filebody-range-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("f");
-        std::fs::write(&path, b"0123456789").unwrap();
-        let file = Arc::new(File::open(&path).unwrap());
+        let (dir, file) = digits("range");
         let mut read = FileBody::range(Arc::clone(&file), 3, 8);
         assert_eq!(read.remaining(), 5);
         assert_eq!(&read.next_chunk().unwrap().unwrap()[..], b"34567");

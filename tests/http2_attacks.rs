@@ -203,13 +203,18 @@ async fn rapid_reset_closes_the_connection() {
             flood.stopped,
             out.summary()
         );
-        assert!(
-            out.goaway.is_some() || out.closed.is_some(),
-            "{}: the connection survived {pairs} resets: {}",
-            server.name(),
-            out.summary()
-        );
+        // nginx is the reference for the rest (it stays up, answers a fresh
+        // connection, keeps its memory), not for ending the connection: how
+        // it meets rapid reset depends on its version and patches (Debian's
+        // 1.22.1-9+deb12u7 keeps the connection once `keepalive_requests` is
+        // raised, as here).
         if server.is_ours() {
+            assert!(
+                out.goaway.is_some() || out.closed.is_some(),
+                "{}: the connection survived {pairs} resets: {}",
+                server.name(),
+                out.summary()
+            );
             assert_eq!(
                 out.goaway_reason(),
                 Some(Reason::ENHANCE_YOUR_CALM),

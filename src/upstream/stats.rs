@@ -14,8 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, StatusFormat, UpstreamConf};
+use crate::config::{CheckConf, Config, StatusFormat, UpstreamConf};
 use crate::sticky::{sid, Outcome};
+use crate::upstream::check::{scheme, Scheme};
 use crate::upstream::status::{
     self, PeerState, PeerStatus, StatusSnapshot, StickyCounts, UpstreamStatus,
 };
@@ -416,9 +417,10 @@ impl HealthTable {
             .upstreams
             .iter()
             .zip(self.upstreams.iter())
-            .map(|(conf, stats)| UpstreamStatus {
+            .enumerate()
+            .map(|(u, (conf, stats))| UpstreamStatus {
                 name: conf.name.clone(),
-                check: conf.check.as_ref().map(|c| c.kind.as_str()),
+                check: conf.check.as_ref().map(|c| check_label(config, u, c)),
                 check_port: conf.check.as_ref().and_then(|c| c.port).unwrap_or(0),
                 sticky: stats.sticky.counts(),
                 peers: conf
@@ -451,6 +453,16 @@ impl HealthTable {
             })
             .collect();
         StatusSnapshot { upstreams }
+    }
+}
+
+/// The check type the status page shows: Tengine's name, but `https` for
+/// `type=http` checks that speak TLS (an upstream only `proxy_pass https://`
+/// names, see [`crate::upstream::check::scheme`]), which are no plain HTTP.
+fn check_label(config: &Config, u: usize, check: &CheckConf) -> &'static str {
+    match scheme(config, u) {
+        Scheme::Tls(_) | Scheme::TlsByHost(..) if check.follows_peer_scheme() => "https",
+        _ => check.kind.as_str(),
     }
 }
 
@@ -545,6 +557,40 @@ mod tests {
             free.upstream(0).unwrap().check_up(1),
             "no checker, nothing down"
         );
+    }
+
+    #[test]
+    fn the_status_page_says_https_for_http_checks_that_speak_tls() {
+        // (check, the proxy_pass lines naming the upstream, the type shown)
+        let cases = [
+            ("check type=http;", "proxy_pass https://u;", Some("https")),
+            (
+                "check type=http port=8080;",
+                "proxy_pass https://u;",
+                Some("http"),
+            ),
+            ("check type=http;", "proxy_pass http://u;", Some("http")),
+            (
+                "check type=http;",
+                "proxy_pass https://u; location /b { proxy_pass http://u; }",
+                Some("http"),
+            ),
+            ("check type=tcp;", "proxy_pass https://u;", Some("tcp")),
+            (
+                "check type=ssl_hello;",
+                "proxy_pass https://u;",
+                Some("ssl_hello"),
+            ),
+            ("", "proxy_pass https://u;", None),
+        ];
+        for (check, pass, want) in cases {
+            let c = config(&format!(
+                "http {{ upstream u {{ server 127.0.0.1:9000; {check} }}
+                        server {{ location / {{ {pass} }} }} }}"
+            ));
+            let snap = HealthTable::new(&c).snapshot(&c, Instant::now());
+            assert_eq!(snap.upstreams[0].check, want, "{check} {pass}");
+        }
     }
 
     #[test]

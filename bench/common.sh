@@ -12,7 +12,14 @@ cleanup() {
     for pid in "${PIDS[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
+    # A server that ignores SIGTERM (seen once with nginx 1.22 in
+    # `master_process off`) must not hang the script: SIGKILL after 5 s.
     for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
     [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"

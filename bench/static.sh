@@ -17,6 +17,10 @@
 #   CASES="file1m"  only these cases (default: file1k file1m gzip1 gzip6)
 #   BASE_BIN=path   also measure this build of ours ("base", e.g. main before
 #                   a change) in the same run, with the same configuration
+#   ROUNDS=N        measure each case N times, the servers taking turns in
+#                   each round (on a shared machine the load drifts within
+#                   seconds: turns spread it over all servers alike), then
+#                   print each server's median per case (default 1)
 set -euo pipefail
 DURATION=${1:-5}
 CONNS=${2:-16}
@@ -24,6 +28,7 @@ SENDFILE=${SENDFILE:-on}
 NOPUSH=${NOPUSH:-off}
 OPEN_FILE_CACHE=${OPEN_FILE_CACHE:-off}
 CASES=${CASES:-file1k file1m gzip1 gzip6}
+ROUNDS=${ROUNDS:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK_PREFIX=/tmp/sticky-static-bench
 # shellcheck source=bench/common.sh
@@ -146,14 +151,40 @@ run_one() {
     mbs=$(echo "$out" | awk '/Transfer\/sec/ { v = $2 + 0; if ($2 ~ /GB/) v *= 1024; if ($2 ~ /KB/) v /= 1024; printf "%.1f", v }')
     usr=$(awk -v a="$u0" -v b="$u1" -v n="$reqs" -v t="$TCK" 'BEGIN { printf "%.1f", (b - a) * 1e6 / t / n }')
     sys=$(awk -v a="$s0" -v b="$s1" -v n="$reqs" -v t="$TCK" 'BEGIN { printf "%.1f", (b - a) * 1e6 / t / n }')
-    printf '%-6s %-7s %5s %10s %10s %9s %9s %9.1f\n' "$name" "$case" "$CONNS" "$rps" "$mbs" "$usr" "$sys" \
-        "$(awk -v a="$usr" -v b="$sys" 'BEGIN { print a + b }')"
+    local tot
+    tot=$(awk -v a="$usr" -v b="$sys" 'BEGIN { printf "%.1f", a + b }')
+    printf '%-6s %-7s %5s %10s %10s %9s %9s %9s\n' "$name" "$case" "$CONNS" "$rps" "$mbs" "$usr" "$sys" "$tot"
+    echo "$name $case $usr $sys $tot" >> "$WORK/results"
     echo "$out" | awk '/Non-2xx|Socket errors/ { print "    (" $0 ")" }'
 }
 for c in "file1k /1k.bin" "file1m /1m.bin" "gzip1 /gz1/page.txt" "gzip6 /gz6/page.txt"; do
     read -r case path <<< "$c"
     case " $CASES " in *" $case "*) ;; *) continue ;; esac
-    [ -z "${BASE_BIN:-}" ] || run_one base "$BASE_PID" "$PORT_BASE" "$case" "$path"
-    run_one ours "$OURS_PID" "$PORT_OURS" "$case" "$path"
-    run_one nginx "$NGINX_PID" "$PORT_NGINX" "$case" "$path"
+    for round in $(seq 1 "$ROUNDS"); do
+        # Each round starts with the next server: none always runs first.
+        servers=(ours nginx)
+        [ -z "${BASE_BIN:-}" ] || servers=(base ours nginx)
+        for i in $(seq 0 $((${#servers[@]} - 1))); do
+            name=${servers[$(((i + round - 1) % ${#servers[@]}))]}
+            case $name in
+                base) run_one base "$BASE_PID" "$PORT_BASE" "$case" "$path" ;;
+                ours) run_one ours "$OURS_PID" "$PORT_OURS" "$case" "$path" ;;
+                nginx) run_one nginx "$NGINX_PID" "$PORT_NGINX" "$case" "$path" ;;
+            esac
+        done
+    done
 done
+if [ "$ROUNDS" -gt 1 ]; then
+    echo "median of $ROUNDS rounds (µs per request):"
+    printf '%-6s %-7s %9s %9s %9s\n' server case usr_us sys_us tot_us
+    python3 - "$WORK/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, case, usr, sys_, tot = line.split()
+    rows.setdefault((case, name), []).append((float(usr), float(sys_), float(tot)))
+for (case, name), v in rows.items():
+    med = [statistics.median(x[i] for x in v) for i in range(3)]
+    print("%-6s %-7s %9.1f %9.1f %9.1f" % (name, case, *med))
+PY
+fi

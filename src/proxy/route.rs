@@ -22,6 +22,7 @@
 //! upper case letters or the path is not UTF-8.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -278,13 +279,11 @@ pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, RouteError> {
     let (name_len, upper) = if raw.first() == Some(&b'[') {
         literal_host(raw)?
     } else {
-        let colon = memchr::memchr(b':', raw);
-        let name = raw.get(..colon.unwrap_or(raw.len())).unwrap_or_default();
-        let upper = check_name(name)?;
-        if let Some(c) = colon {
-            check_port(raw.get(c + 1..).unwrap_or_default())?;
+        let (name_len, upper) = check_name(raw)?;
+        if let Some(port) = raw.get(name_len + 1..) {
+            check_port(port)?;
         }
-        (name.len(), upper)
+        (name_len, upper)
     };
     let host = raw.get(..name_len).ok_or(RouteError::InvalidHost)?;
     let host = std::str::from_utf8(host).map_err(|_| RouteError::InvalidHost)?;
@@ -304,6 +303,7 @@ const NAME_OK: u8 = 0;
 const NAME_BAD: u8 = 1;
 const NAME_DOT: u8 = 2;
 const NAME_UPPER: u8 = 3;
+const NAME_COLON: u8 = 4;
 
 /// The class of every byte in a host name: control bytes, space, DEL, `/` and
 /// `\` are refused; bytes past ASCII pass here and meet the UTF-8 check.
@@ -317,7 +317,7 @@ const NAME_CLASS: [u8; 256] = {
     table[0x7f] = NAME_BAD;
     table[b'/' as usize] = NAME_BAD;
     table[b'\\' as usize] = NAME_BAD;
-    table[b':' as usize] = NAME_BAD;
+    table[b':' as usize] = NAME_COLON;
     table[b'.' as usize] = NAME_DOT;
     let mut c = b'A';
     while c <= b'Z' {
@@ -327,13 +327,15 @@ const NAME_CLASS: [u8; 256] = {
     table
 };
 
-/// Checks a host name (no port): its bytes, and no `..`. True when it has
+/// Checks the host name at the start of `raw`, up to a `:` (its port) or
+/// the end: its bytes, and no `..`. Its length, and whether it has
 /// upper-case letters.
-fn check_name(name: &[u8]) -> Result<bool, RouteError> {
+fn check_name(raw: &[u8]) -> Result<(usize, bool), RouteError> {
     let mut upper = false;
     let mut prev_dot = false;
-    for &b in name {
+    for (i, &b) in raw.iter().enumerate() {
         match NAME_CLASS[usize::from(b)] {
+            NAME_COLON => return Ok((i, upper)),
             NAME_OK => prev_dot = false,
             NAME_DOT if prev_dot => return Err(RouteError::InvalidHost),
             NAME_DOT => prev_dot = true,
@@ -344,7 +346,7 @@ fn check_name(name: &[u8]) -> Result<bool, RouteError> {
             _ => return Err(RouteError::InvalidHost),
         }
     }
-    Ok(upper)
+    Ok((raw.len(), upper))
 }
 
 /// Checks a port: digits only (none is allowed), at most 65535.
@@ -378,7 +380,7 @@ fn literal_host(raw: &[u8]) -> Result<(usize, bool), RouteError> {
                 prev_dot = false;
             }
             // A literal holds colons.
-            NAME_BAD if b == b':' => prev_dot = false,
+            NAME_COLON => prev_dot = false,
             NAME_OK => prev_dot = false,
             _ => return Err(RouteError::InvalidHost),
         }
@@ -422,7 +424,7 @@ pub enum Lookup<'a> {
 /// apply). This ignores nginx's automatic trailing-slash redirect; see
 /// [`lookup_location`] for it.
 pub fn find_location<'a>(locations: &'a [Location], path: &[u8]) -> Option<&'a Location> {
-    let text = String::from_utf8_lossy(path);
+    let text = OnceCell::new();
     match search(locations, path, &text, false) {
         Found::Done(loc) | Found::Prefix(loc) | Found::AddSlash(loc) => Some(loc),
         Found::None => None,
@@ -431,7 +433,8 @@ pub fn find_location<'a>(locations: &'a [Location], path: &[u8]) -> Option<&'a L
 
 /// The location search with nginx's automatic trailing-slash redirect.
 pub fn lookup_location<'a>(locations: &'a [Location], path: &[u8]) -> Lookup<'a> {
-    let text = String::from_utf8_lossy(path);
+    // The path as text for the regexes, made only if one is tried.
+    let text = OnceCell::new();
     match search(locations, path, &text, true) {
         Found::Done(loc) | Found::Prefix(loc) => Lookup::Location(loc),
         Found::AddSlash(loc) => Lookup::AddSlash(loc),
@@ -447,10 +450,10 @@ fn slash_redirect(uri: &str, path: &[u8], loc: &Location) -> bool {
         && uri.ends_with('/')
 }
 
-fn search<'a>(
+fn search<'a, 'p>(
     locations: &'a [Location],
-    path: &[u8],
-    text: &str,
+    path: &'p [u8],
+    text: &OnceCell<Cow<'p, str>>,
     auto_redirect: bool,
 ) -> Found<'a> {
     let mut longest: Option<(&'a Location, usize, bool)> = None;
@@ -497,7 +500,7 @@ fn search<'a>(
     if !noregex {
         for loc in locations {
             if let LocationMatch::Regex { re, .. } = &loc.matcher {
-                if re.is_match(text) {
+                if re.is_match(text.get_or_init(|| String::from_utf8_lossy(path))) {
                     return match search(&loc.nested, path, text, auto_redirect) {
                         Found::Done(inner) | Found::AddSlash(inner) | Found::Prefix(inner) => {
                             Found::Done(inner)

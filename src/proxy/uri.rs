@@ -41,8 +41,10 @@ impl std::error::Error for UriError {}
 
 /// Splits a request target (`/path?query`) at the first `?`.
 pub fn split_query(target: &str) -> (&str, Option<&str>) {
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
+    // A byte scan: `split_once('?')` costs a generic char searcher's setup
+    // on every request for a target of a few bytes.
+    match target.bytes().position(|b| b == b'?') {
+        Some(i) => (target.get(..i).unwrap_or(target), target.get(i + 1..)),
         None => (target, None),
     }
 }

@@ -20,7 +20,9 @@
 #   ROUNDS=N        measure each case N times, the servers taking turns in
 #                   each round (on a shared machine the load drifts within
 #                   seconds: turns spread it over all servers alike), then
-#                   print each server's median per case (default 1)
+#                   print each server's median per case, and the median of
+#                   its per-round ratio to nginx (paired: the servers of a
+#                   round ran within seconds of each other) (default 1)
 set -euo pipefail
 DURATION=${1:-5}
 CONNS=${2:-16}
@@ -154,7 +156,7 @@ run_one() {
     local tot
     tot=$(awk -v a="$usr" -v b="$sys" 'BEGIN { printf "%.1f", a + b }')
     printf '%-6s %-7s %5s %10s %10s %9s %9s %9s\n' "$name" "$case" "$CONNS" "$rps" "$mbs" "$usr" "$sys" "$tot"
-    echo "$name $case $usr $sys $tot" >> "$WORK/results"
+    echo "$name $case $usr $sys $tot ${round:-1}" >> "$WORK/results"
     echo "$out" | awk '/Non-2xx|Socket errors/ { print "    (" $0 ")" }'
 }
 for c in "file1k /1k.bin" "file1m /1m.bin" "gzip1 /gz1/page.txt" "gzip6 /gz6/page.txt"; do
@@ -176,15 +178,19 @@ for c in "file1k /1k.bin" "file1m /1m.bin" "gzip1 /gz1/page.txt" "gzip6 /gz6/pag
 done
 if [ "$ROUNDS" -gt 1 ]; then
     echo "median of $ROUNDS rounds (µs per request):"
-    printf '%-6s %-7s %9s %9s %9s\n' server case usr_us sys_us tot_us
+    printf '%-6s %-7s %9s %9s %9s %12s\n' server case usr_us sys_us tot_us tot/nginx
     python3 - "$WORK/results" <<'PY'
 import statistics, sys
-rows = {}
+rows, by_round = {}, {}
 for line in open(sys.argv[1]):
-    name, case, usr, sys_, tot = line.split()
+    name, case, usr, sys_, tot, rnd = line.split()
     rows.setdefault((case, name), []).append((float(usr), float(sys_), float(tot)))
+    by_round[(case, rnd, name)] = float(tot)
 for (case, name), v in rows.items():
     med = [statistics.median(x[i] for x in v) for i in range(3)]
-    print("%-6s %-7s %9.1f %9.1f %9.1f" % (name, case, *med))
+    ratios = [t / by_round[(c, r, "nginx")] for (c, r, n), t in by_round.items()
+              if c == case and n == name and by_round.get((c, r, "nginx"))]
+    ratio = "%.2f" % statistics.median(ratios) if ratios else "-"
+    print("%-6s %-7s %9.1f %9.1f %9.1f %12s" % (name, case, *med, ratio))
 PY
 fi

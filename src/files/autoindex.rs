@@ -13,8 +13,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 
 use crate::config::files::{AutoindexFormat, FilesConf};
-use crate::config::Escape;
+use crate::config::Escape as LogEscape;
 use crate::files::serve::{FileRequest, Outcome, Reply};
+use crate::proxy::uri::Escape;
 
 /// One entry of a listing.
 struct Entry {
@@ -88,15 +89,19 @@ fn date(t: SystemTime) -> String {
     )
 }
 
-/// A size as nginx writes it without `autoindex_exact_size`: `999`, `12K`,
-/// `3M`, `2G` (rounded up as nginx).
+/// A size as nginx writes it with `autoindex_exact_size off`, 7 wide:
+/// bytes up to 9999, then `K`, `M`, `G` rounded to the nearest (half up),
+/// as nginx's autoindex module (checked against nginx 1.22).
 fn human(size: u64) -> String {
     const K: u64 = 1024;
+    const M: u64 = K * K;
+    const G: u64 = M * K;
+    let round = |unit: u64| size / unit + u64::from(size % unit >= unit / 2);
     match size {
-        s if s < K => s.to_string(),
-        s if s < K * K => format!("{}K", s.div_ceil(K)),
-        s if s < K * K * K => format!("{}M", s.div_ceil(K * K)),
-        s => format!("{}G", s.div_ceil(K * K * K)),
+        s if s >= G => format!("{:>6}G", round(G)),
+        s if s >= M => format!("{:>6}M", round(M)),
+        s if s > 9999 => format!("{:>6}K", round(K)),
+        s => format!("{s:>7}"),
     }
 }
 
@@ -108,7 +113,9 @@ fn html(conf: &FilesConf, uri: &[u8], entries: &[Entry]) -> String {
     );
     for e in entries {
         let mut href = String::new();
-        crate::proxy::uri::escape_into(e.name.as_bytes(), true, &mut href);
+        // Escaped as a URI component, as nginx: no byte of a name can end
+        // the attribute or add markup.
+        crate::proxy::uri::escape_into(e.name.as_bytes(), Escape::UriComponent, &mut href);
         let mut shown_name = e.name.clone();
         if e.dir {
             href.push('/');
@@ -125,19 +132,18 @@ fn html(conf: &FilesConf, uri: &[u8], entries: &[Entry]) -> String {
         };
         let mut shown = String::new();
         crate::upstream::status::html_escape(&cut, &mut shown);
-        let size = if e.dir {
-            "-".to_string()
-        } else if conf.autoindex_exact_size {
-            e.size.to_string()
-        } else {
-            human(e.size)
+        // The size column: 19 wide exact, 7 wide in nginx's short form.
+        let size = match (e.dir, conf.autoindex_exact_size) {
+            (true, true) => format!("{:>19}", "-"),
+            (true, false) => format!("{:>7}", "-"),
+            (false, true) => format!("{:>19}", e.size),
+            (false, false) => human(e.size),
         };
         let _ = write!(
             out,
-            "<a href=\"{href}\">{shown}</a>{:pad$}{} {:>19}\r\n",
+            "<a href=\"{href}\">{shown}</a>{:pad$}{} {size}\r\n",
             "",
             date(e.mtime),
-            size
         );
     }
     out.push_str("</pre><hr></body>\r\n</html>\r\n");
@@ -148,7 +154,7 @@ fn json(entries: &[Entry]) -> String {
     let mut out = String::from("[\n");
     for (i, e) in entries.iter().enumerate() {
         let mut name = Vec::new();
-        crate::vars::escape_log(e.name.as_bytes(), Escape::Json, &mut name);
+        crate::vars::escape_log(e.name.as_bytes(), LogEscape::Json, &mut name);
         let stamp = crate::timefmt::http_date(e.mtime);
         let _ = write!(
             out,
@@ -177,13 +183,22 @@ mod tests {
 
     #[test]
     fn sizes_and_dates_as_nginx_writes_them() {
+        // nginx 1.22's listing of files of these sizes.
         let cases = [
-            (0, "0"),
-            (1023, "1023"),
-            (1024, "1K"),
-            (1025, "2K"),
-            (5 << 20, "5M"),
-            (3 << 30, "3G"),
+            (0, "      0"),
+            (7, "      7"),
+            (1023, "   1023"),
+            (1500, "   1500"),
+            (9999, "   9999"),
+            (10000, "    10K"),
+            (10752, "    11K"),
+            (10753, "    11K"),
+            (1048575, "  1024K"),
+            (1048576, "     1M"),
+            (1572863, "     1M"),
+            (1572864, "     2M"),
+            (2000000, "     2M"),
+            (3 << 30, "     3G"),
         ];
         for (n, want) in cases {
             assert_eq!(human(n), want, "{n}");

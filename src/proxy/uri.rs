@@ -171,7 +171,12 @@ pub fn upstream_uri<'t>(
     let quoted = raw_path.contains('%');
     let mut out = String::with_capacity(base.len() + rest.len() + target.len() - raw_path.len());
     out.push_str(base);
-    escape_into(rest, quoted, &mut out);
+    let set = if quoted {
+        Escape::Uri
+    } else {
+        Escape::RequestLine
+    };
+    escape_into(rest, set, &mut out);
     if let Some(query) = query.filter(|q| !q.is_empty()) {
         out.push('?');
         out.push_str(query);
@@ -184,7 +189,7 @@ pub fn upstream_uri<'t>(
 /// then `?query` when the query is not empty.
 pub fn escaped_target(path: &[u8], query: Option<&str>) -> String {
     let mut out = String::with_capacity(path.len() + 1 + query.map_or(0, str::len));
-    escape_into(path, true, &mut out);
+    escape_into(path, Escape::Uri, &mut out);
     if let Some(query) = query.filter(|q| !q.is_empty()) {
         out.push('?');
         out.push_str(query);
@@ -196,7 +201,7 @@ pub fn escaped_target(path: &[u8], query: Option<&str>) -> String {
 /// `path` with `/` appended, escaped, and `?query` when the query is not empty.
 pub fn add_slash_target(path: &[u8], query: Option<&str>) -> String {
     let mut out = String::with_capacity(path.len() + 2 + query.map_or(0, str::len));
-    escape_into(path, true, &mut out);
+    escape_into(path, Escape::Uri, &mut out);
     out.push('/');
     if let Some(query) = query.filter(|q| !q.is_empty()) {
         out.push('?');
@@ -205,15 +210,56 @@ pub fn add_slash_target(path: &[u8], query: Option<&str>) -> String {
     out
 }
 
-/// Appends `bytes` to `out`; bytes nginx's `NGX_ESCAPE_URI` escapes (space, `#`,
-/// `%`, `?`, controls, DEL, non-ASCII) become `%XX` when `escape_all`; otherwise
-/// only the bytes a request line cannot carry (controls, space, non-ASCII).
-pub(crate) fn escape_into(bytes: &[u8], escape_all: bool, out: &mut String) {
+/// Which bytes [`escape_into`] writes as `%XX`: nginx 1.22's tables,
+/// checked against nginx itself byte by byte (a directory redirect for a
+/// directory named with each byte, and an autoindex link to a file named
+/// with each byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Escape {
+    /// Only what a request line cannot carry: controls, space, DEL, non-ASCII.
+    RequestLine,
+    /// `NGX_ESCAPE_URI` (paths nginx writes: a `Location`, an upstream
+    /// request's URI): the above and `"`, `#`, `%`, `<`, `>`, `?`, `\`,
+    /// `^`, `` ` ``, `{`, `|`, `}`.
+    Uri,
+    /// `NGX_ESCAPE_URI_COMPONENT` (an autoindex link): all but letters,
+    /// digits, `-`, `.`, `_` and `~`.
+    UriComponent,
+}
+
+impl Escape {
+    fn escapes(self, b: u8) -> bool {
+        let line = b <= 0x20 || b >= 0x7f;
+        match self {
+            Escape::RequestLine => line,
+            Escape::Uri => {
+                line || matches!(
+                    b,
+                    b'"' | b'#'
+                        | b'%'
+                        | b'<'
+                        | b'>'
+                        | b'?'
+                        | b'\\'
+                        | b'^'
+                        | b'`'
+                        | b'{'
+                        | b'|'
+                        | b'}'
+                )
+            }
+            Escape::UriComponent => {
+                !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+            }
+        }
+    }
+}
+
+/// Appends `bytes` to `out`, the bytes `set` escapes as `%XX`.
+pub(crate) fn escape_into(bytes: &[u8], set: Escape, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in bytes {
-        let must = b <= 0x20 || b >= 0x7f;
-        let nginx = matches!(b, b'#' | b'%' | b'?');
-        if must || (escape_all && nginx) {
+        if set.escapes(b) {
             out.push('%');
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0xf)]));
@@ -227,6 +273,40 @@ pub(crate) fn escape_into(bytes: &[u8], escape_all: bool, out: &mut String) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_sets_are_nginx_s_byte_by_byte() {
+        // The printable ASCII bytes nginx 1.22 leaves as they are (found by
+        // asking nginx: a directory redirect per byte, an autoindex link per
+        // byte); every control byte, space, DEL and non-ASCII byte is escaped
+        // by all three sets but RequestLine's printable ones.
+        let kept = |set: Escape| -> String {
+            (0x21u8..0x7f)
+                .filter(|&b| !set.escapes(b))
+                .map(char::from)
+                .collect()
+        };
+        assert_eq!(
+            kept(Escape::Uri),
+            "!$&'()*+,-./0123456789:;=@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]_abcdefghijklmnopqrstuvwxyz~"
+        );
+        assert_eq!(
+            kept(Escape::UriComponent),
+            "-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
+        );
+        assert_eq!(kept(Escape::RequestLine).len(), 0x7f - 0x21);
+        for set in [Escape::RequestLine, Escape::Uri, Escape::UriComponent] {
+            for b in (0..=0x20).chain(0x7f..=0xff) {
+                assert!(set.escapes(b), "{set:?} {b:#x}");
+            }
+        }
+        let mut out = String::new();
+        escape_into(b"q\"on<x>.txt", Escape::UriComponent, &mut out);
+        assert_eq!(out, "q%22on%3Cx%3E.txt");
+        out.clear();
+        escape_into(b"/dir&<>\xc3", Escape::Uri, &mut out);
+        assert_eq!(out, "/dir&%3C%3E%C3");
+    }
 
     #[test]
     fn normalization_table() {

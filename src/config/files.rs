@@ -79,9 +79,20 @@ pub enum TryFallback {
 /// `try_files FILE ... LAST`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TryFiles {
-    /// Each a `$uri`-like template; a trailing `/` tests for a directory.
-    pub files: Vec<Template>,
+    pub files: Vec<TryFile>,
     pub fallback: TryFallback,
+}
+
+/// One `try_files` argument before the last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TryFile {
+    /// A `$uri`-like template, without the trailing `/` written (`$uri/`
+    /// tests `$uri`), as nginx keeps it: a directory found goes on as that
+    /// URI, and one without its `/` gets the trailing-slash redirect.
+    pub name: Template,
+    /// The argument ends in `/`: it is a directory test (a file test else),
+    /// whatever the value turns out to end with.
+    pub dir: bool,
 }
 
 /// `if_modified_since off|exact|before`.
@@ -190,11 +201,13 @@ impl FilesConf {
         });
         let ty = found.unwrap_or(&self.default_type);
         match &self.charset {
+            // `text/html` always, as nginx ("in addition to text/html").
             Some(cs)
-                if self
-                    .charset_types
-                    .iter()
-                    .any(|t| t.as_bytes() == ty.as_bytes()) =>
+                if ty.as_bytes() == b"text/html"
+                    || self
+                        .charset_types
+                        .iter()
+                        .any(|t| t.as_bytes() == ty.as_bytes()) =>
             {
                 let mut v = ty.as_bytes().to_vec();
                 v.extend_from_slice(b"; charset=");

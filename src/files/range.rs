@@ -21,8 +21,11 @@ pub fn ranges(header: &[u8], size: u64, max_ranges: Option<u32>) -> Ranges {
     if max_ranges == Some(0) {
         return Ranges::Full;
     }
-    let Some(spec) = header.strip_prefix(b"bytes=") else {
-        return Ranges::Full;
+    // As nginx's range filter: a value shorter than `bytes=` and one byte,
+    // or not starting with `bytes=` in any case, is no range request.
+    let spec = match header.split_at_checked(6) {
+        Some((unit, spec)) if unit.eq_ignore_ascii_case(b"bytes=") && !spec.is_empty() => spec,
+        _ => return Ranges::Full,
     };
     let Ok(spec) = std::str::from_utf8(spec) else {
         return Ranges::Unsatisfiable;
@@ -109,8 +112,12 @@ mod tests {
             ("bytes=a-b", 10, None, Unsatisfiable),
             ("bytes=1", 10, None, Unsatisfiable),
             ("items=0-1", 10, None, Full),
-            ("Bytes=0-1", 10, None, Full),
-            ("bytes=", 10, None, Unsatisfiable),
+            // Shorter than `bytes=` and one byte: no range request (nginx).
+            ("bytes=", 10, None, Full),
+            ("bytes", 10, None, Full),
+            // The unit in any case, as nginx.
+            ("Bytes=0-1", 10, None, p(&[(0, 1)])),
+            ("BYTES=-2", 10, None, p(&[(8, 9)])),
             ("bytes=0-1,4-5", 10, Some(1), Full),
             ("bytes=0-1,4-5", 10, Some(2), p(&[(0, 1), (4, 5)])),
             ("bytes=0-1", 10, Some(0), Full),

@@ -76,6 +76,10 @@ pub struct FileRequest<'a> {
     pub cache: Option<Cached>,
     /// The `Server` field every response made here starts with.
     pub server: HeaderValue,
+    /// The request is an `error_page`'s, answered with that error status
+    /// (not 200): as nginx's filters, which see that status, no 304 or 412,
+    /// no ranges, no `Last-Modified` or `Accept-Ranges` (the `ETag` stays).
+    pub error_page: bool,
 }
 
 /// An `open_file_cache` in force: the worker's store, its settings, and the
@@ -110,8 +114,8 @@ pub fn serve(conf: &FilesConf, req: &FileRequest<'_>) -> Outcome {
         return content(conf, req, req.vars.path);
     };
     for t in &tf.files {
-        let uri = vars::eval_to_vec(t, &req.vars);
-        let dir = uri.last() == Some(&b'/');
+        let uri = vars::eval_to_vec(&t.name, &req.vars);
+        let dir = t.dir;
         let Ok(p) = map(conf, req, &uri) else {
             continue;
         };
@@ -297,7 +301,8 @@ fn directory(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
         Ok(_) => return Outcome::Status(StatusCode::NOT_FOUND),
         Err(e) => return open_failed(conf, &dir, &e),
     }
-    if conf.autoindex {
+    // nginx's autoindex lists for GET and HEAD only: a POST gets the 403.
+    if conf.autoindex && method != Method::POST {
         return super::autoindex::listing(conf, req, uri, &dir);
     }
     tracing::error!("directory index of \"{}\" is forbidden", dir.display());
@@ -345,7 +350,11 @@ fn file_reply(
     let etag = conf.etag.then_some(validators.etag);
     // The request's conditions first, then the head.
     let tag = etag.as_ref().map(HeaderValue::as_bytes);
-    let conds = cond::Conditions::of(req.headers);
+    let conds = if req.error_page {
+        cond::Conditions::default()
+    } else {
+        cond::Conditions::of(req.headers)
+    };
     if cond::precondition_failed(&conds, mtime, tag) {
         return Outcome::Status(StatusCode::PRECONDITION_FAILED);
     }
@@ -360,7 +369,9 @@ fn file_reply(
     // own map: `Server` first, as nginx writes it.
     let mut headers = crate::reuse::header_map(6);
     headers.insert(header::SERVER, req.server.clone());
-    headers.insert(header::LAST_MODIFIED, validators.last_modified);
+    if !req.error_page {
+        headers.insert(header::LAST_MODIFIED, validators.last_modified);
+    }
     if let Some(etag) = etag {
         headers.insert(header::ETAG, etag);
     }
@@ -373,7 +384,7 @@ fn file_reply(
             text: None,
         });
     }
-    if conf.max_ranges != Some(0) {
+    if conf.max_ranges != Some(0) && !req.error_page {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
     let (status, body) = match wanted {

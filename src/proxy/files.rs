@@ -40,7 +40,8 @@ pub(super) enum Served {
 }
 
 impl Worker {
-    /// Answers a request for `location` (`conf` its settings) from files.
+    /// Answers a request for `location` (`conf` its settings) from files;
+    /// `err_status`: the status an `error_page` answers it with.
     pub(super) fn serve_files(
         &self,
         location: Option<&Location>,
@@ -48,6 +49,7 @@ impl Worker {
         req: &Request<RequestBody>,
         vars: RequestVars<'_>,
         base: &RedirectBase<'_>,
+        err_status: Option<u16>,
     ) -> Served {
         let tokens = conf.server_tokens;
         // Only a regex location's `alias`/`root` reads captures of `$uri`.
@@ -64,6 +66,7 @@ impl Worker {
             vars,
             conf_file: &self.config.file,
             server: errors::server_header(tokens),
+            error_page: err_status.is_some_and(|c| c != 200),
             precompressed: &precompressed,
             cache: conf.files.open_file_cache.as_ref().map(|c| Cached {
                 store: self.file_cache(&c.store),

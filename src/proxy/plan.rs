@@ -319,7 +319,7 @@ impl Worker {
                 .text
                 .as_ref()
                 .map(|t| vars::eval_to_vec(t, &here.vars("")));
-            let resp = match errors::return_response(
+            let mut resp = match errors::return_response(
                 ret.code,
                 text.as_deref(),
                 &here.redirect_base(),
@@ -328,6 +328,12 @@ impl Worker {
                 Some(m) => made(m, tokens),
                 None => error_response(ProxyError::Internal, tokens),
             };
+            if text.is_some() && !errors::is_redirect(ret.code) {
+                // nginx types a `return`'s text as a file of `$uri`: by its
+                // extension in `types`, else `default_type` (and `charset`).
+                resp.headers_mut()
+                    .insert(header::CONTENT_TYPE, conf.files.content_type(path));
+            }
             if ret.code >= 400 && ret.text.is_none() {
                 return Err(here.fail(ret.code, resp.into()));
             }
@@ -373,7 +379,8 @@ impl Worker {
             // No proxy_pass: files from root/alias, as nginx; their internal
             // redirects plan the request again.
             let base = here.redirect_base();
-            let target = match self.serve_files(location, conf, req, vars, &base) {
+            let err_status = here.state.and_then(|s| s.err_status);
+            let target = match self.serve_files(location, conf, req, vars, &base, err_status) {
                 Served::Response(resp) => return Err(here.made_or_fail(resp)),
                 Served::Redirect(to) => {
                     let (raw, args) = match to.iter().position(|&b| b == b'?') {

@@ -18,7 +18,7 @@ use super::{Builder, Res};
 use crate::config::ast::Directive;
 use crate::config::files::{
     AutoindexFormat, DocRoot, FilesConf, IfModifiedSince, MimeTypes, OpenFileCache, OpenFileLimits,
-    PathPart, PathTemplate, TryFallback, TryFiles,
+    PathPart, PathTemplate, TryFallback, TryFile, TryFiles,
 };
 use crate::config::template::Part;
 use crate::config::LocationMatch;
@@ -333,7 +333,15 @@ fn try_files(d: &Directive) -> Res<TryFiles> {
     let n = d.args.len();
     let mut files = Vec::new();
     for a in d.args.iter().take(n.saturating_sub(1)) {
-        files.push(template_arg(d, &a.value)?);
+        // nginx strips the `/` of `$uri/` and remembers the directory test.
+        let (text, dir) = match a.value.strip_suffix('/') {
+            Some(text) => (text, true),
+            None => (a.value.as_str(), false),
+        };
+        files.push(TryFile {
+            name: template_arg(d, text)?,
+            dir,
+        });
     }
     let last = arg(d, n.saturating_sub(1));
     let fallback = if let Some(code) = last.strip_prefix('=') {

@@ -219,18 +219,35 @@ async fn try_files_order_code_and_uri_fallbacks() {
             ("a.html", b"A"),
             ("dir/index.html", b"DIRINDEX"),
             ("fallback.html", b"FALLBACK"),
+            ("file/", b""),
+            ("app/", b""),
         ],
     );
     let p = start_proxy(&conf(&format!(
-        "root {};\n location / {{ try_files $uri $uri.html $uri/ /fallback.html; }}\n location /strict/ {{ try_files $uri =418; }}",
+        "root {};\n location / {{ try_files $uri $uri.html $uri/ /fallback.html; }}\n location /strict/ {{ try_files $uri =418; }}\n location /file/ {{ try_files $uri =404; }}\n location /app/ {{ try_files $uri @app; }}\n location @app {{ return 200 \"app $uri\"; }}",
         d.display()
     )));
     assert_eq!(get(p.addr, "/a.html", &[]).await.text(), "A");
     assert_eq!(get(p.addr, "/a", &[]).await.text(), "A");
-    // `$uri/` finds the directory; index serves its index.html.
-    assert_eq!(get(p.addr, "/dir", &[]).await.text(), "DIRINDEX");
+    // `$uri/` tests `$uri` for a directory, as nginx (which strips the
+    // `/`): found, the request goes on as `/dir`, a directory asked without
+    // its slash: the 301 to `/dir/`, whose index then serves.
+    let r = get(p.addr, "/dir", &[]).await;
+    assert_eq!(r.status, 301);
+    assert!(
+        r.header("location").is_some_and(|l| l.ends_with("/dir/")),
+        "{:?}",
+        r.header("location")
+    );
+    assert_eq!(get(p.addr, "/dir/", &[]).await.text(), "DIRINDEX");
     assert_eq!(get(p.addr, "/nothing", &[]).await.text(), "FALLBACK");
     assert_eq!(get(p.addr, "/strict/none", &[]).await.status, 418);
+    // A file test never matches a directory, whatever `$uri` ends with:
+    // `/file/` is no file (404), and `/app/` goes to the named location
+    // (the common `try_files $uri @app;`), not to a 403.
+    assert_eq!(get(p.addr, "/file/", &[]).await.status, 404);
+    let r = get(p.addr, "/app/", &[]).await;
+    assert_eq!((r.status, r.text()), (200, "app /app/".to_string()));
     std::fs::remove_dir_all(&d).expect("cleanup");
 }
 
@@ -276,6 +293,96 @@ async fn index_list_variables_and_autoindex() {
         "{json}"
     );
     assert!(json.contains("\"size\":2 }"), "{json}");
+    // nginx lists for GET and HEAD only.
+    let r = Client::connect(p.addr)
+        .await
+        .send("POST", "/list/", &[], empty())
+        .await
+        .expect("POST");
+    assert_eq!(r.status, 403);
+    std::fs::remove_dir_all(&d).expect("cleanup");
+}
+
+#[tokio::test]
+async fn autoindex_links_and_redirects_escape_names_as_nginx() {
+    let d = tree(
+        "escape",
+        &[
+            ("list/q\"on<x>&.txt", b"1"),
+            ("list/big.bin", &[0u8; 10752]),
+            ("d<x>/index.html", b"D"),
+        ],
+    );
+    let p = start_proxy(&conf(&format!(
+        "root {};\n location /list/ {{ autoindex on; autoindex_exact_size off; }}",
+        d.display()
+    )));
+    let html = get(p.addr, "/list/", &[]).await.text();
+    // A name cannot end the attribute or add markup: the link is escaped
+    // as a URI component, the text as HTML.
+    assert!(
+        html.contains("<a href=\"q%22on%3Cx%3E%26.txt\">q&quot;on&lt;x&gt;&amp;.txt</a>"),
+        "{html}"
+    );
+    // nginx's short sizes: 7 wide, 10752 bytes is 10.5K, rounded up.
+    assert!(
+        html.contains(":") && html.contains("     11K\r\n"),
+        "{html}"
+    );
+    // The trailing-slash redirect escapes the path as nginx's NGX_ESCAPE_URI.
+    let r = get(p.addr, "/d%3Cx%3E", &[]).await;
+    assert_eq!(r.status, 301);
+    assert!(
+        r.header("location")
+            .is_some_and(|l| l.ends_with("/d%3Cx%3E/")),
+        "{:?}",
+        r.header("location")
+    );
+    std::fs::remove_dir_all(&d).expect("cleanup");
+}
+
+#[tokio::test]
+async fn an_error_page_file_ignores_ranges_and_conditions_and_charset_types_keep_html() {
+    let d = tree(
+        "errpage",
+        &[("404.html", b"custom not found"), ("a.html", b"<p>a</p>")],
+    );
+    let p = start_proxy(&conf(&format!(
+        "root {};\n error_page 404 /404.html;\n charset utf-8;\n charset_types text/plain;",
+        d.display()
+    )));
+    // As nginx: the page goes out whole with the error status: no 206, no
+    // 304, no 412, no Last-Modified or Accept-Ranges (its ETag stays).
+    let page = get(p.addr, "/nope", &[]).await;
+    assert_eq!(
+        (page.status, page.text()),
+        (404, "custom not found".to_string())
+    );
+    assert_eq!(page.header("last-modified"), None);
+    assert_eq!(page.header("accept-ranges"), None);
+    let etag = page.header("etag").expect("etag");
+    for h in [
+        ("Range", "bytes=0-3"),
+        ("If-None-Match", etag.as_str()),
+        ("If-Match", "\"zzz\""),
+    ] {
+        let r = get(p.addr, "/nope", &[h]).await;
+        assert_eq!(
+            (r.status, r.text()),
+            (404, "custom not found".to_string()),
+            "{h:?}"
+        );
+        assert_eq!(r.header("content-range"), None, "{h:?}");
+    }
+    // The page itself, asked directly, is a file like any other.
+    let r = get(p.addr, "/404.html", &[("Range", "bytes=0-3")]).await;
+    assert_eq!((r.status, r.text()), (206, "cust".to_string()));
+    // `charset_types` adds to text/html, as nginx.
+    let r = get(p.addr, "/a.html", &[]).await;
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
     std::fs::remove_dir_all(&d).expect("cleanup");
 }
 
@@ -335,4 +442,32 @@ async fn a_fifo_under_the_root_is_404_and_does_not_hold_the_worker() {
         .expect("the worker still answers");
     assert_eq!(r.text(), "A");
     std::fs::remove_dir_all(&d).expect("cleanup");
+}
+
+/// The same requests to the proxy and to nginx over the same tree
+/// (tests/compare/static_vs_nginx.py: try_files, alias with captures,
+/// index, ranges, autoindex, error_page files, charset, `return` types,
+/// gzip_proxied): run where nginx and python3 are installed, skipped else.
+#[test]
+fn the_same_answers_as_nginx_where_nginx_is_installed() {
+    let have = |cmd: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {cmd}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("nginx") || !have("python3") {
+        println!("skipped: nginx or python3 is not installed");
+        return;
+    }
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compare/static_vs_nginx.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(env!("CARGO_BIN_EXE_proxy"))
+        .output()
+        .expect("run the comparison");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "answers differ from nginx's:\n{text}");
 }

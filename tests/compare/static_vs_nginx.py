@@ -62,8 +62,10 @@ def request(port, path, headers, method="GET"):
         "content-encoding": h.get("content-encoding"),
         "location": loc,
         "vary": h.get("vary"),
-        # An error page's body is the server's own (its name differs).
-        "body": body if r.status < 300 else None,
+        "last-modified": "last-modified" in h,
+        # A server-made error page's body names the server (they differ); a
+        # page from a file (error_page) is compared.
+        "body": None if r.status >= 300 and b"<hr><center>" in body else body,
     }
     return facts
 
@@ -93,6 +95,13 @@ def main():
             "pics/a.png": b"PNG",
             "secret.txt": b"secret",
             "v2/app.js": b"js v2",
+            "file/x.txt": b"x",
+            "app/x.txt": b"x",
+            "list/q\"on<x>&.txt": b"1",
+            "list/big.bin": b"\0" * 10752,
+            "list/sub/s.txt": b"s",
+            "d<x>/index.html": b"escaped dir",
+            "ep/404.html": b"custom not found",
         }
         for p, data in files.items():
             full = os.path.join(d, p)
@@ -112,6 +121,12 @@ def main():
         location /nos {{ alias {d}/pics; }}
         location ~ ^/assets/(v\\d+)/(.+)$ {{ alias {d}/$1/$2; }}
         location /dir2/ {{ index other.htm; }}
+        location /file/ {{ try_files $uri =404; }}
+        location /app/ {{ try_files $uri @app; }}
+        location @app {{ return 200 "app $uri"; }}
+        location /list/ {{ autoindex on; autoindex_exact_size off; }}
+        location /ep/ {{ error_page 404 /ep/404.html; }}
+        location /cs/ {{ alias {d}/; charset utf-8; charset_types text/plain; }}
         location /p/ {{ proxy_pass http://127.0.0.1:{backend}/; }}
         location /pany/ {{ gzip_proxied any; proxy_pass http://127.0.0.1:{backend}/; }}
         location /pnc/ {{ gzip_proxied no-cache no-store private expired; proxy_pass http://127.0.0.1:{backend}/; }}
@@ -171,11 +186,15 @@ http {{
             ("/p/plain", gz), ("/p/plain", via), ("/pany/plain", via),
             ("/pnc/nc", via), ("/pnc/pub", via), ("/pnc/exp", via), ("/pnc/fut", via), ("/pnc/plain", via),
             ("/plm/plain", via), ("/plm/lm", via), ("/plm/et", via),
+            ("/file/", {}), ("/app/", {}), ("/list/", {}), ("/list/", {}, "POST"), ("/d%3Cx%3E", {}),
+            ("/ep/nope", {}), ("/ep/nope", {"Range": "bytes=0-3"}), ("/ep/nope", {"If-Match": '"zzz"'}),
+            ("/cs/a.html", {}), ("/cs/f.txt", {}),
+            ("/f.txt", {"Range": "bytes="}), ("/f.txt", {"Range": "Bytes=0-1"}), ("/f.txt", {"Range": "BYTES=-2"}),
         ]
         diffs = 0
-        for path, headers in cases:
-            a = request(ours, path, headers)
-            b = request(ref, path, headers)
+        for path, headers, *method in cases:
+            a = request(ours, path, headers, *method)
+            b = request(ref, path, headers, *method)
             same = a == b
             mark = "same" if same else ("known" if path in KNOWN_DIFFERENCES else "DIFF")
             if not same:

@@ -38,8 +38,10 @@ pub enum Outcome {
     Reply(Reply),
     /// nginx's page for this status (404, 403, 405, 400, 500, `=CODE`).
     Status(StatusCode),
-    /// `301` to the `$uri` with a `/` added (a directory asked without it).
-    AddSlash,
+    /// `301` to this URI with a `/` added (a directory asked without it):
+    /// the request's `$uri`, or the `try_files` argument that found the
+    /// directory (`try_files /b$uri/ ...` redirects to `/b$uri/`, as nginx).
+    AddSlash(Vec<u8>),
     /// An internal redirect to this URI (path, maybe `?args`): an index file
     /// found, or the URI fallback of `try_files`.
     Redirect(Vec<u8>),
@@ -230,7 +232,7 @@ fn content(conf: &FilesConf, req: &FileRequest<'_>, uri: &[u8]) -> Outcome {
         Err(e) => return open_failed(conf, &path, &e),
     };
     if meta.is_dir() {
-        return Outcome::AddSlash;
+        return Outcome::AddSlash(uri.to_vec());
     }
     if method == Method::POST {
         return Outcome::Status(StatusCode::METHOD_NOT_ALLOWED);

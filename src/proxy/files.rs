@@ -99,9 +99,9 @@ impl Worker {
                 compress_made(&mut resp, conf, req, &vars);
                 Served::Response(Box::new(resp))
             }
-            Outcome::AddSlash => {
+            Outcome::AddSlash(path) => {
                 let (_, query) = uri::split_query(vars.request_uri);
-                let to = uri::add_slash_target(vars.path, query);
+                let to = uri::add_slash_target(&path, query);
                 let resp = match errors::return_response(301, Some(to.as_bytes()), base, tokens) {
                     Some(m) => made(m, tokens),
                     None => error_response(ProxyError::Internal, tokens),

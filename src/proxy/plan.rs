@@ -86,8 +86,14 @@ impl Worker {
             match stop {
                 Stop::Made(mut resp) => {
                     if let Some(code) = st.and_then(|s| s.err_status) {
+                        // nginx sets the status before its filters: with
+                        // `=200` a file's range, 304 or 412 still answers
+                        // as for any 200 (the files module decided them).
+                        let conditional = matches!(resp.status().as_u16(), 206 | 304 | 412);
                         if let Ok(status) = StatusCode::from_u16(code) {
-                            *resp.status_mut() = status;
+                            if !(code == 200 && conditional) {
+                                *resp.status_mut() = status;
+                            }
                         }
                     }
                     return Err(resp.into());
@@ -328,9 +334,12 @@ impl Worker {
                 Some(m) => made(m, tokens),
                 None => error_response(ProxyError::Internal, tokens),
             };
-            if text.is_some() && !errors::is_redirect(ret.code) {
-                // nginx types a `return`'s text as a file of `$uri`: by its
-                // extension in `types`, else `default_type` (and `charset`).
+            // nginx types what `return` sends itself (its text, or the empty
+            // body of a code below 400) as a file of `$uri`: by its extension
+            // in `types`, else `default_type` (and `charset`); not a
+            // redirect's or an error's page, not a 204.
+            let typed = (text.is_some() || ret.code < 400) && ret.code != 204;
+            if typed && !errors::is_redirect(ret.code) {
                 resp.headers_mut()
                     .insert(header::CONTENT_TYPE, conf.files.content_type(path));
             }

@@ -4,9 +4,13 @@ document tree with the same configuration, and compares the answers: status,
 Content-Type, Content-Range, Content-Encoding, Location (port aside), Vary,
 and the body (decoded when compressed, multipart boundaries normalized).
 
-Cases: try_files order and fallbacks, alias in a regex location with captures,
-index with and without the trailing slash, Range edge cases, and gzip_proxied
-decisions on a backend's Cache-Control/Expires/ETag/Last-Modified.
+Cases: try_files order and fallbacks and its directory test (`$uri/`,
+`/b$uri/`, `/`), alias in a regex location with captures, index with and
+without the trailing slash, Range edge cases (unit case, too short), autoindex
+listings (links escaped, short sizes, POST), the escaped trailing-slash
+redirect, `error_page` files (plain, `=200`, `=`) with Range and conditions,
+charset_types, the Content-Type of `return`, and gzip_proxied decisions on a
+backend's Cache-Control/Expires/ETag/Last-Modified.
 
 Usage: tests/compare/static_vs_nginx.py [PROXY_BIN]   (default: target/debug/proxy
 under $CARGO_TARGET_DIR or ./target). Skips (exit 0) with a message when nginx
@@ -102,6 +106,7 @@ def main():
             "list/sub/s.txt": b"s",
             "d<x>/index.html": b"escaped dir",
             "ep/404.html": b"custom not found",
+            "b/a2/d/f.txt": b"f",
         }
         for p, data in files.items():
             full = os.path.join(d, p)
@@ -126,6 +131,13 @@ def main():
         location @app {{ return 200 "app $uri"; }}
         location /list/ {{ autoindex on; autoindex_exact_size off; }}
         location /ep/ {{ error_page 404 /ep/404.html; }}
+        location /ep2/ {{ error_page 404 =200 /ep/404.html; }}
+        location /ep3/ {{ error_page 404 = /ep/404.html; }}
+        location /a2/ {{ try_files /b$uri/ =418; }}
+        location /slash/ {{ try_files / =418; }}
+        location /r/ {{ return 200 "typed"; }}
+        location /r0/ {{ return 200; }}
+        location /r4/ {{ return 404 "nf"; }}
         location /cs/ {{ alias {d}/; charset utf-8; charset_types text/plain; }}
         location /p/ {{ proxy_pass http://127.0.0.1:{backend}/; }}
         location /pany/ {{ gzip_proxied any; proxy_pass http://127.0.0.1:{backend}/; }}
@@ -190,6 +202,9 @@ http {{
             ("/ep/nope", {}), ("/ep/nope", {"Range": "bytes=0-3"}), ("/ep/nope", {"If-Match": '"zzz"'}),
             ("/cs/a.html", {}), ("/cs/f.txt", {}),
             ("/f.txt", {"Range": "bytes="}), ("/f.txt", {"Range": "Bytes=0-1"}), ("/f.txt", {"Range": "BYTES=-2"}),
+            ("/ep2/nope", {"Range": "bytes=0-3"}), ("/ep3/nope", {"Range": "bytes=0-3"}),
+            ("/a2/d", {}), ("/a2/d?x=1", {}), ("/slash/x", {}),
+            ("/r/x.js", {}), ("/r/x", {}), ("/r0/x.js", {}), ("/r4/x.js", {}),
         ]
         diffs = 0
         for path, headers, *method in cases:

@@ -44,9 +44,11 @@ impl Builder {
                 Ok(c) if c <= 999 && first.bytes().all(|b| b.is_ascii_digit()) => c,
                 _ => return Err(err(format!("invalid return code \"{first}\""), d)),
             };
+            // An empty literal text is none, as nginx: `return 404 "";`
+            // sends the 404 page.
             let text = match d.args.get(1) {
-                Some(a) => Some(template_arg(d, &a.value)?),
-                None => None,
+                Some(a) if !a.value.is_empty() => Some(template_arg(d, &a.value)?),
+                _ => None,
             };
             Return { code, text }
         };
@@ -560,6 +562,7 @@ mod tests {
               location /c { return 301 https://example.com$request_uri; }
               location /d { return 200 \"host=$host\"; }
               location /e { return 404; return 500; }
+              location /f { return 404 \"\"; }
             } }");
         let got: Vec<(u16, Option<Vec<Part>>)> = c.http.servers[0]
             .locations
@@ -583,6 +586,7 @@ mod tests {
                     ])
                 ),
                 (200, Some(vec![lit("host="), Part::Var(Variable::Host)])),
+                (404, None),
                 (404, None),
             ]
         );

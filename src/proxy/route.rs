@@ -279,7 +279,7 @@ pub fn normalize_host(raw: &[u8]) -> Result<Cow<'_, str>, RouteError> {
     let (name_len, upper) = if raw.first() == Some(&b'[') {
         literal_host(raw)?
     } else {
-        let (name_len, upper) = check_name(raw)?;
+        let (name_len, upper) = check_name(raw, false)?;
         if let Some(port) = raw.get(name_len + 1..) {
             check_port(port)?;
         }
@@ -328,15 +328,16 @@ const NAME_CLASS: [u8; 256] = {
 };
 
 /// Checks the host name at the start of `raw`, up to a `:` (its port) or
-/// the end: its bytes, and no `..`. Its length, and whether it has
+/// the end, or the whole of an IPv6 literal's inside (`in_literal`: colons
+/// belong to it): its bytes, and no `..`. Its length, and whether it has
 /// upper-case letters.
-fn check_name(raw: &[u8]) -> Result<(usize, bool), RouteError> {
+fn check_name(raw: &[u8], in_literal: bool) -> Result<(usize, bool), RouteError> {
     let mut upper = false;
     let mut prev_dot = false;
     for (i, &b) in raw.iter().enumerate() {
         match NAME_CLASS[usize::from(b)] {
-            NAME_COLON => return Ok((i, upper)),
-            NAME_OK => prev_dot = false,
+            NAME_COLON if !in_literal => return Ok((i, upper)),
+            NAME_OK | NAME_COLON => prev_dot = false,
             NAME_DOT if prev_dot => return Err(RouteError::InvalidHost),
             NAME_DOT => prev_dot = true,
             NAME_UPPER => {
@@ -368,23 +369,7 @@ fn check_port(port: &[u8]) -> Result<(), RouteError> {
 /// the length of the literal and whether it has upper-case letters.
 fn literal_host(raw: &[u8]) -> Result<(usize, bool), RouteError> {
     let close = memchr::memchr(b']', raw).ok_or(RouteError::InvalidHost)?;
-    let inside = raw.get(1..close).unwrap_or_default();
-    let mut upper = false;
-    let mut prev_dot = false;
-    for &b in inside {
-        match NAME_CLASS[usize::from(b)] {
-            NAME_DOT if prev_dot => return Err(RouteError::InvalidHost),
-            NAME_DOT => prev_dot = true,
-            NAME_UPPER => {
-                upper = true;
-                prev_dot = false;
-            }
-            // A literal holds colons.
-            NAME_COLON => prev_dot = false,
-            NAME_OK => prev_dot = false,
-            _ => return Err(RouteError::InvalidHost),
-        }
-    }
+    let (_, upper) = check_name(raw.get(1..close).unwrap_or_default(), true)?;
     match raw.get(close + 1..).unwrap_or_default() {
         [] => {}
         [b':', port @ ..] => check_port(port)?,

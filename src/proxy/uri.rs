@@ -409,6 +409,13 @@ mod tests {
                 "/b/a%20bA%25%23%3F",
             ),
             ("/api/%C3%A9", prefix("/api/"), Some("/"), "/%C3%A9"),
+            // nginx 1.22's table: `"<>\^`{|}` re-escaped too, `&=@` not.
+            (
+                "/api/%3C%22%7B%7C%7D%5E%60%5C%26%3D%40",
+                prefix("/api/"),
+                Some("/b/"),
+                "/b/%3C%22%7B%7C%7D%5E%60%5C&=@",
+            ),
             // Exact locations too.
             (
                 "/exact?x=1",

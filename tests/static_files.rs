@@ -32,12 +32,17 @@ fn conf(server: &str) -> String {
     format!("events {{}}\nhttp {{\n  server {{\n    listen 127.0.0.1:0;\n{server}\n  }}\n}}\n")
 }
 
-async fn head(addr: std::net::SocketAddr, path: &str) -> Reply {
+/// `METHOD path` without a body, on a new connection.
+async fn request(addr: std::net::SocketAddr, method: &str, path: &str) -> Reply {
     Client::connect(addr)
         .await
-        .send("HEAD", path, &[], empty())
+        .send(method, path, &[], empty())
         .await
-        .expect("HEAD")
+        .expect(method)
+}
+
+async fn head(addr: std::net::SocketAddr, path: &str) -> Reply {
+    request(addr, "HEAD", path).await
 }
 
 #[tokio::test]
@@ -308,12 +313,7 @@ async fn index_list_variables_and_autoindex() {
     );
     assert!(json.contains("\"size\":2 }"), "{json}");
     // nginx lists for GET and HEAD only.
-    let r = Client::connect(p.addr)
-        .await
-        .send("POST", "/list/", &[], empty())
-        .await
-        .expect("POST");
-    assert_eq!(r.status, 403);
+    assert_eq!(request(p.addr, "POST", "/list/").await.status, 403);
     std::fs::remove_dir_all(&d).expect("cleanup");
 }
 

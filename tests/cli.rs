@@ -402,7 +402,7 @@ fn starts_the_way_nginx_test_tooling_runs_nginx() {
             return Err(format!("pid file says {pid:?}"));
         }
         let reply = http_get(&addr)?;
-        if !reply.starts_with("HTTP/1.0 200") || !reply.ends_with("\r\n\r\nok\n") {
+        if !reply.starts_with("HTTP/1.1 200") || !reply.ends_with("\r\n\r\nok\n") {
             return Err(format!("reply {reply:?}"));
         }
         // The relative access_log lands under the prefix.

@@ -754,3 +754,59 @@ async fn header_names_keep_their_spelling_and_ours_are_canonical() {
         ],
     );
 }
+
+/// nginx passes a backend's status line on as it came (`status_line`): its
+/// reason phrase, or none, not nginx's own for the code, to HTTP/1.0 clients
+/// too (with `HTTP/1.1` in front, as nginx).
+#[tokio::test]
+async fn a_backend_s_status_line_goes_on_as_it_came() {
+    let cases = [
+        ("HTTP/1.1 200 Fine", "HTTP/1.1 200 Fine\r\n"),
+        ("HTTP/1.1 503", "HTTP/1.1 503\r\n"),
+        (
+            "HTTP/1.0 404 Nope, not here",
+            "HTTP/1.1 404 Nope, not here\r\n",
+        ),
+        ("HTTP/1.1 299 Odd", "HTTP/1.1 299 Odd\r\n"),
+    ];
+    for (line, want) in cases {
+        let b = Scripted::start(answering(&format!("{line}\r\nContent-Length: 2\r\n\r\nok"))).await;
+        let p = proxy_for(&b);
+        let r = get_raw(p.addr, "").await;
+        assert!(r.starts_with(want), "{line:?}: {r}");
+        let http10 = raw(p.addr, b"GET / HTTP/1.0\r\n\r\n", WAIT).await;
+        assert!(http10.starts_with(want), "{line:?}: {http10}");
+    }
+}
+
+/// An `error_page` that sets the status (`error_page 404 /page` keeps 404,
+/// `=200` makes it 200) clears the backend's line, as nginx's `err_status`
+/// does: nginx's phrase for the code. `error_page 404 = /page` takes the
+/// status of the page's answer, whose backend line then goes on.
+#[tokio::test]
+async fn an_error_page_status_replaces_the_backend_s_status_line() {
+    let b = Scripted::start(answering(
+        "HTTP/1.1 404 Nope here\r\nContent-Length: 2\r\n\r\nno",
+    ))
+    .await;
+    let p = start_proxy(&format!(
+        "events {{}}\nhttp {{\n  upstream app {{ server {}; }}\n  server {{\n    \
+         listen 127.0.0.1:0;\n    proxy_read_timeout 5s;\n    proxy_intercept_errors on;\n    \
+         location /keep/ {{ proxy_pass http://app; error_page 404 /other/; }}\n    \
+         location /page/ {{ proxy_pass http://app; error_page 404 = /other/; }}\n    \
+         location /code/ {{ proxy_pass http://app; error_page 404 =200 /made; }}\n    \
+         location /other/ {{ proxy_pass http://app; proxy_intercept_errors off; }}\n    \
+         location = /made {{ return 200 \"made\"; }}\n  }}\n}}\n",
+        b.peer()
+    ));
+    for (path, want) in [
+        ("/other/", "HTTP/1.1 404 Nope here\r\n"),
+        ("/keep/", "HTTP/1.1 404 Not Found\r\n"),
+        ("/page/", "HTTP/1.1 404 Nope here\r\n"),
+        ("/code/", "HTTP/1.1 200 OK\r\n"),
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let r = raw(p.addr, request.as_bytes(), WAIT).await;
+        assert!(r.starts_with(want), "{path}: {r}");
+    }
+}

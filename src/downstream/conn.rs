@@ -40,6 +40,7 @@ use crate::http1::framing::{BodyFraming, BodyOut};
 use crate::http1::names::Spelling;
 use crate::http1::request::{self, Limits, RequestError, RequestHead};
 use crate::http1::response::{self, ResponseContext, CONTINUE};
+use crate::http1::status::received_status_text;
 use bytes::Bytes;
 use http::{Method, Request, Response, Version};
 use http_body::Body;
@@ -434,6 +435,10 @@ async fn respond<B: ResponseBody>(
             chunked: body.chunked(),
             date,
             names: Spelling::received(&received),
+            status_text: body
+                .passes_status_line()
+                .then(|| received_status_text(&received, status))
+                .flatten(),
         };
         response::encode_response_head(&mut out.head, status, &headers, &ctx)
     });

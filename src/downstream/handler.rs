@@ -83,6 +83,13 @@ pub trait ResponseBody: http_body::Body<Data = Bytes, Error = BoxError> + Unpin 
         true
     }
 
+    /// The response is a backend's, its status as the backend said it: the
+    /// backend's status line goes on to the client as it came (nginx's
+    /// `status_line`), not nginx's phrase for the code.
+    fn passes_status_line(&self) -> bool {
+        false
+    }
+
     /// The response head, `n` bytes, was written (`$bytes_sent`), with the
     /// `Content-Length` it carried.
     fn head_sent(&mut self, n: usize, content_length: Option<u64>);

@@ -249,8 +249,13 @@ fn singleton(name: &HeaderName) -> bool {
 /// What the response head is written for.
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseContext<'a> {
-    /// The request's version (the response's status line uses it).
+    /// The request is HTTP/1.0 (no chunked body; keep-alive only when
+    /// asked). The status line says `HTTP/1.1` all the same, as nginx's.
     pub http10: bool,
+    /// A backend's status line after its version, passed on verbatim
+    /// (`200 Fine`; nginx's `status_line`), instead of the code and
+    /// nginx's phrase for it.
+    pub status_text: Option<&'a [u8]>,
     /// A response to HEAD: headers as for GET, no body.
     pub head_request: bool,
     /// The connection may stay open after this response (the client allows
@@ -293,14 +298,16 @@ pub fn encode_response_head(
     headers: &HeaderMap,
     ctx: &ResponseContext<'_>,
 ) -> Committed {
-    out.extend_from_slice(if ctx.http10 {
-        b"HTTP/1.0 "
+    // `HTTP/1.1` whatever the request's version, as nginx (RFC 9110 6.2:
+    // the highest version the server conforms to).
+    out.extend_from_slice(b"HTTP/1.1 ");
+    if let Some(text) = ctx.status_text {
+        out.extend_from_slice(text);
     } else {
-        b"HTTP/1.1 "
-    });
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(reason(status).as_bytes());
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reason(status).as_bytes());
+    }
     out.extend_from_slice(b"\r\n");
     let mut has_date = false;
     for (name, value) in headers {
@@ -709,6 +716,7 @@ mod tests {
             chunked: true,
             date: DATE,
             names: Spelling::default(),
+            status_text: None,
         }
     }
 
@@ -737,9 +745,20 @@ mod tests {
             (200, vec![], ctx(false, false, true, None),
              format!("HTTP/1.1 200 OK\r\n{date}Transfer-Encoding: chunked\r\n\r\n"), BodyOut::Chunked, true),
             (200, vec![], ctx(true, false, true, None),
-             format!("HTTP/1.0 200 OK\r\n{date}Connection: close\r\n\r\n"), BodyOut::Close, false),
+             format!("HTTP/1.1 200 OK\r\n{date}Connection: close\r\n\r\n"), BodyOut::Close, false),
+            // To HTTP/1.0 too the status line says `HTTP/1.1`, as nginx's.
             (200, vec![], ctx(true, false, true, Some(2)),
-             format!("HTTP/1.0 200 OK\r\n{date}Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"), BodyOut::Length(2), true),
+             format!("HTTP/1.1 200 OK\r\n{date}Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"), BodyOut::Length(2), true),
+            // A backend's status line passed on: its text, not nginx's.
+            (200, vec![], ResponseContext { status_text: Some(b"200 Fine"), ..ctx(true, false, true, Some(2)) },
+             format!("HTTP/1.1 200 Fine\r\n{date}Content-Length: 2\r\nConnection: keep-alive\r\n\r\n"), BodyOut::Length(2), true),
+            (503, vec![], ResponseContext { status_text: Some(b"503"), ..ctx(false, false, true, Some(2)) },
+             format!("HTTP/1.1 503\r\n{date}Content-Length: 2\r\n\r\n"), BodyOut::Length(2), true),
+            // nginx's own phrases, and none for a code it does not name.
+            (302, vec![], ctx(false, false, true, Some(0)),
+             format!("HTTP/1.1 302 Moved Temporarily\r\n{date}Content-Length: 0\r\n\r\n"), BodyOut::Length(0), true),
+            (418, vec![], ctx(false, false, true, Some(0)),
+             format!("HTTP/1.1 418 \r\n{date}Content-Length: 0\r\n\r\n"), BodyOut::Length(0), true),
             // `chunked_transfer_encoding off`: the close ends a body of
             // unknown length; a known length is unaffected.
             (200, vec![], ResponseContext { chunked: false, ..ctx(false, false, true, None) },
@@ -762,7 +781,9 @@ mod tests {
              format!("HTTP/1.1 204 No Content\r\n{date}\r\n"), BodyOut::None, true),
             (304, vec![("date", "x")], ctx(false, false, true, Some(0)),
              "HTTP/1.1 304 Not Modified\r\nDate: x\r\n\r\n".to_string(), BodyOut::None, true),
-            (101, vec![("upgrade", "websocket"), ("connection", "upgrade")], ctx(false, false, true, Some(0)),
+            // Only a backend answers 101: its status line goes on.
+            (101, vec![("upgrade", "websocket"), ("connection", "upgrade")],
+             ResponseContext { status_text: Some(b"101 Switching Protocols"), ..ctx(false, false, true, Some(0)) },
              format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n{date}Connection: upgrade\r\n\r\n"), BodyOut::None, true),
             (504, vec![("transfer-encoding", "chunked")], ctx(false, false, true, Some(1)),
              format!("HTTP/1.1 504 Gateway Time-out\r\n{date}Content-Length: 1\r\n\r\n"), BodyOut::Length(1), true),

@@ -19,7 +19,7 @@ use crate::access::zones::{ConnGuard, ConnVerdict, CountGuard, ReqVerdict};
 use crate::config::{LogLevel, Template};
 use crate::proxy::auth_request::{AuthDone, AuthVerdict};
 use crate::proxy::body::ProxyBody;
-use crate::proxy::errors::{self, MadeResponse, ProxyError};
+use crate::proxy::errors::{MadeResponse, ProxyError};
 use crate::proxy::reply::{error_response, full, made};
 use crate::proxy::worker::Worker;
 use crate::vars::{self, RequestVars};
@@ -83,15 +83,7 @@ pub(super) enum Admitted<'c> {
 /// A page for `code` (nginx's error page).
 fn refusal(code: u16, tokens: bool) -> Response<ProxyBody> {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-    made(
-        MadeResponse {
-            status,
-            location: None,
-            content_type: Some(errors::HTML),
-            body: errors::error_page(status, tokens),
-        },
-        tokens,
-    )
+    made(MadeResponse::status_page(status, tokens), tokens)
 }
 
 /// Logs at an nginx level through `tracing`.

@@ -205,6 +205,9 @@ pub struct ProxyBody {
     pub(super) close: bool,
     /// `chunked_transfer_encoding off`.
     pub(super) no_chunked: bool,
+    /// The backend's response, its status unchanged by an `error_page`:
+    /// its status line is passed on.
+    pub(super) status_line: bool,
     /// Compresses the body as it streams (`gzip`, `brotli`).
     pub(super) encoder: Option<Box<crate::compress::Encoder>>,
 }
@@ -262,6 +265,7 @@ impl ProxyBody {
             declared: None,
             close: false,
             no_chunked: false,
+            status_line: false,
             encoder: None,
         }
     }
@@ -459,6 +463,10 @@ impl ResponseBody for ProxyBody {
 
     fn chunked(&self) -> bool {
         !self.no_chunked
+    }
+
+    fn passes_status_line(&self) -> bool {
+        self.status_line
     }
 
     fn head_sent(&mut self, n: usize, content_length: Option<u64>) {

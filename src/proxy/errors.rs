@@ -2,7 +2,7 @@
 //! the `Server` header, and `return CODE [TEXT]` / redirects.
 //!
 //! [`ProxyError::status`] is the only place an error becomes a status code.
-//! [`error_page`] renders the small HTML body nginx sends (with our name, and the
+//! [`MadeResponse::status_page`] renders the small HTML body nginx sends (with our name, and the
 //! version only when `server_tokens on`). [`return_response`] turns an evaluated
 //! `return` into status, optional `Location` and body, making relative redirect
 //! targets absolute as nginx's `absolute_redirect on` does.
@@ -161,25 +161,29 @@ pub fn closes_connection(status: StatusCode) -> bool {
 }
 
 /// True when nginx has a special page for `status` (3xx redirects, 4xx, 5xx).
+/// The codes nginx 1.22 has a page for (`ngx_http_error_pages`; its 494-497
+/// go out as 400 with a line of detail, see [`page`]); any other
+/// goes out with an empty body (`return 418;`: `Content-Length: 0`).
 fn has_page(status: u16) -> bool {
-    matches!(status, 301..=308 | 400..=599) && status != 304 && status != 305 && status != 306
+    matches!(
+        status,
+        301..=303 | 307 | 308 | 400..=406 | 408..=416 | 421 | 429 | 500..=505 | 507
+    )
 }
 
 /// The HTML body nginx sends for a status (`<html>... <center>sticky-proxy</center>
-/// ...`), or an empty body for statuses without a page (2xx, 304).
-pub fn error_page(status: StatusCode, server_tokens: bool) -> Bytes {
-    page(status, None, server_tokens)
-}
-
-/// [`error_page`], with nginx's extra line for its codes sent as 400
-/// (`<center>The plain HTTP request was sent to HTTPS port</center>`).
+/// ...`), or an empty body for statuses without a page (2xx, 304, 418);
+/// `detail`: nginx's extra line for its codes sent as 400 (`<center>The
+/// plain HTTP request was sent to HTTPS port</center>`).
 fn page(status: StatusCode, detail: Option<&str>, server_tokens: bool) -> Bytes {
     let code = status.as_u16();
     if !has_page(code) {
         return Bytes::new();
     }
-    // nginx's page for 401 words it differently from its status line.
+    // nginx's pages for 302 and 401 word them differently from its status
+    // lines (`302 Moved Temporarily`, `401 Unauthorized`).
     let wording = match code {
+        302 => "Found",
         401 => "Authorization Required",
         _ => reason(status),
     };
@@ -221,12 +225,22 @@ pub struct MadeResponse {
 impl MadeResponse {
     /// The page for an error.
     pub fn error(error: ProxyError, server_tokens: bool) -> MadeResponse {
-        let status = error.status();
+        MadeResponse::paged(error.status(), error.detail(), server_tokens)
+    }
+
+    /// nginx's page for `status`, `text/html`; a code nginx has no page for
+    /// goes out empty and without a `Content-Type`, as nginx's.
+    pub fn status_page(status: StatusCode, server_tokens: bool) -> MadeResponse {
+        MadeResponse::paged(status, None, server_tokens)
+    }
+
+    fn paged(status: StatusCode, detail: Option<&str>, server_tokens: bool) -> MadeResponse {
+        let body = page(status, detail, server_tokens);
         MadeResponse {
             status,
             location: None,
-            content_type: Some(HTML),
-            body: page(status, error.detail(), server_tokens),
+            content_type: (!body.is_empty()).then_some(HTML),
+            body,
         }
     }
 }
@@ -273,10 +287,8 @@ pub fn return_response(
             None => None,
         };
         return Some(MadeResponse {
-            status,
             location,
-            content_type: Some(HTML),
-            body: error_page(status, server_tokens),
+            ..MadeResponse::status_page(status, server_tokens)
         });
     }
     Some(match text {
@@ -286,12 +298,7 @@ pub fn return_response(
             content_type: Some(TEXT),
             body: Bytes::copy_from_slice(text),
         },
-        None if code >= 400 => MadeResponse {
-            status,
-            location: None,
-            content_type: Some(HTML),
-            body: error_page(status, server_tokens),
-        },
+        None if code >= 400 => MadeResponse::status_page(status, server_tokens),
         None => MadeResponse {
             status,
             location: None,
@@ -393,14 +400,14 @@ mod tests {
 
     #[test]
     fn error_pages_look_like_nginx() {
-        let page = error_page(StatusCode::BAD_GATEWAY, false);
+        let bad_gateway = page(StatusCode::BAD_GATEWAY, None, false);
         assert_eq!(
-            page,
+            bad_gateway,
             "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
              <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>sticky-proxy</center>\r\n\
              </body>\r\n</html>\r\n"
         );
-        let with_version = error_page(StatusCode::NOT_FOUND, true);
+        let with_version = page(StatusCode::NOT_FOUND, None, true);
         let text = std::str::from_utf8(&with_version).unwrap();
         assert!(text.contains("<title>404 Not Found</title>"));
         assert!(text.contains(concat!(
@@ -408,8 +415,18 @@ mod tests {
             env!("CARGO_PKG_VERSION"),
             "</center>"
         )));
-        assert!(error_page(StatusCode::OK, true).is_empty());
-        assert!(error_page(StatusCode::NOT_MODIFIED, true).is_empty());
+        assert!(page(StatusCode::OK, None, true).is_empty());
+        assert!(page(StatusCode::NOT_MODIFIED, None, true).is_empty());
+        // nginx's page for 302 says `Found` (its status line `Moved
+        // Temporarily`); a code it has no page for is sent empty, untyped.
+        let found = MadeResponse::status_page(StatusCode::FOUND, false);
+        assert!(std::str::from_utf8(&found.body).is_ok_and(|t| t.contains("<h1>302 Found</h1>")));
+        assert_eq!(found.content_type, Some(HTML));
+        for code in [407, 417, 418, 422, 506, 599] {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+            let none = MadeResponse::status_page(status, false);
+            assert_eq!((none.body.len(), none.content_type), (0, None), "{code}");
+        }
         let plain = MadeResponse::error(ProxyError::PlainHttpToHttps, false);
         assert_eq!(
             plain.body,

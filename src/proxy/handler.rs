@@ -304,6 +304,10 @@ impl Worker {
                         compress_response(&mut resp, &conf.compress, facts, now_unix);
                     }
                     resp.body_mut().no_chunked = !conf.chunked_transfer_encoding;
+                    // The backend's status line, unless an `error_page` set
+                    // the status (nginx's `err_status` clears `status_line`).
+                    resp.body_mut().status_line =
+                        internal.as_ref().is_none_or(|st| st.err_status.is_none());
                     // Ours, unless the backend's passed (`proxy_pass_header
                     // Server`), as nginx.
                     resp.headers_mut()

@@ -285,15 +285,7 @@ impl Worker {
         };
         if let Some(status) = state.and_then(|s| s.pending_error) {
             let resp = match StatusCode::from_u16(status) {
-                Ok(s) => made(
-                    errors::MadeResponse {
-                        status: s,
-                        location: None,
-                        content_type: Some(errors::HTML),
-                        body: errors::error_page(s, tokens),
-                    },
-                    tokens,
-                ),
+                Ok(s) => made(errors::MadeResponse::status_page(s, tokens), tokens),
                 Err(_) => error_response(ProxyError::Internal, tokens),
             };
             return Err(here.fail(status, resp.into()));

@@ -725,3 +725,43 @@ async fn a_stream_whose_client_takes_nothing_is_reset_after_send_timeout() {
     // The connection serves on.
     assert_eq!(client.get("/after", &[]).await.status, 200);
 }
+
+/// `return 444`: nginx answers nothing. Over HTTP/1.1 the connection closes
+/// with no byte sent; over HTTP/2 the stream is reset and the connection
+/// serves on.
+#[tokio::test]
+async fn return_444_answers_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = Backend::start("b1");
+    let extra = "location /drop { return 444; } \
+                 location /maybe { if ($arg_drop) { return 444; } proxy_pass http://app; }";
+    let proxy = common::start_proxy(&h2c_conf(&[&b], extra));
+    for target in ["/drop", "/maybe?drop=1"] {
+        let mut c = tokio::net::TcpStream::connect(proxy.addr)
+            .await
+            .expect("connect");
+        let request = format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n");
+        c.write_all(request.as_bytes()).await.expect("write");
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut got)).await;
+        assert!(
+            matches!(read, Ok(Ok(0))),
+            "{target}: closed at once, {read:?}"
+        );
+        assert!(
+            got.is_empty(),
+            "{target}: {}",
+            String::from_utf8_lossy(&got)
+        );
+    }
+    let client = H2Client::connect(proxy.addr).await;
+    let dropped = client.send("GET", "localhost", "/drop", &[], empty()).await;
+    assert!(
+        dropped.is_err(),
+        "the stream is reset: {:?}",
+        dropped.map(|r| r.status)
+    );
+    let served = client.get("/maybe", &[]).await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.backend().as_deref(), Some("b1"));
+}

@@ -404,6 +404,9 @@ async fn respond<B: ResponseBody>(
         head_request,
         keep_alive: may_keep_alive,
     } = facts;
+    if resp.body().unanswered() {
+        return Next::Close;
+    }
     // A `100 Continue` for a body nobody asked for is not sent; one due is
     // finished before the response.
     if io.continue_left.get() == CONTINUE.len() && !io.continue_asked.get() {

@@ -83,6 +83,12 @@ pub trait ResponseBody: http_body::Body<Data = Bytes, Error = BoxError> + Unpin 
         true
     }
 
+    /// nginx's `return 444`: the connection closes without an answer (an
+    /// HTTP/2 stream is reset). The request ends (and is logged) all the same.
+    fn unanswered(&self) -> bool {
+        false
+    }
+
     /// The response is a backend's, its status as the backend said it: the
     /// backend's status line goes on to the client as it came (nginx's
     /// `status_line`), not nginx's phrase for the code.

@@ -205,6 +205,8 @@ pub struct ProxyBody {
     pub(super) close: bool,
     /// `chunked_transfer_encoding off`.
     pub(super) no_chunked: bool,
+    /// `return 444`: no answer, the connection closed.
+    pub(super) unanswered: bool,
     /// The backend's response, its status unchanged by an `error_page`:
     /// its status line is passed on.
     pub(super) status_line: bool,
@@ -266,6 +268,7 @@ impl ProxyBody {
             close: false,
             no_chunked: false,
             status_line: false,
+            unanswered: false,
             encoder: None,
         }
     }
@@ -467,6 +470,10 @@ impl ResponseBody for ProxyBody {
 
     fn passes_status_line(&self) -> bool {
         self.status_line
+    }
+
+    fn unanswered(&self) -> bool {
+        self.unanswered
     }
 
     fn head_sent(&mut self, n: usize, content_length: Option<u64>) {

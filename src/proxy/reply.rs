@@ -14,6 +14,8 @@ use crate::proxy::errors::{self, MadeResponse, ProxyError};
 /// A proxy-made response, with our `Server` (`server_tokens`).
 pub(super) fn made(m: MadeResponse, server_tokens: bool) -> Response<ProxyBody> {
     let mut resp = full(m.status, m.body, server_tokens);
+    // nginx's non-standard 444 (`return 444;`): close, answer nothing.
+    resp.body_mut().unanswered = m.status.as_u16() == 444;
     let headers = resp.headers_mut();
     if let Some(ct) = m.content_type {
         headers.insert(header::CONTENT_TYPE, ct);

@@ -7,7 +7,6 @@
 
 use std::any::Any;
 use std::cell::Cell;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{ready, Context, Poll};
@@ -276,12 +275,25 @@ impl Drop for OpenStream {
     }
 }
 
+/// A stream left unanswered (`return 444`): hyper resets it
+/// (`INTERNAL_ERROR`), as nginx does.
+#[derive(Debug)]
+pub struct Unanswered;
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the stream is left unanswered (444)")
+    }
+}
+
+impl std::error::Error for Unanswered {}
+
 /// Serves one stream: the handler's answer to its request.
 pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
     shared: Rc<Shared<F>>,
     state: Rc<ConnState>,
     req: Request<Incoming>,
-) -> Result<Response<StreamResponse<H::Body>>, Infallible> {
+) -> Result<Response<StreamResponse<H::Body>>, Unanswered> {
     let open = OpenStream::new(&shared.streams);
     let conn = &shared.conn;
     let served = conn.requests.get() + 1;
@@ -336,6 +348,11 @@ pub async fn serve<H: Handler + 'static, F: Fn() -> Rc<H>>(
         }
     };
     drop(state.response_head.take());
+    if resp.body().unanswered() {
+        // The request ends (its log line) as the response is dropped.
+        resp.body_mut().finish(head_bytes + read.get());
+        return Err(Unanswered);
+    }
     let status = resp.status();
     let body = resp.body_mut();
     let content_length = response_length(

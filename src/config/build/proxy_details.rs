@@ -113,6 +113,14 @@ fn rule(d: &Directive) -> Res<Rule> {
 }
 
 impl Builder {
+    /// A cache directive that cannot act: there is never a `proxy_cache`.
+    fn no_cache(&mut self, d: &Directive) {
+        self.ignored(
+            d,
+            "the proxy has no response cache (\"proxy_cache\" is refused), so it never acts, as in nginx without \"proxy_cache\"",
+        );
+    }
+
     /// `Ok(false)` when `d` is not one of these directives.
     pub(super) fn proxy_detail_directive(
         &mut self,
@@ -228,6 +236,23 @@ impl Builder {
                     "the proxy has no cache and does not act on \"X-Accel-*\" headers, so there is nothing to ignore",
                 );
             }
+            // Without `proxy_cache` (refused below) nginx's other cache
+            // directives never act: accepted, as the many configurations
+            // carrying `proxy_cache_bypass $http_upgrade;` need.
+            "proxy_cache_bypass" | "proxy_no_cache" => {
+                simple(d, 1, usize::MAX)?;
+                for i in 0..d.args.len() {
+                    template_arg(d, arg(d, i))?;
+                }
+                self.no_cache(d);
+            }
+            _ if name.starts_with("proxy_cache")
+                && name != "proxy_cache"
+                && name != "proxy_cache_path" =>
+            {
+                simple(d, 1, usize::MAX)?;
+                self.no_cache(d);
+            }
             _ if name.starts_with("proxy_cache") || name.starts_with("proxy_store") => {
                 return Err(err(
                     format!("\"{name}\" is not supported: the proxy has no response cache"),
@@ -313,6 +338,18 @@ mod tests {
                 "proxy_cache c;",
                 "\"proxy_cache\" is not supported: the proxy has no response cache",
             ),
+            (
+                "proxy_store on;",
+                "\"proxy_store\" is not supported: the proxy has no response cache",
+            ),
+            (
+                "proxy_cache_bypass;",
+                "invalid number of arguments in \"proxy_cache_bypass\" directive",
+            ),
+            (
+                "proxy_no_cache $nonesuch;",
+                "unknown \"nonesuch\" variable",
+            ),
             ("proxy_redirect on;", "invalid parameter \"on\""),
             ("proxy_cookie_path x;", "invalid parameter \"x\""),
             ("proxy_cookie_flags a secure bogus;", "invalid parameter \"bogus\""),
@@ -336,5 +373,23 @@ mod tests {
             let e = load_str(&src, Path::new("/t.conf")).expect_err(&src);
             assert_eq!(e.message, *message, "{directive}");
         }
+    }
+
+    #[test]
+    fn cache_directives_that_cannot_act_load_with_a_warning() {
+        // The lines of the usual Node.js/websocket configuration, and cache
+        // settings kept at http level for a cache that is never enabled.
+        let (_, warnings) = ok("http {
+              proxy_cache_valid 200 10m;
+              proxy_cache_key $scheme$host$request_uri;
+              server { location / {
+                proxy_cache_bypass $http_upgrade;
+                proxy_no_cache $cookie_nocache $arg_nocache;
+              } }
+            }");
+        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        assert!(warnings.iter().all(|w| w
+            .message
+            .contains("directive is ignored: the proxy has no response cache")));
     }
 }

@@ -165,7 +165,8 @@ impl Builder {
             }
             "auth_basic_user_file" => {
                 simple(d, 1, 1)?;
-                set_once(&mut layer.user_file, template_arg(d, arg(d, 0))?, d)?;
+                let file = self.conf_file(arg(d, 0));
+                set_once(&mut layer.user_file, template_arg(d, &file)?, d)?;
             }
             "auth_request" => {
                 simple(d, 1, 1)?;
@@ -614,5 +615,35 @@ mod tests {
             c.http.limit_zones[1].kind,
             crate::access::conf::ZoneKind::Req { rate: 500 }
         );
+    }
+
+    #[test]
+    fn a_relative_user_file_is_under_the_main_file_s_directory() {
+        // nginx's conf prefix, even for a line in an included file; a value
+        // starting with a variable is left as it is.
+        let files = |conf: &str| {
+            let (c, _) = ok(&format!(
+                "http {{ server {{ location / {{ auth_basic r; {conf} }} }} }}"
+            ));
+            let access = &c.http.servers[0].locations[0].conf.access;
+            access
+                .auth_basic
+                .as_ref()
+                .map(|a| a.user_file.source.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            files("auth_basic_user_file htpasswd;"),
+            "/etc/proxy/htpasswd"
+        );
+        assert_eq!(
+            files("auth_basic_user_file conf.d/$host;"),
+            "/etc/proxy/conf.d/$host"
+        );
+        assert_eq!(
+            files("auth_basic_user_file /etc/htpasswd;"),
+            "/etc/htpasswd"
+        );
+        assert_eq!(files("auth_basic_user_file $http_x_file;"), "$http_x_file");
     }
 }

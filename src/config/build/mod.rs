@@ -74,6 +74,7 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
     let mut b = Builder {
         warnings: Vec::new(),
         tuning_seen: TuningSeen::default(),
+        conf_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
     let mut worker_processes = None;
     let mut worker_rlimit_nofile = None;
@@ -197,6 +198,8 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
 struct Builder {
     warnings: Vec<ConfigWarning>,
     tuning_seen: TuningSeen,
+    /// The main file's directory: nginx's conf prefix.
+    conf_dir: PathBuf,
 }
 
 /// State shared across the `http` block while it is built.
@@ -223,6 +226,18 @@ impl Builder {
             message: message.to_string(),
             span: d.span.clone(),
         });
+    }
+
+    /// A file the configuration names (`ssl_certificate`,
+    /// `auth_basic_user_file`, ...) as nginx's `ngx_conf_full_name` makes it:
+    /// a relative one is under the main file's directory (also when the line
+    /// is in an included file elsewhere); a value starting with a variable is
+    /// left as it is.
+    fn conf_file(&self, value: &str) -> String {
+        if value.starts_with('$') || Path::new(value).is_absolute() {
+            return value.to_string();
+        }
+        self.conf_dir.join(value).to_string_lossy().into_owned()
     }
 
     fn ignored(&mut self, d: &Directive, why: &str) {

@@ -11,7 +11,6 @@ use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
 
 use super::args::{arg, directive_err, err, flag, set_once, simple, template_arg};
 use super::inherit::inherit_fields;
-use super::tls::path_arg;
 use super::{Builder, Res};
 use crate::config::ast::{Directive, Span};
 use crate::config::error::ConfigError;
@@ -55,7 +54,7 @@ impl ProxySslLayer {
 
 /// A file argument without variables (nginx allows them in
 /// `proxy_ssl_certificate`; this proxy reads the files at load time).
-fn file_arg(d: &Directive) -> Res<(PathBuf, Span)> {
+fn file_arg(b: &Builder, d: &Directive) -> Res<(PathBuf, Span)> {
     simple(d, 1, 1)?;
     if arg(d, 0).contains('$') {
         return Err(err(
@@ -63,7 +62,7 @@ fn file_arg(d: &Directive) -> Res<(PathBuf, Span)> {
             d,
         ));
     }
-    Ok((path_arg(d), d.span.clone()))
+    Ok((b.conf_path(d), d.span.clone()))
 }
 
 impl Builder {
@@ -78,9 +77,9 @@ impl Builder {
                 simple(d, 1, 1)?;
                 set_once(&mut l.verify, (flag(d)?, d.span.clone()), d)?;
             }
-            "proxy_ssl_trusted_certificate" => set_once(&mut l.trusted, file_arg(d)?, d)?,
-            "proxy_ssl_certificate" => set_once(&mut l.certificate, file_arg(d)?, d)?,
-            "proxy_ssl_certificate_key" => set_once(&mut l.key, file_arg(d)?, d)?,
+            "proxy_ssl_trusted_certificate" => set_once(&mut l.trusted, file_arg(self, d)?, d)?,
+            "proxy_ssl_certificate" => set_once(&mut l.certificate, file_arg(self, d)?, d)?,
+            "proxy_ssl_certificate_key" => set_once(&mut l.key, file_arg(self, d)?, d)?,
             "proxy_ssl_verify_depth" => {
                 simple(d, 1, 1)?;
                 let n = match arg(d, 0).parse::<u32>() {

@@ -5,7 +5,7 @@
 //! keys are read here (through `tls::load`), at every load and reload, so a
 //! bad or missing key fails the load with nginx's message.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,17 +69,12 @@ impl TlsLayer {
     }
 }
 
-/// A path as written, relative ones taken from the directory of the file
-/// that names them.
-pub(super) fn path_arg(d: &Directive) -> PathBuf {
-    let p = Path::new(arg(d, 0));
-    match d.span.file.parent() {
-        Some(dir) if p.is_relative() => dir.join(p),
-        _ => p.to_path_buf(),
-    }
-}
-
 impl Builder {
+    /// The file the first argument of `d` names ([`Builder::conf_file`]).
+    pub(super) fn conf_path(&self, d: &Directive) -> PathBuf {
+        PathBuf::from(self.conf_file(arg(d, 0)))
+    }
+
     /// One `ssl_*` directive of `http` or `server`. `Ok(false)` when `d` is
     /// not one of them.
     pub(super) fn tls_directive(&mut self, d: &Directive, t: &mut TlsLayer) -> Res<bool> {
@@ -104,7 +99,7 @@ impl Builder {
                     &mut t.keys
                 };
                 slot.get_or_insert_with(Vec::new)
-                    .push((path_arg(d), d.span.clone()));
+                    .push((self.conf_path(d), d.span.clone()));
             }
             "ssl_protocols" => {
                 simple(d, 1, usize::MAX)?;
@@ -139,14 +134,14 @@ impl Builder {
                 simple(d, 1, 1)?;
                 t.ticket_keys
                     .get_or_insert_with(Vec::new)
-                    .push((path_arg(d), d.span.clone()));
+                    .push((self.conf_path(d), d.span.clone()));
             }
             "ssl_client_certificate" | "ssl_trusted_certificate" => {
                 simple(d, 1, 1)?;
                 if d.name == "ssl_client_certificate" {
                     set_once(
                         &mut t.client_certificate,
-                        (path_arg(d), d.span.clone()),
+                        (self.conf_path(d), d.span.clone()),
                         d,
                     )?;
                 } else {
@@ -194,7 +189,7 @@ impl Builder {
                 // nginx loads the file for the DHE suites; rustls has none, so
                 // the file is only checked, as nginx would read it.
                 simple(d, 1, 1)?;
-                let path = path_arg(d);
+                let path = self.conf_path(d);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
                     err(format!("BIO_new_file(\"{}\") failed ({e})", path.display()), d)
                 })?;

@@ -240,6 +240,20 @@ pub fn msec(t: SystemTime) -> Stamp {
     ))
 }
 
+/// A syslog header's time (RFC 3164, nginx's `ngx_cached_syslog_time`):
+/// `Dec  5 04:51:13`, the day space-padded (UTC).
+pub fn syslog(t: SystemTime) -> Stamp {
+    let c = civil(t);
+    Stamp::format(format_args!(
+        "{} {:>2} {:02}:{:02}:{:02}",
+        c.month_name(),
+        c.day,
+        c.hour,
+        c.minute,
+        c.second
+    ))
+}
+
 /// The error log's timestamp, as nginx writes it: `2026/11/22 04:20:42` (UTC).
 pub fn error_log(t: SystemTime) -> Stamp {
     let c = civil(t);

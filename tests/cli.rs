@@ -540,3 +540,72 @@ fn shipped_configs_test_ok_and_dump_verbatim() {
         assert!(stdout(&out).starts_with(&first), "{rel}");
     }
 }
+
+/// `access_log syslog:...` and `error_log syslog:...`: one UDP datagram per
+/// line, `<PRI>Mmm dd hh:mm:ss [HOSTNAME ]TAG: LINE`, as nginx sends them.
+#[test]
+fn logs_go_to_syslog_over_udp() {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+    let bind = || {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind a syslog server");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s
+    };
+    let (errors, access) = (bind(), bind());
+    let listen = common::dead_addr();
+    let dir = Scratch::new("syslog");
+    let conf = dir.write(
+        "proxy.conf",
+        &format!(
+            "error_log syslog:server={},tag=edge info;\nevents {{}}\nhttp {{\n  server {{\n    \
+             listen {listen};\n    access_log syslog:server={},facility=local0,nohostname combined;\n    \
+             location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n",
+            errors.local_addr().expect("addr"),
+            access.local_addr().expect("addr"),
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proxy"))
+        .arg("-c")
+        .arg(&conf)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the proxy");
+    let result = (|| {
+        let mut buf = [0u8; 4096];
+        // The start-up line, at info: local7.info is PRI 190.
+        let n = errors
+            .recv(&mut buf)
+            .map_err(|e| format!("no error-log datagram: {e}"))?;
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if !line.starts_with("<190>") || !line.contains(" edge: ") || !line.contains(" [info] ") {
+            return Err(format!("error-log datagram {line:?}"));
+        }
+        if !wait_until(|| http_get(&listen.to_string()).is_ok()) {
+            return Err("the proxy did not answer".to_string());
+        }
+        // local0.info is PRI 134; no hostname: the tag follows the time.
+        let n = access
+            .recv(&mut buf)
+            .map_err(|e| format!("no access-log datagram: {e}"))?;
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let (head, rest) = line.split_once(" nginx: ").unwrap_or_default();
+        let ok = head.starts_with("<134>")
+            && head.len() == "<134>Dec  5 04:51:13".len()
+            && rest.starts_with("127.0.0.1 - - [")
+            && rest.contains("\"GET / HTTP/1.0\" 200 3 ")
+            && !rest.ends_with('\n');
+        if !ok {
+            return Err(format!("access-log datagram {line:?}"));
+        }
+        Ok(())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}

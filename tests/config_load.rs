@@ -218,7 +218,9 @@ fn tengine_config_servers_locations_and_inheritance() {
         s.conf.access_log,
         AccessLog::On(vec![AccessLogTarget {
             path: PathBuf::from("/tmp/sticky-proxy-access.log"),
-            format: "main".into()
+            format: "main".into(),
+            condition: None,
+            syslog: None,
         }])
     );
     assert_eq!(s.connection.keepalive_timeout, secs(65));
@@ -326,7 +328,9 @@ fn tengine_config_servers_locations_and_inheritance() {
         s.conf.access_log,
         AccessLog::On(vec![AccessLogTarget {
             path: PathBuf::from("/tmp/sticky-proxy-php.log"),
-            format: "json".into()
+            format: "json".into(),
+            condition: None,
+            syslog: None,
         }])
     );
     let ret = s.locations[1].conf.return_.clone().expect("return");

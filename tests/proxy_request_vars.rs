@@ -140,3 +140,33 @@ async fn log_format_reads_user_variables_captures_and_maps_as_the_request_ended(
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `access_log ... if=CONDITION`: no line when the condition is `""` or `"0"`
+/// (nginx's usual "do not log 2xx/3xx" `map $status`, and a query argument).
+#[tokio::test]
+async fn access_log_if_skips_requests_whose_condition_is_empty_or_zero() {
+    let dir = scratch("if");
+    let (errors, asked) = (dir.join("errors.log"), dir.join("asked.log"));
+    let text = format!(
+        "events {{}} http {{ log_format s '$status $uri'; \
+         map $status $loggable {{ ~^[23] 0; default 1; }} \
+         server {{ listen 127.0.0.1:0; \
+         access_log {errors} s if=$loggable; access_log {asked} s if=$arg_log; \
+         location / {{ return 200 \"ok\"; }} location /missing {{ return 404; }} }} }}",
+        errors = errors.display(),
+        asked = asked.display(),
+    );
+    let proxy = start_proxy(&text);
+    for path in [
+        "/a",
+        "/missing/b",
+        "/c?log=1",
+        "/d?log=0",
+        "/missing/e?log=yes",
+    ] {
+        common::get(proxy.addr, path, &[]).await;
+    }
+    assert_eq!(read_lines(&errors, 2), ["404 /missing/b", "404 /missing/e"]);
+    assert_eq!(read_lines(&asked, 2), ["200 /c", "404 /missing/e"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -17,6 +17,7 @@ pub mod include;
 pub mod map;
 pub mod parse;
 pub mod rewrite;
+pub mod syslog;
 pub mod template;
 pub mod units;
 pub mod upstream;
@@ -122,6 +123,8 @@ pub enum LogLevel {
 pub struct ErrorLog {
     pub path: String,
     pub level: LogLevel,
+    /// `syslog:...`: lines go to syslog, each with its level as severity.
+    pub syslog: Option<syslog::Syslog>,
 }
 
 /// Main-context and `events` settings.
@@ -226,6 +229,7 @@ pub fn build_with(
             config.main.error_log = ErrorLog {
                 path: path.clone(),
                 level: LogLevel::Error,
+                syslog: None,
             };
         }
     }
@@ -391,6 +395,11 @@ pub enum AccessLog {
 pub struct AccessLogTarget {
     pub path: PathBuf,
     pub format: String,
+    /// `if=CONDITION`: the line is written only when it evaluates to
+    /// neither `""` nor `"0"`.
+    pub condition: Option<Arc<Template>>,
+    /// `syslog:...`: lines go to syslog (`path` is then the text as written).
+    pub syslog: Option<syslog::Syslog>,
 }
 
 /// `add_header NAME VALUE [always]` (or `add_trailer`).

@@ -56,15 +56,22 @@ impl AccessLogs {
                 if files.contains_key(&target.path) {
                     continue;
                 }
-                let resolved = config.resolve_path(&target.path);
+                let resolved = match target.syslog {
+                    Some(_) => target.path.clone(),
+                    None => config.resolve_path(&target.path),
+                };
                 let reused = previous.and_then(|p| {
                     p.files
                         .get(&target.path)
                         .filter(|f| f.name() == resolved.display().to_string())
                 });
-                let file = match reused {
-                    Some(file) => Arc::clone(file),
-                    None => Arc::new(LogFile::open(&resolved)?),
+                let file = match (reused, &target.syslog) {
+                    (Some(file), _) => Arc::clone(file),
+                    (None, Some(syslog)) => Arc::new(super::syslog::log_file(
+                        &resolved.display().to_string(),
+                        syslog,
+                    )?),
+                    (None, None) => Arc::new(LogFile::open(&resolved)?),
                 };
                 files.insert(target.path.clone(), file);
             }
@@ -110,6 +117,7 @@ impl AccessLogs {
                     file: Arc::clone(file),
                     template: Arc::clone(template),
                     escape: *escape,
+                    condition: target.condition.clone(),
                 })
             })
             .collect();
@@ -178,6 +186,20 @@ pub struct LogTarget {
     pub file: Arc<LogFile>,
     pub template: Arc<Template>,
     pub escape: Escape,
+    /// `if=`: no line when it evaluates to `""` or `"0"`.
+    pub condition: Option<Arc<Template>>,
+}
+
+impl LogTarget {
+    /// Whether the request is logged here (nginx: unless `if=` is `""` or `"0"`).
+    fn wants(&self, vars: &RequestVars<'_>) -> bool {
+        let Some(condition) = &self.condition else {
+            return true;
+        };
+        // The plain value (a log line writes an empty one as `-`).
+        let value = vars::eval_to_vec(condition, vars);
+        !value.is_empty() && value != b"0"
+    }
 }
 
 /// One upstream try, owned (see [`vars::UpstreamTry`]).
@@ -373,7 +395,7 @@ impl AccessRecord {
             request_id: Some(&self.request_id),
             pipelined: self.pipelined,
         };
-        for target in self.targets.iter() {
+        for target in self.targets.iter().filter(|t| t.wants(&request)) {
             target
                 .file
                 .write_line(format_line(&target.template, target.escape, &request));
@@ -385,14 +407,16 @@ fn targets_read_response_headers(targets: &[LogTarget]) -> bool {
     targets_read(targets, |v| matches!(v, Variable::SentHttp(_)))
 }
 
-/// Whether a format of `targets` reads a variable `var` accepts.
+/// Whether a format (or an `if=`) of `targets` reads a variable `var` accepts.
 fn targets_read(targets: &[LogTarget], var: impl Fn(&Variable) -> bool) -> bool {
-    targets.iter().any(|t| {
-        t.template
-            .parts
+    let reads = |t: &Template| {
+        t.parts
             .iter()
             .any(|p| matches!(p, config::Part::Var(v) if var(v)))
-    })
+    };
+    targets
+        .iter()
+        .any(|t| reads(&t.template) || t.condition.as_deref().is_some_and(reads))
 }
 
 /// A request's record waiting for its response body to be sent: the body counts

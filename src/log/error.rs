@@ -17,6 +17,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{reload, Registry};
 
+use super::syslog::SyslogWriter;
 use super::{open_append, resolve_path};
 use crate::config::{self, LogLevel};
 use crate::timefmt;
@@ -24,13 +25,21 @@ use crate::timefmt;
 /// Where error-log lines go.
 enum ErrorTarget {
     Stderr,
-    File { path: PathBuf, file: std::fs::File },
+    File {
+        path: PathBuf,
+        file: std::fs::File,
+    },
+    /// `syslog:`: each line one message, its level the severity.
+    Syslog(Box<SyslogWriter>),
 }
 
 impl ErrorTarget {
     fn open(conf: &config::ErrorLog, prefix: &Path) -> Result<ErrorTarget, String> {
         if conf.path == "stderr" {
             return Ok(ErrorTarget::Stderr);
+        }
+        if let Some(syslog) = &conf.syslog {
+            return Ok(ErrorTarget::Syslog(Box::new(SyslogWriter::open(syslog)?)));
         }
         let path = resolve_path(prefix, Path::new(&conf.path));
         let file = open_append(&path)?;
@@ -42,16 +51,13 @@ impl ErrorTarget {
 #[derive(Clone)]
 struct ErrorSink(Arc<Mutex<ErrorTarget>>);
 
-/// Writes one formatted event (tracing's fmt layer writes each event whole).
-struct ErrorSinkWriter(Arc<Mutex<ErrorTarget>>);
+/// Writes one formatted event (tracing's fmt layer writes each event whole),
+/// of the level it was made for.
+struct ErrorSinkWriter(Arc<Mutex<ErrorTarget>>, tracing::Level);
 
 impl Write for ErrorSinkWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut target = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match &mut *target {
-            ErrorTarget::Stderr => io::stderr().write(buf),
-            ErrorTarget::File { file, .. } => file.write(buf),
-        }
+        self.write_all(buf).map(|()| buf.len())
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
@@ -59,6 +65,11 @@ impl Write for ErrorSinkWriter {
         match &mut *target {
             ErrorTarget::Stderr => io::stderr().write_all(buf),
             ErrorTarget::File { file, .. } => file.write_all(buf),
+            ErrorTarget::Syslog(w) => {
+                let line = buf.strip_suffix(b"\n").unwrap_or(buf);
+                w.send(line, severity(&self.1), SystemTime::now());
+                Ok(())
+            }
         }
     }
 
@@ -71,7 +82,21 @@ impl<'a> MakeWriter<'a> for ErrorSink {
     type Writer = ErrorSinkWriter;
 
     fn make_writer(&'a self) -> ErrorSinkWriter {
-        ErrorSinkWriter(Arc::clone(&self.0))
+        ErrorSinkWriter(Arc::clone(&self.0), tracing::Level::ERROR)
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> ErrorSinkWriter {
+        ErrorSinkWriter(Arc::clone(&self.0), *meta.level())
+    }
+}
+
+/// The syslog severity of a line of `level` (nginx's: its level's number).
+fn severity(level: &tracing::Level) -> u8 {
+    match *level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        tracing::Level::DEBUG | tracing::Level::TRACE => 7,
     }
 }
 
@@ -211,6 +236,8 @@ impl ErrorLog {
         {
             let mut target = self.sink.0.lock().unwrap_or_else(PoisonError::into_inner);
             let same = match (&*target, &wanted) {
+                (ErrorTarget::Syslog(w), _) => Some(w.conf()) == conf.syslog.as_ref(),
+                (_, _) if conf.syslog.is_some() => false,
                 (ErrorTarget::Stderr, None) => true,
                 (ErrorTarget::File { path, .. }, Some(w)) => path == w,
                 _ => false,
@@ -237,6 +264,7 @@ mod tests {
         let conf = config::ErrorLog {
             path: "error.log".into(),
             level: LogLevel::Warn,
+            syslog: None,
         };
         let prefix = dir.clone();
         let (subscriber, handle) = error_subscriber(&conf, &prefix).unwrap();
@@ -250,6 +278,7 @@ mod tests {
                 .reconfigure(&config::ErrorLog {
                     path: "error.log".into(),
                     level: LogLevel::Info,
+                    syslog: None,
                 })
                 .unwrap();
             tracing::info!("now shown");

@@ -38,6 +38,7 @@
 
 mod access;
 mod error;
+mod syslog;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,7 @@ pub use access::{
     format_line, hostname, pid, AccessLogs, AccessRecord, LogTarget, PendingLog, Sent, TryRecord,
 };
 pub use error::{init_error_log, level_filter, ErrorLog};
+pub use syslog::SyslogWriter;
 pub use writer::{LogFile, Opener, QUEUE_LINES};
 
 /// `path` as written in the configuration, made absolute against the directory

@@ -255,7 +255,8 @@ mod tests {
             c.main.error_log,
             ErrorLog {
                 path: "stderr".into(),
-                level: LogLevel::Error
+                level: LogLevel::Error,
+                syslog: None,
             }
         );
         let s = &c.http.servers[0];

@@ -1,5 +1,6 @@
-//! The logging directives: `error_log` (path and level), `access_log` (targets
-//! or `off`, checked against the formats once the http block is read) and
+//! The logging directives: `error_log` (path or `syslog:`, and level),
+//! `access_log` (targets or `off`, checked against the formats once the http
+//! block is read; `if=`, `syslog:`) and
 //! `log_format` (with `escape=`), and nginx's predefined `combined` format.
 
 use std::path::PathBuf;
@@ -7,8 +8,10 @@ use std::sync::Arc;
 
 use super::args::{arg, err, simple, template_arg};
 use super::inherit::Layer;
+use super::resolve::resolve;
 use super::{Builder, HttpState, Res};
 use crate::config::ast::Directive;
+use crate::config::syslog::{self, Syslog};
 use crate::config::template::Escape;
 use crate::config::{AccessLog, AccessLogTarget, ErrorLog, LogLevel};
 
@@ -35,6 +38,7 @@ pub(super) fn error_log_directive(d: &Directive) -> Res<ErrorLog> {
     Ok(ErrorLog {
         path: arg(d, 0).to_string(),
         level,
+        syslog: syslog_arg(d)?,
     })
 }
 
@@ -64,9 +68,12 @@ impl Builder {
             Some(a) => a.value.clone(),
             None => "combined".to_string(),
         };
+        let mut condition = None;
         for a in d.args.iter().skip(2) {
             let p = a.value.as_str();
-            if p.starts_with("buffer=")
+            if let Some(cond) = p.strip_prefix("if=") {
+                condition = Some(Arc::new(template_arg(d, cond)?));
+            } else if p.starts_with("buffer=")
                 || p.starts_with("flush=")
                 || p == "gzip"
                 || p.starts_with("gzip=")
@@ -83,6 +90,8 @@ impl Builder {
         let target = AccessLogTarget {
             path: PathBuf::from(path),
             format,
+            condition,
+            syslog: syslog_arg(d)?,
         };
         match &mut layer.access_log {
             Some(AccessLog::On(list)) => list.push(target),
@@ -91,6 +100,22 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// The `syslog:` destination of a log directive's first argument, if any;
+/// a server name is resolved now, as nginx does.
+fn syslog_arg(d: &Directive) -> Res<Option<Syslog>> {
+    syslog::parse(arg(d, 0), |host| {
+        resolve(host, 514, false)
+            .and_then(|addrs| {
+                addrs
+                    .first()
+                    .copied()
+                    .ok_or_else(|| "host not found".to_string())
+            })
+            .map_err(|reason| format!("{reason} in syslog server \"{host}\""))
+    })
+    .map_err(|e| err(e, d))
 }
 
 pub(super) fn log_format(d: &Directive, st: &mut HttpState) -> Res<()> {
@@ -125,7 +150,10 @@ pub(super) fn log_format(d: &Directive, st: &mut HttpState) -> Res<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::build::tests::ok;
+    use std::sync::Arc;
+
+    use crate::config::build::tests::{fails, ok};
+    use crate::config::template::parse;
     use crate::config::template::Escape;
     use crate::config::{AccessLog, AccessLogTarget};
 
@@ -134,7 +162,7 @@ mod tests {
         let (c, _) = ok("http {
               log_format plain escape=none 'a=' '$arg_a';
               access_log /tmp/a.log;
-              access_log /tmp/b.log plain buffer=32k;
+              access_log /tmp/b.log plain buffer=32k if=$arg_log;
               server { location / { access_log off; } location /x { } }
             }");
         assert_eq!(c.http.log_format_escapes["plain"], Escape::None);
@@ -146,13 +174,19 @@ mod tests {
             AccessLog::On(vec![
                 AccessLogTarget {
                     path: "/tmp/a.log".into(),
-                    format: "combined".into()
+                    format: "combined".into(),
+                    condition: None,
+                    syslog: None,
                 },
                 AccessLogTarget {
                     path: "/tmp/b.log".into(),
-                    format: "plain".into()
+                    format: "plain".into(),
+                    condition: Some(Arc::new(parse("$arg_log").expect("a template"))),
+                    syslog: None,
                 },
             ])
         );
+        let e = fails("http { access_log /tmp/a.log combined if=$nonesuch; }");
+        assert_eq!(e, "unknown \"nonesuch\" variable in /etc/proxy/test.conf:1");
     }
 }

@@ -181,6 +181,7 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
         error_log: error_log.or(http_error_log).unwrap_or(ErrorLog {
             path: "stderr".to_string(),
             level: LogLevel::Error,
+            syslog: None,
         }),
         worker_connections: worker_connections.unwrap_or(512),
     };

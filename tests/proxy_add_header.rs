@@ -257,3 +257,33 @@ async fn nginx_itself_answers_the_same() {
         assert_eq!(got, want, "nginx: {path} {headers:?}");
     }
 }
+
+/// `add_header` names go out as the configuration writes them, as nginx's
+/// (`X-Frame-Options`, not `x-frame-options`; `x-lower` stays lower-case),
+/// on a file or `return` answer and on a proxied one.
+#[tokio::test]
+async fn add_header_names_keep_the_configured_spelling() {
+    let b = Backend::start("b");
+    let p = start_proxy(&format!(
+        "events {{}}\nhttp {{\n  server {{\n    listen 127.0.0.1:0;\n    \
+         add_header X-Frame-Options DENY;\n    add_header x-lower 1;\n    \
+         add_header Strict-Transport-Security \"max-age=60\" always;\n    \
+         location = /made {{ return 200 \"ok\"; }}\n    \
+         location = /missing {{ return 404; }}\n    \
+         location / {{ proxy_pass http://{}; }}\n  }}\n}}\n",
+        b.peer()
+    ));
+    for (path, status) in [("/made", 200), ("/proxied", 200), ("/missing", 404)] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let r = raw(p.addr, request.as_bytes(), Duration::from_secs(5)).await;
+        assert!(r.starts_with(&format!("HTTP/1.1 {status} ")), "{path}: {r}");
+        assert!(
+            r.contains("\r\nStrict-Transport-Security: max-age=60\r\n"),
+            "{path}: {r}"
+        );
+        if status == 200 {
+            assert!(r.contains("\r\nX-Frame-Options: DENY\r\n"), "{path}: {r}");
+            assert!(r.contains("\r\nx-lower: 1\r\n"), "{path}: {r}");
+        }
+    }
+}

@@ -405,7 +405,8 @@ pub struct AccessLogTarget {
 /// `add_header NAME VALUE [always]` (or `add_trailer`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddHeader {
-    pub name: http::HeaderName,
+    /// As written (nginx sends it so: `X-Frame-Options`).
+    pub name: SpelledName,
     /// Evaluated with the request's variables; an empty value adds nothing.
     pub value: Template,
     /// `always`: also on statuses other than 200, 201, 204, 206, 301, 302, 303,
@@ -476,6 +477,9 @@ pub struct LocationConf {
     /// `add_header` list; as `proxy_set_header`, a level that has any replaces
     /// the inherited list.
     pub add_headers: Vec<AddHeader>,
+    /// The names of `add_headers` written otherwise than lower-cased (their
+    /// wire spelling), `None` when there is none.
+    pub add_header_names: Option<Arc<[SpelledName]>>,
     /// `expires`, default off.
     pub expires: Expires,
     /// `client_body_timeout` written in a location (or a parent location); `None`:

@@ -428,6 +428,7 @@ async fn respond<B: ResponseBody>(
     // The backend's head the values passed on share (if any).
     let received = info.response_head.take().unwrap_or_default();
     let committed = with_date(|date| {
+        let configured = |name: &http::HeaderName| body.configured_name(name);
         let ctx = ResponseContext {
             http10,
             head_request,
@@ -437,7 +438,10 @@ async fn respond<B: ResponseBody>(
             close: body.closes(),
             chunked: body.chunked(),
             date,
-            names: Spelling::received(&received),
+            names: Spelling {
+                received: &received,
+                configured: body.has_configured_names().then_some(&configured),
+            },
             status_text: body
                 .passes_status_line()
                 .then(|| received_status_text(&received, status))

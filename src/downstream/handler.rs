@@ -89,6 +89,17 @@ pub trait ResponseBody: http_body::Body<Data = Bytes, Error = BoxError> + Unpin 
         false
     }
 
+    /// How the configuration writes `name` (`add_header X-Frame-Options`),
+    /// for a line the proxy added; `None`: as received, else canonical.
+    fn configured_name(&self, _name: &http::HeaderName) -> Option<&[u8]> {
+        None
+    }
+
+    /// Whether [`ResponseBody::configured_name`] may say anything.
+    fn has_configured_names(&self) -> bool {
+        false
+    }
+
     /// The response is a backend's, its status as the backend said it: the
     /// backend's status line goes on to the client as it came (nginx's
     /// `status_line`), not nginx's phrase for the code.

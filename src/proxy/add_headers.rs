@@ -14,12 +14,14 @@
 //! `expires` replaces `Expires` and keeps a single `Cache-Control`. The values are
 //! evaluated in order, so `$sent_http_NAME` sees the lines added before it.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
 use crate::config::{Expires, LocationConf, Part, Variable};
+use crate::http1::names::SpelledName;
 use crate::log::TryRecord;
 use crate::timefmt;
 use crate::vars::{self, RequestVars, ResponseFacts, UpstreamTry};
@@ -29,6 +31,8 @@ use crate::vars::{self, RequestVars, ResponseFacts, UpstreamTry};
 #[derive(Debug, Clone, Default)]
 pub struct ResponseEdits {
     headers: Vec<(HeaderName, Value, bool)>,
+    /// How the names of `headers` are written, when not lower-cased.
+    names: Option<Arc<[SpelledName]>>,
     expires: Expires,
     /// Set when a value reads the response.
     late: Option<Box<Late>>,
@@ -98,11 +102,11 @@ impl ResponseEdits {
                 if !reads_response {
                     let value = vars::eval_to_vec(&h.value, vars);
                     let value = HeaderValue::from_bytes(&value).ok()?;
-                    return Some((h.name.clone(), Value::Ready(value), h.always));
+                    return Some((h.name.name().clone(), Value::Ready(value), h.always));
                 }
                 let state = late.get_or_insert_with(|| Box::new(Late::new(vars.start)));
                 let pieces = pieces(&h.value.parts, vars, &mut state.upstream_headers);
-                Some((h.name.clone(), Value::Late(pieces), h.always))
+                Some((h.name.name().clone(), Value::Late(pieces), h.always))
             })
             .collect();
         // The tries before an internal redirect count where it leads.
@@ -113,6 +117,7 @@ impl ResponseEdits {
         }
         ResponseEdits {
             headers,
+            names: conf.add_header_names.clone(),
             expires: conf.expires,
             late,
         }
@@ -130,6 +135,11 @@ impl ResponseEdits {
             late,
             ..ResponseEdits::default()
         }
+    }
+
+    /// The wire spelling of the names it adds, for the response's encoder.
+    pub fn names(&self) -> Option<Arc<[SpelledName]>> {
+        self.names.clone()
     }
 
     /// True when nothing would change.
@@ -353,6 +363,7 @@ mod tests {
 
     fn edits(headers: &[(&str, &str, bool)], expires: Expires) -> ResponseEdits {
         ResponseEdits {
+            names: None,
             headers: headers
                 .iter()
                 .map(|(n, v, a)| {

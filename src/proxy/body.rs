@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use http_body::{Body, Frame, SizeHint};
 use crate::downstream::body::RequestBody;
 use crate::downstream::handler::{BoxError, FileRange, ResponseBody};
 use crate::downstream::tunnel::Upgraded;
+use crate::http1::names::SpelledName;
 use crate::log::PendingLog;
 use crate::proxy::access::Held;
 use crate::upstream::client::{IdleTimer, Transport, UpstreamBody};
@@ -207,6 +209,9 @@ pub struct ProxyBody {
     pub(super) no_chunked: bool,
     /// `return 444`: no answer, the connection closed.
     pub(super) unanswered: bool,
+    /// How `add_header` names are written (as configured), if any is not
+    /// lower-cased.
+    pub(super) names: Option<Arc<[SpelledName]>>,
     /// The backend's response, its status unchanged by an `error_page`:
     /// its status line is passed on.
     pub(super) status_line: bool,
@@ -269,6 +274,7 @@ impl ProxyBody {
             no_chunked: false,
             status_line: false,
             unanswered: false,
+            names: None,
             encoder: None,
         }
     }
@@ -474,6 +480,18 @@ impl ResponseBody for ProxyBody {
 
     fn unanswered(&self) -> bool {
         self.unanswered
+    }
+
+    fn configured_name(&self, name: &http::HeaderName) -> Option<&[u8]> {
+        let names = self.names.as_deref()?;
+        names
+            .iter()
+            .find(|n| n.name() == name)
+            .map(SpelledName::as_bytes)
+    }
+
+    fn has_configured_names(&self) -> bool {
+        self.names.is_some()
     }
 
     fn head_sent(&mut self, n: usize, content_length: Option<u64>) {

@@ -341,6 +341,7 @@ impl Worker {
                 SystemTime::now(),
                 upstream_head.as_deref(),
             );
+            resp.body_mut().names = edits.names();
         }
         resp.body_mut().held = Held {
             _request: counted,

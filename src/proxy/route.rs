@@ -533,6 +533,7 @@ mod tests {
             sticky_hide_cookie: None,
             check_status: None,
             add_headers: Vec::new(),
+            add_header_names: None,
             expires: crate::config::Expires::Off,
             client_body_timeout: None,
             send_timeout: None,

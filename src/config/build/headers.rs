@@ -10,6 +10,7 @@ use crate::config::ast::Directive;
 use crate::config::template::{Part, Variable};
 use crate::config::units;
 use crate::config::{AddHeader, Expires};
+use crate::http1::names::SpelledName;
 
 impl Builder {
     /// `add_header`, `add_trailer` and `expires`. `Ok(false)` when `d` is none of
@@ -46,7 +47,7 @@ fn add_header(d: &Directive) -> Res<AddHeader> {
             return Err(err(format!("invalid parameter \"{}\"", a.value), d));
         }
     }
-    let name = header_name(d, arg(d, 0))?;
+    let name = SpelledName::new(header_name(d, arg(d, 0))?, arg(d, 0));
     let raw = arg(d, 1);
     if raw.contains(['\r', '\n']) {
         return Err(err(format!("invalid header value \"{raw}\""), d));
@@ -184,7 +185,7 @@ mod tests {
         let names = |l: &crate::config::LocationConf| -> Vec<(String, bool)> {
             l.add_headers
                 .iter()
-                .map(|h| (h.name.to_string(), h.always))
+                .map(|h| (h.name.name().to_string(), h.always))
                 .collect()
         };
         assert_eq!(

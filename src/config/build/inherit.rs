@@ -150,6 +150,7 @@ impl Layer {
             sticky_hide_cookie: self.hide_cookie.clone(),
             check_status: None,
             add_headers: self.add_headers.clone().unwrap_or_default(),
+            add_header_names: self.add_headers.as_deref().and_then(spelled_names),
             expires: self.expires.unwrap_or_default(),
             client_body_timeout: self.client_body_timeout,
             send_timeout: self.client_send_timeout,
@@ -224,6 +225,17 @@ impl ConnLayer {
             },
         }
     }
+}
+
+/// The names of `headers` whose configured spelling is not lower-case (the
+/// encoder writes these as configured), `None` when there is none.
+fn spelled_names(headers: &[AddHeader]) -> Option<std::sync::Arc<[SpelledName]>> {
+    let spelled: Vec<SpelledName> = headers
+        .iter()
+        .filter(|h| h.name.as_bytes() != h.name.name().as_str().as_bytes())
+        .map(|h| h.name.clone())
+        .collect();
+    (!spelled.is_empty()).then(|| spelled.into())
 }
 
 #[cfg(test)]

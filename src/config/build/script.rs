@@ -341,7 +341,7 @@ mod tests {
             confs[i]
                 .add_headers
                 .iter()
-                .map(|h| h.name.to_string())
+                .map(|h| h.name.name().to_string())
                 .collect()
         };
         assert_eq!(

@@ -170,3 +170,41 @@ async fn access_log_if_skips_requests_whose_condition_is_empty_or_zero() {
     assert_eq!(read_lines(&asked, 2), ["200 /c", "404 /missing/e"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `$upstream_connect_time`: the time a new connection took (seconds with
+/// milliseconds), `0.000` for a pooled one, `-` when none opened.
+#[tokio::test]
+async fn upstream_connect_time_is_measured_and_zero_for_a_pooled_connection() {
+    let dir = scratch("uct");
+    let b = Backend::start("b");
+    let dead = common::dead_addr();
+    let log = dir.join("uct.log");
+    let text = format!(
+        "events {{}} http {{ log_format t '$uri $upstream_connect_time'; \
+         upstream app {{ server {peer}; keepalive 4; }} \
+         server {{ listen 127.0.0.1:0; access_log {log} t; \
+         location /dead {{ proxy_pass http://{dead}; }} \
+         location / {{ proxy_pass http://app; proxy_http_version 1.1; \
+                       proxy_set_header Connection \"\"; }} }} }}",
+        log = log.display(),
+        peer = b.peer(),
+    );
+    let proxy = start_proxy(&text);
+    let mut client = Client::connect(proxy.addr).await;
+    assert_eq!(client.get("/one", &[]).await.status, 200);
+    assert_eq!(client.get("/two", &[]).await.status, 200);
+    assert_eq!(client.get("/dead", &[]).await.status, 502);
+    let lines = read_lines(&log, 3);
+    let times: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_once(' ').map_or("", |(_, t)| t))
+        .collect();
+    let seconds = |t: &str| {
+        t.split_once('.').is_some_and(|(s, ms)| {
+            s.parse::<u64>().is_ok() && ms.len() == 3 && ms.parse::<u32>().is_ok()
+        })
+    };
+    assert!(seconds(times[0]), "a new connection: {lines:?}");
+    assert_eq!(times[1..], ["0.000", "-"], "{lines:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,7 +7,7 @@
 //! after `101`). This is the [`Handler`] the connection loops drive.
 
 use std::rc::Rc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use http::header;
 use http::{Request, Response, StatusCode};
@@ -199,13 +199,21 @@ impl Worker {
                     // on a fresh connection if the pooled one turns out closed) or a
                     // new one. The rare connect is boxed so its future does not widen
                     // every request's.
+                    // `$upstream_connect_time`: 0 for a pooled connection.
+                    let mut connect_time = None;
                     let outcome: Result<Answer, Missed> = 'attempt: {
                         let mut pooled = set.checkout(p, &request.key, now_instant);
                         loop {
                             let conn = match pooled.take() {
-                                Some(c) => c,
+                                Some(c) => {
+                                    connect_time = noted.then_some(Duration::ZERO);
+                                    c
+                                }
                                 None => match Box::pin(open(set, p, conf, &request.key)).await {
-                                    Ok(io) => Conn::fresh(io),
+                                    Ok(io) => {
+                                        connect_time = try_started.map(|t| t.elapsed());
+                                        Conn::fresh(io)
+                                    }
                                     Err(failure) => {
                                         break 'attempt Err(Missed {
                                             failure,
@@ -236,7 +244,11 @@ impl Worker {
                             .map(|(head, _, _)| head.status)
                             .map_err(|m| m.failure);
                         let edits = keep.then_some(&mut edits);
-                        note_try(log, edits, set, p, status, try_started);
+                        let times = TryTimes {
+                            started: try_started,
+                            connect: connect_time,
+                        };
+                        note_try(log, edits, set, p, status, times);
                     }
                     let event = match &outcome {
                         Ok((head, _, _)) => Event::Answered(head.status.as_u16()),
@@ -455,6 +467,14 @@ pub(super) struct Edits<'w> {
     rewrites: Option<Ready<'w>>,
 }
 
+/// When one upstream try started, and how long its connection took to open
+/// (zero for a pooled one; `None`: none was opened).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct TryTimes {
+    pub started: Option<Instant>,
+    pub connect: Option<Duration>,
+}
+
 /// Records one upstream try for `$upstream_addr`, `$upstream_status` and the
 /// `$upstream_*_time` variables (when the request is logged, or an
 /// `add_header` reads them).
@@ -464,9 +484,9 @@ pub(super) fn note_try(
     set: &PeerSet<Transport>,
     peer: usize,
     outcome: Result<StatusCode, Failure>,
-    started: Option<Instant>,
+    times: TryTimes,
 ) {
-    let elapsed = started.map(|t| t.elapsed());
+    let elapsed = times.started.map(|t| t.elapsed());
     let (status, header_time) = match outcome {
         Ok(status) => (status.as_u16(), elapsed),
         Err(failure) => (failure.error().status().as_u16(), None),
@@ -474,7 +494,7 @@ pub(super) fn note_try(
     let record = TryRecord {
         addr: set.name(peer).unwrap_or_default().to_string(),
         status: Some(status),
-        connect_time: None,
+        connect_time: times.connect,
         header_time,
         response_time: elapsed,
     };

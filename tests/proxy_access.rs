@@ -234,7 +234,9 @@ async fn auth_basic_checks_every_htpasswd_format_and_satisfy() {
 const LIMIT_ZONES: &str = "limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;
          limit_req_zone $binary_remote_addr zone=slow:1m rate=5r/s;
          limit_req_zone $http_x_key zone=bykey:1m rate=1r/m;
-         limit_req_zone $http_x_key zone=two:1m rate=1r/m;";
+         limit_req_zone $http_x_key zone=two:1m rate=1r/m;
+         limit_req_zone $http_x_key zone=three:1m rate=1r/m;
+         limit_req_zone $server_name zone=wide:1m rate=100r/s;";
 
 fn limit_locations(upstream: &str) -> String {
     format!(
@@ -242,7 +244,9 @@ fn limit_locations(upstream: &str) -> String {
          location /status {{ limit_req zone=bykey; limit_req_status 429; proxy_pass {upstream}; }}
          location /delay {{ limit_req zone=slow burst=3; proxy_pass {upstream}; }}
          location /both {{ limit_req zone=bykey burst=3 nodelay; limit_req zone=two burst=1 nodelay;
-                           proxy_pass {upstream}; }}"
+                           proxy_pass {upstream}; }}
+         location /first {{ limit_req zone=three burst=2 nodelay; limit_req zone=wide burst=10 nodelay;
+                            proxy_pass {upstream}; }}"
     )
 }
 
@@ -261,6 +265,9 @@ async fn limit_req_sequence(addr: std::net::SocketAddr) -> Vec<u16> {
     for _ in 0..5 {
         out.push(get(addr, "/both", &[("x-key", "k3")]).await.status);
     }
+    for _ in 0..5 {
+        out.push(get(addr, "/first", &[("x-key", "k4")]).await.status);
+    }
     out
 }
 
@@ -271,9 +278,13 @@ async fn limit_req_burst_nodelay_status_and_delay() {
     let ours = limit_req_sequence(p.addr).await;
     assert_eq!(
         ours,
-        [200, 200, 200, 503, 200, 429, 200, 200, 200, 200, 200, 503, 503, 503],
+        [
+            200, 200, 200, 503, 200, 429, 200, 200, 200, 200, 200, 503, 503, 503, 200, 200, 200,
+            503, 503
+        ],
         "burst=2 nodelay: three pass; one per minute per key; an empty key is \
-         free; two limits: the zone with burst=1 lets two through"
+         free; two limits: the zone with burst=1 lets two through; the first of \
+         two limits lets burst + 1 through, as when alone"
     );
     if let Some(n) = common::nginx::Nginx::start(&format!(
         "{LIMIT_ZONES}\n server {{ listen LISTEN; {} }}",
@@ -301,6 +312,30 @@ async fn limit_req_burst_nodelay_status_and_delay() {
         waited >= Duration::from_millis(150) && waited < Duration::from_millis(2000),
         "{waited:?}"
     );
+}
+
+/// A local answer (a file) waits its turn as a proxied one does: it was sent
+/// at once, so a burst the delays would have spread was refused.
+#[tokio::test]
+async fn limit_req_delays_files_too() {
+    let dir = std::env::temp_dir().join(format!("sticky-limit-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    std::fs::write(dir.join("f"), "file\n").expect("a file");
+    let p = start_proxy(&format!(
+        "events {{}}\nhttp {{ limit_req_zone $binary_remote_addr zone=s:1m rate=5r/s;\n\
+         server {{ listen 127.0.0.1:0; location / {{ limit_req zone=s burst=3; root {}; }} }} }}",
+        dir.display()
+    ));
+    let first = get(p.addr, "/f", &[]).await;
+    let t = Instant::now();
+    let second = get(p.addr, "/f", &[]).await;
+    let waited = t.elapsed();
+    assert_eq!((first.status, second.status), (200, 200));
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_millis(2000),
+        "{waited:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 //!
 //! [`Bucket::lookup`] is `ngx_http_limit_req_lookup` for one key: the excess
 //! drains by `rate * ms / 1000` since the last accounted request, a new
-//! request adds 1000, and an excess above `burst` is refused. Only the last
+//! request adds 1000, and an excess above `burst` is refused. A key's first
+//! request finds no bucket and leaves a new, empty one (the caller's
+//! business, whether the limit accounts at once or after). Only the last
 //! limit of a location accounts at once; the earlier ones are accounted after
 //! every limit passed ([`Bucket::account`], `ngx_http_limit_req_account`), and
 //! the largest resulting delay applies ([`delay_ms`]).

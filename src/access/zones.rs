@@ -274,12 +274,15 @@ impl AccessState {
             let rate = zone.rate();
             let account = n + 1 == count;
             let mut map = lock(m);
-            let lookup = match map.get_mut(&k) {
-                Some(b) => b.lookup(rate, limit.burst, now, account),
+            // A new key's bucket starts empty whether or not this limit
+            // accounts at once: nginx's new node has `last = 0` when it is
+            // accounted later, which drains what the account adds.
+            let (lookup, fresh) = match map.get_mut(&k) {
+                Some(b) => (b.lookup(rate, limit.burst, now, account), false),
                 None => {
                     make_room_req(&mut map, zone.conf.capacity(), rate, now);
                     map.insert(k.clone(), Bucket::new(now));
-                    Lookup::Pass { excess: 0 }
+                    (Lookup::Pass { excess: 0 }, true)
                 }
             };
             drop(map);
@@ -294,7 +297,7 @@ impl AccessState {
                 Lookup::Pass { excess } => {
                     if account {
                         last = Some((excess, limit.delay, rate));
-                    } else {
+                    } else if !fresh {
                         pending.push((zone, k, limit.delay));
                     }
                 }
@@ -422,8 +425,9 @@ mod tests {
         let t0 = s.epoch;
         let limits = req_limits(&[(0, 5000, u64::MAX), (1, 5000, 0)]);
         let key = |_: &Template| b"k".to_vec();
-        // First request: b is new (no delay), a is new and accounted after:
-        // its excess becomes 1000 (nginx's quirk), nodelay on a.
+        // First request: both keys new, both buckets stay empty (nginx's new
+        // node of a limit accounted later has `last = 0`: drained; measured
+        // against nginx 1.22, which lets burst + 1 requests through).
         assert_eq!(
             s.limit_req(&limits, key, t0),
             ReqVerdict::Pass(Duration::ZERO)
@@ -433,8 +437,8 @@ mod tests {
             s.limit_req(&limits, key, t0),
             ReqVerdict::Pass(Duration::from_millis(500))
         );
-        // a: excess 3000 after the third, 4000, 5000, then over burst 5.
-        for _ in 0..3 {
+        // a: excess 1000 after the second, 2000 .. 5000, then over burst 5.
+        for _ in 0..4 {
             assert!(matches!(s.limit_req(&limits, key, t0), ReqVerdict::Pass(_)));
         }
         assert_eq!(
@@ -448,6 +452,28 @@ mod tests {
             s.limit_req(&limits, |_: &Template| Vec::new(), t0),
             ReqVerdict::Declined,
             "an empty key is not limited"
+        );
+    }
+
+    #[test]
+    fn an_earlier_limit_that_delays_delays_the_request() {
+        // `limit_req zone=a burst=2; limit_req zone=b burst=10 nodelay;`:
+        // a's excess delays the request although b accounts it.
+        let (_, s) = state(
+            "limit_req_zone $remote_addr zone=a:1m rate=1r/s; \
+             limit_req_zone $remote_addr zone=b:1m rate=100r/s;",
+        );
+        let t0 = s.epoch;
+        let limits = req_limits(&[(0, 2000, 0), (1, 10_000, u64::MAX)]);
+        let key = |_: &Template| b"k".to_vec();
+        let verdicts: Vec<ReqVerdict> = (0..3).map(|_| s.limit_req(&limits, key, t0)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                ReqVerdict::Pass(Duration::ZERO),
+                ReqVerdict::Pass(Duration::from_millis(1000)),
+                ReqVerdict::Pass(Duration::from_millis(2000)),
+            ]
         );
     }
 

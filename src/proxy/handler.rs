@@ -105,7 +105,12 @@ impl Worker {
                     mut rewrites,
                 } = match self.prepare(info, req, log, &mut edits, &mut internal, limited) {
                     Ok(prepared) => prepared,
-                    Err(NotPlanned::Answer(made)) => break 'respond made,
+                    Err(NotPlanned::Answer(made)) => {
+                        // limit_req delays a local answer (a file, an
+                        // index) as it does a proxied one.
+                        wait_turn(limited).await;
+                        break 'respond made;
+                    }
                     Err(NotPlanned::Auth { conf, auth }) => {
                         asked += 1;
                         if asked > internal::MAX_URI_CHANGES + 1 {
@@ -115,10 +120,7 @@ impl Worker {
                         }
                         // The preaccess phase's delay comes before the access
                         // phase's subrequest.
-                        let delay = std::mem::take(&mut limited.delay);
-                        if !delay.is_zero() {
-                            tokio::time::sleep(delay).await;
-                        }
+                        wait_turn(limited).await;
                         let worker = Rc::clone(&self);
                         let sub =
                             worker.auth_subrequest(Rc::clone(&conn), req, conf, auth, limited);
@@ -127,12 +129,8 @@ impl Worker {
                         continue 'request;
                     }
                 };
-                let delay = std::mem::take(&mut limited.delay);
-                if !delay.is_zero() {
-                    // limit_req: the request waits its turn (the client's body
-                    // waits unread, as in nginx).
-                    tokio::time::sleep(delay).await;
-                }
+                // The client's body waits unread meanwhile, as in nginx.
+                wait_turn(limited).await;
                 let tokens = conf.server_tokens;
                 // A `proxy_pass` host to resolve first (nginx resolves it
                 // once the request is ready to go out).
@@ -465,6 +463,14 @@ pub(super) struct Edits<'w> {
     location: Option<&'w Location>,
     /// Evaluated while planning when they read variables.
     rewrites: Option<Ready<'w>>,
+}
+
+/// limit_req: the request waits its turn (the delay its limits set, once).
+async fn wait_turn(limited: &mut Limited) {
+    let delay = std::mem::take(&mut limited.delay);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
 }
 
 /// When one upstream try started, and how long its connection took to open

@@ -139,6 +139,9 @@ pub struct MainConf {
     pub error_log: ErrorLog,
     /// `events { worker_connections N; }`, default 512.
     pub worker_connections: usize,
+    /// `worker_shutdown_timeout`: how long a graceful stop lets requests in
+    /// flight run (`None`: the proxy's 30 s).
+    pub worker_shutdown_timeout: Option<Duration>,
 }
 
 /// The `http` block.

@@ -380,7 +380,8 @@ impl Drop for RunningProxy {
     }
 }
 
-/// How long a graceful stop (SIGQUIT) lets requests in flight run.
+/// How long a graceful stop (SIGQUIT) lets requests in flight run, unless
+/// `worker_shutdown_timeout` says.
 pub const GRACEFUL_STOP: Duration = Duration::from_secs(30);
 
 /// Runs the proxy with `config` until SIGINT or SIGTERM. Blocks the calling thread.
@@ -399,6 +400,8 @@ pub fn run_with(config: Config, error_log: Option<ErrorLog>) -> std::io::Result<
     let file = config.file.clone();
     let options = config.options.clone();
     let pid_path = config.main.pid.clone();
+    // `worker_shutdown_timeout`, as the running configuration says.
+    let mut grace = config.main.worker_shutdown_timeout.unwrap_or(GRACEFUL_STOP);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -422,8 +425,11 @@ pub fn run_with(config: Config, error_log: Option<ErrorLog>) -> std::io::Result<
                             tracing::warn!("{warning}");
                         }
                         let wanted_error_log = config.main.error_log.clone();
+                        let wanted_grace =
+                            config.main.worker_shutdown_timeout.unwrap_or(GRACEFUL_STOP);
                         match running.reload(config) {
                             Ok(()) => {
+                                grace = wanted_grace;
                                 if let Some(log) = &error_log {
                                     if let Err(e) = log.reconfigure(&wanted_error_log) {
                                         tracing::error!("{e}");
@@ -454,7 +460,7 @@ pub fn run_with(config: Config, error_log: Option<ErrorLog>) -> std::io::Result<
             }
             Control::Quit => {
                 tracing::info!("gracefully shutting down");
-                running.begin_quit(GRACEFUL_STOP);
+                running.begin_quit(grace);
                 // As nginx: a stop signal during a graceful stop cuts it short.
                 rt.block_on(async {
                     loop {

@@ -36,6 +36,7 @@ const KNOWN: &[&str] = &[
     "ssl_stapling_verify",
     "worker_processes",
     "worker_rlimit_nofile",
+    "worker_shutdown_timeout",
     "error_log",
     "pid",
     "daemon",

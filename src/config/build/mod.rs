@@ -79,6 +79,7 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
     let mut worker_processes = None;
     let mut worker_rlimit_nofile = None;
     let mut pid = None;
+    let mut shutdown_timeout = None;
     let mut error_log: Option<ErrorLog> = None;
     let mut worker_connections = None;
     let mut events_seen = false;
@@ -108,6 +109,10 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
             "pid" => {
                 simple(d, 1, 1)?;
                 set_once(&mut pid, PathBuf::from(arg(d, 0)), d)?;
+            }
+            "worker_shutdown_timeout" => {
+                simple(d, 1, 1)?;
+                set_once(&mut shutdown_timeout, time(d, arg(d, 0))?, d)?;
             }
             "error_log" => {
                 let log = error_log_directive(d)?;
@@ -184,6 +189,7 @@ pub fn build(file: &Path, tree: &[Directive]) -> Result<(Config, Vec<ConfigWarni
             syslog: None,
         }),
         worker_connections: worker_connections.unwrap_or(512),
+        worker_shutdown_timeout: shutdown_timeout,
     };
     let config = Config {
         file: file.to_path_buf(),
@@ -485,9 +491,13 @@ mod tests {
 
     #[test]
     fn main_and_connection_settings() {
-        let (c, _) = ok("worker_processes auto;\nworker_rlimit_nofile 1024;\npid /tmp/p.pid;\nevents { worker_connections 64; }\nhttp {\n error_log /tmp/e.log info;\n client_header_timeout 5s;\n large_client_header_buffers 2 16k;\n keepalive_requests 10;\n server { client_body_timeout 1m; send_timeout 500ms; }\n}\n");
+        let (c, _) = ok("worker_processes auto;\nworker_rlimit_nofile 1024;\nworker_shutdown_timeout 10s;\npid /tmp/p.pid;\nevents { worker_connections 64; }\nhttp {\n error_log /tmp/e.log info;\n client_header_timeout 5s;\n large_client_header_buffers 2 16k;\n keepalive_requests 10;\n server { client_body_timeout 1m; send_timeout 500ms; }\n}\n");
         assert_eq!(c.main.worker_processes, WorkerProcesses::Auto);
         assert_eq!(c.main.worker_rlimit_nofile, Some(1024));
+        assert_eq!(
+            c.main.worker_shutdown_timeout,
+            Some(Duration::from_secs(10))
+        );
         assert_eq!(c.main.worker_connections, 64);
         assert_eq!(c.main.error_log.level, LogLevel::Info);
         let conn = &c.http.servers[0].connection;

@@ -88,6 +88,9 @@ const TUNING: &[Tuning] = &[
     t("lock_file", MAIN, Value::Args(1, 1), PROCESS),
     t("thread_pool", MAIN, Value::Args(2, 3), "the proxy does no blocking file I/O"),
     t("worker_aio_requests", EVENTS, Value::Number, "the proxy does no asynchronous file I/O"),
+    t("load_module", MAIN, Value::Args(1, 1),
+      "the proxy has no dynamic modules: what it supports is built in, other modules' directives stay unknown"),
+    t("env", MAIN, Value::Args(1, 1), "the proxy keeps the environment it was started with"),
     // Hash tables nginx sizes at start-up.
     t("server_names_hash_max_size", HTTP, Value::Number, MEMORY),
     t("server_names_hash_bucket_size", HTTP, Value::Number, MEMORY),

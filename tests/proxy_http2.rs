@@ -734,7 +734,8 @@ async fn return_444_answers_nothing() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let b = Backend::start("b1");
     let extra = "location /drop { return 444; } \
-                 location /maybe { if ($arg_drop) { return 444; } proxy_pass http://app; }";
+                 location /maybe { if ($arg_drop) { return 444; } proxy_pass http://app; } \
+                 location /said { return 444 \"said\"; }";
     let proxy = common::start_proxy(&h2c_conf(&[&b], extra));
     for target in ["/drop", "/maybe?drop=1"] {
         let mut c = tokio::net::TcpStream::connect(proxy.addr)
@@ -754,6 +755,17 @@ async fn return_444_answers_nothing() {
             String::from_utf8_lossy(&got)
         );
     }
+    // With a text, nginx answers it.
+    let said = common::raw(
+        proxy.addr,
+        b"GET /said HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        said.starts_with("HTTP/1.1 444 \r\n") && said.ends_with("said"),
+        "{said}"
+    );
     let client = H2Client::connect(proxy.addr).await;
     let dropped = client.send("GET", "localhost", "/drop", &[], empty()).await;
     assert!(

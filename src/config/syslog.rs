@@ -30,6 +30,15 @@ pub enum SyslogServer {
     Unix(PathBuf),
 }
 
+impl std::fmt::Display for SyslogServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyslogServer::Udp(addr) => write!(f, "{addr}"),
+            SyslogServer::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
 /// nginx's facility names, in number order.
 const FACILITIES: [&str; 24] = [
     "kern", "user", "mail", "daemon", "auth", "intern", "lpr", "news", "uucp", "clock", "authpriv",

@@ -33,6 +33,7 @@ const MAX_CALL: u64 = 0x7fff_f000;
 /// The file range of `body` when the connection can send it itself: a plain
 /// TCP connection and a body of `left` bytes declared by its
 /// `Content-Length`. `None`: the body's data go out as they are read.
+#[inline(always)]
 pub(super) fn file_range<B: ResponseBody>(
     io: &ClientIo,
     body: &mut B,

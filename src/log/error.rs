@@ -39,7 +39,9 @@ impl ErrorTarget {
             return Ok(ErrorTarget::Stderr);
         }
         if let Some(syslog) = &conf.syslog {
-            return Ok(ErrorTarget::Syslog(Box::new(SyslogWriter::open(syslog)?)));
+            return Ok(ErrorTarget::Syslog(Box::new(SyslogWriter::open(
+                syslog, false,
+            )?)));
         }
         let path = resolve_path(prefix, Path::new(&conf.path));
         let file = open_append(&path)?;

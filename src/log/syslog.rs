@@ -2,24 +2,31 @@
 //! nginx's `ngx_syslog_send`: `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG: LINE` (BSD
 //! syslog, RFC 3164; the time in UTC as every other time the proxy logs;
 //! without the hostname under `nohostname`), over UDP or a local datagram
-//! socket. A line that cannot be sent (no listener, a full socket buffer) is
-//! dropped, as nginx does: logging never blocks a worker or the writer.
+//! socket. A line that cannot be sent (no listener, no room) is dropped, as
+//! nginx does: an error-log line at once (the workers write it), an
+//! access-log line after its writer thread waited a second for room; the
+//! access log's lost lines are counted and reported.
 
 use std::io::{self, Write};
 use std::net::UdpSocket;
 use std::os::unix::net::UnixDatagram;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::writer::{LogFile, Opener, QUEUE_LINES};
 use crate::config::syslog::{Syslog, SyslogServer};
 use crate::timefmt;
 
-/// The socket lines go out on.
+/// The socket lines go out on, unconnected: each line is sent to the
+/// server's address, so a route or a syslogd that comes up later (or
+/// restarts) is found again, and opening never fails for want of one.
 enum Socket {
-    Udp(UdpSocket),
-    /// With the socket's path, for a `connect` that failed when opened.
+    Udp(UdpSocket, std::net::SocketAddr),
     Unix(UnixDatagram, std::path::PathBuf),
 }
+
+/// How long an access log's writer thread waits for room in the socket's
+/// buffer before it drops a line.
+const SEND_WAIT: Duration = Duration::from_secs(1);
 
 /// A [`Write`] that sends each line written to it as one syslog message.
 pub struct SyslogWriter {
@@ -30,11 +37,22 @@ pub struct SyslogWriter {
     partial: Vec<u8>,
     /// The message being built (reused).
     message: Vec<u8>,
+    /// Lines that could not be sent since the last report.
+    lost: u64,
+    /// When lost lines were last reported (at most every [`REPORT_EVERY`]).
+    reported: Option<std::time::Instant>,
 }
 
+/// How often lost access-log lines are reported, at most.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
 impl SyslogWriter {
-    /// A socket connected to the configured server (nginx's error texts).
-    pub fn open(conf: &Syslog) -> Result<SyslogWriter, String> {
+    /// A socket for the configured server (nginx's error texts). `blocking`:
+    /// a send waits up to [`SEND_WAIT`] for room (an access log's own writer
+    /// thread); else a line that finds no room is dropped at once (the error
+    /// log, written from the workers).
+    pub fn open(conf: &Syslog, blocking: bool) -> Result<SyslogWriter, String> {
+        let wait = |r: std::io::Result<()>| r.map_err(|e| format!("setsockopt() failed ({e})"));
         let socket = match &conf.server {
             SyslogServer::Udp(addr) => {
                 let local = if addr.is_ipv4() {
@@ -43,19 +61,14 @@ impl SyslogWriter {
                     "[::]:0"
                 };
                 let s = UdpSocket::bind(local).map_err(|e| format!("socket() failed ({e})"))?;
-                s.connect(addr)
-                    .map_err(|e| format!("connect() to {addr} failed ({e})"))?;
-                s.set_nonblocking(true)
-                    .map_err(|e| format!("fcntl(O_NONBLOCK) failed ({e})"))?;
-                Socket::Udp(s)
+                wait(s.set_nonblocking(!blocking))?;
+                wait(s.set_write_timeout(Some(SEND_WAIT)))?;
+                Socket::Udp(s, *addr)
             }
             SyslogServer::Unix(path) => {
                 let s = UnixDatagram::unbound().map_err(|e| format!("socket() failed ({e})"))?;
-                s.set_nonblocking(true)
-                    .map_err(|e| format!("fcntl(O_NONBLOCK) failed ({e})"))?;
-                // A socket that is not there yet (syslogd not started) is
-                // tried again at each line.
-                let _ = s.connect(path);
+                wait(s.set_nonblocking(!blocking))?;
+                wait(s.set_write_timeout(Some(SEND_WAIT)))?;
                 Socket::Unix(s, path.clone())
             }
         };
@@ -64,7 +77,20 @@ impl SyslogWriter {
             conf: conf.clone(),
             partial: Vec::new(),
             message: Vec::with_capacity(1024),
+            lost: 0,
+            reported: None,
         })
+    }
+
+    /// Says how many lines could not be sent, as a file log reports the
+    /// lines it dropped.
+    fn report(&mut self) {
+        tracing::warn!(
+            "{} access log lines could not be sent to syslog server {}",
+            std::mem::take(&mut self.lost),
+            self.conf.server
+        );
+        self.reported = Some(std::time::Instant::now());
     }
 
     /// What it was opened with.
@@ -84,12 +110,13 @@ impl SyslogWriter {
             &mut self.message,
         );
         self.message.extend_from_slice(line);
-        let _ = match &self.socket {
-            Socket::Udp(s) => s.send(&self.message),
-            Socket::Unix(s, path) => s
-                .send(&self.message)
-                .or_else(|_| s.send_to(&self.message, path)),
+        let sent = match &self.socket {
+            Socket::Udp(s, addr) => s.send_to(&self.message, addr),
+            Socket::Unix(s, path) => s.send_to(&self.message, path),
         };
+        if sent.is_err() {
+            self.lost += 1;
+        }
     }
 }
 
@@ -110,10 +137,17 @@ impl Write for SyslogWriter {
             rest = after.get(1..).unwrap_or_default();
         }
         self.partial.extend_from_slice(rest);
+        let due = self.reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY);
+        if self.lost > 0 && due {
+            self.report();
+        }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.lost > 0 {
+            self.report();
+        }
         Ok(())
     }
 }
@@ -122,8 +156,9 @@ impl Write for SyslogWriter {
 /// writer thread as a file's are; `name` is the destination as written.
 pub fn log_file(name: &str, conf: &Syslog) -> Result<LogFile, String> {
     let conf = conf.clone();
-    let opener: Opener =
-        Box::new(move || SyslogWriter::open(&conf).map(|w| Box::new(w) as Box<dyn Write + Send>));
+    let opener: Opener = Box::new(move || {
+        SyslogWriter::open(&conf, true).map(|w| Box::new(w) as Box<dyn Write + Send>)
+    });
     LogFile::with_opener(name, opener, QUEUE_LINES)
 }
 
@@ -182,7 +217,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
         let addr = server.local_addr().unwrap();
-        let mut w = SyslogWriter::open(&conf(SyslogServer::Udp(addr))).unwrap();
+        let mut w = SyslogWriter::open(&conf(SyslogServer::Udp(addr)), true).unwrap();
         w.write_all(b"one\ntwo\nthr").unwrap();
         w.write_all(b"ee\n").unwrap();
         let mut got = Vec::new();

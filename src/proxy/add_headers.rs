@@ -31,10 +31,9 @@ use crate::vars::{self, RequestVars, ResponseFacts, UpstreamTry};
 #[derive(Debug, Clone, Default)]
 pub struct ResponseEdits {
     headers: Vec<(HeaderName, Value, bool)>,
-    /// How the names of `headers` are written, when not lower-cased.
-    names: Option<Arc<[SpelledName]>>,
     expires: Expires,
-    /// Set when a value reads the response.
+    /// Set when a value reads the response, or a name is spelled (kept in
+    /// the box: the common edits stay three words and cheap to drop).
     late: Option<Box<Late>>,
 }
 
@@ -52,15 +51,21 @@ enum Piece {
     Var(Variable),
 }
 
-/// What the late values read besides the response itself.
+/// What the late values read besides the response itself, and how the names
+/// are spelled.
 #[derive(Debug, Clone)]
 struct Late {
     /// When the request's first byte came (`$request_time`).
     start: SystemTime,
     /// The upstream tries so far (`$upstream_addr`, `$upstream_status`, ...).
     tries: Vec<TryRecord>,
+    /// Some value reads the response (or tries carried from before an
+    /// internal redirect): the upstream tries are recorded.
+    reads: bool,
     /// Some value reads the backend's header lines.
     upstream_headers: bool,
+    /// How the added names are written, when some is not lower-cased.
+    names: Option<Arc<[SpelledName]>>,
 }
 
 impl Late {
@@ -68,7 +73,9 @@ impl Late {
         Late {
             start,
             tries: Vec::new(),
+            reads: false,
             upstream_headers: false,
+            names: None,
         }
     }
 }
@@ -105,6 +112,7 @@ impl ResponseEdits {
                     return Some((h.name.name().clone(), Value::Ready(value), h.always));
                 }
                 let state = late.get_or_insert_with(|| Box::new(Late::new(vars.start)));
+                state.reads = true;
                 let pieces = pieces(&h.value.parts, vars, &mut state.upstream_headers);
                 Some((h.name.name().clone(), Value::Late(pieces), h.always))
             })
@@ -112,12 +120,16 @@ impl ResponseEdits {
         // The tries before an internal redirect count where it leads.
         let carried = before.late.map(|l| l.tries).unwrap_or_default();
         if !carried.is_empty() {
+            let state = late.get_or_insert_with(|| Box::new(Late::new(vars.start)));
+            state.tries = carried;
+            state.reads = true;
+        }
+        if let Some(names) = &conf.add_header_names {
             late.get_or_insert_with(|| Box::new(Late::new(vars.start)))
-                .tries = carried;
+                .names = Some(Arc::clone(names));
         }
         ResponseEdits {
             headers,
-            names: conf.add_header_names.clone(),
             expires: conf.expires,
             late,
         }
@@ -126,9 +138,11 @@ impl ResponseEdits {
     /// No edits, for a location without `add_header` or `expires`; the upstream
     /// tries of `before` (a location the request was internally redirected
     /// from) are kept for where it goes next.
+    #[inline]
     pub fn none(before: ResponseEdits) -> ResponseEdits {
         let late = before.late.filter(|l| !l.tries.is_empty()).map(|mut l| {
             l.upstream_headers = false;
+            l.names = None;
             l
         });
         ResponseEdits {
@@ -139,7 +153,7 @@ impl ResponseEdits {
 
     /// The wire spelling of the names it adds, for the response's encoder.
     pub fn names(&self) -> Option<Arc<[SpelledName]>> {
-        self.names.clone()
+        self.late.as_ref().and_then(|l| l.names.clone())
     }
 
     /// True when nothing would change.
@@ -150,16 +164,17 @@ impl ResponseEdits {
     /// True when a value reads the upstream tries: the proxy then records
     /// them here ([`ResponseEdits::note_try`]).
     pub fn wants_tries(&self) -> bool {
-        self.late.is_some()
+        self.late.as_ref().is_some_and(|l| l.reads)
     }
 
     /// Records one upstream try (kept for the location an internal redirect
     /// leads to even when no value here reads it).
     pub fn note_try(&mut self, record: TryRecord) {
-        self.late
-            .get_or_insert_with(|| Box::new(Late::new(UNIX_EPOCH)))
-            .tries
-            .push(record);
+        let late = self
+            .late
+            .get_or_insert_with(|| Box::new(Late::new(UNIX_EPOCH)));
+        late.reads = true;
+        late.tries.push(record);
     }
 
     /// True when a value reads the backend's header lines: the proxy then
@@ -363,7 +378,6 @@ mod tests {
 
     fn edits(headers: &[(&str, &str, bool)], expires: Expires) -> ResponseEdits {
         ResponseEdits {
-            names: None,
             headers: headers
                 .iter()
                 .map(|(n, v, a)| {

@@ -108,7 +108,9 @@ impl Worker {
                     Err(NotPlanned::Answer(made)) => {
                         // limit_req delays a local answer (a file, an
                         // index) as it does a proxied one.
-                        wait_turn(limited).await;
+                        if let Some(wait) = turn(limited) {
+                            wait.await;
+                        }
                         break 'respond made;
                     }
                     Err(NotPlanned::Auth { conf, auth }) => {
@@ -120,7 +122,9 @@ impl Worker {
                         }
                         // The preaccess phase's delay comes before the access
                         // phase's subrequest.
-                        wait_turn(limited).await;
+                        if let Some(wait) = turn(limited) {
+                            wait.await;
+                        }
                         let worker = Rc::clone(&self);
                         let sub =
                             worker.auth_subrequest(Rc::clone(&conn), req, conf, auth, limited);
@@ -130,7 +134,9 @@ impl Worker {
                     }
                 };
                 // The client's body waits unread meanwhile, as in nginx.
-                wait_turn(limited).await;
+                if let Some(wait) = turn(limited) {
+                    wait.await;
+                }
                 let tokens = conf.server_tokens;
                 // A `proxy_pass` host to resolve first (nginx resolves it
                 // once the request is ready to go out).
@@ -465,12 +471,12 @@ pub(super) struct Edits<'w> {
     rewrites: Option<Ready<'w>>,
 }
 
-/// limit_req: the request waits its turn (the delay its limits set, once).
-async fn wait_turn(limited: &mut Limited) {
+/// limit_req: the wait before the request's turn (the delay its limits set,
+/// taken once), `None` when it has none: no future is made then.
+#[inline]
+fn turn(limited: &mut Limited) -> Option<tokio::time::Sleep> {
     let delay = std::mem::take(&mut limited.delay);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    (!delay.is_zero()).then(|| tokio::time::sleep(delay))
 }
 
 /// When one upstream try started, and how long its connection took to open

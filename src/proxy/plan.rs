@@ -335,7 +335,8 @@ impl Worker {
                 resp.headers_mut()
                     .insert(header::CONTENT_TYPE, conf.files.content_type(path));
             }
-            if ret.code >= 400 && ret.text.is_none() {
+            // 444 closes: no `error_page` applies to it, as in nginx.
+            if ret.code >= 400 && ret.code != 444 && ret.text.is_none() {
                 return Err(here.fail(ret.code, resp.into()));
             }
             return Err(Stop::Made(resp.into()));

@@ -336,7 +336,8 @@ impl RunningProxy {
     /// [`RunningProxy::is_stopped`] tells when the workers are done, and
     /// [`RunningProxy::shutdown`] still cuts it short.
     pub fn begin_quit(&self, grace: Duration) {
-        let deadline = std::time::Instant::now() + grace;
+        let now = std::time::Instant::now();
+        let deadline = now.checked_add(grace).unwrap_or(now + GRACEFUL_STOP);
         for control in &self.controls {
             let _ = control.send(WorkerMsg::Quit { deadline });
         }
@@ -380,6 +381,17 @@ impl Drop for RunningProxy {
     }
 }
 
+/// How long a graceful stop lets requests run under `config`:
+/// `worker_shutdown_timeout`, `0` meaning no limit as in nginx (a year here),
+/// else [`GRACEFUL_STOP`].
+fn shutdown_grace(config: &Config) -> Duration {
+    match config.main.worker_shutdown_timeout {
+        Some(t) if t.is_zero() => Duration::from_secs(365 * 24 * 3600),
+        Some(t) => t,
+        None => GRACEFUL_STOP,
+    }
+}
+
 /// How long a graceful stop (SIGQUIT) lets requests in flight run, unless
 /// `worker_shutdown_timeout` says.
 pub const GRACEFUL_STOP: Duration = Duration::from_secs(30);
@@ -401,7 +413,7 @@ pub fn run_with(config: Config, error_log: Option<ErrorLog>) -> std::io::Result<
     let options = config.options.clone();
     let pid_path = config.main.pid.clone();
     // `worker_shutdown_timeout`, as the running configuration says.
-    let mut grace = config.main.worker_shutdown_timeout.unwrap_or(GRACEFUL_STOP);
+    let mut grace = shutdown_grace(&config);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -425,8 +437,7 @@ pub fn run_with(config: Config, error_log: Option<ErrorLog>) -> std::io::Result<
                             tracing::warn!("{warning}");
                         }
                         let wanted_error_log = config.main.error_log.clone();
-                        let wanted_grace =
-                            config.main.worker_shutdown_timeout.unwrap_or(GRACEFUL_STOP);
+                        let wanted_grace = shutdown_grace(&config);
                         match running.reload(config) {
                             Ok(()) => {
                                 grace = wanted_grace;

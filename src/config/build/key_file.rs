@@ -2,7 +2,8 @@
 //! reads. One key per line, first line first (the signing key); blank lines
 //! and lines starting with `#` are skipped, surrounding whitespace is not part
 //! of a key. A relative PATH is taken from the directory of the file that holds
-//! the directive, as `include` does.
+//! the directive (not the main file's, as nginx's own file arguments are: a
+//! rule kept so existing configurations keep working).
 
 use std::path::{Path, PathBuf};
 

@@ -73,6 +73,13 @@ impl Builder {
             let p = a.value.as_str();
             if let Some(cond) = p.strip_prefix("if=") {
                 condition = Some(Arc::new(template_arg(d, cond)?));
+            } else if (p.starts_with("buffer=")
+                || p.starts_with("flush=")
+                || p == "gzip"
+                || p.starts_with("gzip="))
+                && path.starts_with("syslog:")
+            {
+                return Err(err("logs to syslog cannot be buffered", d));
             } else if p.starts_with("buffer=")
                 || p.starts_with("flush=")
                 || p == "gzip"
@@ -185,6 +192,11 @@ mod tests {
                     syslog: None,
                 },
             ])
+        );
+        let e = fails("http { access_log syslog:server=127.0.0.1 combined buffer=32k; }");
+        assert_eq!(
+            e,
+            "logs to syslog cannot be buffered in /etc/proxy/test.conf:1"
         );
         let e = fails("http { access_log /tmp/a.log combined if=$nonesuch; }");
         assert_eq!(e, "unknown \"nonesuch\" variable in /etc/proxy/test.conf:1");

@@ -246,11 +246,25 @@ impl Builder {
                 }
                 self.no_cache(d);
             }
-            _ if name.starts_with("proxy_cache")
-                && name != "proxy_cache"
-                && name != "proxy_cache_path" =>
-            {
+            // nginx 1.22's own; `proxy_cache off;` and `proxy_store off;`
+            // (nothing cached, nothing stored) are what the proxy does.
+            "proxy_cache_background_update"
+            | "proxy_cache_convert_head"
+            | "proxy_cache_key"
+            | "proxy_cache_lock"
+            | "proxy_cache_lock_age"
+            | "proxy_cache_lock_timeout"
+            | "proxy_cache_max_range_offset"
+            | "proxy_cache_methods"
+            | "proxy_cache_min_uses"
+            | "proxy_cache_revalidate"
+            | "proxy_cache_use_stale"
+            | "proxy_cache_valid"
+            | "proxy_store_access" => {
                 simple(d, 1, usize::MAX)?;
+                self.no_cache(d);
+            }
+            "proxy_cache" | "proxy_store" if d.args.len() == 1 && arg(d, 0) == "off" => {
                 self.no_cache(d);
             }
             _ if name.starts_with("proxy_cache") || name.starts_with("proxy_store") => {
@@ -343,6 +357,10 @@ mod tests {
                 "\"proxy_store\" is not supported: the proxy has no response cache",
             ),
             (
+                "proxy_cache_typo 1;",
+                "\"proxy_cache_typo\" is not supported: the proxy has no response cache",
+            ),
+            (
                 "proxy_cache_bypass;",
                 "invalid number of arguments in \"proxy_cache_bypass\" directive",
             ),
@@ -380,6 +398,7 @@ mod tests {
         // The lines of the usual Node.js/websocket configuration, and cache
         // settings kept at http level for a cache that is never enabled.
         let (_, warnings) = ok("http {
+              proxy_cache off;
               proxy_cache_valid 200 10m;
               proxy_cache_key $scheme$host$request_uri;
               server { location / {
@@ -387,7 +406,7 @@ mod tests {
                 proxy_no_cache $cookie_nocache $arg_nocache;
               } }
             }");
-        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        assert_eq!(warnings.len(), 5, "{warnings:?}");
         assert!(warnings.iter().all(|w| w
             .message
             .contains("directive is ignored: the proxy has no response cache")));

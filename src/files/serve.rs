@@ -386,11 +386,13 @@ fn file_reply(
             text: None,
         });
     }
-    if conf.max_ranges != Some(0) && !req.error_page {
-        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    }
     let (status, body) = match wanted {
         Ranges::Full => {
+            // Only a whole answer says it (nginx's range filter adds it on
+            // the way past, not to a 206 or 416).
+            if conf.max_ranges != Some(0) && !req.error_page {
+                headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            }
             headers.insert(header::CONTENT_TYPE, ct);
             (StatusCode::OK, FileBody::range(file, 0, size))
         }

@@ -54,7 +54,9 @@ pub fn reason(status: StatusCode) -> &'static str {
 /// when its code is `status`: nginx's `status_line`, which it passes on
 /// verbatim as long as the status stays the backend's.
 pub fn received_status_text(head: &[u8], status: StatusCode) -> Option<&[u8]> {
-    let line = head.get(..head.iter().position(|&b| b == b'\r' || b == b'\n')?)?;
+    // A parsed head: its first line ends with `\n`, `\r` before it if any.
+    let line = head.get(..memchr::memchr(b'\n', head)?)?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = line.strip_prefix(b"HTTP/1.")?.get(2..)?;
     let code = status.as_str().as_bytes();
     let rest = text.strip_prefix(code)?;

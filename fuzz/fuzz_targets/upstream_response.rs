@@ -39,6 +39,7 @@ use sticky_proxy::http1::names::Spelling;
 use sticky_proxy::http1::response::{
     self, HeadError, ResponseContext, ResponseHead, MAX_RESPONSE_HEAD, MAX_RESPONSE_HEADERS,
 };
+use sticky_proxy::http1::status::received_status_text;
 use sticky_proxy::proxy::headers::{self, HOP_BY_HOP};
 
 const DATE: &[u8] = b"Wed, 02 Dec 2026 07:00:00 GMT";
@@ -72,16 +73,19 @@ fn round_trip(parsed: &ResponseHead, received: &Bytes, client: Client) {
         chunked: client.chunked,
         date: DATE,
         names: Spelling::received(received),
+        status_text: received_status_text(received, parsed.status),
     };
     let status = parsed.status;
     let mut out = Vec::new();
     let committed = response::encode_response_head(&mut out, status, &parsed.headers, &ctx);
     let shown = || String::from_utf8_lossy(&out).into_owned();
-    assert!(out.starts_with(if client.http10 {
-        b"HTTP/1.0 "
-    } else {
-        b"HTTP/1.1 "
-    }));
+    // `HTTP/1.1` whatever the client's version, then the backend's own
+    // status text (nginx's `status_line`), alone on its line.
+    assert!(out.starts_with(b"HTTP/1.1 "));
+    if let Some(text) = ctx.status_text {
+        let first = out.split(|&b| b == b'\n').next().unwrap_or_default();
+        assert_eq!(first, [&b"HTTP/1.1 "[..], text, b"\r"].concat(), "{:?}", shown());
+    }
     assert!(out.ends_with(b"\r\n\r\n"));
     assert_eq!(
         out.windows(4).position(|w| w == b"\r\n\r\n"),
@@ -125,7 +129,7 @@ fn round_trip(parsed: &ResponseHead, received: &Bytes, client: Client) {
         Err(e) => panic!("the written head reads back as {e:?}: {:?}", shown()),
     };
     assert_eq!(layout.len, out.len(), "read back a different length");
-    assert_eq!(layout.http10, client.http10);
+    assert!(!layout.http10, "HTTP/1.1 to every client");
     assert_eq!(layout.status, status.as_u16());
     let count = |name: &HeaderName| {
         layout

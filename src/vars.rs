@@ -420,6 +420,15 @@ fn computed(r: &ComputedRef, v: &RequestVars<'_>, out: &mut Vec<u8>) {
             let key = eval_to_vec(&s.source, v);
             out.extend_from_slice(s.find(&key).as_bytes());
         }
+        Some(Computed::Geo(g)) => {
+            let ip = match &g.source {
+                None => Some(v.remote.ip()),
+                Some(t) => std::str::from_utf8(&eval_to_vec(t, v))
+                    .ok()
+                    .and_then(|text| text.parse::<std::net::IpAddr>().ok()),
+            };
+            out.extend_from_slice(g.find(ip).as_bytes());
+        }
         None => {}
     }
 }

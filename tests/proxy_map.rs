@@ -119,3 +119,62 @@ async fn map_and_split_clients_answer_as_nginx() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `geo`: the longest network holding the address, IPv4 and IPv6, the
+/// client's address by default or another variable's value; `delete`; a
+/// value that is not an address gets the default. The usual allow-list for
+/// `limit_req` (`geo` feeding a `map` of the key) loads and limits only the
+/// others.
+const GEO: &str = r#"
+geo $trusted { default 0; 127.0.0.0/8 1; 10.0.0.0/8 2; 127.0.0.1 3; }
+geo $arg_ip $byarg {
+    default none;
+    192.168.0.0/16 lan;
+    192.168.1.0/24 office;
+    ::1 six;
+    2001:db8::/32 doc;
+    10.1.0.0/16 a;
+    10.9.0.0/16 gone;
+    delete 10.9.0.0/16;
+}
+map $trusted $limit_key { 0 $binary_remote_addr; default ""; }
+server {
+    listen LISTEN;
+    location /geo { return 200 "$trusted $byarg"; }
+}
+"#;
+
+#[tokio::test]
+async fn geo_answers_as_nginx() {
+    let p = start_proxy(&format!(
+        "events {{}}\nhttp {{{}}}\n",
+        GEO.replace("LISTEN", "127.0.0.1:0")
+    ));
+    let cases = [
+        ("/geo", "3 none"),
+        ("/geo?ip=192.168.1.5", "3 office"),
+        ("/geo?ip=192.168.9.9", "3 lan"),
+        ("/geo?ip=::1", "3 six"),
+        ("/geo?ip=2001:db8::7", "3 doc"),
+        ("/geo?ip=10.1.2.3", "3 a"),
+        ("/geo?ip=10.9.0.1", "3 none"),
+        ("/geo?ip=x", "3 none"),
+    ];
+    for (path, want) in cases {
+        assert_eq!(
+            text(p.addr, path, "x").await,
+            (200, want.to_string()),
+            "{path}"
+        );
+    }
+    let Some(nginx) = Nginx::start(GEO) else {
+        return;
+    };
+    for (path, _) in cases {
+        assert_eq!(
+            text(p.addr, path, "x").await,
+            text(nginx.addr, path, "x").await,
+            "{path}: ours vs nginx"
+        );
+    }
+}

@@ -65,6 +65,11 @@ pub fn unmapped(ip: IpAddr) -> IpAddr {
 }
 
 impl Cidr {
+    /// The prefix length (32 or 128 for one address).
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     /// True when `ip` (IPv4-mapped IPv6 counts as IPv4) is inside the block.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = unmapped(ip);

@@ -6,7 +6,10 @@
 //! nothing).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
+
+use crate::access::cidr::Cidr;
 
 use super::rewrite::Pattern;
 use super::template::Template;
@@ -131,11 +134,33 @@ pub fn murmur_hash2(data: &[u8]) -> u32 {
     h
 }
 
-/// A `map` or `split_clients` variable.
+/// A `map`, `split_clients` or `geo` variable.
 #[derive(Debug)]
 pub enum Computed {
     Map(MapConf),
     Split(SplitClients),
+    Geo(GeoConf),
+}
+
+/// `geo [$address] $var { default V; NETWORK V; ... }`: the value of the
+/// longest network holding the address, else the default.
+#[derive(Debug)]
+pub struct GeoConf {
+    /// What is looked up: `None` for the client's address (`$remote_addr`,
+    /// after realip); else its value read as an address (one that does not
+    /// read as one gets the default).
+    pub source: Option<Template>,
+    pub default: String,
+    /// The networks, longest prefix first.
+    pub nets: Vec<(Cidr, String)>,
+}
+
+impl GeoConf {
+    /// The value for `ip` (`None`: not an address).
+    pub fn find(&self, ip: Option<IpAddr>) -> &str {
+        ip.and_then(|ip| self.nets.iter().find(|(net, _)| net.contains(ip)))
+            .map_or(self.default.as_str(), |(_, value)| value.as_str())
+    }
 }
 
 /// A reference to a computed variable from a template. The slot is made when

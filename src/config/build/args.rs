@@ -212,6 +212,7 @@ const KNOWN: &[&str] = &[
     "uninitialized_variable_warn",
     "map",
     "split_clients",
+    "geo",
     "proxy_ssl_verify",
     "proxy_ssl_trusted_certificate",
     "proxy_ssl_verify_depth",

@@ -9,9 +9,10 @@ use super::args::{arg, block, err, template_arg};
 use super::script::pattern;
 use super::uservars;
 use super::Res;
+use crate::access::cidr;
 use crate::config::ast::Directive;
-use crate::config::error::ConfigError;
-use crate::config::map::{Computed, ComputedRef, MapConf, SplitClients};
+use crate::config::error::{ConfigError, ConfigWarning};
+use crate::config::map::{Computed, ComputedRef, GeoConf, MapConf, SplitClients};
 use crate::config::{Part, Template, Variable};
 
 /// Builds a `map` or `split_clients` block into its variable's slot.
@@ -32,6 +33,78 @@ pub(super) fn computed_block(d: &Directive) -> Res<()> {
     };
     if var.slot.set(built).is_err() {
         return Err(err(format!("the duplicate \"{bare}\" variable"), d));
+    }
+    Ok(())
+}
+
+/// Builds a `geo [$address] $var { ... }` block into its variable's slot
+/// (nginx's `ngx_http_geo_block`): `default`, `delete NET`, `NET VALUE` (an
+/// address or a CIDR block, IPv4 or IPv6); a network given twice keeps the
+/// later value with nginx's warning.
+pub(super) fn geo_block(d: &Directive, warnings: &mut Vec<ConfigWarning>) -> Res<()> {
+    let body = block(d, 1, 2)?;
+    let name = arg(d, d.args.len() - 1);
+    let Some(var) = name
+        .strip_prefix('$')
+        .filter(|n| !n.is_empty())
+        .and_then(uservars::computed)
+    else {
+        return Err(err(format!("invalid variable name \"{name}\""), d));
+    };
+    let source = match d.args.len() {
+        2 => Some(template_arg(d, arg(d, 0))?),
+        _ => None,
+    };
+    let mut conf = GeoConf {
+        source,
+        default: String::new(),
+        nets: Vec::new(),
+    };
+    for e in body {
+        let key = e.name.as_str();
+        match (key, e.args.len()) {
+            ("ranges" | "proxy_recursive", 0) | ("proxy", 1) => {
+                return Err(err(
+                    format!("\"{key}\" in a \"geo\" block is not supported"),
+                    e,
+                ));
+            }
+            (_, 1) if e.block.is_none() => {}
+            _ => return Err(err("invalid number of arguments in \"geo\" directive", e)),
+        }
+        let value = arg(e, 0);
+        let net = |text: &str| match cidr::parse(text) {
+            Some((net, _)) => Ok(net),
+            None => Err(err(format!("invalid network \"{text}\""), e)),
+        };
+        match key {
+            "default" => conf.default = value.to_string(),
+            "delete" => {
+                let gone = net(value)?;
+                conf.nets.retain(|(n, _)| *n != gone);
+            }
+            _ => {
+                let n = net(key)?;
+                if let Some((_, old)) = conf.nets.iter_mut().find(|(m, _)| *m == n) {
+                    warnings.push(ConfigWarning {
+                        message: format!(
+                            "duplicate network \"{key}\", value: \"{value}\", old value: \"{old}\""
+                        ),
+                        span: e.span.clone(),
+                    });
+                    *old = value.to_string();
+                } else {
+                    conf.nets.push((n, value.to_string()));
+                }
+            }
+        }
+    }
+    // Longest prefix first: the first network holding an address is the
+    // most specific.
+    conf.nets
+        .sort_by_key(|(n, _)| std::cmp::Reverse(n.prefix()));
+    if var.slot.set(Computed::Geo(conf)).is_err() {
+        return Err(err(format!("the duplicate \"{}\" variable", &name[1..]), d));
     }
     Ok(())
 }
@@ -186,6 +259,11 @@ pub(super) fn check_cycles() -> Result<(), ConfigError> {
                 }
             }
             Some(Computed::Split(s)) => refs(&s.source, &mut out),
+            Some(Computed::Geo(g)) => {
+                if let Some(t) = &g.source {
+                    refs(t, &mut out);
+                }
+            }
             None => {}
         }
         out
@@ -257,6 +335,31 @@ mod tests {
             (
                 "server { map $arg_a $m { } }",
                 "\"map\" directive is not allowed here",
+            ),
+            (
+                "geo $g { 10.0.0.0/33 x; }",
+                "invalid network \"10.0.0.0/33\"",
+            ),
+            ("geo $g { nope x; }", "invalid network \"nope\""),
+            ("geo $g { delete x; }", "invalid network \"x\""),
+            (
+                "geo $g { 10.0.0.0/8; }",
+                "invalid number of arguments in \"geo\" directive",
+            ),
+            (
+                "geo $g { ranges; }",
+                "\"ranges\" in a \"geo\" block is not supported",
+            ),
+            (
+                "geo $g { proxy 10.0.0.1; }",
+                "\"proxy\" in a \"geo\" block is not supported",
+            ),
+            ("geo g { }", "invalid variable name \"g\""),
+            ("geo $nope $g { }", "unknown \"nope\" variable"),
+            ("geo $g { } geo $g { }", "the duplicate \"g\" variable"),
+            (
+                "server { geo $g { } }",
+                "\"geo\" directive is not allowed here",
             ),
         ];
         for (text, message) in cases {

@@ -436,6 +436,7 @@ impl Builder {
                 self.ignored(d, "health state lives in process memory");
             }
             "map" | "split_clients" => map::computed_block(d)?,
+            "geo" => map::geo_block(d, &mut self.warnings)?,
             _ => {
                 if !self.common(d, layer, st)?
                     && !self.connection(d, conn)?

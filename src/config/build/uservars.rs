@@ -131,6 +131,10 @@ fn collect(tree: &[Directive], names: &mut Vec<String>, computed: &mut Vec<Strin
                 }
                 continue;
             }
+            ("geo", [.., var]) => {
+                add(computed, var);
+                continue;
+            }
             ("rewrite", [re, ..]) => group_names(re).into_iter().for_each(|n| add(names, n)),
             ("location", [_, re]) => group_names(re).into_iter().for_each(|n| add(names, n)),
             ("server_name", list) => list

@@ -56,8 +56,12 @@ impl AccessLogs {
                 if files.contains_key(&target.path) {
                     continue;
                 }
-                let resolved = match target.syslog {
-                    Some(_) => target.path.clone(),
+                // A syslog log's name says the server it resolved to: a
+                // reload that resolves the name elsewhere opens a new one.
+                let resolved = match &target.syslog {
+                    Some(syslog) => {
+                        PathBuf::from(format!("{} ({})", target.path.display(), syslog.server))
+                    }
                     None => config.resolve_path(&target.path),
                 };
                 let reused = previous.and_then(|p| {
@@ -722,6 +726,22 @@ mod tests {
         assert!(by_path(&second, "b.log").is_none());
         assert!(by_path(&second, "c.log").is_some());
         assert!(by_path(&second, "api.log").is_some());
+        // A syslog log is kept while it resolves to the same server.
+        let syslog = "syslog:server=127.0.0.1:5140";
+        let three = config(
+            &dir,
+            &format!("log_format main '$status'; access_log {syslog};"),
+        );
+        let third = AccessLogs::open_reusing(&three, Some(&second)).unwrap();
+        let fourth = AccessLogs::open_reusing(&three, Some(&third)).unwrap();
+        assert!(Arc::ptr_eq(
+            &by_path(&third, syslog).unwrap(),
+            &by_path(&fourth, syslog).unwrap()
+        ));
+        assert_eq!(
+            by_path(&fourth, syslog).unwrap().name(),
+            "syslog:server=127.0.0.1:5140 (127.0.0.1:5140)"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::*;
 
@@ -139,6 +139,33 @@ async fn root_serves_files_with_types_validators_and_nginx_errors() {
         .expect("POST");
     assert_eq!(r.status, 405);
     std::fs::remove_dir_all(&d).expect("cleanup");
+}
+
+/// `return`'s own body is typed as nginx types it: by `$uri`'s extension in
+/// `types`, else `default_type`, also an empty 2xx; none for a 204; an
+/// error's page is `text/html`.
+#[tokio::test]
+async fn return_bodies_are_typed_by_the_uri() {
+    let p = start_proxy(&conf(
+        "types { application/json json; }\n default_type application/octet-stream;\n \
+         location = /a.json { return 200 \"{}\"; }\n location = /plain { return 200 \"ok\"; }\n \
+         location = /empty { return 200; }\n location = /none { return 204; }\n \
+         location = /gone { return 410; }",
+    ));
+    for (path, status, want) in [
+        ("/a.json", 200, Some("application/json")),
+        ("/plain", 200, Some("application/octet-stream")),
+        ("/empty", 200, Some("application/octet-stream")),
+        ("/none", 204, None),
+        ("/gone", 410, Some("text/html")),
+    ] {
+        let r = request(p.addr, "GET", path).await;
+        assert_eq!(
+            (r.status, r.header("content-type").as_deref()),
+            (status, want),
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -474,19 +501,28 @@ async fn a_fifo_under_the_root_is_404_and_does_not_hold_the_worker() {
 /// gzip_proxied): run where nginx and python3 are installed, skipped else.
 #[test]
 fn the_same_answers_as_nginx_where_nginx_is_installed() {
-    let have = |cmd: &str| {
-        std::process::Command::new("sh")
-            .args(["-c", &format!("command -v {cmd}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
+    let python3 = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    // nginx where the other comparisons find it (also in /usr/sbin when it
+    // is not on PATH); the script runs it as `nginx`.
+    let Some(nginx) = common::nginx_binary() else {
+        println!("skipped: nginx is not installed");
+        return;
     };
-    if !have("nginx") || !have("python3") {
+    if !python3 {
         println!("skipped: nginx or python3 is not installed");
         return;
     }
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compare/static_vs_nginx.py");
+    let dir = nginx.parent().map(Path::to_path_buf).unwrap_or_default();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&path)))
+        .expect("a PATH");
     let out = std::process::Command::new("python3")
+        .env("PATH", path)
         .arg(&script)
         .arg(env!("CARGO_BIN_EXE_proxy"))
         .output()

@@ -416,12 +416,18 @@ mod tests {
         }
     }
 
+    /// Zones `a` and `b` keyed by the client, at these rates.
+    fn two_zones(rate_a: &str, rate_b: &str) -> AccessState {
+        state(&format!(
+            "limit_req_zone $remote_addr zone=a:1m rate={rate_a}; \
+             limit_req_zone $remote_addr zone=b:1m rate={rate_b};"
+        ))
+        .1
+    }
+
     #[test]
     fn two_limits_account_like_nginx() {
-        let (_, s) = state(
-            "limit_req_zone $remote_addr zone=a:1m rate=1r/s; \
-             limit_req_zone $remote_addr zone=b:1m rate=2r/s;",
-        );
+        let s = two_zones("1r/s", "2r/s");
         let t0 = s.epoch;
         let limits = req_limits(&[(0, 5000, u64::MAX), (1, 5000, 0)]);
         let key = |_: &Template| b"k".to_vec();
@@ -459,10 +465,7 @@ mod tests {
     fn an_earlier_limit_that_delays_delays_the_request() {
         // `limit_req zone=a burst=2; limit_req zone=b burst=10 nodelay;`:
         // a's excess delays the request although b accounts it.
-        let (_, s) = state(
-            "limit_req_zone $remote_addr zone=a:1m rate=1r/s; \
-             limit_req_zone $remote_addr zone=b:1m rate=100r/s;",
-        );
+        let s = two_zones("1r/s", "100r/s");
         let t0 = s.epoch;
         let limits = req_limits(&[(0, 2000, 0), (1, 10_000, u64::MAX)]);
         let key = |_: &Template| b"k".to_vec();

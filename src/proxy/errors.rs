@@ -207,10 +207,8 @@ fn page(status: StatusCode, detail: Option<&str>, server_tokens: bool) -> Bytes 
     ))
 }
 
-/// `Content-Type` of [`error_page`] bodies.
+/// `Content-Type` of the status pages.
 pub const HTML: HeaderValue = HeaderValue::from_static("text/html");
-/// `Content-Type` of `return CODE TEXT` bodies (nginx's `default_type`).
-pub const TEXT: HeaderValue = HeaderValue::from_static("text/plain");
 
 /// A response the proxy makes itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,7 +267,8 @@ pub fn is_redirect(code: u16) -> bool {
 ///
 /// - 301/302/303/307/308: `text` is the `Location` (a relative one made absolute
 ///   with `base`), the body is the status page.
-/// - other codes with text: the text is the body (`text/plain`).
+/// - other codes with text: the text is the body, untyped here: the caller
+///   types it as nginx does (`$uri`'s extension, else `default_type`).
 /// - without text: under 400 an empty body; 400 and above the status page.
 ///
 /// Returns `None` when `code` is not a valid status or the URL holds bytes a header
@@ -292,10 +291,12 @@ pub fn return_response(
         });
     }
     Some(match text {
+        // Typed by the caller, as nginx types it (`$uri`'s extension,
+        // else `default_type`).
         Some(text) => MadeResponse {
             status,
             location: None,
-            content_type: Some(TEXT),
+            content_type: None,
             body: Bytes::copy_from_slice(text),
         },
         None if code >= 400 => MadeResponse::status_page(status, server_tokens),
@@ -466,20 +467,13 @@ mod tests {
             &'static str,
         );
         let cases: &[Case] = &[
-            (
-                200,
-                Some("Hello, world"),
-                200,
-                None,
-                Some("text/plain"),
-                "Hello, world",
-            ),
+            (200, Some("Hello, world"), 200, None, None, "Hello, world"),
             (
                 503,
                 Some("Service unavailable"),
                 503,
                 None,
-                Some("text/plain"),
+                None,
                 "Service unavailable",
             ),
             (204, None, 204, None, None, ""),

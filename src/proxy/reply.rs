@@ -13,10 +13,11 @@ use crate::proxy::errors::{self, MadeResponse, ProxyError};
 
 /// A proxy-made response, with our `Server` (`server_tokens`).
 pub(super) fn made(m: MadeResponse, server_tokens: bool) -> Response<ProxyBody> {
+    let silent = m.status.as_u16() == 444 && m.body.is_empty();
     let mut resp = full(m.status, m.body, server_tokens);
     // nginx's non-standard 444 (`return 444;`): close, answer nothing. With
     // a text (`return 444 "x"`) nginx answers it.
-    resp.body_mut().unanswered = m.status.as_u16() == 444 && m.content_type.is_none();
+    resp.body_mut().unanswered = silent;
     let headers = resp.headers_mut();
     if let Some(ct) = m.content_type {
         headers.insert(header::CONTENT_TYPE, ct);

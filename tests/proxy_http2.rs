@@ -735,9 +735,11 @@ async fn return_444_answers_nothing() {
     let b = Backend::start("b1");
     let extra = "location /drop { return 444; } \
                  location /maybe { if ($arg_drop) { return 444; } proxy_pass http://app; } \
-                 location /said { return 444 \"said\"; }";
+                 location /said { return 444 \"said\"; } \
+                 location /paged { error_page 444 = /said; return 444; }";
     let proxy = common::start_proxy(&h2c_conf(&[&b], extra));
-    for target in ["/drop", "/maybe?drop=1"] {
+    // No `error_page` applies to 444, as in nginx.
+    for target in ["/drop", "/maybe?drop=1", "/paged"] {
         let mut c = tokio::net::TcpStream::connect(proxy.addr)
             .await
             .expect("connect");

@@ -504,3 +504,21 @@ pub fn run_with(config: Config, error_log: Option<ErrorLog>) -> std::io::Result<
     tracing::info!("exit");
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_shutdown_timeout_sets_the_grace_and_zero_is_no_limit() {
+        let grace = |main: &str| {
+            let text = format!("{main}\nevents {{}}\nhttp {{ }}\n");
+            let (c, _) = crate::config::load_str(&text, std::path::Path::new("/t.conf")).unwrap();
+            shutdown_grace(&c)
+        };
+        assert_eq!(grace(""), GRACEFUL_STOP);
+        assert_eq!(grace("worker_shutdown_timeout 5s;"), Duration::from_secs(5));
+        assert!(grace("worker_shutdown_timeout 0;") >= Duration::from_secs(365 * 24 * 3600));
+    }
+}

@@ -491,6 +491,24 @@ mod tests {
     }
 
     #[test]
+    fn load_module_and_env_load_with_a_warning() {
+        let (_, warnings) =
+            ok("load_module modules/ngx_http_geoip_module.so;\nenv TZ;\nhttp { }\n");
+        let said: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].starts_with("\"load_module\" directive is ignored: "),
+            "{said:?}"
+        );
+        assert!(
+            said[1].starts_with("\"env\" directive is ignored: "),
+            "{said:?}"
+        );
+        assert!(fails("http { load_module x.so; }")
+            .contains("\"load_module\" directive is not allowed here"));
+    }
+
+    #[test]
     fn main_and_connection_settings() {
         let (c, _) = ok("worker_processes auto;\nworker_rlimit_nofile 1024;\nworker_shutdown_timeout 10s;\npid /tmp/p.pid;\nevents { worker_connections 64; }\nhttp {\n error_log /tmp/e.log info;\n client_header_timeout 5s;\n large_client_header_buffers 2 16k;\n keepalive_requests 10;\n server { client_body_timeout 1m; send_timeout 500ms; }\n}\n");
         assert_eq!(c.main.worker_processes, WorkerProcesses::Auto);

@@ -102,11 +102,17 @@ async fn large_files_are_byte_identical_with_sendfile_on_and_off_and_keep_alive_
     let _serial = SERIAL.lock().await;
     let big = pattern(3 * 1024 * 1024 + 17, 1);
     let text = "sticky proxy sendfile line\n".repeat(120_000);
+    // The longest body sent with its head (4 KiB), and one byte more: by
+    // sendfile(2).
+    let edge = pattern(4096, 3);
+    let over = pattern(4097, 4);
     let dir = dir_with(
         "whole",
         &[
             ("big.bin", &big),
             ("small.bin", b"tiny"),
+            ("edge.bin", &edge),
+            ("over.bin", &over),
             ("page.txt", text.as_bytes()),
         ],
     );
@@ -128,6 +134,15 @@ async fn large_files_are_byte_identical_with_sendfile_on_and_off_and_keep_alive_
         assert!(r.body == big[..], "{prefix}: body differs from the file");
         let r = c.get(&format!("{prefix}small.bin"), &[]).await;
         assert_eq!((r.status, r.text().as_str()), (200, "tiny"), "{prefix}");
+        for (name, file) in [("edge.bin", &edge), ("over.bin", &over)] {
+            let r = c.get(&format!("{prefix}{name}"), &[]).await;
+            assert_eq!(r.status, 200, "{prefix}{name}");
+            assert_eq!(r.header("content-length"), Some(file.len().to_string()));
+            assert!(
+                r.body == file[..],
+                "{prefix}{name}: body differs from the file"
+            );
+        }
     }
     // gzip with sendfile on: compressed through user space, chunked.
     let r = c.get("/gz/page.txt", &[("accept-encoding", "gzip")]).await;
@@ -139,14 +154,22 @@ async fn large_files_are_byte_identical_with_sendfile_on_and_off_and_keep_alive_
         .expect("gunzip");
     assert!(plain == text, "gzip body differs");
     // $body_bytes_sent counts what sendfile sent; $bytes_sent the head too.
-    let lines = read_lines(&log, 9);
-    assert_eq!(lines.len(), 9, "{lines:?}");
-    for line in lines.iter().filter(|l| l.contains("big.bin")) {
-        let f: Vec<&str> = line.split(' ').collect();
-        assert_eq!(f[1], "200", "{line}");
-        assert_eq!(f[2], big.len().to_string(), "{line}");
-        let total: usize = f[3].parse().expect("bytes_sent");
-        assert!(total > big.len() + 100 && total < big.len() + 400, "{line}");
+    let lines = read_lines(&log, 17);
+    assert_eq!(lines.len(), 17, "{lines:?}");
+    for (name, len) in [
+        ("big.bin", big.len()),
+        ("edge.bin", 4096),
+        ("over.bin", 4097),
+    ] {
+        let of_file: Vec<&String> = lines.iter().filter(|l| l.contains(name)).collect();
+        assert_eq!(of_file.len(), 4, "{name}: {lines:?}");
+        for line in of_file {
+            let f: Vec<&str> = line.split(' ').collect();
+            assert_eq!(f[1], "200", "{line}");
+            assert_eq!(f[2], len.to_string(), "{line}");
+            let total: usize = f[3].parse().expect("bytes_sent");
+            assert!(total > len + 100 && total < len + 400, "{line}");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -9,6 +9,8 @@
 #
 # Usage: bench/run.sh [ROUNDS] [DURATION_SECONDS] [CONNECTIONS...]
 #   defaults: 2 rounds, 8 s, 64 and 512 connections.
+#   PROXY_BIN=path  measure this build of ours (e.g. bench/pgo.sh's) instead
+#   of building target/release/proxy.
 #   BASELINE_BIN=path/to/other/proxy adds a fourth proxy, "base": that build on
 #   the same configuration, to compare two builds of ours in one run (A/B).
 # Needs: nginx, haproxy, wrk, taskset (installed with apt-get when missing).
@@ -37,9 +39,13 @@ fi
 
 read -r B1 B2 PORT_OURS PORT_NGINX PORT_HAP PORT_BASE <<< "$(free_ports 6)"
 
-echo "building sticky-proxy (release)" >&2
-(cd "$ROOT" && cargo build --release --quiet --bin proxy)
-OURS_BIN="$ROOT/target/release/proxy"
+if [ -n "${PROXY_BIN:-}" ]; then
+    OURS_BIN=$(realpath "$PROXY_BIN")
+else
+    echo "building sticky-proxy (release)" >&2
+    (cd "$ROOT" && cargo build --release --quiet --bin proxy)
+    OURS_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/proxy"
+fi
 
 # --- backends: one nginx, one worker, on core 1 ---------------------------------
 mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy"

@@ -35,9 +35,9 @@ const MAX_CALL: u64 = 0x7fff_f000;
 /// sendfile(2): read into the head's buffer, head and body leave in one
 /// `writev` and one TCP segment, where sendfile(2) makes the head a segment
 /// of its own (nginx does so only with `tcp_nopush on`). The same number of
-/// system calls (`pread` for `sendfile`); measured on loopback, a 1 KB file
-/// costs ~25% less CPU per request this way, a 4 KB one ~20%, an 8-16 KB one
-/// about the same, and from 32 KB sendfile(2) is cheaper (docs/performance.md).
+/// system calls (`pread` for `sendfile`); measured on loopback, a 1-4 KB file
+/// costs 20-30% less CPU per request this way, an 8-16 KB one about the same,
+/// and from 32 KB sendfile(2) is cheaper (docs/performance.md, "Session 29").
 const WITH_HEAD: u64 = 4096;
 
 /// Whether a body of `len` bytes goes by sendfile(2) (else with its head).

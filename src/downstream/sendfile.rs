@@ -4,9 +4,10 @@
 //!
 //! Only on a plain TCP connection, for a body that is one stretch of a file
 //! sent as is with its `Content-Length` ([`ResponseBody::take_file_range`]),
-//! longer than [`WITH_HEAD`] (a shorter one leaves with its head in one
-//! write); TLS, compression, `multipart/byteranges` and chunked bodies keep
-//! the read and write path of `conn`. [`file_range`] decides, [`send`] writes the head
+//! longer than [`WITH_HEAD`] (a shorter one is read into the head's buffer
+//! and leaves with it in one write); TLS, compression,
+//! `multipart/byteranges` and chunked bodies keep the read and write path of
+//! `conn`. [`file_range`] decides, [`send`] writes the head
 //! (the socket corked around head and file with `tcp_nopush on`) and then the
 //! file, one sendfile(2) call at a time on the socket's readiness: a full
 //! socket waits for writability, with the connection marked as blocked on a
@@ -18,6 +19,7 @@
 
 use std::fs::File;
 use std::future::poll_fn;
+use std::os::unix::fs::FileExt;
 use std::task::{Context, Poll};
 
 use tokio::io::Interest;
@@ -48,8 +50,7 @@ fn by_sendfile(len: u64) -> bool {
 
 /// The file range of `body` when the connection can send it itself: a plain
 /// TCP connection and a body of `left` bytes declared by its
-/// `Content-Length`, longer than [`WITH_HEAD`]. `None`: the body's data go
-/// out as they are read.
+/// `Content-Length`. `None`: the body's data go out as they are read.
 #[inline(always)]
 pub(super) fn file_range<B: ResponseBody>(
     io: &ClientIo,
@@ -57,15 +58,16 @@ pub(super) fn file_range<B: ResponseBody>(
     left: Option<u64>,
 ) -> Option<FileRange> {
     match (&io.stream, left) {
-        (ClientStream::Plain(_), Some(len)) if by_sendfile(len) => body.take_file_range(),
+        (ClientStream::Plain(_), Some(_)) => body.take_file_range(),
         _ => None,
     }
 }
 
 /// Writes the head queued in `out`, then `left` bytes of `range` (the
-/// body's length: never more). True when all of it went out; false when
-/// the response was cut short (the client went away, the file shrank, or
-/// the range is shorter than the length announced), which closes the
+/// body's length: never more): with the head when they are at most
+/// [`WITH_HEAD`], else by sendfile(2). True when all of it went out; false
+/// when the response was cut short (the client went away, the file shrank,
+/// or the range is shorter than the length announced), which closes the
 /// connection.
 pub(super) async fn send<B: ResponseBody>(
     io: &ClientIo,
@@ -78,8 +80,22 @@ pub(super) async fn send<B: ResponseBody>(
     let ClientStream::Plain(stream) = &io.stream else {
         return false;
     };
-    let corked = range.nopush && cork(stream, true);
     let len = range.len.min(left);
+    if !by_sendfile(len) {
+        let head = out.head.len();
+        let sent = match read_into(&mut out.head, &range.file, range.offset, len) {
+            Ok(()) => out.flush(io, info).await.map(|()| body.file_sent(len)),
+            Err(e) => {
+                // The head goes alone, and the close tells the client the
+                // body is missing, as when sendfile(2) finds the file short.
+                out.head.truncate(head);
+                let _ = out.flush(io, info).await;
+                Err(e)
+            }
+        };
+        return went_out(sent, info) && len == left;
+    }
+    let corked = range.nopush && cork(stream, true);
     let sent = match out.flush(io, info).await {
         Ok(()) => send_range(stream, info, &range, len, |n| body.file_sent(n)).await,
         Err(e) => Err(e),
@@ -88,8 +104,46 @@ pub(super) async fn send<B: ResponseBody>(
         // The last partial packet goes now.
         cork(stream, false);
     }
+    went_out(sent, info) && len == left
+}
+
+/// Appends `len` bytes of `file` from `offset` to `buf`. An `UnexpectedEof`
+/// error when the file ends first (`buf` then holds what was read).
+fn read_into(buf: &mut Vec<u8>, file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    let start = buf.len();
+    let len = usize::try_from(len).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    buf.resize(start + len, 0);
+    let mut done = 0;
+    while done < len {
+        let into = buf.get_mut(start + done..).unwrap_or_default();
+        match file.read_at(into, offset + done as u64) {
+            Ok(0) => {
+                buf.truncate(start + done);
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the file was truncated at {} (of {})",
+                        offset + done as u64,
+                        offset + len as u64
+                    ),
+                ));
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(start + done);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True when `sent` says the body went out; else logs why it was cut short
+/// (at `error` when the file was, as nginx) and is false.
+fn went_out(sent: std::io::Result<()>, info: &ConnState) -> bool {
     match sent {
-        Ok(()) => len == left,
+        Ok(()) => true,
         Err(e) => {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 tracing::error!("response to {} cut short: {e}", info.remote);
@@ -184,8 +238,38 @@ fn poll_sendfile(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_body_is_read_after_the_head_and_a_short_file_is_an_error() {
+        let path = std::env::temp_dir().join(format!("sp-with-head-{}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = File::open(&path).unwrap();
+        for (offset, len, want, ok) in [
+            (0, 10, &b"HEAD0123456789"[..], true),
+            (3, 4, b"HEAD3456", true),
+            (9, 1, b"HEAD9", true),
+            (0, 0, b"HEAD", true),
+            // Shorter than promised: what was there, then the error.
+            (6, 8, b"HEAD6789", false),
+            (10, 1, b"HEAD", false),
+            (20, 5, b"HEAD", false),
+        ] {
+            let mut buf = b"HEAD".to_vec();
+            let got = read_into(&mut buf, &file, offset, len);
+            assert_eq!(buf, want, "{offset} {len}");
+            match got {
+                Ok(()) => assert!(ok, "{offset} {len}"),
+                Err(e) => {
+                    assert!(!ok, "{offset} {len}: {e}");
+                    assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+                }
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn small_bodies_go_with_their_head_and_the_rest_by_sendfile() {

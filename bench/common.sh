@@ -2,7 +2,7 @@
 # Shared by the bench scripts (sourced, not run): a work folder removed on exit,
 # processes started with their PID in PIDS stopped on exit, `need CMD PKG` to
 # install a Debian package when a command is missing, `free_ports N` and
-# `wait_port PORT`, `cpu_ticks PID`.
+# `wait_port PORT`, `cpu_ticks PID`, `text_page FILE` (100 KB of text).
 # The caller sets WORK_PREFIX before sourcing (e.g. /tmp/sticky-bench).
 
 WORK=$(mktemp -d "${WORK_PREFIX:-/tmp/bench}.XXXXXX")
@@ -82,6 +82,19 @@ http {
     access_log off;
 $(nginx_temp_paths "$1")
 EOF
+}
+
+# 100 KB of text that compresses like a page (varied lines, not one byte),
+# the same bytes on every call: text_page FILE.
+text_page() {
+    python3 -c '
+import random
+random.seed(1)
+words = "proxy sticky session cookie upstream backend server location header value request response".split()
+out = []
+while sum(len(l) for l in out) < 102400:
+    out.append(" ".join(random.choice(words) for _ in range(12)) + " %d\n" % random.randrange(10**6))
+print("".join(out)[:102400], end="")' > "$1"
 }
 
 # The nginx config of the two backends (one worker, `return 200`) on ports B1

@@ -80,14 +80,7 @@ mkdir -p "$WORK/www/dir" "$WORK/backend"
 head -c 1024 /dev/urandom > "$WORK/www/1k.bin"
 head -c 1048576 /dev/urandom > "$WORK/www/1m.bin"
 echo "<html><body>index</body></html>" > "$WORK/www/dir/index.html"
-python3 -c '
-import random
-random.seed(1)
-words = "proxy sticky session cookie upstream backend server location header value".split()
-out = []
-while sum(len(l) for l in out) < 102400:
-    out.append(" ".join(random.choice(words) for _ in range(12)) + " %d\n" % random.randrange(10**6))
-print("".join(out)[:102400], end="")' > "$WORK/backend/page.txt"
+text_page "$WORK/backend/page.txt"
 
 # Two backends: `return 200` for the sticky and plain cases, the page for gzip.
 {

@@ -48,15 +48,7 @@ read -r BACKEND PORT_OURS PORT_NGINX PORT_BASE <<< "$(free_ports 4)"
 mkdir -p "$WORK/www" "$WORK/backend" "$WORK/nginx" "$WORK/tmp"
 head -c 1024 /dev/urandom > "$WORK/www/1k.bin"
 head -c 1048576 /dev/urandom > "$WORK/www/1m.bin"
-# 100 KB of text that compresses like a page (varied lines, not one byte).
-python3 -c '
-import random
-random.seed(1)
-words = "proxy sticky session cookie upstream backend server location header value request response".split()
-out = []
-while sum(len(l) for l in out) < 102400:
-    out.append(" ".join(random.choice(words) for _ in range(12)) + " %d\n" % random.randrange(10**6))
-print("".join(out)[:102400], end="")' > "$WORK/backend/page.txt"
+text_page "$WORK/backend/page.txt"
 
 cat > "$WORK/backend/nginx.conf" <<EOF
 daemon off; master_process off; worker_processes 1;

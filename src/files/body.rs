@@ -112,7 +112,7 @@ impl FileBody {
             let want = usize::try_from(*end - *start).map_or(CHUNK, |n| n.min(CHUNK));
             // Zeroed by `resize`, not `vec![0; want]`: that is `calloc`,
             // which glibc (2.36) serves past its per-thread cache, ~300
-            // instructions more for the small file of every request.
+            // instructions more per piece (measured with 1 KB files).
             #[allow(clippy::slow_vector_initialization)]
             let mut buf = {
                 let mut buf = Vec::new();

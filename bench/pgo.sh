@@ -23,16 +23,19 @@
 # compiled as cold (for size, as PGO does with code it never saw run): the
 # figures of docs/performance.md are of the paths above.
 #
-# Usage: bench/pgo.sh [OUT]   (default: TARGET_DIR/pgo/release/proxy)
+# Usage: bench/pgo.sh [OUT]   (default: TARGET_DIR/pgo/proxy)
 #   TARGET_DIR  the folder for both builds (default: target)
 #   TRAIN_S     seconds of wrk per training case (default 3)
-# Needs: cargo, nginx, wrk, curl, openssl, llvm-profdata (installed with
-# apt-get when missing); h2load (nghttp2-client) is used when installed.
+# Needs: cargo, python3, nginx, wrk, curl, openssl, llvm-profdata (installed
+# with apt-get when missing); h2load (nghttp2-client) is used when installed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=$(realpath -m "${TARGET_DIR:-$ROOT/target}")
 TRAIN_S=${TRAIN_S:-3}
-OUT=${1:-$TARGET_DIR/pgo/release/proxy}
+OUT=${1:-$TARGET_DIR/pgo/proxy}
+# With `--target`, RUSTFLAGS reach the proxy's own code and its dependencies,
+# not the build scripts and proc macros (which would write profiles too).
+HOST=$(rustc -vV | awk '/^host:/ { print $2 }')
 WORK_PREFIX=/tmp/sticky-pgo
 # shellcheck source=bench/common.sh
 . "$ROOT/bench/common.sh"
@@ -55,9 +58,11 @@ find_profdata() {
         echo "$tool"
         return
     fi
-    tool=$(compgen -c llvm-profdata- | sort -t- -k3 -n | tail -n1)
+    # Debian's llvm-profdata-N, N >= 19 (older ones cannot read the raw
+    # profiles of LLVM 22).
+    tool=$(compgen -c llvm-profdata- | awk -F- '$3 >= 19' | sort -t- -k3 -n | tail -n1)
     if [ -z "$tool" ]; then
-        need llvm-profdata-19 llvm-19
+        need llvm-profdata-19 llvm-19 >&2
         tool=llvm-profdata-19
     fi
     command -v "$tool"
@@ -66,14 +71,14 @@ PROFDATA=$(find_profdata)
 echo "merging with $PROFDATA" >&2
 
 # A fixed folder, so that the instrumented build is reused while the code
-# is unchanged (its RUSTFLAGS name it); emptied for each training run.
+# is unchanged (its RUSTFLAGS name it); emptied before each training run.
 PROFILES="$TARGET_DIR/pgo-gen/profiles"
-rm -rf "$PROFILES"
-mkdir -p "$PROFILES"
 echo "building the instrumented proxy" >&2
 (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$PROFILES" \
-    CARGO_TARGET_DIR="$TARGET_DIR/pgo-gen" cargo build --release --quiet --bin proxy)
-TRAINEE="$TARGET_DIR/pgo-gen/release/proxy"
+    CARGO_TARGET_DIR="$TARGET_DIR/pgo-gen" cargo build --release --quiet --bin proxy --target "$HOST")
+TRAINEE="$TARGET_DIR/pgo-gen/$HOST/release/proxy"
+rm -rf "$PROFILES"
+mkdir -p "$PROFILES"
 
 read -r PORT H2PORT TLSPORT B1 B2 <<< "$(free_ports 5)"
 mkdir -p "$WORK/www/dir" "$WORK/backend"
@@ -148,7 +153,7 @@ for p in "$PORT" "$TLSPORT" "$B1" "$B2"; do wait_port "$p"; done
 
 # The sticky cookie of backend one, as a browser pinned to it sends it.
 COOKIE=$(curl -s -D - -o /dev/null "http://127.0.0.1:$PORT/app/" |
-    awk -F'[: ;]+' 'tolower($1) == "set-cookie" { print $2; exit }')
+    awk -F'[: ;]+' 'tolower($1) == "set-cookie" && !c { c = $2 } END { print c }' || true)
 [ -n "$COOKIE" ] || { echo "no sticky cookie from the trainee" >&2; exit 1; }
 
 train() {
@@ -176,15 +181,21 @@ if [ -n "$H2_SERVER" ]; then
     wait_port "$H2PORT"
     echo "training: h2load (h2c) /app/" >&2
     h2load -c 16 -m 10 -D "$TRAIN_S" -H "Cookie: $COOKIE" \
-        "http://127.0.0.1:$H2PORT/app/" | awk '/^finished in/ { print "  " $0 }' >&2
+        "http://127.0.0.1:$H2PORT/app/" | awk '/^finished in/ { print "  " $0 }' >&2 ||
+        echo "  h2load failed: skipped" >&2
     echo "training: h2load (TLS) /app/" >&2
     h2load -c 16 -m 10 -D "$TRAIN_S" -H "Cookie: $COOKIE" \
-        "https://127.0.0.1:$TLSPORT/app/" | awk '/^finished in/ { print "  " $0 }' >&2
+        "https://127.0.0.1:$TLSPORT/app/" | awk '/^finished in/ { print "  " $0 }' >&2 ||
+        echo "  h2load failed: skipped" >&2
 fi
 
 # A graceful stop: the instrumented build writes its counts as it exits.
 kill -QUIT "$TRAINEE_PID"
 wait "$TRAINEE_PID" || true
+# Gone: the exit trap must not signal its PID, which may be reused by then.
+KEEP=()
+for pid in "${PIDS[@]}"; do [ "$pid" = "$TRAINEE_PID" ] || KEEP+=("$pid"); done
+PIDS=("${KEEP[@]}")
 ls "$PROFILES"/*.profraw >/dev/null 2>&1 || { echo "the trainee wrote no profile" >&2; exit 1; }
 "$PROFDATA" merge -o "$WORK/merged.profdata" "$PROFILES" || {
     echo "$PROFDATA could not merge the profiles of rustc's LLVM ($(rustc -vV | awk '/^LLVM/ { print $3 }')):" \
@@ -194,7 +205,7 @@ ls "$PROFILES"/*.profraw >/dev/null 2>&1 || { echo "the trainee wrote no profile
 
 echo "building the PGO proxy" >&2
 (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$WORK/merged.profdata" \
-    CARGO_TARGET_DIR="$TARGET_DIR/pgo" cargo build --release --quiet --bin proxy)
+    CARGO_TARGET_DIR="$TARGET_DIR/pgo" cargo build --release --quiet --bin proxy --target "$HOST")
 mkdir -p "$(dirname "$OUT")"
-[ "$TARGET_DIR/pgo/release/proxy" -ef "$OUT" ] || cp "$TARGET_DIR/pgo/release/proxy" "$OUT"
+cp "$TARGET_DIR/pgo/$HOST/release/proxy" "$OUT"
 echo "$OUT"

@@ -461,7 +461,8 @@ async fn respond<B: ResponseBody>(
     let complete = if committed.body == BodyOut::None || left == Some(0) {
         true
     } else if let Some(range) = sendfile::file_range(io, body, left) {
-        // One stretch of a file on plain TCP: sendfile(2), head first.
+        // One stretch of a file on plain TCP: sendfile(2) after the head,
+        // or a small one read into the head's buffer.
         let n = left.unwrap_or_default();
         if !sendfile::send(io, info, out, range, n, body).await {
             return Next::Close;

@@ -35,11 +35,12 @@ const MAX_CALL: u64 = 0x7fff_f000;
 
 /// The longest body that goes out with its head in one write rather than by
 /// sendfile(2): read into the head's buffer, head and body leave in one
-/// `writev` and one TCP segment, where sendfile(2) makes the head a segment
-/// of its own (nginx does so only with `tcp_nopush on`). The same number of
-/// system calls (`pread` for `sendfile`); measured on loopback, a 1-4 KB file
-/// costs 20-30% less CPU per request this way, an 8-16 KB one about the same,
-/// and from 32 KB sendfile(2) is cheaper (docs/performance.md, "Session 29").
+/// `writev` and the head shares the body's first TCP segment, where
+/// sendfile(2) makes the head a segment of its own (nginx joins them only
+/// with `tcp_nopush on`). The same number of system calls (`pread` for
+/// `sendfile`); measured on loopback, a 1-4 KB file costs 20-30% less CPU
+/// per request this way; reading larger bodies cost the same at 8-16 KB and
+/// more from 32 KB (docs/performance.md, "Session 29").
 const WITH_HEAD: u64 = 4096;
 
 /// Whether a body of `len` bytes goes by sendfile(2) (else with its head).
@@ -83,16 +84,16 @@ pub(super) async fn send<B: ResponseBody>(
     let len = range.len.min(left);
     if !by_sendfile(len) {
         let head = out.head.len();
-        let sent = match read_into(&mut out.head, &range.file, range.offset, len) {
-            Ok(()) => out.flush(io, info).await.map(|()| body.file_sent(len)),
-            Err(e) => {
-                // The head goes alone, and the close tells the client the
-                // body is missing, as when sendfile(2) finds the file short.
-                out.head.truncate(head);
-                let _ = out.flush(io, info).await;
-                Err(e)
-            }
-        };
+        if let Err(e) = read_into(&mut out.head, &range.file, range.offset, len) {
+            // A server-side failure (the file shrank, or the disk failed):
+            // the head goes alone, and the close tells the client the body
+            // is missing, as when sendfile(2) finds the file short.
+            tracing::error!("response to {} cut short: {e}", info.remote);
+            out.head.truncate(head);
+            let _ = out.flush(io, info).await;
+            return false;
+        }
+        let sent = out.flush(io, info).await.map(|()| body.file_sent(len));
         return went_out(sent, info) && len == left;
     }
     let corked = range.nopush && cork(stream, true);

@@ -109,6 +109,19 @@ $(nginx_conf_head "$1")
 EOF
 }
 
+# The sticky upstream `app` (insert, indirect) over B1 and B2:
+# sticky_upstream B1 B2.
+sticky_upstream() {
+    cat <<EOF
+    upstream app {
+        session_sticky cookie=route mode=insert option=indirect;
+        server 127.0.0.1:$1;
+        server 127.0.0.1:$2;
+        keepalive 1024;
+    }
+EOF
+}
+
 # Our config in front of them (sticky insert, indirect), listening on PORT:
 # ours_conf PORT B1 B2.
 ours_conf() {
@@ -117,12 +130,7 @@ worker_processes 1;
 error_log stderr error;
 events { worker_connections 4096; }
 http {
-    upstream app {
-        session_sticky cookie=route mode=insert option=indirect;
-        server 127.0.0.1:$2;
-        server 127.0.0.1:$3;
-        keepalive 1024;
-    }
+$(sticky_upstream "$2" "$3")
     server {
         listen 127.0.0.1:$1;
         keepalive_requests 100000;

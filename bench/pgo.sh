@@ -114,12 +114,7 @@ worker_processes 1;
 error_log stderr error;
 events { worker_connections 4096; }
 http {
-    upstream app {
-        session_sticky cookie=route mode=insert option=indirect;
-        server 127.0.0.1:$B1;
-        server 127.0.0.1:$B2;
-        keepalive 1024;
-    }
+$(sticky_upstream "$B1" "$B2")
     upstream one { server 127.0.0.1:$B1; keepalive 64; }
     server {
         listen 127.0.0.1:$PORT;

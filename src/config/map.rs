@@ -192,6 +192,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn geo_finds_the_longest_network_else_the_default() {
+        // In the order the builder leaves them: longest prefix first.
+        let net = |t: &str| {
+            crate::access::cidr::parse(t)
+                .map(|(n, _)| n)
+                .unwrap_or_else(|| panic!("{t}"))
+        };
+        let geo = GeoConf {
+            source: None,
+            default: "none".into(),
+            nets: vec![
+                (net("10.1.2.3"), "host".into()),
+                (net("10.1.0.0/16"), "lan".into()),
+                (net("10.0.0.0/8"), "ten".into()),
+                (net("2001:db8::/32"), "six".into()),
+            ],
+        };
+        for (ip, want) in [
+            (Some("10.1.2.3"), "host"),
+            (Some("10.1.9.9"), "lan"),
+            (Some("10.200.0.1"), "ten"),
+            (Some("::ffff:10.1.2.3"), "host"),
+            (Some("2001:db8::1"), "six"),
+            (Some("11.0.0.1"), "none"),
+            (Some("::1"), "none"),
+            (None, "none"),
+        ] {
+            let ip = ip.map(|t| t.parse::<IpAddr>().unwrap_or_else(|_| panic!("{t}")));
+            assert_eq!(geo.find(ip), want, "{ip:?}");
+        }
+    }
+
+    #[test]
     fn murmur_hash2_known_values() {
         // One value per tail length (0-3 bytes after the 4-byte blocks); the
         // placements they give are compared with nginx's own in

@@ -83,13 +83,11 @@ pub(super) async fn send<B: ResponseBody>(
     };
     let len = range.len.min(left);
     if !by_sendfile(len) {
-        let head = out.head.len();
         if let Err(e) = read_into(&mut out.head, &range.file, range.offset, len) {
             // A server-side failure (the file shrank, or the disk failed):
             // the head goes alone, and the close tells the client the body
             // is missing, as when sendfile(2) finds the file short.
             tracing::error!("response to {} cut short: {e}", info.remote);
-            out.head.truncate(head);
             let _ = out.flush(io, info).await;
             return false;
         }
@@ -109,33 +107,21 @@ pub(super) async fn send<B: ResponseBody>(
 }
 
 /// Appends `len` bytes of `file` from `offset` to `buf`. An `UnexpectedEof`
-/// error when the file ends first (`buf` then holds what was read).
+/// error when the file ends first; on any error `buf` is left as it was.
 fn read_into(buf: &mut Vec<u8>, file: &File, offset: u64, len: u64) -> std::io::Result<()> {
     let start = buf.len();
     let len = usize::try_from(len).map_err(|_| std::io::ErrorKind::InvalidInput)?;
     buf.resize(start + len, 0);
-    let mut done = 0;
-    while done < len {
-        let into = buf.get_mut(start + done..).unwrap_or_default();
-        match file.read_at(into, offset + done as u64) {
-            Ok(0) => {
-                buf.truncate(start + done);
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "the file was truncated at {} (of {})",
-                        offset + done as u64,
-                        offset + len as u64
-                    ),
-                ));
-            }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                buf.truncate(start + done);
-                return Err(e);
-            }
+    let read = file.read_exact_at(buf.get_mut(start..).unwrap_or_default(), offset);
+    if let Err(e) = read {
+        buf.truncate(start);
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("the file is shorter than its {len} bytes from {offset}"),
+            ));
         }
+        return Err(e);
     }
     Ok(())
 }
@@ -253,8 +239,8 @@ mod tests {
             (3, 4, b"HEAD3456", true),
             (9, 1, b"HEAD9", true),
             (0, 0, b"HEAD", true),
-            // Shorter than promised: what was there, then the error.
-            (6, 8, b"HEAD6789", false),
+            // Shorter than promised: the error, and the head as it was.
+            (6, 8, b"HEAD", false),
             (10, 1, b"HEAD", false),
             (20, 5, b"HEAD", false),
         ] {
